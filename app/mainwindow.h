@@ -1,0 +1,28 @@
+#pragma once
+// Loading the explorer's window: shared by main() and the GUI test, so the test drives
+// exactly what the program shows.
+
+#include <QString>
+
+class QQmlApplicationEngine;
+class QQuickWindow;
+
+namespace cs::app {
+
+class AppController;
+
+struct LaunchOptions {
+    // A model name or Hugging Face folder to open once the window shows; empty opens none.
+    QString model;
+    QString device = QStringLiteral("auto"); // cpu, cuda or auto
+};
+
+// Sets the Controls style (before any QML loads), loads Circuitscope/Main.qml into engine,
+// and asks the controller to open options.model. Returns the controller singleton (owned by
+// engine), or null when the QML failed to load (the engine has printed why).
+AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions& options);
+
+// The window loadMainWindow made, or null.
+QQuickWindow* mainWindow(const QQmlApplicationEngine& engine);
+
+} // namespace cs::app

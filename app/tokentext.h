@@ -1,0 +1,15 @@
+#pragma once
+// Token text for display: whitespace and control bytes made visible, bytes that are not
+// valid UTF-8 on their own (a token can hold part of a character) shown as <0xNN>.
+
+#include <QString>
+
+#include <string>
+
+namespace cs::app {
+
+// " the\n" -> "␣the⏎"; "\t" -> "⇥"; other C0 controls -> their Control Pictures glyph
+// (U+2400 + c); a stray byte 0xE2 -> "<0xE2>"; the empty token -> "∅".
+QString visibleTokenText(const std::string& utf8);
+
+} // namespace cs::app

@@ -1,0 +1,131 @@
+#pragma once
+// A loaded transformer and its forward pass with hook points (DESIGN §2).
+//
+// forward() runs ids [batch, n_pos] to logits [batch, n_pos, vocab] and, per layer, passes
+// every hook point through ForwardOptions::hook, which may read or replace it:
+//   resid_pre   [batch, n_pos, d_model]  the residual stream entering the layer
+//   attn_out    [batch, n_pos, d_model]  what attention adds to the stream
+//   resid_mid   [batch, n_pos, d_model]  = resid_pre + attn_out
+//   mlp_in      [batch, n_pos, d_model]  the normalized MLP input
+//   mlp_hidden  [batch, n_pos, d_mlp]    neuron activations (act(gate) * up, or act(up))
+//   mlp_out     [batch, n_pos, d_model]  what the MLP adds to the stream
+//   resid_post  [batch, n_pos, d_model]  = resid_mid + mlp_out
+//   attn_pattern [batch, n_heads, n_pos, n_keys] softmax probabilities
+// A run can record its attention patterns and every norm's denominator (FrozenState) and a
+// later run can replay them frozen, which makes the model linear in its residual stream
+// apart from the MLPs; MLP outputs can be replaced (by a transcoder, in later stages).
+
+#include "cs/config.h"
+#include "cs/tokenizer.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cs::model {
+
+enum class Hook { ResidPre, AttnOut, ResidMid, MlpIn, MlpHidden, MlpOut, ResidPost, AttnPattern };
+constexpr int kHookCount = 8;
+const char* hookName(Hook hook); // "resid_pre", ...
+std::optional<Hook> hookFromName(const std::string& name);
+
+// The norms whose denominators a frozen run replays. Per layer: the attention input norm,
+// the MLP input norm, the post-norms (gemma2), the per-head q/k norms (qwen3).
+enum class NormSite { AttnIn, AttnPost, MlpIn, MlpPost, Q, K };
+constexpr int kNormSiteCount = 6;
+
+// Recorded from one run, replayed by another on the same ids.
+struct FrozenState {
+    struct Layer {
+        at::Tensor pattern; // [batch, n_heads, n_pos, n_keys]
+        std::array<at::Tensor, kNormSiteCount> denominators; // [batch, n_pos, 1] ([batch, n_pos, heads, 1] for Q, K)
+    };
+    std::vector<Layer> layers;
+    at::Tensor finalDenominator; // [batch, n_pos, 1]
+};
+
+// Keys and values of earlier positions, for generation one token at a time.
+struct KvCache {
+    std::vector<at::Tensor> keys; // per layer [batch, n_kv_heads, n_cached, d_head], rotated
+    std::vector<at::Tensor> values; // per layer [batch, n_kv_heads, n_cached, d_head]
+    int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+};
+
+// Called at every hook point; may replace `value` (same shape) to intervene.
+using HookFn = std::function<void(int64_t layer, Hook hook, at::Tensor& value)>;
+// Called with the layer's mlp_in and resid_mid; a defined result replaces mlp_out.
+using MlpReplaceFn = std::function<at::Tensor(int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid)>;
+
+struct ForwardOptions {
+    HookFn hook;
+    MlpReplaceFn mlpReplace;
+    bool record = false; // fill ForwardResult::frozen
+    const FrozenState* frozen = nullptr; // replay these patterns and denominators
+    KvCache* cache = nullptr; // read earlier keys/values from it and append this run's
+};
+
+struct ForwardResult {
+    at::Tensor logits; // [batch, n_pos, vocab], float32
+    FrozenState frozen; // when ForwardOptions::record
+};
+
+struct LoadOptions {
+    std::string device = "auto"; // cpu, cuda, cuda:N or auto (cuda when available)
+    bool requireTokenizer = false;
+};
+
+struct GenerateOptions {
+    int64_t maxNew = 16;
+    double temperature = 0.0; // 0: greedy
+    uint64_t seed = 0;
+    bool useCache = true; // false: recompute the whole prefix every step (for checking the cache)
+    bool stopAtEos = true;
+    HookFn hook; // held on every step (prompt and generated tokens)
+};
+
+class Model {
+public:
+    // Loads a Hugging Face folder (config.json, safetensors, tokenizer.json); throws cs::Error.
+    static std::shared_ptr<const Model> load(const std::string& folder, const LoadOptions& options = {});
+
+    const ModelConfig& config() const { return m_config; }
+    const std::string& folder() const { return m_folder; }
+    c10::Device device() const { return m_device; }
+    std::string storedDType() const { return m_storedDType; }
+    bool hasTokenizer() const { return m_tokenizer != nullptr; }
+    const Tokenizer& tokenizer() const; // throws cs::Error when the folder had none
+
+    // ids: int64 [batch, n_pos] (or [n_pos]) on any device.
+    ForwardResult forward(const at::Tensor& ids, const ForwardOptions& options = {}) const;
+    // Tokens generated after `prompt` (not including it).
+    std::vector<int64_t> generate(const std::vector<int64_t>& prompt, const GenerateOptions& options) const;
+
+    // A canonical weight ("embed.weight", "layers.0.mlp.down.weight", ...), float32 on device.
+    const at::Tensor& weight(const std::string& canonical) const;
+    bool hasWeight(const std::string& canonical) const;
+
+    struct Weights;
+
+private:
+    Model() = default;
+    std::string m_folder;
+    ModelConfig m_config;
+    c10::Device m_device = c10::Device(c10::DeviceType::CPU);
+    std::string m_storedDType;
+    std::shared_ptr<const Tokenizer> m_tokenizer;
+    std::shared_ptr<const Weights> m_weights;
+};
+
+// "cpu", "cuda", "auto" -> a device; throws cs::Error when CUDA is asked for and absent.
+c10::Device resolveDevice(const std::string& name);
+// The computation thread count: all cores unless CS_THREADS says otherwise.
+void initThreads();
+
+} // namespace cs::model

@@ -1,0 +1,48 @@
+#pragma once
+// A Hugging Face `tokenizer.json` BPE tokenizer: byte-level BPE (GPT-2, Llama 3, Qwen) with
+// the pre-tokenizer regex the file names, and metaspace / sentencepiece-style BPE with byte
+// fallback (Gemma, Llama 2). Added and special tokens are matched before pre-tokenization;
+// BOS is added as the file's post-processor (or tokenizer_config.json) says.
+// Strings are UTF-8 bytes; invalid UTF-8 survives encode/decode where the model can express
+// it (every byte in byte-level BPE, <0xXX> tokens under byte fallback).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cs::model {
+
+class Tokenizer {
+public:
+    // Parses a tokenizer.json; throws cs::Error for malformed or unsupported files
+    // (the message says which model/pre-tokenizer/decoder kind is not supported).
+    static Tokenizer fromJson(const std::string& tokenizerJson, const std::string& tokenizerConfigJson = {});
+    // Reads FOLDER/tokenizer.json and, when present, FOLDER/tokenizer_config.json.
+    static Tokenizer fromFolder(const std::string& folder);
+
+    // Text to ids; with addSpecial the post-processor's tokens (BOS) are added.
+    std::vector<int64_t> encode(const std::string& text, bool addSpecial = true) const;
+    // Ids to text, the inverse of encode for any text; special tokens are kept unless skipped.
+    std::string decode(const std::vector<int64_t>& ids, bool skipSpecial = false) const;
+    // One token as text (its bytes decoded on their own; may be a partial UTF-8 sequence).
+    std::string tokenText(int64_t id) const;
+    // The vocabulary entry as written in the file ("Ġthe", "▁the", "<0x0A>").
+    std::string piece(int64_t id) const;
+    std::optional<int64_t> pieceId(const std::string& piece) const;
+
+    int64_t vocabSize() const; // highest id + 1, added tokens included
+    std::optional<int64_t> bosId() const;
+    std::optional<int64_t> eosId() const;
+    bool addsBos() const;
+    bool isSpecial(int64_t id) const;
+    std::string kind() const; // "byte-level" or "metaspace"
+
+    struct Impl;
+
+private:
+    std::shared_ptr<const Impl> d;
+};
+
+} // namespace cs::model

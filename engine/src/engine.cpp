@@ -1,0 +1,178 @@
+// The Torch-free front door (cs/engine.h): model lookup by name, tokenization, next-token
+// distributions and generation for the explorer and the CLI.
+#include "cs/engine.h"
+
+#include "cs/error.h"
+#include "cs/model.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace cs {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> modelSearchPaths()
+{
+    std::vector<std::string> paths;
+    if (const char* env = std::getenv("CIRCUITSCOPE_MODELS"))
+        paths.emplace_back(env);
+    paths.emplace_back(std::string(CS_RESOURCES_DIR) + "/models");
+    paths.emplace_back(std::string(CS_INSTALL_DATA_DIR) + "/models");
+    return paths;
+}
+
+std::string resolveModelFolder(const std::string& nameOrFolder)
+{
+    std::error_code ec;
+    if (nameOrFolder.empty())
+        throw Error("no model given");
+    if (fs::is_directory(nameOrFolder, ec))
+        return nameOrFolder;
+    const bool looksLikePath = nameOrFolder.find('/') != std::string::npos || nameOrFolder[0] == '.';
+    std::string searched;
+    if (!looksLikePath) {
+        for (const auto& dir : modelSearchPaths()) {
+            const fs::path candidate = fs::path(dir) / nameOrFolder;
+            if (fs::is_directory(candidate, ec) && fs::exists(candidate / "config.json", ec))
+                return candidate.string();
+            searched += "\n  " + candidate.string();
+        }
+        throw Error("no model folder \"" + nameOrFolder + "\" and no shipped model of that name; searched:" + searched);
+    }
+    throw Error("model folder " + nameOrFolder + " does not exist");
+}
+
+std::shared_ptr<ModelHandle> ModelHandle::open(const std::string& nameOrFolder, const std::string& device)
+{
+    model::LoadOptions options;
+    options.device = device;
+    auto handle = std::shared_ptr<ModelHandle>(new ModelHandle());
+    handle->m_model = model::Model::load(resolveModelFolder(nameOrFolder), options);
+    return handle;
+}
+
+ModelInfo ModelHandle::info() const
+{
+    const auto& c = m_model->config();
+    ModelInfo info;
+    info.folder = m_model->folder();
+    info.name = fs::path(info.folder).filename().string();
+    if (info.name.empty())
+        info.name = fs::path(info.folder).parent_path().filename().string();
+    info.family = c.family;
+    info.nLayers = c.nLayers;
+    info.dModel = c.dModel;
+    info.nHeads = c.nHeads;
+    info.nKvHeads = c.nKvHeads;
+    info.dHead = c.dHead;
+    info.dMlp = c.dMlp;
+    info.vocabSize = c.vocabSize;
+    info.dtype = m_model->storedDType();
+    info.device = m_model->device().str();
+    return info;
+}
+
+bool ModelHandle::hasTokenizer() const { return m_model->hasTokenizer(); }
+
+std::vector<int64_t> ModelHandle::encode(const std::string& text) const { return m_model->tokenizer().encode(text); }
+
+std::vector<std::string> ModelHandle::tokenTexts(const std::vector<int64_t>& ids) const
+{
+    std::vector<std::string> out;
+    out.reserve(ids.size());
+    for (int64_t id : ids)
+        out.push_back(m_model->hasTokenizer() ? m_model->tokenizer().tokenText(id) : std::to_string(id));
+    return out;
+}
+
+std::string ModelHandle::decode(const std::vector<int64_t>& ids) const { return m_model->tokenizer().decode(ids); }
+
+LogitsResult ModelHandle::logits(const std::vector<int64_t>& ids, int topK, bool allPositions) const
+{
+    if (ids.empty())
+        throw Error("the prompt has no tokens");
+    at::NoGradGuard noGrad;
+    at::Tensor logits = m_model->forward(at::tensor(ids, at::kLong)).logits[0].to(at::kCPU); // [n_pos, vocab]
+    LogitsResult result;
+    result.ids = ids;
+    at::Tensor last = logits[logits.size(0) - 1];
+    at::Tensor probs = at::softmax(last.to(at::kDouble), -1).to(at::kFloat);
+    const int64_t k = std::min<int64_t>(std::max(topK, 0), last.size(0));
+    if (k > 0) {
+        auto [values, indices] = at::topk(probs, k);
+        for (int64_t i = 0; i < k; ++i) {
+            TokenScore s;
+            s.id = indices[i].item<int64_t>();
+            s.prob = values[i].item<float>();
+            s.logit = last[s.id].item<float>();
+            s.token = m_model->hasTokenizer() ? m_model->tokenizer().tokenText(s.id) : std::to_string(s.id);
+            result.top.push_back(std::move(s));
+        }
+    }
+    auto toVector = [](const at::Tensor& row) {
+        at::Tensor r = row.contiguous();
+        return std::vector<float>(r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
+    };
+    if (allPositions)
+        for (int64_t p = 0; p < logits.size(0); ++p)
+            result.logits.push_back(toVector(logits[p]));
+    else
+        result.logits.push_back(toVector(last));
+    return result;
+}
+
+GenerateResult ModelHandle::generate(const std::vector<int64_t>& promptIds, const GenerateRequest& request) const
+{
+    at::NoGradGuard noGrad;
+    model::GenerateOptions options;
+    options.maxNew = request.maxNew;
+    options.temperature = request.temperature;
+    options.seed = request.seed;
+    GenerateResult result;
+    result.promptIds = promptIds;
+    result.newIds = m_model->generate(promptIds, options);
+    if (m_model->hasTokenizer())
+        result.text = m_model->tokenizer().decode(result.newIds);
+    return result;
+}
+
+std::string blasDescription()
+{
+    // The BLAS libraries this process has mapped, by their resolved file names.
+    std::ifstream maps("/proc/self/maps");
+    std::set<std::string> libs;
+    std::string line;
+    while (std::getline(maps, line)) {
+        auto slash = line.find('/');
+        if (slash == std::string::npos)
+            continue;
+        std::string path = line.substr(slash);
+        if (path.find("blas") != std::string::npos || path.find("mkl") != std::string::npos
+            || path.find("lapack") != std::string::npos)
+            libs.insert(path);
+    }
+    std::string out;
+    for (const auto& lib : libs)
+        out += (out.empty() ? "" : ", ") + lib;
+    if (out.empty())
+        out = "none mapped";
+    std::string kind = "unknown";
+    if (out.find("openblas") != std::string::npos)
+        kind = "OpenBLAS";
+    else if (out.find("mkl") != std::string::npos)
+        kind = "MKL";
+    else if (out.find("blis") != std::string::npos)
+        kind = "BLIS";
+    else if (out.find("atlas") != std::string::npos)
+        kind = "ATLAS";
+    else if (out.find("/blas/") != std::string::npos)
+        kind = "reference BLAS (slow: install libopenblas0-pthread)";
+    return kind + " [" + out + "]";
+}
+
+} // namespace cs

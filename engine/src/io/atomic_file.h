@@ -1,0 +1,32 @@
+#pragma once
+// Writes a file through a temporary sibling and renames it into place on commit(), so readers
+// see the old file or the complete new one, never a partial write. An uncommitted AtomicFile
+// removes its temporary file.
+
+#include <cstddef>
+#include <string>
+
+namespace cs::io {
+
+class AtomicFile {
+public:
+    explicit AtomicFile(const std::string& path);
+    ~AtomicFile();
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+
+    void write(const void* data, size_t size);
+    void commit(); // fsync, close, rename over the target; throws cs::Error on failure
+
+private:
+    std::string m_path;
+    std::string m_tmpPath;
+    int m_fd = -1;
+};
+
+// Writes text to path atomically.
+void writeFileAtomically(const std::string& path, const std::string& contents);
+// Reads a whole file; throws cs::Error naming the path.
+std::string readFile(const std::string& path);
+
+} // namespace cs::io

@@ -1,0 +1,246 @@
+// Loading a Hugging Face folder into a Model: config.json through the family plugin, every
+// weight the plugin names checked for presence and shape, converted to float32 on the device.
+#include "cs/model.h"
+
+#include "cs/error.h"
+#include "cs/plugin.h"
+#include "cs/safetensors.h"
+#include "io/atomic_file.h"
+#include "model/weights.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+namespace cs::model {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shapeText(at::IntArrayRef shape)
+{
+    std::ostringstream ss;
+    ss << "[";
+    for (size_t i = 0; i < shape.size(); ++i)
+        ss << (i ? ", " : "") << shape[i];
+    ss << "]";
+    return ss.str();
+}
+
+// One canonical weight from the checkpoint: located, transformed as the plugin says, checked.
+at::Tensor loadWeight(const io::Checkpoint& ckpt, const plugins::WeightSource& ws, const std::string& folder)
+{
+    std::string name = ws.source;
+    if (!ckpt.contains(name))
+        for (const auto& alt : ws.fallbacks)
+            if (ckpt.contains(alt)) {
+                name = alt;
+                break;
+            }
+    if (!ckpt.contains(name))
+        return {};
+    at::Tensor t = ckpt.tensor(name);
+    const std::string where = "tensor \"" + name + "\" in " + folder;
+    if (ws.transpose) {
+        if (t.dim() != 2)
+            throw Error(where + " has shape " + shapeText(t.sizes()) + ", expected a matrix");
+        t = t.t();
+    }
+    if (ws.sliceDim >= 0) {
+        if (ws.sliceDim >= t.dim() || t.size(ws.sliceDim) < ws.sliceStart + ws.sliceLen)
+            throw Error(where + " has shape " + shapeText(t.sizes()) + ", too small to hold " + ws.canonical);
+        t = t.narrow(ws.sliceDim, ws.sliceStart, ws.sliceLen);
+    }
+    if (t.sizes() != at::IntArrayRef(ws.shape))
+        throw Error(where + " has shape " + shapeText(t.sizes()) + " but the config implies " + shapeText(ws.shape)
+            + " (" + ws.canonical + ")");
+    return t.to(at::kFloat).contiguous();
+}
+
+} // namespace
+
+at::Tensor ropeInverseFrequencies(const ModelConfig& c)
+{
+    const int64_t half = c.dHead / 2;
+    std::vector<float> inv(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) {
+        // transformers: 1 / base^(arange(0, dim, 2) / dim), computed in float32.
+        const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.dHead);
+        double f = 1.0 / std::pow(static_cast<double>(static_cast<float>(c.ropeTheta)), static_cast<double>(exponent));
+        const auto& rs = c.ropeScaling;
+        if (rs.type == "linear") {
+            f /= rs.factor;
+        } else if (rs.type == "llama3") {
+            const double lowFreqWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
+            const double highFreqWavelen = rs.originalMaxPositions / rs.highFreqFactor;
+            const double wavelen = 2.0 * M_PI / f;
+            if (wavelen > lowFreqWavelen) {
+                f /= rs.factor;
+            } else if (wavelen >= highFreqWavelen) {
+                // Between the two wavelengths the frequency moves smoothly from scaled to unscaled.
+                const double smooth = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor)
+                    / (rs.highFreqFactor - rs.lowFreqFactor);
+                f = (1.0 - smooth) * f / rs.factor + smooth * f;
+            }
+        }
+        inv[static_cast<size_t>(i)] = static_cast<float>(f);
+    }
+    return at::tensor(inv, at::kFloat);
+}
+
+c10::Device resolveDevice(const std::string& name)
+{
+    if (name == "cpu")
+        return c10::Device(c10::DeviceType::CPU);
+    if (name == "auto" || name.empty())
+        return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA, 0) : c10::Device(c10::DeviceType::CPU);
+    if (name.rfind("cuda", 0) == 0) {
+        if (!at::hasCUDA())
+            throw Error("device \"" + name + "\" was asked for, but this build of Circuitscope has no CUDA "
+                "(or no GPU is present); use --device cpu or auto");
+        try {
+            return c10::Device(name);
+        } catch (const std::exception&) {
+            throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");
+        }
+    }
+    throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");
+}
+
+void initThreads()
+{
+    static bool done = false;
+    if (done)
+        return;
+    done = true;
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("CS_THREADS"))
+        n = std::atoi(env);
+    if (n > 0)
+        at::set_num_threads(n);
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOptions& options)
+{
+    initThreads();
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec))
+        throw Error("model folder " + folder + " does not exist");
+    const fs::path configPath = fs::path(folder) / "config.json";
+    if (!fs::exists(configPath, ec))
+        throw Error("no config.json in " + folder + " (a Hugging Face model folder has config.json, "
+                                                    "model.safetensors and tokenizer.json)");
+    nlohmann::json configJson;
+    try {
+        configJson = nlohmann::json::parse(io::readFile(configPath.string()));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(configPath.string() + " is not valid JSON: " + e.what());
+    }
+    if (!configJson.is_object())
+        throw Error(configPath.string() + " is not a JSON object");
+    if (!configJson.contains("model_type") || !configJson["model_type"].is_string())
+        throw Error(configPath.string() + " has no \"model_type\", so the model family is unknown");
+    auto plugin = plugins::pluginForModelType(configJson["model_type"].get<std::string>());
+
+    auto model = std::shared_ptr<Model>(new Model());
+    model->m_folder = folder;
+    model->m_config = plugin->parseConfig(configJson);
+    model->m_device = resolveDevice(options.device);
+    const ModelConfig& c = model->m_config;
+
+    const io::Checkpoint ckpt = io::Checkpoint::open(folder);
+    model->m_storedDType = ckpt.dominantDType();
+
+    auto weights = std::make_shared<Weights>();
+    std::map<std::string, at::Tensor> loadedBySource; // tied weights are loaded once
+    for (const auto& ws : plugin->weightSources(c)) {
+        const std::string key = ws.source + (ws.transpose ? "^T" : "") + "#" + std::to_string(ws.sliceDim) + ":"
+            + std::to_string(ws.sliceStart);
+        at::Tensor t;
+        if (auto it = loadedBySource.find(key); it != loadedBySource.end())
+            t = it->second;
+        else
+            t = loadWeight(ckpt, ws, folder);
+        if (!t.defined()) {
+            if (ws.optional)
+                continue;
+            throw Error("the checkpoint in " + folder + " is missing tensor \"" + ws.source + "\" (needed for "
+                + ws.canonical + ")");
+        }
+        loadedBySource[key] = t;
+        weights->byName[ws.canonical] = t;
+    }
+    for (auto& [name, t] : weights->byName)
+        t = t.to(model->m_device);
+
+    auto get = [&](const std::string& name) {
+        auto it = weights->byName.find(name);
+        return it == weights->byName.end() ? at::Tensor() : it->second;
+    };
+    weights->embed = get("embed.weight");
+    weights->posEmbed = get("pos_embed.weight");
+    weights->finalNormW = get("final_norm.weight");
+    weights->finalNormB = get("final_norm.bias");
+    weights->unembed = get("unembed.weight");
+    if (c.positionKind == PositionKind::Rope)
+        weights->ropeInvFreq = ropeInverseFrequencies(c).to(model->m_device);
+    for (int64_t i = 0; i < c.nLayers; ++i) {
+        auto L = [&](const std::string& rest) { return get("layers." + std::to_string(i) + "." + rest); };
+        Weights::Layer layer;
+        layer.attnNormW = L("attn_norm.weight");
+        layer.attnNormB = L("attn_norm.bias");
+        layer.q = L("attn.q.weight");
+        layer.qBias = L("attn.q.bias");
+        layer.k = L("attn.k.weight");
+        layer.kBias = L("attn.k.bias");
+        layer.v = L("attn.v.weight");
+        layer.vBias = L("attn.v.bias");
+        layer.o = L("attn.o.weight");
+        layer.oBias = L("attn.o.bias");
+        layer.qNorm = L("attn.q_norm.weight");
+        layer.kNorm = L("attn.k_norm.weight");
+        layer.attnPostNorm = L("attn_post_norm.weight");
+        layer.mlpNormW = L("mlp_norm.weight");
+        layer.mlpNormB = L("mlp_norm.bias");
+        layer.gate = L("mlp.gate.weight");
+        layer.up = L("mlp.up.weight");
+        layer.upBias = L("mlp.up.bias");
+        layer.down = L("mlp.down.weight");
+        layer.downBias = L("mlp.down.bias");
+        layer.mlpPostNorm = L("mlp_post_norm.weight");
+        weights->layers.push_back(std::move(layer));
+    }
+    model->m_weights = weights;
+
+    if (fs::exists(fs::path(folder) / "tokenizer.json", ec))
+        model->m_tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromFolder(folder));
+    else if (options.requireTokenizer)
+        throw Error("no tokenizer.json in " + folder);
+    return model;
+}
+
+const Tokenizer& Model::tokenizer() const
+{
+    if (!m_tokenizer)
+        throw Error("the model in " + m_folder + " has no tokenizer.json; give token ids instead of text");
+    return *m_tokenizer;
+}
+
+const at::Tensor& Model::weight(const std::string& canonical) const
+{
+    auto it = m_weights->byName.find(canonical);
+    if (it == m_weights->byName.end())
+        throw Error("the model has no weight \"" + canonical + "\"");
+    return it->second;
+}
+
+bool Model::hasWeight(const std::string& canonical) const { return m_weights->byName.count(canonical) > 0; }
+
+} // namespace cs::model

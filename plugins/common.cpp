@@ -1,0 +1,176 @@
+#include "common.h"
+
+#include "cs/error.h"
+
+#include <cmath>
+
+namespace cs::plugins {
+namespace detail {
+
+int64_t requirePositive(const nlohmann::json& config, const char* key, const std::string& family)
+{
+    if (!config.contains(key) || config[key].is_null())
+        throw Error("config.json (" + family + ") is missing the field \"" + key + "\"");
+    if (!config[key].is_number_integer() || config[key].get<int64_t>() <= 0)
+        throw Error("config.json (" + family + "): \"" + key + "\" must be a positive integer");
+    return config[key].get<int64_t>();
+}
+
+int64_t intOr(const nlohmann::json& config, const char* key, int64_t fallback)
+{
+    if (!config.contains(key) || config[key].is_null())
+        return fallback;
+    if (!config[key].is_number_integer())
+        throw Error(std::string("config.json: \"") + key + "\" must be an integer");
+    return config[key].get<int64_t>();
+}
+
+double numberOr(const nlohmann::json& config, const char* key, double fallback)
+{
+    if (!config.contains(key) || config[key].is_null())
+        return fallback;
+    if (!config[key].is_number())
+        throw Error(std::string("config.json: \"") + key + "\" must be a number");
+    return config[key].get<double>();
+}
+
+bool boolOr(const nlohmann::json& config, const char* key, bool fallback)
+{
+    if (!config.contains(key) || config[key].is_null())
+        return fallback;
+    if (!config[key].is_boolean())
+        throw Error(std::string("config.json: \"") + key + "\" must be true or false");
+    return config[key].get<bool>();
+}
+
+std::string stringOr(const nlohmann::json& config, const char* key, const std::string& fallback)
+{
+    if (!config.contains(key) || config[key].is_null())
+        return fallback;
+    if (!config[key].is_string())
+        throw Error(std::string("config.json: \"") + key + "\" must be a string");
+    return config[key].get<std::string>();
+}
+
+std::optional<int64_t> tokenId(const nlohmann::json& config, const char* key)
+{
+    if (!config.contains(key))
+        return std::nullopt;
+    const auto& v = config[key];
+    if (v.is_number_integer())
+        return v.get<int64_t>();
+    if (v.is_array() && !v.empty() && v[0].is_number_integer())
+        return v[0].get<int64_t>();
+    return std::nullopt;
+}
+
+model::Activation activationFromName(const std::string& name, const std::string& family)
+{
+    if (name == "silu" || name == "swish")
+        return model::Activation::Silu;
+    if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast")
+        return model::Activation::GeluTanh;
+    if (name == "gelu")
+        return model::Activation::GeluExact;
+    throw Error("config.json (" + family + "): unsupported activation \"" + name
+        + "\" (supported: silu, gelu, gelu_new, gelu_pytorch_tanh)");
+}
+
+model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::string& family, bool tiedByDefault)
+{
+    model::ModelConfig c;
+    c.family = family;
+    c.modelType = stringOr(config, "model_type", family);
+    c.vocabSize = requirePositive(config, "vocab_size", family);
+    c.dModel = requirePositive(config, "hidden_size", family);
+    c.dMlp = requirePositive(config, "intermediate_size", family);
+    c.nLayers = requirePositive(config, "num_hidden_layers", family);
+    c.nHeads = requirePositive(config, "num_attention_heads", family);
+    c.nKvHeads = intOr(config, "num_key_value_heads", c.nHeads);
+    c.dHead = intOr(config, "head_dim", 0);
+    if (c.dHead <= 0) {
+        if (c.dModel % c.nHeads != 0)
+            throw Error("config.json (" + family + "): hidden_size is not a multiple of num_attention_heads");
+        c.dHead = c.dModel / c.nHeads;
+    }
+    c.maxPositions = intOr(config, "max_position_embeddings", 2048);
+    c.normEps = numberOr(config, "rms_norm_eps", 1e-6);
+    c.normKind = model::NormKind::Rms;
+    c.mlpKind = model::MlpKind::Gated;
+    c.activation = activationFromName(stringOr(config, "hidden_act", "silu"), family);
+    c.positionKind = model::PositionKind::Rope;
+    c.ropeTheta = numberOr(config, "rope_theta", 10000.0);
+    if (config.contains("rope_scaling") && !config["rope_scaling"].is_null()) {
+        const auto& rs = config["rope_scaling"];
+        if (!rs.is_object())
+            throw Error("config.json (" + family + "): rope_scaling must be an object or null");
+        std::string type = stringOr(rs, "rope_type", stringOr(rs, "type", "default"));
+        c.ropeScaling.type = type;
+        c.ropeScaling.factor = numberOr(rs, "factor", 1.0);
+        if (type == "llama3") {
+            c.ropeScaling.lowFreqFactor = numberOr(rs, "low_freq_factor", 1.0);
+            c.ropeScaling.highFreqFactor = numberOr(rs, "high_freq_factor", 4.0);
+            c.ropeScaling.originalMaxPositions = numberOr(rs, "original_max_position_embeddings", 8192.0);
+        } else if (type != "default" && type != "linear") {
+            throw Error("config.json (" + family + "): rope_scaling type \"" + type
+                + "\" is not supported (supported: default, linear, llama3)");
+        }
+    }
+    c.attnBias = boolOr(config, "attention_bias", false);
+    c.mlpBias = boolOr(config, "mlp_bias", false);
+    if (c.mlpBias)
+        throw Error("config.json (" + family + "): mlp_bias is not supported");
+    c.tiedEmbeddings = boolOr(config, "tie_word_embeddings", tiedByDefault);
+    c.bosTokenId = tokenId(config, "bos_token_id");
+    c.eosTokenId = tokenId(config, "eos_token_id");
+    c.torchDtype = stringOr(config, "torch_dtype", stringOr(config, "dtype", ""));
+    c.slidingLayers.assign(static_cast<size_t>(c.nLayers), false);
+    return c;
+}
+
+void validate(const model::ModelConfig& c)
+{
+    if (c.nKvHeads <= 0 || c.nHeads % c.nKvHeads != 0)
+        throw Error("config.json (" + c.family + "): num_attention_heads (" + std::to_string(c.nHeads)
+            + ") is not a multiple of num_key_value_heads (" + std::to_string(c.nKvHeads) + ")");
+    if (c.positionKind == model::PositionKind::Rope && c.dHead % 2 != 0)
+        throw Error("config.json (" + c.family + "): head_dim must be even for rotary embeddings");
+    if (c.nLayers > 4096 || c.dModel > (1 << 20) || c.vocabSize > (1 << 24))
+        throw Error("config.json (" + c.family + "): implausible dimensions");
+}
+
+std::string layerName(int64_t layer, const std::string& rest) { return "layers." + std::to_string(layer) + "." + rest; }
+
+void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig& c, int64_t i)
+{
+    const std::string hf = "model.layers." + std::to_string(i) + ".";
+    const int64_t q = c.nHeads * c.dHead, kv = c.nKvHeads * c.dHead;
+    out.push_back({ layerName(i, "attn.q.weight"), hf + "self_attn.q_proj.weight", {}, { q, c.dModel } });
+    out.push_back({ layerName(i, "attn.k.weight"), hf + "self_attn.k_proj.weight", {}, { kv, c.dModel } });
+    out.push_back({ layerName(i, "attn.v.weight"), hf + "self_attn.v_proj.weight", {}, { kv, c.dModel } });
+    out.push_back({ layerName(i, "attn.o.weight"), hf + "self_attn.o_proj.weight", {}, { c.dModel, q } });
+    if (c.attnBias) {
+        out.push_back({ layerName(i, "attn.q.bias"), hf + "self_attn.q_proj.bias", {}, { q } });
+        out.push_back({ layerName(i, "attn.k.bias"), hf + "self_attn.k_proj.bias", {}, { kv } });
+        out.push_back({ layerName(i, "attn.v.bias"), hf + "self_attn.v_proj.bias", {}, { kv } });
+        out.push_back({ layerName(i, "attn.o.bias"), hf + "self_attn.o_proj.bias", {}, { c.dModel }, false, -1, 0,
+            0, /*optional=*/true });
+    }
+    out.push_back({ layerName(i, "mlp.gate.weight"), hf + "mlp.gate_proj.weight", {}, { c.dMlp, c.dModel } });
+    out.push_back({ layerName(i, "mlp.up.weight"), hf + "mlp.up_proj.weight", {}, { c.dMlp, c.dModel } });
+    out.push_back({ layerName(i, "mlp.down.weight"), hf + "mlp.down_proj.weight", {}, { c.dModel, c.dMlp } });
+}
+
+void addLlamaStyleGlobals(std::vector<WeightSource>& out, const model::ModelConfig& c)
+{
+    out.push_back({ "embed.weight", "model.embed_tokens.weight", {}, { c.vocabSize, c.dModel } });
+    out.push_back({ "final_norm.weight", "model.norm.weight", {}, { c.dModel } });
+    if (c.tiedEmbeddings)
+        out.push_back({ "unembed.weight", "model.embed_tokens.weight", {}, { c.vocabSize, c.dModel } });
+    else
+        out.push_back({ "unembed.weight", "lm_head.weight", {}, { c.vocabSize, c.dModel } });
+}
+
+} // namespace detail
+
+} // namespace cs::plugins

@@ -1,0 +1,101 @@
+#include "args.h"
+
+#include "cs/error.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace cs::cli {
+
+Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valueOptions,
+    const std::set<std::string>& flags)
+{
+    for (size_t i = 0; i < argv.size(); ++i) {
+        const std::string& a = argv[i];
+        if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+            std::string name = a.substr(2), value;
+            bool inlineValue = false;
+            if (auto eq = name.find('='); eq != std::string::npos) {
+                value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+                inlineValue = true;
+            }
+            if (valueOptions.count(name)) {
+                if (!inlineValue) {
+                    if (i + 1 >= argv.size())
+                        throw Error("option --" + name + " needs a value");
+                    value = argv[++i];
+                }
+                m_values[name] = value;
+            } else if (flags.count(name)) {
+                if (inlineValue)
+                    throw Error("option --" + name + " takes no value");
+                m_flags.insert(name);
+            } else {
+                throw Error("unknown option --" + name);
+            }
+        } else {
+            m_positional.push_back(a);
+        }
+    }
+}
+
+std::optional<std::string> Args::value(const std::string& name) const
+{
+    auto it = m_values.find(name);
+    if (it == m_values.end())
+        return std::nullopt;
+    return it->second;
+}
+
+std::string Args::valueOr(const std::string& name, const std::string& fallback) const
+{
+    return value(name).value_or(fallback);
+}
+
+int64_t Args::intOr(const std::string& name, int64_t fallback) const
+{
+    auto v = value(name);
+    if (!v)
+        return fallback;
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v->c_str(), &end, 10);
+    if (v->empty() || *end != '\0' || errno == ERANGE)
+        throw Error("--" + name + " needs an integer, not \"" + *v + "\"");
+    return n;
+}
+
+double Args::doubleOr(const std::string& name, double fallback) const
+{
+    auto v = value(name);
+    if (!v)
+        return fallback;
+    char* end = nullptr;
+    double d = std::strtod(v->c_str(), &end);
+    if (v->empty() || *end != '\0')
+        throw Error("--" + name + " needs a number, not \"" + *v + "\"");
+    return d;
+}
+
+std::vector<int64_t> parseIdList(const std::string& text)
+{
+    std::vector<int64_t> ids;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        char* end = nullptr;
+        errno = 0;
+        long long n = std::strtoll(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || errno == ERANGE)
+            throw Error("--ids: \"" + item + "\" is not a token id");
+        ids.push_back(n);
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return ids;
+}
+
+} // namespace cs::cli

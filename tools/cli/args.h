@@ -1,0 +1,37 @@
+#pragma once
+// A small command-line parser for circuitscope-cli: positionals, `--name value` options
+// (also `--name=value`) and boolean `--flag`s, each declared before parsing so a typo is an
+// error rather than silently ignored.
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cs::cli {
+
+class Args {
+public:
+    // valueOptions take a value; flags do not. Throws cs::Error on an unknown or incomplete option.
+    Args(const std::vector<std::string>& argv, const std::set<std::string>& valueOptions,
+        const std::set<std::string>& flags);
+
+    const std::vector<std::string>& positional() const { return m_positional; }
+    bool has(const std::string& name) const { return m_values.count(name) || m_flags.count(name); }
+    bool flag(const std::string& name) const { return m_flags.count(name) > 0; }
+    std::optional<std::string> value(const std::string& name) const;
+    std::string valueOr(const std::string& name, const std::string& fallback) const;
+    int64_t intOr(const std::string& name, int64_t fallback) const;
+    double doubleOr(const std::string& name, double fallback) const;
+
+private:
+    std::vector<std::string> m_positional;
+    std::map<std::string, std::string> m_values;
+    std::set<std::string> m_flags;
+};
+
+// "1,2,3" -> {1, 2, 3}; throws cs::Error naming the bad entry.
+std::vector<int64_t> parseIdList(const std::string& text);
+
+} // namespace cs::cli

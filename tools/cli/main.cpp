@@ -1,0 +1,237 @@
+// circuitscope-cli: the headless side of Circuitscope. Every subcommand reaches the engine
+// through engine/include/cs only.
+#include "args.h"
+
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+namespace {
+
+using cs::cli::Args;
+using Json = nlohmann::json;
+
+constexpr const char* kUsage = R"(usage: circuitscope-cli [--device cpu|cuda|auto] COMMAND [ARGS]
+
+MODEL is a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or the name
+of a model shipped in resources/models/ (default: tinyworld).
+
+commands:
+  info MODEL [--json]                         family, layers, d_model, heads, vocab, dtype, device
+  tokenize MODEL --text T [--json]            {"ids": [...], "tokens": [...]}
+  logits MODEL (--text T | --ids 1,2,3) [--top-k K] [--all-positions] [--json]
+                                              {"ids", "top": [{"id","token","logit","prob"}], "logits"}
+  generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
+  bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward timing
+)";
+
+// JSON text that tolerates token strings holding partial UTF-8 sequences.
+std::string dump(const Json& j, bool pretty = false)
+{
+    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string modelArg(const Args& args)
+{
+    return args.positional().size() > 1 ? args.positional()[1] : std::string(cs::kDefaultModel);
+}
+
+// Shows whitespace in a token for a terminal.
+std::string visible(const std::string& token)
+{
+    std::string out;
+    for (char ch : token) {
+        if (ch == '\n')
+            out += "\\n";
+        else if (ch == '\t')
+            out += "\\t";
+        else
+            out += ch;
+    }
+    return "\"" + out + "\"";
+}
+
+int cmdInfo(const Args& args, const std::string& device)
+{
+    auto handle = cs::ModelHandle::open(modelArg(args), device);
+    const cs::ModelInfo i = handle->info();
+    Json j = { { "name", i.name }, { "folder", i.folder }, { "family", i.family }, { "layers", i.nLayers },
+        { "d_model", i.dModel }, { "heads", i.nHeads }, { "kv_heads", i.nKvHeads }, { "d_head", i.dHead },
+        { "d_mlp", i.dMlp }, { "vocab", i.vocabSize }, { "dtype", i.dtype }, { "device", i.device } };
+    if (args.flag("json")) {
+        std::cout << dump(j) << "\n";
+    } else {
+        for (const char* key : { "name", "folder", "family", "layers", "d_model", "heads", "kv_heads", "d_head",
+                 "d_mlp", "vocab", "dtype", "device" })
+            std::cout << key << ": " << (j[key].is_string() ? j[key].get<std::string>() : j[key].dump()) << "\n";
+    }
+    return 0;
+}
+
+std::vector<int64_t> promptIds(const Args& args, const cs::ModelHandle& handle)
+{
+    if (auto ids = args.value("ids"))
+        return cs::cli::parseIdList(*ids);
+    auto text = args.value("text");
+    if (!text)
+        throw cs::Error("give the prompt with --text or --ids");
+    auto ids = handle.encode(*text);
+    if (ids.empty())
+        throw cs::Error("the prompt is empty: it has no tokens");
+    return ids;
+}
+
+int cmdTokenize(const Args& args, const std::string& device)
+{
+    auto handle = cs::ModelHandle::open(modelArg(args), device);
+    auto text = args.value("text");
+    if (!text)
+        throw cs::Error("tokenize needs --text");
+    const auto ids = handle->encode(*text);
+    const auto tokens = handle->tokenTexts(ids);
+    if (args.flag("json")) {
+        std::cout << dump(Json { { "ids", ids }, { "tokens", tokens } }) << "\n";
+    } else {
+        for (size_t i = 0; i < ids.size(); ++i)
+            std::cout << ids[i] << "\t" << visible(tokens[i]) << "\n";
+    }
+    return 0;
+}
+
+int cmdLogits(const Args& args, const std::string& device)
+{
+    auto handle = cs::ModelHandle::open(modelArg(args), device);
+    const auto ids = promptIds(args, *handle);
+    const int64_t k = args.intOr("top-k", 10);
+    if (k < 0)
+        throw cs::Error("--top-k must not be negative");
+    const auto r = handle->logits(ids, static_cast<int>(k), args.flag("all-positions"));
+    if (args.flag("json")) {
+        Json top = Json::array();
+        for (const auto& t : r.top)
+            top.push_back({ { "id", t.id }, { "token", t.token }, { "logit", t.logit }, { "prob", t.prob } });
+        std::cout << dump(Json { { "ids", r.ids }, { "top", top }, { "logits", r.logits } }) << "\n";
+    } else {
+        for (const auto& t : r.top)
+            std::printf("%8lld  %-20s  logit %9.4f  prob %.4f\n", static_cast<long long>(t.id),
+                visible(t.token).c_str(), t.logit, t.prob);
+    }
+    return 0;
+}
+
+int cmdGenerate(const Args& args, const std::string& device)
+{
+    auto handle = cs::ModelHandle::open(modelArg(args), device);
+    const auto ids = promptIds(args, *handle);
+    cs::GenerateRequest req;
+    req.maxNew = args.intOr("max-new", 16);
+    req.temperature = args.doubleOr("temperature", 0.0);
+    req.seed = static_cast<uint64_t>(args.intOr("seed", 0));
+    if (req.maxNew < 0)
+        throw cs::Error("--max-new must not be negative");
+    if (req.temperature < 0)
+        throw cs::Error("--temperature must not be negative");
+    const auto r = handle->generate(ids, req);
+    if (args.flag("json")) {
+        std::cout << dump(Json { { "prompt_ids", r.promptIds }, { "ids", r.newIds }, { "text", r.text },
+                         { "tokens", handle->tokenTexts(r.newIds) } })
+                  << "\n";
+    } else {
+        std::cout << r.text << "\n";
+    }
+    return 0;
+}
+
+template<typename F> double millis(F&& f, int repeats)
+{
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < repeats; ++i)
+        f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / repeats;
+}
+
+int cmdBench(const Args& args, const std::string& device)
+{
+    cs::model::initThreads();
+    at::NoGradGuard noGrad;
+    Json out;
+    out["blas"] = cs::blasDescription();
+    out["threads"] = at::get_num_threads();
+    // A 1024 x 1024 float matrix product: 2 n^3 flops.
+    const int64_t n = 1024;
+    const c10::Device dev = cs::model::resolveDevice(device);
+    at::Tensor a = at::randn({ n, n }, at::TensorOptions().device(dev)), b = at::randn({ n, n }, a.options());
+    at::matmul(a, b); // warm-up (also loads the BLAS)
+    out["blas"] = cs::blasDescription();
+    const double ms = millis([&] { at::matmul(a, b).sum().item<float>(); }, 5);
+    out["gemm_gflops"] = 2.0 * n * n * n / (ms * 1e6);
+    out["device"] = dev.str();
+    if (args.positional().size() > 1) {
+        auto model = cs::model::Model::load(cs::resolveModelFolder(args.positional()[1]), { device });
+        Json rows = Json::array();
+        for (int64_t tokens : { 16, 64, 256 }) {
+            if (model->config().positionKind == cs::model::PositionKind::Learned && tokens > model->config().maxPositions)
+                continue;
+            at::Tensor ids = at::randint(model->config().vocabSize, { 1, tokens }, at::kLong);
+            model->forward(ids);
+            const double fms = millis([&] { model->forward(ids).logits.sum().item<float>(); }, 3);
+            rows.push_back({ { "n_tokens", tokens }, { "forward_ms", fms } });
+        }
+        out["forward"] = rows;
+    }
+    if (args.flag("json")) {
+        std::cout << dump(out) << "\n";
+    } else {
+        std::cout << "blas: " << out["blas"].get<std::string>() << "\nthreads: " << out["threads"]
+                  << "\ngemm 1024^2 float: " << out["gemm_gflops"].get<double>() << " GFLOP/s on " << dev.str()
+                  << "\n";
+        if (out.contains("forward"))
+            for (const auto& r : out["forward"])
+                std::cout << "forward " << r["n_tokens"] << " tokens: " << r["forward_ms"].get<double>() << " ms\n";
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    std::vector<std::string> argvList(argv + 1, argv + argc);
+    if (argvList.empty() || argvList[0] == "--help" || argvList[0] == "-h" || argvList[0] == "help") {
+        std::cout << kUsage;
+        return argvList.empty() ? 2 : 0;
+    }
+    try {
+        const Args args(argvList, { "device", "text", "ids", "top-k", "max-new", "temperature", "seed" },
+            { "json", "all-positions" });
+        if (args.positional().empty())
+            throw cs::Error("no command given (try --help)");
+        const std::string command = args.positional()[0];
+        const std::string device = args.valueOr("device", "auto");
+        if (command == "info")
+            return cmdInfo(args, device);
+        if (command == "tokenize")
+            return cmdTokenize(args, device);
+        if (command == "logits")
+            return cmdLogits(args, device);
+        if (command == "generate")
+            return cmdGenerate(args, device);
+        if (command == "bench")
+            return cmdBench(args, device);
+        throw cs::Error("unknown command \"" + command + "\" (try --help)");
+    } catch (const cs::Error& e) {
+        std::cerr << "circuitscope-cli: error: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "circuitscope-cli: internal error: " << e.what() << "\n";
+        return 3;
+    }
+}
