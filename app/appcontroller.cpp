@@ -7,54 +7,56 @@
 #include <algorithm>
 #include <chrono>
 
-namespace cs::app {
+namespace cs::app
+{
 
-namespace {
+namespace
+{
 
-    // Request tags: a newer request replaces a queued one with the same tag.
-    const QString kOpenTag = QStringLiteral("open");
-    const QString kPromptTag = QStringLiteral("prompt");
-    const QString kGenerateTag = QStringLiteral("generate");
+// Request tags: a newer request replaces a queued one with the same tag.
+const QString kOpenTag = QStringLiteral("open");
+const QString kPromptTag = QStringLiteral("prompt");
+const QString kGenerateTag = QStringLiteral("generate");
 
-    const QString kLastModelFolderKey = QStringLiteral("explorer/lastModelFolder");
+const QString kLastModelFolderKey = QStringLiteral("explorer/lastModelFolder");
 
-    double millisecondsSince(std::chrono::steady_clock::time_point start)
-    {
-        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+double millisecondsSince(std::chrono::steady_clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+QString formatDuration(double ms)
+{
+    if (ms < 1000)
+        return QStringLiteral("%1 ms").arg(ms, 0, 'f', ms < 10 ? 1 : 0);
+    return QStringLiteral("%1 s").arg(ms / 1000, 0, 'f', 2);
+}
+
+// A path as typed, or the local path of a file:// URL (what FolderDialog gives).
+QString toLocalPath(const QString& pathOrUrl)
+{
+    const QString trimmed = pathOrUrl.trimmed();
+    if (trimmed.startsWith(QLatin1String("file:"))) {
+        const QUrl url(trimmed);
+        if (url.isLocalFile())
+            return QDir::cleanPath(url.toLocalFile());
     }
+    return trimmed;
+}
 
-    QString formatDuration(double ms)
-    {
-        if (ms < 1000)
-            return QStringLiteral("%1 ms").arg(ms, 0, 'f', ms < 10 ? 1 : 0);
-        return QStringLiteral("%1 s").arg(ms / 1000, 0, 'f', 2);
+// Runs on the worker: the folder for a name or path, with a friendlier word for the
+// default model while it is not shipped.
+std::string resolveForOpen(const std::string& nameOrFolder)
+{
+    try {
+        return cs::resolveModelFolder(nameOrFolder);
+    } catch (const cs::Error&) {
+        if (nameOrFolder == cs::kDefaultModel)
+            throw cs::Error(std::string("No model open: ") + cs::kDefaultModel
+                + " is not shipped in this build yet; open a Hugging Face folder");
+        throw;
     }
-
-    // A path as typed, or the local path of a file:// URL (what FolderDialog gives).
-    QString toLocalPath(const QString& pathOrUrl)
-    {
-        const QString trimmed = pathOrUrl.trimmed();
-        if (trimmed.startsWith(QLatin1String("file:"))) {
-            const QUrl url(trimmed);
-            if (url.isLocalFile())
-                return QDir::cleanPath(url.toLocalFile());
-        }
-        return trimmed;
-    }
-
-    // Runs on the worker: the folder for a name or path, with a friendlier word for the
-    // default model while it is not shipped.
-    std::string resolveForOpen(const std::string& nameOrFolder)
-    {
-        try {
-            return cs::resolveModelFolder(nameOrFolder);
-        } catch (const cs::Error&) {
-            if (nameOrFolder == cs::kDefaultModel)
-                throw cs::Error(std::string("No model open: ") + cs::kDefaultModel
-                    + " is not shipped in this build yet; open a Hugging Face folder");
-            throw;
-        }
-    }
+}
 
 } // namespace
 
@@ -65,6 +67,7 @@ AppController::AppController(QObject* parent)
     m_debounce.setInterval(kPromptDebounceMs);
     connect(&m_debounce, &QTimer::timeout, this, &AppController::runPrompt);
     connect(&m_worker, &EngineWorker::busyChanged, this, &AppController::busyChanged);
+    connect(&m_worker, &EngineWorker::busyChanged, this, &AppController::updateUpToDate);
     m_statusText = QStringLiteral("No model open");
 }
 
@@ -80,11 +83,20 @@ QString AppController::modelFamily() const
     return m_model ? QString::fromStdString(m_model->info.family) : QString();
 }
 
-int AppController::modelLayers() const { return m_model ? static_cast<int>(m_model->info.nLayers) : 0; }
+int AppController::modelLayers() const
+{
+    return m_model ? static_cast<int>(m_model->info.nLayers) : 0;
+}
 
-int AppController::modelDModel() const { return m_model ? static_cast<int>(m_model->info.dModel) : 0; }
+int AppController::modelDModel() const
+{
+    return m_model ? static_cast<int>(m_model->info.dModel) : 0;
+}
 
-int AppController::modelVocabSize() const { return m_model ? static_cast<int>(m_model->info.vocabSize) : 0; }
+int AppController::modelVocabSize() const
+{
+    return m_model ? static_cast<int>(m_model->info.vocabSize) : 0;
+}
 
 QString AppController::modelDevice() const
 {
@@ -175,6 +187,7 @@ void AppController::onModelOpened(const std::shared_ptr<const ModelSnapshot>& sn
     setLoading(false);
     clearErrorFrom(kOpenTag);
     // What was shown belongs to the previous model.
+    m_analysis.reset();
     m_distribution.setDistribution(nullptr);
     m_promptTokens.setTokens(nullptr);
     clearGeneration();
@@ -193,6 +206,7 @@ void AppController::setPrompt(const QString& prompt)
     clearGeneration();
     if (hasModel())
         m_debounce.start();
+    updateUpToDate();
 }
 
 void AppController::runPrompt()
@@ -231,6 +245,7 @@ void AppController::runPrompt()
 void AppController::onPromptAnalyzed(const std::shared_ptr<const PromptAnalysis>& analysis)
 {
     clearErrorFrom(kPromptTag);
+    m_analysis = analysis;
     // The models share the snapshot (aliasing shared_ptrs), no copies.
     m_promptTokens.setTokens(std::shared_ptr<const PromptTokens>(analysis, &analysis->tokens));
     m_distribution.setDistribution(std::shared_ptr<const NextTokenDistribution>(analysis, &analysis->next));
@@ -245,6 +260,22 @@ void AppController::onPromptAnalyzed(const std::shared_ptr<const PromptAnalysis>
                       .arg(formatDuration(analysis->elapsedMs)));
     }
     Q_EMIT promptAnalyzed();
+    updateUpToDate();
+}
+
+bool AppController::isUpToDate() const
+{
+    return m_analysis && m_analysis->prompt == m_prompt && m_analysis->topK == m_topK && !m_debounce.isActive()
+        && !m_worker.isBusy();
+}
+
+void AppController::updateUpToDate()
+{
+    const bool upToDate = isUpToDate();
+    if (upToDate == m_upToDate)
+        return;
+    m_upToDate = upToDate;
+    Q_EMIT upToDateChanged();
 }
 
 void AppController::setTopK(int topK)
@@ -256,6 +287,7 @@ void AppController::setTopK(int topK)
     Q_EMIT topKChanged();
     if (hasModel())
         runPrompt();
+    updateUpToDate();
 }
 
 void AppController::generate(int maxNew)

@@ -14,9 +14,11 @@
 #include <QUrl>
 #include <QtQml/qqmlregistration.h>
 
-namespace cs::app {
+namespace cs::app
+{
 
-class AppController : public QObject {
+class AppController : public QObject
+{
     Q_OBJECT
     QML_ELEMENT
     QML_SINGLETON
@@ -44,6 +46,10 @@ class AppController : public QObject {
     Q_PROPERTY(QString statusText READ statusText NOTIFY statusTextChanged)
 
     Q_PROPERTY(QString prompt READ prompt WRITE setPrompt NOTIFY promptChanged)
+    // The prompt the shown tokens and distribution belong to; differs from prompt while a
+    // newer one is waiting or running.
+    Q_PROPERTY(QString analyzedPrompt READ analyzedPrompt NOTIFY promptAnalyzed)
+    Q_PROPERTY(bool upToDate READ isUpToDate NOTIFY upToDateChanged)
     Q_PROPERTY(int topK READ topK WRITE setTopK NOTIFY topKChanged)
     Q_PROPERTY(int maxTopK READ maxTopK CONSTANT)
     // The last greedy continuation of the current prompt; empty when none.
@@ -82,6 +88,9 @@ public:
     QString statusText() const { return m_statusText; }
 
     QString prompt() const { return m_prompt; }
+    QString analyzedPrompt() const { return m_analysis ? m_analysis->prompt : QString(); }
+    // The shown distribution is for the current prompt and top-k, and nothing is pending.
+    bool isUpToDate() const;
     int topK() const { return m_topK; }
     int maxTopK() const { return kMaxTopK; }
     QString generation() const { return m_generation; }
@@ -111,6 +120,7 @@ Q_SIGNALS:
     void errorTextChanged();
     void statusTextChanged();
     void promptChanged();
+    void upToDateChanged();
     void topKChanged();
     void generationChanged();
     // A prompt run's snapshot reached the models.
@@ -129,7 +139,11 @@ private:
     void setLoading(bool loading);
     void clearGeneration();
 
+    void updateUpToDate();
+
     std::shared_ptr<const ModelSnapshot> m_model;
+    std::shared_ptr<const PromptAnalysis> m_analysis; // what the models show
+    bool m_upToDate = false;
     QString m_device = QStringLiteral("auto");
     bool m_loading = false;
     QString m_errorText;

@@ -1,6 +1,7 @@
 #include "engineworker.h"
 
-namespace cs::app {
+namespace cs::app
+{
 
 EngineWorker::EngineWorker(QObject* parent)
     : QObject(parent)

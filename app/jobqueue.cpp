@@ -9,7 +9,8 @@
 #include <pthread.h>
 #endif
 
-namespace cs::app {
+namespace cs::app
+{
 
 JobQueue::JobQueue(const std::string& threadName)
     : m_threadName(threadName)
@@ -17,7 +18,10 @@ JobQueue::JobQueue(const std::string& threadName)
 {
 }
 
-JobQueue::~JobQueue() { stop(); }
+JobQueue::~JobQueue()
+{
+    stop();
+}
 
 bool JobQueue::post(const std::string& tag, Job job)
 {

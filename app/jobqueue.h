@@ -14,9 +14,11 @@
 #include <string>
 #include <thread>
 
-namespace cs::app {
+namespace cs::app
+{
 
-class JobQueue {
+class JobQueue
+{
 public:
     using Job = std::function<void()>;
 

@@ -12,10 +12,12 @@
 // registrations out of the static library.
 void qml_register_types_Circuitscope();
 
-namespace cs::app {
+namespace cs::app
+{
 
-namespace {
-    const char* const kModuleUri = "Circuitscope";
+namespace
+{
+const char* const kModuleUri = "Circuitscope";
 }
 
 AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions& options)

@@ -7,7 +7,8 @@
 class QQmlApplicationEngine;
 class QQuickWindow;
 
-namespace cs::app {
+namespace cs::app
+{
 
 class AppController;
 

@@ -4,7 +4,8 @@
 
 #include <algorithm>
 
-namespace cs::app {
+namespace cs::app
+{
 
 TokenChipsModel::TokenChipsModel(QObject* parent)
     : QAbstractListModel(parent)

@@ -2,7 +2,8 @@
 
 #include "tokentext.h"
 
-namespace cs::app {
+namespace cs::app
+{
 
 TokenDistributionModel::TokenDistributionModel(QObject* parent)
     : QAbstractListModel(parent)

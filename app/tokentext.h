@@ -6,10 +6,11 @@
 
 #include <string>
 
-namespace cs::app {
+namespace cs::app
+{
 
-// " the\n" -> "␣the⏎"; "\t" -> "⇥"; other C0 controls -> their Control Pictures glyph
-// (U+2400 + c); a stray byte 0xE2 -> "<0xE2>"; the empty token -> "∅".
+// " the\n" -> "␣the⏎"; "\t" -> "⇥"; no-break space -> "⍽"; other controls ("\r") -> "<0x0D>";
+// a stray byte 0xE2 -> "<0xE2>"; the empty token -> "∅".
 QString visibleTokenText(const std::string& utf8);
 
 } // namespace cs::app

@@ -139,6 +139,32 @@ void validate(const model::ModelConfig& c)
         throw Error("config.json (" + c.family + "): implausible dimensions");
 }
 
+nlohmann::json llamaLikeConfigJson(const model::ModelConfig& c, const std::string& architecture)
+{
+    nlohmann::json j = { { "model_type", c.modelType }, { "architectures", { architecture } },
+        { "vocab_size", c.vocabSize }, { "hidden_size", c.dModel }, { "intermediate_size", c.dMlp },
+        { "num_hidden_layers", c.nLayers }, { "num_attention_heads", c.nHeads }, { "num_key_value_heads", c.nKvHeads },
+        { "head_dim", c.dHead }, { "max_position_embeddings", c.maxPositions }, { "rms_norm_eps", c.normEps },
+        { "rope_theta", c.ropeTheta }, { "tie_word_embeddings", c.tiedEmbeddings }, { "attention_bias", c.attnBias },
+        { "mlp_bias", false }, { "torch_dtype", "float32" } };
+    j["hidden_act"] = c.activation == model::Activation::Silu ? "silu"
+        : c.activation == model::Activation::GeluTanh      ? "gelu_pytorch_tanh"
+                                                           : "gelu";
+    if (c.ropeScaling.type == "default") {
+        j["rope_scaling"] = nullptr;
+    } else {
+        j["rope_scaling"] = { { "rope_type", c.ropeScaling.type }, { "factor", c.ropeScaling.factor } };
+        if (c.ropeScaling.type == "llama3") {
+            j["rope_scaling"]["low_freq_factor"] = c.ropeScaling.lowFreqFactor;
+            j["rope_scaling"]["high_freq_factor"] = c.ropeScaling.highFreqFactor;
+            j["rope_scaling"]["original_max_position_embeddings"] = c.ropeScaling.originalMaxPositions;
+        }
+    }
+    j["bos_token_id"] = c.bosTokenId ? nlohmann::json(*c.bosTokenId) : nlohmann::json(nullptr);
+    j["eos_token_id"] = c.eosTokenId ? nlohmann::json(*c.eosTokenId) : nlohmann::json(nullptr);
+    return j;
+}
+
 std::string layerName(int64_t layer, const std::string& rest) { return "layers." + std::to_string(layer) + "." + rest; }
 
 void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig& c, int64_t i)

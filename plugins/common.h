@@ -48,6 +48,9 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
 // Checks the derived dimensions agree; throws cs::Error otherwise.
 void validate(const model::ModelConfig& config);
 
+// The config.json fields parseLlamaLike reads, for this config.
+nlohmann::json llamaLikeConfigJson(const model::ModelConfig& config, const std::string& architecture);
+
 std::string layerName(int64_t layer, const std::string& rest); // "layers.{i}.{rest}"
 
 // The attention and gated-MLP weights of llama-style checkpoints ("model.layers.{i}.self_attn...").

@@ -63,11 +63,13 @@ Rectangle {
                 font.bold: AppController.hasModel
                 color: AppController.hasModel ? Theme.text : Theme.textMuted
                 elide: Text.ElideMiddle
+                textFormat: Text.PlainText
             }
             Label {
                 Layout.fillWidth: true
                 visible: AppController.hasModel
                 text: AppController.modelFolder
+                textFormat: Text.PlainText
                 color: Theme.textFaint
                 font.pointSize: Theme.smallSize - 1
                 elide: Text.ElideLeft

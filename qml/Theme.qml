@@ -40,6 +40,14 @@ QtObject {
     readonly property int statusHeight: 28
     readonly property int rowHeight: 28
 
+    // Columns of the next-token table (DistributionRow and its headings).
+    readonly property int rankColumnWidth: 32
+    readonly property int percentColumnWidth: 64
+    readonly property int logitColumnWidth: 72
+    function tokenColumnWidth(rowWidth) {
+        return Math.round(Math.max(110, Math.min(220, rowWidth * 0.28)))
+    }
+
     // Fonts: token text is monospaced so whitespace markers and widths line up.
     readonly property string monoFamily: "monospace"
     readonly property int baseSize: 10

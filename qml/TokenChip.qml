@@ -20,6 +20,7 @@ Rectangle {
         id: label
         anchors.centerIn: parent
         text: chip.text
+        textFormat: Text.PlainText
         font.family: Theme.monoFamily
         font.pointSize: Theme.baseSize
         color: Theme.text

@@ -17,6 +17,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <nlohmann/json.hpp>
 
 #include <QTemporaryDir>
 #include <QtTest>
@@ -34,7 +35,8 @@ using cs::model::Model;
 using cs::test::TinySpec;
 using cs::test::WeightMap;
 
-namespace {
+namespace
+{
 
 // Engine (float32) against the float64 reference: max|a - b| / max|b|.
 constexpr double kRelTol = 1e-5;
@@ -75,7 +77,7 @@ QString shapeOf(const at::Tensor& t)
         const double diff_ = diffFn((actual), (expected));                                                             \
         QVERIFY2(diff_ <= (tol),                                                                                       \
             qPrintable(QString("%1: %2 %3 vs %4, difference %5 > %6")                                                  \
-                           .arg(what)                                                                                  \
+                           .arg(QString(what))                                                                         \
                            .arg(#diffFn)                                                                               \
                            .arg(shapeOf(actual))                                                                       \
                            .arg(shapeOf(expected))                                                                     \
@@ -83,7 +85,16 @@ QString shapeOf(const at::Tensor& t)
                            .arg(tol)));                                                                                \
     } while (0)
 
-class TestModelReference : public QObject {
+// Fails the test unless `tensor` has exactly the shape `dims` (a parenthesized brace list).
+#define CS_VERIFY_SHAPE(tensor, dims)                                                                                  \
+    do {                                                                                                               \
+        const std::vector<int64_t> want_ = std::vector<int64_t> dims;                                                  \
+        QVERIFY2((tensor).sizes() == at::IntArrayRef(want_),                                                           \
+            qPrintable(QString("%1 has shape %2").arg(#tensor).arg(shapeOf(tensor))));                                 \
+    } while (0)
+
+class TestModelReference : public QObject
+{
     Q_OBJECT
 
 private Q_SLOTS:
@@ -107,6 +118,8 @@ private Q_SLOTS:
     void frozenReplay();
     void mlpReplace_data() { addRows(); }
     void mlpReplace();
+    void configDefaults_data();
+    void configDefaults();
     void tokenizerFromFolder();
     void cudaMatchesCpu_data() { addRows(); }
     void cudaMatchesCpu();
@@ -202,6 +215,10 @@ std::vector<std::pair<QString, TinySpec>> TestModelReference::rows()
     gpt2Inner.storeDtype = "BF16";
     gpt2Inner.seed = 14;
 
+    TinySpec gpt2Bare = gpt2;
+    gpt2Bare.gpt2Prefix = false; // "h.0.attn.c_attn.weight", as openai-community/gpt2 stores them
+    gpt2Bare.seed = 15;
+
     return {
         { "llama", llama },
         { "llama_untied", llamaUntied },
@@ -217,6 +234,7 @@ std::vector<std::pair<QString, TinySpec>> TestModelReference::rows()
         { "gemma2_f16_sharded", gemma2F16 },
         { "gpt2", gpt2 },
         { "gpt2_n_inner_bf16", gpt2Inner },
+        { "gpt2_hub_names", gpt2Bare },
     };
 }
 
@@ -244,7 +262,8 @@ const TestModelReference::Fixture& TestModelReference::fixture()
     return m_fixtures.emplace(row, std::move(f)).first->second;
 }
 
-namespace {
+namespace
+{
 
 std::vector<int64_t> randomIds(int64_t n, int64_t vocab, uint64_t seed)
 {
@@ -256,7 +275,10 @@ std::vector<int64_t> randomIds(int64_t n, int64_t vocab, uint64_t seed)
     return ids;
 }
 
-at::Tensor idsTensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).unsqueeze(0); }
+at::Tensor idsTensor(const std::vector<int64_t>& ids)
+{
+    return at::tensor(ids, at::kLong).unsqueeze(0);
+}
 
 // The prompt most checks use: longer than gemma2's sliding window (4).
 constexpr int64_t kPromptLen = 12;
@@ -368,14 +390,17 @@ void TestModelReference::hooks()
         const at::Tensor mlpOut = rec.at(l, Hook::MlpOut);
         const at::Tensor residPost = rec.at(l, Hook::ResidPost);
         const at::Tensor pattern = rec.at(l, Hook::AttnPattern);
-        QCOMPARE(residPre.sizes(), at::IntArrayRef({ 1, kPromptLen, s.dModel }));
-        QCOMPARE(rec.at(l, Hook::MlpHidden).sizes(), at::IntArrayRef({ 1, kPromptLen, s.dMlp }));
-        QCOMPARE(pattern.sizes(), at::IntArrayRef({ 1, s.nHeads, kPromptLen, kPromptLen }));
+        CS_VERIFY_SHAPE(residPre, ({ 1, kPromptLen, s.dModel }));
+        CS_VERIFY_SHAPE(rec.at(l, Hook::MlpIn), ({ 1, kPromptLen, s.dModel }));
+        CS_VERIFY_SHAPE(rec.at(l, Hook::MlpHidden), ({ 1, kPromptLen, s.dMlp }));
+        CS_VERIFY_SHAPE(pattern, ({ 1, s.nHeads, kPromptLen, kPromptLen }));
 
         // The stream recomposes: float32 sums of the same operands, so equal to rounding.
         const double streamTol = 1e-6 * std::max(1.0, residPost.abs().max().item<double>());
-        CS_COMPARE_TENSORS(absDiff, residMid, residPre + attnOut, streamTol, where + "resid_mid = resid_pre + attn_out");
-        CS_COMPARE_TENSORS(absDiff, residPost, residMid + mlpOut, streamTol, where + "resid_post = resid_mid + mlp_out");
+        CS_COMPARE_TENSORS(
+            absDiff, residMid, residPre + attnOut, streamTol, where + "resid_mid = resid_pre + attn_out");
+        CS_COMPARE_TENSORS(
+            absDiff, residPost, residMid + mlpOut, streamTol, where + "resid_post = resid_mid + mlp_out");
         if (l + 1 < s.nLayers)
             CS_COMPARE_TENSORS(
                 absDiff, rec.at(l + 1, Hook::ResidPre), residPost, 0.0, where + "resid_post = next resid_pre");
@@ -394,8 +419,8 @@ void TestModelReference::hooks()
         // Rows sum to one; no weight on later keys, nor (gemma2's even layers) on keys at or
         // beyond the window: k is visible to q iff q - window < k <= q.
         const at::Tensor p = pattern[0].to(at::kDouble); // [n_heads, n_pos, n_keys]
-        CS_COMPARE_TENSORS(absDiff, p.sum(-1), at::ones({ s.nHeads, kPromptLen }, at::kDouble), 1e-5,
-            where + "pattern row sums");
+        CS_COMPARE_TENSORS(
+            absDiff, p.sum(-1), at::ones({ s.nHeads, kPromptLen }, at::kDouble), 1e-5, where + "pattern row sums");
         const bool sliding = s.family == "gemma2" && l % 2 == 0;
         const at::Tensor ones = at::ones({ kPromptLen, kPromptLen }, at::kBool);
         at::Tensor hidden = at::triu(ones, 1);
@@ -470,13 +495,16 @@ void TestModelReference::kvCache()
         const std::vector<int64_t> part(ids.begin() + begin, ids.begin() + end);
         const at::Tensor logits = f.model->forward(idsTensor(part), options).logits[0];
         QCOMPARE(cache.length(), end);
-        const double diff = (logits.to(at::kDouble) - full.slice(0, begin, end).to(at::kDouble)).abs().max().item<double>()
+        const double diff
+            = (logits.to(at::kDouble) - full.slice(0, begin, end).to(at::kDouble)).abs().max().item<double>()
             / full.abs().max().item<double>();
         QVERIFY2(diff <= kRelTol,
-            qPrintable(QString("cached positions %1..%2 differ from the full forward by %3").arg(begin).arg(end).arg(diff)));
+            qPrintable(
+                QString("cached positions %1..%2 differ from the full forward by %3").arg(begin).arg(end).arg(diff)));
     }
     QCOMPARE(int64_t(cache.keys.size()), f.spec.nLayers);
-    QCOMPARE(cache.keys[0].sizes(), at::IntArrayRef({ 1, f.spec.nKvHeads, kPromptLen, f.spec.dHead }));
+    CS_VERIFY_SHAPE(cache.keys[0], ({ 1, f.spec.nKvHeads, kPromptLen, f.spec.dHead }));
+    CS_VERIFY_SHAPE(cache.values[0], ({ 1, f.spec.nKvHeads, kPromptLen, f.spec.dHead }));
 }
 
 // Greedy generation with the cache equals generation that recomputes the prefix, and each
@@ -523,8 +551,8 @@ void TestModelReference::batchEqualsRows()
     ForwardOptions options;
     options.hook = rec.fn();
     const ForwardResult batched = f.model->forward(batch, options);
-    QCOMPARE(batched.logits.sizes(), at::IntArrayRef({ kBatch, kLen, f.spec.vocab }));
-    QCOMPARE(rec.at(0, Hook::AttnPattern).sizes(), at::IntArrayRef({ kBatch, f.spec.nHeads, kLen, kLen }));
+    CS_VERIFY_SHAPE(batched.logits, ({ kBatch, kLen, f.spec.vocab }));
+    CS_VERIFY_SHAPE(rec.at(0, Hook::AttnPattern), ({ kBatch, f.spec.nHeads, kLen, kLen }));
     for (int64_t b = 0; b < kBatch; ++b) {
         const at::Tensor alone = f.model->forward(rowsIds[size_t(b)].unsqueeze(0)).logits[0];
         CS_COMPARE_TENSORS(relDiff, batched.logits[b], alone, kRelTol, QString("batch row %1").arg(b));
@@ -622,9 +650,8 @@ void TestModelReference::mlpReplace()
     CS_COMPARE_TENSORS(relDiff, replaced.logits, base, kRelTol, "logits with the true MLP output as replacement");
 
     ForwardOptions zeroReplace;
-    zeroReplace.mlpReplace = [](int64_t, const at::Tensor&, const at::Tensor& residMid) {
-        return at::zeros_like(residMid);
-    };
+    zeroReplace.mlpReplace
+        = [](int64_t, const at::Tensor&, const at::Tensor& residMid) { return at::zeros_like(residMid); };
     ForwardOptions zeroHook;
     zeroHook.hook = [](int64_t, Hook hook, at::Tensor& value) {
         if (hook == Hook::MlpOut)
@@ -644,6 +671,59 @@ void TestModelReference::mlpReplace()
         "zero MLP outputs vs reference");
 }
 
+// config.json keys left out take transformers' defaults (LlamaConfig, Gemma2Config,
+// GPT2Config): the model then matches the reference run with those default values.
+void TestModelReference::configDefaults_data()
+{
+    QTest::addColumn<QString>("family");
+    QTest::addColumn<QStringList>("omitted");
+    QTest::newRow("llama") << "llama"
+                           << QStringList { "head_dim", "num_key_value_heads", "rms_norm_eps", "rope_theta",
+                                  "rope_scaling", "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act" };
+    QTest::newRow("gemma2") << "gemma2"
+                            << QStringList { "query_pre_attn_scalar", "attn_logit_softcapping",
+                                   "final_logit_softcapping", "rms_norm_eps", "rope_theta", "hidden_act",
+                                   "hidden_activation" };
+    QTest::newRow("gpt2") << "gpt2" << QStringList { "layer_norm_epsilon", "activation_function", "n_inner" };
+}
+
+void TestModelReference::configDefaults()
+{
+    QFETCH(QString, family);
+    QFETCH(QStringList, omitted);
+    TinySpec spec;
+    spec.family = family.toStdString();
+    spec.seed = 21;
+    if (family == "llama") {
+        spec.nKvHeads = spec.nHeads; // num_key_value_heads: None -> num_attention_heads
+        spec.dHead = spec.dModel / spec.nHeads; // head_dim: None -> hidden_size / num_attention_heads
+        spec.normEps = 1e-6; // rms_norm_eps
+        spec.ropeTheta = 10000.0;
+        spec.tied = false; // tie_word_embeddings
+    } else if (family == "gemma2") {
+        spec.queryPreAttnScalar = 256.0;
+        spec.attnSoftcap = 50.0;
+        spec.finalSoftcap = 30.0;
+        spec.normEps = 1e-6;
+        spec.ropeTheta = 10000.0;
+    } else {
+        spec.normEps = 1e-5; // layer_norm_epsilon
+        spec.dMlp = 4 * spec.dModel; // n_inner: None -> 4 * n_embd
+    }
+    spec = cs::test::normalized(spec);
+    const QString folder = cs::test::writeTinyModel(m_dir->filePath("defaults_" + family), spec);
+    nlohmann::json config = nlohmann::json::parse(cs::test::tinyConfigJson(spec));
+    for (const QString& key : omitted)
+        config.erase(key.toStdString());
+    cs::test::writeTextFile(folder + "/config.json", config.dump(2));
+
+    const auto model = Model::load(folder.toStdString(), { "cpu" });
+    const WeightMap weights = cs::test::readAllTensors(folder);
+    const std::vector<int64_t> ids = randomIds(kPromptLen, spec.vocab, 1000);
+    CS_COMPARE_TENSORS(relDiff, model->forward(idsTensor(ids)).logits[0], cs::test::referenceLogits(spec, weights, ids),
+        kRelTol, "logits with config defaults");
+}
+
 // The folder's tokenizer.json is loaded with the model; its BPE merges by hand:
 // "the" -> t + he (merge 1), " the" -> Ġt (0), he (1), Ġthe (2).
 void TestModelReference::tokenizerFromFolder()
@@ -654,7 +734,7 @@ void TestModelReference::tokenizerFromFolder()
     QVERIFY(model->hasTokenizer());
     const cs::model::Tokenizer& tok = model->tokenizer();
     QCOMPARE(tok.vocabSize(), cs::test::kTinyTokenizerVocab);
-    QCOMPARE(tok.bosId(), std::optional<int64_t>(cs::test::kTinyBosId));
+    QVERIFY(tok.bosId() == std::optional<int64_t>(cs::test::kTinyBosId));
     const std::vector<int64_t> expected = { cs::test::kTinyBosId, 't', 257, 258 };
     QCOMPARE(tok.encode("the the"), expected);
     QCOMPARE(QString::fromStdString(tok.decode(expected, true)), QString("the the"));

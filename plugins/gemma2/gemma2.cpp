@@ -49,6 +49,22 @@ public:
         return c;
     }
 
+    nlohmann::json configJson(const model::ModelConfig& c) const override
+    {
+        nlohmann::json j = detail::llamaLikeConfigJson(c, "Gemma2ForCausalLM");
+        j.erase("hidden_act");
+        j["hidden_activation"] = "gelu_pytorch_tanh";
+        j["query_pre_attn_scalar"] = 1.0 / (c.queryScale * c.queryScale);
+        j["attn_logit_softcapping"] = c.attnSoftcap > 0 ? nlohmann::json(c.attnSoftcap) : nlohmann::json(nullptr);
+        j["final_logit_softcapping"] = c.finalSoftcap > 0 ? nlohmann::json(c.finalSoftcap) : nlohmann::json(nullptr);
+        j["sliding_window"] = c.slidingWindow;
+        nlohmann::json types = nlohmann::json::array();
+        for (bool sliding : c.slidingLayers)
+            types.push_back(sliding ? "sliding_attention" : "full_attention");
+        j["layer_types"] = types;
+        return j;
+    }
+
     std::vector<WeightSource> weightSources(const model::ModelConfig& c) const override
     {
         std::vector<WeightSource> out;

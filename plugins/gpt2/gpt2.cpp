@@ -52,6 +52,17 @@ public:
         return c;
     }
 
+    nlohmann::json configJson(const model::ModelConfig& c) const override
+    {
+        return { { "model_type", "gpt2" }, { "architectures", { "GPT2LMHeadModel" } }, { "vocab_size", c.vocabSize },
+            { "n_embd", c.dModel }, { "n_layer", c.nLayers }, { "n_head", c.nHeads }, { "n_positions", c.maxPositions },
+            { "n_inner", c.dMlp }, { "layer_norm_epsilon", c.normEps },
+            { "activation_function", c.activation == model::Activation::GeluExact ? "gelu" : "gelu_new" },
+            { "bos_token_id", c.bosTokenId ? nlohmann::json(*c.bosTokenId) : nlohmann::json(nullptr) },
+            { "eos_token_id", c.eosTokenId ? nlohmann::json(*c.eosTokenId) : nlohmann::json(nullptr) },
+            { "torch_dtype", "float32" } };
+    }
+
     std::vector<WeightSource> weightSources(const model::ModelConfig& c) const override
     {
         const int64_t d = c.dModel, m = c.dMlp;

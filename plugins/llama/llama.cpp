@@ -21,6 +21,12 @@ public:
         return c;
     }
 
+    nlohmann::json configJson(const model::ModelConfig& c) const override
+    {
+        nlohmann::json j = detail::llamaLikeConfigJson(c, "LlamaForCausalLM");
+        return j;
+    }
+
     std::vector<WeightSource> weightSources(const model::ModelConfig& c) const override
     {
         std::vector<WeightSource> out;

@@ -22,6 +22,13 @@ public:
         return c;
     }
 
+    nlohmann::json configJson(const model::ModelConfig& c) const override
+    {
+        nlohmann::json j = detail::llamaLikeConfigJson(c, "Qwen3ForCausalLM");
+        j["use_sliding_window"] = false;
+        return j;
+    }
+
     std::vector<WeightSource> weightSources(const model::ModelConfig& c) const override
     {
         std::vector<WeightSource> out;

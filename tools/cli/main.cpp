@@ -5,6 +5,7 @@
 #include "cs/engine.h"
 #include "cs/error.h"
 #include "cs/model.h"
+#include "cs/organism_build.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -31,6 +32,11 @@ commands:
                                               {"ids", "top": [{"id","token","logit","prob"}], "logits"}
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
   bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward timing
+  organism build --out DIR [--seed S] [--steps N --batch-size B --seq-len T --lr X
+                 --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
+                                              corpus, tokenizer and model of tinyworld, resumable
+  organism eval MODEL [--max-per-split N] [--json]
+                                              {"tasks": {"<task>": {"<split>": accuracy}}}
 )";
 
 // JSON text that tolerates token strings holding partial UTF-8 sequences.
@@ -200,6 +206,74 @@ int cmdBench(const Args& args, const std::string& device)
     return 0;
 }
 
+int cmdOrganism(const Args& args, const std::string& device)
+{
+    const auto& pos = args.positional();
+    const std::string sub = pos.size() > 1 ? pos[1] : "";
+    if (sub == "build") {
+        cs::organism::BuildOptions o;
+        o.outDir = args.valueOr("out", "");
+        o.seed = static_cast<uint64_t>(args.intOr("seed", 1));
+        o.steps = args.intOr("steps", o.steps);
+        o.batchSize = args.intOr("batch-size", o.batchSize);
+        o.seqLen = args.intOr("seq-len", o.seqLen);
+        o.lr = args.doubleOr("lr", o.lr);
+        o.warmupSteps = args.intOr("warmup-steps", std::min<int64_t>(o.warmupSteps, std::max<int64_t>(1, o.steps / 10)));
+        o.nLayers = args.intOr("layers", o.nLayers);
+        o.dModel = args.intOr("d-model", o.dModel);
+        o.nHeads = args.intOr("heads", o.nHeads);
+        o.nKvHeads = args.intOr("kv-heads", o.nKvHeads);
+        o.dMlp = args.intOr("d-mlp", o.dMlp);
+        o.vocabSize = args.intOr("vocab", o.vocabSize);
+        o.tokenizerLines = args.intOr("tokenizer-lines", o.tokenizerLines);
+        o.storeDtype = args.valueOr("dtype", o.storeDtype);
+        o.device = device == "auto" ? cs::model::resolveDevice("auto").str() : device;
+        if (o.outDir.empty())
+            throw cs::Error("organism build needs --out DIR");
+        if (o.steps <= 0 || o.batchSize <= 0 || o.seqLen <= 0)
+            throw cs::Error("--steps, --batch-size and --seq-len must be positive");
+        const auto r = cs::organism::buildOrganism(o);
+        Json j = { { "folder", r.folder }, { "seconds", r.seconds }, { "train_seconds", r.trainSeconds },
+            { "tokens_per_second", r.tokensPerSecond }, { "first_loss", r.firstLoss }, { "final_loss", r.finalLoss },
+            { "parameters", r.parameters }, { "resumed_from", r.resumedFrom } };
+        std::cout << (args.flag("json") ? dump(j) : dump(j, true)) << "\n";
+        return 0;
+    }
+    if (sub == "eval") {
+        if (pos.size() < 3)
+            throw cs::Error("organism eval needs MODEL");
+        const std::string folder = cs::resolveModelFolder(pos[2]);
+        auto model = cs::model::Model::load(folder, { device, true });
+        const cs::organism::World world(cs::organism::WorldOptions { cs::organism::organismSeed(folder) });
+        cs::organism::EvalOptions options;
+        options.maxPerSplit = static_cast<size_t>(std::max<int64_t>(0, args.intOr("max-per-split", 0)));
+        const auto r = cs::organism::evaluateOrganism(*model, world, options);
+        Json tasks = Json::object(), counts = Json::object(), canonical = Json::array();
+        for (const auto& [task, splits] : r.accuracy)
+            for (const auto& [split, acc] : splits) {
+                tasks[task][split] = acc;
+                counts[task][split] = r.counts.at(task).at(split);
+            }
+        for (const auto& a : r.canonical)
+            canonical.push_back({ { "prompt", a.item.prompt }, { "expected", a.item.answer }, { "got", a.got },
+                { "correct", a.got == a.item.answer } });
+        if (args.flag("json")) {
+            std::cout << dump(Json { { "tasks", tasks }, { "counts", counts }, { "canonical", canonical } }) << "\n";
+        } else {
+            std::printf("%-10s %-17s %8s %6s\n", "task", "split", "accuracy", "n");
+            for (const auto& [task, splits] : r.accuracy)
+                for (const auto& [split, acc] : splits)
+                    std::printf("%-10s %-17s %7.1f%% %6zu\n", task.c_str(), split.c_str(), 100 * acc,
+                        r.counts.at(task).at(split));
+            for (const auto& a : r.canonical)
+                std::printf("%s -> %s (expected %s)\n", visible(a.item.prompt).c_str(), visible(a.got).c_str(),
+                    visible(a.item.answer).c_str());
+        }
+        return 0;
+    }
+    throw cs::Error("organism needs a subcommand: build or eval");
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -210,7 +284,9 @@ int main(int argc, char** argv)
         return argvList.empty() ? 2 : 0;
     }
     try {
-        const Args args(argvList, { "device", "text", "ids", "top-k", "max-new", "temperature", "seed" },
+        const Args args(argvList, { "device", "text", "ids", "top-k", "max-new", "temperature", "seed", "out", "steps", "batch-size",
+                                  "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp",
+                                  "vocab", "tokenizer-lines", "dtype", "max-per-split" },
             { "json", "all-positions" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
@@ -226,6 +302,8 @@ int main(int argc, char** argv)
             return cmdGenerate(args, device);
         if (command == "bench")
             return cmdBench(args, device);
+        if (command == "organism")
+            return cmdOrganism(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

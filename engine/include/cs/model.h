@@ -95,6 +95,12 @@ public:
     // Loads a Hugging Face folder (config.json, safetensors, tokenizer.json); throws cs::Error.
     static std::shared_ptr<const Model> load(const std::string& folder, const LoadOptions& options = {});
 
+    // A model from canonical weights (plugins/common.h names them), e.g. one being trained:
+    // tensors already on `device` are used as they are (not copied), so a trainer that updates
+    // them in place updates the model. Throws cs::Error for a missing or misshapen weight.
+    static std::shared_ptr<const Model> fromWeights(const ModelConfig& config, std::map<std::string, at::Tensor> weights,
+        std::shared_ptr<const Tokenizer> tokenizer, const std::string& device = "cpu");
+
     const ModelConfig& config() const { return m_config; }
     const std::string& folder() const { return m_folder; }
     c10::Device device() const { return m_device; }
@@ -110,11 +116,16 @@ public:
     // A canonical weight ("embed.weight", "layers.0.mlp.down.weight", ...), float32 on device.
     const at::Tensor& weight(const std::string& canonical) const;
     bool hasWeight(const std::string& canonical) const;
+    // Every canonical weight by name.
+    const std::map<std::string, at::Tensor>& weights() const;
+    std::shared_ptr<const Tokenizer> tokenizerPtr() const { return m_tokenizer; }
 
     struct Weights;
 
 private:
     Model() = default;
+    static std::shared_ptr<const Weights> assembleWeights(
+        const ModelConfig& config, std::map<std::string, at::Tensor> byName, c10::Device device);
     std::string m_folder;
     ModelConfig m_config;
     c10::Device m_device = c10::Device(c10::DeviceType::CPU);
@@ -122,6 +133,12 @@ private:
     std::shared_ptr<const Tokenizer> m_tokenizer;
     std::shared_ptr<const Weights> m_weights;
 };
+
+// Writes `model` as a Hugging Face folder that Model::load (and transformers) read back:
+// config.json, model.safetensors with the family's tensor names, stored as storeDtype (F32,
+// F16 or BF16), and tokenizerJson as tokenizer.json when given. Files are written atomically.
+void saveModelFolder(const Model& model, const std::string& folder, const std::string& storeDtype = "F32",
+    const std::string& tokenizerJson = {});
 
 // "cpu", "cuda", "auto" -> a device; throws cs::Error when CUDA is asked for and absent.
 c10::Device resolveDevice(const std::string& name);

@@ -6,7 +6,7 @@
 
 #include "cs/config.h"
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -44,6 +44,9 @@ public:
     virtual model::ModelConfig parseConfig(const nlohmann::json& config) const = 0;
     // Every weight the blocks need for this config.
     virtual std::vector<WeightSource> weightSources(const model::ModelConfig& config) const = 0;
+    // The config.json that parseConfig reads back to this config (for models Circuitscope
+    // trains or converts).
+    virtual nlohmann::json configJson(const model::ModelConfig& config) const = 0;
 };
 
 // All plugins compiled into the program (plugins/builtin.cpp).

@@ -24,11 +24,18 @@ public:
 
     // Text to ids; with addSpecial the post-processor's tokens (BOS) are added.
     std::vector<int64_t> encode(const std::string& text, bool addSpecial = true) const;
+    // The words encode() hands to BPE, in the model's alphabet ("Ġworld", "▁the"): added tokens
+    // split off (each appears as its content), then the normalizer and pre-tokenizer applied.
+    std::vector<std::string> preTokenize(const std::string& text) const;
     // Ids to text, the inverse of encode for any text; special tokens are kept unless skipped.
+    // Ids with no vocabulary entry (padded embedding rows) are skipped, as Hugging Face does.
     std::string decode(const std::vector<int64_t>& ids, bool skipSpecial = false) const;
-    // One token as text (its bytes decoded on their own; may be a partial UTF-8 sequence).
+    // One token as text (its bytes decoded on their own; may be a partial UTF-8 sequence), as
+    // it reads inside a text: "▁the" gives " the" even where decode() would strip the space.
+    // Empty for an id with no vocabulary entry.
     std::string tokenText(int64_t id) const;
-    // The vocabulary entry as written in the file ("Ġthe", "▁the", "<0x0A>").
+    // The vocabulary entry as written in the file ("Ġthe", "▁the", "<0x0A>"); empty for an id
+    // with no entry.
     std::string piece(int64_t id) const;
     std::optional<int64_t> pieceId(const std::string& piece) const;
 

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -158,7 +159,7 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
     const io::Checkpoint ckpt = io::Checkpoint::open(folder);
     model->m_storedDType = ckpt.dominantDType();
 
-    auto weights = std::make_shared<Weights>();
+    std::map<std::string, at::Tensor> byName;
     std::map<std::string, at::Tensor> loadedBySource; // tied weights are loaded once
     for (const auto& ws : plugin->weightSources(c)) {
         const std::string key = ws.source + (ws.transpose ? "^T" : "") + "#" + std::to_string(ws.sliceDim) + ":"
@@ -175,10 +176,29 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
                 + ws.canonical + ")");
         }
         loadedBySource[key] = t;
-        weights->byName[ws.canonical] = t;
+        byName[ws.canonical] = t;
     }
-    for (auto& [name, t] : weights->byName)
-        t = t.to(model->m_device);
+    model->m_weights = assembleWeights(c, std::move(byName), model->m_device);
+
+    if (fs::exists(fs::path(folder) / "tokenizer.json", ec))
+        model->m_tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromFolder(folder));
+    else if (options.requireTokenizer)
+        throw Error("no tokenizer.json in " + folder);
+    return model;
+}
+
+std::shared_ptr<const Model::Weights> Model::assembleWeights(
+    const ModelConfig& c, std::map<std::string, at::Tensor> byName, c10::Device device)
+{
+    auto weights = std::make_shared<Weights>();
+    weights->byName = std::move(byName);
+    std::map<const void*, at::Tensor> moved; // tied weights stay one tensor on the device
+    for (auto& [name, t] : weights->byName) {
+        auto& m = moved[t.unsafeGetTensorImpl()];
+        if (!m.defined())
+            m = t.to(device);
+        t = m;
+    }
 
     auto get = [&](const std::string& name) {
         auto it = weights->byName.find(name);
@@ -190,7 +210,7 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
     weights->finalNormB = get("final_norm.bias");
     weights->unembed = get("unembed.weight");
     if (c.positionKind == PositionKind::Rope)
-        weights->ropeInvFreq = ropeInverseFrequencies(c).to(model->m_device);
+        weights->ropeInvFreq = ropeInverseFrequencies(c).to(device);
     for (int64_t i = 0; i < c.nLayers; ++i) {
         auto L = [&](const std::string& rest) { return get("layers." + std::to_string(i) + "." + rest); };
         Weights::Layer layer;
@@ -217,12 +237,30 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
         layer.mlpPostNorm = L("mlp_post_norm.weight");
         weights->layers.push_back(std::move(layer));
     }
-    model->m_weights = weights;
+    return weights;
+}
 
-    if (fs::exists(fs::path(folder) / "tokenizer.json", ec))
-        model->m_tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromFolder(folder));
-    else if (options.requireTokenizer)
-        throw Error("no tokenizer.json in " + folder);
+std::shared_ptr<const Model> Model::fromWeights(const ModelConfig& config, std::map<std::string, at::Tensor> weights,
+    std::shared_ptr<const Tokenizer> tokenizer, const std::string& device)
+{
+    auto model = std::shared_ptr<Model>(new Model());
+    model->m_config = config;
+    model->m_device = resolveDevice(device);
+    model->m_storedDType = "F32";
+    model->m_tokenizer = std::move(tokenizer);
+    auto plugin = plugins::pluginForModelType(config.modelType);
+    for (const auto& ws : plugin->weightSources(config)) {
+        auto it = weights.find(ws.canonical);
+        if (it == weights.end()) {
+            if (ws.optional)
+                continue;
+            throw Error("fromWeights: missing weight \"" + ws.canonical + "\"");
+        }
+        if (it->second.sizes() != at::IntArrayRef(ws.shape))
+            throw Error("fromWeights: \"" + ws.canonical + "\" has shape " + shapeText(it->second.sizes()) + ", expected "
+                + shapeText(ws.shape));
+    }
+    model->m_weights = assembleWeights(config, std::move(weights), model->m_device);
     return model;
 }
 
@@ -242,5 +280,38 @@ const at::Tensor& Model::weight(const std::string& canonical) const
 }
 
 bool Model::hasWeight(const std::string& canonical) const { return m_weights->byName.count(canonical) > 0; }
+
+const std::map<std::string, at::Tensor>& Model::weights() const { return m_weights->byName; }
+
+void saveModelFolder(const Model& model, const std::string& folder, const std::string& storeDtype,
+    const std::string& tokenizerJson)
+{
+    const ModelConfig& c = model.config();
+    auto plugin = plugins::pluginForModelType(c.modelType);
+    const c10::ScalarType type = io::toScalarType(io::dtypeFromName(storeDtype));
+    if (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)
+        throw Error("models are stored as F32, F16 or BF16, not " + storeDtype);
+    std::error_code ec;
+    fs::create_directories(folder, ec);
+    if (ec)
+        throw Error("cannot create " + folder + ": " + ec.message());
+
+    io::SafetensorsWriter writer;
+    std::set<std::string> written;
+    for (const auto& ws : plugin->weightSources(c)) {
+        if (ws.transpose || ws.sliceDim >= 0)
+            throw Error("saving " + c.family + " checkpoints is not supported (its weights are stored fused)");
+        if (!model.hasWeight(ws.canonical) || !written.insert(ws.source).second)
+            continue;
+        writer.add(ws.source, model.weight(ws.canonical).detach().to(at::kCPU).to(type));
+    }
+    writer.setMetadata("format", "pt");
+    nlohmann::json config = plugin->configJson(c);
+    config["torch_dtype"] = type == at::kFloat ? "float32" : type == at::kHalf ? "float16" : "bfloat16";
+    writer.write((fs::path(folder) / "model.safetensors").string());
+    io::writeFileAtomically((fs::path(folder) / "config.json").string(), config.dump(2) + "\n");
+    if (!tokenizerJson.empty())
+        io::writeFileAtomically((fs::path(folder) / "tokenizer.json").string(), tokenizerJson);
+}
 
 } // namespace cs::model

@@ -14,7 +14,8 @@
 // Refused with cs::Error: lookbehind, backreferences, nested classes and class
 // intersections, flags other than i, and malformed patterns.
 //
-// Raw-byte code points (utf8.h) belong to no category: only negated sets and `.` match them.
+// Raw-byte code points (utf8.h) are category Cs (they live in the surrogate range): no letter,
+// number or space class matches them, so [^\s\p{L}\p{N}] and `.` do.
 
 #include <cstddef>
 #include <memory>
@@ -23,9 +24,11 @@
 #include <string_view>
 #include <vector>
 
-namespace cs::model {
+namespace cs::model
+{
 
-class Regex {
+class Regex
+{
 public:
     struct Match {
         size_t begin = 0; // code point offsets into the searched text, [begin, end)

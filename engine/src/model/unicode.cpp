@@ -7,7 +7,8 @@
 #include <utility>
 #include <vector>
 
-namespace cs::model::unicode {
+namespace cs::model::unicode
+{
 
 namespace t = tables;
 
@@ -16,7 +17,8 @@ static_assert(static_cast<int>(Category::Co) == t::Co && static_cast<int>(Catego
     "unicode.h's Category must list the categories in the generated tables' order");
 static_assert(static_cast<int>(Category::Co) + 1 == kCategoryCount);
 
-namespace {
+namespace
+{
 
 // Hangul syllables compose and decompose by arithmetic (Unicode 3.12, "Conjoining Jamo Behavior").
 constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
@@ -26,8 +28,7 @@ constexpr char32_t kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
 // First code point from which NFC can change anything (checked by the generator).
 constexpr char32_t kFirstNonTrivialNfc = 0x300;
 
-template<class Range>
-const Range* findRange(const Range* begin, const Range* end, char32_t cp)
+template<class Range> const Range* findRange(const Range* begin, const Range* end, char32_t cp)
 {
     // The last range whose first <= cp, if cp is inside it.
     const Range* it = std::upper_bound(begin, end, cp, [](char32_t v, const Range& r) { return v < r.first; });
@@ -63,8 +64,8 @@ int combiningClass(char32_t cp)
 const t::Decomposition* findDecomposition(char32_t cp)
 {
     const auto* end = std::end(t::kDecompositions);
-    const auto* it = std::lower_bound(std::begin(t::kDecompositions), end, cp,
-        [](const t::Decomposition& d, char32_t v) { return d.cp < v; });
+    const auto* it = std::lower_bound(
+        std::begin(t::kDecompositions), end, cp, [](const t::Decomposition& d, char32_t v) { return d.cp < v; });
     return (it != end && it->cp == cp) ? it : nullptr;
 }
 
@@ -104,9 +105,10 @@ char32_t compose(char32_t first, char32_t second)
     return (it != end && it->first == first && it->second == second) ? it->composite : 0;
 }
 
-bool isTrivial(const std::u32string& text)
+// Below U+00C0 nothing decomposes; below U+0300 nothing changes under NFC.
+bool allBelow(const std::u32string& text, char32_t limit)
 {
-    return std::all_of(text.begin(), text.end(), [](char32_t c) { return c < kFirstNonTrivialNfc; });
+    return std::all_of(text.begin(), text.end(), [limit](char32_t c) { return c < limit; });
 }
 
 // Canonical ordering: stable sort of every run of non-starters by combining class.
@@ -142,15 +144,28 @@ bool isWhiteSpace(char32_t cp)
         return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);
     if (cp < 0x85)
         return false;
-    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028
-        || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029
+        || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 bool isWordChar(char32_t cp)
 {
     if (cp < 0x80)
         return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') || cp == '_';
-    return inCategories(cp, kLetters | kMarks | categoryBit(Category::Nd) | categoryBit(Category::Pc));
+    return inCategories(cp, kLetters | kMarks | kNumbers | categoryBit(Category::Pc));
+}
+
+bool isUnicodeWordChar(char32_t cp)
+{
+    if (cp < 0x80)
+        return isWordChar(cp);
+    if (inCategories(
+            cp, kLetters | kMarks | categoryBit(Category::Nd) | categoryBit(Category::Nl) | categoryBit(Category::Pc)))
+        return true;
+    // The rest of Alphabetic (Other_Alphabetic symbols: circled and squared letters) and
+    // Join_Control.
+    return cp == 0x200C || cp == 0x200D || (cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149)
+        || (cp >= 0x1F150 && cp <= 0x1F169) || (cp >= 0x1F170 && cp <= 0x1F189);
 }
 
 char32_t fold(char32_t cp)
@@ -184,7 +199,7 @@ CaseVariants caseVariants(char32_t cp)
 
 std::u32string nfd(const std::u32string& text)
 {
-    if (isTrivial(text))
+    if (allBelow(text, 0xC0))
         return text;
     std::u32string out;
     out.reserve(text.size() + text.size() / 4);
@@ -196,7 +211,7 @@ std::u32string nfd(const std::u32string& text)
 
 std::u32string nfc(const std::u32string& text)
 {
-    if (isTrivial(text))
+    if (allBelow(text, kFirstNonTrivialNfc))
         return text;
     const std::u32string d = nfd(text);
     std::u32string out;
@@ -225,6 +240,9 @@ std::u32string nfc(const std::u32string& text)
     return out;
 }
 
-const char* version() { return t::kUnicodeVersion; }
+const char* version()
+{
+    return t::kUnicodeVersion;
+}
 
 } // namespace cs::model::unicode

@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <string>
 
-namespace cs::model::unicode {
+namespace cs::model::unicode
+{
 
 // General categories; the order matches the generated tables (unicode.cpp checks it).
 enum class Category : uint8_t {
@@ -43,7 +44,10 @@ enum class Category : uint8_t {
 };
 constexpr int kCategoryCount = 30;
 
-constexpr uint32_t categoryBit(Category c) { return uint32_t(1) << static_cast<int>(c); }
+constexpr uint32_t categoryBit(Category c)
+{
+    return uint32_t(1) << static_cast<int>(c);
+}
 // Masks of the one-letter groups, as \p{L}, \p{M}, ... mean them.
 constexpr uint32_t kLetters = categoryBit(Category::Lu) | categoryBit(Category::Ll) | categoryBit(Category::Lt)
     | categoryBit(Category::Lm) | categoryBit(Category::Lo);
@@ -51,19 +55,27 @@ constexpr uint32_t kMarks = categoryBit(Category::Mn) | categoryBit(Category::Mc
 constexpr uint32_t kNumbers = categoryBit(Category::Nd) | categoryBit(Category::Nl) | categoryBit(Category::No);
 constexpr uint32_t kPunctuation = categoryBit(Category::Pc) | categoryBit(Category::Pd) | categoryBit(Category::Ps)
     | categoryBit(Category::Pe) | categoryBit(Category::Pi) | categoryBit(Category::Pf) | categoryBit(Category::Po);
-constexpr uint32_t kSymbols = categoryBit(Category::Sm) | categoryBit(Category::Sc) | categoryBit(Category::Sk)
-    | categoryBit(Category::So);
+constexpr uint32_t kSymbols
+    = categoryBit(Category::Sm) | categoryBit(Category::Sc) | categoryBit(Category::Sk) | categoryBit(Category::So);
 constexpr uint32_t kSeparators = categoryBit(Category::Zs) | categoryBit(Category::Zl) | categoryBit(Category::Zp);
 constexpr uint32_t kOthers = categoryBit(Category::Cn) | categoryBit(Category::Cc) | categoryBit(Category::Cf)
     | categoryBit(Category::Cs) | categoryBit(Category::Co);
 
 Category category(char32_t cp);
-inline bool inCategories(char32_t cp, uint32_t mask) { return (categoryBit(category(cp)) & mask) != 0; }
+inline bool inCategories(char32_t cp, uint32_t mask)
+{
+    return (categoryBit(category(cp)) & mask) != 0;
+}
 
 // The White_Space property (what Oniguruma's \s and Rust's char::is_whitespace test).
 bool isWhiteSpace(char32_t cp);
-// \w: letters, marks, decimal digits and connector punctuation.
+// Oniguruma's \w (what tokenizer.json regexes run on): letters, marks, numbers, connector
+// punctuation.
 bool isWordChar(char32_t cp);
+// The Unicode Word property (UTS #18), Rust regex's \w, which Hugging Face uses for added
+// tokens' single_word: Alphabetic (letters, letter numbers, the Other_Alphabetic marks and
+// symbols), marks, decimal digits, connector punctuation, ZWNJ/ZWJ.
+bool isUnicodeWordChar(char32_t cp);
 
 // Simple case folding: the one code point cp folds to (cp itself when it has no folding).
 char32_t fold(char32_t cp);

@@ -1,10 +1,15 @@
 #include "model/utf8.h"
 
-namespace cs::model::utf8 {
+namespace cs::model::utf8
+{
 
-namespace {
+namespace
+{
 
-constexpr bool isContinuation(unsigned char b) { return (b & 0xC0) == 0x80; }
+constexpr bool isContinuation(unsigned char b)
+{
+    return (b & 0xC0) == 0x80;
+}
 
 } // namespace
 
@@ -59,8 +64,8 @@ std::u32string decode(std::string_view bytes)
             i += 3;
             break;
         case 4:
-            out.push_back(((at(i) & 0x07) << 18) | ((at(i + 1) & 0x3F) << 12) | ((at(i + 2) & 0x3F) << 6)
-                | (at(i + 3) & 0x3F));
+            out.push_back(
+                ((at(i) & 0x07) << 18) | ((at(i + 1) & 0x3F) << 12) | ((at(i + 2) & 0x3F) << 6) | (at(i + 3) & 0x3F));
             i += 4;
             break;
         default: // one invalid byte; decoding resumes at the next byte

@@ -7,12 +7,16 @@
 #include <string>
 #include <string_view>
 
-namespace cs::model::utf8 {
+namespace cs::model::utf8
+{
 
 // Raw byte b (0x80..0xFF, the only bytes that can be invalid) is the code point kRawByteBase + b.
 constexpr char32_t kRawByteBase = 0xDC00;
 
-constexpr bool isRawByte(char32_t cp) { return cp >= kRawByteBase + 0x80 && cp <= kRawByteBase + 0xFF; }
+constexpr bool isRawByte(char32_t cp)
+{
+    return cp >= kRawByteBase + 0x80 && cp <= kRawByteBase + 0xFF;
+}
 
 // Length in bytes of the well-formed sequence that starts at bytes[i], or 0 when the byte
 // there does not start one (then decode() makes it a raw byte on its own).

@@ -1,0 +1,279 @@
+// Model::load on broken Hugging Face folders: every case must end in a cs::Error whose
+// message names what is wrong (the field, the tensor, the file), never in a crash or another
+// exception type. The folders are tiny models from fixtures/hf_fixtures.h, broken one way
+// each; the suite runs under AddressSanitizer in CI.
+
+#include "hf_fixtures.h"
+
+#include "cs/error.h"
+#include "cs/model.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <algorithm>
+#include <exception>
+#include <functional>
+#include <memory>
+
+using cs::test::TinySpec;
+using Json = nlohmann::json;
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+namespace
+{
+
+TinySpec specFor(const QString& breakage)
+{
+    TinySpec spec;
+    spec.family = breakage.startsWith("gpt2") ? "gpt2" : breakage.startsWith("gemma2") ? "gemma2" : "llama";
+    if (spec.family == "gpt2")
+        spec.dMlp = 4 * spec.dModel;
+    if (breakage == "index_missing_shard" || breakage == "index_not_json")
+        spec.sharded = true;
+    if (breakage == "missing_lm_head")
+        spec.tied = false;
+    if (breakage == "bad_kv_heads")
+        spec.nKvHeads = 3; // shapes consistent, but 4 query heads cannot share 3 kv heads
+    return cs::test::normalized(spec);
+}
+
+void editConfig(const QString& dir, const TinySpec& spec, const std::function<void(Json&)>& edit)
+{
+    Json config = Json::parse(cs::test::tinyConfigJson(spec));
+    edit(config);
+    cs::test::writeTextFile(dir + "/config.json", config.dump(2));
+}
+
+void editWeights(const QString& dir, const TinySpec& spec, const std::function<void(NamedTensors&)>& edit)
+{
+    NamedTensors weights = cs::test::tinyWeights(spec);
+    edit(weights);
+    cs::test::writeSafetensors(dir + "/model.safetensors", weights, spec.storeDtype);
+}
+
+// A safetensors file of exactly this header and these data bytes.
+void writeRawSafetensors(const QString& path, const std::string& header, const QByteArray& data)
+{
+    QByteArray bytes(8, 0);
+    uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i)
+        bytes[i] = char((n >> (8 * i)) & 0xFF);
+    bytes += QByteArray::fromStdString(header);
+    bytes += data;
+    QFile file(path);
+    QVERIFY(file.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    file.write(bytes);
+}
+
+} // namespace
+
+class TestModelLoadErrors : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void brokenFolder_data();
+    void brokenFolder();
+    void intactFolderLoads();
+
+private:
+    // Writes a tiny model into `dir` broken as `breakage` says; returns the folder to load.
+    QString prepare(const QString& breakage, const QString& dir);
+
+    std::unique_ptr<QTemporaryDir> m_dir;
+};
+
+void TestModelLoadErrors::initTestCase()
+{
+    m_dir = std::make_unique<QTemporaryDir>(cs::test::testTempRoot() + "/tst_model_load_errors-XXXXXX");
+    QVERIFY(m_dir->isValid());
+}
+
+void TestModelLoadErrors::brokenFolder_data()
+{
+    QTest::addColumn<QString>("breakage");
+    QTest::addColumn<QString>("phrase"); // must appear in what() (case-insensitive)
+
+    // config.json
+    QTest::newRow("unknown model_type") << "unknown_model_type"
+                                        << "mamba_xyz";
+    QTest::newRow("no model_type") << "no_model_type"
+                                   << "model_type";
+    QTest::newRow("llama without hidden_size") << "no_hidden_size"
+                                               << "hidden_size";
+    QTest::newRow("gpt2 without n_embd") << "gpt2_no_n_embd"
+                                         << "n_embd";
+    QTest::newRow("hidden_size not a number") << "hidden_size_string"
+                                              << "hidden_size";
+    QTest::newRow("negative num_hidden_layers") << "negative_layers"
+                                                << "num_hidden_layers";
+    QTest::newRow("heads not divisible by kv heads") << "bad_kv_heads"
+                                                     << "num_key_value_heads";
+    QTest::newRow("unsupported rope_scaling") << "rope_yarn"
+                                              << "yarn";
+    QTest::newRow("config.json not JSON") << "config_not_json"
+                                          << "config.json";
+    QTest::newRow("config.json a JSON array") << "config_array"
+                                              << "config.json";
+
+    // Tensors.
+    QTest::newRow("missing tensor") << "missing_tensor"
+                                    << "model.layers.1.mlp.down_proj.weight";
+    QTest::newRow("untied without lm_head") << "missing_lm_head"
+                                            << "lm_head.weight";
+    QTest::newRow("wrong shape") << "wrong_shape"
+                                 << "model.layers.0.self_attn.q_proj.weight";
+    QTest::newRow("embeddings smaller than vocab_size") << "short_embeddings"
+                                                        << "model.embed_tokens.weight";
+    QTest::newRow("gpt2 c_attn wrong shape") << "gpt2_wrong_c_attn"
+                                             << "transformer.h.0.attn.c_attn.weight";
+
+    // Files.
+    QTest::newRow("no safetensors") << "no_safetensors"
+                                    << "safetensors";
+    QTest::newRow("index names a missing shard") << "index_missing_shard"
+                                                 << "model-00002-of-00002.safetensors";
+    QTest::newRow("index not JSON") << "index_not_json"
+                                    << "model.safetensors.index.json";
+    QTest::newRow("truncated safetensors") << "truncated"
+                                           << "model.safetensors";
+    QTest::newRow("header length past the end") << "huge_header"
+                                                << "model.safetensors";
+    QTest::newRow("header not JSON") << "header_not_json"
+                                     << "model.safetensors";
+    QTest::newRow("data offsets past the end") << "offsets_past_end"
+                                               << "model.safetensors";
+    QTest::newRow("byte count disagrees with shape") << "offsets_wrong_size"
+                                                     << "model.safetensors";
+    QTest::newRow("empty folder") << "empty_folder"
+                                  << "config.json";
+    QTest::newRow("nonexistent folder") << "nonexistent"
+                                        << "does-not-exist";
+}
+
+QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir)
+{
+    if (breakage == "nonexistent")
+        return dir + "/does-not-exist";
+    QDir().mkpath(dir);
+    if (breakage == "empty_folder")
+        return dir;
+
+    const TinySpec spec = specFor(breakage);
+    cs::test::writeTinyModel(dir, spec);
+    const QString st = dir + "/model.safetensors";
+
+    if (breakage == "bad_kv_heads")
+        ; // broken by specFor alone
+    else if (breakage == "unknown_model_type")
+        editConfig(dir, spec, [](Json& c) { c["model_type"] = "mamba_xyz"; });
+    else if (breakage == "no_model_type")
+        editConfig(dir, spec, [](Json& c) { c.erase("model_type"); });
+    else if (breakage == "no_hidden_size")
+        editConfig(dir, spec, [](Json& c) { c.erase("hidden_size"); });
+    else if (breakage == "gpt2_no_n_embd")
+        editConfig(dir, spec, [](Json& c) { c.erase("n_embd"); });
+    else if (breakage == "hidden_size_string")
+        editConfig(dir, spec, [](Json& c) { c["hidden_size"] = "thirty-two"; });
+    else if (breakage == "negative_layers")
+        editConfig(dir, spec, [](Json& c) { c["num_hidden_layers"] = -2; });
+    else if (breakage == "rope_yarn")
+        editConfig(dir, spec, [](Json& c) { c["rope_scaling"] = { { "rope_type", "yarn" }, { "factor", 4.0 } }; });
+    else if (breakage == "config_not_json")
+        cs::test::writeTextFile(dir + "/config.json", "{\"model_type\": \"llama\", \"hidden_size\": 32,");
+    else if (breakage == "config_array")
+        cs::test::writeTextFile(dir + "/config.json", "[1, 2, 3]");
+    else if (breakage == "missing_tensor")
+        editWeights(dir, spec, [](NamedTensors& w) {
+            w.erase(std::remove_if(w.begin(), w.end(),
+                        [](const auto& t) { return t.first == "model.layers.1.mlp.down_proj.weight"; }),
+                w.end());
+        });
+    else if (breakage == "missing_lm_head")
+        editWeights(dir, spec, [](NamedTensors& w) {
+            w.erase(
+                std::remove_if(w.begin(), w.end(), [](const auto& t) { return t.first == "lm_head.weight"; }), w.end());
+        });
+    else if (breakage == "wrong_shape")
+        editWeights(dir, spec, [&](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name == "model.layers.0.self_attn.q_proj.weight")
+                    t = at::zeros({ spec.nHeads * spec.dHead, spec.dModel + 1 });
+        });
+    else if (breakage == "short_embeddings")
+        editWeights(dir, spec, [&](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name == "model.embed_tokens.weight")
+                    t = t.slice(0, 0, spec.vocab - 20).contiguous();
+        });
+    else if (breakage == "gpt2_wrong_c_attn")
+        editWeights(dir, spec, [&](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name == "transformer.h.0.attn.c_attn.weight")
+                    t = at::zeros({ spec.dModel, 2 * spec.dModel });
+        });
+    else if (breakage == "no_safetensors")
+        QFile::remove(st);
+    else if (breakage == "index_missing_shard")
+        QFile::remove(dir + "/model-00002-of-00002.safetensors");
+    else if (breakage == "index_not_json")
+        cs::test::writeTextFile(dir + "/model.safetensors.index.json", "{\"weight_map\": {");
+    else if (breakage == "truncated")
+        QFile::resize(st, QFileInfo(st).size() / 2);
+    else if (breakage == "huge_header") {
+        QFile file(st);
+        if (file.open(QIODevice::ReadWrite))
+            file.write(QByteArray(8, char(0x7F)));
+    } else if (breakage == "header_not_json")
+        writeRawSafetensors(st, "this is not json", QByteArray(64, 0));
+    else if (breakage == "offsets_past_end")
+        writeRawSafetensors(
+            st, R"({"model.norm.weight":{"dtype":"F32","shape":[32],"data_offsets":[0,128]}})", QByteArray(16, 0));
+    else if (breakage == "offsets_wrong_size")
+        writeRawSafetensors(
+            st, R"({"model.norm.weight":{"dtype":"F32","shape":[32],"data_offsets":[0,64]}})", QByteArray(128, 0));
+    else
+        qFatal("unknown breakage %s", qPrintable(breakage));
+    return dir;
+}
+
+void TestModelLoadErrors::brokenFolder()
+{
+    QFETCH(QString, breakage);
+    QFETCH(QString, phrase);
+    const QString folder = prepare(breakage, m_dir->filePath(breakage));
+    try {
+        const auto model = cs::model::Model::load(folder.toStdString(), { "cpu" });
+        QFAIL(qPrintable("loaded without an error (" + QString::number(model->config().nLayers) + " layers)"));
+    } catch (const cs::Error& e) {
+        const QString message = QString::fromUtf8(e.what());
+        QVERIFY2(message.contains(phrase, Qt::CaseInsensitive),
+            qPrintable(QString("the message \"%1\" does not name \"%2\"").arg(message, phrase)));
+    } catch (const std::exception& e) {
+        QFAIL(qPrintable(QString("threw something other than cs::Error: %1").arg(QString::fromUtf8(e.what()))));
+    } catch (...) {
+        QFAIL("threw something that is not a std::exception");
+    }
+}
+
+// The control: the same fixture unbroken loads, so the failures above are the breakages'.
+void TestModelLoadErrors::intactFolderLoads()
+{
+    for (const char* family : { "llama", "gpt2", "gemma2" }) {
+        const TinySpec spec = specFor(QString(family) + "_intact");
+        const QString folder = cs::test::writeTinyModel(m_dir->filePath(QString("intact_") + family), spec);
+        const auto model = cs::model::Model::load(folder.toStdString(), { "cpu" });
+        QCOMPARE(model->config().nLayers, spec.nLayers);
+    }
+}
+
+QTEST_GUILESS_MAIN(TestModelLoadErrors)
+#include "tst_model_load_errors.moc"
