@@ -83,7 +83,7 @@ private Q_SLOTS:
         const auto type = static_cast<at::ScalarType>(scalarType);
         at::manual_seed(3);
         at::Tensor t = (at::randn({ 3, 5, 7 }) * 10).to(type);
-        at::Tensor scalar = at::tensor(42.f).to(type); // rank 0
+        at::Tensor scalar = at::scalar_tensor(42.f).to(type); // rank 0
         at::Tensor empty = at::zeros({ 0, 4 }, type);
         cs::io::SafetensorsWriter w;
         w.add("t", t);

@@ -89,9 +89,9 @@ std::vector<int64_t> promptIds(const Args& args, const cs::ModelHandle& handle)
     auto text = args.value("text");
     if (!text)
         throw cs::Error("give the prompt with --text or --ids");
+    if (text->empty())
+        throw cs::Error("the prompt is empty: it has no tokens to run");
     auto ids = handle.encode(*text);
-    if (ids.empty())
-        throw cs::Error("the prompt is empty: it has no tokens");
     return ids;
 }
 

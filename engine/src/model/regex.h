@@ -7,10 +7,12 @@
 // Supported: literals and escapes (\t \n \r \f \v \a \e \0 \xHH \x{H..} \uHHHH, escaped
 // punctuation), `.` (anything but \n), classes [...] with ranges and negation, \p{..} / \P{..}
 // / \pL for the general categories (L Lu Ll Lt Lm Lo LC M Mn Mc Me N Nd Nl No P Pc Pd Ps Pe Pi
-// Pf Po S Sm Sc Sk So Z Zs Zl Zp C Cc Cf Cs Co Cn, long names too) and \p{^..}, \s \S \d \D \w
-// \W (Unicode meanings), groups ( ) (?: ) (?<name> ), (?i) (?i: ) (?-i: ), lookahead (?= )
-// (?! ), atomic (?> ), comments (?# ), quantifiers * + ? {m} {m,} {m,n} {,n} each with a lazy
-// `?` or possessive `+` suffix, anchors ^ $ (line anchors, as in Ruby syntax) \A \z \Z \b \B.
+// Pf Po S Sm Sc Sk So Z Zs Zl Zp C Cc Cf Cs Co Cn, long names too) and \p{^..}; \s \S \d \D
+// \w \W with Oniguruma's Unicode meanings (\s White_Space, \d Nd, \w letters, marks, numbers
+// and connector punctuation); case-insensitive matching by simple case folding; groups ( )
+// (?: ) (?<name> ), (?i) (?i: ) (?-i: ), lookahead (?= ) (?! ), atomic (?> ), comments (?# );
+// quantifiers * + ? {m} {m,} {m,n} {,n}, each with a lazy `?` or possessive `+` suffix;
+// anchors ^ $ (line anchors, as in Ruby syntax) \A \z \Z \b \B.
 // Refused with cs::Error: lookbehind, backreferences, nested classes and class
 // intersections, flags other than i, and malformed patterns.
 //
