@@ -7,11 +7,9 @@
 #include <algorithm>
 #include <chrono>
 
-namespace cs::app
-{
+namespace cs::app {
 
-namespace
-{
+namespace {
 
 // Request tags: a newer request replaces a queued one with the same tag.
 const QString kOpenTag = QStringLiteral("open");

@@ -14,11 +14,9 @@
 #include <QUrl>
 #include <QtQml/qqmlregistration.h>
 
-namespace cs::app
-{
+namespace cs::app {
 
-class AppController : public QObject
-{
+class AppController : public QObject {
     Q_OBJECT
     QML_ELEMENT
     QML_SINGLETON

@@ -1,7 +1,6 @@
 #include "engineworker.h"
 
-namespace cs::app
-{
+namespace cs::app {
 
 EngineWorker::EngineWorker(QObject* parent)
     : QObject(parent)

@@ -22,16 +22,14 @@
 #include <functional>
 #include <memory>
 
-namespace cs::app
-{
+namespace cs::app {
 
 // What only the worker thread touches: jobs receive it by reference.
 struct EngineState {
     std::shared_ptr<cs::ModelHandle> model; // null until a model opened
 };
 
-class EngineWorker : public QObject
-{
+class EngineWorker : public QObject {
     Q_OBJECT
 public:
     template<typename T> using Work = std::function<std::shared_ptr<const T>(EngineState&)>;

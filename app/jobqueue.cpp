@@ -9,8 +9,7 @@
 #include <pthread.h>
 #endif
 
-namespace cs::app
-{
+namespace cs::app {
 
 JobQueue::JobQueue(const std::string& threadName)
     : m_threadName(threadName)

@@ -14,11 +14,9 @@
 #include <string>
 #include <thread>
 
-namespace cs::app
-{
+namespace cs::app {
 
-class JobQueue
-{
+class JobQueue {
 public:
     using Job = std::function<void()>;
 

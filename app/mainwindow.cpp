@@ -12,11 +12,9 @@
 // registrations out of the static library.
 void qml_register_types_Circuitscope();
 
-namespace cs::app
-{
+namespace cs::app {
 
-namespace
-{
+namespace {
 const char* const kModuleUri = "Circuitscope";
 }
 

@@ -7,8 +7,7 @@
 class QQmlApplicationEngine;
 class QQuickWindow;
 
-namespace cs::app
-{
+namespace cs::app {
 
 class AppController;
 

@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace cs::app
-{
+namespace cs::app {
 
 // A model the worker has just opened.
 struct ModelSnapshot {

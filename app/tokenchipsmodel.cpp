@@ -4,8 +4,7 @@
 
 #include <algorithm>
 
-namespace cs::app
-{
+namespace cs::app {
 
 TokenChipsModel::TokenChipsModel(QObject* parent)
     : QAbstractListModel(parent)

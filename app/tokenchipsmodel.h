@@ -9,11 +9,9 @@
 #include <memory>
 #include <vector>
 
-namespace cs::app
-{
+namespace cs::app {
 
-class TokenChipsModel : public QAbstractListModel
-{
+class TokenChipsModel : public QAbstractListModel {
     Q_OBJECT
     QML_ELEMENT
     Q_PROPERTY(int count READ rowCount NOTIFY countChanged)

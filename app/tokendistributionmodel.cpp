@@ -2,8 +2,7 @@
 
 #include "tokentext.h"
 
-namespace cs::app
-{
+namespace cs::app {
 
 TokenDistributionModel::TokenDistributionModel(QObject* parent)
     : QAbstractListModel(parent)

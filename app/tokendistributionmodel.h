@@ -9,11 +9,9 @@
 #include <memory>
 #include <vector>
 
-namespace cs::app
-{
+namespace cs::app {
 
-class TokenDistributionModel : public QAbstractListModel
-{
+class TokenDistributionModel : public QAbstractListModel {
     Q_OBJECT
     QML_ELEMENT
     Q_PROPERTY(int count READ rowCount NOTIFY countChanged)

@@ -1,10 +1,8 @@
 #include "tokentext.h"
 
-namespace cs::app
-{
+namespace cs::app {
 
-namespace
-{
+namespace {
 
 // Length of the well-formed UTF-8 sequence at s[i], or 0 when the bytes there are not one
 // (overlong forms, surrogates and code points above U+10FFFF count as ill-formed).

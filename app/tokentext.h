@@ -6,8 +6,7 @@
 
 #include <string>
 
-namespace cs::app
-{
+namespace cs::app {
 
 // " the\n" -> "␣the⏎"; "\t" -> "⇥"; no-break space -> "⍽"; other controls ("\r") -> "<0x0D>";
 // a stray byte 0xE2 -> "<0xE2>"; the empty token -> "∅".

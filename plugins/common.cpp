@@ -148,8 +148,8 @@ nlohmann::json llamaLikeConfigJson(const model::ModelConfig& c, const std::strin
         { "rope_theta", c.ropeTheta }, { "tie_word_embeddings", c.tiedEmbeddings }, { "attention_bias", c.attnBias },
         { "mlp_bias", false }, { "torch_dtype", "float32" } };
     j["hidden_act"] = c.activation == model::Activation::Silu ? "silu"
-        : c.activation == model::Activation::GeluTanh      ? "gelu_pytorch_tanh"
-                                                           : "gelu";
+        : c.activation == model::Activation::GeluTanh         ? "gelu_pytorch_tanh"
+                                                              : "gelu";
     if (c.ropeScaling.type == "default") {
         j["rope_scaling"] = nullptr;
     } else {
@@ -165,7 +165,10 @@ nlohmann::json llamaLikeConfigJson(const model::ModelConfig& c, const std::strin
     return j;
 }
 
-std::string layerName(int64_t layer, const std::string& rest) { return "layers." + std::to_string(layer) + "." + rest; }
+std::string layerName(int64_t layer, const std::string& rest)
+{
+    return "layers." + std::to_string(layer) + "." + rest;
+}
 
 void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig& c, int64_t i)
 {
@@ -179,8 +182,8 @@ void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig
         out.push_back({ layerName(i, "attn.q.bias"), hf + "self_attn.q_proj.bias", {}, { q } });
         out.push_back({ layerName(i, "attn.k.bias"), hf + "self_attn.k_proj.bias", {}, { kv } });
         out.push_back({ layerName(i, "attn.v.bias"), hf + "self_attn.v_proj.bias", {}, { kv } });
-        out.push_back({ layerName(i, "attn.o.bias"), hf + "self_attn.o_proj.bias", {}, { c.dModel }, false, -1, 0,
-            0, /*optional=*/true });
+        out.push_back({ layerName(i, "attn.o.bias"), hf + "self_attn.o_proj.bias", {}, { c.dModel }, false, -1, 0, 0,
+            /*optional=*/true });
     }
     out.push_back({ layerName(i, "mlp.gate.weight"), hf + "mlp.gate_proj.weight", {}, { c.dMlp, c.dModel } });
     out.push_back({ layerName(i, "mlp.up.weight"), hf + "mlp.up_proj.weight", {}, { c.dMlp, c.dModel } });

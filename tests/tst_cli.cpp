@@ -132,8 +132,8 @@ private Q_SLOTS:
             QVERIFY(std::abs(t["prob"].get<double>() - probs[sorted[i]].item<double>()) < 1e-6);
             QVERIFY(std::abs(t["logit"].get<double>() - last[sorted[i]].item<double>()) < 1e-5);
             // JSON holds valid UTF-8: a token that is part of a character shows U+FFFD instead.
-            const Json expectedToken = Json::parse(
-                Json(m_engine->tokenizer().tokenText(sorted[i].item<int64_t>())).dump(-1, ' ', false, Json::error_handler_t::replace));
+            const Json expectedToken = Json::parse(Json(m_engine->tokenizer().tokenText(sorted[i].item<int64_t>()))
+                                                       .dump(-1, ' ', false, Json::error_handler_t::replace));
             QCOMPARE(t["token"], expectedToken);
         }
     }
@@ -151,8 +151,8 @@ private Q_SLOTS:
         QCOMPARE(j["text"].get<std::string>(), m_engine->tokenizer().decode(expected));
 
         // Sampling: the same seed gives the same tokens.
-        QStringList sampled = { "generate", m_model, "--text", "a", "--max-new", "8", "--temperature", "1.5",
-            "--seed", "7", "--json" };
+        QStringList sampled
+            = { "generate", m_model, "--text", "a", "--max-new", "8", "--temperature", "1.5", "--seed", "7", "--json" };
         QCOMPARE(cli(sampled).json()["ids"], cli(sampled).json()["ids"]);
     }
 

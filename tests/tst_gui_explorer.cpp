@@ -42,8 +42,7 @@ using cs::app::EngineWorker;
 using cs::app::JobQueue;
 using cs::app::TokenDistributionModel;
 
-namespace
-{
+namespace {
 
 // Generous: a debug build on a loaded 2-core machine.
 constexpr int kTimeoutMs = 60000;
@@ -97,8 +96,7 @@ QQuickItem* findItem(QQuickWindow* window, const char* objectName)
 
 } // namespace
 
-class TestGuiExplorer : public QObject
-{
+class TestGuiExplorer : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:

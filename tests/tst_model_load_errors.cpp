@@ -26,8 +26,7 @@ using cs::test::TinySpec;
 using Json = nlohmann::json;
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
-namespace
-{
+namespace {
 
 TinySpec specFor(const QString& breakage)
 {
@@ -74,8 +73,7 @@ void writeRawSafetensors(const QString& path, const std::string& header, const Q
 
 } // namespace
 
-class TestModelLoadErrors : public QObject
-{
+class TestModelLoadErrors : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:

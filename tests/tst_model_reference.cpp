@@ -35,8 +35,7 @@ using cs::model::Model;
 using cs::test::TinySpec;
 using cs::test::WeightMap;
 
-namespace
-{
+namespace {
 
 // Engine (float32) against the float64 reference: max|a - b| / max|b|.
 constexpr double kRelTol = 1e-5;
@@ -93,8 +92,7 @@ QString shapeOf(const at::Tensor& t)
             qPrintable(QString("%1 has shape %2").arg(#tensor).arg(shapeOf(tensor))));                                 \
     } while (0)
 
-class TestModelReference : public QObject
-{
+class TestModelReference : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:
@@ -262,8 +260,7 @@ const TestModelReference::Fixture& TestModelReference::fixture()
     return m_fixtures.emplace(row, std::move(f)).first->second;
 }
 
-namespace
-{
+namespace {
 
 std::vector<int64_t> randomIds(int64_t n, int64_t vocab, uint64_t seed)
 {

@@ -29,8 +29,7 @@ using cs::organism::World;
 using cs::organism::WorldOptions;
 using json = nlohmann::json;
 
-namespace
-{
+namespace {
 
 // The number of training lines the split checks search (about 2.5M characters of unique text).
 constexpr uint64_t kTrainLines = 200000;
@@ -53,8 +52,7 @@ std::string between(const std::string& s, const std::string& prefix, const std::
 }
 
 // Searches unique training text for a string (Boyer-Moore-Horspool over the joined lines).
-class TextIndex
-{
+class TextIndex {
 public:
     explicit TextIndex(const std::vector<std::string>& lines)
     {
@@ -78,8 +76,7 @@ private:
 
 } // namespace
 
-class TestOrganismCorpus : public QObject
-{
+class TestOrganismCorpus : public QObject {
     Q_OBJECT
 
 private:

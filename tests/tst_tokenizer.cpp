@@ -21,8 +21,7 @@
 using cs::model::Tokenizer;
 using json = nlohmann::json;
 
-namespace
-{
+namespace {
 
 // ---------------------------------------------------------------- helpers
 
@@ -375,8 +374,7 @@ QString errorOf(const std::function<void()>& fn)
 
 } // namespace
 
-class TestTokenizer : public QObject
-{
+class TestTokenizer : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:

@@ -77,9 +77,15 @@ ModelInfo ModelHandle::info() const
     return info;
 }
 
-bool ModelHandle::hasTokenizer() const { return m_model->hasTokenizer(); }
+bool ModelHandle::hasTokenizer() const
+{
+    return m_model->hasTokenizer();
+}
 
-std::vector<int64_t> ModelHandle::encode(const std::string& text) const { return m_model->tokenizer().encode(text); }
+std::vector<int64_t> ModelHandle::encode(const std::string& text) const
+{
+    return m_model->tokenizer().encode(text);
+}
 
 std::vector<std::string> ModelHandle::tokenTexts(const std::vector<int64_t>& ids) const
 {
@@ -90,7 +96,10 @@ std::vector<std::string> ModelHandle::tokenTexts(const std::vector<int64_t>& ids
     return out;
 }
 
-std::string ModelHandle::decode(const std::vector<int64_t>& ids) const { return m_model->tokenizer().decode(ids); }
+std::string ModelHandle::decode(const std::vector<int64_t>& ids) const
+{
+    return m_model->tokenizer().decode(ids);
+}
 
 LogitsResult ModelHandle::logits(const std::vector<int64_t>& ids, int topK, bool allPositions) const
 {

@@ -35,8 +35,8 @@ public:
         if (config.contains("layer_types") && config["layer_types"].is_array()) {
             const auto& types = config["layer_types"];
             if (static_cast<int64_t>(types.size()) != c.nLayers)
-                throw Error("config.json (gemma2): layer_types has " + std::to_string(types.size())
-                    + " entries for " + std::to_string(c.nLayers) + " layers");
+                throw Error("config.json (gemma2): layer_types has " + std::to_string(types.size()) + " entries for "
+                    + std::to_string(c.nLayers) + " layers");
             for (int64_t i = 0; i < c.nLayers; ++i)
                 c.slidingLayers[static_cast<size_t>(i)] = types[static_cast<size_t>(i)] == "sliding_attention";
         } else {
@@ -86,6 +86,9 @@ public:
 
 } // namespace
 
-std::shared_ptr<const FamilyPlugin> makeGemma2Plugin() { return std::make_shared<Gemma2Plugin>(); }
+std::shared_ptr<const FamilyPlugin> makeGemma2Plugin()
+{
+    return std::make_shared<Gemma2Plugin>();
+}
 
 } // namespace cs::plugins

@@ -117,6 +117,9 @@ public:
 
 } // namespace
 
-std::shared_ptr<const FamilyPlugin> makeGpt2Plugin() { return std::make_shared<Gpt2Plugin>(); }
+std::shared_ptr<const FamilyPlugin> makeGpt2Plugin()
+{
+    return std::make_shared<Gpt2Plugin>();
+}
 
 } // namespace cs::plugins

@@ -33,7 +33,8 @@ public:
         detail::addLlamaStyleGlobals(out, c);
         for (int64_t i = 0; i < c.nLayers; ++i) {
             const std::string hf = "model.layers." + std::to_string(i) + ".";
-            out.push_back({ detail::layerName(i, "attn_norm.weight"), hf + "input_layernorm.weight", {}, { c.dModel } });
+            out.push_back(
+                { detail::layerName(i, "attn_norm.weight"), hf + "input_layernorm.weight", {}, { c.dModel } });
             out.push_back(
                 { detail::layerName(i, "mlp_norm.weight"), hf + "post_attention_layernorm.weight", {}, { c.dModel } });
             detail::addLlamaStyleLayer(out, c, i);
@@ -44,6 +45,9 @@ public:
 
 } // namespace
 
-std::shared_ptr<const FamilyPlugin> makeLlamaPlugin() { return std::make_shared<LlamaPlugin>(); }
+std::shared_ptr<const FamilyPlugin> makeLlamaPlugin()
+{
+    return std::make_shared<LlamaPlugin>();
+}
 
 } // namespace cs::plugins

@@ -35,11 +35,14 @@ public:
         detail::addLlamaStyleGlobals(out, c);
         for (int64_t i = 0; i < c.nLayers; ++i) {
             const std::string hf = "model.layers." + std::to_string(i) + ".";
-            out.push_back({ detail::layerName(i, "attn_norm.weight"), hf + "input_layernorm.weight", {}, { c.dModel } });
+            out.push_back(
+                { detail::layerName(i, "attn_norm.weight"), hf + "input_layernorm.weight", {}, { c.dModel } });
             out.push_back(
                 { detail::layerName(i, "mlp_norm.weight"), hf + "post_attention_layernorm.weight", {}, { c.dModel } });
-            out.push_back({ detail::layerName(i, "attn.q_norm.weight"), hf + "self_attn.q_norm.weight", {}, { c.dHead } });
-            out.push_back({ detail::layerName(i, "attn.k_norm.weight"), hf + "self_attn.k_norm.weight", {}, { c.dHead } });
+            out.push_back(
+                { detail::layerName(i, "attn.q_norm.weight"), hf + "self_attn.q_norm.weight", {}, { c.dHead } });
+            out.push_back(
+                { detail::layerName(i, "attn.k_norm.weight"), hf + "self_attn.k_norm.weight", {}, { c.dHead } });
             detail::addLlamaStyleLayer(out, c, i);
         }
         return out;
@@ -48,6 +51,9 @@ public:
 
 } // namespace
 
-std::shared_ptr<const FamilyPlugin> makeQwen3Plugin() { return std::make_shared<Qwen3Plugin>(); }
+std::shared_ptr<const FamilyPlugin> makeQwen3Plugin()
+{
+    return std::make_shared<Qwen3Plugin>();
+}
 
 } // namespace cs::plugins

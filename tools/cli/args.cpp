@@ -7,8 +7,8 @@
 
 namespace cs::cli {
 
-Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valueOptions,
-    const std::set<std::string>& flags)
+Args::Args(
+    const std::vector<std::string>& argv, const std::set<std::string>& valueOptions, const std::set<std::string>& flags)
 {
     for (size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];

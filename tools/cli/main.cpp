@@ -148,7 +148,7 @@ int cmdGenerate(const Args& args, const std::string& device)
     const auto r = handle->generate(ids, req);
     if (args.flag("json")) {
         std::cout << dump(Json { { "prompt_ids", r.promptIds }, { "ids", r.newIds }, { "text", r.text },
-                         { "tokens", handle->tokenTexts(r.newIds) } })
+            { "tokens", handle->tokenTexts(r.newIds) } })
                   << "\n";
     } else {
         std::cout << r.text << "\n";
@@ -184,7 +184,8 @@ int cmdBench(const Args& args, const std::string& device)
         auto model = cs::model::Model::load(cs::resolveModelFolder(args.positional()[1]), { device });
         Json rows = Json::array();
         for (int64_t tokens : { 16, 64, 256 }) {
-            if (model->config().positionKind == cs::model::PositionKind::Learned && tokens > model->config().maxPositions)
+            if (model->config().positionKind == cs::model::PositionKind::Learned
+                && tokens > model->config().maxPositions)
                 continue;
             at::Tensor ids = at::randint(model->config().vocabSize, { 1, tokens }, at::kLong);
             model->forward(ids);
@@ -197,8 +198,7 @@ int cmdBench(const Args& args, const std::string& device)
         std::cout << dump(out) << "\n";
     } else {
         std::cout << "blas: " << out["blas"].get<std::string>() << "\nthreads: " << out["threads"]
-                  << "\ngemm 1024^2 float: " << out["gemm_gflops"].get<double>() << " GFLOP/s on " << dev.str()
-                  << "\n";
+                  << "\ngemm 1024^2 float: " << out["gemm_gflops"].get<double>() << " GFLOP/s on " << dev.str() << "\n";
         if (out.contains("forward"))
             for (const auto& r : out["forward"])
                 std::cout << "forward " << r["n_tokens"] << " tokens: " << r["forward_ms"].get<double>() << " ms\n";
@@ -218,7 +218,8 @@ int cmdOrganism(const Args& args, const std::string& device)
         o.batchSize = args.intOr("batch-size", o.batchSize);
         o.seqLen = args.intOr("seq-len", o.seqLen);
         o.lr = args.doubleOr("lr", o.lr);
-        o.warmupSteps = args.intOr("warmup-steps", std::min<int64_t>(o.warmupSteps, std::max<int64_t>(1, o.steps / 10)));
+        o.warmupSteps
+            = args.intOr("warmup-steps", std::min<int64_t>(o.warmupSteps, std::max<int64_t>(1, o.steps / 10)));
         o.nLayers = args.intOr("layers", o.nLayers);
         o.dModel = args.intOr("d-model", o.dModel);
         o.nHeads = args.intOr("heads", o.nHeads);
@@ -284,9 +285,10 @@ int main(int argc, char** argv)
         return argvList.empty() ? 2 : 0;
     }
     try {
-        const Args args(argvList, { "device", "text", "ids", "top-k", "max-new", "temperature", "seed", "out", "steps", "batch-size",
-                                  "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp",
-                                  "vocab", "tokenizer-lines", "dtype", "max-per-split" },
+        const Args args(argvList,
+            { "device", "text", "ids", "top-k", "max-new", "temperature", "seed", "out", "steps", "batch-size",
+                "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
+                "tokenizer-lines", "dtype", "max-per-split" },
             { "json", "all-positions" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");

@@ -98,8 +98,9 @@ public:
     // A model from canonical weights (plugins/common.h names them), e.g. one being trained:
     // tensors already on `device` are used as they are (not copied), so a trainer that updates
     // them in place updates the model. Throws cs::Error for a missing or misshapen weight.
-    static std::shared_ptr<const Model> fromWeights(const ModelConfig& config, std::map<std::string, at::Tensor> weights,
-        std::shared_ptr<const Tokenizer> tokenizer, const std::string& device = "cpu");
+    static std::shared_ptr<const Model> fromWeights(const ModelConfig& config,
+        std::map<std::string, at::Tensor> weights, std::shared_ptr<const Tokenizer> tokenizer,
+        const std::string& device = "cpu");
 
     const ModelConfig& config() const { return m_config; }
     const std::string& folder() const { return m_folder; }

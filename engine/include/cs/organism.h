@@ -19,8 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace cs::organism
-{
+namespace cs::organism {
 
 struct WorldOptions {
     // Chooses the held-out items and the order of the training stream.
@@ -47,8 +46,7 @@ struct WorldStats {
     size_t antonymPairs = 0;
 };
 
-class World
-{
+class World {
 public:
     explicit World(const WorldOptions& options = {});
     ~World();

@@ -52,8 +52,8 @@ BuildResult buildOrganism(const BuildOptions& options);
 
 // Token rows [batchSize, seqLen + 1] for a training step: "<|bos|>" then training lines
 // joined by "\n", a function of (world seed, step) alone.
-at::Tensor trainingBatch(const World& world, const model::Tokenizer& tokenizer, int64_t step, int64_t batchSize,
-    int64_t seqLen);
+at::Tensor trainingBatch(
+    const World& world, const model::Tokenizer& tokenizer, int64_t step, int64_t batchSize, int64_t seqLen);
 
 struct EvalOptions {
     size_t maxPerSplit = 0; // 0: every item

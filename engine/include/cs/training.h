@@ -16,7 +16,7 @@
 namespace cs::io {
 class SafetensorsWriter;
 class SafetensorsFile;
-}
+} // namespace cs::io
 
 namespace cs::train {
 

@@ -67,7 +67,10 @@ std::vector<std::string> Checkpoint::names() const
     return out;
 }
 
-bool Checkpoint::contains(const std::string& name) const { return m_fileOf.count(name) > 0; }
+bool Checkpoint::contains(const std::string& name) const
+{
+    return m_fileOf.count(name) > 0;
+}
 
 const TensorInfo& Checkpoint::info(const std::string& name) const
 {

@@ -50,7 +50,10 @@ const DTypeRow& row(DType dtype)
     throw Error("internal: unknown dtype");
 }
 
-std::string errnoText() { return std::strerror(errno); }
+std::string errnoText()
+{
+    return std::strerror(errno);
+}
 
 } // namespace
 
@@ -59,12 +62,22 @@ DType dtypeFromName(const std::string& name)
     for (const auto& r : kDTypes)
         if (name == r.name)
             return r.dtype;
-    throw Error("unsupported tensor dtype \"" + name + "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
+    throw Error(
+        "unsupported tensor dtype \"" + name + "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
-const char* dtypeName(DType dtype) { return row(dtype).name; }
-size_t dtypeSize(DType dtype) { return row(dtype).size; }
-c10::ScalarType toScalarType(DType dtype) { return row(dtype).scalar; }
+const char* dtypeName(DType dtype)
+{
+    return row(dtype).name;
+}
+size_t dtypeSize(DType dtype)
+{
+    return row(dtype).size;
+}
+c10::ScalarType toScalarType(DType dtype)
+{
+    return row(dtype).scalar;
+}
 
 DType fromScalarType(c10::ScalarType type)
 {
@@ -83,8 +96,7 @@ public:
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             throw Error("cannot open " + path + ": " + errnoText());
-        struct stat st {
-        };
+        struct stat st { };
         if (::fstat(fd, &st) != 0) {
             std::string why = errnoText();
             ::close(fd);
@@ -219,8 +231,8 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::string& 
     for (const auto& t : file->m_tensors)
         if (t.end > t.begin)
             byOffset.push_back(&t);
-    std::sort(byOffset.begin(), byOffset.end(),
-        [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
+    std::sort(
+        byOffset.begin(), byOffset.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
     for (size_t i = 1; i < byOffset.size(); ++i)
         if (byOffset[i]->begin < byOffset[i - 1]->end)
             throw fail("tensors \"" + byOffset[i - 1]->name + "\" and \"" + byOffset[i]->name + "\" overlap");
@@ -245,7 +257,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const
     const size_t elemSize = dtypeSize(info->dtype);
     if (reinterpret_cast<uintptr_t>(ptr) % elemSize == 0) {
         auto keepAlive = m_mapping;
-        return at::from_blob(ptr, info->shape, [keepAlive](void*) {}, options);
+        return at::from_blob(
+            ptr, info->shape, [keepAlive](void*) {}, options);
     }
     at::Tensor copy = at::empty(info->shape, options);
     std::memcpy(copy.data_ptr(), ptr, info->end - info->begin);

@@ -25,8 +25,8 @@ struct NormIo {
 // x [..., n] -> normalized x. The denominator (sqrt(mean(x^2) + eps), or sqrt(var + eps) for
 // LayerNorm) is computed, or taken frozen from a recorded run; LayerNorm's mean subtraction
 // stays live because it is linear.
-at::Tensor applyNorm(const at::Tensor& x, NormKind kind, const at::Tensor& w, const at::Tensor& b, double eps,
-    const NormIo& io)
+at::Tensor applyNorm(
+    const at::Tensor& x, NormKind kind, const at::Tensor& w, const at::Tensor& b, double eps, const NormIo& io)
 {
     at::Tensor centered = kind == NormKind::Layer ? x - x.mean(-1, true) : x;
     at::Tensor denom;
@@ -77,7 +77,10 @@ at::Tensor applyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tenso
 
 } // namespace
 
-const char* hookName(Hook hook) { return kHookNames[static_cast<int>(hook)]; }
+const char* hookName(Hook hook)
+{
+    return kHookNames[static_cast<int>(hook)];
+}
 
 std::optional<Hook> hookFromName(const std::string& name)
 {

@@ -86,8 +86,8 @@ at::Tensor ropeInverseFrequencies(const ModelConfig& c)
                 f /= rs.factor;
             } else if (wavelen >= highFreqWavelen) {
                 // Between the two wavelengths the frequency moves smoothly from scaled to unscaled.
-                const double smooth = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor)
-                    / (rs.highFreqFactor - rs.lowFreqFactor);
+                const double smooth
+                    = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
                 f = (1.0 - smooth) * f / rs.factor + smooth * f;
             }
         }
@@ -104,8 +104,9 @@ c10::Device resolveDevice(const std::string& name)
         return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA, 0) : c10::Device(c10::DeviceType::CPU);
     if (name.rfind("cuda", 0) == 0) {
         if (!at::hasCUDA())
-            throw Error("device \"" + name + "\" was asked for, but this build of Circuitscope has no CUDA "
-                "(or no GPU is present); use --device cpu or auto");
+            throw Error("device \"" + name
+                + "\" was asked for, but this build of Circuitscope has no CUDA "
+                  "(or no GPU is present); use --device cpu or auto");
         try {
             return c10::Device(name);
         } catch (const std::exception&) {
@@ -136,8 +137,9 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
         throw Error("model folder " + folder + " does not exist");
     const fs::path configPath = fs::path(folder) / "config.json";
     if (!fs::exists(configPath, ec))
-        throw Error("no config.json in " + folder + " (a Hugging Face model folder has config.json, "
-                                                    "model.safetensors and tokenizer.json)");
+        throw Error("no config.json in " + folder
+            + " (a Hugging Face model folder has config.json, "
+              "model.safetensors and tokenizer.json)");
     nlohmann::json configJson;
     try {
         configJson = nlohmann::json::parse(io::readFile(configPath.string()));
@@ -257,8 +259,8 @@ std::shared_ptr<const Model> Model::fromWeights(const ModelConfig& config, std::
             throw Error("fromWeights: missing weight \"" + ws.canonical + "\"");
         }
         if (it->second.sizes() != at::IntArrayRef(ws.shape))
-            throw Error("fromWeights: \"" + ws.canonical + "\" has shape " + shapeText(it->second.sizes()) + ", expected "
-                + shapeText(ws.shape));
+            throw Error("fromWeights: \"" + ws.canonical + "\" has shape " + shapeText(it->second.sizes())
+                + ", expected " + shapeText(ws.shape));
     }
     model->m_weights = assembleWeights(config, std::move(weights), model->m_device);
     return model;
@@ -279,12 +281,18 @@ const at::Tensor& Model::weight(const std::string& canonical) const
     return it->second;
 }
 
-bool Model::hasWeight(const std::string& canonical) const { return m_weights->byName.count(canonical) > 0; }
+bool Model::hasWeight(const std::string& canonical) const
+{
+    return m_weights->byName.count(canonical) > 0;
+}
 
-const std::map<std::string, at::Tensor>& Model::weights() const { return m_weights->byName; }
+const std::map<std::string, at::Tensor>& Model::weights() const
+{
+    return m_weights->byName;
+}
 
-void saveModelFolder(const Model& model, const std::string& folder, const std::string& storeDtype,
-    const std::string& tokenizerJson)
+void saveModelFolder(
+    const Model& model, const std::string& folder, const std::string& storeDtype, const std::string& tokenizerJson)
 {
     const ModelConfig& c = model.config();
     auto plugin = plugins::pluginForModelType(c.modelType);

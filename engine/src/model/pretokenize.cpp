@@ -9,8 +9,7 @@
 #include <functional>
 #include <utility>
 
-namespace cs::model
-{
+namespace cs::model {
 
 const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
@@ -64,8 +63,7 @@ char32_t jsonChar(const Json& obj, const char* key, const std::string& where)
     return s.front();
 }
 
-namespace
-{
+namespace {
 
 std::u32string jsonText(const Json& obj, const char* key, const std::string& where)
 {
@@ -162,8 +160,7 @@ std::vector<Regex::Match> Pattern::findAll(const std::u32string& text) const
     return out;
 }
 
-namespace
-{
+namespace {
 
 std::vector<Regex::Match> charMatches(const std::u32string& text, const std::function<bool(char32_t)>& pred)
 {
@@ -193,8 +190,7 @@ std::u32string replaceAll(
 
 // ---------------------------------------------------------------- normalizers
 
-class SequenceNormalizer final : public Normalizer
-{
+class SequenceNormalizer final : public Normalizer {
 public:
     std::vector<std::unique_ptr<const Normalizer>> steps;
     void normalize(std::u32string& text) const override
@@ -204,8 +200,7 @@ public:
     }
 };
 
-class PrependNormalizer final : public Normalizer
-{
+class PrependNormalizer final : public Normalizer {
 public:
     std::u32string prefix;
     void normalize(std::u32string& text) const override
@@ -215,28 +210,24 @@ public:
     }
 };
 
-class ReplaceNormalizer final : public Normalizer
-{
+class ReplaceNormalizer final : public Normalizer {
 public:
     Pattern pattern;
     std::u32string content;
     void normalize(std::u32string& text) const override { text = replaceAll(text, pattern.findAll(text), content); }
 };
 
-class NfcNormalizer final : public Normalizer
-{
+class NfcNormalizer final : public Normalizer {
 public:
     void normalize(std::u32string& text) const override { text = unicode::nfc(text); }
 };
 
-class NfdNormalizer final : public Normalizer
-{
+class NfdNormalizer final : public Normalizer {
 public:
     void normalize(std::u32string& text) const override { text = unicode::nfd(text); }
 };
 
-class StripNormalizer final : public Normalizer
-{
+class StripNormalizer final : public Normalizer {
 public:
     bool left = true, right = true;
     void normalize(std::u32string& text) const override
@@ -252,8 +243,7 @@ public:
     }
 };
 
-class ByteLevelNormalizer final : public Normalizer
-{
+class ByteLevelNormalizer final : public Normalizer {
 public:
     void normalize(std::u32string& text) const override { text = toByteLevel(text); }
 };
@@ -313,8 +303,7 @@ template<class Fn> void eachPiece(std::vector<PreToken>& pieces, Fn&& fn)
     pieces = std::move(out);
 }
 
-class SequencePreTokenizer final : public PreTokenizer
-{
+class SequencePreTokenizer final : public PreTokenizer {
 public:
     std::vector<std::unique_ptr<const PreTokenizer>> steps;
     void split(std::vector<PreToken>& pieces) const override
@@ -331,8 +320,7 @@ public:
     }
 };
 
-class ByteLevelPreTokenizer final : public PreTokenizer
-{
+class ByteLevelPreTokenizer final : public PreTokenizer {
 public:
     bool addPrefixSpace = false;
     std::shared_ptr<const Regex> regex; // null when use_regex is false
@@ -355,8 +343,7 @@ public:
     bool isByteLevel() const override { return true; }
 };
 
-class SplitPreTokenizer final : public PreTokenizer
-{
+class SplitPreTokenizer final : public PreTokenizer {
 public:
     Pattern pattern;
     SplitBehavior behavior = SplitBehavior::Isolated;
@@ -370,8 +357,7 @@ public:
 };
 
 // Splits at every code point the predicate accepts (Digits, Punctuation, WhitespaceSplit, ...).
-class CharPreTokenizer final : public PreTokenizer
-{
+class CharPreTokenizer final : public PreTokenizer {
 public:
     std::function<bool(char32_t)> pred;
     SplitBehavior behavior = SplitBehavior::Isolated;
@@ -385,8 +371,7 @@ public:
 
 enum class PrependScheme { First, Always, Never };
 
-class MetaspacePreTokenizer final : public PreTokenizer
-{
+class MetaspacePreTokenizer final : public PreTokenizer {
 public:
     char32_t replacement = U'\u2581';
     PrependScheme scheme = PrependScheme::Always;

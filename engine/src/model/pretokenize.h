@@ -20,8 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace cs::model
-{
+namespace cs::model {
 
 using Json = nlohmann::json;
 
@@ -48,8 +47,7 @@ std::u32string toByteLevel(const std::u32string& text);
 
 // --- patterns: {"String": "..."} (a literal) or {"Regex": "..."}
 
-class Pattern
-{
+class Pattern {
 public:
     static Pattern fromJson(const Json& spec, const std::string& where);
     // Non-overlapping occurrences, left to right (a literal is searched for as is).
@@ -62,8 +60,7 @@ private:
 
 // --- normalizers
 
-class Normalizer
-{
+class Normalizer {
 public:
     virtual ~Normalizer() = default;
     virtual void normalize(std::u32string& text) const = 0;
@@ -87,8 +84,7 @@ enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext
 void splitPiece(const PreToken& piece, const std::vector<Regex::Match>& matches, SplitBehavior behavior, bool invert,
     std::vector<PreToken>& out);
 
-class PreTokenizer
-{
+class PreTokenizer {
 public:
     virtual ~PreTokenizer() = default;
     // Replaces the pieces by their parts.

@@ -9,11 +9,9 @@
 #include <limits>
 #include <utility>
 
-namespace cs::model
-{
+namespace cs::model {
 
-namespace rx
-{
+namespace rx {
 
 constexpr int kUnbounded = std::numeric_limits<int>::max();
 // Oniguruma's own cap on {m,n}.
@@ -65,8 +63,7 @@ struct ClassItem {
 
 // A set of code points: the union of its items, then negated if it says so. Under (?i) a code
 // point is in the set when any of its case variants is.
-class CharSet
-{
+class CharSet {
 public:
     std::vector<ClassItem> items;
     bool negated = false;
@@ -126,8 +123,7 @@ struct Regex::Node {
     rx::Anchor anchor = rx::Anchor::LineStart; // Assert
 };
 
-namespace rx
-{
+namespace rx {
 
 using Node = Regex::Node;
 using NodePtr = std::unique_ptr<Node>;
@@ -263,8 +259,7 @@ struct Escape {
     rx::Anchor anchor = rx::Anchor::WordBoundary;
 };
 
-class Parser
-{
+class Parser {
 public:
     Parser(std::string_view source)
         : m_src(source)
@@ -777,8 +772,7 @@ private:
 // Backtracking by continuations: match(node, pos, k) matches node at pos and then calls the
 // continuation k, which matches the rest of the pattern; returning false backtracks. So the
 // first success found is the leftmost-first (Perl/Oniguruma) match.
-class Matcher
-{
+class Matcher {
 public:
     explicit Matcher(std::u32string_view text)
         : m_t(text)

@@ -26,11 +26,9 @@
 #include <string_view>
 #include <vector>
 
-namespace cs::model
-{
+namespace cs::model {
 
-class Regex
-{
+class Regex {
 public:
     struct Match {
         size_t begin = 0; // code point offsets into the searched text, [begin, end)

@@ -16,11 +16,9 @@
 #include <sstream>
 #include <unordered_map>
 
-namespace cs::model
-{
+namespace cs::model {
 
-namespace
-{
+namespace {
 
 // Ids index a vector; a file with ids beyond this is not a tokenizer we can hold.
 constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
@@ -45,8 +43,7 @@ int64_t readId(const Json& v, const std::string& where)
 // The BPE model of Hugging Face tokenizers (models/bpe): each word starts as one symbol per
 // character (or <0xXX> byte tokens, or unk), then the lowest-ranked adjacent pair is merged,
 // leftmost first, until no pair has a merge.
-class BpeModel
-{
+class BpeModel {
 public:
     explicit BpeModel(const Json& spec);
 
@@ -325,8 +322,7 @@ struct AddedToken {
 
 // Leftmost-longest matching of a set of strings (Hugging Face uses Aho-Corasick with
 // MatchKind::LeftmostLongest): a trie walked from every position.
-class TokenMatcher
-{
+class TokenMatcher {
 public:
     void add(const std::u32string& text, size_t token)
     {
@@ -380,8 +376,7 @@ struct Segment {
 
 // ---------------------------------------------------------------- decoders
 
-class Decoder
-{
+class Decoder {
 public:
     virtual ~Decoder() = default;
     // Hugging Face's decode_chain: rewrites the token strings (UTF-8 bytes, possibly partial
@@ -391,8 +386,7 @@ public:
     virtual bool isByteLevel() const { return false; }
 };
 
-class SequenceDecoder final : public Decoder
-{
+class SequenceDecoder final : public Decoder {
 public:
     std::vector<std::unique_ptr<const Decoder>> steps;
     void chain(std::vector<std::string>& tokens, bool display) const override
@@ -410,8 +404,7 @@ public:
 // character outside the alphabet (an added token with a space or a CJK character in it) is
 // kept as written. Unlike Hugging Face, invalid UTF-8 is kept as bytes rather than replaced
 // by U+FFFD, so that decode(encode(s)) == s for any bytes.
-class ByteLevelDecoder final : public Decoder
-{
+class ByteLevelDecoder final : public Decoder {
 public:
     void chain(std::vector<std::string>& tokens, bool) const override
     {
@@ -435,8 +428,7 @@ public:
     bool isByteLevel() const override { return true; }
 };
 
-class ReplaceDecoder final : public Decoder
-{
+class ReplaceDecoder final : public Decoder {
 public:
     Pattern pattern;
     std::u32string content;
@@ -462,8 +454,7 @@ public:
 
 // Runs of <0xXX> tokens become their bytes (one string per run). Hugging Face turns a run that
 // is not valid UTF-8 into U+FFFD per byte; the bytes are kept here (see ByteLevelDecoder).
-class ByteFallbackDecoder final : public Decoder
-{
+class ByteFallbackDecoder final : public Decoder {
 public:
     void chain(std::vector<std::string>& tokens, bool) const override
     {
@@ -511,8 +502,7 @@ public:
     }
 };
 
-class FuseDecoder final : public Decoder
-{
+class FuseDecoder final : public Decoder {
 public:
     void chain(std::vector<std::string>& tokens, bool) const override
     {
@@ -524,8 +514,7 @@ public:
 };
 
 // Removes up to `start` leading and `stop` trailing `content` characters from each token.
-class StripDecoder final : public Decoder
-{
+class StripDecoder final : public Decoder {
 public:
     char32_t content = U' ';
     size_t start = 0, stop = 0;
@@ -548,8 +537,7 @@ public:
 
 // The Metaspace decoder: the replacement character becomes a space, except that the first
 // token loses its replacement characters when the pre-tokenizer prepends one.
-class MetaspaceDecoder final : public Decoder
-{
+class MetaspaceDecoder final : public Decoder {
 public:
     char32_t replacement = U'\u2581';
     bool prepends = true;
@@ -570,8 +558,7 @@ public:
 };
 
 // The BPE decoder: end_of_word_suffix becomes a space (nothing after the last token).
-class BpeSuffixDecoder final : public Decoder
-{
+class BpeSuffixDecoder final : public Decoder {
 public:
     std::string suffix = "</w>";
     void chain(std::vector<std::string>& tokens, bool) const override
@@ -1103,8 +1090,7 @@ Tokenizer Tokenizer::fromFolder(const std::string& folder)
     return fromJson(readFile(tokenizerPath), config);
 }
 
-namespace
-{
+namespace {
 
 // A default-constructed Tokenizer has no Impl; using it is an error, not a crash.
 const Tokenizer::Impl& impl(const std::shared_ptr<const Tokenizer::Impl>& d)

@@ -7,8 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace cs::model::unicode
-{
+namespace cs::model::unicode {
 
 namespace t = tables;
 
@@ -17,8 +16,7 @@ static_assert(static_cast<int>(Category::Co) == t::Co && static_cast<int>(Catego
     "unicode.h's Category must list the categories in the generated tables' order");
 static_assert(static_cast<int>(Category::Co) + 1 == kCategoryCount);
 
-namespace
-{
+namespace {
 
 // Hangul syllables compose and decompose by arithmetic (Unicode 3.12, "Conjoining Jamo Behavior").
 constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;

@@ -6,8 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace cs::model::unicode
-{
+namespace cs::model::unicode {
 
 // General categories; the order matches the generated tables (unicode.cpp checks it).
 enum class Category : uint8_t {

@@ -1,10 +1,8 @@
 #include "model/utf8.h"
 
-namespace cs::model::utf8
-{
+namespace cs::model::utf8 {
 
-namespace
-{
+namespace {
 
 constexpr bool isContinuation(unsigned char b)
 {

@@ -7,8 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace cs::model::utf8
-{
+namespace cs::model::utf8 {
 
 // Raw byte b (0x80..0xFF, the only bytes that can be invalid) is the code point kRawByteBase + b.
 constexpr char32_t kRawByteBase = 0xDC00;

@@ -18,11 +18,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace cs::organism
-{
+namespace cs::organism {
 
-namespace
-{
+namespace {
 
 using OrderedJson = nlohmann::ordered_json;
 

@@ -55,7 +55,8 @@ at::Tensor trainingBatch(
         std::vector<int64_t> ids;
         if (bos)
             ids.push_back(*bos);
-        const uint64_t base = (static_cast<uint64_t>(step) * static_cast<uint64_t>(batchSize) + static_cast<uint64_t>(r))
+        const uint64_t base
+            = (static_cast<uint64_t>(step) * static_cast<uint64_t>(batchSize) + static_cast<uint64_t>(r))
             * kLinesPerRow;
         for (uint64_t j = 0; j < kLinesPerRow && static_cast<int64_t>(ids.size()) < seqLen + 1; ++j) {
             if (j > 0)
@@ -94,7 +95,8 @@ BuildResult buildOrganism(const BuildOptions& o)
         lines.push_back(world.trainLine(static_cast<uint64_t>(i)));
     const std::string tokenizerJson = trainBpeTokenizerJson(lines, bpe);
     const std::string tokenizerConfig = bpeTokenizerConfigJson(bpe);
-    auto tokenizer = std::make_shared<const model::Tokenizer>(model::Tokenizer::fromJson(tokenizerJson, tokenizerConfig));
+    auto tokenizer
+        = std::make_shared<const model::Tokenizer>(model::Tokenizer::fromJson(tokenizerJson, tokenizerConfig));
     if (o.progress)
         std::fprintf(stderr, "tokenizer: %lld tokens\n", static_cast<long long>(tokenizer->vocabSize()));
 
@@ -137,12 +139,14 @@ BuildResult buildOrganism(const BuildOptions& o)
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json record = { { "organism", "tinyworld" }, { "seed", o.seed },
         { "command", "circuitscope-cli organism build --out DIR --seed " + std::to_string(o.seed) },
-        { "model", { { "layers", o.nLayers }, { "d_model", o.dModel }, { "heads", o.nHeads }, { "kv_heads", o.nKvHeads },
-                       { "d_mlp", o.dMlp }, { "vocab", tokenizer->vocabSize() }, { "parameters", result.parameters } } },
-        { "training", { { "steps", o.steps }, { "batch_size", o.batchSize }, { "seq_len", o.seqLen }, { "lr", o.lr },
-                          { "warmup_steps", o.warmupSteps }, { "final_loss", result.finalLoss },
-                          { "tokens_per_second", result.tokensPerSecond }, { "train_seconds", result.trainSeconds },
-                          { "device", o.device } } },
+        { "model",
+            { { "layers", o.nLayers }, { "d_model", o.dModel }, { "heads", o.nHeads }, { "kv_heads", o.nKvHeads },
+                { "d_mlp", o.dMlp }, { "vocab", tokenizer->vocabSize() }, { "parameters", result.parameters } } },
+        { "training",
+            { { "steps", o.steps }, { "batch_size", o.batchSize }, { "seq_len", o.seqLen }, { "lr", o.lr },
+                { "warmup_steps", o.warmupSteps }, { "final_loss", result.finalLoss },
+                { "tokens_per_second", result.tokensPerSecond }, { "train_seconds", result.trainSeconds },
+                { "device", o.device } } },
         { "store_dtype", o.storeDtype } };
     io::writeFileAtomically((out / "organism.json").string(), record.dump(2) + "\n");
     fs::remove_all(work, ec);

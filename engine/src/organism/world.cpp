@@ -19,11 +19,9 @@
 #include <unordered_set>
 #include <utility>
 
-namespace cs::organism
-{
+namespace cs::organism {
 
-namespace
-{
+namespace {
 
 // ---------------------------------------------------------------- the world's data
 
@@ -366,8 +364,7 @@ uint64_t splitmix(uint64_t x)
 // A splitmix64 stream. below() is a plain modulo (its bias, n / 2^64, is immaterial here), so
 // the same numbers come out on every platform, which std::uniform_int_distribution does not
 // promise.
-class Rng
-{
+class Rng {
 public:
     explicit Rng(uint64_t key)
         : m_state(splitmix(key))
@@ -609,8 +606,7 @@ Sample World::Impl::sample(const std::string& task, Rng& rng, bool heldout) cons
 
 // ---------------------------------------------------------------- World
 
-namespace
-{
+namespace {
 
 const char* taskFor(Rng& rng)
 {

@@ -38,7 +38,8 @@ std::map<std::string, at::Tensor> initWeights(const model::ModelConfig& config, 
         at::Tensor t;
         const std::string& name = ws.canonical;
         if (ws.shape.size() == 1) {
-            const bool isNormWeight = name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos;
+            const bool isNormWeight
+                = name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos;
             const bool onePlus = config.normKind == model::NormKind::RmsOnePlus;
             t = (isNormWeight && !onePlus) ? at::ones(ws.shape) : at::zeros(ws.shape);
         } else {
@@ -120,7 +121,8 @@ LmTrainResult trainLanguageModel(
         at::Tensor input = rows.narrow(1, 0, rows.size(1) - 1);
         at::Tensor target = rows.narrow(1, 1, rows.size(1) - 1);
         at::Tensor logits = model->forward(input).logits; // [batch, seq_len, vocab]
-        at::Tensor loss = at::nll_loss(at::log_softmax(logits.reshape({ -1, logits.size(-1) }), -1), target.reshape(-1));
+        at::Tensor loss
+            = at::nll_loss(at::log_softmax(logits.reshape({ -1, logits.size(-1) }), -1), target.reshape(-1));
         optimizer.zeroGrad();
         loss.backward();
         clipGradNorm(params, o.clipNorm);

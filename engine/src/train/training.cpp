@@ -109,8 +109,8 @@ std::string formatDuration(double seconds)
     const int64_t s = static_cast<int64_t>(seconds + 0.5);
     char buf[32];
     if (s >= 3600)
-        std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
-            static_cast<long long>((s % 3600) / 60));
+        std::snprintf(
+            buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s % 3600) / 60));
     else if (s >= 60)
         std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
     else
@@ -138,7 +138,10 @@ void ProgressBar::update(int64_t done, const std::string& stats)
     draw(done, stats, false);
 }
 
-void ProgressBar::finish(const std::string& stats) { draw(m_total, stats, true); }
+void ProgressBar::finish(const std::string& stats)
+{
+    draw(m_total, stats, true);
+}
 
 void ProgressBar::draw(int64_t done, const std::string& stats, bool final)
 {
