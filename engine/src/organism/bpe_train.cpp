@@ -10,6 +10,8 @@
 
 #include "cs/error.h"
 #include "cs/tokenizer.h"
+#include "model/pretokenize.h"
+#include "model/utf8.h"
 
 #include <nlohmann/json.hpp>
 
@@ -24,32 +26,12 @@ namespace {
 
 using OrderedJson = nlohmann::ordered_json;
 
-std::string utf8(uint32_t cp)
-{
-    std::string s;
-    if (cp < 0x80) {
-        s.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-    return s;
-}
-
-// GPT-2's bytes_to_unicode(): the printable Latin-1 bytes stand for themselves, the other 68
-// take U+0100, U+0101, ... in byte order (so the space byte is 'Ġ', U+0120). Index = byte.
+// GPT-2's byte alphabet (bytes_to_unicode), as UTF-8 strings; index = byte.
 std::vector<std::string> byteAlphabet()
 {
     std::vector<std::string> chars(256);
-    uint32_t next = 256;
-    for (uint32_t b = 0; b < 256; ++b) {
-        const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        chars[b] = utf8(printable ? b : next++);
-    }
+    for (uint32_t b = 0; b < 256; ++b)
+        model::utf8::append(chars[b], model::byteToChar(static_cast<uint8_t>(b)));
     return chars;
 }
 

@@ -161,24 +161,78 @@ std::string greedyAnswer(const model::Model& model, const std::string& prompt, s
     return model.tokenizer().decode(model.generate(model.tokenizer().encode(prompt), g));
 }
 
+namespace {
+
+// Greedy continuations of equal-length prompts, run as one batch with a KV cache.
+// prompts: [n, n_pos]; returns [n, steps] of generated ids.
+at::Tensor greedyBatch(const model::Model& model, const at::Tensor& prompts, int64_t steps)
+{
+    model::KvCache cache;
+    model::ForwardOptions options;
+    options.cache = &cache;
+    at::Tensor input = prompts;
+    std::vector<at::Tensor> out;
+    for (int64_t s = 0; s < steps; ++s) {
+        at::Tensor logits = model.forward(input, options).logits; // [n, n_pos, vocab]
+        at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1, true); // [n, 1]
+        out.push_back(next);
+        input = next;
+    }
+    return at::cat(out, 1).to(at::kCPU);
+}
+
+} // namespace
+
 EvalResult evaluateOrganism(const model::Model& model, const World& world, const EvalOptions& options)
 {
     at::NoGradGuard noGrad;
     const auto& tokenizer = model.tokenizer();
     EvalResult result;
-    std::map<std::string, std::map<std::string, size_t>> correct;
+    // The items to ask, grouped by prompt length so each group runs as one batch.
+    struct Question {
+        EvalItem item;
+        size_t answerTokens;
+    };
+    std::map<size_t, std::vector<Question>> byLength;
+    std::map<size_t, std::vector<std::vector<int64_t>>> promptsByLength;
     for (const auto& item : world.evalItems()) {
         size_t& n = result.counts[item.task][item.split];
         if (options.maxPerSplit > 0 && n >= options.maxPerSplit)
             continue;
         ++n;
-        const std::string got = greedyAnswer(model, item.prompt, tokenizer.encode(item.answer, false).size());
-        if (got == item.answer)
-            ++correct[item.task][item.split];
-        const bool canonical = item.prompt == "Fact: Michael Jordan plays the sport of"
-            || item.prompt == "Fact: the capital of the state containing Dallas is" || item.prompt == "calc: 36+59=";
-        if (canonical && item.split == "train")
-            result.canonical.push_back({ item, got });
+        auto ids = tokenizer.encode(item.prompt);
+        byLength[ids.size()].push_back({ item, tokenizer.encode(item.answer, false).size() });
+        promptsByLength[ids.size()].push_back(std::move(ids));
+    }
+    constexpr size_t kBatch = 256;
+    std::map<std::string, std::map<std::string, size_t>> correct;
+    for (const auto& [length, questions] : byLength) {
+        const auto& prompts = promptsByLength[length];
+        for (size_t begin = 0; begin < questions.size(); begin += kBatch) {
+            const size_t end = std::min(questions.size(), begin + kBatch);
+            size_t steps = 0;
+            std::vector<int64_t> flat;
+            for (size_t i = begin; i < end; ++i) {
+                steps = std::max(steps, questions[i].answerTokens);
+                flat.insert(flat.end(), prompts[i].begin(), prompts[i].end());
+            }
+            at::Tensor batch = at::tensor(flat, at::kLong).view({ static_cast<int64_t>(end - begin), -1 });
+            at::Tensor generated = greedyBatch(model, batch.to(model.device()), static_cast<int64_t>(steps));
+            for (size_t i = begin; i < end; ++i) {
+                const auto& q = questions[i];
+                at::Tensor row
+                    = generated[static_cast<int64_t>(i - begin)].narrow(0, 0, static_cast<int64_t>(q.answerTokens));
+                const std::string got = tokenizer.decode(
+                    std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+                if (got == q.item.answer)
+                    ++correct[q.item.task][q.item.split];
+                const bool canonical = q.item.prompt == "Fact: Michael Jordan plays the sport of"
+                    || q.item.prompt == "Fact: the capital of the state containing Dallas is"
+                    || q.item.prompt == "calc: 36+59=";
+                if (canonical && q.item.split == "train")
+                    result.canonical.push_back({ q.item, got });
+            }
+        }
     }
     for (const auto& [task, splits] : result.counts)
         for (const auto& [split, n] : splits)
