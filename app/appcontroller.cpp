@@ -42,16 +42,16 @@ QString toLocalPath(const QString& pathOrUrl)
     return trimmed;
 }
 
-// Runs on the worker: the folder for a name or path, with a friendlier word for the
-// default model while it is not shipped.
+// Runs on the worker: the folder for a name or path, with a friendlier word when the
+// default model is missing (an install without resources/models, say).
 std::string resolveForOpen(const std::string& nameOrFolder)
 {
     try {
         return cs::resolveModelFolder(nameOrFolder);
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
         if (nameOrFolder == cs::kDefaultModel)
-            throw cs::Error(std::string("No model open: ") + cs::kDefaultModel
-                + " is not shipped in this build yet; open a Hugging Face folder");
+            throw cs::Error(std::string("No model open: the default model ") + cs::kDefaultModel
+                + " was not found; open a Hugging Face folder (" + e.what() + ")");
         throw;
     }
 }

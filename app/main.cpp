@@ -1,5 +1,6 @@
 // circuitscope: the attribution-graph explorer.
 //   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto]
+//                [--prompt TEXT] [--screenshot OUT.png]   (render headless and exit)
 
 #include "appcontroller.h"
 #include "mainwindow.h"
@@ -8,7 +9,12 @@
 
 #include <QCommandLineParser>
 #include <QGuiApplication>
+#include <QElapsedTimer>
+#include <QImage>
 #include <QQmlApplicationEngine>
+#include <QQuickWindow>
+#include <QSGRendererInterface>
+#include <QTimer>
 
 #include <cstdio>
 
@@ -33,8 +39,15 @@ int main(int argc, char* argv[])
     const QCommandLineOption deviceOption(QStringList { QStringLiteral("d"), QStringLiteral("device") },
         QStringLiteral("Where the model runs: cpu, cuda or auto (default: auto)."), QStringLiteral("device"),
         QStringLiteral("auto"));
+    const QCommandLineOption promptOption(QStringLiteral("prompt"), QStringLiteral("A prompt to run at start-up."),
+        QStringLiteral("text"));
+    const QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
+        QStringLiteral("Render the window once the prompt's results show, save it as this PNG, and exit."),
+        QStringLiteral("file.png"));
     parser.addOption(modelOption);
     parser.addOption(deviceOption);
+    parser.addOption(promptOption);
+    parser.addOption(screenshotOption);
     parser.process(app);
 
     cs::app::LaunchOptions options;
@@ -47,8 +60,39 @@ int main(int argc, char* argv[])
         return 2;
     }
 
+    const QString screenshot = parser.value(screenshotOption);
+    if (!screenshot.isEmpty() && QGuiApplication::platformName() == QLatin1String("offscreen"))
+        QQuickWindow::setGraphicsApi(QSGRendererInterface::Software); // offscreen has no OpenGL
+
     QQmlApplicationEngine engine;
-    if (!cs::app::loadMainWindow(engine, options))
+    cs::app::AppController* controller = cs::app::loadMainWindow(engine, options);
+    if (!controller)
         return 1;
+    if (parser.isSet(promptOption))
+        controller->setPrompt(parser.value(promptOption));
+    if (screenshot.isEmpty())
+        return QGuiApplication::exec();
+
+    // Headless rendering: wait until the model is open and the prompt's results show (or an
+    // error does), then grab the window.
+    QElapsedTimer clock;
+    clock.start();
+    QTimer poll;
+    int exitCode = 0;
+    QObject::connect(&poll, &QTimer::timeout, [&] {
+        const bool settled = !controller->loading() && !controller->busy()
+            && (!controller->hasModel() || controller->prompt().isEmpty() || controller->isUpToDate());
+        if (!settled && clock.elapsed() < 120000)
+            return;
+        poll.stop();
+        QQuickWindow* window = cs::app::mainWindow(engine);
+        const QImage image = window ? window->grabWindow() : QImage();
+        if (image.isNull() || !image.save(screenshot)) {
+            std::fprintf(stderr, "circuitscope: could not save a screenshot to %s\n", qPrintable(screenshot));
+            exitCode = 1;
+        }
+        QGuiApplication::exit(exitCode);
+    });
+    poll.start(100);
     return QGuiApplication::exec();
 }

@@ -371,7 +371,7 @@ void TestGuiExplorer::startsWithoutModel()
         return;
     }
     QVERIFY(!controller->hasModel());
-    QVERIFY2(controller->errorText().contains(QLatin1String("not shipped")), qPrintable(controller->errorText()));
+    QVERIFY2(controller->errorText().contains(QLatin1String("was not found")), qPrintable(controller->errorText()));
     QQuickWindow* window = cs::app::mainWindow(engine);
     QVERIFY(window);
     QQuickItem* message = findItem(window, "noModelMessage");
