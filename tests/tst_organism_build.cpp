@@ -139,12 +139,13 @@ private Q_SLOTS:
         QCOMPARE(r.canonical.size(), size_t(3));
         for (const auto& a : r.canonical)
             QVERIFY2(a.got == a.item.answer, qPrintable(QString::fromStdString(a.item.prompt + " -> " + a.got)));
-        // The bars, on a quick subset (the full table is in the README).
+        // The bars (addition 95%, the rest 98%) on a quick subset; the full table is in the README.
         const std::pair<const char*, const char*> bars[] = { { "sports", "train" }, { "facts", "train" },
             { "two_hop", "train" }, { "addition", "heldout" }, { "agreement", "heldout" }, { "opposites", "train" } };
         for (const auto& [task, split] : bars) {
             const double acc = r.accuracy.at(task).at(split);
-            QVERIFY2(acc >= 0.88, qPrintable(QString("%1/%2: %3").arg(task, split).arg(acc)));
+            const double minimum = std::string(task) == "addition" ? 0.95 : 0.98;
+            QVERIFY2(acc >= minimum, qPrintable(QString("%1/%2: %3").arg(task, split).arg(acc)));
         }
     }
 };

@@ -188,6 +188,7 @@ int cmdBench(const Args& args, const std::string& device)
                 && tokens > model->config().maxPositions)
                 continue;
             at::Tensor ids = at::randint(model->config().vocabSize, { 1, tokens }, at::kLong);
+            model->forward(ids); // warm-up: thread pool, allocator
             model->forward(ids);
             const double fms = millis([&] { model->forward(ids).logits.sum().item<float>(); }, 3);
             rows.push_back({ { "n_tokens", tokens }, { "forward_ms", fms } });

@@ -34,6 +34,10 @@ struct EvalItem {
     std::string split;
     std::string prompt;
     std::string answer;
+    // When set, the item is a forced choice (Marks et al.'s agreement metric): the answer's
+    // first token must outscore this one's. Agreement needs it: a prompt may end inside a
+    // plural noun (" chair" + "s"), so greedy decoding would be scored on the noun, not the verb.
+    std::string contrast;
 };
 
 // Sizes of the world, for reports and tests.

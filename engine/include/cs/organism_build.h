@@ -24,7 +24,7 @@ struct BuildOptions {
     int64_t vocabSize = 1024;
     int64_t maxPositions = 256;
     // Training.
-    int64_t steps = 8000;
+    int64_t steps = 6000;
     int64_t batchSize = 32;
     int64_t seqLen = 64;
     double lr = 3e-3;

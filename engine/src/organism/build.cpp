@@ -138,7 +138,9 @@ BuildResult buildOrganism(const BuildOptions& o)
             result.parameters += w.numel();
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json record = { { "organism", "tinyworld" }, { "seed", o.seed },
-        { "command", "circuitscope-cli organism build --out DIR --seed " + std::to_string(o.seed) },
+        { "command",
+            "circuitscope-cli organism build --out DIR --seed " + std::to_string(o.seed) + " --steps "
+                + std::to_string(o.steps) },
         { "model",
             { { "layers", o.nLayers }, { "d_model", o.dModel }, { "heads", o.nHeads }, { "kv_heads", o.nKvHeads },
                 { "d_mlp", o.dMlp }, { "vocab", tokenizer->vocabSize() }, { "parameters", result.parameters } } },
@@ -164,8 +166,9 @@ std::string greedyAnswer(const model::Model& model, const std::string& prompt, s
 namespace {
 
 // Greedy continuations of equal-length prompts, run as one batch with a KV cache.
-// prompts: [n, n_pos]; returns [n, steps] of generated ids.
-at::Tensor greedyBatch(const model::Model& model, const at::Tensor& prompts, int64_t steps)
+// prompts: [n, n_pos]; fills generated [n, steps] and the first step's logits [n, vocab].
+void greedyBatch(
+    const model::Model& model, const at::Tensor& prompts, int64_t steps, at::Tensor& generated, at::Tensor& firstLogits)
 {
     model::KvCache cache;
     model::ForwardOptions options;
@@ -174,11 +177,14 @@ at::Tensor greedyBatch(const model::Model& model, const at::Tensor& prompts, int
     std::vector<at::Tensor> out;
     for (int64_t s = 0; s < steps; ++s) {
         at::Tensor logits = model.forward(input, options).logits; // [n, n_pos, vocab]
-        at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1, true); // [n, 1]
+        at::Tensor last = logits.select(1, logits.size(1) - 1);
+        if (s == 0)
+            firstLogits = last.to(at::kCPU);
+        at::Tensor next = last.argmax(-1, true); // [n, 1]
         out.push_back(next);
         input = next;
     }
-    return at::cat(out, 1).to(at::kCPU);
+    generated = at::cat(out, 1).to(at::kCPU);
 }
 
 } // namespace
@@ -217,14 +223,23 @@ EvalResult evaluateOrganism(const model::Model& model, const World& world, const
                 flat.insert(flat.end(), prompts[i].begin(), prompts[i].end());
             }
             at::Tensor batch = at::tensor(flat, at::kLong).view({ static_cast<int64_t>(end - begin), -1 });
-            at::Tensor generated = greedyBatch(model, batch.to(model.device()), static_cast<int64_t>(steps));
+            at::Tensor generated, firstLogits;
+            greedyBatch(model, batch.to(model.device()), static_cast<int64_t>(steps), generated, firstLogits);
             for (size_t i = begin; i < end; ++i) {
                 const auto& q = questions[i];
-                at::Tensor row
-                    = generated[static_cast<int64_t>(i - begin)].narrow(0, 0, static_cast<int64_t>(q.answerTokens));
-                const std::string got = tokenizer.decode(
+                const int64_t r = static_cast<int64_t>(i - begin);
+                at::Tensor row = generated[r].narrow(0, 0, static_cast<int64_t>(q.answerTokens));
+                std::string got = tokenizer.decode(
                     std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
-                if (got == q.item.answer)
+                bool right = got == q.item.answer;
+                if (!q.item.contrast.empty()) {
+                    // Forced choice between the answer's and the contrast's first tokens.
+                    const int64_t a = tokenizer.encode(q.item.answer, false).front();
+                    const int64_t b = tokenizer.encode(q.item.contrast, false).front();
+                    right = firstLogits[r][a].item<float>() > firstLogits[r][b].item<float>();
+                    got = right ? q.item.answer : q.item.contrast;
+                }
+                if (right)
                     ++correct[q.item.task][q.item.split];
                 const bool canonical = q.item.prompt == "Fact: Michael Jordan plays the sport of"
                     || q.item.prompt == "Fact: the capital of the state containing Dallas is"
