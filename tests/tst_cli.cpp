@@ -169,6 +169,8 @@ private Q_SLOTS:
         QTest::newRow("id out of vocab") << QStringList { "logits", "MODEL", "--ids", "1,99999" }
                                          << "outside the vocabulary";
         QTest::newRow("empty prompt") << QStringList { "logits", "MODEL", "--text", "" } << "no tokens";
+        QTest::newRow("huge prompt") << QStringList { "logits", "MODEL", "--text", QString(5000, QChar('x')) }
+                                     << "more than the model's maximum";
         QTest::newRow("bad device") << QStringList { "--device", "tpu", "info", "MODEL" } << "invalid device";
         QTest::newRow("bad top-k") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "-1" }
                                    << "must not be negative";

@@ -109,9 +109,11 @@ ForwardResult Model::forward(const at::Tensor& idsIn, const ForwardOptions& opti
     }
     KvCache* cache = options.cache;
     const int64_t offset = cache ? cache->length() : 0;
-    if (c.positionKind == PositionKind::Learned && offset + nPos > c.maxPositions)
-        throw Error("forward: " + std::to_string(offset + nPos) + " positions exceed the model's maximum of "
-            + std::to_string(c.maxPositions));
+    // Learned positions end at the table; RoPE models are refused past the length they were
+    // configured for too, so a huge prompt gets a message instead of exhausting memory.
+    if (offset + nPos > c.maxPositions)
+        throw Error("the input has " + std::to_string(offset + nPos) + " tokens, more than the model's maximum of "
+            + std::to_string(c.maxPositions) + " positions");
     const FrozenState* frozen = options.frozen;
     if (frozen) {
         if (cache)

@@ -52,8 +52,8 @@ std::vector<int64_t> Model::generate(const std::vector<int64_t>& prompt, const G
     std::vector<int64_t> all = prompt, out;
     at::Tensor input = at::tensor(prompt, at::kLong);
     for (int64_t step = 0; step < options.maxNew; ++step) {
-        if (m_config.positionKind == PositionKind::Learned && static_cast<int64_t>(all.size()) > m_config.maxPositions)
-            break;
+        if (step > 0 && static_cast<int64_t>(all.size()) > m_config.maxPositions)
+            break; // the next token would have no position
         at::Tensor logits = forward(input, fo).logits; // [1, n, vocab]
         const int64_t next = pickToken(logits[0][logits.size(1) - 1], options.temperature, rng);
         out.push_back(next);
