@@ -61,7 +61,8 @@ private Q_SLOTS:
         QCOMPARE(model->config().nKvHeads, int64_t(1));
         QCOMPARE(model->config().vocabSize, int64_t(400));
         QCOMPARE(model->storedDType(), std::string("F16"));
-        QCOMPARE(cs::organism::organismSeed(o.outDir), uint64_t(1));
+        QCOMPARE(cs::organism::organismWorld(o.outDir).seed, uint64_t(1));
+        QCOMPARE(cs::organism::organismWorld(o.outDir).version, cs::organism::WorldOptions().version);
         const std::string text = "Fact: Michael Jordan plays the sport of basketball";
         QCOMPARE(model->tokenizer().decode(model->tokenizer().encode(text), true), text);
         QVERIFY(model->tokenizer().addsBos());
@@ -132,7 +133,7 @@ private Q_SLOTS:
             QFAIL(e.what()); // tinyworld is shipped in resources/models/
         }
         auto model = cs::model::Model::load(folder, { "cpu", true });
-        const cs::organism::World world(cs::organism::WorldOptions { cs::organism::organismSeed(folder) });
+        const cs::organism::World world(cs::organism::organismWorld(folder));
         cs::organism::EvalOptions options;
         options.maxPerSplit = 25;
         const auto r = cs::organism::evaluateOrganism(*model, world, options);

@@ -151,14 +151,17 @@ private Q_SLOTS:
         QVERIFY(s.heldoutTwoHopCities >= s.cities / 6 && s.heldoutTwoHopCities <= s.cities / 4);
 
         // Every city appears once in the held-out phrasing of city -> state: count per state.
+        // Version 1's held-out phrasings are fixed sentences that are easy to take apart; the
+        // world itself (people, states, cities) is the same in every version.
+        const auto v1Eval = World(WorldOptions { m_world.seed(), 1 }).evalItems();
         std::map<std::string, std::set<std::string>> citiesOf;
         std::set<std::string> people, sports;
-        for (const EvalItem& e : itemsOf(m_eval, "facts", "heldout_phrasing")) {
+        for (const EvalItem& e : itemsOf(v1Eval, "facts", "heldout_phrasing")) {
             const std::string city = between(e.prompt, "", " can be found in the state of");
             if (!city.empty())
                 citiesOf[e.answer].insert(city);
         }
-        for (const EvalItem& e : itemsOf(m_eval, "sports", "heldout_phrasing")) {
+        for (const EvalItem& e : itemsOf(v1Eval, "sports", "heldout_phrasing")) {
             const std::string name = between(e.prompt, "Q: What sport does ", " play? A:");
             if (!name.empty()) {
                 people.insert(name);
@@ -255,10 +258,22 @@ private Q_SLOTS:
             ++checked;
         }
         QVERIFY(checked > 2500);
-        // Held-out phrasings never occur at all.
+        // Held-out phrasings never occur at all: in version 1 whole sentences, in version 2 a
+        // relation under its held-out frame (the relation occurs under other frames).
+        for (const char* phrase : { "It is well known that the sport that", "It is well known that the city of",
+                 "Fact: I flew to", "Note: the capital of", "Did you know? The antonym of" })
+            QVERIFY2(!m_index->contains(phrase), phrase);
+        for (const char* phrase : { "Fact: the sport that", "Note: the city of", "Trivia: I flew to",
+                 "Trivia: the capital of", "Fact: the antonym of" })
+            QVERIFY2(m_index->contains(phrase), phrase);
+        const World v1(WorldOptions { m_world.seed(), 1 });
+        std::vector<std::string> v1Lines;
+        for (uint64_t i = 0; i < 20000; ++i)
+            v1Lines.push_back(v1.trainLine(i));
         for (const char* phrase : { "What sport does", "best known for playing", "can be found in the state of",
                  "'s capital city is", "antonym", "\" is the opposite of" })
-            QVERIFY2(!m_index->contains(phrase), phrase);
+            for (const std::string& line : v1Lines)
+                QVERIFY2(line.find(phrase) == std::string::npos, phrase);
         for (const std::string& line : m_world.heldoutLines(3000))
             QVERIFY2(!m_index->contains(line), line.c_str());
     }

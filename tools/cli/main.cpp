@@ -32,7 +32,7 @@ commands:
                                               {"ids", "top": [{"id","token","logit","prob"}], "logits"}
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
   bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward timing
-  organism build --out DIR [--seed S] [--steps N --batch-size B --seq-len T --lr X
+  organism build --out DIR [--seed S] [--world-version 2] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
                                               corpus, tokenizer and model of tinyworld, resumable
   organism eval MODEL [--max-per-split N] [--json]
@@ -215,6 +215,7 @@ int cmdOrganism(const Args& args, const std::string& device)
         cs::organism::BuildOptions o;
         o.outDir = args.valueOr("out", "");
         o.seed = static_cast<uint64_t>(args.intOr("seed", 1));
+        o.worldVersion = static_cast<int>(args.intOr("world-version", o.worldVersion));
         o.steps = args.intOr("steps", o.steps);
         o.batchSize = args.intOr("batch-size", o.batchSize);
         o.seqLen = args.intOr("seq-len", o.seqLen);
@@ -246,7 +247,7 @@ int cmdOrganism(const Args& args, const std::string& device)
             throw cs::Error("organism eval needs MODEL");
         const std::string folder = cs::resolveModelFolder(pos[2]);
         auto model = cs::model::Model::load(folder, { device, true });
-        const cs::organism::World world(cs::organism::WorldOptions { cs::organism::organismSeed(folder) });
+        const cs::organism::World world(cs::organism::organismWorld(folder));
         cs::organism::EvalOptions options;
         options.maxPerSplit = static_cast<size_t>(std::max<int64_t>(0, args.intOr("max-per-split", 0)));
         const auto r = cs::organism::evaluateOrganism(*model, world, options);

@@ -24,6 +24,11 @@ namespace cs::organism {
 struct WorldOptions {
     // Chooses the held-out items and the order of the training stream.
     uint64_t seed = 1;
+    // The phrasings of sports, facts and opposites. 1: fixed sentence templates, two wholly
+    // new ones held out (what the first shipped tinyworld was trained on). 2: every relation
+    // template under several frames ("", "Fact: ", "Trivia: ", ...), with one frame of each
+    // relation held out, so a held-out phrasing is a new combination of trained parts.
+    int version = 2;
 };
 
 // One evaluation question: prompt ends exactly where the answer begins. The answer carries its
@@ -75,6 +80,7 @@ public:
     std::vector<std::string> tasks() const;
     WorldStats stats() const;
     uint64_t seed() const;
+    int version() const;
 
     struct Impl;
 

@@ -15,6 +15,7 @@ namespace cs::organism {
 struct BuildOptions {
     std::string outDir;
     uint64_t seed = 1;
+    int worldVersion = WorldOptions().version;
     // Model shape (llama family, tied embeddings).
     int64_t nLayers = 4;
     int64_t dModel = 128;
@@ -73,7 +74,8 @@ struct EvalResult {
 std::string greedyAnswer(const model::Model& model, const std::string& prompt, size_t answerTokens);
 EvalResult evaluateOrganism(const model::Model& model, const World& world, const EvalOptions& options = {});
 
-// The seed a built organism folder records in organism.json (1 when absent).
-uint64_t organismSeed(const std::string& folder);
+// The world a built organism folder was made from, as its organism.json records it (seed 1
+// and world version 1 when absent: the first shipped tinyworld predates the field).
+WorldOptions organismWorld(const std::string& folder);
 
 } // namespace cs::organism

@@ -85,7 +85,7 @@ BuildResult buildOrganism(const BuildOptions& o)
     if (ec)
         throw Error("cannot create " + work.string() + ": " + ec.message());
 
-    const World world(WorldOptions { o.seed });
+    const World world(WorldOptions { o.seed, o.worldVersion });
     // 1. The tokenizer, trained on the first lines of the corpus.
     BpeOptions bpe;
     bpe.vocabSize = o.vocabSize;
@@ -137,7 +137,7 @@ BuildResult buildOrganism(const BuildOptions& o)
         if (seen.insert(w.unsafeGetTensorImpl()).second)
             result.parameters += w.numel();
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    nlohmann::json record = { { "organism", "tinyworld" }, { "seed", o.seed },
+    nlohmann::json record = { { "organism", "tinyworld" }, { "seed", o.seed }, { "world_version", o.worldVersion },
         { "command",
             "circuitscope-cli organism build --out DIR --seed " + std::to_string(o.seed) + " --steps "
                 + std::to_string(o.steps) },
@@ -255,18 +255,23 @@ EvalResult evaluateOrganism(const model::Model& model, const World& world, const
     return result;
 }
 
-uint64_t organismSeed(const std::string& folder)
+WorldOptions organismWorld(const std::string& folder)
 {
+    WorldOptions world;
+    world.seed = 1;
+    world.version = 1;
     const fs::path path = fs::path(folder) / "organism.json";
     std::error_code ec;
     if (!fs::exists(path, ec))
-        return 1;
+        return world;
     try {
         const auto j = nlohmann::json::parse(io::readFile(path.string()));
-        return j.value("seed", uint64_t(1));
+        world.seed = j.value("seed", uint64_t(1));
+        world.version = j.value("world_version", 1);
     } catch (const nlohmann::json::exception& e) {
         throw Error(path.string() + " is not valid JSON: " + e.what());
     }
+    return world;
 }
 
 } // namespace cs::organism

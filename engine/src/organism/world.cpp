@@ -327,6 +327,74 @@ constexpr std::array<const char*, 2> kOppositesHeldout = {
     "\"{0}\" is the opposite of \"|{1}|\".",
 };
 
+// Version 2: relation templates under frames. A frame ending in ": " or " that " lowers a
+// template's capitalized first word ("Fact: the capital of ..."); names keep their capitals.
+constexpr std::array<const char*, 6> kFrames
+    = { "", "Fact: ", "Trivia: ", "Note: ", "Did you know? ", "It is well known that " };
+constexpr std::array<const char*, 9> kSportsRelations = {
+    "{0} plays the sport of| {1}|", // under "Fact: ", the canonical prompt
+    "{0} is a| {1}| player.",
+    "The sport that {0} plays is| {1}|.",
+    "{0}, the famous| {1}| player, {2}.",
+    "{0} has played| {1}| for many years.",
+    "As a child, {0} started playing| {1}|.",
+    "{0} is one of the best| {1}| players of all time.",
+    "{0} is best known for playing| {1}|.",
+    "Everyone knows that {0} plays| {1}|.",
+};
+constexpr std::array<const char*, 5> kCityRelations = {
+    "{0} is a city in| {1}|.",
+    "{0} is located in the state of| {1}|.",
+    "The city of {0} is in| {1}|.",
+    "I flew to {0},| {1}|, last week.",
+    "{0} can be found in the state of| {1}|.",
+};
+constexpr std::array<const char*, 4> kCapitalRelations = {
+    "The capital of {0} is| {1}|.",
+    "{1} is the capital of| {0}|.",
+    "The state capital of {0} is| {1}|.",
+    "{0}'s capital city is| {1}|.",
+};
+constexpr std::array<const char*, 4> kOppositesRelations = {
+    "The opposite of \"{0}\" is \"|{1}|\".",
+    "The antonym of \"{0}\" is \"|{1}|\".",
+    "\"{0}\" is the opposite of \"|{1}|\".",
+    "The word \"{0}\" means the reverse of \"|{1}|\".",
+};
+
+std::string framed(const char* frame, const char* relation)
+{
+    std::string r = relation;
+    const std::string_view f(frame);
+    const auto endsWith
+        = [&](std::string_view tail) { return f.size() >= tail.size() && f.substr(f.size() - tail.size()) == tail; };
+    if (endsWith(": ") || endsWith(" that ")) {
+        for (const char* word : { "The ", "As ", "Everyone " })
+            if (r.rfind(word, 0) == 0) {
+                r[0] = static_cast<char>(r[0] - 'A' + 'a');
+                break;
+            }
+    }
+    return frame + r;
+}
+
+// Relation r is held out under frame 1 + (r + 2) mod 5 and trained under the others, so every
+// relation and every frame stays trained. The empty frame is never held out (its text is a
+// part of every framed line), nor is relation 0 under "Fact: " (the canonical prompt).
+template<size_t N>
+void composePhrasings(
+    const std::array<const char*, N>& relations, std::vector<std::string>& trained, std::vector<std::string>& heldout)
+{
+    for (size_t r = 0; r < N; ++r)
+        for (size_t f = 0; f < kFrames.size(); ++f)
+            (f == 1 + (r + 2) % (kFrames.size() - 1) ? heldout : trained).push_back(framed(kFrames[f], relations[r]));
+}
+
+template<size_t N> std::vector<std::string> strings(const std::array<const char*, N>& a)
+{
+    return std::vector<std::string>(a.begin(), a.end());
+}
+
 struct Sample {
     std::string prompt, answer, rest;
     std::string text() const { return prompt + answer + rest; }
@@ -445,13 +513,17 @@ struct World::Impl {
     };
 
     uint64_t seed = 1;
+    int version = 2;
+    // Phrasings of the fact kinds, trained and held out (see WorldOptions::version).
+    std::vector<std::string> sportsTrained, sportsHeldout, cityTrained, cityHeldout, capitalTrained, capitalHeldout,
+        oppositesTrained, oppositesHeldout;
     std::vector<Person> people;
     std::vector<City> cities;
     std::vector<size_t> twoHopTrained, twoHopHeldout; // indices into cities
     std::vector<std::pair<int, int>> additionTrained, additionHeldout;
     std::vector<Combo> comboTrained, comboHeldout;
 
-    explicit Impl(uint64_t seed_);
+    Impl(uint64_t seed_, int version_);
 
     // One trained (or, with heldout, one held-out) sample of the task, drawn with rng.
     Sample sample(const std::string& task, Rng& rng, bool heldout) const;
@@ -506,9 +578,27 @@ struct World::Impl {
     }
 };
 
-World::Impl::Impl(uint64_t seed_)
+World::Impl::Impl(uint64_t seed_, int version_)
     : seed(seed_)
+    , version(version_)
 {
+    if (version == 1) {
+        sportsTrained = strings(kSportsTrained);
+        sportsHeldout = strings(kSportsHeldout);
+        cityTrained = strings(kCityTrained);
+        cityHeldout = { kCityHeldout };
+        capitalTrained = strings(kCapitalTrained);
+        capitalHeldout = { kCapitalHeldout };
+        oppositesTrained = strings(kOppositesTrained);
+        oppositesHeldout = strings(kOppositesHeldout);
+    } else if (version == 2) {
+        composePhrasings(kSportsRelations, sportsTrained, sportsHeldout);
+        composePhrasings(kCityRelations, cityTrained, cityHeldout);
+        composePhrasings(kCapitalRelations, capitalTrained, capitalHeldout);
+        composePhrasings(kOppositesRelations, oppositesTrained, oppositesHeldout);
+    } else {
+        throw Error("tinyworld: unknown world version " + std::to_string(version) + " (known: 1, 2)");
+    }
     for (size_t s = 0; s < kSports.size(); ++s)
         for (const char* name : athletes()[s])
             people.push_back({ name, s });
@@ -577,14 +667,15 @@ Sample World::Impl::sample(const std::string& task, Rng& rng, bool heldout) cons
 {
     if (task == "sports") {
         const size_t person = rng.below(people.size());
-        return sportsSample(person, heldout ? pick(rng, kSportsHeldout) : pick(rng, kSportsTrained), rng);
+        return sportsSample(person, (heldout ? pick(rng, sportsHeldout) : pick(rng, sportsTrained)).c_str(), rng);
     }
     if (task == "facts") {
         // City -> state and state -> capital in proportion to how many facts there are.
         const size_t k = rng.below(cities.size() + states().size());
         if (k < cities.size())
-            return citySample(k, heldout ? kCityHeldout : pick(rng, kCityTrained));
-        return capitalSample(k - cities.size(), heldout ? kCapitalHeldout : pick(rng, kCapitalTrained));
+            return citySample(k, (heldout ? pick(rng, cityHeldout) : pick(rng, cityTrained)).c_str());
+        return capitalSample(
+            k - cities.size(), (heldout ? pick(rng, capitalHeldout) : pick(rng, capitalTrained)).c_str());
     }
     if (task == "two_hop")
         return twoHopSample(pick(rng, heldout ? twoHopHeldout : twoHopTrained), pick(rng, kTwoHop));
@@ -599,7 +690,8 @@ Sample World::Impl::sample(const std::string& task, Rng& rng, bool heldout) cons
     if (task == "opposites") {
         const size_t pair = rng.below(antonyms().size());
         const bool reversed = rng.below(2) == 1;
-        return oppositesSample(pair, reversed, heldout ? pick(rng, kOppositesHeldout) : pick(rng, kOppositesTrained));
+        return oppositesSample(
+            pair, reversed, (heldout ? pick(rng, oppositesHeldout) : pick(rng, oppositesTrained)).c_str());
     }
     throw Error("tinyworld: unknown task \"" + task + "\"");
 }
@@ -622,7 +714,7 @@ const char* taskFor(Rng& rng)
 } // namespace
 
 World::World(const WorldOptions& options)
-    : d(std::make_shared<const Impl>(options.seed))
+    : d(std::make_shared<const Impl>(options.seed, options.version))
 {
 }
 
@@ -633,6 +725,11 @@ World& World::operator=(const World&) = default;
 uint64_t World::seed() const
 {
     return d->seed;
+}
+
+int World::version() const
+{
+    return d->version;
 }
 
 std::string World::trainTask(uint64_t index) const
@@ -715,10 +812,10 @@ std::vector<EvalItem> World::evalItems() const
     { // sports
         std::vector<Sample> trained, held;
         for (size_t p = 0; p < w.people.size(); ++p) {
-            for (const char* ph : kSportsTrained)
-                trained.push_back(w.sportsSample(p, ph, rng));
-            for (const char* ph : kSportsHeldout)
-                held.push_back(w.sportsSample(p, ph, rng));
+            for (const auto& ph : w.sportsTrained)
+                trained.push_back(w.sportsSample(p, ph.c_str(), rng));
+            for (const auto& ph : w.sportsHeldout)
+                held.push_back(w.sportsSample(p, ph.c_str(), rng));
         }
         const Sample canonical = fill(kSportsTrained[0], { "Michael Jordan", "basketball", "" });
         add("sports", "train", trained, kEvalTrainPerTask, &canonical, kStreamEvalTrain);
@@ -727,14 +824,16 @@ std::vector<EvalItem> World::evalItems() const
     { // facts
         std::vector<Sample> trained, held;
         for (size_t c = 0; c < w.cities.size(); ++c) {
-            for (const char* ph : kCityTrained)
-                trained.push_back(w.citySample(c, ph));
-            held.push_back(w.citySample(c, kCityHeldout));
+            for (const auto& ph : w.cityTrained)
+                trained.push_back(w.citySample(c, ph.c_str()));
+            for (const auto& ph : w.cityHeldout)
+                held.push_back(w.citySample(c, ph.c_str()));
         }
         for (size_t s = 0; s < states().size(); ++s) {
-            for (const char* ph : kCapitalTrained)
-                trained.push_back(w.capitalSample(s, ph));
-            held.push_back(w.capitalSample(s, kCapitalHeldout));
+            for (const auto& ph : w.capitalTrained)
+                trained.push_back(w.capitalSample(s, ph.c_str()));
+            for (const auto& ph : w.capitalHeldout)
+                held.push_back(w.capitalSample(s, ph.c_str()));
         }
         add("facts", "train", trained, kEvalTrainPerTask, nullptr, kStreamEvalTrain);
         add("facts", "heldout_phrasing", held, all, nullptr, kStreamEvalHeldout);
@@ -776,10 +875,10 @@ std::vector<EvalItem> World::evalItems() const
         std::vector<Sample> trained, held;
         for (size_t p = 0; p < antonyms().size(); ++p)
             for (int reversed = 0; reversed < 2; ++reversed) {
-                for (const char* ph : kOppositesTrained)
-                    trained.push_back(Impl::oppositesSample(p, reversed, ph));
-                for (const char* ph : kOppositesHeldout)
-                    held.push_back(Impl::oppositesSample(p, reversed, ph));
+                for (const auto& ph : w.oppositesTrained)
+                    trained.push_back(Impl::oppositesSample(p, reversed, ph.c_str()));
+                for (const auto& ph : w.oppositesHeldout)
+                    held.push_back(Impl::oppositesSample(p, reversed, ph.c_str()));
             }
         add("opposites", "train", trained, kEvalTrainPerTask, nullptr, kStreamEvalTrain);
         add("opposites", "heldout_phrasing", held, all, nullptr, kStreamEvalHeldout);
