@@ -140,12 +140,15 @@ private Q_SLOTS:
         QCOMPARE(r.canonical.size(), size_t(3));
         for (const auto& a : r.canonical)
             QVERIFY2(a.got == a.item.answer, qPrintable(QString::fromStdString(a.item.prompt + " -> " + a.got)));
-        // The bars (addition 95%, the rest 98%) on a quick subset; the full table is in the README.
-        const std::pair<const char*, const char*> bars[] = { { "sports", "train" }, { "facts", "train" },
-            { "two_hop", "train" }, { "addition", "heldout" }, { "agreement", "heldout" }, { "opposites", "train" } };
+        // The bars (two-hop trained 90%, addition and opposites 95%, the rest 98%) on a quick
+        // subset; the full table is in the README.
+        const std::pair<const char*, const char*> bars[] = { { "sports", "train" }, { "sports", "heldout_phrasing" },
+            { "facts", "train" }, { "facts", "heldout_phrasing" }, { "two_hop", "train" }, { "addition", "heldout" },
+            { "agreement", "heldout" }, { "opposites", "train" }, { "opposites", "heldout_phrasing" } };
         for (const auto& [task, split] : bars) {
             const double acc = r.accuracy.at(task).at(split);
-            const double minimum = std::string(task) == "addition" ? 0.95 : 0.98;
+            const std::string t = task;
+            const double minimum = t == "two_hop" ? 0.90 : (t == "addition" || t == "opposites") ? 0.95 : 0.98;
             QVERIFY2(acc >= minimum, qPrintable(QString("%1/%2: %3").arg(task, split).arg(acc)));
         }
     }
