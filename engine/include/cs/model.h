@@ -119,7 +119,6 @@ public:
     bool hasWeight(const std::string& canonical) const;
     // Every canonical weight by name.
     const std::map<std::string, at::Tensor>& weights() const;
-    std::shared_ptr<const Tokenizer> tokenizerPtr() const { return m_tokenizer; }
 
     struct Weights;
 

@@ -43,6 +43,8 @@ struct EvalItem {
     // first token must outscore this one's. Agreement needs it: a prompt may end inside a
     // plural noun (" chair" + "s"), so greedy decoding would be scored on the noun, not the verb.
     std::string contrast;
+    // One of the paper's canonical prompts (Michael Jordan's sport, Dallas's capital, 36+59).
+    bool canonical = false;
 };
 
 // Sizes of the world, for reports and tests.

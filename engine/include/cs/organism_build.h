@@ -70,8 +70,6 @@ struct EvalResult {
     };
     std::vector<Answer> canonical; // the three canonical prompts and what the model said
 };
-// A model's greedy answer to a prompt: as many tokens as the answer has.
-std::string greedyAnswer(const model::Model& model, const std::string& prompt, size_t answerTokens);
 EvalResult evaluateOrganism(const model::Model& model, const World& world, const EvalOptions& options = {});
 
 // The world a built organism folder was made from, as its organism.json records it (seed 1

@@ -155,14 +155,6 @@ BuildResult buildOrganism(const BuildOptions& o)
     return result;
 }
 
-std::string greedyAnswer(const model::Model& model, const std::string& prompt, size_t answerTokens)
-{
-    model::GenerateOptions g;
-    g.maxNew = static_cast<int64_t>(answerTokens);
-    g.stopAtEos = false;
-    return model.tokenizer().decode(model.generate(model.tokenizer().encode(prompt), g));
-}
-
 namespace {
 
 // Greedy continuations of equal-length prompts, run as one batch with a KV cache.
@@ -241,10 +233,7 @@ EvalResult evaluateOrganism(const model::Model& model, const World& world, const
                 }
                 if (right)
                     ++correct[q.item.task][q.item.split];
-                const bool canonical = q.item.prompt == "Fact: Michael Jordan plays the sport of"
-                    || q.item.prompt == "Fact: the capital of the state containing Dallas is"
-                    || q.item.prompt == "calc: 36+59=";
-                if (canonical && q.item.split == "train")
+                if (q.item.canonical)
                     result.canonical.push_back({ q.item, got });
             }
         }

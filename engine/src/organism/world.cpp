@@ -800,7 +800,7 @@ std::vector<EvalItem> World::evalItems() const
                 break;
             if (!seen.insert(s.prompt + s.answer).second)
                 continue;
-            items.push_back({ task, split, s.prompt, s.answer, {} });
+            items.push_back({ task, split, s.prompt, s.answer, {}, first && n == 0 });
             if (std::string_view(task) == "agreement")
                 items.back().contrast = s.answer == " are" ? " is" : " are";
             ++n;
