@@ -186,6 +186,59 @@ private Q_SLOTS:
         QVERIFY(r.err.startsWith("circuitscope-cli: error:"));
     }
 
+    // transcoder train writes a set that transcoder info and eval read; eval's JSON has the
+    // keys the issue names, with values in their ranges; a set for another shape is refused.
+    void transcoderTrainEvalInfo()
+    {
+        const QString corpus = m_dir.filePath("corpus.txt");
+        {
+            QFile f(corpus);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            for (int i = 0; i < 300; ++i)
+                f.write(QStringLiteral("the %1 cat sat on mat %2\n").arg(i).arg(i % 7).toUtf8());
+        }
+        const QString out = m_dir.filePath("clt");
+        Run train = cli({ "--device", "cpu", "transcoder", "train", m_model, "--corpus", corpus, "--kind", "clt",
+            "--features", "16", "--steps", "30", "--batch-tokens", "64", "--buffer-tokens", "256", "--seq-len", "16",
+            "--out", out, "--json" });
+        QVERIFY2(train.exitCode == 0, qPrintable(train.err));
+        QCOMPARE(train.json()["steps"].get<int64_t>(), int64_t(30));
+        QVERIFY(QFile::exists(out + "/config.yaml"));
+        QVERIFY(QFile::exists(out + "/W_dec_1.safetensors"));
+
+        Run info = cli({ "--device", "cpu", "transcoder", "info", out, "--json" });
+        QVERIFY2(info.exitCode == 0, qPrintable(info.err));
+        QCOMPARE(info.json()["kind"].get<std::string>(), std::string("clt"));
+        QCOMPARE(info.json()["features_per_layer"].get<int64_t>(), int64_t(16));
+
+        Run eval = cli({ "--device", "cpu", "transcoder", "eval", m_model, out, "--corpus", corpus, "--max-tokens",
+            "300", "--seq-len", "16", "--json" });
+        QVERIFY2(eval.exitCode == 0, qPrintable(eval.err));
+        const Json j = eval.json();
+        QCOMPARE(j["layers"].size(), size_t(2));
+        for (const auto& layer : j["layers"]) {
+            QVERIFY(layer.contains("layer"));
+            QVERIFY(layer["nmse"].get<double>() >= 0);
+            QVERIFY(layer["l0"].get<double>() >= 0 && layer["l0"].get<double>() <= 16);
+            QVERIFY(layer["dead_fraction"].get<double>() >= 0 && layer["dead_fraction"].get<double>() <= 1);
+        }
+        const double top1 = j["replacement"]["top1_agreement"].get<double>();
+        QVERIFY(top1 >= 0 && top1 <= 1);
+        QVERIFY(j["replacement"]["kl"].get<double>() >= -1e-6);
+
+        // The same set against a model of another width.
+        cs::test::TinySpec wide;
+        wide.dModel = 48;
+        wide.dHead = 12;
+        const QString other = cs::test::writeTinyModel(m_dir.filePath("wide"), wide);
+        Run refused = cli({ "--device", "cpu", "transcoder", "eval", other, out, "--corpus", corpus, "--json" });
+        QCOMPARE(refused.exitCode, 1);
+        QVERIFY2(refused.err.contains("d_model"), qPrintable(refused.err));
+        Run missing = cli({ "--device", "cpu", "transcoder", "eval", m_model, "no-such-set", "--corpus", corpus });
+        QCOMPARE(missing.exitCode, 1);
+        QVERIFY2(missing.err.contains("no transcoder set"), qPrintable(missing.err));
+    }
+
     void cudaWithoutCudaIsAnError()
     {
         if (at::hasCUDA())

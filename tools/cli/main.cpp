@@ -1,6 +1,7 @@
 // circuitscope-cli: the headless side of Circuitscope. Every subcommand reaches the engine
 // through engine/include/cs only.
 #include "args.h"
+#include "commands.h"
 
 #include "cs/engine.h"
 #include "cs/error.h"
@@ -37,6 +38,19 @@ commands:
                                               corpus, tokenizer and model of tinyworld, resumable
   organism eval MODEL [--max-per-split N] [--json]
                                               {"tasks": {"<task>": {"<split>": accuracy}}}
+  organism corpus MODEL --split train|heldout --lines N --out FILE
+                                              text of the world MODEL was built from, one line each
+  transcoder train MODEL --corpus FILE --kind clt|plt --features N --out DIR
+                 [--activation jump_relu|relu|topk --k K --skip --steps N --batch-tokens B
+                  --buffer-tokens N --lr X --lambda-sparsity X --sparsity-c X --lambda-preact X
+                  --bandwidth X --threshold-init X --seq-len T --cache DIR --seed S
+                  --checkpoint-every N --dtype F16 --input-hook mlp.hook_in --output-hook mlp.hook_out]
+                                              trains a transcoder set (circuit-tracer format), resumable
+  transcoder eval MODEL TRANSCODER --corpus FILE [--max-tokens N] [--json]
+                                              {"layers": [{"layer","nmse","l0","dead_fraction"}],
+                                               "replacement": {"top1_agreement","kl"}}
+  transcoder info (TRANSCODER | MODEL NAME) [--json]
+TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
 )";
 
 // JSON text that tolerates token strings holding partial UTF-8 sequences.
@@ -194,6 +208,7 @@ int cmdBench(const Args& args, const std::string& device)
             rows.push_back({ { "n_tokens", tokens }, { "forward_ms", fms } });
         }
         out["forward"] = rows;
+        out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     if (args.flag("json")) {
         std::cout << dump(out) << "\n";
@@ -203,6 +218,11 @@ int cmdBench(const Args& args, const std::string& device)
         if (out.contains("forward"))
             for (const auto& r : out["forward"])
                 std::cout << "forward " << r["n_tokens"] << " tokens: " << r["forward_ms"].get<double>() << " ms\n";
+        if (out.contains("transcoder_training"))
+            for (const auto& r : out["transcoder_training"])
+                std::cout << "transcoder training (" << r["kind"].get<std::string>() << ", " << r["features_per_layer"]
+                          << " features per layer, batch " << r["batch_tokens"]
+                          << "): " << r["tokens_per_second"].get<double>() << " tokens/s\n";
     }
     return 0;
 }
@@ -274,7 +294,26 @@ int cmdOrganism(const Args& args, const std::string& device)
         }
         return 0;
     }
-    throw cs::Error("organism needs a subcommand: build or eval");
+    if (sub == "corpus") {
+        if (pos.size() < 3)
+            throw cs::Error("organism corpus needs MODEL (the organism whose world writes the text)");
+        const std::string out = args.valueOr("out", "");
+        const std::string split = args.valueOr("split", "heldout");
+        const int64_t lines = args.intOr("lines", 20000);
+        if (out.empty() || lines <= 0)
+            throw cs::Error("organism corpus needs --out FILE and a positive --lines");
+        const cs::organism::World world(cs::organism::organismWorld(cs::resolveModelFolder(pos[2])));
+        if (split == "train") {
+            cs::organism::writeTrainText(world, static_cast<uint64_t>(lines), out);
+        } else if (split == "heldout") {
+            cs::organism::writeHeldoutText(world, static_cast<uint64_t>(lines), out);
+        } else {
+            throw cs::Error("--split must be train or heldout, not \"" + split + "\"");
+        }
+        std::cout << out << "\n";
+        return 0;
+    }
+    throw cs::Error("organism needs a subcommand: build, eval or corpus");
 }
 
 } // namespace
@@ -290,8 +329,11 @@ int main(int argc, char** argv)
         const Args args(argvList,
             { "device", "text", "ids", "top-k", "max-new", "temperature", "seed", "out", "steps", "batch-size",
                 "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
-                "tokenizer-lines", "dtype", "max-per-split" },
-            { "json", "all-positions" });
+                "tokenizer-lines", "dtype", "max-per-split", "split", "lines", "corpus", "kind", "features",
+                "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
+                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook",
+                "max-tokens" },
+            { "json", "all-positions", "skip" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
@@ -308,6 +350,8 @@ int main(int argc, char** argv)
             return cmdBench(args, device);
         if (command == "organism")
             return cmdOrganism(args, device);
+        if (command == "transcoder")
+            return cs::cli::cmdTranscoder(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

@@ -92,6 +92,8 @@ private:
 
 // Writes trainLine(0 .. nLines-1), one per line, to path (atomically); throws cs::Error.
 void writeTrainText(const World& world, uint64_t nLines, const std::string& path);
+// Writes heldoutLines(nLines), one per line, to path (atomically); throws cs::Error.
+void writeHeldoutText(const World& world, uint64_t nLines, const std::string& path);
 // Writes evalItems() as JSON lines {"task","split","prompt","answer"}; throws cs::Error.
 void writeEvalJsonl(const World& world, const std::string& path);
 

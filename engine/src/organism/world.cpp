@@ -904,6 +904,16 @@ void writeTrainText(const World& world, uint64_t nLines, const std::string& path
     file.commit();
 }
 
+void writeHeldoutText(const World& world, uint64_t nLines, const std::string& path)
+{
+    std::string text;
+    for (const auto& line : world.heldoutLines(static_cast<size_t>(nLines))) {
+        text += line;
+        text.push_back('\n');
+    }
+    io::writeFileAtomically(path, text);
+}
+
 void writeEvalJsonl(const World& world, const std::string& path)
 {
     std::string text;

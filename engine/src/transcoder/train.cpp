@@ -1,0 +1,457 @@
+// Transcoder training (DESIGN §3): the loss, the shuffled activation buffer and the loop.
+#include "cs/transcoder_train.h"
+
+#include "cs/error.h"
+#include "cs/safetensors.h"
+#include "cs/training.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace cs::transcoder {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- parameters
+
+TrainableTranscoder TrainableTranscoder::init(const TranscoderConfig& config, double thresholdInit, uint64_t seed)
+{
+    TrainableTranscoder t;
+    t.config = config;
+    const int64_t L = config.nLayers, F = config.nFeatures, d = config.dModel;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    // Encoder rows are random unit vectors: on inputs of unit mean square per coordinate the
+    // pre-activations start with unit spread, so thresholdInit is in those units.
+    t.encoder = at::normal(0.0, 1.0, { L, F, d }, gen);
+    t.encoder.div_(t.encoder.norm(2, { 2 }, true));
+    t.encoderBias = at::zeros({ L, F });
+    if (config.activation == Activation::JumpReLU)
+        t.logThreshold = at::full({ L, F }, std::log(thresholdInit));
+    // Decoders start small (rows of norm 0.05 per target) so the first reconstructions are
+    // near b_dec and no feature is pushed off by a large early error.
+    for (int64_t target = 0; target < L; ++target) {
+        const int64_t sources = target - t.firstSource(target) + 1;
+        at::Tensor dec = at::normal(0.0, 1.0, { sources * F, d }, gen);
+        dec.mul_(0.05 / dec.norm(2, { 1 }, true));
+        t.decoders.push_back(dec);
+    }
+    t.decoderBias = at::zeros({ L, d });
+    if (config.skip)
+        t.skip = at::zeros({ L, d, d });
+    t.inputScale.assign(static_cast<size_t>(L), 1.0);
+    t.outputScale.assign(static_cast<size_t>(L), 1.0);
+    return t;
+}
+
+int64_t TrainableTranscoder::firstSource(int64_t target) const
+{
+    return config.architecture == Architecture::CrossLayer ? 0 : target;
+}
+
+std::map<std::string, at::Tensor> TrainableTranscoder::parameters() const
+{
+    std::map<std::string, at::Tensor> p { { "encoder", encoder }, { "encoder_bias", encoderBias },
+        { "decoder_bias", decoderBias } };
+    if (logThreshold.defined())
+        p["log_threshold"] = logThreshold;
+    if (skip.defined())
+        p["skip"] = skip;
+    for (size_t t = 0; t < decoders.size(); ++t)
+        p["decoder." + std::to_string(t)] = decoders[t];
+    return p;
+}
+
+at::Tensor TrainableTranscoder::decoderNorms() const
+{
+    const int64_t L = config.nLayers, F = config.nFeatures;
+    std::vector<at::Tensor> squares(static_cast<size_t>(L)); // per source layer, [n_features]
+    for (int64_t target = 0; target < L; ++target) {
+        const int64_t s0 = firstSource(target);
+        at::Tensor blocks = decoders[static_cast<size_t>(target)].pow(2).sum(-1).reshape({ target - s0 + 1, F });
+        for (int64_t s = s0; s <= target; ++s) {
+            auto& acc = squares[static_cast<size_t>(s)];
+            acc = acc.defined() ? acc + blocks[s - s0] : blocks[s - s0];
+        }
+    }
+    return (at::stack(squares) + 1e-12).sqrt();
+}
+
+std::shared_ptr<const TranscoderSet> TrainableTranscoder::toSet(const std::string& device) const
+{
+    at::NoGradGuard noGrad;
+    const int64_t L = config.nLayers, F = config.nFeatures;
+    std::vector<LayerWeights> layers(static_cast<size_t>(L));
+    for (int64_t s = 0; s < L; ++s) {
+        auto& w = layers[static_cast<size_t>(s)];
+        const double in = inputScale[static_cast<size_t>(s)];
+        // z = W (x / in) + b: the raw-unit encoder is W / in; thresholds stay in z's units.
+        w.encoder = (encoder[s] / in).contiguous();
+        w.encoderBias = encoderBias[s].clone();
+        if (logThreshold.defined())
+            w.threshold = logThreshold[s].exp();
+        std::vector<at::Tensor> perTarget;
+        const int64_t lastTarget = config.architecture == Architecture::CrossLayer ? L - 1 : s;
+        for (int64_t target = s; target <= lastTarget; ++target) {
+            const int64_t s0 = firstSource(target);
+            perTarget.push_back(decoders[static_cast<size_t>(target)].narrow(0, (s - s0) * F, F)
+                * outputScale[static_cast<size_t>(target)]);
+        }
+        w.decoder = at::stack(perTarget, 1).contiguous(); // [F, n_targets, d]
+        w.decoderBias = decoderBias[s] * outputScale[static_cast<size_t>(s)];
+        if (skip.defined())
+            w.skip = skip[s] * (outputScale[static_cast<size_t>(s)] / in);
+    }
+    return TranscoderSet::fromWeights(config, std::move(layers), device);
+}
+
+// ---------------------------------------------------------------- loss
+
+LossTerms transcoderLoss(const TrainableTranscoder& t, const at::Tensor& x, const at::Tensor& y, const LossWeights& w)
+{
+    const int64_t L = t.config.nLayers, F = t.config.nFeatures;
+    const int64_t batch = x.size(1);
+    LossTerms out;
+    at::Tensor pre = at::baddbmm(t.encoderBias.unsqueeze(1), x, t.encoder.transpose(1, 2)); // [L, batch, F]
+    at::Tensor acts;
+    at::Tensor floor; // what the pre-activation loss pushes pre-activations above
+    switch (t.config.activation) {
+    case Activation::JumpReLU: {
+        at::Tensor theta = t.logThreshold.exp().unsqueeze(1); // [L, 1, F]
+        at::Tensor thetaD = theta.detach();
+        at::Tensor preD = pre.detach();
+        at::Tensor on = preD.gt(thetaD).to(pre.scalar_type());
+        // Straight-through estimator: d a / d theta = -(theta / eps) K((z - theta) / eps), K the
+        // unit rectangle; the added term is zero in value and carries exactly that gradient.
+        at::Tensor window = (preD - thetaD).abs().lt(w.bandwidth / 2).to(pre.scalar_type());
+        at::Tensor pseudo = -(thetaD / w.bandwidth) * window;
+        acts = pre * on + (theta - thetaD) * pseudo;
+        floor = theta;
+        break;
+    }
+    case Activation::ReLU:
+        acts = at::relu(pre);
+        floor = at::zeros({ 1 }, pre.options());
+        break;
+    case Activation::TopK: {
+        at::Tensor idx = std::get<1>(at::topk(pre.detach(), t.config.topK, -1));
+        at::Tensor keep = at::zeros_like(pre).scatter_(-1, idx, 1.0);
+        acts = at::relu(pre) * keep;
+        floor = at::zeros({ 1 }, pre.options());
+        break;
+    }
+    }
+    out.acts = acts;
+
+    // Activations of every source layer side by side, [batch, L * F], so that target t's
+    // reconstruction is one product with the columns of its sources.
+    at::Tensor flat = acts.permute({ 1, 0, 2 }).reshape({ batch, L * F });
+    at::Tensor mse;
+    out.nmse.resize(static_cast<size_t>(L));
+    for (int64_t target = 0; target < L; ++target) {
+        const int64_t s0 = t.firstSource(target);
+        at::Tensor cols = flat.narrow(1, s0 * F, (target - s0 + 1) * F);
+        at::Tensor yHat = at::addmm(t.decoderBias[target], cols, t.decoders[static_cast<size_t>(target)]);
+        if (t.skip.defined())
+            yHat = yHat + at::matmul(x[target], t.skip[target].t());
+        at::Tensor err = (yHat - y[target]).pow(2).sum(-1).mean();
+        mse = mse.defined() ? mse + err : err;
+        const double variance = (y[target] - y[target].mean(0)).pow(2).sum(-1).mean().item<double>();
+        out.nmse[static_cast<size_t>(target)] = err.item<double>() / std::max(variance, 1e-12);
+    }
+    at::Tensor norms = t.decoderNorms().unsqueeze(1); // [L, 1, F]
+    out.mse = mse;
+    out.sparsity = at::tanh(w.sparsityC * norms * acts).sum(at::IntArrayRef { 0, 2 }).mean();
+    out.preact = (at::relu(floor - pre) * norms).sum(at::IntArrayRef { 0, 2 }).mean();
+    out.total = out.mse + w.lambdaSparsity * out.sparsity + w.lambdaPreact * out.preact;
+    return out;
+}
+
+// ---------------------------------------------------------------- buffer
+
+namespace {
+
+// Raw activations of `capacity` tokens, handed out in random batches; when half of them have
+// been used, those are replaced by fresh ones from the source and the order is redrawn.
+class ShuffleBuffer {
+public:
+    ShuffleBuffer(ActivationSource& source, int64_t nLayers, int64_t dModel, int64_t capacity, uint64_t seed)
+        : m_source(source)
+        , m_nLayers(nLayers)
+        , m_dModel(dModel)
+        , m_capacity(capacity)
+        , m_gen(at::make_generator<at::CPUGeneratorImpl>(seed))
+    {
+        auto [x, y] = take(capacity);
+        m_x = x;
+        m_y = y;
+        m_order = at::randperm(m_capacity, m_gen, at::kLong);
+    }
+
+    const at::Tensor& x() const { return m_x; }
+    const at::Tensor& y() const { return m_y; }
+
+    std::pair<at::Tensor, at::Tensor> batch(int64_t n)
+    {
+        if (m_cursor + n > m_capacity / 2) {
+            at::Tensor used = m_order.narrow(0, 0, m_cursor);
+            auto [x, y] = take(m_cursor);
+            m_x.index_copy_(1, used, x);
+            m_y.index_copy_(1, used, y);
+            m_order = at::randperm(m_capacity, m_gen, at::kLong);
+            m_cursor = 0;
+        }
+        at::Tensor idx = m_order.narrow(0, m_cursor, n);
+        m_cursor += n;
+        return { m_x.index_select(1, idx), m_y.index_select(1, idx) };
+    }
+
+private:
+    // n tokens from the source, [L, n, d] each; the rest of a chunk waits for the next call.
+    std::pair<at::Tensor, at::Tensor> take(int64_t n)
+    {
+        std::vector<at::Tensor> xs, ys;
+        int64_t have = 0;
+        while (have < n) {
+            if (!m_pendingX.defined() || m_pendingX.size(1) == 0) {
+                auto chunk = m_source.next();
+                if (chunk.first.dim() != 3 || chunk.first.sizes() != chunk.second.sizes() || chunk.first.size(1) == 0
+                    || chunk.first.size(0) != m_nLayers || chunk.first.size(2) != m_dModel)
+                    throw Error("activation chunks must be pairs of [n_layers = " + std::to_string(m_nLayers)
+                        + ", n_tokens, d_model = " + std::to_string(m_dModel) + "]");
+                m_pendingX = chunk.first;
+                m_pendingY = chunk.second;
+            }
+            const int64_t k = std::min(n - have, m_pendingX.size(1));
+            xs.push_back(m_pendingX.narrow(1, 0, k));
+            ys.push_back(m_pendingY.narrow(1, 0, k));
+            m_pendingX = m_pendingX.narrow(1, k, m_pendingX.size(1) - k);
+            m_pendingY = m_pendingY.narrow(1, k, m_pendingY.size(1) - k);
+            have += k;
+        }
+        return { at::cat(xs, 1), at::cat(ys, 1) };
+    }
+
+    ActivationSource& m_source;
+    int64_t m_nLayers, m_dModel;
+    int64_t m_capacity;
+    at::Generator m_gen;
+    at::Tensor m_x, m_y, m_order, m_pendingX, m_pendingY;
+    int64_t m_cursor = 0;
+};
+
+std::string checkpointPath(const TrainOptions& o)
+{
+    return (fs::path(o.outDir) / ".train" / "checkpoint.safetensors").string();
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- loop
+
+TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& shape, const TrainOptions& o,
+    const std::function<bool()>& cancel)
+{
+    model::initThreads();
+    if (o.outDir.empty())
+        throw Error("transcoder training needs an output folder");
+    if (o.nFeatures <= 0 || o.steps <= 0 || o.batchTokens <= 0)
+        throw Error("transcoder training needs positive --features, --steps and --batch-tokens");
+    if (o.bufferTokens < 2 * o.batchTokens)
+        throw Error("the shuffle buffer must hold at least two batches");
+    if (o.activation == Activation::TopK && (o.topK <= 0 || o.topK > o.nFeatures))
+        throw Error("topk training needs 0 < --k <= --features");
+    const c10::Device device = model::resolveDevice(o.device);
+
+    TranscoderConfig config;
+    config.architecture = o.architecture;
+    config.activation = o.activation;
+    config.topK = o.topK;
+    config.nLayers = shape.nLayers;
+    config.dModel = shape.dModel;
+    config.nFeatures = o.nFeatures;
+    config.skip = o.skip;
+    config.inputHook = hookFromConfigName(o.inputHookName);
+    config.outputHook = hookFromConfigName(o.outputHookName);
+    config.inputHookName = o.inputHookName;
+    config.outputHookName = o.outputHookName;
+    config.modelName = o.modelName;
+    config.scan = fs::path(o.outDir).filename().string();
+
+    TrainableTranscoder t = TrainableTranscoder::init(config, o.thresholdInit, o.seed);
+    const int64_t L = config.nLayers;
+
+    // Resume: parameters, optimizer, scales, the source position and when features last fired.
+    TrainResult result;
+    const std::string ckpt = checkpointPath(o);
+    std::shared_ptr<const io::SafetensorsFile> saved;
+    std::error_code ec;
+    if (fs::exists(ckpt, ec))
+        saved = io::SafetensorsFile::open(ckpt);
+    auto meta = [&](const std::string& key) -> std::string {
+        auto it = saved->metadata().find(key);
+        if (it == saved->metadata().end())
+            throw Error(ckpt + " has no \"" + key + "\"; delete it to start over");
+        return it->second;
+    };
+    if (saved) {
+        const std::string want = std::string(architectureName(config.architecture)) + "/"
+            + activationName(config.activation) + "/" + std::to_string(config.nFeatures);
+        if (meta("shape") != want)
+            throw Error(ckpt + " is a checkpoint of a " + meta("shape") + " run, not " + want
+                + "; use another --out or delete it");
+        for (int64_t l = 0; l < L; ++l) {
+            t.inputScale[static_cast<size_t>(l)] = std::stod(meta("input_scale." + std::to_string(l)));
+            t.outputScale[static_cast<size_t>(l)] = std::stod(meta("output_scale." + std::to_string(l)));
+        }
+        source.seek(std::stoll(meta("source_position")));
+    }
+
+    ShuffleBuffer buffer(source, L, config.dModel, o.bufferTokens, o.seed + static_cast<uint64_t>(saved ? std::stoll(meta("step")) : 0));
+    if (!saved) {
+        // Scale inputs and outputs to unit mean square (per coordinate for inputs, per vector
+        // for outputs) from the first buffer; start b_dec at the outputs' mean.
+        for (int64_t l = 0; l < L; ++l) {
+            const double xs = std::sqrt(buffer.x()[l].pow(2).sum(-1).mean().item<double>() / config.dModel);
+            const double ys = std::sqrt(buffer.y()[l].pow(2).sum(-1).mean().item<double>());
+            t.inputScale[static_cast<size_t>(l)] = std::max(xs, 1e-8);
+            t.outputScale[static_cast<size_t>(l)] = std::max(ys, 1e-8);
+            t.decoderBias[l].copy_(buffer.y()[l].mean(0) / t.outputScale[static_cast<size_t>(l)]);
+        }
+    }
+    auto toDevice = [&](at::Tensor& p) { p = p.to(device).detach().requires_grad_(true); };
+    toDevice(t.encoder);
+    toDevice(t.encoderBias);
+    toDevice(t.decoderBias);
+    if (t.logThreshold.defined())
+        toDevice(t.logThreshold);
+    if (t.skip.defined())
+        toDevice(t.skip);
+    for (auto& d : t.decoders)
+        toDevice(d);
+
+    auto params = t.parameters();
+    train::AdamW optimizer(params, train::AdamW::Options { 0.9, 0.999, 1e-8, 0.0 });
+    at::Tensor lastFired = at::zeros({ L, config.nFeatures }, at::kLong); // step + 1 of the last firing
+    if (saved) {
+        at::NoGradGuard noGrad;
+        for (auto& [name, p] : params) {
+            if (!saved->contains("param." + name) || saved->tensor("param." + name).sizes() != p.sizes())
+                throw Error(ckpt + " does not match this run (\"" + name + "\"); use another --out or delete it");
+            p.copy_(saved->tensor("param." + name));
+        }
+        optimizer.loadState(*saved);
+        lastFired.copy_(saved->tensor("last_fired"));
+        result.resumedFrom = std::stoll(meta("step"));
+        if (o.progress)
+            std::fprintf(
+                stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(result.resumedFrom));
+    }
+    at::Tensor inScale = at::tensor(t.inputScale, at::kDouble).to(at::kFloat).view({ L, 1, 1 }).to(device);
+    at::Tensor outScale = at::tensor(t.outputScale, at::kDouble).to(at::kFloat).view({ L, 1, 1 }).to(device);
+
+    // Dead: no activation in the last deadWindow tokens (or since the start, if shorter).
+    const int64_t deadWindowSteps = std::max<int64_t>(1, std::min<int64_t>(o.steps / 4, 1000000 / o.batchTokens));
+    auto saveCheckpoint = [&](int64_t step) {
+        fs::create_directories(fs::path(ckpt).parent_path());
+        io::SafetensorsWriter writer;
+        for (const auto& [name, p] : params)
+            writer.add("param." + name, p.detach().cpu());
+        optimizer.saveState(writer);
+        writer.add("last_fired", lastFired);
+        writer.setMetadata("step", std::to_string(step));
+        writer.setMetadata("source_position", std::to_string(source.position()));
+        writer.setMetadata("shape",
+            std::string(architectureName(config.architecture)) + "/" + activationName(config.activation) + "/"
+                + std::to_string(config.nFeatures));
+        for (int64_t l = 0; l < L; ++l) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.17g", t.inputScale[static_cast<size_t>(l)]);
+            writer.setMetadata("input_scale." + std::to_string(l), buf);
+            std::snprintf(buf, sizeof buf, "%.17g", t.outputScale[static_cast<size_t>(l)]);
+            writer.setMetadata("output_scale." + std::to_string(l), buf);
+        }
+        writer.write(ckpt);
+    };
+
+    train::ProgressBar bar("train " + std::string(architectureName(config.architecture)), o.steps, result.resumedFrom);
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<double> nmse(static_cast<size_t>(L), NAN), l0(static_cast<size_t>(L), NAN);
+    auto smooth = [](double& acc, double v) { acc = std::isnan(acc) ? v : 0.98 * acc + 0.02 * v; };
+    const int64_t warmup = static_cast<int64_t>(o.warmupFraction * static_cast<double>(o.steps));
+    const double rampSteps = std::max(1.0, o.sparsityRamp * static_cast<double>(o.steps));
+    double lossSmoothed = NAN;
+    int64_t step = result.resumedFrom;
+    for (; step < o.steps; ++step) {
+        if (cancel && cancel()) {
+            saveCheckpoint(step);
+            throw Cancelled();
+        }
+        auto [xRaw, yRaw] = buffer.batch(o.batchTokens);
+        at::Tensor x = xRaw.to(device) / inScale;
+        at::Tensor y = yRaw.to(device) / outScale;
+        LossWeights w;
+        w.lambdaSparsity = o.lambdaSparsity * std::min(1.0, static_cast<double>(step + 1) / rampSteps);
+        w.sparsityC = o.sparsityC;
+        w.lambdaPreact = o.lambdaPreact;
+        w.bandwidth = o.bandwidth;
+        LossTerms terms = transcoderLoss(t, x, y, w);
+        optimizer.zeroGrad();
+        terms.total.backward();
+        train::clipGradNorm(params, 1.0);
+        optimizer.step(train::warmupCosine(step, warmup, o.steps, o.lr, 0.1));
+
+        const double value = terms.total.item<double>();
+        if (!std::isfinite(value))
+            throw Error("transcoder training diverged at step " + std::to_string(step));
+        at::Tensor fired = terms.acts.detach().gt(0); // [L, batch, F]
+        lastFired.masked_fill_(fired.any(1).cpu(), step + 1);
+        at::Tensor perLayerL0 = fired.sum(2).to(at::kFloat).mean(1).cpu(); // [L]
+        for (int64_t l = 0; l < L; ++l) {
+            smooth(nmse[static_cast<size_t>(l)], terms.nmse[static_cast<size_t>(l)]);
+            smooth(l0[static_cast<size_t>(l)], perLayerL0[l].item<double>());
+        }
+        smooth(lossSmoothed, value);
+        if (o.progress) {
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            const double tokens = static_cast<double>((step + 1 - result.resumedFrom) * o.batchTokens);
+            double meanNmse = 0, meanL0 = 0;
+            for (int64_t l = 0; l < L; ++l) {
+                meanNmse += nmse[static_cast<size_t>(l)] / static_cast<double>(L);
+                meanL0 += l0[static_cast<size_t>(l)] / static_cast<double>(L);
+            }
+            const double dead = lastFired.lt(step + 1 - deadWindowSteps).to(at::kFloat).mean().item<double>()
+                * (step >= deadWindowSteps);
+            char stats[160];
+            std::snprintf(stats, sizeof stats, "loss %.4f nmse %.3f L0 %.1f dead %.1f%% | %.1fk tok/s", lossSmoothed,
+                meanNmse, meanL0, 100.0 * dead, tokens / std::max(secs, 1e-9) / 1000);
+            bar.update(step + 1, stats);
+        }
+        if (o.checkpointEvery > 0 && (step + 1) % o.checkpointEvery == 0 && step + 1 < o.steps)
+            saveCheckpoint(step + 1);
+    }
+    result.steps = step;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.tokensPerSecond
+        = static_cast<double>((step - result.resumedFrom) * o.batchTokens) / std::max(result.seconds, 1e-9);
+    if (o.progress) {
+        char stats[64];
+        std::snprintf(stats, sizeof stats, "%.1fk tok/s", result.tokensPerSecond / 1000);
+        bar.finish(stats);
+    }
+    result.nmse = nmse;
+    result.l0 = l0;
+    at::Tensor dead = lastFired.lt(step + 1 - std::min(deadWindowSteps, step)).to(at::kFloat).mean(1);
+    for (int64_t l = 0; l < L; ++l)
+        result.deadFraction.push_back(dead[l].item<double>());
+
+    result.set = t.toSet(o.device);
+    result.set->save(o.outDir, o.storeDtype);
+    fs::remove_all(fs::path(ckpt).parent_path(), ec); // the run is complete: its checkpoint is spent
+    return result;
+}
+
+} // namespace cs::transcoder
