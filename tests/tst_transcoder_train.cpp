@@ -3,7 +3,9 @@
 // saved weights, resume, and the activation stream (rows, cache) over a real tiny model.
 #include "hf_fixtures.h"
 
+#include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/organism_build.h"
 #include "cs/transcoder_train.h"
 
 #include <ATen/ATen.h>
@@ -378,6 +380,54 @@ private Q_SLOTS:
         ModelActivationOptions other = ao;
         other.seqLen = 32;
         QVERIFY_THROWS_EXCEPTION(cs::Error, modelActivations(model, other));
+    }
+
+    // The CLT shipped with tinyworld meets the bars on held-out text (a 16k-token
+    // sample; the README reports the full evaluation), and on the three canonical prompts the
+    // replacement model's next token is the original's.
+    void shippedTinyworldClt()
+    {
+        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+        auto model = cs::model::Model::load(folder, { "cpu", true });
+        auto set = TranscoderSet::load(resolveTranscoderFolder(folder, "clt"));
+        QCOMPARE(set->config().architecture, Architecture::CrossLayer);
+        set->checkFits(model->config());
+
+        QTemporaryDir dir(cs::test::testTempRoot() + "/shipped-XXXXXX");
+        const cs::organism::World world(cs::organism::organismWorld(folder));
+        const std::string heldout = dir.filePath("heldout.txt").toStdString();
+        cs::organism::writeHeldoutText(world, 3000, heldout);
+        EvalOptions eo;
+        eo.corpus = heldout;
+        eo.maxTokens = 16384;
+        const auto r = evaluateTranscoder(*model, *set, eo);
+        double meanNmse = 0;
+        for (const auto& m : r.layers) {
+            qInfo("layer %lld: nmse %.4f, L0 %.1f, dead %.1f%%", static_cast<long long>(m.layer), m.nmse, m.l0,
+                100 * m.deadFraction);
+            QVERIFY(m.nmse <= 0.15);
+            QVERIFY(m.l0 <= 40);
+            QVERIFY(m.deadFraction <= 0.10);
+            meanNmse += m.nmse / static_cast<double>(r.layers.size());
+        }
+        qInfo("replacement model: top-1 agreement %.2f%%, KL %.4f", 100 * r.top1Agreement, r.kl);
+        QVERIFY(meanNmse <= 0.10);
+        QVERIFY(r.top1Agreement >= 0.85);
+
+        for (const auto& item : world.evalItems()) {
+            if (!item.canonical)
+                continue;
+            const auto ids = model->tokenizer().encode(item.prompt);
+            at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
+            at::NoGradGuard noGrad;
+            const int64_t original = model->forward(input).logits[0][-1].argmax().item<int64_t>();
+            cs::model::ForwardOptions ro;
+            ro.mlpReplace = set->replacement();
+            const int64_t replaced = model->forward(input, ro).logits[0][-1].argmax().item<int64_t>();
+            qInfo("%s -> original %s, replacement %s", item.prompt.c_str(),
+                model->tokenizer().tokenText(original).c_str(), model->tokenizer().tokenText(replaced).c_str());
+            QCOMPARE(replaced, original);
+        }
     }
 
     void refusesBadOptions()

@@ -23,6 +23,15 @@ std::string dump(const Json& j, bool pretty = false)
     return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
 }
 
+// "a/b/c/" -> "c"
+std::string folderName(const std::string& path)
+{
+    std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+    if (p.filename().empty())
+        p = p.parent_path();
+    return p.filename().string();
+}
+
 transcoder::Activation activationFromName(const std::string& name)
 {
     if (name == "jump_relu" || name == "jumprelu")
@@ -70,7 +79,9 @@ int cmdTrain(const Args& args, const std::string& device)
     o.device = device == "auto" ? model::resolveDevice("auto").str() : device;
 
     auto model = model::Model::load(folder, { device, true });
-    o.modelName = model->config().modelType + ":" + folder;
+    // The model's folder name stands for the model (Hugging Face folders are named after it).
+    o.modelName = folderName(folder);
+    o.scan = o.modelName + "/" + folderName(o.outDir);
     transcoder::ModelActivationOptions ao;
     ao.corpus = corpus;
     ao.inputHook = transcoder::hookFromConfigName(o.inputHookName);

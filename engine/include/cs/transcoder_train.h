@@ -87,6 +87,7 @@ struct TrainOptions {
     std::string inputHookName = "mlp.hook_in";
     std::string outputHookName = "mlp.hook_out";
     std::string modelName; // for config.yaml
+    std::string scan; // the set's identity (config.yaml scan); empty: the output folder's name
     int64_t steps = 1500;
     int64_t batchTokens = 1024;
     int64_t bufferTokens = 65536; // the shuffled buffer; refilled by half when half is used

@@ -279,7 +279,11 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     config.inputHookName = o.inputHookName;
     config.outputHookName = o.outputHookName;
     config.modelName = o.modelName;
-    config.scan = fs::path(o.outDir).filename().string();
+    config.scan = o.scan;
+    if (config.scan.empty()) {
+        fs::path out = fs::path(o.outDir).lexically_normal();
+        config.scan = (out.filename().empty() ? out.parent_path() : out).filename().string();
+    }
 
     TrainableTranscoder t = TrainableTranscoder::init(config, o.thresholdInit, o.seed);
     const int64_t L = config.nLayers;

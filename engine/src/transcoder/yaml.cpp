@@ -2,6 +2,7 @@
 
 #include "cs/error.h"
 #include "io/atomic_file.h"
+#include "model/utf8.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -20,25 +21,6 @@ bool isKeyChar(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'
         || c == '-';
-}
-
-void appendUtf8(std::string& out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
 }
 
 int hexDigit(char c)
@@ -195,7 +177,7 @@ private:
                 }
                 if (cp > 0x10FFFF)
                     throw error("escape names no Unicode character");
-                appendUtf8(out.text, cp);
+                model::utf8::append(out.text, static_cast<char32_t>(cp));
                 i += digits;
                 break;
             }
