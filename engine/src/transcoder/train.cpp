@@ -256,6 +256,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     const std::function<bool()>& cancel)
 {
     model::initThreads();
+    at::AutoGradMode gradients(true); // a caller may hold a NoGradGuard (bench does)
     if (o.outDir.empty())
         throw Error("transcoder training needs an output folder");
     if (o.nFeatures <= 0 || o.steps <= 0 || o.batchTokens <= 0)
