@@ -292,6 +292,9 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     // Resume: parameters, optimizer, scales, the source position and when features last fired.
     TrainResult result;
     const std::string ckpt = checkpointPath(o);
+    // What a checkpoint must match to be resumed by this run.
+    const std::string runShape = std::string(architectureName(config.architecture)) + "/"
+        + activationName(config.activation) + "/" + std::to_string(config.nFeatures);
     std::shared_ptr<const io::SafetensorsFile> saved;
     std::error_code ec;
     if (fs::exists(ckpt, ec))
@@ -303,10 +306,8 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         return it->second;
     };
     if (saved) {
-        const std::string want = std::string(architectureName(config.architecture)) + "/"
-            + activationName(config.activation) + "/" + std::to_string(config.nFeatures);
-        if (meta("shape") != want)
-            throw Error(ckpt + " is a checkpoint of a " + meta("shape") + " run, not " + want
+        if (meta("shape") != runShape)
+            throw Error(ckpt + " is a checkpoint of a " + meta("shape") + " run, not " + runShape
                 + "; use another --out or delete it");
         for (int64_t l = 0; l < L; ++l) {
             t.inputScale[static_cast<size_t>(l)] = std::stod(meta("input_scale." + std::to_string(l)));
@@ -369,9 +370,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         writer.add("last_fired", lastFired);
         writer.setMetadata("step", std::to_string(step));
         writer.setMetadata("source_position", std::to_string(source.position()));
-        writer.setMetadata("shape",
-            std::string(architectureName(config.architecture)) + "/" + activationName(config.activation) + "/"
-                + std::to_string(config.nFeatures));
+        writer.setMetadata("shape", runShape);
         for (int64_t l = 0; l < L; ++l) {
             char buf[64];
             std::snprintf(buf, sizeof buf, "%.17g", t.inputScale[static_cast<size_t>(l)]);
