@@ -1,0 +1,585 @@
+// The circuit-tracer / Neuronpedia graph JSON (DESIGN §10), written as circuit-tracer's
+// create_graph_files and frontend Node models write it and read back from what they write.
+
+#include "cs/error.h"
+#include "cs/graph.h"
+#include "io/atomic_file.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace cs::graph {
+
+namespace {
+
+using nlohmann::json;
+
+const char* featureTypeName(NodeKind kind)
+{
+    switch (kind) {
+    case NodeKind::Feature:
+        return "cross layer transcoder";
+    case NodeKind::Error:
+        return "mlp reconstruction error";
+    case NodeKind::Embedding:
+        return "embedding";
+    case NodeKind::Logit:
+        return "logit";
+    }
+    return "";
+}
+
+// circuit-tracer's logit clerp: Output "{token}" (p={token_prob:.3f}).
+std::string logitClerp(const std::string& token, double probability)
+{
+    char p[32];
+    std::snprintf(p, sizeof p, "%.3f", probability);
+    return "Output \"" + token + "\" (p=" + p + ")";
+}
+
+// Objects merge key by key; anything else replaces.
+void mergeInto(json& target, const json& patch)
+{
+    if (!patch.is_object())
+        return;
+    for (auto it = patch.begin(); it != patch.end(); ++it) {
+        auto existing = target.find(it.key());
+        if (it->is_object() && existing != target.end() && existing->is_object())
+            mergeInto(*existing, *it);
+        else
+            target[it.key()] = *it;
+    }
+}
+
+std::string typeName(const json& value)
+{
+    if (value.is_null())
+        return "null";
+    if (value.is_boolean())
+        return "a boolean";
+    if (value.is_number_integer())
+        return "an integer";
+    if (value.is_number())
+        return "a number";
+    if (value.is_string())
+        return "a string";
+    if (value.is_array())
+        return "an array";
+    return "an object";
+}
+
+std::optional<int64_t> parseInteger(const std::string& text)
+{
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [p, ec] = std::from_chars(text.data(), end, value);
+    if (ec != std::errc() || p != end || text.empty())
+        return std::nullopt;
+    return value;
+}
+
+std::vector<std::string> splitId(const std::string& id)
+{
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        const size_t underscore = id.find('_', start);
+        parts.push_back(id.substr(start, underscore - start));
+        if (underscore == std::string::npos)
+            return parts;
+        start = underscore + 1;
+    }
+}
+
+// (layer, feature) from a Cantor pairing z.
+std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
+{
+    auto w = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(z) + 1.0) - 1.0) / 2.0);
+    while ((w + 1) * (w + 2) / 2 <= z)
+        ++w;
+    while (w > 0 && w * (w + 1) / 2 > z)
+        --w;
+    const int64_t y = z - w * (w + 1) / 2;
+    return { w - y, y };
+}
+
+// Reads one graph document; every message starts with `source` and names the place.
+class Reader {
+public:
+    explicit Reader(std::string source)
+        : m_source(std::move(source))
+    {
+    }
+
+    [[noreturn]] void fail(const std::string& where, const std::string& what) const
+    {
+        throw Error(m_source + ": " + (where.empty() ? "" : where + ": ") + what);
+    }
+
+    const json& member(const json& object, const char* key, const std::string& where) const
+    {
+        auto it = object.find(key);
+        if (it == object.end())
+            fail(where, std::string("missing key \"") + key + "\"");
+        return *it;
+    }
+
+    const json& object(const json& value, const std::string& where) const
+    {
+        if (!value.is_object())
+            fail(where, "expected an object, got " + typeName(value));
+        return value;
+    }
+
+    const json& array(const json& value, const std::string& where) const
+    {
+        if (!value.is_array())
+            fail(where, "expected an array, got " + typeName(value));
+        return value;
+    }
+
+    std::string string(const json& value, const std::string& where) const
+    {
+        if (!value.is_string())
+            fail(where, "expected a string, got " + typeName(value));
+        return value.get<std::string>();
+    }
+
+    int64_t integer(const json& value, const std::string& where) const
+    {
+        if (value.is_number_integer())
+            return value.get<int64_t>();
+        if (value.is_number_float()) {
+            const double d = value.get<double>();
+            if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
+                return static_cast<int64_t>(d);
+        }
+        fail(where, "expected an integer, got " + typeName(value));
+    }
+
+    double number(const json& value, const std::string& where) const
+    {
+        if (!value.is_number())
+            fail(where, "expected a number, got " + typeName(value));
+        return value.get<double>();
+    }
+
+    std::vector<std::string> strings(const json& value, const std::string& where) const
+    {
+        std::vector<std::string> out;
+        for (size_t i = 0; i < array(value, where).size(); ++i)
+            out.push_back(string(value[i], where + "[" + std::to_string(i) + "]"));
+        return out;
+    }
+
+    Graph read(const json& doc) const;
+
+private:
+    std::string m_source;
+};
+
+struct FileNode {
+    Node node;
+    std::string id;
+    bool targetLogit = false;
+};
+
+Graph Reader::read(const json& doc) const
+{
+    if (!doc.is_object())
+        fail("", "expected an object at the top level, got " + typeName(doc));
+    Graph graph;
+    Metadata& meta = graph.metadata;
+
+    // metadata
+    const json& m = object(member(doc, "metadata", ""), "metadata");
+    meta.slug = string(member(m, "slug", "metadata"), "metadata.slug");
+    meta.scan = string(member(m, "scan", "metadata"), "metadata.scan");
+    meta.prompt = string(member(m, "prompt", "metadata"), "metadata.prompt");
+    meta.promptTokens = strings(member(m, "prompt_tokens", "metadata"), "metadata.prompt_tokens");
+    if (m.contains("transcoder_list"))
+        meta.transcoderList = strings(m["transcoder_list"], "metadata.transcoder_list");
+    if (m.contains("pruning_settings")) {
+        const json& p = object(m["pruning_settings"], "metadata.pruning_settings");
+        if (p.contains("node_threshold") && !p["node_threshold"].is_null())
+            meta.nodeThreshold = number(p["node_threshold"], "metadata.pruning_settings.node_threshold");
+        if (p.contains("edge_threshold") && !p["edge_threshold"].is_null())
+            meta.edgeThreshold = number(p["edge_threshold"], "metadata.pruning_settings.edge_threshold");
+    }
+    if (m.contains("node_threshold") && !m["node_threshold"].is_null())
+        meta.nodeThreshold = number(m["node_threshold"], "metadata.node_threshold");
+    meta.extra = json::object();
+    for (auto it = m.begin(); it != m.end(); ++it) {
+        static const char* const known[] = { "slug", "scan", "prompt", "prompt_tokens", "transcoder_list",
+            "node_threshold", "schema_version", "pruning_settings" };
+        if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
+            meta.extra[it.key()] = *it;
+    }
+    if (doc.contains("qParams"))
+        meta.qParams = object(doc["qParams"], "qParams");
+
+    // nodes, in file order
+    const json& nodes = array(member(doc, "nodes", ""), "nodes");
+    std::vector<FileNode> fileNodes;
+    fileNodes.reserve(nodes.size());
+    std::optional<int64_t> logitLayer;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const std::string where = "nodes[" + std::to_string(i) + "]";
+        const json& j = object(nodes[i], where);
+        FileNode f;
+        Node& node = f.node;
+        f.id = string(member(j, "node_id", where), where + ".node_id");
+        const std::string type = string(member(j, "feature_type", where), where + ".feature_type");
+        if (type == "cross layer transcoder")
+            node.kind = NodeKind::Feature;
+        else if (type == "mlp reconstruction error")
+            node.kind = NodeKind::Error;
+        else if (type == "embedding")
+            node.kind = NodeKind::Embedding;
+        else if (type == "logit")
+            node.kind = NodeKind::Logit;
+        else
+            fail(where + ".feature_type",
+                "\"" + type
+                    + "\" is not supported (expected \"cross layer transcoder\", \"mlp reconstruction error\", "
+                      "\"embedding\" or \"logit\")");
+        node.position = integer(member(j, "ctx_idx", where), where + ".ctx_idx");
+        if (node.position < 0)
+            fail(where + ".ctx_idx", "is negative");
+        const json& layer = member(j, "layer", where);
+        if (node.kind == NodeKind::Embedding) {
+            node.layer = -1;
+        } else if (layer.is_number()) {
+            node.layer = integer(layer, where + ".layer");
+        } else if (layer.is_string()) {
+            auto parsed = parseInteger(layer.get<std::string>());
+            if (!parsed)
+                fail(where + ".layer", "\"" + layer.get<std::string>() + "\" is not a layer number");
+            node.layer = *parsed;
+        } else {
+            fail(where + ".layer", "expected a string or an integer, got " + typeName(layer));
+        }
+        if (node.layer < -1)
+            fail(where + ".layer", "is negative");
+        std::optional<int64_t> feature;
+        if (j.contains("feature") && !j["feature"].is_null())
+            feature = integer(j["feature"], where + ".feature");
+        const std::string clerp = j.contains("clerp") ? string(j["clerp"], where + ".clerp") : std::string();
+        if (j.contains("activation") && !j["activation"].is_null())
+            node.activation = number(j["activation"], where + ".activation");
+        const std::vector<std::string> parts = splitId(f.id);
+
+        switch (node.kind) {
+        case NodeKind::Feature: {
+            std::optional<int64_t> index;
+            if (parts.size() == 3 && parseInteger(parts[0]) == node.layer)
+                index = parseInteger(parts[1]);
+            if ((!index || *index < 0) && feature && *feature >= 0) {
+                const auto [l, idx] = cantorUnpair(*feature);
+                if (l == node.layer)
+                    index = idx;
+            }
+            if (!index || *index < 0)
+                fail(where,
+                    "cannot tell the feature index: node_id \"" + f.id
+                        + "\" is not {layer}_{feature}_{pos} and \"feature\" is not the Cantor pairing of its layer");
+            node.feature = *index;
+            node.label = clerp;
+            break;
+        }
+        case NodeKind::Error:
+            node.label = clerp;
+            break;
+        case NodeKind::Embedding:
+            if (parts.size() == 3 && parts[0] == "E")
+                node.tokenId = parseInteger(parts[1]).value_or(-1);
+            if (node.position < static_cast<int64_t>(meta.promptTokens.size()))
+                node.token = meta.promptTokens[node.position];
+            node.label = clerp;
+            break;
+        case NodeKind::Logit: {
+            // The file's logit layer is n_layers + 1; ours is n_layers.
+            node.layer -= 1;
+            if (logitLayer && *logitLayer != node.layer)
+                fail(where + ".layer", "logit nodes sit at different layers");
+            logitLayer = node.layer;
+            if (feature)
+                node.tokenId = *feature;
+            else if (parts.size() == 3)
+                node.tokenId = parseInteger(parts[1]).value_or(-1);
+            if (j.contains("token_prob") && !j["token_prob"].is_null())
+                node.tokenProb = number(j["token_prob"], where + ".token_prob");
+            if (node.tokenProb < 0)
+                fail(where + ".token_prob", "is negative");
+            if (j.contains("is_target_logit") && j["is_target_logit"].is_boolean())
+                f.targetLogit = j["is_target_logit"].get<bool>();
+            // Take the token back out of circuit-tracer's clerp; keep any other text as a label.
+            const std::string head = "Output \"";
+            const size_t close = clerp.rfind("\" (p=");
+            if (clerp.compare(0, head.size(), head) == 0 && close != std::string::npos && close >= head.size()
+                && logitClerp(clerp.substr(head.size(), close - head.size()), node.tokenProb) == clerp)
+                node.token = clerp.substr(head.size(), close - head.size());
+            else
+                node.label = clerp;
+            break;
+        }
+        }
+        fileNodes.push_back(std::move(f));
+    }
+
+    // Our order: features as listed, errors by layer then position, embeddings by position,
+    // logits with the target logit first.
+    std::vector<size_t> order(fileNodes.size());
+    for (size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        const Node& x = fileNodes[a].node;
+        const Node& y = fileNodes[b].node;
+        if (x.kind != y.kind)
+            return static_cast<int>(x.kind) < static_cast<int>(y.kind);
+        switch (x.kind) {
+        case NodeKind::Error:
+            return std::make_pair(x.layer, x.position) < std::make_pair(y.layer, y.position);
+        case NodeKind::Embedding:
+            return x.position < y.position;
+        case NodeKind::Logit:
+            return fileNodes[a].targetLogit && !fileNodes[b].targetLogit;
+        default:
+            return false;
+        }
+    });
+    static_assert(static_cast<int>(NodeKind::Feature) < static_cast<int>(NodeKind::Error)
+            && static_cast<int>(NodeKind::Error) < static_cast<int>(NodeKind::Embedding)
+            && static_cast<int>(NodeKind::Embedding) < static_cast<int>(NodeKind::Logit),
+        "NodeKind follows the node order");
+    std::vector<int64_t> indexOf(fileNodes.size()); // file position -> graph index
+    for (size_t i = 0; i < order.size(); ++i) {
+        indexOf[order[i]] = static_cast<int64_t>(i);
+        graph.nodes.push_back(fileNodes[order[i]].node);
+    }
+
+    // Node ids. Only older circuit-tracer error ids ("0_{layer}_{pos}") may repeat, once, the
+    // id of a layer-0 feature; any other repeat is refused.
+    std::unordered_map<std::string, std::vector<size_t>> byId; // id -> file positions, ascending
+    for (size_t i = 0; i < fileNodes.size(); ++i) {
+        auto& list = byId[fileNodes[i].id];
+        if (!list.empty()) {
+            const bool firstIsError = fileNodes[list[0]].node.kind == NodeKind::Error;
+            const bool thisIsError = fileNodes[i].node.kind == NodeKind::Error;
+            if (list.size() > 1 || firstIsError == thisIsError)
+                fail("nodes[" + std::to_string(i) + "]",
+                    "repeats node_id \"" + fileNodes[i].id + "\" of nodes[" + std::to_string(list[0]) + "]");
+        }
+        list.push_back(i);
+    }
+
+    // links
+    const json& links = array(member(doc, "links", ""), "links");
+    const int64_t n = static_cast<int64_t>(fileNodes.size());
+    std::vector<float> adjacency(static_cast<size_t>(n * n), 0.0f);
+    std::vector<bool> linked(static_cast<size_t>(n * n), false);
+    std::vector<int64_t> lastSource(static_cast<size_t>(n), -1); // per target: the last source's file position
+    for (size_t k = 0; k < links.size(); ++k) {
+        const std::string where = "links[" + std::to_string(k) + "]";
+        const json& link = object(links[k], where);
+        const std::string source = string(member(link, "source", where), where + ".source");
+        const std::string target = string(member(link, "target", where), where + ".target");
+        const double weight = number(member(link, "weight", where), where + ".weight");
+        auto s = byId.find(source);
+        if (s == byId.end())
+            fail(where + ".source", "\"" + source + "\" is not the node_id of a node");
+        auto t = byId.find(target);
+        if (t == byId.end())
+            fail(where + ".target", "\"" + target + "\" is not the node_id of a node");
+
+        // The target: errors have no inputs.
+        size_t tp = t->second[0];
+        for (size_t c : t->second)
+            if (fileNodes[c].node.kind != NodeKind::Error) {
+                tp = c;
+                break;
+            }
+        const Node& tn = fileNodes[tp].node;
+        // The source: one that can feed the target (lower layer, no later position); if both
+        // can, the first after this target's previous source (links come by target, then by
+        // source in node order, and features precede errors).
+        std::vector<size_t> candidates;
+        for (size_t c : s->second) {
+            const Node& sn = fileNodes[c].node;
+            if (sn.kind != NodeKind::Logit && sn.layer < tn.layer && sn.position <= tn.position)
+                candidates.push_back(c);
+        }
+        if (candidates.empty())
+            candidates = s->second;
+        size_t sp = candidates[0];
+        for (size_t c : candidates)
+            if (static_cast<int64_t>(c) > lastSource[tp]) {
+                sp = c;
+                break;
+            }
+        lastSource[tp] = static_cast<int64_t>(sp);
+
+        const int64_t ti = indexOf[tp];
+        const int64_t si = indexOf[sp];
+        const size_t cell = static_cast<size_t>(ti * n + si);
+        if (linked[cell])
+            fail(where, "repeats the link from \"" + source + "\" to \"" + target + "\"");
+        linked[cell] = true;
+        adjacency[cell] = static_cast<float>(weight);
+    }
+
+    graph.adjacency = at::from_blob(adjacency.data(), { n, n }, at::kFloat).clone();
+    std::vector<float> probabilities;
+    for (const Node& node : graph.nodes)
+        if (node.kind == NodeKind::Logit)
+            probabilities.push_back(static_cast<float>(node.tokenProb));
+    graph.logitProbabilities = at::tensor(probabilities, at::kFloat);
+    return graph;
+}
+
+} // namespace
+
+json toJson(const Graph& graph, const PruneResult& pruned)
+{
+    graph.validate();
+    const int64_t n = graph.size();
+    const KindRanges ranges = graph.ranges();
+    if (static_cast<int64_t>(pruned.nodeMask.size()) != n || !pruned.edgeMask.defined() || pruned.edgeMask.dim() != 2
+        || pruned.edgeMask.size(0) != n || pruned.edgeMask.size(1) != n)
+        throw Error("graph JSON: the prune result does not belong to this graph");
+    const Metadata& meta = graph.metadata;
+
+    json metadata = {
+        { "slug", meta.slug },
+        { "scan", meta.scan },
+        { "transcoder_list", meta.transcoderList },
+        { "prompt_tokens", meta.promptTokens },
+        { "prompt", meta.prompt },
+        { "node_threshold", meta.nodeThreshold },
+        { "schema_version", 1 },
+        { "pruning_settings", { { "node_threshold", meta.nodeThreshold }, { "edge_threshold", meta.edgeThreshold } } },
+    };
+    mergeInto(metadata, meta.extra);
+    json qParams = {
+        { "pinnedIds", json::array() },
+        { "supernodes", json::array() },
+        { "linkType", "both" },
+        { "clickedId", "" },
+        { "sg_pos", "" },
+    };
+    mergeInto(qParams, meta.qParams);
+
+    std::vector<std::string> ids(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+        if (pruned.nodeMask[i])
+            ids[i] = nodeId(graph, i);
+
+    // Links, by target then source (circuit-tracer's order), between kept nodes.
+    const at::Tensor a = graph.adjacency.to(at::kCPU, at::kFloat).contiguous();
+    const at::Tensor mask = pruned.edgeMask.to(at::kCPU, at::kBool).contiguous();
+    const float* weights = a.data_ptr<float>();
+    const bool* kept = mask.data_ptr<bool>();
+    std::vector<bool> linked(static_cast<size_t>(n), false);
+    json links = json::array();
+    for (int64_t t = 0; t < n; ++t) {
+        if (!pruned.nodeMask[t])
+            continue;
+        for (int64_t s = 0; s < n; ++s) {
+            if (!kept[t * n + s] || !pruned.nodeMask[s])
+                continue;
+            links.push_back({ { "source", ids[s] }, { "target", ids[t] }, { "weight", weights[t * n + s] } });
+            linked[t] = true;
+            linked[s] = true;
+        }
+    }
+
+    // Nodes: the kept ones; features and errors only with a link (as circuit-tracer).
+    at::Tensor cumulative;
+    if (pruned.cumulativeInfluence.defined() && pruned.cumulativeInfluence.numel() == n)
+        cumulative = pruned.cumulativeInfluence.to(at::kCPU, at::kFloat).contiguous();
+    json nodes = json::array();
+    for (int64_t i = 0; i < n; ++i) {
+        const Node& node = graph.nodes[i];
+        const bool alwaysShown = node.kind == NodeKind::Embedding || node.kind == NodeKind::Logit;
+        if (!pruned.nodeMask[i] || (!alwaysShown && !linked[i]))
+            continue;
+        const std::string pos = std::to_string(node.position);
+        json j;
+        j["node_id"] = ids[i];
+        switch (node.kind) {
+        case NodeKind::Feature:
+            j["feature"] = cantorPairing(node.layer, node.feature);
+            j["layer"] = std::to_string(node.layer);
+            j["jsNodeId"] = std::to_string(node.layer) + "_" + std::to_string(node.feature) + "-0";
+            break;
+        case NodeKind::Error:
+            j["feature"] = -1;
+            j["layer"] = std::to_string(node.layer);
+            j["jsNodeId"] = std::to_string(node.layer) + "_-1-" + pos;
+            break;
+        case NodeKind::Embedding:
+            j["feature"] = node.position;
+            j["layer"] = "E";
+            j["jsNodeId"] = "E_" + std::to_string(node.tokenId) + "-" + pos;
+            break;
+        case NodeKind::Logit:
+            j["feature"] = node.tokenId;
+            j["layer"] = std::to_string(node.layer + 1);
+            j["jsNodeId"] = "L_" + std::to_string(node.tokenId) + "-" + pos;
+            break;
+        }
+        j["ctx_idx"] = node.position;
+        j["feature_type"] = featureTypeName(node.kind);
+        j["token_prob"] = node.kind == NodeKind::Logit ? node.tokenProb : 0.0;
+        j["is_target_logit"] = node.kind == NodeKind::Logit && i == ranges.logits.begin;
+        j["run_idx"] = 0;
+        j["reverse_ctx_idx"] = 0;
+        j["clerp"]
+            = node.kind == NodeKind::Logit && node.label.empty() ? logitClerp(node.token, node.tokenProb) : node.label;
+        if (node.kind == NodeKind::Logit || !cumulative.defined())
+            j["influence"] = nullptr;
+        else
+            j["influence"] = cumulative.data_ptr<float>()[i];
+        if (node.kind == NodeKind::Feature)
+            j["activation"] = node.activation;
+        else
+            j["activation"] = nullptr;
+        nodes.push_back(std::move(j));
+    }
+
+    return { { "metadata", std::move(metadata) }, { "qParams", std::move(qParams) }, { "nodes", std::move(nodes) },
+        { "links", std::move(links) } };
+}
+
+Graph fromJson(const json& doc)
+{
+    return Reader("graph JSON").read(doc);
+}
+
+void writeJsonFile(const std::string& path, const Graph& graph, const PruneResult& pruned)
+{
+    io::writeFileAtomically(path, toJson(graph, pruned).dump());
+}
+
+Graph readJsonFile(const std::string& path)
+{
+    const std::string text = io::readFile(path);
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw Error(path + " is not valid JSON: " + e.what());
+    }
+    return Reader(path).read(doc);
+}
+
+} // namespace cs::graph

@@ -1,0 +1,1125 @@
+// Attribution graphs: influence, pruning and scores checked against brute-force computations
+// written here from the definitions (float64, an explicit matrix inverse, full sorts,
+// circuit-tracer's repeated dangling-node sweeps) on small random DAGs in circuit-tracer's node
+// order; the graph JSON checked against Neuronpedia's JSON Schema, round trips, a file built
+// exactly as circuit-tracer writes it (with the older colliding error ids), and broken files
+// refused with messages that name the place. Fast: label unit, also run under ASan.
+
+#include "hf_fixtures.h"
+
+#include "cs/error.h"
+#include "cs/graph.h"
+
+#include <ATen/ATen.h>
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+using cs::graph::Graph;
+using cs::graph::Node;
+using cs::graph::NodeKind;
+using cs::graph::Pruner;
+using cs::graph::PruneResult;
+using nlohmann::json;
+
+namespace {
+
+// A random graph: features at random (layer, position, index), every error node, one
+// embedding per position, logits at the last position; an edge s -> t may exist when s sits at
+// a lower layer and no later position than t, t is a feature or a logit, and s is not a logit.
+struct Spec {
+    int64_t nLayers = 3;
+    int64_t nPos = 4;
+    int64_t nFeatures = 20;
+    int64_t nLogits = 3;
+    double density = 0.3; // the chance that an allowed edge exists
+    uint64_t seed = 1;
+};
+
+int64_t levelOf(const Node& node)
+{
+    return node.kind == NodeKind::Embedding ? -1 : node.layer;
+}
+
+bool edgeAllowed(const Node& target, const Node& source)
+{
+    return source.kind != NodeKind::Logit && (target.kind == NodeKind::Feature || target.kind == NodeKind::Logit)
+        && levelOf(source) < levelOf(target) && source.position <= target.position;
+}
+
+Graph randomGraph(const Spec& spec)
+{
+    std::mt19937_64 rng(spec.seed);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    Graph g;
+    std::set<std::tuple<int64_t, int64_t, int64_t>> used;
+    while (static_cast<int64_t>(g.nodes.size()) < spec.nFeatures) {
+        Node f;
+        f.kind = NodeKind::Feature;
+        f.layer = static_cast<int64_t>(rng() % spec.nLayers);
+        f.position = static_cast<int64_t>(rng() % spec.nPos);
+        f.feature = static_cast<int64_t>(rng() % (8 * spec.nFeatures));
+        if (!used.insert({ f.layer, f.feature, f.position }).second)
+            continue;
+        f.activation = 0.1 + 3 * uniform(rng);
+        f.label = "feature " + std::to_string(g.nodes.size());
+        g.nodes.push_back(f);
+    }
+    for (int64_t l = 0; l < spec.nLayers; ++l)
+        for (int64_t p = 0; p < spec.nPos; ++p) {
+            Node e;
+            e.kind = NodeKind::Error;
+            e.layer = l;
+            e.position = p;
+            g.nodes.push_back(e);
+        }
+    for (int64_t p = 0; p < spec.nPos; ++p) {
+        Node e;
+        e.kind = NodeKind::Embedding;
+        e.layer = -1;
+        e.position = p;
+        e.tokenId = 100 + 7 * p;
+        e.token = "tok" + std::to_string(p);
+        g.nodes.push_back(e);
+        g.metadata.promptTokens.push_back(e.token);
+        g.metadata.prompt += e.token;
+    }
+    double remaining = 0.95;
+    std::vector<float> probabilities;
+    for (int64_t k = 0; k < spec.nLogits; ++k) {
+        Node l;
+        l.kind = NodeKind::Logit;
+        l.layer = spec.nLayers;
+        l.position = spec.nPos - 1;
+        l.tokenId = 1000 + k;
+        l.token = " out" + std::to_string(k);
+        l.tokenProb = remaining * 0.6;
+        remaining -= l.tokenProb;
+        probabilities.push_back(static_cast<float>(l.tokenProb));
+        g.nodes.push_back(l);
+    }
+    const int64_t n = g.size();
+    std::vector<float> a(static_cast<size_t>(n * n), 0.0f);
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t s = 0; s < n; ++s)
+            if (edgeAllowed(g.nodes[t], g.nodes[s]) && uniform(rng) < spec.density)
+                a[t * n + s] = static_cast<float>(normal(rng));
+    g.adjacency = at::from_blob(a.data(), { n, n }, at::kFloat).clone();
+    g.logitProbabilities = at::tensor(probabilities, at::kFloat);
+    g.metadata.slug = "random-" + std::to_string(spec.seed);
+    g.metadata.scan = "test-scan";
+    g.metadata.transcoderList = { "tc-a", "tc-b" };
+    return g;
+}
+
+// ---- the brute-force reference, float64, from the definitions ----------------------------
+
+bool isError(const Graph& g, int64_t i)
+{
+    return g.nodes[i].kind == NodeKind::Error;
+}
+bool isFeature(const Graph& g, int64_t i)
+{
+    return g.nodes[i].kind == NodeKind::Feature;
+}
+bool alwaysKept(const Graph& g, int64_t i)
+{
+    return g.nodes[i].kind == NodeKind::Embedding || g.nodes[i].kind == NodeKind::Logit;
+}
+
+at::Tensor logitWeights(const Graph& g) // [n] float64
+{
+    at::Tensor w = at::zeros({ g.size() }, at::kDouble);
+    int64_t k = 0;
+    for (int64_t i = 0; i < g.size(); ++i)
+        if (g.nodes[i].kind == NodeKind::Logit)
+            w[i] = g.logitProbabilities[k++].item<double>();
+    return w;
+}
+
+at::Tensor rowNormalized(const at::Tensor& a) // |a| / row sums (floored at 1e-10)
+{
+    at::Tensor m = a.abs();
+    return m / m.sum(1, true).clamp_min(1e-10);
+}
+
+// w^T ((I - A_hat)^-1 - I), with entries that no path makes nonzero set to exactly 0 (the
+// inverse leaves rounding noise there).
+at::Tensor influenceByInverse(const at::Tensor& normalized, const at::Tensor& w)
+{
+    const int64_t n = normalized.size(0);
+    const at::Tensor eye = at::eye(n, at::kDouble);
+    at::Tensor x = at::matmul(w, at::linalg_inv(eye - normalized) - eye).contiguous();
+    auto a = normalized.accessor<double, 2>();
+    std::vector<bool> reaches(static_cast<size_t>(n)); // a path of length >= 0 to a weighted node
+    for (int64_t i = 0; i < n; ++i)
+        reaches[i] = w[i].item<double>() > 0;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t s = 0; s < n; ++s)
+                if (reaches[t] && a[t][s] > 0 && !reaches[s])
+                    reaches[s] = changed = true;
+    }
+    auto xa = x.accessor<double, 1>();
+    for (int64_t s = 0; s < n; ++s) {
+        bool feeds = false; // a path of length >= 1
+        for (int64_t t = 0; t < n; ++t)
+            feeds = feeds || (reaches[t] && a[t][s] > 0);
+        if (!feeds)
+            xa[s] = 0;
+    }
+    return x;
+}
+
+// The value where the cumulative share of the scores, sorted descending, first reaches t.
+double findThreshold(std::vector<double> scores, double t)
+{
+    std::sort(scores.begin(), scores.end(), std::greater<double>());
+    std::vector<double> prefix(scores.size());
+    std::partial_sum(scores.begin(), scores.end(), prefix.begin());
+    const double total = prefix.back();
+    if (total <= 0)
+        return 0;
+    size_t i = 0;
+    while (i < prefix.size() && prefix[i] / total < t)
+        ++i;
+    return scores[std::min(i, scores.size() - 1)];
+}
+
+std::vector<double> values(const at::Tensor& t)
+{
+    const at::Tensor c = t.to(at::kDouble).contiguous().reshape(-1);
+    return { c.data_ptr<double>(), c.data_ptr<double>() + c.numel() };
+}
+
+struct Reference {
+    at::Tensor influence; // [n]
+    std::vector<double> cumulative; // [n]
+    std::vector<bool> nodes;
+    std::vector<std::vector<bool>> edges; // [target][source]
+};
+
+Reference referencePrune(const Graph& g, double nodeThreshold, double edgeThreshold)
+{
+    const int64_t n = g.size();
+    const at::Tensor a = g.adjacency.to(at::kDouble);
+    const at::Tensor w = logitWeights(g);
+    Reference r;
+    r.influence = influenceByInverse(rowNormalized(a), w);
+    const std::vector<double> x = values(r.influence);
+
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return x[i] > x[j]; });
+    double total = 0;
+    for (double v : x)
+        total += v;
+    r.cumulative.assign(static_cast<size_t>(n), 0.0);
+    double prefix = 0;
+    for (int64_t i : order) {
+        prefix += x[i];
+        r.cumulative[i] = total > 0 ? prefix / total : 0;
+    }
+
+    const double nodeCut = findThreshold(x, nodeThreshold);
+    r.nodes.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+        r.nodes[i] = x[i] >= nodeCut || alwaysKept(g, i);
+
+    at::Tensor pruned = a.clone();
+    for (int64_t i = 0; i < n; ++i)
+        if (!r.nodes[i]) {
+            pruned[i].zero_();
+            pruned.select(1, i).zero_();
+        }
+    const at::Tensor normalized = rowNormalized(pruned);
+    const at::Tensor xp = influenceByInverse(normalized, w);
+    const at::Tensor scores = normalized * (xp + w).unsqueeze(1); // [n, n]
+    const std::vector<double> e = values(scores);
+    const double edgeCut = findThreshold(e, edgeThreshold);
+    r.edges.assign(static_cast<size_t>(n), std::vector<bool>(static_cast<size_t>(n), false));
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t s = 0; s < n; ++s)
+            r.edges[t][s] = e[t * n + s] > 0 && e[t * n + s] >= edgeCut;
+
+    // circuit-tracer's sweeps: drop the edges of dropped nodes; features and errors need an
+    // outgoing edge, features an incoming one; until nothing changes.
+    std::vector<bool> previous;
+    do {
+        previous = r.nodes;
+        for (int64_t i = 0; i < n; ++i)
+            if (!r.nodes[i])
+                for (int64_t j = 0; j < n; ++j)
+                    r.edges[i][j] = r.edges[j][i] = false;
+        for (int64_t i = 0; i < n; ++i) {
+            if (!isFeature(g, i) && !isError(g, i))
+                continue;
+            bool out = false, in = false;
+            for (int64_t j = 0; j < n; ++j) {
+                out = out || r.edges[j][i];
+                in = in || r.edges[i][j];
+            }
+            if (!out || (isFeature(g, i) && !in))
+                r.nodes[i] = false;
+        }
+    } while (r.nodes != previous);
+    return r;
+}
+
+// circuit-tracer's compute_graph_scores on a matrix, float64 with the explicit inverse.
+cs::graph::Scores referenceScores(const Graph& g, const at::Tensor& adjacency)
+{
+    const at::Tensor normalized = rowNormalized(adjacency.to(at::kDouble));
+    const at::Tensor w = logitWeights(g);
+    const std::vector<double> x = values(influenceByInverse(normalized, w));
+    auto a = normalized.accessor<double, 2>();
+    const int64_t n = g.size();
+    double tokens = 0, errors = 0, weighted = 0, total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (g.nodes[i].kind == NodeKind::Embedding)
+            tokens += x[i];
+        if (isError(g, i))
+            errors += x[i];
+        double errorShare = 0;
+        for (int64_t j = 0; j < n; ++j)
+            if (isError(g, j))
+                errorShare += a[i][j];
+        const double output = x[i] + w[i].item<double>();
+        weighted += (1 - errorShare) * output;
+        total += output;
+    }
+    return { tokens + errors > 0 ? tokens / (tokens + errors) : 0, total > 0 ? weighted / total : 0 };
+}
+
+// Neuronpedia's subgraph matrix, one feature at a time as its score worker does: an unpinned
+// feature's column is added to its error node's column, then its row and column are cleared.
+at::Tensor mergedUnpinned(const Graph& g, const std::vector<bool>& pinned, const PruneResult* pruned)
+{
+    const int64_t n = g.size();
+    at::Tensor a = g.adjacency.to(at::kDouble).clone();
+    std::vector<bool> present(static_cast<size_t>(n), true);
+    if (pruned) {
+        present = pruned->nodeMask;
+        a = a * pruned->edgeMask.to(at::kDouble);
+    }
+    auto m = a.accessor<double, 2>();
+    const auto clear = [&](int64_t f) {
+        for (int64_t j = 0; j < n; ++j)
+            m[f][j] = m[j][f] = 0;
+    };
+    for (int64_t i = 0; i < n; ++i)
+        if (!present[i])
+            clear(i);
+    for (int64_t f = 0; f < n; ++f) {
+        if (!isFeature(g, f) || pinned[f] || !present[f])
+            continue;
+        for (int64_t e = 0; e < n; ++e)
+            if (isError(g, e) && present[e] && g.nodes[e].layer == g.nodes[f].layer
+                && g.nodes[e].position == g.nodes[f].position)
+                for (int64_t t = 0; t < n; ++t)
+                    m[t][e] += m[t][f];
+        clear(f);
+    }
+    return a;
+}
+
+// ---- a JSON Schema check, as far as Neuronpedia's graph schema needs --------------------
+
+const std::set<std::string> kSchemaKeywords = { "type", "enum", "required", "properties", "additionalProperties",
+    "items", "prefixItems", "minItems", "maxItems" };
+const std::set<std::string> kSchemaAnnotations = { "$id", "$schema", "title", "version", "description", "examples" };
+
+bool hasType(const json& value, const std::string& type)
+{
+    if (type == "object")
+        return value.is_object();
+    if (type == "array")
+        return value.is_array();
+    if (type == "string")
+        return value.is_string();
+    if (type == "integer")
+        return value.is_number_integer();
+    if (type == "number")
+        return value.is_number();
+    if (type == "boolean")
+        return value.is_boolean();
+    if (type == "null")
+        return value.is_null();
+    return false;
+}
+
+void checkSchema(const json& schema, const json& value, const std::string& path, std::vector<std::string>& errors)
+{
+    if (schema.contains("type")) {
+        const json& type = schema["type"];
+        bool ok = false;
+        for (const json& t : type.is_array() ? type : json::array({ type }))
+            ok = ok || hasType(value, t.get<std::string>());
+        if (!ok) {
+            errors.push_back(path + ": " + value.dump().substr(0, 40) + " is not of type " + type.dump());
+            return;
+        }
+    }
+    if (schema.contains("enum")) {
+        const json& options = schema["enum"];
+        if (std::find(options.begin(), options.end(), value) == options.end())
+            errors.push_back(path + ": not one of " + options.dump());
+    }
+    if (value.is_object()) {
+        for (const json& key : schema.value("required", json::array()))
+            if (!value.contains(key.get<std::string>()))
+                errors.push_back(path + ": missing required \"" + key.get<std::string>() + "\"");
+        const json properties = schema.value("properties", json::object());
+        for (auto it = value.begin(); it != value.end(); ++it) {
+            if (properties.contains(it.key()))
+                checkSchema(properties[it.key()], *it, path + "." + it.key(), errors);
+            else if (schema.contains("additionalProperties") && schema["additionalProperties"].is_object())
+                checkSchema(schema["additionalProperties"], *it, path + "." + it.key(), errors);
+        }
+    }
+    if (value.is_array()) {
+        if (schema.contains("minItems") && value.size() < schema["minItems"].get<size_t>())
+            errors.push_back(path + ": fewer than minItems");
+        if (schema.contains("maxItems") && value.size() > schema["maxItems"].get<size_t>())
+            errors.push_back(path + ": more than maxItems");
+        const json prefix = schema.value("prefixItems", json::array());
+        for (size_t i = 0; i < value.size(); ++i) {
+            const std::string at = path + "[" + std::to_string(i) + "]";
+            if (i < prefix.size())
+                checkSchema(prefix[i], value[i], at, errors);
+            else if (schema.contains("items"))
+                checkSchema(schema["items"], value[i], at, errors);
+        }
+    }
+}
+
+// Every keyword the schema uses, at any depth, with where it is.
+void collectKeywords(const json& schema, const std::string& path, std::vector<std::string>& unknown)
+{
+    for (auto it = schema.begin(); it != schema.end(); ++it) {
+        if (!kSchemaKeywords.count(it.key()) && !kSchemaAnnotations.count(it.key()))
+            unknown.push_back(path + "/" + it.key());
+        if ((it.key() == "properties") && it->is_object())
+            for (auto p = it->begin(); p != it->end(); ++p)
+                collectKeywords(*p, path + "/properties/" + p.key(), unknown);
+        if ((it.key() == "items" || it.key() == "additionalProperties") && it->is_object())
+            collectKeywords(*it, path + "/" + it.key(), unknown);
+        if (it.key() == "prefixItems")
+            for (size_t i = 0; i < it->size(); ++i)
+                collectKeywords((*it)[i], path + "/prefixItems/" + std::to_string(i), unknown);
+    }
+}
+
+json graphSchema()
+{
+    std::ifstream in(CS_GRAPH_SCHEMA);
+    if (!in)
+        return nullptr;
+    return json::parse(in);
+}
+
+// The keys and types the schema requires, checked one by one (works without the schema file).
+void checkRequiredKeys(const json& doc)
+{
+    QVERIFY(doc.is_object());
+    for (const char* key : { "metadata", "qParams", "nodes", "links" })
+        QVERIFY2(doc.contains(key), key);
+    const json& m = doc["metadata"];
+    QVERIFY(m["slug"].is_string() && m["scan"].is_string() && m["prompt"].is_string());
+    QVERIFY(m["prompt_tokens"].is_array());
+    for (const json& t : m["prompt_tokens"])
+        QVERIFY(t.is_string());
+    QVERIFY(doc["qParams"].is_object());
+    for (const json& node : doc["nodes"]) {
+        QVERIFY(node["node_id"].is_string() && node["jsNodeId"].is_string() && node["clerp"].is_string());
+        QVERIFY(node["feature"].is_number_integer() && node["ctx_idx"].is_number_integer());
+        QVERIFY(node["layer"].is_string() && node["feature_type"].is_string());
+        QVERIFY(node["influence"].is_null() || node["influence"].is_number());
+        QVERIFY(node["activation"].is_null() || node["activation"].is_number());
+    }
+    for (const json& link : doc["links"])
+        QVERIFY(link["source"].is_string() && link["target"].is_string() && link["weight"].is_number());
+}
+
+// A file exactly as circuit-tracer's create_graph_files writes it, from a version whose error
+// ids are "0_{layer}_{pos}": the error at layer 1, position 2 has the id of the layer-0
+// feature 1 at position 2. Nodes in circuit-tracer's order, links by target then source.
+// (The logits' clerps are set in circuitTracerFile(): moc misreads \" inside a raw string.)
+const char* const kCircuitTracerFile = R"({
+  "metadata": {"slug": "cat-mat", "scan": "tiny-scan", "transcoder_list": [],
+    "prompt_tokens": ["<bos>", "The", " cat"], "prompt": "The cat", "node_threshold": 0.8,
+    "schema_version": 1},
+  "qParams": {"pinnedIds": ["1_7_2"], "supernodes": [["cats", "0_1_2", "1_7_2"]], "linkType": "both",
+    "clickedId": "", "sg_pos": ""},
+  "nodes": [
+    {"node_id": "0_1_2", "feature": 2, "layer": "0", "ctx_idx": 2, "feature_type": "cross layer transcoder",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "0_1-0",
+     "clerp": "cat detector", "influence": 0.4, "activation": 2.5},
+    {"node_id": "1_7_2", "feature": 43, "layer": "1", "ctx_idx": 2, "feature_type": "cross layer transcoder",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "1_7-0",
+     "clerp": "", "influence": 0.2, "activation": 1.25},
+    {"node_id": "0_0_1", "feature": -1, "layer": "0", "ctx_idx": 1, "feature_type": "mlp reconstruction error",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "0_1-0",
+     "clerp": "", "influence": 0.7, "activation": null},
+    {"node_id": "0_1_2", "feature": -1, "layer": "1", "ctx_idx": 2, "feature_type": "mlp reconstruction error",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "1_2-0",
+     "clerp": "", "influence": 0.6, "activation": null},
+    {"node_id": "E_2_0", "feature": 0, "layer": "E", "ctx_idx": 0, "feature_type": "embedding",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "E_2-0",
+     "clerp": "", "influence": 0.9, "activation": null},
+    {"node_id": "E_450_1", "feature": 1, "layer": "E", "ctx_idx": 1, "feature_type": "embedding",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "E_450-1",
+     "clerp": "", "influence": 0.95, "activation": null},
+    {"node_id": "E_9_2", "feature": 2, "layer": "E", "ctx_idx": 2, "feature_type": "embedding",
+     "token_prob": 0.0, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "E_9-2",
+     "clerp": "", "influence": 1.0, "activation": null},
+    {"node_id": "3_42_2", "feature": 42, "layer": "3", "ctx_idx": 2, "feature_type": "logit",
+     "token_prob": 0.7, "is_target_logit": true, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "L_42-2",
+     "clerp": "", "influence": null, "activation": null},
+    {"node_id": "3_43_2", "feature": 43, "layer": "3", "ctx_idx": 2, "feature_type": "logit",
+     "token_prob": 0.2, "is_target_logit": false, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": "L_43-2",
+     "clerp": "", "influence": null, "activation": null}
+  ],
+  "links": [
+    {"source": "E_9_2", "target": "0_1_2", "weight": 1.5},
+    {"source": "0_1_2", "target": "1_7_2", "weight": 0.5},
+    {"source": "0_0_1", "target": "1_7_2", "weight": 0.25},
+    {"source": "E_9_2", "target": "1_7_2", "weight": -0.75},
+    {"source": "0_1_2", "target": "3_42_2", "weight": 0.3},
+    {"source": "1_7_2", "target": "3_42_2", "weight": 2.0},
+    {"source": "0_1_2", "target": "3_42_2", "weight": -0.2},
+    {"source": "1_7_2", "target": "3_43_2", "weight": 0.4},
+    {"source": "0_1_2", "target": "3_43_2", "weight": 0.1}
+  ]
+})";
+
+json circuitTracerFile()
+{
+    json doc = json::parse(kCircuitTracerFile);
+    doc["nodes"][7]["clerp"] = "Output \" mat\" (p=0.700)";
+    doc["nodes"][8]["clerp"] = "Output \" hat\" (p=0.200)";
+    return doc;
+}
+
+} // namespace
+
+Q_DECLARE_METATYPE(Spec)
+
+class TestGraph : public QObject {
+    Q_OBJECT
+
+    static void addSpecs()
+    {
+        QTest::addColumn<Spec>("spec");
+        QTest::newRow("dense 2 layers") << Spec { 2, 3, 10, 2, 0.5, 1 };
+        QTest::newRow("3 layers") << Spec { 3, 4, 30, 3, 0.3, 2 };
+        QTest::newRow("sparse 4 layers") << Spec { 4, 5, 60, 4, 0.08, 3 };
+        QTest::newRow("deep 6 layers") << Spec { 6, 3, 50, 2, 0.2, 4 };
+    }
+
+private Q_SLOTS:
+    void nodeIdsAndHelpers()
+    {
+        const Graph g = randomGraph({ 2, 3, 4, 2, 0.5, 9 });
+        const auto r = g.ranges();
+        QCOMPARE(r.features.begin, 0);
+        QCOMPARE(r.errors.begin, 4);
+        QCOMPARE(r.embeddings.begin, 10);
+        QCOMPARE(r.logits.begin, 13);
+        QCOMPARE(r.logits.end, 15);
+        QCOMPARE(g.nLayers(), 2);
+        QCOMPARE(g.nPositions(), 3);
+        QCOMPARE(cs::graph::cantorPairing(2, 3), 18); // (2 + 3)(2 + 3 + 1) / 2 + 3
+        QCOMPARE(cs::graph::cantorPairing(0, 253), 32384);
+        const Node& f = g.nodes[0];
+        QCOMPARE(cs::graph::nodeId(g, 0),
+            std::to_string(f.layer) + "_" + std::to_string(f.feature) + "_" + std::to_string(f.position));
+        QCOMPARE(cs::graph::nodeId(g, r.errors.begin + 4), std::string("1_-1_1")); // layer 1, position 1
+        QCOMPARE(cs::graph::nodeId(g, r.embeddings.begin + 2), std::string("E_114_2"));
+        QCOMPARE(cs::graph::nodeId(g, r.logits.begin + 1), std::string("3_1001_2")); // layer n_layers + 1
+
+        Graph bad = g;
+        std::swap(bad.nodes[0], bad.nodes[r.errors.begin]);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, bad.validate());
+        bad = g;
+        bad.adjacency = at::zeros({ 3, 3 });
+        QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
+        bad = g;
+        bad.adjacency = g.adjacency.clone();
+        bad.adjacency[1][0] = std::nanf("");
+        QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
+        bad = g;
+        bad.logitProbabilities = at::ones({ 5 });
+        QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
+    }
+
+    void influence_data() { addSpecs(); }
+    void influence()
+    {
+        QFETCH(Spec, spec);
+        const Graph g = randomGraph(spec);
+        const Pruner pruner(g);
+        const Reference ref = referencePrune(g, 0.8, 0.98);
+        const at::Tensor mine = pruner.influence().to(at::kDouble);
+        const double scale = ref.influence.abs().max().item<double>();
+        QVERIFY(scale > 0);
+        QVERIFY2(at::allclose(mine, ref.influence, 1e-4, 1e-6 * scale), "influence differs from w^T((I-A)^-1 - I)");
+        QVERIFY(at::allclose(
+            pruner.cumulativeInfluence().to(at::kDouble), at::tensor(ref.cumulative, at::kDouble), 0, 1e-5));
+        QCOMPARE(pruner.size(), g.size());
+    }
+
+    void prune_data()
+    {
+        QTest::addColumn<Spec>("spec");
+        QTest::addColumn<double>("nodeThreshold");
+        QTest::addColumn<double>("edgeThreshold");
+        const std::pair<const char*, Spec> specs[] = {
+            { "dense 2 layers", { 2, 3, 10, 2, 0.5, 1 } },
+            { "3 layers", { 3, 4, 30, 3, 0.3, 2 } },
+            { "sparse 4 layers", { 4, 5, 60, 4, 0.08, 3 } },
+            { "deep 6 layers", { 6, 3, 50, 2, 0.2, 4 } },
+        };
+        const std::pair<double, double> thresholds[]
+            = { { 0.8, 0.98 }, { 0.5, 0.9 }, { 0.95, 0.7 }, { 0.0, 0.0 }, { 1.0, 1.0 }, { 0.3, 1.0 } };
+        for (const auto& [name, spec] : specs)
+            for (const auto& [nt, et] : thresholds)
+                QTest::addRow("%s, nodes %.2f, edges %.2f", name, nt, et) << spec << nt << et;
+    }
+    void prune()
+    {
+        QFETCH(Spec, spec);
+        QFETCH(double, nodeThreshold);
+        QFETCH(double, edgeThreshold);
+        const Graph g = randomGraph(spec);
+        const int64_t n = g.size();
+        const PruneResult mine = Pruner(g).prune(nodeThreshold, edgeThreshold);
+        const Reference ref = referencePrune(g, nodeThreshold, edgeThreshold);
+        QCOMPARE(static_cast<int64_t>(mine.nodeMask.size()), n);
+        QCOMPARE(mine.edgeMask.size(0), n);
+        QCOMPARE(mine.edgeMask.size(1), n);
+        for (int64_t i = 0; i < n; ++i)
+            QVERIFY2(mine.nodeMask[i] == ref.nodes[i],
+                qPrintable(QStringLiteral("node %1 (%2): kept %3, brute force %4")
+                               .arg(i)
+                               .arg(cs::graph::nodeKindName(g.nodes[i].kind))
+                               .arg(mine.nodeMask[i])
+                               .arg(ref.nodes[i])));
+        auto edges = mine.edgeMask.accessor<bool, 2>();
+        int64_t kept = 0;
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t s = 0; s < n; ++s) {
+                QVERIFY2(edges[t][s] == ref.edges[t][s],
+                    qPrintable(QStringLiteral("edge %1 -> %2: kept %3, brute force %4")
+                                   .arg(s)
+                                   .arg(t)
+                                   .arg(edges[t][s])
+                                   .arg(ref.edges[t][s])));
+                kept += edges[t][s];
+            }
+        qInfo("%lld of %lld nodes, %lld edges kept",
+            static_cast<long long>(std::count(mine.nodeMask.begin(), mine.nodeMask.end(), true)),
+            static_cast<long long>(n), static_cast<long long>(kept));
+    }
+
+    void pruneEdgeCases()
+    {
+        const Graph g = randomGraph({ 3, 4, 30, 3, 0.3, 2 });
+        const Pruner pruner(g);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, pruner.prune(-0.1, 0.5));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, pruner.prune(0.5, 1.5));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, pruner.prune(std::nan(""), 0.5));
+
+        // No edges at all: only embeddings and logits stay.
+        Graph empty = g;
+        empty.adjacency = at::zeros_like(g.adjacency);
+        const PruneResult r = Pruner(empty).prune(0.8, 0.98);
+        for (int64_t i = 0; i < g.size(); ++i)
+            QCOMPARE(static_cast<bool>(r.nodeMask[i]), alwaysKept(g, i));
+        QCOMPARE(r.edgeMask.sum().item<int64_t>(), 0);
+
+        // A graph without nodes.
+        Graph none;
+        none.adjacency = at::zeros({ 0, 0 });
+        none.logitProbabilities = at::zeros({ 0 });
+        QCOMPARE(Pruner(none).prune(0.8, 0.98).nodeMask.size(), size_t(0));
+
+        // A cycle through a logit is refused.
+        Graph cyclic = g;
+        cyclic.adjacency = g.adjacency.clone();
+        const auto ranges = g.ranges();
+        cyclic.adjacency[0][ranges.logits.begin] = 1.0f; // logit -> feature 0
+        cyclic.adjacency[ranges.logits.begin][0] = 1.0f; // feature 0 -> logit
+        QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { cyclic });
+    }
+
+    // An embedding feeds a feature and the logit; an error node feeds the logit:
+    //   A_hat: logit row [feature 1/2, error 1/2], feature row [embedding 1]; w = 1 on the logit.
+    //   influence: feature 1/2, error 1/2, embedding 1/2 (through the feature).
+    //   replacement = 0.5 / (0.5 + 0.5); completeness = (0.5 * 1 + 0.5 + 0.5 + 0.5) / 2.5 = 0.8.
+    void scoresByHand()
+    {
+        Graph g;
+        Node f;
+        f.kind = NodeKind::Feature;
+        f.layer = 0;
+        f.feature = 3;
+        Node e;
+        e.kind = NodeKind::Error;
+        e.layer = 0;
+        Node emb;
+        emb.kind = NodeKind::Embedding;
+        emb.layer = -1;
+        Node logit;
+        logit.kind = NodeKind::Logit;
+        logit.layer = 1;
+        logit.tokenProb = 1;
+        g.nodes = { f, e, emb, logit };
+        g.adjacency = at::zeros({ 4, 4 });
+        g.adjacency[0][2] = 2.0f; // embedding -> feature
+        g.adjacency[3][0] = 3.0f; // feature -> logit
+        g.adjacency[3][1] = 3.0f; // error -> logit
+        g.logitProbabilities = at::ones({ 1 });
+        const auto s = cs::graph::graphScores(g);
+        QCOMPARE(s.replacement, 0.5);
+        QVERIFY(std::fabs(s.completeness - 0.8) < 1e-6);
+        // Unpinning the feature merges it into the error node: nothing is explained.
+        const auto sub = cs::graph::subgraphScores(g, { false, false, false, false });
+        QCOMPARE(sub.replacement, 0.0);
+        QVERIFY(std::fabs(sub.completeness - 0.5) < 1e-6); // the logit row is all error
+        const auto pinned = cs::graph::subgraphScores(g, { true, false, false, false });
+        QCOMPARE(pinned.replacement, s.replacement);
+    }
+
+    void scores_data() { addSpecs(); }
+    void scores()
+    {
+        QFETCH(Spec, spec);
+        const Graph g = randomGraph(spec);
+        const int64_t n = g.size();
+        const Pruner pruner(g);
+        const auto whole = pruner.scores();
+        const auto ref = referenceScores(g, g.adjacency);
+        QVERIFY(std::fabs(whole.replacement - ref.replacement) < 1e-5);
+        QVERIFY(std::fabs(whole.completeness - ref.completeness) < 1e-5);
+        QVERIFY(whole.replacement > 0 && whole.replacement < 1);
+        QCOMPARE(cs::graph::graphScores(g).replacement, whole.replacement);
+
+        // A pinned subgraph: about half of the features, and an error and an embedding (which
+        // change nothing), on the whole graph and on the pruned one.
+        std::mt19937_64 rng(spec.seed + 100);
+        std::vector<bool> pinned(static_cast<size_t>(n), false);
+        for (int64_t i = 0; i < n; ++i)
+            pinned[i] = rng() % 2 == 0;
+        const PruneResult pruned = pruner.prune(0.8, 0.98);
+        for (const PruneResult* p : { static_cast<const PruneResult*>(nullptr), &pruned }) {
+            const auto sub = cs::graph::subgraphScores(g, pinned, p);
+            const auto expected = referenceScores(g, mergedUnpinned(g, pinned, p));
+            QVERIFY2(std::fabs(sub.replacement - expected.replacement) < 1e-5,
+                qPrintable(
+                    QStringLiteral("replacement %1, expected %2").arg(sub.replacement).arg(expected.replacement)));
+            QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
+        }
+        // Every feature pinned: the whole graph's scores.
+        const auto all = cs::graph::subgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true));
+        QVERIFY(std::fabs(all.replacement - whole.replacement) < 1e-6);
+        QVERIFY(std::fabs(all.completeness - whole.completeness) < 1e-6);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::subgraphScores(g, { true }));
+    }
+
+    void schemaKeywordsAreCovered()
+    {
+        const json schema = graphSchema();
+        if (schema.is_null())
+            QSKIP("Neuronpedia's graph schema is not beside the checkout (../shared/formats)");
+        std::vector<std::string> unknown;
+        collectKeywords(schema, "", unknown);
+        QVERIFY2(
+            unknown.empty(), unknown.empty() ? "" : ("not checked by the test's validator: " + unknown[0]).c_str());
+    }
+
+    void writtenJsonValidates_data()
+    {
+        QTest::addColumn<Spec>("spec");
+        QTest::addColumn<double>("nodeThreshold");
+        QTest::addColumn<double>("edgeThreshold");
+        QTest::newRow("3 layers, default") << Spec { 3, 4, 30, 3, 0.3, 2 } << 0.8 << 0.98;
+        QTest::newRow("sparse, keep all") << Spec { 4, 5, 60, 4, 0.08, 3 } << 1.0 << 1.0;
+        QTest::newRow("deep, tight") << Spec { 6, 3, 50, 2, 0.2, 4 } << 0.3 << 0.5;
+    }
+    void writtenJsonValidates()
+    {
+        QFETCH(Spec, spec);
+        QFETCH(double, nodeThreshold);
+        QFETCH(double, edgeThreshold);
+        Graph g = randomGraph(spec);
+        g.metadata.extra = { { "scores", { { "replacement", 0.5 } } }, { "info", { { "creator_name", "test" } } } };
+        g.metadata.qParams = { { "pinnedIds", { cs::graph::nodeId(g, 0) } } };
+        const json doc = cs::graph::toJson(g, Pruner(g).prune(nodeThreshold, edgeThreshold));
+        checkRequiredKeys(doc);
+        QCOMPARE(doc["metadata"]["scores"]["replacement"].get<double>(), 0.5);
+        QCOMPARE(doc["qParams"]["linkType"].get<std::string>(), std::string("both"));
+        QCOMPARE(doc["qParams"]["pinnedIds"][0].get<std::string>(), cs::graph::nodeId(g, 0));
+
+        const json schema = graphSchema();
+        if (schema.is_null())
+            QSKIP("Neuronpedia's graph schema is not beside the checkout (../shared/formats)");
+        std::vector<std::string> errors;
+        checkSchema(schema, doc, "$", errors);
+        QVERIFY2(errors.empty(), errors.empty() ? "" : errors[0].c_str());
+
+        // The checker does catch what the schema forbids.
+        json broken = doc;
+        broken["nodes"][0]["ctx_idx"] = "3";
+        broken["nodes"][1].erase("jsNodeId");
+        broken["links"][0]["weight"] = nullptr;
+        broken["metadata"].erase("scan");
+        errors.clear();
+        checkSchema(schema, broken, "$", errors);
+        QCOMPARE(errors.size(), size_t(4));
+    }
+
+    void jsonRoundTrip_data()
+    {
+        QTest::addColumn<Spec>("spec");
+        QTest::addColumn<double>("nodeThreshold");
+        QTest::addColumn<double>("edgeThreshold");
+        QTest::newRow("dense, default") << Spec { 2, 3, 10, 2, 0.5, 1 } << 0.8 << 0.98;
+        QTest::newRow("3 layers, default") << Spec { 3, 4, 30, 3, 0.3, 2 } << 0.8 << 0.98;
+        QTest::newRow("sparse, everything") << Spec { 4, 5, 60, 4, 0.08, 3 } << 1.0 << 1.0;
+        QTest::newRow("deep, loose") << Spec { 6, 3, 50, 2, 0.2, 4 } << 0.95 << 0.99;
+    }
+    void jsonRoundTrip()
+    {
+        QFETCH(Spec, spec);
+        QFETCH(double, nodeThreshold);
+        QFETCH(double, edgeThreshold);
+        Graph g = randomGraph(spec);
+        g.metadata.nodeThreshold = nodeThreshold;
+        g.metadata.edgeThreshold = edgeThreshold;
+        g.metadata.extra = { { "scores", { { "replacement", 0.25 }, { "completeness", 0.75 } } } };
+        g.nodes[g.ranges().logits.begin + 1].label = "my logit label";
+        const PruneResult pruned = Pruner(g).prune(nodeThreshold, edgeThreshold);
+        const json doc = cs::graph::toJson(g, pruned);
+        const Graph back = cs::graph::fromJson(json::parse(doc.dump()));
+
+        // The kept nodes, in order, field by field.
+        std::vector<int64_t> kept;
+        for (int64_t i = 0; i < g.size(); ++i)
+            if (pruned.nodeMask[i])
+                kept.push_back(i);
+        QCOMPARE(back.size(), static_cast<int64_t>(kept.size()));
+        QCOMPARE(static_cast<int64_t>(doc["nodes"].size()), back.size());
+        for (int64_t k = 0; k < back.size(); ++k) {
+            const Node& a = g.nodes[kept[k]];
+            const Node& b = back.nodes[k];
+            QCOMPARE(b.kind, a.kind);
+            QCOMPARE(b.layer, a.layer);
+            QCOMPARE(b.position, a.position);
+            QCOMPARE(b.feature, a.feature);
+            QCOMPARE(b.label, a.label);
+            if (a.kind == NodeKind::Feature)
+                QCOMPARE(b.activation, a.activation);
+            if (a.kind == NodeKind::Embedding || a.kind == NodeKind::Logit) {
+                QCOMPARE(b.tokenId, a.tokenId);
+                QCOMPARE(b.token, a.kind == NodeKind::Logit && !a.label.empty() ? std::string() : a.token);
+            }
+            QCOMPARE(b.tokenProb, a.tokenProb);
+            QCOMPARE(cs::graph::nodeId(back, k), cs::graph::nodeId(g, kept[k]));
+        }
+        // The kept edges with their weights, and nothing else.
+        const at::Tensor expected = (g.adjacency * pruned.edgeMask.to(at::kFloat))
+                                        .index_select(0, at::tensor(kept, at::kLong))
+                                        .index_select(1, at::tensor(kept, at::kLong));
+        QVERIFY(at::equal(back.adjacency, expected));
+        QCOMPARE(static_cast<int64_t>(doc["links"].size()), pruned.edgeMask.sum().item<int64_t>());
+        QVERIFY(at::allclose(back.logitProbabilities, g.logitProbabilities));
+        QCOMPARE(back.nLayers(), g.nLayers());
+
+        const auto& m = back.metadata;
+        QCOMPARE(m.slug, g.metadata.slug);
+        QCOMPARE(m.scan, g.metadata.scan);
+        QCOMPARE(m.prompt, g.metadata.prompt);
+        QCOMPARE(m.promptTokens, g.metadata.promptTokens);
+        QCOMPARE(m.transcoderList, g.metadata.transcoderList);
+        QCOMPARE(m.nodeThreshold, nodeThreshold);
+        QCOMPARE(m.edgeThreshold, edgeThreshold);
+        QCOMPARE(m.extra, g.metadata.extra);
+
+        // Written again as it is, the same nodes and links.
+        const json again = cs::graph::toJson(back, cs::graph::keepAll(back));
+        QCOMPARE(again["links"], doc["links"]);
+        QCOMPARE(again["metadata"], doc["metadata"]);
+        for (size_t k = 0; k < doc["nodes"].size(); ++k) {
+            json a = doc["nodes"][k], b = again["nodes"][k];
+            a.erase("influence"); // recomputed on the pruned graph
+            b.erase("influence");
+            QCOMPARE(b, a);
+        }
+    }
+
+    void writesAndReadsFiles()
+    {
+        QTemporaryDir dir(cs::test::testTempRoot() + "/graph-XXXXXX");
+        QVERIFY(dir.isValid());
+        const Graph g = randomGraph({ 3, 4, 30, 3, 0.3, 2 });
+        const PruneResult pruned = Pruner(g).prune(0.8, 0.98);
+        const std::string path = dir.filePath("g.json").toStdString();
+        cs::graph::writeJsonFile(path, g, pruned);
+        const Graph back = cs::graph::readJsonFile(path);
+        QCOMPARE(back.size(), static_cast<int64_t>(std::count(pruned.nodeMask.begin(), pruned.nodeMask.end(), true)));
+        QCOMPARE(QDir(dir.path()).entryList(QDir::Files), QStringList { "g.json" }); // no temporary left
+
+        const std::string garbage = dir.filePath("garbage.json").toStdString();
+        cs::test::writeTextFile(QString::fromStdString(garbage), "{\"nodes\": [");
+        try {
+            cs::graph::readJsonFile(garbage);
+            QFAIL("read a truncated file");
+        } catch (const cs::Error& e) {
+            QVERIFY2(std::string(e.what()).find(garbage + " is not valid JSON") != std::string::npos, e.what());
+        }
+        const std::string noLinks = dir.filePath("nolinks.json").toStdString();
+        json doc = circuitTracerFile();
+        doc.erase("links");
+        cs::test::writeTextFile(QString::fromStdString(noLinks), doc.dump());
+        try {
+            cs::graph::readJsonFile(noLinks);
+            QFAIL("read a file without links");
+        } catch (const cs::Error& e) {
+            QCOMPARE(std::string(e.what()), noLinks + ": missing key \"links\"");
+        }
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::readJsonFile(dir.filePath("missing.json").toStdString()));
+    }
+
+    void importsCircuitTracerFile()
+    {
+        const Graph g = cs::graph::fromJson(circuitTracerFile());
+        QCOMPARE(g.size(), 9);
+        const auto r = g.ranges();
+        QCOMPARE(r.features.size(), 2);
+        QCOMPARE(r.errors.size(), 2);
+        QCOMPARE(r.embeddings.size(), 3);
+        QCOMPARE(r.logits.size(), 2);
+        QCOMPARE(g.nLayers(), 2);
+        QCOMPARE(g.nPositions(), 3);
+
+        const Node& f0 = g.nodes[0]; // "0_1_2", a feature
+        QCOMPARE(f0.kind, NodeKind::Feature);
+        QCOMPARE(f0.layer, 0);
+        QCOMPARE(f0.feature, 1);
+        QCOMPARE(f0.position, 2);
+        QCOMPARE(f0.activation, 2.5);
+        QCOMPARE(f0.label, std::string("cat detector"));
+        QCOMPARE(g.nodes[1].feature, 7);
+        const Node& e0 = g.nodes[2]; // "0_0_1": the error at layer 0, position 1
+        QCOMPARE(e0.kind, NodeKind::Error);
+        QCOMPARE(e0.layer, 0);
+        QCOMPARE(e0.position, 1);
+        const Node& e1 = g.nodes[3]; // "0_1_2" again: the error at layer 1, position 2
+        QCOMPARE(e1.kind, NodeKind::Error);
+        QCOMPARE(e1.layer, 1);
+        QCOMPARE(e1.position, 2);
+        QCOMPARE(g.nodes[5].tokenId, 450);
+        QCOMPARE(g.nodes[5].token, std::string("The"));
+        const Node& l0 = g.nodes[7];
+        QCOMPARE(l0.kind, NodeKind::Logit);
+        QCOMPARE(l0.layer, 2); // n_layers; the file writes n_layers + 1
+        QCOMPARE(l0.tokenId, 42);
+        QCOMPARE(l0.token, std::string(" mat"));
+        QCOMPARE(l0.label, std::string());
+        QCOMPARE(l0.tokenProb, 0.7);
+        QVERIFY(at::allclose(g.logitProbabilities, at::tensor({ 0.7f, 0.2f })));
+
+        // Every link, with the colliding id resolved to the feature or to the error.
+        at::Tensor expected = at::zeros({ 9, 9 });
+        const auto link = [&](int64_t s, int64_t t, float w) { expected[t][s] = w; };
+        link(6, 0, 1.5f); // E_9_2 -> feature 0_1_2 (an error has no inputs)
+        link(0, 1, 0.5f); // feature 0_1_2 -> 1_7_2 (the layer-1 error cannot feed layer 1)
+        link(2, 1, 0.25f);
+        link(6, 1, -0.75f);
+        link(0, 7, 0.3f); // the first "0_1_2" into the logit: the feature
+        link(1, 7, 2.0f);
+        link(3, 7, -0.2f); // the second, after 1_7_2 in node order: the error
+        link(1, 8, 0.4f);
+        link(3, 8, 0.1f); // after 1_7_2: the error
+        QVERIFY(at::equal(g.adjacency, expected));
+
+        QCOMPARE(g.metadata.slug, std::string("cat-mat"));
+        QCOMPARE(g.metadata.promptTokens.size(), size_t(3));
+        QCOMPARE(g.metadata.nodeThreshold, 0.8);
+        QCOMPARE(g.metadata.qParams["supernodes"][0][0].get<std::string>(), std::string("cats"));
+        QVERIFY(g.metadata.extra.empty());
+
+        // Written back in today's circuit-tracer form, the ids no longer collide.
+        const json out = cs::graph::toJson(g, cs::graph::keepAll(g));
+        std::set<std::string> ids;
+        for (const json& node : out["nodes"])
+            QVERIFY(ids.insert(node["node_id"].get<std::string>()).second);
+        QVERIFY(ids.count("1_-1_2"));
+        QCOMPARE(out["qParams"]["pinnedIds"][0].get<std::string>(), std::string("1_7_2"));
+        QCOMPARE(out["nodes"][7]["clerp"].get<std::string>(), std::string("Output \" mat\" (p=0.700)"));
+        QCOMPARE(out["links"].size(), size_t(9));
+        const Graph again = cs::graph::fromJson(out);
+        QVERIFY(at::equal(again.adjacency, g.adjacency));
+
+        try {
+            cs::graph::fromJson(json::array());
+            QFAIL("read an array as a graph");
+        } catch (const cs::Error& e) {
+            QCOMPARE(
+                std::string(e.what()), std::string("graph JSON: expected an object at the top level, got an array"));
+        }
+    }
+
+    void refusesMalformed_data()
+    {
+        QTest::addColumn<QString>("patch"); // a JSON Patch applied to the circuit-tracer file
+        QTest::addColumn<QString>("message");
+        QTest::newRow("no metadata") << R"([{"op": "remove", "path": "/metadata"}])"
+                                     << "graph JSON: missing key \"metadata\"";
+        QTest::newRow("token not a string")
+            << R"([{"op": "replace", "path": "/metadata/prompt_tokens/1", "value": 3}])"
+            << "graph JSON: metadata.prompt_tokens[1]: expected a string, got an integer";
+        QTest::newRow("nodes not an array") << R"([{"op": "replace", "path": "/nodes", "value": {}}])"
+                                            << "graph JSON: nodes: expected an array, got an object";
+        QTest::newRow("no ctx_idx") << R"([{"op": "remove", "path": "/nodes/0/ctx_idx"}])"
+                                    << "graph JSON: nodes[0]: missing key \"ctx_idx\"";
+        QTest::newRow("layer a boolean")
+            << R"([{"op": "replace", "path": "/nodes/1/layer", "value": true}])"
+            << "graph JSON: nodes[1].layer: expected a string or an integer, got a boolean";
+        QTest::newRow("layer not a number") << R"([{"op": "replace", "path": "/nodes/1/layer", "value": "x1"}])"
+                                            << "graph JSON: nodes[1].layer: \"x1\" is not a layer number";
+        QTest::newRow("ctx_idx a string") << R"([{"op": "replace", "path": "/nodes/4/ctx_idx", "value": "0"}])"
+                                          << "graph JSON: nodes[4].ctx_idx: expected an integer, got a string";
+        QTest::newRow("unknown feature type")
+            << R"([{"op": "replace", "path": "/nodes/2/feature_type", "value": "lorsa"}])"
+            << "graph JSON: nodes[2].feature_type: \"lorsa\" is not supported";
+        QTest::newRow("no feature index") // neither the id nor the Cantor pairing gives one at layer 1
+            << R"([{"op": "replace", "path": "/nodes/1/node_id", "value": "f"},)"
+               R"( {"op": "replace", "path": "/nodes/1/feature", "value": 3}])"
+            << "graph JSON: nodes[1]: cannot tell the feature index";
+        QTest::newRow("repeated id") << R"([{"op": "replace", "path": "/nodes/1/node_id", "value": "0_1_2"}])"
+                                     << "graph JSON: nodes[1]: repeats node_id \"0_1_2\" of nodes[0]";
+        QTest::newRow("unknown source") << R"([{"op": "replace", "path": "/links/0/source", "value": "9_9_9"}])"
+                                        << "graph JSON: links[0].source: \"9_9_9\" is not the node_id of a node";
+        QTest::newRow("no target") << R"([{"op": "remove", "path": "/links/1/target"}])"
+                                   << "graph JSON: links[1]: missing key \"target\"";
+        QTest::newRow("weight a string") << R"([{"op": "replace", "path": "/links/0/weight", "value": "1.0"}])"
+                                         << "graph JSON: links[0].weight: expected a number, got a string";
+        QTest::newRow("repeated link")
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "E_9_2", "target": "1_7_2", "weight": 1}}])"
+            << "graph JSON: links[9]: repeats the link from \"E_9_2\" to \"1_7_2\"";
+    }
+    void refusesMalformed()
+    {
+        QFETCH(QString, patch);
+        QFETCH(QString, message);
+        const json doc = circuitTracerFile().patch(json::parse(patch.toStdString()));
+        try {
+            cs::graph::fromJson(doc);
+            QFAIL("accepted a malformed graph");
+        } catch (const cs::Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).startsWith(message), e.what());
+        }
+    }
+
+    // About 2,000 nodes (1,782 features over 12 layers and 16 positions, half of the allowed
+    // edges present): the UI re-prunes on every slider move.
+    void repruneTiming()
+    {
+        const int64_t nLayers = 12, nPos = 16, nLogits = 10;
+        const int64_t nFeatures = 2000 - nLayers * nPos - nPos - nLogits;
+        Graph g;
+        at::manual_seed(5);
+        std::mt19937_64 rng(5);
+        for (int64_t i = 0; i < nFeatures; ++i) {
+            Node f;
+            f.layer = static_cast<int64_t>(rng() % nLayers);
+            f.position = static_cast<int64_t>(rng() % nPos);
+            f.feature = i;
+            f.activation = 1;
+            g.nodes.push_back(f);
+        }
+        for (int64_t l = 0; l < nLayers; ++l)
+            for (int64_t p = 0; p < nPos; ++p) {
+                Node e;
+                e.kind = NodeKind::Error;
+                e.layer = l;
+                e.position = p;
+                g.nodes.push_back(e);
+            }
+        for (int64_t p = 0; p < nPos; ++p) {
+            Node e;
+            e.kind = NodeKind::Embedding;
+            e.layer = -1;
+            e.position = p;
+            g.nodes.push_back(e);
+        }
+        for (int64_t k = 0; k < nLogits; ++k) {
+            Node l;
+            l.kind = NodeKind::Logit;
+            l.layer = nLayers;
+            l.position = nPos - 1;
+            l.tokenId = k;
+            l.tokenProb = 0.09;
+            g.nodes.push_back(l);
+        }
+        const int64_t n = g.size();
+        QCOMPARE(n, 2000);
+        std::vector<int64_t> level, position, target, source;
+        for (const Node& node : g.nodes) {
+            level.push_back(levelOf(node));
+            position.push_back(node.position);
+            target.push_back(node.kind == NodeKind::Feature || node.kind == NodeKind::Logit);
+            source.push_back(node.kind != NodeKind::Logit);
+        }
+        const at::Tensor lv = at::tensor(level), ps = at::tensor(position);
+        const at::Tensor allowed = (lv.unsqueeze(0) < lv.unsqueeze(1)) & (ps.unsqueeze(0) <= ps.unsqueeze(1))
+            & at::tensor(target).to(at::kBool).unsqueeze(1) & at::tensor(source).to(at::kBool).unsqueeze(0);
+        g.adjacency = at::randn({ n, n }) * ((at::rand({ n, n }) < 0.5) & allowed).to(at::kFloat);
+        g.logitProbabilities = at::full({ nLogits }, 0.09f);
+
+        QElapsedTimer timer;
+        timer.start();
+        const Pruner pruner(g);
+        const double buildMs = timer.nsecsElapsed() / 1e6;
+        const auto time = [&](double nt, double et) {
+            std::vector<double> ms;
+            PruneResult r;
+            for (int rep = 0; rep < 5; ++rep) {
+                timer.restart();
+                r = pruner.prune(nt, et);
+                ms.push_back(timer.nsecsElapsed() / 1e6);
+            }
+            std::sort(ms.begin(), ms.end());
+            qInfo("re-prune %lld nodes (%lld nonzero edges) at %.2f / %.2f: %.2f ms (median of 5); kept %lld "
+                  "nodes, %lld edges",
+                static_cast<long long>(n), static_cast<long long>((g.adjacency != 0).sum().item<int64_t>()), nt, et,
+                ms[2], static_cast<long long>(std::count(r.nodeMask.begin(), r.nodeMask.end(), true)),
+                static_cast<long long>(r.edgeMask.sum().item<int64_t>()));
+            return r;
+        };
+        qInfo("Pruner for %lld nodes built in %.1f ms", static_cast<long long>(n), buildMs);
+        const PruneResult r = time(0.8, 0.98);
+        time(0.5, 0.9);
+        time(1.0, 1.0);
+        for (int64_t i = g.ranges().embeddings.begin; i < n; ++i)
+            QVERIFY(r.nodeMask[i]);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestGraph)
+#include "tst_graph.moc"
