@@ -1,0 +1,66 @@
+#pragma once
+// A norm of the model with its denominators frozen from a recorded run: a linear map of the
+// residual stream per position (LayerNorm's centering is linear too), and its transpose.
+//   forward:  y = center(x) / denom_p * w' (+ b)      w' = w, or 1 + w for gemma2's norms
+//   backward: g_x = center(g_y * w' / denom_p)         (center is symmetric)
+// The bias is a constant of the linear model: backward ignores it.
+
+#include "cs/model.h"
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace cs::attribution {
+
+class FrozenNorm {
+public:
+    static FrozenNorm final(const model::Model& model, const model::FrozenState& frozen)
+    {
+        return FrozenNorm(model, "final_norm", model.config().normKind, frozen.finalDenominator);
+    }
+    static FrozenNorm layer(
+        const model::Model& model, const model::FrozenState& frozen, int64_t layer, model::NormSite site)
+    {
+        const std::string prefix = "layers." + std::to_string(layer) + ".";
+        const char* name = site == model::NormSite::AttnIn ? "attn_norm"
+            : site == model::NormSite::MlpIn               ? "mlp_norm"
+            : site == model::NormSite::AttnPost            ? "attn_post_norm"
+                                                           : "mlp_post_norm";
+        return FrozenNorm(model, prefix + name, model.config().normKind,
+            frozen.layers[static_cast<size_t>(layer)].denominators[static_cast<int>(site)]);
+    }
+
+    // x [..., len, d_model] at positions [begin, begin + len).
+    at::Tensor forward(const at::Tensor& x, int64_t begin) const
+    {
+        at::Tensor y = center(x) * inverse(begin, x.size(-2)) * m_weight;
+        return m_bias.defined() ? y + m_bias : y;
+    }
+    // The transpose: g [..., len, d_model] at positions [begin, begin + len).
+    at::Tensor backward(const at::Tensor& g, int64_t begin) const
+    {
+        return center(g * m_weight * inverse(begin, g.size(-2)));
+    }
+
+private:
+    FrozenNorm(const model::Model& model, const std::string& name, model::NormKind kind, const at::Tensor& denom)
+        : m_kind(kind)
+    {
+        m_weight = model.weight(name + ".weight");
+        if (kind == model::NormKind::RmsOnePlus)
+            m_weight = m_weight + 1;
+        if (model.hasWeight(name + ".bias"))
+            m_bias = model.weight(name + ".bias");
+        m_inverse = denom.reciprocal().reshape({ -1, 1 }); // [n_pos, 1]
+    }
+    at::Tensor center(const at::Tensor& x) const { return m_kind == model::NormKind::Layer ? x - x.mean(-1, true) : x; }
+    at::Tensor inverse(int64_t begin, int64_t len) const { return m_inverse.narrow(0, begin, len); }
+
+    model::NormKind m_kind;
+    at::Tensor m_weight; // w' [d_model]
+    at::Tensor m_bias; // [d_model] or undefined
+    at::Tensor m_inverse; // 1 / denom [n_pos, 1]
+};
+
+} // namespace cs::attribution
