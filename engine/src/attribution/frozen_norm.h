@@ -43,6 +43,12 @@ public:
         return center(g * m_weight * inverse(begin, g.size(-2)));
     }
 
+    // The transpose at scattered positions: g [k, d_model], positions [k] int64.
+    at::Tensor backwardAt(const at::Tensor& g, const at::Tensor& positions) const
+    {
+        return center(g * m_weight * m_inverse.index_select(0, positions));
+    }
+
 private:
     FrozenNorm(const model::Model& model, const std::string& name, model::NormKind kind, const at::Tensor& denom)
         : m_kind(kind)

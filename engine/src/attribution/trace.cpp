@@ -1,0 +1,467 @@
+// The tracer (attribution.h): chooses the logit targets, visits feature rows (all of them, or
+// by estimated influence up to max_feature_nodes), measures exactness and assembles the graph.
+#include "cs/attribution.h"
+
+#include "attribution/row_pass.h"
+#include "cs/error.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace cs::attribution {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string tokenText(const model::Model& model, int64_t id)
+{
+    return model.hasTokenizer() ? model.tokenizer().tokenText(id) : "<" + std::to_string(id) + ">";
+}
+
+std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const LogitTargets& want)
+{
+    const int64_t vocab = ctx.logits.size(1);
+    at::Tensor probs = at::softmax(ctx.logits[ctx.nPos() - 1].to(at::kDouble), 0).cpu();
+    const double* p = probs.data_ptr<double>();
+    auto checkToken = [&](int64_t id) {
+        if (id < 0 || id >= vocab)
+            throw Error("logit target token " + std::to_string(id) + " is outside the vocabulary (size "
+                + std::to_string(vocab) + ")");
+    };
+    std::vector<LogitTarget> out;
+    if (want.difference) {
+        const auto [a, b] = *want.difference;
+        checkToken(a);
+        checkToken(b);
+        if (a == b)
+            throw Error("a logit difference needs two different tokens");
+        out.push_back({ { a, b }, { 1.0, -1.0 }, 1.0 });
+        return out;
+    }
+    if (!want.tokens.empty()) {
+        for (int64_t id : want.tokens) {
+            checkToken(id);
+            for (const auto& t : out)
+                if (t.tokens[0] == id)
+                    throw Error("logit target token " + std::to_string(id) + " is named twice");
+            out.push_back({ { id }, { 1.0 }, p[id] });
+        }
+        return out;
+    }
+    if (want.maxNLogits < 1)
+        throw Error("max_n_logits must be at least 1");
+    if (!(want.desiredLogitProb > 0 && want.desiredLogitProb <= 1))
+        throw Error("desired_logit_prob must be in (0, 1]");
+    // The most likely tokens until their cumulative probability reaches desiredLogitProb.
+    auto top = at::topk(probs, std::min(want.maxNLogits, vocab));
+    at::Tensor ids = std::get<1>(top);
+    double cumulative = 0;
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+        const int64_t id = ids[i].item<int64_t>();
+        out.push_back({ { id }, { 1.0 }, p[id] });
+        cumulative += p[id];
+        if (cumulative >= want.desiredLogitProb)
+            break;
+    }
+    return out;
+}
+
+// The influence on the logits of every source column, estimated from the rows computed so far
+// (circuit-tracer's partial influence): w^T (A_hat + A_hat^2 + ...) with unvisited rows zero.
+at::Tensor partialInfluence(const at::Tensor& rows, const std::vector<RowTarget>& targets,
+    const std::vector<LogitTarget>& logits, int64_t maxDepth)
+{
+    const int64_t r = rows.size(0);
+    at::Tensor a = rows.abs();
+    a = a / a.sum(1, true).clamp_min(1e-10); // [r, columns]
+    std::vector<float> weights(static_cast<size_t>(r), 0.f);
+    std::vector<int64_t> featureRows, featureCols;
+    for (int64_t i = 0; i < r; ++i) {
+        const RowTarget& t = targets[static_cast<size_t>(i)];
+        if (t.logit >= 0) {
+            weights[static_cast<size_t>(i)] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
+        } else {
+            featureRows.push_back(i);
+            featureCols.push_back(t.active);
+        }
+    }
+    const auto device = rows.device();
+    at::Tensor prod = at::tensor(weights).to(device);
+    at::Tensor rowIdx = at::tensor(featureRows, at::kLong).to(device);
+    at::Tensor colIdx = at::tensor(featureCols, at::kLong).to(device);
+    at::Tensor influence = at::zeros({ rows.size(1) }, rows.options());
+    for (int64_t depth = 0; depth < maxDepth; ++depth) {
+        at::Tensor contribution = at::mv(a.t(), prod); // [columns]
+        if (contribution.abs().max().item<float>() == 0)
+            break;
+        influence += contribution;
+        prod = at::zeros({ r }, rows.options()).index_copy(0, rowIdx, contribution.index_select(0, colIdx));
+    }
+    return influence;
+}
+
+} // namespace
+
+const char* methodName(Method method)
+{
+    return method == Method::Explicit ? "explicit" : "autograd";
+}
+
+std::optional<Method> methodFromName(const std::string& name)
+{
+    if (name == "explicit")
+        return Method::Explicit;
+    if (name == "autograd")
+        return Method::Autograd;
+    return std::nullopt;
+}
+
+namespace {
+
+// Drives one RowPass over batches, storing rows in computation order.
+class RowDriver {
+public:
+    RowDriver(RowPass& pass, const TraceOptions& options, int64_t capacity, int64_t columns, at::TensorOptions floats)
+        : m_pass(pass)
+        , m_options(options)
+        , m_capacity(capacity)
+    {
+        m_rows = at::zeros({ capacity, columns }, floats);
+    }
+
+    // Computes rows for the targets (in an order with narrow cones: by position, then layer).
+    void run(std::vector<RowTarget> targets)
+    {
+        std::stable_sort(targets.begin(), targets.end(), [](const RowTarget& a, const RowTarget& b) {
+            return a.position != b.position ? a.position < b.position : a.layer < b.layer;
+        });
+        size_t begin = 0;
+        while (begin < targets.size()) {
+            size_t end = begin + 1;
+            while (end < targets.size()) {
+                const int64_t size = static_cast<int64_t>(end - begin + 1);
+                if (size > m_options.batchSize || size > m_pass.maxRows(targets[end].position + 1))
+                    break;
+                ++end;
+            }
+            std::vector<RowTarget> batch(targets.begin() + static_cast<std::ptrdiff_t>(begin),
+                targets.begin() + static_cast<std::ptrdiff_t>(end));
+            const auto start = Clock::now();
+            at::Tensor rows = m_pass.rows(batch);
+            m_rows.narrow(0, m_done, rows.size(0)).copy_(rows);
+            m_rowsMs += msSince(start);
+            m_done += rows.size(0);
+            ++m_batches;
+            m_targets.insert(m_targets.end(), batch.begin(), batch.end());
+            if (m_options.progress && !m_options.progress(static_cast<double>(m_done) / m_capacity))
+                throw Cancelled();
+            begin = end;
+        }
+    }
+
+    at::Tensor rows() const { return m_rows.narrow(0, 0, m_done); }
+    const std::vector<RowTarget>& targets() const { return m_targets; }
+    int64_t done() const { return m_done; }
+    int64_t batches() const { return m_batches; }
+    double rowsMs() const { return m_rowsMs; }
+
+private:
+    RowPass& m_pass;
+    const TraceOptions& m_options;
+    int64_t m_capacity;
+    at::Tensor m_rows;
+    std::vector<RowTarget> m_targets;
+    int64_t m_done = 0;
+    int64_t m_batches = 0;
+    double m_rowsMs = 0;
+};
+
+// The target quantity of each row (actual) and its part that no source carries (constant).
+std::pair<at::Tensor, at::Tensor> targetQuantities(
+    const ReplacementContext& ctx, const std::vector<RowTarget>& targets, const std::vector<LogitTarget>& logits)
+{
+    RunOptions none;
+    none.errors = false;
+    none.embeddings = false;
+    none.edit = [](int64_t, at::Tensor& acts) { acts.zero_(); };
+    const RunResult constant = runReplacement(ctx, none);
+    const transcoder::TranscoderSet& tc = *ctx.transcoders;
+    const int64_t last = ctx.nPos() - 1;
+    auto quantity = [&](const RowTarget& t, const std::vector<at::Tensor>& inputs, const at::Tensor& finalResid) {
+        if (t.logit >= 0) {
+            const LogitTarget& lt = logits[static_cast<size_t>(t.logit)];
+            at::Tensor toks = at::tensor(lt.tokens, at::kLong);
+            at::Tensor coef = at::tensor(lt.coefficients, at::kDouble).to(finalResid.options());
+            return (demeanedLogits(ctx, finalResid, last, toks) * coef).sum().item<double>();
+        }
+        const int64_t feature = ctx.active.feature[t.active].item<int64_t>();
+        return at::dot(tc.encoder(t.layer)[feature], inputs[static_cast<size_t>(t.layer)][t.position]).item<double>();
+    };
+    std::vector<double> actual, constants;
+    for (const auto& t : targets) {
+        actual.push_back(quantity(t, ctx.inputs, ctx.finalResid));
+        constants.push_back(quantity(t, constant.inputs, constant.finalResid));
+    }
+    return { at::tensor(actual, at::kDouble), at::tensor(constants, at::kDouble) };
+}
+
+PassSetup makeSetup(const ReplacementContext& ctx, std::vector<LogitTarget> logits, int64_t budget)
+{
+    PassSetup setup;
+    setup.context = &ctx;
+    setup.layout.nFeatures = ctx.active.size();
+    setup.layout.nLayers = ctx.nLayers();
+    setup.layout.nPos = ctx.nPos();
+    const int64_t d = ctx.model->config().dModel;
+    setup.logitReads = at::zeros({ static_cast<int64_t>(logits.size()), d }, ctx.errors[0].options());
+    for (size_t i = 0; i < logits.size(); ++i) {
+        at::Tensor reads = logitReadVectors(ctx, ctx.nPos() - 1, at::tensor(logits[i].tokens, at::kLong));
+        at::Tensor coef = at::tensor(logits[i].coefficients, at::kDouble).to(reads.options());
+        setup.logitReads[static_cast<int64_t>(i)].copy_((reads * coef.unsqueeze(1)).sum(0));
+    }
+    setup.logits = std::move(logits);
+    setup.memoryBudgetBytes = budget;
+    return setup;
+}
+
+std::unique_ptr<RowPass> makePass(Method method, const PassSetup& setup)
+{
+    return method == Method::Explicit ? makeExplicitPass(setup) : makeAutogradPass(setup);
+}
+
+void checkOptions(const TraceOptions& options)
+{
+    if (options.batchSize < 1)
+        throw Error("the batch size must be at least 1");
+    if (options.memoryBudgetBytes < 1)
+        throw Error("the memory budget must be positive");
+}
+
+} // namespace
+
+TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
+{
+    checkOptions(options);
+    const auto start = Clock::now();
+    at::NoGradGuard noGradients; // the autograd pass turns them on for itself
+    const model::Model& model = *ctx.model;
+    const int64_t nLayers = ctx.nLayers(), nPos = ctx.nPos(), last = nPos - 1;
+    const int64_t nActive = ctx.active.size();
+
+    std::vector<LogitTarget> logits = chooseLogits(ctx, options.logits);
+    const int64_t nLogits = static_cast<int64_t>(logits.size());
+    const PassSetup setup = makeSetup(ctx, logits, options.memoryBudgetBytes);
+    const SourceLayout& layout = setup.layout;
+    std::unique_ptr<RowPass> pass = makePass(options.method, setup);
+    const int64_t limit
+        = options.maxFeatureNodes < 0 || options.maxFeatureNodes >= nActive ? nActive : options.maxFeatureNodes;
+
+    at::Tensor layerCpu = ctx.active.layer.cpu(), posCpu = ctx.active.position.cpu();
+    auto featureTarget = [&](int64_t i) {
+        return RowTarget { layerCpu[i].item<int64_t>(), posCpu[i].item<int64_t>(), i, -1 };
+    };
+
+    RowDriver driver(*pass, options, nLogits + limit, layout.columns(), ctx.errors[0].options());
+    std::vector<RowTarget> logitTargets;
+    for (int64_t i = 0; i < nLogits; ++i)
+        logitTargets.push_back({ nLayers, last, -1, i });
+    driver.run(logitTargets);
+
+    double influenceMs = 0;
+    std::vector<bool> visited(static_cast<size_t>(nActive), false);
+    if (limit == nActive) {
+        std::vector<RowTarget> all;
+        for (int64_t i = 0; i < nActive; ++i)
+            all.push_back(featureTarget(i));
+        driver.run(all);
+        std::fill(visited.begin(), visited.end(), true);
+    } else {
+        // Visit features by their estimated influence on the logits, one batch at a time.
+        int64_t count = 0;
+        while (count < limit) {
+            const auto t0 = Clock::now();
+            at::Tensor influence
+                = partialInfluence(driver.rows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive).cpu();
+            for (int64_t i = 0; i < nActive; ++i)
+                if (visited[static_cast<size_t>(i)])
+                    influence[i] = -1.0f;
+            const int64_t take = std::min(options.batchSize, limit - count);
+            at::Tensor order = std::get<1>(at::topk(influence, take));
+            influenceMs += msSince(t0);
+            std::vector<RowTarget> batch;
+            for (int64_t k = 0; k < take; ++k) {
+                const int64_t i = order[k].item<int64_t>();
+                visited[static_cast<size_t>(i)] = true;
+                batch.push_back(featureTarget(i));
+            }
+            driver.run(batch);
+            count += take;
+        }
+    }
+
+    TraceResult result;
+    result.logitTargets = logits;
+    const at::Tensor rows = driver.rows(); // [rows, columns] in computation order
+    const std::vector<RowTarget>& targets = driver.targets();
+
+    // Exactness of every computed row.
+    auto [actual, constant] = targetQuantities(ctx, targets, logits);
+    at::Tensor rowsCpu = rows.to(at::kDouble).cpu();
+    at::Tensor residual = actual - (rowsCpu.sum(1) + constant);
+    at::Tensor scale = rowsCpu.abs().sum(1) + constant.abs();
+    result.exactness.rows = rows.size(0);
+    if (rows.size(0) > 0) {
+        result.exactness.maxAbsResidual = residual.abs().max().item<double>();
+        result.exactness.maxRelResidual = (residual.abs() / scale.clamp_min(1e-30)).max().item<double>();
+    }
+
+    // Nodes: visited features (in active order), errors, embeddings, logits.
+    std::vector<int64_t> selected;
+    for (int64_t i = 0; i < nActive; ++i)
+        if (visited[static_cast<size_t>(i)])
+            selected.push_back(i);
+    const int64_t nSel = static_cast<int64_t>(selected.size());
+    std::vector<int64_t> nodeOfActive(static_cast<size_t>(nActive), -1);
+    for (int64_t k = 0; k < nSel; ++k)
+        nodeOfActive[static_cast<size_t>(selected[static_cast<size_t>(k)])] = k;
+    const int64_t nSources = nSel + nLayers * nPos + nPos;
+    const int64_t nNodes = nSources + nLogits;
+
+    graph::Graph& g = result.graph;
+    at::Tensor featCpu = ctx.active.feature.cpu(), actCpu = ctx.active.activation.cpu();
+    for (int64_t i : selected) {
+        graph::Node node;
+        node.kind = graph::NodeKind::Feature;
+        node.layer = layerCpu[i].item<int64_t>();
+        node.position = posCpu[i].item<int64_t>();
+        node.feature = featCpu[i].item<int64_t>();
+        node.activation = actCpu[i].item<double>();
+        g.nodes.push_back(node);
+    }
+    for (int64_t l = 0; l < nLayers; ++l) {
+        at::Tensor norms = ctx.errors[static_cast<size_t>(l)].norm(2, 1).cpu();
+        for (int64_t p = 0; p < nPos; ++p) {
+            graph::Node node;
+            node.kind = graph::NodeKind::Error;
+            node.layer = l;
+            node.position = p;
+            node.activation = norms[p].item<double>();
+            g.nodes.push_back(node);
+        }
+    }
+    at::Tensor idsCpu = ctx.ids.cpu();
+    for (int64_t p = 0; p < nPos; ++p) {
+        graph::Node node;
+        node.kind = graph::NodeKind::Embedding;
+        node.layer = -1;
+        node.position = p;
+        node.tokenId = idsCpu[p].item<int64_t>();
+        node.token = tokenText(model, node.tokenId);
+        g.nodes.push_back(node);
+        g.metadata.promptTokens.push_back(node.token);
+    }
+    std::vector<float> logitWeights;
+    for (const auto& lt : logits) {
+        graph::Node node;
+        node.kind = graph::NodeKind::Logit;
+        node.layer = nLayers;
+        node.position = last;
+        node.tokenId = lt.tokens[0];
+        node.token = tokenText(model, lt.tokens[0]);
+        if (lt.tokens.size() == 2)
+            node.token += " vs " + tokenText(model, lt.tokens[1]);
+        node.tokenProb = lt.probability;
+        g.nodes.push_back(node);
+        logitWeights.push_back(static_cast<float>(lt.probability));
+    }
+    g.logitProbabilities = at::tensor(logitWeights);
+
+    // The adjacency: each computed row, restricted to the kept source columns.
+    std::vector<int64_t> sourceColumns(selected);
+    for (int64_t c = nActive; c < layout.columns(); ++c)
+        sourceColumns.push_back(c);
+    std::vector<int64_t> rowNodes;
+    for (const auto& t : targets)
+        rowNodes.push_back(t.logit >= 0 ? nSources + t.logit : nodeOfActive[static_cast<size_t>(t.active)]);
+    at::Tensor kept = rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device())).cpu();
+    g.adjacency = at::zeros({ nNodes, nNodes }, at::kFloat);
+    g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.to(at::kFloat));
+
+    // Per row, in node order: the constant and actual quantities.
+    at::Tensor order = at::argsort(at::tensor(rowNodes, at::kLong));
+    result.constants = constant.index_select(0, order);
+    result.actuals = actual.index_select(0, order);
+
+    graph::Metadata& md = g.metadata;
+    md.prompt = model.hasTokenizer()
+        ? model.tokenizer().decode(std::vector<int64_t>(idsCpu.data_ptr<int64_t>(), idsCpu.data_ptr<int64_t>() + nPos))
+        : std::string();
+    md.scan = ctx.transcoders->config().scan;
+    md.transcoderList
+        = { ctx.transcoders->config().scan.empty() ? ctx.transcoders->folder() : ctx.transcoders->config().scan };
+    md.extra["exactness"] = { { "max_abs_residual", result.exactness.maxAbsResidual },
+        { "max_rel_residual", result.exactness.maxRelResidual }, { "rows", result.exactness.rows } };
+    md.extra["info"] = { { "creator_name", "circuitscope" }, { "method", methodName(options.method) },
+        { "max_feature_nodes", options.maxFeatureNodes }, { "batch_size", options.batchSize },
+        { "active_features", nActive }, { "held_positions", ctx.heldPositions } };
+
+    result.stats.activeFeatures = nActive;
+    result.stats.rows = driver.done();
+    result.stats.batches = driver.batches();
+    result.stats.rowsMs = driver.rowsMs();
+    result.stats.influenceMs = influenceMs;
+    result.stats.flops = pass->flops;
+    result.stats.totalMs = msSince(start);
+    return result;
+}
+
+at::Tensor computeRows(const ReplacementContext& ctx, const TraceResult& result, const std::vector<int64_t>& targets,
+    Method method, int64_t batchSize)
+{
+    at::NoGradGuard noGradients;
+    const graph::Graph& g = result.graph;
+    const graph::KindRanges ranges = g.ranges();
+    const PassSetup setup = makeSetup(ctx, result.logitTargets, int64_t(256) << 20);
+    std::unique_ptr<RowPass> pass = makePass(method, setup);
+    at::Tensor layerCpu = ctx.active.layer.cpu(), posCpu = ctx.active.position.cpu(),
+               featCpu = ctx.active.feature.cpu();
+    std::vector<RowTarget> rowTargets;
+    for (int64_t node : targets) {
+        if (node < 0 || node >= g.size())
+            throw Error("computeRows: node " + std::to_string(node) + " is not in the graph");
+        const graph::Node& n = g.nodes[static_cast<size_t>(node)];
+        if (ranges.logits.contains(node)) {
+            rowTargets.push_back({ ctx.nLayers(), ctx.nPos() - 1, -1, node - ranges.logits.begin });
+            continue;
+        }
+        if (n.kind != graph::NodeKind::Feature)
+            throw Error("computeRows: node " + std::to_string(node) + " is not a feature or a logit");
+        int64_t found = -1;
+        for (int64_t i = 0; i < ctx.active.size() && found < 0; ++i)
+            if (layerCpu[i].item<int64_t>() == n.layer && posCpu[i].item<int64_t>() == n.position
+                && featCpu[i].item<int64_t>() == n.feature)
+                found = i;
+        if (found < 0)
+            throw Error("computeRows: the feature of node " + std::to_string(node) + " is not active in the context");
+        rowTargets.push_back({ n.layer, n.position, found, -1 });
+    }
+    std::vector<at::Tensor> out;
+    for (size_t begin = 0; begin < rowTargets.size(); begin += static_cast<size_t>(batchSize)) {
+        const size_t end = std::min(rowTargets.size(), begin + static_cast<size_t>(batchSize));
+        out.push_back(pass->rows(std::vector<RowTarget>(rowTargets.begin() + static_cast<std::ptrdiff_t>(begin),
+            rowTargets.begin() + static_cast<std::ptrdiff_t>(end))));
+    }
+    return out.empty() ? at::zeros({ 0, setup.layout.columns() }) : at::cat(out);
+}
+
+} // namespace cs::attribution
