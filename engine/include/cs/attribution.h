@@ -72,8 +72,9 @@ struct TraceOptions {
 // sum_s A[t, s] + constant_t against the target's actual quantity, over every computed row.
 struct Exactness {
     double maxAbsResidual = 0;
-    // |residual| / (sum_s |A[t, s]| + |constant_t|): the residual against the size of the terms
-    // that were summed, the scale float32 rounding works at.
+    // |residual| / (|w_t| |x_t|): the residual against the largest value the target's read
+    // vector w_t could give on the vector x_t it reads (the transcoder input, or the final
+    // residual), the scale that float32 rounding of the forward pass works at.
     double maxRelResidual = 0;
     int64_t rows = 0;
 };

@@ -186,9 +186,15 @@ private:
     double m_rowsMs = 0;
 };
 
-// The target quantity of each row (actual) and its part that no source carries (constant).
-std::pair<at::Tensor, at::Tensor> targetQuantities(
-    const ReplacementContext& ctx, const std::vector<RowTarget>& targets, const std::vector<LogitTarget>& logits)
+// Per computed row: the target quantity (actual), its part that no source carries (constant),
+// and the scale float32 rounding works at, |w_t| |x_t| for the read vector w_t and the vector
+// x_t it reads (the transcoder input, or the final residual).
+struct TargetQuantities {
+    at::Tensor actual, constant, scale; // [rows] float64
+};
+
+TargetQuantities targetQuantities(const ReplacementContext& ctx, const std::vector<RowTarget>& targets,
+    const std::vector<LogitTarget>& logits, const at::Tensor& logitReads)
 {
     RunOptions none;
     none.errors = false;
@@ -197,6 +203,7 @@ std::pair<at::Tensor, at::Tensor> targetQuantities(
     const RunResult constant = runReplacement(ctx, none);
     const transcoder::TranscoderSet& tc = *ctx.transcoders;
     const int64_t last = ctx.nPos() - 1;
+    at::Tensor featureCpu = ctx.active.feature.cpu();
     auto quantity = [&](const RowTarget& t, const std::vector<at::Tensor>& inputs, const at::Tensor& finalResid) {
         if (t.logit >= 0) {
             const LogitTarget& lt = logits[static_cast<size_t>(t.logit)];
@@ -204,15 +211,23 @@ std::pair<at::Tensor, at::Tensor> targetQuantities(
             at::Tensor coef = at::tensor(lt.coefficients, at::kDouble).to(finalResid.options());
             return (demeanedLogits(ctx, finalResid, last, toks) * coef).sum().item<double>();
         }
-        const int64_t feature = ctx.active.feature[t.active].item<int64_t>();
+        const int64_t feature = featureCpu[t.active].item<int64_t>();
         return at::dot(tc.encoder(t.layer)[feature], inputs[static_cast<size_t>(t.layer)][t.position]).item<double>();
     };
-    std::vector<double> actual, constants;
+    auto scale = [&](const RowTarget& t) {
+        if (t.logit >= 0)
+            return (logitReads[t.logit].norm() * ctx.finalResid[last].norm()).item<double>();
+        const int64_t feature = featureCpu[t.active].item<int64_t>();
+        return (tc.encoder(t.layer)[feature].norm() * ctx.inputs[static_cast<size_t>(t.layer)][t.position].norm())
+            .item<double>();
+    };
+    std::vector<double> actual, constants, scales;
     for (const auto& t : targets) {
         actual.push_back(quantity(t, ctx.inputs, ctx.finalResid));
         constants.push_back(quantity(t, constant.inputs, constant.finalResid));
+        scales.push_back(scale(t));
     }
-    return { at::tensor(actual, at::kDouble), at::tensor(constants, at::kDouble) };
+    return { at::tensor(actual, at::kDouble), at::tensor(constants, at::kDouble), at::tensor(scales, at::kDouble) };
 }
 
 PassSetup makeSetup(const ReplacementContext& ctx, std::vector<LogitTarget> logits, int64_t budget)
@@ -315,10 +330,12 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     const std::vector<RowTarget>& targets = driver.targets();
 
     // Exactness of every computed row.
-    auto [actual, constant] = targetQuantities(ctx, targets, logits);
+    const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
+    const at::Tensor& actual = q.actual;
+    const at::Tensor& constant = q.constant;
     at::Tensor rowsCpu = rows.to(at::kDouble).cpu();
     at::Tensor residual = actual - (rowsCpu.sum(1) + constant);
-    at::Tensor scale = rowsCpu.abs().sum(1) + constant.abs();
+    at::Tensor scale = q.scale;
     result.exactness.rows = rows.size(0);
     if (rows.size(0) > 0) {
         result.exactness.maxAbsResidual = residual.abs().max().item<double>();

@@ -1,0 +1,455 @@
+// Attribution graphs (DESIGN §4): the explicit transposed pass against the autograd reference;
+// every target's incoming edges plus its constant part against its actual quantity; doubling a
+// source under a constrained run against its adjacency column; logit targets; influence-ordered
+// visiting; batching; bad input. On tiny random models of every family with random PLTs and
+// CLTs, and on tinyworld with its shipped CLT.
+#include "hf_fixtures.h"
+
+#include "cs/attribution.h"
+#include "cs/engine.h"
+#include "cs/error.h"
+
+#include <ATen/ATen.h>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <algorithm>
+#include <cmath>
+
+using namespace cs;
+using attribution::Method;
+
+namespace {
+
+struct Variant {
+    std::string family = "llama";
+    transcoder::Architecture architecture = transcoder::Architecture::CrossLayer;
+    transcoder::Activation activation = transcoder::Activation::ReLU;
+    bool skip = false;
+    model::Hook inputHook = model::Hook::MlpIn;
+    bool bos = true; // the prompt starts with the BOS token (held)
+};
+
+// A random transcoder set that fits `mc`; biases shift pre-activations so about a third fire.
+std::shared_ptr<const transcoder::TranscoderSet> randomTranscoders(
+    const model::ModelConfig& mc, const Variant& v, int64_t nFeatures, uint64_t seed)
+{
+    at::manual_seed(seed);
+    transcoder::TranscoderConfig c;
+    c.architecture = v.architecture;
+    c.activation = v.activation;
+    c.topK = v.activation == transcoder::Activation::TopK ? 4 : 0;
+    c.nLayers = mc.nLayers;
+    c.dModel = mc.dModel;
+    c.nFeatures = nFeatures;
+    c.skip = v.skip;
+    c.inputHook = v.inputHook;
+    c.inputHookName = v.inputHook == model::Hook::ResidMid ? "hook_resid_mid" : "mlp.hook_in";
+    std::vector<transcoder::LayerWeights> layers;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(mc.dModel));
+    for (int64_t l = 0; l < mc.nLayers; ++l) {
+        transcoder::LayerWeights w;
+        const int64_t nOut = v.architecture == transcoder::Architecture::CrossLayer ? mc.nLayers - l : 1;
+        w.encoder = at::randn({ nFeatures, mc.dModel }) * scale;
+        w.encoderBias = at::randn({ nFeatures }) * 0.3 - 0.2;
+        if (v.activation == transcoder::Activation::JumpReLU)
+            w.threshold = at::rand({ nFeatures }) * 0.2;
+        w.decoder = at::randn({ nFeatures, nOut, mc.dModel }) * scale;
+        w.decoderBias = at::randn({ mc.dModel }) * 0.1;
+        if (v.skip)
+            w.skip = at::randn({ mc.dModel, mc.dModel }) * scale * 0.5;
+        layers.push_back(w);
+    }
+    return transcoder::TranscoderSet::fromWeights(c, layers, "cpu");
+}
+
+struct Setup {
+    std::shared_ptr<const model::Model> model;
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders;
+    attribution::ReplacementContext context;
+};
+
+Setup randomSetup(const QTemporaryDir& dir, const Variant& v, int64_t nPos = 9)
+{
+    test::TinySpec spec;
+    spec.family = v.family;
+    spec.nLayers = 3;
+    const QString folder = test::writeTinyModel(dir.filePath(QString::fromStdString(v.family)), spec);
+    Setup s;
+    s.model = model::Model::load(folder.toStdString(), { "cpu", false });
+    s.transcoders = randomTranscoders(s.model->config(), v, 24, 7);
+    at::manual_seed(3);
+    at::Tensor ids = at::randint(0, 256, { nPos }, at::kLong);
+    if (v.bos)
+        ids[0] = test::kTinyBosId;
+    s.context = attribution::buildContext(s.model, s.transcoders, ids);
+    return s;
+}
+
+Setup tinyworldSetup(const std::string& prompt)
+{
+    Setup s;
+    const std::string folder = resolveModelFolder("tinyworld");
+    s.model = model::Model::load(folder, { "cpu", true });
+    s.transcoders = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(folder, "clt"));
+    s.context = attribution::buildContext(s.model, s.transcoders, at::tensor(s.model->tokenizer().encode(prompt)));
+    return s;
+}
+
+double relDiff(const at::Tensor& a, const at::Tensor& b)
+{
+    const double scale = std::max(a.abs().max().item<double>(), 1e-30);
+    return (a - b).abs().max().item<double>() / scale;
+}
+
+// The target quantity of graph node `node` computed from a run's inputs and final residual:
+// a feature's pre-activation without its bias, or a logit node's demeaned logit(s).
+double targetQuantity(const attribution::ReplacementContext& ctx, const attribution::TraceResult& r, int64_t node,
+    const std::vector<at::Tensor>& inputs, const at::Tensor& finalResid)
+{
+    const graph::Node& n = r.graph.nodes[static_cast<size_t>(node)];
+    if (n.kind == graph::NodeKind::Logit) {
+        const auto& lt = r.logitTargets[static_cast<size_t>(node - r.graph.ranges().logits.begin)];
+        double sum = 0;
+        at::Tensor d = attribution::demeanedLogits(ctx, finalResid, ctx.nPos() - 1, at::tensor(lt.tokens));
+        for (size_t i = 0; i < lt.tokens.size(); ++i)
+            sum += lt.coefficients[i] * d[static_cast<int64_t>(i)].item<double>();
+        return sum;
+    }
+    return at::dot(ctx.transcoders->encoder(n.layer)[n.feature], inputs[static_cast<size_t>(n.layer)][n.position])
+        .item<double>();
+}
+
+std::vector<int64_t> targetNodes(const graph::Graph& g)
+{
+    std::vector<int64_t> out;
+    const auto ranges = g.ranges();
+    for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i)
+        out.push_back(i);
+    for (int64_t i = ranges.logits.begin; i < ranges.logits.end; ++i)
+        out.push_back(i);
+    return out;
+}
+
+void addVariants()
+{
+    QTest::addColumn<QString>("family");
+    QTest::addColumn<int>("architecture");
+    QTest::addColumn<int>("activation");
+    QTest::addColumn<bool>("skip");
+    QTest::addColumn<bool>("residMid");
+    QTest::addColumn<bool>("bos");
+    using A = transcoder::Architecture;
+    using F = transcoder::Activation;
+    for (const char* family : { "llama", "qwen3", "gemma2", "gpt2" }) {
+        QTest::addRow("%s clt relu", family) << family << int(A::CrossLayer) << int(F::ReLU) << false << false << true;
+        QTest::addRow("%s plt jumprelu skip", family)
+            << family << int(A::PerLayer) << int(F::JumpReLU) << true << false << true;
+    }
+    QTest::addRow("llama clt topk skip resid_mid")
+        << "llama" << int(A::CrossLayer) << int(F::TopK) << true << true << false;
+    QTest::addRow("gpt2 clt jumprelu skip no-bos")
+        << "gpt2" << int(A::CrossLayer) << int(F::JumpReLU) << true << false << false;
+}
+
+Variant fetchVariant()
+{
+    QFETCH(QString, family);
+    QFETCH(int, architecture);
+    QFETCH(int, activation);
+    QFETCH(bool, skip);
+    QFETCH(bool, residMid);
+    QFETCH(bool, bos);
+    Variant v;
+    v.family = family.toStdString();
+    v.architecture = static_cast<transcoder::Architecture>(architecture);
+    v.activation = static_cast<transcoder::Activation>(activation);
+    v.skip = skip;
+    v.inputHook = residMid ? model::Hook::ResidMid : model::Hook::MlpIn;
+    v.bos = bos;
+    return v;
+}
+
+} // namespace
+
+class TestAttribution : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase() { model::initThreads(); }
+
+    // (a) The explicit pass equals the autograd reference, on every row and column.
+    void explicitMatchesAutograd_data() { addVariants(); }
+    void explicitMatchesAutograd()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, fetchVariant());
+        QVERIFY(s.context.active.size() > 10);
+        attribution::TraceOptions o;
+        o.batchSize = 32;
+        auto ex = attribution::trace(s.context, o);
+        o.method = Method::Autograd;
+        auto ag = attribution::trace(s.context, o);
+        QCOMPARE(ex.graph.size(), ag.graph.size());
+        const double d = relDiff(ag.graph.adjacency, ex.graph.adjacency);
+        QVERIFY2(d <= 1e-5, qPrintable(QString("relative difference %1").arg(d)));
+        QVERIFY(ex.graph.adjacency.abs().max().item<double>() > 0);
+    }
+
+    // (b) For every feature and logit node: incoming edges + constant part = its quantity. The
+    // constant is the replacement model run with every source removed; the quantity is read from
+    // the model's own recorded run.
+    void edgesSumToTargets_data() { addVariants(); }
+    void edgesSumToTargets()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, fetchVariant());
+        const auto& ctx = s.context;
+        auto r = attribution::trace(ctx, {});
+        attribution::RunOptions none;
+        none.errors = false;
+        none.embeddings = false;
+        none.edit = [](int64_t, at::Tensor& acts) { acts.zero_(); };
+        const auto zero = attribution::runReplacement(ctx, none);
+        at::Tensor A = r.graph.adjacency.to(at::kDouble);
+        double worst = 0;
+        for (int64_t node : targetNodes(r.graph)) {
+            const double actual = targetQuantity(ctx, r, node, ctx.inputs, ctx.finalResid);
+            const double constant = targetQuantity(ctx, r, node, zero.inputs, zero.finalResid);
+            const double sum = A[node].sum().item<double>();
+            // Rounding scales with |w| |x| (the read vector and what it reads), which can be
+            // larger than the terms summed.
+            double scale = A[node].abs().sum().item<double>() + std::abs(constant);
+            const auto& tn = r.graph.nodes[static_cast<size_t>(node)];
+            if (tn.kind == graph::NodeKind::Feature)
+                scale = std::max(scale,
+                    (s.transcoders->encoder(tn.layer)[tn.feature].norm()
+                        * ctx.inputs[static_cast<size_t>(tn.layer)][tn.position].norm())
+                        .item<double>());
+            worst = std::max(worst, std::abs(actual - sum - constant) / scale);
+        }
+        QVERIFY2(worst <= 1e-5, qPrintable(QString("worst relative residual %1").arg(worst)));
+        QVERIFY(r.exactness.maxRelResidual <= 1e-5);
+        // The feature quantity is also the recorded pre-activation minus the encoder bias.
+        const auto ranges = r.graph.ranges();
+        for (int64_t i = ranges.features.begin; i < std::min<int64_t>(ranges.features.end, 5); ++i) {
+            const auto& n = r.graph.nodes[static_cast<size_t>(i)];
+            const double pre = ctx.preActivations[static_cast<size_t>(n.layer)][n.position][n.feature].item<double>()
+                - s.transcoders->encoderBias(n.layer)[n.feature].item<double>();
+            QVERIFY(
+                std::abs(pre - targetQuantity(ctx, r, i, ctx.inputs, ctx.finalResid)) <= 1e-4 * (1 + std::abs(pre)));
+        }
+    }
+
+    // (c) Doubling a feature's activation in a constrained run changes every target by exactly
+    // that feature's adjacency column.
+    void doublingSourceAddsColumn_data() { addVariants(); }
+    void doublingSourceAddsColumn()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, fetchVariant());
+        const auto& ctx = s.context;
+        auto r = attribution::trace(ctx, {});
+        const auto ranges = r.graph.ranges();
+        at::Tensor A = r.graph.adjacency.to(at::kDouble);
+        // The three features with the largest outgoing columns, and the first one.
+        at::Tensor colNorm = A.abs().sum(0).narrow(0, 0, ranges.features.end);
+        auto top = std::get<1>(at::topk(colNorm, std::min<int64_t>(3, ranges.features.end)));
+        std::vector<int64_t> sources { 0 };
+        for (int64_t k = 0; k < top.numel(); ++k)
+            sources.push_back(top[k].item<int64_t>());
+        for (int64_t src : sources) {
+            const auto& sn = r.graph.nodes[static_cast<size_t>(src)];
+            attribution::RunOptions doubled;
+            doubled.edit = [&](int64_t layer, at::Tensor& acts) {
+                if (layer == sn.layer)
+                    acts[sn.position][sn.feature] *= 2;
+            };
+            const auto run = attribution::runReplacement(ctx, doubled);
+            for (int64_t node : targetNodes(r.graph)) {
+                const double change = targetQuantity(ctx, r, node, run.inputs, run.finalResid)
+                    - targetQuantity(ctx, r, node, ctx.inputs, ctx.finalResid);
+                const double edge = A[node][src].item<double>();
+                const double tol = 1e-4 * (A[node].abs().max().item<double>() + 1e-3);
+                QVERIFY2(std::abs(change - edge) <= tol,
+                    qPrintable(
+                        QString("source %1 target %2: change %3, edge %4").arg(src).arg(node).arg(change).arg(edge)));
+            }
+        }
+    }
+
+    // A held BOS has no features or errors; the embedding node stays.
+    void heldBos()
+    {
+        QTemporaryDir dir;
+        Variant v;
+        Setup s = randomSetup(dir, v);
+        QCOMPARE(s.context.heldPositions, int64_t(1));
+        QVERIFY(s.context.active.position.min().item<int64_t>() >= 1);
+        for (const auto& e : s.context.errors)
+            QCOMPARE(e[0].abs().max().item<double>(), 0.0);
+        attribution::ContextOptions keep;
+        keep.holdBos = false;
+        auto ctx = attribution::buildContext(s.model, s.transcoders, s.context.ids, keep);
+        QCOMPARE(ctx.heldPositions, int64_t(0));
+        QVERIFY(ctx.active.position.min().item<int64_t>() == 0);
+        QVERIFY(attribution::trace(ctx, {}).exactness.maxRelResidual <= 1e-5);
+    }
+
+    // Batch size and memory budget change how rows are grouped, not what they are.
+    void batchingDoesNotChangeRows()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, Variant(), 14);
+        auto ref = attribution::trace(s.context, {});
+        for (int64_t batch : { 1, 5 }) {
+            attribution::TraceOptions o;
+            o.batchSize = batch;
+            QVERIFY(relDiff(ref.graph.adjacency, attribution::trace(s.context, o).graph.adjacency) <= 1e-6);
+        }
+        attribution::TraceOptions tiny;
+        tiny.memoryBudgetBytes = 64 << 10;
+        auto small = attribution::trace(s.context, tiny);
+        QVERIFY(small.stats.batches > ref.stats.batches);
+        QVERIFY(relDiff(ref.graph.adjacency, small.graph.adjacency) <= 1e-6);
+    }
+
+    // Logit targets: the probability cut, named tokens, and a difference equal to the
+    // difference of the two named rows.
+    void logitTargets()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, Variant());
+        const auto& ctx = s.context;
+        at::Tensor probs = at::softmax(ctx.logits[ctx.nPos() - 1].to(at::kDouble), 0);
+        auto sorted = at::sort(probs, 0, true);
+        for (double want : { 0.05, 0.5, 0.9 }) {
+            attribution::TraceOptions o;
+            o.logits.desiredLogitProb = want;
+            o.logits.maxNLogits = 50;
+            auto r = attribution::trace(ctx, o);
+            // The shortest prefix of the sorted probabilities whose sum reaches `want`.
+            at::Tensor cum = std::get<0>(sorted).cumsum(0);
+            const int64_t expect = (cum < want).sum().item<int64_t>() + 1;
+            QCOMPARE(r.graph.ranges().logits.size(), expect);
+            QCOMPARE(r.graph.nodes[static_cast<size_t>(r.graph.ranges().logits.begin)].tokenId,
+                std::get<1>(sorted)[0].item<int64_t>());
+        }
+        attribution::TraceOptions two;
+        two.logits.tokens = { 5, 77 };
+        auto named = attribution::trace(ctx, two);
+        QCOMPARE(named.graph.ranges().logits.size(), int64_t(2));
+        attribution::TraceOptions diff;
+        diff.logits.difference = std::make_pair(int64_t(5), int64_t(77));
+        auto d = attribution::trace(ctx, diff);
+        const auto nr = named.graph.ranges(), dr = d.graph.ranges();
+        QCOMPARE(dr.logits.size(), int64_t(1));
+        at::Tensor rowDiff = named.graph.adjacency[nr.logits.begin] - named.graph.adjacency[nr.logits.begin + 1];
+        QVERIFY(relDiff(rowDiff.narrow(0, 0, nr.logits.begin),
+                    d.graph.adjacency[dr.logits.begin].narrow(0, 0, dr.logits.begin))
+            <= 1e-5);
+        QVERIFY(d.exactness.maxRelResidual <= 1e-5);
+
+        attribution::TraceOptions bad;
+        bad.logits.tokens = { ctx.logits.size(1) };
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(ctx, bad));
+        bad.logits.tokens.clear();
+        bad.logits.difference = std::make_pair(int64_t(3), int64_t(3));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(ctx, bad));
+    }
+
+    // max_feature_nodes: with one batch, the features visited are those with the largest direct
+    // influence on the logits (|A| row-normalized, weighted by probability), and their rows are
+    // the full trace's rows.
+    void maxFeatureNodes()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, Variant(), 12);
+        const auto& ctx = s.context;
+        auto full = attribution::trace(ctx, {});
+        const auto fr = full.graph.ranges();
+        const int64_t k = fr.features.size() / 3;
+        attribution::TraceOptions o;
+        o.maxFeatureNodes = k;
+        o.batchSize = k;
+        auto part = attribution::trace(ctx, o);
+        const auto pr = part.graph.ranges();
+        QCOMPARE(pr.features.size(), k);
+        QVERIFY(part.exactness.maxRelResidual <= 1e-5);
+
+        // Direct influence of each feature over the logit rows of the full graph.
+        at::Tensor A = full.graph.adjacency.abs().to(at::kDouble);
+        at::Tensor influence = at::zeros({ fr.features.size() }, at::kDouble);
+        for (int64_t l = fr.logits.begin; l < fr.logits.end; ++l) {
+            const double w = full.graph.logitProbabilities[l - fr.logits.begin].item<double>();
+            influence += w * A[l].narrow(0, 0, fr.features.size()) / A[l].sum();
+        }
+        auto expect = std::get<1>(at::topk(influence, k));
+        std::vector<std::tuple<int64_t, int64_t, int64_t>> want, got;
+        for (int64_t i = 0; i < k; ++i) {
+            const auto& n = full.graph.nodes[static_cast<size_t>(expect[i].item<int64_t>())];
+            want.emplace_back(n.layer, n.position, n.feature);
+            const auto& m = part.graph.nodes[static_cast<size_t>(i)];
+            got.emplace_back(m.layer, m.position, m.feature);
+        }
+        std::sort(want.begin(), want.end());
+        QVERIFY(want == got); // the graph lists its features in (layer, position, feature) order
+        // Each kept feature's row over errors and embeddings equals the full trace's.
+        const int64_t tail = fr.logits.begin - fr.features.end;
+        for (int64_t i = 0; i < k; ++i) {
+            const auto& m = part.graph.nodes[static_cast<size_t>(i)];
+            int64_t j = 0;
+            while (full.graph.nodes[static_cast<size_t>(j)].layer != m.layer
+                || full.graph.nodes[static_cast<size_t>(j)].position != m.position
+                || full.graph.nodes[static_cast<size_t>(j)].feature != m.feature)
+                ++j;
+            QVERIFY(relDiff(full.graph.adjacency[j].narrow(0, fr.features.end, tail),
+                        part.graph.adjacency[i].narrow(0, pr.features.end, tail))
+                <= 1e-6);
+        }
+    }
+
+    void badInput()
+    {
+        QTemporaryDir dir;
+        Setup s = randomSetup(dir, Variant());
+        const auto& mc = s.model->config();
+        QVERIFY_THROWS_EXCEPTION(
+            cs::Error, attribution::buildContext(s.model, s.transcoders, at::zeros({ 0 }, at::kLong)));
+        QVERIFY_THROWS_EXCEPTION(cs::Error,
+            attribution::buildContext(s.model, s.transcoders, at::zeros({ mc.maxPositions + 1 }, at::kLong)));
+        // A transcoder set made for another model (d_model 48 instead of 32).
+        model::ModelConfig other = mc;
+        other.dModel = 48;
+        auto foreign = randomTranscoders(other, Variant(), 8, 1);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::buildContext(s.model, foreign, s.context.ids));
+        attribution::TraceOptions o;
+        o.batchSize = 0;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(s.context, o));
+        // A cancelled trace.
+        attribution::TraceOptions cancel;
+        cancel.batchSize = 4;
+        cancel.progress = [](double fraction) { return fraction < 0.3; };
+        QVERIFY_THROWS_EXCEPTION(cs::Cancelled, attribution::trace(s.context, cancel));
+    }
+
+    // Tinyworld's canonical prompt with its shipped CLT: both methods, exactness, the answer.
+    void tinyworldDallas()
+    {
+        Setup s = tinyworldSetup("Fact: the capital of the state containing Dallas is");
+        auto ex = attribution::trace(s.context, {});
+        const auto ranges = ex.graph.ranges();
+        QCOMPARE(ex.graph.nodes[static_cast<size_t>(ranges.logits.begin)].token, std::string(" Austin"));
+        QVERIFY(ex.exactness.maxRelResidual <= 1e-5);
+        QCOMPARE(ex.graph.metadata.extra["exactness"]["max_rel_residual"].get<double>(), ex.exactness.maxRelResidual);
+        attribution::TraceOptions o;
+        o.method = Method::Autograd;
+        auto ag = attribution::trace(s.context, o);
+        const double d = relDiff(ag.graph.adjacency, ex.graph.adjacency);
+        QVERIFY2(d <= 1e-5, qPrintable(QString("relative difference %1").arg(d)));
+        ex.graph.validate();
+    }
+};
+
+QTEST_GUILESS_MAIN(TestAttribution)
+#include "tst_attribution.moc"
