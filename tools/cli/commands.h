@@ -15,4 +15,10 @@ int cmdTranscoder(const Args& args, const std::string& device);
 // in memory, and how fast the model streams activations for training.
 nlohmann::json benchTranscoderTraining(const std::string& modelFolder, const std::string& device);
 
+// trace MODEL --text P --out G.json ...
+int cmdTrace(const Args& args, const std::string& device);
+// What `bench` measures of attribution: trace time of both methods over prompt lengths, nodes,
+// edges, peak memory and achieved GFLOP/s; re-prune time.
+nlohmann::json benchAttribution(const std::string& modelFolder, const std::string& device);
+
 } // namespace cs::cli

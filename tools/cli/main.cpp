@@ -32,7 +32,13 @@ commands:
   logits MODEL (--text T | --ids 1,2,3) [--top-k K] [--all-positions] [--json]
                                               {"ids", "top": [{"id","token","logit","prob"}], "logits"}
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
-  bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward timing
+  bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward, trace,
+                                              prune and transcoder-training timings (MODEL: tinyworld)
+  trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
+        --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
+        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S] [--json]
+                                              attribution graph JSON (Neuronpedia / circuit-tracer),
+                                              prints node and edge counts, scores and exactness
   organism build --out DIR [--seed S] [--world-version 2] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
                                               corpus, tokenizer and model of tinyworld, resumable
@@ -194,8 +200,8 @@ int cmdBench(const Args& args, const std::string& device)
     const double ms = millis([&] { at::matmul(a, b).sum().item<float>(); }, 5);
     out["gemm_gflops"] = 2.0 * n * n * n / (ms * 1e6);
     out["device"] = dev.str();
-    if (args.positional().size() > 1) {
-        auto model = cs::model::Model::load(cs::resolveModelFolder(args.positional()[1]), { device });
+    {
+        auto model = cs::model::Model::load(cs::resolveModelFolder(modelArg(args)), { device });
         Json rows = Json::array();
         for (int64_t tokens : { 16, 64, 256 }) {
             if (model->config().positionKind == cs::model::PositionKind::Learned
@@ -208,6 +214,12 @@ int cmdBench(const Args& args, const std::string& device)
             rows.push_back({ { "n_tokens", tokens }, { "forward_ms", fms } });
         }
         out["forward"] = rows;
+        const Json attribution = cs::cli::benchAttribution(model->folder(), device);
+        out["trace"] = attribution["trace"];
+        if (!attribution["prune"].is_null()) {
+            out["prune_ms"] = attribution["prune"]["prune_ms"];
+            out["pruner_build_ms"] = attribution["prune"]["pruner_build_ms"];
+        }
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     if (args.flag("json")) {
@@ -218,6 +230,17 @@ int cmdBench(const Args& args, const std::string& device)
         if (out.contains("forward"))
             for (const auto& r : out["forward"])
                 std::cout << "forward " << r["n_tokens"] << " tokens: " << r["forward_ms"].get<double>() << " ms\n";
+        for (const auto& r : out["trace"]) {
+            std::cout << "trace " << r["n_tokens"] << " tokens (" << r["method"].get<std::string>()
+                      << "): " << r["ms"].get<double>() << " ms, " << r["nodes"] << " nodes, " << r["edges"]
+                      << " edges, peak RSS " << r["peak_rss_mb"].get<double>() << " MB";
+            if (!r["gflops"].is_null())
+                std::cout << ", " << r["gflops"].get<double>() << " GFLOP/s";
+            std::cout << ", max relative residual " << r["max_rel_residual"].get<double>() << "\n";
+        }
+        if (out.contains("prune_ms"))
+            std::cout << "prune (16-token graph, re-prune from the kept matrix): " << out["prune_ms"].get<double>()
+                      << " ms (pruner built in " << out["pruner_build_ms"].get<double>() << " ms)\n";
         if (out.contains("transcoder_training"))
             for (const auto& r : out["transcoder_training"])
                 std::cout << "transcoder training (" << r["kind"].get<std::string>() << ", " << r["features_per_layer"]
@@ -331,8 +354,9 @@ int main(int argc, char** argv)
                 "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
                 "tokenizer-lines", "dtype", "max-per-split", "split", "lines", "corpus", "kind", "features",
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
-                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook",
-                "max-tokens" },
+                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
+                "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
+                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug" },
             { "json", "all-positions", "skip" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
@@ -352,6 +376,8 @@ int main(int argc, char** argv)
             return cmdOrganism(args, device);
         if (command == "transcoder")
             return cs::cli::cmdTranscoder(args, device);
+        if (command == "trace")
+            return cs::cli::cmdTrace(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

@@ -333,8 +333,7 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
     const at::Tensor& actual = q.actual;
     const at::Tensor& constant = q.constant;
-    at::Tensor rowsCpu = rows.to(at::kDouble).cpu();
-    at::Tensor residual = actual - (rowsCpu.sum(1) + constant);
+    at::Tensor residual = actual - (rows.sum(1, false, at::kDouble).cpu() + constant); // summed in float64
     at::Tensor scale = q.scale;
     result.exactness.rows = rows.size(0);
     if (rows.size(0) > 0) {
@@ -410,9 +409,12 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     std::vector<int64_t> rowNodes;
     for (const auto& t : targets)
         rowNodes.push_back(t.logit >= 0 ? nSources + t.logit : nodeOfActive[static_cast<size_t>(t.active)]);
-    at::Tensor kept = rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device())).cpu();
+    // (Every column kept when every feature was visited: no copy.)
+    at::Tensor kept = nSel == nActive
+        ? rows
+        : rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device()));
     g.adjacency = at::zeros({ nNodes, nNodes }, at::kFloat);
-    g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.to(at::kFloat));
+    g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.cpu());
 
     // Per row, in node order: the constant and actual quantities.
     at::Tensor order = at::argsort(at::tensor(rowNodes, at::kLong));

@@ -1,0 +1,267 @@
+// circuitscope-cli trace: an attribution graph of one prompt (DESIGN §4, §10), and what
+// `bench` measures of tracing and pruning.
+#include "commands.h"
+
+#include "cs/attribution.h"
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/organism_build.h"
+#include "cs/transcoder.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace cs::cli {
+
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string dump(const Json& j, bool pretty = false)
+{
+    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Splits "a|b|c" (tokens may hold commas and spaces, so the separator is '|').
+std::vector<std::string> splitBars(const std::string& text)
+{
+    std::vector<std::string> out;
+    std::string item;
+    std::istringstream in(text);
+    while (std::getline(in, item, '|'))
+        out.push_back(item);
+    return out;
+}
+
+// The one token a text encodes to; throws cs::Error when it is not exactly one.
+int64_t singleToken(const model::Model& model, const std::string& text)
+{
+    const auto ids = model.tokenizer().encode(text, false);
+    if (ids.size() != 1)
+        throw Error("\"" + text + "\" is " + std::to_string(ids.size())
+            + " tokens, not one: name a single token (with its leading space, e.g. \" Austin\") or use --logit-ids");
+    return ids[0];
+}
+
+// The Neuronpedia slug: the prompt's letters and digits, lower case, joined by dashes.
+std::string slugOf(const std::string& prompt)
+{
+    std::string slug;
+    for (char c : prompt) {
+        if (std::isalnum(static_cast<unsigned char>(c)))
+            slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        else if (!slug.empty() && slug.back() != '-')
+            slug += '-';
+        if (slug.size() >= 48)
+            break;
+    }
+    while (!slug.empty() && slug.back() == '-')
+        slug.pop_back();
+    return slug.empty() ? "graph" : slug;
+}
+
+int64_t countEdges(const graph::PruneResult& pruned)
+{
+    return pruned.edgeMask.sum().item<int64_t>();
+}
+
+int64_t countNodes(const graph::PruneResult& pruned)
+{
+    return static_cast<int64_t>(std::count(pruned.nodeMask.begin(), pruned.nodeMask.end(), true));
+}
+
+// The process's peak resident memory since the last reset, in MiB (Linux: VmHWM).
+double peakRssMb()
+{
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stod(line.substr(6)) / 1024.0;
+    return 0;
+}
+
+void resetPeakRss()
+{
+    std::ofstream("/proc/self/clear_refs") << "5";
+}
+
+} // namespace
+
+int cmdTrace(const Args& args, const std::string& device)
+{
+    const auto& pos = args.positional();
+    if (pos.size() < 2)
+        throw Error("trace needs MODEL (try --help)");
+    const auto text = args.value("text");
+    const auto out = args.value("out");
+    if (!text || !out)
+        throw Error("trace needs --text PROMPT and --out G.json");
+    const double nodeThreshold = args.doubleOr("node-threshold", 0.8);
+    const double edgeThreshold = args.doubleOr("edge-threshold", 0.98);
+    if (!(nodeThreshold >= 0 && nodeThreshold <= 1) || !(edgeThreshold >= 0 && edgeThreshold <= 1))
+        throw Error("--node-threshold and --edge-threshold must be in [0, 1]");
+
+    model::initThreads();
+    const std::string folder = resolveModelFolder(pos[1]);
+    auto model = model::Model::load(folder, { device, true });
+    transcoder::TranscoderSet::LoadOptions lo;
+    lo.device = model->device().str();
+    auto transcoders = transcoder::TranscoderSet::load(
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
+
+    attribution::TraceOptions o;
+    o.logits.maxNLogits = args.intOr("max-n-logits", o.logits.maxNLogits);
+    o.logits.desiredLogitProb = args.doubleOr("desired-logit-prob", o.logits.desiredLogitProb);
+    if (auto ids = args.value("logit-ids"))
+        o.logits.tokens = parseIdList(*ids);
+    if (auto toks = args.value("logit-tokens"))
+        for (const auto& t : splitBars(*toks))
+            o.logits.tokens.push_back(singleToken(*model, t));
+    if (auto diff = args.value("logit-diff")) {
+        const auto parts = splitBars(*diff);
+        if (parts.size() != 2)
+            throw Error("--logit-diff takes \"A|B\": two single tokens separated by '|'");
+        o.logits.difference = std::make_pair(singleToken(*model, parts[0]), singleToken(*model, parts[1]));
+    }
+    o.maxFeatureNodes = args.intOr("max-feature-nodes", o.maxFeatureNodes);
+    o.batchSize = args.intOr("batch-size", o.batchSize);
+    const std::string method = args.valueOr("method", "explicit");
+    const auto m = attribution::methodFromName(method);
+    if (!m)
+        throw Error("--method must be explicit or autograd, not \"" + method + "\"");
+    o.method = *m;
+    const bool tty = !args.flag("json");
+    if (tty)
+        o.progress = [](double fraction) {
+            std::cerr << "\rtracing: " << static_cast<int>(fraction * 100) << "%" << std::flush;
+            return true;
+        };
+
+    const auto start = Clock::now();
+    const auto ids = model->tokenizer().encode(*text);
+    const auto context = attribution::buildContext(model, transcoders, at::tensor(ids, at::kLong));
+    attribution::TraceResult r = attribution::trace(context, o);
+    if (tty)
+        std::cerr << "\r              \r" << std::flush;
+    graph::Graph& g = r.graph;
+    g.metadata.prompt = *text;
+    g.metadata.slug = args.valueOr("slug", slugOf(*text));
+    g.metadata.nodeThreshold = nodeThreshold;
+    g.metadata.edgeThreshold = edgeThreshold;
+
+    const auto pruneStart = Clock::now();
+    const graph::Pruner pruner(g);
+    const graph::PruneResult pruned = pruner.prune(nodeThreshold, edgeThreshold);
+    const double pruneMs = msSince(pruneStart);
+    const graph::Scores scores = pruner.scores();
+    g.metadata.extra["scores"] = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
+    graph::writeJsonFile(*out, g, pruned);
+    const double totalMs = msSince(start);
+
+    const auto ranges = g.ranges();
+    Json summary = { { "out", *out }, { "n_tokens", context.nPos() }, { "nodes", countNodes(pruned) },
+        { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
+        { "edges_total", (g.adjacency != 0).sum().item<int64_t>() }, { "features", ranges.features.size() },
+        { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
+        { "scores", g.metadata.extra["scores"] }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },
+        { "trace_ms", r.stats.totalMs }, { "prune_ms", pruneMs }, { "total_ms", totalMs } };
+    if (args.flag("json")) {
+        std::cout << dump(summary) << "\n";
+        return 0;
+    }
+    std::cout << "graph of \"" << *text << "\" (" << context.nPos() << " tokens) -> " << *out << "\n"
+              << "nodes " << summary["nodes"] << " of " << g.size() << " (features " << ranges.features.size() << " of "
+              << r.stats.activeFeatures << " active, errors " << ranges.errors.size() << ", embeddings "
+              << ranges.embeddings.size() << ", logits " << ranges.logits.size() << "), edges " << summary["edges"]
+              << " of " << summary["edges_total"] << "\n"
+              << "replacement score " << scores.replacement << ", completeness score " << scores.completeness << "\n"
+              << "exactness: max residual " << r.exactness.maxAbsResidual << " (relative " << r.exactness.maxRelResidual
+              << ") over " << r.exactness.rows << " rows\n"
+              << "traced in " << r.stats.totalMs << " ms (" << method << "), pruned in " << pruneMs << " ms\n";
+    for (int64_t i = ranges.logits.begin; i < ranges.logits.end; ++i) {
+        const auto& n = g.nodes[static_cast<size_t>(i)];
+        std::cout << "  logit \"" << n.token << "\" p=" << n.tokenProb << "\n";
+    }
+    return 0;
+}
+
+Json benchAttribution(const std::string& modelFolder, const std::string& device)
+{
+    auto model = model::Model::load(modelFolder, { device, true });
+    transcoder::TranscoderSet::LoadOptions lo;
+    lo.device = model->device().str();
+    auto transcoders = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(modelFolder, "clt"), lo);
+    // Prompts of real text when the model is an organism (held-out lines), else random tokens.
+    std::vector<int64_t> ids;
+    if (std::filesystem::exists(std::filesystem::path(modelFolder) / "organism.json")) {
+        const organism::World world(organism::organismWorld(modelFolder));
+        std::string text;
+        for (const auto& line : world.heldoutLines(400))
+            text += line + "\n";
+        ids = model->tokenizer().encode(text);
+    }
+    const int64_t maxPos = model->config().maxPositions;
+    Json rows = Json::array();
+    Json prune;
+    for (int64_t n : { 8, 16, 32, 64, 512 }) {
+        if (n > maxPos)
+            continue;
+        at::Tensor prompt = static_cast<int64_t>(ids.size()) >= n
+            ? at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + n), at::kLong)
+            : at::randint(model->config().vocabSize, { n }, at::kLong);
+        for (auto method : { attribution::Method::Explicit, attribution::Method::Autograd }) {
+            attribution::TraceOptions o;
+            o.method = method;
+            resetPeakRss();
+            auto context = attribution::buildContext(model, transcoders, prompt);
+            // A first, untimed trace at the short lengths warms the allocator and thread pool;
+            // the long ones are timed cold, once.
+            if (n <= 64)
+                attribution::trace(context, o);
+            const auto start = Clock::now();
+            attribution::TraceResult r = attribution::trace(context, o);
+            const double ms = msSince(start);
+            const int64_t nodes = r.graph.size();
+            const int64_t edges = (r.graph.adjacency != 0).sum().item<int64_t>();
+            Json row
+                = { { "n_tokens", n }, { "method", attribution::methodName(method) }, { "ms", ms }, { "nodes", nodes },
+                      { "edges", edges }, { "features", r.stats.activeFeatures }, { "batches", r.stats.batches },
+                      { "peak_rss_mb", peakRssMb() }, { "max_rel_residual", r.exactness.maxRelResidual } };
+            row["gflops"] = r.stats.flops > 0 ? Json(r.stats.flops / (r.stats.rowsMs * 1e6)) : Json();
+            rows.push_back(row);
+            if (n == 16 && method == attribution::Method::Explicit) {
+                const auto buildStart = Clock::now();
+                const graph::Pruner pruner(r.graph);
+                const double buildMs = msSince(buildStart);
+                pruner.prune(0.8, 0.98);
+                const int repeats = 20;
+                const auto pruneStart = Clock::now();
+                for (int i = 0; i < repeats; ++i)
+                    pruner.prune(0.5 + 0.02 * i, 0.98);
+                prune = { { "prune_ms", msSince(pruneStart) / repeats }, { "pruner_build_ms", buildMs },
+                    { "nodes", nodes } };
+            }
+            // The autograd reference is slow and its memory grows with batch x prompt: at 512
+            // tokens only the explicit pass runs.
+            if (n > 64)
+                break;
+        }
+    }
+    return { { "trace", rows }, { "prune", prune } };
+}
+
+} // namespace cs::cli
