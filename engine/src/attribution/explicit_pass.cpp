@@ -7,10 +7,13 @@
 //      source written there is contracted with it (error vectors; features, grouped by position
 //      into one batched matrix product per layer).
 //   2. The skip connection's transpose adds W_skip^T G through the input hook's norm.
-//   3. Targets that read at layer l inject their read vector (the encoder row behind the frozen
-//      MLP-input norm) at their position.
-//   4. Attention's transpose: post-norm, W_O, the frozen pattern transposed (keys receive from
+//   3. Attention's transpose: post-norm, W_O, the frozen pattern transposed (keys receive from
 //      the queries that attended to them), W_V, the attention-input norm; plus the residual.
+//   4. Targets that read at layer l inject their read vector (the encoder row behind the frozen
+//      MLP-input norm) at their position; it goes through attention's transpose with the one
+//      pattern row of its query, which costs a prefix, not a prefix squared.
+// Rows are batched by (layer, position), so a batch's targets mostly start at one layer and
+// the dense transpose runs only below it.
 // After layer 0, G is the gradient at the embeddings.
 #include "attribution/frozen_norm.h"
 #include "attribution/row_pass.h"
@@ -48,6 +51,8 @@ public:
 
 private:
     at::Tensor attentionTranspose(const LayerData& layer, const at::Tensor& g, int64_t prefix);
+    at::Tensor attentionTransposeAt(
+        const LayerData& layer, const at::Tensor& read, const at::Tensor& positions, int64_t prefix);
 
     PassSetup m_setup;
     const ReplacementContext& m_ctx;
@@ -166,6 +171,27 @@ at::Tensor ExplicitPass::attentionTranspose(const LayerData& d, const at::Tensor
     return d.attnNorm->backward(gh, 0);
 }
 
+// The same for gradients that sit at one position per row (a target's read vector, injected at
+// this layer): read [k, d_model] at positions [k]. The pattern's row of that query replaces the
+// product with the whole pattern, so the cost is linear in the prefix, not quadratic.
+at::Tensor ExplicitPass::attentionTransposeAt(
+    const LayerData& d, const at::Tensor& read, const at::Tensor& positions, int64_t prefix)
+{
+    const int64_t k = read.size(0);
+    at::Tensor g = d.attnPost ? d.attnPost->backwardAt(read, positions) : read; // [k, d_model]
+    at::Tensor gz = at::matmul(g, d.wo).view({ k, m_nHeads, 1, m_dHead });
+    // P[h, q = position, key] for keys in the prefix: [k, heads, prefix, 1].
+    at::Tensor row = d.patternT.narrow(1, 0, prefix).index_select(2, positions).permute({ 2, 0, 1 }).unsqueeze(-1);
+    const int64_t groups = m_nHeads / m_nKvHeads;
+    at::Tensor gv = (row * gz).view({ k, m_nKvHeads, groups, prefix, m_dHead }).sum(2); // [k, kv_heads, prefix, d_head]
+    gv = gv.permute({ 0, 2, 1, 3 }).reshape({ k, prefix, m_nKvHeads * m_dHead });
+    at::Tensor gh = at::matmul(gv, d.wv); // [k, prefix, d_model]
+    flops += 2.0 * k
+        * (static_cast<double>(m_dModel) * m_nHeads * m_dHead + 0.5 * prefix * m_nHeads * m_dHead
+            + static_cast<double>(prefix) * m_nKvHeads * m_dHead * m_dModel);
+    return d.attnNorm->backward(gh, 0);
+}
+
 at::Tensor ExplicitPass::rows(const std::vector<RowTarget>& targets)
 {
     const int64_t n = static_cast<int64_t>(targets.size());
@@ -223,21 +249,24 @@ at::Tensor ExplicitPass::rows(const std::vector<RowTarget>& targets)
                 flops += 2.0 * n * prefix * static_cast<double>(m_dModel) * m_dModel;
             }
         }
-        // 3. Feature targets reading at this layer.
+        // 3 and 4. Attention and the residual connection for the gradient carried from above;
+        // targets reading at this layer enter after it, through the one-position transpose.
+        at::Tensor next;
+        if (live)
+            next = gmid + attentionTranspose(d, gmid, prefix);
         auto [rowIds, pos, ids, k] = rowsWhere([&](const RowTarget& t) { return t.logit < 0 && t.layer == l; });
         if (k > 0) {
             if (!live)
-                gmid = at::zeros({ n, prefix, m_dModel }, floats);
+                next = at::zeros({ n, prefix, m_dModel }, floats);
             at::Tensor read = d.encoder.index_select(0, m_ctx.active.feature.index_select(0, ids));
             if (d.mlpNorm)
                 read = d.mlpNorm->backwardAt(read, pos);
-            gmid.index_put_({ rowIds, pos }, read, true);
+            next.index_put_({ rowIds, pos }, read, true);
+            next.index_add_(0, rowIds, attentionTransposeAt(d, read, pos, prefix));
             live = true;
         }
-        if (!live)
-            continue;
-        // 4. Attention and the residual connection.
-        g = gmid + attentionTranspose(d, gmid, prefix);
+        if (live)
+            g = next;
     }
     if (live)
         out.narrow(1, layout.embeddingColumn(0), prefix).add_((g * m_ctx.tokenEmbeddings.narrow(0, 0, prefix)).sum(-1));

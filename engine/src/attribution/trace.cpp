@@ -139,18 +139,21 @@ public:
         m_rows = at::zeros({ capacity, columns }, floats);
     }
 
-    // Computes rows for the targets (in an order with narrow cones: by position, then layer).
+    // Computes rows for the targets, in an order with narrow cones: by layer (a batch's dense
+    // sweep starts below its targets' layer), then position (its prefix ends near its start).
     void run(std::vector<RowTarget> targets)
     {
         std::stable_sort(targets.begin(), targets.end(), [](const RowTarget& a, const RowTarget& b) {
-            return a.position != b.position ? a.position < b.position : a.layer < b.layer;
+            return a.layer != b.layer ? a.layer < b.layer : a.position < b.position;
         });
         size_t begin = 0;
         while (begin < targets.size()) {
             size_t end = begin + 1;
+            int64_t prefix = targets[begin].position + 1;
             while (end < targets.size()) {
                 const int64_t size = static_cast<int64_t>(end - begin + 1);
-                if (size > m_options.batchSize || size > m_pass.maxRows(targets[end].position + 1))
+                prefix = std::max(prefix, targets[end].position + 1);
+                if (size > m_options.batchSize || size > m_pass.maxRows(prefix))
                     break;
                 ++end;
             }
@@ -410,9 +413,8 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     for (const auto& t : targets)
         rowNodes.push_back(t.logit >= 0 ? nSources + t.logit : nodeOfActive[static_cast<size_t>(t.active)]);
     // (Every column kept when every feature was visited: no copy.)
-    at::Tensor kept = nSel == nActive
-        ? rows
-        : rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device()));
+    at::Tensor kept
+        = nSel == nActive ? rows : rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device()));
     g.adjacency = at::zeros({ nNodes, nNodes }, at::kFloat);
     g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.cpu());
 
