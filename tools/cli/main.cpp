@@ -50,6 +50,13 @@ commands:
                                               {"layers": [{"layer","nmse","l0","dead_fraction"}],
                                                "replacement": {"top1_agreement","kl"}}
   transcoder info (TRANSCODER | MODEL NAME) [--json]
+  intervene MODEL --text P --set LAYER:POS:FEATURE=VALUE [--scale LAYER:POS:FEATURE=FACTOR]
+                 [--add LAYER:POS:FEATURE=VALUE] [--transcoder clt] [--mode constrained|free]
+                 [--generate N] [--top-k K] [--json]
+                                              {"before": {"top"}, "after": {"top"}, "logit_delta",
+                                               "changed", "generation": {"before", "after"}}
+                                              each edit may repeat (POS * = every position, generated
+                                              tokens too); they apply sets, then scales, then adds
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
 )";
 
@@ -331,8 +338,8 @@ int main(int argc, char** argv)
                 "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
                 "tokenizer-lines", "dtype", "max-per-split", "split", "lines", "corpus", "kind", "features",
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
-                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook",
-                "max-tokens" },
+                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
+                "transcoder", "set", "scale", "add", "mode", "generate" },
             { "json", "all-positions", "skip" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
@@ -352,6 +359,8 @@ int main(int argc, char** argv)
             return cmdOrganism(args, device);
         if (command == "transcoder")
             return cs::cli::cmdTranscoder(args, device);
+        if (command == "intervene")
+            return cs::cli::cmdIntervene(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";
