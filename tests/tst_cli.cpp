@@ -3,7 +3,10 @@
 // here; and its errors: a clear message and a non-zero exit, never a crash.
 #include "hf_fixtures.h"
 
+#include "cs/engine.h"
+#include "cs/intervention.h"
 #include "cs/model.h"
+#include "cs/replacement.h"
 
 #include <ATen/ATen.h>
 #include <QProcess>
@@ -237,6 +240,95 @@ private Q_SLOTS:
         Run missing = cli({ "--device", "cpu", "transcoder", "eval", m_model, "no-such-set", "--corpus", corpus });
         QCOMPARE(missing.exitCode, 1);
         QVERIFY2(missing.err.contains("no transcoder set"), qPrintable(missing.err));
+    }
+
+    // intervene on tinyworld with its shipped CLT: the JSON contract's keys; before is the
+    // model's own distribution, after and the logit deltas are the engine's intervention;
+    // repeated and mixed edits; generation before is the model's greedy continuation.
+    void intervene()
+    {
+        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+        auto model = cs::model::Model::load(folder, { "cpu", true });
+        auto set = cs::transcoder::TranscoderSet::load(
+            cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
+        const std::string prompt = "Fact: the capital of the state containing Dallas is";
+        const auto ids = model->tokenizer().encode(prompt);
+        const auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+        const int64_t last = ctx.nPos() - 1;
+        // The strongest feature at the last position of layer 1, and one of layer 0.
+        const int64_t f1 = ctx.activations[1][last].argmax().item<int64_t>();
+        const int64_t f0 = ctx.activations[0][last].argmax().item<int64_t>();
+        const std::vector<cs::intervention::FeatureEdit> edits
+            = { { 0, 3, 17, cs::intervention::Op::Set, 2.5 }, { 1, last, f1, cs::intervention::Op::Scale, 0.0 },
+                  { 0, -1, f0, cs::intervention::Op::Scale, -1.0 }, { 2, -1, 5, cs::intervention::Op::Add, 1.0 } };
+        cs::intervention::InterventionOptions o;
+        o.topK = 5;
+        o.generate = 3;
+        const auto expected = cs::intervention::intervene(ctx, edits, o);
+
+        const QString l = QString::number(last);
+        Run r = cli({ "--device", "cpu", "intervene", "tinyworld", "--text", QString::fromStdString(prompt), "--set",
+            "0:3:17=2.5", "--scale", QStringLiteral("1:%1:%2=0").arg(l).arg(f1), "--scale",
+            QStringLiteral("0:*:%1=-1").arg(f0), "--add", "2:*:5=1", "--top-k", "5", "--generate", "3", "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json j = r.json();
+        for (const char* key : { "before", "after", "logit_delta", "generation" })
+            QVERIFY2(j.contains(key), key);
+        QCOMPARE(j["mode"].get<std::string>(), std::string("constrained"));
+        QCOMPARE(j["edits"].size(), size_t(4));
+        QCOMPARE(j["before"]["top"].size(), size_t(5));
+        QCOMPARE(j["after"]["top"].size(), size_t(5));
+        at::Tensor own = model->forward(at::tensor(ids, at::kLong)).logits[0][last].to(at::kDouble);
+        at::Tensor probs = at::softmax(own, -1);
+        const auto order = std::get<1>(at::sort(probs, -1, /*descending=*/true));
+        for (size_t i = 0; i < 5; ++i) {
+            const Json& b = j["before"]["top"][i];
+            for (const char* key : { "id", "token", "logit", "prob" })
+                QVERIFY2(b.contains(key), key);
+            QCOMPARE(b["id"].get<int64_t>(), order[int64_t(i)].item<int64_t>());
+            QVERIFY(std::abs(b["prob"].get<double>() - probs[order[int64_t(i)]].item<double>()) < 1e-5);
+            const Json& a = j["after"]["top"][i];
+            QCOMPARE(a["id"].get<int64_t>(), expected.after[i].id);
+            QVERIFY(std::abs(a["logit"].get<double>() - expected.after[i].logit) < 1e-5);
+        }
+        QCOMPARE(j["logit_delta"].size(), expected.logitDelta.size());
+        for (const auto& [id, d] : expected.logitDelta)
+            QVERIFY(std::abs(j["logit_delta"][std::to_string(id)].get<double>() - d) < 1e-5);
+        QVERIFY(j["changed"].is_array() && !j["changed"].empty());
+        for (const char* key : { "layer", "position", "feature", "before", "after" })
+            QVERIFY2(j["changed"][0].contains(key), key);
+        cs::model::GenerateOptions go;
+        go.maxNew = 3;
+        QCOMPARE(j["generation"]["before"].get<std::string>(), model->tokenizer().decode(model->generate(ids, go)));
+        QCOMPARE(j["generation"]["after"].get<std::string>(), expected.generationAfter);
+
+        // Free mode and the readable table.
+        Run free = cli({ "--device", "cpu", "intervene", "tinyworld", "--text", QString::fromStdString(prompt),
+            "--scale", QStringLiteral("1:%1:%2=0").arg(l).arg(f1), "--mode", "free", "--json" });
+        QVERIFY2(free.exitCode == 0, qPrintable(free.err));
+        QCOMPARE(free.json()["mode"].get<std::string>(), std::string("free"));
+        Run table = cli({ "--device", "cpu", "intervene", "tinyworld", "--text", QString::fromStdString(prompt),
+            "--scale", QStringLiteral("1:%1:%2=0").arg(l).arg(f1) });
+        QVERIFY2(table.exitCode == 0, qPrintable(table.err));
+        QVERIFY(table.out.contains("before") && table.out.contains("after"));
+
+        // Bad edits: a clear message and exit code 1.
+        const QString text = QString::fromStdString(prompt);
+        const std::vector<std::pair<QStringList, QString>> bad = {
+            { { "--set", "0:1:99999=1" }, "features per layer" },
+            { { "--set", "9:1:0=1" }, "layers" },
+            { { "--set", "0:500:0=1" }, "out of range" },
+            { { "--set", "0:1=1" }, "not of the form" },
+            { { "--scale", "0:x:1=1" }, "not an integer" },
+            { { "--add", "0:1:1=abc" }, "not a finite number" },
+            { {}, "at least one edit" },
+            { { "--set", "0:1:1=1", "--mode", "loose" }, "--mode" },
+        };
+        for (const auto& [extra, phrase] : bad) {
+            Run e = cli(QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
     }
 
     void cudaWithoutCudaIsAnError()

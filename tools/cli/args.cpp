@@ -26,7 +26,7 @@ Args::Args(
                         throw Error("option --" + name + " needs a value");
                     value = argv[++i];
                 }
-                m_values[name] = value;
+                m_values[name].push_back(value);
             } else if (flags.count(name)) {
                 if (inlineValue)
                     throw Error("option --" + name + " takes no value");
@@ -45,7 +45,13 @@ std::optional<std::string> Args::value(const std::string& name) const
     auto it = m_values.find(name);
     if (it == m_values.end())
         return std::nullopt;
-    return it->second;
+    return it->second.back();
+}
+
+std::vector<std::string> Args::values(const std::string& name) const
+{
+    auto it = m_values.find(name);
+    return it == m_values.end() ? std::vector<std::string>() : it->second;
 }
 
 std::string Args::valueOr(const std::string& name, const std::string& fallback) const

@@ -20,14 +20,17 @@ public:
     const std::vector<std::string>& positional() const { return m_positional; }
     bool has(const std::string& name) const { return m_values.count(name) || m_flags.count(name); }
     bool flag(const std::string& name) const { return m_flags.count(name) > 0; }
+    // The option's value; given several times, the last one.
     std::optional<std::string> value(const std::string& name) const;
+    // Every value the option was given, in order (options that may repeat, e.g. --set).
+    std::vector<std::string> values(const std::string& name) const;
     std::string valueOr(const std::string& name, const std::string& fallback) const;
     int64_t intOr(const std::string& name, int64_t fallback) const;
     double doubleOr(const std::string& name, double fallback) const;
 
 private:
     std::vector<std::string> m_positional;
-    std::map<std::string, std::string> m_values;
+    std::map<std::string, std::vector<std::string>> m_values; // every occurrence, in order
     std::set<std::string> m_flags;
 };
 

@@ -56,6 +56,13 @@ commands:
                                               {"layers": [{"layer","nmse","l0","dead_fraction"}],
                                                "replacement": {"top1_agreement","kl"}}
   transcoder info (TRANSCODER | MODEL NAME) [--json]
+  intervene MODEL --text P --set LAYER:POS:FEATURE=VALUE [--scale LAYER:POS:FEATURE=FACTOR]
+                 [--add LAYER:POS:FEATURE=VALUE] [--transcoder clt] [--mode constrained|free]
+                 [--generate N] [--top-k K] [--json]
+                                              {"before": {"top"}, "after": {"top"}, "logit_delta",
+                                               "changed", "generation": {"before", "after"}}
+                                              each edit may repeat (POS * = every position, generated
+                                              tokens too); they apply sets, then scales, then adds
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
 )";
 
@@ -220,6 +227,10 @@ int cmdBench(const Args& args, const std::string& device)
             out["prune_ms"] = attribution["prune"]["prune_ms"];
             out["pruner_build_ms"] = attribution["prune"]["pruner_build_ms"];
         }
+        if (attribution["intervene"].contains("constrained")) {
+            out["intervene_ms"] = attribution["intervene"]["constrained"];
+            out["intervene_free_ms"] = attribution["intervene"]["free"];
+        }
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     if (args.flag("json")) {
@@ -241,6 +252,9 @@ int cmdBench(const Args& args, const std::string& device)
         if (out.contains("prune_ms"))
             std::cout << "prune (16-token graph, re-prune from the kept matrix): " << out["prune_ms"].get<double>()
                       << " ms (pruner built in " << out["pruner_build_ms"].get<double>() << " ms)\n";
+        if (out.contains("intervene_ms"))
+            std::cout << "intervention (16 tokens, ablate one feature): " << out["intervene_ms"].get<double>()
+                      << " ms constrained, " << out["intervene_free_ms"].get<double>() << " ms free\n";
         if (out.contains("transcoder_training"))
             for (const auto& r : out["transcoder_training"])
                 std::cout << "transcoder training (" << r["kind"].get<std::string>() << ", " << r["features_per_layer"]
@@ -356,7 +370,8 @@ int main(int argc, char** argv)
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
-                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug" },
+                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "set", "scale",
+                "add", "mode", "generate" },
             { "json", "all-positions", "skip" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
@@ -378,6 +393,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdTranscoder(args, device);
         if (command == "trace")
             return cs::cli::cmdTrace(args, device);
+        if (command == "intervene")
+            return cs::cli::cmdIntervene(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

@@ -5,6 +5,7 @@
 #include "cs/attribution.h"
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/intervention.h"
 #include "cs/organism_build.h"
 #include "cs/transcoder.h"
 
@@ -216,7 +217,7 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
     }
     const int64_t maxPos = model->config().maxPositions;
     Json rows = Json::array();
-    Json prune;
+    Json prune, intervene;
     for (int64_t n : { 8, 16, 32, 64, 512 }) {
         if (n > maxPos)
             continue;
@@ -254,6 +255,25 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
                     pruner.prune(0.5 + 0.02 * i, 0.98);
                 prune = { { "prune_ms", msSince(pruneStart) / repeats }, { "pruner_build_ms", buildMs },
                     { "nodes", nodes } };
+                // An intervention on the same prompt: ablate the most active feature at the last
+                // position (what a slider in the explorer does), in each regime.
+                const auto& active = context.active;
+                at::Tensor atLast = (active.position == n - 1).nonzero().flatten();
+                if (atLast.numel() > 0) {
+                    const int64_t best = atLast[active.activation.index_select(0, atLast).argmax()].item<int64_t>();
+                    const intervention::FeatureEdit ablate { active.layer[best].item<int64_t>(), n - 1,
+                        active.feature[best].item<int64_t>(), intervention::Op::Scale, 0.0 };
+                    for (auto regime : { intervention::Regime::Constrained, intervention::Regime::Free }) {
+                        intervention::InterventionOptions io;
+                        io.regime = regime;
+                        intervention::intervene(context, { ablate }, io); // warm-up
+                        const int runs = 20;
+                        const auto t0 = Clock::now();
+                        for (int i = 0; i < runs; ++i)
+                            intervention::intervene(context, { ablate }, io);
+                        intervene[intervention::regimeName(regime)] = msSince(t0) / runs;
+                    }
+                }
             }
             // The autograd reference is slow and its memory grows with batch x prompt: at 512
             // tokens only the explicit pass runs.
@@ -261,7 +281,7 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
                 break;
         }
     }
-    return { { "trace", rows }, { "prune", prune } };
+    return { { "trace", rows }, { "prune", prune }, { "intervene", intervene } };
 }
 
 } // namespace cs::cli

@@ -93,7 +93,8 @@ int cmdTrain(const Args& args, const std::string& device)
 
     Json layers = Json::array();
     for (size_t l = 0; l < r.nmse.size(); ++l)
-        layers.push_back({ { "layer", l }, { "nmse", r.nmse[l] }, { "l0", r.l0[l] }, { "dead_fraction", r.deadFraction[l] } });
+        layers.push_back(
+            { { "layer", l }, { "nmse", r.nmse[l] }, { "l0", r.l0[l] }, { "dead_fraction", r.deadFraction[l] } });
     Json j = { { "out", o.outDir }, { "steps", r.steps }, { "resumed_from", r.resumedFrom }, { "seconds", r.seconds },
         { "tokens_per_second", r.tokensPerSecond }, { "train_layers", layers } };
     std::cout << (args.flag("json") ? dump(j) : dump(j, true)) << "\n";
@@ -118,9 +119,10 @@ int cmdEval(const Args& args, const std::string& device)
     const auto r = transcoder::evaluateTranscoder(*model, *set, o);
     Json layers = Json::array();
     for (const auto& m : r.layers)
-        layers.push_back({ { "layer", m.layer }, { "nmse", m.nmse }, { "l0", m.l0 }, { "dead_fraction", m.deadFraction } });
-    Json j = { { "layers", layers },
-        { "replacement", { { "top1_agreement", r.top1Agreement }, { "kl", r.kl } } }, { "tokens", r.tokens },
+        layers.push_back(
+            { { "layer", m.layer }, { "nmse", m.nmse }, { "l0", m.l0 }, { "dead_fraction", m.deadFraction } });
+    Json j = { { "layers", layers }, { "replacement", { { "top1_agreement", r.top1Agreement }, { "kl", r.kl } } },
+        { "tokens", r.tokens },
         { "transcoder",
             { { "folder", set->folder() }, { "kind", transcoder::architectureName(set->config().architecture) },
                 { "activation", transcoder::activationName(set->config().activation) },
@@ -135,7 +137,8 @@ int cmdEval(const Args& args, const std::string& device)
     std::printf("%-6s %8s %8s %8s\n", "layer", "nmse", "L0", "dead");
     double meanNmse = 0, meanL0 = 0;
     for (const auto& m : r.layers) {
-        std::printf("%-6lld %8.4f %8.1f %7.1f%%\n", static_cast<long long>(m.layer), m.nmse, m.l0, 100 * m.deadFraction);
+        std::printf(
+            "%-6lld %8.4f %8.1f %7.1f%%\n", static_cast<long long>(m.layer), m.nmse, m.l0, 100 * m.deadFraction);
         meanNmse += m.nmse / static_cast<double>(r.layers.size());
         meanL0 += m.l0 / static_cast<double>(r.layers.size());
     }
@@ -207,8 +210,8 @@ Json benchTranscoderTraining(const std::string& modelFolder, const std::string& 
         transcoder::TrainOptions o;
         o.outDir = (std::filesystem::temp_directory_path() / ("circuitscope-bench-" + std::string(kind))).string();
         std::filesystem::remove_all(o.outDir);
-        o.architecture = std::string(kind) == "clt" ? transcoder::Architecture::CrossLayer
-                                                     : transcoder::Architecture::PerLayer;
+        o.architecture
+            = std::string(kind) == "clt" ? transcoder::Architecture::CrossLayer : transcoder::Architecture::PerLayer;
         o.nFeatures = 1024;
         o.steps = 30;
         o.batchTokens = 1024;

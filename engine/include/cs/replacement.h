@@ -81,6 +81,9 @@ struct RunOptions {
     std::function<void(int64_t layer, at::Tensor& activations)> edit;
     bool errors = true; // add the error terms (false: drop them, as for the constant part)
     bool embeddings = true; // false: token embeddings removed (position embeddings stay)
+    // Free runs only (frozen = false): keep the prompt's keys and values here, for generation
+    // to continue from.
+    model::KvCache* cache = nullptr;
 };
 
 struct RunResult {

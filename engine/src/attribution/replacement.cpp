@@ -116,6 +116,7 @@ RunResult runReplacement(const ReplacementContext& ctx, const RunOptions& option
     model::ForwardOptions fo;
     if (options.frozen)
         fo.frozen = &ctx.frozen;
+    fo.cache = options.cache;
     fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& value) {
         if (hook == model::Hook::ResidPre && layer == 0 && !options.embeddings)
             value = value - ctx.tokenEmbeddings.unsqueeze(0);

@@ -1,0 +1,539 @@
+// Interventions (DESIGN §5) against computations written again here: a replacement model built
+// from plain Model::forward with hooks (frozen or free, errors recorded here), generation by
+// recomputing the whole prefix every step, the exact linearity of the constrained regime, the
+// model's own logits and greedy generation; tinyworld's shipped CLT; and bad edits refused.
+#include "hf_fixtures.h"
+
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/intervention.h"
+#include "cs/replacement.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <algorithm>
+#include <cmath>
+
+using namespace cs::intervention;
+using cs::transcoder::Activation;
+using cs::transcoder::Architecture;
+using cs::transcoder::TranscoderSet;
+
+namespace {
+
+using ModelPtr = std::shared_ptr<const cs::model::Model>;
+using SetPtr = std::shared_ptr<const TranscoderSet>;
+
+SetPtr randomSet(
+    Architecture arch, Activation act, cs::model::Hook input, int64_t L, int64_t d, int64_t F, uint64_t seed)
+{
+    at::manual_seed(seed);
+    cs::transcoder::TranscoderConfig c;
+    c.architecture = arch;
+    c.activation = act;
+    c.topK = act == Activation::TopK ? 6 : 0;
+    c.nLayers = L;
+    c.dModel = d;
+    c.nFeatures = F;
+    c.inputHook = input;
+    c.inputHookName = input == cs::model::Hook::ResidMid ? "hook_resid_mid" : "mlp.hook_in";
+    std::vector<cs::transcoder::LayerWeights> layers;
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t nOut = arch == Architecture::CrossLayer ? L - l : 1;
+        cs::transcoder::LayerWeights w;
+        w.encoder = at::randn({ F, d }) * 0.3; // [n_features, d_model]
+        w.encoderBias = at::randn({ F }) * 0.1;
+        if (act == Activation::JumpReLU)
+            w.threshold = at::rand({ F }) * 0.5;
+        w.decoder = at::randn({ F, nOut, d }) * 0.1; // [n_features, n_out, d_model]
+        w.decoderBias = at::randn({ d }) * 0.05;
+        layers.push_back(std::move(w));
+    }
+    return TranscoderSet::fromWeights(c, std::move(layers), "cpu");
+}
+
+// The edit applied to acts [n, n_features] whose row r is absolute position offset + r;
+// position -1 reaches positions from `from` on.
+void applyHere(at::Tensor& acts, const FeatureEdit& e, int64_t offset, int64_t from)
+{
+    for (int64_t r = 0; r < acts.size(0); ++r) {
+        const int64_t p = offset + r;
+        if (e.position >= 0 ? p != e.position : p < from)
+            continue;
+        const double a = acts[r][e.feature].item<double>();
+        const double v = e.op == Op::Set ? e.value : e.op == Op::Scale ? a * e.value : a + e.value;
+        acts[r][e.feature].fill_(v);
+    }
+}
+
+// One plain run of the model, recorded here (not by buildContext): transcoder inputs, MLP
+// outputs, activations (zero at a held BOS), errors, patterns and denominators.
+struct Recording {
+    std::vector<at::Tensor> inputs, acts, errors; // per layer [n_pos, ...]
+    cs::model::FrozenState frozen;
+    at::Tensor logits; // [n_pos, vocab]
+    int64_t held = 0;
+};
+
+Recording record(const cs::model::Model& model, const TranscoderSet& set, const std::vector<int64_t>& ids)
+{
+    at::NoGradGuard noGrad;
+    const int64_t L = model.config().nLayers;
+    Recording r;
+    r.inputs.resize(L);
+    std::vector<at::Tensor> mlpOut(L);
+    cs::model::ForwardOptions fo;
+    fo.record = true;
+    fo.hook = [&](int64_t l, cs::model::Hook h, at::Tensor& v) {
+        if (h == set.config().inputHook)
+            r.inputs[l] = v[0].clone();
+        if (h == cs::model::Hook::MlpOut)
+            mlpOut[l] = v[0].clone();
+    };
+    auto run = model.forward(at::tensor(ids, at::kLong), fo);
+    r.frozen = std::move(run.frozen);
+    r.logits = run.logits[0];
+    r.held = ids[0] == model.config().bosTokenId.value_or(-1) ? 1 : 0;
+    for (int64_t l = 0; l < L; ++l) {
+        r.acts.push_back(set.encode(l, r.inputs[l]));
+        if (r.held)
+            r.acts[l][0].zero_();
+    }
+    for (int64_t l = 0; l < L; ++l)
+        r.errors.push_back(mlpOut[l] - set.decode(l, r.acts, r.inputs[l]));
+    return r;
+}
+
+// The replacement model with edits, from plain forward + hooks: constrained replays the
+// recorded patterns and denominators and holds the recorded activations; free recomputes
+// both. Returns the last position's logits [vocab]; inputs and acts receive the run's.
+at::Tensor referenceRun(const cs::model::Model& model, const TranscoderSet& set, const Recording& rec,
+    const std::vector<int64_t>& ids, const std::vector<FeatureEdit>& edits, bool constrained,
+    std::vector<at::Tensor>* inputsOut = nullptr, std::vector<at::Tensor>* actsOut = nullptr)
+{
+    at::NoGradGuard noGrad;
+    const int64_t L = model.config().nLayers;
+    std::vector<at::Tensor> acts(L), inputs(L);
+    cs::model::ForwardOptions fo;
+    if (constrained)
+        fo.frozen = &rec.frozen;
+    fo.hook = [&](int64_t l, cs::model::Hook h, at::Tensor& v) {
+        if (h == set.config().inputHook) {
+            inputs[l] = v[0].clone();
+            at::Tensor a = constrained ? rec.acts[l].clone() : set.encode(l, inputs[l]);
+            if (rec.held)
+                a[0].zero_();
+            for (const auto& e : edits)
+                if (e.layer == l)
+                    applyHere(a, e, 0, rec.held);
+            acts[l] = a;
+        }
+        if (h == cs::model::Hook::MlpOut) {
+            at::Tensor out = set.decode(l, acts, inputs[l]) + rec.errors[l];
+            if (rec.held)
+                out[0].copy_(v[0][0]); // the BOS row keeps the model's own MLP output
+            v = out.unsqueeze(0);
+        }
+    };
+    at::Tensor logits = model.forward(at::tensor(ids, at::kLong), fo).logits[0];
+    if (inputsOut)
+        *inputsOut = inputs;
+    if (actsOut)
+        *actsOut = acts;
+    return logits[logits.size(0) - 1];
+}
+
+// Greedy generation after the edits, recomputing the whole sequence every step: prompt rows
+// run the free replacement model (errors recorded), generated rows the real MLP plus the
+// decoder image of (edited - encoded) for the position -1 edits.
+std::vector<int64_t> referenceGenerate(const cs::model::Model& model, const TranscoderSet& set, const Recording& rec,
+    const std::vector<int64_t>& prompt, const std::vector<FeatureEdit>& edits, int64_t maxNew)
+{
+    at::NoGradGuard noGrad;
+    const int64_t L = model.config().nLayers, nPrompt = static_cast<int64_t>(prompt.size());
+    std::optional<int64_t> eos = model.config().eosTokenId;
+    if (!eos)
+        eos = model.tokenizer().eosId();
+    std::vector<int64_t> seq = prompt, out;
+    for (int64_t step = 0; step < maxNew; ++step) {
+        if (static_cast<int64_t>(seq.size()) > model.config().maxPositions)
+            break;
+        const int64_t n = static_cast<int64_t>(seq.size()), nGen = n - nPrompt;
+        std::vector<at::Tensor> acts(L), deltas(L), inputs(L);
+        cs::model::ForwardOptions fo;
+        fo.hook = [&](int64_t l, cs::model::Hook h, at::Tensor& v) {
+            if (h == set.config().inputHook) {
+                inputs[l] = v[0].clone();
+                at::Tensor encoded = set.encode(l, inputs[l]);
+                at::Tensor a = encoded.clone();
+                if (rec.held)
+                    a[0].zero_();
+                for (const auto& e : edits)
+                    if (e.layer == l)
+                        applyHere(a, e, 0, rec.held);
+                acts[l] = a.narrow(0, 0, nPrompt);
+                deltas[l] = (a - encoded).narrow(0, nPrompt, nGen);
+            }
+            if (h == cs::model::Hook::MlpOut) {
+                at::Tensor promptOut = set.decode(l, acts, inputs[l].narrow(0, 0, nPrompt)) + rec.errors[l];
+                if (rec.held)
+                    promptOut[0].copy_(v[0][0]);
+                at::Tensor genOut = v[0].narrow(0, nPrompt, nGen).clone();
+                for (int64_t s = 0; s <= l; ++s)
+                    if (l - s < set.nTargets(s))
+                        genOut = genOut + at::matmul(deltas[s], set.decoderTo(s, l));
+                v = at::cat({ promptOut, genOut }).unsqueeze(0);
+            }
+        };
+        at::Tensor logits = model.forward(at::tensor(seq, at::kLong), fo).logits[0];
+        const int64_t next = logits[n - 1].argmax().item<int64_t>();
+        out.push_back(next);
+        seq.push_back(next);
+        if (eos && next == *eos)
+            break;
+    }
+    return out;
+}
+
+// The result's after-logits by token (topK = vocab lists every token).
+std::map<int64_t, double> logitsOf(const std::vector<TokenScore>& top)
+{
+    std::map<int64_t, double> m;
+    for (const auto& t : top)
+        m[t.id] = t.logit;
+    return m;
+}
+
+double maxAbsDiff(const std::map<int64_t, double>& got, const at::Tensor& expected)
+{
+    double worst = 0;
+    for (const auto& [id, v] : got)
+        worst = std::max(worst, std::abs(v - expected[id].item<double>()));
+    return worst;
+}
+
+} // namespace
+
+class TestIntervention : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir m_dir { cs::test::testTempRoot() + "/intervention-XXXXXX" };
+
+    struct Setup {
+        ModelPtr model;
+        SetPtr set;
+        std::vector<int64_t> ids;
+        cs::attribution::ReplacementContext ctx;
+        Recording rec;
+    };
+
+    Setup setup(const QString& family, Architecture arch, Activation act, cs::model::Hook input, bool bos)
+    {
+        cs::test::TinySpec spec;
+        spec.family = family.toStdString();
+        spec.nLayers = 3;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath(family), spec);
+        Setup s;
+        s.model = cs::model::Model::load(folder.toStdString(), { "cpu", true });
+        const auto& mc = s.model->config();
+        s.set = randomSet(arch, act, input, mc.nLayers, mc.dModel, 48, 7);
+        s.ids = s.model->tokenizer().encode("the cat sat on a mat", bos);
+        s.ctx = cs::attribution::buildContext(s.model, s.set, at::tensor(s.ids, at::kLong));
+        s.rec = record(*s.model, *s.set, s.ids);
+        if (s.rec.held != s.ctx.heldPositions)
+            throw std::runtime_error("the test's held positions differ from the context's");
+        return s;
+    }
+
+    // Random tiny models of several families with random transcoder sets: family, kind,
+    // activation, input hook, whether the prompt starts with BOS (held).
+    void addRandomRows()
+    {
+        QTest::addColumn<QString>("family");
+        QTest::addColumn<QString>("kind");
+        QTest::addColumn<QString>("activation");
+        QTest::addColumn<QString>("input");
+        QTest::addColumn<bool>("bos");
+        QTest::newRow("llama clt jumprelu") << "llama"
+                                            << "clt"
+                                            << "jump_relu"
+                                            << "mlp_in" << true;
+        QTest::newRow("llama plt relu resid_mid") << "llama"
+                                                  << "plt"
+                                                  << "relu"
+                                                  << "resid_mid" << false;
+        QTest::newRow("gpt2 clt jumprelu") << "gpt2"
+                                           << "clt"
+                                           << "jump_relu"
+                                           << "mlp_in" << false;
+        QTest::newRow("gpt2 plt jumprelu") << "gpt2"
+                                           << "plt"
+                                           << "jump_relu"
+                                           << "mlp_in" << true;
+        QTest::newRow("qwen3 clt topk") << "qwen3"
+                                        << "clt"
+                                        << "topk"
+                                        << "mlp_in" << true;
+    }
+
+    Setup setupFromRow()
+    {
+        QFETCH(QString, family);
+        QFETCH(QString, kind);
+        QFETCH(QString, activation);
+        QFETCH(QString, input);
+        QFETCH(bool, bos);
+        const Activation act = activation == "relu" ? Activation::ReLU
+            : activation == "topk"                  ? Activation::TopK
+                                                    : Activation::JumpReLU;
+        return setup(family, kind == "clt" ? Architecture::CrossLayer : Architecture::PerLayer, act,
+            input == "resid_mid" ? cs::model::Hook::ResidMid : cs::model::Hook::MlpIn, bos);
+    }
+
+private Q_SLOTS:
+    // Edits that change nothing (scale by 1, add 0) give back the model's own logits in both
+    // regimes, and nothing downstream changes.
+    void identityEditsGiveTheModel_data() { addRandomRows(); }
+    void identityEditsGiveTheModel()
+    {
+        Setup s = setupFromRow();
+        const at::Tensor own = s.model->forward(at::tensor(s.ids, at::kLong)).logits[0][-1].to(at::kDouble);
+        const std::vector<FeatureEdit> edits
+            = { { 0, -1, 3, Op::Scale, 1.0 }, { 1, static_cast<int64_t>(s.ids.size()) - 1, 5, Op::Add, 0.0 } };
+        for (Regime regime : { Regime::Constrained, Regime::Free }) {
+            InterventionOptions o;
+            o.regime = regime;
+            o.topK = s.model->config().vocabSize;
+            const auto r = intervene(s.ctx, edits, o);
+            QCOMPARE(int64_t(r.before.size()), o.topK);
+            QVERIFY(maxAbsDiff(logitsOf(r.before), own) < 1e-5);
+            QVERIFY2(maxAbsDiff(logitsOf(r.after), own) < 1e-4, regimeName(regime));
+            QCOMPARE(r.before[0].id, own.argmax().item<int64_t>());
+            QCOMPARE(r.after[0].id, r.before[0].id);
+            double probSum = 0;
+            for (const auto& t : r.after)
+                probSum += t.prob;
+            QVERIFY(std::abs(probSum - 1) < 1e-6);
+            for (const auto& [id, d] : r.logitDelta)
+                QVERIFY(std::abs(d) < 1e-4);
+            QVERIFY2(r.changed.empty(), regimeName(regime));
+        }
+    }
+
+    // Both regimes against the replacement model written here with plain forward and hooks;
+    // the changed features against the activations (free) or the activation function of the
+    // new pre-activations (constrained) of that run.
+    void regimesMatchAHandWrittenReplacement_data() { addRandomRows(); }
+    void regimesMatchAHandWrittenReplacement()
+    {
+        Setup s = setupFromRow();
+        const int64_t last = static_cast<int64_t>(s.ids.size()) - 1;
+        const std::vector<FeatureEdit> edits = { { 0, -1, 2, Op::Add, 3.0 }, { 0, 2, 7, Op::Set, 4.0 },
+            { 1, last, 11, Op::Scale, -2.0 }, { 1, -1, 2, Op::Scale, 0.0 } };
+        for (bool constrained : { true, false }) {
+            InterventionOptions o;
+            o.regime = constrained ? Regime::Constrained : Regime::Free;
+            o.topK = s.model->config().vocabSize;
+            o.maxChanged = 1000000;
+            const auto r = intervene(s.ctx, edits, o);
+            std::vector<at::Tensor> inputs, acts;
+            const at::Tensor expected
+                = referenceRun(*s.model, *s.set, s.rec, s.ids, edits, constrained, &inputs, &acts).to(at::kDouble);
+            const double err = maxAbsDiff(logitsOf(r.after), expected);
+            const double moved = (expected - s.rec.logits[last].to(at::kDouble)).abs().max().item<double>();
+            qInfo("%s: largest logit change %.4f, difference from the reference %.2e",
+                constrained ? "constrained" : "free", moved, err);
+            QVERIFY(moved > 1e-2); // the edits do something
+            QVERIFY(err < 1e-4 * std::max(1.0, moved));
+            for (const auto& [id, d] : r.logitDelta)
+                QVERIFY(std::abs(d - (expected[id].item<double>() - s.rec.logits[last][id].item<double>())) < 1e-4);
+
+            // Every downstream feature that moved, as the reference run says.
+            QVERIFY(!r.changed.empty());
+            int64_t expectedCount = 0;
+            for (int64_t l = 1; l < s.model->config().nLayers; ++l) {
+                at::Tensor after = constrained ? s.set->activate(l, s.set->preActivations(l, inputs[l])) : acts[l];
+                after = after.narrow(0, s.rec.held, after.size(0) - s.rec.held);
+                at::Tensor before = s.rec.acts[l].narrow(0, s.rec.held, after.size(0));
+                at::Tensor movedMask = (after - before).abs().gt(1e-3).to(at::kDouble);
+                for (const auto& e : edits)
+                    if (e.layer == l)
+                        applyHere(movedMask, { e.layer, e.position, e.feature, Op::Set, 0.0 }, s.rec.held, s.rec.held);
+                expectedCount += static_cast<int64_t>(movedMask.sum().item<double>());
+                for (const auto& c : r.changed) {
+                    if (c.layer != l)
+                        continue;
+                    QVERIFY(std::abs(c.before - s.rec.acts[l][c.position][c.feature].item<double>()) < 1e-4);
+                    QVERIFY(std::abs(c.after - after[c.position - s.rec.held][c.feature].item<double>()) < 1e-3);
+                }
+            }
+            int64_t listedAbove = 0;
+            for (size_t i = 0; i < r.changed.size(); ++i) {
+                const auto& c = r.changed[i];
+                QVERIFY(c.layer >= 1);
+                QVERIFY(c.position >= s.rec.held);
+                if (i > 0)
+                    QVERIFY(std::abs(c.after - c.before) <= std::abs(r.changed[i - 1].after - r.changed[i - 1].before));
+                listedAbove += std::abs(c.after - c.before) > 1e-3 ? 1 : 0;
+            }
+            QCOMPARE(listedAbove, expectedCount);
+        }
+    }
+
+    // The constrained regime is affine in the edit: a feature set at a position where it was
+    // inactive to v and to 2v moves every logit by exactly twice as much, and two edits'
+    // effects add.
+    void constrainedIsLinear_data() { addRandomRows(); }
+    void constrainedIsLinear()
+    {
+        Setup s = setupFromRow(); // (no gemma2 row: soft-capped logits are not affine)
+        // Inactive features at layer 0.
+        std::vector<std::pair<int64_t, int64_t>> inactive; // (position, feature)
+        for (int64_t p = s.ctx.heldPositions; p < s.ctx.nPos() && inactive.size() < 2; ++p)
+            for (int64_t f = 0; f < s.set->nFeatures() && inactive.size() < 2; ++f)
+                if (s.ctx.activations[0][p][f].item<float>() == 0 && (inactive.empty() || inactive[0].first != p))
+                    inactive.emplace_back(p, f);
+        QCOMPARE(inactive.size(), size_t(2));
+        InterventionOptions o;
+        o.topK = s.model->config().vocabSize;
+        // Every token's logit change (topK = vocab lists them all); NaN where one is missing.
+        auto deltas = [&](const std::vector<FeatureEdit>& edits) {
+            const auto r = intervene(s.ctx, edits, o);
+            at::Tensor d = at::full({ o.topK }, std::nan(""), at::kDouble);
+            for (const auto& [id, v] : r.logitDelta)
+                d[id] = v;
+            return d;
+        };
+        const auto [p1, f1] = inactive[0];
+        const auto [p2, f2] = inactive[1];
+        const at::Tensor one = deltas({ { 0, p1, f1, Op::Set, 1.5 } });
+        const at::Tensor two = deltas({ { 0, p1, f1, Op::Set, 3.0 } });
+        const at::Tensor other = deltas({ { 0, p2, f2, Op::Add, -2.0 } });
+        const at::Tensor both = deltas({ { 0, p1, f1, Op::Set, 1.5 }, { 0, p2, f2, Op::Add, -2.0 } });
+        QVERIFY(!at::isnan(both).any().item<bool>() && !at::isnan(one).any().item<bool>());
+        const double scale = two.abs().max().item<double>();
+        QVERIFY(scale > 1e-3);
+        QVERIFY((two - 2 * one).abs().max().item<double>() <= 1e-4 * scale);
+        QVERIFY((both - one - other).abs().max().item<double>() <= 1e-4 * both.abs().max().item<double>());
+    }
+
+    // Greedy generation: before is the model's own; with identity edits after is too; with
+    // real edits after is what recomputing the whole prefix every step gives.
+    void generation_data() { addRandomRows(); }
+    void generation()
+    {
+        Setup s = setupFromRow();
+        cs::model::GenerateOptions go;
+        go.maxNew = 10;
+        const auto own = s.model->generate(s.ids, go);
+        for (Regime regime : { Regime::Constrained, Regime::Free }) {
+            InterventionOptions o;
+            o.regime = regime;
+            o.generate = 10;
+            const auto same = intervene(s.ctx, { { 1, -1, 4, Op::Scale, 1.0 } }, o);
+            QCOMPARE(same.generatedBefore, own);
+            QCOMPARE(same.generatedAfter, own);
+            QCOMPARE(same.generationBefore, s.model->tokenizer().decode(own));
+            QCOMPARE(same.generationAfter, same.generationBefore);
+
+            const std::vector<FeatureEdit> edits
+                = { { 0, -1, 5, Op::Add, 6.0 }, { 1, -1, 9, Op::Set, 5.0 }, { 0, 2, 1, Op::Set, 8.0 } };
+            const auto r = intervene(s.ctx, edits, o);
+            QCOMPARE(r.generatedBefore, own);
+            const auto expected = referenceGenerate(*s.model, *s.set, s.rec, s.ids, edits, 10);
+            QCOMPARE(r.generatedAfter, expected);
+            QVERIFY(r.generatedAfter != own); // the edits are strong enough to change the text
+            QCOMPARE(r.generationAfter, s.model->tokenizer().decode(expected));
+            if (regime == Regime::Free) // the continuation starts from the free run's top token
+                QCOMPARE(r.generatedAfter.front(), r.after.front().id);
+        }
+    }
+
+    // The shipped CLT: ablating the strongest feature at the last position changes the
+    // answer's logit; timing of one intervention.
+    void tinyworld()
+    {
+        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+        auto model = cs::model::Model::load(folder, { "cpu", true });
+        auto set = TranscoderSet::load(cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
+        const std::string prompt = "Fact: the capital of the state containing Dallas is";
+        const auto ids = model->tokenizer().encode(prompt);
+        auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+        const int64_t last = ctx.nPos() - 1;
+        int64_t bestLayer = 0, bestFeature = 0;
+        float best = 0;
+        for (int64_t l = 0; l < ctx.nLayers(); ++l) {
+            const auto top = at::max(ctx.activations[l][last], 0);
+            if (std::get<0>(top).item<float>() > best) {
+                best = std::get<0>(top).item<float>();
+                bestLayer = l;
+                bestFeature = std::get<1>(top).item<int64_t>();
+            }
+        }
+        QVERIFY(best > 0);
+        const std::vector<FeatureEdit> ablate = { { bestLayer, last, bestFeature, Op::Scale, 0.0 } };
+        InterventionOptions o;
+        o.generate = 4;
+        for (Regime regime : { Regime::Constrained, Regime::Free }) {
+            o.regime = regime;
+            const auto r = intervene(ctx, ablate, o);
+            qInfo("%s: ablating %lld:%lld:%lld (%.3f): %s (%.3f) -> %s (%.3f), delta %.4f; \"%s\" -> \"%s\"",
+                regimeName(regime), static_cast<long long>(bestLayer), static_cast<long long>(last),
+                static_cast<long long>(bestFeature), best, r.before[0].token.c_str(), r.before[0].prob,
+                r.after[0].token.c_str(), r.after[0].prob, r.logitDelta.at(r.before[0].id), r.generationBefore.c_str(),
+                r.generationAfter.c_str());
+            QVERIFY(std::abs(r.logitDelta.at(r.before[0].id)) > 1e-3);
+            cs::model::GenerateOptions go;
+            go.maxNew = 4;
+            QCOMPARE(r.generatedBefore, model->generate(ids, go));
+        }
+        // (Its speed is measured by `circuitscope-cli bench`, not asserted here.)
+    }
+
+    void badEditsAreRefused_data()
+    {
+        QTest::addColumn<int64_t>("layer");
+        QTest::addColumn<int64_t>("position");
+        QTest::addColumn<int64_t>("feature");
+        QTest::addColumn<double>("value");
+        QTest::addColumn<int64_t>("topK");
+        QTest::addColumn<QString>("phrase");
+        const double nan = std::nan("");
+        QTest::newRow("feature") << int64_t(0) << int64_t(1) << int64_t(48) << 1.0 << int64_t(5)
+                                 << "48 features per layer";
+        QTest::newRow("negative feature")
+            << int64_t(0) << int64_t(1) << int64_t(-1) << 1.0 << int64_t(5) << "out of range";
+        QTest::newRow("layer") << int64_t(3) << int64_t(1) << int64_t(0) << 1.0 << int64_t(5) << "3 layers";
+        QTest::newRow("position") << int64_t(0) << int64_t(99) << int64_t(0) << 1.0 << int64_t(5) << "positions 0..";
+        QTest::newRow("position -2") << int64_t(0) << int64_t(-2) << int64_t(0) << 1.0 << int64_t(5) << "out of range";
+        QTest::newRow("held bos") << int64_t(0) << int64_t(0) << int64_t(0) << 1.0 << int64_t(5) << "BOS";
+        QTest::newRow("nan") << int64_t(0) << int64_t(1) << int64_t(0) << nan << int64_t(5) << "finite";
+        QTest::newRow("infinity") << int64_t(0) << int64_t(1) << int64_t(0) << HUGE_VAL << int64_t(5) << "finite";
+        QTest::newRow("top-k") << int64_t(0) << int64_t(1) << int64_t(0) << 1.0 << int64_t(0) << "top-k";
+    }
+    void badEditsAreRefused()
+    {
+        QFETCH(int64_t, layer);
+        QFETCH(int64_t, position);
+        QFETCH(int64_t, feature);
+        QFETCH(double, value);
+        QFETCH(int64_t, topK);
+        QFETCH(QString, phrase);
+        Setup s = setup("llama", Architecture::CrossLayer, Activation::JumpReLU, cs::model::Hook::MlpIn, true);
+        InterventionOptions o;
+        o.topK = topK;
+        try {
+            intervene(s.ctx, { { layer, position, feature, Op::Set, value } }, o);
+            QFAIL("no error");
+        } catch (const cs::Error& e) {
+            QVERIFY2(QString(e.what()).contains(phrase), e.what());
+        }
+        QVERIFY_THROWS_EXCEPTION(cs::Error, intervene(s.ctx, {}, {})); // no edits
+    }
+};
+
+QTEST_GUILESS_MAIN(TestIntervention)
+#include "tst_intervention.moc"

@@ -1,0 +1,182 @@
+// circuitscope-cli intervene: set, scale or add to transcoder features on one prompt and show
+// the next-token distribution before and after (DESIGN §5).
+#include "commands.h"
+
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/intervention.h"
+#include "cs/replacement.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+namespace cs::cli {
+
+namespace {
+
+using Json = nlohmann::json;
+
+std::string dump(const Json& j)
+{
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+int64_t parseIndex(const std::string& text, const std::string& spec, const char* what)
+{
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno == ERANGE)
+        throw Error("\"" + spec + "\": the " + what + " \"" + text + "\" is not an integer");
+    return n;
+}
+
+// "LAYER:POS:FEATURE=VALUE" (POS may be * for every position) -> an edit.
+intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op)
+{
+    const std::string form = std::string("--") + intervention::opName(op)
+        + " LAYER:POS:FEATURE=" + (op == intervention::Op::Scale ? "FACTOR" : "VALUE");
+    const size_t eq = spec.find('=');
+    const size_t c1 = spec.find(':');
+    const size_t c2 = c1 == std::string::npos ? std::string::npos : spec.find(':', c1 + 1);
+    if (eq == std::string::npos || c1 == std::string::npos || c2 == std::string::npos || c2 > eq)
+        throw Error("\"" + spec + "\" is not of the form " + form + " (POS may be * for every position)");
+    intervention::FeatureEdit e;
+    e.op = op;
+    e.layer = parseIndex(spec.substr(0, c1), spec, "layer");
+    const std::string pos = spec.substr(c1 + 1, c2 - c1 - 1);
+    e.position = pos == "*" ? -1 : parseIndex(pos, spec, "position");
+    if (pos != "*" && e.position < 0)
+        throw Error("\"" + spec + "\": the position must not be negative (use * for every position)");
+    e.feature = parseIndex(spec.substr(c2 + 1, eq - c2 - 1), spec, "feature");
+    const std::string value = spec.substr(eq + 1);
+    char* end = nullptr;
+    e.value = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !std::isfinite(e.value))
+        throw Error("\"" + spec + "\": \"" + value + "\" is not a finite number");
+    return e;
+}
+
+// Shows whitespace in a token for a terminal.
+std::string visible(const std::string& token)
+{
+    std::string out;
+    for (char ch : token)
+        out += ch == '\n' ? std::string("\\n") : ch == '\t' ? std::string("\\t") : std::string(1, ch);
+    return "\"" + out + "\"";
+}
+
+Json topJson(const std::vector<intervention::TokenScore>& top)
+{
+    Json list = Json::array();
+    for (const auto& t : top)
+        list.push_back({ { "id", t.id }, { "token", t.token }, { "logit", t.logit }, { "prob", t.prob } });
+    return list;
+}
+
+} // namespace
+
+int cmdIntervene(const Args& args, const std::string& device)
+{
+    const auto& pos = args.positional();
+    const std::string folder = resolveModelFolder(pos.size() > 1 ? pos[1] : std::string(kDefaultModel));
+    const auto text = args.value("text");
+    if (!text)
+        throw Error("intervene needs the prompt: --text P");
+    if (text->empty())
+        throw Error("the prompt is empty: it has no tokens to run");
+
+    // Edits apply in this order: every --set, then every --scale, then every --add.
+    std::vector<intervention::FeatureEdit> edits;
+    for (const auto& [option, op] : { std::pair { "set", intervention::Op::Set },
+             std::pair { "scale", intervention::Op::Scale }, std::pair { "add", intervention::Op::Add } })
+        for (const auto& spec : args.values(option))
+            edits.push_back(parseEdit(spec, op));
+    if (edits.empty())
+        throw Error("intervene needs at least one edit: --set, --scale or --add LAYER:POS:FEATURE=VALUE");
+
+    intervention::InterventionOptions o;
+    const std::string mode = args.valueOr("mode", "constrained");
+    if (mode == "constrained")
+        o.regime = intervention::Regime::Constrained;
+    else if (mode == "free")
+        o.regime = intervention::Regime::Free;
+    else
+        throw Error("--mode must be constrained or free, not \"" + mode + "\"");
+    o.topK = args.intOr("top-k", o.topK);
+    if (o.topK < 1)
+        throw Error("--top-k must be at least 1");
+    o.generate = args.intOr("generate", 0);
+    if (o.generate < 0)
+        throw Error("--generate must not be negative");
+
+    auto model = model::Model::load(folder, { device, true });
+    auto set = transcoder::TranscoderSet::load(
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
+    const std::vector<int64_t> ids = model->tokenizer().encode(*text);
+    at::NoGradGuard noGrad;
+    const auto context = attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+    const auto r = intervention::intervene(context, edits, o);
+
+    if (args.flag("json")) {
+        Json delta = Json::object();
+        for (const auto& [id, d] : r.logitDelta)
+            delta[std::to_string(id)] = d;
+        Json changed = Json::array();
+        for (const auto& c : r.changed)
+            changed.push_back({ { "layer", c.layer }, { "position", c.position }, { "feature", c.feature },
+                { "before", c.before }, { "after", c.after } });
+        Json editList = Json::array();
+        for (const auto& e : edits)
+            editList.push_back({ { "op", intervention::opName(e.op) }, { "layer", e.layer },
+                { "position", e.position < 0 ? Json("*") : Json(e.position) }, { "feature", e.feature },
+                { "value", e.value } });
+        const Json j = { { "mode", intervention::regimeName(o.regime) }, { "prompt_ids", ids }, { "edits", editList },
+            { "before", { { "top", topJson(r.before) } } }, { "after", { { "top", topJson(r.after) } } },
+            { "logit_delta", delta }, { "changed", changed },
+            { "generation",
+                { { "before", r.generationBefore }, { "after", r.generationAfter }, { "before_ids", r.generatedBefore },
+                    { "after_ids", r.generatedAfter } } } };
+        std::cout << dump(j) << "\n";
+        return 0;
+    }
+
+    std::printf("%s intervention, %zu edit(s), %zu prompt tokens\n", intervention::regimeName(o.regime), edits.size(),
+        ids.size());
+    std::printf("%-4s  %-20s %8s %7s   %-20s %8s %7s %9s\n", "rank", "before", "logit", "prob", "after", "logit",
+        "prob", "delta");
+    for (size_t i = 0; i < std::max(r.before.size(), r.after.size()); ++i) {
+        std::printf("%-4zu  ", i + 1);
+        if (i < r.before.size())
+            std::printf(
+                "%-20s %8.3f %7.4f   ", visible(r.before[i].token).c_str(), r.before[i].logit, r.before[i].prob);
+        else
+            std::printf("%-20s %8s %7s   ", "", "", "");
+        if (i < r.after.size())
+            std::printf("%-20s %8.3f %7.4f %+9.3f\n", visible(r.after[i].token).c_str(), r.after[i].logit,
+                r.after[i].prob, r.logitDelta.at(r.after[i].id));
+        else
+            std::printf("\n");
+    }
+    if (!r.changed.empty()) {
+        std::printf("\nchanged downstream features (largest first, %zu listed)\n", r.changed.size());
+        std::printf("%6s %9s %8s %10s %10s\n", "layer", "position", "feature", "before", "after");
+        for (size_t i = 0; i < std::min<size_t>(r.changed.size(), 20); ++i) {
+            const auto& c = r.changed[i];
+            std::printf("%6lld %9lld %8lld %10.4f %10.4f\n", static_cast<long long>(c.layer),
+                static_cast<long long>(c.position), static_cast<long long>(c.feature), c.before, c.after);
+        }
+    }
+    if (o.generate > 0)
+        std::printf("\ngeneration before: %s\ngeneration after:  %s\n", visible(r.generationBefore).c_str(),
+            visible(r.generationAfter).c_str());
+    return 0;
+}
+
+} // namespace cs::cli
