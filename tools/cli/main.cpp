@@ -50,7 +50,17 @@ commands:
                                               {"layers": [{"layer","nmse","l0","dead_fraction"}],
                                                "replacement": {"top1_agreement","kl"}}
   transcoder info (TRANSCODER | MODEL NAME) [--json]
+  graph import IN.json --out OUT [--json]     reads a graph JSON (circuit-tracer's or ours), checks it, writes
+                                              it back with every node and link (OUT.json, or OUT.csgraph)
+  graph export IN --out OUT.json [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--json]
+                                              prunes a graph and writes the Neuronpedia / circuit-tracer JSON
+  graph prune IN [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--out OUT.json] [--json]
+                                              {"nodes","edges","nodes_total","edges_total","nodes_by_kind",
+                                               "scores","pruned_scores","prune_ms",...}
+  graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
+IN is a graph file (.csgraph: the full graph a trace saved, pruned afresh at any thresholds)
+or a graph JSON (pruned again within the links it holds).
 )";
 
 // JSON text that tolerates token strings holding partial UTF-8 sequences.
@@ -331,9 +341,9 @@ int main(int argc, char** argv)
                 "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
                 "tokenizer-lines", "dtype", "max-per-split", "split", "lines", "corpus", "kind", "features",
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
-                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook",
-                "max-tokens" },
-            { "json", "all-positions", "skip" });
+                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
+                "node-threshold", "edge-threshold" },
+            { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
@@ -352,6 +362,8 @@ int main(int argc, char** argv)
             return cmdOrganism(args, device);
         if (command == "transcoder")
             return cs::cli::cmdTranscoder(args, device);
+        if (command == "graph")
+            return cs::cli::cmdGraph(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";
