@@ -4,6 +4,7 @@
 #include "hf_fixtures.h"
 
 #include "cs/engine.h"
+#include "cs/graph.h"
 #include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/replacement.h"
@@ -14,7 +15,10 @@
 #include <QtTest>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <random>
 
 using Json = nlohmann::json;
 
@@ -36,6 +40,77 @@ Run cli(const QStringList& args)
     r.out = QString::fromUtf8(p.readAllStandardOutput());
     r.err = QString::fromUtf8(p.readAllStandardError());
     return r;
+}
+
+Json readJson(const QString& path)
+{
+    std::ifstream in(path.toStdString());
+    return Json::parse(in);
+}
+
+// A small attribution graph in circuit-tracer's node order: features at (layer, position),
+// every error node, an embedding per position, two logits; edges from lower layers at no
+// later position, into features and logits, about half of them present.
+cs::graph::Graph smallGraph()
+{
+    using cs::graph::Node;
+    using cs::graph::NodeKind;
+    const int64_t nLayers = 3, nPos = 4;
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    cs::graph::Graph g;
+    for (int64_t i = 0; i < 24; ++i) {
+        Node f;
+        f.layer = i % nLayers;
+        f.position = (i / nLayers) % nPos;
+        f.feature = i;
+        f.activation = 1.0 + 0.1 * static_cast<double>(i);
+        g.nodes.push_back(f);
+    }
+    for (int64_t l = 0; l < nLayers; ++l)
+        for (int64_t p = 0; p < nPos; ++p) {
+            Node e;
+            e.kind = NodeKind::Error;
+            e.layer = l;
+            e.position = p;
+            g.nodes.push_back(e);
+        }
+    for (int64_t p = 0; p < nPos; ++p) {
+        Node e;
+        e.kind = NodeKind::Embedding;
+        e.layer = -1;
+        e.position = p;
+        e.tokenId = 10 + p;
+        e.token = "t" + std::to_string(p);
+        g.nodes.push_back(e);
+        g.metadata.promptTokens.push_back(e.token);
+        g.metadata.prompt += e.token;
+    }
+    for (int64_t k = 0; k < 2; ++k) {
+        Node l;
+        l.kind = NodeKind::Logit;
+        l.layer = nLayers;
+        l.position = nPos - 1;
+        l.tokenId = 50 + k;
+        l.token = " out" + std::to_string(k);
+        l.tokenProb = k == 0 ? 0.6 : 0.3;
+        g.nodes.push_back(l);
+    }
+    const auto level = [](const Node& n) { return n.kind == NodeKind::Embedding ? int64_t(-1) : n.layer; };
+    const int64_t n = g.size();
+    g.adjacency = at::zeros({ n, n });
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t s = 0; s < n; ++s) {
+            const Node& target = g.nodes[t];
+            const Node& source = g.nodes[s];
+            if ((target.kind == NodeKind::Feature || target.kind == NodeKind::Logit) && source.kind != NodeKind::Logit
+                && level(source) < level(target) && source.position <= target.position && rng() % 2 == 0)
+                g.adjacency[t][s] = normal(rng);
+        }
+    g.logitProbabilities = at::tensor({ 0.6f, 0.3f });
+    g.metadata.slug = "cli-graph";
+    g.metadata.scan = "test-scan";
+    return g;
 }
 
 } // namespace
@@ -328,6 +403,129 @@ private Q_SLOTS:
             Run e = cli(QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text } + extra);
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
+    }
+
+    // graph export / prune / import / info on a graph file written here: the counts and
+    // scores against the engine's Pruner run in the test, the files written, the JSON keys.
+    void graphCommands()
+    {
+        const cs::graph::Graph g = smallGraph();
+        const QString full = m_dir.filePath("g.csgraph");
+        cs::graph::writeGraphFile(full.toStdString(), g);
+        const cs::graph::Pruner pruner(g);
+        const cs::graph::PruneResult pruned = pruner.prune(0.5, 0.9);
+        const int64_t keptNodes = std::count(pruned.nodeMask.begin(), pruned.nodeMask.end(), true);
+        const int64_t keptEdges = pruned.edgeMask.sum().item<int64_t>();
+        const int64_t allEdges = (g.adjacency != 0).sum().item<int64_t>();
+        QVERIFY(keptNodes < g.size() && keptEdges < allEdges); // the thresholds prune something
+
+        // export: the graph JSON of what the Pruner keeps, with the thresholds in its metadata.
+        const QString exported = m_dir.filePath("pruned.json");
+        Run e
+            = cli({ "graph", "export", full, "--out", exported, "--node-threshold", "0.5", "--edge-threshold", "0.9" });
+        QVERIFY2(e.exitCode == 0, qPrintable(e.err));
+        const Json doc = readJson(exported);
+        QCOMPARE(int64_t(doc["nodes"].size()), keptNodes);
+        QCOMPARE(int64_t(doc["links"].size()), keptEdges);
+        QCOMPARE(doc["metadata"]["pruning_settings"]["node_threshold"].get<double>(), 0.5);
+        QCOMPARE(doc["metadata"]["pruning_settings"]["edge_threshold"].get<double>(), 0.9);
+        QCOMPARE(doc["metadata"]["slug"].get<std::string>(), std::string("cli-graph"));
+        const QString everything = m_dir.filePath("all.json");
+        Run a = cli({ "graph", "export", full, "--out", everything, "--all" });
+        QVERIFY2(a.exitCode == 0, qPrintable(a.err));
+        QCOMPARE(int64_t(readJson(everything)["links"].size()), allEdges);
+
+        // prune --json: counts, the scores of the graph and of the pruned subgraph.
+        Run p = cli({ "graph", "prune", full, "--node-threshold", "0.5", "--edge-threshold", "0.9", "--json" });
+        QVERIFY2(p.exitCode == 0, qPrintable(p.err));
+        const Json j = p.json();
+        for (const char* key :
+            { "nodes", "edges", "nodes_total", "edges_total", "nodes_by_kind", "scores", "pruned_scores", "prune_ms" })
+            QVERIFY2(j.contains(key), key);
+        QCOMPARE(j["nodes"].get<int64_t>(), keptNodes);
+        QCOMPARE(j["edges"].get<int64_t>(), keptEdges);
+        QCOMPARE(j["nodes_total"].get<int64_t>(), g.size());
+        QCOMPARE(j["edges_total"].get<int64_t>(), allEdges);
+        QCOMPARE(j["nodes_by_kind"]["embedding"]["kept"].get<int64_t>(), int64_t(4));
+        QCOMPARE(j["nodes_by_kind"]["logit"]["total"].get<int64_t>(), int64_t(2));
+        QCOMPARE(j["scores"]["replacement"].get<double>(), pruner.scores().replacement);
+        QCOMPARE(j["scores"]["completeness"].get<double>(), pruner.scores().completeness);
+        std::vector<bool> pinned(pruned.nodeMask.size());
+        for (size_t i = 0; i < pinned.size(); ++i)
+            pinned[i] = pruned.nodeMask[i] && g.nodes[i].kind == cs::graph::NodeKind::Feature;
+        const cs::graph::Scores sub = cs::graph::subgraphScores(g, pinned, &pruned);
+        QCOMPARE(j["pruned_scores"]["replacement"].get<double>(), sub.replacement);
+        QCOMPARE(j["pruned_scores"]["completeness"].get<double>(), sub.completeness);
+        QVERIFY(j["prune_ms"].get<double>() >= 0);
+        Run text = cli({ "graph", "prune", full });
+        QVERIFY2(text.exitCode == 0 && text.out.contains("edges kept:"), qPrintable(text.out + text.err));
+
+        // prune of a graph JSON: within the links it holds.
+        Run pj = cli({ "graph", "prune", exported, "--node-threshold", "1", "--edge-threshold", "1", "--json" });
+        QVERIFY2(pj.exitCode == 0, qPrintable(pj.err));
+        QCOMPARE(pj.json()["nodes_total"].get<int64_t>(), keptNodes);
+        QCOMPARE(pj.json()["edges_total"].get<int64_t>(), keptEdges);
+
+        // import: read back, written again with every node and link.
+        const QString imported = m_dir.filePath("imported.json");
+        Run i = cli({ "graph", "import", exported, "--out", imported, "--json" });
+        QVERIFY2(i.exitCode == 0, qPrintable(i.err));
+        QCOMPARE(i.json()["nodes"].get<int64_t>(), keptNodes);
+        QCOMPARE(i.json()["edges"].get<int64_t>(), keptEdges);
+        const Json again = readJson(imported);
+        QCOMPARE(again["links"], doc["links"]);
+        QCOMPARE(again["nodes"].size(), doc["nodes"].size());
+        // ... or as a graph file.
+        const QString importedFile = m_dir.filePath("imported.csgraph");
+        QCOMPARE(cli({ "graph", "import", exported, "--out", importedFile }).exitCode, 0);
+        QVERIFY(cs::graph::isGraphFile(importedFile.toStdString()));
+        QCOMPARE(cs::graph::readGraphFile(importedFile.toStdString()).size(), keptNodes);
+
+        // info, of either kind of file.
+        Run info = cli({ "graph", "info", full, "--json" });
+        QVERIFY2(info.exitCode == 0, qPrintable(info.err));
+        const Json s = info.json();
+        QCOMPARE(s["format"].get<std::string>(), std::string("graph file"));
+        QCOMPARE(s["prompt"].get<std::string>(), g.metadata.prompt);
+        QCOMPARE(s["nodes"].get<int64_t>(), g.size());
+        QCOMPARE(s["nodes_by_kind"]["feature"].get<int64_t>(), int64_t(24));
+        QCOMPARE(s["nodes_by_kind"]["error"].get<int64_t>(), int64_t(12));
+        QCOMPARE(s["edges"].get<int64_t>(), allEdges);
+        QCOMPARE(s["scores"]["replacement"].get<double>(), pruner.scores().replacement);
+        QCOMPARE(s["n_layers"].get<int64_t>(), int64_t(3));
+        QCOMPARE(s["logits"].size(), size_t(2));
+        Run infoJson = cli({ "graph", "info", exported, "--json" });
+        QVERIFY2(infoJson.exitCode == 0, qPrintable(infoJson.err));
+        QCOMPARE(infoJson.json()["format"].get<std::string>(), std::string("graph JSON"));
+        Run infoText = cli({ "graph", "info", full });
+        QVERIFY2(infoText.exitCode == 0 && infoText.out.contains("completeness"), qPrintable(infoText.out));
+
+        // Errors: a message and exit code 1.
+        const QString garbage = m_dir.filePath("garbage.bin");
+        cs::test::writeTextFile(garbage, std::string("\x01\x02not a graph", 13));
+        const QString truncated = m_dir.filePath("truncated.csgraph");
+        QVERIFY(QFile::copy(full, truncated));
+        QVERIFY(QFile::resize(truncated, 100));
+        const QList<QPair<QStringList, QString>> refusals = {
+            { { "graph", "prune", full, "--node-threshold", "1.5" }, "--node-threshold must be between 0 and 1" },
+            { { "graph", "export", full, "--out", exported, "--edge-threshold", "-0.1" },
+                "--edge-threshold must be between 0 and 1" },
+            { { "graph", "export", full }, "graph export needs --out" },
+            { { "graph", "export", full, "--out", exported, "--all", "--node-threshold", "0.5" },
+                "give it no thresholds" },
+            { { "graph", "info", m_dir.filePath("no-such.csgraph") }, "no such file" },
+            { { "graph", "info", garbage }, "is not valid JSON" },
+            { { "graph", "info", truncated }, "truncated file?" },
+            { { "graph", "export", exported, "--out", m_dir.filePath("no-such-folder/x.json") }, "cannot write" },
+            { { "graph", "import", exported }, "graph import needs --out" },
+            { { "graph", "info" }, "graph info needs a graph" },
+            { { "graph", "fly" }, "graph needs a subcommand" },
+        };
+        for (const auto& [args, phrase] : refusals) {
+            Run r = cli(args);
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(r.err.contains(phrase), qPrintable(args.join(' ') + ": " + r.err));
         }
     }
 

@@ -9,6 +9,7 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "cs/safetensors.h"
 
 #include <ATen/ATen.h>
 
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -512,6 +514,46 @@ json circuitTracerFile()
     doc["nodes"][7]["clerp"] = "Output \" mat\" (p=0.700)";
     doc["nodes"][8]["clerp"] = "Output \" hat\" (p=0.200)";
     return doc;
+}
+
+// The parts of a graph file, to be changed and written again by the refusal cases.
+struct FileParts {
+    json doc; // the "circuitscope.graph" metadata, parsed
+    at::Tensor adjacency;
+    at::Tensor logitProbabilities;
+};
+
+FileParts readParts(const std::string& path)
+{
+    const auto file = cs::io::SafetensorsFile::open(path);
+    return { json::parse(file->metadata().at(cs::graph::kGraphFileMetadataKey)), file->tensor("adjacency").clone(),
+        file->tensor("logit_probabilities").clone() };
+}
+
+void writeParts(const std::string& path, const FileParts& parts, const std::string& metadataText)
+{
+    cs::io::SafetensorsWriter writer;
+    if (parts.adjacency.defined())
+        writer.add("adjacency", parts.adjacency);
+    if (parts.logitProbabilities.defined())
+        writer.add("logit_probabilities", parts.logitProbabilities);
+    if (!metadataText.empty())
+        writer.setMetadata(cs::graph::kGraphFileMetadataKey, metadataText);
+    writer.write(path);
+}
+
+std::string readBytes(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void writeBytes(const std::string& path, const std::string& bytes)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
 }
 
 } // namespace
@@ -1033,6 +1075,278 @@ private Q_SLOTS:
             QFAIL("accepted a malformed graph");
         } catch (const cs::Error& e) {
             QVERIFY2(QString::fromUtf8(e.what()).startsWith(message), e.what());
+        }
+    }
+
+    // The saved full graph: every node field, the adjacency bit for bit, the metadata; text
+    // that is not UTF-8 (a token holding part of a character) byte for byte.
+    void graphFileRoundTrip_data() { addSpecs(); }
+    void graphFileRoundTrip()
+    {
+        QFETCH(Spec, spec);
+        QTemporaryDir dir(cs::test::testTempRoot() + "/graph-file-XXXXXX");
+        QVERIFY(dir.isValid());
+        Graph g = randomGraph(spec);
+        const auto r = g.ranges();
+        g.nodes[0].activation = 0.1 + 0.2; // not the shortest decimal
+        g.nodes[1].label = "quote \" backslash \\ newline \n tab \t";
+        g.nodes[r.errors.begin].activation = -1.25e-7;
+        g.nodes[r.errors.begin].label = "an error's label";
+        g.nodes[r.embeddings.begin].token = std::string("caf\xc3", 4); // half of "é"
+        g.metadata.promptTokens[0] = g.nodes[r.embeddings.begin].token;
+        g.nodes[r.logits.begin].token = "\xe2\x82\xac"; // "€", whole
+        g.nodes[r.logits.begin + 1].label = "my logit";
+        g.metadata.prompt = "the prompt " + g.metadata.promptTokens[0];
+        g.metadata.nodeThreshold = 0.55;
+        g.metadata.edgeThreshold = 0.9125;
+        g.metadata.qParams = { { "pinnedIds", { "0_1_2" } }, { "linkType", "both" } };
+        g.metadata.extra = { { "scores", { { "replacement", 0.25 }, { "completeness", 0.75 } } },
+            { "info", { { "generator", "tst_graph" } } } };
+        g.adjacency[0][1] = std::numeric_limits<float>::denorm_min(); // any float comes back
+        const std::string path = dir.filePath(QString("g") + cs::graph::kGraphFileExtension).toStdString();
+        cs::graph::writeGraphFile(path, g);
+        QCOMPARE(QDir(dir.path()).entryList(QDir::Files), QStringList { "g.csgraph" }); // no temporary left
+        QVERIFY(cs::graph::isGraphFile(path));
+
+        // A safetensors file with the two tensors.
+        const auto file = cs::io::SafetensorsFile::open(path);
+        QCOMPARE(file->tensors().size(), size_t(2));
+        QCOMPARE(file->find("adjacency")->shape, (std::vector<int64_t> { g.size(), g.size() }));
+        QCOMPARE(file->find("logit_probabilities")->shape, (std::vector<int64_t> { spec.nLogits }));
+        QVERIFY(file->metadata().count(cs::graph::kGraphFileMetadataKey));
+
+        const Graph back = cs::graph::readGraphFile(path);
+        QCOMPARE(back.size(), g.size());
+        for (int64_t i = 0; i < g.size(); ++i) {
+            const Node& a = g.nodes[i];
+            const Node& b = back.nodes[i];
+            QCOMPARE(b.kind, a.kind);
+            QCOMPARE(b.layer, a.layer);
+            QCOMPARE(b.position, a.position);
+            QCOMPARE(b.feature, a.feature);
+            QCOMPARE(b.activation, a.activation); // exactly
+            QCOMPARE(b.tokenId, a.tokenId);
+            QCOMPARE(b.token, a.token);
+            QCOMPARE(b.tokenProb, a.tokenProb);
+            QCOMPARE(b.label, a.label);
+        }
+        QCOMPARE(back.adjacency.scalar_type(), at::kFloat);
+        QVERIFY(at::equal(back.adjacency, g.adjacency));
+        QVERIFY(at::equal(back.logitProbabilities, g.logitProbabilities));
+        const auto& m = back.metadata;
+        QCOMPARE(m.slug, g.metadata.slug);
+        QCOMPARE(m.prompt, g.metadata.prompt);
+        QCOMPARE(m.promptTokens, g.metadata.promptTokens);
+        QCOMPARE(m.scan, g.metadata.scan);
+        QCOMPARE(m.transcoderList, g.metadata.transcoderList);
+        QCOMPARE(m.nodeThreshold, 0.55);
+        QCOMPARE(m.edgeThreshold, 0.9125);
+        QCOMPARE(m.qParams, g.metadata.qParams);
+        QCOMPARE(m.extra, g.metadata.extra);
+
+        // Pruned the same as the graph it came from.
+        const PruneResult p1 = Pruner(g).prune(0.8, 0.98);
+        const PruneResult p2 = Pruner(back).prune(0.8, 0.98);
+        QCOMPARE(p2.nodeMask, p1.nodeMask);
+        QVERIFY(at::equal(p2.edgeMask, p1.edgeMask));
+
+        // Written again over itself (a reader may still hold the old file), the same bytes.
+        const std::string bytes = readBytes(path);
+        cs::graph::writeGraphFile(path, back);
+        QCOMPARE(readBytes(path), bytes);
+
+        // A graph JSON is not a graph file.
+        const std::string jsonPath = dir.filePath("g.json").toStdString();
+        cs::graph::writeJsonFile(jsonPath, g, p1); // the half character becomes U+FFFD there
+        QVERIFY(!cs::graph::isGraphFile(jsonPath));
+        QCOMPARE(cs::graph::readJsonFile(jsonPath).metadata.promptTokens[0], std::string("caf\xef\xbf\xbd"));
+    }
+
+    void graphFileEdgeCases()
+    {
+        QTemporaryDir dir(cs::test::testTempRoot() + "/graph-file-XXXXXX");
+        QVERIFY(dir.isValid());
+        // No nodes at all.
+        Graph empty;
+        empty.adjacency = at::zeros({ 0, 0 });
+        empty.logitProbabilities = at::zeros({ 0 });
+        const std::string path = dir.filePath("empty.csgraph").toStdString();
+        cs::graph::writeGraphFile(path, empty);
+        const Graph back = cs::graph::readGraphFile(path);
+        QCOMPARE(back.size(), 0);
+        QCOMPARE(back.adjacency.sizes().vec(), (std::vector<int64_t> { 0, 0 }));
+
+        // A float64 adjacency on the way in is stored as float32.
+        Graph g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
+        const at::Tensor f32 = g.adjacency.clone();
+        g.adjacency = g.adjacency.to(at::kDouble);
+        cs::graph::writeGraphFile(path, g);
+        QVERIFY(at::equal(cs::graph::readGraphFile(path).adjacency, f32));
+
+        // What cannot be written is refused before anything is written.
+        const std::string refused = dir.filePath("refused.csgraph").toStdString();
+        g.nodes[0].activation = std::numeric_limits<double>::infinity();
+        try {
+            cs::graph::writeGraphFile(refused, g);
+            QFAIL("wrote an infinite activation");
+        } catch (const cs::Error& e) {
+            QCOMPARE(std::string(e.what()),
+                "cannot write " + refused + ": node 0 has an infinite or NaN activation or token probability");
+        }
+        g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
+        g.adjacency = at::zeros({ 3, 3 });
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::writeGraphFile(refused, g));
+        QVERIFY(!QFile::exists(QString::fromStdString(refused)));
+    }
+
+    void graphFileRefusals_data()
+    {
+        QTest::addColumn<QString>("change"); // what is done to a good file
+        QTest::addColumn<QString>("message"); // a part of the message, after the path
+        QTest::newRow("truncated data") << "truncate-data"
+                                        << "run past the end of the data";
+        QTest::newRow("truncated header") << "truncate-header"
+                                          << "truncated file?";
+        QTest::newRow("shorter than 8 bytes") << "truncate-5"
+                                              << "shorter than the 8-byte header length";
+        QTest::newRow("garbage bytes") << "garbage"
+                                       << "is not a valid safetensors file";
+        QTest::newRow("a graph JSON") << "json"
+                                      << "is JSON text (a graph JSON?), not a Circuitscope graph file";
+        QTest::newRow("no graph metadata") << "no-key"
+                                           << "without \"circuitscope.graph\" metadata";
+        QTest::newRow("metadata not JSON") << "metadata-garbage"
+                                           << "\"circuitscope.graph\" metadata: is not JSON";
+        QTest::newRow("foreign format") << "format"
+                                        << ".format: is \"other\", expected \"circuitscope.graph\"";
+        QTest::newRow("newer version") << "version"
+                                       << "format version 2 by a newer Circuitscope";
+        QTest::newRow("no adjacency") << "no-adjacency"
+                                      << "no tensor \"adjacency\"";
+        QTest::newRow("adjacency too small") << "adjacency-shape"
+                                             << "tensor \"adjacency\": is [";
+        QTest::newRow("adjacency float64") << "adjacency-dtype"
+                                           << "tensor \"adjacency\": is F64, expected F32";
+        QTest::newRow("logit probabilities")
+            << "logits-shape"
+            << "tensor \"logit_probabilities\": is [3] but must be [2] (2 logit nodes)";
+        QTest::newRow("a node too many") << "extra-node"
+                                         << "tensor \"adjacency\": is [";
+        QTest::newRow("NaN edge") << "nan"
+                                  << "infinite or NaN";
+        QTest::newRow("layer a string") << "layer-string"
+                                        << "nodes[0].layer: expected an integer, got a string";
+        QTest::newRow("no label") << "no-label"
+                                  << "nodes[1]: missing key \"label\"";
+        QTest::newRow("unknown kind") << "kind"
+                                      << "nodes[2].kind: \"lorsa\" is not a node kind";
+        QTest::newRow("token bytes") << "token-bytes"
+                                     << "holding an integer outside 0..255";
+        QTest::newRow("node order") << "order"
+                                    << "(the order is features, errors, embeddings, logits)";
+        QTest::newRow("no metadata") << "no-metadata"
+                                     << ": missing key \"metadata\"";
+        QTest::newRow("extra not an object") << "extra"
+                                             << "metadata.extra: expected an object, got an array";
+        QTest::newRow("missing file") << "missing"
+                                      << "cannot read";
+    }
+    void graphFileRefusals()
+    {
+        QFETCH(QString, change);
+        QFETCH(QString, message);
+        QTemporaryDir dir(cs::test::testTempRoot() + "/graph-file-XXXXXX");
+        QVERIFY(dir.isValid());
+        const Graph g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
+        const std::string path = dir.filePath("g.csgraph").toStdString();
+        cs::graph::writeGraphFile(path, g);
+        const std::string good = readBytes(path);
+        FileParts parts = readParts(path);
+        const auto rewrite = [&] { writeParts(path, parts, parts.doc.dump()); };
+        const int64_t n = g.size();
+        const std::string c = change.toStdString();
+        if (c == "truncate-data") {
+            writeBytes(path, good.substr(0, good.size() - 7));
+        } else if (c == "truncate-header") {
+            writeBytes(path, good.substr(0, 40));
+        } else if (c == "truncate-5") {
+            writeBytes(path, good.substr(0, 5));
+        } else if (c == "garbage") {
+            std::mt19937_64 rng(3);
+            std::string bytes(4096, '\0');
+            for (char& b : bytes)
+                b = static_cast<char>(rng() & 0xff);
+            bytes[7] = 0; // a header length that fits, so the header's JSON is what fails
+            bytes[6] = 0;
+            bytes[5] = 0;
+            bytes[4] = 0;
+            bytes[3] = 0;
+            bytes[2] = 0;
+            bytes[1] = 0x08;
+            writeBytes(path, bytes);
+        } else if (c == "json") {
+            cs::graph::writeJsonFile(path, g, cs::graph::keepAll(g));
+        } else if (c == "no-key") {
+            writeParts(path, parts, "");
+        } else if (c == "metadata-garbage") {
+            writeParts(path, parts, "{\"format\": ");
+        } else if (c == "format") {
+            parts.doc["format"] = "other";
+            rewrite();
+        } else if (c == "version") {
+            parts.doc["version"] = 2;
+            rewrite();
+        } else if (c == "no-adjacency") {
+            parts.adjacency = at::Tensor();
+            rewrite();
+        } else if (c == "adjacency-shape") {
+            parts.adjacency = parts.adjacency.slice(0, 0, n - 1).slice(1, 0, n - 1).contiguous();
+            rewrite();
+        } else if (c == "adjacency-dtype") {
+            parts.adjacency = parts.adjacency.to(at::kDouble);
+            rewrite();
+        } else if (c == "logits-shape") {
+            parts.logitProbabilities = at::ones({ 3 });
+            rewrite();
+        } else if (c == "extra-node") {
+            parts.doc["nodes"].push_back(parts.doc["nodes"].back());
+            rewrite();
+        } else if (c == "nan") {
+            parts.adjacency[n - 1][0] = std::nanf("");
+            rewrite();
+        } else if (c == "layer-string") {
+            parts.doc["nodes"][0]["layer"] = "1";
+            rewrite();
+        } else if (c == "no-label") {
+            parts.doc["nodes"][1].erase("label");
+            rewrite();
+        } else if (c == "kind") {
+            parts.doc["nodes"][2]["kind"] = "lorsa";
+            rewrite();
+        } else if (c == "token-bytes") {
+            parts.doc["nodes"][n - 1]["token"] = json::array({ 65, 300 });
+            rewrite();
+        } else if (c == "order") {
+            std::swap(parts.doc["nodes"][0], parts.doc["nodes"][n - 1]);
+            rewrite();
+        } else if (c == "no-metadata") {
+            parts.doc.erase("metadata");
+            rewrite();
+        } else if (c == "extra") {
+            parts.doc["metadata"]["extra"] = json::array();
+            rewrite();
+        } else if (c == "missing") {
+            QVERIFY(QFile::remove(QString::fromStdString(path)));
+        } else {
+            QFAIL("unknown change");
+        }
+        try {
+            cs::graph::readGraphFile(path);
+            QFAIL("read a broken graph file");
+        } catch (const cs::Error& e) {
+            const std::string what = e.what();
+            QVERIFY2(what.find(path) != std::string::npos, e.what()); // names the file
+            QVERIFY2(what.find(message.toStdString()) != std::string::npos, e.what());
         }
     }
 

@@ -13,6 +13,8 @@ namespace cs::cli {
 int cmdTranscoder(const Args& args, const std::string& device);
 // intervene MODEL --text P --set|--scale|--add LAYER:POS:FEATURE=VALUE ... (interventions)
 int cmdIntervene(const Args& args, const std::string& device);
+// graph import | export | prune | info
+int cmdGraph(const Args& args, const std::string& device);
 // What `bench MODEL` measures of transcoders: training steps per second on activations held
 // in memory, and how fast the model streams activations for training.
 nlohmann::json benchTranscoderTraining(const std::string& modelFolder, const std::string& device);

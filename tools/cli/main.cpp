@@ -63,7 +63,17 @@ commands:
                                                "changed", "generation": {"before", "after"}}
                                               each edit may repeat (POS * = every position, generated
                                               tokens too); they apply sets, then scales, then adds
+  graph import IN.json --out OUT [--json]     reads a graph JSON (circuit-tracer's or ours), checks it, writes
+                                              it back with every node and link (OUT.json, or OUT.csgraph)
+  graph export IN --out OUT.json [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--json]
+                                              prunes a graph and writes the Neuronpedia / circuit-tracer JSON
+  graph prune IN [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--out OUT.json] [--json]
+                                              {"nodes","edges","nodes_total","edges_total","nodes_by_kind",
+                                               "scores","pruned_scores","prune_ms",...}
+  graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
+IN is a graph file (.csgraph: the full graph a trace saved, pruned afresh at any thresholds)
+or a graph JSON (pruned again within the links it holds).
 )";
 
 // JSON text that tolerates token strings holding partial UTF-8 sequences.
@@ -372,7 +382,7 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "set", "scale",
                 "add", "mode", "generate" },
-            { "json", "all-positions", "skip" });
+            { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
@@ -395,6 +405,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdTrace(args, device);
         if (command == "intervene")
             return cs::cli::cmdIntervene(args, device);
+        if (command == "graph")
+            return cs::cli::cmdGraph(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

@@ -202,4 +202,33 @@ Graph fromJson(const nlohmann::json& json);
 void writeJsonFile(const std::string& path, const Graph& graph, const PruneResult& pruned);
 Graph readJsonFile(const std::string& path);
 
+// The saved full graph (".csgraph"): what a trace produced, unpruned, so that it can be pruned
+// again at any thresholds (the graph JSON holds only the pruned links). One safetensors file:
+//   "adjacency"            [n, n] F32, as Graph::adjacency
+//   "logit_probabilities"  [n_logits] F32
+//   __metadata__ "circuitscope.graph": JSON text
+//     {"format": "circuitscope.graph", "version": 1,
+//      "metadata": {"slug", "prompt", "prompt_tokens", "scan", "transcoder_list", "node_threshold",
+//                   "edge_threshold", "q_params", "extra"},
+//      "nodes": [{"kind": "feature" | "error" | "embedding" | "logit", "layer", "position",
+//                 "feature", "activation", "token_id", "token", "token_prob", "label"}, ...]}
+// in node order. Text that is not valid UTF-8 (a token holding part of a character) is written
+// as an array of its bytes, so every string comes back byte for byte; numbers come back exactly.
+constexpr const char* kGraphFileExtension = ".csgraph";
+constexpr const char* kGraphFileMetadataKey = "circuitscope.graph";
+constexpr int kGraphFileVersion = 1;
+
+// Writes atomically (a temporary sibling, then rename). Throws cs::Error naming the path for a
+// graph that fails Graph::validate(), a non-finite node value or a failed write.
+void writeGraphFile(const std::string& path, const Graph& graph);
+// Reads and checks everything: the format and version, every key's type, the tensors' dtypes
+// and shapes against the node count, the node order and finite values (Graph::validate). A
+// truncated, foreign or corrupt file, or a graph JSON, throws cs::Error naming the path and
+// what is wrong.
+Graph readGraphFile(const std::string& path);
+// True when the file starts as a safetensors file does (an 8-byte little-endian header length
+// that fits in the file, then '{'): a graph file rather than a graph JSON (which starts with
+// '{'). Only the first bytes are read; throws cs::Error when the file cannot be read.
+bool isGraphFile(const std::string& path);
+
 } // namespace cs::graph

@@ -567,7 +567,9 @@ Graph fromJson(const json& doc)
 
 void writeJsonFile(const std::string& path, const Graph& graph, const PruneResult& pruned)
 {
-    io::writeFileAtomically(path, toJson(graph, pruned).dump());
+    // Token texts may hold part of a UTF-8 character (byte-level BPE); JSON text must be UTF-8,
+    // so such bytes are written as U+FFFD rather than refused.
+    io::writeFileAtomically(path, toJson(graph, pruned).dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 Graph readJsonFile(const std::string& path)

@@ -1,0 +1,405 @@
+// The saved full graph (".csgraph", see cs/graph.h): the unpruned adjacency and the logit
+// probabilities as safetensors tensors, the nodes and metadata as JSON text in the header's
+// __metadata__, so one file holds what re-pruning at any thresholds needs.
+
+#include "cs/error.h"
+#include "cs/graph.h"
+#include "cs/safetensors.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cs::graph {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kFormatName = "circuitscope.graph";
+
+bool validUtf8(const std::string& text)
+{
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    const size_t n = text.size();
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = s[i];
+        size_t length = 0;
+        uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            length = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            length = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            length = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + length > n)
+            return false;
+        for (size_t k = 1; k < length; ++k) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+        if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000)
+            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return false;
+        i += length;
+    }
+    return true;
+}
+
+// A string as JSON: itself when it is UTF-8, otherwise the array of its bytes.
+json textJson(const std::string& text)
+{
+    if (validUtf8(text))
+        return text;
+    json bytes = json::array();
+    for (unsigned char c : text)
+        bytes.push_back(static_cast<int>(c));
+    return bytes;
+}
+
+std::string typeName(const json& value)
+{
+    if (value.is_null())
+        return "null";
+    if (value.is_boolean())
+        return "a boolean";
+    if (value.is_number_integer())
+        return "an integer";
+    if (value.is_number())
+        return "a number";
+    if (value.is_string())
+        return "a string";
+    if (value.is_array())
+        return "an array";
+    return "an object";
+}
+
+std::string shapeText(const std::vector<int64_t>& shape)
+{
+    std::string out = "[";
+    for (size_t i = 0; i < shape.size(); ++i)
+        out += (i ? ", " : "") + std::to_string(shape[i]);
+    return out + "]";
+}
+
+// Reads the graph JSON of one file; every message starts with the path and names the place.
+class Reader {
+public:
+    explicit Reader(std::string path)
+        : m_path(std::move(path))
+    {
+    }
+
+    [[noreturn]] void fail(const std::string& where, const std::string& what) const
+    {
+        throw Error(m_path + ": " + (where.empty() ? "" : where + ": ") + what);
+    }
+
+    const json& member(const json& object, const char* key, const std::string& where) const
+    {
+        auto it = object.find(key);
+        if (it == object.end())
+            fail(where, std::string("missing key \"") + key + "\"");
+        return *it;
+    }
+
+    const json& object(const json& value, const std::string& where) const
+    {
+        if (!value.is_object())
+            fail(where, "expected an object, got " + typeName(value));
+        return value;
+    }
+
+    const json& array(const json& value, const std::string& where) const
+    {
+        if (!value.is_array())
+            fail(where, "expected an array, got " + typeName(value));
+        return value;
+    }
+
+    int64_t integer(const json& value, const std::string& where) const
+    {
+        if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+            fail(where, "is too large");
+        if (!value.is_number_integer())
+            fail(where, "expected an integer, got " + typeName(value));
+        return value.get<int64_t>();
+    }
+
+    double number(const json& value, const std::string& where) const
+    {
+        if (!value.is_number())
+            fail(where, "expected a number, got " + typeName(value));
+        return value.get<double>();
+    }
+
+    // A string, or the array of its bytes (textJson).
+    std::string text(const json& value, const std::string& where) const
+    {
+        if (value.is_string())
+            return value.get<std::string>();
+        if (!value.is_array())
+            fail(where, "expected a string or an array of bytes, got " + typeName(value));
+        std::string out;
+        for (const json& b : value) {
+            if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 255)
+                fail(where,
+                    "expected a string or an array of bytes, got an array holding " + typeName(b)
+                        + (b.is_number_integer() ? " outside 0..255" : ""));
+            out.push_back(static_cast<char>(b.get<int64_t>()));
+        }
+        return out;
+    }
+
+    std::vector<std::string> texts(const json& value, const std::string& where) const
+    {
+        std::vector<std::string> out;
+        for (size_t i = 0; i < array(value, where).size(); ++i)
+            out.push_back(text(value[i], where + "[" + std::to_string(i) + "]"));
+        return out;
+    }
+
+    Metadata metadata(const json& m) const
+    {
+        object(m, "metadata");
+        Metadata meta;
+        meta.slug = text(member(m, "slug", "metadata"), "metadata.slug");
+        meta.prompt = text(member(m, "prompt", "metadata"), "metadata.prompt");
+        meta.promptTokens = texts(member(m, "prompt_tokens", "metadata"), "metadata.prompt_tokens");
+        meta.scan = text(member(m, "scan", "metadata"), "metadata.scan");
+        meta.transcoderList = texts(member(m, "transcoder_list", "metadata"), "metadata.transcoder_list");
+        meta.nodeThreshold = number(member(m, "node_threshold", "metadata"), "metadata.node_threshold");
+        meta.edgeThreshold = number(member(m, "edge_threshold", "metadata"), "metadata.edge_threshold");
+        meta.qParams = object(member(m, "q_params", "metadata"), "metadata.q_params");
+        meta.extra = object(member(m, "extra", "metadata"), "metadata.extra");
+        return meta;
+    }
+
+    Node node(const json& j, const std::string& where) const
+    {
+        object(j, where);
+        Node node;
+        const json& kind = member(j, "kind", where);
+        const std::string name = kind.is_string() ? kind.get<std::string>() : std::string();
+        if (name == "feature")
+            node.kind = NodeKind::Feature;
+        else if (name == "error")
+            node.kind = NodeKind::Error;
+        else if (name == "embedding")
+            node.kind = NodeKind::Embedding;
+        else if (name == "logit")
+            node.kind = NodeKind::Logit;
+        else
+            fail(where + ".kind",
+                (kind.is_string() ? "\"" + name + "\"" : typeName(kind))
+                    + " is not a node kind (feature, error, embedding or logit)");
+        node.layer = integer(member(j, "layer", where), where + ".layer");
+        node.position = integer(member(j, "position", where), where + ".position");
+        node.feature = integer(member(j, "feature", where), where + ".feature");
+        node.activation = number(member(j, "activation", where), where + ".activation");
+        node.tokenId = integer(member(j, "token_id", where), where + ".token_id");
+        node.token = text(member(j, "token", where), where + ".token");
+        node.tokenProb = number(member(j, "token_prob", where), where + ".token_prob");
+        node.label = text(member(j, "label", where), where + ".label");
+        if (node.layer < -1)
+            fail(where + ".layer", "is " + std::to_string(node.layer) + " (below -1)");
+        if (node.position < 0)
+            fail(where + ".position", "is negative");
+        return node;
+    }
+
+    // The tensor `name`: F32 of `shape`.
+    at::Tensor tensor(const io::SafetensorsFile& file, const char* name, const std::vector<int64_t>& shape,
+        const std::string& why) const
+    {
+        const io::TensorInfo* info = file.find(name);
+        if (!info)
+            fail("", std::string("no tensor \"") + name + "\"");
+        if (info->dtype != io::DType::F32)
+            fail(std::string("tensor \"") + name + "\"",
+                std::string("is ") + io::dtypeName(info->dtype) + ", expected F32");
+        if (info->shape != shape)
+            fail(std::string("tensor \"") + name + "\"",
+                "is " + shapeText(info->shape) + " but must be " + shapeText(shape) + " (" + why + ")");
+        // A copy, not a view of the mapping: the file may be replaced while the graph is open.
+        return file.tensor(name).clone();
+    }
+
+private:
+    std::string m_path;
+};
+
+enum class FileStart { Safetensors, Json, Other };
+
+FileStart sniff(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in)
+        throw Error("cannot read " + path + ": " + std::strerror(errno));
+    const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+    in.seekg(0);
+    char head[64] = {};
+    in.read(head, sizeof head);
+    const auto got = static_cast<size_t>(in.gcount());
+    if (got >= 9) {
+        uint64_t headerLen = 0;
+        for (int i = 7; i >= 0; --i)
+            headerLen = (headerLen << 8) | static_cast<unsigned char>(head[i]);
+        if (headerLen >= 2 && headerLen <= size - 8 && head[8] == '{')
+            return FileStart::Safetensors;
+    }
+    for (size_t i = 0; i < got; ++i) {
+        const char c = head[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            continue;
+        return c == '{' || c == '[' ? FileStart::Json : FileStart::Other;
+    }
+    return FileStart::Other;
+}
+
+} // namespace
+
+bool isGraphFile(const std::string& path)
+{
+    return sniff(path) == FileStart::Safetensors;
+}
+
+void writeGraphFile(const std::string& path, const Graph& graph)
+{
+    const auto refuse = [&](const std::string& why) { return Error("cannot write " + path + ": " + why); };
+    try {
+        graph.validate();
+    } catch (const Error& e) {
+        throw refuse(e.what());
+    }
+    const Metadata& meta = graph.metadata;
+    if (!meta.qParams.is_object() || !meta.extra.is_object())
+        throw refuse("the graph's metadata qParams and extra must be JSON objects");
+    if (!std::isfinite(meta.nodeThreshold) || !std::isfinite(meta.edgeThreshold))
+        throw refuse("the graph's thresholds must be finite");
+
+    json nodes = json::array();
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+        const Node& node = graph.nodes[i];
+        if (!std::isfinite(node.activation) || !std::isfinite(node.tokenProb))
+            throw refuse("node " + std::to_string(i) + " has an infinite or NaN activation or token probability");
+        nodes.push_back({ { "kind", nodeKindName(node.kind) }, { "layer", node.layer }, { "position", node.position },
+            { "feature", node.feature }, { "activation", node.activation }, { "token_id", node.tokenId },
+            { "token", textJson(node.token) }, { "token_prob", node.tokenProb }, { "label", textJson(node.label) } });
+    }
+    json promptTokens = json::array();
+    for (const std::string& token : meta.promptTokens)
+        promptTokens.push_back(textJson(token));
+    json transcoders = json::array();
+    for (const std::string& name : meta.transcoderList)
+        transcoders.push_back(textJson(name));
+    const json doc = {
+        { "format", kFormatName },
+        { "version", kGraphFileVersion },
+        { "metadata",
+            { { "slug", textJson(meta.slug) }, { "prompt", textJson(meta.prompt) }, { "prompt_tokens", promptTokens },
+                { "scan", textJson(meta.scan) }, { "transcoder_list", transcoders },
+                { "node_threshold", meta.nodeThreshold }, { "edge_threshold", meta.edgeThreshold },
+                { "q_params", meta.qParams }, { "extra", meta.extra } } },
+        { "nodes", std::move(nodes) },
+    };
+    std::string text;
+    try {
+        text = doc.dump();
+    } catch (const json::exception& e) {
+        throw refuse(
+            std::string("the graph's qParams or extra metadata hold text that is not UTF-8 (") + e.what() + ")");
+    }
+
+    const int64_t nLogits = graph.ranges().logits.size();
+    io::SafetensorsWriter writer;
+    writer.add("adjacency", graph.adjacency.to(at::kCPU, at::kFloat).contiguous()); // [n, n]
+    writer.add("logit_probabilities",
+        nLogits > 0 ? graph.logitProbabilities.to(at::kCPU, at::kFloat).reshape({ nLogits }).contiguous()
+                    : at::zeros({ 0 }, at::kFloat)); // [n_logits]
+    writer.setMetadata(kGraphFileMetadataKey, text);
+    writer.write(path);
+}
+
+Graph readGraphFile(const std::string& path)
+{
+    switch (sniff(path)) {
+    case FileStart::Safetensors:
+        break;
+    case FileStart::Json:
+        throw Error(path + " is JSON text (a graph JSON?), not a Circuitscope graph file (" + kGraphFileExtension
+            + ", a safetensors file)");
+    case FileStart::Other:
+        break; // SafetensorsFile::open says what is wrong
+    }
+    const auto file = io::SafetensorsFile::open(path);
+    const Reader reader(path);
+    const auto entry = file->metadata().find(kGraphFileMetadataKey);
+    if (entry == file->metadata().end())
+        reader.fail("",
+            std::string("a safetensors file without \"") + kGraphFileMetadataKey
+                + "\" metadata, not a Circuitscope graph file");
+    const std::string where = std::string("\"") + kGraphFileMetadataKey + "\" metadata";
+    json doc;
+    try {
+        doc = json::parse(entry->second);
+    } catch (const json::exception& e) {
+        reader.fail(where, std::string("is not JSON (") + e.what() + ")");
+    }
+    reader.object(doc, where);
+    const json& format = reader.member(doc, "format", where);
+    if (format != kFormatName)
+        reader.fail(where + ".format", "is " + format.dump() + ", expected \"" + kFormatName + "\"");
+    const int64_t version = reader.integer(reader.member(doc, "version", where), where + ".version");
+    if (version > kGraphFileVersion)
+        reader.fail("",
+            "written in graph file format version " + std::to_string(version)
+                + " by a newer Circuitscope; this one reads version " + std::to_string(kGraphFileVersion));
+    if (version < 1)
+        reader.fail(where + ".version", std::to_string(version) + " is not a format version");
+
+    Graph graph;
+    graph.metadata = reader.metadata(reader.member(doc, "metadata", where));
+    const json& nodes = reader.array(reader.member(doc, "nodes", where), "nodes");
+    graph.nodes.reserve(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i)
+        graph.nodes.push_back(reader.node(nodes[i], "nodes[" + std::to_string(i) + "]"));
+
+    KindRanges ranges;
+    try {
+        ranges = graph.ranges(); // the node order
+    } catch (const Error& e) {
+        reader.fail("", e.what());
+    }
+    const int64_t n = graph.size();
+    graph.adjacency = reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes");
+    graph.logitProbabilities = reader.tensor(
+        *file, "logit_probabilities", { ranges.logits.size() }, std::to_string(ranges.logits.size()) + " logit nodes");
+    try {
+        graph.validate();
+    } catch (const Error& e) {
+        reader.fail("", e.what());
+    }
+    return graph;
+}
+
+} // namespace cs::graph

@@ -1,0 +1,326 @@
+// circuitscope-cli graph import | export | prune | info: attribution graphs on disk, either the
+// saved full graph (.csgraph, every edge the trace computed) or a graph JSON (circuit-tracer /
+// Neuronpedia, holding only the links it was pruned to).
+#include "commands.h"
+
+#include "cs/error.h"
+#include "cs/graph.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+namespace cs::cli {
+
+namespace {
+
+using graph::Graph;
+using graph::NodeKind;
+using graph::PruneResult;
+using Json = nlohmann::json;
+
+constexpr double kDefaultNodeThreshold = 0.8; // circuit-tracer's defaults
+constexpr double kDefaultEdgeThreshold = 0.98;
+constexpr NodeKind kKinds[] = { NodeKind::Feature, NodeKind::Error, NodeKind::Embedding, NodeKind::Logit };
+
+std::string dump(const Json& j, bool pretty = false)
+{
+    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string visible(const std::string& text)
+{
+    std::string out;
+    for (char ch : text)
+        out += ch == '\n' ? std::string("\\n") : ch == '\t' ? std::string("\\t") : std::string(1, ch);
+    return "\"" + out + "\"";
+}
+
+bool endsWith(const std::string& text, const std::string& suffix)
+{
+    return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+struct Loaded {
+    Graph graph;
+    bool full = false; // a graph file: the whole adjacency; otherwise a graph JSON's links
+};
+
+Loaded load(const std::string& path)
+{
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+        throw Error("no such file: " + path);
+    if (std::filesystem::is_directory(path, ec))
+        throw Error(path + " is a folder, not a graph file or graph JSON");
+    Loaded l;
+    // By content; a file named .csgraph that is not one (truncated, say) is read as a graph
+    // file too, so that the message says what is wrong with it.
+    l.full = graph::isGraphFile(path) || endsWith(path, graph::kGraphFileExtension);
+    l.graph = l.full ? graph::readGraphFile(path) : graph::readJsonFile(path);
+    return l;
+}
+
+std::string inputArg(const Args& args, const std::string& command)
+{
+    const auto& pos = args.positional();
+    if (pos.size() < 3)
+        throw Error(
+            "graph " + command + " needs a graph: a graph file (" + graph::kGraphFileExtension + ") or a graph JSON");
+    if (pos.size() > 3)
+        throw Error("graph " + command + " takes one graph, not \"" + pos[3] + "\" as well");
+    return pos[2];
+}
+
+double threshold(const Args& args, const std::string& name, double fallback)
+{
+    const double value = args.doubleOr(name, fallback);
+    if (!(value >= 0.0 && value <= 1.0))
+        throw Error("--" + name + " must be between 0 and 1, got " + *args.value(name));
+    return value;
+}
+
+Json scoresJson(const graph::Scores& s)
+{
+    return { { "replacement", s.replacement }, { "completeness", s.completeness } };
+}
+
+// What the graph JSON of `pruned` holds (toJson's rule): the kept edges between kept nodes,
+// and the kept nodes, features and errors only with one of those edges.
+struct Shown {
+    std::vector<bool> nodes; // [n]
+    at::Tensor edges; // [n, n] bool
+};
+
+Shown shown(const Graph& g, const PruneResult& pruned)
+{
+    const int64_t n = g.size();
+    std::vector<uint8_t> flags(pruned.nodeMask.begin(), pruned.nodeMask.end());
+    const at::Tensor keptNodes = at::from_blob(flags.data(), { n }, at::kBool).clone(); // [n]
+    Shown s;
+    s.edges = pruned.edgeMask.to(at::kCPU, at::kBool) & keptNodes.unsqueeze(1) & keptNodes.unsqueeze(0);
+    const at::Tensor linked = (s.edges.any(0) | s.edges.any(1)).contiguous(); // [n]
+    const bool* l = linked.data_ptr<bool>();
+    s.nodes.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        const NodeKind kind = g.nodes[i].kind;
+        s.nodes[i] = pruned.nodeMask[i] && (kind == NodeKind::Embedding || kind == NodeKind::Logit || l[i]);
+    }
+    return s;
+}
+
+// {"feature": n, "error": n, "embedding": n, "logit": n}, of the nodes in `mask` (all without).
+Json nodesByKind(const Graph& g, const std::vector<bool>* mask = nullptr)
+{
+    Json j = Json::object();
+    for (NodeKind kind : kKinds)
+        j[graph::nodeKindName(kind)] = 0;
+    for (int64_t i = 0; i < g.size(); ++i)
+        if (!mask || (*mask)[i]) {
+            Json& count = j[graph::nodeKindName(g.nodes[i].kind)];
+            count = count.get<int64_t>() + 1;
+        }
+    return j;
+}
+
+// The edges of `edges` ([n, n] bool), counted by the kind of their source.
+Json edgesBySourceKind(const Graph& g, const at::Tensor& edges)
+{
+    const at::Tensor perSource = edges.sum(0); // [n]
+    const graph::KindRanges r = g.ranges();
+    Json j = Json::object();
+    for (const auto& [kind, range] : { std::make_pair(NodeKind::Feature, r.features),
+             std::make_pair(NodeKind::Error, r.errors), std::make_pair(NodeKind::Embedding, r.embeddings) })
+        j[graph::nodeKindName(kind)] = perSource.slice(0, range.begin, range.end).sum().item<int64_t>();
+    return j;
+}
+
+std::string kindsText(const Json& byKind)
+{
+    return byKind["feature"].dump() + " features, " + byKind["error"].dump() + " errors, " + byKind["embedding"].dump()
+        + " embeddings, " + byKind["logit"].dump() + " logits";
+}
+
+// The prompt, counts, scores and metadata of a graph, for info and import.
+Json summary(const std::string& path, const Loaded& l, const graph::Scores& scores)
+{
+    const Graph& g = l.graph;
+    const graph::Metadata& m = g.metadata;
+    const at::Tensor edges = g.adjacency.to(at::kCPU) != 0; // [n, n]
+    Json logits = Json::array();
+    for (const auto& node : g.nodes)
+        if (node.kind == NodeKind::Logit)
+            logits.push_back({ { "token_id", node.tokenId }, { "token", node.token }, { "prob", node.tokenProb } });
+    return { { "file", path }, { "format", l.full ? "graph file" : "graph JSON" }, { "slug", m.slug },
+        { "scan", m.scan }, { "prompt", m.prompt }, { "prompt_tokens", m.promptTokens },
+        { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() }, { "n_positions", g.nPositions() },
+        { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "nodes", g.size() },
+        { "nodes_by_kind", nodesByKind(g) }, { "edges", edges.sum().item<int64_t>() },
+        { "edges_by_source_kind", edgesBySourceKind(g, edges) }, { "scores", scoresJson(scores) }, { "logits", logits },
+        { "q_params", m.qParams }, { "extra", m.extra } };
+}
+
+void printSummary(const Json& s)
+{
+    std::cout << "graph: " << s["file"].get<std::string>() << " (" << s["format"].get<std::string>() << ")\n"
+              << "prompt: " << visible(s["prompt"].get<std::string>()) << " (" << s["prompt_tokens"].size()
+              << " tokens)\n";
+    if (!s["slug"].get<std::string>().empty())
+        std::cout << "slug: " << s["slug"].get<std::string>() << "\n";
+    if (!s["scan"].get<std::string>().empty())
+        std::cout << "scan: " << s["scan"].get<std::string>() << "\n";
+    if (!s["transcoder_list"].empty())
+        std::cout << "transcoders: " << dump(s["transcoder_list"]) << "\n";
+    std::cout << "layers: " << s["n_layers"] << ", positions: " << s["n_positions"] << "\n"
+              << "nodes: " << s["nodes"] << " (" << kindsText(s["nodes_by_kind"]) << ")\n"
+              << "edges: " << s["edges"] << " (from features " << s["edges_by_source_kind"]["feature"] << ", errors "
+              << s["edges_by_source_kind"]["error"] << ", embeddings " << s["edges_by_source_kind"]["embedding"]
+              << ")\n";
+    std::printf("scores: replacement %.4f, completeness %.4f\n", s["scores"]["replacement"].get<double>(),
+        s["scores"]["completeness"].get<double>());
+    std::printf("thresholds: node %g, edge %g\n", s["node_threshold"].get<double>(), s["edge_threshold"].get<double>());
+    for (const auto& logit : s["logits"])
+        std::printf("logit %lld %s p=%.4f\n", static_cast<long long>(logit["token_id"].get<int64_t>()),
+            visible(logit["token"].get<std::string>()).c_str(), logit["prob"].get<double>());
+    if (!s["extra"].empty())
+        std::cout << "metadata: " << dump(s["extra"]) << "\n";
+}
+
+int cmdImport(const Args& args)
+{
+    const std::string in = inputArg(args, "import");
+    const std::string out = args.valueOr("out", "");
+    if (out.empty())
+        throw Error(std::string("graph import needs --out FILE (a graph JSON, or a graph file ending in ")
+            + graph::kGraphFileExtension + ")");
+    const Loaded l = load(in);
+    const graph::Pruner pruner(l.graph); // checks the graph: node order, shapes, no cycle through a logit
+    if (endsWith(out, graph::kGraphFileExtension))
+        graph::writeGraphFile(out, l.graph);
+    else
+        graph::writeJsonFile(out, l.graph, graph::keepAll(l.graph));
+    Json s = summary(in, l, pruner.scores());
+    s["out"] = out;
+    if (args.flag("json")) {
+        std::cout << dump(s) << "\n";
+    } else {
+        printSummary(s);
+        std::cout << "wrote " << out << "\n";
+    }
+    return 0;
+}
+
+int cmdInfo(const Args& args)
+{
+    const std::string in = inputArg(args, "info");
+    const Loaded l = load(in);
+    const Json s = summary(in, l, graph::Pruner(l.graph).scores());
+    if (args.flag("json"))
+        std::cout << dump(s) << "\n";
+    else
+        printSummary(s);
+    return 0;
+}
+
+double millisSince(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// export and prune: prune (or keep everything), report, and write the graph JSON to --out.
+int cmdPrune(const Args& args, bool exporting)
+{
+    const std::string command = exporting ? "export" : "prune";
+    const std::string in = inputArg(args, command);
+    const std::string out = args.valueOr("out", "");
+    if (exporting && out.empty())
+        throw Error("graph export needs --out FILE (the graph JSON to write)");
+    const bool all = args.flag("all");
+    if (all && (args.has("node-threshold") || args.has("edge-threshold")))
+        throw Error("--all keeps every node and link; give it no thresholds");
+    const double nodeThreshold = all ? 1.0 : threshold(args, "node-threshold", kDefaultNodeThreshold);
+    const double edgeThreshold = all ? 1.0 : threshold(args, "edge-threshold", kDefaultEdgeThreshold);
+
+    Loaded l = load(in);
+    Graph& g = l.graph;
+    auto t0 = std::chrono::steady_clock::now();
+    const graph::Pruner pruner(g);
+    const double buildMs = millisSince(t0);
+    t0 = std::chrono::steady_clock::now();
+    const PruneResult pruned = all ? graph::keepAll(g) : pruner.prune(nodeThreshold, edgeThreshold);
+    const double pruneMs = millisSince(t0);
+
+    const Shown kept = shown(g, pruned);
+    std::vector<bool> pinned(kept.nodes.size()); // the kept features
+    for (size_t i = 0; i < pinned.size(); ++i)
+        pinned[i] = kept.nodes[i] && g.nodes[i].kind == NodeKind::Feature;
+    const graph::Scores prunedScores = graph::subgraphScores(g, pinned, &pruned);
+
+    if (!out.empty()) {
+        g.metadata.nodeThreshold = nodeThreshold;
+        g.metadata.edgeThreshold = edgeThreshold;
+        graph::writeJsonFile(out, g, pruned);
+    }
+
+    const Json keptByKind = nodesByKind(g, &kept.nodes);
+    const Json totalByKind = nodesByKind(g);
+    Json byKind = Json::object();
+    for (NodeKind kind : kKinds) {
+        const char* name = graph::nodeKindName(kind);
+        byKind[name] = { { "kept", keptByKind[name] }, { "total", totalByKind[name] } };
+    }
+    const int64_t nodes = std::count(kept.nodes.begin(), kept.nodes.end(), true);
+    const int64_t edges = kept.edges.sum().item<int64_t>();
+    const int64_t edgesTotal = (g.adjacency.to(at::kCPU) != 0).sum().item<int64_t>();
+    Json j = { { "file", in }, { "format", l.full ? "graph file" : "graph JSON" }, { "all", all },
+        { "node_threshold", nodeThreshold }, { "edge_threshold", edgeThreshold }, { "nodes", nodes },
+        { "edges", edges }, { "nodes_total", g.size() }, { "edges_total", edgesTotal }, { "nodes_by_kind", byKind },
+        { "edges_by_source_kind", edgesBySourceKind(g, kept.edges) }, { "scores", scoresJson(pruner.scores()) },
+        { "pruned_scores", scoresJson(prunedScores) }, { "prune_ms", pruneMs }, { "build_ms", buildMs } };
+    if (!out.empty())
+        j["out"] = out;
+    if (args.flag("json")) {
+        std::cout << dump(j) << "\n";
+        return 0;
+    }
+    std::cout << "graph: " << in << " ("
+              << (l.full ? "graph file: pruning the full graph" : "graph JSON: pruning within the links it holds")
+              << ")\n";
+    if (all)
+        std::cout << "kept: everything (--all)\n";
+    else
+        std::printf("thresholds: node %g, edge %g\n", nodeThreshold, edgeThreshold);
+    std::cout << "nodes kept: " << nodes << " of " << g.size() << " (" << kindsText(keptByKind) << ")\n"
+              << "edges kept: " << edges << " of " << edgesTotal << "\n";
+    std::printf("scores of the graph: replacement %.4f, completeness %.4f\n", pruner.scores().replacement,
+        pruner.scores().completeness);
+    std::printf("scores of the pruned graph (kept features pinned): replacement %.4f, completeness %.4f\n",
+        prunedScores.replacement, prunedScores.completeness);
+    std::printf("prune: %.3f ms (pruner built in %.1f ms)\n", pruneMs, buildMs);
+    if (!out.empty())
+        std::cout << "wrote " << out << "\n";
+    return 0;
+}
+
+} // namespace
+
+int cmdGraph(const Args& args, const std::string& /*device: graphs are pruned on the CPU*/)
+{
+    const auto& pos = args.positional();
+    const std::string sub = pos.size() > 1 ? pos[1] : "";
+    if (sub == "import")
+        return cmdImport(args);
+    if (sub == "export")
+        return cmdPrune(args, true);
+    if (sub == "prune")
+        return cmdPrune(args, false);
+    if (sub == "info")
+        return cmdInfo(args);
+    throw Error("graph needs a subcommand: import, export, prune or info");
+}
+
+} // namespace cs::cli
