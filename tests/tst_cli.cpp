@@ -317,6 +317,68 @@ private Q_SLOTS:
         QVERIFY2(missing.err.contains("no transcoder set"), qPrintable(missing.err));
     }
 
+    // trace on tinyworld with its shipped CLT: the summary's counts agree with the JSON it wrote
+    // and with the saved full graph re-pruned by `graph prune`; the JSON's metadata carries the
+    // scores and exactness; both methods give the same graph; bad input is refused.
+    void trace()
+    {
+        const QString text = "Fact: the capital of the state containing Dallas is";
+        const QString json = m_dir.filePath("dallas.json"), full = m_dir.filePath("dallas.csgraph");
+        Run r
+            = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--full", full, "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json summary = Json::parse(r.out.toStdString());
+        for (const char* key : { "nodes", "edges", "scores", "exactness", "trace_ms", "prune_ms" })
+            QVERIFY2(summary.contains(key), key);
+        QVERIFY(summary["exactness"]["max_rel_residual"].get<double>() <= 1e-5);
+        const Json graph = readJson(json);
+        QCOMPARE(static_cast<int64_t>(graph["nodes"].size()), summary["nodes"].get<int64_t>());
+        QCOMPARE(static_cast<int64_t>(graph["links"].size()), summary["edges"].get<int64_t>());
+        const Json& md = graph["metadata"];
+        QCOMPARE(md["scores"]["replacement"].get<double>(), summary["scores"]["replacement"].get<double>());
+        QVERIFY(md["scores"]["completeness"].get<double>() > 0);
+        QVERIFY(md["exactness"].contains("max_abs_residual"));
+        QCOMPARE(md["prompt"].get<std::string>(), text.toStdString());
+        bool austin = false;
+        for (const auto& node : graph["nodes"])
+            austin = austin
+                || (node["feature_type"] == "logit"
+                    && node["clerp"].get<std::string>().find("Austin") != std::string::npos);
+        QVERIFY(austin);
+
+        Run pruned = cli({ "graph", "prune", full, "--json" });
+        QVERIFY2(pruned.exitCode == 0, qPrintable(pruned.err));
+        const Json p = Json::parse(pruned.out.toStdString());
+        QCOMPARE(p["nodes"].get<int64_t>(), summary["nodes"].get<int64_t>());
+        QCOMPARE(p["edges"].get<int64_t>(), summary["edges"].get<int64_t>());
+
+        Run autograd = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out",
+            m_dir.filePath("dallas-autograd.json"), "--method", "autograd", "--json" });
+        QVERIFY2(autograd.exitCode == 0, qPrintable(autograd.err));
+        const Json a = Json::parse(autograd.out.toStdString());
+        QCOMPARE(a["nodes"].get<int64_t>(), summary["nodes"].get<int64_t>());
+        QCOMPARE(a["edges_total"].get<int64_t>(), summary["edges_total"].get<int64_t>());
+
+        Run diff = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", m_dir.filePath("d.json"),
+            "--logit-diff", " Austin| is", "--json" });
+        QVERIFY2(diff.exitCode == 0, qPrintable(diff.err));
+
+        const std::vector<std::pair<QStringList, QString>> bad = {
+            { { "--text", "" }, "empty" },
+            { { "--text", QString(3000, QChar('x')) }, "more than the model's maximum" },
+            { { "--text", text, "--method", "magic" }, "--method" },
+            { { "--text", text, "--logit-tokens", " Austin Texas" }, "not one" },
+            { { "--text", text, "--transcoder", "no-such-set" }, "no transcoder set" },
+            { { "--text", text, "--node-threshold", "2" }, "[0, 1]" },
+        };
+        for (const auto& [extra, phrase] : bad) {
+            Run e = cli(
+                QStringList { "--device", "cpu", "trace", "tinyworld", "--out", m_dir.filePath("x.json") } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
+    }
+
     // intervene on tinyworld with its shipped CLT: the JSON contract's keys; before is the
     // model's own distribution, after and the logit deltas are the engine's intervention;
     // repeated and mixed edits; generation before is the model's greedy continuation.

@@ -36,9 +36,11 @@ commands:
                                               prune and transcoder-training timings (MODEL: tinyworld)
   trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
         --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
-        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S] [--json]
+        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S
+        --full G.csgraph] [--json]
                                               attribution graph JSON (Neuronpedia / circuit-tracer),
-                                              prints node and edge counts, scores and exactness
+                                              prints node and edge counts, scores and exactness;
+                                              --full also saves the unpruned graph for re-pruning
   organism build --out DIR [--seed S] [--world-version 2] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
                                               corpus, tokenizer and model of tinyworld, resumable
@@ -380,8 +382,8 @@ int main(int argc, char** argv)
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
-                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "set", "scale",
-                "add", "mode", "generate" },
+                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
+                "scale", "add", "mode", "generate" },
             { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");

@@ -171,11 +171,14 @@ int cmdTrace(const Args& args, const std::string& device)
     const graph::Scores scores = pruner.scores();
     g.metadata.extra["scores"] = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
     graph::writeJsonFile(*out, g, pruned);
+    // The whole graph, for re-pruning at other thresholds (graph export / prune, the explorer).
+    if (auto full = args.value("full"))
+        graph::writeGraphFile(*full, g);
     const double totalMs = msSince(start);
 
     const auto ranges = g.ranges();
-    Json summary = { { "out", *out }, { "n_tokens", context.nPos() }, { "nodes", countNodes(pruned) },
-        { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
+    Json summary = { { "out", *out }, { "full", args.valueOr("full", "") }, { "n_tokens", context.nPos() },
+        { "nodes", countNodes(pruned) }, { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
         { "edges_total", (g.adjacency != 0).sum().item<int64_t>() }, { "features", ranges.features.size() },
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
         { "scores", g.metadata.extra["scores"] }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },

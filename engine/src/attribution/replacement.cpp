@@ -77,6 +77,8 @@ ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
 
     const bool bosFirst = mc.bosTokenId && ids[0].item<int64_t>() == *mc.bosTokenId;
     ctx.heldPositions = options.holdBos && bosFirst ? 1 : 0;
+    if (ctx.heldPositions >= ids.numel())
+        throw Error("the prompt is empty (only the BOS token): there is nothing to trace");
 
     ctx.preActivations.resize(static_cast<size_t>(nLayers));
     ctx.activations.resize(static_cast<size_t>(nLayers));
