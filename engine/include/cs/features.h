@@ -1,0 +1,183 @@
+#pragma once
+// The feature store (DESIGN §6): what each transcoder feature means, from its top-activating
+// examples, in one SQLite database per (model, transcoder set).
+//
+// Per feature: how often it fires and how strongly (frequency, max, min, quantiles, a
+// histogram), its top-activating contexts and contexts drawn from several activation quantiles
+// (each with its tokens, per-token activations and the position that fired), the tokens its
+// decoders promote and suppress through the unembedding, the tokens whose embeddings excite its
+// encoder most, and the user's label (clerp) and notes. The database is in WAL mode, so the
+// explorer reads while a build writes. Labels live in their own table: rebuilding the
+// statistics keeps them.
+//
+// Built by streaming a text corpus through model and transcoders (build()), resumable: the
+// builder's state is saved in the database every so many contexts, and a resumed build gives
+// the same store as one uninterrupted run.
+
+#include "cs/model.h"
+#include "cs/transcoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cs::features {
+
+// The format name and version in the database's meta table.
+constexpr const char* kStoreFormat = "circuitscope.features";
+constexpr int kStoreVersion = 1;
+
+// One context (a window of corpus tokens) and one feature's activation on each of its tokens.
+struct Example {
+    int64_t context = 0; // the context's index in the build's stream (a stable id)
+    std::vector<int64_t> tokens; // token ids of the window
+    std::vector<float> activations; // [tokens.size()]: the feature's activation per token
+    int64_t position = 0; // index in `tokens` of the largest activation (the token that fired)
+    float activation = 0; // that largest activation
+};
+
+struct QuantileExamples {
+    std::string name; // e.g. "Top activations", "Subsample Interval 0" (circuit-tracer's names)
+    std::vector<Example> examples;
+};
+
+struct TokenValue {
+    int64_t id = 0;
+    std::string token; // the token's text
+    float value = 0;
+};
+
+// Everything the store keeps of one feature (a card in the explorer).
+struct FeatureRecord {
+    int64_t layer = 0;
+    int64_t feature = 0;
+    int64_t tokens = 0; // tokens seen (the BOS position excluded)
+    int64_t activeTokens = 0; // tokens where the activation was > 0
+    double activationFrequency() const { return tokens > 0 ? double(activeTokens) / double(tokens) : 0.0; }
+    float actMax = 0; // largest activation
+    float actMin = 0; // smallest positive activation (0 when it never fired)
+    double actSum = 0; // sum of the positive activations
+    // Quantiles of the sampled positive activations at quantileLevels (e.g. 0.5, 0.9, 0.99),
+    // linear interpolation between order statistics (numpy's default).
+    std::vector<double> quantileLevels;
+    std::vector<float> quantileValues;
+    // Histogram of the sampled positive activations (BuildOptions::valueSample): counts[i] of
+    // values in [edges[i], edges[i + 1]), the last bin closed; edges from 0 to actMax.
+    std::vector<float> histogramEdges;
+    std::vector<int64_t> histogramCounts;
+    std::vector<Example> top; // top-activating contexts, by their largest activation, descending
+    std::vector<QuantileExamples> quantiles; // contexts from activation bands, strongest band first
+    std::vector<TokenValue> topLogits, bottomLogits; // decoder through the unembedding
+    std::vector<TokenValue> topInputs; // embeddings through the encoder
+    std::string label; // the user's (clerp); kept across rebuilds
+    std::string notes;
+};
+
+struct StoreInfo {
+    std::string model; // the model's folder name or name
+    std::string scan; // the transcoder set's scan (or folder)
+    int64_t nLayers = 0;
+    int64_t nFeatures = 0; // per layer
+    int64_t contextLength = 0; // tokens per context
+    int64_t tokens = 0; // tokens processed by the build
+    bool complete = false; // the build finished
+    nlohmann::json buildOptions = nlohmann::json::object();
+};
+
+struct SearchHit {
+    int64_t layer = 0;
+    int64_t feature = 0;
+    std::string label;
+};
+
+class FeatureStore {
+public:
+    // Opens an existing store; throws cs::Error for a missing file, a file that is not SQLite, a
+    // database that is not a feature store (no meta table or another format name) or one of a
+    // newer version. Read-only unless writable.
+    static std::unique_ptr<FeatureStore> open(const std::string& path, bool writable = false);
+    // Creates a store (or opens one for the same model and set to rebuild or resume it); throws
+    // cs::Error when an existing file is a store of another model or transcoder set.
+    static std::unique_ptr<FeatureStore> create(const std::string& path, const StoreInfo& info);
+    ~FeatureStore();
+
+    StoreInfo info() const;
+    const std::string& path() const;
+    bool has(int64_t layer, int64_t feature) const;
+    // Throws cs::Error when the feature is out of range or not in the store.
+    FeatureRecord card(int64_t layer, int64_t feature) const;
+    // Features whose label contains `text` (case-insensitive), at most `limit`.
+    std::vector<SearchHit> search(const std::string& text, int64_t limit = 50) const;
+    void setLabel(int64_t layer, int64_t feature, const std::string& label, const std::string& notes = {});
+
+    // The builder's side. Statistics and examples of many features in one transaction (labels
+    // are not touched); info (tokens, complete) updated in the same transaction.
+    void writeRecords(const std::vector<FeatureRecord>& records, const StoreInfo& info);
+    // An opaque resume state (the builder's heaps and counters), saved and read atomically.
+    void saveBuildState(const std::vector<uint8_t>& state, const StoreInfo& info);
+    std::optional<std::vector<uint8_t>> buildState() const;
+    void clearBuildState();
+
+    struct Impl;
+
+private:
+    explicit FeatureStore(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+// circuit-tracer's per-feature JSON: index, examples_quantiles [{quantile_name, examples:
+// [{tokens, tokens_acts_list, ...}]}], top_logits, bottom_logits, act_min, act_max,
+// quantile_values, histogram, activation_frequency; plus label.
+nlohmann::json circuitTracerJson(const FeatureRecord& record);
+// One file per feature, DIR/{layer}/{feature}.json (written atomically); returns the count.
+int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir);
+
+struct BuildOptions {
+    int64_t maxTokens = 1000000; // corpus tokens to stream (0: the whole corpus)
+    int64_t contextLength = 64; // tokens per context (a BOS, then text)
+    int64_t batchContexts = 32; // contexts per forward pass
+    int64_t topK = 10; // top-activating contexts kept per feature
+    int64_t quantileBands = 5; // activation bands for the quantile examples
+    int64_t perBand = 5; // contexts per band
+    // Contexts sampled per feature (where it fired) for the quantile bands, and activation values
+    // sampled per feature for the quantiles and the histogram. Samples are the items with the
+    // smallest hash of (feature, item): deterministic, independent of batching and resume, and
+    // exact (every item) while a feature has no more items than the sample holds.
+    int64_t contextSample = 256;
+    int64_t valueSample = 2048;
+    int64_t window = 0; // tokens stored per example around the firing token (0: the whole context)
+    int64_t histogramBins = 32;
+    int64_t logitCount = 10; // top / bottom logits and top inputs per feature
+    int64_t checkpointEvery = 2000; // contexts between saved build states
+};
+
+struct BuildProgress {
+    int64_t tokens = 0;
+    int64_t totalTokens = 0;
+    double tokensPerSecond = 0;
+    double secondsLeft = 0;
+};
+
+struct BuildResult {
+    int64_t tokens = 0;
+    int64_t contexts = 0;
+    double seconds = 0;
+    double tokensPerSecond = 0;
+    int64_t resumedFromTokens = 0; // > 0 when a saved state was picked up
+    int64_t bytes = 0; // the database's size
+};
+
+// Streams the corpus (one text per line) through model and transcoders and writes the store at
+// dbPath. Resumes from a saved state when the store holds one for the same model, set and
+// options. progress returns false to stop (the state is saved first; throws cs::Cancelled).
+BuildResult build(std::shared_ptr<const model::Model> model,
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders, const std::string& corpusPath,
+    const std::string& dbPath, const BuildOptions& options = {},
+    const std::function<bool(const BuildProgress&)>& progress = {});
+
+} // namespace cs::features
