@@ -148,7 +148,7 @@ struct BuildOptions {
     // sampled per feature for the quantiles and the histogram. Samples are the items with the
     // smallest hash of (feature, item): deterministic, independent of batching and resume, and
     // exact (every item) while a feature has no more items than the sample holds.
-    int64_t contextSample = 256;
+    int64_t contextSample = 64;
     int64_t valueSample = 2048;
     int64_t window = 0; // tokens stored per example around the firing token (0: the whole context)
     int64_t histogramBins = 32;

@@ -1,0 +1,582 @@
+// Building a feature store (features.h): the corpus streamed through model and transcoders in
+// batches of contexts; per feature, running statistics, a top-k of contexts and two hash
+// samples (contexts where it fired, and its positive activation values); at the end, the
+// quantiles, histogram, quantile bands and the decoder / encoder token lists.
+//
+// Samples keep the items with the smallest hash of (feature, item): which items they hold does
+// not depend on batching, on the order items arrive or on a resume, and a sample holds every
+// item while there are no more than its size. Ties in the top-k go to the earlier context.
+#include "cs/features.h"
+
+#include "cs/error.h"
+#include "cs/transcoder_train.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <queue>
+
+namespace cs::features {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint32_t kStateMagic = 0x43534653; // "CSFS"
+constexpr uint32_t kStateVersion = 1;
+
+uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t itemHash(int64_t feature, int64_t item, uint64_t salt)
+{
+    return splitmix64(splitmix64(static_cast<uint64_t>(feature) ^ salt) ^ static_cast<uint64_t>(item));
+}
+
+// A bounded set keeping the `capacity` entries with the smallest key (a max-heap on key).
+template<typename T> class BottomK {
+public:
+    struct Entry {
+        uint64_t key;
+        T value;
+        bool operator<(const Entry& o) const { return key < o.key; }
+    };
+    // The key an entry must beat to get in.
+    uint64_t bar(size_t capacity) const
+    {
+        return m_heap.size() < capacity ? std::numeric_limits<uint64_t>::max() : m_heap.front().key;
+    }
+    void offer(uint64_t key, T value, size_t capacity)
+    {
+        if (m_heap.size() < capacity) {
+            m_heap.push_back({ key, std::move(value) });
+            std::push_heap(m_heap.begin(), m_heap.end());
+        } else if (key < m_heap.front().key) {
+            std::pop_heap(m_heap.begin(), m_heap.end());
+            m_heap.back() = { key, std::move(value) };
+            std::push_heap(m_heap.begin(), m_heap.end());
+        }
+    }
+    std::vector<Entry>& entries() { return m_heap; }
+    const std::vector<Entry>& entries() const { return m_heap; }
+
+private:
+    std::vector<Entry> m_heap;
+};
+
+// Per feature, everything the build accumulates.
+struct Accumulator {
+    int64_t active = 0;
+    float max = 0;
+    float min = std::numeric_limits<float>::infinity();
+    double sum = 0;
+    std::vector<Example> top; // sorted: activation descending, then context ascending
+    BottomK<Example> contexts; // where it fired
+    BottomK<float> values; // positive activations
+};
+
+bool ranksBefore(const Example& a, const Example& b)
+{
+    return a.activation != b.activation ? a.activation > b.activation : a.context < b.context;
+}
+
+// A little binary writer/reader for the resume state.
+class Writer {
+public:
+    template<typename T> void put(const T& v)
+    {
+        const auto* p = reinterpret_cast<const uint8_t*>(&v);
+        bytes.insert(bytes.end(), p, p + sizeof(T));
+    }
+    template<typename T> void putVector(const std::vector<T>& v)
+    {
+        put<uint64_t>(v.size());
+        const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+        bytes.insert(bytes.end(), p, p + v.size() * sizeof(T));
+    }
+    void putString(const std::string& s) { putVector(std::vector<char>(s.begin(), s.end())); }
+    std::vector<uint8_t> bytes;
+};
+
+class Reader {
+public:
+    explicit Reader(const std::vector<uint8_t>& bytes)
+        : m_bytes(bytes)
+    {
+    }
+    template<typename T> T get()
+    {
+        need(sizeof(T));
+        T v;
+        std::memcpy(&v, m_bytes.data() + m_at, sizeof(T));
+        m_at += sizeof(T);
+        return v;
+    }
+    template<typename T> std::vector<T> getVector()
+    {
+        const auto n = get<uint64_t>();
+        if (n > (m_bytes.size() - m_at) / sizeof(T))
+            throw Error("the saved build state is damaged (a length runs past its end): delete the store to rebuild");
+        std::vector<T> v(static_cast<size_t>(n));
+        std::memcpy(v.data(), m_bytes.data() + m_at, static_cast<size_t>(n) * sizeof(T));
+        m_at += static_cast<size_t>(n) * sizeof(T);
+        return v;
+    }
+    std::string getString()
+    {
+        auto v = getVector<char>();
+        return std::string(v.begin(), v.end());
+    }
+    bool done() const { return m_at == m_bytes.size(); }
+
+private:
+    void need(size_t n) const
+    {
+        if (m_bytes.size() - m_at < n)
+            throw Error("the saved build state is damaged (it ends early): delete the store to rebuild");
+    }
+    const std::vector<uint8_t>& m_bytes;
+    size_t m_at = 0;
+};
+
+void putExample(Writer& w, const Example& e)
+{
+    w.put<int64_t>(e.context);
+    w.putVector(e.tokens);
+    w.putVector(e.activations);
+    w.put<int64_t>(e.position);
+    w.put<float>(e.activation);
+}
+
+Example getExample(Reader& r)
+{
+    Example e;
+    e.context = r.get<int64_t>();
+    e.tokens = r.getVector<int64_t>();
+    e.activations = r.getVector<float>();
+    e.position = r.get<int64_t>();
+    e.activation = r.get<float>();
+    return e;
+}
+
+nlohmann::json optionsJson(const BuildOptions& o, const std::string& corpus)
+{
+    return { { "corpus", std::filesystem::path(corpus).filename().string() }, { "max_tokens", o.maxTokens },
+        { "context_length", o.contextLength }, { "batch_contexts", o.batchContexts }, { "top_k", o.topK },
+        { "quantile_bands", o.quantileBands }, { "per_band", o.perBand }, { "context_sample", o.contextSample },
+        { "value_sample", o.valueSample }, { "window", o.window }, { "histogram_bins", o.histogramBins },
+        { "logit_count", o.logitCount } };
+}
+
+void checkOptions(const BuildOptions& o)
+{
+    if (o.maxTokens < 0 || o.contextLength < 2 || o.batchContexts < 1 || o.topK < 1 || o.quantileBands < 0
+        || o.perBand < 0 || o.contextSample < 1 || o.valueSample < 1 || o.window < 0 || o.histogramBins < 1
+        || o.logitCount < 0 || o.checkpointEvery < 1)
+        throw Error("feature store build: every count must be positive (context length at least 2)");
+}
+
+// numpy's default quantile: linear interpolation between order statistics of sorted values.
+float quantile(const std::vector<float>& sorted, double q)
+{
+    if (sorted.empty())
+        return 0;
+    const double at = q * static_cast<double>(sorted.size() - 1);
+    const auto lo = static_cast<size_t>(std::floor(at));
+    const size_t hi = std::min(lo + 1, sorted.size() - 1);
+    return static_cast<float>(sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]));
+}
+
+// The window of a context around its firing token: `window` tokens ending a few after it.
+Example cutWindow(int64_t context, const int64_t* ids, const float* acts, int64_t n, int64_t window)
+{
+    int64_t best = 0;
+    for (int64_t t = 1; t < n; ++t)
+        if (acts[t] > acts[best])
+            best = t;
+    int64_t begin = 0, end = n;
+    if (window > 0 && window < n) {
+        const int64_t after = std::min<int64_t>(4, window / 4);
+        begin = std::clamp<int64_t>(best + after + 1 - window, 0, n - window);
+        end = begin + window;
+    }
+    Example e;
+    e.context = context;
+    e.tokens.assign(ids + begin, ids + end);
+    e.activations.assign(acts + begin, acts + end);
+    e.position = best - begin;
+    e.activation = acts[best];
+    return e;
+}
+
+class Builder {
+public:
+    Builder(const model::Model& model, const transcoder::TranscoderSet& tc, const BuildOptions& o)
+        : m_model(model)
+        , m_tc(tc)
+        , m_o(o)
+        , m_acc(static_cast<size_t>(tc.nLayers() * tc.nFeatures()))
+    {
+    }
+
+    // One batch of contexts [n, T] whose first context has index `first`.
+    void add(const at::Tensor& ids, int64_t first)
+    {
+        const int64_t n = ids.size(0), T = ids.size(1), L = m_tc.nLayers(), F = m_tc.nFeatures();
+        std::vector<at::Tensor> inputs(static_cast<size_t>(L));
+        const model::Hook inputHook = m_tc.config().inputHook;
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& value) {
+            if (hook == inputHook)
+                inputs[static_cast<size_t>(layer)] = value;
+        };
+        m_model.forward(ids, fo);
+        at::Tensor idsCpu = ids.to(at::kCPU).contiguous();
+        for (int64_t l = 0; l < L; ++l) {
+            at::Tensor acts = m_tc.encode(l, inputs[static_cast<size_t>(l)]).to(at::kCPU, at::kFloat); // [n, T, F]
+            acts.select(1, 0).zero_(); // the BOS position: the same in every context, never trained on
+            addLayer(l, acts.contiguous(), idsCpu, first);
+        }
+        m_tokens += n * (T - 1);
+        m_contexts = first + n;
+    }
+
+    std::vector<uint8_t> saveState(int64_t contexts) const
+    {
+        Writer w;
+        w.put(kStateMagic);
+        w.put(kStateVersion);
+        w.put<int64_t>(contexts);
+        w.put<int64_t>(m_tokens);
+        for (const auto& a : m_acc) {
+            w.put(a.active);
+            w.put(a.max);
+            w.put(a.min);
+            w.put(a.sum);
+            w.put<uint64_t>(a.top.size());
+            for (const auto& e : a.top)
+                putExample(w, e);
+            w.put<uint64_t>(a.contexts.entries().size());
+            for (const auto& e : a.contexts.entries()) {
+                w.put(e.key);
+                putExample(w, e.value);
+            }
+            std::vector<uint64_t> keys;
+            std::vector<float> values;
+            for (const auto& e : a.values.entries()) {
+                keys.push_back(e.key);
+                values.push_back(e.value);
+            }
+            w.putVector(keys);
+            w.putVector(values);
+        }
+        return std::move(w.bytes);
+    }
+
+    // Returns the contexts the state covers.
+    int64_t loadState(const std::vector<uint8_t>& bytes)
+    {
+        Reader r(bytes);
+        if (r.get<uint32_t>() != kStateMagic || r.get<uint32_t>() != kStateVersion)
+            throw Error("the saved build state is not one this version reads: delete the store to rebuild");
+        const auto contexts = r.get<int64_t>();
+        m_tokens = r.get<int64_t>();
+        for (auto& a : m_acc) {
+            a.active = r.get<int64_t>();
+            a.max = r.get<float>();
+            a.min = r.get<float>();
+            a.sum = r.get<double>();
+            a.top.clear();
+            for (auto k = r.get<uint64_t>(); k > 0; --k)
+                a.top.push_back(getExample(r));
+            a.contexts = {};
+            for (auto k = r.get<uint64_t>(); k > 0; --k) {
+                const auto key = r.get<uint64_t>();
+                a.contexts.entries().push_back({ key, getExample(r) });
+            }
+            std::make_heap(a.contexts.entries().begin(), a.contexts.entries().end());
+            const auto keys = r.getVector<uint64_t>();
+            const auto values = r.getVector<float>();
+            if (keys.size() != values.size())
+                throw Error("the saved build state is damaged: delete the store to rebuild");
+            a.values = {};
+            for (size_t i = 0; i < keys.size(); ++i)
+                a.values.entries().push_back({ keys[i], values[i] });
+            std::make_heap(a.values.entries().begin(), a.values.entries().end());
+        }
+        if (!r.done())
+            throw Error("the saved build state is damaged (bytes left over): delete the store to rebuild");
+        m_contexts = contexts;
+        return contexts;
+    }
+
+    int64_t tokens() const { return m_tokens; }
+
+    std::vector<FeatureRecord> records(const std::vector<std::string>& vocab) const;
+
+private:
+    void addLayer(int64_t layer, const at::Tensor& acts, const at::Tensor& ids, int64_t first);
+
+    const model::Model& m_model;
+    const transcoder::TranscoderSet& m_tc;
+    BuildOptions m_o;
+    std::vector<Accumulator> m_acc;
+    int64_t m_tokens = 0;
+    int64_t m_contexts = 0;
+};
+
+constexpr uint64_t kContextSalt = 0x636f6e74657874ull; // "context"
+constexpr uint64_t kValueSalt = 0x76616c7565ull; // "value"
+
+void Builder::addLayer(int64_t layer, const at::Tensor& acts, const at::Tensor& ids, int64_t first)
+{
+    const int64_t n = acts.size(0), T = acts.size(1), F = acts.size(2);
+    const float* a = acts.data_ptr<float>();
+    const int64_t* id = ids.data_ptr<int64_t>();
+    // Per context and feature: the largest activation (to decide whether it is a candidate).
+    at::Tensor ctxMax = std::get<0>(acts.max(1)); // [n, F]
+    const float* cm = ctxMax.data_ptr<float>();
+    std::vector<float> column(static_cast<size_t>(T));
+    for (int64_t c = 0; c < n; ++c) {
+        const int64_t context = first + c;
+        for (int64_t f = 0; f < F; ++f) {
+            const float peak = cm[c * F + f];
+            if (!(peak > 0))
+                continue;
+            Accumulator& acc = m_acc[static_cast<size_t>(layer * F + f)];
+            const int64_t global = layer * F + f;
+            // Token statistics and the value sample.
+            for (int64_t t = 0; t < T; ++t) {
+                const float v = a[(c * T + t) * F + f];
+                column[static_cast<size_t>(t)] = v;
+                if (v > 0) {
+                    ++acc.active;
+                    acc.sum += v;
+                    acc.max = std::max(acc.max, v);
+                    acc.min = std::min(acc.min, v);
+                    acc.values.offer(
+                        itemHash(global, context * T + t, kValueSalt), v, static_cast<size_t>(m_o.valueSample));
+                }
+            }
+            // The top-k, then the context sample.
+            const bool topCandidate
+                = static_cast<int64_t>(acc.top.size()) < m_o.topK || peak > acc.top.back().activation;
+            const uint64_t key = itemHash(global, context, kContextSalt);
+            const bool sampleCandidate = key < acc.contexts.bar(static_cast<size_t>(m_o.contextSample));
+            if (!topCandidate && !sampleCandidate)
+                continue;
+            Example e = cutWindow(context, id + c * T, column.data(), T, m_o.window);
+            if (topCandidate) {
+                acc.top.insert(std::upper_bound(acc.top.begin(), acc.top.end(), e, ranksBefore), e);
+                if (static_cast<int64_t>(acc.top.size()) > m_o.topK)
+                    acc.top.pop_back();
+            }
+            if (sampleCandidate)
+                acc.contexts.offer(key, std::move(e), static_cast<size_t>(m_o.contextSample));
+        }
+    }
+}
+
+std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& vocab) const
+{
+    const int64_t L = m_tc.nLayers(), F = m_tc.nFeatures();
+    const auto& mc = m_model.config();
+    const int64_t k = std::min<int64_t>(m_o.logitCount, mc.vocabSize);
+    // Decoders through the unembedding: each feature's total write (over the layers it writes
+    // to) scaled by the final norm's weight, against every unembedding row.
+    const at::Tensor& unembed = m_model.weight("unembed.weight"); // [vocab, d_model]
+    at::Tensor finalW = m_model.weight("final_norm.weight");
+    if (mc.normKind == model::NormKind::RmsOnePlus)
+        finalW = finalW + 1;
+    // Embeddings through each layer's encoder, as the transcoder input would see a token alone:
+    // the embedding (times its scale), through the layer's MLP-input norm when it reads there.
+    at::Tensor embed = m_model.weight("embed.weight") * static_cast<float>(mc.embedScale);
+    auto tokenList = [&](const at::Tensor& values, const at::Tensor& ids) {
+        std::vector<TokenValue> out;
+        for (int64_t i = 0; i < ids.numel(); ++i) {
+            const int64_t id = ids[i].item<int64_t>();
+            out.push_back({ id, id < static_cast<int64_t>(vocab.size()) ? vocab[static_cast<size_t>(id)] : "",
+                values[i].item<float>() });
+        }
+        return out;
+    };
+    const std::vector<double> levels = { 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999 };
+    std::vector<FeatureRecord> out;
+    for (int64_t l = 0; l < L; ++l) {
+        at::Tensor direction = m_tc.decoder(l).sum(1) * finalW; // [F, d_model]
+        at::Tensor logits = at::matmul(direction, unembed.t()).cpu(); // [F, vocab]
+        auto topL = at::topk(logits, k, 1, true), bottomL = at::topk(logits, k, 1, false);
+        at::Tensor x = embed;
+        if (m_tc.config().inputHook == model::Hook::MlpIn) {
+            const std::string prefix = "layers." + std::to_string(l) + ".mlp_norm.";
+            at::Tensor centered = mc.normKind == model::NormKind::Layer ? x - x.mean(-1, true) : x;
+            x = centered / at::sqrt(centered.pow(2).mean(-1, true) + mc.normEps);
+            at::Tensor w = m_model.weight(prefix + "weight");
+            x = x * (mc.normKind == model::NormKind::RmsOnePlus ? w + 1 : w);
+            if (m_model.hasWeight(prefix + "bias"))
+                x = x + m_model.weight(prefix + "bias");
+        }
+        at::Tensor inputs = at::matmul(m_tc.encoder(l), x.t()).cpu(); // [F, vocab]
+        auto topI = at::topk(inputs, k, 1, true);
+        for (int64_t f = 0; f < F; ++f) {
+            const Accumulator& a = m_acc[static_cast<size_t>(l * F + f)];
+            FeatureRecord r;
+            r.layer = l;
+            r.feature = f;
+            r.tokens = m_tokens;
+            r.activeTokens = a.active;
+            r.actMax = a.max;
+            r.actMin = a.active > 0 ? a.min : 0.f;
+            r.actSum = a.sum;
+            std::vector<float> values;
+            for (const auto& e : a.values.entries())
+                values.push_back(e.value);
+            std::sort(values.begin(), values.end());
+            r.quantileLevels = levels;
+            for (double q : levels)
+                r.quantileValues.push_back(quantile(values, q));
+            const int64_t bins = m_o.histogramBins;
+            r.histogramEdges.resize(static_cast<size_t>(bins + 1));
+            for (int64_t i = 0; i <= bins; ++i)
+                r.histogramEdges[static_cast<size_t>(i)] = a.max * static_cast<float>(i) / static_cast<float>(bins);
+            r.histogramCounts.assign(static_cast<size_t>(bins), 0);
+            for (float v : values) {
+                int64_t bin = a.max > 0 ? static_cast<int64_t>(v / a.max * static_cast<float>(bins)) : 0;
+                ++r.histogramCounts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, bins - 1))];
+            }
+            r.top = a.top;
+            // Quantile bands: the sampled contexts sorted by their peak, cut into equal bands,
+            // strongest first; from each, perBand contexts evenly spaced through it.
+            std::vector<Example> sample;
+            for (const auto& e : a.contexts.entries())
+                sample.push_back(e.value);
+            std::sort(sample.begin(), sample.end(), ranksBefore);
+            const auto total = static_cast<int64_t>(sample.size());
+            for (int64_t b = 0; b < m_o.quantileBands && total > 0; ++b) {
+                const int64_t lo = total * b / m_o.quantileBands, hi = total * (b + 1) / m_o.quantileBands;
+                if (hi <= lo)
+                    continue;
+                QuantileExamples band;
+                band.name = "Subsample Interval " + std::to_string(b);
+                const int64_t take = std::min(m_o.perBand, hi - lo);
+                for (int64_t j = 0; j < take; ++j)
+                    band.examples.push_back(sample[static_cast<size_t>(lo + (hi - lo) * j / take)]);
+                r.quantiles.push_back(std::move(band));
+            }
+            r.topLogits = tokenList(std::get<0>(topL)[f], std::get<1>(topL)[f]);
+            r.bottomLogits = tokenList(std::get<0>(bottomL)[f], std::get<1>(bottomL)[f]);
+            r.topInputs = tokenList(std::get<0>(topI)[f], std::get<1>(topI)[f]);
+            out.push_back(std::move(r));
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<const transcoder::TranscoderSet> tc,
+    const std::string& corpusPath, const std::string& dbPath, const BuildOptions& o,
+    const std::function<bool(const BuildProgress&)>& progress)
+{
+    checkOptions(o);
+    if (!model || !tc)
+        throw Error("feature store build: no model or no transcoder set");
+    if (!model->hasTokenizer())
+        throw Error("the model folder has no tokenizer.json; the feature store reads a text corpus");
+    tc->checkFits(model->config());
+    at::NoGradGuard noGradients;
+    const auto start = Clock::now();
+
+    StoreInfo info;
+    info.model = std::filesystem::path(model->folder()).filename().string();
+    info.scan = tc->config().scan.empty() ? std::filesystem::path(tc->folder()).filename().string() : tc->config().scan;
+    info.nLayers = tc->nLayers();
+    info.nFeatures = tc->nFeatures();
+    info.contextLength = o.contextLength;
+    info.buildOptions = optionsJson(o, corpusPath);
+    auto store = FeatureStore::create(dbPath, info);
+
+    Builder builder(*model, *tc, o);
+    transcoder::TokenRows rows(corpusPath,
+        std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &model->tokenizer()),
+        o.contextLength);
+    int64_t contexts = 0, resumedFrom = 0;
+    if (auto state = store->buildState()) {
+        if (store->info().buildOptions != info.buildOptions)
+            throw Error("the store at " + dbPath
+                + " holds a build started with other options: finish it with the same ones, or delete it");
+        contexts = builder.loadState(*state);
+        resumedFrom = builder.tokens();
+        for (int64_t skipped = 0; skipped < contexts;) {
+            const int64_t got = rows.next(std::min<int64_t>(o.batchContexts, contexts - skipped)).size(0);
+            if (got == 0)
+                throw Error("the corpus is shorter than the saved build state says: is it the same file?");
+            skipped += got;
+        }
+    }
+    const int64_t perContext = o.contextLength - 1;
+    const int64_t wanted = o.maxTokens > 0 ? (o.maxTokens + perContext - 1) / perContext : -1;
+    int64_t sinceCheckpoint = 0;
+    const auto runStart = Clock::now();
+    while (wanted < 0 || contexts < wanted) {
+        const int64_t n = wanted < 0 ? o.batchContexts : std::min(o.batchContexts, wanted - contexts);
+        at::Tensor ids = rows.next(n);
+        if (ids.size(0) == 0)
+            break;
+        builder.add(ids.to(model->device()), contexts);
+        contexts += ids.size(0);
+        sinceCheckpoint += ids.size(0);
+        info.tokens = builder.tokens();
+        if (sinceCheckpoint >= o.checkpointEvery) {
+            store->saveBuildState(builder.saveState(contexts), info);
+            sinceCheckpoint = 0;
+        }
+        if (progress) {
+            BuildProgress p;
+            p.tokens = builder.tokens();
+            p.totalTokens = wanted > 0 ? wanted * perContext : 0;
+            const double seconds = std::chrono::duration<double>(Clock::now() - runStart).count();
+            p.tokensPerSecond = seconds > 0 ? static_cast<double>(builder.tokens() - resumedFrom) / seconds : 0;
+            p.secondsLeft = p.totalTokens > 0 && p.tokensPerSecond > 0
+                ? static_cast<double>(p.totalTokens - p.tokens) / p.tokensPerSecond
+                : 0;
+            if (!progress(p)) {
+                store->saveBuildState(builder.saveState(contexts), info);
+                throw Cancelled();
+            }
+        }
+    }
+    if (contexts == 0)
+        throw Error("the corpus " + corpusPath + " has no text to build from");
+
+    std::vector<std::string> vocab;
+    for (int64_t id = 0; id < model->config().vocabSize; ++id)
+        vocab.push_back(model->tokenizer().tokenText(id));
+    info.tokens = builder.tokens();
+    info.complete = true;
+    store->writeRecords(builder.records(vocab), info);
+    store->clearBuildState();
+
+    BuildResult result;
+    result.tokens = builder.tokens();
+    result.contexts = contexts;
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double runSeconds = std::chrono::duration<double>(Clock::now() - runStart).count();
+    result.tokensPerSecond = runSeconds > 0 ? static_cast<double>(result.tokens - resumedFrom) / runSeconds : 0;
+    result.resumedFromTokens = resumedFrom;
+    std::error_code ec;
+    result.bytes = static_cast<int64_t>(std::filesystem::file_size(dbPath, ec));
+    return result;
+}
+
+} // namespace cs::features
