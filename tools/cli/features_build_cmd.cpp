@@ -1,0 +1,96 @@
+// circuitscope-cli features build: a feature store from a text corpus (DESIGN §6).
+#include "commands.h"
+
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/features.h"
+#include "cs/transcoder.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+namespace cs::cli {
+
+namespace {
+
+// Ctrl-C stops a build cleanly: the state is saved and the next run resumes from it.
+std::atomic<bool> g_stop { false };
+
+void onInterrupt(int)
+{
+    g_stop = true;
+}
+
+} // namespace
+
+int cmdFeaturesBuild(const Args& args, const std::string& device)
+{
+    const auto& pos = args.positional();
+    if (pos.size() < 3)
+        throw Error("features build needs MODEL (try --help)");
+    const auto corpus = args.value("corpus");
+    const auto out = args.value("out");
+    if (!corpus || !out)
+        throw Error("features build needs --corpus FILE and --out DB");
+    model::initThreads();
+    const std::string folder = resolveModelFolder(pos[2]);
+    auto model = model::Model::load(folder, { device, true });
+    transcoder::TranscoderSet::LoadOptions lo;
+    lo.device = model->device().str();
+    auto transcoders = transcoder::TranscoderSet::load(
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
+
+    features::BuildOptions o;
+    o.maxTokens = args.intOr("tokens", o.maxTokens);
+    o.contextLength = args.intOr("context", o.contextLength);
+    o.batchContexts = args.intOr("batch-size", o.batchContexts);
+    o.topK = args.intOr("top-k", o.topK);
+    o.window = args.intOr("window", o.window);
+    o.checkpointEvery = args.intOr("checkpoint-every", o.checkpointEvery);
+
+    const bool tty = isatty(fileno(stderr));
+    auto last = std::chrono::steady_clock::now() - std::chrono::seconds(60);
+    auto progress = [&](const features::BuildProgress& p) {
+        const auto now = std::chrono::steady_clock::now();
+        if (tty || now - last >= std::chrono::seconds(10)) {
+            last = now;
+            const double fraction = p.totalTokens > 0 ? double(p.tokens) / double(p.totalTokens) : 0;
+            const int width = 30, filled = static_cast<int>(fraction * width);
+            std::fprintf(stderr, "%s[%s%s] %3d%%  %lld tokens  %.0f tok/s  %.0f s left%s", tty ? "\r" : "",
+                std::string(static_cast<size_t>(filled), '#').c_str(),
+                std::string(static_cast<size_t>(width - filled), '.').c_str(), static_cast<int>(fraction * 100),
+                static_cast<long long>(p.tokens), p.tokensPerSecond, p.secondsLeft, tty ? "" : "\n");
+        }
+        return !g_stop.load();
+    };
+    std::signal(SIGINT, onInterrupt);
+    features::BuildResult r;
+    try {
+        r = features::build(model, transcoders, *corpus, *out, o, progress);
+    } catch (const Cancelled&) {
+        std::fprintf(
+            stderr, "\nstopped; the state is saved in %s: run the same command again to resume\n", out->c_str());
+        return 130;
+    }
+    if (tty)
+        std::fprintf(stderr, "\n");
+    const nlohmann::json j = { { "out", *out }, { "tokens", r.tokens }, { "contexts", r.contexts },
+        { "seconds", r.seconds }, { "tokens_per_second", r.tokensPerSecond },
+        { "resumed_from_tokens", r.resumedFromTokens }, { "bytes", r.bytes },
+        { "mb_per_million_tokens", r.tokens > 0 ? double(r.bytes) / 1048576.0 / (double(r.tokens) / 1e6) : 0.0 } };
+    if (args.flag("json")) {
+        std::cout << j.dump() << "\n";
+    } else {
+        std::cout << "feature store " << *out << ": " << r.tokens << " tokens in " << r.contexts << " contexts, "
+                  << r.seconds << " s (" << r.tokensPerSecond << " tokens/s)"
+                  << (r.resumedFromTokens > 0 ? ", resumed at " + std::to_string(r.resumedFromTokens) + " tokens" : "")
+                  << ", " << double(r.bytes) / 1048576.0 << " MB\n";
+    }
+    return 0;
+}
+
+} // namespace cs::cli
