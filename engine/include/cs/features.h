@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cs::features {
@@ -113,11 +114,24 @@ public:
     FeatureRecord card(int64_t layer, int64_t feature) const;
     // Features whose label contains `text` (case-insensitive), at most `limit`.
     std::vector<SearchHit> search(const std::string& text, int64_t limit = 50) const;
+    // Sets (or, with both empty, removes) the label and notes of a feature in range, whether or
+    // not the store has its statistics yet.
     void setLabel(int64_t layer, int64_t feature, const std::string& label, const std::string& notes = {});
+    // (layer, feature) of every feature with statistics, in order; and how many there are.
+    std::vector<std::pair<int64_t, int64_t>> listFeatures() const;
+    int64_t count() const;
+    // The text of each token id (index = id), as the builder wrote it; empty when none was.
+    std::vector<std::string> vocabulary() const;
 
     // The builder's side. Statistics and examples of many features in one transaction (labels
     // are not touched); info (tokens, complete) updated in the same transaction.
     void writeRecords(const std::vector<FeatureRecord>& records, const StoreInfo& info);
+    // Removes every feature's statistics and examples (not the labels), for a build that starts
+    // afresh over a store it does not resume.
+    void clearRecords();
+    // The text of each token id (index = id), replacing the one saved before: examples keep token
+    // ids, and the circuit-tracer export and the CLI show them as text through this table.
+    void writeVocabulary(const std::vector<std::string>& texts);
     // An opaque resume state (the builder's heaps and counters), saved and read atomically.
     void saveBuildState(const std::vector<uint8_t>& state, const StoreInfo& info);
     std::optional<std::vector<uint8_t>> buildState() const;
@@ -132,8 +146,11 @@ private:
 
 // circuit-tracer's per-feature JSON: index, examples_quantiles [{quantile_name, examples:
 // [{tokens, tokens_acts_list, ...}]}], top_logits, bottom_logits, act_min, act_max,
-// quantile_values, histogram, activation_frequency; plus label.
-nlohmann::json circuitTracerJson(const FeatureRecord& record);
+// quantile_values, histogram, activation_frequency; plus layer and label. Example tokens are
+// ids: `vocabulary` (FeatureStore::vocabulary()) gives their text, and an id it lacks shows as
+// "[id]". Every string is valid UTF-8 (invalid bytes, e.g. a partial byte-level BPE token,
+// become U+FFFD), so any dump() of it succeeds.
+nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<std::string>& vocabulary = {});
 // One file per feature, DIR/{layer}/{feature}.json (written atomically); returns the count.
 int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir);
 

@@ -1,0 +1,1303 @@
+// The feature store (DESIGN §6) on SQLite, through the sqlite3 C API.
+//
+// Schema (kStoreVersion 1). Tables without a rowid where the key is the natural one, so a
+// card is a handful of primary-key lookups.
+//
+//   meta(key TEXT PRIMARY KEY, value TEXT)
+//       format = kStoreFormat, version = kStoreVersion, model, scan, n_layers, n_features,
+//       context_length, tokens, complete (0/1), build_options (JSON text).
+//   features(layer, feature, tokens, active_tokens, act_max, act_min, act_sum,
+//            quantile_levels, quantile_values, histogram_edges, histogram_counts, bands,
+//            top_logits, bottom_logits, top_inputs, PRIMARY KEY(layer, feature))
+//       one row per feature with statistics. Arrays are compact little-endian BLOBs:
+//       quantile_levels float64[], quantile_values float32[], histogram_edges float32[],
+//       histogram_counts zigzag varints, bands the names.id of each quantile band in order
+//       (varints), top_logits / bottom_logits / top_inputs a varint count then per entry
+//       (zigzag varint id, float32 value, varint length, the token's bytes).
+//   names(id INTEGER PRIMARY KEY, name TEXT UNIQUE)
+//       band names ("Subsample Interval 0", ...), written once and shared by every feature.
+//   examples(layer, feature, band, rank, context, position, activation, sequence, activations,
+//            PRIMARY KEY(layer, feature, band, rank))
+//       band -1 is the top-activating list, 0.. the quantile bands in order; rank the order in
+//       the list. activation (the peak) is exact (REAL). sequence points into sequences: the
+//       tokens. activations is byte 0 the encoding, then a varint n (the token count):
+//         1 dense float16 [n]      2 dense float32 [n]
+//         3 sparse float16: varint k, then k x (varint gap to the previous non-zero, float16)
+//         4 sparse float32: the same with float32
+//       float16 whenever every value is finite and within float16's range (round to nearest
+//       even: about 3 significant digits, enough to colour a token), sparse when smaller
+//       (a feature is zero on most tokens of most contexts).
+//   sequences(id INTEGER PRIMARY KEY, hash INTEGER, tokens BLOB), index on hash
+//       token windows, stored once however many features' examples show them (with whole
+//       contexts as examples, every feature that fired in a context shares its row). tokens is
+//       byte 0 the width (2: uint16, 4: int32, 8: int64), then the ids little-endian. Rows no
+//       example uses any more are deleted when a build completes.
+//   labels(layer, feature, label, notes, updated, PRIMARY KEY(layer, feature))
+//       the user's; writeRecords and clearRecords never touch it.
+//   vocab(id INTEGER PRIMARY KEY, text BLOB)
+//       each token's text (bytes as the tokenizer gives them: may be partial UTF-8).
+//   build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB)
+//       the builder's resume state.
+//
+// Journal: WAL (persistent in the file), synchronous=NORMAL, so a reader reads the last
+// committed state while the builder writes.
+
+#include "cs/features.h"
+
+#include "cs/error.h"
+#include "io/atomic_file.h"
+#include "model/utf8.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cs::features {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kTopName = "Top activations"; // circuit-tracer's name of the top band
+constexpr int kBusyTimeoutMs = 10000; // how long a statement waits for another writer's lock
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE features(
+    layer INTEGER NOT NULL, feature INTEGER NOT NULL,
+    tokens INTEGER NOT NULL, active_tokens INTEGER NOT NULL,
+    act_max REAL NOT NULL, act_min REAL NOT NULL, act_sum REAL NOT NULL,
+    quantile_levels BLOB, quantile_values BLOB, histogram_edges BLOB, histogram_counts BLOB,
+    bands BLOB, top_logits BLOB, bottom_logits BLOB, top_inputs BLOB,
+    PRIMARY KEY(layer, feature)) WITHOUT ROWID;
+CREATE TABLE names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE examples(
+    layer INTEGER NOT NULL, feature INTEGER NOT NULL, band INTEGER NOT NULL, rank INTEGER NOT NULL,
+    context INTEGER NOT NULL, position INTEGER NOT NULL, activation REAL NOT NULL,
+    sequence INTEGER NOT NULL, activations BLOB NOT NULL,
+    PRIMARY KEY(layer, feature, band, rank)) WITHOUT ROWID;
+CREATE TABLE sequences(id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, tokens BLOB NOT NULL);
+CREATE INDEX sequences_hash ON sequences(hash);
+CREATE TABLE labels(
+    layer INTEGER NOT NULL, feature INTEGER NOT NULL,
+    label TEXT NOT NULL, notes TEXT NOT NULL, updated TEXT NOT NULL,
+    PRIMARY KEY(layer, feature)) WITHOUT ROWID;
+CREATE TABLE vocab(id INTEGER PRIMARY KEY, text BLOB NOT NULL);
+CREATE TABLE build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB NOT NULL);
+)sql";
+
+constexpr const char* kTables[]
+    = { "meta", "features", "names", "examples", "sequences", "labels", "vocab", "build_state" };
+
+// --- compact little-endian encodings -------------------------------------------------------
+
+uint16_t halfFromFloat(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) // inf, nan
+        return static_cast<uint16_t>(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));
+    if (a >= 0x477ff000u) // >= 65520 rounds to infinity
+        return static_cast<uint16_t>(sign | 0x7c00u);
+    if (a < 0x38800000u) { // below 2^-14: a float16 subnormal (or zero), in units of 2^-24
+        float v;
+        std::memcpy(&v, &a, 4);
+        return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(v * 16777216.0f)));
+    }
+    uint32_t h = ((a >> 23) - 112u) << 10 | ((a >> 13) & 0x3ffu); // rebias 127 -> 15
+    const uint32_t rest = a & 0x1fffu; // round to nearest, ties to even (a carry bumps the exponent)
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+        ++h;
+    return static_cast<uint16_t>(sign | h);
+}
+
+float floatFromHalf(uint16_t h)
+{
+    const uint32_t sign = (h & 0x8000u) << 16;
+    const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {
+        const float v = std::ldexp(static_cast<float>(m), -24);
+        return sign ? -v : v;
+    }
+    const uint32_t bits = sign | (e == 31 ? (0xffu << 23 | m << 13) : ((e + 112u) << 23 | m << 13));
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+bool fitsHalf(float v)
+{
+    return std::isfinite(v) && std::fabs(v) <= 65504.0f;
+}
+
+class Writer {
+public:
+    void byte(uint8_t b) { m_bytes.push_back(b); }
+    void varint(uint64_t v)
+    {
+        while (v >= 0x80) {
+            byte(static_cast<uint8_t>(v | 0x80));
+            v >>= 7;
+        }
+        byte(static_cast<uint8_t>(v));
+    }
+    void zigzag(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+    template<typename T> void fixed(T v)
+    {
+        uint8_t raw[sizeof(T)];
+        std::memcpy(raw, &v, sizeof(T)); // the engine runs on little-endian machines only
+        m_bytes.insert(m_bytes.end(), raw, raw + sizeof(T));
+    }
+    void bytes(const std::string& s)
+    {
+        varint(s.size());
+        m_bytes.insert(m_bytes.end(), s.begin(), s.end());
+    }
+    const std::vector<uint8_t>& data() const { return m_bytes; }
+
+private:
+    std::vector<uint8_t> m_bytes;
+};
+
+// Reads what Writer wrote; a BLOB cut short or otherwise malformed is a damaged store.
+class Reader {
+public:
+    Reader(const void* data, size_t size, std::string what)
+        : m_p(static_cast<const uint8_t*>(data))
+        , m_end(m_p + size)
+        , m_what(std::move(what))
+    {
+    }
+    bool atEnd() const { return m_p == m_end; }
+    size_t left() const { return static_cast<size_t>(m_end - m_p); }
+    uint8_t byte()
+    {
+        need(1);
+        return *m_p++;
+    }
+    uint64_t varint()
+    {
+        uint64_t v = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            const uint8_t b = byte();
+            v |= static_cast<uint64_t>(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                return v;
+        }
+        fail();
+    }
+    int64_t zigzag()
+    {
+        const uint64_t u = varint();
+        return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
+    }
+    // A count of items of at least `itemBytes` bytes each, checked against what is left.
+    size_t count(size_t itemBytes)
+    {
+        const uint64_t n = varint();
+        if (n > left() / std::max<size_t>(itemBytes, 1))
+            fail();
+        return static_cast<size_t>(n);
+    }
+    template<typename T> T fixed()
+    {
+        need(sizeof(T));
+        T v;
+        std::memcpy(&v, m_p, sizeof(T));
+        m_p += sizeof(T);
+        return v;
+    }
+    std::string bytes()
+    {
+        const size_t n = count(1);
+        std::string s(reinterpret_cast<const char*>(m_p), n);
+        m_p += n;
+        return s;
+    }
+    [[noreturn]] void fail() const { throw Error("the feature store is damaged: a malformed " + m_what); }
+
+private:
+    void need(size_t n) const
+    {
+        if (left() < n)
+            fail();
+    }
+    const uint8_t* m_p;
+    const uint8_t* m_end;
+    std::string m_what;
+};
+
+template<typename T> std::vector<uint8_t> encodeFixed(const std::vector<T>& values)
+{
+    Writer w;
+    for (T v : values)
+        w.fixed(v);
+    return w.data();
+}
+
+template<typename T> std::vector<T> decodeFixed(const void* data, size_t size, const char* what)
+{
+    Reader r(data, size, what);
+    if (size % sizeof(T))
+        r.fail();
+    std::vector<T> out(size / sizeof(T));
+    for (T& v : out)
+        v = r.fixed<T>();
+    return out;
+}
+
+std::vector<uint8_t> encodeCounts(const std::vector<int64_t>& counts)
+{
+    Writer w;
+    for (int64_t c : counts)
+        w.zigzag(c);
+    return w.data();
+}
+
+std::vector<int64_t> decodeCounts(const void* data, size_t size)
+{
+    Reader r(data, size, "histogram");
+    std::vector<int64_t> out;
+    while (!r.atEnd())
+        out.push_back(r.zigzag());
+    return out;
+}
+
+std::vector<uint8_t> encodeTokenValues(const std::vector<TokenValue>& list)
+{
+    Writer w;
+    w.varint(list.size());
+    for (const TokenValue& t : list) {
+        w.zigzag(t.id);
+        w.fixed(t.value);
+        w.bytes(t.token);
+    }
+    return w.data();
+}
+
+std::vector<TokenValue> decodeTokenValues(const void* data, size_t size)
+{
+    std::vector<TokenValue> out;
+    if (size == 0)
+        return out;
+    Reader r(data, size, "token list");
+    out.resize(r.count(6));
+    for (TokenValue& t : out) {
+        t.id = r.zigzag();
+        t.value = r.fixed<float>();
+        t.token = r.bytes();
+    }
+    if (!r.atEnd())
+        r.fail();
+    return out;
+}
+
+std::vector<uint8_t> encodeTokens(const std::vector<int64_t>& ids)
+{
+    int64_t lo = 0, hi = 0;
+    for (int64_t id : ids) {
+        lo = std::min(lo, id);
+        hi = std::max(hi, id);
+    }
+    Writer w;
+    if (lo >= 0 && hi <= 0xffff) {
+        w.byte(2);
+        for (int64_t id : ids)
+            w.fixed(static_cast<uint16_t>(id));
+    } else if (lo >= std::numeric_limits<int32_t>::min() && hi <= std::numeric_limits<int32_t>::max()) {
+        w.byte(4);
+        for (int64_t id : ids)
+            w.fixed(static_cast<int32_t>(id));
+    } else {
+        w.byte(8);
+        for (int64_t id : ids)
+            w.fixed(id);
+    }
+    return w.data();
+}
+
+std::vector<int64_t> decodeTokens(const void* data, size_t size)
+{
+    Reader r(data, size, "token sequence");
+    const uint8_t width = r.byte();
+    if ((width != 2 && width != 4 && width != 8) || r.left() % width)
+        r.fail();
+    std::vector<int64_t> ids(r.left() / width);
+    for (int64_t& id : ids)
+        id = width == 2 ? r.fixed<uint16_t>() : width == 4 ? r.fixed<int32_t>() : r.fixed<int64_t>();
+    return ids;
+}
+
+enum ActivationCoding : uint8_t { kDenseHalf = 1, kDenseFloat = 2, kSparseHalf = 3, kSparseFloat = 4 };
+
+std::vector<uint8_t> encodeActivations(const std::vector<float>& acts)
+{
+    const bool half = std::all_of(acts.begin(), acts.end(), fitsHalf);
+    const size_t valueBytes = half ? 2 : 4;
+    size_t nonZero = 0;
+    for (float v : acts)
+        nonZero += v != 0.0f;
+    // Sparse costs a gap (one byte, mostly) and a value per non-zero.
+    const bool sparse = nonZero * (valueBytes + 1) + 2 < acts.size() * valueBytes;
+    Writer w;
+    w.byte(sparse ? (half ? kSparseHalf : kSparseFloat) : (half ? kDenseHalf : kDenseFloat));
+    w.varint(acts.size());
+    const auto value = [&](float v) {
+        if (half)
+            w.fixed(halfFromFloat(v));
+        else
+            w.fixed(v);
+    };
+    if (sparse) {
+        w.varint(nonZero);
+        size_t next = 0; // the index after the previous non-zero
+        for (size_t i = 0; i < acts.size(); ++i)
+            if (acts[i] != 0.0f) {
+                w.varint(i - next);
+                value(acts[i]);
+                next = i + 1;
+            }
+    } else {
+        for (float v : acts)
+            value(v);
+    }
+    return w.data();
+}
+
+std::vector<float> decodeActivations(const void* data, size_t size)
+{
+    Reader r(data, size, "activation list");
+    const uint8_t coding = r.byte();
+    if (coding < kDenseHalf || coding > kSparseFloat)
+        r.fail();
+    const bool half = coding == kDenseHalf || coding == kSparseHalf;
+    const auto value = [&] { return half ? floatFromHalf(r.fixed<uint16_t>()) : r.fixed<float>(); };
+    const uint64_t n = r.varint();
+    if (n > (uint64_t(1) << 24)) // no context is that long; a damaged count
+        r.fail();
+    std::vector<float> acts;
+    if (coding == kDenseHalf || coding == kDenseFloat) {
+        if (r.left() != n * (half ? 2 : 4))
+            r.fail();
+        acts.resize(n);
+        for (float& v : acts)
+            v = value();
+    } else {
+        acts.assign(n, 0.0f);
+        const size_t k = r.count(half ? 3 : 5);
+        uint64_t i = 0;
+        for (size_t j = 0; j < k; ++j) {
+            i += r.varint();
+            if (i >= n)
+                r.fail();
+            acts[i++] = value();
+        }
+    }
+    if (!r.atEnd())
+        r.fail();
+    return acts;
+}
+
+uint64_t fnv1a(const std::vector<uint8_t>& bytes)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (uint8_t b : bytes)
+        h = (h ^ b) * 1099511628211ull;
+    return h;
+}
+
+// The bytes as valid UTF-8: each byte that does not belong to a well-formed sequence becomes
+// U+FFFD (what nlohmann's error_handler_t::replace does when dumping).
+std::string validUtf8(const std::string& bytes)
+{
+    std::string out;
+    out.reserve(bytes.size());
+    for (size_t i = 0; i < bytes.size();) {
+        const size_t n = model::utf8::sequenceLength(bytes, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(bytes, i, n);
+            i += n;
+        }
+    }
+    return out;
+}
+
+// --- sqlite3 handles -----------------------------------------------------------------------
+
+struct DbClose {
+    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+
+// The message for a failed call on `db`: sqlite's words, the path, and what it means to a user
+// for the failures a bad file causes.
+[[noreturn]] void fail(sqlite3* db, int rc, const std::string& path, const std::string& what)
+{
+    const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+        throw Error(path + " is not an SQLite database (" + message + ")");
+    case SQLITE_CORRUPT:
+        throw Error(path + " is damaged, a truncated or corrupt file (" + message + ")");
+    case SQLITE_READONLY:
+        throw Error(path + " is open read-only (" + message + ")");
+    default:
+        throw Error(path + ": " + what + ": " + message);
+    }
+}
+
+class Statement {
+public:
+    Statement(sqlite3* db, const std::string& sql, const std::string& path)
+        : m_db(db)
+        , m_path(path)
+    {
+        const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &m_stmt, nullptr);
+        if (rc != SQLITE_OK)
+            fail(db, rc, path, "cannot prepare \"" + sql + "\"");
+    }
+    ~Statement() { sqlite3_finalize(m_stmt); }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+
+    // Binds parameters 1, 2, ... in order.
+    Statement& reset()
+    {
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+        m_next = 1;
+        return *this;
+    }
+    Statement& bind(int64_t v) { return check(sqlite3_bind_int64(m_stmt, m_next++, v)); }
+    Statement& bind(int v) { return bind(static_cast<int64_t>(v)); }
+    Statement& bind(double v) { return check(sqlite3_bind_double(m_stmt, m_next++, v)); }
+    Statement& bind(const std::string& v)
+    {
+        return check(sqlite3_bind_text(m_stmt, m_next++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    }
+    Statement& bindBlob(const void* data, size_t size)
+    {
+        // A zero-length blob, not NULL, for an empty array.
+        return check(size ? sqlite3_bind_blob64(m_stmt, m_next++, data, size, SQLITE_TRANSIENT)
+                          : sqlite3_bind_zeroblob(m_stmt, m_next++, 0));
+    }
+    Statement& bindBlob(const std::vector<uint8_t>& v) { return bindBlob(v.data(), v.size()); }
+    Statement& bindBlob(const std::string& v) { return bindBlob(v.data(), v.size()); }
+
+    // True while there is a row.
+    bool step()
+    {
+        const int rc = sqlite3_step(m_stmt);
+        if (rc == SQLITE_ROW)
+            return true;
+        if (rc == SQLITE_DONE)
+            return false;
+        sqlite3_reset(m_stmt);
+        fail(m_db, rc, m_path, "cannot run \"" + std::string(sqlite3_sql(m_stmt)) + "\"");
+    }
+    // Ends the statement's use of the database (its read snapshot, in WAL mode).
+    void finish() { sqlite3_reset(m_stmt); }
+    void run()
+    {
+        while (step()) { }
+    }
+
+    bool isNull(int i) const { return sqlite3_column_type(m_stmt, i) == SQLITE_NULL; }
+    int64_t integer(int i) const { return sqlite3_column_int64(m_stmt, i); }
+    double real(int i) const { return sqlite3_column_double(m_stmt, i); }
+    std::string text(int i) const
+    {
+        const auto* p = sqlite3_column_blob(m_stmt, i); // the bytes as stored, no conversion
+        return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, i)))
+                 : std::string();
+    }
+    // The column's bytes (valid until the next step or reset).
+    std::pair<const void*, size_t> blob(int i) const
+    {
+        const void* p = sqlite3_column_blob(m_stmt, i);
+        return { p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, i)) };
+    }
+
+private:
+    Statement& check(int rc)
+    {
+        if (rc != SQLITE_OK)
+            fail(m_db, rc, m_path, "cannot bind a parameter");
+        return *this;
+    }
+    sqlite3* m_db;
+    const std::string& m_path;
+    sqlite3_stmt* m_stmt = nullptr;
+    int m_next = 1;
+};
+
+void exec(sqlite3* db, const std::string& sql, const std::string& path)
+{
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(err);
+        fail(db, rc, path, "cannot run \"" + sql + "\"");
+    }
+}
+
+// A file: URI for sqlite3_open_v2 with SQLITE_OPEN_URI (RFC 3986: unreserved bytes as they are).
+std::string fileUri(const std::string& path, const std::string& query)
+{
+    const std::string absolute = fs::absolute(path).string();
+    std::string uri = "file:";
+    const char* hex = "0123456789ABCDEF";
+    for (unsigned char c : absolute) {
+        if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+            uri += static_cast<char>(c);
+        } else {
+            uri += '%';
+            uri += hex[c >> 4];
+            uri += hex[c & 15];
+        }
+    }
+    return uri + "?" + query;
+}
+
+std::string describe(const StoreInfo& i)
+{
+    return "model \"" + i.model + "\", transcoders \"" + i.scan + "\", " + std::to_string(i.nLayers) + " layers x "
+        + std::to_string(i.nFeatures) + " features";
+}
+
+std::string featureName(int64_t layer, int64_t feature)
+{
+    return "layer " + std::to_string(layer) + " feature " + std::to_string(feature);
+}
+
+} // namespace
+
+struct FeatureStore::Impl {
+    DbPtr db;
+    std::string path;
+    bool writable = false;
+    int64_t nLayers = 0, nFeatures = 0; // from meta, for range checks
+    mutable std::mutex mutex; // one connection: statements and their caches are not shared safely
+    mutable std::map<std::string, std::unique_ptr<Statement>> statements;
+    std::map<std::string, int64_t> nameIds; // names table, loaded on first write
+
+    // A cached prepared statement, reset and ready to bind.
+    Statement& sql(const std::string& text) const
+    {
+        auto& s = statements[text];
+        if (!s)
+            s = std::make_unique<Statement>(db.get(), text, path);
+        return s->reset();
+    }
+    void exec(const std::string& text) const { cs::features::exec(db.get(), text, path); }
+    // Resets every cached statement, so that none keeps a read snapshot open between calls (in
+    // WAL mode that would hide later commits and hold back checkpoints).
+    void finishAll() const
+    {
+        for (auto& [text, s] : statements)
+            s->finish();
+    }
+
+    void requireWritable(const char* what) const
+    {
+        if (!writable)
+            throw Error(std::string("cannot ") + what + ": " + path + " is open read-only");
+    }
+    void checkRange(int64_t layer, int64_t feature) const
+    {
+        if (layer < 0 || layer >= nLayers || feature < 0 || feature >= nFeatures)
+            throw Error(featureName(layer, feature) + " is out of range: " + path + " holds " + std::to_string(nLayers)
+                + " layers of " + std::to_string(nFeatures) + " features");
+    }
+
+    std::map<std::string, std::string> meta() const
+    {
+        std::map<std::string, std::string> m;
+        Statement& s = sql("SELECT key, value FROM meta");
+        while (s.step())
+            m[s.text(0)] = s.text(1);
+        return m;
+    }
+    void setMeta(const std::string& key, const std::string& value) const
+    {
+        sql("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(key).bind(value).run();
+    }
+    // What a build reports as it goes (the identity keys stay as created).
+    void setProgress(const StoreInfo& info) const
+    {
+        setMeta("tokens", std::to_string(info.tokens));
+        setMeta("complete", info.complete ? "1" : "0");
+        setMeta("context_length", std::to_string(info.contextLength));
+        setMeta("build_options", info.buildOptions.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+
+    int64_t nameId(const std::string& name)
+    {
+        if (nameIds.empty()) {
+            Statement& s = sql("SELECT id, name FROM names");
+            while (s.step())
+                nameIds[s.text(1)] = s.integer(0);
+        }
+        auto it = nameIds.find(name);
+        if (it != nameIds.end())
+            return it->second;
+        sql("INSERT INTO names(name) VALUES(?)").bind(name).run();
+        const int64_t id = sqlite3_last_insert_rowid(db.get());
+        nameIds[name] = id;
+        return id;
+    }
+
+    int64_t sequenceId(const std::vector<int64_t>& tokens)
+    {
+        const std::vector<uint8_t> bytes = encodeTokens(tokens);
+        const auto hash = static_cast<int64_t>(fnv1a(bytes));
+        Statement& find = sql("SELECT id, tokens FROM sequences WHERE hash = ?").bind(hash);
+        while (find.step()) {
+            const auto [p, n] = find.blob(1);
+            if (n == bytes.size() && (n == 0 || std::memcmp(p, bytes.data(), n) == 0))
+                return find.integer(0);
+        }
+        sql("INSERT INTO sequences(hash, tokens) VALUES(?, ?)").bind(hash).bindBlob(bytes).run();
+        return sqlite3_last_insert_rowid(db.get());
+    }
+};
+
+namespace {
+
+// One public call: the connection to itself, and every statement reset at the end.
+class Use {
+public:
+    explicit Use(const FeatureStore::Impl& impl)
+        : m_lock(impl.mutex)
+        , m_impl(impl)
+    {
+    }
+    ~Use() { m_impl.finishAll(); }
+
+private:
+    std::lock_guard<std::mutex> m_lock;
+    const FeatureStore::Impl& m_impl;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolled back unless committed (an exception on the way).
+class Transaction {
+public:
+    explicit Transaction(const FeatureStore::Impl& impl)
+        : m_impl(impl)
+    {
+        m_impl.exec("BEGIN IMMEDIATE");
+    }
+    ~Transaction()
+    {
+        if (!m_done)
+            sqlite3_exec(m_impl.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    void commit()
+    {
+        m_impl.exec("COMMIT");
+        m_done = true;
+    }
+
+private:
+    const FeatureStore::Impl& m_impl;
+    bool m_done = false;
+};
+
+int64_t parseInt(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path)
+{
+    auto it = meta.find(key);
+    try {
+        size_t used = 0;
+        if (it != meta.end()) {
+            const int64_t v = std::stoll(it->second, &used);
+            if (used == it->second.size())
+                return v;
+        }
+    } catch (const std::exception&) {
+    }
+    throw Error(path + " is not a usable feature store: its meta table has no valid \"" + key + "\"");
+}
+
+// Checks that the connection reads a sound feature store, and reads its shape. Throws
+// cs::Error saying what the file is instead.
+void validate(FeatureStore::Impl& impl)
+{
+    // Any first read fails with SQLITE_NOTADB on a file that is not a database.
+    std::map<std::string, bool> tables;
+    {
+        Statement& s = impl.sql("SELECT name FROM sqlite_master WHERE type = 'table'");
+        while (s.step())
+            tables[s.text(0)] = true;
+    }
+    // A truncated or corrupt file can still have a readable first page; quick_check reads every
+    // page (O(size): tens of milliseconds for a store of a few MB).
+    {
+        Statement& s = impl.sql("PRAGMA quick_check");
+        std::string first = "no result";
+        if (s.step())
+            first = s.text(0);
+        if (first != "ok")
+            throw Error(impl.path + " is damaged, a truncated or corrupt file (" + first + ")");
+    }
+    if (!tables.count("meta"))
+        throw Error(impl.path + " is not a Circuitscope feature store (an SQLite database without its meta table)");
+    const auto meta = impl.meta();
+    const auto format = meta.find("format");
+    if (format == meta.end() || format->second != kStoreFormat)
+        throw Error(impl.path + " is not a Circuitscope feature store (its format is \""
+            + (format == meta.end() ? std::string("unnamed") : format->second) + "\", not \"" + kStoreFormat + "\")");
+    const int64_t version = parseInt(meta, "version", impl.path);
+    if (version > kStoreVersion)
+        throw Error(impl.path + " was made by a newer Circuitscope (feature store version " + std::to_string(version)
+            + "; this one reads up to " + std::to_string(kStoreVersion) + ")");
+    for (const char* table : kTables)
+        if (!tables.count(table))
+            throw Error(impl.path + " is not a usable feature store: it has no table \"" + table + "\"");
+    impl.nLayers = parseInt(meta, "n_layers", impl.path);
+    impl.nFeatures = parseInt(meta, "n_features", impl.path);
+}
+
+DbPtr openDb(const std::string& name, int flags, const std::string& path)
+{
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
+    DbPtr db(raw);
+    if (rc != SQLITE_OK)
+        fail(db.get(), rc, path, "cannot open");
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+    return db;
+}
+
+} // namespace
+
+FeatureStore::FeatureStore(std::unique_ptr<Impl> impl)
+    : m_impl(std::move(impl))
+{
+}
+
+FeatureStore::~FeatureStore() = default;
+
+std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool writable)
+{
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+        throw Error("no such feature store: " + path);
+    if (fs::is_directory(path, ec))
+        throw Error(path + " is a folder, not a feature store");
+    // SQLite reads a file shorter than its 100-byte header as an empty database; say what it is.
+    const auto size = fs::file_size(path, ec);
+    if (!ec && size == 0)
+        throw Error(path + " is an empty file, not a feature store");
+    if (!ec && size < 100)
+        throw Error(path + " is not an SQLite database (" + std::to_string(size)
+            + " bytes, shorter than the header: a truncated file?)");
+    // SQLite reads a last page cut short as if zero-filled, and quick_check checks structure, not
+    // record contents: a file cut inside its last page would open. Every database file is a
+    // whole number of pages (header bytes 16-17: the page size, big-endian, 1 meaning 65536).
+    if (!ec) {
+        std::ifstream in(path, std::ios::binary);
+        unsigned char header[18] = {};
+        if (in.read(reinterpret_cast<char*>(header), sizeof header)
+            && std::memcmp(header, "SQLite format 3", 16) == 0) {
+            const uint32_t raw = uint32_t(header[16]) << 8 | header[17];
+            const uint32_t pageSize = raw == 1 ? 65536 : raw;
+            if (pageSize >= 512 && (pageSize & (pageSize - 1)) == 0 && size % pageSize != 0)
+                throw Error(path + " is damaged, a truncated or corrupt file (" + std::to_string(size)
+                    + " bytes: not a whole number of " + std::to_string(pageSize) + "-byte pages)");
+        }
+    }
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    impl->writable = writable;
+    impl->db = openDb(path, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, path);
+    try {
+        validate(*impl);
+    } catch (const Error&) {
+        // A WAL database opened read-only needs its -shm file, which SQLite creates beside it; in
+        // a folder we cannot write (an installed store) that fails (SQLITE_CANTOPEN). Then read
+        // it as immutable: no locks and no WAL, which is right for a store nobody is building
+        // (a writer that closes checkpoints the WAL into the file and removes it).
+        const int code = sqlite3_extended_errcode(impl->db.get()) & 0xff;
+        if (writable || (code != SQLITE_CANTOPEN && code != SQLITE_READONLY))
+            throw;
+        impl->statements.clear();
+        impl->db.reset();
+        impl->db = openDb(fileUri(path, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, path);
+        validate(*impl);
+    }
+    impl->finishAll();
+    if (writable) {
+        impl->exec("PRAGMA journal_mode=WAL");
+        impl->exec("PRAGMA synchronous=NORMAL");
+    }
+    return std::unique_ptr<FeatureStore>(new FeatureStore(std::move(impl)));
+}
+
+std::unique_ptr<FeatureStore> FeatureStore::create(const std::string& path, const StoreInfo& info)
+{
+    if (info.nLayers <= 0 || info.nFeatures <= 0)
+        throw Error("a feature store needs a positive number of layers and features, got " + describe(info));
+    std::error_code ec;
+    if (fs::exists(path, ec) && (fs::is_directory(path, ec) || fs::file_size(path, ec) > 0)) {
+        // An existing store of the same model and set: opened to rebuild or resume it. Anything
+        // else is someone's file, never overwritten.
+        std::unique_ptr<FeatureStore> store;
+        try {
+            store = open(path, true);
+        } catch (const Error& e) {
+            throw Error(std::string(e.what()) + "; not overwriting it");
+        }
+        const StoreInfo have = store->info();
+        if (have.model != info.model || have.scan != info.scan || have.nLayers != info.nLayers
+            || have.nFeatures != info.nFeatures)
+            throw Error(path + " is the feature store of " + describe(have) + ", not of " + describe(info)
+                + "; not overwriting it (give another path, or delete it)");
+        return store;
+    }
+    // A new store: the schema and meta are written to a temporary sibling that is renamed into
+    // place, so that an interrupted create leaves no half-made store behind.
+    std::string tmp = path + ".tmp-XXXXXX";
+    const int fd = ::mkstemp(tmp.data());
+    if (fd < 0)
+        throw Error("cannot create " + path + ": " + std::strerror(errno));
+    ::close(fd);
+    ::chmod(tmp.c_str(), 0644);
+    try {
+        DbPtr db = openDb(tmp, SQLITE_OPEN_READWRITE, path);
+        exec(db.get(), "BEGIN", path);
+        exec(db.get(), kSchema, path);
+        Statement meta(db.get(), "INSERT INTO meta(key, value) VALUES(?, ?)", path);
+        const std::pair<std::string, std::string> rows[] = {
+            { "format", kStoreFormat },
+            { "version", std::to_string(kStoreVersion) },
+            { "model", info.model },
+            { "scan", info.scan },
+            { "n_layers", std::to_string(info.nLayers) },
+            { "n_features", std::to_string(info.nFeatures) },
+            { "context_length", std::to_string(info.contextLength) },
+            { "tokens", std::to_string(info.tokens) },
+            { "complete", info.complete ? "1" : "0" },
+            { "build_options", info.buildOptions.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) },
+        };
+        for (const auto& [key, value] : rows)
+            meta.reset().bind(key).bind(value).run();
+        exec(db.get(), "COMMIT", path);
+        exec(db.get(), "PRAGMA journal_mode=WAL", path); // persistent: readers find the file in WAL mode
+    } catch (...) {
+        ::unlink(tmp.c_str());
+        ::unlink((tmp + "-wal").c_str());
+        ::unlink((tmp + "-shm").c_str());
+        throw;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = std::strerror(errno);
+        ::unlink(tmp.c_str());
+        throw Error("cannot create " + path + ": " + why);
+    }
+    return open(path, true);
+}
+
+StoreInfo FeatureStore::info() const
+{
+    Use use(*m_impl);
+    const auto meta = m_impl->meta();
+    const auto get = [&](const char* key) {
+        auto it = meta.find(key);
+        return it == meta.end() ? std::string() : it->second;
+    };
+    StoreInfo i;
+    i.model = get("model");
+    i.scan = get("scan");
+    i.nLayers = m_impl->nLayers;
+    i.nFeatures = m_impl->nFeatures;
+    i.contextLength = parseInt(meta, "context_length", m_impl->path);
+    i.tokens = parseInt(meta, "tokens", m_impl->path);
+    i.complete = get("complete") == "1";
+    i.buildOptions = nlohmann::json::parse(get("build_options"), nullptr, false);
+    if (i.buildOptions.is_discarded())
+        i.buildOptions = nlohmann::json::object();
+    return i;
+}
+
+const std::string& FeatureStore::path() const
+{
+    return m_impl->path;
+}
+
+bool FeatureStore::has(int64_t layer, int64_t feature) const
+{
+    Use use(*m_impl);
+    return m_impl->sql("SELECT 1 FROM features WHERE layer = ? AND feature = ?").bind(layer).bind(feature).step();
+}
+
+FeatureRecord FeatureStore::card(int64_t layer, int64_t feature) const
+{
+    Use use(*m_impl);
+    Impl& d = *m_impl;
+    d.checkRange(layer, feature);
+    // One read transaction: the row and its examples from the same commit of a running build.
+    d.exec("BEGIN");
+    struct End {
+        const Impl& d;
+        ~End()
+        {
+            d.finishAll();
+            sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr);
+        }
+    } end { d };
+
+    FeatureRecord r;
+    r.layer = layer;
+    r.feature = feature;
+    std::vector<std::string> bandNames;
+    {
+        Statement& s = d.sql("SELECT tokens, active_tokens, act_max, act_min, act_sum, quantile_levels, "
+                             "quantile_values, histogram_edges, histogram_counts, bands, top_logits, bottom_logits, "
+                             "top_inputs FROM features WHERE layer = ? AND feature = ?")
+                           .bind(layer)
+                           .bind(feature);
+        if (!s.step())
+            throw Error(featureName(layer, feature) + " is not in " + d.path
+                + " (no statistics: it never fired, or the build has not reached it)");
+        r.tokens = s.integer(0);
+        r.activeTokens = s.integer(1);
+        r.actMax = static_cast<float>(s.real(2));
+        r.actMin = static_cast<float>(s.real(3));
+        r.actSum = s.real(4);
+        const auto blob = [&](int i) { return s.blob(i); };
+        auto [p, n] = blob(5);
+        r.quantileLevels = decodeFixed<double>(p, n, "quantile list");
+        std::tie(p, n) = blob(6);
+        r.quantileValues = decodeFixed<float>(p, n, "quantile list");
+        std::tie(p, n) = blob(7);
+        r.histogramEdges = decodeFixed<float>(p, n, "histogram");
+        std::tie(p, n) = blob(8);
+        r.histogramCounts = decodeCounts(p, n);
+        std::tie(p, n) = blob(9);
+        std::vector<int64_t> bandIds;
+        {
+            Reader br(p, n, "band list");
+            while (!br.atEnd())
+                bandIds.push_back(static_cast<int64_t>(br.varint()));
+        }
+        std::tie(p, n) = blob(10);
+        r.topLogits = decodeTokenValues(p, n);
+        std::tie(p, n) = blob(11);
+        r.bottomLogits = decodeTokenValues(p, n);
+        std::tie(p, n) = blob(12);
+        r.topInputs = decodeTokenValues(p, n);
+        for (int64_t id : bandIds) {
+            Statement& name = d.sql("SELECT name FROM names WHERE id = ?").bind(id);
+            if (!name.step())
+                throw Error("the feature store " + d.path + " is damaged: a band name is missing");
+            bandNames.push_back(name.text(0));
+        }
+    }
+    r.quantiles.resize(bandNames.size());
+    for (size_t b = 0; b < bandNames.size(); ++b)
+        r.quantiles[b].name = bandNames[b];
+    {
+        Statement& s = d.sql("SELECT e.band, e.context, e.position, e.activation, e.activations, q.tokens "
+                             "FROM examples e JOIN sequences q ON q.id = e.sequence "
+                             "WHERE e.layer = ? AND e.feature = ? ORDER BY e.band, e.rank")
+                           .bind(layer)
+                           .bind(feature);
+        while (s.step()) {
+            const int64_t band = s.integer(0);
+            if (band < -1 || band >= static_cast<int64_t>(r.quantiles.size()))
+                throw Error("the feature store " + d.path + " is damaged: an example of " + featureName(layer, feature)
+                    + " is in an unknown band");
+            Example e;
+            e.context = s.integer(1);
+            e.position = s.integer(2);
+            e.activation = static_cast<float>(s.real(3));
+            auto [p, n] = s.blob(4);
+            e.activations = decodeActivations(p, n);
+            std::tie(p, n) = s.blob(5);
+            e.tokens = decodeTokens(p, n);
+            (band < 0 ? r.top : r.quantiles[static_cast<size_t>(band)].examples).push_back(std::move(e));
+        }
+    }
+    {
+        Statement& s
+            = d.sql("SELECT label, notes FROM labels WHERE layer = ? AND feature = ?").bind(layer).bind(feature);
+        if (s.step()) {
+            r.label = s.text(0);
+            r.notes = s.text(1);
+        }
+    }
+    return r;
+}
+
+std::vector<SearchHit> FeatureStore::search(const std::string& text, int64_t limit) const
+{
+    Use use(*m_impl);
+    // LIKE is case-insensitive for ASCII letters; %, _ and the escape itself are taken literally.
+    std::string pattern = "%";
+    for (char c : text) {
+        if (c == '%' || c == '_' || c == '\\')
+            pattern += '\\';
+        pattern += c;
+    }
+    pattern += '%';
+    Statement& s = m_impl
+                       ->sql("SELECT layer, feature, label FROM labels WHERE label <> '' AND label LIKE ? ESCAPE '\\' "
+                             "ORDER BY layer, feature LIMIT ?")
+                       .bind(pattern)
+                       .bind(limit < 0 ? int64_t(-1) : limit);
+    std::vector<SearchHit> hits;
+    while (s.step())
+        hits.push_back({ s.integer(0), s.integer(1), s.text(2) });
+    return hits;
+}
+
+void FeatureStore::setLabel(int64_t layer, int64_t feature, const std::string& label, const std::string& notes)
+{
+    Use use(*m_impl);
+    m_impl->requireWritable("set a label");
+    m_impl->checkRange(layer, feature);
+    if (label.empty() && notes.empty()) {
+        m_impl->sql("DELETE FROM labels WHERE layer = ? AND feature = ?").bind(layer).bind(feature).run();
+        return;
+    }
+    m_impl
+        ->sql("INSERT OR REPLACE INTO labels(layer, feature, label, notes, updated) "
+              "VALUES(?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))")
+        .bind(layer)
+        .bind(feature)
+        .bind(label)
+        .bind(notes)
+        .run();
+}
+
+std::vector<std::pair<int64_t, int64_t>> FeatureStore::listFeatures() const
+{
+    Use use(*m_impl);
+    Statement& s = m_impl->sql("SELECT layer, feature FROM features ORDER BY layer, feature");
+    std::vector<std::pair<int64_t, int64_t>> out;
+    while (s.step())
+        out.emplace_back(s.integer(0), s.integer(1));
+    return out;
+}
+
+int64_t FeatureStore::count() const
+{
+    Use use(*m_impl);
+    Statement& s = m_impl->sql("SELECT count(*) FROM features");
+    return s.step() ? s.integer(0) : 0;
+}
+
+std::vector<std::string> FeatureStore::vocabulary() const
+{
+    Use use(*m_impl);
+    Statement& s = m_impl->sql("SELECT id, text FROM vocab ORDER BY id");
+    std::vector<std::string> texts;
+    while (s.step()) {
+        const int64_t id = s.integer(0);
+        if (id < 0 || id > (int64_t(1) << 26)) // no vocabulary is that large: a damaged row
+            throw Error("the feature store " + m_impl->path + " is damaged: token id " + std::to_string(id));
+        if (static_cast<size_t>(id) >= texts.size())
+            texts.resize(static_cast<size_t>(id) + 1);
+        texts[static_cast<size_t>(id)] = s.text(1);
+    }
+    return texts;
+}
+
+void FeatureStore::writeRecords(const std::vector<FeatureRecord>& records, const StoreInfo& info)
+{
+    Use use(*m_impl);
+    Impl& d = *m_impl;
+    d.requireWritable("write features");
+    Transaction t(d);
+    for (const FeatureRecord& r : records) {
+        d.checkRange(r.layer, r.feature);
+        if (r.quantileLevels.size() != r.quantileValues.size())
+            throw Error(featureName(r.layer, r.feature) + ": " + std::to_string(r.quantileLevels.size())
+                + " quantile levels but " + std::to_string(r.quantileValues.size()) + " values");
+        Writer bands;
+        for (const QuantileExamples& q : r.quantiles)
+            bands.varint(static_cast<uint64_t>(d.nameId(q.name)));
+        d.sql("INSERT OR REPLACE INTO features(layer, feature, tokens, active_tokens, act_max, act_min, act_sum, "
+              "quantile_levels, quantile_values, histogram_edges, histogram_counts, bands, top_logits, bottom_logits, "
+              "top_inputs) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(r.layer)
+            .bind(r.feature)
+            .bind(r.tokens)
+            .bind(r.activeTokens)
+            .bind(static_cast<double>(r.actMax))
+            .bind(static_cast<double>(r.actMin))
+            .bind(r.actSum)
+            .bindBlob(encodeFixed(r.quantileLevels))
+            .bindBlob(encodeFixed(r.quantileValues))
+            .bindBlob(encodeFixed(r.histogramEdges))
+            .bindBlob(encodeCounts(r.histogramCounts))
+            .bindBlob(bands.data())
+            .bindBlob(encodeTokenValues(r.topLogits))
+            .bindBlob(encodeTokenValues(r.bottomLogits))
+            .bindBlob(encodeTokenValues(r.topInputs))
+            .run();
+        d.sql("DELETE FROM examples WHERE layer = ? AND feature = ?").bind(r.layer).bind(r.feature).run();
+        const auto insert = [&](int64_t band, int64_t rank, const Example& e) {
+            if (e.activations.size() != e.tokens.size())
+                throw Error(featureName(r.layer, r.feature) + ": an example with " + std::to_string(e.tokens.size())
+                    + " tokens and " + std::to_string(e.activations.size()) + " activations");
+            if (!e.tokens.empty() && (e.position < 0 || e.position >= static_cast<int64_t>(e.tokens.size())))
+                throw Error(featureName(r.layer, r.feature) + ": an example's position " + std::to_string(e.position)
+                    + " is outside its " + std::to_string(e.tokens.size()) + " tokens");
+            d.sql("INSERT INTO examples(layer, feature, band, rank, context, position, activation, sequence, "
+                  "activations) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(r.layer)
+                .bind(r.feature)
+                .bind(band)
+                .bind(rank)
+                .bind(e.context)
+                .bind(e.position)
+                .bind(static_cast<double>(e.activation))
+                .bind(d.sequenceId(e.tokens))
+                .bindBlob(encodeActivations(e.activations))
+                .run();
+        };
+        for (size_t i = 0; i < r.top.size(); ++i)
+            insert(-1, static_cast<int64_t>(i), r.top[i]);
+        for (size_t b = 0; b < r.quantiles.size(); ++b)
+            for (size_t i = 0; i < r.quantiles[b].examples.size(); ++i)
+                insert(static_cast<int64_t>(b), static_cast<int64_t>(i), r.quantiles[b].examples[i]);
+    }
+    d.setProgress(info);
+    if (info.complete)
+        d.exec("DELETE FROM sequences WHERE id NOT IN (SELECT sequence FROM examples)");
+    t.commit();
+}
+
+void FeatureStore::clearRecords()
+{
+    Use use(*m_impl);
+    m_impl->requireWritable("clear the features");
+    Transaction t(*m_impl);
+    m_impl->exec("DELETE FROM examples");
+    m_impl->exec("DELETE FROM features");
+    m_impl->exec("DELETE FROM sequences");
+    t.commit();
+}
+
+void FeatureStore::writeVocabulary(const std::vector<std::string>& texts)
+{
+    Use use(*m_impl);
+    m_impl->requireWritable("write the vocabulary");
+    Transaction t(*m_impl);
+    m_impl->exec("DELETE FROM vocab");
+    for (size_t id = 0; id < texts.size(); ++id)
+        m_impl->sql("INSERT INTO vocab(id, text) VALUES(?, ?)")
+            .bind(static_cast<int64_t>(id))
+            .bindBlob(texts[id])
+            .run();
+    t.commit();
+}
+
+void FeatureStore::saveBuildState(const std::vector<uint8_t>& state, const StoreInfo& info)
+{
+    Use use(*m_impl);
+    m_impl->requireWritable("save the build state");
+    Transaction t(*m_impl);
+    m_impl->sql("INSERT OR REPLACE INTO build_state(id, state) VALUES(1, ?)").bindBlob(state).run();
+    m_impl->setProgress(info);
+    t.commit();
+}
+
+std::optional<std::vector<uint8_t>> FeatureStore::buildState() const
+{
+    Use use(*m_impl);
+    Statement& s = m_impl->sql("SELECT state FROM build_state WHERE id = 1");
+    if (!s.step())
+        return std::nullopt;
+    const auto [p, n] = s.blob(0);
+    const auto* bytes = static_cast<const uint8_t*>(p);
+    return std::vector<uint8_t>(bytes, bytes + n);
+}
+
+void FeatureStore::clearBuildState()
+{
+    Use use(*m_impl);
+    m_impl->requireWritable("clear the build state");
+    m_impl->sql("DELETE FROM build_state").run();
+}
+
+// circuit-tracer's feature JSON, as its frontend reads it (features/{scan}/{index}.json): the
+// examples and logits are what it draws. Its histogram layout is not fixed by the frontend
+// (some producers write a bare list of counts); ours is {"edges", "counts"}, the counts of
+// [edges[i], edges[i + 1]), so a reader needs no other field to place the bars.
+nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<std::string>& vocabulary)
+{
+    using Json = nlohmann::json;
+    const auto tokenText = [&](int64_t id) {
+        if (id >= 0 && static_cast<size_t>(id) < vocabulary.size())
+            return validUtf8(vocabulary[static_cast<size_t>(id)]);
+        return "[" + std::to_string(id) + "]";
+    };
+    const auto examples = [&](const std::string& name, const std::vector<Example>& list) {
+        Json out = Json::array();
+        for (const Example& e : list) {
+            Json tokens = Json::array();
+            for (int64_t id : e.tokens)
+                tokens.push_back(tokenText(id));
+            out.push_back({ { "tokens", tokens }, { "tokens_acts_list", e.activations },
+                { "train_token_ind", e.position }, { "is_repeated_datapoint", false } });
+        }
+        return Json { { "quantile_name", name }, { "examples", out } };
+    };
+    const auto texts = [](const std::vector<TokenValue>& list) {
+        Json out = Json::array();
+        for (const TokenValue& t : list)
+            out.push_back(validUtf8(t.token));
+        return out;
+    };
+    Json quantiles = Json::array();
+    quantiles.push_back(examples(kTopName, record.top));
+    for (const QuantileExamples& q : record.quantiles)
+        quantiles.push_back(examples(validUtf8(q.name), q.examples));
+    return Json { { "index", record.feature }, { "layer", record.layer }, { "examples_quantiles", quantiles },
+        { "top_logits", texts(record.topLogits) }, { "bottom_logits", texts(record.bottomLogits) },
+        { "act_min", record.actMin }, { "act_max", record.actMax }, { "quantile_values", record.quantileValues },
+        { "histogram", { { "edges", record.histogramEdges }, { "counts", record.histogramCounts } } },
+        { "activation_frequency", record.activationFrequency() }, { "label", validUtf8(record.label) } };
+}
+
+int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir)
+{
+    const std::vector<std::string> vocabulary = store.vocabulary();
+    int64_t written = 0;
+    int64_t madeLayer = -1;
+    for (const auto& [layer, feature] : store.listFeatures()) {
+        const fs::path folder = fs::path(dir) / std::to_string(layer);
+        if (layer != madeLayer) {
+            std::error_code ec;
+            fs::create_directories(folder, ec);
+            if (ec)
+                throw Error("cannot create " + folder.string() + ": " + ec.message());
+            madeLayer = layer;
+        }
+        const nlohmann::json j = circuitTracerJson(store.card(layer, feature), vocabulary);
+        io::writeFileAtomically((folder / (std::to_string(feature) + ".json")).string(), j.dump());
+        ++written;
+    }
+    return written;
+}
+
+} // namespace cs::features
