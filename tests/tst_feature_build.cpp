@@ -179,12 +179,18 @@ private Q_SLOTS:
                 QCOMPARE(static_cast<int64_t>(card.top.size()), std::min<int64_t>(o.topK, fired));
                 for (size_t k = 0; k < card.top.size(); ++k) {
                     const auto& e = card.top[k];
-                    const int64_t c = order[k];
-                    QCOMPARE(e.context, c);
+                    // The k-th largest peak; the context may differ from the brute force's only
+                    // between equal peaks (batches round the last bit differently).
+                    const double tol = 1e-5 * card.actMax;
+                    QVERIFY(std::abs(e.activation - peak[order[k]].item<double>()) <= tol);
+                    const int64_t c = e.context;
+                    QVERIFY(c == order[k] || std::abs(peak[c].item<double>() - peak[order[k]].item<double>()) <= tol);
                     QCOMPARE(static_cast<int64_t>(e.tokens.size()), T);
                     for (int64_t t = 0; t < T; ++t) {
                         QCOMPARE(e.tokens[static_cast<size_t>(t)], ids[c][t].item<int64_t>());
-                        QVERIFY(std::abs(e.activations[static_cast<size_t>(t)] - a[c][t].item<double>()) <= 1e-5);
+                        // Per-token activations are stored as float16.
+                        const double want = a[c][t].item<double>();
+                        QVERIFY(std::abs(e.activations[static_cast<size_t>(t)] - want) <= 1e-3 * std::abs(want) + 1e-6);
                     }
                     QCOMPARE(e.position, a[c].argmax().item<int64_t>());
                 }
@@ -193,7 +199,8 @@ private Q_SLOTS:
                 for (const auto& band : card.quantiles)
                     inBands += static_cast<int64_t>(band.examples.size());
                 QVERIFY(inBands > 0 && inBands <= o.quantileBands * o.perBand);
-                QCOMPARE(card.quantiles.front().examples.front().context, order[0]);
+                const int64_t strongest = card.quantiles.front().examples.front().context;
+                QVERIFY(std::abs(peak[strongest].item<double>() - peak[order[0]].item<double>()) <= 1e-5 * card.actMax);
             }
         }
         QVERIFY(checked >= 6);

@@ -517,12 +517,14 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
                 + " holds a build started with other options: finish it with the same ones, or delete it");
         contexts = builder.loadState(*state);
         resumedFrom = builder.tokens();
-        for (int64_t skipped = 0; skipped < contexts;) {
+        for (int64_t skipped = 0; skipped < contexts;) { // the contexts the state covers
             const int64_t got = rows.next(std::min<int64_t>(o.batchContexts, contexts - skipped)).size(0);
             if (got == 0)
                 throw Error("the corpus is shorter than the saved build state says: is it the same file?");
             skipped += got;
         }
+    } else {
+        store->clearRecords(); // a fresh build: no statistics of an older one stay (labels do)
     }
     const int64_t perContext = o.contextLength - 1;
     const int64_t wanted = o.maxTokens > 0 ? (o.maxTokens + perContext - 1) / perContext : -1;
@@ -564,6 +566,7 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
         vocab.push_back(model->tokenizer().tokenText(id));
     info.tokens = builder.tokens();
     info.complete = true;
+    store->writeVocabulary(vocab);
     store->writeRecords(builder.records(vocab), info);
     store->clearBuildState();
 
