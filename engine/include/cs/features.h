@@ -166,11 +166,11 @@ struct BuildOptions {
     // smallest hash of (feature, item): deterministic, independent of batching and resume, and
     // exact (every item) while a feature has no more items than the sample holds.
     int64_t contextSample = 64;
-    int64_t valueSample = 2048;
+    int64_t valueSample = 1024;
     int64_t window = 0; // tokens stored per example around the firing token (0: the whole context)
     int64_t histogramBins = 32;
     int64_t logitCount = 10; // top / bottom logits and top inputs per feature
-    int64_t checkpointEvery = 2000; // contexts between saved build states
+    int64_t checkpointEvery = 4000; // contexts between saved build states (a state is tens of MB)
 };
 
 struct BuildProgress {

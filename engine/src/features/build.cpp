@@ -43,7 +43,10 @@ uint64_t itemHash(int64_t feature, int64_t item, uint64_t salt)
     return splitmix64(splitmix64(static_cast<uint64_t>(feature) ^ salt) ^ static_cast<uint64_t>(item));
 }
 
-// A bounded set keeping the `capacity` entries with the smallest key (a max-heap on key).
+// A bounded set keeping the `capacity` entries with the smallest key (a max-heap on key). Its
+// entries are made once, up front, and refilled in place: a long build allocates nothing per
+// item, so its small buffers never interleave with the batches' large tensors on the heap (which
+// fragmented the heap to gigabytes before).
 template<typename T> class BottomK {
 public:
     struct Entry {
@@ -51,27 +54,26 @@ public:
         T value;
         bool operator<(const Entry& o) const { return key < o.key; }
     };
+    void reserve(size_t capacity, const T& prototype) { m_heap.assign(capacity, Entry { 0, prototype }); }
     // The key an entry must beat to get in.
-    uint64_t bar(size_t capacity) const
+    uint64_t bar() const { return m_size < m_heap.size() ? std::numeric_limits<uint64_t>::max() : m_heap.front().key; }
+    // The entry to fill for `key` (which must beat bar()); call commit() once it is filled.
+    T& open(uint64_t key)
     {
-        return m_heap.size() < capacity ? std::numeric_limits<uint64_t>::max() : m_heap.front().key;
+        if (m_size == m_heap.size())
+            std::pop_heap(m_heap.begin(), m_heap.end()); // the largest key goes to the back, to be refilled
+        else
+            ++m_size;
+        m_heap[m_size - 1].key = key;
+        return m_heap[m_size - 1].value;
     }
-    void offer(uint64_t key, T value, size_t capacity)
-    {
-        if (m_heap.size() < capacity) {
-            m_heap.push_back({ key, std::move(value) });
-            std::push_heap(m_heap.begin(), m_heap.end());
-        } else if (key < m_heap.front().key) {
-            std::pop_heap(m_heap.begin(), m_heap.end());
-            m_heap.back() = { key, std::move(value) };
-            std::push_heap(m_heap.begin(), m_heap.end());
-        }
-    }
-    std::vector<Entry>& entries() { return m_heap; }
-    const std::vector<Entry>& entries() const { return m_heap; }
+    void commit() { std::push_heap(m_heap.begin(), m_heap.begin() + static_cast<std::ptrdiff_t>(m_size)); }
+    size_t size() const { return m_size; }
+    const Entry& operator[](size_t i) const { return m_heap[i]; }
 
 private:
     std::vector<Entry> m_heap;
+    size_t m_size = 0;
 };
 
 // Per feature, everything the build accumulates.
@@ -80,7 +82,8 @@ struct Accumulator {
     float max = 0;
     float min = std::numeric_limits<float>::infinity();
     double sum = 0;
-    std::vector<Example> top; // sorted: activation descending, then context ascending
+    std::vector<Example> top; // [topK] made up front; the first topCount sorted by ranksBefore
+    size_t topCount = 0;
     BottomK<Example> contexts; // where it fired
     BottomK<float> values; // positive activations
 };
@@ -152,7 +155,7 @@ private:
 void putExample(Writer& w, const Example& e)
 {
     w.put<int64_t>(e.context);
-    w.putVector(e.tokens);
+    w.putVector(std::vector<int32_t>(e.tokens.begin(), e.tokens.end()));
     w.putVector(e.activations);
     w.put<int64_t>(e.position);
     w.put<float>(e.activation);
@@ -162,7 +165,8 @@ Example getExample(Reader& r)
 {
     Example e;
     e.context = r.get<int64_t>();
-    e.tokens = r.getVector<int64_t>();
+    const auto tokens = r.getVector<int32_t>();
+    e.tokens.assign(tokens.begin(), tokens.end());
     e.activations = r.getVector<float>();
     e.position = r.get<int64_t>();
     e.activation = r.get<float>();
@@ -197,26 +201,59 @@ float quantile(const std::vector<float>& sorted, double q)
     return static_cast<float>(sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]));
 }
 
-// The window of a context around its firing token: `window` tokens ending a few after it.
-Example cutWindow(int64_t context, const int64_t* ids, const float* acts, int64_t n, int64_t window)
+// The firing token of a context (the first largest activation; the BOS position is 0).
+int64_t firingToken(const float* acts, int64_t n)
 {
     int64_t best = 0;
     for (int64_t t = 1; t < n; ++t)
         if (acts[t] > acts[best])
             best = t;
+    return best;
+}
+
+// Fills `e` (reusing its buffers) with the window of a context around its firing token:
+// `window` tokens ending a few after it (the whole context when window is 0).
+void fillWindow(Example& e, int64_t context, const int64_t* ids, const float* acts, int64_t n, int64_t window)
+{
+    const int64_t best = firingToken(acts, n);
     int64_t begin = 0, end = n;
     if (window > 0 && window < n) {
         const int64_t after = std::min<int64_t>(4, window / 4);
         begin = std::clamp<int64_t>(best + after + 1 - window, 0, n - window);
         end = begin + window;
     }
-    Example e;
     e.context = context;
     e.tokens.assign(ids + begin, ids + end);
     e.activations.assign(acts + begin, acts + end);
     e.position = best - begin;
     e.activation = acts[best];
-    return e;
+}
+
+void fillFrom(Example& e, const Example& from)
+{
+    e.context = from.context;
+    e.tokens.assign(from.tokens.begin(), from.tokens.end());
+    e.activations.assign(from.activations.begin(), from.activations.end());
+    e.position = from.position;
+    e.activation = from.activation;
+}
+
+// Where a context with this peak goes in a feature's top list (ranksBefore), or topK when it
+// does not get in; makes room there (the last entry, or the spare, moves to it to be refilled).
+size_t openTop(Accumulator& a, int64_t context, float peak, size_t topK)
+{
+    Example probe;
+    probe.context = context;
+    probe.activation = peak;
+    const auto first = a.top.begin(), used = a.top.begin() + static_cast<std::ptrdiff_t>(a.topCount);
+    const auto at = static_cast<size_t>(std::upper_bound(first, used, probe, ranksBefore) - first);
+    if (at >= topK)
+        return topK;
+    const size_t last = std::min(a.topCount, topK - 1); // the spare, or the entry that drops out
+    std::rotate(first + static_cast<std::ptrdiff_t>(at), first + static_cast<std::ptrdiff_t>(last),
+        first + static_cast<std::ptrdiff_t>(last) + 1);
+    a.topCount = std::min(a.topCount + 1, topK);
+    return at;
 }
 
 class Builder {
@@ -227,6 +264,16 @@ public:
         , m_o(o)
         , m_acc(static_cast<size_t>(tc.nLayers() * tc.nFeatures()))
     {
+        // Every buffer the build keeps, made now (see BottomK).
+        const int64_t width = o.window > 0 ? std::min(o.window, o.contextLength) : o.contextLength;
+        Example prototype;
+        prototype.tokens.resize(static_cast<size_t>(width)); // sized, not reserved: copies keep the size
+        prototype.activations.resize(static_cast<size_t>(width));
+        for (auto& a : m_acc) {
+            a.top.assign(static_cast<size_t>(o.topK), prototype);
+            a.contexts.reserve(static_cast<size_t>(o.contextSample), prototype);
+            a.values.reserve(static_cast<size_t>(o.valueSample), 0.f);
+        }
     }
 
     // One batch of contexts [n, T] whose first context has index `first`.
@@ -263,19 +310,19 @@ public:
             w.put(a.max);
             w.put(a.min);
             w.put(a.sum);
-            w.put<uint64_t>(a.top.size());
-            for (const auto& e : a.top)
-                putExample(w, e);
-            w.put<uint64_t>(a.contexts.entries().size());
-            for (const auto& e : a.contexts.entries()) {
-                w.put(e.key);
-                putExample(w, e.value);
+            w.put<uint64_t>(a.topCount);
+            for (size_t i = 0; i < a.topCount; ++i)
+                putExample(w, a.top[i]);
+            w.put<uint64_t>(a.contexts.size());
+            for (size_t i = 0; i < a.contexts.size(); ++i) {
+                w.put(a.contexts[i].key);
+                putExample(w, a.contexts[i].value);
             }
             std::vector<uint64_t> keys;
             std::vector<float> values;
-            for (const auto& e : a.values.entries()) {
-                keys.push_back(e.key);
-                values.push_back(e.value);
+            for (size_t i = 0; i < a.values.size(); ++i) {
+                keys.push_back(a.values[i].key);
+                values.push_back(a.values[i].value);
             }
             w.putVector(keys);
             w.putVector(values);
@@ -296,23 +343,28 @@ public:
             a.max = r.get<float>();
             a.min = r.get<float>();
             a.sum = r.get<double>();
-            a.top.clear();
-            for (auto k = r.get<uint64_t>(); k > 0; --k)
-                a.top.push_back(getExample(r));
-            a.contexts = {};
-            for (auto k = r.get<uint64_t>(); k > 0; --k) {
+            // A state of other sizes is refused: the options are checked before, so this is damage.
+            auto within = [&](uint64_t count, int64_t capacity) {
+                if (count > static_cast<uint64_t>(capacity))
+                    throw Error("the saved build state is damaged (a list is too long): delete the store to rebuild");
+                return count;
+            };
+            a.topCount = within(r.get<uint64_t>(), m_o.topK);
+            for (size_t i = 0; i < a.topCount; ++i)
+                fillFrom(a.top[i], getExample(r));
+            for (auto k = within(r.get<uint64_t>(), m_o.contextSample); k > 0; --k) {
                 const auto key = r.get<uint64_t>();
-                a.contexts.entries().push_back({ key, getExample(r) });
+                fillFrom(a.contexts.open(key), getExample(r));
+                a.contexts.commit();
             }
-            std::make_heap(a.contexts.entries().begin(), a.contexts.entries().end());
             const auto keys = r.getVector<uint64_t>();
             const auto values = r.getVector<float>();
-            if (keys.size() != values.size())
+            if (keys.size() != values.size() || keys.size() > static_cast<size_t>(m_o.valueSample))
                 throw Error("the saved build state is damaged: delete the store to rebuild");
-            a.values = {};
-            for (size_t i = 0; i < keys.size(); ++i)
-                a.values.entries().push_back({ keys[i], values[i] });
-            std::make_heap(a.values.entries().begin(), a.values.entries().end());
+            for (size_t i = 0; i < keys.size(); ++i) {
+                a.values.open(keys[i]) = values[i];
+                a.values.commit();
+            }
         }
         if (!r.done())
             throw Error("the saved build state is damaged (bytes left over): delete the store to rebuild");
@@ -321,7 +373,6 @@ public:
     }
 
     int64_t tokens() const { return m_tokens; }
-
     std::vector<FeatureRecord> records(const std::vector<std::string>& vocab) const;
 
 private:
@@ -364,25 +415,22 @@ void Builder::addLayer(int64_t layer, const at::Tensor& acts, const at::Tensor& 
                     acc.sum += v;
                     acc.max = std::max(acc.max, v);
                     acc.min = std::min(acc.min, v);
-                    acc.values.offer(
-                        itemHash(global, context * T + t, kValueSalt), v, static_cast<size_t>(m_o.valueSample));
+                    const uint64_t key = itemHash(global, context * T + t, kValueSalt);
+                    if (key < acc.values.bar()) {
+                        acc.values.open(key) = v;
+                        acc.values.commit();
+                    }
                 }
             }
             // The top-k, then the context sample.
-            const bool topCandidate
-                = static_cast<int64_t>(acc.top.size()) < m_o.topK || peak > acc.top.back().activation;
+            const size_t at = openTop(acc, context, peak, static_cast<size_t>(m_o.topK));
+            if (at < static_cast<size_t>(m_o.topK))
+                fillWindow(acc.top[at], context, id + c * T, column.data(), T, m_o.window);
             const uint64_t key = itemHash(global, context, kContextSalt);
-            const bool sampleCandidate = key < acc.contexts.bar(static_cast<size_t>(m_o.contextSample));
-            if (!topCandidate && !sampleCandidate)
-                continue;
-            Example e = cutWindow(context, id + c * T, column.data(), T, m_o.window);
-            if (topCandidate) {
-                acc.top.insert(std::upper_bound(acc.top.begin(), acc.top.end(), e, ranksBefore), e);
-                if (static_cast<int64_t>(acc.top.size()) > m_o.topK)
-                    acc.top.pop_back();
+            if (key < acc.contexts.bar()) {
+                fillWindow(acc.contexts.open(key), context, id + c * T, column.data(), T, m_o.window);
+                acc.contexts.commit();
             }
-            if (sampleCandidate)
-                acc.contexts.offer(key, std::move(e), static_cast<size_t>(m_o.contextSample));
         }
     }
 }
@@ -439,8 +487,8 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
             r.actMin = a.active > 0 ? a.min : 0.f;
             r.actSum = a.sum;
             std::vector<float> values;
-            for (const auto& e : a.values.entries())
-                values.push_back(e.value);
+            for (size_t i = 0; i < a.values.size(); ++i)
+                values.push_back(a.values[i].value);
             std::sort(values.begin(), values.end());
             r.quantileLevels = levels;
             for (double q : levels)
@@ -454,12 +502,12 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
                 int64_t bin = a.max > 0 ? static_cast<int64_t>(v / a.max * static_cast<float>(bins)) : 0;
                 ++r.histogramCounts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, bins - 1))];
             }
-            r.top = a.top;
+            r.top.assign(a.top.begin(), a.top.begin() + static_cast<std::ptrdiff_t>(a.topCount));
             // Quantile bands: the sampled contexts sorted by their peak, cut into equal bands,
             // strongest first; from each, perBand contexts evenly spaced through it.
             std::vector<Example> sample;
-            for (const auto& e : a.contexts.entries())
-                sample.push_back(e.value);
+            for (size_t i = 0; i < a.contexts.size(); ++i)
+                sample.push_back(a.contexts[i].value);
             std::sort(sample.begin(), sample.end(), ranksBefore);
             const auto total = static_cast<int64_t>(sample.size());
             for (int64_t b = 0; b < m_o.quantileBands && total > 0; ++b) {
