@@ -112,7 +112,8 @@ public:
     bool has(int64_t layer, int64_t feature) const;
     // Throws cs::Error when the feature is out of range or not in the store.
     FeatureRecord card(int64_t layer, int64_t feature) const;
-    // Features whose label contains `text` (case-insensitive), at most `limit`.
+    // Features whose label contains `text` (case-insensitive for ASCII letters; % and _ are
+    // literal), by layer and feature, at most `limit` (negative: all).
     std::vector<SearchHit> search(const std::string& text, int64_t limit = 50) const;
     // Sets (or, with both empty, removes) the label and notes of a feature in range, whether or
     // not the store has its statistics yet.
