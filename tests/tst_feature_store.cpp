@@ -369,6 +369,29 @@ private Q_SLOTS:
         QCOMPARE(store->search("fourth").size(), size_t(0));
     }
 
+    // A completed rebuild with fewer examples gives the freed pages back (incremental vacuum)
+    // and drops the token sequences no example uses any more.
+    void rebuildShrinksTheFile()
+    {
+        const std::string file = path("shrink.db");
+        const auto records = makeStore(file, 60, 21);
+        const qint64 before = QFileInfo(QString::fromStdString(file)).size();
+        StoreInfo info = storeInfo();
+        info.complete = true;
+        {
+            auto store = FeatureStore::create(file, info);
+            store->clearRecords();
+            std::vector<FeatureRecord> fewer(records.begin(), records.begin() + 5);
+            store->writeRecords(fewer, info);
+            for (const FeatureRecord& r : fewer)
+                compareRecords(store->card(r.layer, r.feature), r);
+        }
+        const qint64 after = QFileInfo(QString::fromStdString(file)).size();
+        QVERIFY2(after < before / 2, // a page per table and index remains
+            qPrintable(QStringLiteral("%1 -> %2 bytes").arg(before).arg(after)));
+        QCOMPARE(FeatureStore::open(file)->count(), int64_t(5));
+    }
+
     void search()
     {
         const std::string file = path("search.db");

@@ -40,7 +40,8 @@
 //       the builder's resume state.
 //
 // Journal: WAL (persistent in the file), synchronous=NORMAL, so a reader reads the last
-// committed state while the builder writes.
+// committed state while the builder writes. auto_vacuum=INCREMENTAL: a completed build returns
+// the pages a rebuild freed.
 
 #include "cs/features.h"
 
@@ -884,6 +885,8 @@ std::unique_ptr<FeatureStore> FeatureStore::create(const std::string& path, cons
     ::chmod(tmp.c_str(), 0644);
     try {
         DbPtr db = openDb(tmp, SQLITE_OPEN_READWRITE, path);
+        // Pages freed by a rebuild go back to the file system when a build completes.
+        exec(db.get(), "PRAGMA auto_vacuum = INCREMENTAL", path);
         exec(db.get(), "BEGIN", path);
         exec(db.get(), kSchema, path);
         Statement meta(db.get(), "INSERT INTO meta(key, value) VALUES(?, ?)", path);
@@ -1187,6 +1190,8 @@ void FeatureStore::writeRecords(const std::vector<FeatureRecord>& records, const
     if (info.complete)
         d.exec("DELETE FROM sequences WHERE id NOT IN (SELECT sequence FROM examples)");
     t.commit();
+    if (info.complete)
+        d.exec("PRAGMA incremental_vacuum");
 }
 
 void FeatureStore::clearRecords()
