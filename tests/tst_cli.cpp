@@ -688,6 +688,9 @@ private Q_SLOTS:
         for (const char* file : { "0/1.json", "0/5.json", "1/3.json" })
             QVERIFY2(QFile::exists(out + "/" + file), file);
         QCOMPARE(readJson(out + "/1/3.json")["label"].get<std::string>(), std::string("Sat verb"));
+        const QString flat = m_dir.filePath("features-cantor");
+        QCOMPARE(cli({ "features", "export", db, "--out", flat, "--layout", "cantor" }).exitCode, 0);
+        QCOMPARE(readJson(flat + "/13.json")["index"].get<int64_t>(), int64_t(13)); // (1 + 3)(1 + 3 + 1) / 2 + 3
 
         // info.
         Run i = cli({ "features", "info", db, "--json" });
@@ -716,6 +719,7 @@ private Q_SLOTS:
             { { "features", "label", db, "0:1" }, "needs --label" },
             { { "features", "export", db, "--out", out, "--format", "neuronpedia" }, "--format must be" },
             { { "features", "export", db }, "needs --out" },
+            { { "features", "export", db, "--out", out, "--layout", "tree" }, "--layout must be" },
             { { "features", "search", db }, "needs the TEXT" },
             { { "features", "build" }, "not in this build yet" },
             { { "features", "fly" }, "features needs a subcommand" },

@@ -812,6 +812,19 @@ private Q_SLOTS:
                 cs::features::circuitTracerJson(r, vocab)["examples_quantiles"][0]["examples"][0]["tokens"][0]
                     .get<std::string>());
         }
+        // The Cantor layout: circuit-tracer's file names, "index" the same number.
+        const QString flat = m_dir.filePath("export-cantor");
+        QCOMPARE(cs::features::exportCircuitTracer(*store, flat.toStdString(), cs::features::ExportLayout::Cantor),
+            int64_t(records.size()));
+        QCOMPARE(QDir(flat).entryList(QDir::Files).size(), int(records.size()));
+        for (const FeatureRecord& r : records) {
+            const int64_t index = (r.layer + r.feature) * (r.layer + r.feature + 1) / 2 + r.feature;
+            std::ifstream in(QStringLiteral("%1/%2.json").arg(flat).arg(index).toStdString());
+            QVERIFY(in);
+            const json j = json::parse(in);
+            QCOMPARE(j["index"].get<int64_t>(), index);
+            QCOMPARE(j["layer"].get<int64_t>(), r.layer);
+        }
         // Nothing else in the folder: one file per feature, no temporary files.
         int files = 0;
         for (const QString& layer : QDir(out).entryList(QDir::Dirs | QDir::NoDotAndDotDot))

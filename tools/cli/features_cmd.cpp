@@ -236,8 +236,13 @@ int exportStore(const Args& args)
     const auto out = args.value("out");
     if (!out || out->empty())
         throw Error("features export needs --out DIR");
+    const std::string layout = args.valueOr("layout", "layers");
+    if (layout != "layers" && layout != "cantor")
+        throw Error(
+            "--layout must be layers (DIR/LAYER/FEATURE.json) or cantor (DIR/INDEX.json), not \"" + layout + "\"");
     const auto store = FeatureStore::open(db);
-    const int64_t n = features::exportCircuitTracer(*store, *out);
+    const int64_t n = features::exportCircuitTracer(
+        *store, *out, layout == "cantor" ? features::ExportLayout::Cantor : features::ExportLayout::LayerFolders);
     std::cout << n << " features written to " << *out << "\n";
     return 0;
 }

@@ -81,8 +81,9 @@ commands:
   features label DB LAYER:FEATURE --label TEXT [--notes TEXT]
                                               sets a feature's label (kept across rebuilds; "" removes it)
   features info DB [--json]                   model, transcoders, shape, tokens, build state, counts
-  features export DB --out DIR [--format circuit-tracer]
+  features export DB --out DIR [--format circuit-tracer] [--layout layers|cantor]
                                               one circuit-tracer JSON per feature, DIR/LAYER/FEATURE.json
+                                              (cantor: DIR/INDEX.json, INDEX the node "feature" of graphs)
 DB is a feature store (SQLite), built by `features build`.
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
 IN is a graph file (.csgraph: the full graph a trace saved, pruned afresh at any thresholds)
@@ -394,7 +395,7 @@ int main(int argc, char** argv)
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
-                "scale", "add", "mode", "generate", "label", "notes", "format", "limit" },
+                "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout" },
             { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");

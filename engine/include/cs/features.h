@@ -152,8 +152,16 @@ private:
 // "[id]". Every string is valid UTF-8 (invalid bytes, e.g. a partial byte-level BPE token,
 // become U+FFFD), so any dump() of it succeeds.
 nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<std::string>& vocabulary = {});
-// One file per feature, DIR/{layer}/{feature}.json (written atomically); returns the count.
-int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir);
+// Where exportCircuitTracer puts each feature's file.
+enum class ExportLayout {
+    LayerFolders, // DIR/{layer}/{feature}.json
+    // DIR/{cantorPairing(layer, feature)}.json, "index" the same number: the name circuit-tracer's
+    // local frontend asks for (features/{scan}/{node "feature"}.json).
+    Cantor,
+};
+// One file per feature (written atomically); returns the count.
+int64_t exportCircuitTracer(
+    const FeatureStore& store, const std::string& dir, ExportLayout layout = ExportLayout::LayerFolders);
 
 struct BuildOptions {
     int64_t maxTokens = 1000000; // corpus tokens to stream (0: the whole corpus)

@@ -46,6 +46,7 @@
 #include "cs/features.h"
 
 #include "cs/error.h"
+#include "cs/graph.h"
 #include "io/atomic_file.h"
 #include "model/utf8.h"
 
@@ -1287,22 +1288,25 @@ nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<
         { "activation_frequency", record.activationFrequency() }, { "label", validUtf8(record.label) } };
 }
 
-int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir)
+int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir, ExportLayout layout)
 {
     const std::vector<std::string> vocabulary = store.vocabulary();
     int64_t written = 0;
-    int64_t madeLayer = -1;
+    std::string made; // the last folder made
     for (const auto& [layer, feature] : store.listFeatures()) {
-        const fs::path folder = fs::path(dir) / std::to_string(layer);
-        if (layer != madeLayer) {
+        const bool cantor = layout == ExportLayout::Cantor;
+        const fs::path folder = cantor ? fs::path(dir) : fs::path(dir) / std::to_string(layer);
+        if (folder.string() != made) {
             std::error_code ec;
             fs::create_directories(folder, ec);
             if (ec)
                 throw Error("cannot create " + folder.string() + ": " + ec.message());
-            madeLayer = layer;
+            made = folder.string();
         }
-        const nlohmann::json j = circuitTracerJson(store.card(layer, feature), vocabulary);
-        io::writeFileAtomically((folder / (std::to_string(feature) + ".json")).string(), j.dump());
+        nlohmann::json j = circuitTracerJson(store.card(layer, feature), vocabulary);
+        const int64_t index = cantor ? graph::cantorPairing(layer, feature) : feature;
+        j["index"] = index;
+        io::writeFileAtomically((folder / (std::to_string(index) + ".json")).string(), j.dump());
         ++written;
     }
     return written;
