@@ -4,6 +4,7 @@
 #include "hf_fixtures.h"
 
 #include "cs/engine.h"
+#include "cs/features.h"
 #include "cs/graph.h"
 #include "cs/intervention.h"
 #include "cs/model.h"
@@ -583,6 +584,145 @@ private Q_SLOTS:
             { { "graph", "import", exported }, "graph import needs --out" },
             { { "graph", "info" }, "graph info needs a graph" },
             { { "graph", "fly" }, "graph needs a subcommand" },
+        };
+        for (const auto& [args, phrase] : refusals) {
+            Run r = cli(args);
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(r.err.contains(phrase), qPrintable(args.join(' ') + ": " + r.err));
+        }
+    }
+
+    void features()
+    {
+        // A small store written with the engine API: three features, a vocabulary with a
+        // partial UTF-8 token, one label.
+        const QString db = m_dir.filePath("features.db");
+        cs::features::StoreInfo info;
+        info.model = "tiny";
+        info.scan = "clt";
+        info.nLayers = 2;
+        info.nFeatures = 8;
+        info.contextLength = 6;
+        info.tokens = 600;
+        info.complete = true;
+        const std::vector<std::string> vocab = { "<bos>", " the", " cat", " sat", "\n", " on", " mat", "\xE2\x82" };
+        std::vector<cs::features::FeatureRecord> records;
+        for (auto [layer, feature] : { std::pair<int64_t, int64_t> { 0, 1 }, { 0, 5 }, { 1, 3 } }) {
+            cs::features::FeatureRecord r;
+            r.layer = layer;
+            r.feature = feature;
+            r.tokens = 600;
+            r.activeTokens = 30 + feature;
+            r.actMax = 2.5f + static_cast<float>(feature);
+            r.actMin = 0.125f;
+            r.actSum = 20.0;
+            r.quantileLevels = { 0.5, 0.9 };
+            r.quantileValues = { 1.0f, 2.0f };
+            r.histogramEdges = { 0.0f, 1.0f, 2.0f, r.actMax };
+            r.histogramCounts = { 20, 7, 3 };
+            for (int k = 0; k < 2; ++k) {
+                cs::features::Example e;
+                e.context = 10 * k + feature;
+                e.tokens = { 0, 1, 2, 3, 5 + k, 7 };
+                e.activations = { 0.0f, 0.0f, r.actMax - static_cast<float>(k), 0.5f, 0.0f, 0.0f };
+                e.position = 2;
+                e.activation = e.activations[2];
+                r.top.push_back(e);
+            }
+            r.quantiles.push_back({ "Subsample Interval 0", { r.top[1] } });
+            r.topLogits = { { 3, " sat", 1.5f }, { 6, " mat", 0.5f } };
+            r.bottomLogits = { { 4, "\n", -1.0f } };
+            r.topInputs = { { 2, " cat", 0.75f } };
+            records.push_back(r);
+        }
+        {
+            auto store = cs::features::FeatureStore::create(db.toStdString(), info);
+            store->writeVocabulary(vocab);
+            store->writeRecords(records, info);
+            store->setLabel(0, 5, "Cat detector");
+        }
+
+        // show --json: the engine's circuit-tracer JSON of the card, plus notes.
+        Run s = cli({ "features", "show", db, "0:5", "--json" });
+        QVERIFY2(s.exitCode == 0, qPrintable(s.err));
+        Json shown = s.json();
+        QCOMPARE(shown["notes"].get<std::string>(), std::string());
+        shown.erase("notes");
+        const auto reader = cs::features::FeatureStore::open(db.toStdString());
+        QCOMPARE(shown, cs::features::circuitTracerJson(reader->card(0, 5), vocab));
+        QCOMPARE(shown["label"].get<std::string>(), std::string("Cat detector"));
+        QCOMPARE(shown["index"].get<int64_t>(), int64_t(5));
+        QCOMPARE(shown["examples_quantiles"][0]["quantile_name"].get<std::string>(), std::string("Top activations"));
+        QCOMPARE(shown["examples_quantiles"][0]["examples"][0]["tokens"][2].get<std::string>(), std::string(" cat"));
+        QCOMPARE(shown["examples_quantiles"][0]["examples"][0]["tokens"][5].get<std::string>(),
+            std::string("\uFFFD\uFFFD")); // one per invalid byte
+        QCOMPARE(shown["examples_quantiles"][0]["examples"][0]["train_token_ind"].get<int64_t>(), int64_t(2));
+        QCOMPARE(shown["examples_quantiles"][0]["examples"][0]["tokens_acts_list"][2].get<float>(), 7.5f);
+        QCOMPARE(shown["activation_frequency"].get<double>(), 35.0 / 600.0);
+        QCOMPARE(shown["top_logits"], Json({ " sat", " mat" }));
+        // ... and as text.
+        Run text = cli({ "features", "show", db, "0:5" });
+        QVERIFY2(text.exitCode == 0, qPrintable(text.err));
+        for (const char* phrase : { "layer 0 feature 5: Cat detector", "« cat»", "top activations:",
+                 "Subsample Interval 0:", "histogram", "top logits: \" sat\" (+1.5)", "top inputs" })
+            QVERIFY2(text.out.contains(QString::fromUtf8(phrase)), qPrintable(phrase + (": " + text.out)));
+
+        // search: case-insensitive, in labels.
+        Run found = cli({ "features", "search", db, "CAT", "--json" });
+        QVERIFY2(found.exitCode == 0, qPrintable(found.err));
+        QCOMPARE(found.json(), Json::parse(R"([{"layer": 0, "feature": 5, "label": "Cat detector"}])"));
+
+        // label: written, found by the engine, kept by a rebuild of the statistics.
+        Run l = cli({ "features", "label", db, "1:3", "--label", "Sat verb", "--notes", "past tense" });
+        QVERIFY2(l.exitCode == 0, qPrintable(l.err));
+        QCOMPARE(reader->card(1, 3).label, std::string("Sat verb"));
+        QCOMPARE(reader->card(1, 3).notes, std::string("past tense"));
+        cs::features::FeatureStore::create(db.toStdString(), info)->writeRecords(records, info);
+        QCOMPARE(cli({ "features", "search", db, "verb", "--json" }).json().size(), size_t(1));
+
+        // export: one file per feature.
+        const QString out = m_dir.filePath("features-export");
+        Run e = cli({ "features", "export", db, "--format", "circuit-tracer", "--out", out });
+        QVERIFY2(e.exitCode == 0, qPrintable(e.err));
+        QVERIFY2(e.out.startsWith("3 features written"), qPrintable(e.out));
+        for (const char* file : { "0/1.json", "0/5.json", "1/3.json" })
+            QVERIFY2(QFile::exists(out + "/" + file), file);
+        QCOMPARE(readJson(out + "/1/3.json")["label"].get<std::string>(), std::string("Sat verb"));
+        const QString flat = m_dir.filePath("features-cantor");
+        QCOMPARE(cli({ "features", "export", db, "--out", flat, "--layout", "cantor" }).exitCode, 0);
+        QCOMPARE(readJson(flat + "/13.json")["index"].get<int64_t>(), int64_t(13)); // (1 + 3)(1 + 3 + 1) / 2 + 3
+
+        // info.
+        Run i = cli({ "features", "info", db, "--json" });
+        QVERIFY2(i.exitCode == 0, qPrintable(i.err));
+        const Json j = i.json();
+        QCOMPARE(j["model"].get<std::string>(), std::string("tiny"));
+        QCOMPARE(j["n_layers"].get<int64_t>(), int64_t(2));
+        QCOMPARE(j["n_features"].get<int64_t>(), int64_t(8));
+        QCOMPARE(j["features"].get<int64_t>(), int64_t(3));
+        QCOMPARE(j["labels"].get<int64_t>(), int64_t(2));
+        QCOMPARE(j["tokens"].get<int64_t>(), int64_t(600));
+        QCOMPARE(j["complete"].get<bool>(), true);
+        QVERIFY(cli({ "features", "info", db }).out.contains("features with statistics: 3"));
+
+        // Errors: a message and exit code 1.
+        const QString corrupt = m_dir.filePath("corrupt.db");
+        cs::test::writeTextFile(corrupt, std::string(4096, 'x'));
+        const QList<QPair<QStringList, QString>> refusals = {
+            { { "features", "show", corrupt, "0:1" }, "is not an SQLite database" },
+            { { "features", "info", corrupt }, "is not an SQLite database" },
+            { { "features", "info", m_dir.filePath("no-such.db") }, "no such feature store" },
+            { { "features", "show", db, "9:0" }, "out of range" },
+            { { "features", "show", db, "1:7" }, "is not in" },
+            { { "features", "show", db, "x" }, "is not a feature" },
+            { { "features", "show", db }, "needs the feature as LAYER:FEATURE" },
+            { { "features", "label", db, "0:1" }, "needs --label" },
+            { { "features", "export", db, "--out", out, "--format", "neuronpedia" }, "--format must be" },
+            { { "features", "export", db }, "needs --out" },
+            { { "features", "export", db, "--out", out, "--layout", "tree" }, "--layout must be" },
+            { { "features", "search", db }, "needs the TEXT" },
+            { { "features", "build" }, "not in this build yet" },
+            { { "features", "fly" }, "features needs a subcommand" },
         };
         for (const auto& [args, phrase] : refusals) {
             Run r = cli(args);

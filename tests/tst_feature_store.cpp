@@ -26,6 +26,7 @@
 #include <functional>
 #include <random>
 #include <set>
+#include <unistd.h>
 
 using cs::features::Example;
 using cs::features::FeatureRecord;
@@ -368,6 +369,29 @@ private Q_SLOTS:
         QCOMPARE(store->search("fourth").size(), size_t(0));
     }
 
+    // A completed rebuild with fewer examples gives the freed pages back (incremental vacuum)
+    // and drops the token sequences no example uses any more.
+    void rebuildShrinksTheFile()
+    {
+        const std::string file = path("shrink.db");
+        const auto records = makeStore(file, 60, 21);
+        const qint64 before = QFileInfo(QString::fromStdString(file)).size();
+        StoreInfo info = storeInfo();
+        info.complete = true;
+        {
+            auto store = FeatureStore::create(file, info);
+            store->clearRecords();
+            std::vector<FeatureRecord> fewer(records.begin(), records.begin() + 5);
+            store->writeRecords(fewer, info);
+            for (const FeatureRecord& r : fewer)
+                compareRecords(store->card(r.layer, r.feature), r);
+        }
+        const qint64 after = QFileInfo(QString::fromStdString(file)).size();
+        QVERIFY2(after < before / 2, // a page per table and index remains
+            qPrintable(QStringLiteral("%1 -> %2 bytes").arg(before).arg(after)));
+        QCOMPARE(FeatureStore::open(file)->count(), int64_t(5));
+    }
+
     void search()
     {
         const std::string file = path("search.db");
@@ -561,6 +585,79 @@ private Q_SLOTS:
         QVERIFY(errorOf([&] { FeatureStore::open(file); }).empty()); // the original is fine
     }
 
+    // Bytes changed at random anywhere past the header: whatever SQLite's quick_check lets
+    // through (record contents are not its business), reading every part of the store either
+    // works or throws cs::Error; never a crash (ASan runs this too).
+    void damagedBytesNeverCrash()
+    {
+        const std::string file = path("fuzz-source.db");
+        makeStore(file, 12, 18);
+        {
+            std::vector<std::string> vocab(300, "v");
+            FeatureStore::open(file, true)->writeVocabulary(vocab);
+            FeatureStore::open(file, true)->setLabel(0, 0, "fuzzed");
+        }
+        QFile source(QString::fromStdString(file));
+        QVERIFY(source.open(QIODevice::ReadOnly));
+        const QByteArray whole = source.readAll();
+        std::mt19937_64 rng(19);
+        int opened = 0, refused = 0;
+        for (int round = 0; round < 150; ++round) {
+            QByteArray bytes = whole;
+            const int flips = 1 + static_cast<int>(rng() % 16);
+            for (int k = 0; k < flips; ++k)
+                bytes[100 + static_cast<int>(rng() % static_cast<uint64_t>(bytes.size() - 100))]
+                    = static_cast<char>(rng());
+            const QString copy = m_dir.filePath(QStringLiteral("fuzz-%1.db").arg(round));
+            writeBytes(copy, bytes.toStdString());
+            try {
+                auto store = FeatureStore::open(copy.toStdString());
+                ++opened;
+                store->info();
+                store->vocabulary();
+                store->search("z");
+                for (const auto& [layer, feature] : store->listFeatures()) {
+                    try {
+                        cs::features::circuitTracerJson(store->card(layer, feature)).dump();
+                    } catch (const cs::Error&) {
+                    }
+                }
+            } catch (const cs::Error&) {
+                ++refused;
+            }
+            QFile::remove(copy);
+        }
+        qInfo("%d damaged copies refused on open, %d opened (each read through or refused with cs::Error)", refused,
+            opened);
+    }
+
+    // A store in a folder the reader cannot write: no -shm can be made beside it, so it is read
+    // as immutable. (root ignores permissions: skipped there.)
+    void readOnlyFolder()
+    {
+        if (::geteuid() == 0)
+            QSKIP("running as root: file permissions do not apply");
+        const QString folder = m_dir.filePath("locked");
+        QVERIFY(QDir().mkpath(folder));
+        const std::string file = (folder + "/store.db").toStdString();
+        const auto records = makeStore(file, 3, 20);
+        QVERIFY(QFile::setPermissions(folder, QFile::ReadOwner | QFile::ExeOwner));
+        QVERIFY(QFile::setPermissions(QString::fromStdString(file), QFile::ReadOwner));
+        std::string message;
+        try {
+            auto store = FeatureStore::open(file);
+            compareRecords(store->card(records[1].layer, records[1].feature), records[1]);
+            message = errorOf([&] { FeatureStore::open(file, true); });
+        } catch (const cs::Error& e) {
+            message = std::string("read-only open failed: ") + e.what();
+        }
+        QFile::setPermissions(folder, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        QFile::setPermissions(QString::fromStdString(file), QFile::ReadOwner | QFile::WriteOwner);
+        QVERIFY2(message.find("read-only") != std::string::npos || message.find("cannot") != std::string::npos,
+            message.c_str());
+        QVERIFY2(message.find("read-only open failed") == std::string::npos, message.c_str());
+    }
+
     void createOverAnotherStore()
     {
         const std::string file = path("theirs.db");
@@ -714,6 +811,19 @@ private Q_SLOTS:
             QCOMPARE(j["examples_quantiles"][0]["examples"][0]["tokens"][0].get<std::string>(),
                 cs::features::circuitTracerJson(r, vocab)["examples_quantiles"][0]["examples"][0]["tokens"][0]
                     .get<std::string>());
+        }
+        // The Cantor layout: circuit-tracer's file names, "index" the same number.
+        const QString flat = m_dir.filePath("export-cantor");
+        QCOMPARE(cs::features::exportCircuitTracer(*store, flat.toStdString(), cs::features::ExportLayout::Cantor),
+            int64_t(records.size()));
+        QCOMPARE(QDir(flat).entryList(QDir::Files).size(), int(records.size()));
+        for (const FeatureRecord& r : records) {
+            const int64_t index = (r.layer + r.feature) * (r.layer + r.feature + 1) / 2 + r.feature;
+            std::ifstream in(QStringLiteral("%1/%2.json").arg(flat).arg(index).toStdString());
+            QVERIFY(in);
+            const json j = json::parse(in);
+            QCOMPARE(j["index"].get<int64_t>(), index);
+            QCOMPARE(j["layer"].get<int64_t>(), r.layer);
         }
         // Nothing else in the folder: one file per feature, no temporary files.
         int files = 0;

@@ -19,6 +19,11 @@ int cmdGraph(const Args& args, const std::string& device);
 // in memory, and how fast the model streams activations for training.
 nlohmann::json benchTranscoderTraining(const std::string& modelFolder, const std::string& device);
 
+// features show | search | label | info | export, and build (cmdFeaturesBuild)
+int cmdFeatures(const Args& args, const std::string& device);
+// features build MODEL --corpus FILE --out DB ... (features_build_cmd.cpp)
+int cmdFeaturesBuild(const Args& args, const std::string& device);
+
 // trace MODEL --text P --out G.json ...
 int cmdTrace(const Args& args, const std::string& device);
 // What `bench` measures of attribution: trace time of both methods over prompt lengths, nodes,

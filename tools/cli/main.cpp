@@ -73,6 +73,18 @@ commands:
                                               {"nodes","edges","nodes_total","edges_total","nodes_by_kind",
                                                "scores","pruned_scores","prune_ms",...}
   graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
+  features show DB LAYER:FEATURE [--json]     a feature's card: label, frequency, max, quantiles, histogram,
+                                              top and quantile examples (the firing token «marked»),
+                                              top/bottom logits, top inputs; --json: circuit-tracer's fields
+  features search DB TEXT [--limit N] [--json]
+                                              features whose label contains TEXT (case-insensitive)
+  features label DB LAYER:FEATURE --label TEXT [--notes TEXT]
+                                              sets a feature's label (kept across rebuilds; "" removes it)
+  features info DB [--json]                   model, transcoders, shape, tokens, build state, counts
+  features export DB --out DIR [--format circuit-tracer] [--layout layers|cantor]
+                                              one circuit-tracer JSON per feature, DIR/LAYER/FEATURE.json
+                                              (cantor: DIR/INDEX.json, INDEX the node "feature" of graphs)
+DB is a feature store (SQLite), built by `features build`.
 TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME).
 IN is a graph file (.csgraph: the full graph a trace saved, pruned afresh at any thresholds)
 or a graph JSON (pruned again within the links it holds).
@@ -383,7 +395,7 @@ int main(int argc, char** argv)
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
-                "scale", "add", "mode", "generate" },
+                "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout" },
             { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
@@ -409,6 +421,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdIntervene(args, device);
         if (command == "graph")
             return cs::cli::cmdGraph(args, device);
+        if (command == "features")
+            return cs::cli::cmdFeatures(args, device);
         throw cs::Error("unknown command \"" + command + "\" (try --help)");
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";

@@ -112,7 +112,8 @@ public:
     bool has(int64_t layer, int64_t feature) const;
     // Throws cs::Error when the feature is out of range or not in the store.
     FeatureRecord card(int64_t layer, int64_t feature) const;
-    // Features whose label contains `text` (case-insensitive), at most `limit`.
+    // Features whose label contains `text` (case-insensitive for ASCII letters; % and _ are
+    // literal), by layer and feature, at most `limit` (negative: all).
     std::vector<SearchHit> search(const std::string& text, int64_t limit = 50) const;
     // Sets (or, with both empty, removes) the label and notes of a feature in range, whether or
     // not the store has its statistics yet.
@@ -151,8 +152,16 @@ private:
 // "[id]". Every string is valid UTF-8 (invalid bytes, e.g. a partial byte-level BPE token,
 // become U+FFFD), so any dump() of it succeeds.
 nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<std::string>& vocabulary = {});
-// One file per feature, DIR/{layer}/{feature}.json (written atomically); returns the count.
-int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir);
+// Where exportCircuitTracer puts each feature's file.
+enum class ExportLayout {
+    LayerFolders, // DIR/{layer}/{feature}.json
+    // DIR/{cantorPairing(layer, feature)}.json, "index" the same number: the name circuit-tracer's
+    // local frontend asks for (features/{scan}/{node "feature"}.json).
+    Cantor,
+};
+// One file per feature (written atomically); returns the count.
+int64_t exportCircuitTracer(
+    const FeatureStore& store, const std::string& dir, ExportLayout layout = ExportLayout::LayerFolders);
 
 struct BuildOptions {
     int64_t maxTokens = 1000000; // corpus tokens to stream (0: the whole corpus)

@@ -40,11 +40,13 @@
 //       the builder's resume state.
 //
 // Journal: WAL (persistent in the file), synchronous=NORMAL, so a reader reads the last
-// committed state while the builder writes.
+// committed state while the builder writes. auto_vacuum=INCREMENTAL: a completed build returns
+// the pages a rebuild freed.
 
 #include "cs/features.h"
 
 #include "cs/error.h"
+#include "cs/graph.h"
 #include "io/atomic_file.h"
 #include "model/utf8.h"
 
@@ -595,15 +597,15 @@ struct FeatureStore::Impl {
     int64_t nLayers = 0, nFeatures = 0; // from meta, for range checks
     mutable std::mutex mutex; // one connection: statements and their caches are not shared safely
     mutable std::map<std::string, std::unique_ptr<Statement>> statements;
-    std::map<std::string, int64_t> nameIds; // names table, loaded on first write
+    std::map<std::string, int64_t> nameIds; // names table, within one writeRecords transaction
 
     // A cached prepared statement, reset and ready to bind.
     Statement& sql(const std::string& text) const
     {
-        auto& s = statements[text];
-        if (!s)
-            s = std::make_unique<Statement>(db.get(), text, path);
-        return s->reset();
+        auto it = statements.find(text);
+        if (it == statements.end()) // prepared before it is inserted: a failed prepare leaves no entry
+            it = statements.emplace(text, std::make_unique<Statement>(db.get(), text, path)).first;
+        return it->second->reset();
     }
     void exec(const std::string& text) const { cs::features::exec(db.get(), text, path); }
     // Resets every cached statement, so that none keeps a read snapshot open between calls (in
@@ -657,10 +659,11 @@ struct FeatureStore::Impl {
         auto it = nameIds.find(name);
         if (it != nameIds.end())
             return it->second;
-        sql("INSERT INTO names(name) VALUES(?)").bind(name).run();
-        const int64_t id = sqlite3_last_insert_rowid(db.get());
-        nameIds[name] = id;
-        return id;
+        sql("INSERT OR IGNORE INTO names(name) VALUES(?)").bind(name).run();
+        Statement& s = sql("SELECT id FROM names WHERE name = ?").bind(name);
+        if (!s.step())
+            throw Error(path + ": cannot record the band name \"" + name + "\"");
+        return nameIds[name] = s.integer(0);
     }
 
     int64_t sequenceId(const std::vector<int64_t>& tokens)
@@ -843,6 +846,8 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
         validate(*impl);
     }
     impl->finishAll();
+    if (writable && sqlite3_db_readonly(impl->db.get(), "main") == 1)
+        throw Error("cannot write " + path + ": the file is read-only");
     if (writable) {
         impl->exec("PRAGMA journal_mode=WAL");
         impl->exec("PRAGMA synchronous=NORMAL");
@@ -881,6 +886,8 @@ std::unique_ptr<FeatureStore> FeatureStore::create(const std::string& path, cons
     ::chmod(tmp.c_str(), 0644);
     try {
         DbPtr db = openDb(tmp, SQLITE_OPEN_READWRITE, path);
+        // Pages freed by a rebuild go back to the file system when a build completes.
+        exec(db.get(), "PRAGMA auto_vacuum = INCREMENTAL", path);
         exec(db.get(), "BEGIN", path);
         exec(db.get(), kSchema, path);
         Statement meta(db.get(), "INSERT INTO meta(key, value) VALUES(?, ?)", path);
@@ -1110,12 +1117,11 @@ std::vector<std::string> FeatureStore::vocabulary() const
     Statement& s = m_impl->sql("SELECT id, text FROM vocab ORDER BY id");
     std::vector<std::string> texts;
     while (s.step()) {
-        const int64_t id = s.integer(0);
-        if (id < 0 || id > (int64_t(1) << 26)) // no vocabulary is that large: a damaged row
-            throw Error("the feature store " + m_impl->path + " is damaged: token id " + std::to_string(id));
-        if (static_cast<size_t>(id) >= texts.size())
-            texts.resize(static_cast<size_t>(id) + 1);
-        texts[static_cast<size_t>(id)] = s.text(1);
+        // writeVocabulary writes ids 0, 1, 2, ...: a gap is a damaged table.
+        if (s.integer(0) != static_cast<int64_t>(texts.size()))
+            throw Error("the feature store " + m_impl->path + " is damaged: its vocabulary skips token id "
+                + std::to_string(texts.size()));
+        texts.push_back(s.text(1));
     }
     return texts;
 }
@@ -1126,6 +1132,7 @@ void FeatureStore::writeRecords(const std::vector<FeatureRecord>& records, const
     Impl& d = *m_impl;
     d.requireWritable("write features");
     Transaction t(d);
+    d.nameIds.clear(); // ids cached by a transaction that rolled back, or another writer's, are stale
     for (const FeatureRecord& r : records) {
         d.checkRange(r.layer, r.feature);
         if (r.quantileLevels.size() != r.quantileValues.size())
@@ -1184,6 +1191,8 @@ void FeatureStore::writeRecords(const std::vector<FeatureRecord>& records, const
     if (info.complete)
         d.exec("DELETE FROM sequences WHERE id NOT IN (SELECT sequence FROM examples)");
     t.commit();
+    if (info.complete)
+        d.exec("PRAGMA incremental_vacuum");
 }
 
 void FeatureStore::clearRecords()
@@ -1279,22 +1288,25 @@ nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<
         { "activation_frequency", record.activationFrequency() }, { "label", validUtf8(record.label) } };
 }
 
-int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir)
+int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir, ExportLayout layout)
 {
     const std::vector<std::string> vocabulary = store.vocabulary();
     int64_t written = 0;
-    int64_t madeLayer = -1;
+    std::string made; // the last folder made
     for (const auto& [layer, feature] : store.listFeatures()) {
-        const fs::path folder = fs::path(dir) / std::to_string(layer);
-        if (layer != madeLayer) {
+        const bool cantor = layout == ExportLayout::Cantor;
+        const fs::path folder = cantor ? fs::path(dir) : fs::path(dir) / std::to_string(layer);
+        if (folder.string() != made) {
             std::error_code ec;
             fs::create_directories(folder, ec);
             if (ec)
                 throw Error("cannot create " + folder.string() + ": " + ec.message());
-            madeLayer = layer;
+            made = folder.string();
         }
-        const nlohmann::json j = circuitTracerJson(store.card(layer, feature), vocabulary);
-        io::writeFileAtomically((folder / (std::to_string(feature) + ".json")).string(), j.dump());
+        nlohmann::json j = circuitTracerJson(store.card(layer, feature), vocabulary);
+        const int64_t index = cantor ? graph::cantorPairing(layer, feature) : feature;
+        j["index"] = index;
+        io::writeFileAtomically((folder / (std::to_string(index) + ".json")).string(), j.dump());
         ++written;
     }
     return written;
