@@ -73,6 +73,10 @@ commands:
                                               {"nodes","edges","nodes_total","edges_total","nodes_by_kind",
                                                "scores","pruned_scores","prune_ms",...}
   graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
+  features build MODEL --corpus FILE --out DB [--transcoder clt] [--tokens N] [--context 64] [--window W]
+                 [--top-k K] [--batch-size B] [--checkpoint-every N] [--json]
+                                              streams the corpus through model and transcoders; progress
+                                              bar; Ctrl-C saves the state and the same command resumes
   features show DB LAYER:FEATURE [--json]     a feature's card: label, frequency, max, quantiles, histogram,
                                               top and quantile examples (the firing token «marked»),
                                               top/bottom logits, top inputs; --json: circuit-tracer's fields
@@ -395,7 +399,8 @@ int main(int argc, char** argv)
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
-                "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout" },
+                "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout", "tokens", "context",
+                "window" },
             { "json", "all-positions", "skip", "all" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
