@@ -721,7 +721,8 @@ private Q_SLOTS:
             { { "features", "export", db }, "needs --out" },
             { { "features", "export", db, "--out", out, "--layout", "tree" }, "--layout must be" },
             { { "features", "search", db }, "needs the TEXT" },
-            { { "features", "build" }, "not in this build yet" },
+            { { "features", "build" }, "needs MODEL" },
+            { { "features", "build", "tinyworld", "--out", out }, "needs --corpus" },
             { { "features", "fly" }, "features needs a subcommand" },
         };
         for (const auto& [args, phrase] : refusals) {
@@ -729,6 +730,24 @@ private Q_SLOTS:
             QCOMPARE(r.exitCode, 1);
             QVERIFY2(r.err.contains(phrase), qPrintable(args.join(' ') + ": " + r.err));
         }
+
+        // A real build on tinyworld with its CLT from a small corpus; its card reads back.
+        const QString corpus = m_dir.filePath("features-corpus.txt");
+        std::string lines;
+        for (int i = 0; i < 150; ++i)
+            lines += "Fact: the capital of the state containing Dallas is Austin\ncalc: 36+59=95\n";
+        cs::test::writeTextFile(corpus, lines);
+        const QString built = m_dir.filePath("built.db");
+        Run b = cli({ "--device", "cpu", "features", "build", "tinyworld", "--corpus", corpus, "--tokens", "1500",
+            "--out", built, "--json" });
+        QVERIFY2(b.exitCode == 0, qPrintable(b.err));
+        const Json bj = Json::parse(b.out.toStdString());
+        for (const char* key : { "tokens", "contexts", "tokens_per_second", "bytes", "mb_per_million_tokens" })
+            QVERIFY2(bj.contains(key), key);
+        QVERIFY(bj["tokens"].get<int64_t>() >= 1500);
+        Run card = cli({ "features", "show", built, "0:0", "--json" });
+        QVERIFY2(card.exitCode == 0, qPrintable(card.err));
+        QVERIFY(Json::parse(card.out.toStdString()).contains("examples_quantiles"));
     }
 
     void cudaWithoutCudaIsAnError()

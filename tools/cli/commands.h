@@ -30,4 +30,8 @@ int cmdTrace(const Args& args, const std::string& device);
 // edges, peak memory and achieved GFLOP/s; re-prune time.
 nlohmann::json benchAttribution(const std::string& modelFolder, const std::string& device);
 
+// What `bench` measures of the feature store: a build from 131k held-out tokens of an organism
+// (tokens/s, database size); null for other models.
+nlohmann::json benchFeatureBuild(const std::string& modelFolder, const std::string& device);
+
 } // namespace cs::cli

@@ -4,12 +4,15 @@
 #include "cs/engine.h"
 #include "cs/error.h"
 #include "cs/features.h"
+#include "cs/organism_build.h"
 #include "cs/transcoder.h"
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <unistd.h>
 
@@ -91,6 +94,33 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
                   << ", " << double(r.bytes) / 1048576.0 << " MB\n";
     }
     return 0;
+}
+
+nlohmann::json benchFeatureBuild(const std::string& modelFolder, const std::string& device)
+{
+    namespace fs = std::filesystem;
+    if (!fs::exists(fs::path(modelFolder) / "organism.json"))
+        return nullptr; // a held-out corpus is written only for organisms
+    auto model = model::Model::load(modelFolder, { device, true });
+    transcoder::TranscoderSet::LoadOptions lo;
+    lo.device = model->device().str();
+    auto transcoders = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(modelFolder, "clt"), lo);
+    const fs::path dir = fs::temp_directory_path() / ("circuitscope-bench-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const organism::World world(organism::organismWorld(modelFolder));
+    {
+        std::ofstream corpus(dir / "heldout.txt");
+        for (const auto& line : world.heldoutLines(20000))
+            corpus << line << "\n";
+    }
+    features::BuildOptions o;
+    o.maxTokens = 131072;
+    o.window = 24;
+    const auto r = features::build(model, transcoders, (dir / "heldout.txt").string(), (dir / "bench.db").string(), o);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return { { "tokens", r.tokens }, { "tokens_per_second", r.tokensPerSecond },
+        { "mb", double(r.bytes) / 1048576.0 } };
 }
 
 } // namespace cs::cli

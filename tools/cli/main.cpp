@@ -259,6 +259,7 @@ int cmdBench(const Args& args, const std::string& device)
             out["intervene_ms"] = attribution["intervene"]["constrained"];
             out["intervene_free_ms"] = attribution["intervene"]["free"];
         }
+        out["feature_store_build"] = cs::cli::benchFeatureBuild(model->folder(), device);
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     if (args.flag("json")) {
@@ -283,6 +284,10 @@ int cmdBench(const Args& args, const std::string& device)
         if (out.contains("intervene_ms"))
             std::cout << "intervention (16 tokens, ablate one feature): " << out["intervene_ms"].get<double>()
                       << " ms constrained, " << out["intervene_free_ms"].get<double>() << " ms free\n";
+        if (out.contains("feature_store_build") && !out["feature_store_build"].is_null())
+            std::cout << "feature store build (clt, " << out["feature_store_build"]["tokens"]
+                      << " held-out tokens): " << out["feature_store_build"]["tokens_per_second"].get<double>()
+                      << " tokens/s, " << out["feature_store_build"]["mb"].get<double>() << " MB\n";
         if (out.contains("transcoder_training"))
             for (const auto& r : out["transcoder_training"])
                 std::cout << "transcoder training (" << r["kind"].get<std::string>() << ", " << r["features_per_layer"]
