@@ -9,6 +9,13 @@
 
 namespace cs::cli {
 
+// JSON text for the terminal; token strings holding partial UTF-8 sequences are replaced, not
+// thrown on.
+inline std::string dump(const nlohmann::json& j, bool pretty = false)
+{
+    return j.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // transcoder train | eval | info
 int cmdTranscoder(const Args& args, const std::string& device);
 // intervene MODEL --text P --set|--scale|--add LAYER:POS:FEATURE=VALUE ... (interventions)

@@ -22,11 +22,6 @@ using Json = nlohmann::json;
 constexpr int kBarWidth = 40; // characters of the longest histogram bar
 constexpr int64_t kBefore = 12, kAfter = 4; // tokens shown around the firing token
 
-std::string dump(const Json& j, bool pretty = false)
-{
-    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
-}
-
 std::string storeArg(const Args& args, const std::string& command)
 {
     const auto& pos = args.positional();

@@ -27,11 +27,6 @@ constexpr double kDefaultNodeThreshold = 0.8; // circuit-tracer's defaults
 constexpr double kDefaultEdgeThreshold = 0.98;
 constexpr NodeKind kKinds[] = { NodeKind::Feature, NodeKind::Error, NodeKind::Embedding, NodeKind::Logit };
 
-std::string dump(const Json& j, bool pretty = false)
-{
-    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
-}
-
 std::string visible(const std::string& text)
 {
     std::string out;

@@ -22,11 +22,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string dump(const Json& j)
-{
-    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 int64_t parseIndex(const std::string& text, const std::string& spec, const char* what)
 {
     char* end = nullptr;

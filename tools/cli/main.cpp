@@ -19,6 +19,7 @@
 namespace {
 
 using cs::cli::Args;
+using cs::cli::dump;
 using Json = nlohmann::json;
 
 constexpr const char* kUsage = R"(usage: circuitscope-cli [--device cpu|cuda|auto] COMMAND [ARGS]
@@ -93,12 +94,6 @@ TRANSCODER is a folder, or the name of a set shipped with MODEL (MODEL/transcode
 IN is a graph file (.csgraph: the full graph a trace saved, pruned afresh at any thresholds)
 or a graph JSON (pruned again within the links it holds).
 )";
-
-// JSON text that tolerates token strings holding partial UTF-8 sequences.
-std::string dump(const Json& j, bool pretty = false)
-{
-    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
-}
 
 std::string modelArg(const Args& args)
 {

@@ -31,11 +31,6 @@ double msSince(Clock::time_point start)
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-std::string dump(const Json& j, bool pretty = false)
-{
-    return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
-}
-
 // Splits "a|b|c" (tokens may hold commas and spaces, so the separator is '|').
 std::vector<std::string> splitBars(const std::string& text)
 {

@@ -58,6 +58,7 @@ private:
     const ReplacementContext& m_ctx;
     std::vector<LayerData> m_layers;
     int64_t m_nHeads = 0, m_nKvHeads = 0, m_dHead = 0, m_dModel = 0;
+    int64_t m_maxSlots = 1; // the most sources at one position of one layer
     bool m_readsMlpIn = true;
 };
 
@@ -135,15 +136,14 @@ ExplicitPass::ExplicitPass(const PassSetup& setup)
         }
         d.sources = d.sources.view({ nPos, d.slots, m_dModel });
         d.columns = d.columns.view({ nPos, d.slots });
+        m_maxSlots = std::max(m_maxSlots, d.slots);
         m_layers.push_back(std::move(d));
     }
 }
 
 int64_t ExplicitPass::maxRows(int64_t prefix) const
 {
-    int64_t slots = 1;
-    for (const auto& d : m_layers)
-        slots = std::max(slots, d.slots);
+    const int64_t slots = m_maxSlots;
     // Per row: the gradient and its copies through one layer, the contraction's products and
     // the output row.
     const int64_t perRow = 4 * (prefix * (8 * m_dModel + 3 * m_nHeads * m_dHead + slots) + m_setup.layout.columns());

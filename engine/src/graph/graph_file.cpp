@@ -5,6 +5,7 @@
 #include "cs/error.h"
 #include "cs/graph.h"
 #include "cs/safetensors.h"
+#include "graph/json_reader.h"
 
 #include <ATen/ATen.h>
 
@@ -76,23 +77,6 @@ json textJson(const std::string& text)
     return bytes;
 }
 
-std::string typeName(const json& value)
-{
-    if (value.is_null())
-        return "null";
-    if (value.is_boolean())
-        return "a boolean";
-    if (value.is_number_integer())
-        return "an integer";
-    if (value.is_number())
-        return "a number";
-    if (value.is_string())
-        return "a string";
-    if (value.is_array())
-        return "an array";
-    return "an object";
-}
-
 std::string shapeText(const std::vector<int64_t>& shape)
 {
     std::string out = "[";
@@ -102,54 +86,17 @@ std::string shapeText(const std::vector<int64_t>& shape)
 }
 
 // Reads the graph JSON of one file; every message starts with the path and names the place.
-class Reader {
+class Reader : public JsonReader {
 public:
-    explicit Reader(std::string path)
-        : m_path(std::move(path))
-    {
-    }
-
-    [[noreturn]] void fail(const std::string& where, const std::string& what) const
-    {
-        throw Error(m_path + ": " + (where.empty() ? "" : where + ": ") + what);
-    }
-
-    const json& member(const json& object, const char* key, const std::string& where) const
-    {
-        auto it = object.find(key);
-        if (it == object.end())
-            fail(where, std::string("missing key \"") + key + "\"");
-        return *it;
-    }
-
-    const json& object(const json& value, const std::string& where) const
-    {
-        if (!value.is_object())
-            fail(where, "expected an object, got " + typeName(value));
-        return value;
-    }
-
-    const json& array(const json& value, const std::string& where) const
-    {
-        if (!value.is_array())
-            fail(where, "expected an array, got " + typeName(value));
-        return value;
-    }
+    using JsonReader::JsonReader;
 
     int64_t integer(const json& value, const std::string& where) const
     {
         if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
             fail(where, "is too large");
         if (!value.is_number_integer())
-            fail(where, "expected an integer, got " + typeName(value));
+            fail(where, "expected an integer, got " + jsonTypeName(value));
         return value.get<int64_t>();
-    }
-
-    double number(const json& value, const std::string& where) const
-    {
-        if (!value.is_number())
-            fail(where, "expected a number, got " + typeName(value));
-        return value.get<double>();
     }
 
     // A string, or the array of its bytes (textJson).
@@ -158,12 +105,12 @@ public:
         if (value.is_string())
             return value.get<std::string>();
         if (!value.is_array())
-            fail(where, "expected a string or an array of bytes, got " + typeName(value));
+            fail(where, "expected a string or an array of bytes, got " + jsonTypeName(value));
         std::string out;
         for (const json& b : value) {
             if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 255)
                 fail(where,
-                    "expected a string or an array of bytes, got an array holding " + typeName(b)
+                    "expected a string or an array of bytes, got an array holding " + jsonTypeName(b)
                         + (b.is_number_integer() ? " outside 0..255" : ""));
             out.push_back(static_cast<char>(b.get<int64_t>()));
         }
@@ -210,7 +157,7 @@ public:
             node.kind = NodeKind::Logit;
         else
             fail(where + ".kind",
-                (kind.is_string() ? "\"" + name + "\"" : typeName(kind))
+                (kind.is_string() ? "\"" + name + "\"" : jsonTypeName(kind))
                     + " is not a node kind (feature, error, embedding or logit)");
         node.layer = integer(member(j, "layer", where), where + ".layer");
         node.position = integer(member(j, "position", where), where + ".position");
@@ -243,9 +190,6 @@ public:
         // A copy, not a view of the mapping: the file may be replaced while the graph is open.
         return file.tensor(name).clone();
     }
-
-private:
-    std::string m_path;
 };
 
 enum class FileStart { Safetensors, Json, Other };

@@ -3,6 +3,7 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "graph/json_reader.h"
 #include "io/atomic_file.h"
 
 #include <ATen/ATen.h>
@@ -60,23 +61,6 @@ void mergeInto(json& target, const json& patch)
     }
 }
 
-std::string typeName(const json& value)
-{
-    if (value.is_null())
-        return "null";
-    if (value.is_boolean())
-        return "a boolean";
-    if (value.is_number_integer())
-        return "an integer";
-    if (value.is_number())
-        return "a number";
-    if (value.is_string())
-        return "a string";
-    if (value.is_array())
-        return "an array";
-    return "an object";
-}
-
 std::optional<int64_t> parseInteger(const std::string& text)
 {
     int64_t value = 0;
@@ -113,44 +97,14 @@ std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
 }
 
 // Reads one graph document; every message starts with `source` and names the place.
-class Reader {
+class Reader : public JsonReader {
 public:
-    explicit Reader(std::string source)
-        : m_source(std::move(source))
-    {
-    }
-
-    [[noreturn]] void fail(const std::string& where, const std::string& what) const
-    {
-        throw Error(m_source + ": " + (where.empty() ? "" : where + ": ") + what);
-    }
-
-    const json& member(const json& object, const char* key, const std::string& where) const
-    {
-        auto it = object.find(key);
-        if (it == object.end())
-            fail(where, std::string("missing key \"") + key + "\"");
-        return *it;
-    }
-
-    const json& object(const json& value, const std::string& where) const
-    {
-        if (!value.is_object())
-            fail(where, "expected an object, got " + typeName(value));
-        return value;
-    }
-
-    const json& array(const json& value, const std::string& where) const
-    {
-        if (!value.is_array())
-            fail(where, "expected an array, got " + typeName(value));
-        return value;
-    }
+    using JsonReader::JsonReader;
 
     std::string string(const json& value, const std::string& where) const
     {
         if (!value.is_string())
-            fail(where, "expected a string, got " + typeName(value));
+            fail(where, "expected a string, got " + jsonTypeName(value));
         return value.get<std::string>();
     }
 
@@ -163,14 +117,7 @@ public:
             if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
                 return static_cast<int64_t>(d);
         }
-        fail(where, "expected an integer, got " + typeName(value));
-    }
-
-    double number(const json& value, const std::string& where) const
-    {
-        if (!value.is_number())
-            fail(where, "expected a number, got " + typeName(value));
-        return value.get<double>();
+        fail(where, "expected an integer, got " + jsonTypeName(value));
     }
 
     std::vector<std::string> strings(const json& value, const std::string& where) const
@@ -182,9 +129,6 @@ public:
     }
 
     Graph read(const json& doc) const;
-
-private:
-    std::string m_source;
 };
 
 struct FileNode {
@@ -196,7 +140,7 @@ struct FileNode {
 Graph Reader::read(const json& doc) const
 {
     if (!doc.is_object())
-        fail("", "expected an object at the top level, got " + typeName(doc));
+        fail("", "expected an object at the top level, got " + jsonTypeName(doc));
     Graph graph;
     Metadata& meta = graph.metadata;
 
@@ -266,7 +210,7 @@ Graph Reader::read(const json& doc) const
                 fail(where + ".layer", "\"" + layer.get<std::string>() + "\" is not a layer number");
             node.layer = *parsed;
         } else {
-            fail(where + ".layer", "expected a string or an integer, got " + typeName(layer));
+            fail(where + ".layer", "expected a string or an integer, got " + jsonTypeName(layer));
         }
         if (node.layer < -1)
             fail(where + ".layer", "is negative");
