@@ -1,0 +1,89 @@
+#pragma once
+// What the user did to one traced graph: everything undo/redo covers and a session file keeps
+// (DESIGN §10, §11). A plain value: the controller replaces it whole on every edit, the undo
+// stack holds the states before and after, and the canvas, the figure export and the session
+// file read it. Nodes are named by their graph node id (cs::graph::nodeId: "{layer}_{feature}_{pos}",
+// "{layer}_-1_{pos}" for errors, "E_{token}_{pos}", "{n_layers + 1}_{token}_{pos}" for logits), so
+// the state stays valid across a re-trace of the same prompt and across a graph JSON round trip.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cs::app {
+
+// A group of pinned nodes the user named; shown as one node in the subgraph, its edges the
+// sums of its members' edges.
+struct Supernode {
+    std::string name;
+    std::vector<std::string> members; // node ids, in the order grouped
+
+    bool operator==(const Supernode& o) const { return name == o.name && members == o.members; }
+    bool operator!=(const Supernode& o) const { return !(*this == o); }
+};
+
+enum class InterventionOp {
+    Ablate, // set the feature(s) to 0
+    Scale, // multiply by value (negative values suppress, flipping the sign)
+    Inject, // set to value (the activation a feature gets where it did not fire, or a new level)
+};
+
+// An intervention on a node or a supernode (then on each feature member).
+struct Intervention {
+    std::string target; // a node id, or a supernode's name prefixed "supernode:"
+    InterventionOp op = InterventionOp::Ablate;
+    double value = 0; // Scale: the factor; Inject: the activation; Ablate: unused
+    // Where: empty = the node's own position; otherwise these positions; {-1} = every position,
+    // generated tokens included.
+    std::vector<int64_t> positions;
+    bool free = false; // free regime (attention and features recomputed), else constrained
+    bool enabled = true; // listed but not applied when false
+
+    bool operator==(const Intervention& o) const
+    {
+        return target == o.target && op == o.op && value == o.value && positions == o.positions && free == o.free
+            && enabled == o.enabled;
+    }
+    bool operator!=(const Intervention& o) const { return !(*this == o); }
+};
+
+// The graph canvas's view: scene coordinates at the item's centre, and the zoom.
+struct CanvasView {
+    double zoom = 1;
+    double centerX = 0;
+    double centerY = 0;
+
+    bool operator==(const CanvasView& o) const { return zoom == o.zoom && centerX == o.centerX && centerY == o.centerY; }
+    bool operator!=(const CanvasView& o) const { return !(*this == o); }
+};
+
+struct ExplorerState {
+    double nodeThreshold = 0.8; // pruning: cumulative influence share kept (circuit-tracer's defaults)
+    double edgeThreshold = 0.98;
+    std::string selected; // node id; empty when none
+    std::vector<std::string> pinned; // node ids, in pin order: the subgraph
+    std::vector<std::string> hidden; // node ids the user hid from the canvas
+    std::vector<Supernode> supernodes; // members are pinned nodes; a node is in at most one
+    // The user's labels (clerps) by feature, key "{layer}:{feature}"; they override the feature
+    // store's label and are written to graph JSON as each node's clerp.
+    std::map<std::string, std::string> labels;
+    std::vector<Intervention> interventions;
+    CanvasView view;
+
+    bool operator==(const ExplorerState& o) const
+    {
+        return nodeThreshold == o.nodeThreshold && edgeThreshold == o.edgeThreshold && selected == o.selected
+            && pinned == o.pinned && hidden == o.hidden && supernodes == o.supernodes && labels == o.labels
+            && interventions == o.interventions && view == o.view;
+    }
+    bool operator!=(const ExplorerState& o) const { return !(*this == o); }
+};
+
+// The labels key of a feature: "{layer}:{feature}".
+inline std::string featureKey(int64_t layer, int64_t feature)
+{
+    return std::to_string(layer) + ":" + std::to_string(feature);
+}
+
+} // namespace cs::app
