@@ -1,0 +1,925 @@
+// Session files: see sessionfile.h for the layout.
+
+#include "sessionfile.h"
+
+#include <cs/error.h>
+
+#include <ATen/ATen.h>
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QFileInfo>
+#include <QSaveFile>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace cs::app {
+
+namespace {
+
+using cs::graph::Graph;
+using cs::graph::Node;
+using cs::graph::NodeKind;
+using nlohmann::json;
+
+// ---- text that may not be UTF-8 (byte-level BPE tokens hold parts of characters) ----------
+
+bool validUtf8(const std::string& text)
+{
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    const size_t n = text.size();
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = s[i];
+        size_t length = 0;
+        uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            length = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            length = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            length = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + length > n)
+            return false;
+        for (size_t k = 1; k < length; ++k) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000)
+            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return false;
+        i += length;
+    }
+    return true;
+}
+
+// A string as JSON: itself when UTF-8, otherwise the array of its bytes (read back by Checker::text).
+json textJson(const std::string& text)
+{
+    if (validUtf8(text))
+        return text;
+    json bytes = json::array();
+    for (unsigned char c : text)
+        bytes.push_back(static_cast<int>(c));
+    return bytes;
+}
+
+std::string typeName(const json& value)
+{
+    if (value.is_null())
+        return "null";
+    if (value.is_boolean())
+        return "a boolean";
+    if (value.is_number_integer())
+        return "an integer";
+    if (value.is_number())
+        return "a number";
+    if (value.is_string())
+        return "a string";
+    if (value.is_array())
+        return "an array";
+    return "an object";
+}
+
+std::optional<int64_t> parseInteger(const std::string& text)
+{
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [p, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || p != end)
+        return std::nullopt;
+    return value;
+}
+
+// "{layer}:{feature}" -> (layer, feature).
+std::optional<std::pair<int64_t, int64_t>> parseFeatureKey(const std::string& key)
+{
+    const size_t colon = key.find(':');
+    if (colon == std::string::npos)
+        return std::nullopt;
+    auto layer = parseInteger(key.substr(0, colon));
+    auto feature = parseInteger(key.substr(colon + 1));
+    if (!layer || !feature || *layer < 0 || *feature < 0)
+        return std::nullopt;
+    return std::make_pair(*layer, *feature);
+}
+
+// The inverse of cs::graph::cantorPairing: z -> (layer, feature).
+std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
+{
+    auto w = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(z) + 1.0) - 1.0) / 2.0);
+    while ((w + 1) * (w + 2) / 2 <= z)
+        ++w;
+    while (w > 0 && w * (w + 1) / 2 > z)
+        --w;
+    const int64_t y = z - w * (w + 1) / 2;
+    return { w - y, y };
+}
+
+std::vector<std::string> split(const std::string& text, char separator)
+{
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        const size_t at = text.find(separator, start);
+        parts.push_back(text.substr(start, at - start));
+        if (at == std::string::npos)
+            return parts;
+        start = at + 1;
+    }
+}
+
+// ---- checked reading: every failure names the source and the place ------------------------
+
+class Checker {
+public:
+    explicit Checker(std::string source)
+        : m_source(std::move(source))
+    {
+    }
+
+    [[noreturn]] void fail(const std::string& where, const std::string& what) const
+    {
+        throw Error(m_source + ": " + (where.empty() ? "" : where + ": ") + what);
+    }
+
+    const json& member(const json& object, const char* key, const std::string& where) const
+    {
+        auto it = object.find(key);
+        if (it == object.end())
+            fail(where, std::string("missing key \"") + key + "\"");
+        return *it;
+    }
+    const json* optional(const json& object, const char* key) const
+    {
+        auto it = object.find(key);
+        return it == object.end() ? nullptr : &*it;
+    }
+    static std::string at(const std::string& where, const char* key)
+    {
+        return where.empty() ? std::string(key) : where + "." + key;
+    }
+    static std::string at(const std::string& where, size_t index) { return where + "[" + std::to_string(index) + "]"; }
+
+    const json& object(const json& value, const std::string& where) const
+    {
+        if (!value.is_object())
+            fail(where, "expected an object, got " + typeName(value));
+        return value;
+    }
+    const json& array(const json& value, const std::string& where) const
+    {
+        if (!value.is_array())
+            fail(where, "expected an array, got " + typeName(value));
+        return value;
+    }
+    std::string string(const json& value, const std::string& where) const
+    {
+        if (!value.is_string())
+            fail(where, "expected a string, got " + typeName(value));
+        return value.get<std::string>();
+    }
+    // A string, or the array of its bytes (textJson).
+    std::string text(const json& value, const std::string& where) const
+    {
+        if (value.is_string())
+            return value.get<std::string>();
+        if (!value.is_array())
+            fail(where, "expected a string, got " + typeName(value));
+        std::string out;
+        for (const json& b : value) {
+            if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 255)
+                fail(where, "expected a string or an array of bytes");
+            out.push_back(static_cast<char>(b.get<int64_t>()));
+        }
+        return out;
+    }
+    double number(const json& value, const std::string& where) const
+    {
+        if (!value.is_number())
+            fail(where, "expected a number, got " + typeName(value));
+        const double d = value.get<double>();
+        if (!std::isfinite(d))
+            fail(where, "is not finite");
+        return d;
+    }
+    int64_t integer(const json& value, const std::string& where) const
+    {
+        if (value.is_number_integer())
+            return value.get<int64_t>();
+        if (value.is_number_float()) {
+            const double d = value.get<double>();
+            if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
+                return static_cast<int64_t>(d);
+        }
+        fail(where, "expected an integer, got " + typeName(value));
+    }
+    bool boolean(const json& value, const std::string& where) const
+    {
+        if (!value.is_boolean())
+            fail(where, "expected a boolean, got " + typeName(value));
+        return value.get<bool>();
+    }
+    std::vector<std::string> strings(const json& value, const std::string& where) const
+    {
+        std::vector<std::string> out;
+        array(value, where);
+        for (size_t i = 0; i < value.size(); ++i)
+            out.push_back(string(value[i], at(where, i)));
+        return out;
+    }
+    std::vector<std::string> texts(const json& value, const std::string& where) const
+    {
+        std::vector<std::string> out;
+        array(value, where);
+        for (size_t i = 0; i < value.size(); ++i)
+            out.push_back(text(value[i], at(where, i)));
+        return out;
+    }
+
+    const std::string& source() const { return m_source; }
+
+private:
+    std::string m_source;
+};
+
+const char* opName(InterventionOp op)
+{
+    switch (op) {
+    case InterventionOp::Ablate:
+        return "ablate";
+    case InterventionOp::Scale:
+        return "scale";
+    case InterventionOp::Inject:
+        return "inject";
+    }
+    return "ablate";
+}
+
+// ---- the graph's complement ("graph_nodes") ------------------------------------------------
+
+json metadataJson(const cs::graph::Metadata& m)
+{
+    json tokens = json::array();
+    for (const std::string& t : m.promptTokens)
+        tokens.push_back(textJson(t));
+    json transcoders = json::array();
+    for (const std::string& t : m.transcoderList)
+        transcoders.push_back(textJson(t));
+    return { { "slug", textJson(m.slug) }, { "prompt", textJson(m.prompt) }, { "prompt_tokens", std::move(tokens) },
+        { "scan", textJson(m.scan) }, { "transcoder_list", std::move(transcoders) },
+        { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "q_params", m.qParams },
+        { "extra", m.extra } };
+}
+
+json graphNodesJson(const Graph& graph)
+{
+    json nodes = json::array();
+    for (const Node& node : graph.nodes)
+        nodes.push_back(json::array({ cs::graph::nodeKindName(node.kind), node.layer, node.position, node.feature,
+            node.activation, node.tokenId, textJson(node.token), node.tokenProb, textJson(node.label) }));
+    const at::Tensor p = graph.logitProbabilities.to(at::kCPU, at::kFloat).contiguous();
+    json probabilities = json::array();
+    for (int64_t i = 0; i < p.numel(); ++i)
+        probabilities.push_back(p.data_ptr<float>()[i]);
+    return { { "metadata", metadataJson(graph.metadata) }, { "logit_probabilities", std::move(probabilities) },
+        { "nodes", std::move(nodes) } };
+}
+
+cs::graph::Metadata readMetadata(const Checker& c, const json& value, const std::string& where)
+{
+    c.object(value, where);
+    cs::graph::Metadata m;
+    m.slug = c.text(c.member(value, "slug", where), Checker::at(where, "slug"));
+    m.prompt = c.text(c.member(value, "prompt", where), Checker::at(where, "prompt"));
+    m.promptTokens = c.texts(c.member(value, "prompt_tokens", where), Checker::at(where, "prompt_tokens"));
+    m.scan = c.text(c.member(value, "scan", where), Checker::at(where, "scan"));
+    m.transcoderList = c.texts(c.member(value, "transcoder_list", where), Checker::at(where, "transcoder_list"));
+    m.nodeThreshold = c.number(c.member(value, "node_threshold", where), Checker::at(where, "node_threshold"));
+    m.edgeThreshold = c.number(c.member(value, "edge_threshold", where), Checker::at(where, "edge_threshold"));
+    m.qParams = c.object(c.member(value, "q_params", where), Checker::at(where, "q_params"));
+    m.extra = c.member(value, "extra", where);
+    return m;
+}
+
+std::optional<NodeKind> kindFromName(const std::string& name)
+{
+    for (NodeKind k : { NodeKind::Feature, NodeKind::Error, NodeKind::Embedding, NodeKind::Logit })
+        if (name == cs::graph::nodeKindName(k))
+            return k;
+    return std::nullopt;
+}
+
+// The graph from its graph JSON (the links) and its complement (the nodes, exactly).
+Graph readInlineGraph(const Checker& c, const json& doc)
+{
+    Graph linked;
+    try {
+        linked = cs::graph::fromJson(c.object(c.member(doc, "graph", ""), "graph"));
+        linked.validate();
+    } catch (const Error& e) {
+        c.fail("graph", e.what());
+    }
+    const json* complement = c.optional(doc, "graph_nodes");
+    if (!complement)
+        return linked; // a graph JSON from elsewhere: what it carries is all there is
+
+    const std::string where = "graph_nodes";
+    c.object(*complement, where);
+    Graph graph;
+    graph.metadata = readMetadata(c, c.member(*complement, "metadata", where), where + ".metadata");
+    const json& nodes = c.array(c.member(*complement, "nodes", where), where + ".nodes");
+    const int64_t n = static_cast<int64_t>(nodes.size());
+    // A dense [n, n] float32 matrix: refuse sizes no machine here holds rather than die allocating.
+    if (n > 60000)
+        c.fail(where + ".nodes", std::to_string(n) + " nodes is more than a dense graph can hold");
+    graph.nodes.reserve(static_cast<size_t>(n));
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const std::string w = Checker::at(where + ".nodes", i);
+        const json& r = c.array(nodes[i], w);
+        if (r.size() != 9)
+            c.fail(w, "expected 9 fields, got " + std::to_string(r.size()));
+        Node node;
+        const std::string kind = c.string(r[0], w + "[0]");
+        auto k = kindFromName(kind);
+        if (!k)
+            c.fail(w + "[0]", "\"" + kind + "\" is not a node kind");
+        node.kind = *k;
+        node.layer = c.integer(r[1], w + "[1]");
+        node.position = c.integer(r[2], w + "[2]");
+        node.feature = c.integer(r[3], w + "[3]");
+        node.activation = c.number(r[4], w + "[4]");
+        node.tokenId = c.integer(r[5], w + "[5]");
+        node.token = c.text(r[6], w + "[6]");
+        node.tokenProb = c.number(r[7], w + "[7]");
+        node.label = c.text(r[8], w + "[8]");
+        if (node.position < 0 || node.layer < -1)
+            c.fail(w, "negative layer or position");
+        graph.nodes.push_back(std::move(node));
+    }
+    const json& probs = c.array(c.member(*complement, "logit_probabilities", where), where + ".logit_probabilities");
+    std::vector<float> p;
+    for (size_t i = 0; i < probs.size(); ++i)
+        p.push_back(static_cast<float>(c.number(probs[i], Checker::at(where + ".logit_probabilities", i))));
+    graph.logitProbabilities = at::tensor(p, at::kFloat);
+    graph.adjacency = at::zeros({ n, n }, at::kFloat);
+    try {
+        graph.validate();
+    } catch (const Error& e) {
+        c.fail(where, e.what());
+    }
+
+    // The links' matrix into our node order, by node id.
+    std::unordered_map<std::string, int64_t> index;
+    for (int64_t j = 0; j < n; ++j)
+        if (!index.emplace(cs::graph::nodeId(graph, j), j).second)
+            c.fail(where + ".nodes", "node id \"" + cs::graph::nodeId(graph, j) + "\" repeats");
+    const int64_t n0 = linked.size();
+    std::vector<int64_t> to(static_cast<size_t>(n0));
+    for (int64_t i = 0; i < n0; ++i) {
+        const std::string id = cs::graph::nodeId(linked, i);
+        auto it = index.find(id);
+        if (it == index.end() || graph.nodes[it->second].kind != linked.nodes[i].kind)
+            c.fail(where, "the graph's node \"" + id + "\" is not among graph_nodes");
+        to[i] = it->second;
+    }
+    const at::Tensor a0 = linked.adjacency.to(at::kCPU, at::kFloat).contiguous();
+    const float* src = a0.data_ptr<float>();
+    float* dst = graph.adjacency.data_ptr<float>();
+    for (int64_t t = 0; t < n0; ++t)
+        for (int64_t s = 0; s < n0; ++s)
+            dst[to[t] * n + to[s]] = src[t * n0 + s];
+    return graph;
+}
+
+int64_t nonzeroEdges(const Graph& graph)
+{
+    const at::Tensor a = graph.adjacency.to(at::kCPU, at::kFloat).contiguous();
+    const float* p = a.data_ptr<float>();
+    int64_t count = 0;
+    for (int64_t i = 0, end = a.numel(); i < end; ++i)
+        count += p[i] != 0.0f;
+    return count;
+}
+
+// The session's JSON without its graph.
+json sessionHead(const SessionData& data)
+{
+    QString app = QStringLiteral("Circuitscope");
+    if (QCoreApplication::instance() && !QCoreApplication::applicationVersion().isEmpty())
+        app += QLatin1Char(' ') + QCoreApplication::applicationVersion();
+    return { { "format", kSessionFormat }, { "version", kSessionVersion }, { "app", app.toStdString() },
+        { "saved_at", QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs).toStdString() },
+        { "model", data.model }, { "transcoder", data.transcoder }, { "feature_store", data.featureStore },
+        { "device", data.device }, { "prompt", data.prompt }, { "state", stateToJson(data.state) },
+        { "extra", data.extra } };
+}
+
+json inlineGraph(const SessionData& data)
+{
+    json graph = cs::graph::toJson(data.graph, cs::graph::keepAll(data.graph));
+    stateToQParams(data.state, graph["qParams"]);
+    return graph;
+}
+
+std::string dump(const json& doc, bool indent)
+{
+    // Text that is not UTF-8 is written as U+FFFD here; whatever must come back byte for byte
+    // is in graph_nodes as arrays of bytes.
+    return doc.dump(indent ? 1 : -1, ' ', false, json::error_handler_t::replace);
+}
+
+void writeAtomically(const std::string& path, const std::string& text)
+{
+    const QString qpath = QString::fromStdString(path);
+    if (QFileInfo(qpath).isDir())
+        throw Error(path + ": cannot write the session: the path is a folder");
+    QSaveFile file(qpath);
+    if (!file.open(QIODevice::WriteOnly))
+        throw Error(path + ": cannot write the session: " + file.errorString().toStdString());
+    const qint64 written = file.write(text.data(), static_cast<qint64>(text.size()));
+    if (written != static_cast<qint64>(text.size())) {
+        const std::string reason = file.errorString().toStdString();
+        file.cancelWriting();
+        throw Error(path + ": cannot write the session: " + reason);
+    }
+    if (!file.commit())
+        throw Error(path + ": cannot write the session: " + file.errorString().toStdString());
+}
+
+QString sidecarName(const QString& sessionPath)
+{
+    QString name = QFileInfo(sessionPath).fileName();
+    const QString ext = QString::fromLatin1(kSessionExtension);
+    if (name.endsWith(ext) && name.size() > ext.size())
+        name.chop(ext.size());
+    else if (name.lastIndexOf(QLatin1Char('.')) > 0)
+        name.truncate(name.lastIndexOf(QLatin1Char('.')));
+    return name + QString::fromLatin1(cs::graph::kGraphFileExtension);
+}
+
+} // namespace
+
+// ---- state ----------------------------------------------------------------------------------
+
+json stateToJson(const ExplorerState& s)
+{
+    json supernodes = json::array();
+    for (const Supernode& sn : s.supernodes)
+        supernodes.push_back({ { "name", sn.name }, { "members", sn.members } });
+    json labels = json::object();
+    for (const auto& [key, text] : s.labels)
+        labels[key] = text;
+    json interventions = json::array();
+    for (const Intervention& iv : s.interventions)
+        interventions.push_back({ { "target", iv.target }, { "op", opName(iv.op) }, { "value", iv.value },
+            { "positions", iv.positions }, { "mode", iv.free ? "free" : "constrained" }, { "enabled", iv.enabled } });
+    return { { "node_threshold", s.nodeThreshold }, { "edge_threshold", s.edgeThreshold }, { "selected", s.selected },
+        { "pinned", s.pinned }, { "hidden", s.hidden }, { "supernodes", std::move(supernodes) },
+        { "labels", std::move(labels) }, { "interventions", std::move(interventions) },
+        { "view", { { "zoom", s.view.zoom }, { "center_x", s.view.centerX }, { "center_y", s.view.centerY } } } };
+}
+
+ExplorerState stateFromJson(const json& value, const std::string& source)
+{
+    const Checker c(source);
+    const std::string where = "state";
+    c.object(value, where);
+    ExplorerState s;
+    auto threshold = [&](const char* key, double& out) {
+        if (const json* v = c.optional(value, key)) {
+            out = c.number(*v, Checker::at(where, key));
+            if (out < 0 || out > 1)
+                c.fail(Checker::at(where, key), "is not in [0, 1]");
+        }
+    };
+    threshold("node_threshold", s.nodeThreshold);
+    threshold("edge_threshold", s.edgeThreshold);
+    if (const json* v = c.optional(value, "selected"))
+        s.selected = c.string(*v, where + ".selected");
+    if (const json* v = c.optional(value, "pinned"))
+        s.pinned = c.strings(*v, where + ".pinned");
+    if (const json* v = c.optional(value, "hidden"))
+        s.hidden = c.strings(*v, where + ".hidden");
+    if (const json* v = c.optional(value, "supernodes")) {
+        c.array(*v, where + ".supernodes");
+        for (size_t i = 0; i < v->size(); ++i) {
+            const std::string w = Checker::at(where + ".supernodes", i);
+            const json& j = c.object((*v)[i], w);
+            Supernode sn;
+            sn.name = c.string(c.member(j, "name", w), w + ".name");
+            sn.members = c.strings(c.member(j, "members", w), w + ".members");
+            s.supernodes.push_back(std::move(sn));
+        }
+    }
+    if (const json* v = c.optional(value, "labels")) {
+        c.object(*v, where + ".labels");
+        for (auto it = v->begin(); it != v->end(); ++it)
+            s.labels[it.key()] = c.string(*it, where + ".labels." + it.key());
+    }
+    if (const json* v = c.optional(value, "interventions")) {
+        c.array(*v, where + ".interventions");
+        for (size_t i = 0; i < v->size(); ++i) {
+            const std::string w = Checker::at(where + ".interventions", i);
+            const json& j = c.object((*v)[i], w);
+            Intervention iv;
+            iv.target = c.string(c.member(j, "target", w), w + ".target");
+            const std::string op = c.string(c.member(j, "op", w), w + ".op");
+            if (op == "ablate")
+                iv.op = InterventionOp::Ablate;
+            else if (op == "scale")
+                iv.op = InterventionOp::Scale;
+            else if (op == "inject")
+                iv.op = InterventionOp::Inject;
+            else
+                c.fail(w + ".op", "\"" + op + "\" is not \"ablate\", \"scale\" or \"inject\"");
+            if (const json* x = c.optional(j, "value"))
+                iv.value = c.number(*x, w + ".value");
+            if (const json* x = c.optional(j, "positions")) {
+                c.array(*x, w + ".positions");
+                for (size_t k = 0; k < x->size(); ++k) {
+                    const int64_t p = c.integer((*x)[k], Checker::at(w + ".positions", k));
+                    if (p < -1)
+                        c.fail(Checker::at(w + ".positions", k), "is below -1");
+                    iv.positions.push_back(p);
+                }
+            }
+            if (const json* x = c.optional(j, "mode")) {
+                const std::string mode = c.string(*x, w + ".mode");
+                if (mode != "constrained" && mode != "free")
+                    c.fail(w + ".mode", "\"" + mode + "\" is not \"constrained\" or \"free\"");
+                iv.free = mode == "free";
+            }
+            if (const json* x = c.optional(j, "enabled"))
+                iv.enabled = c.boolean(*x, w + ".enabled");
+            s.interventions.push_back(std::move(iv));
+        }
+    }
+    if (const json* v = c.optional(value, "view")) {
+        const std::string w = where + ".view";
+        c.object(*v, w);
+        if (const json* x = c.optional(*v, "zoom"))
+            s.view.zoom = c.number(*x, w + ".zoom");
+        if (s.view.zoom <= 0)
+            c.fail(w + ".zoom", "is not positive");
+        if (const json* x = c.optional(*v, "center_x"))
+            s.view.centerX = c.number(*x, w + ".center_x");
+        if (const json* x = c.optional(*v, "center_y"))
+            s.view.centerY = c.number(*x, w + ".center_y");
+    }
+    return s;
+}
+
+std::vector<std::string> pruneStateToGraph(ExplorerState& s, const Graph& graph)
+{
+    std::unordered_set<std::string> ids;
+    for (int64_t i = 0; i < graph.size(); ++i)
+        ids.insert(cs::graph::nodeId(graph, i));
+    std::vector<std::string> warnings;
+    auto known = [&](const std::string& id) { return ids.count(id) > 0; };
+
+    if (!s.selected.empty() && !known(s.selected)) {
+        warnings.push_back("the selected node \"" + s.selected + "\" is not in the graph");
+        s.selected.clear();
+    }
+    auto filterIds = [&](std::vector<std::string>& list, const char* what) {
+        std::unordered_set<std::string> seen;
+        std::vector<std::string> kept;
+        for (const std::string& id : list) {
+            if (!known(id))
+                warnings.push_back(std::string("the ") + what + " node \"" + id + "\" is not in the graph");
+            else if (!seen.insert(id).second)
+                warnings.push_back(std::string("the ") + what + " node \"" + id + "\" is listed twice");
+            else
+                kept.push_back(id);
+        }
+        list = std::move(kept);
+    };
+    filterIds(s.pinned, "pinned");
+    filterIds(s.hidden, "hidden");
+
+    std::unordered_set<std::string> grouped; // a node is in at most one supernode
+    std::set<std::string> names;
+    std::vector<Supernode> supernodes;
+    for (Supernode& sn : s.supernodes) {
+        if (!names.insert(sn.name).second) {
+            warnings.push_back("the supernode name \"" + sn.name + "\" is used twice; the second is dropped");
+            continue;
+        }
+        std::vector<std::string> members;
+        for (const std::string& id : sn.members) {
+            if (!known(id))
+                warnings.push_back("supernode \"" + sn.name + "\": the node \"" + id + "\" is not in the graph");
+            else if (!grouped.insert(id).second)
+                warnings.push_back(
+                    "supernode \"" + sn.name + "\": the node \"" + id + "\" is already in another supernode");
+            else
+                members.push_back(id);
+        }
+        if (members.empty()) {
+            warnings.push_back("the supernode \"" + sn.name + "\" has no node of the graph left");
+            names.erase(sn.name);
+            continue;
+        }
+        sn.members = std::move(members);
+        supernodes.push_back(std::move(sn));
+    }
+    s.supernodes = std::move(supernodes);
+
+    const std::string prefix = "supernode:";
+    std::vector<Intervention> interventions;
+    for (Intervention& iv : s.interventions) {
+        const bool onSupernode = iv.target.compare(0, prefix.size(), prefix) == 0;
+        const bool ok = onSupernode ? names.count(iv.target.substr(prefix.size())) > 0 : known(iv.target);
+        if (ok)
+            interventions.push_back(std::move(iv));
+        else
+            warnings.push_back("the intervention on \"" + iv.target + "\" names no node or supernode of the graph");
+    }
+    s.interventions = std::move(interventions);
+    return warnings;
+}
+
+// ---- Neuronpedia qParams -------------------------------------------------------------------
+
+void stateToQParams(const ExplorerState& s, json& qParams)
+{
+    if (!qParams.is_object())
+        qParams = json::object();
+    qParams["pinnedIds"] = s.pinned;
+    json supernodes = json::array();
+    for (const Supernode& sn : s.supernodes) {
+        json row = json::array({ sn.name });
+        for (const std::string& m : sn.members)
+            row.push_back(m);
+        supernodes.push_back(std::move(row));
+    }
+    qParams["supernodes"] = std::move(supernodes);
+    json clerps = json::array();
+    for (const auto& [key, text] : s.labels)
+        if (auto lf = parseFeatureKey(key))
+            clerps.push_back(json::array({ std::to_string(cs::graph::cantorPairing(lf->first, lf->second)), text }));
+    qParams["clerps"] = std::move(clerps);
+    qParams["clickedId"] = s.selected;
+    qParams["hiddenIds"] = s.hidden;
+    qParams["pruningThreshold"] = s.nodeThreshold;
+}
+
+ExplorerState stateFromQParams(const json& q, const Graph& graph)
+{
+    ExplorerState s;
+    if (!q.is_object())
+        return s;
+    // An array of strings, or Neuronpedia's URL form "a,b,c".
+    auto idList = [&](const char* key) {
+        std::vector<std::string> out;
+        auto it = q.find(key);
+        if (it == q.end())
+            return out;
+        if (it->is_string()) {
+            for (const std::string& part : split(it->get<std::string>(), ','))
+                if (!part.empty())
+                    out.push_back(part);
+        } else if (it->is_array()) {
+            for (const json& v : *it)
+                if (v.is_string() && !v.get<std::string>().empty())
+                    out.push_back(v.get<std::string>());
+        }
+        return out;
+    };
+    s.pinned = idList("pinnedIds");
+    s.hidden = idList("hiddenIds");
+    if (auto it = q.find("clickedId"); it != q.end() && it->is_string())
+        s.selected = it->get<std::string>();
+    if (auto it = q.find("supernodes"); it != q.end() && it->is_array()) {
+        for (const json& row : *it) {
+            if (!row.is_array() || row.empty() || !row[0].is_string())
+                continue;
+            Supernode sn;
+            sn.name = row[0].get<std::string>();
+            for (size_t k = 1; k < row.size(); ++k)
+                if (row[k].is_string())
+                    sn.members.push_back(row[k].get<std::string>());
+            s.supernodes.push_back(std::move(sn));
+        }
+    }
+    if (auto it = q.find("pruningThreshold"); it != q.end()) {
+        double t = -1;
+        if (it->is_number())
+            t = it->get<double>();
+        else if (it->is_string())
+            t = std::strtod(it->get<std::string>().c_str(), nullptr);
+        if (t >= 0 && t <= 1)
+            s.nodeThreshold = t;
+    }
+
+    // clerps: feature keys -> our "{layer}:{feature}".
+    if (auto it = q.find("clerps"); it != q.end()) {
+        json clerps = *it;
+        if (clerps.is_string())
+            clerps = json::parse(clerps.get<std::string>(), nullptr, false);
+        if (clerps.is_array()) {
+            std::set<std::pair<int64_t, int64_t>> features;
+            std::unordered_map<int64_t, std::set<int64_t>> layersOf; // feature index -> layers
+            for (const Node& node : graph.nodes)
+                if (node.kind == NodeKind::Feature) {
+                    features.insert({ node.layer, node.feature });
+                    layersOf[node.feature].insert(node.layer);
+                }
+            auto resolve = [&](const std::string& key) -> std::optional<std::pair<int64_t, int64_t>> {
+                if (auto lf = parseFeatureKey(key))
+                    return features.count(*lf) ? lf : std::nullopt;
+                if (key.find('_') != std::string::npos) {
+                    const auto parts = split(key, '_');
+                    if (parts.size() == 3) {
+                        auto l = parseInteger(parts[0]);
+                        auto f = parseInteger(parts[1]);
+                        if (l && f && features.count({ *l, *f }))
+                            return std::make_pair(*l, *f);
+                    }
+                    return std::nullopt;
+                }
+                auto z = parseInteger(key);
+                if (!z || *z < 0)
+                    return std::nullopt;
+                const auto lf = cantorUnpair(*z);
+                if (features.count(lf))
+                    return lf;
+                auto layers = layersOf.find(*z);
+                if (layers != layersOf.end() && layers->second.size() == 1)
+                    return std::make_pair(*layers->second.begin(), *z);
+                return std::nullopt;
+            };
+            for (const json& row : clerps) {
+                if (!row.is_array() || row.size() < 2 || !row[1].is_string())
+                    continue;
+                std::string key;
+                if (row[0].is_string())
+                    key = row[0].get<std::string>();
+                else if (row[0].is_number_integer())
+                    key = std::to_string(row[0].get<int64_t>());
+                else
+                    continue;
+                if (auto lf = resolve(key))
+                    s.labels[featureKey(lf->first, lf->second)] = row[1].get<std::string>();
+            }
+        }
+    }
+    pruneStateToGraph(s, graph);
+    return s;
+}
+
+// ---- files ----------------------------------------------------------------------------------
+
+std::string sidecarPath(const std::string& sessionPath)
+{
+    const QString path = QString::fromStdString(sessionPath);
+    return QFileInfo(path).absoluteDir().filePath(sidecarName(path)).toStdString();
+}
+
+std::string sessionJsonText(const SessionData& data, bool indent)
+{
+    data.graph.validate();
+    json doc = sessionHead(data);
+    doc["graph"] = inlineGraph(data);
+    doc["graph_nodes"] = graphNodesJson(data.graph);
+    return dump(doc, indent);
+}
+
+SessionWriteStats writeSession(const std::string& path, const SessionData& data, const SessionWriteOptions& options)
+{
+    SessionWriteStats stats;
+    QElapsedTimer clock;
+    clock.start();
+    const QString qpath = QString::fromStdString(path);
+    if (QFileInfo(qpath).isDir())
+        throw Error(path + ": cannot write the session: the path is a folder");
+    try {
+        data.graph.validate();
+    } catch (const Error& e) {
+        throw Error(path + ": cannot write the session: " + e.what());
+    }
+    json doc = sessionHead(data);
+    if (nonzeroEdges(data.graph) > options.sidecarEdgeThreshold) {
+        const QString name = sidecarName(qpath);
+        const QString sidecar = QFileInfo(qpath).absoluteDir().filePath(name);
+        cs::graph::writeGraphFile(sidecar.toStdString(), data.graph); // atomic; throws naming the path
+        doc["graph_file"] = name.toStdString();
+        stats.sidecar = true;
+    } else {
+        doc["graph"] = inlineGraph(data);
+        doc["graph_nodes"] = graphNodesJson(data.graph);
+    }
+    const std::string text = dump(doc, options.indent);
+    stats.serializeMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
+    clock.restart();
+    writeAtomically(path, text);
+    stats.writeMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
+    stats.bytes = static_cast<int64_t>(text.size());
+    return stats;
+}
+
+SessionData readSession(const std::string& path)
+{
+    const QString qpath = QString::fromStdString(path);
+    const QFileInfo info(qpath);
+    if (!info.exists())
+        throw Error(path + ": no such file");
+    if (info.isDir())
+        throw Error(path + ": is a folder, not a session file");
+    QFile file(qpath);
+    if (!file.open(QIODevice::ReadOnly))
+        throw Error(path + ": cannot read: " + file.errorString().toStdString());
+    const QByteArray bytes = file.readAll();
+    if (file.error() != QFileDevice::NoError)
+        throw Error(path + ": cannot read: " + file.errorString().toStdString());
+    if (bytes.isEmpty())
+        throw Error(path + ": the file is empty");
+
+    json doc;
+    try {
+        doc = json::parse(bytes.constBegin(), bytes.constEnd());
+    } catch (const json::parse_error& e) {
+        const bool atEnd = e.byte >= static_cast<size_t>(bytes.size());
+        throw Error(path + ": not valid JSON at byte " + std::to_string(e.byte)
+            + (atEnd ? " (the file ends early: truncated?)" : "") + ": " + e.what());
+    }
+
+    const Checker c(path);
+    try {
+        if (!doc.is_object())
+            c.fail("", "expected a JSON object at the top level, got " + typeName(doc));
+        const std::string format = c.string(c.member(doc, "format", ""), "format");
+        if (format != kSessionFormat)
+            c.fail("format", "\"" + format + "\" is not a Circuitscope session (\"" + kSessionFormat + "\")");
+        const int64_t version = c.integer(c.member(doc, "version", ""), "version");
+        if (version > kSessionVersion)
+            c.fail("version",
+                "written by a newer Circuitscope (session version " + std::to_string(version)
+                    + "; this one reads up to " + std::to_string(kSessionVersion) + ")");
+        if (version < 1)
+            c.fail("version", std::to_string(version) + " is not a session version");
+
+        SessionData data;
+        auto optionalString = [&](const char* key, std::string& out) {
+            if (const json* v = c.optional(doc, key))
+                out = c.string(*v, key);
+        };
+        optionalString("model", data.model);
+        optionalString("transcoder", data.transcoder);
+        optionalString("feature_store", data.featureStore);
+        optionalString("device", data.device);
+        optionalString("prompt", data.prompt);
+        if (const json* v = c.optional(doc, "extra"))
+            data.extra = *v;
+        data.state = stateFromJson(c.member(doc, "state", ""), path);
+
+        if (const json* name = c.optional(doc, "graph_file")) {
+            const QString file = QString::fromStdString(c.string(*name, "graph_file"));
+            if (file.isEmpty() || file.contains(QLatin1Char('/')) || file.contains(QLatin1Char('\\')) || file == ".."
+                || file == ".")
+                c.fail("graph_file", "\"" + file.toStdString() + "\" is not a file name next to the session");
+            const QString sidecar = info.absoluteDir().filePath(file);
+            if (!QFileInfo::exists(sidecar))
+                c.fail("graph_file", "the graph file " + sidecar.toStdString() + " is missing");
+            try {
+                data.graph = cs::graph::readGraphFile(sidecar.toStdString());
+            } catch (const Error& e) {
+                c.fail("graph_file", e.what());
+            }
+        } else {
+            if (!c.optional(doc, "graph"))
+                c.fail("", "missing key \"graph\" (or \"graph_file\")");
+            data.graph = readInlineGraph(c, doc);
+        }
+        data.warnings = pruneStateToGraph(data.state, data.graph);
+        return data;
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        // nlohmann or ATen refusing something the checks above let through.
+        throw Error(path + ": " + e.what());
+    }
+}
+
+} // namespace cs::app
