@@ -1,0 +1,50 @@
+#pragma once
+// The captioned nodes of a canvas's scene, in item coordinates, for the QML caption overlay
+// (GraphView.qml): one row per node with a caption, at most kMaxCaptions. Reset on a new scene;
+// on a view change the positions change in place (dataChanged on x, y, radius).
+
+#include "canvasscene.h"
+
+#include <QAbstractListModel>
+#include <QtQml/qqmlregistration.h>
+
+#include <memory>
+#include <vector>
+
+namespace cs::app {
+
+class CaptionModel : public QAbstractListModel {
+    Q_OBJECT
+    QML_ANONYMOUS
+
+public:
+    enum Role {
+        TextRole = Qt::UserRole + 1, // "text": the caption
+        XRole, // "x": the node centre in item coordinates (px)
+        YRole, // "y"
+        SlotRole, // "slot": the node's scene slot
+        RadiusRole, // "radius": the node's radius in px at the current zoom
+    };
+    static constexpr int kMaxCaptions = 500;
+
+    explicit CaptionModel(QObject* parent = nullptr);
+
+    int rowCount(const QModelIndex& parent = QModelIndex()) const override;
+    QVariant data(const QModelIndex& index, int role) const override;
+    QHash<int, QByteArray> roleNames() const override;
+
+    void setScene(const std::shared_ptr<const CanvasScene>& scene);
+    // item = (scene - center) * zoom + (width, height) / 2
+    void setView(double zoom, double centerX, double centerY, double width, double height);
+
+private:
+    struct Row {
+        int slot;
+        QString text;
+        double x, y, radius; // scene units
+    };
+    std::vector<Row> m_rows;
+    double m_zoom = 1, m_centerX = 0, m_centerY = 0, m_width = 0, m_height = 0;
+};
+
+} // namespace cs::app
