@@ -1,0 +1,166 @@
+import QtQuick
+import QtQuick.Controls
+import QtQuick.Layouts
+import Circuitscope.Inspector
+
+// The right-hand inspector (about 380 px wide) for the selected node: a header (kind, title,
+// layer, position, activation, influence), its input and output connections (each row
+// clickable: nodeActivated(index)) and, for feature nodes, the feature card. Everything below
+// the header scrolls. The caller sets the node's facts and hands in the models it owns.
+Rectangle {
+    id: inspector
+
+    property InspectorColors colors: InspectorColors {}
+    property bool hasNode: false
+    property string nodeKind // "feature", "error", "embedding", "logit"
+    property string title // e.g. the label, "L3 #918", or the token
+    property string nodeId
+    property int nodeLayer: 0
+    property int nodePosition: 0
+    property real activation: NaN // NaN: none
+    property real influence: NaN // the node's cumulative influence share; NaN: none
+    property ConnectionsModel inputs: null
+    property ConnectionsModel outputs: null
+    property FeatureCardData card: null
+
+    signal nodeActivated(int index)
+
+    implicitWidth: 380
+    color: colors.panel
+    border.color: colors.border
+
+    ColumnLayout {
+        anchors.fill: parent
+        anchors.margins: 1
+        spacing: 0
+
+        // Header
+        Rectangle {
+            Layout.fillWidth: true
+            Layout.preferredHeight: header.implicitHeight + 2 * inspector.colors.padding
+            color: inspector.colors.panelHeader
+
+            ColumnLayout {
+                id: header
+                anchors.fill: parent
+                anchors.margins: inspector.colors.padding
+                spacing: 4
+
+                RowLayout {
+                    Layout.fillWidth: true
+                    spacing: inspector.colors.spacing
+                    Rectangle {
+                        visible: inspector.hasNode
+                        Layout.preferredWidth: kindLabel.implicitWidth + 10
+                        Layout.preferredHeight: kindLabel.implicitHeight + 4
+                        radius: height / 2
+                        color: inspector.colors.kindColor(inspector.nodeKind)
+                        Label {
+                            id: kindLabel
+                            anchors.centerIn: parent
+                            text: inspector.nodeKind
+                            font.pointSize: inspector.colors.smallSize
+                            color: inspector.colors.panel
+                        }
+                    }
+                    Label {
+                        objectName: "inspectorTitle"
+                        Layout.fillWidth: true
+                        text: inspector.hasNode ? inspector.title : "Nothing selected"
+                        textFormat: Text.PlainText
+                        elide: Text.ElideRight
+                        font.bold: true
+                        font.pointSize: inspector.colors.titleSize
+                        color: inspector.hasNode ? inspector.colors.text : inspector.colors.textFaint
+                    }
+                }
+                Label {
+                    visible: inspector.hasNode
+                    Layout.fillWidth: true
+                    wrapMode: Text.Wrap
+                    font.pointSize: inspector.colors.smallSize
+                    color: inspector.colors.textMuted
+                    text: {
+                        const parts = []
+                        if (inspector.nodeKind !== "embedding")
+                            parts.push("layer " + inspector.nodeLayer)
+                        parts.push("position " + inspector.nodePosition)
+                        if (!isNaN(inspector.activation))
+                            parts.push("activation " + inspector.colors.formatNumber(inspector.activation, 3))
+                        if (!isNaN(inspector.influence))
+                            parts.push("influence " + inspector.colors.formatNumber(inspector.influence, 3))
+                        return parts.join(" · ")
+                    }
+                }
+                Label {
+                    visible: inspector.hasNode && inspector.nodeId.length > 0
+                    text: inspector.nodeId
+                    font.family: inspector.colors.monoFamily
+                    font.pointSize: inspector.colors.smallSize - 1
+                    color: inspector.colors.textFaint
+                }
+            }
+        }
+        Rectangle {
+            Layout.fillWidth: true
+            Layout.preferredHeight: 1
+            color: inspector.colors.divider
+        }
+
+        ScrollView {
+            id: scroll
+            Layout.fillWidth: true
+            Layout.fillHeight: true
+            visible: inspector.hasNode
+            contentWidth: availableWidth
+            clip: true
+
+            ColumnLayout {
+                width: scroll.availableWidth
+                spacing: inspector.colors.padding
+
+                Item { Layout.preferredHeight: 0 }
+                ConnectionList {
+                    objectName: "inputConnections"
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    colors: inspector.colors
+                    title: "Inputs"
+                    model: inspector.inputs
+                    onActivated: nodeIndex => inspector.nodeActivated(nodeIndex)
+                }
+                ConnectionList {
+                    objectName: "outputConnections"
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    colors: inspector.colors
+                    title: "Outputs"
+                    model: inspector.outputs
+                    onActivated: nodeIndex => inspector.nodeActivated(nodeIndex)
+                }
+                Rectangle {
+                    visible: inspector.nodeKind === "feature"
+                    Layout.fillWidth: true
+                    Layout.preferredHeight: 1
+                    color: inspector.colors.divider
+                }
+                FeatureCard {
+                    objectName: "featureCard"
+                    visible: inspector.nodeKind === "feature"
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    Layout.bottomMargin: inspector.colors.padding
+                    colors: inspector.colors
+                    card: inspector.card
+                }
+            }
+        }
+        Item {
+            visible: !inspector.hasNode
+            Layout.fillHeight: true
+        }
+    }
+}
