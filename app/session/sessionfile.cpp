@@ -430,9 +430,9 @@ json sessionHead(const SessionData& data)
         app += QLatin1Char(' ') + QCoreApplication::applicationVersion();
     return { { "format", kSessionFormat }, { "version", kSessionVersion }, { "app", app.toStdString() },
         { "saved_at", QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs).toStdString() },
-        { "model", data.model }, { "transcoder", data.transcoder }, { "feature_store", data.featureStore },
-        { "device", data.device }, { "prompt", data.prompt }, { "state", stateToJson(data.state) },
-        { "extra", data.extra } };
+        { "model", textJson(data.model) }, { "transcoder", textJson(data.transcoder) },
+        { "feature_store", textJson(data.featureStore) }, { "device", textJson(data.device) },
+        { "prompt", textJson(data.prompt) }, { "state", stateToJson(data.state) }, { "extra", data.extra } };
 }
 
 json inlineGraph(const SessionData& data)
@@ -863,6 +863,9 @@ SessionData readSession(const std::string& path)
         const bool atEnd = e.byte >= static_cast<size_t>(bytes.size());
         throw Error(path + ": not valid JSON at byte " + std::to_string(e.byte)
             + (atEnd ? " (the file ends early: truncated?)" : "") + ": " + e.what());
+    } catch (const json::exception& e) {
+        // A number out of range and the like.
+        throw Error(path + ": not valid JSON: " + e.what());
     }
 
     const Checker c(path);
@@ -883,7 +886,7 @@ SessionData readSession(const std::string& path)
         SessionData data;
         auto optionalString = [&](const char* key, std::string& out) {
             if (const json* v = c.optional(doc, key))
-                out = c.string(*v, key);
+                out = c.text(*v, key);
         };
         optionalString("model", data.model);
         optionalString("transcoder", data.transcoder);
