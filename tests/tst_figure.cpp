@@ -10,8 +10,12 @@
 
 #include "figure.h"
 
+#include <cs/attribution.h>
+#include <cs/engine.h>
 #include <cs/error.h>
 #include <cs/graph.h>
+#include <cs/model.h>
+#include <cs/transcoder.h>
 
 #include <ATen/ATen.h>
 
@@ -328,6 +332,78 @@ FigureSpec richSpec(const Graph& g)
     return cs::app::buildFigure(g, cs::graph::keepAll(g), state, FigureScope::PrunedGraph, options);
 }
 
+// The properties every figure layout must have; empty when it has them all.
+QString layoutProblem(const FigureSpec& spec, const FigureLayout& layout)
+{
+    const auto name = [](const std::string& a, const char* what, const std::string& b) {
+        return QString::fromStdString(a + " " + what + " " + b);
+    };
+    if (layout.nodes.size() != spec.nodes.size() || layout.edges.size() != spec.edges.size())
+        return "layout sizes differ from the spec's";
+    if (!(layout.width > 0 && layout.height > 0))
+        return "empty bounding box";
+    for (size_t i = 0; i < spec.nodes.size(); ++i) {
+        const auto& a = layout.nodes[i];
+        if (a.id != spec.nodes[i].id)
+            return "node order differs: " + QString::fromStdString(a.id);
+        if (!(a.width > 0 && a.height > 0))
+            return "empty box: " + QString::fromStdString(a.id);
+        if (a.x - a.width / 2 < -0.5 || a.x + a.width / 2 > layout.width + 0.5 || a.y - a.height / 2 < -0.5
+            || a.y + a.height / 2 > layout.height + 0.5)
+            return "outside the bounding box: " + QString::fromStdString(a.id);
+        for (size_t j = 0; j < spec.nodes.size(); ++j) {
+            if (i == j)
+                continue;
+            const auto& b = layout.nodes[j];
+            const double la = spec.nodes[i].layer;
+            const double lb = spec.nodes[j].layer;
+            // y grows downwards: a lower layer sits lower (larger y); one layer, one rank.
+            if (la < lb && !(a.y > b.y + 1))
+                return name(a.id, "is not below", b.id);
+            if (la == lb && a.y != b.y)
+                return name(a.id, "is not level with", b.id);
+            const bool apart = std::fabs(a.x - b.x) >= (a.width + b.width) / 2 - 0.5
+                || std::fabs(a.y - b.y) >= (a.height + b.height) / 2 - 0.5;
+            if (!apart)
+                return name(a.id, "overlaps", b.id);
+        }
+    }
+    // Embeddings at the bottom, logits on top.
+    double lowestLogit = -1;
+    double highestEmbedding = layout.height + 1;
+    for (size_t i = 0; i < spec.nodes.size(); ++i) {
+        if (spec.nodes[i].kind == FigureNodeKind::Logit)
+            lowestLogit = std::max(lowestLogit, layout.nodes[i].y);
+        if (spec.nodes[i].kind == FigureNodeKind::Embedding)
+            highestEmbedding = std::min(highestEmbedding, layout.nodes[i].y);
+    }
+    for (size_t i = 0; i < spec.nodes.size(); ++i) {
+        const auto kind = spec.nodes[i].kind;
+        if ((kind != FigureNodeKind::Logit && !(layout.nodes[i].y > lowestLogit))
+            || (kind != FigureNodeKind::Embedding && !(layout.nodes[i].y < highestEmbedding)))
+            return "not between the embeddings and the logits: " + QString::fromStdString(spec.nodes[i].id);
+    }
+    // Each edge: a cubic Bezier from its source's box to its target's (the arrow's tip).
+    const auto inside = [](const cs::app::FigureLayoutNode& n, cs::app::FigurePoint p, double slack) {
+        return std::fabs(p.x - n.x) <= n.width / 2 + slack && std::fabs(p.y - n.y) <= n.height / 2 + slack;
+    };
+    for (size_t j = 0; j < spec.edges.size(); ++j) {
+        const auto& edge = layout.edges[j];
+        if (edge.source != spec.edges[j].source || edge.target != spec.edges[j].target
+            || edge.weight != spec.edges[j].weight)
+            return "edge order differs";
+        if (edge.points.size() < 4 || (edge.points.size() - 1) % 3 != 0)
+            return name(edge.source, "->", edge.target) + ": not a cubic Bezier";
+        const auto& source = layout.nodes[static_cast<size_t>(spec.indexOf(edge.source))];
+        const auto& target = layout.nodes[static_cast<size_t>(spec.indexOf(edge.target))];
+        if (!inside(source, edge.points.front(), 3))
+            return name(edge.source, "->", edge.target) + ": does not start at its source";
+        if (!inside(target, edge.arrowTip, 3))
+            return name(edge.source, "->", edge.target) + ": does not end at its target";
+    }
+    return {};
+}
+
 } // namespace
 
 class TestFigure : public QObject {
@@ -356,6 +432,8 @@ private Q_SLOTS:
     void formatFromPath();
     void refusals();
     void unwritableFolder();
+
+    void tinyworld();
 
 private:
     Graph m_graph;
@@ -591,65 +669,14 @@ void TestFigure::layoutInvariants()
 {
     const FigureSpec spec = richSpec(m_graph);
     const FigureLayout layout = cs::app::layoutFigure(spec);
-    QCOMPARE(layout.nodes.size(), spec.nodes.size());
-    QCOMPARE(layout.edges.size(), spec.edges.size());
-    QVERIFY(layout.width > 0 && layout.height > 0);
     QCOMPARE(layout.padding, 18.0);
-
-    for (size_t i = 0; i < spec.nodes.size(); ++i) {
-        const auto& a = layout.nodes[i];
-        QCOMPARE(a.id, spec.nodes[i].id);
-        QVERIFY(a.width > 0 && a.height > 0);
-        QVERIFY(a.x - a.width / 2 >= -0.5 && a.x + a.width / 2 <= layout.width + 0.5);
-        QVERIFY(a.y - a.height / 2 >= -0.5 && a.y + a.height / 2 <= layout.height + 0.5);
-        for (size_t j = 0; j < spec.nodes.size(); ++j) {
-            if (i == j)
-                continue;
-            const auto& b = layout.nodes[j];
-            const double la = spec.nodes[i].layer;
-            const double lb = spec.nodes[j].layer;
-            // y grows downwards: a lower layer sits lower (larger y); one layer, one rank.
-            if (la < lb)
-                QVERIFY2(a.y > b.y + 1, (a.id + " below " + b.id).c_str());
-            else if (la == lb)
-                QCOMPARE(a.y, b.y);
-            // Boxes do not overlap.
-            const bool apart = std::fabs(a.x - b.x) >= (a.width + b.width) / 2 - 0.5
-                || std::fabs(a.y - b.y) >= (a.height + b.height) / 2 - 0.5;
-            QVERIFY2(apart, (a.id + " overlaps " + b.id).c_str());
-        }
-    }
-    // Embeddings at the bottom, logits on top, the supernode (mean layer 0.5) between layers 0 and 1.
-    double lowestLogit = 0;
-    double highestEmbedding = layout.height;
-    for (size_t i = 0; i < spec.nodes.size(); ++i) {
-        if (spec.nodes[i].kind == FigureNodeKind::Logit)
-            lowestLogit = std::max(lowestLogit, layout.nodes[i].y);
-        if (spec.nodes[i].kind == FigureNodeKind::Embedding)
-            highestEmbedding = std::min(highestEmbedding, layout.nodes[i].y);
-    }
-    for (size_t i = 0; i < spec.nodes.size(); ++i) {
-        const auto kind = spec.nodes[i].kind;
-        if (kind != FigureNodeKind::Logit)
-            QVERIFY(layout.nodes[i].y > lowestLogit);
-        if (kind != FigureNodeKind::Embedding)
-            QVERIFY(layout.nodes[i].y < highestEmbedding);
-    }
-
-    // Each edge: a cubic Bezier from its source's box to its target's (the arrow's tip).
-    const auto inside = [](const cs::app::FigureLayoutNode& n, cs::app::FigurePoint p, double slack) {
-        return std::fabs(p.x - n.x) <= n.width / 2 + slack && std::fabs(p.y - n.y) <= n.height / 2 + slack;
-    };
-    for (size_t j = 0; j < spec.edges.size(); ++j) {
-        const auto& edge = layout.edges[j];
-        QCOMPARE(edge.source, spec.edges[j].source);
-        QCOMPARE(edge.target, spec.edges[j].target);
-        QVERIFY(edge.points.size() >= 4 && (edge.points.size() - 1) % 3 == 0);
-        const auto& source = layout.nodes[static_cast<size_t>(spec.indexOf(edge.source))];
-        const auto& target = layout.nodes[static_cast<size_t>(spec.indexOf(edge.target))];
-        QVERIFY2(inside(source, edge.points.front(), 3), (edge.source + " -> " + edge.target).c_str());
-        QVERIFY2(inside(target, edge.arrowTip, 3), (edge.source + " -> " + edge.target).c_str());
-    }
+    const QString problem = layoutProblem(spec, layout);
+    QVERIFY2(problem.isEmpty(), qPrintable(problem));
+    // The supernode (mean layer 0.5) has a rank of its own between layers 0 and 1.
+    const auto& supernode = layout.nodes[static_cast<size_t>(spec.indexOf(std::string("supernode:") + kSupernodeName))];
+    const auto& layer0 = layout.nodes[static_cast<size_t>(spec.indexOf(idOf(m_graph, F1)))];
+    const auto& layer1 = layout.nodes[static_cast<size_t>(spec.indexOf(idOf(m_graph, F3)))];
+    QVERIFY(supernode.y < layer0.y && supernode.y > layer1.y);
 }
 
 void TestFigure::layoutFromManyThreads()
@@ -722,16 +749,20 @@ void TestFigure::exportSvg()
 void TestFigure::exportPng_data()
 {
     QTest::addColumn<double>("dpi");
-    QTest::newRow("72 dpi") << 72.0;
-    QTest::newRow("150 dpi") << 150.0;
+    QTest::addColumn<bool>("dark");
+    QTest::newRow("72 dpi") << 72.0 << false;
+    QTest::newRow("150 dpi") << 150.0 << false;
+    QTest::newRow("100 dpi, dark") << 100.0 << true;
 }
 
 void TestFigure::exportPng()
 {
     QFETCH(double, dpi);
-    const FigureSpec spec = richSpec(m_graph);
+    QFETCH(bool, dark);
+    FigureSpec spec = richSpec(m_graph);
+    spec.theme = dark ? cs::app::FigureTheme::Dark : cs::app::FigureTheme::Light;
     const FigureLayout layout = cs::app::layoutFigure(spec);
-    const QString path = m_dir.filePath(QString("figure-%1.png").arg(dpi));
+    const QString path = m_dir.filePath(QString("figure-%1-%2.png").arg(dpi).arg(dark));
     cs::app::ExportOptions options;
     options.dpi = dpi;
     cs::app::exportFigure(spec, path.toStdString(), FigureFormat::Png, options);
@@ -746,7 +777,10 @@ void TestFigure::exportPng()
 
     // Not blank: the background (the corner) and several other colours, over a fair share.
     const QRgb background = image.pixel(0, 0);
-    QCOMPARE(qRed(background), 255); // the light theme's white
+    if (dark)
+        QVERIFY(qRed(background) < 64 && qGreen(background) < 64 && qBlue(background) < 64);
+    else
+        QCOMPARE(background, qRgb(255, 255, 255));
     QSet<QRgb> colours;
     qint64 drawn = 0;
     for (int y = 0; y < image.height(); ++y) {
@@ -875,6 +909,75 @@ void TestFigure::unwritableFolder()
     }
     QCOMPARE(readAll(existing), QByteArray("<svg>old</svg>"));
     QCOMPARE(QDir(folder).entryList(QDir::Files | QDir::Hidden), QStringList { "figure.svg" });
+}
+
+// The real start-up graph: tinyworld's canonical prompt traced with its shipped CLT, pruned at
+// the default thresholds; both scopes laid out and exported. With CS_FIGURE_OUT set, the
+// figures are also written there (to look at).
+void TestFigure::tinyworld()
+{
+    std::string folder;
+    try {
+        folder = cs::resolveModelFolder("tinyworld");
+    } catch (const cs::Error& e) {
+        QSKIP(e.what());
+    }
+    const auto model = cs::model::Model::load(folder, { "cpu", true });
+    const auto transcoders
+        = cs::transcoder::TranscoderSet::load(cs::transcoder::resolveTranscoderFolder(folder, "clt"));
+    const auto context = cs::attribution::buildContext(model, transcoders,
+        at::tensor(model->tokenizer().encode("Fact: the capital of the state containing Dallas is")));
+    const Graph graph = cs::attribution::trace(context, {}).graph;
+    const cs::graph::Pruner pruner(graph);
+    const PruneResult pruned = pruner.prune(0.8, 0.98);
+
+    // Pin the kept features with the largest influence; group the first two.
+    std::vector<int64_t> features;
+    for (int64_t i = graph.ranges().features.begin; i < graph.ranges().features.end; ++i) {
+        if (pruned.nodeMask[static_cast<size_t>(i)])
+            features.push_back(i);
+    }
+    QVERIFY(features.size() >= 6);
+    const float* influence = pruner.influence().data_ptr<float>();
+    std::sort(features.begin(), features.end(), [&](int64_t a, int64_t b) { return influence[a] > influence[b]; });
+    features.resize(6);
+    ExplorerState state;
+    state.pinned = idsOf(graph, features);
+    state.pinned.push_back(idOf(graph, graph.ranges().logits.begin));
+    for (int64_t i = graph.ranges().embeddings.begin; i < graph.ranges().embeddings.end; ++i) {
+        if (graph.nodes[static_cast<size_t>(i)].token == " Dallas")
+            state.pinned.push_back(idOf(graph, i));
+    }
+    state.supernodes.push_back({ "top two", { state.pinned[0], state.pinned[1] } });
+    Intervention ablate;
+    ablate.target = "supernode:top two";
+    state.interventions.push_back(ablate);
+    FigureOptions options;
+    const cs::graph::Scores scores = pruner.scores();
+    options.scores = "replacement " + cs::app::formatNumber(scores.replacement) + " \u00B7 completeness "
+        + cs::app::formatNumber(scores.completeness);
+
+    const QByteArray out = qgetenv("CS_FIGURE_OUT");
+    for (FigureScope scope : { FigureScope::Subgraph, FigureScope::PrunedGraph }) {
+        const FigureSpec spec = cs::app::buildFigure(graph, pruned, state, scope, options);
+        const FigureLayout layout = cs::app::layoutFigure(spec);
+        const QString problem = layoutProblem(spec, layout);
+        QVERIFY2(problem.isEmpty(), qPrintable(problem));
+        const std::string name = scope == FigureScope::Subgraph ? "subgraph" : "pruned";
+        const QString svg = m_dir.filePath(QString::fromStdString("tinyworld-" + name + ".svg"));
+        cs::app::exportFigure(spec, svg.toStdString(), FigureFormat::Svg);
+        const SvgContent content = readSvg(svg);
+        QVERIFY2(content.error.isEmpty(), qPrintable(content.error));
+        QCOMPARE(content.nodeIds.size(), qsizetype(spec.nodes.size()));
+        QVERIFY(content.texts.contains("top two"));
+        if (!out.isEmpty()) {
+            QDir().mkpath(QString::fromLocal8Bit(out));
+            for (const char* ext : { ".svg", ".pdf", ".png" }) {
+                const std::string path = QString::fromLocal8Bit(out).toStdString() + "/tinyworld-" + name + ext;
+                cs::app::exportFigure(spec, path, cs::app::formatFromPath(path));
+            }
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestFigure)

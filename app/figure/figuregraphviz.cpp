@@ -115,11 +115,10 @@ std::string dotText(const FigureSpec& spec, double dpi)
     out << "];\n";
     out << "  node [shape=box, style=\"rounded,filled\", fontname=\"DejaVu Sans\", fontsize=10, margin=\"0.08,0.04\""
         << ", fontcolor=" << quoted(colors.text) << ", color=" << quoted(colors.border) << ", penwidth=1];\n";
-    out << "  edge [arrowsize=0.6, constraint=false];\n";
+    out << "  edge [arrowsize=0.6];\n";
 
     // Ranks: one per distinct layer, in layer order, each anchored by an invisible node; the
-    // anchors form an invisible chain, which alone decides the ranks (the real edges do not
-    // constrain them), so layer order holds even between layers no edge joins.
+    // anchors form an invisible chain, so layer order holds even between layers no edge joins.
     std::vector<double> layers;
     for (const FigureNode& node : spec.nodes)
         layers.push_back(node.layer);
@@ -187,7 +186,12 @@ std::string dotText(const FigureSpec& spec, double dpi)
         if (source < 0 || target < 0)
             throw Error("figure: edge " + edge.source + " -> " + edge.target + " names a node the figure lacks");
         const double share = largest > 0 ? std::fabs(edge.weight) / largest : 0;
-        out << "  n" << source << " -> n" << target << " [csindex=" << j
+        // An edge up the layers constrains the ranks as the anchors do (dot then also pulls its
+        // ends together horizontally); one within a rank or downwards (a supernode's mean layer
+        // can sit above a member's target) must not, or it would move ranks apart.
+        const bool upwards
+            = spec.nodes[static_cast<size_t>(target)].layer > spec.nodes[static_cast<size_t>(source)].layer;
+        out << "  n" << source << " -> n" << target << " [csindex=" << j << (upwards ? "" : ", constraint=false")
             << ", id=" << quoted("edge:" + edge.source + "->" + edge.target)
             << ", color=" << quoted(edge.weight >= 0 ? colors.positive : colors.negative)
             << ", penwidth=" << number(0.6 + 4.4 * share) << ", tooltip=" << quoted(formatNumber(edge.weight))
