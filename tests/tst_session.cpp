@@ -827,7 +827,16 @@ private Q_SLOTS:
         compareGraphs(back.graph, big.graph);
 
         // A save that fails (the folder gone) says so and stays dirty.
+        QVERIFY(QDir(autosave.folder()).removeRecursively());
+        autosave.saveNow();
+        QVERIFY(autosave.waitForSave());
+        QCOMPARE(failed.count(), 1);
+        QVERIFY(failed.at(0).at(0).toString().contains(autosave.autosavePath()));
+        QVERIFY(autosave.isDirty());
+        QVERIFY(!autosave.lastError().isEmpty());
+        QCOMPARE(saved.count(), 1);
         autosave.finish();
+        QVERIFY(!autosave.isStarted());
         autosave.setFolder(QStringLiteral("/proc/cs-no-such-folder"));
         QVERIFY_THROWS_EXCEPTION(cs::Error, autosave.start());
     }
