@@ -89,16 +89,20 @@ void setImage(QQuickWindow* window, CanvasRootNode* root, QSGImageNode*& node, s
     }
     std::unique_ptr<QSGTexture> fresh(window->createTextureFromImage(image));
     if (!node) {
+        // Complete before it enters the tree: the software renderer reads the texture then.
         node = window->createImageNode();
         node->setOwnsTexture(false);
         node->setFiltering(QSGTexture::Linear);
+        node->setTexture(fresh.get());
+        node->setRect(rect);
         if (first)
             root->prependChildNode(node);
         else
             root->appendChildNode(node);
+    } else {
+        node->setTexture(fresh.get());
+        node->setRect(rect);
     }
-    node->setTexture(fresh.get());
-    node->setRect(rect);
     texture = std::move(fresh);
 }
 
