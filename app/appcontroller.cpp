@@ -67,6 +67,16 @@ AppController::AppController(QObject* parent)
     connect(&m_worker, &EngineWorker::busyChanged, this, &AppController::busyChanged);
     connect(&m_worker, &EngineWorker::busyChanged, this, &AppController::updateUpToDate);
     m_statusText = QStringLiteral("No model open");
+    m_explorer = new ExplorerController(m_worker, this);
+    m_prompt = QString::fromLatin1(kStartupPrompt);
+    connect(m_explorer, &ExplorerController::errorOccurred, this,
+        [this](const QString& message) { setError(QStringLiteral("explorer"), message); });
+    connect(m_explorer, &ExplorerController::traceFinished, this, [this](bool ok) {
+        if (ok) {
+            clearErrorFrom(QStringLiteral("explorer"));
+            setStatus(m_explorer->traceText());
+        }
+    });
 }
 
 AppController::~AppController() = default;
@@ -193,6 +203,16 @@ void AppController::onModelOpened(const std::shared_ptr<const ModelSnapshot>& sn
     setStatus(QStringLiteral("Opened %1 in %2").arg(modelName(), formatDuration(snapshot->loadMs)));
     Q_EMIT modelOpenFinished(true);
     runPrompt();
+    // The explorer loads the model's transcoders and feature store, then traces the prompt.
+    m_explorer->onModelOpened(QString::fromStdString(snapshot->info.folder), m_traceOnNextOpen ? m_prompt : QString());
+    m_traceOnNextOpen = true;
+}
+
+void AppController::tracePrompt()
+{
+    runPrompt();
+    if (hasModel())
+        m_explorer->trace(m_prompt);
 }
 
 void AppController::setPrompt(const QString& prompt)

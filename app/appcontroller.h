@@ -4,6 +4,7 @@
 // state lives on the UI thread and changes only when a snapshot arrives.
 
 #include "engineworker.h"
+#include "explorercontroller.h"
 #include "snapshots.h"
 #include "tokenchipsmodel.h"
 #include "tokendistributionmodel.h"
@@ -56,12 +57,16 @@ class AppController : public QObject {
 
     Q_PROPERTY(cs::app::TokenDistributionModel* distribution READ distribution CONSTANT)
     Q_PROPERTY(cs::app::TokenChipsModel* promptTokens READ promptTokens CONSTANT)
+    // The attribution-graph explorer of the open model.
+    Q_PROPERTY(cs::app::ExplorerController* explorer READ explorer CONSTANT)
 
 public:
     // Typing waits this long for the next key before running the model.
     static constexpr int kPromptDebounceMs = 150;
     static constexpr int kDefaultTopK = 10;
     static constexpr int kMaxTopK = 100;
+    // What the explorer traces at start-up when no prompt was given.
+    static constexpr const char* kStartupPrompt = "Fact: the capital of the state containing Dallas is";
 
     explicit AppController(QObject* parent = nullptr);
     ~AppController() override;
@@ -97,6 +102,12 @@ public:
     TokenDistributionModel* distribution() { return &m_distribution; }
     TokenChipsModel* promptTokens() { return &m_promptTokens; }
     EngineWorker& worker() { return m_worker; }
+    ExplorerController* explorer() { return m_explorer; }
+    // Traces the current prompt as an attribution graph (Enter in the prompt box).
+    Q_INVOKABLE void tracePrompt();
+    // Whether the next model to open traces the prompt (true by default; a file opened at
+    // start-up turns it off once).
+    void setTraceOnNextOpen(bool trace) { m_traceOnNextOpen = trace; }
 
     // Opens a Hugging Face folder (a path or a file:// URL) or a shipped model by name, on
     // the worker. On failure the error shows and the model open before stays open.
@@ -154,7 +165,9 @@ private:
     QTimer m_debounce;
     TokenDistributionModel m_distribution;
     TokenChipsModel m_promptTokens;
-    EngineWorker m_worker; // last: joined first on destruction, before the models its results fill
+    EngineWorker m_worker; // joined first on destruction, before the models its results fill
+    bool m_traceOnNextOpen = true;
+    ExplorerController* m_explorer = nullptr; // a child: deleted after m_worker is joined
 };
 
 } // namespace cs::app

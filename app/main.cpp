@@ -1,22 +1,115 @@
 // circuitscope: the attribution-graph explorer.
-//   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto]
-//                [--prompt TEXT] [--screenshot OUT.png]   (render headless and exit)
+//   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto] [--prompt TEXT] [FILE]
+//   circuitscope ... --screenshot OUT.png [--select NODE] [--pin IDS] [--group NAME=IDS]
+//                [--intervene OP:TARGET[:VALUE]] [--tab inspector|interventions|output]
+//                [--size WxH] [--theme light|dark]        (render headless and exit)
+//   circuitscope --bench                                   (the explorer's frame benchmark)
+// FILE is a session (.circuitscope.json), a graph JSON or a .csgraph to open instead of
+// tracing the start-up prompt.
 
 #include "appcontroller.h"
+#include "canvas/canvasbench.h"
+#include "explorerengine.h"
 #include "mainwindow.h"
+#include "session/settings.h"
 
 #include <cs/engine.h>
+#include <cs/error.h>
+#include <cs/model.h>
 
 #include <QCommandLineParser>
-#include <QGuiApplication>
 #include <QElapsedTimer>
+#include <QGuiApplication>
 #include <QImage>
 #include <QQmlApplicationEngine>
+#include <QQuickItem>
 #include <QQuickWindow>
 #include <QSGRendererInterface>
 #include <QTimer>
 
 #include <cstdio>
+#include <iostream>
+
+namespace {
+
+// What --screenshot does to the window once the graph shows, before grabbing it.
+struct Script {
+    QString select;
+    QStringList pins;
+    QString groupName;
+    QStringList groupIds;
+    QStringList interventions; // OP:TARGET[:VALUE]
+    QString tab;
+};
+
+int tabIndex(const QString& tab)
+{
+    if (tab == QLatin1String("interventions"))
+        return 1;
+    if (tab == QLatin1String("output"))
+        return 2;
+    return 0;
+}
+
+// Applies the script; returns an error message or an empty string.
+QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window, const Script& script)
+{
+    if (!script.pins.isEmpty())
+        explorer.pinNodes(script.pins);
+    if (!script.groupIds.isEmpty() && explorer.group(script.groupIds, script.groupName).isEmpty())
+        return QStringLiteral("--group: %1").arg(explorer.message());
+    for (const QString& spec : script.interventions) {
+        const QStringList parts = spec.split(QLatin1Char(':'));
+        // A supernode target is "supernode:NAME", so the value, when given, is the last part.
+        QString op = parts.value(0);
+        QString target = parts.mid(1).join(QLatin1Char(':'));
+        double value = 0;
+        bool numeric = false;
+        if (parts.size() >= 3) {
+            const double v = parts.last().toDouble(&numeric);
+            if (numeric) {
+                value = v;
+                target = parts.mid(1, parts.size() - 2).join(QLatin1Char(':'));
+            }
+        }
+        if (explorer.addIntervention(target, op, value, {}) < 0)
+            return QStringLiteral("--intervene %1: no such node or supernode").arg(spec);
+    }
+    if (!script.select.isEmpty()) {
+        explorer.select(script.select);
+        if (explorer.selectedId() != script.select)
+            return QStringLiteral("--select %1: the graph has no such node").arg(script.select);
+    }
+    if (!script.tab.isEmpty() && window) {
+        if (auto* tabs = window->contentItem()->findChild<QObject*>(QStringLiteral("rightTabs")))
+            tabs->setProperty("currentIndex", tabIndex(script.tab));
+    }
+    return {};
+}
+
+// The benchmark: traces the start-up prompt with the engine, then runs the canvas benchmark
+// (panning a synthetic 10k-node graph; re-prune plus redraw of the start-up graph).
+int runBench(const QString& model, const QString& device)
+{
+    try {
+        cs::model::initThreads();
+        auto handle = cs::ModelHandle::open(model.toStdString(), device.toStdString());
+        cs::app::ExplorerResources resources;
+        cs::app::loadResources(resources, handle->model(), "clt");
+        cs::app::TraceRequest request;
+        request.prompt = cs::app::AppController::kStartupPrompt;
+        const cs::app::TraceOutput traced = cs::app::traceGraph(resources, request);
+        std::cout << "start-up graph: \"" << request.prompt << "\", " << traced.graph->size() << " nodes, traced in "
+                  << traced.traceMs << " ms\n";
+        cs::app::runCanvasBench(std::cout, traced.graph.get());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "circuitscope: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace
 
 int main(int argc, char* argv[])
 {
@@ -32,6 +125,9 @@ int main(int argc, char* argv[])
     parser.setApplicationDescription(QStringLiteral("Attribution-graph explorer for language models"));
     parser.addHelpOption();
     parser.addVersionOption();
+    parser.addPositionalArgument(QStringLiteral("file"),
+        QStringLiteral("A session (.circuitscope.json), graph JSON or .csgraph to open instead of tracing."),
+        QStringLiteral("[file]"));
     const QCommandLineOption modelOption(QStringList { QStringLiteral("m"), QStringLiteral("model") },
         QStringLiteral("A Hugging Face model folder, or the name of a shipped model (default: %1).")
             .arg(QLatin1String(cs::kDefaultModel)),
@@ -39,16 +135,40 @@ int main(int argc, char* argv[])
     const QCommandLineOption deviceOption(QStringList { QStringLiteral("d"), QStringLiteral("device") },
         QStringLiteral("Where the model runs: cpu, cuda or auto (default: auto)."), QStringLiteral("device"),
         QStringLiteral("auto"));
-    const QCommandLineOption promptOption(QStringLiteral("prompt"), QStringLiteral("A prompt to run at start-up."),
+    const QCommandLineOption promptOption(QStringLiteral("prompt"),
+        QStringLiteral("The prompt to trace at start-up (default: \"%1\").")
+            .arg(QLatin1String(cs::app::AppController::kStartupPrompt)),
         QStringLiteral("text"));
     const QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
-        QStringLiteral("Render the window once the prompt's results show, save it as this PNG, and exit."),
+        QStringLiteral("Render the window once the graph shows, save it as this PNG, and exit."),
         QStringLiteral("file.png"));
-    parser.addOption(modelOption);
-    parser.addOption(deviceOption);
-    parser.addOption(promptOption);
-    parser.addOption(screenshotOption);
+    const QCommandLineOption selectOption(QStringLiteral("select"),
+        QStringLiteral("With --screenshot: select this node (a node id such as 3_918_12)."), QStringLiteral("node"));
+    const QCommandLineOption pinOption(QStringLiteral("pin"),
+        QStringLiteral("With --screenshot: pin these nodes (ids separated by commas)."), QStringLiteral("ids"));
+    const QCommandLineOption groupOption(QStringLiteral("group"),
+        QStringLiteral("With --screenshot: group nodes into a supernode, NAME=ID,ID,..."), QStringLiteral("name=ids"));
+    const QCommandLineOption interveneOption(QStringLiteral("intervene"),
+        QStringLiteral("With --screenshot: add an intervention, OP:TARGET[:VALUE] with OP ablate, scale or inject and "
+                       "TARGET a node id or supernode:NAME (repeatable)."),
+        QStringLiteral("op:target:value"));
+    const QCommandLineOption tabOption(QStringLiteral("tab"),
+        QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions or output."),
+        QStringLiteral("tab"));
+    const QCommandLineOption sizeOption(QStringLiteral("size"), QStringLiteral("The window size, WxH."),
+        QStringLiteral("WxH"));
+    const QCommandLineOption themeOption(QStringLiteral("theme"), QStringLiteral("light or dark (saved as a setting)."),
+        QStringLiteral("theme"));
+    const QCommandLineOption benchOption(QStringLiteral("bench"),
+        QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
+                       "re-prune plus redraw of the start-up graph), print the figures and exit."));
+    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption, &pinOption,
+             &groupOption, &interveneOption, &tabOption, &sizeOption, &themeOption, &benchOption })
+        parser.addOption(*option);
     parser.process(app);
+
+    if (parser.isSet(benchOption))
+        return runBench(parser.value(modelOption), parser.value(deviceOption));
 
     cs::app::LaunchOptions options;
     options.model = parser.value(modelOption);
@@ -59,6 +179,25 @@ int main(int argc, char* argv[])
             qPrintable(parser.value(deviceOption)));
         return 2;
     }
+    const QString file = parser.positionalArguments().value(0);
+    options.traceAtStartup = file.isEmpty();
+
+    Script script;
+    script.select = parser.value(selectOption);
+    if (parser.isSet(pinOption))
+        script.pins = parser.value(pinOption).split(QLatin1Char(','), Qt::SkipEmptyParts);
+    if (parser.isSet(groupOption)) {
+        const QString spec = parser.value(groupOption);
+        const int eq = spec.indexOf(QLatin1Char('='));
+        if (eq <= 0) {
+            std::fprintf(stderr, "circuitscope: --group takes NAME=ID,ID,...\n");
+            return 2;
+        }
+        script.groupName = spec.left(eq);
+        script.groupIds = spec.mid(eq + 1).split(QLatin1Char(','), Qt::SkipEmptyParts);
+    }
+    script.interventions = parser.values(interveneOption);
+    script.tab = parser.value(tabOption);
 
     const QString screenshot = parser.value(screenshotOption);
     if (!screenshot.isEmpty() && QGuiApplication::platformName() == QLatin1String("offscreen"))
@@ -68,30 +207,60 @@ int main(int argc, char* argv[])
     cs::app::AppController* controller = cs::app::loadMainWindow(engine, options);
     if (!controller)
         return 1;
+    cs::app::ExplorerController* explorer = controller->explorer();
+    if (parser.isSet(themeOption))
+        explorer->settings()->setTheme(parser.value(themeOption));
+    QQuickWindow* window = cs::app::mainWindow(engine);
+    if (parser.isSet(sizeOption) && window) {
+        const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
+        if (wh.size() == 2 && wh[0].toInt() > 0 && wh[1].toInt() > 0)
+            window->resize(wh[0].toInt(), wh[1].toInt());
+    }
     if (parser.isSet(promptOption))
         controller->setPrompt(parser.value(promptOption));
+    if (!file.isEmpty() && !explorer->openFile(file) && !screenshot.isEmpty()) {
+        std::fprintf(stderr, "circuitscope: %s\n", qPrintable(explorer->message()));
+        return 1;
+    }
+    QObject::connect(&app, &QGuiApplication::aboutToQuit, explorer, &cs::app::ExplorerController::finishSession);
     if (screenshot.isEmpty())
         return QGuiApplication::exec();
 
-    // Headless rendering: wait until the model is open and the prompt's results show (or an
-    // error does), then grab the window.
+    // Headless rendering: wait until the model is open and the graph shows (or an error
+    // does), apply the script, let everything it asked for arrive, then grab the window.
     QElapsedTimer clock;
     clock.start();
     QTimer poll;
     int exitCode = 0;
+    bool scripted = false;
     QObject::connect(&poll, &QTimer::timeout, [&] {
-        const bool settled = !controller->loading() && !controller->busy()
+        const bool failed = !controller->errorText().isEmpty() && !controller->loading() && !explorer->isTracing();
+        const bool settled = !controller->loading() && !controller->busy() && !explorer->isTracing()
+            && (!controller->hasModel() || explorer->hasGraph() || failed)
             && (!controller->hasModel() || controller->prompt().isEmpty() || controller->isUpToDate());
-        if (!settled && clock.elapsed() < 120000)
+        if (!settled && clock.elapsed() < 180000)
             return;
-        poll.stop();
-        QQuickWindow* window = cs::app::mainWindow(engine);
-        const QImage image = window ? window->grabWindow() : QImage();
-        if (image.isNull() || !image.save(screenshot)) {
-            std::fprintf(stderr, "circuitscope: could not save a screenshot to %s\n", qPrintable(screenshot));
-            exitCode = 1;
+        if (!scripted && explorer->hasGraph()) {
+            scripted = true;
+            const QString error = applyScript(*explorer, window, script);
+            if (!error.isEmpty()) {
+                std::fprintf(stderr, "circuitscope: %s\n", qPrintable(error));
+                exitCode = 1;
+            }
+            return; // let the results of the script arrive
         }
-        QGuiApplication::exit(exitCode);
+        poll.stop();
+        explorer->waitForIdle();
+        // Two frames: one for the last results, one for the items they resized.
+        QTimer::singleShot(300, [&] {
+            const QImage image = window ? window->grabWindow() : QImage();
+            if (image.isNull() || !image.save(screenshot)) {
+                std::fprintf(stderr, "circuitscope: could not save a screenshot to %s\n", qPrintable(screenshot));
+                exitCode = 1;
+            }
+            explorer->finishSession();
+            QGuiApplication::exit(exitCode);
+        });
     });
     poll.start(100);
     return QGuiApplication::exec();

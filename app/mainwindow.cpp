@@ -11,6 +11,8 @@
 // library, without a plugin). Referencing it keeps the linker from dropping the type
 // registrations out of the static library.
 void qml_register_types_Circuitscope();
+void qml_register_types_Circuitscope_Canvas();
+void qml_register_types_Circuitscope_Inspector();
 
 namespace cs::app {
 
@@ -21,6 +23,8 @@ const char* const kModuleUri = "Circuitscope";
 AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions& options)
 {
     [[maybe_unused]] volatile auto keepRegistration = &qml_register_types_Circuitscope;
+    [[maybe_unused]] volatile auto keepCanvas = &qml_register_types_Circuitscope_Canvas;
+    [[maybe_unused]] volatile auto keepInspector = &qml_register_types_Circuitscope_Inspector;
 
     // Fusion: a neutral desktop look on every platform, and one that follows the palette.
     if (QQuickStyle::name().isEmpty())
@@ -37,6 +41,7 @@ AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions
     if (!controller)
         return nullptr;
     controller->setDevice(options.device);
+    controller->setTraceOnNextOpen(options.traceAtStartup);
     if (!options.model.isEmpty())
         controller->openModel(options.model);
     return controller;

@@ -15,6 +15,8 @@ struct LaunchOptions {
     // A model name or Hugging Face folder to open once the window shows; empty opens none.
     QString model;
     QString device = QStringLiteral("auto"); // cpu, cuda or auto
+    // Trace the prompt once the model opens (false when a file is opened instead).
+    bool traceAtStartup = true;
 };
 
 // Sets the Controls style (before any QML loads), loads Circuitscope/Main.qml into engine,

@@ -3,38 +3,114 @@ import QtQuick.Controls
 import QtQuick.Layouts
 import QtQuick.Dialogs
 import Circuitscope
+import Circuitscope.Canvas
+import Circuitscope.Inspector
 
-// The explorer's window. Today: the prompt, its tokens, the next-token distribution and a
-// greedy continuation. The split view's right side is where the inspector will go, the
-// centre where the graph canvas will.
+// The explorer's window (DESIGN §11): the prompt on top; the attribution graph with its
+// pruning sliders and scores; the pinned subgraph with its supernodes under it; on the right
+// the inspector (connections and the feature card), the interventions and the model's output.
 ApplicationWindow {
     id: window
 
-    width: 1180
-    height: 760
-    minimumWidth: 760
-    minimumHeight: 480
+    readonly property ExplorerController explorer: AppController.explorer
+
+    width: 1440
+    height: 900
+    minimumWidth: 900
+    minimumHeight: 560
     visible: true
-    title: AppController.hasModel ? AppController.modelName + " — Circuitscope" : "Circuitscope"
+    title: (explorer.sessionPath !== "" ? explorer.sessionPath.split("/").pop() + (explorer.modified ? " •" : "") + " — " : "")
+           + (AppController.hasModel ? AppController.modelName + " — Circuitscope" : "Circuitscope")
     color: Theme.window
 
-    // A light palette whatever the desktop's theme, matching Theme's surfaces.
+    Binding {
+        target: Theme
+        property: "dark"
+        value: window.explorer.settings.theme === "dark"
+    }
+
     palette.window: Theme.window
     palette.windowText: Theme.text
     palette.base: Theme.panel
     palette.alternateBase: Theme.panelHeader
     palette.text: Theme.text
-    palette.button: "#f7f8fa"
+    palette.button: Theme.dark ? "#323845" : "#f7f8fa"
     palette.buttonText: Theme.text
     palette.highlight: Theme.accent
     palette.highlightedText: "#ffffff"
     palette.placeholderText: Theme.textFaint
-    palette.toolTipBase: Theme.text
-    palette.toolTipText: "#ffffff"
+    palette.toolTipBase: Theme.dark ? "#e4e7ee" : Theme.text
+    palette.toolTipText: Theme.dark ? "#1c2230" : "#ffffff"
     palette.mid: Theme.border
-    palette.light: "#ffffff"
-    palette.midlight: "#f0f2f5"
-    palette.dark: "#b8bec9"
+    palette.light: Theme.dark ? "#3a4050" : "#ffffff"
+    palette.midlight: Theme.dark ? "#30353f" : "#f0f2f5"
+    palette.dark: Theme.dark ? "#15171c" : "#b8bec9"
+
+    menuBar: MenuBar {
+        Menu {
+            title: "&File"
+            Action { text: "&Open model…"; onTriggered: folderDialog.open() }
+            MenuSeparator {}
+            Action { text: "&Open session or graph…"; shortcut: StandardKey.Open; onTriggered: openDialog.open() }
+            Menu {
+                id: recentMenu
+                title: "Open &recent"
+                enabled: window.explorer.recentFiles.count > 0
+                Instantiator {
+                    model: window.explorer.recentFiles
+                    delegate: MenuItem {
+                        required property string path
+                        required property string name
+                        text: name
+                        onTriggered: window.explorer.openFile(path)
+                    }
+                    onObjectAdded: (index, object) => recentMenu.insertItem(index, object)
+                    onObjectRemoved: (index, object) => recentMenu.removeItem(object)
+                }
+            }
+            Action { text: "&Save session"; shortcut: StandardKey.Save; enabled: window.explorer.hasGraph
+                onTriggered: window.explorer.sessionPath !== "" ? window.explorer.save() : saveDialog.open() }
+            Action { text: "Save session &as…"; shortcut: "Ctrl+Shift+S"; enabled: window.explorer.hasGraph; onTriggered: saveDialog.open() }
+            MenuSeparator {}
+            Action { text: "&Export subgraph figure…"; shortcut: "Ctrl+E"; enabled: window.explorer.pinnedCount > 0
+                onTriggered: { exportDialog.scope = "subgraph"; exportDialog.open() } }
+            Action { text: "Export &graph figure…"; enabled: window.explorer.hasGraph
+                onTriggered: { exportDialog.scope = "graph"; exportDialog.open() } }
+            Action { text: "Export graph &JSON…"; enabled: window.explorer.hasGraph; onTriggered: jsonDialog.open() }
+            MenuSeparator {}
+            Action { text: "&Quit"; shortcut: StandardKey.Quit; onTriggered: window.close() }
+        }
+        Menu {
+            title: "&Edit"
+            Action { text: window.explorer.canUndo ? "&Undo " + window.explorer.undoText : "&Undo"; shortcut: StandardKey.Undo
+                enabled: window.explorer.canUndo; onTriggered: window.explorer.undo() }
+            Action { text: window.explorer.canRedo ? "&Redo " + window.explorer.redoText : "&Redo"; shortcut: StandardKey.Redo
+                enabled: window.explorer.canRedo; onTriggered: window.explorer.redo() }
+            MenuSeparator {}
+            Action { text: "&Pin or unpin selected"; shortcut: "P"; enabled: window.explorer.selectedId !== ""
+                onTriggered: window.explorer.togglePin(window.explorer.selectedId) }
+            Action { text: "&Hide selected"; shortcut: "H"; enabled: window.explorer.selectedId !== ""
+                onTriggered: window.explorer.hideNode(window.explorer.selectedId) }
+            Action { text: "Show hidden nodes (" + window.explorer.hiddenCount + ")"; enabled: window.explorer.hiddenCount > 0
+                onTriggered: window.explorer.showAllNodes() }
+            Action { text: "&Group checked nodes"; shortcut: "Ctrl+G"; enabled: window.explorer.checkedCount >= 2
+                onTriggered: window.explorer.groupChecked("") }
+            Action { text: "&Ablate selected"; shortcut: "A"; enabled: window.explorer.selectedId !== "" && window.explorer.interventionsAvailable
+                onTriggered: window.explorer.addIntervention(window.explorer.selectedId, "ablate", 0, "") }
+            MenuSeparator {}
+            Action { text: "&Find"; shortcut: StandardKey.Find; onTriggered: pruneBar.searchField.forceActiveFocus() }
+        }
+        Menu {
+            title: "&View"
+            Action { text: "&Fit graph"; shortcut: "F"; onTriggered: graphView.fitToView() }
+            MenuSeparator {}
+            ActionGroup { id: themes }
+            Action { text: "&Light theme"; checkable: true; ActionGroup.group: themes
+                checked: window.explorer.settings.theme !== "dark"; onTriggered: window.explorer.settings.theme = "light" }
+            Action { text: "&Dark theme"; checkable: true; ActionGroup.group: themes
+                checked: window.explorer.settings.theme === "dark"; onTriggered: window.explorer.settings.theme = "dark" }
+        }
+    }
 
     header: ModelHeader {
         onOpenRequested: folderDialog.open()
@@ -48,21 +124,70 @@ ApplicationWindow {
         currentFolder: AppController.browseFolder
         onAccepted: AppController.openModel(selectedFolder)
     }
+    FileDialog {
+        id: openDialog
+        title: "Open a session or a graph"
+        nameFilters: ["Sessions and graphs (*.circuitscope.json *.json *.csgraph)", "All files (*)"]
+        onAccepted: window.explorer.openFile(selectedFile)
+    }
+    FileDialog {
+        id: saveDialog
+        title: "Save the session"
+        fileMode: FileDialog.SaveFile
+        defaultSuffix: "circuitscope.json"
+        nameFilters: ["Circuitscope sessions (*.circuitscope.json)"]
+        onAccepted: window.explorer.saveSession(selectedFile)
+    }
+    FileDialog {
+        id: exportDialog
+        property string scope: "subgraph"
+        title: scope === "subgraph" ? "Export the subgraph" : "Export the pruned graph"
+        fileMode: FileDialog.SaveFile
+        nameFilters: ["SVG (*.svg)", "PDF (*.pdf)", "PNG (*.png)"]
+        onAccepted: window.explorer.exportFigure(selectedFile, scope)
+    }
+    FileDialog {
+        id: jsonDialog
+        title: "Export graph JSON (Neuronpedia / circuit-tracer)"
+        fileMode: FileDialog.SaveFile
+        defaultSuffix: "json"
+        nameFilters: ["Graph JSON (*.json)"]
+        onAccepted: window.explorer.exportGraphJson(selectedFile)
+    }
+
+    Dialog {
+        id: recoveryDialog
+        objectName: "recoveryDialog"
+        anchors.centerIn: parent
+        modal: true
+        title: "Recover your last session?"
+        visible: window.explorer.recoveryAvailable
+        standardButtons: Dialog.Yes | Dialog.No
+        Label {
+            width: 380
+            wrapMode: Text.Wrap
+            text: "Circuitscope did not close cleanly last time. Its autosave holds the graph and what you did to it."
+        }
+        onAccepted: window.explorer.recoverSession()
+        onRejected: window.explorer.discardRecovery()
+    }
+
+    onClosing: window.explorer.finishSession()
 
     ColumnLayout {
         anchors.fill: parent
-        anchors.margins: Theme.padding
-        spacing: Theme.padding
+        anchors.margins: Theme.spacing
+        spacing: Theme.spacing
 
         PromptPanel {
             Layout.fillWidth: true
-            Layout.preferredHeight: 200
+            Layout.preferredHeight: 132
         }
 
         StackLayout {
             Layout.fillWidth: true
             Layout.fillHeight: true
-            currentIndex: AppController.hasModel ? 1 : 0
+            currentIndex: AppController.hasModel || window.explorer.hasGraph ? 1 : 0
 
             NoModelView {
                 onOpenRequested: folderDialog.open()
@@ -71,17 +196,96 @@ ApplicationWindow {
             SplitView {
                 orientation: Qt.Horizontal
 
-                handle: Item {
-                    implicitWidth: Theme.padding
+                SplitView {
+                    SplitView.fillWidth: true
+                    SplitView.minimumWidth: 420
+                    orientation: Qt.Vertical
+
+                    Panel {
+                        SplitView.fillHeight: true
+                        SplitView.minimumHeight: 200
+                        title: "Attribution graph"
+                        subtitle: window.explorer.hasGraph ? "“" + window.explorer.graphPrompt + "” · " + window.explorer.traceText
+                                                           : (window.explorer.tracing ? "Tracing…" : window.explorer.resourcesText)
+
+                        ColumnLayout {
+                            anchors.fill: parent
+                            spacing: 0
+                            PruneBar {
+                                id: pruneBar
+                                Layout.fillWidth: true
+                                explorer: window.explorer
+                            }
+                            GraphView {
+                                id: graphView
+                                objectName: "graphView"
+                                Layout.fillWidth: true
+                                Layout.fillHeight: true
+                                source: window.explorer.mainScene
+                                                    captionColor: Theme.text
+                                onNodeClicked: (slot, graphIndex, id, modifiers) => window.explorer.clickNode(id, modifiers)
+                                onBackgroundClicked: window.explorer.select("")
+                            }
+                        }
+                    }
+
+                    SubgraphPane {
+                        SplitView.preferredHeight: 300
+                        SplitView.minimumHeight: 120
+                        explorer: window.explorer
+                    }
                 }
 
-                NextTokenPanel {
-                    SplitView.preferredWidth: window.width * 0.6
-                    SplitView.minimumWidth: 420
-                }
-                GenerationPanel {
-                    SplitView.minimumWidth: 260
-                    SplitView.fillWidth: true
+                ColumnLayout {
+                    SplitView.preferredWidth: 400
+                    SplitView.minimumWidth: 300
+                    spacing: 0
+
+                    TabBar {
+                        id: tabs
+                        objectName: "rightTabs"
+                        Layout.fillWidth: true
+                        TabButton { text: "Inspector" }
+                        TabButton { objectName: "interventionsTab"; text: "Interventions" }
+                        TabButton { text: "Output" }
+                    }
+                    StackLayout {
+                        Layout.fillWidth: true
+                        Layout.fillHeight: true
+                        currentIndex: tabs.currentIndex
+
+                        Inspector {
+                            id: inspector
+                            objectName: "inspector"
+                            colors: InspectorColors { dark: Theme.dark }
+                            hasNode: window.explorer.selectedId !== ""
+                            nodeKind: window.explorer.selectedKind
+                            title: window.explorer.selectedLabel !== "" ? window.explorer.selectedLabel : window.explorer.selectedTitle
+                            nodeId: window.explorer.selectedId
+                            nodeLayer: window.explorer.selectedLayer
+                            nodePosition: window.explorer.selectedPosition
+                            activation: window.explorer.selectedKind === "feature" ? window.explorer.selectedActivation : NaN
+                            influence: window.explorer.selectedInfluence
+                            inputs: window.explorer.inputs
+                            outputs: window.explorer.outputs
+                            card: window.explorer.featureCard
+                            onNodeActivated: index => window.explorer.selectIndex(index)
+                        }
+                        InterventionPanel {
+                            explorer: window.explorer
+                        }
+                        ColumnLayout {
+                            spacing: Theme.spacing
+                            NextTokenPanel {
+                                Layout.fillWidth: true
+                                Layout.fillHeight: true
+                            }
+                            GenerationPanel {
+                                Layout.fillWidth: true
+                                Layout.preferredHeight: 200
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -11,7 +11,33 @@ Panel {
     property alias field: promptField
 
     title: "Prompt"
-    subtitle: "Enter runs · Shift+Enter adds a newline · typing updates after a pause"
+    subtitle: "Enter traces the attribution graph · Shift+Enter adds a newline"
+
+    headerItems: [
+        ProgressBar {
+            objectName: "traceProgress"
+            visible: AppController.explorer.tracing
+            Layout.preferredWidth: 140
+            from: 0
+            to: 1
+            value: AppController.explorer.traceProgress
+        },
+        Button {
+            objectName: "cancelTraceButton"
+            visible: AppController.explorer.tracing
+            text: "Cancel"
+            onClicked: AppController.explorer.cancelTrace()
+        },
+        Button {
+            objectName: "traceButton"
+            text: "Trace"
+            highlighted: true
+            enabled: AppController.hasModel && AppController.explorer.ready
+            onClicked: AppController.tracePrompt()
+            ToolTip.visible: hovered
+            ToolTip.text: "Trace the attribution graph of this prompt (Enter)"
+        }
+    ]
 
     ColumnLayout {
         anchors.fill: parent
@@ -78,6 +104,6 @@ Panel {
             return
         }
         event.accepted = true
-        AppController.runPrompt()
+        AppController.tracePrompt()
     }
 }

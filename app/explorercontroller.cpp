@@ -1,0 +1,1463 @@
+#include "explorercontroller.h"
+
+#include "canvas/canvasscenesource.h"
+#include "explorerengine.h"
+#include "figure/figure.h"
+#include "inspector/connectionsmodel.h"
+#include "inspector/featurecard.h"
+#include "jobqueue.h"
+#include "session/autosave.h"
+#include "session/recentfiles.h"
+#include "session/sessionfile.h"
+#include "session/settings.h"
+
+#include <cs/error.h>
+
+#include <ATen/ATen.h>
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QUndoCommand>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace cs::app {
+
+namespace {
+
+constexpr const char* kSupernodePrefix = "supernode:";
+// Undo merge ids: consecutive edits of one slider collapse into one undo step.
+constexpr int kMergeNodeThreshold = 1;
+constexpr int kMergeEdgeThreshold = 2;
+constexpr int kMergeInterventionValue = 3;
+constexpr int kMergeView = 4;
+
+int64_t countTrue(const std::vector<bool>& mask)
+{
+    return std::count(mask.begin(), mask.end(), true);
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& value)
+{
+    return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+
+const char* opName(InterventionOp op)
+{
+    switch (op) {
+    case InterventionOp::Ablate:
+        return "ablate";
+    case InterventionOp::Scale:
+        return "scale";
+    case InterventionOp::Inject:
+        return "inject";
+    }
+    return "ablate";
+}
+
+QString positionsText(const std::vector<int64_t>& positions)
+{
+    if (positions.size() == 1 && positions.front() == -1)
+        return QStringLiteral("*");
+    QStringList parts;
+    for (int64_t p : positions)
+        parts << QString::number(p);
+    return parts.join(QLatin1Char(','));
+}
+
+} // namespace
+
+// One edit: the whole state before and after. mergeWith joins a run of slider moves.
+class StateCommand : public QUndoCommand {
+public:
+    StateCommand(ExplorerController* controller, ExplorerState before, ExplorerState after, const QString& text, int mergeId)
+        : QUndoCommand(text)
+        , m_controller(controller)
+        , m_before(std::move(before))
+        , m_after(std::move(after))
+        , m_mergeId(mergeId)
+    {
+    }
+    void undo() override { m_controller->applyState(m_before); }
+    void redo() override { m_controller->applyState(m_after); }
+    int id() const override { return m_mergeId > 0 ? m_mergeId : -1; }
+    bool mergeWith(const QUndoCommand* other) override
+    {
+        const auto* next = static_cast<const StateCommand*>(other);
+        m_after = next->m_after;
+        return true;
+    }
+
+private:
+    ExplorerController* m_controller;
+    ExplorerState m_before;
+    ExplorerState m_after;
+    int m_mergeId;
+};
+
+ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, const QString& autosaveFolder)
+    : QObject(parent)
+    , m_worker(worker)
+    , m_resources(std::make_shared<ExplorerResources>())
+    , m_graphviz(std::make_unique<JobQueue>("cs-graphviz"))
+    , m_subgraphList(this)
+    , m_interventionList(this)
+    , m_outcome(this)
+{
+    m_mainScene = new CanvasSceneSource(this);
+    m_subgraphScene = new CanvasSceneSource(this);
+    m_inputs = new ConnectionsModel(this);
+    m_inputs->setDirection(ConnectionsModel::Inputs);
+    m_outputs = new ConnectionsModel(this);
+    m_outputs->setDirection(ConnectionsModel::Outputs);
+    const auto labels = [this](int64_t layer, int64_t feature) {
+        const std::string key = featureKey(layer, feature);
+        if (auto it = m_state.labels.find(key); it != m_state.labels.end())
+            return qs(it->second);
+        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
+            return qs(it->second);
+        return QString();
+    };
+    m_inputs->setLabelFunction(labels);
+    m_outputs->setLabelFunction(labels);
+    m_card = new FeatureCard(this);
+    connect(m_card, &FeatureCard::labelEdited, this, [this](const QString& label) { setLabel(selectedId(), label); });
+
+    m_settings = new ExplorerSettings(nullptr, this);
+    m_recent = new RecentFilesModel(nullptr, this);
+    m_state.nodeThreshold = m_settings->nodeThreshold();
+    m_state.edgeThreshold = m_settings->edgeThreshold();
+    connect(m_settings, &ExplorerSettings::themeChanged, this, [this] {
+        if (m_graph) {
+            rebuildMainScene();
+            rebuildSubgraph();
+        }
+    });
+
+    // Autosave: every edit marks the session dirty; the autosave's timer writes a snapshot on
+    // its own thread a while later. A marker left by a process that died offers recovery.
+    m_autosave = new SessionAutosave(this);
+    if (!autosaveFolder.isEmpty())
+        m_autosave->setFolder(autosaveFolder);
+    m_autosave->setInterval(m_settings->autosaveSeconds() * 1000);
+    m_autosave->setSnapshot([this] { return *sessionData(); });
+    try {
+        m_autosave->start();
+        m_recoveryPath = m_autosave->recoverable();
+    } catch (const std::exception& e) {
+        m_message = QStringLiteral("Autosave is off: %1").arg(QString::fromStdString(e.what()));
+    }
+    connect(m_autosave, &SessionAutosave::saveFailed, this,
+        [this](const QString& message) { setMessage(QStringLiteral("Autosave failed: %1").arg(message), true); });
+
+    connect(&m_undo, &QUndoStack::canUndoChanged, this, &ExplorerController::undoChanged);
+    connect(&m_undo, &QUndoStack::canRedoChanged, this, &ExplorerController::undoChanged);
+    connect(&m_undo, &QUndoStack::indexChanged, this, [this] {
+        markDirty();
+        Q_EMIT undoChanged();
+    });
+    connect(&m_undo, &QUndoStack::cleanChanged, this, &ExplorerController::sessionChanged);
+}
+
+ExplorerController::~ExplorerController()
+{
+    // The Graphviz thread first: its jobs post back to this object.
+    m_graphviz.reset();
+}
+
+void ExplorerController::waitForIdle()
+{
+    // A Graphviz result may queue engine work and the reverse: settle both.
+    for (int round = 0; round < 4; ++round) {
+        m_worker.waitForIdle();
+        m_graphviz->waitForIdle();
+        QCoreApplication::processEvents();
+    }
+}
+
+QString ExplorerController::localPath(const QString& pathOrUrl)
+{
+    const QUrl url(pathOrUrl);
+    if (url.isLocalFile())
+        return url.toLocalFile();
+    return pathOrUrl;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources and tracing
+
+void ExplorerController::onModelOpened(const QString& modelFolder, const QString& prompt)
+{
+    m_ready = false;
+    m_modelFolder = modelFolder;
+    m_pendingPrompt = prompt;
+    Q_EMIT resourcesChanged();
+    auto resources = m_resources;
+    const std::string transcoder = m_transcoderName.toStdString();
+    struct Loaded {
+        ResourcesInfo info;
+        std::shared_ptr<const std::vector<std::string>> vocabulary;
+    };
+    m_worker.request<Loaded>(
+        QStringLiteral("explorer-resources"),
+        [resources, transcoder](EngineState& state) {
+            auto loaded = std::make_shared<Loaded>();
+            loaded->info = loadResources(*resources, state.model ? state.model->model() : nullptr, transcoder);
+            if (resources->store)
+                loaded->vocabulary = std::make_shared<const std::vector<std::string>>(resources->store->vocabulary());
+            return std::shared_ptr<const Loaded>(loaded);
+        },
+        [this](std::shared_ptr<const Loaded> loaded) {
+            const ResourcesInfo& info = loaded->info;
+            m_ready = true;
+            m_hasStore = !info.storePath.empty();
+            m_vocabulary = loaded->vocabulary;
+            m_resourcesText = QStringLiteral("%1 · %2 features per layer · %3")
+                                  .arg(qs(info.transcoderName).toUpper())
+                                  .arg(info.featuresPerLayer)
+                                  .arg(m_hasStore ? QStringLiteral("feature store: %1 features").arg(info.storeFeatures)
+                                                  : info.storeProblem.empty()
+                                                  ? QStringLiteral("no feature store")
+                                                  : QStringLiteral("feature store unreadable: %1").arg(qs(info.storeProblem)));
+            Q_EMIT resourcesChanged();
+            if (!m_pendingPrompt.isEmpty())
+                trace(m_pendingPrompt);
+            else if (m_graph)
+                requestContext();
+            m_pendingPrompt.clear();
+        },
+        [this](const QString& message) {
+            m_ready = false;
+            m_resourcesText = QStringLiteral("no transcoders: %1").arg(message);
+            Q_EMIT resourcesChanged();
+            Q_EMIT errorOccurred(message);
+        });
+}
+
+void ExplorerController::setTracing(bool tracing)
+{
+    if (m_tracing == tracing)
+        return;
+    m_tracing = tracing;
+    Q_EMIT tracingChanged();
+}
+
+void ExplorerController::trace(const QString& prompt)
+{
+    if (!m_ready) {
+        m_pendingPrompt = prompt; // traced once the transcoders are in
+        return;
+    }
+    if (m_cancel)
+        m_cancel->store(true); // a newer trace replaces the running one
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    m_cancel = cancel;
+    m_traceProgress = 0;
+    Q_EMIT traceProgressChanged();
+    setTracing(true);
+
+    TraceRequest request;
+    request.prompt = prompt.toStdString();
+    request.maxFeatureNodes = m_settings->maxFeatureNodes() > 0 ? m_settings->maxFeatureNodes() : -1;
+    QPointer<ExplorerController> guard(this);
+    request.progress = [guard, cancel](double fraction) {
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, cancel, fraction] {
+                if (guard && guard->m_cancel == cancel) {
+                    guard->m_traceProgress = fraction;
+                    Q_EMIT guard->traceProgressChanged();
+                }
+            },
+            Qt::QueuedConnection);
+        return !cancel->load();
+    };
+    auto resources = m_resources;
+    m_worker.request<TraceOutput>(
+        QStringLiteral("explorer-trace"),
+        [resources, request](EngineState&) { return std::make_shared<const TraceOutput>(traceGraph(*resources, request)); },
+        [this, cancel](std::shared_ptr<const TraceOutput> out) {
+            if (m_cancel == cancel) {
+                m_cancel.reset();
+                setTracing(false);
+            }
+            ExplorerState state;
+            state.nodeThreshold = m_settings->nodeThreshold();
+            state.edgeThreshold = m_settings->edgeThreshold();
+            m_contextReady = true;
+            m_traceText = QStringLiteral("traced %1 tokens in %2 ms · exact to %3 (relative)")
+                              .arg(out->graph->nPositions())
+                              .arg(out->traceMs, 0, 'f', 0)
+                              .arg(out->maxRelResidual, 0, 'g', 2);
+            m_sessionPath.clear();
+            setGraph(out->graph, out->pruner, state, out->storeLabels, out->topOutputs);
+            Q_EMIT traceFinished(true);
+        },
+        [this, cancel](const QString& message) {
+            if (m_cancel == cancel) {
+                m_cancel.reset();
+                setTracing(false);
+            }
+            const bool cancelled = cancel->load();
+            setMessage(cancelled ? QStringLiteral("Trace cancelled") : message, !cancelled);
+            if (!cancelled)
+                Q_EMIT errorOccurred(message);
+            Q_EMIT traceFinished(false);
+        });
+}
+
+void ExplorerController::cancelTrace()
+{
+    if (m_cancel)
+        m_cancel->store(true);
+}
+
+void ExplorerController::requestContext()
+{
+    if (!m_graph || !m_ready)
+        return;
+    auto resources = m_resources;
+    auto graph = m_graph;
+    struct Prepared {
+        bool ok = false;
+        std::map<std::string, std::string> storeLabels, topOutputs;
+    };
+    m_worker.request<Prepared>(
+        QStringLiteral("explorer-context"),
+        [resources, graph](EngineState&) {
+            auto prepared = std::make_shared<Prepared>();
+            prepared->ok = prepareContext(*resources, *graph);
+            readCaptions(*resources, *graph, prepared->storeLabels, prepared->topOutputs);
+            return std::shared_ptr<const Prepared>(prepared);
+        },
+        [this, graph](std::shared_ptr<const Prepared> prepared) {
+            if (graph != m_graph)
+                return;
+            m_contextReady = prepared->ok;
+            m_storeLabels = prepared->storeLabels;
+            m_topOutputs = prepared->topOutputs;
+            Q_EMIT graphChanged();
+            applyState(m_state);
+        },
+        [this](const QString& message) {
+            m_contextReady = false;
+            setMessage(QStringLiteral("Interventions are off for this graph: %1").arg(message), true);
+            Q_EMIT graphChanged();
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The graph and the state
+
+void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
+    std::shared_ptr<const cs::graph::Pruner> pruner, const ExplorerState& state,
+    std::map<std::string, std::string> storeLabels, std::map<std::string, std::string> topOutputs)
+{
+    m_graph = std::move(graph);
+    m_pruner = std::move(pruner);
+    m_storeLabels = std::move(storeLabels);
+    m_topOutputs = std::move(topOutputs);
+    m_index.clear();
+    for (int64_t i = 0; i < m_graph->size(); ++i)
+        m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
+    m_edgeCount = int((m_graph->adjacency != 0).sum().item<int64_t>());
+    m_scores = m_pruner->scores();
+    m_checked.clear();
+    m_pruned.reset();
+    m_state = state;
+    m_inputs->setGraph(m_graph, nullptr);
+    m_outputs->setGraph(m_graph, nullptr);
+    m_undo.clear();
+    m_undo.setClean();
+    markDirty();
+    Q_EMIT graphChanged();
+    applyState(state);
+    Q_EMIT sessionChanged();
+}
+
+int64_t ExplorerController::indexOf(const std::string& id) const
+{
+    const auto it = m_index.find(id);
+    return it == m_index.end() ? -1 : it->second;
+}
+
+bool ExplorerController::isPinned(const std::string& id) const
+{
+    return !id.empty() && contains(m_state.pinned, id);
+}
+
+void ExplorerController::commit(const ExplorerState& after, const QString& text, int mergeId)
+{
+    if (after == m_state)
+        return;
+    m_undo.push(new StateCommand(this, m_state, after, text, mergeId));
+}
+
+void ExplorerController::applyState(const ExplorerState& state)
+{
+    const ExplorerState before = m_state;
+    m_state = state;
+    if (!m_graph) {
+        Q_EMIT stateChanged();
+        return;
+    }
+    const bool thresholds = !m_pruned || before.nodeThreshold != state.nodeThreshold
+        || before.edgeThreshold != state.edgeThreshold;
+    if (thresholds)
+        reprune();
+    rebuildMainScene();
+    const bool subgraph = thresholds || before.pinned != state.pinned || before.supernodes != state.supernodes
+        || before.labels != state.labels || before.interventions != state.interventions || !m_subgraphGeneration;
+    if (subgraph)
+        rebuildSubgraph();
+    if (before.selected != state.selected || thresholds || before.labels != state.labels || before.pinned != state.pinned)
+        updateSelection();
+    if (before.interventions != state.interventions || before.supernodes != state.supernodes || !m_outcome.rowCount()
+        || thresholds)
+        requestOutcome();
+    refreshLists();
+    Q_EMIT stateChanged();
+}
+
+void ExplorerController::reprune()
+{
+    m_pruned = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
+    m_keptNodes = int(countTrue(m_pruned->nodeMask));
+    m_keptEdges = int(m_pruned->edgeMask.sum().item<int64_t>());
+    m_inputs->setGraph(m_graph, m_pruned);
+    m_outputs->setGraph(m_graph, m_pruned);
+    Q_EMIT pruneChanged();
+}
+
+std::string ExplorerController::labelOf(int64_t index) const
+{
+    if (!m_graph || index < 0 || index >= m_graph->size())
+        return {};
+    const auto& node = m_graph->nodes[size_t(index)];
+    if (node.kind != cs::graph::NodeKind::Feature)
+        return node.label;
+    const std::string key = featureKey(node.layer, node.feature);
+    if (auto it = m_state.labels.find(key); it != m_state.labels.end())
+        return it->second;
+    if (!node.label.empty())
+        return node.label;
+    if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
+        return it->second;
+    return {};
+}
+
+std::string ExplorerController::captionOf(int64_t index) const
+{
+    const std::string label = labelOf(index);
+    if (!label.empty())
+        return label;
+    const auto& node = m_graph->nodes[size_t(index)];
+    if (node.kind == cs::graph::NodeKind::Feature) {
+        if (auto it = m_topOutputs.find(featureKey(node.layer, node.feature)); it != m_topOutputs.end())
+            return "→ " + it->second;
+    }
+    return {};
+}
+
+void ExplorerController::rebuildMainScene()
+{
+    SceneStyle style = sceneStyle();
+    style.labelFunction = [this](int64_t layer, int64_t feature) {
+        const std::string key = featureKey(layer, feature);
+        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
+            return qs(it->second);
+        if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
+            return QStringLiteral("→ %1").arg(qs(it->second));
+        return QString();
+    };
+    m_mainScene->setScene(
+        buildGraphScene(*m_graph, *m_pruned, m_state, style, m_searchHitCount > 0 ? &m_searchHits : nullptr));
+}
+
+SceneStyle ExplorerController::sceneStyle() const
+{
+    SceneStyle style;
+    if (m_settings->theme() == QLatin1String("dark")) {
+        style.look.selectedRing = qRgb(0xf2, 0xf2, 0xf2);
+        style.positiveEdge = qRgba(0x5d, 0xa5, 0xe8, 0xc0);
+        style.negativeEdge = qRgba(0xef, 0x6a, 0x6a, 0xc0);
+    }
+    return style;
+}
+
+FigureOptions ExplorerController::figureOptions() const
+{
+    FigureOptions options;
+    options.featureLabel = [this](int64_t layer, int64_t feature) {
+        const std::string key = featureKey(layer, feature);
+        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
+            return it->second;
+        if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
+            return "→ " + it->second;
+        return std::string();
+    };
+    options.scores = QStringLiteral("replacement %1 · completeness %2")
+                         .arg(m_scores.replacement, 0, 'f', 2)
+                         .arg(m_scores.completeness, 0, 'f', 2)
+                         .toStdString();
+    return options;
+}
+
+void ExplorerController::rebuildSubgraph()
+{
+    // Scores of the pinned subgraph, as Neuronpedia's.
+    std::vector<bool> pinned(size_t(m_graph->size()), false);
+    for (const std::string& id : m_state.pinned)
+        if (int64_t i = indexOf(id); i >= 0)
+            pinned[size_t(i)] = true;
+    m_subgraphScores = m_state.pinned.empty() ? cs::graph::Scores {}
+                                              : cs::graph::subgraphScores(*m_graph, pinned, m_pruned.get());
+    Q_EMIT subgraphChanged();
+
+    const quint64 generation = ++m_subgraphGeneration;
+    if (m_state.pinned.empty()) {
+        m_subgraphScene->setScene(buildLayoutScene({}, {}, sceneStyle()));
+        return;
+    }
+    // The figure is built here (it reads the graph and the state), laid out by Graphviz on its
+    // own thread, and shown when the newest layout comes back.
+    auto spec = std::make_shared<const FigureSpec>(
+        buildFigure(*m_graph, *m_pruned, m_state, FigureScope::Subgraph, figureOptions()));
+    QPointer<ExplorerController> guard(this);
+    m_graphviz->post("layout", [guard, spec, generation] {
+        std::shared_ptr<const FigureLayout> layout;
+        QString error;
+        try {
+            layout = std::make_shared<const FigureLayout>(layoutFigure(*spec));
+        } catch (const std::exception& e) {
+            error = QString::fromStdString(e.what());
+        }
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, spec, layout, error, generation] {
+                if (!guard || generation != guard->m_subgraphGeneration)
+                    return;
+                if (!layout) {
+                    guard->setMessage(QStringLiteral("Subgraph layout failed: %1").arg(error), true);
+                    return;
+                }
+                guard->showSubgraphLayout(*spec, *layout);
+            },
+            Qt::QueuedConnection);
+    });
+}
+
+void ExplorerController::showSubgraphLayout(const FigureSpec& spec, const FigureLayout& layout)
+{
+    const SceneStyle style = sceneStyle();
+    std::vector<CanvasNode> nodes;
+    std::map<std::string, int32_t> slots;
+    for (const FigureLayoutNode& placed : layout.nodes) {
+        const int at = spec.indexOf(placed.id);
+        if (at < 0)
+            continue;
+        const FigureNode& f = spec.nodes[size_t(at)];
+        CanvasNode node;
+        node.id = f.kind == FigureNodeKind::Supernode ? kSupernodePrefix + f.id.substr(f.id.find(':') + 1) : f.id;
+        node.graphIndex = f.kind == FigureNodeKind::Supernode ? -1 : indexOf(f.id);
+        node.x = placed.x;
+        node.y = placed.y;
+        node.radius = std::max(6.0, std::min(placed.width, placed.height) * 0.25);
+        switch (f.kind) {
+        case FigureNodeKind::Feature:
+            node.shape = NodeShape::Circle;
+            break;
+        case FigureNodeKind::Error:
+            node.shape = NodeShape::Diamond;
+            break;
+        case FigureNodeKind::Embedding:
+        case FigureNodeKind::Logit:
+            node.shape = NodeShape::Square;
+            break;
+        case FigureNodeKind::Supernode:
+            node.shape = NodeShape::RoundedBox;
+            node.radius = std::max(12.0, placed.height * 0.4);
+            break;
+        }
+        node.caption = qs(f.label);
+        if (!f.annotation.empty())
+            node.caption += QStringLiteral(" [%1]").arg(qs(f.annotation));
+        node.tooltip = qs(f.label);
+        if (f.intervened)
+            node.flags |= NodeIntervened;
+        if (node.id == m_state.selected)
+            node.flags |= NodeSelected;
+        slots[f.id] = int32_t(nodes.size());
+        nodes.push_back(std::move(node));
+    }
+    std::vector<LayoutEdge> edges;
+    for (const FigureEdge& e : spec.edges) {
+        const auto s = slots.find(e.source);
+        const auto t = slots.find(e.target);
+        if (s != slots.end() && t != slots.end())
+            edges.push_back({ s->second, t->second, float(e.weight) });
+    }
+    m_subgraphScene->setScene(buildLayoutScene(std::move(nodes), edges, style));
+}
+
+void ExplorerController::updateSelection()
+{
+    const int64_t index = indexOf(m_state.selected);
+    m_inputs->setNode(int(index));
+    m_outputs->setNode(int(index));
+    Q_EMIT selectionChanged();
+    requestCard();
+}
+
+void ExplorerController::requestCard()
+{
+    const int64_t index = indexOf(m_state.selected);
+    if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature || !m_hasStore) {
+        m_card->clear();
+        return;
+    }
+    const auto& node = m_graph->nodes[size_t(index)];
+    const int64_t layer = node.layer;
+    const int64_t feature = node.feature;
+    const double activation = node.activation;
+    auto resources = m_resources;
+    m_worker.request<cs::features::FeatureRecord>(
+        QStringLiteral("explorer-card"),
+        [resources, layer, feature](EngineState&) { return readCard(*resources, layer, feature); },
+        [this, activation, layer, feature](std::shared_ptr<const cs::features::FeatureRecord> record) {
+            static const std::vector<std::string> none;
+            m_card->setRecord(record, activation, m_vocabulary ? *m_vocabulary : none);
+            if (auto it = m_state.labels.find(featureKey(layer, feature)); it != m_state.labels.end())
+                m_card->setLabel(qs(it->second));
+        },
+        [this](const QString& message) {
+            m_card->clear();
+            setMessage(message, true);
+        });
+}
+
+QString ExplorerController::nodeTitle(int64_t index) const
+{
+    if (!m_graph || index < 0)
+        return {};
+    const auto& node = m_graph->nodes[size_t(index)];
+    switch (node.kind) {
+    case cs::graph::NodeKind::Feature:
+        return QStringLiteral("L%1 #%2 at %3").arg(node.layer).arg(node.feature).arg(node.position);
+    case cs::graph::NodeKind::Error:
+        return QStringLiteral("Error L%1 at %2").arg(node.layer).arg(node.position);
+    case cs::graph::NodeKind::Embedding:
+        return QStringLiteral("Embedding \"%1\" at %2").arg(qs(node.token)).arg(node.position);
+    case cs::graph::NodeKind::Logit:
+        return QStringLiteral("Logit \"%1\" (p = %2)").arg(qs(node.token)).arg(node.tokenProb, 0, 'f', 3);
+    }
+    return {};
+}
+
+QString ExplorerController::graphPrompt() const { return m_graph ? qs(m_graph->metadata.prompt) : QString(); }
+
+QString ExplorerController::selectedKind() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    return i < 0 ? QString() : QString::fromLatin1(cs::graph::nodeKindName(m_graph->nodes[size_t(i)].kind));
+}
+
+QString ExplorerController::selectedTitle() const { return nodeTitle(indexOf(m_state.selected)); }
+QString ExplorerController::selectedLabel() const { return qs(labelOf(indexOf(m_state.selected))); }
+
+int ExplorerController::selectedLayer() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    return i < 0 ? 0 : int(m_graph->nodes[size_t(i)].layer);
+}
+
+int ExplorerController::selectedPosition() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    return i < 0 ? 0 : int(m_graph->nodes[size_t(i)].position);
+}
+
+double ExplorerController::selectedActivation() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    return i < 0 ? 0 : m_graph->nodes[size_t(i)].activation;
+}
+
+double ExplorerController::selectedInfluence() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    return i < 0 || !m_pruner ? 0 : double(m_pruner->influence()[i].item<float>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits
+
+void ExplorerController::select(const QString& id)
+{
+    ExplorerState next = m_state;
+    next.selected = indexOf(id.toStdString()) >= 0 ? id.toStdString() : std::string();
+    if (next.selected.empty() && id.startsWith(QLatin1String(kSupernodePrefix)))
+        next.selected.clear();
+    if (next.selected == m_state.selected)
+        return;
+    // Selecting is not an edit worth an undo step of its own, but it is part of the state a
+    // session restores: apply without pushing.
+    applyState(next);
+    markDirty();
+}
+
+void ExplorerController::selectIndex(int index)
+{
+    if (m_graph && index >= 0 && index < m_graph->size())
+        select(qs(cs::graph::nodeId(*m_graph, index)));
+}
+
+void ExplorerController::clickNode(const QString& id, int modifiers)
+{
+    if (modifiers & Qt::ControlModifier)
+        togglePin(id);
+    else
+        select(id);
+}
+
+void ExplorerController::togglePin(const QString& qid)
+{
+    const std::string id = qid.toStdString();
+    if (indexOf(id) < 0)
+        return;
+    ExplorerState next = m_state;
+    auto it = std::find(next.pinned.begin(), next.pinned.end(), id);
+    if (it != next.pinned.end()) {
+        next.pinned.erase(it);
+        for (Supernode& s : next.supernodes)
+            s.members.erase(std::remove(s.members.begin(), s.members.end(), id), s.members.end());
+        next.supernodes.erase(std::remove_if(next.supernodes.begin(), next.supernodes.end(),
+                                  [](const Supernode& s) { return s.members.empty(); }),
+            next.supernodes.end());
+        commit(next, QStringLiteral("Unpin %1").arg(nodeTitle(indexOf(id))));
+    } else {
+        next.pinned.push_back(id);
+        commit(next, QStringLiteral("Pin %1").arg(nodeTitle(indexOf(id))));
+    }
+}
+
+void ExplorerController::pinNodes(const QStringList& ids)
+{
+    ExplorerState next = m_state;
+    for (const QString& q : ids) {
+        const std::string id = q.toStdString();
+        if (indexOf(id) >= 0 && !contains(next.pinned, id))
+            next.pinned.push_back(id);
+    }
+    commit(next, QStringLiteral("Pin %1 nodes").arg(int(next.pinned.size() - m_state.pinned.size())));
+}
+
+void ExplorerController::unpinAll()
+{
+    ExplorerState next = m_state;
+    next.pinned.clear();
+    next.supernodes.clear();
+    next.interventions.erase(std::remove_if(next.interventions.begin(), next.interventions.end(),
+                                 [](const Intervention& i) { return i.target.rfind(kSupernodePrefix, 0) == 0; }),
+        next.interventions.end());
+    m_checked.clear();
+    commit(next, QStringLiteral("Unpin all"));
+    Q_EMIT checkedChanged();
+}
+
+void ExplorerController::hideNode(const QString& qid)
+{
+    const std::string id = qid.toStdString();
+    if (indexOf(id) < 0 || contains(m_state.hidden, id))
+        return;
+    ExplorerState next = m_state;
+    next.hidden.push_back(id);
+    if (next.selected == id)
+        next.selected.clear();
+    commit(next, QStringLiteral("Hide %1").arg(nodeTitle(indexOf(id))));
+}
+
+void ExplorerController::showAllNodes()
+{
+    ExplorerState next = m_state;
+    next.hidden.clear();
+    commit(next, QStringLiteral("Show hidden nodes"));
+}
+
+void ExplorerController::setLabel(const QString& qid, const QString& label)
+{
+    const int64_t index = indexOf(qid.toStdString());
+    if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature)
+        return;
+    const auto& node = m_graph->nodes[size_t(index)];
+    ExplorerState next = m_state;
+    const std::string key = featureKey(node.layer, node.feature);
+    const std::string text = label.trimmed().toStdString();
+    if (text.empty())
+        next.labels.erase(key);
+    else
+        next.labels[key] = text;
+    commit(next, QStringLiteral("Label L%1 #%2").arg(node.layer).arg(node.feature));
+    m_card->setLabel(qs(labelOf(index)));
+    m_inputs->refreshLabels();
+    m_outputs->refreshLabels();
+}
+
+void ExplorerController::setNodeThreshold(double threshold)
+{
+    ExplorerState next = m_state;
+    next.nodeThreshold = std::clamp(threshold, 0.0, 1.0);
+    commit(next, QStringLiteral("Node threshold %1").arg(next.nodeThreshold, 0, 'f', 2), kMergeNodeThreshold);
+}
+
+void ExplorerController::setEdgeThreshold(double threshold)
+{
+    ExplorerState next = m_state;
+    next.edgeThreshold = std::clamp(threshold, 0.0, 1.0);
+    commit(next, QStringLiteral("Edge threshold %1").arg(next.edgeThreshold, 0, 'f', 2), kMergeEdgeThreshold);
+}
+
+void ExplorerController::setView(double zoom, double centerX, double centerY)
+{
+    // The view is saved with the session, but panning is not an undo step.
+    m_state.view = { zoom, centerX, centerY };
+    markDirty();
+    Q_UNUSED(kMergeView);
+}
+
+void ExplorerController::setSearchText(const QString& text)
+{
+    if (text == m_searchText)
+        return;
+    m_searchText = text;
+    updateSearch();
+    if (m_graph)
+        rebuildMainScene();
+}
+
+void ExplorerController::updateSearch()
+{
+    m_searchHitCount = 0;
+    m_searchHits.assign(m_graph ? size_t(m_graph->size()) : 0, false);
+    const QString needle = m_searchText.trimmed();
+    if (m_graph && !needle.isEmpty()) {
+        for (int64_t i = 0; i < m_graph->size(); ++i) {
+            const auto& node = m_graph->nodes[size_t(i)];
+            const QString hay = qs(captionOf(i)) + QLatin1Char(' ') + qs(node.token) + QLatin1Char(' ') + nodeTitle(i)
+                + QLatin1Char(' ') + qs(cs::graph::nodeId(*m_graph, i));
+            if (hay.contains(needle, Qt::CaseInsensitive)) {
+                m_searchHits[size_t(i)] = true;
+                ++m_searchHitCount;
+            }
+        }
+    }
+    Q_EMIT searchChanged();
+}
+
+QString ExplorerController::nextSearchHit(const QString& afterId) const
+{
+    if (!m_graph || m_searchHitCount == 0)
+        return {};
+    const int64_t n = m_graph->size();
+    const int64_t start = indexOf(afterId.toStdString());
+    for (int64_t step = 1; step <= n; ++step) {
+        const int64_t i = ((start < 0 ? -1 : start) + step + n) % n;
+        if (m_searchHits[size_t(i)] && (!m_pruned || m_pruned->nodeMask[size_t(i)]))
+            return qs(cs::graph::nodeId(*m_graph, i));
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Supernodes
+
+void ExplorerController::setChecked(const QString& qid, bool checked)
+{
+    const std::string id = qid.toStdString();
+    const bool has = contains(m_checked, id);
+    if (checked && !has && isPinned(id))
+        m_checked.push_back(id);
+    else if (!checked && has)
+        m_checked.erase(std::find(m_checked.begin(), m_checked.end(), id));
+    else
+        return;
+    refreshLists();
+    Q_EMIT checkedChanged();
+}
+
+void ExplorerController::clearChecked()
+{
+    m_checked.clear();
+    refreshLists();
+    Q_EMIT checkedChanged();
+}
+
+QString ExplorerController::uniqueSupernodeName(const QString& wanted) const
+{
+    const QString base = wanted.trimmed().isEmpty() ? QStringLiteral("Supernode") : wanted.trimmed();
+    const auto taken = [this](const QString& name) {
+        for (const Supernode& s : m_state.supernodes)
+            if (qs(s.name) == name)
+                return true;
+        return false;
+    };
+    if (!taken(base) && !wanted.trimmed().isEmpty())
+        return base;
+    for (int i = 1;; ++i) {
+        const QString name = QStringLiteral("%1 %2").arg(base).arg(i);
+        if (!taken(name))
+            return name;
+    }
+}
+
+QString ExplorerController::groupChecked(const QString& name)
+{
+    QStringList ids;
+    for (const std::string& id : m_checked)
+        ids << qs(id);
+    const QString made = group(ids, name);
+    if (!made.isEmpty())
+        clearChecked();
+    return made;
+}
+
+QString ExplorerController::group(const QStringList& ids, const QString& wanted)
+{
+    std::vector<std::string> members;
+    for (const QString& q : ids) {
+        const std::string id = q.toStdString();
+        if (indexOf(id) >= 0 && !contains(members, id))
+            members.push_back(id);
+    }
+    if (members.size() < 2) {
+        setMessage(QStringLiteral("Check two or more pinned nodes to group them"), true);
+        return {};
+    }
+    ExplorerState next = m_state;
+    for (const std::string& id : members)
+        if (!contains(next.pinned, id))
+            next.pinned.push_back(id);
+    // A node belongs to one supernode: leave the old group; drop groups left with no member.
+    for (Supernode& s : next.supernodes)
+        s.members.erase(std::remove_if(s.members.begin(), s.members.end(),
+                            [&](const std::string& m) { return contains(members, m); }),
+            s.members.end());
+    next.supernodes.erase(std::remove_if(next.supernodes.begin(), next.supernodes.end(),
+                              [](const Supernode& s) { return s.members.empty(); }),
+        next.supernodes.end());
+    m_state.supernodes.swap(next.supernodes); // uniqueSupernodeName looks at what remains
+    const QString name = uniqueSupernodeName(wanted);
+    m_state.supernodes.swap(next.supernodes);
+    next.supernodes.push_back({ name.toStdString(), members });
+    commit(next, QStringLiteral("Group %1 nodes as \"%2\"").arg(members.size()).arg(name));
+    return name;
+}
+
+void ExplorerController::renameSupernode(const QString& name, const QString& newName)
+{
+    const QString wanted = newName.trimmed();
+    if (wanted.isEmpty() || wanted == name)
+        return;
+    ExplorerState next = m_state;
+    for (const Supernode& s : next.supernodes)
+        if (qs(s.name) == wanted) {
+            setMessage(QStringLiteral("A supernode is already called \"%1\"").arg(wanted), true);
+            return;
+        }
+    bool found = false;
+    for (Supernode& s : next.supernodes)
+        if (qs(s.name) == name) {
+            s.name = wanted.toStdString();
+            found = true;
+        }
+    if (!found)
+        return;
+    const std::string oldTarget = kSupernodePrefix + name.toStdString();
+    for (Intervention& i : next.interventions)
+        if (i.target == oldTarget)
+            i.target = kSupernodePrefix + wanted.toStdString();
+    commit(next, QStringLiteral("Rename \"%1\" to \"%2\"").arg(name, wanted));
+}
+
+void ExplorerController::ungroup(const QString& name)
+{
+    ExplorerState next = m_state;
+    const auto before = next.supernodes.size();
+    next.supernodes.erase(std::remove_if(next.supernodes.begin(), next.supernodes.end(),
+                              [&](const Supernode& s) { return qs(s.name) == name; }),
+        next.supernodes.end());
+    if (next.supernodes.size() == before)
+        return;
+    const std::string target = kSupernodePrefix + name.toStdString();
+    next.interventions.erase(std::remove_if(next.interventions.begin(), next.interventions.end(),
+                                 [&](const Intervention& i) { return i.target == target; }),
+        next.interventions.end());
+    commit(next, QStringLiteral("Ungroup \"%1\"").arg(name));
+}
+
+QStringList ExplorerController::supernodeNames() const
+{
+    QStringList names;
+    for (const Supernode& s : m_state.supernodes)
+        names << qs(s.name);
+    return names;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interventions
+
+int ExplorerController::addIntervention(const QString& target, const QString& op, double value, const QString& positions)
+{
+    Intervention intervention;
+    intervention.target = target.toStdString();
+    const bool supernode = target.startsWith(QLatin1String(kSupernodePrefix));
+    if (supernode) {
+        const QString name = target.mid(int(std::strlen(kSupernodePrefix)));
+        if (!supernodeNames().contains(name))
+            return -1;
+    } else if (indexOf(intervention.target) < 0) {
+        return -1;
+    }
+    if (op == QLatin1String("scale"))
+        intervention.op = InterventionOp::Scale;
+    else if (op == QLatin1String("inject"))
+        intervention.op = InterventionOp::Inject;
+    else
+        intervention.op = InterventionOp::Ablate;
+    intervention.value = std::isfinite(value) ? value : 0;
+    const QString p = positions.trimmed();
+    if (p == QLatin1String("*")) {
+        intervention.positions = { -1 };
+    } else if (!p.isEmpty()) {
+        for (const QString& part : p.split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+            bool ok = false;
+            const int64_t at = part.trimmed().toLongLong(&ok);
+            if (!ok || at < 0 || (m_graph && at >= m_graph->nPositions())) {
+                setMessage(QStringLiteral("Positions are \"*\" or a list such as 3,5 within the prompt"), true);
+                return -1;
+            }
+            intervention.positions.push_back(at);
+        }
+    }
+    intervention.free = m_freeRegime;
+    ExplorerState next = m_state;
+    next.interventions.push_back(intervention);
+    commit(next, QStringLiteral("%1 %2").arg(op, supernode ? target.mid(int(std::strlen(kSupernodePrefix)))
+                                                           : nodeTitle(indexOf(intervention.target))));
+    return int(m_state.interventions.size()) - 1;
+}
+
+void ExplorerController::setInterventionValue(int row, double value)
+{
+    if (row < 0 || row >= int(m_state.interventions.size()) || !std::isfinite(value))
+        return;
+    ExplorerState next = m_state;
+    next.interventions[size_t(row)].value = value;
+    commit(next, QStringLiteral("Intervention value %1").arg(value, 0, 'g', 3), kMergeInterventionValue);
+}
+
+void ExplorerController::setInterventionEnabled(int row, bool enabled)
+{
+    if (row < 0 || row >= int(m_state.interventions.size()))
+        return;
+    ExplorerState next = m_state;
+    next.interventions[size_t(row)].enabled = enabled;
+    commit(next, enabled ? QStringLiteral("Enable intervention") : QStringLiteral("Disable intervention"));
+}
+
+void ExplorerController::removeIntervention(int row)
+{
+    if (row < 0 || row >= int(m_state.interventions.size()))
+        return;
+    ExplorerState next = m_state;
+    next.interventions.erase(next.interventions.begin() + row);
+    commit(next, QStringLiteral("Remove intervention"));
+}
+
+void ExplorerController::clearInterventions()
+{
+    ExplorerState next = m_state;
+    next.interventions.clear();
+    commit(next, QStringLiteral("Clear interventions"));
+}
+
+void ExplorerController::setFreeRegime(bool free)
+{
+    if (free == m_freeRegime)
+        return;
+    m_freeRegime = free;
+    ExplorerState next = m_state;
+    for (Intervention& i : next.interventions)
+        i.free = free;
+    if (next != m_state)
+        commit(next, free ? QStringLiteral("Free regime") : QStringLiteral("Constrained regime"));
+    else
+        Q_EMIT stateChanged();
+}
+
+void ExplorerController::requestOutcome()
+{
+    if (!m_graph || !m_contextReady)
+        return;
+    std::vector<std::string> skipped;
+    const auto edits = interventionEdits(*m_graph, m_state, &skipped);
+    cs::intervention::InterventionOptions options;
+    options.topK = m_settings->topK();
+    options.generate = m_settings->generateTokens();
+    options.regime = interventionsFree(m_state) ? cs::intervention::Regime::Free : cs::intervention::Regime::Constrained;
+    auto resources = m_resources;
+    m_intervening = true;
+    Q_EMIT outcomeChanged();
+    const QString note = skipped.empty()
+        ? QString()
+        : QStringLiteral("%1 node(s) are not features and cannot be edited: %2")
+              .arg(skipped.size())
+              .arg(qs(skipped.front()));
+    m_worker.request<cs::intervention::InterventionResult>(
+        QStringLiteral("explorer-intervene"),
+        [resources, edits, options](EngineState&) {
+            return std::make_shared<const cs::intervention::InterventionResult>(
+                edits.empty() ? baseline(*resources, options.topK, options.generate)
+                              : runIntervention(*resources, edits, options));
+        },
+        [this, note, nEdits = edits.size()](std::shared_ptr<const cs::intervention::InterventionResult> r) {
+            m_intervening = false;
+            std::vector<TokenComparisonRow> rows;
+            std::map<int64_t, size_t> at;
+            for (size_t k = 0; k < r->before.size(); ++k) {
+                const auto& t = r->before[k];
+                at[t.id] = rows.size();
+                TokenComparisonRow row;
+                row.token = qs(t.token);
+                row.id = t.id;
+                row.probBefore = t.prob;
+                row.rankBefore = int(k);
+                rows.push_back(row);
+            }
+            for (size_t k = 0; k < r->after.size(); ++k) {
+                const auto& t = r->after[k];
+                auto it = at.find(t.id);
+                if (it == at.end()) {
+                    at[t.id] = rows.size();
+                    TokenComparisonRow row;
+                    row.token = qs(t.token);
+                    row.id = t.id;
+                    rows.push_back(row);
+                    it = at.find(t.id);
+                }
+                rows[it->second].probAfter = t.prob;
+                rows[it->second].rankAfter = int(k);
+            }
+            for (auto& row : rows)
+                if (auto d = r->logitDelta.find(row.id); d != r->logitDelta.end())
+                    row.logitDelta = d->second;
+            m_outcome.setRows(std::move(rows));
+            m_topBefore = r->before.empty() ? QString() : qs(r->before.front().token);
+            m_topAfter = r->after.empty() ? QString() : qs(r->after.front().token);
+            m_generationBefore = qs(r->generationBefore);
+            m_generationAfter = qs(r->generationAfter);
+            m_interventionNote = nEdits == 0 ? QStringLiteral("No intervention: the model's own output") : note;
+            Q_EMIT outcomeChanged();
+        },
+        [this](const QString& message) {
+            m_intervening = false;
+            m_interventionNote = message;
+            Q_EMIT outcomeChanged();
+        });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists
+
+void ExplorerController::refreshLists()
+{
+    std::vector<SubgraphRow> rows;
+    std::map<std::string, std::string> groupOf;
+    for (const Supernode& s : m_state.supernodes)
+        for (const std::string& m : s.members)
+            groupOf[m] = s.name;
+    // Grouped nodes first, by supernode, then the others in pin order.
+    std::vector<std::string> order;
+    for (const Supernode& s : m_state.supernodes)
+        for (const std::string& m : s.members)
+            order.push_back(m);
+    for (const std::string& id : m_state.pinned)
+        if (!groupOf.count(id))
+            order.push_back(id);
+    for (const std::string& id : order) {
+        const int64_t i = indexOf(id);
+        if (i < 0)
+            continue;
+        const auto& node = m_graph->nodes[size_t(i)];
+        SubgraphRow row;
+        row.id = qs(id);
+        const std::string caption = captionOf(i);
+        row.label = caption.empty() ? nodeTitle(i) : QStringLiteral("%1 · %2").arg(nodeTitle(i), qs(caption));
+        row.kind = QString::fromLatin1(cs::graph::nodeKindName(node.kind));
+        row.supernode = groupOf.count(id) ? qs(groupOf[id]) : QString();
+        row.layer = int(node.layer);
+        row.position = int(node.position);
+        row.checked = contains(m_checked, id);
+        row.selected = id == m_state.selected;
+        rows.push_back(row);
+    }
+    m_subgraphList.setRows(std::move(rows));
+
+    std::vector<InterventionRow> interventions;
+    for (const Intervention& i : m_state.interventions) {
+        InterventionRow row;
+        row.target = qs(i.target);
+        row.targetLabel = i.target.rfind(kSupernodePrefix, 0) == 0 ? qs(i.target.substr(std::strlen(kSupernodePrefix)))
+                                                                  : nodeTitle(indexOf(i.target));
+        row.op = QString::fromLatin1(opName(i.op));
+        row.value = i.value;
+        row.positions = positionsText(i.positions);
+        row.enabled = i.enabled;
+        row.free = i.free;
+        interventions.push_back(row);
+    }
+    m_interventionList.setRows(std::move(interventions));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+void ExplorerController::setMessage(const QString& text, bool error)
+{
+    m_message = text;
+    Q_EMIT messageChanged();
+    if (error)
+        Q_EMIT errorOccurred(text);
+}
+
+void ExplorerController::exportFigure(const QString& pathOrUrl, const QString& scope)
+{
+    const QString path = localPath(pathOrUrl);
+    if (!m_graph) {
+        setMessage(QStringLiteral("Nothing to export: trace a prompt first"), true);
+        Q_EMIT exportFinished(false, path);
+        return;
+    }
+    const FigureScope figureScope = scope == QLatin1String("graph") ? FigureScope::PrunedGraph : FigureScope::Subgraph;
+    if (figureScope == FigureScope::Subgraph && m_state.pinned.empty()) {
+        setMessage(QStringLiteral("The subgraph is empty: pin nodes (Ctrl-click) first, or export the whole graph"), true);
+        Q_EMIT exportFinished(false, path);
+        return;
+    }
+    FigureSpec spec;
+    FigureFormat format;
+    try {
+        format = formatFromPath(path.toStdString());
+        spec = buildFigure(*m_graph, *m_pruned, m_state, figureScope, figureOptions());
+    } catch (const std::exception& e) {
+        setMessage(QString::fromStdString(e.what()), true);
+        Q_EMIT exportFinished(false, path);
+        return;
+    }
+    ++m_exporting;
+    Q_EMIT exportingChanged();
+    QPointer<ExplorerController> guard(this);
+    ExportOptions options; // PNG at 150 dpi
+    m_graphviz->post({}, [guard, spec = std::move(spec), path, format, options] {
+        QString error;
+        try {
+            cs::app::exportFigure(spec, path.toStdString(), format, options);
+        } catch (const std::exception& e) {
+            error = QString::fromStdString(e.what());
+        }
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, path, error] {
+                if (!guard)
+                    return;
+                --guard->m_exporting;
+                Q_EMIT guard->exportingChanged();
+                if (error.isEmpty()) {
+                    guard->setMessage(QStringLiteral("Exported %1").arg(QDir::toNativeSeparators(path)));
+                } else {
+                    guard->setMessage(error, true);
+                }
+                Q_EMIT guard->exportFinished(error.isEmpty(), path);
+            },
+            Qt::QueuedConnection);
+    });
+}
+
+bool ExplorerController::exportGraphJson(const QString& pathOrUrl)
+{
+    const QString path = localPath(pathOrUrl);
+    if (!m_graph) {
+        setMessage(QStringLiteral("Nothing to export: trace a prompt first"), true);
+        return false;
+    }
+    try {
+        cs::graph::Graph graph = *m_graph;
+        // The user's labels travel as each node's clerp, the subgraph as Neuronpedia's qParams.
+        for (int64_t i = 0; i < graph.size(); ++i)
+            graph.nodes[size_t(i)].label = labelOf(i);
+        stateToQParams(m_state, graph.metadata.qParams);
+        graph.metadata.nodeThreshold = m_state.nodeThreshold;
+        graph.metadata.edgeThreshold = m_state.edgeThreshold;
+        cs::graph::writeJsonFile(path.toStdString(), graph, *m_pruned);
+    } catch (const std::exception& e) {
+        setMessage(QString::fromStdString(e.what()), true);
+        return false;
+    }
+    m_recent->add(path, QStringLiteral("graph"));
+    setMessage(QStringLiteral("Wrote %1").arg(QDir::toNativeSeparators(path)));
+    return true;
+}
+
+std::unique_ptr<SessionData> ExplorerController::sessionData() const
+{
+    auto data = std::make_unique<SessionData>();
+    data->model = m_modelFolder.toStdString();
+    data->transcoder = m_transcoderName.toStdString();
+    data->prompt = graphPrompt().toStdString();
+    data->graph = *m_graph;
+    data->state = m_state;
+    return data;
+}
+
+bool ExplorerController::saveSession(const QString& pathOrUrl)
+{
+    QString path = localPath(pathOrUrl);
+    if (!m_graph) {
+        setMessage(QStringLiteral("Nothing to save: trace a prompt first"), true);
+        return false;
+    }
+    if (!path.endsWith(QLatin1String(".json")))
+        path += QLatin1String(kSessionExtension);
+    try {
+        writeSession(path.toStdString(), *sessionData());
+    } catch (const std::exception& e) {
+        setMessage(QString::fromStdString(e.what()), true);
+        return false;
+    }
+    m_sessionPath = path;
+    m_undo.setClean();
+    m_recent->add(path, QStringLiteral("session"));
+    setMessage(QStringLiteral("Saved %1").arg(QDir::toNativeSeparators(path)));
+    Q_EMIT sessionChanged();
+    return true;
+}
+
+bool ExplorerController::save()
+{
+    if (m_sessionPath.isEmpty()) {
+        setMessage(QStringLiteral("Choose where to save the session (Save As)"), true);
+        return false;
+    }
+    return saveSession(m_sessionPath);
+}
+
+bool ExplorerController::loadSession(const SessionData& data, const QString& path)
+{
+    auto graph = std::make_shared<const cs::graph::Graph>(data.graph);
+    std::shared_ptr<const cs::graph::Pruner> pruner;
+    try {
+        pruner = std::make_shared<const cs::graph::Pruner>(*graph);
+    } catch (const std::exception& e) {
+        setMessage(QStringLiteral("%1: %2").arg(QDir::toNativeSeparators(path), QString::fromStdString(e.what())), true);
+        return false;
+    }
+    m_contextReady = false;
+    m_traceText = QStringLiteral("opened %1").arg(QFileInfo(path).fileName());
+    setGraph(graph, pruner, data.state, {}, {});
+    requestContext();
+    if (!data.warnings.empty())
+        setMessage(QStringLiteral("Opened %1 (%2)").arg(QDir::toNativeSeparators(path), qs(data.warnings.front())));
+    else
+        setMessage(QStringLiteral("Opened %1").arg(QDir::toNativeSeparators(path)));
+    return true;
+}
+
+bool ExplorerController::openFile(const QString& pathOrUrl)
+{
+    const QString path = localPath(pathOrUrl);
+    const std::string p = path.toStdString();
+    try {
+        if (path.endsWith(QLatin1String(kSessionExtension))) {
+            const SessionData data = readSession(p);
+            if (!loadSession(data, path))
+                return false;
+            m_sessionPath = path;
+            m_recent->add(path, QStringLiteral("session"));
+        } else {
+            SessionData data;
+            data.graph = cs::graph::isGraphFile(p) ? cs::graph::readGraphFile(p) : cs::graph::readJsonFile(p);
+            data.graph.validate();
+            // A graph JSON from Neuronpedia or circuit-tracer may carry a saved subgraph.
+            data.state = stateFromQParams(data.graph.metadata.qParams, data.graph);
+            data.state.nodeThreshold = m_settings->nodeThreshold();
+            data.state.edgeThreshold = m_settings->edgeThreshold();
+            for (int64_t i = 0; i < data.graph.size(); ++i) {
+                const auto& node = data.graph.nodes[size_t(i)];
+                if (node.kind == cs::graph::NodeKind::Feature && !node.label.empty())
+                    data.state.labels[featureKey(node.layer, node.feature)] = node.label;
+            }
+            if (!loadSession(data, path))
+                return false;
+            m_sessionPath.clear();
+            m_recent->add(path, QStringLiteral("graph"));
+        }
+    } catch (const std::exception& e) {
+        // The session open before stays as it was.
+        setMessage(QString::fromStdString(e.what()), true);
+        return false;
+    }
+    Q_EMIT sessionChanged();
+    return true;
+}
+
+void ExplorerController::markDirty()
+{
+    if (m_graph && m_autosave->isStarted())
+        m_autosave->markDirty();
+}
+
+void ExplorerController::autosaveNow()
+{
+    if (m_graph && m_autosave->isStarted())
+        m_autosave->saveNow();
+}
+
+bool ExplorerController::recoverSession()
+{
+    if (m_recoveryPath.isEmpty())
+        return false;
+    const QString path = m_recoveryPath;
+    bool ok = false;
+    try {
+        const SessionData data = readSession(path.toStdString());
+        ok = loadSession(data, path);
+        if (ok)
+            m_undo.resetClean(); // recovered work is not saved anywhere yet
+    } catch (const std::exception& e) {
+        setMessage(QString::fromStdString(e.what()), true);
+    }
+    m_autosave->discardRecovery();
+    m_recoveryPath.clear();
+    Q_EMIT recoveryChanged();
+    Q_EMIT sessionChanged();
+    return ok;
+}
+
+void ExplorerController::discardRecovery()
+{
+    m_autosave->discardRecovery();
+    m_recoveryPath.clear();
+    Q_EMIT recoveryChanged();
+}
+
+void ExplorerController::finishSession()
+{
+    m_autosave->finish();
+}
+
+} // namespace cs::app

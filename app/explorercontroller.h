@@ -1,0 +1,394 @@
+#pragma once
+// The attribution-graph side of the explorer (DESIGN §11): the traced graph, what the user did
+// to it (ExplorerState, with undo and redo), pruning and scores, the canvas scenes, the
+// inspector, the subgraph pane with supernodes, interventions, figure and JSON export, and
+// session files with autosave and crash recovery. Owned by AppController (QML reaches it as
+// AppController.explorer); it posts its engine work to AppController's one engine worker and
+// its Graphviz work to a Graphviz thread of its own.
+//
+// Every edit goes through commit(): the state before and after go on the undo stack, and
+// applyState() derives everything shown from the new state (re-prune when the thresholds
+// changed, scenes, scores, the subgraph layout, the interventions' results).
+
+#include "canvas/canvasscenesource.h"
+#include "engineworker.h"
+#include "explorerlists.h"
+#include "explorerstate.h"
+#include "inspector/connectionsmodel.h"
+#include "inspector/featurecard.h"
+#include "session/recentfiles.h"
+#include "session/settings.h"
+
+#include <cs/graph.h>
+
+#include <QObject>
+#include <QPointer>
+#include <QString>
+#include <QStringList>
+#include <QTimer>
+#include <QUndoStack>
+#include <QUrl>
+#include <QVariantList>
+#include <QtQml/qqmlregistration.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+
+namespace cs::features {
+struct FeatureRecord;
+}
+
+namespace cs::app {
+
+class SessionAutosave;
+class JobQueue;
+struct ExplorerResources;
+struct SessionData;
+struct SceneStyle;
+struct FigureOptions;
+struct FigureSpec;
+struct FigureLayout;
+
+class ExplorerController : public QObject {
+    Q_OBJECT
+    QML_ELEMENT
+    QML_UNCREATABLE("owned by AppController")
+
+    // Transcoders and feature store of the open model.
+    Q_PROPERTY(bool ready READ isReady NOTIFY resourcesChanged)
+    Q_PROPERTY(QString resourcesText READ resourcesText NOTIFY resourcesChanged)
+    Q_PROPERTY(bool hasFeatureStore READ hasFeatureStore NOTIFY resourcesChanged)
+
+    // Tracing.
+    Q_PROPERTY(bool tracing READ isTracing NOTIFY tracingChanged)
+    Q_PROPERTY(double traceProgress READ traceProgress NOTIFY traceProgressChanged)
+    Q_PROPERTY(QString traceText READ traceText NOTIFY graphChanged) // "traced 13 tokens in 60 ms · ..."
+
+    // The graph.
+    Q_PROPERTY(bool hasGraph READ hasGraph NOTIFY graphChanged)
+    Q_PROPERTY(QString graphPrompt READ graphPrompt NOTIFY graphChanged)
+    Q_PROPERTY(int nodeCount READ nodeCount NOTIFY graphChanged)
+    Q_PROPERTY(int edgeCount READ edgeCount NOTIFY graphChanged)
+    Q_PROPERTY(int keptNodeCount READ keptNodeCount NOTIFY pruneChanged)
+    Q_PROPERTY(int keptEdgeCount READ keptEdgeCount NOTIFY pruneChanged)
+    Q_PROPERTY(double nodeThreshold READ nodeThreshold WRITE setNodeThreshold NOTIFY pruneChanged)
+    Q_PROPERTY(double edgeThreshold READ edgeThreshold WRITE setEdgeThreshold NOTIFY pruneChanged)
+    Q_PROPERTY(double replacementScore READ replacementScore NOTIFY graphChanged)
+    Q_PROPERTY(double completenessScore READ completenessScore NOTIFY graphChanged)
+    Q_PROPERTY(double subgraphReplacementScore READ subgraphReplacementScore NOTIFY subgraphChanged)
+    Q_PROPERTY(double subgraphCompletenessScore READ subgraphCompletenessScore NOTIFY subgraphChanged)
+    Q_PROPERTY(bool interventionsAvailable READ interventionsAvailable NOTIFY graphChanged)
+
+    Q_PROPERTY(cs::app::CanvasSceneSource* mainScene READ mainScene CONSTANT)
+    Q_PROPERTY(cs::app::CanvasSceneSource* subgraphScene READ subgraphScene CONSTANT)
+    Q_PROPERTY(QString searchText READ searchText WRITE setSearchText NOTIFY searchChanged)
+    Q_PROPERTY(int searchHits READ searchHits NOTIFY searchChanged)
+    Q_PROPERTY(int hiddenCount READ hiddenCount NOTIFY stateChanged)
+
+    // The selected node.
+    Q_PROPERTY(QString selectedId READ selectedId NOTIFY selectionChanged)
+    Q_PROPERTY(int selectedIndex READ selectedIndex NOTIFY selectionChanged)
+    Q_PROPERTY(QString selectedKind READ selectedKind NOTIFY selectionChanged)
+    Q_PROPERTY(QString selectedTitle READ selectedTitle NOTIFY selectionChanged)
+    Q_PROPERTY(QString selectedLabel READ selectedLabel NOTIFY selectionChanged)
+    Q_PROPERTY(int selectedLayer READ selectedLayer NOTIFY selectionChanged)
+    Q_PROPERTY(int selectedPosition READ selectedPosition NOTIFY selectionChanged)
+    Q_PROPERTY(double selectedActivation READ selectedActivation NOTIFY selectionChanged)
+    Q_PROPERTY(double selectedInfluence READ selectedInfluence NOTIFY selectionChanged)
+    Q_PROPERTY(bool selectedPinned READ selectedPinned NOTIFY selectionChanged)
+    Q_PROPERTY(cs::app::ConnectionsModel* inputs READ inputs CONSTANT)
+    Q_PROPERTY(cs::app::ConnectionsModel* outputs READ outputs CONSTANT)
+    Q_PROPERTY(cs::app::FeatureCard* featureCard READ featureCard CONSTANT)
+
+    // The subgraph.
+    Q_PROPERTY(cs::app::SubgraphListModel* subgraph READ subgraph CONSTANT)
+    Q_PROPERTY(int pinnedCount READ pinnedCount NOTIFY stateChanged)
+    Q_PROPERTY(int checkedCount READ checkedCount NOTIFY checkedChanged)
+    Q_PROPERTY(QStringList supernodeNames READ supernodeNames NOTIFY stateChanged)
+
+    // Interventions.
+    Q_PROPERTY(cs::app::InterventionListModel* interventions READ interventions CONSTANT)
+    Q_PROPERTY(cs::app::TokenComparisonModel* outcome READ outcome CONSTANT)
+    Q_PROPERTY(bool intervening READ isIntervening NOTIFY outcomeChanged)
+    Q_PROPERTY(QString generationBefore READ generationBefore NOTIFY outcomeChanged)
+    Q_PROPERTY(QString generationAfter READ generationAfter NOTIFY outcomeChanged)
+    Q_PROPERTY(QString topBefore READ topBefore NOTIFY outcomeChanged)
+    Q_PROPERTY(QString topAfter READ topAfter NOTIFY outcomeChanged)
+    Q_PROPERTY(QString interventionNote READ interventionNote NOTIFY outcomeChanged)
+    Q_PROPERTY(bool freeRegime READ freeRegime WRITE setFreeRegime NOTIFY stateChanged)
+
+    // Undo, files.
+    Q_PROPERTY(bool canUndo READ canUndo NOTIFY undoChanged)
+    Q_PROPERTY(bool canRedo READ canRedo NOTIFY undoChanged)
+    Q_PROPERTY(QString undoText READ undoText NOTIFY undoChanged)
+    Q_PROPERTY(QString redoText READ redoText NOTIFY undoChanged)
+    Q_PROPERTY(QString sessionPath READ sessionPath NOTIFY sessionChanged)
+    Q_PROPERTY(bool modified READ isModified NOTIFY sessionChanged)
+    Q_PROPERTY(bool recoveryAvailable READ recoveryAvailable NOTIFY recoveryChanged)
+    Q_PROPERTY(QString recoveryPath READ recoveryPath NOTIFY recoveryChanged)
+    Q_PROPERTY(bool exporting READ isExporting NOTIFY exportingChanged)
+    Q_PROPERTY(cs::app::RecentFilesModel* recentFiles READ recentFiles CONSTANT)
+    Q_PROPERTY(cs::app::ExplorerSettings* settings READ settings CONSTANT)
+    Q_PROPERTY(QString message READ message NOTIFY messageChanged) // the last file operation's result
+
+public:
+    // AppController's worker runs the engine jobs; `autosaveFolder` overrides the default
+    // (tests).
+    ExplorerController(EngineWorker& worker, QObject* parent = nullptr, const QString& autosaveFolder = {});
+    ~ExplorerController() override;
+
+    // Called by AppController when a model opened (loads its transcoders and feature store,
+    // then traces `prompt` when given).
+    void onModelOpened(const QString& modelFolder, const QString& prompt);
+
+    bool isReady() const { return m_ready; }
+    QString resourcesText() const { return m_resourcesText; }
+    bool hasFeatureStore() const { return m_hasStore; }
+    bool isTracing() const { return m_tracing; }
+    double traceProgress() const { return m_traceProgress; }
+    QString traceText() const { return m_traceText; }
+    bool hasGraph() const { return m_graph != nullptr; }
+    QString graphPrompt() const;
+    int nodeCount() const { return m_graph ? int(m_graph->size()) : 0; }
+    int edgeCount() const { return m_edgeCount; }
+    int keptNodeCount() const { return m_keptNodes; }
+    int keptEdgeCount() const { return m_keptEdges; }
+    double nodeThreshold() const { return m_state.nodeThreshold; }
+    double edgeThreshold() const { return m_state.edgeThreshold; }
+    double replacementScore() const { return m_scores.replacement; }
+    double completenessScore() const { return m_scores.completeness; }
+    double subgraphReplacementScore() const { return m_subgraphScores.replacement; }
+    double subgraphCompletenessScore() const { return m_subgraphScores.completeness; }
+    bool interventionsAvailable() const { return m_contextReady; }
+    CanvasSceneSource* mainScene() const { return m_mainScene; }
+    CanvasSceneSource* subgraphScene() const { return m_subgraphScene; }
+    QString searchText() const { return m_searchText; }
+    int searchHits() const { return m_searchHitCount; }
+    int hiddenCount() const { return int(m_state.hidden.size()); }
+
+    QString selectedId() const { return QString::fromStdString(m_state.selected); }
+    int selectedIndex() const { return int(indexOf(m_state.selected)); }
+    QString selectedKind() const;
+    QString selectedTitle() const;
+    QString selectedLabel() const;
+    int selectedLayer() const;
+    int selectedPosition() const;
+    double selectedActivation() const;
+    double selectedInfluence() const;
+    bool selectedPinned() const { return isPinned(m_state.selected); }
+    ConnectionsModel* inputs() const { return m_inputs; }
+    ConnectionsModel* outputs() const { return m_outputs; }
+    FeatureCard* featureCard() const { return m_card; }
+
+    SubgraphListModel* subgraph() { return &m_subgraphList; }
+    int pinnedCount() const { return int(m_state.pinned.size()); }
+    int checkedCount() const { return int(m_checked.size()); }
+    QStringList supernodeNames() const;
+
+    InterventionListModel* interventions() { return &m_interventionList; }
+    TokenComparisonModel* outcome() { return &m_outcome; }
+    bool isIntervening() const { return m_intervening; }
+    QString generationBefore() const { return m_generationBefore; }
+    QString generationAfter() const { return m_generationAfter; }
+    QString topBefore() const { return m_topBefore; }
+    QString topAfter() const { return m_topAfter; }
+    QString interventionNote() const { return m_interventionNote; }
+    bool freeRegime() const { return m_freeRegime; }
+    void setFreeRegime(bool free);
+
+    bool canUndo() const { return m_undo.canUndo(); }
+    bool canRedo() const { return m_undo.canRedo(); }
+    QString undoText() const { return m_undo.undoText(); }
+    QString redoText() const { return m_undo.redoText(); }
+    QString sessionPath() const { return m_sessionPath; }
+    bool isModified() const { return !m_undo.isClean(); }
+    bool recoveryAvailable() const { return !m_recoveryPath.isEmpty(); }
+    QString recoveryPath() const { return m_recoveryPath; }
+    bool isExporting() const { return m_exporting > 0; }
+    RecentFilesModel* recentFiles() const { return m_recent; }
+    ExplorerSettings* settings() const { return m_settings; }
+    QString message() const { return m_message; }
+
+    const ExplorerState& state() const { return m_state; }
+    std::shared_ptr<const cs::graph::Graph> graph() const { return m_graph; }
+    const cs::graph::PruneResult* pruned() const { return m_pruned.get(); }
+    QUndoStack& undoStack() { return m_undo; }
+    // Blocks until the engine worker and the Graphviz thread are idle (tests, --screenshot).
+    void waitForIdle();
+    // The graph node index of an id; -1 when the graph has no such node.
+    int64_t indexOf(const std::string& id) const;
+
+    // Tracing.
+    Q_INVOKABLE void trace(const QString& prompt);
+    Q_INVOKABLE void cancelTrace();
+
+    // Selection and the canvas. modifiers: Qt::KeyboardModifiers of the click.
+    Q_INVOKABLE void select(const QString& id);
+    Q_INVOKABLE void selectIndex(int index);
+    Q_INVOKABLE void clickNode(const QString& id, int modifiers);
+    Q_INVOKABLE void togglePin(const QString& id);
+    Q_INVOKABLE void pinNodes(const QStringList& ids);
+    Q_INVOKABLE void unpinAll(); // one undo step; supernodes and their interventions go too
+    Q_INVOKABLE void hideNode(const QString& id);
+    Q_INVOKABLE void showAllNodes();
+    Q_INVOKABLE void setLabel(const QString& id, const QString& label);
+    Q_INVOKABLE void setNodeThreshold(double threshold);
+    Q_INVOKABLE void setEdgeThreshold(double threshold);
+    Q_INVOKABLE void setSearchText(const QString& text);
+    // The id of the next node matching the search after `afterId` (cycling); empty when none.
+    Q_INVOKABLE QString nextSearchHit(const QString& afterId) const;
+    Q_INVOKABLE void setView(double zoom, double centerX, double centerY);
+
+    // The subgraph: check nodes (pinned rows) to group them.
+    Q_INVOKABLE void setChecked(const QString& id, bool checked);
+    Q_INVOKABLE void clearChecked();
+    // Groups the checked nodes (or `ids` when given) into a supernode; returns its name.
+    Q_INVOKABLE QString groupChecked(const QString& name = {});
+    Q_INVOKABLE QString group(const QStringList& ids, const QString& name = {});
+    Q_INVOKABLE void renameSupernode(const QString& name, const QString& newName);
+    Q_INVOKABLE void ungroup(const QString& name);
+
+    // Interventions. target: a node id or "supernode:NAME"; op: "ablate", "scale", "inject";
+    // positions: "" (the node's own), "*" (every position, generated ones too) or "3,5".
+    Q_INVOKABLE int addIntervention(const QString& target, const QString& op, double value = 0,
+        const QString& positions = {});
+    Q_INVOKABLE void setInterventionValue(int row, double value);
+    Q_INVOKABLE void setInterventionEnabled(int row, bool enabled);
+    Q_INVOKABLE void removeIntervention(int row);
+    Q_INVOKABLE void clearInterventions();
+
+    // Undo.
+    Q_INVOKABLE void undo() { m_undo.undo(); }
+    Q_INVOKABLE void redo() { m_undo.redo(); }
+
+    // Files (paths or file:// URLs). Export: the format from the extension (.svg, .pdf, .png);
+    // scope "subgraph" or "graph". Results arrive in `message` and exportFinished.
+    Q_INVOKABLE void exportFigure(const QString& path, const QString& scope = QStringLiteral("subgraph"));
+    Q_INVOKABLE bool exportGraphJson(const QString& path);
+    // Opens a session file, a graph JSON (circuit-tracer / Neuronpedia) or a .csgraph.
+    Q_INVOKABLE bool openFile(const QString& path);
+    Q_INVOKABLE bool saveSession(const QString& path);
+    Q_INVOKABLE bool save(); // to sessionPath
+    Q_INVOKABLE bool recoverSession();
+    Q_INVOKABLE void discardRecovery();
+    // Writes the autosave now (in the background).
+    Q_INVOKABLE void autosaveNow();
+    // A clean exit: no recovery offered next time.
+    void finishSession();
+
+    static QString localPath(const QString& pathOrUrl);
+
+Q_SIGNALS:
+    void resourcesChanged();
+    void tracingChanged();
+    void traceProgressChanged();
+    void graphChanged();
+    void pruneChanged();
+    void subgraphChanged();
+    void stateChanged();
+    void selectionChanged();
+    void searchChanged();
+    void checkedChanged();
+    void outcomeChanged();
+    void undoChanged();
+    void sessionChanged();
+    void recoveryChanged();
+    void exportingChanged();
+    void messageChanged();
+    // A trace ended: ok false when it failed or was cancelled (AppController's errorText says why).
+    void traceFinished(bool ok);
+    void exportFinished(bool ok, const QString& path);
+    void errorOccurred(const QString& message);
+
+private:
+    friend class StateCommand;
+    // Pushes an edit (before = the current state) on the undo stack; mergeId > 0 merges
+    // consecutive edits of one kind (a slider being dragged).
+    void commit(const ExplorerState& after, const QString& text, int mergeId = 0);
+    // Makes `state` current and updates everything derived from it.
+    void applyState(const ExplorerState& state);
+    // A new graph (traced or opened): resets the state to `state`, clears undo.
+    void setGraph(std::shared_ptr<const cs::graph::Graph> graph, std::shared_ptr<const cs::graph::Pruner> pruner,
+        const ExplorerState& state, std::map<std::string, std::string> storeLabels,
+        std::map<std::string, std::string> topOutputs);
+    void reprune();
+    void rebuildMainScene();
+    void rebuildSubgraph();
+    // Shows a Graphviz layout of the subgraph figure in the subgraph scene.
+    void showSubgraphLayout(const FigureSpec& spec, const FigureLayout& layout);
+    SceneStyle sceneStyle() const; // the canvas colours of the current theme
+    FigureOptions figureOptions() const; // labels and scores for figures
+    void updateSelection();
+    void updateSearch();
+    void requestCard();
+    void requestOutcome();
+    void requestContext();
+    void refreshLists();
+    void setMessage(const QString& text, bool error = false);
+    void setTracing(bool tracing);
+    void markDirty(); // the autosave saves a while later
+    bool isPinned(const std::string& id) const;
+    // The label shown for a node: the user's, else the store's, else the top output token.
+    std::string labelOf(int64_t index) const;
+    std::string captionOf(int64_t index) const;
+    QString nodeTitle(int64_t index) const;
+    std::unique_ptr<SessionData> sessionData() const;
+    bool loadSession(const SessionData& data, const QString& path);
+    QString uniqueSupernodeName(const QString& wanted) const;
+
+    EngineWorker& m_worker;
+    std::shared_ptr<ExplorerResources> m_resources; // worker thread only, through jobs
+    std::unique_ptr<JobQueue> m_graphviz; // every Graphviz call runs here
+
+    bool m_ready = false;
+    bool m_hasStore = false;
+    QString m_resourcesText;
+    QString m_modelFolder;
+    QString m_transcoderName = QStringLiteral("clt");
+    bool m_tracing = false;
+    double m_traceProgress = 0;
+    QString m_traceText;
+    std::shared_ptr<std::atomic<bool>> m_cancel;
+    QString m_pendingPrompt; // traced once the resources are loaded
+
+    std::shared_ptr<const cs::graph::Graph> m_graph;
+    std::shared_ptr<const cs::graph::Pruner> m_pruner;
+    std::shared_ptr<const cs::graph::PruneResult> m_pruned;
+    std::map<std::string, int64_t> m_index; // node id -> index
+    std::map<std::string, std::string> m_storeLabels, m_topOutputs; // by featureKey
+    std::shared_ptr<const std::vector<std::string>> m_vocabulary; // the store's token texts
+    bool m_contextReady = false;
+    int m_edgeCount = 0, m_keptNodes = 0, m_keptEdges = 0;
+    cs::graph::Scores m_scores, m_subgraphScores;
+
+    ExplorerState m_state;
+    QUndoStack m_undo;
+    std::vector<std::string> m_checked; // pinned rows checked for grouping (not undoable)
+    QString m_searchText;
+    std::vector<bool> m_searchHits;
+    int m_searchHitCount = 0;
+
+    CanvasSceneSource* m_mainScene = nullptr;
+    CanvasSceneSource* m_subgraphScene = nullptr;
+    ConnectionsModel* m_inputs = nullptr;
+    ConnectionsModel* m_outputs = nullptr;
+    FeatureCard* m_card = nullptr;
+    SubgraphListModel m_subgraphList;
+    InterventionListModel m_interventionList;
+    TokenComparisonModel m_outcome;
+    bool m_intervening = false;
+    bool m_freeRegime = false;
+    QString m_generationBefore, m_generationAfter, m_topBefore, m_topAfter, m_interventionNote;
+    quint64 m_subgraphGeneration = 0;
+    int m_exporting = 0;
+
+    QString m_sessionPath;
+    QString m_message;
+    QString m_recoveryPath;
+    RecentFilesModel* m_recent = nullptr;
+    ExplorerSettings* m_settings = nullptr;
+    SessionAutosave* m_autosave = nullptr;
+};
+
+} // namespace cs::app

@@ -1,0 +1,279 @@
+#include "explorerengine.h"
+
+#include <cs/attribution.h>
+#include <cs/error.h>
+#include <cs/model.h>
+#include <cs/replacement.h>
+#include <cs/transcoder.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+namespace cs::app {
+
+namespace fs = std::filesystem;
+
+std::string findFeatureStore(const std::string& modelFolder, const std::string& transcoderFolder)
+{
+    const fs::path set(transcoderFolder);
+    const std::string name = set.filename().empty() ? set.parent_path().filename().string() : set.filename().string();
+    const fs::path shipped = fs::path(modelFolder) / "features" / (name + ".db");
+    std::error_code ec;
+    if (fs::is_regular_file(shipped, ec))
+        return shipped.string();
+    const fs::path beside = set / "features.db";
+    if (fs::is_regular_file(beside, ec))
+        return beside.string();
+    return {};
+}
+
+ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const cs::model::Model> model,
+    const std::string& transcoder, const std::string& storePath)
+{
+    if (!model)
+        throw cs::Error("no model is open");
+    const std::string folder = cs::transcoder::resolveTranscoderFolder(model->folder(), transcoder);
+    cs::transcoder::TranscoderSet::LoadOptions options;
+    options.device = model->device().str();
+    auto set = cs::transcoder::TranscoderSet::load(folder, options);
+    set->checkFits(model->config());
+
+    ResourcesInfo info;
+    info.transcoderFolder = folder;
+    info.transcoderName = fs::path(folder).filename().string();
+    info.architecture = cs::transcoder::architectureName(set->config().architecture);
+    info.featuresPerLayer = set->nFeatures();
+
+    std::unique_ptr<cs::features::FeatureStore> store;
+    const std::string path = storePath.empty() ? findFeatureStore(model->folder(), folder) : storePath;
+    if (!path.empty()) {
+        try {
+            store = cs::features::FeatureStore::open(path, false);
+            info.storePath = path;
+            info.storeFeatures = store->count();
+        } catch (const cs::Error& e) {
+            info.storeProblem = e.what();
+        }
+    }
+    // Replace everything at once: the old context belongs to the old set.
+    resources.model = std::move(model);
+    resources.transcoders = std::move(set);
+    resources.transcoderFolder = folder;
+    resources.store = std::move(store);
+    resources.context.reset();
+    resources.contextIds.clear();
+    return info;
+}
+
+void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& topOutputs)
+{
+    if (!resources.store)
+        return;
+    const auto features = graph.ranges().features;
+    if (features.size() > kMaxCaptionedFeatures)
+        return;
+    for (int64_t i = features.begin; i < features.end; ++i) {
+        const auto& node = graph.nodes[static_cast<size_t>(i)];
+        const std::string key = featureKey(node.layer, node.feature);
+        if (storeLabels.count(key) || topOutputs.count(key) || !resources.store->has(node.layer, node.feature))
+            continue;
+        const auto record = resources.store->card(node.layer, node.feature);
+        if (!record.label.empty())
+            storeLabels[key] = record.label;
+        if (!record.topLogits.empty())
+            topOutputs[key] = record.topLogits.front().token;
+    }
+}
+
+TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request)
+{
+    if (!resources.model || !resources.transcoders)
+        throw cs::Error("no transcoders are loaded: open a model with a transcoder set first");
+    if (request.prompt.empty())
+        throw cs::Error("the prompt is empty: type a prompt to trace");
+    const auto start = std::chrono::steady_clock::now();
+    const auto ids = resources.model->tokenizer().encode(request.prompt);
+    auto context = std::make_shared<cs::attribution::ReplacementContext>(
+        cs::attribution::buildContext(resources.model, resources.transcoders, at::tensor(ids, at::kLong)));
+
+    cs::attribution::TraceOptions options;
+    options.maxFeatureNodes = request.maxFeatureNodes;
+    options.logits.maxNLogits = request.maxNLogits;
+    options.logits.desiredLogitProb = request.desiredLogitProb;
+    options.progress = request.progress;
+    cs::attribution::TraceResult result = cs::attribution::trace(*context, options);
+
+    auto graph = std::make_shared<cs::graph::Graph>(std::move(result.graph));
+    graph->metadata.prompt = request.prompt;
+    graph->metadata.slug = "circuitscope";
+    auto pruner = std::make_shared<const cs::graph::Pruner>(*graph);
+    const auto scores = pruner->scores();
+    graph->metadata.extra["scores"] = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
+
+    TraceOutput out;
+    readCaptions(resources, *graph, out.storeLabels, out.topOutputs);
+    out.graph = std::move(graph);
+    out.pruner = std::move(pruner);
+    out.maxRelResidual = result.exactness.maxRelResidual;
+    out.traceMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    resources.context = std::move(context);
+    resources.contextIds = ids;
+    return out;
+}
+
+bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph)
+{
+    resources.context.reset();
+    resources.contextIds.clear();
+    if (!resources.model || !resources.transcoders || graph.metadata.prompt.empty())
+        return false;
+    const auto ids = resources.model->tokenizer().encode(graph.metadata.prompt);
+    if (static_cast<int64_t>(ids.size()) != graph.nPositions())
+        return false;
+    // The graph's embeddings must be this prompt's tokens, and its features this set's.
+    const auto ranges = graph.ranges();
+    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i) {
+        const auto& node = graph.nodes[static_cast<size_t>(i)];
+        if (node.position < 0 || node.position >= static_cast<int64_t>(ids.size())
+            || (node.tokenId >= 0 && node.tokenId != ids[static_cast<size_t>(node.position)]))
+            return false;
+    }
+    for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i) {
+        const auto& node = graph.nodes[static_cast<size_t>(i)];
+        if (node.layer < 0 || node.layer >= resources.transcoders->nLayers() || node.feature < 0
+            || node.feature >= resources.transcoders->nFeatures())
+            return false;
+    }
+    resources.context = std::make_shared<cs::attribution::ReplacementContext>(
+        cs::attribution::buildContext(resources.model, resources.transcoders, at::tensor(ids, at::kLong)));
+    resources.contextIds = ids;
+    return true;
+}
+
+namespace {
+
+// The graph's nodes by id.
+std::map<std::string, int64_t> nodeIndex(const cs::graph::Graph& graph)
+{
+    std::map<std::string, int64_t> index;
+    for (int64_t i = 0; i < graph.size(); ++i)
+        index.emplace(cs::graph::nodeId(graph, i), i);
+    return index;
+}
+
+constexpr const char* kSupernodePrefix = "supernode:";
+
+} // namespace
+
+std::vector<cs::intervention::FeatureEdit> interventionEdits(const cs::graph::Graph& graph,
+    const ExplorerState& state, std::vector<std::string>* skipped)
+{
+    const auto index = nodeIndex(graph);
+    std::vector<cs::intervention::FeatureEdit> edits;
+    for (const Intervention& intervention : state.interventions) {
+        if (!intervention.enabled)
+            continue;
+        std::vector<std::string> targets;
+        const std::string& target = intervention.target;
+        if (target.rfind(kSupernodePrefix, 0) == 0) {
+            const std::string name = target.substr(std::string(kSupernodePrefix).size());
+            for (const Supernode& s : state.supernodes)
+                if (s.name == name)
+                    targets = s.members;
+        } else {
+            targets.push_back(target);
+        }
+        for (const std::string& id : targets) {
+            const auto it = index.find(id);
+            if (it == index.end() || graph.nodes[static_cast<size_t>(it->second)].kind != cs::graph::NodeKind::Feature) {
+                if (skipped)
+                    skipped->push_back(id);
+                continue;
+            }
+            const auto& node = graph.nodes[static_cast<size_t>(it->second)];
+            cs::intervention::FeatureEdit edit;
+            edit.layer = node.layer;
+            edit.feature = node.feature;
+            switch (intervention.op) {
+            case InterventionOp::Ablate:
+                edit.op = cs::intervention::Op::Set;
+                edit.value = 0;
+                break;
+            case InterventionOp::Scale:
+                edit.op = cs::intervention::Op::Scale;
+                edit.value = intervention.value;
+                break;
+            case InterventionOp::Inject:
+                edit.op = cs::intervention::Op::Set;
+                edit.value = intervention.value;
+                break;
+            }
+            const std::vector<int64_t> positions
+                = intervention.positions.empty() ? std::vector<int64_t> { node.position } : intervention.positions;
+            std::set<int64_t> seen;
+            for (int64_t p : positions) {
+                if (!seen.insert(p).second)
+                    continue;
+                edit.position = p;
+                edits.push_back(edit);
+            }
+        }
+    }
+    return edits;
+}
+
+bool interventionsFree(const ExplorerState& state)
+{
+    for (const Intervention& intervention : state.interventions)
+        if (intervention.enabled && intervention.free)
+            return true;
+    return false;
+}
+
+cs::intervention::InterventionResult runIntervention(const ExplorerResources& resources,
+    const std::vector<cs::intervention::FeatureEdit>& edits, const cs::intervention::InterventionOptions& options)
+{
+    if (!resources.context)
+        throw cs::Error("interventions need the traced prompt's context: trace the prompt on this model first");
+    return cs::intervention::intervene(*resources.context, edits, options);
+}
+
+cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate)
+{
+    if (!resources.context)
+        throw cs::Error("no traced prompt");
+    const auto& active = resources.context->active;
+    // intervene() needs an edit; scaling one active feature by 1 changes nothing, so its
+    // "before" and "after" are both the unedited model.
+    cs::intervention::FeatureEdit identity;
+    if (active.size() > 0) {
+        identity.layer = active.layer[0].item<int64_t>();
+        identity.position = active.position[0].item<int64_t>();
+        identity.feature = active.feature[0].item<int64_t>();
+    } else {
+        identity.layer = 0;
+        identity.position = resources.context->nPos() - 1;
+        identity.feature = 0;
+    }
+    identity.op = cs::intervention::Op::Scale;
+    identity.value = 1;
+    cs::intervention::InterventionOptions options;
+    options.topK = topK;
+    options.generate = generate;
+    options.maxChanged = 0;
+    return cs::intervention::intervene(*resources.context, { identity }, options);
+}
+
+std::shared_ptr<const cs::features::FeatureRecord> readCard(const ExplorerResources& resources, int64_t layer,
+    int64_t feature)
+{
+    if (!resources.store || !resources.store->has(layer, feature))
+        return nullptr;
+    return std::make_shared<const cs::features::FeatureRecord>(resources.store->card(layer, feature));
+}
+
+} // namespace cs::app

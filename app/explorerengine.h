@@ -1,0 +1,124 @@
+#pragma once
+// The explorer's engine side: what the engine worker thread holds for attribution graphs (the
+// transcoder set, the feature store, the last trace's replacement context) and the jobs it
+// runs on them. Qt-free; only the worker thread calls these (EngineWorker jobs), and what they
+// return crosses to the UI thread as immutable values.
+
+#include "explorerstate.h"
+
+#include <cs/features.h>
+#include <cs/graph.h>
+#include <cs/intervention.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cs {
+namespace model {
+class Model;
+}
+namespace transcoder {
+class TranscoderSet;
+}
+namespace attribution {
+struct ReplacementContext;
+}
+} // namespace cs
+
+namespace cs::app {
+
+// Worker thread only.
+struct ExplorerResources {
+    std::shared_ptr<const cs::model::Model> model; // the model the rest belongs to
+    std::shared_ptr<const cs::transcoder::TranscoderSet> transcoders;
+    std::string transcoderFolder;
+    std::unique_ptr<cs::features::FeatureStore> store; // null when the set has none
+    // The replacement context interventions run on: the last trace's prompt.
+    std::shared_ptr<const cs::attribution::ReplacementContext> context;
+    std::vector<int64_t> contextIds; // its prompt ids
+};
+
+// What loadResources found, for the UI.
+struct ResourcesInfo {
+    std::string transcoderName; // folder name ("clt")
+    std::string transcoderFolder;
+    std::string architecture; // "clt" or "plt"
+    int64_t featuresPerLayer = 0;
+    std::string storePath; // empty when no feature store was found
+    std::string storeProblem; // why a store that exists could not be opened (empty otherwise)
+    int64_t storeFeatures = 0;
+};
+
+// The feature store that belongs to a transcoder folder: MODEL/features/NAME.db for a set
+// shipped as MODEL/transcoders/NAME, else TRANSCODER_FOLDER/features.db. Empty when neither exists.
+std::string findFeatureStore(const std::string& modelFolder, const std::string& transcoderFolder);
+
+// Loads the transcoder set (a shipped name such as "clt" or a folder) for `model` and its
+// feature store (storePath, or found by findFeatureStore when empty), replacing what
+// `resources` held. Throws cs::Error when the set cannot load or does not fit the model; a
+// store that fails to open is reported in storeProblem, not thrown (graphs work without one).
+ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const cs::model::Model> model,
+    const std::string& transcoder, const std::string& storePath = {});
+
+struct TraceRequest {
+    std::string prompt;
+    int64_t maxFeatureNodes = -1; // < 0: every active feature
+    int64_t maxNLogits = 10;
+    double desiredLogitProb = 0.95;
+    // Fraction of rows done; false cancels (the job then throws cs::Cancelled).
+    std::function<bool(double)> progress;
+};
+
+// A traced graph and what the UI shows with it.
+struct TraceOutput {
+    std::shared_ptr<const cs::graph::Graph> graph; // full, unpruned
+    std::shared_ptr<const cs::graph::Pruner> pruner;
+    // Per feature node (featureKey): the store's label, and its top output token (a caption
+    // for features nobody labelled yet). Only for graphs up to kMaxCaptionedFeatures features.
+    std::map<std::string, std::string> storeLabels;
+    std::map<std::string, std::string> topOutputs;
+    double traceMs = 0;
+    double maxRelResidual = 0;
+};
+
+constexpr int64_t kMaxCaptionedFeatures = 5000;
+
+// Tokenizes and traces request.prompt (the context is kept for interventions). Throws
+// cs::Error for an empty or too long prompt, cs::Cancelled when progress says so.
+TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request);
+
+// Store labels and top output tokens for the feature nodes of a graph (the captions).
+void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& topOutputs);
+
+// Rebuilds the replacement context for a graph opened from a file, so interventions work on
+// it: when its prompt tokenizes to its prompt tokens on this model. Returns false (context
+// cleared) when it cannot: no prompt, other tokens, or another model's feature ids.
+bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph);
+
+// The engine edits of the enabled interventions of `state` on `graph`: a node intervention
+// edits that feature, a supernode one each of its feature members; error, embedding and logit
+// nodes cannot be edited and are listed in `skipped`. Positions: the node's own, the listed
+// ones, or -1 (every position, generated ones too). Ablate = set 0, Scale = scale by value,
+// Inject = set value.
+std::vector<cs::intervention::FeatureEdit> interventionEdits(const cs::graph::Graph& graph,
+    const ExplorerState& state, std::vector<std::string>* skipped = nullptr);
+// Free when any enabled intervention asks for the free regime.
+bool interventionsFree(const ExplorerState& state);
+
+// Runs the edits on the current context. Throws cs::Error without one.
+cs::intervention::InterventionResult runIntervention(const ExplorerResources& resources,
+    const std::vector<cs::intervention::FeatureEdit>& edits, const cs::intervention::InterventionOptions& options);
+
+// The unedited top-k and greedy generation (what the panel shows with no intervention).
+cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate);
+
+// The feature card, or null when there is no store or it has no record of that feature.
+std::shared_ptr<const cs::features::FeatureRecord> readCard(const ExplorerResources& resources, int64_t layer,
+    int64_t feature);
+
+} // namespace cs::app

@@ -1,0 +1,151 @@
+#include "explorerlists.h"
+
+namespace cs::app {
+
+QVariant SubgraphListModel::data(const QModelIndex& index, int role) const
+{
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
+    const SubgraphRow& row = m_rows[size_t(index.row())];
+    switch (role) {
+    case Qt::DisplayRole:
+    case LabelRole:
+        return row.label;
+    case IdRole:
+        return row.id;
+    case KindRole:
+        return row.kind;
+    case SupernodeRole:
+        return row.supernode;
+    case LayerRole:
+        return row.layer;
+    case PositionRole:
+        return row.position;
+    case CheckedRole:
+        return row.checked;
+    case SelectedRole:
+        return row.selected;
+    }
+    return {};
+}
+
+QHash<int, QByteArray> SubgraphListModel::roleNames() const
+{
+    return { { IdRole, "nodeId" }, { LabelRole, "label" }, { KindRole, "kind" }, { SupernodeRole, "supernode" },
+        { LayerRole, "layer" }, { PositionRole, "position" }, { CheckedRole, "marked" }, { SelectedRole, "selected" } };
+}
+
+void SubgraphListModel::setRows(std::vector<SubgraphRow> rows)
+{
+    const bool countChanges = rows.size() != m_rows.size();
+    beginResetModel();
+    m_rows = std::move(rows);
+    endResetModel();
+    if (countChanges)
+        Q_EMIT countChanged();
+}
+
+QString InterventionListModel::summary(const InterventionRow& row)
+{
+    QString what;
+    if (row.op == QLatin1String("ablate"))
+        what = QStringLiteral("ablate");
+    else if (row.op == QLatin1String("scale"))
+        what = QStringLiteral("× %1").arg(row.value, 0, 'g', 3);
+    else
+        what = QStringLiteral("= %1").arg(row.value, 0, 'g', 3);
+    if (row.positions == QLatin1String("*"))
+        what += QStringLiteral(" at every position");
+    else if (!row.positions.isEmpty())
+        what += QStringLiteral(" at %1").arg(row.positions);
+    if (row.free)
+        what += QStringLiteral(" (free)");
+    return what;
+}
+
+QVariant InterventionListModel::data(const QModelIndex& index, int role) const
+{
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
+    const InterventionRow& row = m_rows[size_t(index.row())];
+    switch (role) {
+    case Qt::DisplayRole:
+    case SummaryRole:
+        return summary(row);
+    case TargetRole:
+        return row.target;
+    case TargetLabelRole:
+        return row.targetLabel;
+    case OpRole:
+        return row.op;
+    case ValueRole:
+        return row.value;
+    case PositionsRole:
+        return row.positions;
+    case EnabledRole:
+        return row.enabled;
+    case FreeRole:
+        return row.free;
+    }
+    return {};
+}
+
+QHash<int, QByteArray> InterventionListModel::roleNames() const
+{
+    return { { TargetRole, "target" }, { TargetLabelRole, "targetLabel" }, { OpRole, "op" }, { ValueRole, "value" },
+        { PositionsRole, "positions" }, { EnabledRole, "enabled" }, { FreeRole, "free" }, { SummaryRole, "summary" } };
+}
+
+void InterventionListModel::setRows(std::vector<InterventionRow> rows)
+{
+    const bool countChanges = rows.size() != m_rows.size();
+    beginResetModel();
+    m_rows = std::move(rows);
+    endResetModel();
+    if (countChanges)
+        Q_EMIT countChanged();
+}
+
+QVariant TokenComparisonModel::data(const QModelIndex& index, int role) const
+{
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
+    const TokenComparisonRow& row = m_rows[size_t(index.row())];
+    switch (role) {
+    case Qt::DisplayRole:
+    case TokenRole:
+        return row.token;
+    case IdRole:
+        return row.id;
+    case ProbBeforeRole:
+        return row.probBefore;
+    case ProbAfterRole:
+        return row.probAfter;
+    case LogitDeltaRole:
+        return row.logitDelta;
+    case RankBeforeRole:
+        return row.rankBefore;
+    case RankAfterRole:
+        return row.rankAfter;
+    }
+    return {};
+}
+
+QHash<int, QByteArray> TokenComparisonModel::roleNames() const
+{
+    return { { TokenRole, "token" }, { IdRole, "tokenId" }, { ProbBeforeRole, "probBefore" },
+        { ProbAfterRole, "probAfter" }, { LogitDeltaRole, "logitDelta" }, { RankBeforeRole, "rankBefore" },
+        { RankAfterRole, "rankAfter" } };
+}
+
+void TokenComparisonModel::setRows(std::vector<TokenComparisonRow> rows)
+{
+    const bool countChanges = rows.size() != m_rows.size();
+    beginResetModel();
+    m_rows = std::move(rows);
+    endResetModel();
+    if (countChanges)
+        Q_EMIT countChanged();
+}
+
+} // namespace cs::app

@@ -1,0 +1,294 @@
+import QtQuick
+import QtQuick.Controls
+import QtQuick.Layouts
+import Circuitscope
+
+// Interventions on the selected node or on a supernode: ablate, scale (negative factors
+// suppress) or inject a value, at the node's own position, at chosen positions or at every
+// position (generated tokens too), in the constrained or the free regime. The top tokens
+// before and after and a short generation update live while a value slider moves.
+Rectangle {
+    id: panel
+
+    required property ExplorerController explorer
+
+    color: Theme.panel
+
+    component Bar: Rectangle {
+        property real share
+        Layout.preferredWidth: 70
+        Layout.preferredHeight: 14
+        color: Theme.barTrack
+        radius: 2
+        Rectangle {
+            width: parent.width * Math.max(0, Math.min(1, parent.share))
+            height: parent.height
+            radius: 2
+            color: Theme.bar
+        }
+        Label {
+            anchors.centerIn: parent
+            text: (parent.share * 100).toFixed(1) + "%"
+            font.pointSize: Theme.smallSize - 1
+            color: Theme.text
+        }
+    }
+
+    ColumnLayout {
+        anchors.fill: parent
+        anchors.margins: Theme.padding
+        spacing: Theme.spacing
+
+        Label {
+            visible: !panel.explorer.interventionsAvailable
+            Layout.fillWidth: true
+            wrapMode: Text.Wrap
+            text: "Interventions need the traced prompt on the open model: trace a prompt, or open a graph of this model."
+            color: Theme.textMuted
+        }
+
+        GridLayout {
+            Layout.fillWidth: true
+            columns: 2
+            columnSpacing: Theme.spacing
+            rowSpacing: 4
+            enabled: panel.explorer.interventionsAvailable
+
+            Label {
+                text: "Target"
+                color: Theme.textMuted
+            }
+            ComboBox {
+                id: target
+                objectName: "interventionTarget"
+                Layout.fillWidth: true
+                model: {
+                    const items = []
+                    if (panel.explorer.selectedId !== "")
+                        items.push({ text: panel.explorer.selectedTitle, value: panel.explorer.selectedId })
+                    for (const name of panel.explorer.supernodeNames)
+                        items.push({ text: "Supernode: " + name, value: "supernode:" + name })
+                    return items
+                }
+                textRole: "text"
+                valueRole: "value"
+            }
+            Label {
+                text: "Positions"
+                color: Theme.textMuted
+            }
+            TextField {
+                id: positions
+                objectName: "interventionPositions"
+                Layout.fillWidth: true
+                placeholderText: "the node's own · * for every position · 3,5"
+                selectByMouse: true
+            }
+            Label {
+                text: "Value"
+                color: Theme.textMuted
+            }
+            RowLayout {
+                Layout.fillWidth: true
+                TextField {
+                    id: value
+                    objectName: "interventionValue"
+                    Layout.preferredWidth: 80
+                    text: "-2"
+                    validator: DoubleValidator {}
+                    selectByMouse: true
+                }
+                Switch {
+                    id: free
+                    text: "Free regime"
+                    checked: panel.explorer.freeRegime
+                    onToggled: panel.explorer.freeRegime = checked
+                    ToolTip.visible: hovered
+                    ToolTip.text: "Constrained: attention and features frozen (direct effects).\nFree: attention and downstream features recomputed."
+                }
+            }
+        }
+        RowLayout {
+            enabled: panel.explorer.interventionsAvailable && target.currentIndex >= 0
+            Button {
+                objectName: "ablateButton"
+                text: "Ablate"
+                onClicked: panel.explorer.addIntervention(target.currentValue, "ablate", 0, positions.text)
+            }
+            Button {
+                objectName: "scaleButton"
+                text: "Scale ×" + value.text
+                onClicked: panel.explorer.addIntervention(target.currentValue, "scale", Number(value.text), positions.text)
+            }
+            Button {
+                objectName: "injectButton"
+                text: "Inject =" + value.text
+                onClicked: panel.explorer.addIntervention(target.currentValue, "inject", Number(value.text), positions.text)
+            }
+            Item {
+                Layout.fillWidth: true
+            }
+            Button {
+                text: "Clear"
+                enabled: panel.explorer.interventions.count > 0
+                onClicked: panel.explorer.clearInterventions()
+            }
+        }
+
+        ListView {
+            id: active
+            objectName: "interventionList"
+            Layout.fillWidth: true
+            Layout.preferredHeight: Math.min(contentHeight, 150)
+            clip: true
+            model: panel.explorer.interventions
+            delegate: RowLayout {
+                id: row
+                required property int index
+                required property string targetLabel
+                required property string summary
+                required property string op
+                required property real value
+                required property bool enabled
+                width: ListView.view.width
+                CheckBox {
+                    checked: row.enabled
+                    onToggled: panel.explorer.setInterventionEnabled(row.index, checked)
+                }
+                Label {
+                    Layout.fillWidth: true
+                    text: row.targetLabel + ": " + row.summary
+                    elide: Text.ElideRight
+                    color: Theme.text
+                    font.pointSize: Theme.smallSize
+                }
+                Slider {
+                    visible: row.op !== "ablate"
+                    Layout.preferredWidth: 110
+                    from: row.op === "scale" ? -5 : 0
+                    to: row.op === "scale" ? 5 : Math.max(10, row.value * 2)
+                    value: row.value
+                    live: true
+                    onMoved: panel.explorer.setInterventionValue(row.index, value)
+                }
+                ToolButton {
+                    text: "✕"
+                    onClicked: panel.explorer.removeIntervention(row.index)
+                }
+            }
+        }
+
+        Rectangle {
+            Layout.fillWidth: true
+            Layout.preferredHeight: 1
+            color: Theme.divider
+        }
+
+        RowLayout {
+            Layout.fillWidth: true
+            Label {
+                text: "Top token"
+                color: Theme.textMuted
+            }
+            Label {
+                objectName: "topBefore"
+                text: "“" + panel.explorer.topBefore + "”"
+                font.family: Theme.monoFamily
+                font.pointSize: Theme.titleSize
+                color: Theme.text
+            }
+            Label {
+                text: "→"
+                color: Theme.textMuted
+            }
+            Label {
+                objectName: "topAfter"
+                text: "“" + panel.explorer.topAfter + "”"
+                font.family: Theme.monoFamily
+                font.pointSize: Theme.titleSize
+                font.bold: panel.explorer.topAfter !== panel.explorer.topBefore
+                color: panel.explorer.topAfter !== panel.explorer.topBefore ? Theme.error : Theme.text
+            }
+            BusyIndicator {
+                running: panel.explorer.intervening
+                Layout.preferredHeight: 22
+                Layout.preferredWidth: 22
+            }
+        }
+        Label {
+            visible: text !== ""
+            Layout.fillWidth: true
+            text: panel.explorer.interventionNote
+            wrapMode: Text.Wrap
+            color: Theme.textMuted
+            font.pointSize: Theme.smallSize
+        }
+
+        ListView {
+            objectName: "outcomeList"
+            Layout.fillWidth: true
+            Layout.fillHeight: true
+            Layout.minimumHeight: 80
+            clip: true
+            model: panel.explorer.outcome
+            header: RowLayout {
+                width: ListView.view.width
+                Label { Layout.fillWidth: true; text: "token"; color: Theme.textFaint; font.pointSize: Theme.smallSize }
+                Label { Layout.preferredWidth: 70; text: "before"; color: Theme.textFaint; font.pointSize: Theme.smallSize }
+                Label { Layout.preferredWidth: 70; text: "after"; color: Theme.textFaint; font.pointSize: Theme.smallSize }
+                Label { Layout.preferredWidth: 56; text: "Δ logit"; color: Theme.textFaint; font.pointSize: Theme.smallSize }
+            }
+            delegate: RowLayout {
+                id: outcomeRow
+                required property string token
+                required property real probBefore
+                required property real probAfter
+                required property real logitDelta
+                width: ListView.view.width
+                height: 22
+                Label {
+                    Layout.fillWidth: true
+                    text: "“" + outcomeRow.token + "”"
+                    font.family: Theme.monoFamily
+                    elide: Text.ElideRight
+                    color: Theme.text
+                }
+                Bar {
+                    share: outcomeRow.probBefore
+                }
+                Bar {
+                    share: outcomeRow.probAfter
+                }
+                Label {
+                    Layout.preferredWidth: 56
+                    text: (outcomeRow.logitDelta >= 0 ? "+" : "") + outcomeRow.logitDelta.toFixed(2)
+                    font.family: Theme.monoFamily
+                    color: outcomeRow.logitDelta >= 0 ? Theme.positive : Theme.negative
+                }
+            }
+        }
+
+        GridLayout {
+            Layout.fillWidth: true
+            columns: 2
+            visible: panel.explorer.generationBefore !== "" || panel.explorer.generationAfter !== ""
+            Label { text: "Generated"; color: Theme.textMuted }
+            Label {
+                Layout.fillWidth: true
+                text: panel.explorer.generationBefore
+                font.family: Theme.monoFamily
+                elide: Text.ElideRight
+                color: Theme.text
+            }
+            Label { text: "With edits"; color: Theme.textMuted }
+            Label {
+                objectName: "generationAfter"
+                Layout.fillWidth: true
+                text: panel.explorer.generationAfter
+                font.family: Theme.monoFamily
+                elide: Text.ElideRight
+                color: panel.explorer.generationAfter !== panel.explorer.generationBefore ? Theme.error : Theme.text
+            }
+        }
+    }
+}

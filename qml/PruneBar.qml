@@ -1,0 +1,135 @@
+import QtQuick
+import QtQuick.Controls
+import QtQuick.Layouts
+import Circuitscope
+
+// Above the graph: the pruning thresholds (live on every move), what they keep, the scores of
+// the graph and of the pinned subgraph, and the search box.
+Rectangle {
+    id: bar
+
+    required property ExplorerController explorer
+    property alias searchField: search
+
+    implicitHeight: rows.implicitHeight + 2 * Theme.spacing
+    color: Theme.panelHeader
+
+    component Score: ColumnLayout {
+        property string label
+        property real value
+        property bool shown: true
+        spacing: 0
+        opacity: shown ? 1 : 0.4
+        Label {
+            text: parent.label
+            color: Theme.textFaint
+            font.pointSize: Theme.smallSize - 1
+            font.capitalization: Font.AllUppercase
+        }
+        Label {
+            text: parent.shown ? parent.value.toFixed(2) : "–"
+            color: Theme.text
+            font.family: Theme.monoFamily
+            font.pointSize: Theme.baseSize
+        }
+    }
+
+    RowLayout {
+        id: rows
+        anchors.fill: parent
+        anchors.leftMargin: Theme.padding
+        anchors.rightMargin: Theme.padding
+        spacing: Theme.padding
+
+        Label {
+            text: "Nodes"
+            color: Theme.textMuted
+        }
+        Slider {
+            id: nodeSlider
+            objectName: "nodeThresholdSlider"
+            Layout.preferredWidth: 130
+            from: 0.05
+            to: 1
+            stepSize: 0.01
+            live: true
+            value: bar.explorer.nodeThreshold
+            onMoved: bar.explorer.nodeThreshold = value
+            ToolTip.visible: hovered
+            ToolTip.text: "Node threshold: keep the nodes holding this share of the influence on the logits"
+        }
+        Label {
+            text: bar.explorer.nodeThreshold.toFixed(2)
+            font.family: Theme.monoFamily
+            color: Theme.text
+        }
+        Label {
+            text: "Edges"
+            color: Theme.textMuted
+        }
+        Slider {
+            objectName: "edgeThresholdSlider"
+            Layout.preferredWidth: 130
+            from: 0.05
+            to: 1
+            stepSize: 0.01
+            live: true
+            value: bar.explorer.edgeThreshold
+            onMoved: bar.explorer.edgeThreshold = value
+            ToolTip.visible: hovered
+            ToolTip.text: "Edge threshold: keep the edges holding this share of the influence"
+        }
+        Label {
+            text: bar.explorer.edgeThreshold.toFixed(2)
+            font.family: Theme.monoFamily
+            color: Theme.text
+        }
+        Label {
+            objectName: "keptCounts"
+            text: bar.explorer.keptNodeCount + " / " + bar.explorer.nodeCount + " nodes · "
+                  + bar.explorer.keptEdgeCount + " / " + bar.explorer.edgeCount + " edges"
+            color: Theme.textMuted
+            font.pointSize: Theme.smallSize
+        }
+        Item {
+            Layout.fillWidth: true
+        }
+        Score {
+            label: "replacement"
+            value: bar.explorer.replacementScore
+        }
+        Score {
+            label: "completeness"
+            value: bar.explorer.completenessScore
+        }
+        Score {
+            label: "subgraph repl."
+            value: bar.explorer.subgraphReplacementScore
+            shown: bar.explorer.pinnedCount > 0
+        }
+        Score {
+            label: "subgraph compl."
+            value: bar.explorer.subgraphCompletenessScore
+            shown: bar.explorer.pinnedCount > 0
+        }
+        TextField {
+            id: search
+            objectName: "searchField"
+            Layout.preferredWidth: 170
+            placeholderText: "Search labels (Ctrl+F)"
+            selectByMouse: true
+            onTextChanged: bar.explorer.searchText = text
+            onAccepted: {
+                const next = bar.explorer.nextSearchHit(bar.explorer.selectedId)
+                if (next !== "")
+                    bar.explorer.select(next)
+            }
+        }
+        Label {
+            visible: search.text.length > 0
+            text: bar.explorer.searchHits + " found"
+            color: bar.explorer.searchHits > 0 ? Theme.textMuted : Theme.error
+            font.pointSize: Theme.smallSize
+        }
+    }
+}
