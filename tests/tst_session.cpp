@@ -805,6 +805,13 @@ private Q_SLOTS:
         });
         QSignalSpy saved(&autosave, &cs::app::SessionAutosave::saved);
         QSignalSpy failed(&autosave, &cs::app::SessionAutosave::saveFailed);
+        autosave.setInterval(0); // off: marking saves nothing
+        QCOMPARE(autosave.interval(), 0);
+        autosave.markDirty();
+        QVERIFY(!saved.wait(300));
+        QCOMPARE(snapshots, 0);
+        autosave.setInterval(100);
+        QCOMPARE(autosave.interval(), 100);
         autosave.markDirty();
         autosave.markDirty(); // one save for both
         QVERIFY(autosave.isDirty());

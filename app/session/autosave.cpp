@@ -105,11 +105,14 @@ void SessionAutosave::setFolder(const QString& folder)
 
 void SessionAutosave::setInterval(int ms)
 {
-    ms = std::max(ms, 100);
-    if (ms == m_timer.interval())
-        return;
-    m_timer.setInterval(ms);
-    Q_EMIT intervalChanged();
+    const int before = interval();
+    m_enabled = ms > 0;
+    if (m_enabled)
+        m_timer.setInterval(std::max(ms, 100));
+    else
+        m_timer.stop();
+    if (interval() != before)
+        Q_EMIT intervalChanged();
 }
 
 void SessionAutosave::setSnapshot(std::function<SessionData()> snapshot)
@@ -168,7 +171,7 @@ void SessionAutosave::save(const SessionData& data)
 void SessionAutosave::markDirty()
 {
     setDirty(true);
-    if (!m_timer.isActive())
+    if (m_enabled && !m_timer.isActive())
         m_timer.start();
 }
 
@@ -178,7 +181,8 @@ void SessionAutosave::saveNow()
     if (!m_snapshot || m_id.isEmpty())
         return;
     if (m_saving) {
-        m_timer.start(); // try again next round
+        if (m_enabled)
+            m_timer.start(); // try again next round
         return;
     }
     SessionData data;

@@ -42,9 +42,11 @@ public:
     void setFolder(const QString& folder);
     QString folder() const { return m_folder; }
 
-    // Milliseconds between markDirty() and the save it causes (default 60 000; at least 100).
+    // Milliseconds between markDirty() and the save it causes (default 60 000; at least 100);
+    // 0 or less turns the timer off (ExplorerSettings::autosaveSeconds 0): markDirty() then only
+    // marks, and saveNow() still saves.
     void setInterval(int ms);
-    int interval() const { return m_timer.interval(); }
+    int interval() const { return m_enabled ? m_timer.interval() : 0; }
 
     // What the timer saves: called on this object's thread when the timer fires. The returned
     // graph's tensors are only read (on a worker thread), so the caller must not change them in
@@ -108,6 +110,7 @@ private:
     QTimer m_timer;
     QThreadPool m_pool; // one thread: saves never overlap
     std::function<SessionData()> m_snapshot;
+    bool m_enabled = true;
     bool m_dirty = false;
     bool m_saving = false;
     QString m_lastError;
