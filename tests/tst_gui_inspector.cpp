@@ -25,6 +25,7 @@
 #include <QQmlEngine>
 #include <QQuickItem>
 #include <QQuickWindow>
+#include <QRegularExpression>
 #include <QScopeGuard>
 #include <QSet>
 #include <QSignalSpy>
@@ -229,7 +230,8 @@ void recordingHandler(QtMsgType type, const QMessageLogContext& context, const Q
     if (type != QtDebugMsg && type != QtInfoMsg) {
         const QString category = QString::fromLatin1(context.category ? context.category : "");
         const bool fromQml = category.startsWith(QLatin1String("qml")) || category.startsWith(QLatin1String("js"))
-            || message.contains(QLatin1String(".qml")) || message.contains(QLatin1String("QML"));
+            || message.contains(QLatin1String(".qml")) || message.contains(QLatin1String("QML"))
+            || message.contains(QLatin1String("QQml"));
         if (fromQml) {
             QMutexLocker lock(&g_messagesMutex);
             g_qmlMessages.append(message);
@@ -293,6 +295,7 @@ private Q_SLOTS:
     void featureCardMarker();
     void featureCardLabelCommit();
 
+    void qmlWarningsAreCaught();
     void inspectorRendersAndClicks_data();
     void inspectorRendersAndClicks();
 
@@ -814,6 +817,28 @@ void TestGuiInspector::featureCardLabelCommit()
     QCOMPARE(edited.at(1).at(0).toString(), QString());
 }
 
+void TestGuiInspector::qmlWarningsAreCaught()
+{
+    // The handler the window test relies on does see a QML runtime warning.
+    {
+        QMutexLocker lock(&g_messagesMutex);
+        g_qmlMessages.clear();
+    }
+    g_previousHandler = qInstallMessageHandler(recordingHandler);
+    const auto restore = qScopeGuard([] { qInstallMessageHandler(g_previousHandler); });
+    QQmlEngine engine;
+    engine.addImportPath(QStringLiteral("qrc:/qt/qml"));
+    QQmlComponent component(&engine);
+    component.setData("import QtQuick\nimport Circuitscope.Inspector\n"
+                      "Item { property InspectorColors c: InspectorColors {}\n width: c.noSuchThing.x }\n",
+        QUrl::fromLocalFile(QDir(QDir::tempPath()).filePath(QStringLiteral("BrokenBinding.qml"))));
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression(QStringLiteral("BrokenBinding.qml")));
+    std::unique_ptr<QObject> root(component.create());
+    QVERIFY2(root, qPrintable(component.errorString()));
+    QMutexLocker lock(&g_messagesMutex);
+    QCOMPARE(g_qmlMessages.size(), 1);
+}
+
 void TestGuiInspector::inspectorRendersAndClicks_data()
 {
     QTest::addColumn<bool>("dark");
@@ -917,6 +942,21 @@ Window {
         QCOMPARE(activated.last().at(0).toInt(), index);
     }
 
+    // The list shows collapsedLimit rows per sign until its toggle is pressed.
+    auto* inputList = findItemIn(window->contentItem(), QStringLiteral("inputConnections"));
+    QVERIFY(inputList);
+    inputList->setProperty("collapsedLimit", 1);
+    QCOMPARE(inputs.limit(), 1);
+    QCOMPARE(inputs.rowCount(), std::min(1, inputs.positiveCount()) + std::min(1, inputs.negativeCount()));
+    QVERIFY(inputs.rowCount() < inputs.available());
+    QCoreApplication::processEvents(); // lay the shorter list out
+    auto* toggle = findItemIn(inputList, QStringLiteral("connectionsToggle"));
+    QVERIFY(toggle && toggle->isVisible());
+    const QPointF toggleCentre = toggle->mapToScene(QPointF(toggle->width() / 2, toggle->height() / 2));
+    QTest::mouseClick(window, Qt::LeftButton, Qt::NoModifier, toggleCentre.toPoint());
+    QCOMPARE(inputs.limit(), 0);
+    QCOMPARE(inputs.rowCount(), inputs.available());
+
     // Enter in the label editor commits the label.
     auto* field = findItemIn(window->contentItem(), QStringLiteral("featureLabelField"));
     QVERIFY(field);
@@ -933,6 +973,8 @@ Window {
     card.clear();
     QCoreApplication::processEvents();
     QVERIFY(!window->grabWindow().isNull());
+    // Tearing the window down logs nothing either.
+    root.reset();
 
     QMutexLocker lock(&g_messagesMutex);
     QVERIFY2(g_qmlMessages.isEmpty(), qPrintable(g_qmlMessages.join(QLatin1Char('\n'))));

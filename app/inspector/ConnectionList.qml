@@ -20,13 +20,15 @@ ColumnLayout {
 
     spacing: 2
 
-    Binding {
-        target: list.model
-        property: "limit"
-        value: list.expanded ? 0 : list.collapsedLimit
-        when: list.model !== null
-        restoreMode: Binding.RestoreNone
+    // The model's rows per sign follow the toggle.
+    function applyLimit() {
+        if (list.model)
+            list.model.limit = list.expanded ? 0 : list.collapsedLimit
     }
+    onModelChanged: applyLimit()
+    onExpandedChanged: applyLimit()
+    onCollapsedLimitChanged: applyLimit()
+    Component.onCompleted: applyLimit()
 
     RowLayout {
         Layout.fillWidth: true

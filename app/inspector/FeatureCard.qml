@@ -101,8 +101,13 @@ ColumnLayout {
         text: {
             if (!view.ready)
                 return ""
-            return view.card.quantiles.map(q => "p" + (q.level * 100).toPrecision(3).replace(/\.?0+$/, "")
-                                           + " " + view.colors.formatNumber(q.value, 3)).join("  ")
+            const parts = []
+            const quantiles = view.card.quantiles
+            for (let i = 0; i < quantiles.length; ++i) {
+                const level = (quantiles[i].level * 100).toPrecision(3).replace(/\.?0+$/, "")
+                parts.push("p" + level + " " + view.colors.formatNumber(quantiles[i].value, 3))
+            }
+            return parts.join("  ")
         }
     }
 
