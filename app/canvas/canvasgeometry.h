@@ -4,7 +4,7 @@
 // for its flags beneath it. The same polygons feed both renderers: the GPU scene graph gets
 // them as triangle fans in one QSGGeometryNode per layer (per-vertex colour,
 // QSGVertexColorMaterial, 32-bit indices); the software scene graph (offscreen screenshots,
-// tests, the benchmark) gets them painted into an image with QPainter.
+// tests, the benchmark) gets them scan-converted into an image (paintBatch).
 
 #include "canvasscene.h"
 
@@ -63,7 +63,8 @@ void buildHoverLayers(
     const CanvasScene& scene, const SceneAdjacency& adjacency, int hovered, const CanvasLook& look, CanvasLayers& out);
 
 // Paints the polygons that meet `region` (scene units) into `image`, whose pixels cover region
-// (pixel = (scene - region.topLeft) * scale). Antialiased; image in ARGB32_Premultiplied.
+// (pixel = (scene - region.topLeft) * scale), source-over, antialiased (4 sub-rows, exact
+// horizontal coverage). The image must be ARGB32_Premultiplied.
 void paintBatch(QImage& image, const PolygonBatch& batch, const QRectF& region, double scale);
 
 } // namespace cs::app

@@ -555,8 +555,10 @@ QSGNode* GraphCanvas::updatePaintNode(QSGNode* old, UpdatePaintNodeData*)
         const QRectF visible(mapToScene(QPointF(0, 0)), mapToScene(QPointF(width(), height())));
         const QRectF bounds = m_scene ? m_scene->bounds : QRectF();
         const QRectF needed = visible.intersected(bounds);
-        const bool repaintBase
-            = m_baseDirty || scale != root->baseScale || (!needed.isEmpty() && !root->baseRegion.contains(needed));
+        // Half a pixel of slack: the covered rectangle is the region rounded to whole pixels.
+        const double slack = 0.5 / scale;
+        const bool repaintBase = m_baseDirty || scale != root->baseScale
+            || (!needed.isEmpty() && !root->baseRegion.adjusted(-slack, -slack, slack, slack).contains(needed));
         if (repaintBase) {
             QRectF region = visible
                                 .adjusted(-0.5 * visible.width(), -0.5 * visible.height(), 0.5 * visible.width(),
