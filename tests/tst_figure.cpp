@@ -81,6 +81,9 @@ const char* const kEntityToken = "&lt;\xE2";
 const char* const kEntityTokenShown = "&lt;<0xE2>";
 const char* const kSupernodeName = "Say \"capital\" <&>";
 const char* const kUserLabel = "a < b & \"c\"";
+// Graphviz expands \N, \G, \l ... in labels and ids; these must come out as written.
+const char* const kBackslashLabel = "x\\N\\ly\\";
+const char* const kBackslashName = "back\\slash \\G";
 
 int64_t levelOf(const Node& node)
 {
@@ -315,12 +318,14 @@ bool isWritableFolder(const QString& dir)
 
 // The figure the layout and export tests draw: the whole graph, one supernode across layers
 // 0 and 1 (mean layer 0.5: its own rank), the special labels, an intervention.
-FigureSpec richSpec(const Graph& g)
+FigureSpec richSpec(const Graph& g, cs::app::FigureTheme theme = cs::app::FigureTheme::Light)
 {
     ExplorerState state;
     state.pinned = idsOf(g, { F0, F2 });
     state.supernodes.push_back({ kSupernodeName, idsOf(g, { F0, F2 }) });
     state.labels[cs::app::featureKey(1, 3)] = kUserLabel;
+    state.labels[cs::app::featureKey(2, 2)] = kBackslashLabel;
+    state.supernodes.push_back({ kBackslashName, idsOf(g, { E0 }) });
     Intervention ablate;
     ablate.target = std::string("supernode:") + kSupernodeName;
     state.interventions.push_back(ablate);
@@ -329,6 +334,7 @@ FigureSpec richSpec(const Graph& g)
         return "store label of " + std::to_string(layer) + "/" + std::to_string(feature);
     };
     options.scores = "replacement 0.8 \u00B7 completeness 0.9";
+    options.theme = theme;
     return cs::app::buildFigure(g, cs::graph::keepAll(g), state, FigureScope::PrunedGraph, options);
 }
 
@@ -736,6 +742,8 @@ void TestFigure::exportSvg()
     QVERIFY(lines.contains(QString::fromUtf8(kSpecialTokenShown)));
     QVERIFY(lines.contains(QString::fromUtf8(kEntityTokenShown)));
     QVERIFY(lines.contains(QString::fromUtf8(kUserLabel)));
+    QVERIFY2(lines.contains(QString::fromUtf8(kBackslashLabel)), qPrintable(lines.join(" | ")));
+    QVERIFY(lines.contains(QString::fromUtf8(kBackslashName)));
     QVERIFY(lines.contains(QString::fromUtf8("L1 #3")));
     QVERIFY(lines.contains(QString::fromUtf8("store label of 2/9")));
     QVERIFY(lines.contains(QString::fromUtf8("ablated")));
@@ -759,8 +767,10 @@ void TestFigure::exportPng()
 {
     QFETCH(double, dpi);
     QFETCH(bool, dark);
-    FigureSpec spec = richSpec(m_graph);
-    spec.theme = dark ? cs::app::FigureTheme::Dark : cs::app::FigureTheme::Light;
+    const FigureSpec spec = richSpec(m_graph, dark ? cs::app::FigureTheme::Dark : cs::app::FigureTheme::Light);
+    QCOMPARE(spec.theme, dark ? cs::app::FigureTheme::Dark : cs::app::FigureTheme::Light);
+    for (const auto& node : spec.nodes)
+        QCOMPARE(node.fillColor, cs::app::defaultFillColor(node.kind, spec.theme));
     const FigureLayout layout = cs::app::layoutFigure(spec);
     const QString path = m_dir.filePath(QString("figure-%1-%2.png").arg(dpi).arg(dark));
     cs::app::ExportOptions options;
@@ -793,6 +803,9 @@ void TestFigure::exportPng()
     }
     QVERIFY2(colours.size() >= 8, qPrintable(QString::number(colours.size())));
     QVERIFY(drawn > static_cast<qint64>(image.width()) * image.height() / 20);
+    const QByteArray out = qgetenv("CS_FIGURE_OUT"); // to look at
+    if (!out.isEmpty() && QDir().mkpath(QString::fromLocal8Bit(out)))
+        QFile::copy(path, QString::fromLocal8Bit(out) + "/" + QFileInfo(path).fileName());
 }
 
 void TestFigure::exportPdf()

@@ -210,7 +210,9 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
     return out;
 }
 
-std::string fillColor(FigureNodeKind kind, FigureTheme theme)
+} // namespace
+
+std::string defaultFillColor(FigureNodeKind kind, FigureTheme theme)
 {
     const bool dark = theme == FigureTheme::Dark;
     switch (kind) {
@@ -227,6 +229,8 @@ std::string fillColor(FigureNodeKind kind, FigureTheme theme)
     }
     return dark ? "#27405e" : "#dbe8f7";
 }
+
+namespace {
 
 FigureNodeKind figureKind(NodeKind kind)
 {
@@ -470,7 +474,7 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
             lines.push_back(std::to_string(members.size()) + (members.size() == 1 ? " member" : " members"));
         }
         node.label = join(lines, "\n");
-        node.fillColor = fillColor(node.kind, options.theme);
+        node.fillColor = defaultFillColor(node.kind, options.theme);
         node.pinned = true;
         spec.nodes.push_back(std::move(node));
         membersOf.push_back(std::move(members));
@@ -485,7 +489,7 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         node.layer = static_cast<double>(graphNode.layer);
         node.position = static_cast<double>(graphNode.position);
         node.label = labeler.fullLabel(graphNode);
-        node.fillColor = fillColor(node.kind, options.theme);
+        node.fillColor = defaultFillColor(node.kind, options.theme);
         node.pinned = std::find(state.pinned.begin(), state.pinned.end(), node.id) != state.pinned.end();
         groupOf[static_cast<size_t>(i)] = static_cast<int>(spec.nodes.size());
         spec.nodes.push_back(std::move(node));

@@ -39,7 +39,7 @@ struct FigureNode {
     // members' mean layer. Nodes with equal layers share one rank, ranks ordered by layer.
     double layer = 0;
     double position = 0; // the token position (a supernode's: its members' mean)
-    std::string fillColor; // "#rrggbb"
+    std::string fillColor; // "#rrggbb"; empty: defaultFillColor(kind, the spec's theme)
     bool pinned = false;
     bool intervened = false; // drawn with a marked border
     std::string annotation; // e.g. "ablated", "×−2", "= 5"; empty when none
@@ -163,6 +163,9 @@ std::string visibleToken(const std::string& utf8);
 // Text made safe to show as a label: valid UTF-8 (stray bytes as <0xNN>), controls visible
 // ("\n" -> "⏎", "\t" -> "⇥", others as <0xNN>); spaces kept; "" stays "".
 std::string visibleText(const std::string& utf8);
+
+// The fill of a node kind in a theme ("#rrggbb"); node text is dark on light, light on dark.
+std::string defaultFillColor(FigureNodeKind kind, FigureTheme theme);
 
 // A short number: up to 3 significant digits, U+2212 for the minus sign ("−2", "0.125", "1.5e+03").
 std::string formatNumber(double value);

@@ -142,8 +142,8 @@ std::string dotText(const FigureSpec& spec, double dpi)
         if (!node.annotation.empty())
             label += "\n" + node.annotation;
         out << "  n" << i << " [id=" << quoted(node.id) << ", label=" << labelString(label);
-        if (!node.fillColor.empty())
-            out << ", fillcolor=" << quoted(node.fillColor);
+        out << ", fillcolor="
+            << quoted(node.fillColor.empty() ? defaultFillColor(node.kind, spec.theme) : node.fillColor);
         switch (node.kind) {
         case FigureNodeKind::Feature:
             break;
