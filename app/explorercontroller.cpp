@@ -233,9 +233,9 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
         },
         [this](const QString& message) {
             m_ready = false;
+            // Not an error of the user's: a model without transcoders still shows its output.
             m_resourcesText = QStringLiteral("no transcoders: %1").arg(message);
             Q_EMIT resourcesChanged();
-            Q_EMIT errorOccurred(message);
         });
 }
 
@@ -482,6 +482,8 @@ void ExplorerController::rebuildMainScene()
 SceneStyle ExplorerController::sceneStyle() const
 {
     SceneStyle style;
+    // Columns wide enough for a caption beside the nodes of a token position.
+    style.minColumnWidth = 64;
     if (m_settings->theme() == QLatin1String("dark")) {
         style.look.selectedRing = qRgb(0xf2, 0xf2, 0xf2);
         style.positiveEdge = qRgba(0x5d, 0xa5, 0xe8, 0xc0);

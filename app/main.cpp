@@ -81,8 +81,10 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
             return QStringLiteral("--select %1: the graph has no such node").arg(script.select);
     }
     if (!script.tab.isEmpty() && window) {
-        if (auto* tabs = window->contentItem()->findChild<QObject*>(QStringLiteral("rightTabs")))
-            tabs->setProperty("currentIndex", tabIndex(script.tab));
+        QObject* tabs = cs::app::findItem(window, QStringLiteral("rightTabs"));
+        if (!tabs)
+            return QStringLiteral("--tab: the window has no tabs");
+        tabs->setProperty("currentIndex", tabIndex(script.tab));
     }
     return {};
 }
@@ -258,6 +260,8 @@ int main(int argc, char* argv[])
                 std::fprintf(stderr, "circuitscope: could not save a screenshot to %s\n", qPrintable(screenshot));
                 exitCode = 1;
             }
+            if (!explorer->message().isEmpty())
+                std::fprintf(stderr, "circuitscope: %s\n", qPrintable(explorer->message()));
             explorer->finishSession();
             QGuiApplication::exit(exitCode);
         });

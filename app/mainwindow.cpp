@@ -4,6 +4,7 @@
 
 #include <QQmlApplicationEngine>
 #include <QQuickStyle>
+#include <QQuickItem>
 #include <QQuickWindow>
 #include <QUrl>
 
@@ -45,6 +46,29 @@ AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions
     if (!options.model.isEmpty())
         controller->openModel(options.model);
     return controller;
+}
+
+namespace {
+QQuickItem* findItemIn(QQuickItem* item, const QString& objectName)
+{
+    if (item->objectName() == objectName)
+        return item;
+    const auto children = item->childItems();
+    for (QQuickItem* child : children)
+        if (QQuickItem* found = findItemIn(child, objectName))
+            return found;
+    return nullptr;
+}
+} // namespace
+
+QQuickItem* findItem(QQuickWindow* window, const QString& objectName)
+{
+    if (!window)
+        return nullptr;
+    QQuickItem* root = window->contentItem();
+    while (root && root->parentItem())
+        root = root->parentItem();
+    return root ? findItemIn(root, objectName) : nullptr;
 }
 
 QQuickWindow* mainWindow(const QQmlApplicationEngine& engine)

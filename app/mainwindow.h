@@ -5,6 +5,7 @@
 #include <QString>
 
 class QQmlApplicationEngine;
+class QQuickItem;
 class QQuickWindow;
 
 namespace cs::app {
@@ -26,5 +27,10 @@ AppController* loadMainWindow(QQmlApplicationEngine& engine, const LaunchOptions
 
 // The window loadMainWindow made, or null.
 QQuickWindow* mainWindow(const QQmlApplicationEngine& engine);
+
+// The item with that objectName anywhere in the window's visual tree (the header, footer and
+// popups are not QObject children of the content item, so findChild alone misses them); null
+// when there is none.
+QQuickItem* findItem(QQuickWindow* window, const QString& objectName);
 
 } // namespace cs::app

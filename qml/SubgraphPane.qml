@@ -58,7 +58,7 @@ Panel {
             onNodeClicked: (slot, graphIndex, id, modifiers) => pane.explorer.clickNode(id, modifiers)
             // A new layout shows whole.
             Connections {
-                target: pane.explorer.subgraphScene
+                target: subgraphView.canvas
                 function onSceneChanged() { subgraphView.fitToView() }
             }
         }
@@ -72,33 +72,42 @@ Panel {
             model: pane.explorer.subgraph
             section.property: "supernode"
             section.delegate: Rectangle {
+                id: header
                 required property string section
                 width: ListView.view.width
-                height: section === "" ? 0 : 30
-                visible: section !== ""
-                color: Theme.supernode
+                height: 30
+                color: section === "" ? Theme.panelHeader : Theme.supernode
+                Label {
+                    visible: header.section === ""
+                    anchors.verticalCenter: parent.verticalCenter
+                    x: Theme.spacing
+                    text: "Not grouped"
+                    color: Theme.textMuted
+                    font.pointSize: Theme.smallSize
+                }
                 RowLayout {
+                    visible: header.section !== ""
                     anchors.fill: parent
                     anchors.leftMargin: Theme.spacing
                     anchors.rightMargin: 4
                     TextField {
                         Layout.fillWidth: true
-                        text: section
+                        text: header.section
                         font.bold: true
                         background: null
                         selectByMouse: true
-                        onAccepted: pane.explorer.renameSupernode(section, text)
+                        onAccepted: pane.explorer.renameSupernode(header.section, text)
                         ToolTip.visible: hovered
                         ToolTip.text: "Edit and press Enter to rename"
                     }
                     ToolButton {
                         text: "Ablate"
                         enabled: pane.explorer.interventionsAvailable
-                        onClicked: pane.explorer.addIntervention("supernode:" + section, "ablate", 0, "")
+                        onClicked: pane.explorer.addIntervention("supernode:" + header.section, "ablate", 0, "")
                     }
                     ToolButton {
                         text: "Ungroup"
-                        onClicked: pane.explorer.ungroup(section)
+                        onClicked: pane.explorer.ungroup(header.section)
                     }
                 }
             }
