@@ -45,7 +45,10 @@ bool contains(const std::vector<std::string>& list, const std::string& value)
     return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-QString qs(const std::string& s) { return QString::fromStdString(s); }
+QString qs(const std::string& s)
+{
+    return QString::fromStdString(s);
+}
 
 const char* opName(InterventionOp op)
 {
@@ -75,7 +78,8 @@ QString positionsText(const std::vector<int64_t>& positions)
 // One edit: the whole state before and after. mergeWith joins a run of slider moves.
 class StateCommand : public QUndoCommand {
 public:
-    StateCommand(ExplorerController* controller, ExplorerState before, ExplorerState after, const QString& text, int mergeId)
+    StateCommand(
+        ExplorerController* controller, ExplorerState before, ExplorerState after, const QString& text, int mergeId)
         : QUndoCommand(text)
         , m_controller(controller)
         , m_before(std::move(before))
@@ -221,9 +225,9 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
                                   .arg(qs(info.transcoderName).toUpper())
                                   .arg(info.featuresPerLayer)
                                   .arg(m_hasStore ? QStringLiteral("feature store: %1 features").arg(info.storeFeatures)
-                                                  : info.storeProblem.empty()
-                                                  ? QStringLiteral("no feature store")
-                                                  : QStringLiteral("feature store unreadable: %1").arg(qs(info.storeProblem)));
+                                          : info.storeProblem.empty()
+                                          ? QStringLiteral("no feature store")
+                                          : QStringLiteral("feature store unreadable: %1").arg(qs(info.storeProblem)));
             Q_EMIT resourcesChanged();
             if (!m_pendingPrompt.isEmpty())
                 trace(m_pendingPrompt);
@@ -280,7 +284,8 @@ void ExplorerController::trace(const QString& prompt)
     auto resources = m_resources;
     m_worker.request<TraceOutput>(
         QStringLiteral("explorer-trace"),
-        [resources, request](EngineState&) { return std::make_shared<const TraceOutput>(traceGraph(*resources, request)); },
+        [resources, request](
+            EngineState&) { return std::make_shared<const TraceOutput>(traceGraph(*resources, request)); },
         [this, cancel](std::shared_ptr<const TraceOutput> out) {
             if (m_cancel == cancel) {
                 m_cancel.reset();
@@ -342,7 +347,11 @@ void ExplorerController::requestContext()
             m_storeLabels = prepared->storeLabels;
             m_topOutputs = prepared->topOutputs;
             Q_EMIT graphChanged();
-            applyState(m_state);
+            // Captions and the interventions' results can show now.
+            rebuildMainScene();
+            rebuildSubgraph();
+            refreshLists();
+            requestOutcome();
         },
         [this](const QString& message) {
             m_contextReady = false;
@@ -369,6 +378,14 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_scores = m_pruner->scores();
     m_checked.clear();
     m_pruned.reset();
+    // What the panels showed belongs to the graph before.
+    m_outcome.setRows({});
+    m_topBefore.clear();
+    m_topAfter.clear();
+    m_generationBefore.clear();
+    m_generationAfter.clear();
+    m_interventionNote.clear();
+    Q_EMIT outcomeChanged();
     m_state = state;
     m_inputs->setGraph(m_graph, nullptr);
     m_outputs->setGraph(m_graph, nullptr);
@@ -406,8 +423,8 @@ void ExplorerController::applyState(const ExplorerState& state)
         Q_EMIT stateChanged();
         return;
     }
-    const bool thresholds = !m_pruned || before.nodeThreshold != state.nodeThreshold
-        || before.edgeThreshold != state.edgeThreshold;
+    const bool thresholds
+        = !m_pruned || before.nodeThreshold != state.nodeThreshold || before.edgeThreshold != state.edgeThreshold;
     if (thresholds)
         reprune();
     rebuildMainScene();
@@ -415,7 +432,8 @@ void ExplorerController::applyState(const ExplorerState& state)
         || before.labels != state.labels || before.interventions != state.interventions || !m_subgraphGeneration;
     if (subgraph)
         rebuildSubgraph();
-    if (before.selected != state.selected || thresholds || before.labels != state.labels || before.pinned != state.pinned)
+    if (before.selected != state.selected || thresholds || before.labels != state.labels
+        || before.pinned != state.pinned)
         updateSelection();
     if (before.interventions != state.interventions || before.supernodes != state.supernodes || !m_outcome.rowCount()
         || thresholds)
@@ -426,7 +444,8 @@ void ExplorerController::applyState(const ExplorerState& state)
 
 void ExplorerController::reprune()
 {
-    m_pruned = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
+    m_pruned
+        = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
     m_keptNodes = int(countTrue(m_pruned->nodeMask));
     m_keptEdges = int(m_pruned->edgeMask.sum().item<int64_t>());
     m_inputs->setGraph(m_graph, m_pruned);
@@ -517,8 +536,8 @@ void ExplorerController::rebuildSubgraph()
     for (const std::string& id : m_state.pinned)
         if (int64_t i = indexOf(id); i >= 0)
             pinned[size_t(i)] = true;
-    m_subgraphScores = m_state.pinned.empty() ? cs::graph::Scores {}
-                                              : cs::graph::subgraphScores(*m_graph, pinned, m_pruned.get());
+    m_subgraphScores
+        = m_state.pinned.empty() ? cs::graph::Scores {} : cs::graph::subgraphScores(*m_graph, pinned, m_pruned.get());
     Q_EMIT subgraphChanged();
 
     const quint64 generation = ++m_subgraphGeneration;
@@ -528,8 +547,7 @@ void ExplorerController::rebuildSubgraph()
     }
     // The figure is built here (it reads the graph and the state), laid out by Graphviz on its
     // own thread, and shown when the newest layout comes back.
-    auto spec = std::make_shared<const FigureSpec>(
-        buildFigure(*m_graph, *m_pruned, m_state, FigureScope::Subgraph, figureOptions()));
+    auto spec = std::make_shared<const FigureSpec>(figureSpec(true));
     QPointer<ExplorerController> guard(this);
     m_graphviz->post("layout", [guard, spec, generation] {
         std::shared_ptr<const FigureLayout> layout;
@@ -661,7 +679,10 @@ QString ExplorerController::nodeTitle(int64_t index) const
     return {};
 }
 
-QString ExplorerController::graphPrompt() const { return m_graph ? qs(m_graph->metadata.prompt) : QString(); }
+QString ExplorerController::graphPrompt() const
+{
+    return m_graph ? qs(m_graph->metadata.prompt) : QString();
+}
 
 QString ExplorerController::selectedKind() const
 {
@@ -669,8 +690,14 @@ QString ExplorerController::selectedKind() const
     return i < 0 ? QString() : QString::fromLatin1(cs::graph::nodeKindName(m_graph->nodes[size_t(i)].kind));
 }
 
-QString ExplorerController::selectedTitle() const { return nodeTitle(indexOf(m_state.selected)); }
-QString ExplorerController::selectedLabel() const { return qs(labelOf(indexOf(m_state.selected))); }
+QString ExplorerController::selectedTitle() const
+{
+    return nodeTitle(indexOf(m_state.selected));
+}
+QString ExplorerController::selectedLabel() const
+{
+    return qs(labelOf(indexOf(m_state.selected)));
+}
 
 int ExplorerController::selectedLayer() const
 {
@@ -1013,7 +1040,8 @@ QStringList ExplorerController::supernodeNames() const
 // ---------------------------------------------------------------------------------------------
 // Interventions
 
-int ExplorerController::addIntervention(const QString& target, const QString& op, double value, const QString& positions)
+int ExplorerController::addIntervention(
+    const QString& target, const QString& op, double value, const QString& positions)
 {
     Intervention intervention;
     intervention.target = target.toStdString();
@@ -1049,8 +1077,9 @@ int ExplorerController::addIntervention(const QString& target, const QString& op
     intervention.free = m_freeRegime;
     ExplorerState next = m_state;
     next.interventions.push_back(intervention);
-    commit(next, QStringLiteral("%1 %2").arg(op, supernode ? target.mid(int(std::strlen(kSupernodePrefix)))
-                                                           : nodeTitle(indexOf(intervention.target))));
+    commit(next,
+        QStringLiteral("%1 %2").arg(
+            op, supernode ? target.mid(int(std::strlen(kSupernodePrefix))) : nodeTitle(indexOf(intervention.target))));
     return int(m_state.interventions.size()) - 1;
 }
 
@@ -1111,21 +1140,21 @@ void ExplorerController::requestOutcome()
     cs::intervention::InterventionOptions options;
     options.topK = m_settings->topK();
     options.generate = m_settings->generateTokens();
-    options.regime = interventionsFree(m_state) ? cs::intervention::Regime::Free : cs::intervention::Regime::Constrained;
+    options.regime
+        = interventionsFree(m_state) ? cs::intervention::Regime::Free : cs::intervention::Regime::Constrained;
     auto resources = m_resources;
     m_intervening = true;
     Q_EMIT outcomeChanged();
-    const QString note = skipped.empty()
-        ? QString()
-        : QStringLiteral("%1 node(s) are not features and cannot be edited: %2")
-              .arg(skipped.size())
-              .arg(qs(skipped.front()));
+    const QString note = skipped.empty() ? QString()
+                                         : QStringLiteral("%1 node(s) are not features and cannot be edited: %2")
+                                               .arg(skipped.size())
+                                               .arg(qs(skipped.front()));
     m_worker.request<cs::intervention::InterventionResult>(
         QStringLiteral("explorer-intervene"),
         [resources, edits, options](EngineState&) {
-            return std::make_shared<const cs::intervention::InterventionResult>(
-                edits.empty() ? baseline(*resources, options.topK, options.generate)
-                              : runIntervention(*resources, edits, options));
+            return std::make_shared<const cs::intervention::InterventionResult>(edits.empty()
+                    ? baseline(*resources, options.topK, options.generate)
+                    : runIntervention(*resources, edits, options));
         },
         [this, note, nEdits = edits.size()](std::shared_ptr<const cs::intervention::InterventionResult> r) {
             m_intervening = false;
@@ -1215,7 +1244,7 @@ void ExplorerController::refreshLists()
         InterventionRow row;
         row.target = qs(i.target);
         row.targetLabel = i.target.rfind(kSupernodePrefix, 0) == 0 ? qs(i.target.substr(std::strlen(kSupernodePrefix)))
-                                                                  : nodeTitle(indexOf(i.target));
+                                                                   : nodeTitle(indexOf(i.target));
         row.op = QString::fromLatin1(opName(i.op));
         row.value = i.value;
         row.positions = positionsText(i.positions);
@@ -1237,6 +1266,14 @@ void ExplorerController::setMessage(const QString& text, bool error)
         Q_EMIT errorOccurred(text);
 }
 
+FigureSpec ExplorerController::figureSpec(bool subgraph) const
+{
+    if (!m_graph)
+        throw cs::Error("no graph");
+    return buildFigure(
+        *m_graph, *m_pruned, m_state, subgraph ? FigureScope::Subgraph : FigureScope::PrunedGraph, figureOptions());
+}
+
 void ExplorerController::exportFigure(const QString& pathOrUrl, const QString& scope)
 {
     const QString path = localPath(pathOrUrl);
@@ -1247,7 +1284,8 @@ void ExplorerController::exportFigure(const QString& pathOrUrl, const QString& s
     }
     const FigureScope figureScope = scope == QLatin1String("graph") ? FigureScope::PrunedGraph : FigureScope::Subgraph;
     if (figureScope == FigureScope::Subgraph && m_state.pinned.empty()) {
-        setMessage(QStringLiteral("The subgraph is empty: pin nodes (Ctrl-click) first, or export the whole graph"), true);
+        setMessage(
+            QStringLiteral("The subgraph is empty: pin nodes (Ctrl-click) first, or export the whole graph"), true);
         Q_EMIT exportFinished(false, path);
         return;
     }
@@ -1255,7 +1293,7 @@ void ExplorerController::exportFigure(const QString& pathOrUrl, const QString& s
     FigureFormat format;
     try {
         format = formatFromPath(path.toStdString());
-        spec = buildFigure(*m_graph, *m_pruned, m_state, figureScope, figureOptions());
+        spec = figureSpec(figureScope == FigureScope::Subgraph);
     } catch (const std::exception& e) {
         setMessage(QString::fromStdString(e.what()), true);
         Q_EMIT exportFinished(false, path);
@@ -1365,7 +1403,8 @@ bool ExplorerController::loadSession(const SessionData& data, const QString& pat
     try {
         pruner = std::make_shared<const cs::graph::Pruner>(*graph);
     } catch (const std::exception& e) {
-        setMessage(QStringLiteral("%1: %2").arg(QDir::toNativeSeparators(path), QString::fromStdString(e.what())), true);
+        setMessage(
+            QStringLiteral("%1: %2").arg(QDir::toNativeSeparators(path), QString::fromStdString(e.what())), true);
         return false;
     }
     m_contextReady = false;

@@ -214,6 +214,8 @@ public:
     std::shared_ptr<const cs::graph::Graph> graph() const { return m_graph; }
     const cs::graph::PruneResult* pruned() const { return m_pruned.get(); }
     QUndoStack& undoStack() { return m_undo; }
+    // The figure of the subgraph (subgraph true) or of the pruned graph, as exportFigure draws it.
+    FigureSpec figureSpec(bool subgraph) const;
     // Blocks until the engine worker and the Graphviz thread are idle (tests, --screenshot).
     void waitForIdle();
     // The graph node index of an id; -1 when the graph has no such node.
@@ -251,8 +253,8 @@ public:
 
     // Interventions. target: a node id or "supernode:NAME"; op: "ablate", "scale", "inject";
     // positions: "" (the node's own), "*" (every position, generated ones too) or "3,5".
-    Q_INVOKABLE int addIntervention(const QString& target, const QString& op, double value = 0,
-        const QString& positions = {});
+    Q_INVOKABLE int addIntervention(
+        const QString& target, const QString& op, double value = 0, const QString& positions = {});
     Q_INVOKABLE void setInterventionValue(int row, double value);
     Q_INVOKABLE void setInterventionEnabled(int row, bool enabled);
     Q_INVOKABLE void removeIntervention(int row);

@@ -112,7 +112,8 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     graph->metadata.slug = "circuitscope";
     auto pruner = std::make_shared<const cs::graph::Pruner>(*graph);
     const auto scores = pruner->scores();
-    graph->metadata.extra["scores"] = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
+    graph->metadata.extra["scores"]
+        = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
 
     TraceOutput out;
     readCaptions(resources, *graph, out.storeLabels, out.topOutputs);
@@ -169,8 +170,8 @@ constexpr const char* kSupernodePrefix = "supernode:";
 
 } // namespace
 
-std::vector<cs::intervention::FeatureEdit> interventionEdits(const cs::graph::Graph& graph,
-    const ExplorerState& state, std::vector<std::string>* skipped)
+std::vector<cs::intervention::FeatureEdit> interventionEdits(
+    const cs::graph::Graph& graph, const ExplorerState& state, std::vector<std::string>* skipped)
 {
     const auto index = nodeIndex(graph);
     std::vector<cs::intervention::FeatureEdit> edits;
@@ -189,7 +190,8 @@ std::vector<cs::intervention::FeatureEdit> interventionEdits(const cs::graph::Gr
         }
         for (const std::string& id : targets) {
             const auto it = index.find(id);
-            if (it == index.end() || graph.nodes[static_cast<size_t>(it->second)].kind != cs::graph::NodeKind::Feature) {
+            if (it == index.end()
+                || graph.nodes[static_cast<size_t>(it->second)].kind != cs::graph::NodeKind::Feature) {
                 if (skipped)
                     skipped->push_back(id);
                 continue;
@@ -268,8 +270,8 @@ cs::intervention::InterventionResult baseline(const ExplorerResources& resources
     return cs::intervention::intervene(*resources.context, { identity }, options);
 }
 
-std::shared_ptr<const cs::features::FeatureRecord> readCard(const ExplorerResources& resources, int64_t layer,
-    int64_t feature)
+std::shared_ptr<const cs::features::FeatureRecord> readCard(
+    const ExplorerResources& resources, int64_t layer, int64_t feature)
 {
     if (!resources.store || !resources.store->has(layer, feature))
         return nullptr;

@@ -105,8 +105,8 @@ bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph)
 // nodes cannot be edited and are listed in `skipped`. Positions: the node's own, the listed
 // ones, or -1 (every position, generated ones too). Ablate = set 0, Scale = scale by value,
 // Inject = set value.
-std::vector<cs::intervention::FeatureEdit> interventionEdits(const cs::graph::Graph& graph,
-    const ExplorerState& state, std::vector<std::string>* skipped = nullptr);
+std::vector<cs::intervention::FeatureEdit> interventionEdits(
+    const cs::graph::Graph& graph, const ExplorerState& state, std::vector<std::string>* skipped = nullptr);
 // Free when any enabled intervention asks for the free regime.
 bool interventionsFree(const ExplorerState& state);
 
@@ -118,7 +118,7 @@ cs::intervention::InterventionResult runIntervention(const ExplorerResources& re
 cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate);
 
 // The feature card, or null when there is no store or it has no record of that feature.
-std::shared_ptr<const cs::features::FeatureRecord> readCard(const ExplorerResources& resources, int64_t layer,
-    int64_t feature);
+std::shared_ptr<const cs::features::FeatureRecord> readCard(
+    const ExplorerResources& resources, int64_t layer, int64_t feature);
 
 } // namespace cs::app

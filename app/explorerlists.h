@@ -29,7 +29,16 @@ class SubgraphListModel : public QAbstractListModel {
     QML_UNCREATABLE("owned by ExplorerController")
     Q_PROPERTY(int count READ rowCount NOTIFY countChanged)
 public:
-    enum Role { IdRole = Qt::UserRole + 1, LabelRole, KindRole, SupernodeRole, LayerRole, PositionRole, CheckedRole, SelectedRole };
+    enum Role {
+        IdRole = Qt::UserRole + 1,
+        LabelRole,
+        KindRole,
+        SupernodeRole,
+        LayerRole,
+        PositionRole,
+        CheckedRole,
+        SelectedRole
+    };
     using QAbstractListModel::QAbstractListModel;
     int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
     QVariant data(const QModelIndex& index, int role) const override;
@@ -59,7 +68,16 @@ class InterventionListModel : public QAbstractListModel {
     QML_UNCREATABLE("owned by ExplorerController")
     Q_PROPERTY(int count READ rowCount NOTIFY countChanged)
 public:
-    enum Role { TargetRole = Qt::UserRole + 1, TargetLabelRole, OpRole, ValueRole, PositionsRole, EnabledRole, FreeRole, SummaryRole };
+    enum Role {
+        TargetRole = Qt::UserRole + 1,
+        TargetLabelRole,
+        OpRole,
+        ValueRole,
+        PositionsRole,
+        EnabledRole,
+        FreeRole,
+        SummaryRole
+    };
     using QAbstractListModel::QAbstractListModel;
     int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
     QVariant data(const QModelIndex& index, int role) const override;
@@ -91,7 +109,15 @@ class TokenComparisonModel : public QAbstractListModel {
     QML_UNCREATABLE("owned by ExplorerController")
     Q_PROPERTY(int count READ rowCount NOTIFY countChanged)
 public:
-    enum Role { TokenRole = Qt::UserRole + 1, IdRole, ProbBeforeRole, ProbAfterRole, LogitDeltaRole, RankBeforeRole, RankAfterRole };
+    enum Role {
+        TokenRole = Qt::UserRole + 1,
+        IdRole,
+        ProbBeforeRole,
+        ProbAfterRole,
+        LogitDeltaRole,
+        RankBeforeRole,
+        RankAfterRole
+    };
     using QAbstractListModel::QAbstractListModel;
     int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
     QVariant data(const QModelIndex& index, int role) const override;

@@ -157,15 +157,15 @@ int main(int argc, char* argv[])
     const QCommandLineOption tabOption(QStringLiteral("tab"),
         QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions or output."),
         QStringLiteral("tab"));
-    const QCommandLineOption sizeOption(QStringLiteral("size"), QStringLiteral("The window size, WxH."),
-        QStringLiteral("WxH"));
-    const QCommandLineOption themeOption(QStringLiteral("theme"), QStringLiteral("light or dark (saved as a setting)."),
-        QStringLiteral("theme"));
+    const QCommandLineOption sizeOption(
+        QStringLiteral("size"), QStringLiteral("The window size, WxH."), QStringLiteral("WxH"));
+    const QCommandLineOption themeOption(
+        QStringLiteral("theme"), QStringLiteral("light or dark (saved as a setting)."), QStringLiteral("theme"));
     const QCommandLineOption benchOption(QStringLiteral("bench"),
         QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
-    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption, &pinOption,
-             &groupOption, &interveneOption, &tabOption, &sizeOption, &themeOption, &benchOption })
+    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
+             &pinOption, &groupOption, &interveneOption, &tabOption, &sizeOption, &themeOption, &benchOption })
         parser.addOption(*option);
     parser.process(app);
 

@@ -3,8 +3,8 @@
 #include "appcontroller.h"
 
 #include <QQmlApplicationEngine>
-#include <QQuickStyle>
 #include <QQuickItem>
+#include <QQuickStyle>
 #include <QQuickWindow>
 #include <QUrl>
 
