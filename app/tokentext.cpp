@@ -1,11 +1,9 @@
 #include "tokentext.h"
 
+#include <cstdio>
+
 namespace cs::app {
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0 when the bytes there are not one
-// (overlong forms, surrogates and code points above U+10FFFF count as ill-formed).
 int utf8SequenceLength(const std::string& s, std::size_t i, char32_t& codePoint)
 {
     const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
@@ -27,10 +25,10 @@ int utf8SequenceLength(const std::string& s, std::size_t i, char32_t& codePoint)
     } else {
         return 0;
     }
-    if (i + length > s.size())
+    if (i + static_cast<std::size_t>(length) > s.size())
         return 0;
     for (int k = 1; k < length; ++k) {
-        const unsigned char c = byte(i + k);
+        const unsigned char c = byte(i + static_cast<std::size_t>(k));
         if ((c & 0xC0) != 0x80)
             return 0;
         cp = (cp << 6) | (c & 0x3F);
@@ -42,47 +40,35 @@ int utf8SequenceLength(const std::string& s, std::size_t i, char32_t& codePoint)
     return length;
 }
 
-void appendByte(QString& out, unsigned char byte)
+bool isValidUtf8(const std::string& text)
 {
-    out += QStringLiteral("<0x%1>").arg(QString::number(byte, 16).rightJustified(2, QLatin1Char('0')).toUpper());
+    std::size_t i = 0;
+    while (i < text.size()) {
+        char32_t cp = 0;
+        const int length = utf8SequenceLength(text, i, cp);
+        if (length == 0)
+            return false;
+        i += static_cast<std::size_t>(length);
+    }
+    return true;
 }
 
-// Space, newline and tab get a glyph (fonts commonly have these three); other controls
-// are written as their byte, as byte-fallback vocabularies name them (<0x0D>).
-void appendVisible(QString& out, char32_t cp)
+namespace {
+
+void appendByte(std::string& out, unsigned char byte)
 {
-    switch (cp) {
-    case U' ':
-        out += QChar(0x2423); // ␣ OPEN BOX
-        return;
-    case U'\n':
-        out += QChar(0x23CE); // ⏎ RETURN SYMBOL
-        return;
-    case U'\t':
-        out += QChar(0x21E5); // ⇥ RIGHTWARDS ARROW TO BAR
-        return;
-    case 0xA0:
-        out += QChar(0x237D); // ⍽ SHOULDERED OPEN BOX: no-break space
-        return;
-    default:
-        break;
-    }
-    if (cp < 0x20 || cp == 0x7F) {
-        appendByte(out, static_cast<unsigned char>(cp));
-        return;
-    }
-    const char32_t one[1] = { cp };
-    out += QString::fromUcs4(one, 1);
+    char buffer[8];
+    std::snprintf(buffer, sizeof buffer, "<0x%02X>", byte);
+    out += buffer;
 }
 
-} // namespace
-
-QString visibleTokenText(const std::string& utf8)
+// Newline and tab get a glyph (fonts commonly have these), and with `token` the space and the
+// no-break space too; other controls are written as their byte, as byte-fallback vocabularies
+// name them (<0x0D>).
+std::string visibleString(const std::string& utf8, bool token)
 {
-    if (utf8.empty())
-        return QStringLiteral("\u2205"); // ∅
-    QString out;
-    out.reserve(static_cast<int>(utf8.size()));
+    std::string out;
+    out.reserve(utf8.size() + 8);
     std::size_t i = 0;
     while (i < utf8.size()) {
         char32_t cp = 0;
@@ -92,10 +78,40 @@ QString visibleTokenText(const std::string& utf8)
             i += 1;
             continue;
         }
-        appendVisible(out, cp);
+        if (cp == U' ' && token)
+            out += "\u2423"; // ␣ OPEN BOX
+        else if (cp == U'\n')
+            out += "\u23CE"; // ⏎ RETURN SYMBOL
+        else if (cp == U'\t')
+            out += "\u21E5"; // ⇥ RIGHTWARDS ARROW TO BAR
+        else if (cp == 0xA0 && token)
+            out += "\u237D"; // ⍽ SHOULDERED OPEN BOX: no-break space
+        else if (cp < 0x20 || cp == 0x7F)
+            appendByte(out, static_cast<unsigned char>(cp));
+        else
+            out.append(utf8, i, static_cast<std::size_t>(length));
         i += static_cast<std::size_t>(length);
     }
     return out;
+}
+
+} // namespace
+
+std::string visibleToken(const std::string& utf8)
+{
+    if (utf8.empty())
+        return "\u2205"; // ∅
+    return visibleString(utf8, true);
+}
+
+QString visibleTokenText(const std::string& utf8)
+{
+    return QString::fromStdString(visibleToken(utf8));
+}
+
+std::string visibleText(const std::string& utf8)
+{
+    return visibleString(utf8, false);
 }
 
 } // namespace cs::app

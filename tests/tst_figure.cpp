@@ -6,6 +6,7 @@
 // readers (QXmlStreamReader for SVG, QImage for PNG, the PDF's own markers), atomic writes and
 // refusals. Fast: label unit.
 
+#include "graph_nodes.h"
 #include "hf_fixtures.h"
 
 #include "figure.h"
@@ -85,22 +86,11 @@ const char* const kUserLabel = "a < b & \"c\"";
 const char* const kBackslashLabel = "x\\N\\ly\\";
 const char* const kBackslashName = "back\\slash \\G";
 
-int64_t levelOf(const Node& node)
-{
-    return node.kind == NodeKind::Embedding ? -1 : node.layer;
-}
-
 Graph makeGraph(uint64_t seed)
 {
     Graph g;
     const auto feature = [&](int64_t layer, int64_t position, int64_t index) {
-        Node n;
-        n.kind = NodeKind::Feature;
-        n.layer = layer;
-        n.position = position;
-        n.feature = index;
-        n.activation = 1.5;
-        g.nodes.push_back(n);
+        g.nodes.push_back(cs::test::featureNode(layer, position, index, 1.5));
     };
     feature(0, 1, 5);
     feature(0, 2, 7);
@@ -109,34 +99,14 @@ Graph makeGraph(uint64_t seed)
     feature(2, 2, 9);
     feature(2, 1, 2);
     g.nodes[F3].label = "graph's own label";
-    for (int64_t layer : { 0, 1 }) {
-        Node n;
-        n.kind = NodeKind::Error;
-        n.layer = layer;
-        n.position = 2;
-        g.nodes.push_back(n);
-    }
+    for (int64_t layer : { 0, 1 })
+        g.nodes.push_back(cs::test::errorNode(layer, 2));
     const std::vector<std::string> tokens { "Fact", kSpecialToken, kEntityToken };
-    for (int64_t p = 0; p < 3; ++p) {
-        Node n;
-        n.kind = NodeKind::Embedding;
-        n.layer = -1;
-        n.position = p;
-        n.tokenId = 70 + p;
-        n.token = tokens[static_cast<size_t>(p)];
-        g.nodes.push_back(n);
-    }
+    for (int64_t p = 0; p < 3; ++p)
+        g.nodes.push_back(cs::test::embeddingNode(p, 70 + p, tokens[static_cast<size_t>(p)]));
     const std::vector<std::pair<std::string, double>> logits { { " Austin", 0.6 }, { " Dallas", 0.25 } };
-    for (size_t k = 0; k < logits.size(); ++k) {
-        Node n;
-        n.kind = NodeKind::Logit;
-        n.layer = 3;
-        n.position = 2;
-        n.tokenId = 80 + static_cast<int64_t>(k);
-        n.token = logits[k].first;
-        n.tokenProb = logits[k].second;
-        g.nodes.push_back(n);
-    }
+    for (size_t k = 0; k < logits.size(); ++k)
+        g.nodes.push_back(cs::test::logitNode(3, 2, 80 + static_cast<int64_t>(k), logits[k].first, logits[k].second));
     g.metadata.prompt = "Fact <b>&\"x\"\n";
     g.metadata.promptTokens = tokens;
     g.metadata.scan = "tinyworld-clt";
@@ -153,9 +123,7 @@ Graph makeGraph(uint64_t seed)
         if (target.kind != NodeKind::Feature && target.kind != NodeKind::Logit)
             continue;
         for (int64_t s = 0; s < kNodes; ++s) {
-            const Node& source = g.nodes[static_cast<size_t>(s)];
-            if (source.kind == NodeKind::Logit || levelOf(source) >= levelOf(target)
-                || source.position > target.position || uniform(rng) > 0.85)
+            if (!cs::test::edgeAllowed(target, g.nodes[static_cast<size_t>(s)]) || uniform(rng) > 0.85)
                 continue;
             acc[t][s] = static_cast<float>(normal(rng));
         }

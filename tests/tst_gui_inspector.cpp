@@ -7,7 +7,7 @@
 
 #include "connectionsmodel.h"
 #include "featurecard.h"
-#include "tokendisplay.h"
+#include "graph_nodes.h"
 
 #include <cs/engine.h>
 #include <cs/features.h>
@@ -65,44 +65,19 @@ std::shared_ptr<cs::graph::Graph> makeGraph()
     using cs::graph::NodeKind;
     auto graph = std::make_shared<cs::graph::Graph>();
     auto feature = [](int64_t layer, int64_t index, int64_t position, double activation) {
-        Node n;
-        n.kind = NodeKind::Feature;
-        n.layer = layer;
-        n.feature = index;
-        n.position = position;
-        n.activation = activation;
-        return n;
+        return cs::test::featureNode(layer, position, index, activation);
     };
     graph->nodes = { feature(0, 5, 0, 1.5), feature(0, 7, 1, 0.7), feature(1, 11, 1, 2.0), feature(2, 13, 2, 0.4),
         feature(3, 918, 2, 1.9), feature(3, 20, 1, 0.8) };
-    for (auto [layer, position] : { std::pair<int64_t, int64_t> { 0, 0 }, { 0, 1 }, { 1, 2 }, { 2, 2 } }) {
-        Node n;
-        n.kind = NodeKind::Error;
-        n.layer = layer;
-        n.position = position;
-        graph->nodes.push_back(n);
-    }
+    for (auto [layer, position] : { std::pair<int64_t, int64_t> { 0, 0 }, { 0, 1 }, { 1, 2 }, { 2, 2 } })
+        graph->nodes.push_back(cs::test::errorNode(layer, position));
     const std::vector<std::string> prompt = { "Fact", " of", "\n" };
-    for (int64_t p = 0; p < 3; ++p) {
-        Node n;
-        n.kind = NodeKind::Embedding;
-        n.layer = -1;
-        n.position = p;
-        n.tokenId = 10 + p;
-        n.token = prompt[static_cast<std::size_t>(p)];
-        graph->nodes.push_back(n);
-    }
+    for (int64_t p = 0; p < 3; ++p)
+        graph->nodes.push_back(cs::test::embeddingNode(p, 10 + p, prompt[static_cast<std::size_t>(p)]));
     const std::vector<std::pair<std::string, double>> logits = { { " Austin", 0.6 }, { " Texas", 0.3 } };
-    for (std::size_t i = 0; i < logits.size(); ++i) {
-        Node n;
-        n.kind = NodeKind::Logit;
-        n.layer = 4;
-        n.position = 2;
-        n.tokenId = 100 + static_cast<int64_t>(i);
-        n.token = logits[i].first;
-        n.tokenProb = logits[i].second;
-        graph->nodes.push_back(n);
-    }
+    for (std::size_t i = 0; i < logits.size(); ++i)
+        graph->nodes.push_back(
+            cs::test::logitNode(4, 2, 100 + static_cast<int64_t>(i), logits[i].first, logits[i].second));
     graph->metadata.promptTokens = prompt;
 
     const int64_t n = graph->size();
@@ -115,8 +90,7 @@ std::shared_ptr<cs::graph::Graph> makeGraph()
         if (target.kind == NodeKind::Error || target.kind == NodeKind::Embedding)
             continue;
         for (int64_t s = 0; s < n; ++s) {
-            const Node& source = graph->nodes[static_cast<std::size_t>(s)];
-            if (source.kind == NodeKind::Logit || source.layer >= target.layer || source.position > target.position)
+            if (!cs::test::edgeAllowed(target, graph->nodes[static_cast<std::size_t>(s)]))
                 continue;
             if (uniform(rng) < 0.33)
                 continue;
@@ -280,9 +254,6 @@ private Q_SLOTS:
     void initTestCase();
     void cleanupTestCase();
 
-    void displayTokenText_data();
-    void displayTokenText();
-
     void connectionsMatchAdjacency_data();
     void connectionsMatchAdjacency();
     void connectionsLimitPerSign();
@@ -332,30 +303,6 @@ void TestGuiInspector::initTestCase()
 void TestGuiInspector::cleanupTestCase()
 {
     m_store.reset();
-}
-
-void TestGuiInspector::displayTokenText_data()
-{
-    QTest::addColumn<QByteArray>("utf8");
-    QTest::addColumn<QString>("shown");
-    QTest::newRow("word") << QByteArray("cat") << QStringLiteral("cat");
-    QTest::newRow("leading space") << QByteArray(" Austin") << QStringLiteral("\u2423Austin");
-    QTest::newRow("newline") << QByteArray(".\n") << QStringLiteral(".\u23CE");
-    QTest::newRow("tab") << QByteArray("\t") << QStringLiteral("\u21E5");
-    QTest::newRow("no-break space") << QByteArray("\xC2\xA0") << QStringLiteral("\u237D");
-    QTest::newRow("carriage return") << QByteArray("\r") << QStringLiteral("<0x0D>");
-    QTest::newRow("stray byte") << QByteArray("a\xE2") << QStringLiteral("a<0xE2>");
-    QTest::newRow("overlong") << QByteArray("\xC0\xAF") << QStringLiteral("<0xC0><0xAF>");
-    QTest::newRow("accented") << QByteArray("\xC3\xA9t\xC3\xA9") << QStringLiteral("\u00E9t\u00E9");
-    QTest::newRow("astral") << QByteArray("\xF0\x9F\x99\x82") << QString::fromUtf8("\xF0\x9F\x99\x82");
-    QTest::newRow("empty") << QByteArray() << QStringLiteral("\u2205");
-}
-
-void TestGuiInspector::displayTokenText()
-{
-    QFETCH(QByteArray, utf8);
-    QFETCH(QString, shown);
-    QCOMPARE(cs::app::inspector::displayTokenText(utf8.toStdString()), shown);
 }
 
 void TestGuiInspector::connectionsMatchAdjacency_data()

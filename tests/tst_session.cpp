@@ -6,6 +6,7 @@
 // recent files (under QAbstractItemModelTester) and settings on a temporary ini file.
 
 #include "autosave.h"
+#include "graph_nodes.h"
 #include "recentfiles.h"
 #include "sessionfile.h"
 #include "settings.h"
@@ -62,34 +63,23 @@ Graph makeGraph(const Spec& spec)
     Graph g;
     std::set<std::tuple<int64_t, int64_t, int64_t>> used;
     while (static_cast<int64_t>(g.nodes.size()) < spec.nFeatures) {
-        Node f;
-        f.kind = NodeKind::Feature;
-        f.layer = static_cast<int64_t>(rng() % spec.nLayers);
-        f.position = static_cast<int64_t>(rng() % spec.nPos);
-        f.feature = static_cast<int64_t>(rng() % 5000);
-        if (!used.insert({ f.layer, f.feature, f.position }).second)
+        const auto layer = static_cast<int64_t>(rng() % spec.nLayers);
+        const auto position = static_cast<int64_t>(rng() % spec.nPos);
+        const auto feature = static_cast<int64_t>(rng() % 5000);
+        if (!used.insert({ layer, feature, position }).second)
             continue;
-        f.activation = 0.25 + 2 * uniform(rng);
+        Node f = cs::test::featureNode(layer, position, feature, 0.25 + 2 * uniform(rng));
         if (g.nodes.size() % 4 == 0)
             f.label = "label of " + std::to_string(g.nodes.size());
         g.nodes.push_back(f);
     }
     for (int64_t l = 0; l < spec.nLayers; ++l)
         for (int64_t p = 0; p < spec.nPos; ++p) {
-            Node e;
-            e.kind = NodeKind::Error;
-            e.layer = l;
-            e.position = p;
-            e.activation = 0.5 * uniform(rng); // the error's norm, say: graph JSON writes null
-            g.nodes.push_back(e);
+            // The error's norm, say: graph JSON writes null.
+            g.nodes.push_back(cs::test::errorNode(l, p, 0.5 * uniform(rng)));
         }
     for (int64_t p = 0; p < spec.nPos; ++p) {
-        Node e;
-        e.kind = NodeKind::Embedding;
-        e.layer = -1;
-        e.position = p;
-        e.tokenId = 40 + 3 * p;
-        e.token = p == 1 ? std::string("\xc3") : " w" + std::to_string(p);
+        const Node e = cs::test::embeddingNode(p, 40 + 3 * p, p == 1 ? std::string("\xc3") : " w" + std::to_string(p));
         g.nodes.push_back(e);
         g.metadata.promptTokens.push_back(e.token);
         g.metadata.prompt += e.token;
@@ -97,30 +87,20 @@ Graph makeGraph(const Spec& spec)
     double remaining = 0.9;
     std::vector<float> probabilities;
     for (int64_t k = 0; k < spec.nLogits; ++k) {
-        Node l;
-        l.kind = NodeKind::Logit;
-        l.layer = spec.nLayers;
-        l.position = spec.nPos - 1;
-        l.tokenId = 900 + k;
-        l.token = k == 1 ? std::string("\xa9x") : " out" + std::to_string(k);
-        l.tokenProb = remaining * 0.5;
+        const Node l = cs::test::logitNode(spec.nLayers, spec.nPos - 1, 900 + k,
+            k == 1 ? std::string("\xa9x") : " out" + std::to_string(k), remaining * 0.5);
         remaining -= l.tokenProb;
         probabilities.push_back(static_cast<float>(l.tokenProb));
         g.nodes.push_back(l);
     }
     const int64_t n = g.size();
     std::vector<float> a(static_cast<size_t>(n * n), 0.0f);
-    auto level = [](const Node& x) { return x.kind == NodeKind::Embedding ? -1 : x.layer; };
     // Node 0 (a feature) and the first error node get no edge at all.
     const int64_t firstError = spec.nFeatures;
     std::normal_distribution<double> normal(0.0, 1.0);
     for (int64_t t = 0; t < n; ++t)
         for (int64_t s = 0; s < n; ++s) {
-            const Node& tn = g.nodes[t];
-            const Node& sn = g.nodes[s];
-            const bool allowed = sn.kind != NodeKind::Logit
-                && (tn.kind == NodeKind::Feature || tn.kind == NodeKind::Logit) && level(sn) < level(tn)
-                && sn.position <= tn.position;
+            const bool allowed = cs::test::edgeAllowed(g.nodes[t], g.nodes[s]);
             if (allowed && t != 0 && s != 0 && s != firstError && uniform(rng) < spec.density)
                 a[t * n + s] = static_cast<float>(normal(rng));
         }

@@ -42,83 +42,6 @@ int FigureSpec::indexOf(const std::string& id) const
 
 namespace {
 
-// Length of the well-formed UTF-8 sequence at s[i], or 0 when the bytes there are not one
-// (overlong forms, surrogates and code points above U+10FFFF are ill-formed).
-int utf8Length(const std::string& s, size_t i, char32_t& codePoint)
-{
-    const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char lead = byte(i);
-    int length = 0;
-    char32_t cp = 0;
-    if (lead < 0x80) {
-        codePoint = lead;
-        return 1;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-        cp = lead & 0x1F;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        cp = lead & 0x0F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        cp = lead & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + static_cast<size_t>(length) > s.size())
-        return 0;
-    for (int k = 1; k < length; ++k) {
-        const unsigned char c = byte(i + static_cast<size_t>(k));
-        if ((c & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (c & 0x3F);
-    }
-    const char32_t minimum = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
-    if (cp < minimum || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    codePoint = cp;
-    return length;
-}
-
-std::string byteName(unsigned char byte)
-{
-    char buffer[8];
-    std::snprintf(buffer, sizeof buffer, "<0x%02X>", byte);
-    return buffer;
-}
-
-// Text made safe to show: valid UTF-8 (stray bytes as <0xNN>), controls visible; with
-// `token`, spaces are shown too (␣), as the explorer's token chips do.
-std::string visibleString(const std::string& utf8, bool token)
-{
-    std::string out;
-    out.reserve(utf8.size() + 8);
-    size_t i = 0;
-    while (i < utf8.size()) {
-        char32_t cp = 0;
-        const int length = utf8Length(utf8, i, cp);
-        if (length == 0) {
-            out += byteName(static_cast<unsigned char>(utf8[i]));
-            i += 1;
-            continue;
-        }
-        if (cp == U' ' && token)
-            out += "\u2423"; // ␣ OPEN BOX
-        else if (cp == U'\n')
-            out += "\u23CE"; // ⏎ RETURN SYMBOL
-        else if (cp == U'\t')
-            out += "\u21E5"; // ⇥ RIGHTWARDS ARROW TO BAR
-        else if (cp == 0xA0 && token)
-            out += "\u237D"; // ⍽ SHOULDERED OPEN BOX: no-break space
-        else if (cp < 0x20 || cp == 0x7F)
-            out += byteName(static_cast<unsigned char>(cp));
-        else
-            out.append(utf8, i, static_cast<size_t>(length));
-        i += static_cast<size_t>(length);
-    }
-    return out;
-}
-
 // The code points of valid UTF-8 text, each as its byte string.
 std::vector<std::string> splitCodePoints(const std::string& utf8)
 {
@@ -126,7 +49,7 @@ std::vector<std::string> splitCodePoints(const std::string& utf8)
     size_t i = 0;
     while (i < utf8.size()) {
         char32_t cp = 0;
-        int length = utf8Length(utf8, i, cp);
+        int length = utf8SequenceLength(utf8, i, cp);
         if (length == 0)
             length = 1;
         out.push_back(utf8.substr(i, static_cast<size_t>(length)));
@@ -349,18 +272,6 @@ std::string interventionText(const Intervention& intervention)
 }
 
 } // namespace
-
-std::string visibleToken(const std::string& utf8)
-{
-    if (utf8.empty())
-        return "\u2205"; // ∅
-    return visibleString(utf8, true);
-}
-
-std::string visibleText(const std::string& utf8)
-{
-    return visibleString(utf8, false);
-}
 
 std::string formatNumber(double value)
 {

@@ -13,6 +13,7 @@
 // Inputs (embeddings) sit at the bottom (largest y), logits at the top.
 
 #include "explorerstate.h"
+#include "tokentext.h" // visibleToken, visibleText: how the figure writes tokens and labels
 
 #include <cs/graph.h>
 
@@ -154,15 +155,6 @@ void exportFigure(
     const FigureSpec& spec, const std::string& path, FigureFormat format, const ExportOptions& options = {});
 
 // Helpers, exposed for the canvas and the tests.
-
-// Token text made visible: " the\n" -> "␣the⏎", "\t" -> "⇥", no-break space -> "⍽", other
-// controls and bytes that are not well-formed UTF-8 -> "<0xNN>", "" -> "∅" (as the explorer's
-// token chips). The result is valid UTF-8.
-std::string visibleToken(const std::string& utf8);
-
-// Text made safe to show as a label: valid UTF-8 (stray bytes as <0xNN>), controls visible
-// ("\n" -> "⏎", "\t" -> "⇥", others as <0xNN>); spaces kept; "" stays "".
-std::string visibleText(const std::string& utf8);
 
 // The fill of a node kind in a theme ("#rrggbb"); node text is dark on light, light on dark.
 std::string defaultFillColor(FigureNodeKind kind, FigureTheme theme);

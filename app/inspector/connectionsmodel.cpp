@@ -1,6 +1,6 @@
 #include "connectionsmodel.h"
 
-#include "tokendisplay.h"
+#include "tokentext.h"
 
 #include <algorithm>
 #include <cmath>
@@ -193,7 +193,7 @@ QString ConnectionsModel::labelOf(int64_t index) const
         return QStringLiteral("Err L%1").arg(node.layer);
     case cs::graph::NodeKind::Embedding:
     case cs::graph::NodeKind::Logit:
-        return inspector::displayTokenText(node.token);
+        return visibleTokenText(node.token);
     }
     return QString();
 }
@@ -227,7 +227,7 @@ QVariant ConnectionsModel::data(const QModelIndex& index, int role) const
         return static_cast<int>(node.kind == cs::graph::NodeKind::Feature ? node.feature : -1);
     case TokenRole:
         if (node.kind == cs::graph::NodeKind::Embedding || node.kind == cs::graph::NodeKind::Logit)
-            return inspector::displayTokenText(node.token);
+            return visibleTokenText(node.token);
         return QString();
     case WeightRole:
         return row.weight;

@@ -1,6 +1,6 @@
 #include "featurecard.h"
 
-#include "tokendisplay.h"
+#include "tokentext.h"
 
 #include <QVariantMap>
 
@@ -15,7 +15,7 @@ namespace {
 QString tokenText(int64_t id, const std::vector<std::string>& vocabulary)
 {
     if (id >= 0 && id < static_cast<int64_t>(vocabulary.size()))
-        return inspector::displayTokenText(vocabulary[static_cast<std::size_t>(id)]);
+        return visibleTokenText(vocabulary[static_cast<std::size_t>(id)]);
     return QStringLiteral("[%1]").arg(id);
 }
 
@@ -130,7 +130,7 @@ void TokenValueModel::setValues(const std::vector<cs::features::TokenValue>& val
     m_visible.clear();
     m_maxAbs = 0;
     for (const cs::features::TokenValue& value : m_values) {
-        m_visible.push_back(inspector::displayTokenText(value.token));
+        m_visible.push_back(visibleTokenText(value.token));
         m_maxAbs = std::max(m_maxAbs, std::abs(double(value.value)));
     }
     endResetModel();

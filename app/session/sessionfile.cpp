@@ -1,6 +1,7 @@
 // Session files: see sessionfile.h for the layout.
 
 #include "sessionfile.h"
+#include "tokentext.h"
 
 #include <cs/error.h>
 
@@ -34,49 +35,10 @@ using nlohmann::json;
 
 // ---- text that may not be UTF-8 (byte-level BPE tokens hold parts of characters) ----------
 
-bool validUtf8(const std::string& text)
-{
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const size_t n = text.size();
-    for (size_t i = 0; i < n;) {
-        const unsigned char c = s[i];
-        size_t length = 0;
-        uint32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            length = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            length = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            length = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + length > n)
-            return false;
-        for (size_t k = 1; k < length; ++k) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000)
-            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return false;
-        i += length;
-    }
-    return true;
-}
-
 // A string as JSON: itself when UTF-8, otherwise the array of its bytes (read back by Checker::text).
 json textJson(const std::string& text)
 {
-    if (validUtf8(text))
+    if (isValidUtf8(text))
         return text;
     json bytes = json::array();
     for (unsigned char c : text)
