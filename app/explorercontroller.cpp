@@ -197,21 +197,46 @@ QString ExplorerController::localPath(const QString& pathOrUrl)
 
 void ExplorerController::onModelOpened(const QString& modelFolder, const QString& prompt)
 {
-    m_ready = false;
+    if (modelFolder != m_modelFolder) {
+        // Another model: its own shipped set and store.
+        m_transcoderName = QStringLiteral("clt");
+        m_storePath.clear();
+    }
     m_modelFolder = modelFolder;
     m_pendingPrompt = prompt;
+    loadResourcesJob();
+}
+
+void ExplorerController::openTranscoders(const QString& folderOrName)
+{
+    m_transcoderName = localPath(folderOrName);
+    m_storePath.clear();
+    loadResourcesJob();
+}
+
+void ExplorerController::openFeatureStore(const QString& path)
+{
+    m_storePath = localPath(path);
+    loadResourcesJob();
+}
+
+void ExplorerController::loadResourcesJob()
+{
+    m_ready = false;
     Q_EMIT resourcesChanged();
     auto resources = m_resources;
     const std::string transcoder = m_transcoderName.toStdString();
+    const std::string storePath = m_storePath.toStdString();
     struct Loaded {
         ResourcesInfo info;
         std::shared_ptr<const std::vector<std::string>> vocabulary;
     };
     m_worker.request<Loaded>(
         QStringLiteral("explorer-resources"),
-        [resources, transcoder](EngineState& state) {
+        [resources, transcoder, storePath](EngineState& state) {
             auto loaded = std::make_shared<Loaded>();
-            loaded->info = loadResources(*resources, state.model ? state.model->model() : nullptr, transcoder);
+            loaded->info
+                = loadResources(*resources, state.model ? state.model->model() : nullptr, transcoder, storePath);
             if (resources->store)
                 loaded->vocabulary = std::make_shared<const std::vector<std::string>>(resources->store->vocabulary());
             return std::shared_ptr<const Loaded>(loaded);
@@ -219,6 +244,9 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
         [this](std::shared_ptr<const Loaded> loaded) {
             const ResourcesInfo& info = loaded->info;
             m_ready = true;
+            m_loadedTranscoder = m_transcoderName;
+            m_loadedStore = m_storePath;
+            m_loadedModel = m_modelFolder;
             m_hasStore = !info.storePath.empty();
             m_vocabulary = loaded->vocabulary;
             m_resourcesText = QStringLiteral("%1 · %2 features per layer · %3")
@@ -229,6 +257,9 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
                                           ? QStringLiteral("no feature store")
                                           : QStringLiteral("feature store unreadable: %1").arg(qs(info.storeProblem)));
             Q_EMIT resourcesChanged();
+            if (!info.storeProblem.empty())
+                setMessage(
+                    QStringLiteral("The feature store could not be opened: %1").arg(qs(info.storeProblem)), true);
             if (!m_pendingPrompt.isEmpty())
                 trace(m_pendingPrompt);
             else if (m_graph)
@@ -236,10 +267,19 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
             m_pendingPrompt.clear();
         },
         [this](const QString& message) {
-            m_ready = false;
-            // Not an error of the user's: a model without transcoders still shows its output.
-            m_resourcesText = QStringLiteral("no transcoders: %1").arg(message);
+            // The set before (if any) is still loaded: loadResources replaces nothing on failure.
+            const bool userChoice = m_transcoderName != QLatin1String("clt") || !m_storePath.isEmpty();
+            m_ready = !m_loadedTranscoder.isEmpty() && m_loadedModel == m_modelFolder;
+            if (m_ready) {
+                m_transcoderName = m_loadedTranscoder;
+                m_storePath = m_loadedStore;
+            } else {
+                // Not an error of the user's: a model without transcoders still shows its output.
+                m_resourcesText = QStringLiteral("no transcoders: %1").arg(message);
+            }
             Q_EMIT resourcesChanged();
+            if (userChoice)
+                setMessage(message, true);
         });
 }
 

@@ -221,6 +221,15 @@ public:
     // The graph node index of an id; -1 when the graph has no such node.
     int64_t indexOf(const std::string& id) const;
 
+    // The transcoder set (a folder in circuit-tracer's format, or a name shipped with the
+    // model such as "clt") and the feature store (a .db; empty: the one found beside the set)
+    // of the open model. Reloads both; the graph stays, and its interventions come back when
+    // its prompt fits the new set.
+    Q_INVOKABLE void openTranscoders(const QString& folderOrName);
+    Q_INVOKABLE void openFeatureStore(const QString& path);
+    Q_PROPERTY(QString transcoderName READ transcoderName NOTIFY resourcesChanged)
+    QString transcoderName() const { return m_transcoderName; }
+
     // Tracing.
     Q_INVOKABLE void trace(const QString& prompt);
     Q_INVOKABLE void cancelTrace();
@@ -348,6 +357,9 @@ private:
     QString m_resourcesText;
     QString m_modelFolder;
     QString m_transcoderName = QStringLiteral("clt");
+    QString m_storePath; // empty: found beside the transcoders
+    QString m_loadedTranscoder, m_loadedStore, m_loadedModel; // what the worker holds now
+    void loadResourcesJob();
     bool m_tracing = false;
     double m_traceProgress = 0;
     QString m_traceText;

@@ -50,6 +50,8 @@ ApplicationWindow {
         Menu {
             title: "&File"
             Action { text: "&Open model…"; onTriggered: folderDialog.open() }
+            Action { text: "Open &transcoders…"; enabled: AppController.hasModel; onTriggered: transcoderDialog.open() }
+            Action { text: "Open &feature store…"; enabled: AppController.hasModel; onTriggered: storeDialog.open() }
             MenuSeparator {}
             Action { text: "&Open session or graph…"; shortcut: StandardKey.Open; onTriggered: openDialog.open() }
             Menu {
@@ -78,6 +80,7 @@ ApplicationWindow {
                 onTriggered: { exportDialog.scope = "graph"; exportDialog.open() } }
             Action { text: "Export graph &JSON…"; enabled: window.explorer.hasGraph; onTriggered: jsonDialog.open() }
             MenuSeparator {}
+            Action { text: "Se&ttings…"; shortcut: StandardKey.Preferences; onTriggered: settingsDialog.open() }
             Action { text: "&Quit"; shortcut: StandardKey.Quit; onTriggered: window.close() }
         }
         Menu {
@@ -123,6 +126,23 @@ ApplicationWindow {
         title: "Open a Hugging Face model folder"
         currentFolder: AppController.browseFolder
         onAccepted: AppController.openModel(selectedFolder)
+    }
+    FolderDialog {
+        id: transcoderDialog
+        title: "Open a transcoder folder (circuit-tracer's format: config.yaml and weights)"
+        currentFolder: AppController.browseFolder
+        onAccepted: window.explorer.openTranscoders(selectedFolder)
+    }
+    FileDialog {
+        id: storeDialog
+        title: "Open a feature store"
+        nameFilters: ["Feature stores (*.db)", "All files (*)"]
+        onAccepted: window.explorer.openFeatureStore(selectedFile)
+    }
+    SettingsDialog {
+        id: settingsDialog
+        anchors.centerIn: parent
+        explorer: window.explorer
     }
     FileDialog {
         id: openDialog
