@@ -227,6 +227,23 @@ QQuickItem* findItemIn(QQuickItem* item, const QString& objectName)
     return nullptr;
 }
 
+// Scrolls the enclosing Flickables that can scroll (the inspector's ScrollView; a list inside
+// it is laid out whole) so that item shows.
+void scrollIntoView(QQuickItem* item)
+{
+    for (QQuickItem* p = item->parentItem(); p; p = p->parentItem()) {
+        if (!p->inherits("QQuickFlickable"))
+            continue;
+        const double maxY = std::max(0.0, p->property("contentHeight").toDouble() - p->height());
+        if (maxY <= 0)
+            continue;
+        QQuickItem* content = p->property("contentItem").value<QQuickItem*>();
+        const double y = item->mapToItem(content, QPointF(0, 0)).y();
+        p->setProperty("contentY", std::clamp(y - p->height() / 3, 0.0, maxY));
+        QCoreApplication::processEvents();
+    }
+}
+
 // Pixels that differ from the top-left corner's colour, and the distinct colours seen.
 std::pair<int, int> imageVariety(const QImage& image)
 {
@@ -883,6 +900,7 @@ Window {
         const int index = inputs.nodeAt(row);
         auto* item = findItemIn(window->contentItem(), QStringLiteral("connection_%1").arg(index));
         QVERIFY2(item, qPrintable(QStringLiteral("no row for node %1").arg(index)));
+        scrollIntoView(item);
         const QPointF centre = item->mapToScene(QPointF(item->width() / 2, item->height() / 2));
         QTest::mouseClick(window, Qt::LeftButton, Qt::NoModifier, centre.toPoint());
         QCOMPARE(activated.count(), row + 1);

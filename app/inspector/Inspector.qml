@@ -120,6 +120,21 @@ Rectangle {
                 spacing: inspector.colors.padding
 
                 Item { Layout.preferredHeight: 0 }
+                FeatureCard {
+                    objectName: "featureCard"
+                    visible: inspector.nodeKind === "feature"
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    colors: inspector.colors
+                    card: inspector.card
+                }
+                Rectangle {
+                    visible: inspector.nodeKind === "feature"
+                    Layout.fillWidth: true
+                    Layout.preferredHeight: 1
+                    color: inspector.colors.divider
+                }
                 ConnectionList {
                     objectName: "inputConnections"
                     Layout.fillWidth: true
@@ -140,22 +155,7 @@ Rectangle {
                     model: inspector.outputs
                     onActivated: nodeIndex => inspector.nodeActivated(nodeIndex)
                 }
-                Rectangle {
-                    visible: inspector.nodeKind === "feature"
-                    Layout.fillWidth: true
-                    Layout.preferredHeight: 1
-                    color: inspector.colors.divider
-                }
-                FeatureCard {
-                    objectName: "featureCard"
-                    visible: inspector.nodeKind === "feature"
-                    Layout.fillWidth: true
-                    Layout.leftMargin: inspector.colors.padding
-                    Layout.rightMargin: inspector.colors.padding
-                    Layout.bottomMargin: inspector.colors.padding
-                    colors: inspector.colors
-                    card: inspector.card
-                }
+                Item { Layout.preferredHeight: inspector.colors.padding }
             }
         }
         Item {
