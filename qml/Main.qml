@@ -101,7 +101,7 @@ ApplicationWindow {
             Action { text: "&Ablate selected"; shortcut: "A"; enabled: window.explorer.selectedId !== "" && window.explorer.interventionsAvailable
                 onTriggered: window.explorer.addIntervention(window.explorer.selectedId, "ablate", 0, "") }
             MenuSeparator {}
-            Action { text: "&Find"; shortcut: StandardKey.Find; onTriggered: pruneBar.searchField.forceActiveFocus() }
+            Action { text: "&Find"; shortcut: StandardKey.Find; onTriggered: searchField.forceActiveFocus() }
         }
         Menu {
             title: "&View"
@@ -227,6 +227,30 @@ ApplicationWindow {
                         title: "Attribution graph"
                         subtitle: window.explorer.hasGraph ? "“" + window.explorer.graphPrompt + "” · " + window.explorer.traceText
                                                            : (window.explorer.tracing ? "Tracing…" : window.explorer.resourcesText)
+                        headerItems: [
+                            Label {
+                                visible: searchField.text.length > 0
+                                text: window.explorer.searchHits + " found"
+                                color: window.explorer.searchHits > 0 ? Theme.textMuted : Theme.error
+                                font.pointSize: Theme.smallSize
+                            },
+                            TextField {
+                                id: searchField
+                                objectName: "searchField"
+                                Layout.preferredWidth: 200
+                                placeholderText: "Search labels and tokens (Ctrl+F)"
+                                selectByMouse: true
+                                onTextChanged: window.explorer.searchText = text
+                                // Enter selects the next match.
+                                onAccepted: {
+                                    const next = window.explorer.nextSearchHit(window.explorer.selectedId)
+                                    if (next !== "") {
+                                        window.explorer.select(next)
+                                        graphView.centerOnId(next)
+                                    }
+                                }
+                            }
+                        ]
 
                         ColumnLayout {
                             anchors.fill: parent

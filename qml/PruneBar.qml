@@ -3,13 +3,12 @@ import QtQuick.Controls
 import QtQuick.Layouts
 import Circuitscope
 
-// Above the graph: the pruning thresholds (live on every move), what they keep, the scores of
-// the graph and of the pinned subgraph, and the search box.
+// Above the graph: the pruning thresholds (live on every move), what they keep, and the scores
+// of the graph and of the pinned subgraph.
 Rectangle {
     id: bar
 
     required property ExplorerController explorer
-    property alias searchField: search
 
     implicitHeight: rows.implicitHeight + 2 * Theme.spacing
     color: Theme.panelHeader
@@ -111,25 +110,6 @@ Rectangle {
             label: "subgraph compl."
             value: bar.explorer.subgraphCompletenessScore
             shown: bar.explorer.pinnedCount > 0
-        }
-        TextField {
-            id: search
-            objectName: "searchField"
-            Layout.preferredWidth: 170
-            placeholderText: "Search labels (Ctrl+F)"
-            selectByMouse: true
-            onTextChanged: bar.explorer.searchText = text
-            onAccepted: {
-                const next = bar.explorer.nextSearchHit(bar.explorer.selectedId)
-                if (next !== "")
-                    bar.explorer.select(next)
-            }
-        }
-        Label {
-            visible: search.text.length > 0
-            text: bar.explorer.searchHits + " found"
-            color: bar.explorer.searchHits > 0 ? Theme.textMuted : Theme.error
-            font.pointSize: Theme.smallSize
         }
     }
 }
