@@ -331,9 +331,18 @@ void ExplorerController::trace(const QString& prompt)
                 m_cancel.reset();
                 setTracing(false);
             }
+            // Labels belong to features and always carry over. Re-tracing the same prompt (after
+            // opening other transcoders, or with another feature cap) keeps the rest of the work
+            // on the nodes the new graph still has.
             ExplorerState state;
-            state.nodeThreshold = m_settings->nodeThreshold();
-            state.edgeThreshold = m_settings->edgeThreshold();
+            if (m_graph && m_graph->metadata.prompt == out->graph->metadata.prompt) {
+                state = m_state;
+                pruneStateToGraph(state, *out->graph);
+            } else {
+                state.nodeThreshold = m_settings->nodeThreshold();
+                state.edgeThreshold = m_settings->edgeThreshold();
+            }
+            state.labels = m_state.labels;
             m_contextReady = true;
             m_traceText = QStringLiteral("traced %1 tokens in %2 ms · exact to %3 (relative)")
                               .arg(out->graph->nPositions())
@@ -414,7 +423,7 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_index.clear();
     for (int64_t i = 0; i < m_graph->size(); ++i)
         m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
-    m_edgeCount = int((m_graph->adjacency != 0).sum().item<int64_t>());
+    m_edgeCount = int(m_graph->adjacency.count_nonzero().item<int64_t>());
     m_scores = m_pruner->scores();
     m_checked.clear();
     m_pruned.reset();

@@ -152,11 +152,19 @@ ApplicationWindow {
     }
     FileDialog {
         id: saveDialog
+        property bool closeAfter: false // the close dialog's Save on a session never saved
         title: "Save the session"
         fileMode: FileDialog.SaveFile
         defaultSuffix: "circuitscope.json"
         nameFilters: ["Circuitscope sessions (*.circuitscope.json)"]
-        onAccepted: window.explorer.saveSession(selectedFile)
+        onAccepted: {
+            if (window.explorer.saveSession(selectedFile) && closeAfter) {
+                window.closeConfirmed = true
+                window.close()
+            }
+            closeAfter = false
+        }
+        onRejected: closeAfter = false
     }
     FileDialog {
         id: exportDialog
@@ -192,7 +200,44 @@ ApplicationWindow {
         onRejected: window.explorer.discardRecovery()
     }
 
-    onClosing: window.explorer.finishSession()
+    // Closing with unsaved edits asks first; a clean exit removes the autosave.
+    property bool closeConfirmed: false
+    onClosing: close => {
+        if (window.explorer.modified && !window.closeConfirmed) {
+            close.accepted = false
+            closeDialog.open()
+            return
+        }
+        window.explorer.finishSession()
+    }
+
+    Dialog {
+        id: closeDialog
+        objectName: "closeDialog"
+        anchors.centerIn: parent
+        modal: true
+        title: "Save the session before closing?"
+        standardButtons: Dialog.Save | Dialog.Discard | Dialog.Cancel
+        Label {
+            width: 380
+            wrapMode: Text.Wrap
+            text: "The session has edits that are not saved in a file."
+        }
+        onAccepted: {
+            if (window.explorer.sessionPath !== "" && window.explorer.save()) {
+                window.closeConfirmed = true
+                window.close()
+            } else {
+                saveDialog.closeAfter = true
+                saveDialog.open()
+            }
+        }
+        onDiscarded: {
+            window.closeConfirmed = true
+            close()
+            window.close()
+        }
+    }
 
     ColumnLayout {
         anchors.fill: parent

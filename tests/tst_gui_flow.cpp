@@ -72,6 +72,18 @@ QByteArray readAll(const QString& path)
     return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
 }
 
+// QML warnings (binding errors, type errors) seen while the flow ran: the window's QML must
+// run clean.
+QStringList g_qmlWarnings;
+QtMessageHandler g_previousHandler = nullptr;
+void recordQmlWarnings(QtMsgType type, const QMessageLogContext& context, const QString& message)
+{
+    if (type != QtDebugMsg && type != QtInfoMsg
+        && (message.contains(QLatin1String("qrc:/")) || message.contains(QLatin1String(".qml"))))
+        g_qmlWarnings << message;
+    g_previousHandler(type, context, message);
+}
+
 int distinctColours(const QImage& image)
 {
     std::set<QRgb> colours;
@@ -97,6 +109,7 @@ private Q_SLOTS:
     void corruptSessionIsRefusedAndSessionSurvives();
     void killedProcessIsRecovered();
     void windowIsDrawn();
+    void closingWithEditsAsks();
 
 private:
     QQuickItem* canvasOf(const char* viewName) const;
@@ -116,6 +129,7 @@ private:
 
 void TestGuiFlow::initTestCase()
 {
+    g_previousHandler = qInstallMessageHandler(recordQmlWarnings);
     QStandardPaths::setTestModeEnabled(true); // settings and autosaves apart from the user's
     QQuickWindow::setGraphicsApi(QSGRendererInterface::Software); // offscreen has no OpenGL
     cs::model::initThreads();
@@ -452,6 +466,22 @@ void TestGuiFlow::windowIsDrawn()
     QVERIFY(!image.isNull());
     QCOMPARE(image.size(), m_window->size() * m_window->devicePixelRatio());
     QVERIFY(distinctColours(image) > 50);
+    QVERIFY2(g_qmlWarnings.isEmpty(), qPrintable(g_qmlWarnings.join(QLatin1Char('\n'))));
+}
+
+void TestGuiFlow::closingWithEditsAsks()
+{
+    m_explorer->hideNode(kTexas);
+    QVERIFY(m_explorer->isModified());
+    QObject* dialog = m_window->findChild<QObject*>(QStringLiteral("closeDialog"));
+    QVERIFY(dialog);
+    QVERIFY(!m_window->close()); // refused: the dialog asks
+    QTRY_VERIFY(dialog->property("visible").toBool());
+    QVERIFY(m_window->isVisible());
+    QMetaObject::invokeMethod(dialog, "reject"); // Cancel keeps the window and the edit
+    QTRY_VERIFY(!dialog->property("visible").toBool());
+    QVERIFY(m_window->isVisible());
+    QCOMPARE(m_explorer->hiddenCount(), 1);
 }
 
 QTEST_MAIN(TestGuiFlow)
