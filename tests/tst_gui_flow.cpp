@@ -108,6 +108,7 @@ private Q_SLOTS:
     void saveUndoRedoReopen();
     void corruptSessionIsRefusedAndSessionSurvives();
     void killedProcessIsRecovered();
+    void graphJsonRoundTrip();
     void windowIsDrawn();
     void closingWithEditsAsks();
 
@@ -458,6 +459,29 @@ void TestGuiFlow::killedProcessIsRecovered()
     QVERIFY(!recovered.recoveryAvailable());
     recovered.finishSession();
     QVERIFY(QDir(folder).entryList({ QStringLiteral("*.circuitscope.json") }, QDir::Files).isEmpty());
+}
+
+void TestGuiFlow::graphJsonRoundTrip()
+{
+    // The pruned graph as Neuronpedia / circuit-tracer JSON, with the subgraph in its qParams and
+    // the labels as clerps; opening it gives that graph and that work back.
+    const QString json = m_tmp->filePath(QStringLiteral("dallas.json"));
+    const int kept = m_explorer->keptNodeCount();
+    QVERIFY2(m_explorer->exportGraphJson(json), qPrintable(m_explorer->message()));
+    QVERIFY(m_explorer->openFile(json));
+    QCOMPARE(m_explorer->nodeCount(), kept);
+    QVERIFY(m_explorer->sessionPath().isEmpty()); // a graph, not a session: Save asks where
+    QCOMPARE(m_explorer->state().pinned, m_savedState.pinned);
+    QVERIFY(m_explorer->state().supernodes == m_savedState.supernodes);
+    QCOMPARE(m_explorer->state().labels, m_savedState.labels);
+    QVERIFY(m_explorer->state().interventions.empty()); // not part of the graph format
+    // Its prompt fits the open model, so interventions work on it again.
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->interventionsAvailable(), 30000);
+    settle();
+    QCOMPARE(m_explorer->topAfter(), QStringLiteral(" Austin"));
+    // Back to the saved session for what follows.
+    QVERIFY(m_explorer->openFile(m_sessionPath));
+    settle();
 }
 
 void TestGuiFlow::windowIsDrawn()
