@@ -28,7 +28,6 @@ namespace cs::app {
 
 namespace {
 
-constexpr const char* kSupernodePrefix = "supernode:";
 // Undo merge ids: consecutive edits of one slider collapse into one undo step.
 constexpr int kMergeNodeThreshold = 1;
 constexpr int kMergeEdgeThreshold = 2;
@@ -48,19 +47,6 @@ bool contains(const std::vector<std::string>& list, const std::string& value)
 QString qs(const std::string& s)
 {
     return QString::fromStdString(s);
-}
-
-const char* opName(InterventionOp op)
-{
-    switch (op) {
-    case InterventionOp::Ablate:
-        return "ablate";
-    case InterventionOp::Scale:
-        return "scale";
-    case InterventionOp::Inject:
-        return "inject";
-    }
-    return "ablate";
 }
 
 QString positionsText(const std::vector<int64_t>& positions)
@@ -632,7 +618,7 @@ void ExplorerController::showSubgraphLayout(const FigureSpec& spec, const Figure
             continue;
         const FigureNode& f = spec.nodes[size_t(at)];
         CanvasNode node;
-        node.id = f.kind == FigureNodeKind::Supernode ? kSupernodePrefix + f.id.substr(f.id.find(':') + 1) : f.id;
+        node.id = f.id; // a graph node id, or "supernode:NAME"
         node.graphIndex = f.kind == FigureNodeKind::Supernode ? -1 : indexOf(f.id);
         node.x = placed.x;
         node.y = placed.y;
@@ -779,8 +765,6 @@ void ExplorerController::select(const QString& id)
 {
     ExplorerState next = m_state;
     next.selected = indexOf(id.toStdString()) >= 0 ? id.toStdString() : std::string();
-    if (next.selected.empty() && id.startsWith(QLatin1String(kSupernodePrefix)))
-        next.selected.clear();
     if (next.selected == m_state.selected)
         return;
     // Selecting is not an edit worth an undo step of its own, but it is part of the state a
@@ -841,7 +825,7 @@ void ExplorerController::unpinAll()
     next.pinned.clear();
     next.supernodes.clear();
     next.interventions.erase(std::remove_if(next.interventions.begin(), next.interventions.end(),
-                                 [](const Intervention& i) { return i.target.rfind(kSupernodePrefix, 0) == 0; }),
+                                 [](const Intervention& i) { return supernodeOfTarget(i.target).has_value(); }),
         next.interventions.end());
     m_checked.clear();
     commit(next, QStringLiteral("Unpin all"));
@@ -1055,10 +1039,10 @@ void ExplorerController::renameSupernode(const QString& name, const QString& new
         }
     if (!found)
         return;
-    const std::string oldTarget = kSupernodePrefix + name.toStdString();
+    const std::string oldTarget = supernodeTarget(name.toStdString());
     for (Intervention& i : next.interventions)
         if (i.target == oldTarget)
-            i.target = kSupernodePrefix + wanted.toStdString();
+            i.target = supernodeTarget(wanted.toStdString());
     commit(next, QStringLiteral("Rename \"%1\" to \"%2\"").arg(name, wanted));
 }
 
@@ -1071,7 +1055,7 @@ void ExplorerController::ungroup(const QString& name)
         next.supernodes.end());
     if (next.supernodes.size() == before)
         return;
-    const std::string target = kSupernodePrefix + name.toStdString();
+    const std::string target = supernodeTarget(name.toStdString());
     next.interventions.erase(std::remove_if(next.interventions.begin(), next.interventions.end(),
                                  [&](const Intervention& i) { return i.target == target; }),
         next.interventions.end());
@@ -1094,20 +1078,19 @@ int ExplorerController::addIntervention(
 {
     Intervention intervention;
     intervention.target = target.toStdString();
-    const bool supernode = target.startsWith(QLatin1String(kSupernodePrefix));
+    const auto supernode = supernodeOfTarget(intervention.target);
     if (supernode) {
-        const QString name = target.mid(int(std::strlen(kSupernodePrefix)));
-        if (!supernodeNames().contains(name))
+        if (!supernodeNames().contains(qs(*supernode)))
             return -1;
     } else if (indexOf(intervention.target) < 0) {
         return -1;
     }
-    if (op == QLatin1String("scale"))
-        intervention.op = InterventionOp::Scale;
-    else if (op == QLatin1String("inject"))
-        intervention.op = InterventionOp::Inject;
-    else
-        intervention.op = InterventionOp::Ablate;
+    const auto parsed = interventionOpFromName(op.toStdString());
+    if (!parsed) {
+        setMessage(QStringLiteral("An intervention is ablate, scale or inject, not \"%1\"").arg(op), true);
+        return -1;
+    }
+    intervention.op = *parsed;
     intervention.value = std::isfinite(value) ? value : 0;
     const QString p = positions.trimmed();
     if (p == QLatin1String("*")) {
@@ -1126,9 +1109,7 @@ int ExplorerController::addIntervention(
     intervention.free = m_freeRegime;
     ExplorerState next = m_state;
     next.interventions.push_back(intervention);
-    commit(next,
-        QStringLiteral("%1 %2").arg(
-            op, supernode ? target.mid(int(std::strlen(kSupernodePrefix))) : nodeTitle(indexOf(intervention.target))));
+    commit(next, QStringLiteral("%1 %2").arg(op, supernode ? qs(*supernode) : nodeTitle(indexOf(intervention.target))));
     return int(m_state.interventions.size()) - 1;
 }
 
@@ -1292,9 +1273,9 @@ void ExplorerController::refreshLists()
     for (const Intervention& i : m_state.interventions) {
         InterventionRow row;
         row.target = qs(i.target);
-        row.targetLabel = i.target.rfind(kSupernodePrefix, 0) == 0 ? qs(i.target.substr(std::strlen(kSupernodePrefix)))
-                                                                   : nodeTitle(indexOf(i.target));
-        row.op = QString::fromLatin1(opName(i.op));
+        const auto supernode = supernodeOfTarget(i.target);
+        row.targetLabel = supernode ? qs(*supernode) : nodeTitle(indexOf(i.target));
+        row.op = QString::fromLatin1(interventionOpName(i.op));
         row.value = i.value;
         row.positions = positionsText(i.positions);
         row.enabled = i.enabled;

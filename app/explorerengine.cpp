@@ -166,8 +166,6 @@ std::map<std::string, int64_t> nodeIndex(const cs::graph::Graph& graph)
     return index;
 }
 
-constexpr const char* kSupernodePrefix = "supernode:";
-
 } // namespace
 
 std::vector<cs::intervention::FeatureEdit> interventionEdits(
@@ -178,17 +176,7 @@ std::vector<cs::intervention::FeatureEdit> interventionEdits(
     for (const Intervention& intervention : state.interventions) {
         if (!intervention.enabled)
             continue;
-        std::vector<std::string> targets;
-        const std::string& target = intervention.target;
-        if (target.rfind(kSupernodePrefix, 0) == 0) {
-            const std::string name = target.substr(std::string(kSupernodePrefix).size());
-            for (const Supernode& s : state.supernodes)
-                if (s.name == name)
-                    targets = s.members;
-        } else {
-            targets.push_back(target);
-        }
-        for (const std::string& id : targets) {
+        for (const std::string& id : interventionNodes(state, intervention)) {
             const auto it = index.find(id);
             if (it == index.end()
                 || graph.nodes[static_cast<size_t>(it->second)].kind != cs::graph::NodeKind::Feature) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,10 @@ struct CanvasView {
     double centerX = 0;
     double centerY = 0;
 
-    bool operator==(const CanvasView& o) const { return zoom == o.zoom && centerX == o.centerX && centerY == o.centerY; }
+    bool operator==(const CanvasView& o) const
+    {
+        return zoom == o.zoom && centerX == o.centerX && centerY == o.centerY;
+    }
     bool operator!=(const CanvasView& o) const { return !(*this == o); }
 };
 
@@ -79,6 +83,58 @@ struct ExplorerState {
     }
     bool operator!=(const ExplorerState& o) const { return !(*this == o); }
 };
+
+// An intervention's target names a node id, or a supernode as "supernode:NAME".
+constexpr const char* kSupernodePrefix = "supernode:";
+
+inline std::string supernodeTarget(const std::string& name)
+{
+    return kSupernodePrefix + name;
+}
+
+// The supernode's name when target names one.
+inline std::optional<std::string> supernodeOfTarget(const std::string& target)
+{
+    const std::string prefix = kSupernodePrefix;
+    if (target.compare(0, prefix.size(), prefix) != 0)
+        return std::nullopt;
+    return target.substr(prefix.size());
+}
+
+// The node ids an intervention acts on: its node, or its supernode's members (none when no
+// supernode has that name).
+inline std::vector<std::string> interventionNodes(const ExplorerState& state, const Intervention& intervention)
+{
+    const auto name = supernodeOfTarget(intervention.target);
+    if (!name)
+        return { intervention.target };
+    for (const Supernode& s : state.supernodes)
+        if (s.name == *name)
+            return s.members;
+    return {};
+}
+
+// "ablate", "scale", "inject": the names sessions and the UI use.
+inline const char* interventionOpName(InterventionOp op)
+{
+    switch (op) {
+    case InterventionOp::Ablate:
+        return "ablate";
+    case InterventionOp::Scale:
+        return "scale";
+    case InterventionOp::Inject:
+        return "inject";
+    }
+    return "ablate";
+}
+
+inline std::optional<InterventionOp> interventionOpFromName(const std::string& name)
+{
+    for (InterventionOp op : { InterventionOp::Ablate, InterventionOp::Scale, InterventionOp::Inject })
+        if (name == interventionOpName(op))
+            return op;
+    return std::nullopt;
+}
 
 // The labels key of a feature: "{layer}:{feature}".
 inline std::string featureKey(int64_t layer, int64_t feature)

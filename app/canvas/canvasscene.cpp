@@ -108,16 +108,8 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
     for (const Intervention& iv : state.interventions) {
         if (!iv.enabled)
             continue;
-        static const std::string prefix = "supernode:";
-        if (iv.target.compare(0, prefix.size(), prefix) == 0) {
-            const std::string name = iv.target.substr(prefix.size());
-            for (const Supernode& s : state.supernodes) {
-                if (s.name == name)
-                    intervened.insert(s.members.begin(), s.members.end());
-            }
-        } else {
-            intervened.insert(iv.target);
-        }
+        const auto nodes = interventionNodes(state, iv);
+        intervened.insert(nodes.begin(), nodes.end());
     }
 
     // Influence order within a cell: the cumulative share grows as influence falls.

@@ -354,7 +354,7 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         if (members.empty())
             continue;
         FigureNode node;
-        node.id = "supernode:" + supernode.name;
+        node.id = supernodeTarget(supernode.name);
         node.kind = FigureNodeKind::Supernode;
         double layerSum = 0;
         double positionSum = 0;
@@ -447,9 +447,8 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         std::string name = intervention.target;
         int group = -1;
         std::string memberPrefix;
-        const std::string prefix = "supernode:";
-        if (intervention.target.compare(0, prefix.size(), prefix) == 0) {
-            name = visibleText(intervention.target.substr(prefix.size()));
+        if (const auto supernode = supernodeOfTarget(intervention.target)) {
+            name = visibleText(*supernode);
             group = spec.indexOf(intervention.target);
         } else if (const auto it = indexById.find(intervention.target); it != indexById.end()) {
             name = labeler.shortName(graph.nodes[static_cast<size_t>(it->second)]);

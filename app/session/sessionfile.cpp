@@ -225,19 +225,6 @@ private:
     std::string m_source;
 };
 
-const char* opName(InterventionOp op)
-{
-    switch (op) {
-    case InterventionOp::Ablate:
-        return "ablate";
-    case InterventionOp::Scale:
-        return "scale";
-    case InterventionOp::Inject:
-        return "inject";
-    }
-    return "ablate";
-}
-
 // ---- the graph's complement ("graph_nodes") ------------------------------------------------
 
 json metadataJson(const cs::graph::Metadata& m)
@@ -454,7 +441,7 @@ json stateToJson(const ExplorerState& s)
         labels[key] = text;
     json interventions = json::array();
     for (const Intervention& iv : s.interventions)
-        interventions.push_back({ { "target", iv.target }, { "op", opName(iv.op) }, { "value", iv.value },
+        interventions.push_back({ { "target", iv.target }, { "op", interventionOpName(iv.op) }, { "value", iv.value },
             { "positions", iv.positions }, { "mode", iv.free ? "free" : "constrained" }, { "enabled", iv.enabled } });
     return { { "node_threshold", s.nodeThreshold }, { "edge_threshold", s.edgeThreshold }, { "selected", s.selected },
         { "pinned", s.pinned }, { "hidden", s.hidden }, { "supernodes", std::move(supernodes) },
@@ -507,12 +494,8 @@ ExplorerState stateFromJson(const json& value, const std::string& source)
             Intervention iv;
             iv.target = c.string(c.member(j, "target", w), w + ".target");
             const std::string op = c.string(c.member(j, "op", w), w + ".op");
-            if (op == "ablate")
-                iv.op = InterventionOp::Ablate;
-            else if (op == "scale")
-                iv.op = InterventionOp::Scale;
-            else if (op == "inject")
-                iv.op = InterventionOp::Inject;
+            if (const auto parsed = interventionOpFromName(op))
+                iv.op = *parsed;
             else
                 c.fail(w + ".op", "\"" + op + "\" is not \"ablate\", \"scale\" or \"inject\"");
             if (const json* x = c.optional(j, "value"))
@@ -608,11 +591,10 @@ std::vector<std::string> pruneStateToGraph(ExplorerState& s, const Graph& graph)
     }
     s.supernodes = std::move(supernodes);
 
-    const std::string prefix = "supernode:";
     std::vector<Intervention> interventions;
     for (Intervention& iv : s.interventions) {
-        const bool onSupernode = iv.target.compare(0, prefix.size(), prefix) == 0;
-        const bool ok = onSupernode ? names.count(iv.target.substr(prefix.size())) > 0 : known(iv.target);
+        const auto supernode = supernodeOfTarget(iv.target);
+        const bool ok = supernode ? names.count(*supernode) > 0 : known(iv.target);
         if (ok)
             interventions.push_back(std::move(iv));
         else
