@@ -2,11 +2,8 @@
 
 namespace cs::app {
 
-QVariant SubgraphListModel::data(const QModelIndex& index, int role) const
+QVariant SubgraphListModel::rowData(const SubgraphRow& row, int role) const
 {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
-        return {};
-    const SubgraphRow& row = m_rows[size_t(index.row())];
     switch (role) {
     case Qt::DisplayRole:
     case LabelRole:
@@ -35,16 +32,6 @@ QHash<int, QByteArray> SubgraphListModel::roleNames() const
         { LayerRole, "layer" }, { PositionRole, "position" }, { CheckedRole, "marked" }, { SelectedRole, "selected" } };
 }
 
-void SubgraphListModel::setRows(std::vector<SubgraphRow> rows)
-{
-    const bool countChanges = rows.size() != m_rows.size();
-    beginResetModel();
-    m_rows = std::move(rows);
-    endResetModel();
-    if (countChanges)
-        Q_EMIT countChanged();
-}
-
 QString InterventionListModel::summary(const InterventionRow& row)
 {
     QString what;
@@ -63,11 +50,8 @@ QString InterventionListModel::summary(const InterventionRow& row)
     return what;
 }
 
-QVariant InterventionListModel::data(const QModelIndex& index, int role) const
+QVariant InterventionListModel::rowData(const InterventionRow& row, int role) const
 {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
-        return {};
-    const InterventionRow& row = m_rows[size_t(index.row())];
     switch (role) {
     case Qt::DisplayRole:
     case SummaryRole:
@@ -96,21 +80,8 @@ QHash<int, QByteArray> InterventionListModel::roleNames() const
         { PositionsRole, "positions" }, { EnabledRole, "enabled" }, { FreeRole, "free" }, { SummaryRole, "summary" } };
 }
 
-void InterventionListModel::setRows(std::vector<InterventionRow> rows)
+QVariant TokenComparisonModel::rowData(const TokenComparisonRow& row, int role) const
 {
-    const bool countChanges = rows.size() != m_rows.size();
-    beginResetModel();
-    m_rows = std::move(rows);
-    endResetModel();
-    if (countChanges)
-        Q_EMIT countChanged();
-}
-
-QVariant TokenComparisonModel::data(const QModelIndex& index, int role) const
-{
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
-        return {};
-    const TokenComparisonRow& row = m_rows[size_t(index.row())];
     switch (role) {
     case Qt::DisplayRole:
     case TokenRole:
@@ -136,16 +107,6 @@ QHash<int, QByteArray> TokenComparisonModel::roleNames() const
     return { { TokenRole, "token" }, { IdRole, "tokenId" }, { ProbBeforeRole, "probBefore" },
         { ProbAfterRole, "probAfter" }, { LogitDeltaRole, "logitDelta" }, { RankBeforeRole, "rankBefore" },
         { RankAfterRole, "rankAfter" } };
-}
-
-void TokenComparisonModel::setRows(std::vector<TokenComparisonRow> rows)
-{
-    const bool countChanges = rows.size() != m_rows.size();
-    beginResetModel();
-    m_rows = std::move(rows);
-    endResetModel();
-    if (countChanges)
-        Q_EMIT countChanged();
 }
 
 } // namespace cs::app

@@ -11,6 +11,38 @@
 
 namespace cs::app {
 
+// A list model over a vector of plain rows, replaced whole: one beginResetModel()/
+// endResetModel() pair per new vector. Subclasses say what each role of a row is and emit
+// their count property's signal (moc cannot see signals of a template).
+template<typename Row> class RowListModel : public QAbstractListModel {
+public:
+    using QAbstractListModel::QAbstractListModel;
+    int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
+    QVariant data(const QModelIndex& index, int role) const override
+    {
+        if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+            return {};
+        return rowData(m_rows[size_t(index.row())], role);
+    }
+    void setRows(std::vector<Row> rows)
+    {
+        const bool countChanges = rows.size() != m_rows.size();
+        beginResetModel();
+        m_rows = std::move(rows);
+        endResetModel();
+        if (countChanges)
+            countChangedEvent();
+    }
+    const std::vector<Row>& rows() const { return m_rows; }
+
+protected:
+    virtual QVariant rowData(const Row& row, int role) const = 0;
+    virtual void countChangedEvent() = 0;
+
+private:
+    std::vector<Row> m_rows;
+};
+
 // One pinned node of the subgraph.
 struct SubgraphRow {
     QString id;
@@ -23,7 +55,7 @@ struct SubgraphRow {
     bool selected = false;
 };
 
-class SubgraphListModel : public QAbstractListModel {
+class SubgraphListModel : public RowListModel<SubgraphRow> {
     Q_OBJECT
     QML_ELEMENT
     QML_UNCREATABLE("owned by ExplorerController")
@@ -39,17 +71,14 @@ public:
         CheckedRole,
         SelectedRole
     };
-    using QAbstractListModel::QAbstractListModel;
-    int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
-    QVariant data(const QModelIndex& index, int role) const override;
+    using RowListModel<SubgraphRow>::RowListModel;
     QHash<int, QByteArray> roleNames() const override;
-    void setRows(std::vector<SubgraphRow> rows);
-    const std::vector<SubgraphRow>& rows() const { return m_rows; }
 Q_SIGNALS:
     void countChanged();
 
-private:
-    std::vector<SubgraphRow> m_rows;
+protected:
+    QVariant rowData(const SubgraphRow& row, int role) const override;
+    void countChangedEvent() override { Q_EMIT countChanged(); }
 };
 
 struct InterventionRow {
@@ -62,7 +91,7 @@ struct InterventionRow {
     bool free = false;
 };
 
-class InterventionListModel : public QAbstractListModel {
+class InterventionListModel : public RowListModel<InterventionRow> {
     Q_OBJECT
     QML_ELEMENT
     QML_UNCREATABLE("owned by ExplorerController")
@@ -78,18 +107,16 @@ public:
         FreeRole,
         SummaryRole
     };
-    using QAbstractListModel::QAbstractListModel;
-    int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
-    QVariant data(const QModelIndex& index, int role) const override;
+    using RowListModel<InterventionRow>::RowListModel;
     QHash<int, QByteArray> roleNames() const override;
-    void setRows(std::vector<InterventionRow> rows);
     // "ablate", "× -2", "= 5" for a row.
     static QString summary(const InterventionRow& row);
 Q_SIGNALS:
     void countChanged();
 
-private:
-    std::vector<InterventionRow> m_rows;
+protected:
+    QVariant rowData(const InterventionRow& row, int role) const override;
+    void countChangedEvent() override { Q_EMIT countChanged(); }
 };
 
 // A token in the top-k before or after the interventions.
@@ -103,7 +130,7 @@ struct TokenComparisonRow {
     int rankAfter = -1;
 };
 
-class TokenComparisonModel : public QAbstractListModel {
+class TokenComparisonModel : public RowListModel<TokenComparisonRow> {
     Q_OBJECT
     QML_ELEMENT
     QML_UNCREATABLE("owned by ExplorerController")
@@ -118,17 +145,14 @@ public:
         RankBeforeRole,
         RankAfterRole
     };
-    using QAbstractListModel::QAbstractListModel;
-    int rowCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : int(m_rows.size()); }
-    QVariant data(const QModelIndex& index, int role) const override;
+    using RowListModel<TokenComparisonRow>::RowListModel;
     QHash<int, QByteArray> roleNames() const override;
-    void setRows(std::vector<TokenComparisonRow> rows);
-    const std::vector<TokenComparisonRow>& rows() const { return m_rows; }
 Q_SIGNALS:
     void countChanged();
 
-private:
-    std::vector<TokenComparisonRow> m_rows;
+protected:
+    QVariant rowData(const TokenComparisonRow& row, int role) const override;
+    void countChangedEvent() override { Q_EMIT countChanged(); }
 };
 
 } // namespace cs::app
