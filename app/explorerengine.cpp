@@ -52,8 +52,18 @@ ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const 
     if (!path.empty()) {
         try {
             store = cs::features::FeatureStore::open(path, false);
-            info.storePath = path;
-            info.storeFeatures = store->count();
+            // A store describes one set's features: another set's cards would mislead.
+            const cs::features::StoreInfo si = store->info();
+            const std::string scan = set->config().scan.empty() ? info.transcoderName : set->config().scan;
+            if (si.nLayers != set->nLayers() || si.nFeatures != set->nFeatures() || si.scan != scan) {
+                info.storeProblem = path + " describes " + si.scan + " (" + std::to_string(si.nLayers) + " layers of "
+                    + std::to_string(si.nFeatures) + " features), not " + scan + " (" + std::to_string(set->nLayers())
+                    + " of " + std::to_string(set->nFeatures()) + ")";
+                store.reset();
+            } else {
+                info.storePath = path;
+                info.storeFeatures = store->count();
+            }
         } catch (const cs::Error& e) {
             info.storeProblem = e.what();
         }

@@ -109,6 +109,7 @@ private Q_SLOTS:
     void corruptSessionIsRefusedAndSessionSurvives();
     void killedProcessIsRecovered();
     void graphJsonRoundTrip();
+    void otherTranscodersAndStores();
     void windowIsDrawn();
     void closingWithEditsAsks();
 
@@ -480,6 +481,48 @@ void TestGuiFlow::graphJsonRoundTrip()
     settle();
     QCOMPARE(m_explorer->topAfter(), QStringLiteral(" Austin"));
     // Back to the saved session for what follows.
+    QVERIFY(m_explorer->openFile(m_sessionPath));
+    settle();
+}
+
+void TestGuiFlow::otherTranscodersAndStores()
+{
+    QSignalSpy errors(m_explorer, &cs::app::ExplorerController::errorOccurred);
+    // A folder that is no transcoder set is refused by name; the set before stays loaded.
+    m_explorer->openTranscoders(m_tmp->path());
+    QTRY_COMPARE_WITH_TIMEOUT(errors.count(), 1, 30000);
+    settle();
+    QVERIFY(m_explorer->isReady());
+    QCOMPARE(m_explorer->transcoderName(), QStringLiteral("clt"));
+    QVERIFY(m_explorer->hasFeatureStore());
+
+    // Tinyworld's per-layer transcoders have no store of their own, and the CLT's is refused
+    // for them: its cards describe other features.
+    m_explorer->openTranscoders(QStringLiteral("plt"));
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->isReady(), 30000);
+    settle();
+    QCOMPARE(m_explorer->transcoderName(), QStringLiteral("plt"));
+    QVERIFY(!m_explorer->hasFeatureStore());
+    const QString cltStore
+        = QString::fromStdString(cs::resolveModelFolder(cs::kDefaultModel)) + QStringLiteral("/features/clt.db");
+    errors.clear();
+    m_explorer->openFeatureStore(cltStore);
+    QTRY_COMPARE_WITH_TIMEOUT(errors.count(), 1, 30000);
+    settle();
+    QVERIFY(!m_explorer->hasFeatureStore());
+    QVERIFY2(m_explorer->message().contains(QStringLiteral("tinyworld/clt")), qPrintable(m_explorer->message()));
+
+    // Tracing with them gives the PLT's graph of the same prompt.
+    QSignalSpy traced(m_explorer, &cs::app::ExplorerController::traceFinished);
+    m_explorer->trace(QLatin1String(kPrompt));
+    QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 60000);
+    QVERIFY(traced.first().at(0).toBool());
+    settle();
+    QVERIFY(m_explorer->graph()->metadata.scan.find("plt") != std::string::npos);
+
+    // Back to the CLT and its store, and to the saved session.
+    m_explorer->openTranscoders(QStringLiteral("clt"));
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->isReady() && m_explorer->hasFeatureStore(), 30000);
     QVERIFY(m_explorer->openFile(m_sessionPath));
     settle();
 }
