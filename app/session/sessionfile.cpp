@@ -1,9 +1,9 @@
 // Session files: see sessionfile.h for the layout.
 
 #include "sessionfile.h"
-#include "tokentext.h"
 
 #include <cs/error.h>
+#include <cs/json_reader.h>
 
 #include <ATen/ATen.h>
 
@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <limits>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -32,36 +31,6 @@ using cs::graph::Graph;
 using cs::graph::Node;
 using cs::graph::NodeKind;
 using nlohmann::json;
-
-// ---- text that may not be UTF-8 (byte-level BPE tokens hold parts of characters) ----------
-
-// A string as JSON: itself when UTF-8, otherwise the array of its bytes (read back by Checker::text).
-json textJson(const std::string& text)
-{
-    if (isValidUtf8(text))
-        return text;
-    json bytes = json::array();
-    for (unsigned char c : text)
-        bytes.push_back(static_cast<int>(c));
-    return bytes;
-}
-
-std::string typeName(const json& value)
-{
-    if (value.is_null())
-        return "null";
-    if (value.is_boolean())
-        return "a boolean";
-    if (value.is_number_integer())
-        return "an integer";
-    if (value.is_number())
-        return "a number";
-    if (value.is_string())
-        return "a string";
-    if (value.is_array())
-        return "an array";
-    return "an object";
-}
 
 std::optional<int64_t> parseInteger(const std::string& text)
 {
@@ -111,120 +80,6 @@ std::vector<std::string> split(const std::string& text, char separator)
     }
 }
 
-// ---- checked reading: every failure names the source and the place ------------------------
-
-class Checker {
-public:
-    explicit Checker(std::string source)
-        : m_source(std::move(source))
-    {
-    }
-
-    [[noreturn]] void fail(const std::string& where, const std::string& what) const
-    {
-        throw Error(m_source + ": " + (where.empty() ? "" : where + ": ") + what);
-    }
-
-    const json& member(const json& object, const char* key, const std::string& where) const
-    {
-        auto it = object.find(key);
-        if (it == object.end())
-            fail(where, std::string("missing key \"") + key + "\"");
-        return *it;
-    }
-    const json* optional(const json& object, const char* key) const
-    {
-        auto it = object.find(key);
-        return it == object.end() ? nullptr : &*it;
-    }
-    static std::string at(const std::string& where, const char* key)
-    {
-        return where.empty() ? std::string(key) : where + "." + key;
-    }
-    static std::string at(const std::string& where, size_t index) { return where + "[" + std::to_string(index) + "]"; }
-
-    const json& object(const json& value, const std::string& where) const
-    {
-        if (!value.is_object())
-            fail(where, "expected an object, got " + typeName(value));
-        return value;
-    }
-    const json& array(const json& value, const std::string& where) const
-    {
-        if (!value.is_array())
-            fail(where, "expected an array, got " + typeName(value));
-        return value;
-    }
-    std::string string(const json& value, const std::string& where) const
-    {
-        if (!value.is_string())
-            fail(where, "expected a string, got " + typeName(value));
-        return value.get<std::string>();
-    }
-    // A string, or the array of its bytes (textJson).
-    std::string text(const json& value, const std::string& where) const
-    {
-        if (value.is_string())
-            return value.get<std::string>();
-        if (!value.is_array())
-            fail(where, "expected a string, got " + typeName(value));
-        std::string out;
-        for (const json& b : value) {
-            if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 255)
-                fail(where, "expected a string or an array of bytes");
-            out.push_back(static_cast<char>(b.get<int64_t>()));
-        }
-        return out;
-    }
-    double number(const json& value, const std::string& where) const
-    {
-        if (!value.is_number())
-            fail(where, "expected a number, got " + typeName(value));
-        const double d = value.get<double>();
-        if (!std::isfinite(d))
-            fail(where, "is not finite");
-        return d;
-    }
-    int64_t integer(const json& value, const std::string& where) const
-    {
-        if (value.is_number_integer())
-            return value.get<int64_t>();
-        if (value.is_number_float()) {
-            const double d = value.get<double>();
-            if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
-                return static_cast<int64_t>(d);
-        }
-        fail(where, "expected an integer, got " + typeName(value));
-    }
-    bool boolean(const json& value, const std::string& where) const
-    {
-        if (!value.is_boolean())
-            fail(where, "expected a boolean, got " + typeName(value));
-        return value.get<bool>();
-    }
-    std::vector<std::string> strings(const json& value, const std::string& where) const
-    {
-        std::vector<std::string> out;
-        array(value, where);
-        for (size_t i = 0; i < value.size(); ++i)
-            out.push_back(string(value[i], at(where, i)));
-        return out;
-    }
-    std::vector<std::string> texts(const json& value, const std::string& where) const
-    {
-        std::vector<std::string> out;
-        array(value, where);
-        for (size_t i = 0; i < value.size(); ++i)
-            out.push_back(text(value[i], at(where, i)));
-        return out;
-    }
-
-    const std::string& source() const { return m_source; }
-
-private:
-    std::string m_source;
-};
-
 // ---- the graph's complement ("graph_nodes") ------------------------------------------------
 
 json metadataJson(const cs::graph::Metadata& m)
@@ -255,18 +110,18 @@ json graphNodesJson(const Graph& graph)
         { "nodes", std::move(nodes) } };
 }
 
-cs::graph::Metadata readMetadata(const Checker& c, const json& value, const std::string& where)
+cs::graph::Metadata readMetadata(const JsonReader& c, const json& value, const std::string& where)
 {
     c.object(value, where);
     cs::graph::Metadata m;
-    m.slug = c.text(c.member(value, "slug", where), Checker::at(where, "slug"));
-    m.prompt = c.text(c.member(value, "prompt", where), Checker::at(where, "prompt"));
-    m.promptTokens = c.texts(c.member(value, "prompt_tokens", where), Checker::at(where, "prompt_tokens"));
-    m.scan = c.text(c.member(value, "scan", where), Checker::at(where, "scan"));
-    m.transcoderList = c.texts(c.member(value, "transcoder_list", where), Checker::at(where, "transcoder_list"));
-    m.nodeThreshold = c.number(c.member(value, "node_threshold", where), Checker::at(where, "node_threshold"));
-    m.edgeThreshold = c.number(c.member(value, "edge_threshold", where), Checker::at(where, "edge_threshold"));
-    m.qParams = c.object(c.member(value, "q_params", where), Checker::at(where, "q_params"));
+    m.slug = c.text(c.member(value, "slug", where), JsonReader::at(where, "slug"));
+    m.prompt = c.text(c.member(value, "prompt", where), JsonReader::at(where, "prompt"));
+    m.promptTokens = c.texts(c.member(value, "prompt_tokens", where), JsonReader::at(where, "prompt_tokens"));
+    m.scan = c.text(c.member(value, "scan", where), JsonReader::at(where, "scan"));
+    m.transcoderList = c.texts(c.member(value, "transcoder_list", where), JsonReader::at(where, "transcoder_list"));
+    m.nodeThreshold = c.number(c.member(value, "node_threshold", where), JsonReader::at(where, "node_threshold"));
+    m.edgeThreshold = c.number(c.member(value, "edge_threshold", where), JsonReader::at(where, "edge_threshold"));
+    m.qParams = c.object(c.member(value, "q_params", where), JsonReader::at(where, "q_params"));
     m.extra = c.member(value, "extra", where);
     return m;
 }
@@ -280,7 +135,7 @@ std::optional<NodeKind> kindFromName(const std::string& name)
 }
 
 // The graph from its graph JSON (the links) and its complement (the nodes, exactly).
-Graph readInlineGraph(const Checker& c, const json& doc)
+Graph readInlineGraph(const JsonReader& c, const json& doc)
 {
     Graph linked;
     try {
@@ -304,7 +159,7 @@ Graph readInlineGraph(const Checker& c, const json& doc)
         c.fail(where + ".nodes", std::to_string(n) + " nodes is more than a dense graph can hold");
     graph.nodes.reserve(static_cast<size_t>(n));
     for (size_t i = 0; i < nodes.size(); ++i) {
-        const std::string w = Checker::at(where + ".nodes", i);
+        const std::string w = JsonReader::at(where + ".nodes", i);
         const json& r = c.array(nodes[i], w);
         if (r.size() != 9)
             c.fail(w, "expected 9 fields, got " + std::to_string(r.size()));
@@ -329,7 +184,7 @@ Graph readInlineGraph(const Checker& c, const json& doc)
     const json& probs = c.array(c.member(*complement, "logit_probabilities", where), where + ".logit_probabilities");
     std::vector<float> p;
     for (size_t i = 0; i < probs.size(); ++i)
-        p.push_back(static_cast<float>(c.number(probs[i], Checker::at(where + ".logit_probabilities", i))));
+        p.push_back(static_cast<float>(c.number(probs[i], JsonReader::at(where + ".logit_probabilities", i))));
     graph.logitProbabilities = at::tensor(p, at::kFloat);
     graph.adjacency = at::zeros({ n, n }, at::kFloat);
     try {
@@ -451,15 +306,15 @@ json stateToJson(const ExplorerState& s)
 
 ExplorerState stateFromJson(const json& value, const std::string& source)
 {
-    const Checker c(source);
+    const JsonReader c(source);
     const std::string where = "state";
     c.object(value, where);
     ExplorerState s;
     auto threshold = [&](const char* key, double& out) {
         if (const json* v = c.optional(value, key)) {
-            out = c.number(*v, Checker::at(where, key));
+            out = c.number(*v, JsonReader::at(where, key));
             if (out < 0 || out > 1)
-                c.fail(Checker::at(where, key), "is not in [0, 1]");
+                c.fail(JsonReader::at(where, key), "is not in [0, 1]");
         }
     };
     threshold("node_threshold", s.nodeThreshold);
@@ -473,7 +328,7 @@ ExplorerState stateFromJson(const json& value, const std::string& source)
     if (const json* v = c.optional(value, "supernodes")) {
         c.array(*v, where + ".supernodes");
         for (size_t i = 0; i < v->size(); ++i) {
-            const std::string w = Checker::at(where + ".supernodes", i);
+            const std::string w = JsonReader::at(where + ".supernodes", i);
             const json& j = c.object((*v)[i], w);
             Supernode sn;
             sn.name = c.string(c.member(j, "name", w), w + ".name");
@@ -489,7 +344,7 @@ ExplorerState stateFromJson(const json& value, const std::string& source)
     if (const json* v = c.optional(value, "interventions")) {
         c.array(*v, where + ".interventions");
         for (size_t i = 0; i < v->size(); ++i) {
-            const std::string w = Checker::at(where + ".interventions", i);
+            const std::string w = JsonReader::at(where + ".interventions", i);
             const json& j = c.object((*v)[i], w);
             Intervention iv;
             iv.target = c.string(c.member(j, "target", w), w + ".target");
@@ -503,9 +358,9 @@ ExplorerState stateFromJson(const json& value, const std::string& source)
             if (const json* x = c.optional(j, "positions")) {
                 c.array(*x, w + ".positions");
                 for (size_t k = 0; k < x->size(); ++k) {
-                    const int64_t p = c.integer((*x)[k], Checker::at(w + ".positions", k));
+                    const int64_t p = c.integer((*x)[k], JsonReader::at(w + ".positions", k));
                     if (p < -1)
-                        c.fail(Checker::at(w + ".positions", k), "is below -1");
+                        c.fail(JsonReader::at(w + ".positions", k), "is below -1");
                     iv.positions.push_back(p);
                 }
             }
@@ -812,10 +667,10 @@ SessionData readSession(const std::string& path)
         throw Error(path + ": not valid JSON: " + e.what());
     }
 
-    const Checker c(path);
+    const JsonReader c(path);
     try {
         if (!doc.is_object())
-            c.fail("", "expected a JSON object at the top level, got " + typeName(doc));
+            c.fail("", "expected a JSON object at the top level, got " + jsonTypeName(doc));
         const std::string format = c.string(c.member(doc, "format", ""), "format");
         if (format != kSessionFormat)
             c.fail("format", "\"" + format + "\" is not a Circuitscope session (\"" + kSessionFormat + "\")");

@@ -4,8 +4,8 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "cs/json_reader.h"
 #include "cs/safetensors.h"
-#include "graph/json_reader.h"
 
 #include <ATen/ATen.h>
 
@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,56 +25,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kFormatName = "circuitscope.graph";
-
-bool validUtf8(const std::string& text)
-{
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const size_t n = text.size();
-    for (size_t i = 0; i < n;) {
-        const unsigned char c = s[i];
-        size_t length = 0;
-        uint32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            length = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            length = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            length = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + length > n)
-            return false;
-        for (size_t k = 1; k < length; ++k) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-        if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000)
-            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return false;
-        i += length;
-    }
-    return true;
-}
-
-// A string as JSON: itself when it is UTF-8, otherwise the array of its bytes.
-json textJson(const std::string& text)
-{
-    if (validUtf8(text))
-        return text;
-    json bytes = json::array();
-    for (unsigned char c : text)
-        bytes.push_back(static_cast<int>(c));
-    return bytes;
-}
 
 std::string shapeText(const std::vector<int64_t>& shape)
 {
@@ -89,41 +38,6 @@ std::string shapeText(const std::vector<int64_t>& shape)
 class Reader : public JsonReader {
 public:
     using JsonReader::JsonReader;
-
-    int64_t integer(const json& value, const std::string& where) const
-    {
-        if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-            fail(where, "is too large");
-        if (!value.is_number_integer())
-            fail(where, "expected an integer, got " + jsonTypeName(value));
-        return value.get<int64_t>();
-    }
-
-    // A string, or the array of its bytes (textJson).
-    std::string text(const json& value, const std::string& where) const
-    {
-        if (value.is_string())
-            return value.get<std::string>();
-        if (!value.is_array())
-            fail(where, "expected a string or an array of bytes, got " + jsonTypeName(value));
-        std::string out;
-        for (const json& b : value) {
-            if (!b.is_number_integer() || b.get<int64_t>() < 0 || b.get<int64_t>() > 255)
-                fail(where,
-                    "expected a string or an array of bytes, got an array holding " + jsonTypeName(b)
-                        + (b.is_number_integer() ? " outside 0..255" : ""));
-            out.push_back(static_cast<char>(b.get<int64_t>()));
-        }
-        return out;
-    }
-
-    std::vector<std::string> texts(const json& value, const std::string& where) const
-    {
-        std::vector<std::string> out;
-        for (size_t i = 0; i < array(value, where).size(); ++i)
-            out.push_back(text(value[i], where + "[" + std::to_string(i) + "]"));
-        return out;
-    }
 
     Metadata metadata(const json& m) const
     {

@@ -3,7 +3,7 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
-#include "graph/json_reader.h"
+#include "cs/json_reader.h"
 #include "io/atomic_file.h"
 
 #include <ATen/ATen.h>
@@ -100,33 +100,6 @@ std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
 class Reader : public JsonReader {
 public:
     using JsonReader::JsonReader;
-
-    std::string string(const json& value, const std::string& where) const
-    {
-        if (!value.is_string())
-            fail(where, "expected a string, got " + jsonTypeName(value));
-        return value.get<std::string>();
-    }
-
-    int64_t integer(const json& value, const std::string& where) const
-    {
-        if (value.is_number_integer())
-            return value.get<int64_t>();
-        if (value.is_number_float()) {
-            const double d = value.get<double>();
-            if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
-                return static_cast<int64_t>(d);
-        }
-        fail(where, "expected an integer, got " + jsonTypeName(value));
-    }
-
-    std::vector<std::string> strings(const json& value, const std::string& where) const
-    {
-        std::vector<std::string> out;
-        for (size_t i = 0; i < array(value, where).size(); ++i)
-            out.push_back(string(value[i], where + "[" + std::to_string(i) + "]"));
-        return out;
-    }
 
     Graph read(const json& doc) const;
 };

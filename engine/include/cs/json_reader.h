@@ -1,0 +1,67 @@
+#pragma once
+// Checked reading of JSON documents (graph JSON, the graph file's header, session files), the
+// one reader the engine and the app share: every failure is a cs::Error that starts with the
+// source (a path, or "graph JSON") and names the place in the document ("nodes[3].layer"), so
+// a person can find what to fix.
+//
+// Text that may not be UTF-8 (byte-level BPE tokens hold parts of characters) travels as
+// textJson writes it and comes back through JsonReader::text byte for byte.
+
+#include "cs/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cs {
+
+// "an integer", "a string", ...: what a JSON value is, for messages.
+std::string jsonTypeName(const nlohmann::json& value);
+
+// A string as JSON: itself when it is well-formed UTF-8, otherwise the array of its bytes
+// (JSON text must be UTF-8; JsonReader::text reads either form back).
+nlohmann::json textJson(const std::string& text);
+
+class JsonReader {
+public:
+    // `source` starts every message: the path of the file, or what the document is.
+    explicit JsonReader(std::string source);
+
+    const std::string& source() const { return m_source; }
+
+    // Throws "{source}: {where}: {what}" ("{source}: {what}" for the top level).
+    [[noreturn]] void fail(const std::string& where, const std::string& what) const;
+
+    // The place of a member ("state.pinned"; just the key at the top level) and of an element
+    // ("state.pinned[1]"), for `where`.
+    static std::string at(const std::string& where, const char* key);
+    static std::string at(const std::string& where, size_t index);
+
+    // The member `key` of an object known to be one; missing is an error.
+    const nlohmann::json& member(const nlohmann::json& object, const char* key, const std::string& where) const;
+    // The member `key`, or nullptr when the object has none.
+    const nlohmann::json* optional(const nlohmann::json& object, const char* key) const;
+
+    // Each checks the type and returns the value; `where` names it in the message.
+    const nlohmann::json& object(const nlohmann::json& value, const std::string& where) const;
+    const nlohmann::json& array(const nlohmann::json& value, const std::string& where) const;
+    bool boolean(const nlohmann::json& value, const std::string& where) const;
+    std::string string(const nlohmann::json& value, const std::string& where) const;
+    std::vector<std::string> strings(const nlohmann::json& value, const std::string& where) const;
+    // A string, or the array of its bytes (textJson).
+    std::string text(const nlohmann::json& value, const std::string& where) const;
+    std::vector<std::string> texts(const nlohmann::json& value, const std::string& where) const;
+    // A finite number (the parser turns an overflowing literal such as 1e999 into infinity).
+    double number(const nlohmann::json& value, const std::string& where) const;
+    // An integer that fits int64, or a number with no fraction that a double holds exactly
+    // (other writers, Python's json among them, may write 3.0 for 3).
+    int64_t integer(const nlohmann::json& value, const std::string& where) const;
+
+private:
+    std::string m_source;
+};
+
+} // namespace cs
