@@ -783,6 +783,8 @@ void ExplorerController::clickNode(const QString& id, int modifiers)
 {
     if (modifiers & Qt::ControlModifier)
         togglePin(id);
+    else if ((modifiers & Qt::ShiftModifier) && isPinned(id.toStdString()))
+        setChecked(id, !contains(m_checked, id.toStdString())); // marks it for grouping
     else
         select(id);
 }

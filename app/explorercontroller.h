@@ -234,7 +234,8 @@ public:
     Q_INVOKABLE void trace(const QString& prompt);
     Q_INVOKABLE void cancelTrace();
 
-    // Selection and the canvas. modifiers: Qt::KeyboardModifiers of the click.
+    // Selection and the canvas. modifiers: Qt::KeyboardModifiers of the click: none selects,
+    // Ctrl pins or unpins, Shift on a pinned node checks it for grouping.
     Q_INVOKABLE void select(const QString& id);
     Q_INVOKABLE void selectIndex(int index);
     Q_INVOKABLE void clickNode(const QString& id, int modifiers);

@@ -14,7 +14,7 @@ Panel {
     property alias view: subgraphView
 
     title: "Subgraph"
-    subtitle: pane.explorer.pinnedCount === 0 ? "Ctrl-click nodes in the graph to pin them here"
+    subtitle: pane.explorer.pinnedCount === 0 ? "Ctrl-click nodes in the graph to pin them here; Shift-click pinned nodes to check them for grouping"
                                               : pane.explorer.pinnedCount + " pinned · "
                                                 + pane.explorer.supernodeNames.length + " supernodes"
 
