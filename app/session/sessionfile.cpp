@@ -32,16 +32,6 @@ using cs::graph::Node;
 using cs::graph::NodeKind;
 using nlohmann::json;
 
-std::optional<int64_t> parseInteger(const std::string& text)
-{
-    int64_t value = 0;
-    const char* end = text.data() + text.size();
-    auto [p, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || ec != std::errc() || p != end)
-        return std::nullopt;
-    return value;
-}
-
 // "{layer}:{feature}" -> (layer, feature).
 std::optional<std::pair<int64_t, int64_t>> parseFeatureKey(const std::string& key)
 {
@@ -53,18 +43,6 @@ std::optional<std::pair<int64_t, int64_t>> parseFeatureKey(const std::string& ke
     if (!layer || !feature || *layer < 0 || *feature < 0)
         return std::nullopt;
     return std::make_pair(*layer, *feature);
-}
-
-// The inverse of cs::graph::cantorPairing: z -> (layer, feature).
-std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
-{
-    auto w = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(z) + 1.0) - 1.0) / 2.0);
-    while ((w + 1) * (w + 2) / 2 <= z)
-        ++w;
-    while (w > 0 && w * (w + 1) / 2 > z)
-        --w;
-    const int64_t y = z - w * (w + 1) / 2;
-    return { w - y, y };
 }
 
 std::vector<std::string> split(const std::string& text, char separator)
@@ -561,7 +539,7 @@ ExplorerState stateFromQParams(const json& q, const Graph& graph)
                 auto z = parseInteger(key);
                 if (!z || *z < 0)
                     return std::nullopt;
-                const auto lf = cantorUnpair(*z);
+                const auto lf = cs::graph::cantorUnpair(*z);
                 if (features.count(lf))
                     return lf;
                 auto layers = layersOf.find(*z);

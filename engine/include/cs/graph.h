@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cs::graph {
@@ -87,6 +88,8 @@ struct Graph {
 
 // The Cantor pairing circuit-tracer writes as a feature node's "feature": (x + y)(x + y + 1)/2 + y.
 int64_t cantorPairing(int64_t layer, int64_t feature);
+// Its inverse: z -> (layer, feature).
+std::pair<int64_t, int64_t> cantorUnpair(int64_t z);
 
 // The node_id circuit-tracer writes for node i: features "{layer}_{feature}_{pos}", errors
 // "{layer}_-1_{pos}", embeddings "E_{token_id}_{pos}", logits "{n_layers + 1}_{token_id}_{pos}".

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,10 @@ namespace cs {
 
 // "an integer", "a string", ...: what a JSON value is, for messages.
 std::string jsonTypeName(const nlohmann::json& value);
+
+// A whole decimal integer written as text (a node id's part, a qParams key); none for anything
+// else (empty, signs of other kinds, trailing characters, out of range).
+std::optional<int64_t> parseInteger(const std::string& text);
 
 // A string as JSON: itself when it is well-formed UTF-8, otherwise the array of its bytes
 // (JSON text must be UTF-8; JsonReader::text reads either form back).

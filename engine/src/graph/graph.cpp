@@ -230,6 +230,18 @@ int64_t cantorPairing(int64_t layer, int64_t feature)
     return (layer + feature) * (layer + feature + 1) / 2 + feature;
 }
 
+std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
+{
+    // w = x + y is the largest w with w (w + 1) / 2 <= z; the float estimate is corrected exactly.
+    auto w = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(z) + 1.0) - 1.0) / 2.0);
+    while ((w + 1) * (w + 2) / 2 <= z)
+        ++w;
+    while (w > 0 && w * (w + 1) / 2 > z)
+        --w;
+    const int64_t y = z - w * (w + 1) / 2;
+    return { w - y, y };
+}
+
 std::string nodeId(const Graph& graph, int64_t index)
 {
     const Node& node = graph.nodes.at(static_cast<size_t>(index));

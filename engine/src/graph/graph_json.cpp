@@ -61,16 +61,6 @@ void mergeInto(json& target, const json& patch)
     }
 }
 
-std::optional<int64_t> parseInteger(const std::string& text)
-{
-    int64_t value = 0;
-    const char* end = text.data() + text.size();
-    auto [p, ec] = std::from_chars(text.data(), end, value);
-    if (ec != std::errc() || p != end || text.empty())
-        return std::nullopt;
-    return value;
-}
-
 std::vector<std::string> splitId(const std::string& id)
 {
     std::vector<std::string> parts;
@@ -82,18 +72,6 @@ std::vector<std::string> splitId(const std::string& id)
             return parts;
         start = underscore + 1;
     }
-}
-
-// (layer, feature) from a Cantor pairing z.
-std::pair<int64_t, int64_t> cantorUnpair(int64_t z)
-{
-    auto w = static_cast<int64_t>((std::sqrt(8.0 * static_cast<double>(z) + 1.0) - 1.0) / 2.0);
-    while ((w + 1) * (w + 2) / 2 <= z)
-        ++w;
-    while (w > 0 && w * (w + 1) / 2 > z)
-        --w;
-    const int64_t y = z - w * (w + 1) / 2;
-    return { w - y, y };
 }
 
 // Reads one graph document; every message starts with `source` and names the place.

@@ -1,7 +1,9 @@
 // The checked JSON reader of cs/json_reader.h.
 
 #include "cs/json_reader.h"
+
 #include "model/utf8.h"
+#include <charconv>
 
 #include <cmath>
 #include <limits>
@@ -10,6 +12,16 @@
 namespace cs {
 
 using nlohmann::json;
+
+std::optional<int64_t> parseInteger(const std::string& text)
+{
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [p, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || p != end)
+        return std::nullopt;
+    return value;
+}
 
 std::string jsonTypeName(const json& value)
 {
