@@ -32,7 +32,6 @@ namespace {
 constexpr int kMergeNodeThreshold = 1;
 constexpr int kMergeEdgeThreshold = 2;
 constexpr int kMergeInterventionValue = 3;
-constexpr int kMergeView = 4;
 
 int64_t countTrue(const std::vector<bool>& mask)
 {
@@ -454,6 +453,8 @@ void ExplorerController::applyState(const ExplorerState& state)
 {
     const ExplorerState before = m_state;
     m_state = state;
+    // The view follows the canvas, not the undo stack: undo and redo leave it where it is.
+    m_state.view = before.view;
     if (!m_graph) {
         Q_EMIT stateChanged();
         return;
@@ -889,9 +890,10 @@ void ExplorerController::setEdgeThreshold(double threshold)
 void ExplorerController::setView(double zoom, double centerX, double centerY)
 {
     // The view is saved with the session, but panning is not an undo step.
+    if (!(zoom > 0) || !std::isfinite(centerX) || !std::isfinite(centerY))
+        return;
     m_state.view = { zoom, centerX, centerY };
     markDirty();
-    Q_UNUSED(kMergeView);
 }
 
 void ExplorerController::setSearchText(const QString& text)
@@ -1442,6 +1444,10 @@ bool ExplorerController::loadSession(const SessionData& data, const QString& pat
     m_contextReady = false;
     m_traceText = QStringLiteral("opened %1").arg(QFileInfo(path).fileName());
     setGraph(graph, pruner, data.state, {}, {});
+    m_state.view = data.state.view;
+    // A view saved with the session (not the default one) is shown again.
+    if (data.state.view != CanvasView {})
+        Q_EMIT viewRequested(data.state.view.zoom, data.state.view.centerX, data.state.view.centerY);
     requestContext();
     if (!data.warnings.empty())
         setMessage(QStringLiteral("Opened %1 (%2)").arg(QDir::toNativeSeparators(path), qs(data.warnings.front())));

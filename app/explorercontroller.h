@@ -250,6 +250,7 @@ public:
     Q_INVOKABLE void setSearchText(const QString& text);
     // The id of the next node matching the search after `afterId` (cycling); empty when none.
     Q_INVOKABLE QString nextSearchHit(const QString& afterId) const;
+    // The graph canvas's view (saved with the session; not an undo step).
     Q_INVOKABLE void setView(double zoom, double centerX, double centerY);
 
     // The subgraph: check nodes (pinned rows) to group them.
@@ -312,6 +313,8 @@ Q_SIGNALS:
     void traceFinished(bool ok);
     void exportFinished(bool ok, const QString& path);
     void errorOccurred(const QString& message);
+    // A session brought its canvas view back: the graph canvas should show it.
+    void viewRequested(double zoom, double centerX, double centerY);
 
 private:
     friend class StateCommand;

@@ -314,6 +314,19 @@ ApplicationWindow {
                                                     captionColor: Theme.text
                                 onNodeClicked: (slot, graphIndex, id, modifiers) => window.explorer.clickNode(id, modifiers)
                                 onBackgroundClicked: window.explorer.select("")
+                                // The view goes into the session; a session's view comes back.
+                                Connections {
+                                    target: graphView.canvas
+                                    function onViewChanged() {
+                                        window.explorer.setView(graphView.zoom, graphView.centerX, graphView.centerY)
+                                    }
+                                }
+                                Connections {
+                                    target: window.explorer
+                                    function onViewRequested(zoom, centerX, centerY) {
+                                        graphView.canvas.setView(zoom, centerX, centerY)
+                                    }
+                                }
                             }
                         }
                     }

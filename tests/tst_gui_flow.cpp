@@ -368,6 +368,14 @@ void TestGuiFlow::exportsSvgPdfPng()
 
 void TestGuiFlow::saveUndoRedoReopen()
 {
+    // The canvas's view goes into the session.
+    QQuickItem* canvas = canvasOf("graphView");
+    QVERIFY(
+        QMetaObject::invokeMethod(canvas, "setView", Q_ARG(double, 1.5), Q_ARG(double, 120.0), Q_ARG(double, 60.0)));
+    const double zoom = canvas->property("zoom").toDouble();
+    QCOMPARE(m_explorer->state().view.zoom, zoom);
+    QCOMPARE(m_explorer->state().view.centerX, 120.0);
+
     m_sessionPath = m_tmp->filePath(QStringLiteral("flow.circuitscope.json"));
     QVERIFY2(m_explorer->saveSession(m_sessionPath), qPrintable(m_explorer->message()));
     QVERIFY(!m_explorer->isModified());
@@ -384,11 +392,15 @@ void TestGuiFlow::saveUndoRedoReopen()
     QVERIFY(m_explorer->state() == m_savedState);
     QVERIFY(!m_explorer->isModified());
 
-    // An edit after saving, then reopening the file, gives back the saved state and results.
+    // An edit and a pan after saving, then reopening the file, give back the saved state, view
+    // and results.
     m_explorer->ungroup(kSupernode);
+    QVERIFY(QMetaObject::invokeMethod(canvas, "setView", Q_ARG(double, 0.7), Q_ARG(double, 0.0), Q_ARG(double, 0.0)));
     QVERIFY(m_explorer->supernodeNames().isEmpty());
     QVERIFY(m_explorer->openFile(m_sessionPath));
     QVERIFY(m_explorer->state() == m_savedState);
+    QCOMPARE(canvas->property("zoom").toDouble(), zoom);
+    QCOMPARE(canvas->property("centerX").toDouble(), 120.0);
     QVERIFY(!m_explorer->canUndo()); // a reopened session starts a new history
     settle();
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->interventionsAvailable(), 30000);
