@@ -506,30 +506,29 @@ std::string ExplorerController::labelOf(int64_t index) const
     return {};
 }
 
+std::string ExplorerController::storeCaption(int64_t layer, int64_t feature) const
+{
+    const std::string key = featureKey(layer, feature);
+    if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
+        return it->second;
+    if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
+        return "→ " + it->second;
+    return {};
+}
+
 std::string ExplorerController::captionOf(int64_t index) const
 {
     const std::string label = labelOf(index);
     if (!label.empty())
         return label;
     const auto& node = m_graph->nodes[size_t(index)];
-    if (node.kind == cs::graph::NodeKind::Feature) {
-        if (auto it = m_topOutputs.find(featureKey(node.layer, node.feature)); it != m_topOutputs.end())
-            return "→ " + it->second;
-    }
-    return {};
+    return node.kind == cs::graph::NodeKind::Feature ? storeCaption(node.layer, node.feature) : std::string();
 }
 
 void ExplorerController::rebuildMainScene()
 {
     SceneStyle style = sceneStyle();
-    style.labelFunction = [this](int64_t layer, int64_t feature) {
-        const std::string key = featureKey(layer, feature);
-        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
-            return qs(it->second);
-        if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
-            return QStringLiteral("→ %1").arg(qs(it->second));
-        return QString();
-    };
+    style.labelFunction = [this](int64_t layer, int64_t feature) { return qs(storeCaption(layer, feature)); };
     m_mainScene->setScene(
         buildGraphScene(*m_graph, *m_pruned, m_state, style, m_searchHitCount > 0 ? &m_searchHits : nullptr));
 }
@@ -550,14 +549,7 @@ SceneStyle ExplorerController::sceneStyle() const
 FigureOptions ExplorerController::figureOptions() const
 {
     FigureOptions options;
-    options.featureLabel = [this](int64_t layer, int64_t feature) {
-        const std::string key = featureKey(layer, feature);
-        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
-            return it->second;
-        if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
-            return "→ " + it->second;
-        return std::string();
-    };
+    options.featureLabel = [this](int64_t layer, int64_t feature) { return storeCaption(layer, feature); };
     options.scores = QStringLiteral("replacement %1 · completeness %2")
                          .arg(m_scores.replacement, 0, 'f', 2)
                          .arg(m_scores.completeness, 0, 'f', 2)

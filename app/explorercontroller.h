@@ -347,6 +347,8 @@ private:
     // The label shown for a node: the user's, else the store's, else the top output token.
     std::string labelOf(int64_t index) const;
     std::string captionOf(int64_t index) const;
+    // What the feature store says of a feature: its label, else "→ " and its top output token.
+    std::string storeCaption(int64_t layer, int64_t feature) const;
     QString nodeTitle(int64_t index) const;
     std::unique_ptr<SessionData> sessionData() const;
     bool loadSession(const SessionData& data, const QString& path);

@@ -71,27 +71,10 @@ bool isTopKDistribution(const TokenDistributionModel& model, int k)
     return std::accumulate(probs.begin(), probs.end(), 0.0) <= 1.0 + 1e-5;
 }
 
-QQuickItem* findItemIn(QQuickItem* item, const QString& objectName)
-{
-    if (item->objectName() == objectName)
-        return item;
-    for (QQuickItem* child : item->childItems()) {
-        if (QQuickItem* found = findItemIn(child, objectName))
-            return found;
-    }
-    return nullptr;
-}
-
-// The item with that objectName anywhere in the window's visual tree (header, footer and
-// popups are not QObject children of the content item, so findChild alone misses them).
+// The item with that objectName anywhere in the window's visual tree.
 QQuickItem* findItem(QQuickWindow* window, const char* objectName)
 {
-    if (!window)
-        return nullptr;
-    QQuickItem* root = window->contentItem();
-    while (root->parentItem())
-        root = root->parentItem();
-    return findItemIn(root, QLatin1String(objectName));
+    return cs::app::findItem(window, QLatin1String(objectName));
 }
 
 } // namespace
