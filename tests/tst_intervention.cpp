@@ -10,6 +10,7 @@
 #include "cs/replacement.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <QTemporaryDir>
 #include <QtTest>

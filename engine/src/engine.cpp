@@ -6,6 +6,7 @@
 #include "cs/model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdlib>
 #include <filesystem>

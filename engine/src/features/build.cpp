@@ -12,6 +12,7 @@
 #include "cs/transcoder_train.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <chrono>

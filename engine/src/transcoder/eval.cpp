@@ -5,6 +5,7 @@
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 namespace cs::transcoder {
 
