@@ -46,6 +46,13 @@ set_package_properties(Torch PROPERTIES TYPE REQUIRED
   DESCRIPTION "LibTorch >= 2 (PyPI's torch wheel in the venv of scripts/install-deps, or Torch_DIR)")
 if(TORCH_CUDA_LIBRARIES)
   set(CS_TORCH_HAS_CUDA ON)
+  # Nothing of ours calls into libtorch_cuda directly: it registers the CUDA backend when it is
+  # loaded. Linkers that default to --as-needed (Ubuntu's) would drop it, and CUDA would be
+  # "not compiled" at run time.
+  if(NOT MSVC)
+    string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,--no-as-needed")
+    string(APPEND CMAKE_SHARED_LINKER_FLAGS " -Wl,--no-as-needed")
+  endif()
 else()
   set(CS_TORCH_HAS_CUDA OFF)
 endif()

@@ -11,6 +11,8 @@
 #include "cs/replacement.h"
 
 #include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -145,6 +147,36 @@ private Q_SLOTS:
         QCOMPARE(j["vocab"].get<int64_t>(), int64_t(300));
         QCOMPARE(j["dtype"].get<std::string>(), std::string("F32"));
         QCOMPARE(j["device"].get<std::string>(), std::string("cpu"));
+        // Which engine: the LibTorch this test itself links, and what it can reach.
+        const Json& t = j["torch"];
+        QCOMPARE(t["version"].get<std::string>(), std::string(TORCH_VERSION));
+        QCOMPARE(t["cuda_compiled"].get<bool>(), at::detail::getCUDAHooks().isBuilt());
+        QCOMPARE(t["cuda_available"].get<bool>(), at::hasCUDA());
+        QCOMPARE(t["device"].get<std::string>(), std::string("cpu"));
+#ifdef CS_EXPECT_CUDA_BUILD
+        QVERIFY(t["cuda_compiled"].get<bool>()); // the default build links the wheel's CUDA LibTorch
+#endif
+        // auto picks CUDA exactly when it is there.
+        Run a = cli({ "--device", "auto", "info", m_model, "--json" });
+        QCOMPARE(a.exitCode, 0);
+        QCOMPARE(a.json()["torch"]["device"].get<std::string>(), std::string(at::hasCUDA() ? "cuda:0" : "cpu"));
+    }
+
+    // --device cuda where there is no GPU: a clear error, exit 1, nothing else.
+    void cudaWithoutGpu()
+    {
+        if (at::hasCUDA())
+            QSKIP("this machine has a GPU");
+        for (const char* command : { "info", "logits" }) {
+            QStringList args { "--device", "cuda", command, m_model };
+            if (QString(command) == "logits")
+                args << "--text" << "a";
+            Run r = cli(args);
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(r.err.startsWith("circuitscope-cli: error: device \"cuda\" was asked for"), qPrintable(r.err));
+            QVERIFY2(r.err.contains("use --device cpu or auto"), qPrintable(r.err));
+            QVERIFY(r.out.isEmpty());
+        }
     }
 
     void tokenize()

@@ -7,6 +7,9 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/DeviceGuard.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -149,6 +152,34 @@ GenerateResult ModelHandle::generate(const std::vector<int64_t>& promptIds, cons
     if (m_model->hasTokenizer())
         result.text = m_model->tokenizer().decode(result.newIds);
     return result;
+}
+
+TorchInfo torchInfo(const std::string& device)
+{
+    TorchInfo info;
+    info.version = TORCH_VERSION;
+    const at::CUDAHooksInterface& cuda = at::detail::getCUDAHooks();
+    info.cudaCompiled = cuda.isBuilt();
+    if (info.cudaCompiled) {
+        // CUDA_VERSION as major * 1000 + minor * 10 (13000 is 13.0).
+        const long v = cuda.versionCUDART();
+        if (v > 0)
+            info.cudaVersion = std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+    }
+    info.cudaAvailable = at::hasCUDA();
+    info.cudaDevices = info.cudaAvailable ? cuda.deviceCount() : 0;
+    try {
+        const c10::Device dev = model::resolveDevice(device);
+        info.device = dev.str();
+        if (dev.is_cuda()) {
+            const auto [name, bytes] = model::cudaDeviceProperties(dev);
+            info.gpuName = name;
+            info.gpuMemoryBytes = bytes;
+        }
+    } catch (const std::exception& e) {
+        info.device = std::string("error: ") + e.what();
+    }
+    return info;
 }
 
 std::string blasDescription()

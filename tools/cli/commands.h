@@ -41,4 +41,19 @@ nlohmann::json benchAttribution(const std::string& modelFolder, const std::strin
 // (tokens/s, database size); null for other models.
 nlohmann::json benchFeatureBuild(const std::string& modelFolder, const std::string& device);
 
+// What `bench --large` (and `bench` on CUDA) measures: attribution on a model with random
+// weights of Gemma-2-2B's shape and a per-layer transcoder (bench_large.cpp).
+struct LargeBenchOptions {
+    int64_t nFeatures = 16384; // transcoder features per layer
+    int64_t l0 = 64; // features active per token and layer, about
+    int64_t batchSize = 256; // target rows per batch
+    int64_t longTokens = 4096; // the long prompt (0: none)
+    int64_t longFeatureNodes = 1024; // its feature-node cap
+    // Features active per token and layer on the long prompt: every active feature's decoder
+    // vector is held on the device (about 16 KB each at d_model 2304), so at 4,096 tokens an L0
+    // of 64 would hold 63 GB of them; 16 holds 16 GB.
+    int64_t longL0 = 16;
+};
+nlohmann::json benchLargeModel(const std::string& device, const LargeBenchOptions& options);
+
 } // namespace cs::cli

@@ -36,6 +36,10 @@ commands:
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
   bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward, trace,
                                               prune and transcoder-training timings (MODEL: tinyworld)
+        [--large | --no-large]                  also a Gemma-2-2B-shaped model with a 26 x 16,384 PLT:
+        [--large-features N --large-l0 K          64 tokens / 8,192 feature nodes and a long prompt
+         --long-tokens T --long-feature-nodes M  (default on CUDA only; K 64, T 4096, M 1024,
+         --long-l0 K2]                            K2 16)
   trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
         --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
         --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S
@@ -116,19 +120,48 @@ std::string visible(const std::string& token)
     return "\"" + out + "\"";
 }
 
+// The "torch" object of info and bench: which LibTorch runs, and on what.
+Json torchJson(const std::string& device)
+{
+    const cs::TorchInfo t = cs::torchInfo(device);
+    Json j = { { "version", t.version }, { "cuda_compiled", t.cudaCompiled }, { "cuda_available", t.cudaAvailable },
+        { "device", t.device } };
+    if (t.cudaCompiled)
+        j["cuda_version"] = t.cudaVersion;
+    j["cuda_devices"] = t.cudaDevices;
+    if (!t.gpuName.empty()) {
+        j["gpu"] = t.gpuName;
+        j["gpu_memory_gb"] = static_cast<double>(t.gpuMemoryBytes) / (1 << 30);
+    }
+    return j;
+}
+
+std::string torchLine(const Json& t)
+{
+    std::string line = "LibTorch " + t["version"].get<std::string>() + ", CUDA "
+        + (t["cuda_compiled"].get<bool>() ? "compiled (" + t["cuda_version"].get<std::string>() + ")" : "not compiled")
+        + ", " + (t["cuda_available"].get<bool>() ? "available" : "not available") + ", device "
+        + t["device"].get<std::string>();
+    if (t.contains("gpu"))
+        line += " (" + t["gpu"].get<std::string>() + ")";
+    return line;
+}
+
 int cmdInfo(const Args& args, const std::string& device)
 {
     auto handle = cs::ModelHandle::open(modelArg(args), device);
     const cs::ModelInfo i = handle->info();
     Json j = { { "name", i.name }, { "folder", i.folder }, { "family", i.family }, { "layers", i.nLayers },
         { "d_model", i.dModel }, { "heads", i.nHeads }, { "kv_heads", i.nKvHeads }, { "d_head", i.dHead },
-        { "d_mlp", i.dMlp }, { "vocab", i.vocabSize }, { "dtype", i.dtype }, { "device", i.device } };
+        { "d_mlp", i.dMlp }, { "vocab", i.vocabSize }, { "dtype", i.dtype }, { "device", i.device },
+        { "torch", torchJson(device) } };
     if (args.flag("json")) {
         std::cout << dump(j) << "\n";
     } else {
         for (const char* key : { "name", "folder", "family", "layers", "d_model", "heads", "kv_heads", "d_head",
                  "d_mlp", "vocab", "dtype", "device" })
             std::cout << key << ": " << (j[key].is_string() ? j[key].get<std::string>() : j[key].dump()) << "\n";
+        std::cout << "torch: " << torchLine(j["torch"]) << "\n";
     }
     return 0;
 }
@@ -231,6 +264,7 @@ int cmdBench(const Args& args, const std::string& device)
     const double ms = millis([&] { at::matmul(a, b).sum().item<float>(); }, 5);
     out["gemm_gflops"] = 2.0 * n * n * n / (ms * 1e6);
     out["device"] = dev.str();
+    out["torch"] = torchJson(device);
     {
         auto model = cs::model::Model::load(cs::resolveModelFolder(modelArg(args)), { device });
         Json rows = Json::array();
@@ -258,9 +292,24 @@ int cmdBench(const Args& args, const std::string& device)
         out["feature_store_build"] = cs::cli::benchFeatureBuild(model->folder(), device);
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
+    // The Gemma-2-2B-shaped case: by default on a GPU only (on 2 CPU cores it runs for hours).
+    if (args.flag("large") || (dev.is_cuda() && !args.flag("no-large"))) {
+        cs::cli::LargeBenchOptions lo;
+        lo.nFeatures = args.intOr("large-features", lo.nFeatures);
+        lo.l0 = args.intOr("large-l0", lo.l0);
+        lo.batchSize = args.intOr("batch-size", lo.batchSize);
+        lo.longTokens = args.intOr("long-tokens", lo.longTokens);
+        lo.longFeatureNodes = args.intOr("long-feature-nodes", lo.longFeatureNodes);
+        lo.longL0 = args.intOr("long-l0", lo.longL0);
+        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0 || lo.longFeatureNodes < 0)
+            throw cs::Error("--large-features, --large-l0 and --batch-size must be positive, --long-tokens and "
+                            "--long-feature-nodes not negative");
+        out["large"] = cs::cli::benchLargeModel(device, lo);
+    }
     if (args.flag("json")) {
         std::cout << dump(out) << "\n";
     } else {
+        std::cout << "torch: " << torchLine(out["torch"]) << "\n";
         std::cout << "blas: " << out["blas"].get<std::string>() << "\nthreads: " << out["threads"]
                   << "\ngemm 1024^2 float: " << out["gemm_gflops"].get<double>() << " GFLOP/s on " << dev.str() << "\n";
         if (out.contains("forward"))
@@ -289,6 +338,26 @@ int cmdBench(const Args& args, const std::string& device)
                 std::cout << "transcoder training (" << r["kind"].get<std::string>() << ", " << r["features_per_layer"]
                           << " features per layer, batch " << r["batch_tokens"]
                           << "): " << r["tokens_per_second"].get<double>() << " tokens/s\n";
+        if (out.contains("large")) {
+            const Json& l = out["large"];
+            std::cout << "large: " << l["model"].get<std::string>() << ", " << l["parameters"]
+                      << " parameters, made in " << l["model_ms"].get<double>() << " ms; PLT "
+                      << l["transcoder"]["layers"] << " x " << l["transcoder"]["features_per_layer"]
+                      << " features; forward 64 tokens " << l["forward_64_ms"].get<double>() << " ms\n";
+            for (const auto& r : l["trace"]) {
+                std::cout << "large trace " << r["n_tokens"] << " tokens, max " << r["max_feature_nodes"]
+                          << " feature nodes: ";
+                if (r.contains("error"))
+                    std::cout << "error: " << r["error"].get<std::string>();
+                else
+                    std::cout << r["total_ms"].get<double>() << " ms (context " << r["context_ms"].get<double>()
+                              << " ms, trace " << r["trace_ms"].get<double>() << " ms), " << r["active_features"]
+                              << " active features, " << r["nodes"] << " nodes, " << r["edges"] << " edges, "
+                              << r["pruned_nodes"] << " kept at 0.8, max relative residual "
+                              << r["max_rel_residual"].get<double>();
+                std::cout << ", peak GPU memory " << r["peak_gpu_mb"].get<double>() << " MB\n";
+            }
+        }
     }
     return 0;
 }
@@ -401,8 +470,8 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
                 "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout", "tokens", "context",
-                "window" },
-            { "json", "all-positions", "skip", "all" });
+                "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0" },
+            { "json", "all-positions", "skip", "all", "large", "no-large" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
@@ -433,8 +502,13 @@ int main(int argc, char** argv)
     } catch (const cs::Error& e) {
         std::cerr << "circuitscope-cli: error: " << e.what() << "\n";
         return 1;
+    } catch (const c10::OutOfMemoryError& e) {
+        // A graph or model too large for the device: the user's to resize, not a crash.
+        std::cerr << "circuitscope-cli: error: " << cs::model::errorText(e)
+                  << "\n(try --max-feature-nodes, a smaller --batch-size, a shorter prompt or --device cpu)\n";
+        return 1;
     } catch (const std::exception& e) {
-        std::cerr << "circuitscope-cli: internal error: " << e.what() << "\n";
+        std::cerr << "circuitscope-cli: internal error: " << cs::model::errorText(e) << "\n";
         return 3;
     }
 }

@@ -86,4 +86,19 @@ constexpr const char* kDefaultModel = "tinyworld";
 // The BLAS LibTorch's matrix products go through, as found in this process (for bench).
 std::string blasDescription();
 
+// Which LibTorch this process runs on and what it can reach: info and bench print it so a user
+// sees which engine they have (JSON "torch": {version, cuda_compiled, cuda_available, device}).
+struct TorchInfo {
+    std::string version; // LibTorch's own version, "2.11.0"
+    bool cudaCompiled = false; // this LibTorch was built with CUDA (its CUDA library is loaded)
+    bool cudaAvailable = false; // and a GPU with a working driver is present
+    std::string device; // what the --device asked for resolves to ("cpu", "cuda:0"), or the error
+    std::string cudaVersion; // the CUDA runtime LibTorch was built against ("13.0"), or empty
+    int64_t cudaDevices = 0;
+    std::string gpuName; // the GPU of `device` when it is one
+    int64_t gpuMemoryBytes = 0; // its total memory
+};
+// Never throws: a device that cannot be had is reported in `device` as "error: ...".
+TorchInfo torchInfo(const std::string& device = "auto");
+
 } // namespace cs

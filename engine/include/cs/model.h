@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -144,5 +145,20 @@ void saveModelFolder(const Model& model, const std::string& folder, const std::s
 c10::Device resolveDevice(const std::string& name);
 // The computation thread count: all cores unless CS_THREADS says otherwise.
 void initThreads();
+
+// A CUDA device's name and total memory in bytes ({"", 0} for the CPU or without CUDA).
+std::pair<std::string, int64_t> cudaDeviceProperties(c10::Device device);
+// A CUDA device's free and total memory in bytes ({0, 0} for the CPU).
+std::pair<int64_t, int64_t> cudaMemoryInfo(c10::Device device);
+// The most memory LibTorch's CUDA allocator has held allocated on the device since the last
+// reset, in bytes (0 for the CPU); and the reset.
+int64_t cudaPeakAllocatedBytes(c10::Device device);
+void cudaResetPeak(c10::Device device);
+// Throws cs::Error naming `what`, the sizes and the way out when `bytes` more would not fit in
+// the device's free memory (with headroom for the computation); nothing for the CPU.
+void checkFitsOnDevice(c10::Device device, int64_t bytes, const std::string& what);
+// An exception's message for a person: LibTorch's errors without their C++ backtrace, and an
+// out-of-memory error said as such.
+std::string errorText(const std::exception& e);
 
 } // namespace cs::model

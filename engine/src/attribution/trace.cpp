@@ -207,31 +207,51 @@ TargetQuantities targetQuantities(const ReplacementContext& ctx, const std::vect
     const RunResult constant = runReplacement(ctx, none);
     const transcoder::TranscoderSet& tc = *ctx.transcoders;
     const int64_t last = ctx.nPos() - 1;
-    at::Tensor featureCpu = ctx.active.feature.cpu();
-    auto quantity = [&](const RowTarget& t, const std::vector<at::Tensor>& inputs, const at::Tensor& finalResid) {
-        if (t.logit >= 0) {
-            const LogitTarget& lt = logits[static_cast<size_t>(t.logit)];
-            at::Tensor toks = at::tensor(lt.tokens, at::kLong);
+    const auto n = static_cast<int64_t>(targets.size());
+    at::Tensor actual = at::zeros({ n }, at::kDouble), constants = at::zeros({ n }, at::kDouble),
+               scales = at::zeros({ n }, at::kDouble);
+    // Logit rows, one by one (there are a handful).
+    for (int64_t i = 0; i < n; ++i) {
+        const RowTarget& t = targets[static_cast<size_t>(i)];
+        if (t.logit < 0)
+            continue;
+        const LogitTarget& lt = logits[static_cast<size_t>(t.logit)];
+        at::Tensor toks = at::tensor(lt.tokens, at::kLong);
+        auto quantity = [&](const at::Tensor& finalResid) {
             at::Tensor coef = at::tensor(lt.coefficients, at::kDouble).to(finalResid.options());
             return (demeanedLogits(ctx, finalResid, last, toks) * coef).sum().item<double>();
-        }
-        const int64_t feature = featureCpu[t.active].item<int64_t>();
-        return at::dot(tc.encoder(t.layer)[feature], inputs[static_cast<size_t>(t.layer)][t.position]).item<double>();
-    };
-    auto scale = [&](const RowTarget& t) {
-        if (t.logit >= 0)
-            return (logitReads[t.logit].norm() * ctx.finalResid[last].norm()).item<double>();
-        const int64_t feature = featureCpu[t.active].item<int64_t>();
-        return (tc.encoder(t.layer)[feature].norm() * ctx.inputs[static_cast<size_t>(t.layer)][t.position].norm())
-            .item<double>();
-    };
-    std::vector<double> actual, constants, scales;
-    for (const auto& t : targets) {
-        actual.push_back(quantity(t, ctx.inputs, ctx.finalResid));
-        constants.push_back(quantity(t, constant.inputs, constant.finalResid));
-        scales.push_back(scale(t));
+        };
+        actual[i] = quantity(ctx.finalResid);
+        constants[i] = quantity(constant.finalResid);
+        scales[i] = (logitReads[t.logit].norm() * ctx.finalResid[last].norm()).item<double>();
     }
-    return { at::tensor(actual, at::kDouble), at::tensor(constants, at::kDouble), at::tensor(scales, at::kDouble) };
+    // Feature rows, one batch per layer on the device (a row at a time would cost a device
+    // round trip each): the encoder row against the transcoder input at the row's position.
+    at::Tensor featureCpu = ctx.active.feature.cpu();
+    const int64_t* feature = featureCpu.data_ptr<int64_t>();
+    for (int64_t l = 0; l < ctx.nLayers(); ++l) {
+        std::vector<int64_t> rows, positions, features;
+        for (int64_t i = 0; i < n; ++i) {
+            const RowTarget& t = targets[static_cast<size_t>(i)];
+            if (t.logit < 0 && t.layer == l) {
+                rows.push_back(i);
+                positions.push_back(t.position);
+                features.push_back(feature[t.active]);
+            }
+        }
+        if (rows.empty())
+            continue;
+        const auto device = tc.encoder(l).device();
+        at::Tensor enc = tc.encoder(l).index_select(0, at::tensor(features, at::kLong).to(device)); // [k, d]
+        at::Tensor pos = at::tensor(positions, at::kLong).to(device);
+        at::Tensor x = ctx.inputs[static_cast<size_t>(l)].index_select(0, pos); // [k, d]
+        at::Tensor xc = constant.inputs[static_cast<size_t>(l)].index_select(0, pos);
+        at::Tensor idx = at::tensor(rows, at::kLong);
+        actual.index_copy_(0, idx, (enc * x).sum(1).to(at::kDouble).cpu());
+        constants.index_copy_(0, idx, (enc * xc).sum(1).to(at::kDouble).cpu());
+        scales.index_copy_(0, idx, (enc.norm(2, 1) * x.norm(2, 1)).to(at::kDouble).cpu());
+    }
+    return { actual, constants, scales };
 }
 
 PassSetup makeSetup(const ReplacementContext& ctx, std::vector<LogitTarget> logits, int64_t budget)
@@ -285,10 +305,10 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     const int64_t limit
         = options.maxFeatureNodes < 0 || options.maxFeatureNodes >= nActive ? nActive : options.maxFeatureNodes;
 
-    at::Tensor layerCpu = ctx.active.layer.cpu(), posCpu = ctx.active.position.cpu();
-    auto featureTarget = [&](int64_t i) {
-        return RowTarget { layerCpu[i].item<int64_t>(), posCpu[i].item<int64_t>(), i, -1 };
-    };
+    at::Tensor layerCpu = ctx.active.layer.cpu().contiguous(), posCpu = ctx.active.position.cpu().contiguous();
+    const int64_t* activeLayer = layerCpu.data_ptr<int64_t>();
+    const int64_t* activePos = posCpu.data_ptr<int64_t>();
+    auto featureTarget = [&](int64_t i) { return RowTarget { activeLayer[i], activePos[i], i, -1 }; };
 
     RowDriver driver(*pass, options, nLogits + limit, layout.columns(), ctx.errors[0].options());
     std::vector<RowTarget> logitTargets;
@@ -307,19 +327,23 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     } else {
         // Visit features by their estimated influence on the logits, one batch at a time.
         int64_t count = 0;
+        // Visited features, on the influence's device: masked out of the next choice.
+        at::Tensor visitedMask;
         while (count < limit) {
             const auto t0 = Clock::now();
             at::Tensor influence
-                = partialInfluence(driver.rows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive).cpu();
-            for (int64_t i = 0; i < nActive; ++i)
-                if (visited[static_cast<size_t>(i)])
-                    influence[i] = -1.0f;
+                = partialInfluence(driver.rows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive);
+            if (!visitedMask.defined())
+                visitedMask = at::zeros({ nActive }, influence.options().dtype(at::kBool));
+            influence = influence.masked_fill(visitedMask, -1.0f);
             const int64_t take = std::min(options.batchSize, limit - count);
             at::Tensor order = std::get<1>(at::topk(influence, take));
+            visitedMask.index_fill_(0, order, true);
+            at::Tensor orderCpu = order.cpu();
             influenceMs += msSince(t0);
             std::vector<RowTarget> batch;
             for (int64_t k = 0; k < take; ++k) {
-                const int64_t i = order[k].item<int64_t>();
+                const int64_t i = orderCpu.data_ptr<int64_t>()[k];
                 visited[static_cast<size_t>(i)] = true;
                 batch.push_back(featureTarget(i));
             }
@@ -359,23 +383,25 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
 
     graph::Graph& g = result.graph;
     at::Tensor featCpu = ctx.active.feature.cpu(), actCpu = ctx.active.activation.cpu();
+    featCpu = featCpu.contiguous();
+    actCpu = actCpu.to(at::kDouble).contiguous();
     for (int64_t i : selected) {
         graph::Node node;
         node.kind = graph::NodeKind::Feature;
-        node.layer = layerCpu[i].item<int64_t>();
-        node.position = posCpu[i].item<int64_t>();
-        node.feature = featCpu[i].item<int64_t>();
-        node.activation = actCpu[i].item<double>();
+        node.layer = activeLayer[i];
+        node.position = activePos[i];
+        node.feature = featCpu.data_ptr<int64_t>()[i];
+        node.activation = actCpu.data_ptr<double>()[i];
         g.nodes.push_back(node);
     }
     for (int64_t l = 0; l < nLayers; ++l) {
-        at::Tensor norms = ctx.errors[static_cast<size_t>(l)].norm(2, 1).cpu();
+        at::Tensor norms = ctx.errors[static_cast<size_t>(l)].norm(2, 1).to(at::kDouble).cpu().contiguous();
         for (int64_t p = 0; p < nPos; ++p) {
             graph::Node node;
             node.kind = graph::NodeKind::Error;
             node.layer = l;
             node.position = p;
-            node.activation = norms[p].item<double>();
+            node.activation = norms.data_ptr<double>()[p];
             g.nodes.push_back(node);
         }
     }

@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -103,15 +105,24 @@ c10::Device resolveDevice(const std::string& name)
     if (name == "auto" || name.empty())
         return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA, 0) : c10::Device(c10::DeviceType::CPU);
     if (name.rfind("cuda", 0) == 0) {
-        if (!at::hasCUDA())
-            throw Error("device \"" + name
-                + "\" was asked for, but this build of Circuitscope has no CUDA "
-                  "(or no GPU is present); use --device cpu or auto");
+        std::optional<c10::Device> device;
         try {
-            return c10::Device(name);
+            device = c10::Device(name);
         } catch (const std::exception&) {
             throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");
         }
+        if (!at::detail::getCUDAHooks().isBuilt())
+            throw Error("device \"" + name + "\" was asked for, but this LibTorch (" TORCH_VERSION
+                        ") is built without CUDA; use --device cpu or auto, or build against a CUDA LibTorch");
+        if (!at::hasCUDA())
+            throw Error("device \"" + name + "\" was asked for, but no CUDA GPU is available here (LibTorch "
+                TORCH_VERSION " is built with CUDA, but finds no GPU or no working NVIDIA driver); "
+                "use --device cpu or auto");
+        const int64_t count = at::detail::getCUDAHooks().deviceCount();
+        if (device->has_index() && device->index() >= count)
+            throw Error("device \"" + name + "\" does not exist: this machine has " + std::to_string(count)
+                + " CUDA device" + (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? " to cuda:" + std::to_string(count - 1) : "") + ")");
+        return device->has_index() ? *device : c10::Device(c10::DeviceType::CUDA, 0);
     }
     throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");
 }
@@ -195,11 +206,24 @@ std::shared_ptr<const Model::Weights> Model::assembleWeights(
     auto weights = std::make_shared<Weights>();
     weights->byName = std::move(byName);
     std::map<const void*, at::Tensor> moved; // tied weights stay one tensor on the device
-    for (auto& [name, t] : weights->byName) {
-        auto& m = moved[t.unsafeGetTensorImpl()];
-        if (!m.defined())
-            m = t.to(device);
-        t = m;
+    if (device.is_cuda()) {
+        std::map<const void*, int64_t> bytes;
+        for (const auto& [name, t] : weights->byName)
+            bytes[t.unsafeGetTensorImpl()] = static_cast<int64_t>(t.nbytes());
+        int64_t total = 0;
+        for (const auto& [impl, b] : bytes)
+            total += b;
+        checkFitsOnDevice(device, total, "the model's weights (float32)");
+    }
+    try {
+        for (auto& [name, t] : weights->byName) {
+            auto& m = moved[t.unsafeGetTensorImpl()];
+            if (!m.defined())
+                m = t.to(device);
+            t = m;
+        }
+    } catch (const c10::OutOfMemoryError& e) {
+        throw Error("the model's weights do not fit on " + device.str() + ": " + errorText(e));
     }
 
     auto get = [&](const std::string& name) {
