@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 namespace cs::cli {
 
@@ -62,13 +63,17 @@ std::shared_ptr<const model::Model> randomModel(const Json& configJson, const c1
     const auto plugin = plugins::pluginForModelType(configJson["model_type"].get<std::string>());
     const model::ModelConfig config = plugin->parseConfig(configJson);
     at::manual_seed(seed);
-    std::map<std::string, at::Tensor> weights;
+    std::map<std::string, at::Tensor> weights, bySource;
     const auto options = at::TensorOptions().device(device).dtype(at::kFloat);
     for (const auto& ws : plugin->weightSources(config)) {
         if (ws.optional || weights.count(ws.canonical))
             continue;
-        at::Tensor t = at::randn(ws.shape, options);
-        t.mul_(ws.shape.size() >= 2 ? 1.0 / std::sqrt(static_cast<double>(ws.shape.back())) : 0.02);
+        // Tied weights (gemma2's unembedding is its embedding) come from one checkpoint tensor.
+        at::Tensor& t = bySource[ws.source + "#" + std::to_string(ws.sliceStart)];
+        if (!t.defined() || t.sizes() != at::IntArrayRef(ws.shape)) {
+            t = at::randn(ws.shape, options);
+            t.mul_(ws.shape.size() >= 2 ? 1.0 / std::sqrt(static_cast<double>(ws.shape.back())) : 0.02);
+        }
         weights[ws.canonical] = t;
     }
     return model::Model::fromWeights(config, std::move(weights), nullptr, device.str());
@@ -186,8 +191,10 @@ Json benchLargeModel(const std::string& deviceName, const LargeBenchOptions& opt
     synchronize(device);
     out["model_ms"] = msSince(start);
     int64_t params = 0;
+    std::set<const void*> counted; // tied weights once
     for (const auto& [name, t] : model->weights())
-        params += t.numel();
+        if (counted.insert(t.data_ptr()).second)
+            params += t.numel();
     out["parameters"] = params;
 
     // The thresholds come from a 64-token prompt of random tokens.
@@ -212,9 +219,11 @@ Json benchLargeModel(const std::string& deviceName, const LargeBenchOptions& opt
     // A short warm-up trace: cuBLAS handles, the allocator's pools.
     traceCase(model, plt, 16, 64, options.batchSize, 1);
     Json cases = Json::array();
-    Json first = traceCase(model, plt, 64, 8192, options.batchSize, 11);
-    first["l0"] = options.l0;
-    cases.push_back(first);
+    if (options.shortFeatureNodes > 0) {
+        Json first = traceCase(model, plt, 64, options.shortFeatureNodes, options.batchSize, 11);
+        first["l0"] = options.l0;
+        cases.push_back(first);
+    }
     if (options.longTokens > 0) {
         // The same encoders and decoders (same seed), thresholds for the long prompt's L0.
         plt.reset();

@@ -47,6 +47,7 @@ struct LargeBenchOptions {
     int64_t nFeatures = 16384; // transcoder features per layer
     int64_t l0 = 64; // features active per token and layer, about
     int64_t batchSize = 256; // target rows per batch
+    int64_t shortFeatureNodes = 8192; // the 64-token graph's feature-node cap (0: skip it)
     int64_t longTokens = 4096; // the long prompt (0: none)
     int64_t longFeatureNodes = 1024; // its feature-node cap
     // Features active per token and layer on the long prompt: every active feature's decoder

@@ -36,10 +36,10 @@ commands:
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
   bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward, trace,
                                               prune and transcoder-training timings (MODEL: tinyworld)
-        [--large | --no-large]                  also a Gemma-2-2B-shaped model with a 26 x 16,384 PLT:
+        [--large | --no-large | --large-only]   also a Gemma-2-2B-shaped model with a 26 x 16,384 PLT:
         [--large-features N --large-l0 K          64 tokens / 8,192 feature nodes and a long prompt
          --long-tokens T --long-feature-nodes M  (default on CUDA only; K 64, T 4096, M 1024,
-         --long-l0 K2]                            K2 16)
+         --long-l0 K2 --short-feature-nodes N]    K2 16, N 8192; 0 skips a case)
   trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
         --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
         --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S
@@ -265,7 +265,7 @@ int cmdBench(const Args& args, const std::string& device)
     out["gemm_gflops"] = 2.0 * n * n * n / (ms * 1e6);
     out["device"] = dev.str();
     out["torch"] = torchJson(device);
-    {
+    if (!args.flag("large-only")) {
         auto model = cs::model::Model::load(cs::resolveModelFolder(modelArg(args)), { device });
         Json rows = Json::array();
         for (int64_t tokens : { 16, 64, 256 }) {
@@ -293,7 +293,7 @@ int cmdBench(const Args& args, const std::string& device)
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     // The Gemma-2-2B-shaped case: by default on a GPU only (on 2 CPU cores it runs for hours).
-    if (args.flag("large") || (dev.is_cuda() && !args.flag("no-large"))) {
+    if (args.flag("large") || args.flag("large-only") || (dev.is_cuda() && !args.flag("no-large"))) {
         cs::cli::LargeBenchOptions lo;
         lo.nFeatures = args.intOr("large-features", lo.nFeatures);
         lo.l0 = args.intOr("large-l0", lo.l0);
@@ -301,7 +301,9 @@ int cmdBench(const Args& args, const std::string& device)
         lo.longTokens = args.intOr("long-tokens", lo.longTokens);
         lo.longFeatureNodes = args.intOr("long-feature-nodes", lo.longFeatureNodes);
         lo.longL0 = args.intOr("long-l0", lo.longL0);
-        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0 || lo.longFeatureNodes < 0)
+        lo.shortFeatureNodes = args.intOr("short-feature-nodes", lo.shortFeatureNodes);
+        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0 || lo.longFeatureNodes < 0
+            || lo.shortFeatureNodes < 0)
             throw cs::Error("--large-features, --large-l0 and --batch-size must be positive, --long-tokens and "
                             "--long-feature-nodes not negative");
         out["large"] = cs::cli::benchLargeModel(device, lo);
@@ -470,8 +472,8 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
                 "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout", "tokens", "context",
-                "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0" },
-            { "json", "all-positions", "skip", "all", "large", "no-large" });
+                "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
+            { "json", "all-positions", "skip", "all", "large", "no-large", "large-only" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
