@@ -72,13 +72,13 @@ struct Pair {
     std::shared_ptr<const transcoder::TranscoderSet> tcCpu, tcGpu;
 };
 
-Pair makePair(const QTemporaryDir& dir, const std::string& family, transcoder::Architecture arch)
+Pair makePair(const QTemporaryDir& dir, const std::string& name, const std::string& family,
+    transcoder::Architecture arch)
 {
     test::TinySpec spec;
     spec.family = family;
     spec.nLayers = 3;
-    const std::string folder
-        = test::writeTinyModel(dir.filePath(QString::fromStdString(family)), spec).toStdString();
+    const std::string folder = test::writeTinyModel(dir.filePath(QString::fromStdString(name)), spec).toStdString();
     Pair p;
     p.cpu = model::Model::load(folder, { "cpu" });
     p.gpu = model::Model::load(folder, { "cuda" });
@@ -210,7 +210,7 @@ private Q_SLOTS:
         QFETCH(QString, family);
         QFETCH(bool, clt);
         const auto arch = clt ? transcoder::Architecture::CrossLayer : transcoder::Architecture::PerLayer;
-        Pair p = makePair(m_dir, "attr-" + family.toStdString() + (clt ? "-clt" : "-plt"), arch);
+        Pair p = makePair(m_dir, "attr-" + family.toStdString() + (clt ? "-clt" : "-plt"), family.toStdString(), arch);
         const at::Tensor ids = prompt(9);
         auto ctxCpu = attribution::buildContext(p.cpu, p.tcCpu, ids);
         auto ctxGpu = attribution::buildContext(p.gpu, p.tcGpu, ids);
@@ -259,7 +259,7 @@ private Q_SLOTS:
     void interventionsMatchCpu()
     {
         QFETCH(bool, free);
-        Pair p = makePair(m_dir, free ? "iv-free" : "iv-constrained", transcoder::Architecture::CrossLayer);
+        Pair p = makePair(m_dir, free ? "iv-free" : "iv-constrained", "llama", transcoder::Architecture::CrossLayer);
         const at::Tensor ids = prompt(9);
         auto ctxCpu = attribution::buildContext(p.cpu, p.tcCpu, ids);
         auto ctxGpu = attribution::buildContext(p.gpu, p.tcGpu, ids);

@@ -193,13 +193,23 @@ std::string blasDescription()
         if (slash == std::string::npos)
             continue;
         std::string path = line.substr(slash);
-        if (path.find("blas") != std::string::npos || path.find("mkl") != std::string::npos
-            || path.find("lapack") != std::string::npos)
+        // (cuBLAS is the GPU's; the CPU's products never go through it.)
+        if ((path.find("blas") != std::string::npos || path.find("mkl") != std::string::npos
+                || path.find("lapack") != std::string::npos)
+            && path.find("cublas") == std::string::npos)
             libs.insert(path);
     }
     std::string out;
     for (const auto& lib : libs)
         out += (out.empty() ? "" : ", ") + lib;
+    // A BLAS linked statically into LibTorch (the wheel's MKL) maps no file of its own; LibTorch's
+    // build configuration names it.
+    const std::string config = at::show_config();
+    const auto at = config.find("BLAS_INFO=");
+    const std::string built = at == std::string::npos ? std::string()
+                                                      : config.substr(at + 10, config.find_first_of(", \n", at) - at - 10);
+    if (out.empty() && !built.empty())
+        return (built == "mkl" ? std::string("MKL") : built) + " [inside LibTorch: BLAS_INFO=" + built + "]";
     if (out.empty())
         out = "none mapped";
     std::string kind = "unknown";

@@ -130,6 +130,8 @@ Json traceCase(const std::shared_ptr<const model::Model>& model,
 {
     const c10::Device device = model->device();
     Json row = { { "n_tokens", nTokens }, { "max_feature_nodes", maxFeatureNodes }, { "batch_size", batchSize } };
+    std::fprintf(stderr, "bench: large trace, %lld tokens, %lld feature nodes\n", static_cast<long long>(nTokens),
+        static_cast<long long>(maxFeatureNodes));
     try {
         at::manual_seed(seed);
         at::Tensor ids = at::randint(3, model->config().vocabSize, { nTokens }, at::kLong);

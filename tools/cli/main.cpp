@@ -279,6 +279,7 @@ int cmdBench(const Args& args, const std::string& device)
             rows.push_back({ { "n_tokens", tokens }, { "forward_ms", fms } });
         }
         out["forward"] = rows;
+        std::cerr << "bench: attribution" << std::endl;
         const Json attribution = cs::cli::benchAttribution(model->folder(), device);
         out["trace"] = attribution["trace"];
         if (!attribution["prune"].is_null()) {
@@ -289,7 +290,9 @@ int cmdBench(const Args& args, const std::string& device)
             out["intervene_ms"] = attribution["intervene"]["constrained"];
             out["intervene_free_ms"] = attribution["intervene"]["free"];
         }
+        std::cerr << "bench: feature store build" << std::endl;
         out["feature_store_build"] = cs::cli::benchFeatureBuild(model->folder(), device);
+        std::cerr << "bench: transcoder training" << std::endl;
         out["transcoder_training"] = cs::cli::benchTranscoderTraining(model->folder(), device);
     }
     // The Gemma-2-2B-shaped case: by default on a GPU only (on 2 CPU cores it runs for hours).
@@ -306,6 +309,7 @@ int cmdBench(const Args& args, const std::string& device)
             || lo.shortFeatureNodes < 0)
             throw cs::Error("--large-features, --large-l0 and --batch-size must be positive, --long-tokens and "
                             "--long-feature-nodes not negative");
+        std::cerr << "bench: the Gemma-2-2B-shaped model" << std::endl;
         out["large"] = cs::cli::benchLargeModel(device, lo);
     }
     if (args.flag("json")) {
