@@ -6,6 +6,7 @@
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -77,36 +78,142 @@ std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const Logit
     return out;
 }
 
+// Rows of A kept sparse as they are computed: each batch's nonzero entries over all source
+// columns, with each row's sums (the dense [rows, columns] block never outlives its batch).
+struct SparseRows {
+    struct Chunk {
+        std::vector<int64_t> starts; // [rows + 1]: offsets into columns / values
+        std::vector<int32_t> columns; // source columns (SourceLayout), increasing within a row
+        std::vector<float> values; // A[t, column], nonzero
+    };
+    std::vector<Chunk> chunks; // one per batch, in computation order
+    std::vector<std::pair<int32_t, int32_t>> where; // [rows]: (chunk, row in chunk)
+    std::vector<double> sum; // [rows]: sum_s A[t, s] over all columns, float64 (exactness)
+    std::vector<double> absSum; // [rows]: sum_s |A[t, s]| over all columns (normalization)
+    int64_t nnz = 0;
+
+    int64_t size() const { return static_cast<int64_t>(where.size()); }
+
+    // Appends a batch: rows [b, columns] float32 on any device.
+    void append(const at::Tensor& rows)
+    {
+        const at::Tensor cpu = rows.to(at::kCPU, at::kFloat).contiguous();
+        const int64_t b = cpu.size(0), columns = cpu.size(1);
+        const float* p = cpu.data_ptr<float>();
+        Chunk chunk;
+        chunk.starts.assign(static_cast<size_t>(b + 1), 0);
+        // Count first, so the chunk's arrays are allocated once at their size.
+        std::vector<int64_t> counts(static_cast<size_t>(b), 0);
+        std::vector<double> sums(static_cast<size_t>(b), 0.0), absSums(static_cast<size_t>(b), 0.0);
+        at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                const float* row = p + i * columns;
+                int64_t count = 0;
+                double total = 0, absTotal = 0;
+                for (int64_t c = 0; c < columns; ++c) {
+                    const float v = row[c];
+                    count += v != 0.0f;
+                    total += v;
+                    absTotal += std::abs(static_cast<double>(v));
+                }
+                counts[i] = count;
+                sums[i] = total;
+                absSums[i] = absTotal;
+            }
+        });
+        for (int64_t i = 0; i < b; ++i)
+            chunk.starts[i + 1] = chunk.starts[i] + counts[i];
+        chunk.columns.resize(static_cast<size_t>(chunk.starts[b]));
+        chunk.values.resize(static_cast<size_t>(chunk.starts[b]));
+        at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                const float* row = p + i * columns;
+                int64_t out = chunk.starts[i];
+                for (int64_t c = 0; c < columns; ++c)
+                    if (row[c] != 0.0f) {
+                        chunk.columns[out] = static_cast<int32_t>(c);
+                        chunk.values[out] = row[c];
+                        ++out;
+                    }
+            }
+        });
+        const auto index = static_cast<int32_t>(chunks.size());
+        for (int64_t i = 0; i < b; ++i) {
+            where.emplace_back(index, static_cast<int32_t>(i));
+            sum.push_back(sums[i]);
+            absSum.push_back(absSums[i]);
+        }
+        nnz += chunk.starts[b];
+        chunks.push_back(std::move(chunk));
+    }
+
+    // Row r's entries.
+    struct Row {
+        const int32_t* columns;
+        const float* values;
+        int64_t size;
+    };
+    Row row(int64_t r) const
+    {
+        const auto [c, i] = where[static_cast<size_t>(r)];
+        const Chunk& chunk = chunks[static_cast<size_t>(c)];
+        const int64_t begin = chunk.starts[static_cast<size_t>(i)];
+        return { chunk.columns.data() + begin, chunk.values.data() + begin, chunk.starts[static_cast<size_t>(i) + 1] - begin };
+    }
+};
+
 // The influence on the logits of every source column, estimated from the rows computed so far
-// (circuit-tracer's partial influence): w^T (A_hat + A_hat^2 + ...) with unvisited rows zero.
-at::Tensor partialInfluence(const at::Tensor& rows, const std::vector<RowTarget>& targets,
-    const std::vector<LogitTarget>& logits, int64_t maxDepth)
+// (circuit-tracer's compute_partial_influences): w^T (A_hat + A_hat^2 + ...) with unvisited
+// rows zero, one sparse product per path length (rows whose weight is 0 skipped). A_hat
+// normalizes each row by its sum of |A| over all columns.                         [columns]
+std::vector<float> partialInfluence(const SparseRows& rows, const std::vector<RowTarget>& targets,
+    const std::vector<LogitTarget>& logits, int64_t columns, int64_t maxDepth)
 {
-    const int64_t r = rows.size(0);
-    at::Tensor a = rows.abs();
-    a = a / a.sum(1, true).clamp_min(1e-10); // [r, columns]
-    std::vector<float> weights(static_cast<size_t>(r), 0.f);
-    std::vector<int64_t> featureRows, featureCols;
+    const int64_t r = rows.size();
+    std::vector<float> prod(static_cast<size_t>(r), 0.f); // [r]: the weight each row carries now
+    std::vector<float> scale(static_cast<size_t>(r)); // [r]: 1 / clamped |row| sum
     for (int64_t i = 0; i < r; ++i) {
         const RowTarget& t = targets[static_cast<size_t>(i)];
-        if (t.logit >= 0) {
-            weights[static_cast<size_t>(i)] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
-        } else {
-            featureRows.push_back(i);
-            featureCols.push_back(t.active);
-        }
+        if (t.logit >= 0)
+            prod[i] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
+        scale[i] = static_cast<float>(1.0 / std::max(rows.absSum[i], 1e-10));
     }
-    const auto device = rows.device();
-    at::Tensor prod = at::tensor(weights).to(device);
-    at::Tensor rowIdx = at::tensor(featureRows, at::kLong).to(device);
-    at::Tensor colIdx = at::tensor(featureCols, at::kLong).to(device);
-    at::Tensor influence = at::zeros({ rows.size(1) }, rows.options());
+    // Rows split among the threads, each scattering into its own accumulator.
+    const int64_t nThreads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), r));
+    std::vector<std::vector<float>> partial(static_cast<size_t>(nThreads));
+    std::vector<float> influence(static_cast<size_t>(columns), 0.f);
+    std::vector<float> contribution(static_cast<size_t>(columns));
     for (int64_t depth = 0; depth < maxDepth; ++depth) {
-        at::Tensor contribution = at::mv(a.t(), prod); // [columns]
-        if (contribution.abs().max().item<float>() == 0)
+        at::parallel_for(0, nThreads, 1, [&](int64_t tb, int64_t te) {
+            for (int64_t th = tb; th < te; ++th) {
+                std::vector<float>& acc = partial[static_cast<size_t>(th)];
+                acc.assign(static_cast<size_t>(columns), 0.f);
+                for (int64_t i = th * r / nThreads; i < (th + 1) * r / nThreads; ++i) {
+                    if (prod[i] == 0.f)
+                        continue;
+                    const float f = prod[i] * scale[i];
+                    const SparseRows::Row row = rows.row(i);
+                    for (int64_t k = 0; k < row.size; ++k)
+                        acc[row.columns[k]] += f * std::abs(row.values[k]);
+                }
+            }
+        });
+        float largest = 0;
+        for (int64_t c = 0; c < columns; ++c) {
+            float v = 0;
+            for (const auto& acc : partial)
+                v += acc[c];
+            contribution[c] = v;
+            largest = std::max(largest, std::abs(v));
+        }
+        if (largest == 0)
             break;
-        influence += contribution;
-        prod = at::zeros({ r }, rows.options()).index_copy(0, rowIdx, contribution.index_select(0, colIdx));
+        for (int64_t c = 0; c < columns; ++c)
+            influence[c] += contribution[c];
+        for (int64_t i = 0; i < r; ++i) {
+            const RowTarget& t = targets[static_cast<size_t>(i)];
+            prod[i] = t.logit >= 0 ? 0.f : contribution[static_cast<size_t>(t.active)];
+        }
     }
     return influence;
 }
@@ -129,15 +236,14 @@ std::optional<Method> methodFromName(const std::string& name)
 
 namespace {
 
-// Drives one RowPass over batches, storing rows in computation order.
+// Drives one RowPass over batches, storing rows sparsely in computation order.
 class RowDriver {
 public:
-    RowDriver(RowPass& pass, const TraceOptions& options, int64_t capacity, int64_t columns, at::TensorOptions floats)
+    RowDriver(RowPass& pass, const TraceOptions& options, int64_t capacity)
         : m_pass(pass)
         , m_options(options)
         , m_capacity(capacity)
     {
-        m_rows = at::zeros({ capacity, columns }, floats);
     }
 
     // Computes rows for the targets, in an order with narrow cones: by layer (a batch's dense
@@ -161,21 +267,20 @@ public:
             std::vector<RowTarget> batch(targets.begin() + static_cast<std::ptrdiff_t>(begin),
                 targets.begin() + static_cast<std::ptrdiff_t>(end));
             const auto start = Clock::now();
-            at::Tensor rows = m_pass.rows(batch);
-            m_rows.narrow(0, m_done, rows.size(0)).copy_(rows);
+            m_rows.append(m_pass.rows(batch)); // [batch, columns], kept as its nonzero entries
             m_rowsMs += msSince(start);
-            m_done += rows.size(0);
             ++m_batches;
             m_targets.insert(m_targets.end(), batch.begin(), batch.end());
-            if (m_options.progress && !m_options.progress(static_cast<double>(m_done) / m_capacity))
+            if (m_options.progress && !m_options.progress(static_cast<double>(done()) / m_capacity))
                 throw Cancelled();
             begin = end;
         }
     }
 
-    at::Tensor rows() const { return m_rows.narrow(0, 0, m_done); }
+    const SparseRows& rows() const { return m_rows; }
+    SparseRows& rows() { return m_rows; }
     const std::vector<RowTarget>& targets() const { return m_targets; }
-    int64_t done() const { return m_done; }
+    int64_t done() const { return m_rows.size(); }
     int64_t batches() const { return m_batches; }
     double rowsMs() const { return m_rowsMs; }
 
@@ -183,9 +288,8 @@ private:
     RowPass& m_pass;
     const TraceOptions& m_options;
     int64_t m_capacity;
-    at::Tensor m_rows;
+    SparseRows m_rows;
     std::vector<RowTarget> m_targets;
-    int64_t m_done = 0;
     int64_t m_batches = 0;
     double m_rowsMs = 0;
 };
@@ -290,7 +394,7 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         return RowTarget { layerCpu[i].item<int64_t>(), posCpu[i].item<int64_t>(), i, -1 };
     };
 
-    RowDriver driver(*pass, options, nLogits + limit, layout.columns(), ctx.errors[0].options());
+    RowDriver driver(*pass, options, nLogits + limit);
     std::vector<RowTarget> logitTargets;
     for (int64_t i = 0; i < nLogits; ++i)
         logitTargets.push_back({ nLayers, last, -1, i });
@@ -309,11 +413,13 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         int64_t count = 0;
         while (count < limit) {
             const auto t0 = Clock::now();
-            at::Tensor influence
-                = partialInfluence(driver.rows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive).cpu();
+            std::vector<float> estimate
+                = partialInfluence(driver.rows(), driver.targets(), logits, layout.columns(), nLayers + 2);
+            at::Tensor influence = at::tensor(std::vector<float>(estimate.begin(), estimate.begin() + nActive));
+            float* est = influence.data_ptr<float>();
             for (int64_t i = 0; i < nActive; ++i)
                 if (visited[static_cast<size_t>(i)])
-                    influence[i] = -1.0f;
+                    est[i] = -1.0f;
             const int64_t take = std::min(options.batchSize, limit - count);
             at::Tensor order = std::get<1>(at::topk(influence, take));
             influenceMs += msSince(t0);
@@ -330,17 +436,17 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
 
     TraceResult result;
     result.logitTargets = logits;
-    const at::Tensor rows = driver.rows(); // [rows, columns] in computation order
+    SparseRows& rows = driver.rows(); // in computation order
     const std::vector<RowTarget>& targets = driver.targets();
 
     // Exactness of every computed row.
     const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
     const at::Tensor& actual = q.actual;
     const at::Tensor& constant = q.constant;
-    at::Tensor residual = actual - (rows.sum(1, false, at::kDouble).cpu() + constant); // summed in float64
+    at::Tensor residual = actual - (at::tensor(rows.sum, at::kDouble) + constant); // summed in float64
     at::Tensor scale = q.scale;
-    result.exactness.rows = rows.size(0);
-    if (rows.size(0) > 0) {
+    result.exactness.rows = rows.size();
+    if (rows.size() > 0) {
         result.exactness.maxAbsResidual = residual.abs().max().item<double>();
         result.exactness.maxRelResidual = (residual.abs() / scale.clamp_min(1e-30)).max().item<double>();
     }
@@ -406,18 +512,58 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     }
     g.logitProbabilities = at::tensor(logitWeights);
 
-    // The adjacency: each computed row, restricted to the kept source columns.
-    std::vector<int64_t> sourceColumns(selected);
+    // The adjacency: each computed row, restricted to the kept source columns (visited
+    // features, errors, embeddings), as sparse rows in node order. The columns keep their order
+    // (visited features in active order, then the rest), so each row stays sorted. Built
+    // straight into its arrays, then the batches' entries are let go.
+    std::vector<int64_t> columnNode(static_cast<size_t>(layout.columns()), -1); // source column -> node
+    for (int64_t k = 0; k < nSel; ++k)
+        columnNode[static_cast<size_t>(selected[static_cast<size_t>(k)])] = k;
     for (int64_t c = nActive; c < layout.columns(); ++c)
-        sourceColumns.push_back(c);
+        columnNode[static_cast<size_t>(c)] = nSel + (c - nActive);
     std::vector<int64_t> rowNodes;
     for (const auto& t : targets)
         rowNodes.push_back(t.logit >= 0 ? nSources + t.logit : nodeOfActive[static_cast<size_t>(t.active)]);
-    // (Every column kept when every feature was visited: no copy.)
-    at::Tensor kept
-        = nSel == nActive ? rows : rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device()));
-    g.adjacency = at::zeros({ nNodes, nNodes }, at::kFloat);
-    g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.cpu());
+    std::vector<int64_t> rowOfNode(static_cast<size_t>(nNodes), -1);
+    for (int64_t r = 0; r < rows.size(); ++r)
+        rowOfNode[static_cast<size_t>(rowNodes[static_cast<size_t>(r)])] = r;
+    std::vector<int64_t> rowStarts(static_cast<size_t>(nNodes + 1), 0);
+    for (int64_t node = 0; node < nNodes; ++node) {
+        int64_t count = 0;
+        if (const int64_t r = rowOfNode[static_cast<size_t>(node)]; r >= 0) {
+            const SparseRows::Row row = rows.row(r);
+            if (nSel == nActive)
+                count = row.size;
+            else
+                for (int64_t k = 0; k < row.size; ++k)
+                    count += columnNode[static_cast<size_t>(row.columns[k])] >= 0;
+        }
+        rowStarts[static_cast<size_t>(node) + 1] = rowStarts[static_cast<size_t>(node)] + count;
+    }
+    {
+        std::vector<int32_t> columns(static_cast<size_t>(rowStarts.back()));
+        std::vector<float> values(static_cast<size_t>(rowStarts.back()));
+        at::parallel_for(0, nNodes, 64, [&](int64_t begin, int64_t end) {
+            for (int64_t node = begin; node < end; ++node) {
+                const int64_t r = rowOfNode[static_cast<size_t>(node)];
+                if (r < 0)
+                    continue;
+                const SparseRows::Row row = rows.row(r);
+                int64_t out = rowStarts[static_cast<size_t>(node)];
+                for (int64_t k = 0; k < row.size; ++k) {
+                    const int64_t to = columnNode[static_cast<size_t>(row.columns[k])];
+                    if (to < 0)
+                        continue;
+                    columns[static_cast<size_t>(out)] = static_cast<int32_t>(to);
+                    values[static_cast<size_t>(out)] = row.values[k];
+                    ++out;
+                }
+            }
+        });
+        rows.chunks.clear();
+        rows.chunks.shrink_to_fit();
+        g.adjacency = graph::Adjacency(nNodes, std::move(rowStarts), std::move(columns), std::move(values));
+    }
 
     // Per row, in node order: the constant and actual quantities.
     at::Tensor order = at::argsort(at::tensor(rowNodes, at::kLong));
