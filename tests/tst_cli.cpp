@@ -367,7 +367,7 @@ private Q_SLOTS:
 
         const std::vector<std::pair<QStringList, QString>> bad = {
             { { "--text", "" }, "empty" },
-            { { "--text", QString(3000, QChar('x')) }, "more than the model's maximum" },
+            { { "--text", QString(30000, QChar('x')) }, "more than the model's maximum" }, // over 4,096 tokens
             { { "--text", text, "--method", "magic" }, "--method" },
             { { "--text", text, "--logit-tokens", " Austin Texas" }, "not one" },
             { { "--text", text, "--transcoder", "no-such-set" }, "no transcoder set" },
