@@ -445,7 +445,7 @@ private Q_SLOTS:
             QCOMPARE(column.size, static_cast<int64_t>(expected.size()));
             for (int64_t k = 0; k < column.size; ++k) {
                 QCOMPARE(static_cast<int64_t>(column.targets[k]), expected[k]);
-                QCOMPARE(a.values()[column.entries[k]], d[column.targets[k]][s]);
+                QCOMPARE(a.values()[a.find(column.targets[k], s)], d[column.targets[k]][s]);
             }
         }
 

@@ -139,7 +139,7 @@ void ConnectionsModel::rebuild()
         } else {
             const cs::graph::Adjacency::Column column = a.column(m_node);
             for (int64_t k = 0; k < column.size; ++k)
-                add(column.targets[k], column.entries[k]);
+                add(column.targets[k], a.find(column.targets[k], m_node));
         }
         std::stable_sort(m_all.begin(), m_all.end(), [](const Row& x, const Row& y) {
             const bool px = x.weight > 0;

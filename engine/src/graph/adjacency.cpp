@@ -22,12 +22,11 @@ struct Adjacency::Data {
     std::vector<int32_t> columns; // [nnz]
     std::vector<float> values; // [nnz]
 
-    // The transposed index: column s's entries are transposedStarts[s] .. [s + 1] of
-    // transposedTargets (increasing) and transposedEntries. Built by the first column() call.
+    // The transposed index: column s's targets are transposedStarts[s] .. [s + 1] of
+    // transposedTargets (increasing). Built by the first column() call.
     mutable std::once_flag transposedOnce;
     mutable std::vector<int64_t> transposedStarts; // [n + 1]
     mutable std::vector<int32_t> transposedTargets; // [nnz]
-    mutable std::vector<int64_t> transposedEntries; // [nnz]
 
     void buildTransposed(int64_t n) const
     {
@@ -38,14 +37,11 @@ struct Adjacency::Data {
         for (int64_t s = 0; s < n; ++s)
             transposedStarts[s + 1] += transposedStarts[s];
         transposedTargets.resize(static_cast<size_t>(nnz));
-        transposedEntries.resize(static_cast<size_t>(nnz));
         std::vector<int64_t> fill(transposedStarts.begin(), transposedStarts.end() - 1);
         // Rows in increasing order, so each column's targets come out increasing.
         for (int64_t t = 0; t < n; ++t)
             for (int64_t e = rowStarts[t]; e < rowStarts[t + 1]; ++e) {
-                const int64_t at = fill[static_cast<size_t>(columns[e])]++;
-                transposedTargets[at] = static_cast<int32_t>(t);
-                transposedEntries[at] = e;
+                transposedTargets[fill[static_cast<size_t>(columns[e])]++] = static_cast<int32_t>(t);
             }
     }
 };
@@ -175,7 +171,7 @@ Adjacency::Column Adjacency::column(int64_t s) const
     std::call_once(d.transposedOnce, [&] { d.buildTransposed(m_n); });
     const int64_t begin = d.transposedStarts[static_cast<size_t>(s)];
     const int64_t end = d.transposedStarts[static_cast<size_t>(s) + 1];
-    return { d.transposedTargets.data() + begin, d.transposedEntries.data() + begin, end - begin };
+    return { d.transposedTargets.data() + begin, end - begin };
 }
 
 int64_t Adjacency::find(int64_t t, int64_t s) const
