@@ -408,7 +408,7 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_index.clear();
     for (int64_t i = 0; i < m_graph->size(); ++i)
         m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
-    m_edgeCount = int(m_graph->adjacency.count_nonzero().item<int64_t>());
+    m_edgeCount = int(m_graph->adjacency.nnz());
     m_scores = m_pruner->scores();
     m_checked.clear();
     m_pruned.reset();
@@ -483,7 +483,7 @@ void ExplorerController::reprune()
     m_pruned
         = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
     m_keptNodes = int(countTrue(m_pruned->nodeMask));
-    m_keptEdges = int(m_pruned->edgeMask.sum().item<int64_t>());
+    m_keptEdges = int(m_pruned->edgeCount());
     m_inputs->setGraph(m_graph, m_pruned);
     m_outputs->setGraph(m_graph, m_pruned);
     Q_EMIT pruneChanged();

@@ -3,6 +3,7 @@
 // source under a constrained run against its adjacency column; logit targets; influence-ordered
 // visiting; batching; bad input. On tiny random models of every family with random PLTs and
 // CLTs, and on tinyworld with its shipped CLT.
+#include "graph_reference.h"
 #include "hf_fixtures.h"
 
 #include "cs/attribution.h"
@@ -191,9 +192,9 @@ private Q_SLOTS:
         o.method = Method::Autograd;
         auto ag = attribution::trace(s.context, o);
         QCOMPARE(ex.graph.size(), ag.graph.size());
-        const double d = relDiff(ag.graph.adjacency, ex.graph.adjacency);
+        const double d = relDiff(ag.graph.adjacency.dense(), ex.graph.adjacency.dense());
         QVERIFY2(d <= 1e-5, qPrintable(QString("relative difference %1").arg(d)));
-        QVERIFY(ex.graph.adjacency.abs().max().item<double>() > 0);
+        QVERIFY(ex.graph.adjacency.dense().abs().max().item<double>() > 0);
     }
 
     // (b) For every feature and logit node: incoming edges + constant part = its quantity. The
@@ -211,7 +212,7 @@ private Q_SLOTS:
         none.embeddings = false;
         none.edit = [](int64_t, at::Tensor& acts) { acts.zero_(); };
         const auto zero = attribution::runReplacement(ctx, none);
-        at::Tensor A = r.graph.adjacency.to(at::kDouble);
+        at::Tensor A = r.graph.adjacency.dense().to(at::kDouble);
         double worst = 0;
         for (int64_t node : targetNodes(r.graph)) {
             const double actual = targetQuantity(ctx, r, node, ctx.inputs, ctx.finalResid);
@@ -251,7 +252,7 @@ private Q_SLOTS:
         const auto& ctx = s.context;
         auto r = attribution::trace(ctx, {});
         const auto ranges = r.graph.ranges();
-        at::Tensor A = r.graph.adjacency.to(at::kDouble);
+        at::Tensor A = r.graph.adjacency.dense().to(at::kDouble);
         // The three features with the largest outgoing columns, and the first one.
         at::Tensor colNorm = A.abs().sum(0).narrow(0, 0, ranges.features.end);
         auto top = std::get<1>(at::topk(colNorm, std::min<int64_t>(3, ranges.features.end)));
@@ -305,13 +306,13 @@ private Q_SLOTS:
         for (int64_t batch : { 1, 5 }) {
             attribution::TraceOptions o;
             o.batchSize = batch;
-            QVERIFY(relDiff(ref.graph.adjacency, attribution::trace(s.context, o).graph.adjacency) <= 1e-6);
+            QVERIFY(relDiff(ref.graph.adjacency.dense(), attribution::trace(s.context, o).graph.adjacency.dense()) <= 1e-6);
         }
         attribution::TraceOptions tiny;
         tiny.memoryBudgetBytes = 64 << 10;
         auto small = attribution::trace(s.context, tiny);
         QVERIFY(small.stats.batches > ref.stats.batches);
-        QVERIFY(relDiff(ref.graph.adjacency, small.graph.adjacency) <= 1e-6);
+        QVERIFY(relDiff(ref.graph.adjacency.dense(), small.graph.adjacency.dense()) <= 1e-6);
     }
 
     // Logit targets: the probability cut, named tokens, and a difference equal to the
@@ -344,9 +345,9 @@ private Q_SLOTS:
         auto d = attribution::trace(ctx, diff);
         const auto nr = named.graph.ranges(), dr = d.graph.ranges();
         QCOMPARE(dr.logits.size(), int64_t(1));
-        at::Tensor rowDiff = named.graph.adjacency[nr.logits.begin] - named.graph.adjacency[nr.logits.begin + 1];
+        at::Tensor rowDiff = named.graph.adjacency.dense()[nr.logits.begin] - named.graph.adjacency.dense()[nr.logits.begin + 1];
         QVERIFY(relDiff(rowDiff.narrow(0, 0, nr.logits.begin),
-                    d.graph.adjacency[dr.logits.begin].narrow(0, 0, dr.logits.begin))
+                    d.graph.adjacency.dense()[dr.logits.begin].narrow(0, 0, dr.logits.begin))
             <= 1e-5);
         QVERIFY(d.exactness.maxRelResidual <= 1e-5);
 
@@ -378,7 +379,7 @@ private Q_SLOTS:
         QVERIFY(part.exactness.maxRelResidual <= 1e-5);
 
         // Direct influence of each feature over the logit rows of the full graph.
-        at::Tensor A = full.graph.adjacency.abs().to(at::kDouble);
+        at::Tensor A = full.graph.adjacency.dense().abs().to(at::kDouble);
         at::Tensor influence = at::zeros({ fr.features.size() }, at::kDouble);
         for (int64_t l = fr.logits.begin; l < fr.logits.end; ++l) {
             const double w = full.graph.logitProbabilities[l - fr.logits.begin].item<double>();
@@ -396,6 +397,7 @@ private Q_SLOTS:
         QVERIFY(want == got); // the graph lists its features in (layer, position, feature) order
         // Each kept feature's row over errors and embeddings equals the full trace's.
         const int64_t tail = fr.logits.begin - fr.features.end;
+        const at::Tensor fullDense = full.graph.adjacency.dense(), partDense = part.graph.adjacency.dense();
         for (int64_t i = 0; i < k; ++i) {
             const auto& m = part.graph.nodes[static_cast<size_t>(i)];
             int64_t j = 0;
@@ -403,8 +405,7 @@ private Q_SLOTS:
                 || full.graph.nodes[static_cast<size_t>(j)].position != m.position
                 || full.graph.nodes[static_cast<size_t>(j)].feature != m.feature)
                 ++j;
-            QVERIFY(relDiff(full.graph.adjacency[j].narrow(0, fr.features.end, tail),
-                        part.graph.adjacency[i].narrow(0, pr.features.end, tail))
+            QVERIFY(relDiff(fullDense[j].narrow(0, fr.features.end, tail), partDense[i].narrow(0, pr.features.end, tail))
                 <= 1e-6);
         }
     }
@@ -445,9 +446,76 @@ private Q_SLOTS:
         attribution::TraceOptions o;
         o.method = Method::Autograd;
         auto ag = attribution::trace(s.context, o);
-        const double d = relDiff(ag.graph.adjacency, ex.graph.adjacency);
+        const double d = relDiff(ag.graph.adjacency.dense(), ex.graph.adjacency.dense());
         QVERIFY2(d <= 1e-5, qPrintable(QString("relative difference %1").arg(d)));
         ex.graph.validate();
+    }
+
+    // The sparse Pruner on traced tinyworld graphs (every feature, and max_feature_nodes)
+    // against the dense float64 reference of circuit-tracer's prune_graph and
+    // compute_graph_scores on adjacency.dense() (graph_reference.h): the same nodes and edges at
+    // several thresholds, the influence and the scores, and a pinned subgraph's scores.
+    void tinyworldPruneMatchesDenseReference_data()
+    {
+        QTest::addColumn<int64_t>("maxFeatureNodes");
+        QTest::newRow("every feature") << int64_t(-1);
+        QTest::newRow("120 feature nodes") << int64_t(120);
+    }
+    void tinyworldPruneMatchesDenseReference()
+    {
+        QFETCH(int64_t, maxFeatureNodes);
+        Setup s = tinyworldSetup("Fact: the capital of the state containing Dallas is");
+        attribution::TraceOptions o;
+        o.maxFeatureNodes = maxFeatureNodes;
+        const auto r = attribution::trace(s.context, o);
+        const graph::Graph& g = r.graph;
+        const int64_t n = g.size();
+        QVERIFY(g.adjacency.nnz() > 10 * n);
+        if (maxFeatureNodes > 0)
+            QCOMPARE(g.ranges().features.size(), maxFeatureNodes);
+        const graph::Pruner pruner(g);
+
+        const cs::test::Reference whole = cs::test::referencePrune(g, 0.8, 0.98);
+        const double scale = whole.influence.abs().max().item<double>();
+        QVERIFY(at::allclose(pruner.influence().to(at::kDouble), whole.influence, 1e-4, 1e-6 * scale));
+        const graph::Scores mine = pruner.scores();
+        const graph::Scores ref = cs::test::referenceScores(g, g.adjacency.dense());
+        QVERIFY2(std::fabs(mine.replacement - ref.replacement) < 1e-5,
+            qPrintable(QString("replacement %1, reference %2").arg(mine.replacement).arg(ref.replacement)));
+        QVERIFY2(std::fabs(mine.completeness - ref.completeness) < 1e-5,
+            qPrintable(QString("completeness %1, reference %2").arg(mine.completeness).arg(ref.completeness)));
+
+        for (const auto& [nt, et] : { std::pair { 0.8, 0.98 }, std::pair { 0.5, 0.9 }, std::pair { 0.95, 0.995 } }) {
+            const graph::PruneResult p = pruner.prune(nt, et);
+            const cs::test::Reference expected = cs::test::referencePrune(g, nt, et);
+            QCOMPARE(p.nodeMask, expected.nodes);
+            const at::Tensor mask = cs::test::denseEdgeMask(g, p);
+            auto m = mask.accessor<bool, 2>();
+            int64_t differ = 0, kept = 0;
+            for (int64_t t = 0; t < n; ++t)
+                for (int64_t src = 0; src < n; ++src) {
+                    differ += m[t][src] != expected.edges[t][src];
+                    kept += m[t][src];
+                }
+            QCOMPARE(differ, int64_t(0));
+            QCOMPARE(p.edgeCount(), kept);
+            qInfo("%lld nodes, %lld edges: kept %lld nodes, %lld edges at %.2f / %.3f", static_cast<long long>(n),
+                static_cast<long long>(g.adjacency.nnz()),
+                static_cast<long long>(std::count(p.nodeMask.begin(), p.nodeMask.end(), true)),
+                static_cast<long long>(kept), nt, et);
+        }
+
+        // A pinned subgraph (every other feature), on the whole graph and on the pruned one.
+        const graph::PruneResult pruned = pruner.prune(0.8, 0.98);
+        std::vector<bool> pinned(static_cast<size_t>(n), false);
+        for (int64_t i = 0; i < n; i += 2)
+            pinned[static_cast<size_t>(i)] = true;
+        for (const graph::PruneResult* p : { static_cast<const graph::PruneResult*>(nullptr), &pruned }) {
+            const graph::Scores sub = graph::subgraphScores(g, pinned, p);
+            const graph::Scores expected = cs::test::referenceScores(g, cs::test::mergedUnpinned(g, pinned, p));
+            QVERIFY(std::fabs(sub.replacement - expected.replacement) < 1e-5);
+            QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
+        }
     }
 };
 

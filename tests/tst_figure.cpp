@@ -7,6 +7,7 @@
 // refusals. Fast: label unit.
 
 #include "graph_nodes.h"
+#include "graph_reference.h"
 #include "hf_fixtures.h"
 
 #include "figure.h"
@@ -131,7 +132,7 @@ Graph makeGraph(uint64_t seed)
     acc[F2][F0] = 0.75f; // an edge inside the cross-layer supernode {F0, F2}
     acc[F4][F0] = -0.5f;
     acc[F4][F2] = 1.25f;
-    g.adjacency = a;
+    g.adjacency = cs::graph::Adjacency::fromDense(a);
     g.logitProbabilities = at::tensor({ 0.6f, 0.25f });
     g.validate();
     return g;
@@ -156,10 +157,17 @@ PruneResult partialPrune(const Graph& g)
 {
     PruneResult pr = cs::graph::keepAll(g);
     pr.nodeMask[F5] = false;
-    pr.edgeMask.index_put_({ F5 }, false);
-    pr.edgeMask.index_put_({ at::indexing::Slice(), F5 }, false);
-    pr.edgeMask.index_put_({ F4, F2 }, false);
-    pr.edgeMask.index_put_({ LA, F4 }, false);
+    const cs::graph::Adjacency& a = g.adjacency;
+    const auto drop = [&](int64_t t, int64_t s) {
+        if (const int64_t e = a.find(t, s); e >= 0)
+            pr.edgeMask[static_cast<size_t>(e)] = false;
+    };
+    for (int64_t i = 0; i < g.size(); ++i) {
+        drop(F5, i);
+        drop(i, F5);
+    }
+    drop(F4, F2);
+    drop(LA, F4);
     return pr;
 }
 
@@ -205,8 +213,10 @@ std::map<std::string, std::vector<int64_t>> expectedGroups(
 std::map<std::pair<std::string, std::string>, double> expectedEdges(
     const Graph& g, const PruneResult& pr, const std::map<std::string, std::vector<int64_t>>& groups, FigureScope scope)
 {
-    auto a = g.adjacency.accessor<float, 2>();
-    auto mask = pr.edgeMask.accessor<bool, 2>();
+    const at::Tensor dense = g.adjacency.dense();
+    const at::Tensor denseMask = cs::test::denseEdgeMask(g, pr);
+    auto a = dense.accessor<float, 2>();
+    auto mask = denseMask.accessor<bool, 2>();
     std::map<std::pair<std::string, std::string>, double> out;
     for (const auto& [sourceId, sources] : groups) {
         for (const auto& [targetId, targets] : groups) {

@@ -5,6 +5,7 @@
 // exactly as circuit-tracer writes it (with the older colliding error ids), and broken files
 // refused with messages that name the place. Fast: label unit, also run under ASan.
 
+#include "graph_reference.h"
 #include "hf_fixtures.h"
 
 #include "cs/error.h"
@@ -34,6 +35,7 @@ using cs::graph::NodeKind;
 using cs::graph::Pruner;
 using cs::graph::PruneResult;
 using nlohmann::json;
+using namespace cs::test;
 
 namespace {
 
@@ -118,224 +120,12 @@ Graph randomGraph(const Spec& spec)
         for (int64_t s = 0; s < n; ++s)
             if (edgeAllowed(g.nodes[t], g.nodes[s]) && uniform(rng) < spec.density)
                 a[t * n + s] = static_cast<float>(normal(rng));
-    g.adjacency = at::from_blob(a.data(), { n, n }, at::kFloat).clone();
+    g.adjacency = cs::graph::Adjacency::fromDense(at::from_blob(a.data(), { n, n }, at::kFloat));
     g.logitProbabilities = at::tensor(probabilities, at::kFloat);
     g.metadata.slug = "random-" + std::to_string(spec.seed);
     g.metadata.scan = "test-scan";
     g.metadata.transcoderList = { "tc-a", "tc-b" };
     return g;
-}
-
-// ---- the brute-force reference, float64, from the definitions ----------------------------
-
-bool isError(const Graph& g, int64_t i)
-{
-    return g.nodes[i].kind == NodeKind::Error;
-}
-bool isFeature(const Graph& g, int64_t i)
-{
-    return g.nodes[i].kind == NodeKind::Feature;
-}
-bool alwaysKept(const Graph& g, int64_t i)
-{
-    return g.nodes[i].kind == NodeKind::Embedding || g.nodes[i].kind == NodeKind::Logit;
-}
-
-at::Tensor logitWeights(const Graph& g) // [n] float64
-{
-    at::Tensor w = at::zeros({ g.size() }, at::kDouble);
-    int64_t k = 0;
-    for (int64_t i = 0; i < g.size(); ++i)
-        if (g.nodes[i].kind == NodeKind::Logit)
-            w[i] = g.logitProbabilities[k++].item<double>();
-    return w;
-}
-
-at::Tensor rowNormalized(const at::Tensor& a) // |a| / row sums (floored at 1e-10)
-{
-    at::Tensor m = a.abs();
-    return m / m.sum(1, true).clamp_min(1e-10);
-}
-
-// w^T ((I - A_hat)^-1 - I), with entries that no path makes nonzero set to exactly 0 (the
-// inverse leaves rounding noise there).
-at::Tensor influenceByInverse(const at::Tensor& normalized, const at::Tensor& w)
-{
-    const int64_t n = normalized.size(0);
-    const at::Tensor eye = at::eye(n, at::kDouble);
-    at::Tensor x = at::matmul(w, at::linalg_inv(eye - normalized) - eye).contiguous();
-    auto a = normalized.accessor<double, 2>();
-    std::vector<bool> reaches(static_cast<size_t>(n)); // a path of length >= 0 to a weighted node
-    for (int64_t i = 0; i < n; ++i)
-        reaches[i] = w[i].item<double>() > 0;
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (int64_t t = 0; t < n; ++t)
-            for (int64_t s = 0; s < n; ++s)
-                if (reaches[t] && a[t][s] > 0 && !reaches[s])
-                    reaches[s] = changed = true;
-    }
-    auto xa = x.accessor<double, 1>();
-    for (int64_t s = 0; s < n; ++s) {
-        bool feeds = false; // a path of length >= 1
-        for (int64_t t = 0; t < n; ++t)
-            feeds = feeds || (reaches[t] && a[t][s] > 0);
-        if (!feeds)
-            xa[s] = 0;
-    }
-    return x;
-}
-
-// The value where the cumulative share of the scores, sorted descending, first reaches t.
-double findThreshold(std::vector<double> scores, double t)
-{
-    std::sort(scores.begin(), scores.end(), std::greater<double>());
-    std::vector<double> prefix(scores.size());
-    std::partial_sum(scores.begin(), scores.end(), prefix.begin());
-    const double total = prefix.back();
-    if (total <= 0)
-        return 0;
-    size_t i = 0;
-    while (i < prefix.size() && prefix[i] / total < t)
-        ++i;
-    return scores[std::min(i, scores.size() - 1)];
-}
-
-std::vector<double> values(const at::Tensor& t)
-{
-    const at::Tensor c = t.to(at::kDouble).contiguous().reshape(-1);
-    return { c.data_ptr<double>(), c.data_ptr<double>() + c.numel() };
-}
-
-struct Reference {
-    at::Tensor influence; // [n]
-    std::vector<double> cumulative; // [n]
-    std::vector<bool> nodes;
-    std::vector<std::vector<bool>> edges; // [target][source]
-};
-
-Reference referencePrune(const Graph& g, double nodeThreshold, double edgeThreshold)
-{
-    const int64_t n = g.size();
-    const at::Tensor a = g.adjacency.to(at::kDouble);
-    const at::Tensor w = logitWeights(g);
-    Reference r;
-    r.influence = influenceByInverse(rowNormalized(a), w);
-    const std::vector<double> x = values(r.influence);
-
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return x[i] > x[j]; });
-    double total = 0;
-    for (double v : x)
-        total += v;
-    r.cumulative.assign(static_cast<size_t>(n), 0.0);
-    double prefix = 0;
-    for (int64_t i : order) {
-        prefix += x[i];
-        r.cumulative[i] = total > 0 ? prefix / total : 0;
-    }
-
-    const double nodeCut = findThreshold(x, nodeThreshold);
-    r.nodes.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-        r.nodes[i] = x[i] >= nodeCut || alwaysKept(g, i);
-
-    at::Tensor pruned = a.clone();
-    for (int64_t i = 0; i < n; ++i)
-        if (!r.nodes[i]) {
-            pruned[i].zero_();
-            pruned.select(1, i).zero_();
-        }
-    const at::Tensor normalized = rowNormalized(pruned);
-    const at::Tensor xp = influenceByInverse(normalized, w);
-    const at::Tensor scores = normalized * (xp + w).unsqueeze(1); // [n, n]
-    const std::vector<double> e = values(scores);
-    const double edgeCut = findThreshold(e, edgeThreshold);
-    r.edges.assign(static_cast<size_t>(n), std::vector<bool>(static_cast<size_t>(n), false));
-    for (int64_t t = 0; t < n; ++t)
-        for (int64_t s = 0; s < n; ++s)
-            r.edges[t][s] = e[t * n + s] > 0 && e[t * n + s] >= edgeCut;
-
-    // circuit-tracer's sweeps: drop the edges of dropped nodes; features and errors need an
-    // outgoing edge, features an incoming one; until nothing changes.
-    std::vector<bool> previous;
-    do {
-        previous = r.nodes;
-        for (int64_t i = 0; i < n; ++i)
-            if (!r.nodes[i])
-                for (int64_t j = 0; j < n; ++j)
-                    r.edges[i][j] = r.edges[j][i] = false;
-        for (int64_t i = 0; i < n; ++i) {
-            if (!isFeature(g, i) && !isError(g, i))
-                continue;
-            bool out = false, in = false;
-            for (int64_t j = 0; j < n; ++j) {
-                out = out || r.edges[j][i];
-                in = in || r.edges[i][j];
-            }
-            if (!out || (isFeature(g, i) && !in))
-                r.nodes[i] = false;
-        }
-    } while (r.nodes != previous);
-    return r;
-}
-
-// circuit-tracer's compute_graph_scores on a matrix, float64 with the explicit inverse.
-cs::graph::Scores referenceScores(const Graph& g, const at::Tensor& adjacency)
-{
-    const at::Tensor normalized = rowNormalized(adjacency.to(at::kDouble));
-    const at::Tensor w = logitWeights(g);
-    const std::vector<double> x = values(influenceByInverse(normalized, w));
-    auto a = normalized.accessor<double, 2>();
-    const int64_t n = g.size();
-    double tokens = 0, errors = 0, weighted = 0, total = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        if (g.nodes[i].kind == NodeKind::Embedding)
-            tokens += x[i];
-        if (isError(g, i))
-            errors += x[i];
-        double errorShare = 0;
-        for (int64_t j = 0; j < n; ++j)
-            if (isError(g, j))
-                errorShare += a[i][j];
-        const double output = x[i] + w[i].item<double>();
-        weighted += (1 - errorShare) * output;
-        total += output;
-    }
-    return { tokens + errors > 0 ? tokens / (tokens + errors) : 0, total > 0 ? weighted / total : 0 };
-}
-
-// Neuronpedia's subgraph matrix, one feature at a time as its score worker does: an unpinned
-// feature's column is added to its error node's column, then its row and column are cleared.
-at::Tensor mergedUnpinned(const Graph& g, const std::vector<bool>& pinned, const PruneResult* pruned)
-{
-    const int64_t n = g.size();
-    at::Tensor a = g.adjacency.to(at::kDouble).clone();
-    std::vector<bool> present(static_cast<size_t>(n), true);
-    if (pruned) {
-        present = pruned->nodeMask;
-        a = a * pruned->edgeMask.to(at::kDouble);
-    }
-    auto m = a.accessor<double, 2>();
-    const auto clear = [&](int64_t f) {
-        for (int64_t j = 0; j < n; ++j)
-            m[f][j] = m[j][f] = 0;
-    };
-    for (int64_t i = 0; i < n; ++i)
-        if (!present[i])
-            clear(i);
-    for (int64_t f = 0; f < n; ++f) {
-        if (!isFeature(g, f) || pinned[f] || !present[f])
-            continue;
-        for (int64_t e = 0; e < n; ++e)
-            if (isError(g, e) && present[e] && g.nodes[e].layer == g.nodes[f].layer
-                && g.nodes[e].position == g.nodes[f].position)
-                for (int64_t t = 0; t < n; ++t)
-                    m[t][e] += m[t][f];
-        clear(f);
-    }
-    return a;
 }
 
 // ---- a JSON Schema check, as far as Neuronpedia's graph schema needs --------------------
@@ -519,22 +309,27 @@ json circuitTracerFile()
 // The parts of a graph file, to be changed and written again by the refusal cases.
 struct FileParts {
     json doc; // the "circuitscope.graph" metadata, parsed
-    at::Tensor adjacency;
+    at::Tensor rowStarts, columns, values; // the adjacency's arrays
     at::Tensor logitProbabilities;
 };
 
 FileParts readParts(const std::string& path)
 {
     const auto file = cs::io::SafetensorsFile::open(path);
-    return { json::parse(file->metadata().at(cs::graph::kGraphFileMetadataKey)), file->tensor("adjacency").clone(),
-        file->tensor("logit_probabilities").clone() };
+    return { json::parse(file->metadata().at(cs::graph::kGraphFileMetadataKey)),
+        file->tensor("adjacency.row_starts").clone(), file->tensor("adjacency.columns").clone(),
+        file->tensor("adjacency.values").clone(), file->tensor("logit_probabilities").clone() };
 }
 
 void writeParts(const std::string& path, const FileParts& parts, const std::string& metadataText)
 {
     cs::io::SafetensorsWriter writer;
-    if (parts.adjacency.defined())
-        writer.add("adjacency", parts.adjacency);
+    if (parts.rowStarts.defined())
+        writer.add("adjacency.row_starts", parts.rowStarts);
+    if (parts.columns.defined())
+        writer.add("adjacency.columns", parts.columns);
+    if (parts.values.defined())
+        writer.add("adjacency.values", parts.values);
     if (parts.logitProbabilities.defined())
         writer.add("logit_probabilities", parts.logitProbabilities);
     if (!metadataText.empty())
@@ -597,15 +392,119 @@ private Q_SLOTS:
         std::swap(bad.nodes[0], bad.nodes[r.errors.begin]);
         QVERIFY_THROWS_EXCEPTION(cs::Error, bad.validate());
         bad = g;
-        bad.adjacency = at::zeros({ 3, 3 });
+        bad.adjacency = cs::graph::Adjacency(3);
         QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
         bad = g;
-        bad.adjacency = g.adjacency.clone();
-        bad.adjacency[1][0] = std::nanf("");
+        at::Tensor withNan = g.adjacency.dense();
+        withNan[1][0] = std::nanf("");
+        bad.adjacency = cs::graph::Adjacency::fromDense(withNan);
         QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
         bad = g;
         bad.logitProbabilities = at::ones({ 5 });
         QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { bad });
+    }
+
+    // The sparse rows against the dense matrix they came from: every access path, the builder
+    // with rows in any order, and the inconsistencies it refuses.
+    void adjacency_data() { addSpecs(); }
+    void adjacency()
+    {
+        QFETCH(Spec, spec);
+        const Graph g = randomGraph(spec);
+        const int64_t n = g.size();
+        const cs::graph::Adjacency& a = g.adjacency;
+        const at::Tensor dense = a.dense();
+        QCOMPARE(a.size(), n);
+        QCOMPARE(a.nnz(), (dense != 0).sum().item<int64_t>());
+        QVERIFY(cs::graph::Adjacency::fromDense(dense) == a);
+        QVERIFY(cs::graph::Adjacency::fromDense(dense.to(at::kDouble)) == a);
+        auto d = dense.accessor<float, 2>();
+        int64_t entry = 0;
+        for (int64_t t = 0; t < n; ++t) {
+            const cs::graph::Adjacency::Row row = a.row(t);
+            QCOMPARE(row.begin, entry);
+            for (int64_t k = 0; k < row.size; ++k, ++entry) {
+                QVERIFY(k == 0 || row.columns[k] > row.columns[k - 1]);
+                QCOMPARE(row.values[k], d[t][row.columns[k]]);
+                QCOMPARE(a.rowOf(row.entry(k)), t);
+            }
+            for (int64_t s = 0; s < n; ++s) {
+                QCOMPARE(a.value(t, s), d[t][s]);
+                QCOMPARE(a.find(t, s) >= 0, d[t][s] != 0.0f);
+            }
+        }
+        QCOMPARE(a.value(-1, 0), 0.0f);
+        QCOMPARE(a.find(0, n), int64_t(-1));
+        // Columns (outgoing edges) from the transposed index, by increasing target.
+        for (int64_t s = 0; s < n; ++s) {
+            const cs::graph::Adjacency::Column column = a.column(s);
+            std::vector<int64_t> expected;
+            for (int64_t t = 0; t < n; ++t)
+                if (d[t][s] != 0.0f)
+                    expected.push_back(t);
+            QCOMPARE(column.size, static_cast<int64_t>(expected.size()));
+            for (int64_t k = 0; k < column.size; ++k) {
+                QCOMPARE(static_cast<int64_t>(column.targets[k]), expected[k]);
+                QCOMPARE(a.values()[a.find(column.targets[k], s)], d[column.targets[k]][s]);
+            }
+        }
+
+        // Rows in a shuffled order, each with its entries shuffled and a zero added.
+        std::mt19937_64 rng(spec.seed);
+        std::vector<int64_t> order(static_cast<size_t>(n));
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), rng);
+        cs::graph::AdjacencyBuilder builder(n);
+        for (int64_t t : order) {
+            std::vector<std::pair<int32_t, float>> entries;
+            for (int64_t s = 0; s < n; ++s)
+                if (d[t][s] != 0.0f)
+                    entries.emplace_back(static_cast<int32_t>(s), d[t][s]);
+            entries.emplace_back(static_cast<int32_t>(rng() % n), 0.0f);
+            std::shuffle(entries.begin(), entries.end(), rng);
+            std::vector<int32_t> columns;
+            std::vector<float> values;
+            std::set<int32_t> seen;
+            for (const auto& [c, v] : entries)
+                if (seen.insert(c).second) { // the zero may land on a column in use: skip it then
+                    columns.push_back(c);
+                    values.push_back(v);
+                } else if (v != 0.0f) {
+                    const auto at = std::find(columns.begin(), columns.end(), c) - columns.begin();
+                    values[static_cast<size_t>(at)] = v;
+                }
+            builder.setRow(t, columns, values);
+        }
+        QCOMPARE(builder.nnz(), a.nnz());
+        QVERIFY(builder.build() == a);
+
+        // Copies share the arrays; a different value is a different matrix.
+        const cs::graph::Adjacency copy = a;
+        QCOMPARE(copy.values(), a.values());
+        at::Tensor changed = dense.clone();
+        changed[n - 1][0] = 1.5f;
+        QVERIFY(cs::graph::Adjacency::fromDense(changed) != a);
+
+        // Refused: a row given twice, a column outside the matrix or named twice, arrays that
+        // do not fit together.
+        cs::graph::AdjacencyBuilder twice(3);
+        twice.setRow(1, std::vector<int32_t> { 0 }, std::vector<float> { 1.0f });
+        QVERIFY_THROWS_EXCEPTION(cs::Error, twice.setRow(1, std::vector<int32_t> { 2 }, std::vector<float> { 1.0f }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, twice.setRow(2, std::vector<int32_t> { 3 }, std::vector<float> { 1.0f }));
+        QVERIFY_THROWS_EXCEPTION(
+            cs::Error, twice.setRow(0, std::vector<int32_t> { 2, 2 }, std::vector<float> { 1.0f, 2.0f }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, twice.setRow(5, std::vector<int32_t> {}, std::vector<float> {}));
+        QCOMPARE(twice.build().dense()[1][0].item<float>(), 1.0f);
+        using A = cs::graph::Adjacency;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, (A { 2, { 0, 1 }, { 0 }, { 1.0f } })); // 2 row starts for 2 rows
+        QVERIFY_THROWS_EXCEPTION(cs::Error, (A { 2, { 0, 1, 1 }, { 0 }, {} }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, (A { 2, { 0, 1, 2 }, { 0, 2 }, { 1.0f, 1.0f } }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, (A { 2, { 0, 2, 2 }, { 1, 0 }, { 1.0f, 1.0f } }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, (A { 2, { 0, 2, 1 }, { 0, 1 }, { 1.0f, 1.0f } }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, A::fromDense(at::zeros({ 2, 3 })));
+        const A zeros { 2, { 0, 2, 2 }, { 0, 1 }, { 0.0f, 3.0f } }; // a stored zero is dropped
+        QCOMPARE(zeros.nnz(), 1);
+        QCOMPARE(zeros.value(0, 1), 3.0f);
     }
 
     void influence_data() { addSpecs(); }
@@ -651,8 +550,8 @@ private Q_SLOTS:
         const PruneResult mine = Pruner(g).prune(nodeThreshold, edgeThreshold);
         const Reference ref = referencePrune(g, nodeThreshold, edgeThreshold);
         QCOMPARE(static_cast<int64_t>(mine.nodeMask.size()), n);
-        QCOMPARE(mine.edgeMask.size(0), n);
-        QCOMPARE(mine.edgeMask.size(1), n);
+        QCOMPARE(static_cast<int64_t>(mine.edgeMask.size()), g.adjacency.nnz());
+        QVERIFY(mine.fits(g));
         for (int64_t i = 0; i < n; ++i)
             QVERIFY2(mine.nodeMask[i] == ref.nodes[i],
                 qPrintable(QStringLiteral("node %1 (%2): kept %3, brute force %4")
@@ -660,7 +559,8 @@ private Q_SLOTS:
                                .arg(cs::graph::nodeKindName(g.nodes[i].kind))
                                .arg(mine.nodeMask[i])
                                .arg(ref.nodes[i])));
-        auto edges = mine.edgeMask.accessor<bool, 2>();
+        const at::Tensor mask = denseEdgeMask(g, mine);
+        auto edges = mask.accessor<bool, 2>();
         int64_t kept = 0;
         for (int64_t t = 0; t < n; ++t)
             for (int64_t s = 0; s < n; ++s) {
@@ -687,24 +587,24 @@ private Q_SLOTS:
 
         // No edges at all: only embeddings and logits stay.
         Graph empty = g;
-        empty.adjacency = at::zeros_like(g.adjacency);
+        empty.adjacency = cs::graph::Adjacency(g.size());
         const PruneResult r = Pruner(empty).prune(0.8, 0.98);
         for (int64_t i = 0; i < g.size(); ++i)
             QCOMPARE(static_cast<bool>(r.nodeMask[i]), alwaysKept(g, i));
-        QCOMPARE(r.edgeMask.sum().item<int64_t>(), 0);
+        QCOMPARE(r.edgeCount(), 0);
 
         // A graph without nodes.
         Graph none;
-        none.adjacency = at::zeros({ 0, 0 });
         none.logitProbabilities = at::zeros({ 0 });
         QCOMPARE(Pruner(none).prune(0.8, 0.98).nodeMask.size(), size_t(0));
 
         // A cycle through a logit is refused.
         Graph cyclic = g;
-        cyclic.adjacency = g.adjacency.clone();
+        at::Tensor cycle = g.adjacency.dense();
         const auto ranges = g.ranges();
-        cyclic.adjacency[0][ranges.logits.begin] = 1.0f; // logit -> feature 0
-        cyclic.adjacency[ranges.logits.begin][0] = 1.0f; // feature 0 -> logit
+        cycle[0][ranges.logits.begin] = 1.0f; // logit -> feature 0
+        cycle[ranges.logits.begin][0] = 1.0f; // feature 0 -> logit
+        cyclic.adjacency = cs::graph::Adjacency::fromDense(cycle);
         QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { cyclic });
     }
 
@@ -730,10 +630,11 @@ private Q_SLOTS:
         logit.layer = 1;
         logit.tokenProb = 1;
         g.nodes = { f, e, emb, logit };
-        g.adjacency = at::zeros({ 4, 4 });
-        g.adjacency[0][2] = 2.0f; // embedding -> feature
-        g.adjacency[3][0] = 3.0f; // feature -> logit
-        g.adjacency[3][1] = 3.0f; // error -> logit
+        at::Tensor a = at::zeros({ 4, 4 });
+        a[0][2] = 2.0f; // embedding -> feature
+        a[3][0] = 3.0f; // feature -> logit
+        a[3][1] = 3.0f; // error -> logit
+        g.adjacency = cs::graph::Adjacency::fromDense(a);
         g.logitProbabilities = at::ones({ 1 });
         const auto s = cs::graph::graphScores(g);
         QCOMPARE(s.replacement, 0.5);
@@ -754,7 +655,7 @@ private Q_SLOTS:
         const int64_t n = g.size();
         const Pruner pruner(g);
         const auto whole = pruner.scores();
-        const auto ref = referenceScores(g, g.adjacency);
+        const auto ref = referenceScores(g, g.adjacency.dense());
         QVERIFY(std::fabs(whole.replacement - ref.replacement) < 1e-5);
         QVERIFY(std::fabs(whole.completeness - ref.completeness) < 1e-5);
         QVERIFY(whole.replacement > 0 && whole.replacement < 1);
@@ -883,11 +784,11 @@ private Q_SLOTS:
             QCOMPARE(cs::graph::nodeId(back, k), cs::graph::nodeId(g, kept[k]));
         }
         // The kept edges with their weights, and nothing else.
-        const at::Tensor expected = (g.adjacency * pruned.edgeMask.to(at::kFloat))
+        const at::Tensor expected = (g.adjacency.dense() * denseEdgeMask(g, pruned).to(at::kFloat))
                                         .index_select(0, at::tensor(kept, at::kLong))
                                         .index_select(1, at::tensor(kept, at::kLong));
-        QVERIFY(at::equal(back.adjacency, expected));
-        QCOMPARE(static_cast<int64_t>(doc["links"].size()), pruned.edgeMask.sum().item<int64_t>());
+        QVERIFY(at::equal(back.adjacency.dense(), expected));
+        QCOMPARE(static_cast<int64_t>(doc["links"].size()), pruned.edgeCount());
         QVERIFY(at::allclose(back.logitProbabilities, g.logitProbabilities));
         QCOMPARE(back.nLayers(), g.nLayers());
 
@@ -997,7 +898,7 @@ private Q_SLOTS:
         link(3, 7, -0.2f); // the second, after 1_7_2 in node order: the error
         link(1, 8, 0.4f);
         link(3, 8, 0.1f); // after 1_7_2: the error
-        QVERIFY(at::equal(g.adjacency, expected));
+        QVERIFY(at::equal(g.adjacency.dense(), expected));
 
         QCOMPARE(g.metadata.slug, std::string("cat-mat"));
         QCOMPARE(g.metadata.promptTokens.size(), size_t(3));
@@ -1015,7 +916,7 @@ private Q_SLOTS:
         QCOMPARE(out["nodes"][7]["clerp"].get<std::string>(), std::string("Output \" mat\" (p=0.700)"));
         QCOMPARE(out["links"].size(), size_t(9));
         const Graph again = cs::graph::fromJson(out);
-        QVERIFY(at::equal(again.adjacency, g.adjacency));
+        QVERIFY(again.adjacency == g.adjacency);
 
         try {
             cs::graph::fromJson(json::array());
@@ -1102,16 +1003,21 @@ private Q_SLOTS:
         g.metadata.qParams = { { "pinnedIds", { "0_1_2" } }, { "linkType", "both" } };
         g.metadata.extra = { { "scores", { { "replacement", 0.25 }, { "completeness", 0.75 } } },
             { "info", { { "generator", "tst_graph" } } } };
-        g.adjacency[0][1] = std::numeric_limits<float>::denorm_min(); // any float comes back
+        at::Tensor dense = g.adjacency.dense();
+        dense[0][1] = std::numeric_limits<float>::denorm_min(); // any float comes back
+        g.adjacency = cs::graph::Adjacency::fromDense(dense);
         const std::string path = dir.filePath(QString("g") + cs::graph::kGraphFileExtension).toStdString();
         cs::graph::writeGraphFile(path, g);
         QCOMPARE(QDir(dir.path()).entryList(QDir::Files), QStringList { "g.csgraph" }); // no temporary left
         QVERIFY(cs::graph::isGraphFile(path));
 
-        // A safetensors file with the two tensors.
+        // A safetensors file with the adjacency's three arrays and the logit probabilities.
         const auto file = cs::io::SafetensorsFile::open(path);
-        QCOMPARE(file->tensors().size(), size_t(2));
-        QCOMPARE(file->find("adjacency")->shape, (std::vector<int64_t> { g.size(), g.size() }));
+        QCOMPARE(file->tensors().size(), size_t(4));
+        QCOMPARE(file->find("adjacency.row_starts")->shape, (std::vector<int64_t> { g.size() + 1 }));
+        QCOMPARE(file->find("adjacency.columns")->shape, (std::vector<int64_t> { g.adjacency.nnz() }));
+        QCOMPARE(file->find("adjacency.values")->shape, (std::vector<int64_t> { g.adjacency.nnz() }));
+        QVERIFY(!file->find("adjacency"));
         QCOMPARE(file->find("logit_probabilities")->shape, (std::vector<int64_t> { spec.nLogits }));
         QVERIFY(file->metadata().count(cs::graph::kGraphFileMetadataKey));
 
@@ -1130,8 +1036,8 @@ private Q_SLOTS:
             QCOMPARE(b.tokenProb, a.tokenProb);
             QCOMPARE(b.label, a.label);
         }
-        QCOMPARE(back.adjacency.scalar_type(), at::kFloat);
-        QVERIFY(at::equal(back.adjacency, g.adjacency));
+        QVERIFY(back.adjacency == g.adjacency); // bit for bit
+        QCOMPARE(back.adjacency.value(0, 1), std::numeric_limits<float>::denorm_min());
         QVERIFY(at::equal(back.logitProbabilities, g.logitProbabilities));
         const auto& m = back.metadata;
         QCOMPARE(m.slug, g.metadata.slug);
@@ -1148,7 +1054,7 @@ private Q_SLOTS:
         const PruneResult p1 = Pruner(g).prune(0.8, 0.98);
         const PruneResult p2 = Pruner(back).prune(0.8, 0.98);
         QCOMPARE(p2.nodeMask, p1.nodeMask);
-        QVERIFY(at::equal(p2.edgeMask, p1.edgeMask));
+        QCOMPARE(p2.edgeMask, p1.edgeMask);
 
         // Written again over itself (a reader may still hold the old file), the same bytes.
         const std::string bytes = readBytes(path);
@@ -1168,20 +1074,30 @@ private Q_SLOTS:
         QVERIFY(dir.isValid());
         // No nodes at all.
         Graph empty;
-        empty.adjacency = at::zeros({ 0, 0 });
         empty.logitProbabilities = at::zeros({ 0 });
         const std::string path = dir.filePath("empty.csgraph").toStdString();
         cs::graph::writeGraphFile(path, empty);
         const Graph back = cs::graph::readGraphFile(path);
         QCOMPARE(back.size(), 0);
-        QCOMPARE(back.adjacency.sizes().vec(), (std::vector<int64_t> { 0, 0 }));
+        QCOMPARE(back.adjacency.size(), 0);
+        QCOMPARE(back.adjacency.nnz(), 0);
 
-        // A float64 adjacency on the way in is stored as float32.
+        // A version 1 file (the dense [n, n] adjacency, before it was stored sparse) reads as
+        // the same graph.
         Graph g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
-        const at::Tensor f32 = g.adjacency.clone();
-        g.adjacency = g.adjacency.to(at::kDouble);
         cs::graph::writeGraphFile(path, g);
-        QVERIFY(at::equal(cs::graph::readGraphFile(path).adjacency, f32));
+        FileParts parts = readParts(path);
+        parts.doc["version"] = 1;
+        cs::io::SafetensorsWriter v1;
+        v1.add("adjacency", g.adjacency.dense()); // [n, n] F32
+        v1.add("logit_probabilities", parts.logitProbabilities);
+        v1.setMetadata(cs::graph::kGraphFileMetadataKey, parts.doc.dump());
+        const std::string old = dir.filePath("v1.csgraph").toStdString();
+        v1.write(old);
+        const Graph fromV1 = cs::graph::readGraphFile(old);
+        QVERIFY(fromV1.adjacency == g.adjacency);
+        QCOMPARE(fromV1.size(), g.size());
+        QCOMPARE(Pruner(fromV1).prune(0.8, 0.98).edgeMask, Pruner(g).prune(0.8, 0.98).edgeMask);
 
         // What cannot be written is refused before anything is written.
         const std::string refused = dir.filePath("refused.csgraph").toStdString();
@@ -1194,7 +1110,7 @@ private Q_SLOTS:
                 "cannot write " + refused + ": node 0 has an infinite or NaN activation or token probability");
         }
         g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
-        g.adjacency = at::zeros({ 3, 3 });
+        g.adjacency = cs::graph::Adjacency(3);
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::writeGraphFile(refused, g));
         QVERIFY(!QFile::exists(QString::fromStdString(refused)));
     }
@@ -1220,18 +1136,32 @@ private Q_SLOTS:
         QTest::newRow("foreign format") << "format"
                                         << ".format: is \"other\", expected \"circuitscope.graph\"";
         QTest::newRow("newer version") << "version"
-                                       << "format version 2 by a newer Circuitscope";
-        QTest::newRow("no adjacency") << "no-adjacency"
-                                      << "no tensor \"adjacency\"";
-        QTest::newRow("adjacency too small") << "adjacency-shape"
-                                             << "tensor \"adjacency\": is [";
-        QTest::newRow("adjacency float64") << "adjacency-dtype"
-                                           << "tensor \"adjacency\": is F64, expected F32";
+                                       << "format version 3 by a newer Circuitscope";
+        QTest::newRow("no adjacency values") << "no-adjacency"
+                                             << "no tensor \"adjacency.values\"";
+        QTest::newRow("row starts too short") << "adjacency-shape"
+                                              << "tensor \"adjacency.row_starts\": has 21 entries but must have 22 (21 nodes)";
+        QTest::newRow("values float64") << "adjacency-dtype"
+                                        << "tensor \"adjacency.values\": is F64, expected F32";
+        QTest::newRow("columns int64") << "columns-dtype"
+                                       << "tensor \"adjacency.columns\": is I64, expected I32";
+        QTest::newRow("row starts two-dimensional") << "row-starts-2d"
+                                                    << "tensor \"adjacency.row_starts\": is [1, 22], expected one dimension";
+        QTest::newRow("a value missing") << "values-short"
+                                         << "tensor \"adjacency.values\": has";
+        QTest::newRow("column out of range") << "column-range"
+                                             << "has column 21, outside [0, 21)";
+        QTest::newRow("columns not sorted") << "column-order"
+                                            << "are not strictly increasing";
+        QTest::newRow("row starts decrease") << "row-starts-order"
+                                             << "ends before it starts";
+        QTest::newRow("row starts past the entries") << "row-starts-end"
+                                                     << "the row starts must run from 0 to the entry count";
         QTest::newRow("logit probabilities")
             << "logits-shape"
             << "tensor \"logit_probabilities\": is [3] but must be [2] (2 logit nodes)";
         QTest::newRow("a node too many") << "extra-node"
-                                         << "tensor \"adjacency\": is [";
+                                         << "tensor \"adjacency.row_starts\": has 22 entries but must have 23 (22 nodes)";
         QTest::newRow("NaN edge") << "nan"
                                   << "infinite or NaN";
         QTest::newRow("layer a string") << "layer-string"
@@ -1294,16 +1224,48 @@ private Q_SLOTS:
             parts.doc["format"] = "other";
             rewrite();
         } else if (c == "version") {
-            parts.doc["version"] = 2;
+            parts.doc["version"] = 3;
             rewrite();
         } else if (c == "no-adjacency") {
-            parts.adjacency = at::Tensor();
+            parts.values = at::Tensor();
             rewrite();
         } else if (c == "adjacency-shape") {
-            parts.adjacency = parts.adjacency.slice(0, 0, n - 1).slice(1, 0, n - 1).contiguous();
+            parts.rowStarts = parts.rowStarts.slice(0, 0, n).contiguous();
             rewrite();
         } else if (c == "adjacency-dtype") {
-            parts.adjacency = parts.adjacency.to(at::kDouble);
+            parts.values = parts.values.to(at::kDouble);
+            rewrite();
+        } else if (c == "columns-dtype") {
+            parts.columns = parts.columns.to(at::kLong);
+            rewrite();
+        } else if (c == "row-starts-2d") {
+            parts.rowStarts = parts.rowStarts.unsqueeze(0).contiguous();
+            rewrite();
+        } else if (c == "values-short") {
+            parts.values = parts.values.slice(0, 0, parts.values.numel() - 1).contiguous();
+            rewrite();
+        } else if (c == "column-range") {
+            parts.columns[0] = static_cast<int32_t>(n);
+            rewrite();
+        } else if (c == "column-order") {
+            // The first row with two entries gets them swapped.
+            const at::Tensor starts = parts.rowStarts;
+            int64_t at = -1;
+            for (int64_t t = 0; t < n && at < 0; ++t)
+                if (starts[t + 1].item<int64_t>() - starts[t].item<int64_t>() >= 2)
+                    at = starts[t].item<int64_t>();
+            QVERIFY(at >= 0);
+            const at::Tensor first = parts.columns[at].clone();
+            parts.columns[at] = parts.columns[at + 1];
+            parts.columns[at + 1] = first;
+            rewrite();
+        } else if (c == "row-starts-order") {
+            // The second-last row ends (where the last starts) before it starts.
+            QVERIFY(parts.rowStarts[n - 2].item<int64_t>() > 0);
+            parts.rowStarts[n - 1] = 0;
+            rewrite();
+        } else if (c == "row-starts-end") {
+            parts.rowStarts[n] = parts.rowStarts[n].item<int64_t>() + 1;
             rewrite();
         } else if (c == "logits-shape") {
             parts.logitProbabilities = at::ones({ 3 });
@@ -1312,7 +1274,7 @@ private Q_SLOTS:
             parts.doc["nodes"].push_back(parts.doc["nodes"].back());
             rewrite();
         } else if (c == "nan") {
-            parts.adjacency[n - 1][0] = std::nanf("");
+            parts.values[parts.values.numel() - 1] = std::nanf("");
             rewrite();
         } else if (c == "layer-string") {
             parts.doc["nodes"][0]["layer"] = "1";
@@ -1403,7 +1365,8 @@ private Q_SLOTS:
         const at::Tensor lv = at::tensor(level), ps = at::tensor(position);
         const at::Tensor allowed = (lv.unsqueeze(0) < lv.unsqueeze(1)) & (ps.unsqueeze(0) <= ps.unsqueeze(1))
             & at::tensor(target).to(at::kBool).unsqueeze(1) & at::tensor(source).to(at::kBool).unsqueeze(0);
-        g.adjacency = at::randn({ n, n }) * ((at::rand({ n, n }) < 0.5) & allowed).to(at::kFloat);
+        g.adjacency = cs::graph::Adjacency::fromDense(
+            at::randn({ n, n }) * ((at::rand({ n, n }) < 0.5) & allowed).to(at::kFloat));
         g.logitProbabilities = at::full({ nLogits }, 0.09f);
 
         QElapsedTimer timer;
@@ -1421,9 +1384,9 @@ private Q_SLOTS:
             std::sort(ms.begin(), ms.end());
             qInfo("re-prune %lld nodes (%lld nonzero edges) at %.2f / %.2f: %.2f ms (median of 5); kept %lld "
                   "nodes, %lld edges",
-                static_cast<long long>(n), static_cast<long long>((g.adjacency != 0).sum().item<int64_t>()), nt, et,
+                static_cast<long long>(n), static_cast<long long>(g.adjacency.nnz()), nt, et,
                 ms[2], static_cast<long long>(std::count(r.nodeMask.begin(), r.nodeMask.end(), true)),
-                static_cast<long long>(r.edgeMask.sum().item<int64_t>()));
+                static_cast<long long>(r.edgeCount()));
             return r;
         };
         qInfo("Pruner for %lld nodes built in %.1f ms", static_cast<long long>(n), buildMs);

@@ -6,6 +6,7 @@
 // model and GraphView.qml.
 
 #include "canvasbench.h"
+#include "graph_reference.h"
 #include "canvasgeometry.h"
 #include "canvasindex.h"
 #include "canvasscene.h"
@@ -87,9 +88,9 @@ TestGraph makeTestGraph()
     add("L0", NodeKind::Logit, 2, 2, -1, 20, " x", 0.6);
     add("L1", NodeKind::Logit, 2, 2, -1, 21, " y", 0.3);
     const int64_t n = g.size();
-    g.adjacency = at::zeros({ n, n }, at::kFloat);
+    at::Tensor a = at::zeros({ n, n }, at::kFloat);
     auto edge = [&](const std::string& target, const std::string& source, float w) {
-        g.adjacency[t.index[target]][t.index[source]] = w;
+        a[t.index[target]][t.index[source]] = w;
     };
     edge("f0", "E0", 0.5f);
     edge("f1", "E1", 1.0f);
@@ -105,6 +106,7 @@ TestGraph makeTestGraph()
     edge("L0", "E2", 0.05f);
     edge("L1", "e1", 0.3f);
     edge("L1", "f3", 0.2f);
+    g.adjacency = cs::graph::Adjacency::fromDense(a);
     g.logitProbabilities = at::tensor({ 0.6f, 0.3f });
     g.validate();
     return t;
@@ -226,7 +228,8 @@ private Q_SLOTS:
         }
         // The edges are exactly the nonzero entries of A, each with its weight.
         std::map<std::pair<int64_t, int64_t>, float> expected;
-        const auto adj = g.adjacency.accessor<float, 2>();
+        const at::Tensor dense = g.adjacency.dense();
+        const auto adj = dense.accessor<float, 2>();
         for (int64_t tg = 0; tg < g.size(); ++tg)
             for (int64_t s = 0; s < g.size(); ++s)
                 if (adj[tg][s] != 0)
@@ -313,8 +316,9 @@ private Q_SLOTS:
             shown.insert(node.graphIndex);
         for (int64_t i = 0; i < g.size(); ++i)
             QCOMPARE(shown.count(i) == 1, pr.nodeMask[static_cast<size_t>(i)] && i != hiddenIndex);
-        const auto mask = pr.edgeMask.accessor<bool, 2>();
-        const auto adj = g.adjacency.accessor<float, 2>();
+        const at::Tensor denseMask = cs::test::denseEdgeMask(g, pr), dense = g.adjacency.dense();
+        const auto mask = denseMask.accessor<bool, 2>();
+        const auto adj = dense.accessor<float, 2>();
         size_t expectedEdges = 0;
         for (int64_t tg = 0; tg < g.size(); ++tg)
             for (int64_t s = 0; s < g.size(); ++s)
@@ -373,7 +377,8 @@ private Q_SLOTS:
         QVERIFY(node("L0").caption.contains(QStringLiteral("60.0%")));
         // Dimmed: exactly the nodes without an edge to or from the selected node.
         std::set<std::string> neighbours { id("f2") };
-        const auto adj = g.adjacency.accessor<float, 2>();
+        const at::Tensor dense = g.adjacency.dense();
+        const auto adj = dense.accessor<float, 2>();
         const int64_t sel = t.index.at("f2");
         for (int64_t i = 0; i < g.size(); ++i)
             if (adj[sel][i] != 0 || adj[i][sel] != 0)

@@ -8,6 +8,7 @@
 #include "connectionsmodel.h"
 #include "featurecard.h"
 #include "graph_nodes.h"
+#include "graph_reference.h"
 
 #include <cs/engine.h>
 #include <cs/features.h>
@@ -103,7 +104,7 @@ std::shared_ptr<cs::graph::Graph> makeGraph()
     acc[4][0] = 0.5f;
     acc[4][2] = 0.5f;
     acc[4][3] = -0.5f;
-    graph->adjacency = a;
+    graph->adjacency = cs::graph::Adjacency::fromDense(a);
     graph->logitProbabilities = at::tensor({ 0.6f, 0.3f });
     graph->validate();
     return graph;
@@ -123,13 +124,15 @@ std::vector<Edge> expectedEdges(const cs::graph::Graph& graph, const cs::graph::
     std::vector<Edge> positive;
     std::vector<Edge> negative;
     const int64_t n = graph.size();
+    const at::Tensor dense = graph.adjacency.dense();
+    const at::Tensor mask = pruned ? cs::test::denseEdgeMask(graph, *pruned) : at::Tensor();
     for (int64_t other = 0; other < n; ++other) {
         const int64_t t = direction == ConnectionsModel::Inputs ? node : other;
         const int64_t s = direction == ConnectionsModel::Inputs ? other : node;
-        const double w = graph.adjacency[t][s].item<float>();
+        const double w = dense[t][s].item<float>();
         if (w == 0)
             continue;
-        if (keptOnly && pruned && !pruned->edgeMask[t][s].item<bool>())
+        if (keptOnly && pruned && !mask[t][s].item<bool>())
             continue;
         if (w > 0 && sign != ConnectionsModel::Negative)
             positive.push_back({ other, w });
@@ -305,9 +308,8 @@ void TestGuiInspector::initTestCase()
     m_all = std::make_shared<cs::graph::PruneResult>(cs::graph::keepAll(*m_graph));
     m_pruned = std::make_shared<cs::graph::PruneResult>(cs::graph::Pruner(*m_graph).prune(0.8, 0.8));
     // The prune must drop some nonzero edges, or keptOnly would test nothing.
-    const at::Tensor nonzero = m_graph->adjacency.ne(0);
-    const int64_t dropped = nonzero.logical_and(m_pruned->edgeMask.logical_not()).sum().item<int64_t>();
-    const int64_t kept = m_pruned->edgeMask.sum().item<int64_t>();
+    const int64_t kept = m_pruned->edgeCount();
+    const int64_t dropped = m_graph->adjacency.nnz() - kept;
     QVERIFY2(dropped > 0 && kept > 0, qPrintable(QStringLiteral("dropped %1, kept %2").arg(dropped).arg(kept)));
 
     const std::string path = storePath();
@@ -395,7 +397,7 @@ void TestGuiInspector::connectionsMatchAdjacency()
             // Kept as the prune says (every nonzero edge without a prune result).
             const int64_t t = direction == ConnectionsModel::Inputs ? node : e.node;
             const int64_t s = direction == ConnectionsModel::Inputs ? e.node : node;
-            const bool kept = pruned ? pruned->edgeMask[t][s].item<bool>() : true;
+            const bool kept = pruned ? pruned->edgeKept(*m_graph, t, s) : true;
             QCOMPARE(roleData(model, row, ConnectionsModel::KeptRole).toBool(), kept);
         }
         if (!expected.empty()) {
@@ -542,7 +544,7 @@ void TestGuiInspector::connectionsResetsAndBadInput()
     // A smaller graph drops a node it does not have.
     auto small = std::make_shared<cs::graph::Graph>(*m_graph);
     small->nodes.resize(3);
-    small->adjacency = m_graph->adjacency.slice(0, 0, 3).slice(1, 0, 3).clone();
+    small->adjacency = cs::graph::Adjacency::fromDense(m_graph->adjacency.dense().slice(0, 0, 3).slice(1, 0, 3));
     small->logitProbabilities = at::zeros({ 0 }, at::kFloat);
     model.setGraph(small, nullptr);
     QCOMPARE(model.node(), -1);

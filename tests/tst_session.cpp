@@ -104,7 +104,7 @@ Graph makeGraph(const Spec& spec)
             if (allowed && t != 0 && s != 0 && s != firstError && uniform(rng) < spec.density)
                 a[t * n + s] = static_cast<float>(normal(rng));
         }
-    g.adjacency = at::from_blob(a.data(), { n, n }, at::kFloat).clone();
+    g.adjacency = cs::graph::Adjacency::fromDense(at::from_blob(a.data(), { n, n }, at::kFloat));
     g.logitProbabilities = at::tensor(probabilities, at::kFloat);
     g.metadata.slug = "session-test-" + std::to_string(spec.seed);
     g.metadata.scan = "tinyworld";
@@ -185,7 +185,7 @@ void compareGraphs(const Graph& a, const Graph& b)
         QVERIFY2(x.tokenProb == y.tokenProb, where);
         QVERIFY2(x.label == y.label, where);
     }
-    QVERIFY(at::equal(a.adjacency, b.adjacency));
+    QVERIFY(a.adjacency == b.adjacency);
     QVERIFY(at::equal(a.logitProbabilities, b.logitProbabilities));
     const auto& m = a.metadata;
     const auto& n = b.metadata;
@@ -246,8 +246,8 @@ private Q_SLOTS:
         std::map<std::string, int64_t> index;
         for (int64_t i = 0; i < back.size(); ++i)
             index[id(back, i)] = i;
-        const at::Tensor a = g.adjacency.contiguous();
-        const at::Tensor b = back.adjacency.contiguous();
+        const at::Tensor a = g.adjacency.dense();
+        const at::Tensor b = back.adjacency.dense();
         QStringList lost;
         int64_t missing = 0;
         for (int64_t i = 0; i < g.size(); ++i) {
@@ -446,7 +446,7 @@ private Q_SLOTS:
         };
         // A graph that fails validation, over the existing file.
         SessionData bad = d;
-        bad.graph.adjacency = at::zeros({ 2, 2 }, at::kFloat);
+        bad.graph.adjacency = cs::graph::Adjacency(2);
         expectFailure(path, bad, "cannot write the session");
         // A path that is a folder.
         QVERIFY(QDir(dir.path()).mkdir(QStringLiteral("folder.circuitscope.json")));

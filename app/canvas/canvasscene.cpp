@@ -175,21 +175,17 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
     }
 
     // Edges kept by the prune result between shown nodes.
-    if (pruned.edgeMask.defined() && graph.adjacency.defined() && n > 0) {
-        const at::Tensor mask = pruned.edgeMask.to(at::kBool).contiguous().cpu();
-        const at::Tensor adj = graph.adjacency.to(at::kFloat).contiguous().cpu();
-        const bool* m = mask.data_ptr<bool>();
-        const float* a = adj.data_ptr<float>();
+    if (pruned.fits(graph) && n > 0) {
         for (int64_t t : shown) {
-            const bool* row = m + t * n;
-            const float* weights = a + t * n;
-            for (int64_t s = 0; s < n; ++s) {
-                if (!row[s] || slotOf[static_cast<size_t>(s)] < 0 || s == t || weights[s] == 0.0f)
+            const cs::graph::Adjacency::Row row = graph.adjacency.row(t);
+            for (int64_t k = 0; k < row.size; ++k) {
+                const int64_t s = row.columns[k];
+                if (!pruned.edgeMask[static_cast<size_t>(row.entry(k))] || slotOf[static_cast<size_t>(s)] < 0 || s == t)
                     continue;
                 CanvasEdge e;
                 e.source = slotOf[static_cast<size_t>(s)];
                 e.target = slotOf[static_cast<size_t>(t)];
-                e.weight = weights[s];
+                e.weight = row.values[k];
                 scene->edges.push_back(e);
             }
         }

@@ -298,15 +298,12 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         if (static_cast<int64_t>(pruned.nodeMask.size()) != n)
             throw Error("figure: the prune result has " + std::to_string(pruned.nodeMask.size())
                 + " node flags for a graph of " + std::to_string(n) + " nodes");
-        if (!pruned.edgeMask.defined() || pruned.edgeMask.dim() != 2 || pruned.edgeMask.size(0) != n
-            || pruned.edgeMask.size(1) != n)
-            throw Error(
-                "figure: the prune result's edge mask is not [" + std::to_string(n) + ", " + std::to_string(n) + "]");
+        if (static_cast<int64_t>(pruned.edgeMask.size()) != graph.adjacency.nnz())
+            throw Error("figure: the prune result's edge mask has " + std::to_string(pruned.edgeMask.size())
+                + " flags for a graph of " + std::to_string(graph.adjacency.nnz()) + " edges");
     }
-    if (!graph.adjacency.defined() || graph.adjacency.dim() != 2 || graph.adjacency.size(0) != n
-        || graph.adjacency.size(1) != n || graph.adjacency.scalar_type() != at::kFloat)
-        throw Error("figure: the graph's adjacency is not a float32 [" + std::to_string(n) + ", " + std::to_string(n)
-            + "] matrix");
+    if (graph.adjacency.size() != n)
+        throw Error("figure: the graph's adjacency is not [" + std::to_string(n) + ", " + std::to_string(n) + "]");
 
     // The graph nodes in scope, in graph order (so the figure does not depend on pin order).
     std::vector<bool> inScope(static_cast<size_t>(n), false);
@@ -408,14 +405,7 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
     }
 
     // Edges: sums over member pairs. Row t of the adjacency holds t's sources.
-    const at::Tensor adjacency = graph.adjacency.contiguous();
-    const float* a = adjacency.data_ptr<float>();
-    at::Tensor edgeMask;
-    const bool* mask = nullptr;
-    if (scope == FigureScope::PrunedGraph) {
-        edgeMask = pruned.edgeMask.to(at::kBool).contiguous();
-        mask = edgeMask.data_ptr<bool>();
-    }
+    const bool masked = scope == FigureScope::PrunedGraph;
     std::vector<int64_t> drawn; // graph nodes in the figure
     for (int64_t i = 0; i < n; ++i) {
         if (groupOf[static_cast<size_t>(i)] >= 0)
@@ -424,13 +414,12 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
     std::map<std::pair<int, int>, double> sums; // (source group, target group) -> weight
     for (int64_t t : drawn) {
         const int tg = groupOf[static_cast<size_t>(t)];
-        const float* row = a + t * n;
-        const bool* maskRow = mask ? mask + t * n : nullptr;
-        for (int64_t s : drawn) {
-            const int sg = groupOf[static_cast<size_t>(s)];
-            if (sg == tg || row[s] == 0.0f || (maskRow && !maskRow[s]))
+        const cs::graph::Adjacency::Row row = graph.adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k) {
+            const int sg = groupOf[static_cast<size_t>(row.columns[k])];
+            if (sg < 0 || sg == tg || (masked && !pruned.edgeMask[static_cast<size_t>(row.entry(k))]))
                 continue;
-            sums[{ sg, tg }] += static_cast<double>(row[s]);
+            sums[{ sg, tg }] += static_cast<double>(row.values[k]);
         }
     }
     for (const auto& [ends, weight] : sums) {

@@ -19,18 +19,9 @@ void ConnectionsModel::setGraph(
 {
     m_graph = std::move(graph);
     m_pruned = m_graph ? std::move(pruned) : nullptr;
-    m_adjacency = at::Tensor();
-    m_edgeMask = at::Tensor();
-    if (m_graph && m_graph->adjacency.defined()) {
-        const int64_t n = m_graph->size();
-        // The engine validates shapes and dtypes; a view that does not fit is not read at all.
-        if (m_graph->adjacency.dim() == 2 && m_graph->adjacency.size(0) == n && m_graph->adjacency.size(1) == n
-            && m_graph->adjacency.scalar_type() == at::kFloat)
-            m_adjacency = m_graph->adjacency.contiguous();
-        if (m_pruned && m_pruned->edgeMask.defined() && m_pruned->edgeMask.dim() == 2 && m_pruned->edgeMask.size(0) == n
-            && m_pruned->edgeMask.size(1) == n && m_pruned->edgeMask.scalar_type() == at::kBool)
-            m_edgeMask = m_pruned->edgeMask.contiguous();
-    }
+    m_adjacencyFits = m_graph && m_graph->adjacency.size() == m_graph->size();
+    m_edgeMaskFits = m_adjacencyFits && m_pruned
+        && static_cast<int64_t>(m_pruned->edgeMask.size()) == m_graph->adjacency.nnz();
     const int before = m_node;
     if (!m_graph || m_node >= m_graph->size())
         m_node = -1;
@@ -126,25 +117,29 @@ void ConnectionsModel::rebuild()
     m_total = 0;
     m_absTotal = 0;
 
-    if (m_graph && m_adjacency.defined() && m_node >= 0) {
-        const int64_t n = m_graph->size();
-        const float* a = m_adjacency.data_ptr<float>();
-        const bool* mask = m_edgeMask.defined() ? m_edgeMask.data_ptr<bool>() : nullptr;
-        // Inputs walk row m_node (stride 1), outputs column m_node (stride n).
-        const int64_t base = m_direction == Inputs ? m_node * n : m_node;
-        const int64_t step = m_direction == Inputs ? 1 : n;
-        for (int64_t other = 0; other < n; ++other) {
-            const int64_t offset = base + other * step;
-            const double w = a[offset];
-            if (w == 0.0)
-                continue;
+    if (m_graph && m_adjacencyFits && m_node >= 0) {
+        const cs::graph::Adjacency& a = m_graph->adjacency;
+        const float* values = a.values();
+        // Inputs are row m_node's entries, outputs column m_node's (the transposed index); both
+        // come ordered by the other node.
+        const auto add = [&](int64_t other, int64_t entry) {
+            const double w = values[entry];
             if ((m_sign == Positive && w < 0) || (m_sign == Negative && w > 0))
-                continue;
+                return;
             // Without a prune result every nonzero edge counts as kept (keepAll's rule).
-            const bool kept = mask ? mask[offset] : true;
+            const bool kept = m_edgeMaskFits ? static_cast<bool>(m_pruned->edgeMask[static_cast<std::size_t>(entry)]) : true;
             if (m_keptOnly && !kept)
-                continue;
+                return;
             m_all.push_back({ other, w, kept, QString() });
+        };
+        if (m_direction == Inputs) {
+            const cs::graph::Adjacency::Row row = a.row(m_node);
+            for (int64_t k = 0; k < row.size; ++k)
+                add(row.columns[k], row.entry(k));
+        } else {
+            const cs::graph::Adjacency::Column column = a.column(m_node);
+            for (int64_t k = 0; k < column.size; ++k)
+                add(column.targets[k], a.find(column.targets[k], m_node));
         }
         std::stable_sort(m_all.begin(), m_all.end(), [](const Row& x, const Row& y) {
             const bool px = x.weight > 0;

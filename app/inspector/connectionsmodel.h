@@ -126,9 +126,10 @@ private:
 
     std::shared_ptr<const cs::graph::Graph> m_graph;
     std::shared_ptr<const cs::graph::PruneResult> m_pruned;
-    // Contiguous views of adjacency [n, n] float32 and edgeMask [n, n] bool, read by pointer.
-    at::Tensor m_adjacency;
-    at::Tensor m_edgeMask;
+    // Whether m_graph's adjacency and m_pruned's edge mask fit the graph (the engine validates
+    // both; one that does not fit is not read at all).
+    bool m_adjacencyFits = false;
+    bool m_edgeMaskFits = false;
     LabelFunction m_labels;
 
     Direction m_direction = Inputs;

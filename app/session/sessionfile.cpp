@@ -164,7 +164,7 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
     for (size_t i = 0; i < probs.size(); ++i)
         p.push_back(static_cast<float>(c.number(probs[i], JsonReader::at(where + ".logit_probabilities", i))));
     graph.logitProbabilities = at::tensor(p, at::kFloat);
-    graph.adjacency = at::zeros({ n, n }, at::kFloat);
+    graph.adjacency = cs::graph::Adjacency(n); // no entries yet: the links are mapped in below
     try {
         graph.validate();
     } catch (const Error& e) {
@@ -185,23 +185,26 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
             c.fail(where, "the graph's node \"" + id + "\" is not among graph_nodes");
         to[i] = it->second;
     }
-    const at::Tensor a0 = linked.adjacency.to(at::kCPU, at::kFloat).contiguous();
-    const float* src = a0.data_ptr<float>();
-    float* dst = graph.adjacency.data_ptr<float>();
-    for (int64_t t = 0; t < n0; ++t)
-        for (int64_t s = 0; s < n0; ++s)
-            dst[to[t] * n + to[s]] = src[t * n0 + s];
+    cs::graph::AdjacencyBuilder builder(n);
+    std::vector<int32_t> columns;
+    for (int64_t t = 0; t < n0; ++t) {
+        const cs::graph::Adjacency::Row row = linked.adjacency.row(t);
+        columns.clear();
+        for (int64_t k = 0; k < row.size; ++k)
+            columns.push_back(static_cast<int32_t>(to[row.columns[k]]));
+        try {
+            builder.setRow(to[t], columns.data(), row.values, row.size);
+        } catch (const Error& e) {
+            c.fail(where, e.what());
+        }
+    }
+    graph.adjacency = builder.build();
     return graph;
 }
 
 int64_t nonzeroEdges(const Graph& graph)
 {
-    const at::Tensor a = graph.adjacency.to(at::kCPU, at::kFloat).contiguous();
-    const float* p = a.data_ptr<float>();
-    int64_t count = 0;
-    for (int64_t i = 0, end = a.numel(); i < end; ++i)
-        count += p[i] != 0.0f;
-    return count;
+    return graph.adjacency.nnz();
 }
 
 // The session's JSON without its graph.

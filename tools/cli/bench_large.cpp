@@ -161,7 +161,7 @@ Json traceCase(const std::shared_ptr<const model::Model>& model,
         row["total_ms"] = msSince(start);
         row["active_features"] = r.stats.activeFeatures;
         row["nodes"] = r.graph.size();
-        row["edges"] = r.graph.adjacency.defined() ? (r.graph.adjacency != 0).sum().item<int64_t>() : 0;
+        row["edges"] = r.graph.adjacency.nnz();
         row["pruned_nodes"] = kept;
         row["rows"] = r.stats.rows;
         row["batches"] = r.stats.batches;

@@ -88,22 +88,32 @@ Json scoresJson(const graph::Scores& s)
 // and the kept nodes, features and errors only with one of those edges.
 struct Shown {
     std::vector<bool> nodes; // [n]
-    at::Tensor edges; // [n, n] bool
+    std::vector<bool> edges; // [nnz]: per adjacency entry
 };
 
 Shown shown(const Graph& g, const PruneResult& pruned)
 {
     const int64_t n = g.size();
-    std::vector<uint8_t> flags(pruned.nodeMask.begin(), pruned.nodeMask.end());
-    const at::Tensor keptNodes = at::from_blob(flags.data(), { n }, at::kBool).clone(); // [n]
     Shown s;
-    s.edges = pruned.edgeMask.to(at::kCPU, at::kBool) & keptNodes.unsqueeze(1) & keptNodes.unsqueeze(0);
-    const at::Tensor linked = (s.edges.any(0) | s.edges.any(1)).contiguous(); // [n]
-    const bool* l = linked.data_ptr<bool>();
+    s.edges.assign(static_cast<size_t>(g.adjacency.nnz()), false);
+    std::vector<bool> linked(static_cast<size_t>(n), false);
+    for (int64_t t = 0; t < n; ++t) {
+        if (!pruned.nodeMask[t])
+            continue;
+        const graph::Adjacency::Row row = g.adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k) {
+            const int64_t e = row.entry(k);
+            if (pruned.edgeMask[static_cast<size_t>(e)] && pruned.nodeMask[row.columns[k]]) {
+                s.edges[static_cast<size_t>(e)] = true;
+                linked[t] = true;
+                linked[row.columns[k]] = true;
+            }
+        }
+    }
     s.nodes.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
         const NodeKind kind = g.nodes[i].kind;
-        s.nodes[i] = pruned.nodeMask[i] && (kind == NodeKind::Embedding || kind == NodeKind::Logit || l[i]);
+        s.nodes[i] = pruned.nodeMask[i] && (kind == NodeKind::Embedding || kind == NodeKind::Logit || linked[i]);
     }
     return s;
 }
@@ -122,15 +132,25 @@ Json nodesByKind(const Graph& g, const std::vector<bool>* mask = nullptr)
     return j;
 }
 
-// The edges of `edges` ([n, n] bool), counted by the kind of their source.
-Json edgesBySourceKind(const Graph& g, const at::Tensor& edges)
+// The edges in `edges` ([nnz], per adjacency entry; every entry without), counted by the kind
+// of their source.
+Json edgesBySourceKind(const Graph& g, const std::vector<bool>* edges = nullptr)
 {
-    const at::Tensor perSource = edges.sum(0); // [n]
     const graph::KindRanges r = g.ranges();
+    int64_t counts[3] = { 0, 0, 0 };
+    const int32_t* columns = g.adjacency.columns();
+    for (int64_t e = 0, nnz = g.adjacency.nnz(); e < nnz; ++e) {
+        if (edges && !(*edges)[static_cast<size_t>(e)])
+            continue;
+        const int64_t s = columns[e];
+        counts[0] += r.features.contains(s);
+        counts[1] += r.errors.contains(s);
+        counts[2] += r.embeddings.contains(s);
+    }
     Json j = Json::object();
-    for (const auto& [kind, range] : { std::make_pair(NodeKind::Feature, r.features),
-             std::make_pair(NodeKind::Error, r.errors), std::make_pair(NodeKind::Embedding, r.embeddings) })
-        j[graph::nodeKindName(kind)] = perSource.slice(0, range.begin, range.end).sum().item<int64_t>();
+    j[graph::nodeKindName(NodeKind::Feature)] = counts[0];
+    j[graph::nodeKindName(NodeKind::Error)] = counts[1];
+    j[graph::nodeKindName(NodeKind::Embedding)] = counts[2];
     return j;
 }
 
@@ -145,7 +165,6 @@ Json summary(const std::string& path, const Loaded& l, const graph::Scores& scor
 {
     const Graph& g = l.graph;
     const graph::Metadata& m = g.metadata;
-    const at::Tensor edges = g.adjacency.to(at::kCPU) != 0; // [n, n]
     Json logits = Json::array();
     for (const auto& node : g.nodes)
         if (node.kind == NodeKind::Logit)
@@ -154,8 +173,8 @@ Json summary(const std::string& path, const Loaded& l, const graph::Scores& scor
         { "scan", m.scan }, { "prompt", m.prompt }, { "prompt_tokens", m.promptTokens },
         { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() }, { "n_positions", g.nPositions() },
         { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "nodes", g.size() },
-        { "nodes_by_kind", nodesByKind(g) }, { "edges", edges.sum().item<int64_t>() },
-        { "edges_by_source_kind", edgesBySourceKind(g, edges) }, { "scores", scoresJson(scores) }, { "logits", logits },
+        { "nodes_by_kind", nodesByKind(g) }, { "edges", g.adjacency.nnz() },
+        { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", scoresJson(scores) }, { "logits", logits },
         { "q_params", m.qParams }, { "extra", m.extra } };
 }
 
@@ -269,12 +288,12 @@ int cmdPrune(const Args& args, bool exporting)
         byKind[name] = { { "kept", keptByKind[name] }, { "total", totalByKind[name] } };
     }
     const int64_t nodes = std::count(kept.nodes.begin(), kept.nodes.end(), true);
-    const int64_t edges = kept.edges.sum().item<int64_t>();
-    const int64_t edgesTotal = (g.adjacency.to(at::kCPU) != 0).sum().item<int64_t>();
+    const int64_t edges = std::count(kept.edges.begin(), kept.edges.end(), true);
+    const int64_t edgesTotal = g.adjacency.nnz();
     Json j = { { "file", in }, { "format", l.full ? "graph file" : "graph JSON" }, { "all", all },
         { "node_threshold", nodeThreshold }, { "edge_threshold", edgeThreshold }, { "nodes", nodes },
         { "edges", edges }, { "nodes_total", g.size() }, { "edges_total", edgesTotal }, { "nodes_by_kind", byKind },
-        { "edges_by_source_kind", edgesBySourceKind(g, kept.edges) }, { "scores", scoresJson(pruner.scores()) },
+        { "edges_by_source_kind", edgesBySourceKind(g, &kept.edges) }, { "scores", scoresJson(pruner.scores()) },
         { "pruned_scores", scoresJson(prunedScores) }, { "prune_ms", pruneMs }, { "build_ms", buildMs } };
     if (!out.empty())
         j["out"] = out;

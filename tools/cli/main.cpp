@@ -322,8 +322,10 @@ int cmdBench(const Args& args, const std::string& device)
             for (const auto& r : out["forward"])
                 std::cout << "forward " << r["n_tokens"] << " tokens: " << r["forward_ms"].get<double>() << " ms\n";
         for (const auto& r : out["trace"]) {
-            std::cout << "trace " << r["n_tokens"] << " tokens (" << r["method"].get<std::string>()
-                      << "): " << r["ms"].get<double>() << " ms, " << r["nodes"] << " nodes, " << r["edges"]
+            std::cout << "trace " << r["n_tokens"] << " tokens (" << r["method"].get<std::string>();
+            if (r.contains("max_feature_nodes") && !r["max_feature_nodes"].is_null())
+                std::cout << ", max " << r["max_feature_nodes"] << " feature nodes";
+            std::cout << "): " << r["ms"].get<double>() << " ms, " << r["nodes"] << " nodes, " << r["edges"]
                       << " edges, peak RSS " << r["peak_rss_mb"].get<double>() << " MB";
             if (!r["gflops"].is_null())
                 std::cout << ", " << r["gflops"].get<double>() << " GFLOP/s";

@@ -71,7 +71,7 @@ std::string slugOf(const std::string& prompt)
 
 int64_t countEdges(const graph::PruneResult& pruned)
 {
-    return pruned.edgeMask.sum().item<int64_t>();
+    return pruned.edgeCount();
 }
 
 int64_t countNodes(const graph::PruneResult& pruned)
@@ -103,9 +103,10 @@ int cmdTrace(const Args& args, const std::string& device)
     if (pos.size() < 2)
         throw Error("trace needs MODEL (try --help)");
     const auto text = args.value("text");
+    const auto idList = args.value("ids"); // the prompt as token ids, "1,2,3" (bench's prompts)
     const auto out = args.value("out");
-    if (!text || !out)
-        throw Error("trace needs --text PROMPT and --out G.json");
+    if ((!text && !idList) || !out)
+        throw Error("trace needs --text PROMPT (or --ids ID,ID,...) and --out G.json");
     const double nodeThreshold = args.doubleOr("node-threshold", 0.8);
     const double edgeThreshold = args.doubleOr("edge-threshold", 0.98);
     if (!(nodeThreshold >= 0 && nodeThreshold <= 1) || !(edgeThreshold >= 0 && edgeThreshold <= 1))
@@ -148,14 +149,15 @@ int cmdTrace(const Args& args, const std::string& device)
         };
 
     const auto start = Clock::now();
-    const auto ids = model->tokenizer().encode(*text);
+    const auto ids = idList ? parseIdList(*idList) : model->tokenizer().encode(*text);
     const auto context = attribution::buildContext(model, transcoders, at::tensor(ids, at::kLong));
     attribution::TraceResult r = attribution::trace(context, o);
     if (tty)
         std::cerr << "\r              \r" << std::flush;
     graph::Graph& g = r.graph;
-    g.metadata.prompt = *text;
-    g.metadata.slug = args.valueOr("slug", slugOf(*text));
+    if (text)
+        g.metadata.prompt = *text; // else the decoded ids, as the tracer set it
+    g.metadata.slug = args.valueOr("slug", slugOf(g.metadata.prompt));
     g.metadata.nodeThreshold = nodeThreshold;
     g.metadata.edgeThreshold = edgeThreshold;
 
@@ -174,7 +176,7 @@ int cmdTrace(const Args& args, const std::string& device)
     const auto ranges = g.ranges();
     Json summary = { { "out", *out }, { "full", args.valueOr("full", "") }, { "n_tokens", context.nPos() },
         { "nodes", countNodes(pruned) }, { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
-        { "edges_total", (g.adjacency != 0).sum().item<int64_t>() }, { "features", ranges.features.size() },
+        { "edges_total", g.adjacency.nnz() }, { "features", ranges.features.size() },
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
         { "scores", g.metadata.extra["scores"] }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },
         { "trace_ms", r.stats.totalMs }, { "prune_ms", pruneMs }, { "total_ms", totalMs } };
@@ -182,7 +184,7 @@ int cmdTrace(const Args& args, const std::string& device)
         std::cout << dump(summary) << "\n";
         return 0;
     }
-    std::cout << "graph of \"" << *text << "\" (" << context.nPos() << " tokens) -> " << *out << "\n"
+    std::cout << "graph of \"" << (text ? *text : "(--ids)") << "\" (" << context.nPos() << " tokens) -> " << *out << "\n"
               << "nodes " << summary["nodes"] << " of " << g.size() << " (features " << ranges.features.size() << " of "
               << r.stats.activeFeatures << " active, errors " << ranges.errors.size() << ", embeddings "
               << ranges.embeddings.size() << ", logits " << ranges.logits.size() << "), edges " << summary["edges"]
@@ -216,7 +218,11 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
     const int64_t maxPos = model->config().maxPositions;
     Json rows = Json::array();
     Json prune, intervene;
-    for (int64_t n : { 8, 16, 32, 64, 512 }) {
+    // 2,048 tokens trace the 8,192 features of most estimated influence (circuit-tracer's
+    // max_feature_nodes): every feature there (about 64,000) would take over 10 minutes on two
+    // cores and about 900M edges.
+    const auto featureLimit = [](int64_t n) { return n >= 2048 ? int64_t(8192) : int64_t(-1); };
+    for (int64_t n : { 8, 16, 32, 64, 512, 2048 }) {
         if (n > maxPos)
             continue;
         at::Tensor prompt = static_cast<int64_t>(ids.size()) >= n
@@ -225,6 +231,7 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
         for (auto method : { attribution::Method::Explicit, attribution::Method::Autograd }) {
             attribution::TraceOptions o;
             o.method = method;
+            o.maxFeatureNodes = featureLimit(n);
             resetPeakRss();
             auto context = attribution::buildContext(model, transcoders, prompt);
             // A first, untimed trace at the short lengths warms the allocator and thread pool;
@@ -235,11 +242,12 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
             attribution::TraceResult r = attribution::trace(context, o);
             const double ms = msSince(start);
             const int64_t nodes = r.graph.size();
-            const int64_t edges = (r.graph.adjacency != 0).sum().item<int64_t>();
+            const int64_t edges = r.graph.adjacency.nnz();
             Json row
                 = { { "n_tokens", n }, { "method", attribution::methodName(method) }, { "ms", ms }, { "nodes", nodes },
                       { "edges", edges }, { "features", r.stats.activeFeatures }, { "batches", r.stats.batches },
-                      { "peak_rss_mb", peakRssMb() }, { "max_rel_residual", r.exactness.maxRelResidual } };
+                      { "peak_rss_mb", peakRssMb() }, { "max_rel_residual", r.exactness.maxRelResidual },
+                      { "max_feature_nodes", o.maxFeatureNodes < 0 ? Json() : Json(o.maxFeatureNodes) } };
             row["gflops"] = r.stats.flops > 0 ? Json(r.stats.flops / (r.stats.rowsMs * 1e6)) : Json();
             rows.push_back(row);
             if (n == 16 && method == attribution::Method::Explicit) {

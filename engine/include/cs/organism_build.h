@@ -23,7 +23,7 @@ struct BuildOptions {
     int64_t nKvHeads = 2;
     int64_t dMlp = 512;
     int64_t vocabSize = 1024;
-    int64_t maxPositions = 1024; // nominal for RoPE (trained at seqLen); room for long traces
+    int64_t maxPositions = 4096; // nominal for RoPE (trained at seqLen); room for long traces
     // Training.
     int64_t steps = 6000;
     int64_t batchSize = 32;

@@ -4,8 +4,10 @@
 
 #include "attribution/row_pass.h"
 #include "cs/error.h"
+#include "cs/model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -77,14 +79,186 @@ std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const Logit
     return out;
 }
 
+// Rows of A kept sparse as they are computed: each batch's nonzero entries over all source
+// columns, with each row's sums (the dense [rows, columns] block never outlives its batch).
+struct SparseRows {
+    struct Chunk {
+        std::vector<int64_t> starts; // [rows + 1]: offsets into columns / values
+        std::vector<int32_t> columns; // source columns (SourceLayout), increasing within a row
+        std::vector<float> values; // A[t, column], nonzero
+    };
+    std::vector<Chunk> chunks; // one per batch, in computation order
+    std::vector<std::pair<int32_t, int32_t>> where; // [rows]: (chunk, row in chunk)
+    std::vector<double> sum; // [rows]: sum_s A[t, s] over all columns, float64 (exactness)
+    std::vector<double> absSum; // [rows]: sum_s |A[t, s]| over all columns (normalization)
+    int64_t nnz = 0;
+
+    int64_t size() const { return static_cast<int64_t>(where.size()); }
+
+    // Appends a batch: rows [b, columns] float32 on any device.
+    void append(const at::Tensor& rows)
+    {
+        if (!rows.device().is_cpu()) {
+            appendFromDevice(rows);
+            return;
+        }
+        const at::Tensor cpu = rows.to(at::kCPU, at::kFloat).contiguous();
+        const int64_t b = cpu.size(0), columns = cpu.size(1);
+        const float* p = cpu.data_ptr<float>();
+        Chunk chunk;
+        chunk.starts.assign(static_cast<size_t>(b + 1), 0);
+        // Count first, so the chunk's arrays are allocated once at their size.
+        std::vector<int64_t> counts(static_cast<size_t>(b), 0);
+        std::vector<double> sums(static_cast<size_t>(b), 0.0), absSums(static_cast<size_t>(b), 0.0);
+        at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                const float* row = p + i * columns;
+                int64_t count = 0;
+                double total = 0, absTotal = 0;
+                for (int64_t c = 0; c < columns; ++c) {
+                    const float v = row[c];
+                    count += v != 0.0f;
+                    total += v;
+                    absTotal += std::abs(static_cast<double>(v));
+                }
+                counts[i] = count;
+                sums[i] = total;
+                absSums[i] = absTotal;
+            }
+        });
+        for (int64_t i = 0; i < b; ++i)
+            chunk.starts[i + 1] = chunk.starts[i] + counts[i];
+        chunk.columns.resize(static_cast<size_t>(chunk.starts[b]));
+        chunk.values.resize(static_cast<size_t>(chunk.starts[b]));
+        at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) {
+                const float* row = p + i * columns;
+                int64_t out = chunk.starts[i];
+                for (int64_t c = 0; c < columns; ++c)
+                    if (row[c] != 0.0f) {
+                        chunk.columns[out] = static_cast<int32_t>(c);
+                        chunk.values[out] = row[c];
+                        ++out;
+                    }
+            }
+        });
+        const auto index = static_cast<int32_t>(chunks.size());
+        for (int64_t i = 0; i < b; ++i) {
+            where.emplace_back(index, static_cast<int32_t>(i));
+            sum.push_back(sums[i]);
+            absSum.push_back(absSums[i]);
+        }
+        nnz += chunk.starts[b];
+        chunks.push_back(std::move(chunk));
+    }
+
+    // The same for rows on a GPU: the nonzero entries are found there and only they cross
+    // to the host (row-major order, as nonzero() and masked_select() give them).
+    void appendFromDevice(const at::Tensor& rows)
+    {
+        const int64_t b = rows.size(0);
+        const at::Tensor mask = rows != 0;
+        const at::Tensor counts = mask.sum(1).cpu();
+        const at::Tensor sums = rows.sum(1, false, at::kDouble).cpu();
+        const at::Tensor absSums = rows.abs().sum(1, false, at::kDouble).cpu();
+        const at::Tensor columns = mask.nonzero().select(1, 1).to(at::kInt).cpu().contiguous();
+        const at::Tensor values = rows.masked_select(mask).cpu().contiguous();
+        Chunk chunk;
+        chunk.starts.assign(static_cast<size_t>(b + 1), 0);
+        const int64_t* count = counts.data_ptr<int64_t>();
+        for (int64_t i = 0; i < b; ++i)
+            chunk.starts[i + 1] = chunk.starts[i] + count[i];
+        chunk.columns.assign(columns.data_ptr<int32_t>(), columns.data_ptr<int32_t>() + columns.numel());
+        chunk.values.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+        const auto index = static_cast<int32_t>(chunks.size());
+        for (int64_t i = 0; i < b; ++i) {
+            where.emplace_back(index, static_cast<int32_t>(i));
+            sum.push_back(sums.data_ptr<double>()[i]);
+            absSum.push_back(absSums.data_ptr<double>()[i]);
+        }
+        nnz += chunk.starts[b];
+        chunks.push_back(std::move(chunk));
+    }
+
+    // Row r's entries.
+    struct Row {
+        const int32_t* columns;
+        const float* values;
+        int64_t size;
+    };
+    Row row(int64_t r) const
+    {
+        const auto [c, i] = where[static_cast<size_t>(r)];
+        const Chunk& chunk = chunks[static_cast<size_t>(c)];
+        const int64_t begin = chunk.starts[static_cast<size_t>(i)];
+        return { chunk.columns.data() + begin, chunk.values.data() + begin, chunk.starts[static_cast<size_t>(i) + 1] - begin };
+    }
+};
+
 // The influence on the logits of every source column, estimated from the rows computed so far
-// (circuit-tracer's partial influence): w^T (A_hat + A_hat^2 + ...) with unvisited rows zero.
-at::Tensor partialInfluence(const at::Tensor& rows, const std::vector<RowTarget>& targets,
+// (circuit-tracer's compute_partial_influences): w^T (A_hat + A_hat^2 + ...) with unvisited
+// rows zero, one sparse product per path length (rows whose weight is 0 skipped). A_hat
+// normalizes each row by its sum of |A| over all columns.                         [columns]
+std::vector<float> partialInfluence(const SparseRows& rows, const std::vector<RowTarget>& targets,
+    const std::vector<LogitTarget>& logits, int64_t columns, int64_t maxDepth)
+{
+    const int64_t r = rows.size();
+    std::vector<float> prod(static_cast<size_t>(r), 0.f); // [r]: the weight each row carries now
+    std::vector<float> scale(static_cast<size_t>(r)); // [r]: 1 / clamped |row| sum
+    for (int64_t i = 0; i < r; ++i) {
+        const RowTarget& t = targets[static_cast<size_t>(i)];
+        if (t.logit >= 0)
+            prod[i] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
+        scale[i] = static_cast<float>(1.0 / std::max(rows.absSum[i], 1e-10));
+    }
+    // Rows split among the threads, each scattering into its own accumulator.
+    const int64_t nThreads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), r));
+    std::vector<std::vector<float>> partial(static_cast<size_t>(nThreads));
+    std::vector<float> influence(static_cast<size_t>(columns), 0.f);
+    std::vector<float> contribution(static_cast<size_t>(columns));
+    for (int64_t depth = 0; depth < maxDepth; ++depth) {
+        at::parallel_for(0, nThreads, 1, [&](int64_t tb, int64_t te) {
+            for (int64_t th = tb; th < te; ++th) {
+                std::vector<float>& acc = partial[static_cast<size_t>(th)];
+                acc.assign(static_cast<size_t>(columns), 0.f);
+                for (int64_t i = th * r / nThreads; i < (th + 1) * r / nThreads; ++i) {
+                    if (prod[i] == 0.f)
+                        continue;
+                    const float f = prod[i] * scale[i];
+                    const SparseRows::Row row = rows.row(i);
+                    for (int64_t k = 0; k < row.size; ++k)
+                        acc[row.columns[k]] += f * std::abs(row.values[k]);
+                }
+            }
+        });
+        float largest = 0;
+        for (int64_t c = 0; c < columns; ++c) {
+            float v = 0;
+            for (const auto& acc : partial)
+                v += acc[c];
+            contribution[c] = v;
+            largest = std::max(largest, std::abs(v));
+        }
+        if (largest == 0)
+            break;
+        for (int64_t c = 0; c < columns; ++c)
+            influence[c] += contribution[c];
+        for (int64_t i = 0; i < r; ++i) {
+            const RowTarget& t = targets[static_cast<size_t>(i)];
+            prod[i] = t.logit >= 0 ? 0.f : contribution[static_cast<size_t>(t.active)];
+        }
+    }
+    return influence;
+}
+
+// The same estimate from rows held dense on the device ([rows, columns]): one mat-vec per
+// path length.                                                                    [columns]
+at::Tensor partialInfluenceDense(const at::Tensor& rows, const std::vector<RowTarget>& targets,
     const std::vector<LogitTarget>& logits, int64_t maxDepth)
 {
     const int64_t r = rows.size(0);
     at::Tensor a = rows.abs();
-    a = a / a.sum(1, true).clamp_min(1e-10); // [r, columns]
+    a.div_(a.sum(1, true).clamp_min(1e-10)); // A_hat [r, columns]
     std::vector<float> weights(static_cast<size_t>(r), 0.f);
     std::vector<int64_t> featureRows, featureCols;
     for (int64_t i = 0; i < r; ++i) {
@@ -129,15 +303,14 @@ std::optional<Method> methodFromName(const std::string& name)
 
 namespace {
 
-// Drives one RowPass over batches, storing rows in computation order.
+// Drives one RowPass over batches, storing rows sparsely in computation order.
 class RowDriver {
 public:
-    RowDriver(RowPass& pass, const TraceOptions& options, int64_t capacity, int64_t columns, at::TensorOptions floats)
+    RowDriver(RowPass& pass, const TraceOptions& options, int64_t capacity)
         : m_pass(pass)
         , m_options(options)
         , m_capacity(capacity)
     {
-        m_rows = at::zeros({ capacity, columns }, floats);
     }
 
     // Computes rows for the targets, in an order with narrow cones: by layer (a batch's dense
@@ -161,21 +334,33 @@ public:
             std::vector<RowTarget> batch(targets.begin() + static_cast<std::ptrdiff_t>(begin),
                 targets.begin() + static_cast<std::ptrdiff_t>(end));
             const auto start = Clock::now();
-            at::Tensor rows = m_pass.rows(batch);
-            m_rows.narrow(0, m_done, rows.size(0)).copy_(rows);
+            const at::Tensor rows = m_pass.rows(batch); // [batch, columns]
+            if (m_dense.defined())
+                m_dense.narrow(0, done(), rows.size(0)).copy_(rows);
+            m_rows.append(rows); // kept as its nonzero entries
             m_rowsMs += msSince(start);
-            m_done += rows.size(0);
             ++m_batches;
             m_targets.insert(m_targets.end(), batch.begin(), batch.end());
-            if (m_options.progress && !m_options.progress(static_cast<double>(m_done) / m_capacity))
+            if (m_options.progress && !m_options.progress(static_cast<double>(done()) / m_capacity))
                 throw Cancelled();
             begin = end;
         }
     }
 
-    at::Tensor rows() const { return m_rows.narrow(0, 0, m_done); }
+    // Also keeps the rows dense in a [capacity, columns] buffer with these options (a GPU's).
+    void keepDense(int64_t columns, at::TensorOptions options)
+    {
+        m_dense = at::empty({ m_capacity, columns }, options);
+    }
+    bool hasDense() const { return m_dense.defined(); }
+    at::Tensor denseRows() const { return m_dense.narrow(0, 0, done()); }
+    // Gives the dense buffer's memory back.
+    void dropDense() { m_dense = at::Tensor(); }
+
+    const SparseRows& rows() const { return m_rows; }
+    SparseRows& rows() { return m_rows; }
     const std::vector<RowTarget>& targets() const { return m_targets; }
-    int64_t done() const { return m_done; }
+    int64_t done() const { return m_rows.size(); }
     int64_t batches() const { return m_batches; }
     double rowsMs() const { return m_rowsMs; }
 
@@ -183,9 +368,9 @@ private:
     RowPass& m_pass;
     const TraceOptions& m_options;
     int64_t m_capacity;
-    at::Tensor m_rows;
+    SparseRows m_rows;
+    at::Tensor m_dense;
     std::vector<RowTarget> m_targets;
-    int64_t m_done = 0;
     int64_t m_batches = 0;
     double m_rowsMs = 0;
 };
@@ -310,7 +495,14 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     const int64_t* activePos = posCpu.data_ptr<int64_t>();
     auto featureTarget = [&](int64_t i) { return RowTarget { activeLayer[i], activePos[i], i, -1 }; };
 
-    RowDriver driver(*pass, options, nLogits + limit, layout.columns(), ctx.errors[0].options());
+    RowDriver driver(*pass, options, nLogits + limit);
+    // With a feature cap on a GPU: the dense rows for the influence estimates, when they take
+    // at most a third of the device's free memory (3.5 GB for Gemma-2-2B at 64 tokens).
+    if (limit < nActive && model.device().is_cuda()) {
+        const double bytes = 4.0 * static_cast<double>(nLogits + limit) * static_cast<double>(layout.columns());
+        if (bytes <= static_cast<double>(model::cudaMemoryInfo(model.device()).first) / 3)
+            driver.keepDense(layout.columns(), ctx.errors[0].options());
+    }
     std::vector<RowTarget> logitTargets;
     for (int64_t i = 0; i < nLogits; ++i)
         logitTargets.push_back({ nLayers, last, -1, i });
@@ -331,8 +523,12 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         at::Tensor visitedMask;
         while (count < limit) {
             const auto t0 = Clock::now();
-            at::Tensor influence
-                = partialInfluence(driver.rows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive);
+            // On a GPU the rows are also kept dense on the device when they fit, and the estimate
+            // is a few dense products there; elsewhere it sweeps the sparse rows on the CPU.
+            at::Tensor influence = driver.hasDense()
+                ? partialInfluenceDense(driver.denseRows(), driver.targets(), logits, nLayers + 2).narrow(0, 0, nActive)
+                : at::tensor(partialInfluence(driver.rows(), driver.targets(), logits, layout.columns(), nLayers + 2))
+                      .narrow(0, 0, nActive);
             if (!visitedMask.defined())
                 visitedMask = at::zeros({ nActive }, influence.options().dtype(at::kBool));
             influence = influence.masked_fill(visitedMask, -1.0f);
@@ -352,19 +548,20 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         }
     }
 
+    driver.dropDense();
     TraceResult result;
     result.logitTargets = logits;
-    const at::Tensor rows = driver.rows(); // [rows, columns] in computation order
+    SparseRows& rows = driver.rows(); // in computation order
     const std::vector<RowTarget>& targets = driver.targets();
 
     // Exactness of every computed row.
     const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
     const at::Tensor& actual = q.actual;
     const at::Tensor& constant = q.constant;
-    at::Tensor residual = actual - (rows.sum(1, false, at::kDouble).cpu() + constant); // summed in float64
+    at::Tensor residual = actual - (at::tensor(rows.sum, at::kDouble) + constant); // summed in float64
     at::Tensor scale = q.scale;
-    result.exactness.rows = rows.size(0);
-    if (rows.size(0) > 0) {
+    result.exactness.rows = rows.size();
+    if (rows.size() > 0) {
         result.exactness.maxAbsResidual = residual.abs().max().item<double>();
         result.exactness.maxRelResidual = (residual.abs() / scale.clamp_min(1e-30)).max().item<double>();
     }
@@ -432,18 +629,58 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     }
     g.logitProbabilities = at::tensor(logitWeights);
 
-    // The adjacency: each computed row, restricted to the kept source columns.
-    std::vector<int64_t> sourceColumns(selected);
+    // The adjacency: each computed row, restricted to the kept source columns (visited
+    // features, errors, embeddings), as sparse rows in node order. The columns keep their order
+    // (visited features in active order, then the rest), so each row stays sorted. Built
+    // straight into its arrays, then the batches' entries are let go.
+    std::vector<int64_t> columnNode(static_cast<size_t>(layout.columns()), -1); // source column -> node
+    for (int64_t k = 0; k < nSel; ++k)
+        columnNode[static_cast<size_t>(selected[static_cast<size_t>(k)])] = k;
     for (int64_t c = nActive; c < layout.columns(); ++c)
-        sourceColumns.push_back(c);
+        columnNode[static_cast<size_t>(c)] = nSel + (c - nActive);
     std::vector<int64_t> rowNodes;
     for (const auto& t : targets)
         rowNodes.push_back(t.logit >= 0 ? nSources + t.logit : nodeOfActive[static_cast<size_t>(t.active)]);
-    // (Every column kept when every feature was visited: no copy.)
-    at::Tensor kept
-        = nSel == nActive ? rows : rows.index_select(1, at::tensor(sourceColumns, at::kLong).to(rows.device()));
-    g.adjacency = at::zeros({ nNodes, nNodes }, at::kFloat);
-    g.adjacency.narrow(1, 0, nSources).index_copy_(0, at::tensor(rowNodes, at::kLong), kept.cpu());
+    std::vector<int64_t> rowOfNode(static_cast<size_t>(nNodes), -1);
+    for (int64_t r = 0; r < rows.size(); ++r)
+        rowOfNode[static_cast<size_t>(rowNodes[static_cast<size_t>(r)])] = r;
+    std::vector<int64_t> rowStarts(static_cast<size_t>(nNodes + 1), 0);
+    for (int64_t node = 0; node < nNodes; ++node) {
+        int64_t count = 0;
+        if (const int64_t r = rowOfNode[static_cast<size_t>(node)]; r >= 0) {
+            const SparseRows::Row row = rows.row(r);
+            if (nSel == nActive)
+                count = row.size;
+            else
+                for (int64_t k = 0; k < row.size; ++k)
+                    count += columnNode[static_cast<size_t>(row.columns[k])] >= 0;
+        }
+        rowStarts[static_cast<size_t>(node) + 1] = rowStarts[static_cast<size_t>(node)] + count;
+    }
+    {
+        std::vector<int32_t> columns(static_cast<size_t>(rowStarts.back()));
+        std::vector<float> values(static_cast<size_t>(rowStarts.back()));
+        at::parallel_for(0, nNodes, 64, [&](int64_t begin, int64_t end) {
+            for (int64_t node = begin; node < end; ++node) {
+                const int64_t r = rowOfNode[static_cast<size_t>(node)];
+                if (r < 0)
+                    continue;
+                const SparseRows::Row row = rows.row(r);
+                int64_t out = rowStarts[static_cast<size_t>(node)];
+                for (int64_t k = 0; k < row.size; ++k) {
+                    const int64_t to = columnNode[static_cast<size_t>(row.columns[k])];
+                    if (to < 0)
+                        continue;
+                    columns[static_cast<size_t>(out)] = static_cast<int32_t>(to);
+                    values[static_cast<size_t>(out)] = row.values[k];
+                    ++out;
+                }
+            }
+        });
+        rows.chunks.clear();
+        rows.chunks.shrink_to_fit();
+        g.adjacency = graph::Adjacency(nNodes, std::move(rowStarts), std::move(columns), std::move(values));
+    }
 
     // Per row, in node order: the constant and actual quantities.
     at::Tensor order = at::argsort(at::tensor(rowNodes, at::kLong));

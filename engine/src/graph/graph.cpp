@@ -7,6 +7,7 @@
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -37,15 +38,34 @@ int kindRank(NodeKind kind)
     return 4;
 }
 
-// |A| / max(row sum, floor): rows summing to 1, zero rows staying zero.            [n, n]
-at::Tensor normalizedAbs(const at::Tensor& adjacency, at::Tensor* rowScale = nullptr)
+// A_hat = |A| / max(row sum of |A|, floor), per adjacency entry: rows summing to 1, zero rows
+// staying zero. The row sums are taken in float64 and rounded to float32, the division is in
+// float32 (as circuit-tracer's float32 normalize_matrix).
+struct Normalized {
+    std::vector<float> values; // [nnz]: A_hat per entry
+    std::vector<double> rowScale; // [n]: the clamped row sums (float32 values)
+};
+
+Normalized normalizedAbs(const Adjacency& adjacency)
 {
-    at::Tensor normalized = adjacency.to(at::kCPU, at::kFloat).abs().contiguous(); // a fresh tensor
-    at::Tensor scale = normalized.sum(1).clamp_min(kRowSumFloor); // [n]
-    normalized.div_(scale.unsqueeze(1));
-    if (rowScale)
-        *rowScale = scale;
-    return normalized;
+    const int64_t n = adjacency.size();
+    Normalized r;
+    r.values.resize(static_cast<size_t>(adjacency.nnz()));
+    r.rowScale.resize(static_cast<size_t>(n));
+    at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+            const Adjacency::Row row = adjacency.row(t);
+            double sum = 0;
+            for (int64_t k = 0; k < row.size; ++k)
+                sum += std::abs(static_cast<double>(row.values[k]));
+            const float scale = std::max(static_cast<float>(sum), static_cast<float>(kRowSumFloor));
+            r.rowScale[t] = scale;
+            float* out = r.values.data() + row.begin;
+            for (int64_t k = 0; k < row.size; ++k)
+                out[k] = std::abs(row.values[k]) / scale;
+        }
+    });
+    return r;
 }
 
 at::Tensor logitWeightVector(int64_t n, const KindRanges& ranges, const at::Tensor& probabilities)
@@ -58,54 +78,116 @@ at::Tensor logitWeightVector(int64_t n, const KindRanges& ranges, const at::Tens
 
 struct Influence {
     at::Tensor influence; // [n] float32: w^T (A_hat + A_hat^2 + ...)
-    at::Tensor level; // [n] int64: the longest path (in edges) to a logit; -1 without one
+    std::vector<int64_t> level; // [n]: the longest path (in edges) to a logit; -1 without one
 };
 
-// circuit-tracer's compute_influence: the series w A_hat + w A_hat^2 + ..., one term per
-// matrix-vector product, until a term is all zero (A_hat is nilpotent on a DAG). A second row
-// carried through the same products marks the nodes with a path of each length to a logit
-// (1 where A_hat has a nonzero); the last length at which a node is marked is its level.
-Influence seriesInfluence(const at::Tensor& normalized, const at::Tensor& w, const KindRanges& ranges)
+// circuit-tracer's compute_influence, w A_hat + w A_hat^2 + ..., which it sums one
+// matrix-vector product per path length. On a DAG the same sum comes from one sweep in a
+// topological order of the nodes that reach a logit (targets before their sources): when node t
+// is reached, every path from a logit into t has been counted, so x_t is final and
+// y_t = w_t + x_t flows on to each source s as y_t A_hat[t, s]. The same sweep gives each
+// node's longest path to a logit. Sums in float64, stored as float32. A cycle among the nodes
+// that reach a logit leaves nodes unswept: an error, as the series would not end.
+Influence sparseInfluence(const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& w,
+    const KindRanges& ranges)
 {
-    const int64_t n = normalized.size(0);
+    const int64_t n = adjacency.size();
     Influence r;
     r.influence = at::zeros({ n }, at::kFloat);
-    r.level = at::full({ n }, -1, at::kLong);
+    r.level.assign(static_cast<size_t>(n), -1);
     if (n == 0)
         return r;
-    at::Tensor terms = at::zeros({ 2, n }, at::kFloat); // [2, n]: the series term; the reach
-    terms[0].copy_(w);
-    terms[1].slice(0, ranges.logits.begin, ranges.logits.end).fill_(1);
-    r.level.slice(0, ranges.logits.begin, ranges.logits.end).fill_(0);
-    for (int64_t k = 1;; ++k) {
-        at::Tensor next = at::mm(terms, normalized); // [2, n]
-        at::Tensor reached = next[1] > 0; // [n] bool
-        if (!reached.any().item<bool>())
-            break; // every later term is zero too
-        if (k > n)
-            throw Error("attribution graph has a cycle through a logit: influence does not converge");
-        r.influence.add_(next[0]);
-        r.level.masked_fill_(reached, k);
-        terms[0].copy_(next[0]);
-        terms[1].copy_(reached.to(at::kFloat));
+    const float* a = normalized.values.data();
+    // The nodes with a path (of length >= 0) to a logit, through entries with A_hat > 0.
+    std::vector<uint8_t> reaches(static_cast<size_t>(n), 0);
+    std::vector<int64_t> stack;
+    for (int64_t i = ranges.logits.begin; i < ranges.logits.end; ++i) {
+        reaches[i] = 1;
+        stack.push_back(i);
     }
+    while (!stack.empty()) {
+        const int64_t t = stack.back();
+        stack.pop_back();
+        const Adjacency::Row row = adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k)
+            if (a[row.begin + k] > 0 && !reaches[row.columns[k]]) {
+                reaches[row.columns[k]] = 1;
+                stack.push_back(row.columns[k]);
+            }
+    }
+    // Kahn's order over them: a node is swept once all of its targets are.
+    std::vector<int32_t> pending(static_cast<size_t>(n), 0); // unswept targets
+    int64_t reached = 0;
+    for (int64_t t = 0; t < n; ++t) {
+        if (!reaches[t])
+            continue;
+        ++reached;
+        const Adjacency::Row row = adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k)
+            if (a[row.begin + k] > 0)
+                ++pending[row.columns[k]];
+    }
+    const float* weights = w.data_ptr<float>();
+    std::vector<double> x(static_cast<size_t>(n), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+        if (reaches[t] && pending[t] == 0) {
+            stack.push_back(t);
+            r.level[t] = 0;
+        }
+    int64_t swept = 0;
+    while (!stack.empty()) {
+        const int64_t t = stack.back();
+        stack.pop_back();
+        ++swept;
+        const double y = static_cast<double>(weights[t]) + x[t];
+        const int64_t next = r.level[t] + 1;
+        const Adjacency::Row row = adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k) {
+            const float v = a[row.begin + k];
+            if (!(v > 0))
+                continue;
+            const int32_t s = row.columns[k];
+            x[s] += y * static_cast<double>(v);
+            r.level[s] = std::max(r.level[s], next);
+            if (--pending[s] == 0)
+                stack.push_back(s);
+        }
+    }
+    if (swept < reached)
+        throw Error("attribution graph has a cycle through a logit: influence does not converge");
+    float* out = r.influence.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = static_cast<float>(x[i]);
     return r;
 }
 
-Scores scoresFrom(
-    const at::Tensor& normalized, const at::Tensor& influence, const at::Tensor& w, const KindRanges& ranges)
+Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& influence,
+    const at::Tensor& w, const KindRanges& ranges)
 {
-    const at::Tensor x = influence.to(at::kDouble);
-    const at::Tensor wd = w.to(at::kDouble);
+    const int64_t n = adjacency.size();
+    const float* x = influence.data_ptr<float>();
+    const float* wv = w.data_ptr<float>();
     Scores s;
-    const double tokens = x.slice(0, ranges.embeddings.begin, ranges.embeddings.end).sum().item<double>();
-    const double errors = x.slice(0, ranges.errors.begin, ranges.errors.end).sum().item<double>();
+    double tokens = 0, errors = 0;
+    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i)
+        tokens += x[i];
+    for (int64_t i = ranges.errors.begin; i < ranges.errors.end; ++i)
+        errors += x[i];
     s.replacement = tokens + errors > 0 ? tokens / (tokens + errors) : 0.0;
-    const at::Tensor errorShare
-        = normalized.slice(1, ranges.errors.begin, ranges.errors.end).to(at::kDouble).sum(1); // [n]
-    const at::Tensor output = x + wd; // [n]
-    const double total = output.sum().item<double>();
-    s.completeness = total > 0 ? ((1.0 - errorShare) * output).sum().item<double>() / total : 0.0;
+    double total = 0, weighted = 0;
+    for (int64_t t = 0; t < n; ++t) {
+        // The share of t's normalized inputs that come from error nodes (columns are sorted, and
+        // errors are one range of them).
+        const Adjacency::Row row = adjacency.row(t);
+        const int32_t* first = std::lower_bound(row.columns, row.columns + row.size, ranges.errors.begin);
+        double errorShare = 0;
+        for (const int32_t* c = first; c != row.columns + row.size && *c < ranges.errors.end; ++c)
+            errorShare += normalized.values[static_cast<size_t>(row.begin + (c - row.columns))];
+        const double output = static_cast<double>(x[t]) + static_cast<double>(wv[t]);
+        total += output;
+        weighted += (1.0 - errorShare) * output;
+    }
+    s.completeness = total > 0 ? weighted / total : 0.0;
     return s;
 }
 
@@ -206,18 +288,18 @@ void Graph::validate() const
 {
     const KindRanges r = ranges();
     const int64_t n = size();
-    if (!adjacency.defined() || adjacency.dim() != 2 || adjacency.size(0) != n || adjacency.size(1) != n)
+    if (adjacency.size() != n)
         throw Error("attribution graph: the adjacency matrix must be [" + std::to_string(n) + ", " + std::to_string(n)
             + "] for " + std::to_string(n) + " nodes");
-    if (!at::isFloatingType(adjacency.scalar_type()))
-        throw Error("attribution graph: the adjacency matrix must hold floating-point values");
     const int64_t nLogits = r.logits.size();
     const int64_t nProbabilities = logitProbabilities.defined() ? logitProbabilities.numel() : 0;
     if (nProbabilities != nLogits)
         throw Error("attribution graph: " + std::to_string(nProbabilities) + " logit probabilities for "
             + std::to_string(nLogits) + " logit nodes");
-    if (n > 0 && !at::isfinite(adjacency).all().item<bool>())
-        throw Error("attribution graph: the adjacency matrix holds an infinite or NaN value");
+    const float* values = adjacency.values();
+    for (int64_t e = 0, nnz = adjacency.nnz(); e < nnz; ++e)
+        if (!std::isfinite(values[e]))
+            throw Error("attribution graph: the adjacency matrix holds an infinite or NaN value");
     if (nLogits > 0) {
         const at::Tensor p = logitProbabilities.to(at::kCPU, at::kDouble);
         if (!at::isfinite(p).all().item<bool>() || (p < 0).any().item<bool>())
@@ -264,12 +346,14 @@ Pruner::Pruner(const Graph& graph)
     graph.validate();
     m_n = graph.size();
     m_ranges = graph.ranges();
-    at::Tensor rowScale; // [n]
-    const at::Tensor normalized = normalizedAbs(graph.adjacency, &rowScale); // [n, n] A_hat
+    m_adjacency = graph.adjacency;
+    Normalized normalized = normalizedAbs(m_adjacency); // A_hat
     m_logitWeights = logitWeightVector(m_n, m_ranges, graph.logitProbabilities);
-    const Influence infl = seriesInfluence(normalized, m_logitWeights, m_ranges);
+    const Influence infl = sparseInfluence(m_adjacency, normalized, m_logitWeights, m_ranges);
     m_influence = infl.influence;
-    m_scores = scoresFrom(normalized, m_influence, m_logitWeights, m_ranges);
+    m_scores = scoresFrom(m_adjacency, normalized, m_influence, m_logitWeights, m_ranges);
+    m_normalized = std::move(normalized.values);
+    m_rowScale = std::move(normalized.rowScale);
 
     // The node threshold's sorted influence and cumulative share; each node's share.
     std::vector<int64_t> byInfluence(static_cast<size_t>(m_n));
@@ -292,8 +376,8 @@ Pruner::Pruner(const Graph& graph)
     }
 
     // Level order: nodes with a path to a logit, by the length of their longest one (a
-    // counting sort); then A_hat's nonzero entries among them, row by row in that order.
-    const int64_t* level = infl.level.data_ptr<int64_t>();
+    // counting sort).
+    const std::vector<int64_t>& level = infl.level;
     int64_t nLevels = 0;
     for (int64_t i = 0; i < m_n; ++i)
         nLevels = std::max(nLevels, level[i] + 1);
@@ -304,28 +388,9 @@ Pruner::Pruner(const Graph& graph)
     for (int64_t l = 0; l < nLevels; ++l)
         levelStart[l + 1] += levelStart[l];
     m_order.resize(static_cast<size_t>(levelStart.back()));
-    std::vector<int64_t> positionOf(static_cast<size_t>(m_n), -1);
     for (int64_t i = 0; i < m_n; ++i)
-        if (level[i] >= 0) {
-            positionOf[i] = levelStart[level[i]]++;
-            m_order[positionOf[i]] = i;
-        }
-    const float* a = normalized.data_ptr<float>();
-    const at::Tensor scaleDouble = rowScale.to(at::kDouble).contiguous();
-    const double* scale = scaleDouble.data_ptr<double>();
-    const float* w = m_logitWeights.data_ptr<float>();
-    m_rowStart.assign(1, 0);
-    for (const int64_t t : m_order) {
-        const float* row = a + t * m_n;
-        for (int64_t s = 0; s < m_n; ++s)
-            if (row[s] != 0 && positionOf[s] >= 0) {
-                m_columns.push_back(static_cast<int32_t>(positionOf[s]));
-                m_values.push_back(row[s]);
-            }
-        m_rowStart.push_back(static_cast<int64_t>(m_columns.size()));
-        m_rowScale.push_back(scale[t]);
-        m_weights.push_back(w[t]);
-    }
+        if (level[i] >= 0)
+            m_order[levelStart[level[i]]++] = i;
 }
 
 PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
@@ -336,7 +401,7 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
     PruneResult result;
     result.nodeMask.assign(static_cast<size_t>(n), false);
     result.cumulativeInfluence = m_cumulative.clone();
-    result.edgeMask = at::zeros({ n, n }, at::kBool);
+    result.edgeMask.assign(static_cast<size_t>(m_adjacency.nnz()), false);
     if (n == 0)
         return result;
 
@@ -348,57 +413,64 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
         nodeCut = m_sortedInfluence[i];
     }
     const float* x = m_influence.data_ptr<float>();
+    const float* w = m_logitWeights.data_ptr<float>();
     std::vector<bool> kept(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
+    std::vector<uint8_t> keptByte(static_cast<size_t>(n)); // kept, for the hot loops
+    for (int64_t i = 0; i < n; ++i) {
         kept[i] = x[i] >= nodeCut || i >= m_ranges.embeddings.begin;
+        keptByte[i] = kept[i];
+    }
 
     // 2. Edges. Sweep the level order: when node i is reached, every kept target of i has
     // pushed y_t A_hat[t, i] into acc[i], so acc[i] is i's influence x_p in the pruned graph;
     // then y_i = (w_i + x_p[i]) / (i's row sum over kept sources) scales i's own row, and
     // y_i A_hat[i, s] is both the edge score of s -> i and s's share of that influence.
-    const int64_t r = static_cast<int64_t>(m_order.size());
-    std::vector<uint8_t> keptAt(static_cast<size_t>(r)); // kept, by level position
-    for (int64_t i = 0; i < r; ++i)
-        keptAt[i] = kept[m_order[i]];
-    std::vector<double> acc(static_cast<size_t>(r), 0.0); // x_p
-    std::vector<double> y(static_cast<size_t>(r), 0.0);
+    const float* a = m_normalized.data();
+    std::vector<double> acc(static_cast<size_t>(n), 0.0); // x_p, by node
+    std::vector<double> y(static_cast<size_t>(n), 0.0);
     std::vector<double> scores; // every positive edge score
-    scores.reserve(m_values.size());
-    for (int64_t i = 0; i < r; ++i) {
-        if (!keptAt[i])
+    for (const int64_t i : m_order) {
+        if (!keptByte[i])
             continue;
-        const int64_t begin = m_rowStart[i], end = m_rowStart[i + 1];
+        const Adjacency::Row row = m_adjacency.row(i);
+        const float* values = a + row.begin;
         double rowSum = 0;
-        for (int64_t p = begin; p < end; ++p)
-            if (keptAt[m_columns[p]])
-                rowSum += m_values[p];
-        const double numerator = m_weights[i] + acc[i];
+        for (int64_t k = 0; k < row.size; ++k)
+            if (keptByte[row.columns[k]])
+                rowSum += values[k];
+        const double numerator = w[i] + acc[i];
         if (rowSum <= 0 || numerator <= 0)
             continue;
         const double yi = numerator * m_rowScale[i] / std::max(m_rowScale[i] * rowSum, kRowSumFloor);
         y[i] = yi;
-        for (int64_t p = begin; p < end; ++p) {
-            const int32_t s = m_columns[p];
-            const double e = yi * static_cast<double>(m_values[p]);
-            if (keptAt[s] && e > 0) {
+        for (int64_t k = 0; k < row.size; ++k) {
+            const int32_t s = row.columns[k];
+            const double e = yi * static_cast<double>(values[k]);
+            if (keptByte[s] && e > 0) {
                 acc[s] += e;
                 scores.push_back(e);
             }
         }
     }
 
-    std::vector<std::pair<int64_t, int64_t>> edges; // (target, source), node indices
+    struct Edge {
+        int64_t entry; // the adjacency's entry number
+        int32_t target, source;
+    };
+    std::vector<Edge> edges;
     if (!scores.empty()) {
         const double edgeCut = scoreThreshold(scores, edgeThreshold);
-        edges.reserve(scores.size());
-        for (int64_t i = 0; i < r; ++i) {
+        std::vector<double>().swap(scores);
+        for (const int64_t i : m_order) {
             if (y[i] <= 0)
                 continue;
-            for (int64_t p = m_rowStart[i]; p < m_rowStart[i + 1]; ++p) {
-                const int32_t s = m_columns[p];
-                const double e = y[i] * static_cast<double>(m_values[p]);
-                if (keptAt[s] && e > 0 && e >= edgeCut)
-                    edges.emplace_back(m_order[i], m_order[s]);
+            const Adjacency::Row row = m_adjacency.row(i);
+            const float* values = a + row.begin;
+            for (int64_t k = 0; k < row.size; ++k) {
+                const int32_t s = row.columns[k];
+                const double e = y[i] * static_cast<double>(values[k]);
+                if (keptByte[s] && e > 0 && e >= edgeCut)
+                    edges.push_back({ row.entry(k), static_cast<int32_t>(i), s });
             }
         }
     }
@@ -408,15 +480,15 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
     // this to the same fixed point as circuit-tracer's repeated sweeps.
     const size_t nEdges = edges.size();
     std::vector<int64_t> outDegree(static_cast<size_t>(n), 0), inDegree(static_cast<size_t>(n), 0);
-    for (const auto& [t, s] : edges) {
-        ++inDegree[t];
-        ++outDegree[s];
+    for (const Edge& e : edges) {
+        ++inDegree[e.target];
+        ++outDegree[e.source];
     }
     // Edge lists by target and by source (counting sort).
     std::vector<size_t> byTargetStart(static_cast<size_t>(n + 1), 0), bySourceStart(static_cast<size_t>(n + 1), 0);
-    for (const auto& [t, s] : edges) {
-        ++byTargetStart[t + 1];
-        ++bySourceStart[s + 1];
+    for (const Edge& e : edges) {
+        ++byTargetStart[e.target + 1];
+        ++bySourceStart[e.source + 1];
     }
     for (int64_t i = 0; i < n; ++i) {
         byTargetStart[i + 1] += byTargetStart[i];
@@ -427,8 +499,8 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
         std::vector<size_t> ft(byTargetStart.begin(), byTargetStart.end() - 1);
         std::vector<size_t> fs(bySourceStart.begin(), bySourceStart.end() - 1);
         for (size_t e = 0; e < nEdges; ++e) {
-            byTarget[ft[edges[e].first]++] = e;
-            bySource[fs[edges[e].second]++] = e;
+            byTarget[ft[edges[e].target]++] = e;
+            bySource[fs[edges[e].source]++] = e;
         }
     }
     const auto dangling = [&](int64_t i) {
@@ -456,7 +528,7 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
             if (!edgeAlive[e])
                 continue;
             edgeAlive[e] = false;
-            const int64_t s = edges[e].second;
+            const int64_t s = edges[e].source;
             --outDegree[s];
             if (dangling(s))
                 queue.push_back(s);
@@ -466,7 +538,7 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
             if (!edgeAlive[e])
                 continue;
             edgeAlive[e] = false;
-            const int64_t t = edges[e].first;
+            const int64_t t = edges[e].target;
             --inDegree[t];
             if (dangling(t))
                 queue.push_back(t);
@@ -474,11 +546,27 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
     }
 
     result.nodeMask = kept;
-    bool* mask = result.edgeMask.data_ptr<bool>();
     for (size_t e = 0; e < nEdges; ++e)
         if (edgeAlive[e])
-            mask[edges[e].first * n + edges[e].second] = true;
+            result.edgeMask[static_cast<size_t>(edges[e].entry)] = true;
     return result;
+}
+
+int64_t PruneResult::edgeCount() const
+{
+    return static_cast<int64_t>(std::count(edgeMask.begin(), edgeMask.end(), true));
+}
+
+bool PruneResult::fits(const Graph& graph) const
+{
+    return static_cast<int64_t>(nodeMask.size()) == graph.size()
+        && static_cast<int64_t>(edgeMask.size()) == graph.adjacency.nnz();
+}
+
+bool PruneResult::edgeKept(const Graph& graph, int64_t t, int64_t s) const
+{
+    const int64_t e = graph.adjacency.find(t, s);
+    return e >= 0 && static_cast<size_t>(e) < edgeMask.size() && edgeMask[static_cast<size_t>(e)];
 }
 
 PruneResult keepAll(const Graph& graph)
@@ -486,7 +574,7 @@ PruneResult keepAll(const Graph& graph)
     const Pruner pruner(graph);
     PruneResult result;
     result.nodeMask.assign(static_cast<size_t>(graph.size()), true);
-    result.edgeMask = graph.adjacency.to(at::kCPU) != 0;
+    result.edgeMask.assign(static_cast<size_t>(graph.adjacency.nnz()), true);
     result.cumulativeInfluence = pruner.cumulativeInfluence().clone();
     return result;
 }
@@ -504,53 +592,76 @@ Scores subgraphScores(const Graph& graph, const std::vector<bool>& pinned, const
         throw Error(
             "subgraph scores: " + std::to_string(pinned.size()) + " pinned flags for " + std::to_string(n) + " nodes");
     const KindRanges ranges = graph.ranges();
-    at::Tensor a = graph.adjacency.to(at::kCPU, at::kFloat).clone(); // [n, n]
     std::vector<bool> present(static_cast<size_t>(n), true);
     if (pruned) {
-        if (static_cast<int64_t>(pruned->nodeMask.size()) != n || !pruned->edgeMask.defined()
-            || pruned->edgeMask.sizes() != a.sizes())
+        if (!pruned->fits(graph))
             throw Error("subgraph scores: the prune result does not belong to this graph");
         present = pruned->nodeMask;
-        a.mul_(pruned->edgeMask.to(at::kCPU, at::kFloat));
-        std::vector<int64_t> absent;
-        for (int64_t i = 0; i < n; ++i)
-            if (!present[i])
-                absent.push_back(i);
-        if (!absent.empty()) {
-            const at::Tensor index = at::tensor(absent, at::kLong);
-            a.index_fill_(0, index, 0);
-            a.index_fill_(1, index, 0);
-        }
     }
 
-    // The error node at each (layer, position).
+    // Where each source's column goes: itself, or (an unpinned feature) its error node at the
+    // same layer and position, or nowhere (-1: absent, or an unpinned feature without one).
     std::map<std::pair<int64_t, int64_t>, int64_t> errorAt;
     for (int64_t i = ranges.errors.begin; i < ranges.errors.end; ++i)
         if (present[i])
             errorAt[{ graph.nodes[i].layer, graph.nodes[i].position }] = i;
-    std::vector<int64_t> merged, into, cleared;
-    for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i) {
-        if (pinned[i] || !present[i])
+    std::vector<int64_t> columnTo(static_cast<size_t>(n), -1);
+    std::vector<bool> rowCleared(static_cast<size_t>(n), false);
+    for (int64_t i = 0; i < n; ++i) {
+        if (!present[i]) {
+            rowCleared[i] = true;
             continue;
-        cleared.push_back(i);
-        auto e = errorAt.find({ graph.nodes[i].layer, graph.nodes[i].position });
-        if (e != errorAt.end()) {
-            merged.push_back(i);
-            into.push_back(e->second);
         }
-    }
-    if (!merged.empty())
-        a.index_add_(1, at::tensor(into, at::kLong), a.index_select(1, at::tensor(merged, at::kLong)));
-    if (!cleared.empty()) {
-        const at::Tensor index = at::tensor(cleared, at::kLong);
-        a.index_fill_(0, index, 0);
-        a.index_fill_(1, index, 0);
+        if (ranges.features.contains(i) && !pinned[i]) {
+            rowCleared[i] = true;
+            auto e = errorAt.find({ graph.nodes[i].layer, graph.nodes[i].position });
+            if (e != errorAt.end())
+                columnTo[i] = e->second;
+            continue;
+        }
+        columnTo[i] = i;
     }
 
-    const at::Tensor normalized = normalizedAbs(a);
+    // The merged matrix, row by row: kept entries moved to their column, those landing on the
+    // same column summed (signed, in float64) before A_hat takes absolute values.
+    const Adjacency& a = graph.adjacency;
+    AdjacencyBuilder builder(n);
+    std::vector<double> sum(static_cast<size_t>(n), 0.0);
+    std::vector<uint8_t> touched(static_cast<size_t>(n), 0);
+    std::vector<int32_t> columns;
+    std::vector<float> values;
+    for (int64_t t = 0; t < n; ++t) {
+        if (rowCleared[t])
+            continue;
+        const Adjacency::Row row = a.row(t);
+        columns.clear();
+        for (int64_t k = 0; k < row.size; ++k) {
+            if (pruned && !pruned->edgeMask[static_cast<size_t>(row.entry(k))])
+                continue;
+            const int64_t to = columnTo[row.columns[k]];
+            if (to < 0)
+                continue;
+            if (!touched[to]) {
+                touched[to] = 1;
+                columns.push_back(static_cast<int32_t>(to));
+            }
+            sum[to] += row.values[k];
+        }
+        std::sort(columns.begin(), columns.end());
+        values.clear();
+        for (const int32_t c : columns) {
+            values.push_back(static_cast<float>(sum[c]));
+            sum[c] = 0;
+            touched[c] = 0;
+        }
+        builder.setRow(t, columns, values);
+    }
+    const Adjacency merged = builder.build();
+
+    const Normalized normalized = normalizedAbs(merged);
     const at::Tensor w = logitWeightVector(n, ranges, graph.logitProbabilities);
-    const Influence infl = seriesInfluence(normalized, w, ranges);
-    return scoresFrom(normalized, infl.influence, w, ranges);
+    const Influence infl = sparseInfluence(merged, normalized, w, ranges);
+    return scoresFrom(merged, normalized, infl.influence, w, ranges);
 }
 
 } // namespace cs::graph

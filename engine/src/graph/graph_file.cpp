@@ -1,5 +1,5 @@
-// The saved full graph (".csgraph", see cs/graph.h): the unpruned adjacency and the logit
-// probabilities as safetensors tensors, the nodes and metadata as JSON text in the header's
+// The saved full graph (".csgraph", see cs/graph.h): the unpruned adjacency (its sparse rows'
+// three arrays) and the logit probabilities as safetensors tensors, the nodes and metadata as JSON text in the header's
 // __metadata__, so one file holds what re-pruning at any thresholds needs.
 
 #include "cs/error.h"
@@ -88,21 +88,60 @@ public:
         return node;
     }
 
-    // The tensor `name`: F32 of `shape`.
+    // The tensor `name`: `dtype` (F32 unless said) of `shape`.
     at::Tensor tensor(const io::SafetensorsFile& file, const char* name, const std::vector<int64_t>& shape,
-        const std::string& why) const
+        const std::string& why, io::DType dtype = io::DType::F32) const
     {
         const io::TensorInfo* info = file.find(name);
         if (!info)
             fail("", std::string("no tensor \"") + name + "\"");
-        if (info->dtype != io::DType::F32)
+        if (info->dtype != dtype)
             fail(std::string("tensor \"") + name + "\"",
-                std::string("is ") + io::dtypeName(info->dtype) + ", expected F32");
+                std::string("is ") + io::dtypeName(info->dtype) + ", expected " + io::dtypeName(dtype));
         if (info->shape != shape)
             fail(std::string("tensor \"") + name + "\"",
                 "is " + shapeText(info->shape) + " but must be " + shapeText(shape) + " (" + why + ")");
         // A copy, not a view of the mapping: the file may be replaced while the graph is open.
         return file.tensor(name).clone();
+    }
+
+    // The one-dimensional tensor `name` of `dtype` as a vector, its length read from the file.
+    template<typename T> std::vector<T> vectorOf(const io::SafetensorsFile& file, const char* name, io::DType dtype) const
+    {
+        const io::TensorInfo* info = file.find(name);
+        if (!info)
+            fail("", std::string("no tensor \"") + name + "\"");
+        if (info->dtype != dtype)
+            fail(std::string("tensor \"") + name + "\"",
+                std::string("is ") + io::dtypeName(info->dtype) + ", expected " + io::dtypeName(dtype));
+        if (info->shape.size() != 1)
+            fail(std::string("tensor \"") + name + "\"", "is " + shapeText(info->shape) + ", expected one dimension");
+        const at::Tensor t = file.tensor(name).contiguous();
+        const T* p = static_cast<const T*>(t.data_ptr());
+        return std::vector<T>(p, p + t.numel());
+    }
+
+    // The adjacency's sparse rows (version 2): the arrays' lengths must agree with n and with
+    // each other; Adjacency checks the offsets and columns.
+    Adjacency sparseAdjacency(const io::SafetensorsFile& file, int64_t n) const
+    {
+        std::vector<int64_t> rowStarts = vectorOf<int64_t>(file, "adjacency.row_starts", io::DType::I64);
+        if (static_cast<int64_t>(rowStarts.size()) != n + 1)
+            fail("tensor \"adjacency.row_starts\"",
+                "has " + std::to_string(rowStarts.size()) + " entries but must have " + std::to_string(n + 1) + " ("
+                    + std::to_string(n) + " nodes)");
+        std::vector<int32_t> columns = vectorOf<int32_t>(file, "adjacency.columns", io::DType::I32);
+        std::vector<float> values = vectorOf<float>(file, "adjacency.values", io::DType::F32);
+        if (columns.size() != values.size())
+            fail("tensor \"adjacency.values\"",
+                "has " + std::to_string(values.size()) + " entries but \"adjacency.columns\" has "
+                    + std::to_string(columns.size()));
+        try {
+            return Adjacency(n, std::move(rowStarts), std::move(columns), std::move(values));
+        } catch (const Error& e) {
+            fail("", e.what());
+        }
+        return Adjacency();
     }
 };
 
@@ -189,8 +228,16 @@ void writeGraphFile(const std::string& path, const Graph& graph)
     }
 
     const int64_t nLogits = graph.ranges().logits.size();
+    // The adjacency's arrays, viewed in place (the writer copies them once).
+    const Adjacency& a = graph.adjacency;
+    const int64_t n = a.size(), nnz = a.nnz();
     io::SafetensorsWriter writer;
-    writer.add("adjacency", graph.adjacency.to(at::kCPU, at::kFloat).contiguous()); // [n, n]
+    const auto view = [](const void* data, int64_t size, at::ScalarType type) {
+        return size > 0 ? at::from_blob(const_cast<void*>(data), { size }, type) : at::zeros({ 0 }, type);
+    };
+    writer.add("adjacency.row_starts", view(a.rowStarts(), n + 1, at::kLong)); // [n + 1]
+    writer.add("adjacency.columns", view(a.columns(), nnz, at::kInt)); // [nnz]
+    writer.add("adjacency.values", view(a.values(), nnz, at::kFloat)); // [nnz]
     writer.add("logit_probabilities",
         nLogits > 0 ? graph.logitProbabilities.to(at::kCPU, at::kFloat).reshape({ nLogits }).contiguous()
                     : at::zeros({ 0 }, at::kFloat)); // [n_logits]
@@ -249,7 +296,10 @@ Graph readGraphFile(const std::string& path)
         reader.fail("", e.what());
     }
     const int64_t n = graph.size();
-    graph.adjacency = reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes");
+    if (version == 1) // a dense [n, n] matrix
+        graph.adjacency = Adjacency::fromDense(reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes"));
+    else
+        graph.adjacency = reader.sparseAdjacency(*file, n);
     graph.logitProbabilities = reader.tensor(
         *file, "logit_probabilities", { ranges.logits.size() }, std::to_string(ranges.logits.size()) + " logit nodes");
     try {

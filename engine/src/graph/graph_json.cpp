@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace cs::graph {
@@ -280,8 +281,9 @@ Graph Reader::read(const json& doc) const
     // links
     const json& links = array(member(doc, "links", ""), "links");
     const int64_t n = static_cast<int64_t>(fileNodes.size());
-    std::vector<float> adjacency(static_cast<size_t>(n * n), 0.0f);
-    std::vector<bool> linked(static_cast<size_t>(n * n), false);
+    // Links per target row (in node order), then one sparse row each.
+    std::vector<std::vector<std::pair<int32_t, float>>> rowsOf(static_cast<size_t>(n));
+    std::unordered_set<uint64_t> linked; // target * n + source, for repeats
     std::vector<int64_t> lastSource(static_cast<size_t>(n), -1); // per target: the last source's file position
     for (size_t k = 0; k < links.size(); ++k) {
         const std::string where = "links[" + std::to_string(k) + "]";
@@ -325,14 +327,24 @@ Graph Reader::read(const json& doc) const
 
         const int64_t ti = indexOf[tp];
         const int64_t si = indexOf[sp];
-        const size_t cell = static_cast<size_t>(ti * n + si);
-        if (linked[cell])
+        if (!linked.insert(static_cast<uint64_t>(ti) * static_cast<uint64_t>(n) + static_cast<uint64_t>(si)).second)
             fail(where, "repeats the link from \"" + source + "\" to \"" + target + "\"");
-        linked[cell] = true;
-        adjacency[cell] = static_cast<float>(weight);
+        rowsOf[static_cast<size_t>(ti)].emplace_back(static_cast<int32_t>(si), static_cast<float>(weight));
     }
 
-    graph.adjacency = at::from_blob(adjacency.data(), { n, n }, at::kFloat).clone();
+    AdjacencyBuilder builder(n);
+    std::vector<int32_t> columns;
+    std::vector<float> values;
+    for (int64_t t = 0; t < n; ++t) {
+        columns.clear();
+        values.clear();
+        for (const auto& [s, w] : rowsOf[static_cast<size_t>(t)]) {
+            columns.push_back(s);
+            values.push_back(w);
+        }
+        builder.setRow(t, columns, values);
+    }
+    graph.adjacency = builder.build();
     std::vector<float> probabilities;
     for (const Node& node : graph.nodes)
         if (node.kind == NodeKind::Logit)
@@ -348,8 +360,7 @@ json toJson(const Graph& graph, const PruneResult& pruned)
     graph.validate();
     const int64_t n = graph.size();
     const KindRanges ranges = graph.ranges();
-    if (static_cast<int64_t>(pruned.nodeMask.size()) != n || !pruned.edgeMask.defined() || pruned.edgeMask.dim() != 2
-        || pruned.edgeMask.size(0) != n || pruned.edgeMask.size(1) != n)
+    if (!pruned.fits(graph))
         throw Error("graph JSON: the prune result does not belong to this graph");
     const Metadata& meta = graph.metadata;
 
@@ -379,19 +390,17 @@ json toJson(const Graph& graph, const PruneResult& pruned)
             ids[i] = nodeId(graph, i);
 
     // Links, by target then source (circuit-tracer's order), between kept nodes.
-    const at::Tensor a = graph.adjacency.to(at::kCPU, at::kFloat).contiguous();
-    const at::Tensor mask = pruned.edgeMask.to(at::kCPU, at::kBool).contiguous();
-    const float* weights = a.data_ptr<float>();
-    const bool* kept = mask.data_ptr<bool>();
     std::vector<bool> linked(static_cast<size_t>(n), false);
     json links = json::array();
     for (int64_t t = 0; t < n; ++t) {
         if (!pruned.nodeMask[t])
             continue;
-        for (int64_t s = 0; s < n; ++s) {
-            if (!kept[t * n + s] || !pruned.nodeMask[s])
+        const Adjacency::Row row = graph.adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k) {
+            const int64_t s = row.columns[k];
+            if (!pruned.edgeMask[static_cast<size_t>(row.entry(k))] || !pruned.nodeMask[s])
                 continue;
-            links.push_back({ { "source", ids[s] }, { "target", ids[t] }, { "weight", weights[t * n + s] } });
+            links.push_back({ { "source", ids[s] }, { "target", ids[t] }, { "weight", row.values[k] } });
             linked[t] = true;
             linked[s] = true;
         }
