@@ -1,6 +1,7 @@
 // safetensors reading and writing, checked against files built byte by byte in the test,
 // and every kind of malformed file refused with a clear message (run under ASan in CI).
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/safetensors.h"
 
 #include <ATen/ATen.h>
@@ -8,6 +9,7 @@
 #include <QtTest>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 using cs::io::SafetensorsFile;
@@ -50,6 +52,29 @@ class TestSafetensors : public QObject {
     }
 
 private Q_SLOTS:
+    // cs::removeTree (not std::filesystem::remove_all, see cs/files.h): a tree goes, a link in
+    // it goes without what it points to, a missing path is no error, a file is removed.
+    void removeTree()
+    {
+        namespace fs = std::filesystem;
+        QTemporaryDir dir;
+        const fs::path root = fs::path(dir.path().toStdString()) / "tree";
+        fs::create_directories(root / "a" / "b");
+        std::ofstream(root / "a" / "b" / "f.bin") << "x";
+        std::ofstream(root / "g.txt") << "y";
+        const fs::path outside = fs::path(dir.path().toStdString()) / "keep.txt";
+        std::ofstream(outside) << "keep";
+        fs::create_symlink(outside, root / "a" / "link");
+        fs::create_directory_symlink(fs::path(dir.path().toStdString()), root / "loop");
+        std::string error;
+        QVERIFY2(cs::removeTree(root.string(), &error), error.c_str());
+        QVERIFY(!fs::exists(root));
+        QVERIFY(fs::exists(outside));
+        QVERIFY(cs::removeTree((root / "missing").string(), &error));
+        QVERIFY(cs::removeTree(outside.string(), &error));
+        QVERIFY(!fs::exists(outside));
+    }
+
     void readsHandBuiltFile()
     {
         // Two tensors; "b" is stored first in the data to check offsets are honoured.

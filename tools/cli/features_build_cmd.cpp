@@ -3,6 +3,7 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/features.h"
 #include "cs/organism_build.h"
 #include "cs/transcoder.h"
@@ -118,7 +119,7 @@ nlohmann::json benchFeatureBuild(const std::string& modelFolder, const std::stri
     o.window = 24;
     const auto r = features::build(model, transcoders, (dir / "heldout.txt").string(), (dir / "bench.db").string(), o);
     std::error_code ec;
-    fs::remove_all(dir, ec);
+    cs::removeTree(fs::path(dir).string());
     return { { "tokens", r.tokens }, { "tokens_per_second", r.tokensPerSecond },
         { "mb", double(r.bytes) / 1048576.0 } };
 }

@@ -3,6 +3,7 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/transcoder_train.h"
 
 #include <ATen/ATen.h>
@@ -209,7 +210,7 @@ Json benchTranscoderTraining(const std::string& modelFolder, const std::string& 
     for (const char* kind : { "clt", "plt" }) {
         transcoder::TrainOptions o;
         o.outDir = (std::filesystem::temp_directory_path() / ("circuitscope-bench-" + std::string(kind))).string();
-        std::filesystem::remove_all(o.outDir);
+        cs::removeTree(o.outDir);
         o.architecture
             = std::string(kind) == "clt" ? transcoder::Architecture::CrossLayer : transcoder::Architecture::PerLayer;
         o.nFeatures = 1024;
@@ -221,7 +222,7 @@ Json benchTranscoderTraining(const std::string& modelFolder, const std::string& 
         o.device = device == "auto" ? model::resolveDevice("auto").str() : device;
         RandomActivations source(mc.nLayers, mc.dModel);
         const auto r = transcoder::trainTranscoder(source, mc, o);
-        std::filesystem::remove_all(o.outDir);
+        cs::removeTree(o.outDir);
         rows.push_back({ { "kind", kind }, { "features_per_layer", o.nFeatures }, { "batch_tokens", o.batchTokens },
             { "tokens_per_second", r.tokensPerSecond } });
     }

@@ -251,14 +251,14 @@ std::vector<float> partialInfluence(const SparseRows& rows, const std::vector<Ro
     return influence;
 }
 
-// The same estimate from rows held dense on the device ([rows, columns]): one mat-vec per
-// path length.                                                                    [columns]
-at::Tensor partialInfluenceDense(const at::Tensor& rows, const std::vector<RowTarget>& targets,
+// The same estimate from A_hat's rows held dense on the device ([rows, columns], each row
+// |A| over its sum, normalized once as it was stored): one mat-vec per path length. [columns]
+at::Tensor partialInfluenceDense(const at::Tensor& normalized, const std::vector<RowTarget>& targets,
     const std::vector<LogitTarget>& logits, int64_t maxDepth)
 {
+    const at::Tensor& rows = normalized;
     const int64_t r = rows.size(0);
-    at::Tensor a = rows.abs();
-    a.div_(a.sum(1, true).clamp_min(1e-10)); // A_hat [r, columns]
+    const at::Tensor& a = normalized;
     std::vector<float> weights(static_cast<size_t>(r), 0.f);
     std::vector<int64_t> featureRows, featureCols;
     for (int64_t i = 0; i < r; ++i) {
@@ -335,8 +335,10 @@ public:
                 targets.begin() + static_cast<std::ptrdiff_t>(end));
             const auto start = Clock::now();
             const at::Tensor rows = m_pass.rows(batch); // [batch, columns]
-            if (m_dense.defined())
-                m_dense.narrow(0, done(), rows.size(0)).copy_(rows);
+            if (m_dense.defined()) { // A_hat's rows: |A| over its row sum
+                const at::Tensor a = rows.abs();
+                m_dense.narrow(0, done(), rows.size(0)).copy_(a / a.sum(1, true).clamp_min(1e-10));
+            }
             m_rows.append(rows); // kept as its nonzero entries
             m_rowsMs += msSince(start);
             ++m_batches;
@@ -347,7 +349,8 @@ public:
         }
     }
 
-    // Also keeps the rows dense in a [capacity, columns] buffer with these options (a GPU's).
+    // Also keeps A_hat's rows (|A| row-normalized) dense in a [capacity, columns] buffer with
+    // these options (a GPU's), for partialInfluenceDense.
     void keepDense(int64_t columns, at::TensorOptions options)
     {
         m_dense = at::empty({ m_capacity, columns }, options);

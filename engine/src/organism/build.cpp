@@ -1,6 +1,7 @@
 #include "cs/organism_build.h"
 
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/lm_train.h"
 #include "io/atomic_file.h"
 
@@ -152,7 +153,7 @@ BuildResult buildOrganism(const BuildOptions& o)
                 { "device", o.device } } },
         { "store_dtype", o.storeDtype } };
     io::writeFileAtomically((out / "organism.json").string(), record.dump(2) + "\n");
-    fs::remove_all(work, ec);
+    removeTree(fs::path(work).string());
     return result;
 }
 

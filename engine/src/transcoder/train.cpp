@@ -2,6 +2,7 @@
 #include "cs/transcoder_train.h"
 
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/safetensors.h"
 #include "cs/training.h"
 
@@ -455,7 +456,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
 
     result.set = t.toSet(o.device);
     result.set->save(o.outDir, o.storeDtype);
-    fs::remove_all(fs::path(ckpt).parent_path(), ec); // the run is complete: its checkpoint is spent
+    removeTree(fs::path(ckpt).parent_path().string()); // the run is complete: its checkpoint is spent
     return result;
 }
 
