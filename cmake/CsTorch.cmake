@@ -41,7 +41,20 @@ if(NOT CMAKE_CUDA_COMPILER)
   endforeach()
 endif()
 
+# TorchConfig looks for Caffe2 and its libraries with PATHS, which CMake searches after the
+# system's folders: another LibTorch there (Debian's libtorch-dev) would be mixed in. Its own
+# prefix goes first.
+get_filename_component(CS_TORCH_PREFIX "${Torch_DIR}/../../.." ABSOLUTE)
+if(EXISTS "${Torch_DIR}/../Caffe2/Caffe2Config.cmake")
+  get_filename_component(_cs_caffe2 "${Torch_DIR}/../Caffe2" ABSOLUTE)
+  set(Caffe2_DIR "${_cs_caffe2}" CACHE PATH "Caffe2's CMake config folder (beside Torch_DIR)" FORCE)
+endif()
+list(PREPEND CMAKE_PREFIX_PATH "${CS_TORCH_PREFIX}")
 find_package(Torch 2 REQUIRED)
+if(NOT TORCH_LIBRARY MATCHES "^${CS_TORCH_PREFIX}/")
+  message(FATAL_ERROR "LibTorch's library ${TORCH_LIBRARY} is not under ${CS_TORCH_PREFIX} (Torch_DIR ${Torch_DIR}); "
+    "remove the build folder's CMakeCache.txt and configure again")
+endif()
 set_package_properties(Torch PROPERTIES TYPE REQUIRED
   DESCRIPTION "LibTorch >= 2 (PyPI's torch wheel in the venv of scripts/install-deps, or Torch_DIR)")
 if(TORCH_CUDA_LIBRARIES)
