@@ -99,17 +99,7 @@ at::Tensor prompt(int64_t n)
 
 std::string writeCorpus(const QTemporaryDir& dir, int lines)
 {
-    const std::string path = dir.filePath("corpus.txt").toStdString();
-    std::ofstream out(path);
-    std::mt19937 rng(5);
-    const char* words[] = { "the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home" };
-    for (int i = 0; i < lines; ++i) {
-        const int n = 3 + static_cast<int>(rng() % 8);
-        for (int w = 0; w < n; ++w)
-            out << (w ? " " : "") << words[rng() % 12];
-        out << "\n";
-    }
-    return path;
+    return test::writeWordCorpus(dir.filePath("corpus.txt").toStdString(), lines);
 }
 
 void addFamilies()

@@ -31,11 +31,6 @@ namespace {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double msSince(Clock::time_point start)
-{
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 void synchronize(const c10::Device& device)
 {
     // A value read back waits for every kernel queued before it on the device.

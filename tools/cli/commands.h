@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace cs::cli {
@@ -14,6 +15,12 @@ namespace cs::cli {
 inline std::string dump(const nlohmann::json& j, bool pretty = false)
 {
     return j.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Milliseconds since `start` on the steady clock (the benches' timer).
+inline double msSince(std::chrono::steady_clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
 // transcoder train | eval | info

@@ -26,11 +26,6 @@ namespace {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double msSince(Clock::time_point start)
-{
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 // Splits "a|b|c" (tokens may hold commas and spaces, so the separator is '|').
 std::vector<std::string> splitBars(const std::string& text)
 {

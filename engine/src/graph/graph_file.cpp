@@ -88,9 +88,8 @@ public:
         return node;
     }
 
-    // The tensor `name`: `dtype` (F32 unless said) of `shape`.
-    at::Tensor tensor(const io::SafetensorsFile& file, const char* name, const std::vector<int64_t>& shape,
-        const std::string& why, io::DType dtype = io::DType::F32) const
+    // The tensor `name`'s entry, checked to be there and of `dtype`.
+    const io::TensorInfo* present(const io::SafetensorsFile& file, const char* name, io::DType dtype) const
     {
         const io::TensorInfo* info = file.find(name);
         if (!info)
@@ -98,6 +97,14 @@ public:
         if (info->dtype != dtype)
             fail(std::string("tensor \"") + name + "\"",
                 std::string("is ") + io::dtypeName(info->dtype) + ", expected " + io::dtypeName(dtype));
+        return info;
+    }
+
+    // The tensor `name`: `dtype` (F32 unless said) of `shape`.
+    at::Tensor tensor(const io::SafetensorsFile& file, const char* name, const std::vector<int64_t>& shape,
+        const std::string& why, io::DType dtype = io::DType::F32) const
+    {
+        const io::TensorInfo* info = present(file, name, dtype);
         if (info->shape != shape)
             fail(std::string("tensor \"") + name + "\"",
                 "is " + shapeText(info->shape) + " but must be " + shapeText(shape) + " (" + why + ")");
@@ -108,12 +115,7 @@ public:
     // The one-dimensional tensor `name` of `dtype` as a vector, its length read from the file.
     template<typename T> std::vector<T> vectorOf(const io::SafetensorsFile& file, const char* name, io::DType dtype) const
     {
-        const io::TensorInfo* info = file.find(name);
-        if (!info)
-            fail("", std::string("no tensor \"") + name + "\"");
-        if (info->dtype != dtype)
-            fail(std::string("tensor \"") + name + "\"",
-                std::string("is ") + io::dtypeName(info->dtype) + ", expected " + io::dtypeName(dtype));
+        const io::TensorInfo* info = present(file, name, dtype);
         if (info->shape.size() != 1)
             fail(std::string("tensor \"") + name + "\"", "is " + shapeText(info->shape) + ", expected one dimension");
         const at::Tensor t = file.tensor(name).contiguous();
