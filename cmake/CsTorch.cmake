@@ -50,6 +50,16 @@ if(EXISTS "${Torch_DIR}/../Caffe2/Caffe2Config.cmake")
   set(Caffe2_DIR "${_cs_caffe2}" CACHE PATH "Caffe2's CMake config folder (beside Torch_DIR)" FORCE)
 endif()
 list(PREPEND CMAKE_PREFIX_PATH "${CS_TORCH_PREFIX}")
+# A CUDA LibTorch's config cannot be read without nvcc: say so plainly before it fails deep inside.
+if(EXISTS "${Torch_DIR}/../Caffe2/public/cuda.cmake" AND NOT CMAKE_CUDA_COMPILER)
+  find_program(_cs_nvcc nvcc)
+  if(NOT _cs_nvcc)
+    message(FATAL_ERROR "The LibTorch in ${Torch_DIR} is built with CUDA, and its CMake config needs the CUDA "
+      "toolkit's nvcc (CUDA 13 for the pinned wheel), which is not in CUDAToolkit_ROOT, CUDA_HOME, "
+      "/usr/local/cuda or on PATH. Install the CUDA toolkit, or point -DTorch_DIR at a LibTorch >= 2 built "
+      "without CUDA.")
+  endif()
+endif()
 find_package(Torch 2 REQUIRED)
 if(NOT TORCH_LIBRARY MATCHES "^${CS_TORCH_PREFIX}/")
   message(FATAL_ERROR "LibTorch's library ${TORCH_LIBRARY} is not under ${CS_TORCH_PREFIX} (Torch_DIR ${Torch_DIR}); "
