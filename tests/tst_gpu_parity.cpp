@@ -355,10 +355,9 @@ private Q_SLOTS:
         spec.nLayers = 2;
         const std::string folder = test::writeTinyModel(m_dir.filePath("store"), spec).toStdString();
         const std::string corpus = writeCorpus(m_dir, 60);
-        const auto config = transcoderConfig(model::Model::load(folder, { "cpu" })->config(),
-            transcoder::Architecture::CrossLayer, 12);
-        auto layers = randomLayers(model::Model::load(folder, { "cpu" })->config(),
-            transcoder::Architecture::CrossLayer, 12, 11);
+        const model::ModelConfig shape = model::Model::load(folder, { "cpu" })->config();
+        const auto config = transcoderConfig(shape, transcoder::Architecture::CrossLayer, 12);
+        const auto layers = randomLayers(shape, transcoder::Architecture::CrossLayer, 12, 11);
         std::vector<std::string> dbs;
         for (const char* device : { "cpu", "cuda" }) {
             auto m = model::Model::load(folder, { device, true });

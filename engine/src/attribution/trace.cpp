@@ -142,14 +142,7 @@ struct SparseRows {
                     }
             }
         });
-        const auto index = static_cast<int32_t>(chunks.size());
-        for (int64_t i = 0; i < b; ++i) {
-            where.emplace_back(index, static_cast<int32_t>(i));
-            sum.push_back(sums[i]);
-            absSum.push_back(absSums[i]);
-        }
-        nnz += chunk.starts[b];
-        chunks.push_back(std::move(chunk));
+        commit(std::move(chunk), sums.data(), absSums.data());
     }
 
     // The same for rows on a GPU: the nonzero entries are found there and only they cross
@@ -170,13 +163,20 @@ struct SparseRows {
             chunk.starts[i + 1] = chunk.starts[i] + count[i];
         chunk.columns.assign(columns.data_ptr<int32_t>(), columns.data_ptr<int32_t>() + columns.numel());
         chunk.values.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+        commit(std::move(chunk), sums.data_ptr<double>(), absSums.data_ptr<double>());
+    }
+
+    // Adds a filled chunk and its rows' sums (one per row of the chunk).
+    void commit(Chunk chunk, const double* sums, const double* absSums)
+    {
+        const int64_t b = static_cast<int64_t>(chunk.starts.size()) - 1;
         const auto index = static_cast<int32_t>(chunks.size());
         for (int64_t i = 0; i < b; ++i) {
             where.emplace_back(index, static_cast<int32_t>(i));
-            sum.push_back(sums.data_ptr<double>()[i]);
-            absSum.push_back(absSums.data_ptr<double>()[i]);
+            sum.push_back(sums[i]);
+            absSum.push_back(absSums[i]);
         }
-        nnz += chunk.starts[b];
+        nnz += chunk.starts[static_cast<size_t>(b)];
         chunks.push_back(std::move(chunk));
     }
 
