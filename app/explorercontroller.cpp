@@ -484,6 +484,7 @@ void ExplorerController::reprune()
         = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
     m_keptNodes = int(countTrue(m_pruned->nodeMask));
     m_keptEdges = int(m_pruned->edgeCount());
+    m_prunedScores = m_pruner->scoresOf(*m_pruned);
     m_inputs->setGraph(m_graph, m_pruned);
     m_outputs->setGraph(m_graph, m_pruned);
     Q_EMIT pruneChanged();
@@ -559,13 +560,16 @@ FigureOptions ExplorerController::figureOptions() const
 
 void ExplorerController::rebuildSubgraph()
 {
-    // Scores of the pinned subgraph, as Neuronpedia's.
+    // Scores of the pinned subgraph (what it leaves out counts as unexplained), and
+    // Neuronpedia's subgraph score of it for comparison.
     std::vector<bool> pinned(size_t(m_graph->size()), false);
     for (const std::string& id : m_state.pinned)
         if (int64_t i = indexOf(id); i >= 0)
             pinned[size_t(i)] = true;
-    m_subgraphScores
-        = m_state.pinned.empty() ? cs::graph::Scores {} : cs::graph::subgraphScores(*m_graph, pinned, m_pruned.get());
+    m_subgraphScores = m_state.pinned.empty() ? cs::graph::Scores {} : m_pruner->subgraphScores(pinned, m_pruned.get());
+    m_neuronpediaSubgraphScores = m_state.pinned.empty()
+        ? cs::graph::Scores {}
+        : cs::graph::neuronpediaSubgraphScores(*m_graph, pinned, m_pruned.get());
     Q_EMIT subgraphChanged();
 
     const quint64 generation = ++m_subgraphGeneration;
@@ -1369,6 +1373,7 @@ bool ExplorerController::exportGraphJson(const QString& pathOrUrl)
         stateToQParams(m_state, graph.metadata.qParams);
         graph.metadata.nodeThreshold = m_state.nodeThreshold;
         graph.metadata.edgeThreshold = m_state.edgeThreshold;
+        graph.metadata.extra["scores"] = cs::graph::scoresMetadata(*m_pruner, *m_pruned);
         cs::graph::writeJsonFile(path.toStdString(), graph, *m_pruned);
     } catch (const std::exception& e) {
         setMessage(QString::fromStdString(e.what()), true);

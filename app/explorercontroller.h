@@ -78,6 +78,15 @@ class ExplorerController : public QObject {
     Q_PROPERTY(double completenessScore READ completenessScore NOTIFY graphChanged)
     Q_PROPERTY(double subgraphReplacementScore READ subgraphReplacementScore NOTIFY subgraphChanged)
     Q_PROPERTY(double subgraphCompletenessScore READ subgraphCompletenessScore NOTIFY subgraphChanged)
+    // The whole graph's corrected completeness (graph.h Scores), and what the pruned graph and
+    // the pinned subgraph explain of the whole (Pruner::scoresOf); Neuronpedia's subgraph score.
+    Q_PROPERTY(double correctedCompletenessScore READ correctedCompletenessScore NOTIFY graphChanged)
+    Q_PROPERTY(double prunedReplacementScore READ prunedReplacementScore NOTIFY pruneChanged)
+    Q_PROPERTY(double prunedCompletenessScore READ prunedCompletenessScore NOTIFY pruneChanged)
+    Q_PROPERTY(double subgraphCorrectedCompletenessScore READ subgraphCorrectedCompletenessScore NOTIFY subgraphChanged)
+    Q_PROPERTY(double neuronpediaSubgraphReplacementScore READ neuronpediaSubgraphReplacementScore NOTIFY subgraphChanged)
+    Q_PROPERTY(
+        double neuronpediaSubgraphCompletenessScore READ neuronpediaSubgraphCompletenessScore NOTIFY subgraphChanged)
     Q_PROPERTY(bool interventionsAvailable READ interventionsAvailable NOTIFY graphChanged)
 
     Q_PROPERTY(cs::app::CanvasSceneSource* mainScene READ mainScene CONSTANT)
@@ -160,6 +169,12 @@ public:
     double completenessScore() const { return m_scores.completeness; }
     double subgraphReplacementScore() const { return m_subgraphScores.replacement; }
     double subgraphCompletenessScore() const { return m_subgraphScores.completeness; }
+    double correctedCompletenessScore() const { return m_scores.correctedCompleteness; }
+    double prunedReplacementScore() const { return m_prunedScores.replacement; }
+    double prunedCompletenessScore() const { return m_prunedScores.completeness; }
+    double subgraphCorrectedCompletenessScore() const { return m_subgraphScores.correctedCompleteness; }
+    double neuronpediaSubgraphReplacementScore() const { return m_neuronpediaSubgraphScores.replacement; }
+    double neuronpediaSubgraphCompletenessScore() const { return m_neuronpediaSubgraphScores.completeness; }
     bool interventionsAvailable() const { return m_contextReady; }
     CanvasSceneSource* mainScene() const { return m_mainScene; }
     CanvasSceneSource* subgraphScene() const { return m_subgraphScene; }
@@ -380,7 +395,7 @@ private:
     std::shared_ptr<const std::vector<std::string>> m_vocabulary; // the store's token texts
     bool m_contextReady = false;
     int m_edgeCount = 0, m_keptNodes = 0, m_keptEdges = 0;
-    cs::graph::Scores m_scores, m_subgraphScores;
+    cs::graph::Scores m_scores, m_prunedScores, m_subgraphScores, m_neuronpediaSubgraphScores;
 
     ExplorerState m_state;
     QUndoStack m_undo;

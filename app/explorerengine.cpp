@@ -122,8 +122,7 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     graph->metadata.slug = "circuitscope";
     auto pruner = std::make_shared<const cs::graph::Pruner>(*graph);
     const auto scores = pruner->scores();
-    graph->metadata.extra["scores"]
-        = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
+    graph->metadata.extra["scores"] = cs::graph::scoresJson(scores);
 
     TraceOutput out;
     readCaptions(resources, *graph, out.storeLabels, out.topOutputs);

@@ -17,8 +17,14 @@ Rectangle {
         property string label
         property real value
         property bool shown: true
+        property string tip
         spacing: 0
         opacity: shown ? 1 : 0.4
+        HoverHandler {
+            id: scoreHover
+        }
+        ToolTip.visible: tip !== "" && scoreHover.hovered
+        ToolTip.text: tip
         Label {
             text: parent.label
             color: Theme.textFaint
@@ -96,20 +102,40 @@ Rectangle {
         Score {
             label: "replacement"
             value: bar.explorer.replacementScore
+            tip: "Whole graph: the share of the logits' influence that reaches the tokens rather than error nodes"
         }
         Score {
             label: "completeness"
             value: bar.explorer.completenessScore
+            tip: "Whole graph, circuit-tracer's completeness (nodes without inputs count as complete; corrected, "
+                 + "over nodes with inputs only: " + bar.explorer.correctedCompletenessScore.toFixed(3) + ")"
+        }
+        Score {
+            objectName: "prunedReplacementScore"
+            label: "pruned repl."
+            value: bar.explorer.prunedReplacementScore
+            tip: "What the pruned graph explains of the whole: pruned nodes and edges count as unexplained, "
+                 + "so harsher pruning can only lower it"
+        }
+        Score {
+            label: "pruned compl."
+            value: bar.explorer.prunedCompletenessScore
+            tip: "Completeness of the pruned graph against the whole graph (pruned inputs unexplained)"
         }
         Score {
             label: "subgraph repl."
             value: bar.explorer.subgraphReplacementScore
             shown: bar.explorer.pinnedCount > 0
+            tip: "What the pinned nodes explain of the whole graph (Neuronpedia's subgraph score, renormalized "
+                 + "after merging unpinned features into errors: "
+                 + bar.explorer.neuronpediaSubgraphReplacementScore.toFixed(3) + ")"
         }
         Score {
             label: "subgraph compl."
             value: bar.explorer.subgraphCompletenessScore
             shown: bar.explorer.pinnedCount > 0
+            tip: "Completeness of the pinned subgraph against the whole graph (Neuronpedia's: "
+                 + bar.explorer.neuronpediaSubgraphCompletenessScore.toFixed(3) + ")"
         }
     }
 }

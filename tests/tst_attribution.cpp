@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <tuple>
 
 using namespace cs;
 using attribution::Method;
@@ -340,11 +342,32 @@ private Q_SLOTS:
         two.logits.tokens = { 5, 77 };
         auto named = attribution::trace(ctx, two);
         QCOMPARE(named.graph.ranges().logits.size(), int64_t(2));
+        // Named targets weigh equally, whatever their probabilities; the nodes keep those.
+        QVERIFY(at::equal(named.graph.logitProbabilities, at::tensor({ 0.5f, 0.5f })));
+        QCOMPARE(named.graph.nodes[static_cast<size_t>(named.graph.ranges().logits.begin)].tokenProb,
+            probs[5].item<double>());
+        attribution::TraceOptions weighted = two;
+        weighted.logits.weights = { 0.25, 2.0 };
+        QVERIFY(at::equal(attribution::trace(ctx, weighted).graph.logitProbabilities, at::tensor({ 0.25f, 2.0f })));
+        weighted.logits.weights = { 1.0 };
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(ctx, weighted));
+        weighted.logits.weights = { 0.0, 0.0 };
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(ctx, weighted));
         attribution::TraceOptions diff;
         diff.logits.difference = std::make_pair(int64_t(5), int64_t(77));
         auto d = attribution::trace(ctx, diff);
         const auto nr = named.graph.ranges(), dr = d.graph.ranges();
         QCOMPARE(dr.logits.size(), int64_t(1));
+        // The difference node: A's id with B as its contrast, both probabilities, weight 1.
+        const graph::Node& dn = d.graph.nodes[static_cast<size_t>(dr.logits.begin)];
+        QCOMPARE(dn.tokenId, int64_t(5));
+        QCOMPARE(dn.contrastTokenId, int64_t(77));
+        QCOMPARE(dn.tokenProb, probs[5].item<double>());
+        QCOMPARE(dn.contrastTokenProb, probs[77].item<double>());
+        QCOMPARE(d.graph.logitProbabilities[0].item<float>(), 1.0f);
+        QCOMPARE(graph::nodeId(d.graph, dr.logits.begin), std::to_string(d.graph.nLayers() + 1) + "_5vs77_"
+            + std::to_string(ctx.nPos() - 1));
+        QCOMPARE(d.graph.metadata.extra["logit_difference"]["contrast_prob"].get<double>(), probs[77].item<double>());
         at::Tensor rowDiff = named.graph.adjacency.dense()[nr.logits.begin] - named.graph.adjacency.dense()[nr.logits.begin + 1];
         QVERIFY(relDiff(rowDiff.narrow(0, 0, nr.logits.begin),
                     d.graph.adjacency.dense()[dr.logits.begin].narrow(0, 0, dr.logits.begin))
@@ -395,9 +418,14 @@ private Q_SLOTS:
         }
         std::sort(want.begin(), want.end());
         QVERIFY(want == got); // the graph lists its features in (layer, position, feature) order
-        // Each kept feature's row over errors and embeddings equals the full trace's.
-        const int64_t tail = fr.logits.begin - fr.features.end;
-        const at::Tensor fullDense = full.graph.adjacency.dense(), partDense = part.graph.adjacency.dense();
+        // Each kept feature's and logit's row: over embeddings the full trace's; over error
+        // nodes the full trace's plus the features that were not visited, folded into the
+        // error node at their layer and position; so the exported rows keep their sums and
+        // the graph stays exact (sum_s A[t, s] + constant = actual, on the exported rows).
+        const at::Tensor fullDense = full.graph.adjacency.dense().to(at::kDouble);
+        const at::Tensor partDense = part.graph.adjacency.dense().to(at::kDouble);
+        const int64_t nPos = ctx.nPos();
+        std::vector<int64_t> fullRowOf, partRows;
         for (int64_t i = 0; i < k; ++i) {
             const auto& m = part.graph.nodes[static_cast<size_t>(i)];
             int64_t j = 0;
@@ -405,9 +433,40 @@ private Q_SLOTS:
                 || full.graph.nodes[static_cast<size_t>(j)].position != m.position
                 || full.graph.nodes[static_cast<size_t>(j)].feature != m.feature)
                 ++j;
-            QVERIFY(relDiff(fullDense[j].narrow(0, fr.features.end, tail), partDense[i].narrow(0, pr.features.end, tail))
-                <= 1e-6);
+            fullRowOf.push_back(j);
+            partRows.push_back(i);
         }
+        for (int64_t l = 0; l < fr.logits.size(); ++l) {
+            fullRowOf.push_back(fr.logits.begin + l);
+            partRows.push_back(pr.logits.begin + l);
+        }
+        std::set<std::tuple<int64_t, int64_t, int64_t>> visited(got.begin(), got.end());
+        for (size_t r = 0; r < partRows.size(); ++r) {
+            const at::Tensor fullRow = fullDense[fullRowOf[r]];
+            at::Tensor expected = fullRow.narrow(0, fr.errors.begin, fr.logits.begin - fr.errors.begin).clone();
+            for (int64_t f = 0; f < fr.features.size(); ++f) {
+                const auto& n = full.graph.nodes[static_cast<size_t>(f)];
+                if (!visited.count({ n.layer, n.position, n.feature }))
+                    expected[n.layer * nPos + n.position] += fullRow[f];
+            }
+            const at::Tensor got = partDense[partRows[r]].narrow(0, pr.errors.begin, pr.logits.begin - pr.errors.begin);
+            QVERIFY2(at::allclose(got, expected, 1e-5, 1e-6 * fullRow.abs().max().item<double>()),
+                qPrintable(QString("row %1: errors and embeddings differ by %2").arg(r).arg(relDiff(got, expected))));
+            QVERIFY(std::fabs(partDense[partRows[r]].sum().item<double>() - fullRow.sum().item<double>())
+                <= 1e-5 * fullRow.abs().sum().item<double>());
+        }
+        // Exactness on the graph as exported: the rows' sums and constants give the actuals.
+        const at::Tensor sums = partDense.sum(1);
+        int64_t row = 0;
+        for (int64_t t = 0; t < part.graph.size(); ++t) {
+            if (!pr.features.contains(t) && !pr.logits.contains(t))
+                continue;
+            const double actual = part.actuals[row].item<double>(), constant = part.constants[row].item<double>();
+            QVERIFY2(std::fabs(sums[t].item<double>() + constant - actual) <= 1e-4 * std::max(1.0, std::fabs(actual)),
+                qPrintable(QString("row %1: %2 + %3 != %4").arg(t).arg(sums[t].item<double>()).arg(constant).arg(actual)));
+            ++row;
+        }
+        QCOMPARE(row, part.actuals.size(0));
     }
 
     void badInput()
@@ -511,11 +570,22 @@ private Q_SLOTS:
         for (int64_t i = 0; i < n; i += 2)
             pinned[static_cast<size_t>(i)] = true;
         for (const graph::PruneResult* p : { static_cast<const graph::PruneResult*>(nullptr), &pruned }) {
-            const graph::Scores sub = graph::subgraphScores(g, pinned, p);
+            const graph::Scores sub = graph::neuronpediaSubgraphScores(g, pinned, p);
             const graph::Scores expected = cs::test::referenceScores(g, cs::test::mergedUnpinned(g, pinned, p));
             QVERIFY(std::fabs(sub.replacement - expected.replacement) < 1e-5);
             QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
         }
+        // What the pruned graph and the pinned part of it explain of the whole.
+        const graph::Scores prunedScores = pruner.scoresOf(pruned);
+        const graph::Scores prunedExpected
+            = cs::test::referenceKeptScores(g, pruned.nodeMask, cs::test::denseEdgeMask(g, pruned));
+        QVERIFY(std::fabs(prunedScores.replacement - prunedExpected.replacement) < 1e-5);
+        QVERIFY(std::fabs(prunedScores.completeness - prunedExpected.completeness) < 1e-5);
+        QVERIFY(std::fabs(prunedScores.correctedCompleteness - prunedExpected.correctedCompleteness) < 1e-5);
+        QVERIFY(prunedScores.replacement < mine.replacement);
+        const graph::Scores sub = pruner.subgraphScores(pinned, &pruned);
+        QVERIFY(sub.replacement <= prunedScores.replacement + 1e-7);
+        QVERIFY(sub.completeness <= prunedScores.completeness + 1e-7);
     }
 };
 

@@ -14,6 +14,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
 #include <QProcess>
+#include <map>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <nlohmann/json.hpp>
@@ -393,9 +394,51 @@ private Q_SLOTS:
         QCOMPARE(a["nodes"].get<int64_t>(), summary["nodes"].get<int64_t>());
         QCOMPARE(a["edges_total"].get<int64_t>(), summary["edges_total"].get<int64_t>());
 
+        // circuit-tracer's ids and metadata: error nodes "0_{layer}_{pos}", jsNodeId
+        // "{layer}_{pos}-0"; transcoder_list empty beside a named scan; generation_settings;
+        // the scores of the whole graph and of the pruned one, named.
+        int errors = 0;
+        for (const auto& node : graph["nodes"])
+            if (node["feature_type"] == "mlp reconstruction error") {
+                const std::string layer = node["layer"].get<std::string>(), pos = std::to_string(node["ctx_idx"].get<int>());
+                QCOMPARE(node["node_id"].get<std::string>(), "0_" + layer + "_" + pos);
+                QCOMPARE(node["jsNodeId"].get<std::string>(), layer + "_" + pos + "-0");
+                ++errors;
+            }
+        QVERIFY(errors > 0);
+        if (!md["scan"].get<std::string>().empty())
+            QVERIFY(md["transcoder_list"].empty());
+        QCOMPARE(md["generation_settings"]["max_n_logits"].get<int64_t>(), int64_t(10));
+        QCOMPARE(md["generation_settings"]["desired_logit_prob"].get<double>(), 0.95);
+        QCOMPARE(md["generation_settings"]["max_feature_nodes"].get<int64_t>(), int64_t(-1));
+        QCOMPARE(md["scores"]["full"]["replacement"].get<double>(), summary["scores"]["replacement"].get<double>());
+        QCOMPARE(md["scores"]["pruned"]["replacement"].get<double>(), summary["pruned_scores"]["replacement"].get<double>());
+        QVERIFY(md["scores"]["pruned"]["replacement"].get<double>() <= md["scores"]["full"]["replacement"].get<double>());
+        QVERIFY(md["scores"]["full"].contains("corrected_completeness"));
+
+        // A logit difference: its own node id and clerp, both tokens' probabilities.
         Run diff = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", m_dir.filePath("d.json"),
             "--logit-diff", " Austin| is", "--json" });
         QVERIFY2(diff.exitCode == 0, qPrintable(diff.err));
+        const Json d = readJson(m_dir.filePath("d.json"));
+        const Json& difference = d["metadata"]["logit_difference"];
+        QCOMPARE(difference["token"].get<std::string>(), std::string(" Austin"));
+        QCOMPARE(difference["contrast_token"].get<std::string>(), std::string(" is"));
+        QVERIFY(difference["prob"].get<double>() > 0.5 && difference["contrast_prob"].get<double>() < 0.5);
+        int logits = 0;
+        for (const auto& node : d["nodes"])
+            if (node["feature_type"] == "logit") {
+                ++logits;
+                const std::string id = node["node_id"].get<std::string>();
+                QVERIFY2(id.find('_' + std::to_string(difference["token_id"].get<int64_t>()) + "vs"
+                             + std::to_string(difference["contrast_token_id"].get<int64_t>()) + '_')
+                        != std::string::npos,
+                    id.c_str());
+                const std::string clerp = node["clerp"].get<std::string>();
+                QVERIFY2(clerp.find("\" Austin\" \u2212 \" is\"") != std::string::npos, clerp.c_str());
+                QCOMPARE(node["token_prob"].get<double>(), difference["prob"].get<double>());
+            }
+        QCOMPARE(logits, 1);
 
         const std::vector<std::pair<QStringList, QString>> bad = {
             { { "--text", "" }, "empty" },
@@ -411,6 +454,71 @@ private Q_SLOTS:
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
         }
+    }
+
+    // The numbers on "Fact: Michael Jordan plays the sport of": the pruned graph's scores can
+    // only fall as pruning gets harsher (a lower edge threshold keeps a subset of the edges;
+    // across node thresholds on this graph too) and stay below the whole graph's; named logit
+    // targets weigh equally, so an unlikely one (" football") keeps a circuit.
+    void prunedScoresAndNamedTargets()
+    {
+        const QString text = "Fact: Michael Jordan plays the sport of";
+        const QString json = m_dir.filePath("jordan.json"), full = m_dir.filePath("jordan.csgraph");
+        Run r = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--full", full, "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json whole = r.json()["scores"];
+        std::map<std::pair<double, double>, Json> table;
+        const std::vector<double> nodeThresholds = { 1.0, 0.9, 0.8, 0.6, 0.4, 0.3 };
+        const std::vector<double> edgeThresholds = { 1.0, 0.98, 0.9, 0.8 };
+        for (double nt : nodeThresholds)
+            for (double et : edgeThresholds) {
+                Run p = cli({ "graph", "prune", full, "--node-threshold", QString::number(nt), "--edge-threshold",
+                    QString::number(et), "--json" });
+                QVERIFY2(p.exitCode == 0, qPrintable(p.err));
+                table[{ nt, et }] = p.json()["pruned_scores"];
+            }
+        const auto notAbove = [](const Json& inner, const Json& outer) {
+            for (const char* key : { "replacement", "completeness", "corrected_completeness" })
+                if (inner[key].get<double>() > outer[key].get<double>() + 1e-7) // float32 influence vs float64 sums
+                    return false;
+            return true;
+        };
+        for (size_t a = 0; a < nodeThresholds.size(); ++a)
+            for (size_t b = 0; b < edgeThresholds.size(); ++b) {
+                const Json& here = table[{ nodeThresholds[a], edgeThresholds[b] }];
+                QVERIFY2(notAbove(here, whole), here.dump().c_str());
+                if (b > 0)
+                    QVERIFY2(notAbove(here, table[{ nodeThresholds[a], edgeThresholds[b - 1] }]), here.dump().c_str());
+                if (a > 0)
+                    QVERIFY2(notAbove(here, table[{ nodeThresholds[a - 1], edgeThresholds[b] }]), here.dump().c_str());
+            }
+        // The harshest cut explains much less than the whole (main reported 1.0 / 1.0 here).
+        const double harshest = table[std::make_pair(0.3, 0.8)]["replacement"].get<double>();
+        QVERIFY(harshest < 0.9 * whole["replacement"].get<double>());
+
+        const QString named = m_dir.filePath("jordan-named.json");
+        Run t = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", named, "--logit-tokens",
+            " basketball| football", "--json" });
+        QVERIFY2(t.exitCode == 0, qPrintable(t.err));
+        const Json doc = readJson(named);
+        std::map<std::string, std::string> logitIds; // token -> node id
+        for (const auto& node : doc["nodes"])
+            if (node["feature_type"] == "logit")
+                logitIds[node["clerp"].get<std::string>()] = node["node_id"].get<std::string>();
+        QCOMPARE(logitIds.size(), size_t(2));
+        for (const auto& [clerp, id] : logitIds) {
+            int inputs = 0;
+            for (const auto& link : doc["links"])
+                inputs += link["target"].get<std::string>() == id;
+            QVERIFY2(inputs > 0, qPrintable(QString::fromStdString(clerp + " has no incoming edges")));
+        }
+        for (const auto& node : doc["nodes"])
+            if (node["feature_type"] == "logit")
+                QCOMPARE(node["target_weight"].get<double>(), 0.5);
+        Run w = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", named, "--logit-tokens",
+            " basketball| football", "--logit-weights", "1", "--json" });
+        QCOMPARE(w.exitCode, 1);
+        QVERIFY2(w.err.contains("1 logit weights for 2"), qPrintable(w.err));
     }
 
     // intervene on tinyworld with its shipped CLT: the JSON contract's keys; before is the
@@ -536,8 +644,8 @@ private Q_SLOTS:
         Run p = cli({ "graph", "prune", full, "--node-threshold", "0.5", "--edge-threshold", "0.9", "--json" });
         QVERIFY2(p.exitCode == 0, qPrintable(p.err));
         const Json j = p.json();
-        for (const char* key :
-            { "nodes", "edges", "nodes_total", "edges_total", "nodes_by_kind", "scores", "pruned_scores", "prune_ms" })
+        for (const char* key : { "nodes", "edges", "nodes_total", "edges_total", "nodes_by_kind", "scores",
+                 "pruned_scores", "neuronpedia_subgraph_scores", "prune_ms" })
             QVERIFY2(j.contains(key), key);
         QCOMPARE(j["nodes"].get<int64_t>(), keptNodes);
         QCOMPARE(j["edges"].get<int64_t>(), keptEdges);
@@ -550,9 +658,17 @@ private Q_SLOTS:
         std::vector<bool> pinned(pruned.nodeMask.size());
         for (size_t i = 0; i < pinned.size(); ++i)
             pinned[i] = pruned.nodeMask[i] && g.nodes[i].kind == cs::graph::NodeKind::Feature;
-        const cs::graph::Scores sub = cs::graph::subgraphScores(g, pinned, &pruned);
+        const cs::graph::Scores sub = pruner.scoresOf(pruned);
         QCOMPARE(j["pruned_scores"]["replacement"].get<double>(), sub.replacement);
         QCOMPARE(j["pruned_scores"]["completeness"].get<double>(), sub.completeness);
+        QCOMPARE(j["pruned_scores"]["corrected_completeness"].get<double>(), sub.correctedCompleteness);
+        QCOMPARE(j["scores"]["corrected_completeness"].get<double>(), pruner.scores().correctedCompleteness);
+        const cs::graph::Scores neuronpedia = cs::graph::neuronpediaSubgraphScores(g, pinned, &pruned);
+        QCOMPARE(j["neuronpedia_subgraph_scores"]["replacement"].get<double>(), neuronpedia.replacement);
+        // The exported file names both: the whole graph's and the pruned graph's.
+        QCOMPARE(doc["metadata"]["scores"]["full"]["replacement"].get<double>(), pruner.scores().replacement);
+        QCOMPARE(doc["metadata"]["scores"]["pruned"]["replacement"].get<double>(),
+            pruner.scoresOf(pruner.prune(0.5, 0.9)).replacement);
         QVERIFY(j["prune_ms"].get<double>() >= 0);
         Run text = cli({ "graph", "prune", full });
         QVERIFY2(text.exitCode == 0 && text.out.contains("edges kept:"), qPrintable(text.out + text.err));

@@ -639,12 +639,113 @@ private Q_SLOTS:
         const auto s = cs::graph::graphScores(g);
         QCOMPARE(s.replacement, 0.5);
         QVERIFY(std::fabs(s.completeness - 0.8) < 1e-6);
-        // Unpinning the feature merges it into the error node: nothing is explained.
+        // Corrected: the nodes with inputs only, the feature (0.5 x 1) and the logit (1 x 0.5).
+        QVERIFY(std::fabs(s.correctedCompleteness - 1.0 / 1.5) < 1e-6);
+        // Neuronpedia's: unpinning the feature merges it into the error node, nothing is explained.
+        const auto merged = cs::graph::neuronpediaSubgraphScores(g, { false, false, false, false });
+        QCOMPARE(merged.replacement, 0.0);
+        QVERIFY(std::fabs(merged.completeness - 0.5) < 1e-6); // the logit row is all error
+        QCOMPARE(cs::graph::neuronpediaSubgraphScores(g, { true, false, false, false }).replacement, s.replacement);
+        // Ours: the unpinned feature is unexplained; so is the logit's error input. Completeness
+        // counts the error and embedding (no inputs) as complete: (0 + 0 + 0.5 + 0.5) / 2.5.
         const auto sub = cs::graph::subgraphScores(g, { false, false, false, false });
         QCOMPARE(sub.replacement, 0.0);
-        QVERIFY(std::fabs(sub.completeness - 0.5) < 1e-6); // the logit row is all error
+        QVERIFY(std::fabs(sub.completeness - 0.4) < 1e-6);
+        QCOMPARE(sub.correctedCompleteness, 0.0);
         const auto pinned = cs::graph::subgraphScores(g, { true, false, false, false });
-        QCOMPARE(pinned.replacement, s.replacement);
+        QVERIFY(std::fabs(pinned.replacement - s.replacement) < 1e-9);
+        QVERIFY(std::fabs(pinned.completeness - s.completeness) < 1e-6);
+
+        // A graph made only of error nodes: circuit-tracer's completeness is 0.5 (the error
+        // node counts as complete), the corrected one 0.
+        Graph errorsOnly;
+        errorsOnly.nodes = { e, emb, logit };
+        at::Tensor b = at::zeros({ 3, 3 });
+        b[2][0] = 1.5f; // error -> logit
+        errorsOnly.adjacency = cs::graph::Adjacency::fromDense(b);
+        errorsOnly.logitProbabilities = at::ones({ 1 });
+        const auto pure = cs::graph::graphScores(errorsOnly);
+        QVERIFY(std::fabs(pure.completeness - 0.5) < 1e-6);
+        QCOMPARE(pure.correctedCompleteness, 0.0);
+        QCOMPARE(pure.replacement, 0.0);
+        // No error input anywhere: corrected completeness 1.
+        Graph noErrors = g;
+        at::Tensor c = a.clone();
+        c[3][1] = 0.0f;
+        noErrors.adjacency = cs::graph::Adjacency::fromDense(c);
+        QVERIFY(std::fabs(cs::graph::graphScores(noErrors).correctedCompleteness - 1.0) < 1e-6);
+        QVERIFY(std::fabs(cs::graph::graphScores(noErrors).replacement - 1.0) < 1e-6);
+    }
+
+    // Scores of a kept part (Pruner::scoresOf) against the dense definition, and monotone: a
+    // part inside another never scores higher. Nested parts: random node and edge subsets, each
+    // inside the last; and pruning at a fixed node threshold with falling edge thresholds (the
+    // edges kept at a lower edge threshold are a subset). Keeping everything gives scores().
+    void prunedScores_data() { addSpecs(); }
+    void prunedScores()
+    {
+        QFETCH(Spec, spec);
+        const Graph g = randomGraph(spec);
+        const int64_t n = g.size(), nnz = g.adjacency.nnz();
+        const Pruner pruner(g);
+        const auto whole = pruner.scores();
+        const auto all = pruner.scoresOf(cs::graph::keepAll(g));
+        QVERIFY(std::fabs(all.replacement - whole.replacement) < 1e-6);
+        QVERIFY(std::fabs(all.completeness - whole.completeness) < 1e-6);
+        QVERIFY(std::fabs(all.correctedCompleteness - whole.correctedCompleteness) < 1e-6);
+        const auto ref = referenceScores(g, g.adjacency.dense());
+        QVERIFY(std::fabs(whole.correctedCompleteness - ref.correctedCompleteness) < 1e-5);
+
+        const auto closeTo = [](const cs::graph::Scores& a, const cs::graph::Scores& b) {
+            return std::fabs(a.replacement - b.replacement) < 1e-5 && std::fabs(a.completeness - b.completeness) < 1e-5
+                && std::fabs(a.correctedCompleteness - b.correctedCompleteness) < 1e-5;
+        };
+        // (1e-7: the whole graph's influence is stored in float32, the kept part's summed in float64.)
+        const auto notAbove = [](const cs::graph::Scores& inner, const cs::graph::Scores& outer) {
+            return inner.replacement <= outer.replacement + 1e-7 && inner.completeness <= outer.completeness + 1e-7
+                && inner.correctedCompleteness <= outer.correctedCompleteness + 1e-7;
+        };
+        std::mt19937_64 rng(spec.seed + 7);
+        PruneResult part = cs::graph::keepAll(g);
+        cs::graph::Scores last = all;
+        for (int round = 0; round < 6; ++round) {
+            for (int64_t i = 0; i < n; ++i)
+                if (rng() % 5 == 0 && g.nodes[i].kind != NodeKind::Logit)
+                    part.nodeMask[i] = false;
+            for (int64_t e = 0; e < nnz; ++e)
+                if (rng() % 4 == 0)
+                    part.edgeMask[e] = false;
+            const auto now = pruner.scoresOf(part);
+            QVERIFY(closeTo(now, referenceKeptScores(g, part.nodeMask, denseEdgeMask(g, part))));
+            QVERIFY2(notAbove(now, last),
+                qPrintable(QStringLiteral("round %1: replacement %2 after %3, completeness %4 after %5")
+                               .arg(round)
+                               .arg(now.replacement)
+                               .arg(last.replacement)
+                               .arg(now.completeness)
+                               .arg(last.completeness)));
+            last = now;
+        }
+        for (const double nodeThreshold : { 1.0, 0.9, 0.7, 0.5 }) {
+            cs::graph::Scores previous = whole;
+            for (const double edgeThreshold : { 1.0, 0.98, 0.9, 0.7, 0.5, 0.2 }) {
+                const PruneResult pruned = pruner.prune(nodeThreshold, edgeThreshold);
+                const auto now = pruner.scoresOf(pruned);
+                QVERIFY(closeTo(now, referenceKeptScores(g, pruned.nodeMask, denseEdgeMask(g, pruned))));
+                QVERIFY2(notAbove(now, previous),
+                    qPrintable(QStringLiteral("node %1 edge %2: %3 %4 %5 after %6 %7 %8")
+                                   .arg(nodeThreshold)
+                                   .arg(edgeThreshold)
+                                   .arg(now.replacement)
+                                   .arg(now.completeness)
+                                   .arg(now.correctedCompleteness)
+                                   .arg(previous.replacement)
+                                   .arg(previous.completeness)
+                                   .arg(previous.correctedCompleteness)));
+                previous = now;
+            }
+        }
+        QVERIFY_THROWS_EXCEPTION(cs::Error, pruner.scoresOf(PruneResult {}));
     }
 
     void scores_data() { addSpecs(); }
@@ -669,18 +770,77 @@ private Q_SLOTS:
             pinned[i] = rng() % 2 == 0;
         const PruneResult pruned = pruner.prune(0.8, 0.98);
         for (const PruneResult* p : { static_cast<const PruneResult*>(nullptr), &pruned }) {
-            const auto sub = cs::graph::subgraphScores(g, pinned, p);
+            const auto sub = cs::graph::neuronpediaSubgraphScores(g, pinned, p);
             const auto expected = referenceScores(g, mergedUnpinned(g, pinned, p));
             QVERIFY2(std::fabs(sub.replacement - expected.replacement) < 1e-5,
                 qPrintable(
                     QStringLiteral("replacement %1, expected %2").arg(sub.replacement).arg(expected.replacement)));
             QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
         }
-        // Every feature pinned: the whole graph's scores.
-        const auto all = cs::graph::subgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true));
-        QVERIFY(std::fabs(all.replacement - whole.replacement) < 1e-6);
-        QVERIFY(std::fabs(all.completeness - whole.completeness) < 1e-6);
+        // Every feature pinned: the whole graph's scores, both ways.
+        for (const auto& all : { cs::graph::neuronpediaSubgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)),
+                 cs::graph::subgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)) }) {
+            QVERIFY(std::fabs(all.replacement - whole.replacement) < 1e-6);
+            QVERIFY(std::fabs(all.completeness - whole.completeness) < 1e-6);
+        }
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::subgraphScores(g, { true }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::neuronpediaSubgraphScores(g, { true }));
+        // Ours: the pinned features with every error, embedding and logit, within the pruned
+        // graph's nodes and edges; never above the pruned graph's own scores.
+        const auto sub = pruner.subgraphScores(pinned, &pruned);
+        std::vector<bool> keptNodes = pruned.nodeMask;
+        for (int64_t i = 0; i < n; ++i)
+            keptNodes[i] = keptNodes[i] && (g.nodes[i].kind != NodeKind::Feature || pinned[i]);
+        const auto expected = referenceKeptScores(g, keptNodes, denseEdgeMask(g, pruned));
+        QVERIFY(std::fabs(sub.replacement - expected.replacement) < 1e-5);
+        QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
+        QVERIFY(sub.replacement <= pruner.scoresOf(pruned).replacement + 1e-9);
+    }
+
+    // A difference target "A − B" has its own id and clerp, B's id, text and probability, and
+    // its weight (1) apart from A's probability; all of it survives the graph JSON (with the
+    // trace's metadata), the graph file and the weights of named targets (target_weight).
+    void differenceTargetRoundTrip()
+    {
+        Graph g = randomGraph({ 2, 3, 10, 1, 0.5, 5 });
+        const auto r = g.ranges();
+        Node& logit = g.nodes[r.logits.begin];
+        logit.tokenId = 1000;
+        logit.token = " Austin";
+        logit.tokenProb = 0.625;
+        logit.contrastTokenId = 1001;
+        logit.contrastToken = " Dallas";
+        logit.contrastTokenProb = 0.125;
+        g.logitProbabilities = at::ones({ 1 });
+        g.metadata.extra["logit_difference"] = { { "token_id", 1000 }, { "token", " Austin" }, { "prob", 0.625 },
+            { "contrast_token_id", 1001 }, { "contrast_token", " Dallas" }, { "contrast_prob", 0.125 } };
+        QCOMPARE(cs::graph::nodeId(g, r.logits.begin), std::string("3_1000vs1001_2"));
+
+        const json out = cs::graph::toJson(g, cs::graph::keepAll(g));
+        const json& node = out["nodes"].back();
+        QCOMPARE(node["node_id"].get<std::string>(), std::string("3_1000vs1001_2"));
+        QCOMPARE(node["jsNodeId"].get<std::string>(), std::string("L_1000vs1001-2"));
+        QCOMPARE(node["clerp"].get<std::string>(), std::string("Output \" Austin\" \u2212 \" Dallas\" (p=0.625, 0.125)"));
+        QCOMPARE(node["token_prob"].get<double>(), 0.625);
+        QCOMPARE(node["target_weight"].get<double>(), 1.0);
+        const Graph back = cs::graph::fromJson(out);
+        const Node& b = back.nodes[back.ranges().logits.begin];
+        QCOMPARE(b.tokenId, 1000);
+        QCOMPARE(b.contrastTokenId, 1001);
+        QCOMPARE(b.token, std::string(" Austin"));
+        QCOMPARE(b.contrastToken, std::string(" Dallas"));
+        QCOMPARE(b.contrastTokenProb, 0.125);
+        QCOMPARE(b.label, std::string());
+        QCOMPARE(back.logitProbabilities[0].item<float>(), 1.0f); // the weight, not p(A)
+
+        const QTemporaryDir dir;
+        const std::string path = dir.filePath("diff.csgraph").toStdString();
+        cs::graph::writeGraphFile(path, g);
+        const Graph file = cs::graph::readGraphFile(path);
+        const Node& f = file.nodes[file.ranges().logits.begin];
+        QCOMPARE(f.contrastTokenId, 1001);
+        QCOMPARE(f.contrastToken, std::string(" Dallas"));
+        QCOMPARE(f.contrastTokenProb, 0.125);
     }
 
     void schemaKeywordsAreCovered()
@@ -906,13 +1066,28 @@ private Q_SLOTS:
         QCOMPARE(g.metadata.qParams["supernodes"][0][0].get<std::string>(), std::string("cats"));
         QVERIFY(g.metadata.extra.empty());
 
-        // Written back in today's circuit-tracer form, the ids no longer collide.
-        const json out = cs::graph::toJson(g, cs::graph::keepAll(g));
-        std::set<std::string> ids;
-        for (const json& node : out["nodes"])
-            QVERIFY(ids.insert(node["node_id"].get<std::string>()).second);
-        QVERIFY(ids.count("1_-1_2"));
-        QCOMPARE(out["qParams"]["pinnedIds"][0].get<std::string>(), std::string("1_7_2"));
+        // Written back as circuit-tracer 0.5 writes it: error ids "0_{layer}_{pos}" (colliding
+        // again), jsNodeId "{layer}_{pos}-0"; read back to the same graph. Our ids in qParams
+        // ("0_-1_1" for an error) are written as circuit-tracer's and read back as ours; an id
+        // that names a feature too stays the feature's.
+        Graph pinnedError = g;
+        pinnedError.metadata.qParams["pinnedIds"] = { "1_7_2", "0_-1_1" };
+        const json out = cs::graph::toJson(pinnedError, cs::graph::keepAll(pinnedError));
+        std::multiset<std::string> ids;
+        for (const json& node : out["nodes"]) {
+            ids.insert(node["node_id"].get<std::string>());
+            if (node["feature_type"] == "mlp reconstruction error")
+                QCOMPARE(node["jsNodeId"].get<std::string>(),
+                    node["layer"].get<std::string>() + "_" + std::to_string(node["ctx_idx"].get<int>()) + "-0");
+        }
+        QCOMPARE(ids.count("0_1_2"), size_t(2)); // the layer-0 feature 1 and the error at layer 1, position 2
+        QCOMPARE(ids.count("0_0_1"), size_t(1));
+        QCOMPARE(ids.count("1_-1_2"), size_t(0));
+        QCOMPARE(out["qParams"]["pinnedIds"], json({ "1_7_2", "0_0_1" }));
+        const Graph reread = cs::graph::fromJson(out);
+        QVERIFY(reread.adjacency == g.adjacency);
+        QCOMPARE(reread.metadata.qParams["pinnedIds"], json({ "1_7_2", "0_-1_1" }));
+        QCOMPARE(reread.metadata.qParams["supernodes"][0], json({ "cats", "0_1_2", "1_7_2" }));
         QCOMPARE(out["nodes"][7]["clerp"].get<std::string>(), std::string("Output \" mat\" (p=0.700)"));
         QCOMPARE(out["links"].size(), size_t(9));
         const Graph again = cs::graph::fromJson(out);

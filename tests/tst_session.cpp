@@ -370,13 +370,17 @@ private Q_SLOTS:
         for (const json& row : q["clerps"])
             found = found || (row[0] == std::to_string(z) && row[1] == "Texas ⟶ Austin");
         QVERIFY(found);
-        // The node ids in qParams are the graph JSON's node_id values.
-        const json graphJson = cs::graph::toJson(g, cs::graph::keepAll(g));
+        // Written into a graph JSON, the node ids in qParams are the file's node_id values
+        // (circuit-tracer's, for error nodes too), and they read back as ours.
+        Graph withState = g;
+        withState.metadata.qParams = q;
+        const json graphJson = cs::graph::toJson(withState, cs::graph::keepAll(withState));
         std::set<std::string> fileIds;
         for (const json& n : graphJson["nodes"])
             fileIds.insert(n["node_id"].get<std::string>());
-        for (const json& pid : q["pinnedIds"])
+        for (const json& pid : graphJson["qParams"]["pinnedIds"])
             QVERIFY(fileIds.count(pid.get<std::string>()));
+        QCOMPARE(cs::graph::fromJson(graphJson).metadata.qParams["pinnedIds"], q["pinnedIds"]);
 
         ExplorerState expected = s;
         expected.interventions.clear(); // not part of Neuronpedia's state

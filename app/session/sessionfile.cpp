@@ -77,9 +77,13 @@ json metadataJson(const cs::graph::Metadata& m)
 json graphNodesJson(const Graph& graph)
 {
     json nodes = json::array();
-    for (const Node& node : graph.nodes)
+    for (const Node& node : graph.nodes) {
         nodes.push_back(json::array({ cs::graph::nodeKindName(node.kind), node.layer, node.position, node.feature,
             node.activation, node.tokenId, textJson(node.token), node.tokenProb, textJson(node.label) }));
+        if (node.contrastTokenId >= 0) // a difference target "A − B": B's id, text and probability
+            for (json field : { json(node.contrastTokenId), textJson(node.contrastToken), json(node.contrastTokenProb) })
+                nodes.back().push_back(std::move(field));
+    }
     const at::Tensor p = graph.logitProbabilities.to(at::kCPU, at::kFloat).contiguous();
     json probabilities = json::array();
     for (int64_t i = 0; i < p.numel(); ++i)
@@ -139,8 +143,8 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
     for (size_t i = 0; i < nodes.size(); ++i) {
         const std::string w = JsonReader::at(where + ".nodes", i);
         const json& r = c.array(nodes[i], w);
-        if (r.size() != 9)
-            c.fail(w, "expected 9 fields, got " + std::to_string(r.size()));
+        if (r.size() != 9 && r.size() != 12)
+            c.fail(w, "expected 9 fields (12 for a difference target), got " + std::to_string(r.size()));
         Node node;
         const std::string kind = c.string(r[0], w + "[0]");
         auto k = kindFromName(kind);
@@ -155,6 +159,11 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
         node.token = c.text(r[6], w + "[6]");
         node.tokenProb = c.number(r[7], w + "[7]");
         node.label = c.text(r[8], w + "[8]");
+        if (r.size() == 12) {
+            node.contrastTokenId = c.integer(r[9], w + "[9]");
+            node.contrastToken = c.text(r[10], w + "[10]");
+            node.contrastTokenProb = c.number(r[11], w + "[11]");
+        }
         if (node.position < 0 || node.layer < -1)
             c.fail(w, "negative layer or position");
         graph.nodes.push_back(std::move(node));

@@ -2,7 +2,9 @@
 
 #include "cs/error.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 namespace cs::cli {
@@ -102,6 +104,23 @@ std::vector<int64_t> parseIdList(const std::string& text)
         start = comma + 1;
     }
     return ids;
+}
+
+std::vector<double> parseNumberList(const std::string& text, const std::string& option)
+{
+    std::vector<double> numbers;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        char* end = nullptr;
+        const double d = std::strtod(item.c_str(), &end);
+        if (item.empty() || *end != '\0' || !std::isfinite(d))
+            throw Error(option + ": \"" + item + "\" is not a finite number");
+        numbers.push_back(d);
+        start = comma + 1;
+    }
+    return numbers;
 }
 
 } // namespace cs::cli

@@ -36,5 +36,7 @@ private:
 
 // "1,2,3" -> {1, 2, 3}; throws cs::Error naming the bad entry.
 std::vector<int64_t> parseIdList(const std::string& text);
+// "0.5,1,2e-1" -> {0.5, 1, 0.2}, each finite; throws cs::Error naming `option` and the entry.
+std::vector<double> parseNumberList(const std::string& text, const std::string& option);
 
 } // namespace cs::cli

@@ -79,11 +79,6 @@ double threshold(const Args& args, const std::string& name, double fallback)
     return value;
 }
 
-Json scoresJson(const graph::Scores& s)
-{
-    return { { "replacement", s.replacement }, { "completeness", s.completeness } };
-}
-
 // What the graph JSON of `pruned` holds (toJson's rule): the kept edges between kept nodes,
 // and the kept nodes, features and errors only with one of those edges.
 struct Shown {
@@ -174,7 +169,7 @@ Json summary(const std::string& path, const Loaded& l, const graph::Scores& scor
         { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() }, { "n_positions", g.nPositions() },
         { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "nodes", g.size() },
         { "nodes_by_kind", nodesByKind(g) }, { "edges", g.adjacency.nnz() },
-        { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", scoresJson(scores) }, { "logits", logits },
+        { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", graph::scoresJson(scores) }, { "logits", logits },
         { "q_params", m.qParams }, { "extra", m.extra } };
 }
 
@@ -194,8 +189,9 @@ void printSummary(const Json& s)
               << "edges: " << s["edges"] << " (from features " << s["edges_by_source_kind"]["feature"] << ", errors "
               << s["edges_by_source_kind"]["error"] << ", embeddings " << s["edges_by_source_kind"]["embedding"]
               << ")\n";
-    std::printf("scores: replacement %.4f, completeness %.4f\n", s["scores"]["replacement"].get<double>(),
-        s["scores"]["completeness"].get<double>());
+    std::printf("scores: replacement %.4f, completeness %.4f (corrected %.4f)\n",
+        s["scores"]["replacement"].get<double>(), s["scores"]["completeness"].get<double>(),
+        s["scores"]["corrected_completeness"].get<double>());
     std::printf("thresholds: node %g, edge %g\n", s["node_threshold"].get<double>(), s["edge_threshold"].get<double>());
     for (const auto& logit : s["logits"])
         std::printf("logit %lld %s p=%.4f\n", static_cast<long long>(logit["token_id"].get<int64_t>()),
@@ -269,14 +265,18 @@ int cmdPrune(const Args& args, bool exporting)
     const double pruneMs = millisSince(t0);
 
     const Shown kept = shown(g, pruned);
-    std::vector<bool> pinned(kept.nodes.size()); // the kept features
+    // What the pruned graph explains of the whole one (pruned nodes and edges unexplained).
+    const graph::Scores prunedScores = pruner.scoresOf(pruned);
+    // Neuronpedia's subgraph score of the file written, every kept feature pinned.
+    std::vector<bool> pinned(kept.nodes.size());
     for (size_t i = 0; i < pinned.size(); ++i)
         pinned[i] = kept.nodes[i] && g.nodes[i].kind == NodeKind::Feature;
-    const graph::Scores prunedScores = graph::subgraphScores(g, pinned, &pruned);
+    const graph::Scores neuronpediaScores = graph::neuronpediaSubgraphScores(g, pinned, &pruned);
 
     if (!out.empty()) {
         g.metadata.nodeThreshold = nodeThreshold;
         g.metadata.edgeThreshold = edgeThreshold;
+        g.metadata.extra["scores"] = graph::scoresMetadata(pruner, pruned);
         graph::writeJsonFile(out, g, pruned);
     }
 
@@ -293,8 +293,9 @@ int cmdPrune(const Args& args, bool exporting)
     Json j = { { "file", in }, { "format", l.full ? "graph file" : "graph JSON" }, { "all", all },
         { "node_threshold", nodeThreshold }, { "edge_threshold", edgeThreshold }, { "nodes", nodes },
         { "edges", edges }, { "nodes_total", g.size() }, { "edges_total", edgesTotal }, { "nodes_by_kind", byKind },
-        { "edges_by_source_kind", edgesBySourceKind(g, &kept.edges) }, { "scores", scoresJson(pruner.scores()) },
-        { "pruned_scores", scoresJson(prunedScores) }, { "prune_ms", pruneMs }, { "build_ms", buildMs } };
+        { "edges_by_source_kind", edgesBySourceKind(g, &kept.edges) }, { "scores", graph::scoresJson(pruner.scores()) },
+        { "pruned_scores", graph::scoresJson(prunedScores) },
+        { "neuronpedia_subgraph_scores", graph::scoresJson(neuronpediaScores) }, { "prune_ms", pruneMs }, { "build_ms", buildMs } };
     if (!out.empty())
         j["out"] = out;
     if (args.flag("json")) {
@@ -310,10 +311,15 @@ int cmdPrune(const Args& args, bool exporting)
         std::printf("thresholds: node %g, edge %g\n", nodeThreshold, edgeThreshold);
     std::cout << "nodes kept: " << nodes << " of " << g.size() << " (" << kindsText(keptByKind) << ")\n"
               << "edges kept: " << edges << " of " << edgesTotal << "\n";
-    std::printf("scores of the graph: replacement %.4f, completeness %.4f\n", pruner.scores().replacement,
-        pruner.scores().completeness);
-    std::printf("scores of the pruned graph (kept features pinned): replacement %.4f, completeness %.4f\n",
-        prunedScores.replacement, prunedScores.completeness);
+    const graph::Scores whole = pruner.scores();
+    std::printf("scores of the graph: replacement %.4f, completeness %.4f (corrected %.4f)\n", whole.replacement,
+        whole.completeness, whole.correctedCompleteness);
+    std::printf("scores of the pruned graph (what it leaves out unexplained): replacement %.4f, completeness %.4f "
+                "(corrected %.4f)\n",
+        prunedScores.replacement, prunedScores.completeness, prunedScores.correctedCompleteness);
+    std::printf("Neuronpedia's subgraph score (kept features pinned, renormalized): replacement %.4f, completeness "
+                "%.4f\n",
+        neuronpediaScores.replacement, neuronpediaScores.completeness);
     std::printf("prune: %.3f ms (pruner built in %.1f ms)\n", pruneMs, buildMs);
     if (!out.empty())
         std::cout << "wrote " << out << "\n";

@@ -42,10 +42,11 @@ commands:
          --long-l0 K2 --short-feature-nodes N]    K2 16, N 8192; 0 skips a case)
   trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
         --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
-        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" | --logit-diff " A| B" --slug S
-        --full G.csgraph] [--json]
+        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" [--logit-weights 0.5,0.5]
+        | --logit-diff " A| B" --slug S --full G.csgraph] [--json]
                                               attribution graph JSON (Neuronpedia / circuit-tracer),
                                               prints node and edge counts, scores and exactness;
+                                              named logits weigh equally unless --logit-weights;
                                               --full also saves the unpruned graph for re-pruning
   organism build --out DIR [--seed S] [--world-version 2] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
@@ -77,7 +78,8 @@ commands:
                                               prunes a graph and writes the Neuronpedia / circuit-tracer JSON
   graph prune IN [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--out OUT.json] [--json]
                                               {"nodes","edges","nodes_total","edges_total","nodes_by_kind",
-                                               "scores","pruned_scores","prune_ms",...}
+                                               "scores","pruned_scores",
+                                               "neuronpedia_subgraph_scores","prune_ms",...}
   graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
   features build MODEL --corpus FILE --out DB [--transcoder clt] [--tokens N] [--context 64] [--window W]
                  [--top-k K] [--batch-size B] [--checkpoint-every N] [--json]
@@ -476,7 +478,7 @@ int main(int argc, char** argv)
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
-                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-diff", "slug", "full", "set",
+                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug", "full", "set",
                 "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout", "tokens", "context",
                 "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
             { "json", "all-positions", "skip", "all", "large", "no-large", "large-only" });

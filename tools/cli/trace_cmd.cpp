@@ -123,6 +123,11 @@ int cmdTrace(const Args& args, const std::string& device)
     if (auto toks = args.value("logit-tokens"))
         for (const auto& t : splitBars(*toks))
             o.logits.tokens.push_back(singleToken(*model, t));
+    if (auto weights = args.value("logit-weights")) {
+        if (o.logits.tokens.empty())
+            throw Error("--logit-weights needs --logit-ids or --logit-tokens: one weight per named token");
+        o.logits.weights = parseNumberList(*weights, "--logit-weights");
+    }
     if (auto diff = args.value("logit-diff")) {
         const auto parts = splitBars(*diff);
         if (parts.size() != 2)
@@ -161,7 +166,8 @@ int cmdTrace(const Args& args, const std::string& device)
     const graph::PruneResult pruned = pruner.prune(nodeThreshold, edgeThreshold);
     const double pruneMs = msSince(pruneStart);
     const graph::Scores scores = pruner.scores();
-    g.metadata.extra["scores"] = { { "replacement", scores.replacement }, { "completeness", scores.completeness } };
+    const graph::Scores prunedScores = pruner.scoresOf(pruned);
+    g.metadata.extra["scores"] = graph::scoresMetadata(pruner, pruned);
     graph::writeJsonFile(*out, g, pruned);
     // The whole graph, for re-pruning at other thresholds (graph export / prune, the explorer).
     if (auto full = args.value("full"))
@@ -173,7 +179,7 @@ int cmdTrace(const Args& args, const std::string& device)
         { "nodes", countNodes(pruned) }, { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
         { "edges_total", g.adjacency.nnz() }, { "features", ranges.features.size() },
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
-        { "scores", g.metadata.extra["scores"] }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },
+        { "scores", graph::scoresJson(scores) }, { "pruned_scores", graph::scoresJson(prunedScores) }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },
         { "trace_ms", r.stats.totalMs }, { "prune_ms", pruneMs }, { "total_ms", totalMs } };
     if (args.flag("json")) {
         std::cout << dump(summary) << "\n";
@@ -184,13 +190,20 @@ int cmdTrace(const Args& args, const std::string& device)
               << r.stats.activeFeatures << " active, errors " << ranges.errors.size() << ", embeddings "
               << ranges.embeddings.size() << ", logits " << ranges.logits.size() << "), edges " << summary["edges"]
               << " of " << summary["edges_total"] << "\n"
-              << "replacement score " << scores.replacement << ", completeness score " << scores.completeness << "\n"
+              << "scores of the graph: replacement " << scores.replacement << ", completeness " << scores.completeness
+              << " (corrected " << scores.correctedCompleteness << ")\n"
+              << "scores of the pruned graph: replacement " << prunedScores.replacement << ", completeness "
+              << prunedScores.completeness << " (corrected " << prunedScores.correctedCompleteness << ")\n"
               << "exactness: max residual " << r.exactness.maxAbsResidual << " (relative " << r.exactness.maxRelResidual
               << ") over " << r.exactness.rows << " rows\n"
               << "traced in " << r.stats.totalMs << " ms (" << method << "), pruned in " << pruneMs << " ms\n";
     for (int64_t i = ranges.logits.begin; i < ranges.logits.end; ++i) {
         const auto& n = g.nodes[static_cast<size_t>(i)];
-        std::cout << "  logit \"" << n.token << "\" p=" << n.tokenProb << "\n";
+        if (n.contrastTokenId >= 0)
+            std::cout << "  logit difference \"" << n.token << "\" - \"" << n.contrastToken << "\" (p=" << n.tokenProb
+                      << " and " << n.contrastTokenProb << ")\n";
+        else
+            std::cout << "  logit \"" << n.token << "\" p=" << n.tokenProb << "\n";
     }
     return 0;
 }

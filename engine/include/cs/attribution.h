@@ -47,8 +47,13 @@ struct LogitTargets {
     // probability reaches desiredLogitProb (as circuit-tracer's compute_salient_logits).
     int64_t maxNLogits = 10;
     double desiredLogitProb = 0.95;
-    // Named tokens instead (in this order); their influence weights are their probabilities.
+    // Named tokens instead (in this order). Their weights in the influence (and so in pruning
+    // and the scores) are `weights` when given (one per token, non-negative, not all 0), else
+    // equal (1 / the number of tokens): weighting a named token by its probability would let
+    // an unlikely one ("why not B?") lose its whole circuit to pruning. (By probability, the
+    // weights are the probabilities, as circuit-tracer's.)
     std::vector<int64_t> tokens;
+    std::vector<double> weights;
     // One target "A vs B" instead: the logit difference logit_A - logit_B, weight 1.
     std::optional<std::pair<int64_t, int64_t>> difference;
 };
@@ -69,7 +74,8 @@ struct TraceOptions {
     std::function<bool(double fraction)> progress;
 };
 
-// sum_s A[t, s] + constant_t against the target's actual quantity, over every computed row.
+// sum_s A[t, s] + constant_t against the target's actual quantity, over every computed row,
+// with A's rows as the graph holds them (after the feature cap's fold).
 struct Exactness {
     double maxAbsResidual = 0;
     // |residual| / (|w_t| |x_t|): the residual against the largest value the target's read
@@ -94,13 +100,20 @@ struct TraceStats {
 struct LogitTarget {
     std::vector<int64_t> tokens;
     std::vector<double> coefficients;
-    double probability = 0; // the model's probability of tokens[0] (1 for a difference)
+    std::vector<double> probabilities; // the model's probability of each token
+    double weight = 0; // the target's weight in the influence (LogitTargets)
 };
 
 struct TraceResult {
     // Nodes: the visited features, every error node, every token embedding, the logit targets;
-    // adjacency as graph.h describes, full (unpruned). Metadata: prompt tokens, scan, and in
-    // extra: "exactness" {max_abs_residual, max_rel_residual} and "info" (method, options).
+    // adjacency as graph.h describes, full (unpruned). With a feature cap, the columns of the
+    // features that were not visited are folded into the error node at their layer and
+    // position (that node then carries the MLP error plus those features), so every row keeps
+    // its sum and the exported graph stays exact. Metadata: prompt tokens, scan, and in extra:
+    // "exactness" {max_abs_residual, max_rel_residual, rows}, "info" (method, options),
+    // "generation_settings" (circuit-tracer's keys, and ours: method, logit_weights) and, for a
+    // difference target, "logit_difference" {token_id, token, prob, contrast_token_id,
+    // contrast_token, contrast_prob}.
     graph::Graph graph;
     Exactness exactness;
     TraceStats stats;

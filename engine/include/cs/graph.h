@@ -38,6 +38,11 @@ struct Node {
     std::string token; // the token's text (embeddings and logits)
     double tokenProb = 0; // logits: the probability of tokenId
     std::string label; // the user's label, written as "clerp"
+    // Logits of a difference target "A − B" (tokenId and token are A): B's id and text, and
+    // its probability; -1 for a plain logit.
+    int64_t contrastTokenId = -1;
+    std::string contrastToken;
+    double contrastTokenProb = 0;
 };
 
 struct Metadata {
@@ -181,9 +186,16 @@ int64_t cantorPairing(int64_t layer, int64_t feature);
 // Its inverse: z -> (layer, feature).
 std::pair<int64_t, int64_t> cantorUnpair(int64_t z);
 
-// The node_id circuit-tracer writes for node i: features "{layer}_{feature}_{pos}", errors
-// "{layer}_-1_{pos}", embeddings "E_{token_id}_{pos}", logits "{n_layers + 1}_{token_id}_{pos}".
+// Node ids. nodeId is unique within a graph and names nodes in sessions, the explorer and
+// the CLI: features "{layer}_{feature}_{pos}", errors "{layer}_-1_{pos}", embeddings
+// "E_{token_id}_{pos}", logits "{n_layers + 1}_{token_id}_{pos}", and a difference target
+// "{n_layers + 1}_{A}vs{B}_{pos}". It is circuit-tracer's node_id except for error nodes.
 std::string nodeId(const Graph& graph, int64_t index);
+// The node_id circuit-tracer (0.5) and Neuronpedia write, which the graph JSON holds: as
+// nodeId, but error nodes are "0_{layer}_{pos}", which is also the id of the layer-0 feature
+// whose index is that layer at that position. Files tell the two apart by feature_type
+// (fromJson); an id in qParams that names both is the feature.
+std::string fileNodeId(const Graph& graph, int64_t index);
 
 struct PruneResult {
     std::vector<bool> nodeMask; // [n]: the nodes kept
@@ -201,9 +213,17 @@ struct PruneResult {
     at::Tensor cumulativeInfluence;
 };
 
+// The paper's two measures of how much of a graph the features explain (formulas at
+// Pruner::scores and Pruner::scoresOf).
 struct Scores {
     double replacement = 0; // token influence / (token influence + error influence)
-    double completeness = 0; // influence-weighted share of inputs that are not errors
+    // circuit-tracer's completeness: the influence-weighted share of each node's inputs that
+    // do not come from error nodes, where nodes without inputs (errors, embeddings) count as
+    // complete; so a graph made only of error nodes scores 0.5.
+    double completeness = 0;
+    // The same over the nodes that have inputs only: 0 for a graph whose logits read only
+    // error nodes, 1 for a graph with no error input anywhere.
+    double correctedCompleteness = 0;
 };
 
 // Pruning as circuit-tracer's prune_graph, built once per graph so that re-pruning with new
@@ -245,8 +265,30 @@ public:
     // The whole graph's scores, as circuit-tracer's compute_graph_scores:
     //   replacement  = sum_{embeddings} infl / (sum_{embeddings} infl + sum_{errors} infl)
     //   completeness = sum_i (1 - sum_{e in errors} A_hat[i, e]) (infl_i + w_i) / sum_i (infl_i + w_i)
-    // (0 where a denominator is 0).
+    // and correctedCompleteness, the same sums over the nodes i with inputs (a nonzero row)
+    // only (0 where a denominator is 0).
     Scores scores() const { return m_scores; }
+
+    // The scores of what a kept part of the graph explains: the nodes and edges of `kept`
+    // (a prune() result, a pinned subgraph), measured against the whole graph, so that every
+    // node and edge left out counts as unexplained, like error mass. With A_hat, infl and w the
+    // whole graph's (never renormalized), E the kept edges (kept entries with both ends kept):
+    //   replacement  = sum_{embeddings} infl_E / (sum_{embeddings} infl + sum_{errors} infl),
+    //                  infl_E the influence summed over paths of kept edges only: the share of
+    //                  the whole graph's end-to-end influence that reaches the tokens through
+    //                  the kept graph (error, pruned and dropped paths are unexplained);
+    //   completeness = sum_i c_i (infl_i + w_i) / sum_i (infl_i + w_i), with
+    //                  c_i = 1 - sum_{s in errors} A_hat[i, s] - sum_{s not an error, (i, s) not in E} A_hat[i, s]
+    //                  for nodes with inputs, 1 for nodes without (circuit-tracer's convention);
+    //   correctedCompleteness: the same sum over the nodes with inputs only.
+    // Every term is non-negative and fixed by the whole graph, so removing nodes or edges can
+    // only lower the three scores, and keeping everything gives scores() (up to float64
+    // rounding of the path sums). Throws cs::Error when `kept` does not fit the graph.
+    Scores scoresOf(const PruneResult& kept) const;
+    // scoresOf() the pinned subgraph: the pinned features (pinned: [n], indexed like the
+    // nodes), every error node, embedding and logit, and the edges among them (within
+    // `pruned`'s kept nodes and edges when given, as the explorer shows the subgraph).
+    Scores subgraphScores(const std::vector<bool>& pinned, const PruneResult* pruned = nullptr) const;
 
 private:
     int64_t m_n = 0;
@@ -256,6 +298,7 @@ private:
     at::Tensor m_cumulative;
     at::Tensor m_logitWeights;
     Scores m_scores;
+    std::vector<uint8_t> m_hasInputs; // [n]: the row has a nonzero entry
 
     // Influence sorted descending and its cumulative share, for the node threshold.
     std::vector<float> m_sortedInfluence;
@@ -276,16 +319,29 @@ PruneResult keepAll(const Graph& graph);
 // circuit-tracer's compute_graph_scores for the whole graph (builds a Pruner).
 Scores graphScores(const Graph& graph);
 
-// Scores of a pinned subgraph, as Neuronpedia's subgraph score (its graph page's score
-// worker): every feature that is not pinned is merged into the error node at its layer and
-// position (its outgoing column is added, signed, to the error node's column; its row and
-// column are cleared), so what the unpinned features carried counts as unexplained, and the
-// scores above are computed on that matrix. Pinning matters only for features: error nodes,
-// embeddings and logits are never merged. With `pruned`, the graph is first restricted to its
-// kept nodes and edges (what Neuronpedia scores, since its file holds the pruned graph); an
-// unpinned feature whose error node was pruned is then dropped, as Neuronpedia does.
-// pinned: [n], indexed like graph.nodes.
+// {"replacement", "completeness", "corrected_completeness"}.
+nlohmann::json scoresJson(const Scores& scores);
+// A graph JSON's metadata.scores: the whole graph's scores at the top level (the keys of
+// scoresJson), and both named: "full" (the whole graph) and "pruned" (what `pruned` keeps,
+// scoresOf).
+nlohmann::json scoresMetadata(const Pruner& pruner, const PruneResult& pruned);
+
+// Pruner(graph).subgraphScores(pinned, pruned): the scores of the pinned subgraph, in which
+// everything left out counts as unexplained (see Pruner::scoresOf).
 Scores subgraphScores(const Graph& graph, const std::vector<bool>& pinned, const PruneResult* pruned = nullptr);
+
+// Neuronpedia's subgraph score (its graph page's score worker), a different quantity kept
+// under its own name: every feature that is not pinned is merged into the error node at its
+// layer and position (its outgoing column is added, signed, to the error node's column; its
+// row and column are cleared), and the whole-graph scores above are computed afresh on that
+// matrix, renormalized. Pinning matters only for features: error nodes, embeddings and logits
+// are never merged. With `pruned`, the graph is first restricted to its kept nodes and edges
+// (what Neuronpedia scores, since its file holds the pruned graph); an unpinned feature whose
+// error node was pruned is then dropped, and what it carried vanishes from the renormalized
+// rows: pinning every kept feature of a harshly pruned graph scores 1.0 / 1.0. pinned: [n].
+// correctedCompleteness as in Scores, on the merged matrix.
+Scores neuronpediaSubgraphScores(
+    const Graph& graph, const std::vector<bool>& pinned, const PruneResult* pruned = nullptr);
 
 // The circuit-tracer / Neuronpedia graph JSON of the kept nodes and edges (DESIGN §10; valid
 // against Neuronpedia's graph schema). Node fields as circuit-tracer's frontend Node; the

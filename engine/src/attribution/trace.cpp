@@ -48,17 +48,28 @@ std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const Logit
         checkToken(b);
         if (a == b)
             throw Error("a logit difference needs two different tokens");
-        out.push_back({ { a, b }, { 1.0, -1.0 }, 1.0 });
+        out.push_back({ { a, b }, { 1.0, -1.0 }, { p[a], p[b] }, 1.0 });
         return out;
     }
+    if (!want.weights.empty() && want.weights.size() != want.tokens.size())
+        throw Error(std::to_string(want.weights.size()) + " logit weights for " + std::to_string(want.tokens.size())
+            + " named logit tokens: give one weight per token");
     if (!want.tokens.empty()) {
-        for (int64_t id : want.tokens) {
+        double total = 0;
+        for (size_t k = 0; k < want.tokens.size(); ++k) {
+            const int64_t id = want.tokens[k];
             checkToken(id);
             for (const auto& t : out)
                 if (t.tokens[0] == id)
                     throw Error("logit target token " + std::to_string(id) + " is named twice");
-            out.push_back({ { id }, { 1.0 }, p[id] });
+            const double weight = want.weights.empty() ? 1.0 / static_cast<double>(want.tokens.size()) : want.weights[k];
+            if (!(weight >= 0) || !std::isfinite(weight))
+                throw Error("logit weight " + std::to_string(weight) + " must be a finite non-negative number");
+            total += weight;
+            out.push_back({ { id }, { 1.0 }, { p[id] }, weight });
         }
+        if (!(total > 0))
+            throw Error("the logit weights are all 0: give at least one target a positive weight");
         return out;
     }
     if (want.maxNLogits < 1)
@@ -71,7 +82,7 @@ std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const Logit
     double cumulative = 0;
     for (int64_t i = 0; i < ids.numel(); ++i) {
         const int64_t id = ids[i].item<int64_t>();
-        out.push_back({ { id }, { 1.0 }, p[id] });
+        out.push_back({ { id }, { 1.0 }, { p[id] }, p[id] });
         cumulative += p[id];
         if (cumulative >= want.desiredLogitProb)
             break;
@@ -208,7 +219,7 @@ std::vector<float> partialInfluence(const SparseRows& rows, const std::vector<Ro
     for (int64_t i = 0; i < r; ++i) {
         const RowTarget& t = targets[static_cast<size_t>(i)];
         if (t.logit >= 0)
-            prod[i] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
+            prod[i] = static_cast<float>(logits[static_cast<size_t>(t.logit)].weight);
         scale[i] = static_cast<float>(1.0 / std::max(rows.absSum[i], 1e-10));
     }
     // Rows split among the threads, each scattering into its own accumulator.
@@ -264,7 +275,7 @@ at::Tensor partialInfluenceDense(const at::Tensor& normalized, const std::vector
     for (int64_t i = 0; i < r; ++i) {
         const RowTarget& t = targets[static_cast<size_t>(i)];
         if (t.logit >= 0) {
-            weights[static_cast<size_t>(i)] = static_cast<float>(logits[static_cast<size_t>(t.logit)].probability);
+            weights[static_cast<size_t>(i)] = static_cast<float>(logits[static_cast<size_t>(t.logit)].weight);
         } else {
             featureRows.push_back(i);
             featureCols.push_back(t.active);
@@ -557,18 +568,6 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     SparseRows& rows = driver.rows(); // in computation order
     const std::vector<RowTarget>& targets = driver.targets();
 
-    // Exactness of every computed row.
-    const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
-    const at::Tensor& actual = q.actual;
-    const at::Tensor& constant = q.constant;
-    at::Tensor residual = actual - (at::tensor(rows.sum, at::kDouble) + constant); // summed in float64
-    at::Tensor scale = q.scale;
-    result.exactness.rows = rows.size();
-    if (rows.size() > 0) {
-        result.exactness.maxAbsResidual = residual.abs().max().item<double>();
-        result.exactness.maxRelResidual = (residual.abs() / scale.clamp_min(1e-30)).max().item<double>();
-    }
-
     // Nodes: visited features (in active order), errors, embeddings, logits.
     std::vector<int64_t> selected;
     for (int64_t i = 0; i < nActive; ++i)
@@ -624,21 +623,34 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         node.position = last;
         node.tokenId = lt.tokens[0];
         node.token = tokenText(model, lt.tokens[0]);
-        if (lt.tokens.size() == 2)
-            node.token += " vs " + tokenText(model, lt.tokens[1]);
-        node.tokenProb = lt.probability;
+        node.tokenProb = lt.probabilities[0];
+        if (lt.tokens.size() == 2) {
+            node.contrastTokenId = lt.tokens[1];
+            node.contrastToken = tokenText(model, lt.tokens[1]);
+            node.contrastTokenProb = lt.probabilities[1];
+            g.metadata.extra["logit_difference"] = { { "token_id", node.tokenId }, { "token", node.token },
+                { "prob", node.tokenProb }, { "contrast_token_id", node.contrastTokenId },
+                { "contrast_token", node.contrastToken }, { "contrast_prob", node.contrastTokenProb } };
+        }
         g.nodes.push_back(node);
-        logitWeights.push_back(static_cast<float>(lt.probability));
+        logitWeights.push_back(static_cast<float>(lt.weight));
     }
     g.logitProbabilities = at::tensor(logitWeights);
 
-    // The adjacency: each computed row, restricted to the kept source columns (visited
-    // features, errors, embeddings), as sparse rows in node order. The columns keep their order
-    // (visited features in active order, then the rest), so each row stays sorted. Built
-    // straight into its arrays, then the batches' entries are let go.
+    // The adjacency: each computed row as sparse rows in node order, over the kept source
+    // columns (visited features, errors, embeddings). The column of a feature that was not
+    // visited (with a feature cap) is folded into the error node at its layer and position, so
+    // every row keeps its whole sum and the graph stays exact: that error node then stands for
+    // the MLP error plus the features the cap left out. Columns keep their order (visited
+    // features in active order, errors, embeddings), so each row stays sorted. Built straight
+    // into its arrays, then the batches' entries are let go.
+    const int64_t nErrors = nLayers * nPos;
     std::vector<int64_t> columnNode(static_cast<size_t>(layout.columns()), -1); // source column -> node
     for (int64_t k = 0; k < nSel; ++k)
         columnNode[static_cast<size_t>(selected[static_cast<size_t>(k)])] = k;
+    for (int64_t i = 0; i < nActive; ++i)
+        if (!visited[static_cast<size_t>(i)])
+            columnNode[static_cast<size_t>(i)] = nSel + activeLayer[i] * nPos + activePos[i];
     for (int64_t c = nActive; c < layout.columns(); ++c)
         columnNode[static_cast<size_t>(c)] = nSel + (c - nActive);
     std::vector<int64_t> rowNodes;
@@ -647,42 +659,99 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     std::vector<int64_t> rowOfNode(static_cast<size_t>(nNodes), -1);
     for (int64_t r = 0; r < rows.size(); ++r)
         rowOfNode[static_cast<size_t>(rowNodes[static_cast<size_t>(r)])] = r;
-    std::vector<int64_t> rowStarts(static_cast<size_t>(nNodes + 1), 0);
-    for (int64_t node = 0; node < nNodes; ++node) {
-        int64_t count = 0;
-        if (const int64_t r = rowOfNode[static_cast<size_t>(node)]; r >= 0) {
-            const SparseRows::Row row = rows.row(r);
-            if (nSel == nActive)
-                count = row.size;
-            else
-                for (int64_t k = 0; k < row.size; ++k)
-                    count += columnNode[static_cast<size_t>(row.columns[k])] >= 0;
+    // Emits row r's entries in column order through emit(node column, value): the features
+    // first, then the error columns with what was folded into them (summed in float64), then
+    // the embeddings. The scratch is the caller's (one per thread), left cleared.
+    struct Scratch {
+        std::vector<double> errorSum; // [nErrors]
+        std::vector<uint8_t> listed; // [nErrors]: in touched
+        std::vector<int32_t> touched;
+    };
+    const auto assembleRow = [&](int64_t r, Scratch& scratch, const auto& emit) {
+        auto& [errorSum, listed, touched] = scratch;
+        const SparseRows::Row row = rows.row(r);
+        if (nSel == nActive) {
+            for (int64_t k = 0; k < row.size; ++k)
+                emit(static_cast<int32_t>(columnNode[static_cast<size_t>(row.columns[k])]), row.values[k]);
+            return;
         }
-        rowStarts[static_cast<size_t>(node) + 1] = rowStarts[static_cast<size_t>(node)] + count;
+        touched.clear();
+        int64_t k = 0;
+        for (; k < row.size && row.columns[k] < nActive + nErrors; ++k) {
+            const int64_t to = columnNode[static_cast<size_t>(row.columns[k])];
+            if (to < nSel) {
+                emit(static_cast<int32_t>(to), row.values[k]);
+                continue;
+            }
+            const auto e = static_cast<size_t>(to - nSel);
+            if (!listed[e]) {
+                listed[e] = 1;
+                touched.push_back(static_cast<int32_t>(e));
+            }
+            errorSum[e] += row.values[k];
+        }
+        std::sort(touched.begin(), touched.end());
+        for (const int32_t e : touched) {
+            const auto value = static_cast<float>(errorSum[static_cast<size_t>(e)]);
+            errorSum[static_cast<size_t>(e)] = 0;
+            listed[static_cast<size_t>(e)] = 0;
+            if (value != 0)
+                emit(static_cast<int32_t>(nSel + e), value);
+        }
+        for (; k < row.size; ++k)
+            emit(static_cast<int32_t>(columnNode[static_cast<size_t>(row.columns[k])]), row.values[k]);
+    };
+    std::vector<int64_t> rowStarts(static_cast<size_t>(nNodes + 1), 0);
+    {
+        std::vector<int64_t> counts(static_cast<size_t>(nNodes), 0);
+        at::parallel_for(0, nNodes, 64, [&](int64_t begin, int64_t end) {
+            Scratch scratch { std::vector<double>(static_cast<size_t>(nErrors), 0.0),
+                std::vector<uint8_t>(static_cast<size_t>(nErrors), 0), {} };
+            for (int64_t node = begin; node < end; ++node)
+                if (const int64_t r = rowOfNode[static_cast<size_t>(node)]; r >= 0)
+                    assembleRow(r, scratch, [&](int32_t, float) { ++counts[static_cast<size_t>(node)]; });
+        });
+        for (int64_t node = 0; node < nNodes; ++node)
+            rowStarts[static_cast<size_t>(node) + 1] = rowStarts[static_cast<size_t>(node)] + counts[static_cast<size_t>(node)];
     }
+    std::vector<double> exportedSum(static_cast<size_t>(rows.size()), 0.0); // [rows]: each row's sum as exported
     {
         std::vector<int32_t> columns(static_cast<size_t>(rowStarts.back()));
         std::vector<float> values(static_cast<size_t>(rowStarts.back()));
         at::parallel_for(0, nNodes, 64, [&](int64_t begin, int64_t end) {
+            Scratch scratch { std::vector<double>(static_cast<size_t>(nErrors), 0.0),
+                std::vector<uint8_t>(static_cast<size_t>(nErrors), 0), {} };
             for (int64_t node = begin; node < end; ++node) {
                 const int64_t r = rowOfNode[static_cast<size_t>(node)];
                 if (r < 0)
                     continue;
-                const SparseRows::Row row = rows.row(r);
                 int64_t out = rowStarts[static_cast<size_t>(node)];
-                for (int64_t k = 0; k < row.size; ++k) {
-                    const int64_t to = columnNode[static_cast<size_t>(row.columns[k])];
-                    if (to < 0)
-                        continue;
-                    columns[static_cast<size_t>(out)] = static_cast<int32_t>(to);
-                    values[static_cast<size_t>(out)] = row.values[k];
+                double sum = 0;
+                assembleRow(r, scratch, [&](int32_t column, float value) {
+                    columns[static_cast<size_t>(out)] = column;
+                    values[static_cast<size_t>(out)] = value;
+                    sum += value;
                     ++out;
-                }
+                });
+                exportedSum[static_cast<size_t>(r)] = sum;
             }
         });
         rows.chunks.clear();
         rows.chunks.shrink_to_fit();
         g.adjacency = graph::Adjacency(nNodes, std::move(rowStarts), std::move(columns), std::move(values));
+    }
+
+    // Exactness of every computed row, as exported: the row's sum in the graph plus its
+    // constant against the target's actual quantity.
+    const TargetQuantities q = targetQuantities(ctx, targets, logits, setup.logitReads);
+    const at::Tensor& actual = q.actual;
+    const at::Tensor& constant = q.constant;
+    at::Tensor residual = actual - (at::tensor(exportedSum, at::kDouble) + constant); // summed in float64
+    at::Tensor scale = q.scale;
+    result.exactness.rows = rows.size();
+    if (rows.size() > 0) {
+        result.exactness.maxAbsResidual = residual.abs().max().item<double>();
+        result.exactness.maxRelResidual = (residual.abs() / scale.clamp_min(1e-30)).max().item<double>();
     }
 
     // Per row, in node order: the constant and actual quantities.
@@ -695,8 +764,14 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         ? model.tokenizer().decode(std::vector<int64_t>(idsCpu.data_ptr<int64_t>(), idsCpu.data_ptr<int64_t>() + nPos))
         : std::string();
     md.scan = ctx.transcoders->config().scan;
-    md.transcoderList
-        = { ctx.transcoders->config().scan.empty() ? ctx.transcoders->folder() : ctx.transcoders->config().scan };
+    // As circuit-tracer: a named scan leaves the list empty; otherwise the transcoders used.
+    md.transcoderList.clear();
+    if (md.scan.empty())
+        md.transcoderList.push_back(ctx.transcoders->folder());
+    md.extra["generation_settings"] = { { "max_n_logits", options.logits.maxNLogits },
+        { "desired_logit_prob", options.logits.desiredLogitProb }, { "batch_size", options.batchSize },
+        { "max_feature_nodes", options.maxFeatureNodes }, { "method", methodName(options.method) },
+        { "logit_weights", logitWeights } };
     md.extra["exactness"] = { { "max_abs_residual", result.exactness.maxAbsResidual },
         { "max_rel_residual", result.exactness.maxRelResidual }, { "rows", result.exactness.rows } };
     md.extra["info"] = { { "creator_name", "circuitscope" }, { "method", methodName(options.method) },

@@ -161,6 +161,28 @@ Influence sparseInfluence(const Adjacency& adjacency, const Normalized& normaliz
     return r;
 }
 
+// The completeness sums: per node its output weight (infl + w) and the share of its inputs
+// that is explained; circuit-tracer's over every node, the corrected one over nodes with inputs.
+struct CompletenessSums {
+    double total = 0, weighted = 0; // every node
+    double totalWithInputs = 0, weightedWithInputs = 0; // nodes with a nonzero row
+
+    void add(double output, double explainedShare, bool hasInputs)
+    {
+        total += output;
+        weighted += explainedShare * output;
+        if (hasInputs) {
+            totalWithInputs += output;
+            weightedWithInputs += explainedShare * output;
+        }
+    }
+    void finish(Scores& s) const
+    {
+        s.completeness = total > 0 ? weighted / total : 0.0;
+        s.correctedCompleteness = totalWithInputs > 0 ? weightedWithInputs / totalWithInputs : 0.0;
+    }
+};
+
 Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& influence,
     const at::Tensor& w, const KindRanges& ranges)
 {
@@ -174,7 +196,7 @@ Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, cons
     for (int64_t i = ranges.errors.begin; i < ranges.errors.end; ++i)
         errors += x[i];
     s.replacement = tokens + errors > 0 ? tokens / (tokens + errors) : 0.0;
-    double total = 0, weighted = 0;
+    CompletenessSums sums;
     for (int64_t t = 0; t < n; ++t) {
         // The share of t's normalized inputs that come from error nodes (columns are sorted, and
         // errors are one range of them).
@@ -183,11 +205,9 @@ Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, cons
         double errorShare = 0;
         for (const int32_t* c = first; c != row.columns + row.size && *c < ranges.errors.end; ++c)
             errorShare += normalized.values[static_cast<size_t>(row.begin + (c - row.columns))];
-        const double output = static_cast<double>(x[t]) + static_cast<double>(wv[t]);
-        total += output;
-        weighted += (1.0 - errorShare) * output;
+        sums.add(static_cast<double>(x[t]) + static_cast<double>(wv[t]), 1.0 - errorShare, row.size > 0);
     }
-    s.completeness = total > 0 ? weighted / total : 0.0;
+    sums.finish(s);
     return s;
 }
 
@@ -336,9 +356,18 @@ std::string nodeId(const Graph& graph, int64_t index)
     case NodeKind::Embedding:
         return "E_" + std::to_string(node.tokenId) + "_" + pos;
     case NodeKind::Logit:
-        return std::to_string(node.layer + 1) + "_" + std::to_string(node.tokenId) + "_" + pos;
+        return std::to_string(node.layer + 1) + "_" + std::to_string(node.tokenId)
+            + (node.contrastTokenId >= 0 ? "vs" + std::to_string(node.contrastTokenId) : std::string()) + "_" + pos;
     }
     return {};
+}
+
+std::string fileNodeId(const Graph& graph, int64_t index)
+{
+    const Node& node = graph.nodes.at(static_cast<size_t>(index));
+    if (node.kind == NodeKind::Error)
+        return "0_" + std::to_string(node.layer) + "_" + std::to_string(node.position);
+    return nodeId(graph, index);
 }
 
 Pruner::Pruner(const Graph& graph)
@@ -354,6 +383,9 @@ Pruner::Pruner(const Graph& graph)
     m_scores = scoresFrom(m_adjacency, normalized, m_influence, m_logitWeights, m_ranges);
     m_normalized = std::move(normalized.values);
     m_rowScale = std::move(normalized.rowScale);
+    m_hasInputs.resize(static_cast<size_t>(m_n));
+    for (int64_t t = 0; t < m_n; ++t)
+        m_hasInputs[t] = m_adjacency.row(t).size > 0;
 
     // The node threshold's sorted influence and cumulative share; each node's share.
     std::vector<int64_t> byInfluence(static_cast<size_t>(m_n));
@@ -552,6 +584,75 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
     return result;
 }
 
+Scores Pruner::scoresOf(const PruneResult& kept) const
+{
+    if (static_cast<int64_t>(kept.nodeMask.size()) != m_n
+        || static_cast<int64_t>(kept.edgeMask.size()) != m_adjacency.nnz())
+        throw Error("scores: the prune result does not belong to this graph");
+    const int64_t n = m_n;
+    const float* a = m_normalized.data();
+    const float* x = m_influence.data_ptr<float>();
+    const float* w = m_logitWeights.data_ptr<float>();
+    const std::vector<bool>& keptNode = kept.nodeMask;
+    const auto edgeKept = [&](int64_t t, const Adjacency::Row& row, int64_t k) {
+        return kept.edgeMask[static_cast<size_t>(row.entry(k))] && keptNode[t] && keptNode[row.columns[k]];
+    };
+
+    // Influence through kept edges only, by the same sweep as the whole graph's (targets
+    // before their sources), with the whole graph's A_hat.
+    std::vector<double> acc(static_cast<size_t>(n), 0.0);
+    for (const int64_t t : m_order) {
+        const double y = (keptNode[t] ? static_cast<double>(w[t]) : 0.0) + acc[t];
+        if (!(y > 0))
+            continue;
+        const Adjacency::Row row = m_adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k)
+            if (edgeKept(t, row, k))
+                acc[row.columns[k]] += y * static_cast<double>(a[row.begin + k]);
+    }
+    Scores s;
+    double tokens = 0, tokensWhole = 0, errorsWhole = 0;
+    for (int64_t i = m_ranges.embeddings.begin; i < m_ranges.embeddings.end; ++i) {
+        tokens += acc[i];
+        tokensWhole += x[i];
+    }
+    for (int64_t i = m_ranges.errors.begin; i < m_ranges.errors.end; ++i)
+        errorsWhole += x[i];
+    s.replacement = tokensWhole + errorsWhole > 0 ? tokens / (tokensWhole + errorsWhole) : 0.0;
+
+    CompletenessSums sums;
+    for (int64_t t = 0; t < n; ++t) {
+        const Adjacency::Row row = m_adjacency.row(t);
+        double unexplained = 0; // error inputs, and inputs left out
+        for (int64_t k = 0; k < row.size; ++k)
+            if (m_ranges.errors.contains(row.columns[k]) || !edgeKept(t, row, k))
+                unexplained += a[row.begin + k];
+        const double share = m_hasInputs[t] ? std::max(0.0, 1.0 - unexplained) : 1.0;
+        sums.add(static_cast<double>(x[t]) + static_cast<double>(w[t]), share, m_hasInputs[t] != 0);
+    }
+    sums.finish(s);
+    return s;
+}
+
+Scores Pruner::subgraphScores(const std::vector<bool>& pinned, const PruneResult* pruned) const
+{
+    if (static_cast<int64_t>(pinned.size()) != m_n)
+        throw Error(
+            "subgraph scores: " + std::to_string(pinned.size()) + " pinned flags for " + std::to_string(m_n) + " nodes");
+    if (pruned && (static_cast<int64_t>(pruned->nodeMask.size()) != m_n
+            || static_cast<int64_t>(pruned->edgeMask.size()) != m_adjacency.nnz()))
+        throw Error("subgraph scores: the prune result does not belong to this graph");
+    PruneResult kept;
+    kept.nodeMask.resize(static_cast<size_t>(m_n));
+    for (int64_t i = 0; i < m_n; ++i)
+        kept.nodeMask[i] = (!m_ranges.features.contains(i) || pinned[i]) && (!pruned || pruned->nodeMask[i]);
+    if (pruned)
+        kept.edgeMask = pruned->edgeMask;
+    else
+        kept.edgeMask.assign(static_cast<size_t>(m_adjacency.nnz()), true);
+    return scoresOf(kept);
+}
+
 int64_t PruneResult::edgeCount() const
 {
     return static_cast<int64_t>(std::count(edgeMask.begin(), edgeMask.end(), true));
@@ -584,7 +685,26 @@ Scores graphScores(const Graph& graph)
     return Pruner(graph).scores();
 }
 
+nlohmann::json scoresJson(const Scores& s)
+{
+    return { { "replacement", s.replacement }, { "completeness", s.completeness },
+        { "corrected_completeness", s.correctedCompleteness } };
+}
+
+nlohmann::json scoresMetadata(const Pruner& pruner, const PruneResult& pruned)
+{
+    nlohmann::json j = scoresJson(pruner.scores());
+    j["full"] = scoresJson(pruner.scores());
+    j["pruned"] = scoresJson(pruner.scoresOf(pruned));
+    return j;
+}
+
 Scores subgraphScores(const Graph& graph, const std::vector<bool>& pinned, const PruneResult* pruned)
+{
+    return Pruner(graph).subgraphScores(pinned, pruned);
+}
+
+Scores neuronpediaSubgraphScores(const Graph& graph, const std::vector<bool>& pinned, const PruneResult* pruned)
 {
     graph.validate();
     const int64_t n = graph.size();

@@ -81,6 +81,11 @@ public:
         node.token = text(member(j, "token", where), where + ".token");
         node.tokenProb = number(member(j, "token_prob", where), where + ".token_prob");
         node.label = text(member(j, "label", where), where + ".label");
+        if (j.contains("contrast_token_id")) { // a difference target's B (optional)
+            node.contrastTokenId = integer(j["contrast_token_id"], where + ".contrast_token_id");
+            node.contrastToken = text(member(j, "contrast_token", where), where + ".contrast_token");
+            node.contrastTokenProb = number(member(j, "contrast_token_prob", where), where + ".contrast_token_prob");
+        }
         if (node.layer < -1)
             fail(where + ".layer", "is " + std::to_string(node.layer) + " (below -1)");
         if (node.position < 0)
@@ -204,6 +209,11 @@ void writeGraphFile(const std::string& path, const Graph& graph)
         nodes.push_back({ { "kind", nodeKindName(node.kind) }, { "layer", node.layer }, { "position", node.position },
             { "feature", node.feature }, { "activation", node.activation }, { "token_id", node.tokenId },
             { "token", textJson(node.token) }, { "token_prob", node.tokenProb }, { "label", textJson(node.label) } });
+        if (node.contrastTokenId >= 0) {
+            nodes.back()["contrast_token_id"] = node.contrastTokenId;
+            nodes.back()["contrast_token"] = textJson(node.contrastToken);
+            nodes.back()["contrast_token_prob"] = node.contrastTokenProb;
+        }
     }
     json promptTokens = json::array();
     for (const std::string& token : meta.promptTokens)

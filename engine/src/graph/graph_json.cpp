@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,6 +47,51 @@ std::string logitClerp(const std::string& token, double probability)
     char p[32];
     std::snprintf(p, sizeof p, "%.3f", probability);
     return "Output \"" + token + "\" (p=" + p + ")";
+}
+
+// The clerp of a difference target: Output "{A}" − "{B}" (p={p_A:.3f}, {p_B:.3f}).
+std::string differenceClerp(const Node& node)
+{
+    char p[64];
+    std::snprintf(p, sizeof p, "%.3f, %.3f", node.tokenProb, node.contrastTokenProb);
+    return "Output \"" + node.token + "\" \u2212 \"" + node.contrastToken + "\" (p=" + p + ")";
+}
+
+// Rewrites the node ids that Neuronpedia's qParams hold (pinnedIds, hiddenIds, the members of
+// supernodes, clickedId; an id list may be an array or its URL form "a,b,c") through `map`.
+void mapQParamIds(json& q, const std::function<std::string(const std::string&)>& map)
+{
+    if (!q.is_object())
+        return;
+    const auto mapList = [&](json& list) {
+        if (list.is_array()) {
+            for (json& id : list)
+                if (id.is_string())
+                    id = map(id.get<std::string>());
+        } else if (list.is_string()) {
+            std::string out, text = list.get<std::string>();
+            size_t start = 0;
+            while (start <= text.size()) {
+                const size_t comma = std::min(text.find(',', start), text.size());
+                if (!out.empty() || start > 0)
+                    out += ',';
+                out += map(text.substr(start, comma - start));
+                start = comma + 1;
+            }
+            list = out;
+        }
+    };
+    for (const char* key : { "pinnedIds", "hiddenIds" })
+        if (auto it = q.find(key); it != q.end())
+            mapList(*it);
+    if (auto it = q.find("supernodes"); it != q.end() && it->is_array())
+        for (json& row : *it)
+            if (row.is_array())
+                for (size_t k = 1; k < row.size(); ++k) // row[0] is the supernode's name
+                    if (row[k].is_string())
+                        row[k] = map(row[k].get<std::string>());
+    if (auto it = q.find("clickedId"); it != q.end() && it->is_string())
+        *it = map(it->get<std::string>());
 }
 
 // Objects merge key by key; anything else replaces.
@@ -87,6 +133,7 @@ struct FileNode {
     Node node;
     std::string id;
     bool targetLogit = false;
+    double weight = 0; // logits: the influence weight
 };
 
 Graph Reader::read(const json& doc) const
@@ -212,12 +259,41 @@ Graph Reader::read(const json& doc) const
                 node.tokenId = *feature;
             else if (parts.size() == 3)
                 node.tokenId = parseInteger(parts[1]).value_or(-1);
+            // A difference target: "{layer}_{A}vs{B}_{pos}" (ours).
+            if (const size_t vs = parts.size() == 3 ? parts[1].find("vs") : std::string::npos;
+                vs != std::string::npos) {
+                const auto a = parseInteger(parts[1].substr(0, vs));
+                const auto b = parseInteger(parts[1].substr(vs + 2));
+                if (!a || !b || *a < 0 || *b < 0)
+                    fail(where + ".node_id", "\"" + f.id + "\" is not {layer}_{A}vs{B}_{pos}");
+                node.tokenId = *a;
+                node.contrastTokenId = *b;
+            }
             if (j.contains("token_prob") && !j["token_prob"].is_null())
                 node.tokenProb = number(j["token_prob"], where + ".token_prob");
             if (node.tokenProb < 0)
                 fail(where + ".token_prob", "is negative");
+            f.weight = node.tokenProb;
+            if (j.contains("target_weight") && !j["target_weight"].is_null())
+                f.weight = number(j["target_weight"], where + ".target_weight");
+            if (f.weight < 0)
+                fail(where + ".target_weight", "is negative");
             if (j.contains("is_target_logit") && j["is_target_logit"].is_boolean())
                 f.targetLogit = j["is_target_logit"].get<bool>();
+            if (node.contrastTokenId >= 0) {
+                // The tokens and B's probability from the trace's metadata when it describes
+                // this target; else the clerp stays a label.
+                const json* d = meta.extra.contains("logit_difference") ? &meta.extra["logit_difference"] : nullptr;
+                if (d && d->is_object() && d->value("token_id", int64_t(-1)) == node.tokenId
+                    && d->value("contrast_token_id", int64_t(-1)) == node.contrastTokenId) {
+                    node.token = d->value("token", std::string());
+                    node.contrastToken = d->value("contrast_token", std::string());
+                    node.contrastTokenProb = d->value("contrast_prob", 0.0);
+                }
+                if (differenceClerp(node) != clerp)
+                    node.label = clerp;
+                break;
+            }
             // Take the token back out of circuit-tracer's clerp; keep any other text as a label.
             const std::string head = "Output \"";
             const size_t close = clerp.rfind("\" (p=");
@@ -346,10 +422,24 @@ Graph Reader::read(const json& doc) const
     }
     graph.adjacency = builder.build();
     std::vector<float> probabilities;
-    for (const Node& node : graph.nodes)
-        if (node.kind == NodeKind::Logit)
-            probabilities.push_back(static_cast<float>(node.tokenProb));
+    for (size_t i = 0; i < order.size(); ++i)
+        if (graph.nodes[i].kind == NodeKind::Logit)
+            probabilities.push_back(static_cast<float>(fileNodes[order[i]].weight));
     graph.logitProbabilities = at::tensor(probabilities, at::kFloat);
+
+    // qParams name nodes by file ids: circuit-tracer's error ids become ours, unless the id is
+    // also a node's own (a layer-0 feature's: the feature is meant).
+    std::unordered_map<std::string, std::string> ourIdOf;
+    std::unordered_set<std::string> ourIds;
+    for (int64_t i = 0; i < n; ++i) {
+        ourIds.insert(nodeId(graph, i));
+        if (graph.nodes[i].kind == NodeKind::Error)
+            ourIdOf.emplace(fileNodeId(graph, i), nodeId(graph, i));
+    }
+    mapQParamIds(meta.qParams, [&](const std::string& id) {
+        const auto it = ourIdOf.find(id);
+        return it == ourIdOf.end() || ourIds.count(id) ? id : it->second;
+    });
     return graph;
 }
 
@@ -384,10 +474,20 @@ json toJson(const Graph& graph, const PruneResult& pruned)
     };
     mergeInto(qParams, meta.qParams);
 
+    // circuit-tracer's ids in the file; the qParams name nodes by ours (nodeId).
     std::vector<std::string> ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
+    std::unordered_map<std::string, std::string> fileIdOf;
+    for (int64_t i = 0; i < n; ++i) {
         if (pruned.nodeMask[i])
-            ids[i] = nodeId(graph, i);
+            ids[i] = fileNodeId(graph, i);
+        if (graph.nodes[i].kind == NodeKind::Error)
+            fileIdOf.emplace(nodeId(graph, i), fileNodeId(graph, i));
+    }
+    mapQParamIds(qParams, [&](const std::string& id) {
+        const auto it = fileIdOf.find(id);
+        return it == fileIdOf.end() ? id : it->second;
+    });
+    const at::Tensor weights = graph.logitProbabilities.to(at::kCPU, at::kDouble).contiguous();
 
     // Links, by target then source (circuit-tracer's order), between kept nodes.
     std::vector<bool> linked(static_cast<size_t>(n), false);
@@ -428,7 +528,7 @@ json toJson(const Graph& graph, const PruneResult& pruned)
         case NodeKind::Error:
             j["feature"] = -1;
             j["layer"] = std::to_string(node.layer);
-            j["jsNodeId"] = std::to_string(node.layer) + "_-1-" + pos;
+            j["jsNodeId"] = std::to_string(node.layer) + "_" + pos + "-0"; // circuit-tracer 0.5's
             break;
         case NodeKind::Embedding:
             j["feature"] = node.position;
@@ -438,7 +538,8 @@ json toJson(const Graph& graph, const PruneResult& pruned)
         case NodeKind::Logit:
             j["feature"] = node.tokenId;
             j["layer"] = std::to_string(node.layer + 1);
-            j["jsNodeId"] = "L_" + std::to_string(node.tokenId) + "-" + pos;
+            j["jsNodeId"] = "L_" + std::to_string(node.tokenId)
+                + (node.contrastTokenId >= 0 ? "vs" + std::to_string(node.contrastTokenId) : std::string()) + "-" + pos;
             break;
         }
         j["ctx_idx"] = node.position;
@@ -447,8 +548,13 @@ json toJson(const Graph& graph, const PruneResult& pruned)
         j["is_target_logit"] = node.kind == NodeKind::Logit && i == ranges.logits.begin;
         j["run_idx"] = 0;
         j["reverse_ctx_idx"] = 0;
-        j["clerp"]
-            = node.kind == NodeKind::Logit && node.label.empty() ? logitClerp(node.token, node.tokenProb) : node.label;
+        if (node.kind == NodeKind::Logit && node.label.empty())
+            j["clerp"] = node.contrastTokenId >= 0 ? differenceClerp(node) : logitClerp(node.token, node.tokenProb);
+        else
+            j["clerp"] = node.label;
+        // Ours: the logit's weight in the influence (circuit-tracer takes token_prob for it).
+        if (node.kind == NodeKind::Logit)
+            j["target_weight"] = weights.data_ptr<double>()[i - ranges.logits.begin];
         if (node.kind == NodeKind::Logit || !cumulative.defined())
             j["influence"] = nullptr;
         else
