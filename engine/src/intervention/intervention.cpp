@@ -1,8 +1,9 @@
-// Interventions on transcoder features: the edited replacement run, the before/after
-// distributions, the downstream features it moved, and generation with the edits held
-// (intervention.h).
+// Interventions on transcoder features: the edited replacement run or circuit-tracer's
+// patched run of the real model, the before/after distributions in raw and demeaned logits,
+// the downstream features it moved, and generation with the edits held (intervention.h).
 #include "cs/intervention.h"
 
+#include "attribution/frozen_norm.h"
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
@@ -24,6 +25,27 @@ constexpr double kChangeTolerance = 1e-5;
 std::string str(int64_t n)
 {
     return std::to_string(n);
+}
+
+std::string rangeText(const LayerRange& r)
+{
+    return str(r.first) + ":" + str(r.end);
+}
+
+// Per layer [1, n_pos, ...] -> [n_pos, ...].
+at::Tensor unbatch(const at::Tensor& t)
+{
+    return t.select(0, 0).contiguous();
+}
+
+// Whether a run is a direct-effects one: patterns, norm denominators and every MLP output
+// other than the edits' decoder image frozen (the affine model the graph describes).
+bool isDirectEffects(const InterventionOptions& o, int64_t nLayers)
+{
+    if (o.regime == Regime::Constrained)
+        return true;
+    return o.regime == Regime::Patch && o.constrainedLayers && o.constrainedLayers->first <= 0
+        && o.constrainedLayers->end >= nLayers;
 }
 
 void validate(const ReplacementContext& ctx, const std::vector<FeatureEdit>& edits, const InterventionOptions& o)
@@ -55,6 +77,40 @@ void validate(const ReplacementContext& ctx, const std::vector<FeatureEdit>& edi
         if (!std::isfinite(e.value))
             throw Error(what + "the value must be a finite number");
     }
+    if (o.constrainedLayers) {
+        const LayerRange& r = *o.constrainedLayers;
+        if (o.regime != Regime::Patch)
+            throw Error(std::string("constrained layers are an option of the patch regime (circuit-tracer's "
+                                    "feature_intervention), not of the ")
+                + regimeName(o.regime) + " one");
+        if (r.first < 0 || r.end > nLayers || r.first >= r.end)
+            throw Error("the constrained layers " + rangeText(r) + " are not a nonempty range of the model's layers 0:"
+                + str(nLayers) + " (first:end, end excluded, as Python's range)");
+        if (!o.freezeAttention)
+            throw Error("constrained layers freeze attention (as circuit-tracer's do): they cannot go with "
+                        "attention unfrozen");
+        const transcoder::TranscoderSet& tc = *ctx.transcoders;
+        for (const FeatureEdit& e : edits) {
+            const int64_t lastTarget = e.layer + tc.nTargets(e.layer) - 1;
+            if (lastTarget < r.first || e.layer >= r.end)
+                throw Error(std::string(opName(e.op)) + " " + str(e.layer) + ":"
+                    + (e.position < 0 ? std::string("*") : str(e.position)) + ":" + str(e.feature)
+                    + ": the feature writes to layers " + str(e.layer) + ".." + str(lastTarget)
+                    + ", none of them in the constrained layers " + rangeText(r)
+                    + ", where alone edits are applied: it would change nothing");
+        }
+    }
+}
+
+// The distinct features the edits touch, [k] int64 on `device`.
+at::Tensor editedFeatures(const std::vector<FeatureEdit>& edits, c10::Device device)
+{
+    std::vector<int64_t> ids;
+    for (const auto& e : edits)
+        ids.push_back(e.feature);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return at::tensor(ids, at::kLong).to(device);
 }
 
 // Applies one edit to acts [n, n_features] whose rows [from, n) are the positions that a
@@ -137,12 +193,7 @@ std::vector<int64_t> generateEdited(const ReplacementContext& ctx, const std::ve
         Source& s = sources[static_cast<size_t>(l)];
         if (s.edits.empty())
             continue;
-        std::vector<int64_t> ids;
-        for (const auto& e : s.edits)
-            ids.push_back(e.feature);
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        s.features = at::tensor(ids, at::kLong).to(tc.device());
+        s.features = editedFeatures(s.edits, tc.device());
         s.rows = tc.decoderRows(l, s.features);
     }
 
@@ -194,6 +245,117 @@ std::vector<int64_t> generateEdited(const ReplacementContext& ctx, const std::ve
     return out;
 }
 
+// The Patch regime's run (intervention.h): circuit-tracer's feature_intervention.
+struct PatchRun {
+    at::Tensor logits; // [n_pos, vocab]
+    std::vector<at::Tensor> inputs; // per layer [n_pos, d_model]: the run's transcoder inputs
+    at::Tensor finalResid; // [n_pos, d_model]: the residual stream before the final norm
+};
+
+PatchRun runPatch(const ReplacementContext& ctx, const std::vector<std::vector<FeatureEdit>>& byLayer,
+    const InterventionOptions& o, model::KvCache* cache)
+{
+    const model::Model& model = *ctx.model;
+    const transcoder::TranscoderSet& tc = *ctx.transcoders;
+    const int64_t nLayers = ctx.nLayers(), held = ctx.heldPositions;
+    const bool constrained = o.constrainedLayers.has_value();
+    // Where the edits' decoder image is added: the constrained layers, or every layer.
+    const LayerRange range = constrained ? *o.constrainedLayers : LayerRange { 0, nLayers };
+    const model::Hook inputHook = tc.config().inputHook;
+
+    // What the run replays from the context: with every layer constrained, the patterns and
+    // every norm denominator (circuit-tracer then freezes hook_scale too: direct effects);
+    // otherwise the patterns alone, when attention is frozen (undefined denominators stay live).
+    model::FrozenState patterns;
+    const model::FrozenState* frozen = nullptr;
+    if (isDirectEffects(o, nLayers)) {
+        frozen = &ctx.frozen;
+    } else if (o.freezeAttention || constrained) {
+        patterns.layers.resize(static_cast<size_t>(nLayers));
+        for (int64_t l = 0; l < nLayers; ++l)
+            patterns.layers[static_cast<size_t>(l)].pattern = ctx.frozen.layers[static_cast<size_t>(l)].pattern;
+        frozen = &patterns;
+    }
+
+    PatchRun run;
+    run.inputs.resize(static_cast<size_t>(nLayers));
+    std::vector<at::Tensor> added(static_cast<size_t>(nLayers)); // per target layer [n_pos, d_model]
+    model::ForwardOptions fo;
+    fo.frozen = frozen;
+    fo.cache = cache;
+    fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& value) {
+        const auto i = static_cast<size_t>(layer);
+        if (hook == inputHook) {
+            run.inputs[i] = unbatch(value);
+            if (byLayer[i].empty())
+                return;
+            // The activations the edits change: the transcoder's reading of this run's input,
+            // or with constrained layers the context's (earlier edits' effects do not reach
+            // the features). [n_pos, n_features], zero at held positions.
+            at::Tensor current = constrained ? ctx.activations[i] : tc.encode(layer, run.inputs[i]);
+            if (!constrained && held > 0)
+                current.narrow(0, 0, held).zero_();
+            at::Tensor edited = current.clone();
+            for (const auto& e : byLayer[i])
+                applyEdit(edited, e, held, 0);
+            const at::Tensor features = editedFeatures(byLayer[i], tc.device()); // [k]
+            const at::Tensor change = (edited - current).index_select(1, features); // [n_pos, k]
+            const at::Tensor rows = tc.decoderRows(layer, features); // [k, n_targets, d_model]
+            for (int64_t t = 0; t < tc.nTargets(layer); ++t) {
+                const int64_t target = layer + t;
+                if (!range.contains(target))
+                    continue;
+                at::Tensor part = at::matmul(change, rows.select(1, t)); // [n_pos, d_model]
+                at::Tensor& sum = added[static_cast<size_t>(target)];
+                sum = sum.defined() ? sum + part : part;
+            }
+        } else if (hook == model::Hook::MlpOut) {
+            if (added[i].defined())
+                value = value + added[i].unsqueeze(0).to(value.scalar_type());
+        } else if (hook == model::Hook::ResidPost && layer == nLayers - 1) {
+            run.finalResid = unbatch(value);
+        }
+    };
+    if (constrained)
+        fo.mlpReplace = [&](int64_t layer, const at::Tensor&, const at::Tensor&) -> at::Tensor {
+            if (!range.contains(layer))
+                return {}; // the real MLP
+            // The context's MLP output; a skip connection still answers the changed input
+            // (linearly, a direct effect). The edits' image is added at the mlp_out hook.
+            const auto i = static_cast<size_t>(layer);
+            at::Tensor out = ctx.mlpOut[i]; // [n_pos, d_model]
+            const at::Tensor& skip = tc.skip(layer);
+            if (skip.defined())
+                out = out + at::matmul(run.inputs[i] - ctx.inputs[i], skip.t());
+            return out.unsqueeze(0);
+        };
+    run.logits = unbatch(model.forward(ctx.ids.unsqueeze(0), fo).logits);
+    return run;
+}
+
+// The demeaned logits (u_t - mean_v u_v) . final_norm(resid) of tokens [k] at the last
+// position, the graph's logit-node quantity (before any soft-cap), for a run's residual
+// stream resid [n_pos, d_model] before the final norm: [k]. frozenNorm: the run replayed the
+// context's final denominator; otherwise it computed its own, which is computed again here as
+// the forward pass does (sqrt(mean(centered^2) + eps)).
+at::Tensor demeanedAtLast(
+    const ReplacementContext& ctx, const at::Tensor& resid, bool frozenNorm, const at::Tensor& tokens)
+{
+    const int64_t last = ctx.nPos() - 1;
+    if (frozenNorm)
+        return attribution::demeanedLogits(ctx, resid, last, tokens);
+    const model::Model& model = *ctx.model;
+    const auto& mc = model.config();
+    const at::Tensor x = resid.narrow(0, last, 1); // [1, d_model]
+    const at::Tensor centered = mc.normKind == model::NormKind::Layer ? x - x.mean(-1, true) : x;
+    model::FrozenState own;
+    own.finalDenominator = at::sqrt(centered.pow(2).mean(-1, true) + mc.normEps); // [1, 1]
+    const at::Tensor y = attribution::FrozenNorm::final(model, own).forward(x, 0).squeeze(0); // [d_model]
+    const at::Tensor& unembed = model.weight("unembed.weight"); // [vocab, d_model]
+    const at::Tensor rows = unembed.index_select(0, tokens.to(unembed.device(), at::kLong)) - unembed.mean(0, true);
+    return at::mv(rows, y);
+}
+
 std::string decodeText(const model::Model& model, const std::vector<int64_t>& ids)
 {
     return model.hasTokenizer() ? model.tokenizer().decode(ids) : std::string();
@@ -216,7 +378,15 @@ const char* opName(Op op)
 
 const char* regimeName(Regime regime)
 {
-    return regime == Regime::Constrained ? "constrained" : "free";
+    switch (regime) {
+    case Regime::Constrained:
+        return "constrained";
+    case Regime::Free:
+        return "free";
+    case Regime::Patch:
+        return "patch";
+    }
+    return "?";
 }
 
 InterventionResult intervene(
@@ -230,6 +400,7 @@ InterventionResult intervene(
     const transcoder::TranscoderSet& tc = *ctx.transcoders;
     const int64_t nLayers = ctx.nLayers(), nPos = ctx.nPos(), held = ctx.heldPositions;
     const bool constrained = options.regime == Regime::Constrained;
+    const bool patch = options.regime == Regime::Patch;
 
     std::vector<std::vector<FeatureEdit>> byLayer(static_cast<size_t>(nLayers));
     for (const auto& e : edits)
@@ -239,19 +410,36 @@ InterventionResult intervene(
             applyEdit(acts, e, held, 0);
     };
 
-    // The edited run; a free run also keeps the prompt's keys and values for generation.
+    // The edited run; a free or patched run also keeps the prompt's keys and values for
+    // generation (a patched one's prompt pass is the continuation's, as in circuit-tracer).
     model::KvCache cache;
-    attribution::RunOptions ro;
-    ro.frozen = constrained;
-    ro.recompute = !constrained;
-    ro.edit = edit;
-    if (!constrained && options.generate > 0)
-        ro.cache = &cache;
-    const attribution::RunResult run = attribution::runReplacement(ctx, ro);
+    at::Tensor runLogits, runFinalResid; // [n_pos, vocab], [n_pos, d_model]
+    std::vector<at::Tensor> runInputs; // per layer [n_pos, d_model]
+    std::vector<at::Tensor> runActivations; // per layer [n_pos, n_features], Free only: what was decoded
+    if (patch) {
+        PatchRun run = runPatch(ctx, byLayer, options, options.generate > 0 ? &cache : nullptr);
+        runLogits = run.logits;
+        runFinalResid = run.finalResid;
+        runInputs = std::move(run.inputs);
+    } else {
+        attribution::RunOptions ro;
+        ro.frozen = constrained;
+        ro.recompute = !constrained;
+        ro.edit = edit;
+        if (!constrained && options.generate > 0)
+            ro.cache = &cache;
+        attribution::RunResult run = attribution::runReplacement(ctx, ro);
+        runLogits = run.logits;
+        runFinalResid = run.finalResid;
+        runInputs = std::move(run.inputs);
+        runActivations = std::move(run.activations);
+    }
 
     InterventionResult result;
+    result.directEffects = isDirectEffects(options, nLayers);
+    result.generationMode = patch ? Regime::Patch : Regime::Free;
     const at::Tensor beforeLogits = ctx.logits[nPos - 1].to(at::kCPU, at::kDouble); // [vocab]
-    const at::Tensor afterLogits = run.logits[nPos - 1].to(at::kCPU, at::kDouble);
+    const at::Tensor afterLogits = runLogits[nPos - 1].to(at::kCPU, at::kDouble);
     result.before = topTokens(model, beforeLogits, options.topK);
     result.after = topTokens(model, afterLogits, options.topK);
     const at::Tensor deltaLogits = (afterLogits - beforeLogits).contiguous();
@@ -259,6 +447,18 @@ InterventionResult intervene(
     for (const auto* list : { &result.before, &result.after })
         for (const auto& t : *list)
             result.logitDelta[t.id] = delta[t.id];
+    // The same tokens in the graph's units. The final norm's denominator is the context's in a
+    // direct-effects run (replayed), the run's own otherwise.
+    std::vector<int64_t> listed;
+    for (const auto& [id, d] : result.logitDelta)
+        listed.push_back(id);
+    const at::Tensor tokens = at::tensor(listed, at::kLong);
+    const at::Tensor demeanedDelta = (demeanedAtLast(ctx, runFinalResid, result.directEffects, tokens)
+        - demeanedAtLast(ctx, ctx.finalResid, true, tokens))
+                                         .to(at::kCPU, at::kDouble)
+                                         .contiguous(); // [k]
+    for (size_t k = 0; k < listed.size(); ++k)
+        result.demeanedLogitDelta[listed[k]] = demeanedDelta[static_cast<int64_t>(k)].item<double>();
 
     // Downstream features: only layers after the first edited one, at positions from the
     // first edited one on, can change (the transcoder input of a layer precedes its MLP, and
@@ -273,8 +473,10 @@ InterventionResult intervene(
         const auto i = static_cast<size_t>(l);
         const int64_t n = nPos - minPos;
         at::Tensor before = ctx.activations[i].narrow(0, minPos, n); // [n, n_features]
-        at::Tensor after = constrained ? tc.activate(l, tc.preActivations(l, run.inputs[i].narrow(0, minPos, n)))
-                                       : run.activations[i].narrow(0, minPos, n);
+        // Free: what was decoded; otherwise what the transcoder reads from the run's input.
+        at::Tensor after = options.regime == Regime::Free
+            ? runActivations[i].narrow(0, minPos, n)
+            : tc.activate(l, tc.preActivations(l, runInputs[i].narrow(0, minPos, n)));
         at::Tensor diff = (after - before).abs();
         for (const auto& e : byLayer[i]) // the edited features are not "downstream"
             applyEdit(diff, { e.layer, e.position, e.feature, Op::Set, 0.0 }, 0, minPos);
@@ -312,8 +514,8 @@ InterventionResult intervene(
         result.generationBefore = decodeText(model, result.generatedBefore);
 
         // Frozen patterns do not extend to new tokens: the constrained regime's continuation
-        // starts from a free run of the prompt with the same edits.
-        at::Tensor lastLogits = run.logits[nPos - 1];
+        // starts from a free run of the prompt with the same edits (generationMode Free).
+        at::Tensor lastLogits = runLogits[nPos - 1];
         if (constrained) {
             attribution::RunOptions fo;
             fo.frozen = false;
