@@ -551,9 +551,11 @@ private Q_SLOTS:
             QStringLiteral("0:*:%1=-1").arg(f0), "--add", "2:*:5=1", "--top-k", "5", "--generate", "3", "--json" });
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         const Json j = r.json();
-        for (const char* key : { "before", "after", "logit_delta", "generation" })
+        for (const char* key : { "before", "after", "logit_delta", "demeaned_logit_delta", "generation" })
             QVERIFY2(j.contains(key), key);
         QCOMPARE(j["mode"].get<std::string>(), std::string("constrained"));
+        QCOMPARE(j["generation_mode"].get<std::string>(), std::string("free")); // the continuation runs free
+        QCOMPARE(j["direct_effects"].get<bool>(), true);
         QCOMPARE(j["edits"].size(), size_t(4));
         QCOMPARE(j["before"]["top"].size(), size_t(5));
         QCOMPARE(j["after"]["top"].size(), size_t(5));
@@ -573,6 +575,9 @@ private Q_SLOTS:
         QCOMPARE(j["logit_delta"].size(), expected.logitDelta.size());
         for (const auto& [id, d] : expected.logitDelta)
             QVERIFY(std::abs(j["logit_delta"][std::to_string(id)].get<double>() - d) < 1e-5);
+        QCOMPARE(j["demeaned_logit_delta"].size(), expected.demeanedLogitDelta.size());
+        for (const auto& [id, d] : expected.demeanedLogitDelta)
+            QVERIFY(std::abs(j["demeaned_logit_delta"][std::to_string(id)].get<double>() - d) < 1e-5);
         QVERIFY(j["changed"].is_array() && !j["changed"].empty());
         for (const char* key : { "layer", "position", "feature", "before", "after" })
             QVERIFY2(j["changed"][0].contains(key), key);
@@ -607,6 +612,91 @@ private Q_SLOTS:
             Run e = cli(QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text } + extra);
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
+    }
+
+    // intervene's circuit-tracer modes: --freeze-attention / --no-freeze-attention /
+    // --constrained-layers A:B / --direct-effects select the patch regime with those options,
+    // as the engine runs them; the JSON names them and says how the continuation ran.
+    void interveneModes()
+    {
+        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+        auto model = cs::model::Model::load(folder, { "cpu", true });
+        auto set = cs::transcoder::TranscoderSet::load(
+            cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
+        const std::string prompt = "Fact: the capital of the state containing Dallas is";
+        const auto ids = model->tokenizer().encode(prompt);
+        const auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+        const int64_t last = ctx.nPos() - 1, nLayers = model->config().nLayers;
+        const QString text = QString::fromStdString(prompt);
+        const QString edit = QStringLiteral("2:%1:574=2").arg(last);
+        const std::vector<cs::intervention::FeatureEdit> edits = { { 2, last, 574, cs::intervention::Op::Scale, 2.0 } };
+
+        struct Case {
+            QStringList flags;
+            bool freezeAttention;
+            std::optional<cs::intervention::LayerRange> range;
+        };
+        const std::vector<Case> cases = { { { "--freeze-attention" }, true, std::nullopt },
+            { { "--mode", "patch" }, true, std::nullopt }, { { "--no-freeze-attention" }, false, std::nullopt },
+            { { "--constrained-layers", "2:4" }, true, cs::intervention::LayerRange { 2, 4 } },
+            { { "--constrained-layers", ":3" }, true, cs::intervention::LayerRange { 0, 3 } },
+            { { "--direct-effects" }, true, cs::intervention::LayerRange { 0, nLayers } } };
+        for (const Case& c : cases) {
+            cs::intervention::InterventionOptions o;
+            o.regime = cs::intervention::Regime::Patch;
+            o.freezeAttention = c.freezeAttention;
+            o.constrainedLayers = c.range;
+            o.topK = 5;
+            o.generate = 2;
+            const auto expected = cs::intervention::intervene(ctx, edits, o);
+            Run r = cli(QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text, "--scale", edit,
+                            "--top-k", "5", "--generate", "2", "--json" }
+                + c.flags);
+            QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+            const Json j = r.json();
+            QCOMPARE(j["mode"].get<std::string>(), std::string("patch"));
+            QCOMPARE(j["freeze_attention"].get<bool>(), c.freezeAttention);
+            if (c.range)
+                QCOMPARE(j["constrained_layers"], Json({ c.range->first, c.range->end }));
+            else
+                QVERIFY(j["constrained_layers"].is_null());
+            QCOMPARE(j["direct_effects"].get<bool>(), expected.directEffects);
+            QCOMPARE(j["generation_mode"].get<std::string>(), std::string("patch"));
+            QCOMPARE(j["generation"]["after"].get<std::string>(), expected.generationAfter);
+            for (size_t i = 0; i < 5; ++i)
+                QVERIFY(std::abs(j["after"]["top"][i]["logit"].get<double>() - expected.after[i].logit) < 1e-5);
+            for (const auto& [id, d] : expected.demeanedLogitDelta)
+                QVERIFY(std::abs(j["demeaned_logit_delta"][std::to_string(id)].get<double>() - d) < 1e-5);
+        }
+        QVERIFY(cli({ "--device", "cpu", "intervene", "tinyworld", "--text", text, "--scale", edit, "--direct-effects",
+                        "--json" })
+                    .json()["direct_effects"]
+                    .get<bool>());
+
+        // The readable table names the regime and shows both deltas.
+        Run table = cli({ "--device", "cpu", "intervene", "tinyworld", "--text", text, "--scale", edit,
+            "--constrained-layers", "1:3" });
+        QVERIFY2(table.exitCode == 0, qPrintable(table.err));
+        QVERIFY2(table.out.contains("layers 1:3 constrained") && table.out.contains("demeaned"), qPrintable(table.out));
+
+        const std::vector<std::pair<QStringList, QString>> bad = {
+            { { "--mode", "free", "--freeze-attention" }, "options of --mode patch" },
+            { { "--constrained-layers", "0:2", "--mode", "constrained" }, "options of --mode patch" },
+            { { "--freeze-attention", "--no-freeze-attention" }, "contradict" },
+            { { "--constrained-layers", "3" }, "not of the form" },
+            { { "--constrained-layers", "3:1" }, "nonempty range" },
+            { { "--constrained-layers", "0:9" }, "nonempty range" },
+            { { "--constrained-layers", "0:x" }, "not an integer" },
+            { { "--no-freeze-attention", "--constrained-layers", "0:2" }, "freeze attention" },
+            { { "--direct-effects", "--constrained-layers", "0:2" }, "give one of them" },
+            { { "--constrained-layers", "0:2" }, "change nothing" }, // 2:574 writes to layers 2..3 (a CLT)
+        };
+        for (const auto& [extra, phrase] : bad) {
+            Run e = cli(
+                QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text, "--scale", edit } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(extra.join(' ') + ": " + e.err));
         }
     }
 

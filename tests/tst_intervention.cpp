@@ -1,9 +1,12 @@
 // Interventions (DESIGN §5) against computations written again here: a replacement model built
-// from plain Model::forward with hooks (frozen or free, errors recorded here), generation by
+// from plain Model::forward with hooks (frozen or free, errors recorded here), circuit-tracer's
+// patched run of the real model (frozen attention, constrained layers) likewise, generation by
 // recomputing the whole prefix every step, the exact linearity of the constrained regime, the
-// model's own logits and greedy generation; tinyworld's shipped CLT; and bad edits refused.
+// model's own logits and greedy generation; demeaned logit changes against the attribution
+// graph's edges on tinyworld's shipped CLT; and bad edits and options refused.
 #include "hf_fixtures.h"
 
+#include "cs/attribution.h"
 #include "cs/engine.h"
 #include "cs/error.h"
 #include "cs/intervention.h"
@@ -73,7 +76,7 @@ void applyHere(at::Tensor& acts, const FeatureEdit& e, int64_t offset, int64_t f
 // One plain run of the model, recorded here (not by buildContext): transcoder inputs, MLP
 // outputs, activations (zero at a held BOS), errors, patterns and denominators.
 struct Recording {
-    std::vector<at::Tensor> inputs, acts, errors; // per layer [n_pos, ...]
+    std::vector<at::Tensor> inputs, acts, errors, mlpOut; // per layer [n_pos, ...]
     cs::model::FrozenState frozen;
     at::Tensor logits; // [n_pos, vocab]
     int64_t held = 0;
@@ -85,7 +88,8 @@ Recording record(const cs::model::Model& model, const TranscoderSet& set, const 
     const int64_t L = model.config().nLayers;
     Recording r;
     r.inputs.resize(L);
-    std::vector<at::Tensor> mlpOut(L);
+    std::vector<at::Tensor>& mlpOut = r.mlpOut;
+    mlpOut.resize(L);
     cs::model::ForwardOptions fo;
     fo.record = true;
     fo.hook = [&](int64_t l, cs::model::Hook h, at::Tensor& v) {
@@ -145,6 +149,62 @@ at::Tensor referenceRun(const cs::model::Model& model, const TranscoderSet& set,
     if (actsOut)
         *actsOut = acts;
     return logits[logits.size(0) - 1];
+}
+
+// circuit-tracer's feature_intervention, written again with plain forward and hooks on ids
+// [n] whose first nFrozen rows are the recorded prompt: the real model; with attention frozen
+// the prompt rows' patterns are replaced by the recorded ones at the attn_pattern hook (later
+// rows attend live); at each layer with edits, (edited - current) activations, current = the
+// transcoder's reading of the run's input (the recording's with constrained layers), go
+// through decoderTo into every target layer in `range`, added to mlp_out; layers in the range
+// have the recorded mlp_out (the sets here have no skip). With every layer constrained the
+// recorded denominators are replayed as well (nFrozen = n only). Returns the logits [n, vocab];
+// inputs receives the run's transcoder inputs.
+at::Tensor referencePatch(const cs::model::Model& model, const TranscoderSet& set, const Recording& rec,
+    const std::vector<int64_t>& ids, int64_t nFrozen, const std::vector<FeatureEdit>& edits, bool freezeAttention,
+    std::optional<LayerRange> range, std::vector<at::Tensor>* inputsOut = nullptr)
+{
+    at::NoGradGuard noGrad;
+    const int64_t L = model.config().nLayers;
+    const bool allLayers = range && range->first == 0 && range->end == L;
+    std::vector<at::Tensor> inputs(L), added(L);
+    cs::model::ForwardOptions fo;
+    if (allLayers)
+        fo.frozen = &rec.frozen;
+    fo.hook = [&](int64_t l, cs::model::Hook h, at::Tensor& v) {
+        if (h == cs::model::Hook::AttnPattern && (freezeAttention || range) && !allLayers) {
+            at::Tensor p = v.clone(); // [1, heads, n, n]
+            p.narrow(2, 0, nFrozen).narrow(3, 0, nFrozen).copy_(rec.frozen.layers[l].pattern);
+            v = p;
+        }
+        if (h == set.config().inputHook) {
+            inputs[l] = v[0].clone();
+            at::Tensor current = range ? rec.acts[l].clone() : set.encode(l, inputs[l]);
+            if (rec.held)
+                current[0].zero_();
+            at::Tensor edited = current.clone();
+            for (const auto& e : edits)
+                if (e.layer == l)
+                    applyHere(edited, e, 0, rec.held);
+            for (int64_t t = l; t < l + set.nTargets(l); ++t)
+                if (!range || range->contains(t)) {
+                    at::Tensor part = at::matmul(edited - current, set.decoderTo(l, t));
+                    added[t] = added[t].defined() ? added[t] + part : part;
+                }
+        }
+        if (h == cs::model::Hook::MlpOut) {
+            at::Tensor out = v[0].clone();
+            if (range && range->contains(l))
+                out.narrow(0, 0, nFrozen).copy_(rec.mlpOut[l]);
+            if (added[l].defined())
+                out = out + added[l];
+            v = out.unsqueeze(0);
+        }
+    };
+    at::Tensor logits = model.forward(at::tensor(ids, at::kLong), fo).logits[0];
+    if (inputsOut)
+        *inputsOut = inputs;
+    return logits;
 }
 
 // Greedy generation after the edits, recomputing the whole sequence every step: prompt rows
@@ -214,6 +274,37 @@ double maxAbsDiff(const std::map<int64_t, double>& got, const at::Tensor& expect
     for (const auto& [id, v] : got)
         worst = std::max(worst, std::abs(v - expected[id].item<double>()));
     return worst;
+}
+
+// The patch regime's option sets tested: attention frozen or live, a partial range of
+// constrained layers (0:2 of 3, the last layer's MLP real), every layer (direct effects).
+struct PatchMode {
+    const char* name;
+    bool freezeAttention;
+    std::optional<LayerRange> range;
+};
+std::vector<PatchMode> patchModes(int64_t nLayers)
+{
+    return { { "patch, attention frozen", true, std::nullopt }, { "patch, attention live", false, std::nullopt },
+        { "patch, layers 0:2 constrained", true, LayerRange { 0, 2 } },
+        { "patch, direct effects", true, LayerRange { 0, nLayers } } };
+}
+InterventionOptions patchOptions(const PatchMode& m)
+{
+    InterventionOptions o;
+    o.regime = Regime::Patch;
+    o.freezeAttention = m.freezeAttention;
+    o.constrainedLayers = m.range;
+    return o;
+}
+
+// Every token's after - before (topK = vocab lists them all) and its mean over the vocabulary.
+std::pair<at::Tensor, double> allDeltas(const InterventionResult& r, int64_t vocab)
+{
+    at::Tensor d = at::full({ vocab }, std::nan(""), at::kDouble);
+    for (const auto& [id, v] : r.logitDelta)
+        d[id] = v;
+    return { d, d.mean().item<double>() };
 }
 
 } // namespace
@@ -322,6 +413,206 @@ private Q_SLOTS:
                 QVERIFY(std::abs(d) < 1e-4);
             QVERIFY2(r.changed.empty(), regimeName(regime));
         }
+        for (const PatchMode& m : patchModes(s.model->config().nLayers)) {
+            InterventionOptions o = patchOptions(m);
+            o.topK = s.model->config().vocabSize;
+            const auto r = intervene(s.ctx, edits, o);
+            QVERIFY2(maxAbsDiff(logitsOf(r.after), own) < 1e-4, m.name);
+            for (const auto& [id, d] : r.demeanedLogitDelta)
+                QVERIFY2(std::abs(d) < 1e-4, m.name);
+            QVERIFY2(r.changed.empty(), m.name);
+        }
+    }
+
+    // The patch regime (circuit-tracer's feature_intervention) in each of its option sets
+    // against the run written here with plain forward and hooks; the demeaned deltas against
+    // the raw ones less their vocabulary mean (no soft-cap in these rows); the changed
+    // features against that run's transcoder inputs.
+    void patchMatchesAHandWrittenRun_data() { addRandomRows(); }
+    void patchMatchesAHandWrittenRun()
+    {
+        Setup s = setupFromRow();
+        const int64_t last = static_cast<int64_t>(s.ids.size()) - 1, vocab = s.model->config().vocabSize;
+        const int64_t nPos = static_cast<int64_t>(s.ids.size());
+        // Layers 0 and 1 only: every edit writes into the 0:2 range, for PLTs too.
+        const std::vector<FeatureEdit> edits = { { 0, -1, 2, Op::Add, 3.0 }, { 0, 2, 7, Op::Set, 4.0 },
+            { 1, last, 11, Op::Scale, -2.0 }, { 1, -1, 2, Op::Scale, 0.0 } };
+        for (const PatchMode& m : patchModes(s.model->config().nLayers)) {
+            InterventionOptions o = patchOptions(m);
+            o.topK = vocab;
+            o.maxChanged = 1000000;
+            const auto r = intervene(s.ctx, edits, o);
+            std::vector<at::Tensor> inputs;
+            const at::Tensor expected
+                = referencePatch(*s.model, *s.set, s.rec, s.ids, nPos, edits, m.freezeAttention, m.range, &inputs)[last]
+                      .to(at::kDouble);
+            const double err = maxAbsDiff(logitsOf(r.after), expected);
+            const double moved = (expected - s.rec.logits[last].to(at::kDouble)).abs().max().item<double>();
+            qInfo("%s: largest logit change %.4f, difference from the reference %.2e", m.name, moved, err);
+            QVERIFY(moved > 1e-2);
+            QVERIFY2(err < 1e-4 * std::max(1.0, moved), m.name);
+            QCOMPARE(r.directEffects, m.range && m.range->first == 0 && m.range->end == s.model->config().nLayers);
+            QCOMPARE(r.generationMode, Regime::Patch);
+            const auto [raw, mean] = allDeltas(r, vocab);
+            for (const auto& [id, d] : r.demeanedLogitDelta)
+                QVERIFY2(std::abs(d - (raw[id].item<double>() - mean)) < 1e-4 * std::max(1.0, moved), m.name);
+            QVERIFY(!r.changed.empty());
+            for (const auto& c : r.changed) {
+                QVERIFY(c.layer >= 1 && c.position >= s.rec.held);
+                QVERIFY(std::abs(c.before - s.rec.acts[c.layer][c.position][c.feature].item<double>()) < 1e-4);
+                const double after = s.set->encode(c.layer, inputs[c.layer])[c.position][c.feature].item<double>();
+                QVERIFY(std::abs(c.after - after) < 1e-3);
+            }
+        }
+    }
+
+    // circuit-tracer's direct effects (every layer constrained) are our constrained regime: the
+    // same logits and demeaned changes, both marked as direct effects.
+    void directEffectsAreTheConstrainedRegime_data() { addRandomRows(); }
+    void directEffectsAreTheConstrainedRegime()
+    {
+        Setup s = setupFromRow();
+        const int64_t last = static_cast<int64_t>(s.ids.size()) - 1, vocab = s.model->config().vocabSize;
+        const std::vector<FeatureEdit> edits
+            = { { 0, -1, 2, Op::Add, 3.0 }, { 1, last, 11, Op::Scale, -2.0 }, { 2, -1, 4, Op::Set, 2.0 } };
+        InterventionOptions constrained;
+        constrained.topK = vocab;
+        InterventionOptions direct = patchOptions({ "direct", true, LayerRange { 0, s.model->config().nLayers } });
+        direct.topK = vocab;
+        const auto a = intervene(s.ctx, edits, constrained);
+        const auto b = intervene(s.ctx, edits, direct);
+        QVERIFY(a.directEffects && b.directEffects);
+        QCOMPARE(a.generationMode, Regime::Free);
+        double moved = 0;
+        for (const auto& [id, d] : a.logitDelta)
+            moved = std::max(moved, std::abs(d));
+        QVERIFY(moved > 1e-2);
+        QCOMPARE(b.logitDelta.size(), a.logitDelta.size());
+        for (const auto& [id, d] : a.logitDelta) {
+            QVERIFY(std::abs(b.logitDelta.at(id) - d) < 1e-4 * std::max(1.0, moved));
+            QVERIFY(std::abs(b.demeanedLogitDelta.at(id) - a.demeanedLogitDelta.at(id)) < 1e-4 * std::max(1.0, moved));
+        }
+    }
+
+    // Patch options that do not fit are refused with a message that says why.
+    void patchOptionsAreChecked()
+    {
+        Setup s = setup("llama", Architecture::PerLayer, Activation::JumpReLU, cs::model::Hook::MlpIn, true);
+        const std::vector<FeatureEdit> edit = { { 0, 1, 3, Op::Set, 1.0 } };
+        auto refused = [&](const InterventionOptions& o, const QString& phrase) {
+            try {
+                intervene(s.ctx, edit, o);
+                return QStringLiteral("no error");
+            } catch (const cs::Error& e) {
+                return QString(e.what()).contains(phrase) ? QString() : QString(e.what());
+            }
+        };
+        InterventionOptions o;
+        o.constrainedLayers = LayerRange { 0, 2 };
+        QCOMPARE(refused(o, "patch regime"), QString()); // the constrained regime has no range
+        o.regime = Regime::Patch;
+        o.constrainedLayers = LayerRange { 2, 2 };
+        QCOMPARE(refused(o, "nonempty range"), QString());
+        o.constrainedLayers = LayerRange { 0, 4 };
+        QCOMPARE(refused(o, "nonempty range"), QString());
+        o.constrainedLayers = LayerRange { 0, 2 };
+        o.freezeAttention = false;
+        QCOMPARE(refused(o, "freeze attention"), QString());
+        o.freezeAttention = true;
+        o.constrainedLayers = LayerRange { 1, 3 }; // a PLT feature of layer 0 writes to layer 0 alone
+        QCOMPARE(refused(o, "change nothing"), QString());
+        o.constrainedLayers = LayerRange { 0, 1 };
+        QVERIFY(!intervene(s.ctx, edit, o).after.empty());
+    }
+
+    // The graph's units: on tinyworld's Dallas prompt, scaling one feature by 2 in the
+    // constrained regime (and in circuit-tracer's direct effects) moves every traced logit's
+    // demeaned value by exactly the graph edge from that feature (A[logit, feature] x (2 - 1)),
+    // while the raw logit moves by that plus the vocabulary-mean shift.
+    void demeanedDeltaIsTheGraphEdge()
+    {
+        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+        auto model = cs::model::Model::load(folder, { "cpu", true });
+        auto set = TranscoderSet::load(cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
+        const auto ids = model->tokenizer().encode("Fact: the capital of the state containing Dallas is");
+        auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+        const int64_t last = ctx.nPos() - 1, vocab = model->config().vocabSize;
+        const int64_t layer = 2, feature = 574; // the "Texas" feature the README's example edits
+        QVERIFY(ctx.activations[layer][last][feature].item<float>() > 0);
+
+        const auto traced = cs::attribution::trace(ctx);
+        const cs::graph::Graph& g = traced.graph;
+        int64_t source = -1;
+        std::vector<int64_t> logitNodes;
+        for (int64_t i = 0; i < g.size(); ++i) {
+            const auto& n = g.nodes[static_cast<size_t>(i)];
+            if (n.kind == cs::graph::NodeKind::Feature && n.layer == layer && n.position == last
+                && n.feature == feature)
+                source = i;
+            if (n.kind == cs::graph::NodeKind::Logit)
+                logitNodes.push_back(i);
+        }
+        QVERIFY(source >= 0 && !logitNodes.empty());
+        const int64_t austin = model->tokenizer().encode(" Austin", false).at(0);
+
+        InterventionOptions constrained;
+        constrained.topK = vocab;
+        InterventionOptions direct = patchOptions({ "direct", true, LayerRange { 0, model->config().nLayers } });
+        direct.topK = vocab;
+        for (const InterventionOptions& o : { constrained, direct }) {
+            const auto r = intervene(ctx, { { layer, last, feature, Op::Scale, 2.0 } }, o);
+            const auto [raw, mean] = allDeltas(r, vocab);
+            QVERIFY(std::abs(mean) > 1e-2); // the mean shift this is about
+            bool sawAustin = false;
+            for (const int64_t node : logitNodes) {
+                const int64_t token = g.nodes[static_cast<size_t>(node)].tokenId;
+                const double edge = g.adjacency.value(node, source) * (2.0 - 1.0);
+                const double demeaned = r.demeanedLogitDelta.at(token), rawDelta = r.logitDelta.at(token);
+                if (token == austin) {
+                    sawAustin = true;
+                    qInfo("%s: scale 2:%lld:574 x2: \"%s\" raw delta %.3f, demeaned %.3f, graph edge %.3f, "
+                          "vocabulary-mean shift %.3f",
+                        regimeName(o.regime), static_cast<long long>(last), model->tokenizer().tokenText(token).c_str(),
+                        rawDelta, demeaned, edge, mean);
+                    QVERIFY(std::abs(rawDelta - edge) > 1e-2); // the raw delta is not the edge
+                }
+                QVERIFY2(std::abs(demeaned - edge) < 1e-4 * std::max(1.0, std::abs(edge)),
+                    qPrintable(QStringLiteral("token %1: demeaned %2, edge %3").arg(token).arg(demeaned).arg(edge)));
+                QVERIFY(std::abs(rawDelta - demeaned - mean) < 1e-4);
+            }
+            QVERIFY(sawAustin);
+        }
+    }
+
+    // A soft-capped model (gemma2's final cap): the demeaned change is read before the cap,
+    // so in the constrained regime it stays linear in the edit while the capped logits do not.
+    void demeanedDeltaIsBeforeTheSoftCap()
+    {
+        Setup s = setup("gemma2", Architecture::CrossLayer, Activation::JumpReLU, cs::model::Hook::MlpIn, true);
+        QVERIFY(s.model->config().finalSoftcap > 0);
+        int64_t p = -1, f = -1;
+        for (int64_t q = s.ctx.heldPositions; q < s.ctx.nPos() && p < 0; ++q)
+            for (int64_t g = 0; g < s.set->nFeatures() && p < 0; ++g)
+                if (s.ctx.activations[0][q][g].item<float>() == 0) {
+                    p = q;
+                    f = g;
+                }
+        QVERIFY(p >= 0);
+        InterventionOptions o;
+        o.topK = s.model->config().vocabSize;
+        const auto one = intervene(s.ctx, { { 0, p, f, Op::Set, 12.0 } }, o);
+        const auto two = intervene(s.ctx, { { 0, p, f, Op::Set, 24.0 } }, o);
+        double scale = 0, worstDemeaned = 0, worstRaw = 0;
+        for (const auto& [id, d] : one.demeanedLogitDelta) {
+            scale = std::max(scale, std::abs(two.demeanedLogitDelta.at(id)));
+            worstDemeaned = std::max(worstDemeaned, std::abs(two.demeanedLogitDelta.at(id) - 2 * d));
+            worstRaw = std::max(worstRaw, std::abs(two.logitDelta.at(id) - 2 * one.logitDelta.at(id)));
+        }
+        qInfo("largest demeaned change %.4f; off linear: demeaned %.2e, capped logits %.2e", scale, worstDemeaned,
+            worstRaw);
+        QVERIFY(scale > 1e-2);
+        QVERIFY(worstDemeaned < 1e-4 * scale);
+        QVERIFY(worstRaw > 1e-3 * scale); // the cap bends the raw logits
     }
 
     // Both regimes against the replacement model written here with plain forward and hooks;
@@ -450,6 +741,41 @@ private Q_SLOTS:
             QCOMPARE(r.generationAfter, s.model->tokenizer().decode(expected));
             if (regime == Regime::Free) // the continuation starts from the free run's top token
                 QCOMPARE(r.generatedAfter.front(), r.after.front().id);
+            QCOMPARE(r.generationMode, Regime::Free);
+        }
+
+        // The patch regime continues from its own run of the prompt (circuit-tracer's
+        // feature_intervention_generate): the first token is "after"'s top one; later tokens
+        // attend live, with the * edits' decoder image added, as recomputing the whole
+        // sequence with the prompt rows' patterns frozen gives.
+        const std::vector<FeatureEdit> edits
+            = { { 0, -1, 5, Op::Add, 6.0 }, { 1, -1, 9, Op::Set, 5.0 }, { 0, 2, 1, Op::Set, 8.0 } };
+        const int64_t nPrompt = static_cast<int64_t>(s.ids.size());
+        std::optional<int64_t> eos = s.model->config().eosTokenId;
+        if (!eos)
+            eos = s.model->tokenizer().eosId();
+        for (const PatchMode& m : patchModes(s.model->config().nLayers)) {
+            InterventionOptions o = patchOptions(m);
+            o.generate = 10;
+            const auto r = intervene(s.ctx, edits, o);
+            QCOMPARE(r.generationMode, Regime::Patch);
+            QCOMPARE(r.generatedBefore, own);
+            QVERIFY(!r.generatedAfter.empty());
+            QCOMPARE(r.generatedAfter.front(), r.after.front().id);
+            if (m.range)
+                continue; // (constrained prompt rows and live generated rows: not rewritten here)
+            std::vector<int64_t> seq = s.ids, expected;
+            for (int64_t step = 0; step < 10 && static_cast<int64_t>(seq.size()) <= s.model->config().maxPositions;
+                 ++step) {
+                const at::Tensor logits
+                    = referencePatch(*s.model, *s.set, s.rec, seq, nPrompt, edits, m.freezeAttention, std::nullopt);
+                const int64_t next = logits[logits.size(0) - 1].argmax().item<int64_t>();
+                expected.push_back(next);
+                seq.push_back(next);
+                if (eos && next == *eos)
+                    break;
+            }
+            QVERIFY2(r.generatedAfter == expected, m.name);
         }
     }
 

@@ -59,6 +59,59 @@ intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op
     return e;
 }
 
+// "A:B" -> layers A <= l < B, as Python's range(A, B); A defaults to 0, B to n_layers.
+intervention::LayerRange parseLayerRange(const std::string& text, int64_t nLayers)
+{
+    const size_t colon = text.find(':');
+    if (colon == std::string::npos)
+        throw Error("--constrained-layers \"" + text
+            + "\" is not of the form FIRST:END (layers FIRST <= l < END, as Python's range; either may be left out)");
+    const std::string first = text.substr(0, colon), end = text.substr(colon + 1);
+    intervention::LayerRange r;
+    r.first = first.empty() ? 0 : parseIndex(first, text, "first layer");
+    r.end = end.empty() ? nLayers : parseIndex(end, text, "end layer");
+    return r;
+}
+
+// The regime and circuit-tracer's options from --mode, --freeze-attention,
+// --no-freeze-attention, --constrained-layers and --direct-effects. Any of the last four asks
+// for the patch regime; with --mode constrained or free they are an error.
+void parseRegime(const Args& args, int64_t nLayers, intervention::InterventionOptions& o)
+{
+    const bool patchFlags = args.flag("freeze-attention") || args.flag("no-freeze-attention")
+        || args.has("constrained-layers") || args.flag("direct-effects");
+    const std::string mode = args.valueOr("mode", patchFlags ? "patch" : "constrained");
+    if (mode == "constrained")
+        o.regime = intervention::Regime::Constrained;
+    else if (mode == "free")
+        o.regime = intervention::Regime::Free;
+    else if (mode == "patch")
+        o.regime = intervention::Regime::Patch;
+    else
+        throw Error("--mode must be constrained, free or patch, not \"" + mode + "\"");
+    if (patchFlags && o.regime != intervention::Regime::Patch)
+        throw Error("--freeze-attention, --no-freeze-attention, --constrained-layers and --direct-effects are options "
+                    "of --mode patch (circuit-tracer's feature_intervention), not of --mode "
+            + mode);
+    if (args.flag("freeze-attention") && args.flag("no-freeze-attention"))
+        throw Error("--freeze-attention and --no-freeze-attention contradict each other");
+    o.freezeAttention = !args.flag("no-freeze-attention");
+    if (args.flag("direct-effects") && args.has("constrained-layers"))
+        throw Error("--direct-effects is --constrained-layers 0:" + std::to_string(nLayers) + ": give one of them");
+    if (args.flag("direct-effects"))
+        o.constrainedLayers = intervention::LayerRange { 0, nLayers };
+    else if (const auto range = args.value("constrained-layers"))
+        o.constrainedLayers = parseLayerRange(*range, nLayers);
+}
+
+Json tokenMap(const std::map<int64_t, double>& byToken)
+{
+    Json m = Json::object();
+    for (const auto& [id, d] : byToken)
+        m[std::to_string(id)] = d;
+    return m;
+}
+
 // Shows whitespace in a token for a terminal.
 std::string visible(const std::string& token)
 {
@@ -98,13 +151,6 @@ int cmdIntervene(const Args& args, const std::string& device)
         throw Error("intervene needs at least one edit: --set, --scale or --add LAYER:POS:FEATURE=VALUE");
 
     intervention::InterventionOptions o;
-    const std::string mode = args.valueOr("mode", "constrained");
-    if (mode == "constrained")
-        o.regime = intervention::Regime::Constrained;
-    else if (mode == "free")
-        o.regime = intervention::Regime::Free;
-    else
-        throw Error("--mode must be constrained or free, not \"" + mode + "\"");
     o.topK = args.intOr("top-k", o.topK);
     if (o.topK < 1)
         throw Error("--top-k must be at least 1");
@@ -113,6 +159,7 @@ int cmdIntervene(const Args& args, const std::string& device)
         throw Error("--generate must not be negative");
 
     auto model = model::Model::load(folder, { device, true });
+    parseRegime(args, model->config().nLayers, o);
     auto set = transcoder::TranscoderSet::load(
         transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
     const std::vector<int64_t> ids = model->tokenizer().encode(*text);
@@ -121,9 +168,6 @@ int cmdIntervene(const Args& args, const std::string& device)
     const auto r = intervention::intervene(context, edits, o);
 
     if (args.flag("json")) {
-        Json delta = Json::object();
-        for (const auto& [id, d] : r.logitDelta)
-            delta[std::to_string(id)] = d;
         Json changed = Json::array();
         for (const auto& c : r.changed)
             changed.push_back({ { "layer", c.layer }, { "position", c.position }, { "feature", c.feature },
@@ -133,20 +177,35 @@ int cmdIntervene(const Args& args, const std::string& device)
             editList.push_back({ { "op", intervention::opName(e.op) }, { "layer", e.layer },
                 { "position", e.position < 0 ? Json("*") : Json(e.position) }, { "feature", e.feature },
                 { "value", e.value } });
-        const Json j = { { "mode", intervention::regimeName(o.regime) }, { "prompt_ids", ids }, { "edits", editList },
-            { "before", { { "top", topJson(r.before) } } }, { "after", { { "top", topJson(r.after) } } },
-            { "logit_delta", delta }, { "changed", changed },
+        Json j = { { "mode", intervention::regimeName(o.regime) }, { "direct_effects", r.directEffects },
+            { "prompt_ids", ids }, { "edits", editList }, { "before", { { "top", topJson(r.before) } } },
+            { "after", { { "top", topJson(r.after) } } }, { "logit_delta", tokenMap(r.logitDelta) },
+            { "demeaned_logit_delta", tokenMap(r.demeanedLogitDelta) }, { "changed", changed },
+            { "generation_mode", intervention::regimeName(r.generationMode) },
             { "generation",
                 { { "before", r.generationBefore }, { "after", r.generationAfter }, { "before_ids", r.generatedBefore },
                     { "after_ids", r.generatedAfter } } } };
+        if (o.regime == intervention::Regime::Patch) {
+            j["freeze_attention"] = o.freezeAttention;
+            j["constrained_layers"]
+                = o.constrainedLayers ? Json { o.constrainedLayers->first, o.constrainedLayers->end } : Json(nullptr);
+        }
         std::cout << dump(j) << "\n";
         return 0;
     }
 
-    std::printf("%s intervention, %zu edit(s), %zu prompt tokens\n", intervention::regimeName(o.regime), edits.size(),
-        ids.size());
-    std::printf("%-4s  %-20s %8s %7s   %-20s %8s %7s %9s\n", "rank", "before", "logit", "prob", "after", "logit",
-        "prob", "delta");
+    std::string regime = intervention::regimeName(o.regime);
+    if (o.regime == intervention::Regime::Patch) {
+        regime += o.freezeAttention ? " (attention frozen" : " (attention live";
+        if (o.constrainedLayers)
+            regime += ", layers " + std::to_string(o.constrainedLayers->first) + ":"
+                + std::to_string(o.constrainedLayers->end) + " constrained";
+        regime += ")";
+    }
+    std::printf("%s intervention%s, %zu edit(s), %zu prompt tokens\n", regime.c_str(),
+        r.directEffects ? " (direct effects, as the graph's edges)" : "", edits.size(), ids.size());
+    std::printf("%-4s  %-20s %8s %7s   %-20s %8s %7s %9s %9s\n", "rank", "before", "logit", "prob", "after", "logit",
+        "prob", "delta", "demeaned");
     for (size_t i = 0; i < std::max(r.before.size(), r.after.size()); ++i) {
         std::printf("%-4zu  ", i + 1);
         if (i < r.before.size())
@@ -155,8 +214,8 @@ int cmdIntervene(const Args& args, const std::string& device)
         else
             std::printf("%-20s %8s %7s   ", "", "", "");
         if (i < r.after.size())
-            std::printf("%-20s %8.3f %7.4f %+9.3f\n", visible(r.after[i].token).c_str(), r.after[i].logit,
-                r.after[i].prob, r.logitDelta.at(r.after[i].id));
+            std::printf("%-20s %8.3f %7.4f %+9.3f %+9.3f\n", visible(r.after[i].token).c_str(), r.after[i].logit,
+                r.after[i].prob, r.logitDelta.at(r.after[i].id), r.demeanedLogitDelta.at(r.after[i].id));
         else
             std::printf("\n");
     }
@@ -170,8 +229,8 @@ int cmdIntervene(const Args& args, const std::string& device)
         }
     }
     if (o.generate > 0)
-        std::printf("\ngeneration before: %s\ngeneration after:  %s\n", visible(r.generationBefore).c_str(),
-            visible(r.generationAfter).c_str());
+        std::printf("\ngeneration before: %s\ngeneration after (%s): %s\n", visible(r.generationBefore).c_str(),
+            intervention::regimeName(r.generationMode), visible(r.generationAfter).c_str());
     return 0;
 }
 

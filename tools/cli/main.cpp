@@ -66,12 +66,17 @@ commands:
                                                "replacement": {"top1_agreement","kl"}}
   transcoder info (TRANSCODER | MODEL NAME) [--json]
   intervene MODEL --text P --set LAYER:POS:FEATURE=VALUE [--scale LAYER:POS:FEATURE=FACTOR]
-                 [--add LAYER:POS:FEATURE=VALUE] [--transcoder clt] [--mode constrained|free]
-                 [--generate N] [--top-k K] [--json]
+                 [--add LAYER:POS:FEATURE=VALUE] [--transcoder clt] [--mode constrained|free|patch]
+                 [--freeze-attention | --no-freeze-attention] [--constrained-layers FIRST:END]
+                 [--direct-effects] [--generate N] [--top-k K] [--json]
                                               {"before": {"top"}, "after": {"top"}, "logit_delta",
-                                               "changed", "generation": {"before", "after"}}
+                                               "demeaned_logit_delta", "changed", "direct_effects",
+                                               "generation_mode", "generation": {"before", "after"}}
                                               each edit may repeat (POS * = every position, generated
-                                              tokens too); they apply sets, then scales, then adds
+                                              tokens too); they apply sets, then scales, then adds.
+                                              patch: circuit-tracer's feature_intervention (the last
+                                              four options imply it); constrained (the default) and
+                                              --direct-effects are what the graph's edges predict
   graph import IN.json --out OUT [--json]     reads a graph JSON (circuit-tracer's or ours), checks it, writes
                                               it back with every node and link (OUT.json, or OUT.csgraph)
   graph export IN --out OUT.json [--node-threshold 0.8 --edge-threshold 0.98 | --all] [--json]
@@ -478,10 +483,12 @@ int main(int argc, char** argv)
                 "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
                 "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
-                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug", "full", "set",
-                "scale", "add", "mode", "generate", "label", "notes", "format", "limit", "layout", "tokens", "context",
+                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug",
+                "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
+                "limit", "layout", "tokens", "context",
                 "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
-            { "json", "all-positions", "skip", "all", "large", "no-large", "large-only" });
+            { "json", "all-positions", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
+                "no-freeze-attention", "direct-effects" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];

@@ -68,7 +68,9 @@ struct ForwardOptions {
     HookFn hook;
     MlpReplaceFn mlpReplace;
     bool record = false; // fill ForwardResult::frozen
-    const FrozenState* frozen = nullptr; // replay these patterns and denominators
+    // Replay these patterns and denominators (undefined ones are computed); with a cache, only
+    // into an empty one.
+    const FrozenState* frozen = nullptr;
     KvCache* cache = nullptr; // read earlier keys/values from it and append this run's
 };
 

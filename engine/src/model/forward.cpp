@@ -116,8 +116,10 @@ ForwardResult Model::forward(const at::Tensor& idsIn, const ForwardOptions& opti
             + std::to_string(c.maxPositions) + " positions");
     const FrozenState* frozen = options.frozen;
     if (frozen) {
-        if (cache)
-            throw Error("forward: a frozen replay cannot use a KV cache");
+        // A frozen replay may fill an empty cache (a prompt pass that generation continues
+        // from, live); the recorded patterns cover the recorded positions only.
+        if (cache && cache->length() > 0)
+            throw Error("forward: a frozen replay cannot continue a KV cache");
         if (static_cast<int64_t>(frozen->layers.size()) != c.nLayers)
             throw Error("forward: the frozen state has the wrong number of layers");
     }
