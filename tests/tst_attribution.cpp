@@ -328,7 +328,6 @@ private Q_SLOTS:
         v.architecture = transcoder::Architecture::PerLayer;
         v.inputHookName = "ln2.hook_normalized";
         Setup s = randomSetup(dir, v);
-        QCOMPARE(s.transcoders->config().inputHook, model::Hook::MlpNormalized);
         Variant weighted = v;
         weighted.inputHookName = "mlp.hook_in";
         const auto weightedSet = randomTranscoders(s.model->config(), weighted, 24, 7); // the same weights
@@ -376,8 +375,10 @@ private Q_SLOTS:
                 = relDiff(weightedCtx.preActivations[static_cast<size_t>(l)].to(at::kDouble), expectedWeighted);
             QVERIFY2(dw <= 1e-5, qPrintable(QString("layer %1 weighted: relative difference %2").arg(l).arg(dw)));
             const double apart = relDiff(got, expectedWeighted);
-            QVERIFY2(apart > 1e-2, qPrintable(QString("layer %1: the two readings differ by only %2").arg(l).arg(apart)));
+            QVERIFY2(
+                apart > 1e-2, qPrintable(QString("layer %1: the two readings differ by only %2").arg(l).arg(apart)));
         }
+        QCOMPARE(s.transcoders->config().inputHook, model::Hook::MlpNormalized);
         // And the graph of such a set: both passes agree, and it is exact.
         attribution::TraceOptions o;
         auto ex = attribution::trace(s.context, o);
@@ -416,15 +417,16 @@ private Q_SLOTS:
         // Three more added tokens; the config names the first as PAD.
         nlohmann::json tok = nlohmann::json::parse(test::tinyTokenizerJson());
         auto added = [](int64_t id, const char* content, bool special) {
-            return nlohmann::json { { "id", id }, { "content", content }, { "single_word", false },
-                { "lstrip", false }, { "rstrip", false }, { "normalized", false }, { "special", special } };
+            return nlohmann::json { { "id", id }, { "content", content }, { "single_word", false }, { "lstrip", false },
+                { "rstrip", false }, { "normalized", false }, { "special", special } };
         };
         tok["added_tokens"].push_back(added(test::kTinyEosId + 1, "<|pad|>", true));
         tok["added_tokens"].push_back(added(test::kTinyEosId + 2, "<|im_start|>", true));
         tok["added_tokens"].push_back(added(test::kTinyEosId + 3, "<|note|>", false));
         test::writeTextFile(folder + "/tokenizer.json", tok.dump(2));
         test::writeTextFile(folder + "/tokenizer_config.json",
-            nlohmann::json { { "bos_token", "<|bos|>" }, { "eos_token", "<|eos|>" }, { "pad_token", "<|pad|>" } }.dump());
+            nlohmann::json { { "bos_token", "<|bos|>" }, { "eos_token", "<|eos|>" }, { "pad_token", "<|pad|>" } }
+                .dump());
         Setup s;
         s.model = model::Model::load(folder.toStdString(), { "cpu", true });
         s.transcoders = randomTranscoders(s.model->config(), Variant(), 24, 7);

@@ -411,8 +411,8 @@ void TestModelReference::hooks()
         // mlp_normalized is the MLP-input norm before its weight (TransformerLens's
         // ln2.hook_normalized): the centered (LayerNorm) residual over the reference's denominator.
         const at::Tensor centered = s.family == "gpt2" ? ref.residMid - ref.residMid.mean({ -1 }, true) : ref.residMid;
-        CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpNormalized)[0], centered / ref.denominators.at("mlp_in"), kRelTol,
-            where + "mlp_normalized");
+        CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpNormalized)[0], centered / ref.denominators.at("mlp_in"),
+            kRelTol, where + "mlp_normalized");
         CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpHidden)[0], ref.mlpHidden, kRelTol, where + "mlp_hidden");
         CS_COMPARE_TENSORS(relDiff, mlpOut[0], ref.mlpOut, kRelTol, where + "mlp_out");
         CS_COMPARE_TENSORS(relDiff, residPost[0], ref.residPost, kRelTol, where + "resid_post");

@@ -867,10 +867,11 @@ private Q_SLOTS:
         QTest::addColumn<int>("hook");
         const int normalized = int(cs::model::Hook::MlpNormalized), mlpIn = int(cs::model::Hook::MlpIn);
         const int residMid = int(cs::model::Hook::ResidMid);
-        for (const char* n : { "ln2.hook_normalized", "blocks.{layer}.ln2.hook_normalized", "blocks.3.ln2.hook_normalized",
-                 "mlp_normalized" })
+        for (const char* n : { "ln2.hook_normalized", "blocks.{layer}.ln2.hook_normalized",
+                 "blocks.3.ln2.hook_normalized", "mlp_normalized" })
             QTest::newRow(n) << n << normalized;
-        for (const char* n : { "mlp.hook_in", "blocks.{layer}.mlp.hook_in", "hook_mlp_in", "blocks.0.hook_mlp_in", "mlp_in" })
+        for (const char* n :
+            { "mlp.hook_in", "blocks.{layer}.mlp.hook_in", "hook_mlp_in", "blocks.0.hook_mlp_in", "mlp_in" })
             QTest::newRow(n) << n << mlpIn;
         for (const char* n : { "hook_resid_mid", "blocks.{layer}.hook_resid_mid", "resid_mid" })
             QTest::newRow(n) << n << residMid;

@@ -40,9 +40,16 @@ model::Hook hookFromConfigName(const std::string& name)
     if (n == "hook_resid_mid" || n == "resid_mid")
         return model::Hook::ResidMid;
     // TransformerLens's ln2.hook_normalized is the pre-MLP norm's output before its weight:
-    // RMSNorm and (since TransformerLens 3) LayerNorm fire it on x / scale and only then multiply
-    // by w (and add b). circuit-tracer hooks it for GemmaScope sets, so those features read
-    // x / rms(x), not the MLP's input.
+    // RMSNorm fires it on x / scale and only then multiplies by w (Gemma's 1 + w folded in);
+    // LayerNorm does the same in TransformerLens 3 and 4 (2.x fired it after w and b). circuit-
+    // tracer hooks blocks.L.ln2.hook_normalized for GemmaScope sets (fold_ln=False), so those
+    // features read x / rms(x), not the MLP's input.
+    // It is a hook of its own (Hook::MlpNormalized, which the forward pass emits on its way to
+    // mlp_in) rather than the weight folded into the encoder (W_enc / w, b_enc adjusted for a
+    // LayerNorm bias): folded, the set would no longer be the one loaded (encoder(), save(),
+    // feature stores and interventions read those weights), a zero weight would have to be
+    // refused, and the rounding would change; as a hook, only the explicit pass's frozen norm
+    // needs to know (it leaves the weight out).
     if (n == "ln2.hook_normalized" || n == "mlp_normalized")
         return model::Hook::MlpNormalized;
     if (n == "mlp.hook_in" || n == "hook_mlp_in" || n == "mlp_in")
