@@ -436,8 +436,8 @@ private Q_SLOTS:
         ids[0] = static_cast<int64_t>(first);
 
         const auto ctx = attribution::buildContext(s.model, s.transcoders, ids);
-        QCOMPARE(attribution::isHeldToken(*s.model, first), held);
         QCOMPARE(ctx.heldPositions, int64_t(held ? 1 : 0));
+        QCOMPARE(attribution::isHeldToken(*s.model, first), held);
         QCOMPARE(ctx.active.position.min().item<int64_t>(), int64_t(held ? 1 : 0));
         for (const auto& e : ctx.errors)
             QCOMPARE(e[0].abs().max().item<double>() == 0.0, held);
