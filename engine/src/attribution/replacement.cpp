@@ -90,7 +90,7 @@ ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
 
     ctx.heldPositions = options.holdBos && isHeldToken(*model, ids[0].item<int64_t>()) ? 1 : 0;
     if (ctx.heldPositions >= ids.numel())
-        throw Error("the prompt is only a special token (held as BOS): there is nothing to trace");
+        throw Error("the prompt is empty (only a special token, held as BOS): there is nothing to trace");
 
     ctx.preActivations.resize(static_cast<size_t>(nLayers));
     ctx.activations.resize(static_cast<size_t>(nLayers));
