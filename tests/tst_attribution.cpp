@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -29,7 +30,7 @@ struct Variant {
     transcoder::Architecture architecture = transcoder::Architecture::CrossLayer;
     transcoder::Activation activation = transcoder::Activation::ReLU;
     bool skip = false;
-    model::Hook inputHook = model::Hook::MlpIn;
+    std::string inputHookName = "mlp.hook_in"; // feature_input_hook, as a config.yaml names it
     bool bos = true; // the prompt starts with the BOS token (held)
 };
 
@@ -46,8 +47,8 @@ std::shared_ptr<const transcoder::TranscoderSet> randomTranscoders(
     c.dModel = mc.dModel;
     c.nFeatures = nFeatures;
     c.skip = v.skip;
-    c.inputHook = v.inputHook;
-    c.inputHookName = v.inputHook == model::Hook::ResidMid ? "hook_resid_mid" : "mlp.hook_in";
+    c.inputHook = transcoder::hookFromConfigName(v.inputHookName);
+    c.inputHookName = v.inputHookName;
     std::vector<transcoder::LayerWeights> layers;
     const double scale = 1.0 / std::sqrt(static_cast<double>(mc.dModel));
     for (int64_t l = 0; l < mc.nLayers; ++l) {
@@ -140,19 +141,29 @@ void addVariants()
     QTest::addColumn<int>("architecture");
     QTest::addColumn<int>("activation");
     QTest::addColumn<bool>("skip");
-    QTest::addColumn<bool>("residMid");
+    QTest::addColumn<QString>("input"); // feature_input_hook
     QTest::addColumn<bool>("bos");
     using A = transcoder::Architecture;
     using F = transcoder::Activation;
     for (const char* family : { "llama", "qwen3", "gemma2", "gpt2" }) {
-        QTest::addRow("%s clt relu", family) << family << int(A::CrossLayer) << int(F::ReLU) << false << false << true;
+        QTest::addRow("%s clt relu", family)
+            << family << int(A::CrossLayer) << int(F::ReLU) << false << "mlp.hook_in" << true;
         QTest::addRow("%s plt jumprelu skip", family)
-            << family << int(A::PerLayer) << int(F::JumpReLU) << true << false << true;
+            << family << int(A::PerLayer) << int(F::JumpReLU) << true << "mlp.hook_in" << true;
     }
     QTest::addRow("llama clt topk skip resid_mid")
-        << "llama" << int(A::CrossLayer) << int(F::TopK) << true << true << false;
+        << "llama" << int(A::CrossLayer) << int(F::TopK) << true << "hook_resid_mid" << false;
     QTest::addRow("gpt2 clt jumprelu skip no-bos")
-        << "gpt2" << int(A::CrossLayer) << int(F::JumpReLU) << true << false << false;
+        << "gpt2" << int(A::CrossLayer) << int(F::JumpReLU) << true << "mlp.hook_in" << false;
+    // GemmaScope-style sets: features read the norm's output before its weight (and bias).
+    QTest::addRow("gemma2 plt jumprelu skip ln2.hook_normalized")
+        << "gemma2" << int(A::PerLayer) << int(F::JumpReLU) << true << "ln2.hook_normalized" << true;
+    QTest::addRow("gemma2 clt relu blocks.N.ln2.hook_normalized")
+        << "gemma2" << int(A::CrossLayer) << int(F::ReLU) << false << "blocks.{layer}.ln2.hook_normalized" << true;
+    QTest::addRow("gpt2 clt jumprelu skip ln2.hook_normalized")
+        << "gpt2" << int(A::CrossLayer) << int(F::JumpReLU) << true << "ln2.hook_normalized" << true;
+    QTest::addRow("qwen3 plt relu skip ln2.hook_normalized no-bos")
+        << "qwen3" << int(A::PerLayer) << int(F::ReLU) << true << "ln2.hook_normalized" << false;
 }
 
 Variant fetchVariant()
@@ -161,14 +172,14 @@ Variant fetchVariant()
     QFETCH(int, architecture);
     QFETCH(int, activation);
     QFETCH(bool, skip);
-    QFETCH(bool, residMid);
+    QFETCH(QString, input);
     QFETCH(bool, bos);
     Variant v;
     v.family = family.toStdString();
     v.architecture = static_cast<transcoder::Architecture>(architecture);
     v.activation = static_cast<transcoder::Activation>(activation);
     v.skip = skip;
-    v.inputHook = residMid ? model::Hook::ResidMid : model::Hook::MlpIn;
+    v.inputHookName = input.toStdString();
     v.bos = bos;
     return v;
 }
@@ -297,6 +308,149 @@ private Q_SLOTS:
         QCOMPARE(ctx.heldPositions, int64_t(0));
         QVERIFY(ctx.active.position.min().item<int64_t>() == 0);
         QVERIFY(attribution::trace(ctx, {}).exactness.maxRelResidual <= 1e-5);
+    }
+
+    // A set whose feature_input_hook is TransformerLens's ln2.hook_normalized (GemmaScope) reads
+    // the pre-MLP norm's output before its weight: pre-activations are W_enc (x / rms(x)) + b_enc
+    // (LayerNorm: centered x over its standard deviation) from the model's resid_mid, computed
+    // here in float64 from the checkpoint's own tensors, and they differ from the reading after
+    // the weight (mlp.hook_in), which the same weights give under that name.
+    void normalizedInputIsBeforeNormWeight_data()
+    {
+        QTest::addColumn<QString>("family");
+        for (const char* family : { "gemma2", "llama", "gpt2" })
+            QTest::newRow(family) << family;
+    }
+    void normalizedInputIsBeforeNormWeight()
+    {
+        QFETCH(QString, family);
+        QTemporaryDir dir;
+        Variant v;
+        v.family = family.toStdString();
+        v.architecture = transcoder::Architecture::PerLayer;
+        v.inputHookName = "ln2.hook_normalized";
+        Setup s = randomSetup(dir, v);
+        Variant weighted = v;
+        weighted.inputHookName = "mlp.hook_in";
+        const auto weightedSet = randomTranscoders(s.model->config(), weighted, 24, 7); // the same weights
+        const auto weightedCtx = attribution::buildContext(s.model, weightedSet, s.context.ids);
+
+        const auto tensors = test::readAllTensors(dir.filePath(family));
+        const int64_t nLayers = s.model->config().nLayers;
+        std::vector<at::Tensor> residMid(static_cast<size_t>(nLayers)); // [n_pos, d_model] float64
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& value) {
+            if (hook == model::Hook::ResidMid)
+                residMid[static_cast<size_t>(layer)] = value[0].to(at::kDouble);
+        };
+        s.model->forward(s.context.ids.unsqueeze(0), fo);
+        const double eps = test::TinySpec().normEps;
+        for (int64_t l = 0; l < nLayers; ++l) {
+            const std::string L = std::to_string(l);
+            at::Tensor x = residMid[static_cast<size_t>(l)];
+            if (v.family == "gpt2")
+                x = x - x.mean(-1, true);
+            const at::Tensor normalized = x / at::sqrt(x.pow(2).mean(-1, true) + eps); // [n_pos, d_model]
+            // The norm's weight (gemma2: 1 + w) and bias as transformers applies them.
+            at::Tensor w, b;
+            if (v.family == "gpt2") {
+                w = tensors.at("transformer.h." + L + ".ln_2.weight").to(at::kDouble);
+                b = tensors.at("transformer.h." + L + ".ln_2.bias").to(at::kDouble);
+            } else if (v.family == "gemma2") {
+                w = tensors.at("model.layers." + L + ".pre_feedforward_layernorm.weight").to(at::kDouble) + 1;
+            } else {
+                w = tensors.at("model.layers." + L + ".post_attention_layernorm.weight").to(at::kDouble);
+            }
+            QVERIFY((w - 1).abs().max().item<double>() > 0.05); // a weight of 1 would prove nothing
+            at::Tensor mlpIn = normalized * w;
+            if (b.defined())
+                mlpIn = mlpIn + b;
+            const at::Tensor enc = s.transcoders->encoder(l).to(at::kDouble);
+            const at::Tensor bias = s.transcoders->encoderBias(l).to(at::kDouble);
+            const at::Tensor expected = at::matmul(normalized, enc.t()) + bias; // [n_pos, n_features]
+            const at::Tensor expectedWeighted = at::matmul(mlpIn, enc.t()) + bias;
+            const at::Tensor got = s.context.preActivations[static_cast<size_t>(l)].to(at::kDouble);
+            const double d = relDiff(got, expected);
+            QVERIFY2(d <= 1e-5, qPrintable(QString("layer %1: relative difference %2").arg(l).arg(d)));
+            QVERIFY(relDiff(s.context.inputs[static_cast<size_t>(l)].to(at::kDouble), normalized) <= 1e-5);
+            const double dw
+                = relDiff(weightedCtx.preActivations[static_cast<size_t>(l)].to(at::kDouble), expectedWeighted);
+            QVERIFY2(dw <= 1e-5, qPrintable(QString("layer %1 weighted: relative difference %2").arg(l).arg(dw)));
+            const double apart = relDiff(got, expectedWeighted);
+            QVERIFY2(
+                apart > 1e-2, qPrintable(QString("layer %1: the two readings differ by only %2").arg(l).arg(apart)));
+        }
+        QCOMPARE(s.transcoders->config().inputHook, model::Hook::MlpNormalized);
+        // And the graph of such a set: both passes agree, and it is exact.
+        attribution::TraceOptions o;
+        auto ex = attribution::trace(s.context, o);
+        o.method = Method::Autograd;
+        auto ag = attribution::trace(s.context, o);
+        const double d = relDiff(ag.graph.adjacency.dense(), ex.graph.adjacency.dense());
+        QVERIFY2(d <= 1e-5, qPrintable(QString("explicit vs autograd: relative difference %1").arg(d)));
+        QVERIFY2(ex.exactness.maxRelResidual <= 1e-5,
+            qPrintable(QString("max relative residual %1").arg(ex.exactness.maxRelResidual)));
+        qInfo("%s ln2.hook_normalized: explicit vs autograd %.2e, max relative residual %.2e", qPrintable(family), d,
+            ex.exactness.maxRelResidual);
+    }
+
+    // Position 0 is held when its token is any special token of the tokenizer, not only the
+    // configured BOS: here the EOS, a PAD that only tokenizer_config.json names, and a special
+    // added token that neither config names; not for a plain token or a non-special added token.
+    void heldSpecialFirstToken_data()
+    {
+        QTest::addColumn<qlonglong>("first");
+        QTest::addColumn<bool>("held");
+        QTest::newRow("bos") << qlonglong(test::kTinyBosId) << true;
+        QTest::newRow("eos") << qlonglong(test::kTinyEosId) << true;
+        QTest::newRow("pad (tokenizer_config.json)") << qlonglong(test::kTinyEosId + 1) << true;
+        QTest::newRow("special added token") << qlonglong(test::kTinyEosId + 2) << true;
+        QTest::newRow("non-special added token") << qlonglong(test::kTinyEosId + 3) << false;
+        QTest::newRow("byte token") << qlonglong('T') << false;
+    }
+    void heldSpecialFirstToken()
+    {
+        QFETCH(qlonglong, first);
+        QFETCH(bool, held);
+        QTemporaryDir dir;
+        test::TinySpec spec;
+        spec.nLayers = 3;
+        const QString folder = test::writeTinyModel(dir.filePath("llama"), spec);
+        // Three more added tokens; the config names the first as PAD.
+        nlohmann::json tok = nlohmann::json::parse(test::tinyTokenizerJson());
+        auto added = [](int64_t id, const char* content, bool special) {
+            return nlohmann::json { { "id", id }, { "content", content }, { "single_word", false }, { "lstrip", false },
+                { "rstrip", false }, { "normalized", false }, { "special", special } };
+        };
+        tok["added_tokens"].push_back(added(test::kTinyEosId + 1, "<|pad|>", true));
+        tok["added_tokens"].push_back(added(test::kTinyEosId + 2, "<|im_start|>", true));
+        tok["added_tokens"].push_back(added(test::kTinyEosId + 3, "<|note|>", false));
+        test::writeTextFile(folder + "/tokenizer.json", tok.dump(2));
+        test::writeTextFile(folder + "/tokenizer_config.json",
+            nlohmann::json { { "bos_token", "<|bos|>" }, { "eos_token", "<|eos|>" }, { "pad_token", "<|pad|>" } }
+                .dump());
+        Setup s;
+        s.model = model::Model::load(folder.toStdString(), { "cpu", true });
+        s.transcoders = randomTranscoders(s.model->config(), Variant(), 24, 7);
+        QVERIFY(s.model->tokenizer().padId() == std::optional<int64_t>(test::kTinyEosId + 1));
+        at::manual_seed(3);
+        at::Tensor ids = at::randint(0, 256, { 9 }, at::kLong);
+        ids[0] = static_cast<int64_t>(first);
+
+        const auto ctx = attribution::buildContext(s.model, s.transcoders, ids);
+        QCOMPARE(ctx.heldPositions, int64_t(held ? 1 : 0));
+        QCOMPARE(attribution::isHeldToken(*s.model, first), held);
+        QCOMPARE(ctx.active.position.min().item<int64_t>(), int64_t(held ? 1 : 0));
+        for (const auto& e : ctx.errors)
+            QCOMPARE(e[0].abs().max().item<double>() == 0.0, held);
+        const auto r = attribution::trace(ctx, {});
+        QVERIFY(r.exactness.maxRelResidual <= 1e-5);
+        QCOMPARE(r.graph.metadata.extra["info"]["held_positions"].get<int64_t>(), int64_t(held ? 1 : 0));
+
+        // The option that turns holding off still does.
+        attribution::ContextOptions keep;
+        keep.holdBos = false;
+        QCOMPARE(attribution::buildContext(s.model, s.transcoders, ids, keep).heldPositions, int64_t(0));
     }
 
     // Batch size and memory budget change how rows are grouped, not what they are.

@@ -294,8 +294,8 @@ struct HookRecorder {
     const at::Tensor& at(int64_t layer, Hook hook) const { return values.at({ layer, hook }); }
 };
 
-constexpr Hook kAllHooks[] = { Hook::ResidPre, Hook::AttnOut, Hook::ResidMid, Hook::MlpIn, Hook::MlpHidden,
-    Hook::MlpOut, Hook::ResidPost, Hook::AttnPattern };
+constexpr Hook kAllHooks[] = { Hook::ResidPre, Hook::AttnOut, Hook::ResidMid, Hook::MlpNormalized, Hook::MlpIn,
+    Hook::MlpHidden, Hook::MlpOut, Hook::ResidPost, Hook::AttnPattern };
 
 } // namespace
 
@@ -408,6 +408,11 @@ void TestModelReference::hooks()
         CS_COMPARE_TENSORS(relDiff, attnOut[0], ref.attnOut, kRelTol, where + "attn_out");
         CS_COMPARE_TENSORS(relDiff, residMid[0], ref.residMid, kRelTol, where + "resid_mid");
         CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpIn)[0], ref.mlpIn, kRelTol, where + "mlp_in");
+        // mlp_normalized is the MLP-input norm before its weight (TransformerLens's
+        // ln2.hook_normalized): the centered (LayerNorm) residual over the reference's denominator.
+        const at::Tensor centered = s.family == "gpt2" ? ref.residMid - ref.residMid.mean({ -1 }, true) : ref.residMid;
+        CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpNormalized)[0], centered / ref.denominators.at("mlp_in"),
+            kRelTol, where + "mlp_normalized");
         CS_COMPARE_TENSORS(relDiff, rec.at(l, Hook::MlpHidden)[0], ref.mlpHidden, kRelTol, where + "mlp_hidden");
         CS_COMPARE_TENSORS(relDiff, mlpOut[0], ref.mlpOut, kRelTol, where + "mlp_out");
         CS_COMPARE_TENSORS(relDiff, residPost[0], ref.residPost, kRelTol, where + "resid_post");
@@ -636,10 +641,9 @@ void TestModelReference::mlpReplace()
 
     std::vector<int> calls(size_t(s.nLayers), 0);
     ForwardOptions trueOptions;
-    trueOptions.mlpReplace = [&](int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid) {
+    trueOptions.mlpReplace = [&](int64_t layer, const cs::model::MlpInputs& inputs) {
         ++calls[size_t(layer)];
-        Q_UNUSED(residMid);
-        return cs::test::referenceMlpOut(s, f.weights, layer, mlpIn).to(mlpIn.options());
+        return cs::test::referenceMlpOut(s, f.weights, layer, inputs.mlpIn).to(inputs.mlpIn.options());
     };
     const ForwardResult replaced = f.model->forward(in, trueOptions);
     for (int64_t l = 0; l < s.nLayers; ++l)
@@ -648,7 +652,7 @@ void TestModelReference::mlpReplace()
 
     ForwardOptions zeroReplace;
     zeroReplace.mlpReplace
-        = [](int64_t, const at::Tensor&, const at::Tensor& residMid) { return at::zeros_like(residMid); };
+        = [](int64_t, const cs::model::MlpInputs& inputs) { return at::zeros_like(inputs.residMid); };
     ForwardOptions zeroHook;
     zeroHook.hook = [](int64_t, Hook hook, at::Tensor& value) {
         if (hook == Hook::MlpOut)

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -383,6 +384,7 @@ private Q_SLOTS:
     void gpt2PreTokenize_data();
     void gpt2PreTokenize();
     void gpt2AddedTokens();
+    void specialIds();
     void gpt2Vocabulary();
     void llama3Encode_data();
     void llama3Encode();
@@ -484,6 +486,29 @@ void TestTokenizer::gpt2AddedTokens()
     QVERIFY(!tok.isSpecial(264));
     // An id with no entry (a padded embedding row) decodes to nothing, as in Hugging Face.
     QCOMPARE(bytes(tok.decode({ 264, 5000, 260 })), QByteArray("Hello world"));
+}
+
+// Every special token: added tokens marked special, and BOS, EOS, PAD and UNK by their roles
+// (what transformers' all_special_ids names), whether or not the file marks them.
+void TestTokenizer::specialIds()
+{
+    // gpt2: <|endoftext|> (BOS and EOS by its name) and <mask>, the two marked special.
+    QCOMPARE(fixture("gpt2").specialIds(), std::vector<int64_t>({ 267, 268 }));
+    // llama2 with no added token marked special: <unk> (the model's unk_token), <s> and </s>
+    // (tokenizer_config.json's BOS and EOS) and the PAD it names.
+    json tok = llama2Json();
+    for (auto& t : tok["added_tokens"])
+        t["special"] = false;
+    const Tokenizer t = load(tok, { { "bos_token", "<s>" }, { "eos_token", "</s>" }, { "pad_token", "<0x00>" } });
+    const int64_t pad = *t.pieceId("<0x00>");
+    QVERIFY(!t.isSpecial(0) && !t.isSpecial(1) && !t.isSpecial(2));
+    QCOMPARE(t.unkId(), std::optional<int64_t>(0));
+    QCOMPARE(t.padId(), std::optional<int64_t>(pad));
+    std::vector<int64_t> want { 0, 1, 2, pad };
+    std::sort(want.begin(), want.end());
+    QCOMPARE(t.specialIds(), want);
+    // A PAD the vocabulary lacks is left out, not an error.
+    QCOMPARE(load(tok, { { "pad_token", "<nope>" } }).padId(), std::optional<int64_t>());
 }
 
 void TestTokenizer::gpt2Vocabulary()

@@ -560,7 +560,8 @@ private Q_SLOTS:
         QCOMPARE(c.topK, activation == Activation::TopK ? kTopK : int64_t(0));
         QCOMPARE(c.skip, skip);
         QCOMPARE(c.nLayers, kLayers);
-        QCOMPARE(c.inputHook, cs::model::Hook::MlpIn);
+        // TransformerLens's ln2.hook_normalized is before the norm's weight, not the MLP input.
+        QCOMPARE(c.inputHook, cs::model::Hook::MlpNormalized);
         QCOMPARE(c.inputHookName, std::string("ln2.hook_normalized"));
         QCOMPARE(c.outputHookName, std::string("hook_mlp_out"));
         QCOMPARE(c.modelName, std::string("google/gemma-2-2b"));
@@ -855,6 +856,63 @@ private Q_SLOTS:
             QCOMPARE(set->decoderRows(1, at::zeros({ 0 }, at::kLong)).sizes().vec(),
                 (std::vector<int64_t> { 0, 1, kDModel }));
         }
+    }
+
+    // The config names of the transcoder input: TransformerLens's ln2.hook_normalized (with or
+    // without its "blocks.N." prefix) is the norm's output before its weight, the mlp_in names
+    // after it; a saved set keeps the name it was given.
+    void inputHookNames_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<int>("hook");
+        const int normalized = int(cs::model::Hook::MlpNormalized), mlpIn = int(cs::model::Hook::MlpIn);
+        const int residMid = int(cs::model::Hook::ResidMid);
+        for (const char* n : { "ln2.hook_normalized", "blocks.{layer}.ln2.hook_normalized",
+                 "blocks.3.ln2.hook_normalized", "mlp_normalized" })
+            QTest::newRow(n) << n << normalized;
+        for (const char* n :
+            { "mlp.hook_in", "blocks.{layer}.mlp.hook_in", "hook_mlp_in", "blocks.0.hook_mlp_in", "mlp_in" })
+            QTest::newRow(n) << n << mlpIn;
+        for (const char* n : { "hook_resid_mid", "blocks.{layer}.hook_resid_mid", "resid_mid" })
+            QTest::newRow(n) << n << residMid;
+    }
+    void inputHookNames()
+    {
+        QFETCH(QString, name);
+        QFETCH(int, hook);
+        const std::string n = name.toStdString();
+        QCOMPARE(int(cs::transcoder::hookFromConfigName(n)), hook);
+
+        const SetPtr set = randomSet(Architecture::PerLayer, Activation::ReLU, false);
+        TranscoderConfig c = set->config();
+        c.inputHook = cs::model::Hook(hook);
+        c.inputHookName = n;
+        std::vector<LayerWeights> layers;
+        for (int64_t l = 0; l < kLayers; ++l)
+            layers.push_back({ set->encoder(l), set->encoderBias(l), {}, set->decoder(l), set->decoderBias(l), {} });
+        const QString dir = folder();
+        TranscoderSet::fromWeights(c, layers, "cpu")->save(dir.toStdString());
+        const SetPtr back = TranscoderSet::load(dir.toStdString());
+        QCOMPARE(int(back->config().inputHook), hook);
+        QCOMPARE(back->config().inputHookName, n);
+    }
+
+    // A set built in memory for mlp_normalized under another hook's name saves the canonical
+    // TransformerLens name.
+    void savesCanonicalNormalizedName()
+    {
+        const SetPtr set = randomSet(Architecture::CrossLayer, Activation::ReLU, false);
+        TranscoderConfig c = set->config();
+        c.inputHook = cs::model::Hook::MlpNormalized;
+        c.inputHookName = "mlp.hook_in";
+        std::vector<LayerWeights> layers;
+        for (int64_t l = 0; l < kLayers; ++l)
+            layers.push_back({ set->encoder(l), set->encoderBias(l), {}, set->decoder(l), set->decoderBias(l), {} });
+        const QString dir = folder();
+        TranscoderSet::fromWeights(c, layers, "cpu")->save(dir.toStdString());
+        const SetPtr back = TranscoderSet::load(dir.toStdString());
+        QCOMPARE(back->config().inputHook, cs::model::Hook::MlpNormalized);
+        QCOMPARE(back->config().inputHookName, std::string("ln2.hook_normalized"));
     }
 
     void saveRefusesBadDtype()

@@ -6,7 +6,10 @@
 //   resid_pre   [batch, n_pos, d_model]  the residual stream entering the layer
 //   attn_out    [batch, n_pos, d_model]  what attention adds to the stream
 //   resid_mid   [batch, n_pos, d_model]  = resid_pre + attn_out
-//   mlp_in      [batch, n_pos, d_model]  the normalized MLP input
+//   mlp_normalized [batch, n_pos, d_model] the pre-MLP norm's output before its weight (and
+//               bias): x / sqrt(mean(x^2) + eps), or (x - mean) / sqrt(var + eps) for LayerNorm;
+//               TransformerLens's blocks.L.ln2.hook_normalized
+//   mlp_in      [batch, n_pos, d_model]  the normalized MLP input, weighted: mlp_normalized * w (+ b)
 //   mlp_hidden  [batch, n_pos, d_mlp]    neuron activations (act(gate) * up, or act(up))
 //   mlp_out     [batch, n_pos, d_model]  what the MLP adds to the stream
 //   resid_post  [batch, n_pos, d_model]  = resid_mid + mlp_out
@@ -32,8 +35,9 @@
 
 namespace cs::model {
 
-enum class Hook { ResidPre, AttnOut, ResidMid, MlpIn, MlpHidden, MlpOut, ResidPost, AttnPattern };
-constexpr int kHookCount = 8;
+// MlpNormalized comes last so the others keep their numbers; in a layer it runs just before MlpIn.
+enum class Hook { ResidPre, AttnOut, ResidMid, MlpIn, MlpHidden, MlpOut, ResidPost, AttnPattern, MlpNormalized };
+constexpr int kHookCount = 9;
 const char* hookName(Hook hook); // "resid_pre", ...
 std::optional<Hook> hookFromName(const std::string& name);
 
@@ -61,8 +65,17 @@ struct KvCache {
 
 // Called at every hook point; may replace `value` (same shape) to intervene.
 using HookFn = std::function<void(int64_t layer, Hook hook, at::Tensor& value)>;
-// Called with the layer's mlp_in and resid_mid; a defined result replaces mlp_out.
-using MlpReplaceFn = std::function<at::Tensor(int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid)>;
+// What one layer's MLP reads, each [batch, n_pos, d_model], as the hooks left them.
+struct MlpInputs {
+    at::Tensor residMid; // the residual stream before the pre-MLP norm
+    at::Tensor normalized; // the norm's output before its weight (hook mlp_normalized)
+    at::Tensor mlpIn; // normalized * w (+ b): what the MLP reads (hook mlp_in)
+    // The one of the three a transcoder reading `hook` takes; throws cs::Error for any other hook.
+    const at::Tensor& at(Hook hook) const;
+};
+
+// Called with the layer's MLP inputs; a defined result replaces mlp_out.
+using MlpReplaceFn = std::function<at::Tensor(int64_t layer, const MlpInputs& inputs)>;
 
 struct ForwardOptions {
     HookFn hook;

@@ -8,10 +8,12 @@
 // error vectors, token embeddings): attribution (attribution.h) and constrained interventions
 // (intervention.h) both read it.
 //
-// A held BOS: when the prompt starts with the model's BOS token, transcoders (trained without
-// that position) read nonsense there, and the position is the same in every prompt. Its MLP
-// outputs are then held at the model's own values (constants of the prompt): it has no
-// feature or error nodes, and nothing flows through its MLPs. Its token embedding stays a node.
+// A held BOS: when the prompt starts with a special token (BOS, or any other special token:
+// EOS, PAD, UNK, added tokens marked special; circuit-tracer holds position 0 whenever its token
+// is in the tokenizer's all_special_ids), transcoders (trained without that position) read
+// nonsense there, and the position is the same in every prompt. Its MLP outputs are then held
+// at the model's own values (constants of the prompt): it has no feature or error nodes, and
+// nothing flows through its MLPs. Its token embedding stays a node.
 
 #include "cs/model.h"
 #include "cs/transcoder.h"
@@ -35,7 +37,8 @@ struct ActiveFeatures {
 };
 
 struct ContextOptions {
-    // Hold the BOS position's MLP outputs (see above) when the first token is the BOS token.
+    // Hold position 0's MLP outputs (see above) when the first token is a special token
+    // (isHeldToken); false: never hold.
     bool holdBos = true;
 };
 
@@ -55,11 +58,15 @@ struct ReplacementContext {
     at::Tensor finalResid; // [n_pos, d_model]: the residual stream before the final norm
     at::Tensor logits; // [n_pos, vocab]: the model's logits
     ActiveFeatures active;
-    int64_t heldPositions = 0; // positions [0, heldPositions) are held (1 for a held BOS, else 0)
+    int64_t heldPositions = 0; // positions [0, heldPositions) are held (1 when the first token is held, else 0)
 
     int64_t nPos() const { return ids.size(0); }
     int64_t nLayers() const { return static_cast<int64_t>(inputs.size()); }
 };
+
+// Whether a prompt starting with `id` has position 0 held: the model config's BOS or EOS id, or
+// any of the tokenizer's specialIds() when the model has a tokenizer.
+bool isHeldToken(const model::Model& model, int64_t id);
 
 // Runs the model once on ids [n_pos] and records the context. Throws cs::Error when the set does
 // not fit the model (TranscoderSet::checkFits), the devices differ, or the prompt is empty or

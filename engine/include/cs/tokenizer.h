@@ -43,7 +43,13 @@ public:
     std::optional<int64_t> bosId() const;
     std::optional<int64_t> eosId() const;
     bool addsBos() const;
+    std::optional<int64_t> padId() const; // tokenizer_config.json's pad_token
+    std::optional<int64_t> unkId() const; // the model's unk_token
+    // An added token marked "special" in tokenizer.json (what decode(..., skipSpecial) skips).
     bool isSpecial(int64_t id) const;
+    // Every special token, sorted: the added tokens marked special and the BOS, EOS, PAD and
+    // UNK tokens (what transformers' all_special_ids names, and more where a file marks more).
+    std::vector<int64_t> specialIds() const;
     std::string kind() const; // "byte-level" or "metaspace"
 
     struct Impl;

@@ -42,9 +42,11 @@ struct TranscoderConfig {
     int64_t dModel = 0;
     int64_t nFeatures = 0; // per layer
     bool skip = false; // a linear skip connection per layer (Paulo et al., 2025)
-    // Where features read and write. Input: ResidMid or MlpIn (the normalized MLP input);
-    // output: MlpOut. The names are kept as the config.yaml spelled them ("hook_resid_mid",
-    // "ln2.hook_normalized", "mlp.hook_in", ...) so a saved set says what it said.
+    // Where features read and write. Input: ResidMid, MlpNormalized (the pre-MLP norm's output
+    // before its weight, TransformerLens's ln2.hook_normalized: GemmaScope sets) or MlpIn (the
+    // weighted MLP input); output: MlpOut. The names are kept as the config.yaml spelled them
+    // ("hook_resid_mid", "ln2.hook_normalized", "mlp.hook_in", ...) so a saved set says what it
+    // said.
     model::Hook inputHook = model::Hook::MlpIn;
     model::Hook outputHook = model::Hook::MlpOut;
     std::string inputHookName = "mlp.hook_in";
@@ -53,10 +55,14 @@ struct TranscoderConfig {
     std::string scan; // the set's identity for feature stores and graph metadata
 };
 
-// "hook_resid_mid", "blocks.{layer}.hook_resid_mid", "resid_mid" -> ResidMid; "mlp.hook_in",
-// "ln2.hook_normalized", "hook_mlp_in", "mlp_in" -> MlpIn; "hook_mlp_out", "mlp.hook_out",
-// "mlp_out" -> MlpOut. Throws cs::Error naming the hook when it is none of these.
+// "hook_resid_mid", "blocks.{layer}.hook_resid_mid", "resid_mid" -> ResidMid;
+// "ln2.hook_normalized", "mlp_normalized" -> MlpNormalized (before the norm's weight, as in
+// TransformerLens); "mlp.hook_in", "hook_mlp_in", "mlp_in" -> MlpIn; "hook_mlp_out",
+// "mlp.hook_out", "mlp_out" -> MlpOut. Any of them may carry the "blocks.{layer}." prefix.
+// Throws cs::Error naming the hook when it is none of these.
 model::Hook hookFromConfigName(const std::string& name);
+// Whether features may read `hook`: ResidMid, MlpNormalized or MlpIn (model::MlpInputs::at).
+bool readsMlpInput(model::Hook hook);
 
 // One source layer's weights, float32 on the set's device.
 struct LayerWeights {

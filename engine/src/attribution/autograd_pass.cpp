@@ -112,9 +112,9 @@ at::Tensor AutogradPass::rows(const std::vector<RowTarget>& targets)
         heldMask = at::zeros({ prefix, 1 }, floats);
         heldMask.narrow(0, 0, std::min(held, prefix)).fill_(1);
     }
-    fo.mlpReplace = [&](int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid) {
+    fo.mlpReplace = [&](int64_t layer, const model::MlpInputs& mlpInputs) {
         const auto i = static_cast<size_t>(layer);
-        const at::Tensor& input = inputHook == model::Hook::ResidMid ? residMid : mlpIn;
+        const at::Tensor& input = mlpInputs.at(inputHook);
         at::Tensor out = tc.decode(layer, acts, input)
             + m_ctx.errors[i].narrow(0, 0, prefix) * columnsOf(layout.errorColumn(layer, 0));
         if (held > 0)

@@ -30,7 +30,10 @@ namespace cs::attribution {
 namespace {
 
 struct LayerData {
-    std::optional<FrozenNorm> attnNorm, attnPost, mlpNorm;
+    std::optional<FrozenNorm> attnNorm, attnPost;
+    // The norm in front of the transcoder input: weighted for mlp_in, unweighted for
+    // mlp_normalized, none for resid_mid.
+    std::optional<FrozenNorm> mlpNorm;
     at::Tensor wv; // [n_kv_heads * d_head, d_model]
     at::Tensor wo; // [d_model, n_heads * d_head]
     at::Tensor patternT; // [n_heads, n_keys, n_queries]: the frozen pattern, transposed
@@ -59,7 +62,6 @@ private:
     std::vector<LayerData> m_layers;
     int64_t m_nHeads = 0, m_nKvHeads = 0, m_dHead = 0, m_dModel = 0;
     int64_t m_maxSlots = 1; // the most sources at one position of one layer
-    bool m_readsMlpIn = true;
 };
 
 ExplicitPass::ExplicitPass(const PassSetup& setup)
@@ -73,7 +75,6 @@ ExplicitPass::ExplicitPass(const PassSetup& setup)
     m_nKvHeads = mc.nKvHeads;
     m_dHead = mc.dHead;
     m_dModel = mc.dModel;
-    m_readsMlpIn = tc.config().inputHook == model::Hook::MlpIn;
     const int64_t nLayers = m_ctx.nLayers(), nPos = m_ctx.nPos();
     const int64_t dummy = m_setup.layout.columns();
 
@@ -104,8 +105,7 @@ ExplicitPass::ExplicitPass(const PassSetup& setup)
         d.attnNorm.emplace(FrozenNorm::layer(model, m_ctx.frozen, l, model::NormSite::AttnIn));
         if (mc.postNorms)
             d.attnPost.emplace(FrozenNorm::layer(model, m_ctx.frozen, l, model::NormSite::AttnPost));
-        if (m_readsMlpIn)
-            d.mlpNorm.emplace(FrozenNorm::layer(model, m_ctx.frozen, l, model::NormSite::MlpIn));
+        d.mlpNorm = FrozenNorm::transcoderInput(model, m_ctx.frozen, l, tc.config().inputHook);
         const std::string prefix = "layers." + std::to_string(l) + ".";
         d.wv = model.weight(prefix + "attn.v.weight");
         d.wo = model.weight(prefix + "attn.o.weight");

@@ -3,12 +3,15 @@
 // residual stream per position (LayerNorm's centering is linear too), and its transpose.
 //   forward:  y = center(x) / denom_p * w' (+ b)      w' = w, or 1 + w for gemma2's norms
 //   backward: g_x = center(g_y * w' / denom_p)         (center is symmetric)
-// The bias is a constant of the linear model: backward ignores it.
+// The bias is a constant of the linear model: backward ignores it. An unweighted norm stops
+// before w' and b: the mlp_normalized hook (TransformerLens's ln2.hook_normalized) that
+// GemmaScope-style transcoders read.
 
 #include "cs/model.h"
 
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 
 namespace cs::attribution {
@@ -18,6 +21,20 @@ public:
     static FrozenNorm final(const model::Model& model, const model::FrozenState& frozen)
     {
         return FrozenNorm(model, "final_norm", model.config().normKind, frozen.finalDenominator);
+    }
+    // The norm before the layer's transcoder input `hook`: the MLP-input norm, weighted for
+    // MlpIn, unweighted for MlpNormalized; nothing (std::nullopt) for ResidMid.
+    static std::optional<FrozenNorm> transcoderInput(
+        const model::Model& model, const model::FrozenState& frozen, int64_t layer, model::Hook hook)
+    {
+        if (hook == model::Hook::ResidMid)
+            return std::nullopt;
+        FrozenNorm norm = FrozenNorm::layer(model, frozen, layer, model::NormSite::MlpIn);
+        if (hook == model::Hook::MlpNormalized) {
+            norm.m_weight = at::Tensor();
+            norm.m_bias = at::Tensor();
+        }
+        return norm;
     }
     static FrozenNorm layer(
         const model::Model& model, const model::FrozenState& frozen, int64_t layer, model::NormSite site)
@@ -34,19 +51,19 @@ public:
     // x [..., len, d_model] at positions [begin, begin + len).
     at::Tensor forward(const at::Tensor& x, int64_t begin) const
     {
-        at::Tensor y = center(x) * inverse(begin, x.size(-2)) * m_weight;
+        at::Tensor y = weigh(center(x) * inverse(begin, x.size(-2)));
         return m_bias.defined() ? y + m_bias : y;
     }
     // The transpose: g [..., len, d_model] at positions [begin, begin + len).
     at::Tensor backward(const at::Tensor& g, int64_t begin) const
     {
-        return center(g * m_weight * inverse(begin, g.size(-2)));
+        return center(weigh(g) * inverse(begin, g.size(-2)));
     }
 
     // The transpose at scattered positions: g [k, d_model], positions [k] int64.
     at::Tensor backwardAt(const at::Tensor& g, const at::Tensor& positions) const
     {
-        return center(g * m_weight * m_inverse.index_select(0, positions));
+        return center(weigh(g) * m_inverse.index_select(0, positions));
     }
 
 private:
@@ -62,9 +79,10 @@ private:
     }
     at::Tensor center(const at::Tensor& x) const { return m_kind == model::NormKind::Layer ? x - x.mean(-1, true) : x; }
     at::Tensor inverse(int64_t begin, int64_t len) const { return m_inverse.narrow(0, begin, len); }
+    at::Tensor weigh(const at::Tensor& x) const { return m_weight.defined() ? x * m_weight : x; }
 
     model::NormKind m_kind;
-    at::Tensor m_weight; // w' [d_model]
+    at::Tensor m_weight; // w' [d_model], or undefined for an unweighted norm
     at::Tensor m_bias; // [d_model] or undefined
     at::Tensor m_inverse; // 1 / denom [n_pos, 1]
 };

@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 namespace cs::attribution {
 
 namespace {
@@ -32,6 +34,17 @@ ActiveFeatures activeFeatures(const std::vector<at::Tensor>& activations)
 }
 
 } // namespace
+
+bool isHeldToken(const model::Model& model, int64_t id)
+{
+    const auto& mc = model.config();
+    if ((mc.bosTokenId && id == *mc.bosTokenId) || (mc.eosTokenId && id == *mc.eosTokenId))
+        return true;
+    if (!model.hasTokenizer())
+        return false;
+    const std::vector<int64_t> special = model.tokenizer().specialIds(); // sorted
+    return std::binary_search(special.begin(), special.end(), id);
+}
 
 ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
     std::shared_ptr<const transcoder::TranscoderSet> transcoders, const at::Tensor& idsIn,
@@ -75,10 +88,9 @@ ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
     ctx.frozen = std::move(run.frozen);
     ctx.logits = unbatch(run.logits.detach());
 
-    const bool bosFirst = mc.bosTokenId && ids[0].item<int64_t>() == *mc.bosTokenId;
-    ctx.heldPositions = options.holdBos && bosFirst ? 1 : 0;
+    ctx.heldPositions = options.holdBos && isHeldToken(*model, ids[0].item<int64_t>()) ? 1 : 0;
     if (ctx.heldPositions >= ids.numel())
-        throw Error("the prompt is empty (only the BOS token): there is nothing to trace");
+        throw Error("the prompt is empty (only a special token, held as BOS): there is nothing to trace");
 
     ctx.preActivations.resize(static_cast<size_t>(nLayers));
     ctx.activations.resize(static_cast<size_t>(nLayers));
@@ -110,7 +122,7 @@ RunResult runReplacement(const ReplacementContext& ctx, const RunOptions& option
     const transcoder::TranscoderSet& tc = *ctx.transcoders;
     const int64_t nLayers = ctx.nLayers();
     const int64_t held = ctx.heldPositions;
-    const bool readsResidMid = tc.config().inputHook == model::Hook::ResidMid;
+    const model::Hook inputHook = tc.config().inputHook;
 
     RunResult result;
     result.inputs.resize(static_cast<size_t>(nLayers));
@@ -125,9 +137,9 @@ RunResult runReplacement(const ReplacementContext& ctx, const RunOptions& option
         else if (hook == model::Hook::ResidPost && layer == nLayers - 1)
             result.finalResid = unbatch(value);
     };
-    fo.mlpReplace = [&](int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid) {
+    fo.mlpReplace = [&](int64_t layer, const model::MlpInputs& inputs) {
         const auto i = static_cast<size_t>(layer);
-        at::Tensor input = unbatch(readsResidMid ? residMid : mlpIn); // [n_pos, d_model]
+        at::Tensor input = unbatch(inputs.at(inputHook)); // [n_pos, d_model]
         result.inputs[i] = input;
         at::Tensor acts = options.recompute ? tc.encode(layer, input) : ctx.activations[i].clone();
         if (held > 0)

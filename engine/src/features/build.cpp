@@ -466,14 +466,18 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
         at::Tensor logits = at::matmul(direction, unembed.t()).cpu(); // [F, vocab]
         auto topL = at::topk(logits, k, 1, true), bottomL = at::topk(logits, k, 1, false);
         at::Tensor x = embed;
-        if (m_tc.config().inputHook == model::Hook::MlpIn) {
+        const model::Hook inputHook = m_tc.config().inputHook;
+        if (inputHook == model::Hook::MlpNormalized || inputHook == model::Hook::MlpIn) {
             const std::string prefix = "layers." + std::to_string(l) + ".mlp_norm.";
             at::Tensor centered = mc.normKind == model::NormKind::Layer ? x - x.mean(-1, true) : x;
             x = centered / at::sqrt(centered.pow(2).mean(-1, true) + mc.normEps);
-            at::Tensor w = m_model.weight(prefix + "weight");
-            x = x * (mc.normKind == model::NormKind::RmsOnePlus ? w + 1 : w);
-            if (m_model.hasWeight(prefix + "bias"))
-                x = x + m_model.weight(prefix + "bias");
+            // mlp_normalized stops here, before the norm's weight; mlp_in goes on.
+            if (inputHook == model::Hook::MlpIn) {
+                at::Tensor w = m_model.weight(prefix + "weight");
+                x = x * (mc.normKind == model::NormKind::RmsOnePlus ? w + 1 : w);
+                if (m_model.hasWeight(prefix + "bias"))
+                    x = x + m_model.weight(prefix + "bias");
+            }
         }
         at::Tensor inputs = at::matmul(m_tc.encoder(l), x.t()).cpu(); // [F, vocab]
         auto topI = at::topk(inputs, k, 1, true);

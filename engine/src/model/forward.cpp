@@ -13,8 +13,8 @@ namespace cs::model {
 
 namespace {
 
-constexpr const char* kHookNames[kHookCount]
-    = { "resid_pre", "attn_out", "resid_mid", "mlp_in", "mlp_hidden", "mlp_out", "resid_post", "attn_pattern" };
+constexpr const char* kHookNames[kHookCount] = { "resid_pre", "attn_out", "resid_mid", "mlp_in", "mlp_hidden",
+    "mlp_out", "resid_post", "attn_pattern", "mlp_normalized" };
 
 // Where the current run reads and writes frozen denominators.
 struct NormIo {
@@ -22,11 +22,10 @@ struct NormIo {
     at::Tensor* record = nullptr; // store the computed one here
 };
 
-// x [..., n] -> normalized x. The denominator (sqrt(mean(x^2) + eps), or sqrt(var + eps) for
-// LayerNorm) is computed, or taken frozen from a recorded run; LayerNorm's mean subtraction
-// stays live because it is linear.
-at::Tensor applyNorm(
-    const at::Tensor& x, NormKind kind, const at::Tensor& w, const at::Tensor& b, double eps, const NormIo& io)
+// x [..., n] -> normalized x before the weight. The denominator (sqrt(mean(x^2) + eps), or
+// sqrt(var + eps) for LayerNorm) is computed, or taken frozen from a recorded run; LayerNorm's
+// mean subtraction stays live because it is linear.
+at::Tensor normalize(const at::Tensor& x, NormKind kind, double eps, const NormIo& io)
 {
     at::Tensor centered = kind == NormKind::Layer ? x - x.mean(-1, true) : x;
     at::Tensor denom;
@@ -36,7 +35,12 @@ at::Tensor applyNorm(
         denom = at::sqrt(centered.pow(2).mean(-1, true) + eps);
     if (io.record)
         *io.record = denom.detach();
-    at::Tensor y = centered / denom;
+    return centered / denom;
+}
+
+// The norm's weight (and bias) on a normalized y.
+at::Tensor weighNorm(const at::Tensor& y, NormKind kind, const at::Tensor& w, const at::Tensor& b)
+{
     switch (kind) {
     case NormKind::Rms:
         return y * w;
@@ -46,6 +50,12 @@ at::Tensor applyNorm(
         return y * w + b;
     }
     return y;
+}
+
+at::Tensor applyNorm(
+    const at::Tensor& x, NormKind kind, const at::Tensor& w, const at::Tensor& b, double eps, const NormIo& io)
+{
+    return weighNorm(normalize(x, kind, eps, io), kind, w, b);
 }
 
 at::Tensor activate(const at::Tensor& x, Activation act)
@@ -80,6 +90,20 @@ at::Tensor applyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tenso
 const char* hookName(Hook hook)
 {
     return kHookNames[static_cast<int>(hook)];
+}
+
+const at::Tensor& MlpInputs::at(Hook hook) const
+{
+    switch (hook) {
+    case Hook::ResidMid:
+        return residMid;
+    case Hook::MlpNormalized:
+        return normalized;
+    case Hook::MlpIn:
+        return mlpIn;
+    default:
+        throw Error(std::string("an MLP reads resid_mid, mlp_normalized or mlp_in, not ") + hookName(hook));
+    }
 }
 
 std::optional<Hook> hookFromName(const std::string& name)
@@ -229,11 +253,14 @@ ForwardResult Model::forward(const at::Tensor& idsIn, const ForwardOptions& opti
         hook(l, Hook::ResidMid, x);
 
         // MLP.
-        at::Tensor mlpIn = applyNorm(x, c.normKind, L.mlpNormW, L.mlpNormB, c.normEps, normIo(l, NormSite::MlpIn));
+        // The norm in two steps, each with its hook: a change to mlp_normalized reaches mlp_in.
+        at::Tensor normalized = normalize(x, c.normKind, c.normEps, normIo(l, NormSite::MlpIn));
+        hook(l, Hook::MlpNormalized, normalized);
+        at::Tensor mlpIn = weighNorm(normalized, c.normKind, L.mlpNormW, L.mlpNormB);
         hook(l, Hook::MlpIn, mlpIn);
         at::Tensor mlpOut;
         if (options.mlpReplace)
-            mlpOut = options.mlpReplace(l, mlpIn, x);
+            mlpOut = options.mlpReplace(l, MlpInputs { x, normalized, mlpIn });
         if (!mlpOut.defined()) {
             at::Tensor hidden; // [batch, n_pos, d_mlp]
             if (c.mlpKind == MlpKind::Gated)

@@ -62,6 +62,7 @@ public:
     int64_t idCount() const { return static_cast<int64_t>(m_tokens.size()); }
     // Hugging Face's Model::get_vocab_size (entries, not highest id + 1).
     int64_t entryCount() const { return static_cast<int64_t>(m_vocab.size()); }
+    const std::optional<std::string>& unkToken() const { return m_unkToken; }
 
 private:
     struct Merge {
@@ -771,7 +772,7 @@ struct Tokenizer::Impl {
     std::unique_ptr<const PreTokenizer> preTokenizer;
     std::unique_ptr<const Decoder> decoder;
     SpecialFrame frame; // what encode(..., addSpecial) puts around the text
-    std::optional<int64_t> bos, eos;
+    std::optional<int64_t> bos, eos, pad, unk;
     bool byteLevel = false;
     int64_t vocabSize = 0;
 
@@ -1069,6 +1070,13 @@ Tokenizer Tokenizer::fromJson(const std::string& tokenizerJson, const std::strin
                                                     : guess({ "<|begin_of_text|>", "<bos>", "<s>", "<|endoftext|>" });
         if (!impl->eos && !configNamesEos)
             impl->eos = guess({ "<|end_of_text|>", "<eos>", "</s>", "<|endoftext|>" });
+        // PAD and UNK only widen specialIds(): one the vocabulary lacks is left out, not an error.
+        if (const auto padToken = configToken(config, "pad_token"))
+            impl->pad = impl->pieceId(*padToken);
+        if (const auto unkToken = configToken(config, "unk_token"))
+            impl->unk = impl->pieceId(*unkToken);
+        else if (impl->model->unkToken())
+            impl->unk = impl->pieceId(*impl->model->unkToken());
     } catch (const Json::exception& e) {
         throw Error(std::string("tokenizer.json is malformed: ") + e.what());
     }
@@ -1162,10 +1170,35 @@ bool Tokenizer::addsBos() const
     return !impl(d).frame.prefix.empty();
 }
 
+std::optional<int64_t> Tokenizer::padId() const
+{
+    return impl(d).pad;
+}
+
+std::optional<int64_t> Tokenizer::unkId() const
+{
+    return impl(d).unk;
+}
+
 bool Tokenizer::isSpecial(int64_t id) const
 {
     const AddedToken* t = impl(d).addedToken(id);
     return t && t->special;
+}
+
+std::vector<int64_t> Tokenizer::specialIds() const
+{
+    const Impl& i = impl(d);
+    std::vector<int64_t> ids;
+    for (const AddedToken& t : i.added)
+        if (t.special)
+            ids.push_back(t.id);
+    for (const auto& id : { i.bos, i.eos, i.pad, i.unk })
+        if (id)
+            ids.push_back(*id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
 }
 
 std::string Tokenizer::kind() const

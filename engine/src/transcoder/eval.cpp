@@ -66,8 +66,8 @@ EvalReport evaluateTranscoder(const model::Model& model, const TranscoderSet& se
         // The replacement model, its first position kept exact as above.
         model::ForwardOptions ro;
         auto replace = set.replacement();
-        ro.mlpReplace = [&](int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid) {
-            at::Tensor r = replace(layer, mlpIn, residMid);
+        ro.mlpReplace = [&](int64_t layer, const model::MlpInputs& inputs) {
+            at::Tensor r = replace(layer, inputs);
             r.narrow(1, 0, 1).copy_(out[static_cast<size_t>(layer)].narrow(1, 0, 1));
             return r;
         };

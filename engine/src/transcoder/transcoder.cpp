@@ -39,13 +39,31 @@ model::Hook hookFromConfigName(const std::string& name)
     }
     if (n == "hook_resid_mid" || n == "resid_mid")
         return model::Hook::ResidMid;
-    if (n == "mlp.hook_in" || n == "ln2.hook_normalized" || n == "hook_mlp_in" || n == "mlp_in")
+    // TransformerLens's ln2.hook_normalized is the pre-MLP norm's output before its weight:
+    // RMSNorm fires it on x / scale and only then multiplies by w (Gemma's 1 + w folded in);
+    // LayerNorm does the same in TransformerLens 3 and 4 (2.x fired it after w and b). circuit-
+    // tracer hooks blocks.L.ln2.hook_normalized for GemmaScope sets (fold_ln=False), so those
+    // features read x / rms(x), not the MLP's input.
+    // It is a hook of its own (Hook::MlpNormalized, which the forward pass emits on its way to
+    // mlp_in) rather than the weight folded into the encoder (W_enc / w, b_enc adjusted for a
+    // LayerNorm bias): folded, the set would no longer be the one loaded (encoder(), save(),
+    // feature stores and interventions read those weights), a zero weight would have to be
+    // refused, and the rounding would change; as a hook, only the explicit pass's frozen norm
+    // needs to know (it leaves the weight out).
+    if (n == "ln2.hook_normalized" || n == "mlp_normalized")
+        return model::Hook::MlpNormalized;
+    if (n == "mlp.hook_in" || n == "hook_mlp_in" || n == "mlp_in")
         return model::Hook::MlpIn;
     if (n == "hook_mlp_out" || n == "mlp.hook_out" || n == "mlp_out")
         return model::Hook::MlpOut;
     throw Error("transcoder hook \"" + name
-        + "\" is not supported: features read resid_mid or the normalized MLP input (mlp.hook_in) and "
-          "write mlp_out");
+        + "\" is not supported: features read resid_mid, the normalized MLP input before the norm's weight "
+          "(ln2.hook_normalized) or after it (mlp.hook_in), and write mlp_out");
+}
+
+bool readsMlpInput(model::Hook hook)
+{
+    return hook == model::Hook::ResidMid || hook == model::Hook::MlpNormalized || hook == model::Hook::MlpIn;
 }
 
 std::shared_ptr<const TranscoderSet> TranscoderSet::load(const std::string& folder)
@@ -205,8 +223,8 @@ void TranscoderSet::checkFits(const model::ModelConfig& model) const
     if (c.dModel != model.dModel)
         throw Error(what + " reads vectors of size " + std::to_string(c.dModel) + " but the model's d_model is "
             + std::to_string(model.dModel));
-    if (c.inputHook != model::Hook::ResidMid && c.inputHook != model::Hook::MlpIn)
-        throw Error(what + ": features must read resid_mid or mlp_in, not " + c.inputHookName);
+    if (!readsMlpInput(c.inputHook))
+        throw Error(what + ": features must read resid_mid, mlp_normalized or mlp_in, not " + c.inputHookName);
     if (c.outputHook != model::Hook::MlpOut)
         throw Error(what + ": features must write mlp_out, not " + c.outputHookName);
 }
@@ -215,8 +233,8 @@ model::MlpReplaceFn TranscoderSet::replacement(std::vector<at::Tensor>* actsOut)
 {
     // The activations of layers already run: CLT decoders of later layers read them.
     auto acts = std::make_shared<std::vector<at::Tensor>>(static_cast<size_t>(m_config.nLayers));
-    return [this, acts, actsOut](int64_t layer, const at::Tensor& mlpIn, const at::Tensor& residMid) {
-        const at::Tensor& input = m_config.inputHook == model::Hook::ResidMid ? residMid : mlpIn;
+    return [this, acts, actsOut](int64_t layer, const model::MlpInputs& inputs) {
+        const at::Tensor& input = inputs.at(m_config.inputHook);
         (*acts)[static_cast<size_t>(layer)] = encode(layer, input);
         if (actsOut) {
             actsOut->resize(static_cast<size_t>(m_config.nLayers));

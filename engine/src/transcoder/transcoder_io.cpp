@@ -255,9 +255,10 @@ ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc)
 
     c.inputHook = readHook(doc, "feature_input_hook", c.inputHookName);
     c.outputHook = readHook(doc, "feature_output_hook", c.outputHookName);
-    if (c.inputHook != model::Hook::ResidMid && c.inputHook != model::Hook::MlpIn)
+    if (!readsMlpInput(c.inputHook))
         throw Error(doc.where(doc.find("feature_input_hook")->line) + "feature_input_hook \"" + c.inputHookName
-            + "\" is not supported: features read resid_mid or the normalized MLP input (mlp.hook_in)");
+            + "\" is not supported: features read resid_mid or the normalized MLP input (ln2.hook_normalized "
+              "before the norm's weight, mlp.hook_in after it)");
     if (c.outputHook != model::Hook::MlpOut)
         throw Error(doc.where(doc.find("feature_output_hook")->line) + "feature_output_hook \"" + c.outputHookName
             + "\" is not supported: features write mlp_out");
@@ -436,13 +437,15 @@ std::string hookConfigName(model::Hook hook, const std::string& name)
     switch (hook) {
     case model::Hook::ResidMid:
         return "hook_resid_mid";
+    case model::Hook::MlpNormalized:
+        return "ln2.hook_normalized";
     case model::Hook::MlpIn:
         return "mlp.hook_in";
     case model::Hook::MlpOut:
         return "hook_mlp_out";
     default:
         throw Error(std::string("transcoder set: cannot save hook ") + model::hookName(hook)
-            + " (features read resid_mid or mlp_in and write mlp_out)");
+            + " (features read resid_mid, mlp_normalized or mlp_in and write mlp_out)");
     }
 }
 
