@@ -107,8 +107,15 @@ Rectangle {
         Score {
             label: "completeness"
             value: bar.explorer.completenessScore
-            tip: "Whole graph, circuit-tracer's completeness (nodes without inputs count as complete; corrected, "
-                 + "over nodes with inputs only: " + bar.explorer.correctedCompletenessScore.toFixed(3) + ")"
+            tip: "Whole graph, circuit-tracer's completeness: nodes without inputs (errors, embeddings) count as "
+                 + "complete, so a graph of error nodes alone scores 0.5"
+        }
+        Score {
+            objectName: "correctedCompletenessScore"
+            label: "corrected"
+            value: bar.explorer.correctedCompletenessScore
+            tip: "Whole graph, completeness over the nodes that have inputs: 0 when the logits read only error "
+                 + "nodes, 1 with no error input"
         }
         Score {
             objectName: "prunedReplacementScore"

@@ -219,6 +219,17 @@ void TestGuiFlow::tracesStartupPrompt()
     const auto scores = cs::graph::graphScores(*m_explorer->graph());
     QCOMPARE(m_explorer->replacementScore(), scores.replacement);
     QCOMPARE(m_explorer->completenessScore(), scores.completeness);
+    QCOMPARE(m_explorer->correctedCompletenessScore(), scores.correctedCompleteness);
+    // The pruned graph's: what it explains of the whole, never more than the whole.
+    const cs::graph::Pruner pruner(*m_explorer->graph());
+    const auto pruned = pruner.scoresOf(*m_explorer->pruned());
+    QCOMPARE(m_explorer->prunedReplacementScore(), pruned.replacement);
+    QCOMPARE(m_explorer->prunedCompletenessScore(), pruned.completeness);
+    QVERIFY(pruned.replacement < scores.replacement);
+    // The bar shows them, named.
+    QQuickItem* corrected = cs::app::findItem(m_window, QStringLiteral("correctedCompletenessScore"));
+    QVERIFY(corrected && corrected->isVisible());
+    QVERIFY(cs::app::findItem(m_window, QStringLiteral("prunedReplacementScore")));
     // Without interventions the panel shows the model's own answer.
     QCOMPARE(m_explorer->topBefore(), QStringLiteral(" Austin"));
     QCOMPARE(m_explorer->topAfter(), QStringLiteral(" Austin"));
@@ -259,6 +270,10 @@ void TestGuiFlow::ctrlClickPinsAndGroupNames()
     clickNode(kTexas, Qt::ControlModifier);
     QCOMPARE(m_explorer->pinnedCount(), 2);
     QCOMPARE(m_explorer->subgraph()->rowCount(), 2);
+    // Two pinned features explain less than the pruned graph; Neuronpedia's score is its own.
+    QVERIFY(m_explorer->subgraphReplacementScore() <= m_explorer->prunedReplacementScore() + 1e-7);
+    QVERIFY(m_explorer->subgraphCompletenessScore() <= m_explorer->prunedCompletenessScore() + 1e-7);
+    QVERIFY(m_explorer->neuronpediaSubgraphReplacementScore() > m_explorer->subgraphReplacementScore());
     settle();
     QTRY_COMPARE_WITH_TIMEOUT(canvasOf("subgraphView")->property("nodeCount").toInt(), 2, 10000);
 

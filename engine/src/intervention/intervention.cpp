@@ -317,7 +317,7 @@ PatchRun runPatch(const ReplacementContext& ctx, const std::vector<std::vector<F
         }
     };
     if (constrained)
-        fo.mlpReplace = [&](int64_t layer, const at::Tensor&, const at::Tensor&) -> at::Tensor {
+        fo.mlpReplace = [&](int64_t layer, const model::MlpInputs&) -> at::Tensor {
             if (!range.contains(layer))
                 return {}; // the real MLP
             // The context's MLP output; a skip connection still answers the changed input
