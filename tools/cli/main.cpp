@@ -7,14 +7,17 @@
 #include "cs/error.h"
 #include "cs/model.h"
 #include "cs/organism_build.h"
+#include "cs/tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 namespace {
@@ -31,6 +34,12 @@ of a model shipped in resources/models/ (default: tinyworld).
 commands:
   info MODEL [--json]                         family, layers, d_model, heads, vocab, dtype, device
   tokenize MODEL --text T [--json]            {"ids": [...], "tokens": [...]}
+  tokenize MODEL --batch FILE [--json]        many texts with the tokenizer alone (MODEL may hold only
+                                              tokenizer.json [+ tokenizer_config.json]): FILE (- for
+                                              stdin) has one JSON value a line, a string to encode or a
+                                              list of ids to decode; prints one line each,
+                                              {"ids", "text": decode(ids), "valid_utf8"} (text with
+                                              U+FFFD for bytes that are not UTF-8 when valid_utf8 is false)
   logits MODEL (--text T | --ids 1,2,3) [--top-k K] [--all-positions] [--json]
                                               {"ids", "top": [{"id","token","logit","prob"}], "logits"}
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
@@ -186,8 +195,74 @@ std::vector<int64_t> promptIds(const Args& args, const cs::ModelHandle& handle)
     return ids;
 }
 
+// Whether s is UTF-8 (shortest forms, no surrogates, at most U+10FFFF).
+bool validUtf8(const std::string& s)
+{
+    static const uint32_t kMin[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (len == 0 || i + len > s.size())
+            return false;
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (size_t k = 1; k < len; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            if ((b & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (b & 0x3F);
+        }
+        if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+// tokenize MODEL --batch FILE: the tokenizer alone, one JSON line in and one out, so that a
+// caller (the peer tests) can check thousands of strings in one process.
+int cmdTokenizeBatch(const Args& args, const std::string& file)
+{
+    const auto tokenizer = cs::model::Tokenizer::fromFolder(cs::resolveModelFolder(modelArg(args)));
+    std::ifstream in;
+    if (file != "-") {
+        in.open(file, std::ios::binary);
+        if (!in)
+            throw cs::Error("cannot read " + file);
+    }
+    std::istream& lines = file == "-" ? std::cin : in;
+    std::string line;
+    size_t lineNo = 0;
+    while (std::getline(lines, line)) {
+        ++lineNo;
+        if (line.empty())
+            continue;
+        Json value;
+        try {
+            value = Json::parse(line);
+        } catch (const Json::exception& e) {
+            throw cs::Error(file + ":" + std::to_string(lineNo) + ": not JSON: " + e.what());
+        }
+        std::vector<int64_t> ids;
+        if (value.is_string()) {
+            ids = tokenizer.encode(value.get<std::string>());
+        } else if (value.is_array() && std::all_of(value.begin(), value.end(), [](const Json& v) {
+                       return v.is_number_integer();
+                   })) {
+            ids = value.get<std::vector<int64_t>>();
+        } else {
+            throw cs::Error(file + ":" + std::to_string(lineNo) + ": expected a string or a list of ids");
+        }
+        const std::string text = tokenizer.decode(ids);
+        std::cout << dump(Json { { "ids", ids }, { "text", text }, { "valid_utf8", validUtf8(text) } }) << "\n";
+    }
+    return 0;
+}
+
 int cmdTokenize(const Args& args, const std::string& device)
 {
+    if (auto batch = args.value("batch"))
+        return cmdTokenizeBatch(args, *batch);
     auto handle = cs::ModelHandle::open(modelArg(args), device);
     auto text = args.value("text");
     if (!text)
@@ -485,7 +560,7 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug",
                 "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
-                "limit", "layout", "tokens", "context",
+                "limit", "layout", "tokens", "context", "batch",
                 "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
             { "json", "all-positions", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
                 "no-freeze-attention", "direct-effects" });
