@@ -3,6 +3,12 @@ corners of a tokenizer (every script, emoji sequences, control characters, digit
 space runs, contractions, added-token text inside words)."""
 
 import random
+import unicodedata
+
+# Combining marks (non-zero canonical combining class, as this Python knows them) and marks
+# from blocks whose classes changed between Unicode versions: NFC reorders and composes them.
+MARKS = [chr(c) for c in range(0x300, 0x20000) if unicodedata.combining(chr(c))] + [
+    chr(c) for c in (0x0897, 0x10D69, 0x10D6A, 0x10EFD, 0x11F41, 0x1E4EC, 0x1E5EE, 0x1DF6, 0x1DFA, 0x0898, 0x08CA)]
 
 # (first, last) code point ranges, one per script or kind of character.
 SCRIPTS = {
@@ -30,6 +36,9 @@ SCRIPTS = {
     "math_alnum": (0x1D400, 0x1D7FF), "emoji": (0x1F300, 0x1F64F), "transport": (0x1F680, 0x1F6FF),
     "emoji_supp": (0x1F900, 0x1F9FF), "cjk_ext_b": (0x20000, 0x2A6DF), "tags": (0xE0000, 0xE007F),
     "plane15": (0xF0000, 0xF00FF),
+    # Scripts of Unicode 15 and 16 (what the regex engine's tables know, newer than many Pythons').
+    "kawi": (0x11F00, 0x11F5A), "cjk_ext_h": (0x31350, 0x323AF), "garay": (0x10D40, 0x10D8F),
+    "egyptian_ext_a": (0x13460, 0x143FA), "kirat_rai": (0x16D40, 0x16D79), "cjk_ext_i": (0x2EBF0, 0x2EE5D),
 }
 
 WHITESPACE = ["\t", "\n", "\r", "\v", "\f", " ", "\u0085", "\u00a0", "\u1680", "\u2000", "\u2002",
@@ -101,6 +110,10 @@ def piece(rng, extra):
         if rng.random() < 0.2:
             t = t[: rng.randint(1, max(1, len(t) - 1))]
         return rng.choice(["", " ", "  ", "x", "\n"]) + t + rng.choice(["", " ", "  ", "y", "\n"])
+    if r < 0.96:
+        # A letter and combining marks in random order (NFC sorts them by class and composes).
+        return rng.choice("aeiouAEOnscgkCSZ\u0391\u03b1\u0430\u05d0\u0627\u0915") + "".join(
+            rng.choice(MARKS) for _ in range(rng.randint(1, 4)))
     # Decomposed letters (NFC composes them) and Hangul jamo sequences.
     return rng.choice(["e\u0301", "A\u030a", "o\u0308\u0304", "\u1100\u1161\u11a8", "\u1112\u1161",
                        "n\u0303", "\u0915\u094d\u0937", "\u212b", "\u2126", "\uFB01", "s\u0323\u0307"])

@@ -319,6 +319,10 @@ struct AddedToken {
     bool lstrip = false;
     bool rstrip = false;
     bool normalized = true;
+    // What decode() writes for it: the content after the normalizer when `normalized` (Hugging
+    // Face keeps that form as the token's text: Llama 2's Prepend("▁") makes an added "▁▁"
+    // decode as three spaces), else the content.
+    std::string decoded;
 };
 
 // Leftmost-longest matching of a set of strings (Hugging Face uses Aho-Corasick with
@@ -797,6 +801,14 @@ struct Tokenizer::Impl {
         return model->tokenOf(id);
     }
 
+    // The token's text as decode() hands it to the decoder.
+    const std::string* decodedPiece(int64_t id) const
+    {
+        if (const AddedToken* t = addedToken(id))
+            return &t->decoded;
+        return model->tokenOf(id);
+    }
+
     // Cuts seg at the matcher's added tokens, as Hugging Face's AddedVocabulary::find_matches.
     void splitOnAdded(Segment seg, const TokenMatcher& matcher, std::vector<Segment>& out) const
     {
@@ -998,16 +1010,19 @@ Tokenizer Tokenizer::fromJson(const std::string& tokenizerJson, const std::strin
                     throw Error("tokenizer.json: too many added tokens");
                 maxAdded = std::max(maxAdded.value_or(token.id), token.id);
                 maxId = std::max(maxId, token.id);
+                token.decoded = token.content;
+                if (token.normalized && impl->normalizer) {
+                    std::u32string text = utf8::decode(token.content);
+                    impl->normalizer->normalize(text);
+                    token.decoded = utf8::encode(text);
+                }
                 const size_t index = impl->added.size();
                 impl->added.push_back(token);
                 impl->addedById[token.id] = index;
                 impl->addedByContent.emplace(token.content, index);
                 if (token.normalized) {
                     // Matched against normalized text, so its own text is normalized the same way.
-                    std::u32string text = utf8::decode(token.content);
-                    if (impl->normalizer)
-                        impl->normalizer->normalize(text);
-                    impl->normalizedMatcher.add(text, index);
+                    impl->normalizedMatcher.add(utf8::decode(token.decoded), index);
                 } else {
                     impl->rawMatcher.add(utf8::decode(token.content), index);
                 }
@@ -1127,7 +1142,7 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skipSpecial)
     for (int64_t id : ids) {
         if (skipSpecial && isSpecial(id))
             continue;
-        if (const std::string* p = impl(d).piece(id))
+        if (const std::string* p = impl(d).decodedPiece(id))
             tokens.push_back(*p); // ids with no entry are skipped, as Hugging Face does
     }
     return impl(d).decodeTokens(std::move(tokens), false);
@@ -1135,7 +1150,7 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skipSpecial)
 
 std::string Tokenizer::tokenText(int64_t id) const
 {
-    const std::string* p = impl(d).piece(id);
+    const std::string* p = impl(d).decodedPiece(id);
     return p ? impl(d).decodeTokens({ *p }, true) : std::string();
 }
 
