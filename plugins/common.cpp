@@ -99,11 +99,17 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
     c.mlpKind = model::MlpKind::Gated;
     c.activation = activationFromName(stringOr(config, "hidden_act", "silu"), family);
     c.positionKind = model::PositionKind::Rope;
-    c.ropeTheta = numberOr(config, "rope_theta", 10000.0);
-    if (config.contains("rope_scaling") && !config["rope_scaling"].is_null()) {
-        const auto& rs = config["rope_scaling"];
+    // transformers 5 writes RoPE as one object, rope_parameters {rope_type, rope_theta, factor, ...};
+    // 4.x as rope_theta beside rope_scaling {rope_type, factor, ...}. Either is read.
+    const bool v5Rope = config.contains("rope_parameters") && config["rope_parameters"].is_object()
+        && (config["rope_parameters"].contains("rope_type") || config["rope_parameters"].contains("rope_theta"));
+    c.ropeTheta = v5Rope ? numberOr(config["rope_parameters"], "rope_theta", numberOr(config, "rope_theta", 10000.0))
+                         : numberOr(config, "rope_theta", 10000.0);
+    const char* scalingKey = v5Rope ? "rope_parameters" : "rope_scaling";
+    if (config.contains(scalingKey) && !config[scalingKey].is_null()) {
+        const auto& rs = config[scalingKey];
         if (!rs.is_object())
-            throw Error("config.json (" + family + "): rope_scaling must be an object or null");
+            throw Error("config.json (" + family + "): " + scalingKey + " must be an object or null");
         std::string type = stringOr(rs, "rope_type", stringOr(rs, "type", "default"));
         c.ropeScaling.type = type;
         c.ropeScaling.factor = numberOr(rs, "factor", 1.0);
@@ -112,7 +118,7 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
             c.ropeScaling.highFreqFactor = numberOr(rs, "high_freq_factor", 4.0);
             c.ropeScaling.originalMaxPositions = numberOr(rs, "original_max_position_embeddings", 8192.0);
         } else if (type != "default" && type != "linear") {
-            throw Error("config.json (" + family + "): rope_scaling type \"" + type
+            throw Error("config.json (" + family + "): " + scalingKey + " type \"" + type
                 + "\" is not supported (supported: default, linear, llama3)");
         }
     }
@@ -192,10 +198,13 @@ void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig
 
 void addLlamaStyleGlobals(std::vector<WeightSource>& out, const model::ModelConfig& c)
 {
-    out.push_back({ "embed.weight", "model.embed_tokens.weight", {}, { c.vocabSize, c.dModel } });
+    out.push_back({ "embed.weight", "model.embed_tokens.weight", c.tiedEmbeddings ? std::vector<std::string> { "lm_head.weight" }
+                                                                                   : std::vector<std::string> {},
+        { c.vocabSize, c.dModel } });
     out.push_back({ "final_norm.weight", "model.norm.weight", {}, { c.dModel } });
+    // Tied: one matrix, which some exporters store only as lm_head.weight (transformers loads that).
     if (c.tiedEmbeddings)
-        out.push_back({ "unembed.weight", "model.embed_tokens.weight", {}, { c.vocabSize, c.dModel } });
+        out.push_back({ "unembed.weight", "model.embed_tokens.weight", { "lm_head.weight" }, { c.vocabSize, c.dModel } });
     else
         out.push_back({ "unembed.weight", "lm_head.weight", {}, { c.vocabSize, c.dModel } });
 }
