@@ -9,6 +9,9 @@ saves it with save_pretrained (with a byte-level tokenizer made by `tokenizers`)
     bf16/f16 checkpoint is compared with transformers run on the same (rounded) weights in
     float32 at the same 1e-4; transformers' own bf16/f16 forward is compared too, at 6e-2 /
     1e-2 (what 8 / 11 mantissa bits leave after a few layers; the figure is printed);
+  - the hidden state after the embedding and after every layer (`logits --hidden-states`) with
+    transformers' output_hidden_states, at the same 1e-4 of each layer's largest value
+    (transformers' last one is after the final norm: ours goes through its norm module first);
   - greedy generation of 20 tokens (`circuitscope-cli generate FOLDER --ids ... --max-new 20`)
     with transformers' generate(do_sample=False) in float32: identical ids.
 
@@ -130,13 +133,24 @@ def main():
             ids = ",".join(str(i) for i in prompt[0].tolist())
             ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
             with torch.no_grad():
-                want = ref(prompt).logits[0]  # [n_pos, vocab]
+                out = ref(prompt, output_hidden_states=True)
+                want = out.logits[0]  # [n_pos, vocab]
+                want_hidden = [h[0] for h in out.hidden_states]  # n_layers + 1 of [n_pos, d_model]
                 want_gen = ref.generate(prompt, max_new_tokens=20, do_sample=False, attention_mask=torch.ones_like(prompt),
                                         pad_token_id=config.eos_token_id)[0, 16:].tolist()
-            ours = cli(args, "logits", folder, "--ids", ids, "--all-positions", "--top-k", "0")
+            ours = cli(args, "logits", folder, "--ids", ids, "--all-positions", "--top-k", "0", "--hidden-states")
             got = torch.tensor(ours["logits"])
+            hidden = [torch.tensor(h) for h in ours["hidden_states"]]
+            final_norm = ref.transformer.ln_f if args.family == "gpt2" else ref.model.norm
+            with torch.no_grad():
+                hidden[-1] = final_norm(hidden[-1])
+            worst = max(rel(h, w) for h, w in zip(hidden, want_hidden)) if len(hidden) == len(want_hidden) else 1.0
+            if worst > 1e-4:
+                failures.append(f"{name}: hidden states differ from transformers' (worst layer rel {worst:.2e}, "
+                                f"{len(hidden)} vs {len(want_hidden)} states)")
             ours_gen = cli(args, "generate", folder, "--ids", ids, "--max-new", "20")["ids"]
-            line = f"{args.family}/{name}: logits {tuple(got.shape)} vs transformers float32: rel {rel(got, want):.2e}"
+            line = (f"{args.family}/{name}: logits {tuple(got.shape)} vs transformers float32: rel {rel(got, want):.2e}, "
+                    f"{len(hidden)} hidden states: worst rel {worst:.2e}")
             if got.shape != want.shape or rel(got, want) > 1e-4:
                 failures.append(f"{name}: logits differ from transformers' float32 forward (rel {rel(got, want):.2e})")
             if dtype != torch.float32:

@@ -40,8 +40,11 @@ commands:
                                               list of ids to decode; prints one line each,
                                               {"ids", "text": decode(ids), "valid_utf8"} (text with
                                               U+FFFD for bytes that are not UTF-8 when valid_utf8 is false)
-  logits MODEL (--text T | --ids 1,2,3) [--top-k K] [--all-positions] [--json]
+  logits MODEL (--text T | --ids 1,2,3) [--top-k K] [--all-positions] [--hidden-states] [--json]
                                               {"ids", "top": [{"id","token","logit","prob"}], "logits"}
+                                              --hidden-states adds "hidden_states": the residual stream
+                                              [n_layers + 1][n_pos][d_model] (the embedding, then each
+                                              layer's output, before the final norm)
   generate MODEL --text T --max-new N [--temperature X --seed S] [--json]
   bench [MODEL] [--json]                      matrix-product speed, the BLAS in use, forward, trace,
                                               prune and transcoder-training timings (MODEL: tinyworld)
@@ -278,6 +281,30 @@ int cmdTokenize(const Args& args, const std::string& device)
     return 0;
 }
 
+// The residual stream at every position: resid_pre of layer 0, then resid_post of each layer
+// (what transformers' output_hidden_states holds, but for the last, which it takes after the
+// final norm). [n_layers + 1][n_pos][d_model]
+Json hiddenStates(const std::string& modelName, const std::string& device, const std::vector<int64_t>& ids)
+{
+    at::NoGradGuard noGrad;
+    const auto model = cs::model::Model::load(cs::resolveModelFolder(modelName), { device });
+    std::vector<at::Tensor> states;
+    cs::model::ForwardOptions options;
+    options.hook = [&](int64_t layer, cs::model::Hook hook, at::Tensor& value) {
+        if ((hook == cs::model::Hook::ResidPre && layer == 0) || hook == cs::model::Hook::ResidPost)
+            states.push_back(value[0].to(at::kCPU, at::kFloat).contiguous()); // [n_pos, d_model]
+    };
+    model->forward(at::tensor(ids, at::kLong), options);
+    Json out = Json::array();
+    for (const at::Tensor& s : states) {
+        Json rows = Json::array();
+        for (int64_t p = 0; p < s.size(0); ++p)
+            rows.push_back(std::vector<float>(s[p].data_ptr<float>(), s[p].data_ptr<float>() + s.size(1)));
+        out.push_back(std::move(rows));
+    }
+    return out;
+}
+
 int cmdLogits(const Args& args, const std::string& device)
 {
     auto handle = cs::ModelHandle::open(modelArg(args), device);
@@ -290,7 +317,10 @@ int cmdLogits(const Args& args, const std::string& device)
         Json top = Json::array();
         for (const auto& t : r.top)
             top.push_back({ { "id", t.id }, { "token", t.token }, { "logit", t.logit }, { "prob", t.prob } });
-        std::cout << dump(Json { { "ids", r.ids }, { "top", top }, { "logits", r.logits } }) << "\n";
+        Json out { { "ids", r.ids }, { "top", top }, { "logits", r.logits } };
+        if (args.flag("hidden-states"))
+            out["hidden_states"] = hiddenStates(modelArg(args), device, ids);
+        std::cout << dump(out) << "\n";
     } else {
         for (const auto& t : r.top)
             std::printf("%8lld  %-20s  logit %9.4f  prob %.4f\n", static_cast<long long>(t.id),
@@ -562,7 +592,7 @@ int main(int argc, char** argv)
                 "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
                 "limit", "layout", "tokens", "context", "batch",
                 "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
-            { "json", "all-positions", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
+            { "json", "all-positions", "hidden-states", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
                 "no-freeze-attention", "direct-effects" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
