@@ -198,13 +198,14 @@ void addLlamaStyleLayer(std::vector<WeightSource>& out, const model::ModelConfig
 
 void addLlamaStyleGlobals(std::vector<WeightSource>& out, const model::ModelConfig& c)
 {
-    out.push_back({ "embed.weight", "model.embed_tokens.weight", c.tiedEmbeddings ? std::vector<std::string> { "lm_head.weight" }
-                                                                                   : std::vector<std::string> {},
+    out.push_back({ "embed.weight", "model.embed_tokens.weight",
+        c.tiedEmbeddings ? std::vector<std::string> { "lm_head.weight" } : std::vector<std::string> {},
         { c.vocabSize, c.dModel } });
     out.push_back({ "final_norm.weight", "model.norm.weight", {}, { c.dModel } });
     // Tied: one matrix, which some exporters store only as lm_head.weight (transformers loads that).
     if (c.tiedEmbeddings)
-        out.push_back({ "unembed.weight", "model.embed_tokens.weight", { "lm_head.weight" }, { c.vocabSize, c.dModel } });
+        out.push_back(
+            { "unembed.weight", "model.embed_tokens.weight", { "lm_head.weight" }, { c.vocabSize, c.dModel } });
     else
         out.push_back({ "unembed.weight", "lm_head.weight", {}, { c.vocabSize, c.dModel } });
 }

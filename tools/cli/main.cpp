@@ -10,8 +10,8 @@
 #include "cs/tokenizer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -249,9 +249,8 @@ int cmdTokenizeBatch(const Args& args, const std::string& file)
         std::vector<int64_t> ids;
         if (value.is_string()) {
             ids = tokenizer.encode(value.get<std::string>());
-        } else if (value.is_array() && std::all_of(value.begin(), value.end(), [](const Json& v) {
-                       return v.is_number_integer();
-                   })) {
+        } else if (value.is_array()
+            && std::all_of(value.begin(), value.end(), [](const Json& v) { return v.is_number_integer(); })) {
             ids = value.get<std::vector<int64_t>>();
         } else {
             throw cs::Error(file + ":" + std::to_string(lineNo) + ": expected a string or a list of ids");
@@ -417,8 +416,8 @@ int cmdBench(const Args& args, const std::string& device)
         lo.longFeatureNodes = args.intOr("long-feature-nodes", lo.longFeatureNodes);
         lo.longL0 = args.intOr("long-l0", lo.longL0);
         lo.shortFeatureNodes = args.intOr("short-feature-nodes", lo.shortFeatureNodes);
-        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0 || lo.longFeatureNodes < 0
-            || lo.shortFeatureNodes < 0)
+        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0
+            || lo.longFeatureNodes < 0 || lo.shortFeatureNodes < 0)
             throw cs::Error("--large-features, --large-l0 and --batch-size must be positive, --long-tokens and "
                             "--long-feature-nodes not negative");
         std::cerr << "bench: the Gemma-2-2B-shaped model" << std::endl;
@@ -590,10 +589,10 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug",
                 "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
-                "limit", "layout", "tokens", "context", "batch",
-                "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
-            { "json", "all-positions", "hidden-states", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
-                "no-freeze-attention", "direct-effects" });
+                "limit", "layout", "tokens", "context", "batch", "window", "large-features", "large-l0", "long-tokens",
+                "long-feature-nodes", "long-l0", "short-feature-nodes" },
+            { "json", "all-positions", "hidden-states", "skip", "all", "large", "no-large", "large-only",
+                "freeze-attention", "no-freeze-attention", "direct-effects" });
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
