@@ -9,8 +9,8 @@
 #include "cs/organism_build.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -312,8 +312,8 @@ int cmdBench(const Args& args, const std::string& device)
         lo.longFeatureNodes = args.intOr("long-feature-nodes", lo.longFeatureNodes);
         lo.longL0 = args.intOr("long-l0", lo.longL0);
         lo.shortFeatureNodes = args.intOr("short-feature-nodes", lo.shortFeatureNodes);
-        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0 || lo.longFeatureNodes < 0
-            || lo.shortFeatureNodes < 0)
+        if (lo.nFeatures < 1 || lo.l0 < 1 || lo.longL0 < 1 || lo.batchSize < 1 || lo.longTokens < 0
+            || lo.longFeatureNodes < 0 || lo.shortFeatureNodes < 0)
             throw cs::Error("--large-features, --large-l0 and --batch-size must be positive, --long-tokens and "
                             "--long-feature-nodes not negative");
         std::cerr << "bench: the Gemma-2-2B-shaped model" << std::endl;
@@ -485,8 +485,8 @@ int main(int argc, char** argv)
                 "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
                 "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug",
                 "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
-                "limit", "layout", "tokens", "context",
-                "window", "large-features", "large-l0", "long-tokens", "long-feature-nodes", "long-l0", "short-feature-nodes" },
+                "limit", "layout", "tokens", "context", "window", "large-features", "large-l0", "long-tokens",
+                "long-feature-nodes", "long-l0", "short-feature-nodes" },
             { "json", "all-positions", "skip", "all", "large", "no-large", "large-only", "freeze-attention",
                 "no-freeze-attention", "direct-effects" });
         if (args.positional().empty())
