@@ -84,7 +84,8 @@ class ExplorerController : public QObject {
     Q_PROPERTY(double prunedReplacementScore READ prunedReplacementScore NOTIFY pruneChanged)
     Q_PROPERTY(double prunedCompletenessScore READ prunedCompletenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double subgraphCorrectedCompletenessScore READ subgraphCorrectedCompletenessScore NOTIFY subgraphChanged)
-    Q_PROPERTY(double neuronpediaSubgraphReplacementScore READ neuronpediaSubgraphReplacementScore NOTIFY subgraphChanged)
+    Q_PROPERTY(
+        double neuronpediaSubgraphReplacementScore READ neuronpediaSubgraphReplacementScore NOTIFY subgraphChanged)
     Q_PROPERTY(
         double neuronpediaSubgraphCompletenessScore READ neuronpediaSubgraphCompletenessScore NOTIFY subgraphChanged)
     Q_PROPERTY(bool interventionsAvailable READ interventionsAvailable NOTIFY graphChanged)

@@ -462,7 +462,8 @@ private Q_SLOTS:
         for (int64_t batch : { 1, 5 }) {
             attribution::TraceOptions o;
             o.batchSize = batch;
-            QVERIFY(relDiff(ref.graph.adjacency.dense(), attribution::trace(s.context, o).graph.adjacency.dense()) <= 1e-6);
+            QVERIFY(
+                relDiff(ref.graph.adjacency.dense(), attribution::trace(s.context, o).graph.adjacency.dense()) <= 1e-6);
         }
         attribution::TraceOptions tiny;
         tiny.memoryBudgetBytes = 64 << 10;
@@ -519,10 +520,11 @@ private Q_SLOTS:
         QCOMPARE(dn.tokenProb, probs[5].item<double>());
         QCOMPARE(dn.contrastTokenProb, probs[77].item<double>());
         QCOMPARE(d.graph.logitProbabilities[0].item<float>(), 1.0f);
-        QCOMPARE(graph::nodeId(d.graph, dr.logits.begin), std::to_string(d.graph.nLayers() + 1) + "_5vs77_"
-            + std::to_string(ctx.nPos() - 1));
+        QCOMPARE(graph::nodeId(d.graph, dr.logits.begin),
+            std::to_string(d.graph.nLayers() + 1) + "_5vs77_" + std::to_string(ctx.nPos() - 1));
         QCOMPARE(d.graph.metadata.extra["logit_difference"]["contrast_prob"].get<double>(), probs[77].item<double>());
-        at::Tensor rowDiff = named.graph.adjacency.dense()[nr.logits.begin] - named.graph.adjacency.dense()[nr.logits.begin + 1];
+        at::Tensor rowDiff
+            = named.graph.adjacency.dense()[nr.logits.begin] - named.graph.adjacency.dense()[nr.logits.begin + 1];
         QVERIFY(relDiff(rowDiff.narrow(0, 0, nr.logits.begin),
                     d.graph.adjacency.dense()[dr.logits.begin].narrow(0, 0, dr.logits.begin))
             <= 1e-5);
@@ -617,7 +619,8 @@ private Q_SLOTS:
                 continue;
             const double actual = part.actuals[row].item<double>(), constant = part.constants[row].item<double>();
             QVERIFY2(std::fabs(sums[t].item<double>() + constant - actual) <= 1e-4 * std::max(1.0, std::fabs(actual)),
-                qPrintable(QString("row %1: %2 + %3 != %4").arg(t).arg(sums[t].item<double>()).arg(constant).arg(actual)));
+                qPrintable(
+                    QString("row %1: %2 + %3 != %4").arg(t).arg(sums[t].item<double>()).arg(constant).arg(actual)));
             ++row;
         }
         QCOMPARE(row, part.actuals.size(0));

@@ -12,12 +12,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <torch/version.h>
 #include <QProcess>
-#include <map>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -172,7 +172,8 @@ private Q_SLOTS:
         for (const char* command : { "info", "logits" }) {
             QStringList args { "--device", "cuda", command, m_model };
             if (QString(command) == "logits")
-                args << "--text" << "a";
+                args << "--text"
+                     << "a";
             Run r = cli(args);
             QCOMPARE(r.exitCode, 1);
             QVERIFY2(r.err.startsWith("circuitscope-cli: error: device \"cuda\" was asked for"), qPrintable(r.err));
@@ -400,7 +401,8 @@ private Q_SLOTS:
         int errors = 0;
         for (const auto& node : graph["nodes"])
             if (node["feature_type"] == "mlp reconstruction error") {
-                const std::string layer = node["layer"].get<std::string>(), pos = std::to_string(node["ctx_idx"].get<int>());
+                const std::string layer = node["layer"].get<std::string>(),
+                                  pos = std::to_string(node["ctx_idx"].get<int>());
                 QCOMPARE(node["node_id"].get<std::string>(), "0_" + layer + "_" + pos);
                 QCOMPARE(node["jsNodeId"].get<std::string>(), layer + "_" + pos + "-0");
                 ++errors;
@@ -412,8 +414,10 @@ private Q_SLOTS:
         QCOMPARE(md["generation_settings"]["desired_logit_prob"].get<double>(), 0.95);
         QCOMPARE(md["generation_settings"]["max_feature_nodes"].get<int64_t>(), int64_t(-1));
         QCOMPARE(md["scores"]["full"]["replacement"].get<double>(), summary["scores"]["replacement"].get<double>());
-        QCOMPARE(md["scores"]["pruned"]["replacement"].get<double>(), summary["pruned_scores"]["replacement"].get<double>());
-        QVERIFY(md["scores"]["pruned"]["replacement"].get<double>() <= md["scores"]["full"]["replacement"].get<double>());
+        QCOMPARE(
+            md["scores"]["pruned"]["replacement"].get<double>(), summary["pruned_scores"]["replacement"].get<double>());
+        QVERIFY(
+            md["scores"]["pruned"]["replacement"].get<double>() <= md["scores"]["full"]["replacement"].get<double>());
         QVERIFY(md["scores"]["full"].contains("corrected_completeness"));
 
         // A logit difference: its own node id and clerp, both tokens' probabilities.
@@ -464,7 +468,8 @@ private Q_SLOTS:
     {
         const QString text = "Fact: Michael Jordan plays the sport of";
         const QString json = m_dir.filePath("jordan.json"), full = m_dir.filePath("jordan.csgraph");
-        Run r = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--full", full, "--json" });
+        Run r
+            = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--full", full, "--json" });
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         const Json whole = r.json()["scores"];
         std::map<std::pair<double, double>, Json> table;

@@ -72,8 +72,8 @@ struct Pair {
     std::shared_ptr<const transcoder::TranscoderSet> tcCpu, tcGpu;
 };
 
-Pair makePair(const QTemporaryDir& dir, const std::string& name, const std::string& family,
-    transcoder::Architecture arch)
+Pair makePair(
+    const QTemporaryDir& dir, const std::string& name, const std::string& family, transcoder::Architecture arch)
 {
     test::TinySpec spec;
     spec.family = family;
@@ -267,8 +267,8 @@ private Q_SLOTS:
         };
         intervention::InterventionOptions o;
         o.regime = mode == "constrained" ? intervention::Regime::Constrained
-            : mode == "free"                 ? intervention::Regime::Free
-                                             : intervention::Regime::Patch;
+            : mode == "free"             ? intervention::Regime::Free
+                                         : intervention::Regime::Patch;
         o.freezeAttention = mode != "patch-unfrozen";
         if (mode == "patch-layers")
             o.constrainedLayers = intervention::LayerRange { 1, p.cpu->config().nLayers };

@@ -778,8 +778,9 @@ private Q_SLOTS:
             QVERIFY(std::fabs(sub.completeness - expected.completeness) < 1e-5);
         }
         // Every feature pinned: the whole graph's scores, both ways.
-        for (const auto& all : { cs::graph::neuronpediaSubgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)),
-                 cs::graph::subgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)) }) {
+        for (const auto& all :
+            { cs::graph::neuronpediaSubgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)),
+                cs::graph::subgraphScores(g, std::vector<bool>(static_cast<size_t>(n), true)) }) {
             QVERIFY(std::fabs(all.replacement - whole.replacement) < 1e-6);
             QVERIFY(std::fabs(all.completeness - whole.completeness) < 1e-6);
         }
@@ -820,7 +821,8 @@ private Q_SLOTS:
         const json& node = out["nodes"].back();
         QCOMPARE(node["node_id"].get<std::string>(), std::string("3_1000vs1001_2"));
         QCOMPARE(node["jsNodeId"].get<std::string>(), std::string("L_1000vs1001-2"));
-        QCOMPARE(node["clerp"].get<std::string>(), std::string("Output \" Austin\" \u2212 \" Dallas\" (p=0.625, 0.125)"));
+        QCOMPARE(
+            node["clerp"].get<std::string>(), std::string("Output \" Austin\" \u2212 \" Dallas\" (p=0.625, 0.125)"));
         QCOMPARE(node["token_prob"].get<double>(), 0.625);
         QCOMPARE(node["target_weight"].get<double>(), 1.0);
         const Graph back = cs::graph::fromJson(out);
@@ -1314,14 +1316,16 @@ private Q_SLOTS:
                                        << "format version 3 by a newer Circuitscope";
         QTest::newRow("no adjacency values") << "no-adjacency"
                                              << "no tensor \"adjacency.values\"";
-        QTest::newRow("row starts too short") << "adjacency-shape"
-                                              << "tensor \"adjacency.row_starts\": has 21 entries but must have 22 (21 nodes)";
+        QTest::newRow("row starts too short")
+            << "adjacency-shape"
+            << "tensor \"adjacency.row_starts\": has 21 entries but must have 22 (21 nodes)";
         QTest::newRow("values float64") << "adjacency-dtype"
                                         << "tensor \"adjacency.values\": is F64, expected F32";
         QTest::newRow("columns int64") << "columns-dtype"
                                        << "tensor \"adjacency.columns\": is I64, expected I32";
-        QTest::newRow("row starts two-dimensional") << "row-starts-2d"
-                                                    << "tensor \"adjacency.row_starts\": is [1, 22], expected one dimension";
+        QTest::newRow("row starts two-dimensional")
+            << "row-starts-2d"
+            << "tensor \"adjacency.row_starts\": is [1, 22], expected one dimension";
         QTest::newRow("a value missing") << "values-short"
                                          << "tensor \"adjacency.values\": has";
         QTest::newRow("column out of range") << "column-range"
@@ -1335,8 +1339,9 @@ private Q_SLOTS:
         QTest::newRow("logit probabilities")
             << "logits-shape"
             << "tensor \"logit_probabilities\": is [3] but must be [2] (2 logit nodes)";
-        QTest::newRow("a node too many") << "extra-node"
-                                         << "tensor \"adjacency.row_starts\": has 22 entries but must have 23 (22 nodes)";
+        QTest::newRow("a node too many")
+            << "extra-node"
+            << "tensor \"adjacency.row_starts\": has 22 entries but must have 23 (22 nodes)";
         QTest::newRow("NaN edge") << "nan"
                                   << "infinite or NaN";
         QTest::newRow("layer a string") << "layer-string"
@@ -1559,8 +1564,8 @@ private Q_SLOTS:
             std::sort(ms.begin(), ms.end());
             qInfo("re-prune %lld nodes (%lld nonzero edges) at %.2f / %.2f: %.2f ms (median of 5); kept %lld "
                   "nodes, %lld edges",
-                static_cast<long long>(n), static_cast<long long>(g.adjacency.nnz()), nt, et,
-                ms[2], static_cast<long long>(std::count(r.nodeMask.begin(), r.nodeMask.end(), true)),
+                static_cast<long long>(n), static_cast<long long>(g.adjacency.nnz()), nt, et, ms[2],
+                static_cast<long long>(std::count(r.nodeMask.begin(), r.nodeMask.end(), true)),
                 static_cast<long long>(r.edgeCount()));
             return r;
         };

@@ -13,8 +13,8 @@
 #include "cs/replacement.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <QTemporaryDir>
 #include <QtTest>
 

@@ -81,7 +81,8 @@ json graphNodesJson(const Graph& graph)
         nodes.push_back(json::array({ cs::graph::nodeKindName(node.kind), node.layer, node.position, node.feature,
             node.activation, node.tokenId, textJson(node.token), node.tokenProb, textJson(node.label) }));
         if (node.contrastTokenId >= 0) // a difference target "A − B": B's id, text and probability
-            for (json field : { json(node.contrastTokenId), textJson(node.contrastToken), json(node.contrastTokenProb) })
+            for (json field :
+                { json(node.contrastTokenId), textJson(node.contrastToken), json(node.contrastTokenProb) })
                 nodes.back().push_back(std::move(field));
     }
     const at::Tensor p = graph.logitProbabilities.to(at::kCPU, at::kFloat).contiguous();

@@ -295,7 +295,8 @@ int cmdPrune(const Args& args, bool exporting)
         { "edges", edges }, { "nodes_total", g.size() }, { "edges_total", edgesTotal }, { "nodes_by_kind", byKind },
         { "edges_by_source_kind", edgesBySourceKind(g, &kept.edges) }, { "scores", graph::scoresJson(pruner.scores()) },
         { "pruned_scores", graph::scoresJson(prunedScores) },
-        { "neuronpedia_subgraph_scores", graph::scoresJson(neuronpediaScores) }, { "prune_ms", pruneMs }, { "build_ms", buildMs } };
+        { "neuronpedia_subgraph_scores", graph::scoresJson(neuronpediaScores) }, { "prune_ms", pruneMs },
+        { "build_ms", buildMs } };
     if (!out.empty())
         j["out"] = out;
     if (args.flag("json")) {

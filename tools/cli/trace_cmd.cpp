@@ -179,13 +179,15 @@ int cmdTrace(const Args& args, const std::string& device)
         { "nodes", countNodes(pruned) }, { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
         { "edges_total", g.adjacency.nnz() }, { "features", ranges.features.size() },
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
-        { "scores", graph::scoresJson(scores) }, { "pruned_scores", graph::scoresJson(prunedScores) }, { "exactness", g.metadata.extra["exactness"] }, { "method", method },
-        { "trace_ms", r.stats.totalMs }, { "prune_ms", pruneMs }, { "total_ms", totalMs } };
+        { "scores", graph::scoresJson(scores) }, { "pruned_scores", graph::scoresJson(prunedScores) },
+        { "exactness", g.metadata.extra["exactness"] }, { "method", method }, { "trace_ms", r.stats.totalMs },
+        { "prune_ms", pruneMs }, { "total_ms", totalMs } };
     if (args.flag("json")) {
         std::cout << dump(summary) << "\n";
         return 0;
     }
-    std::cout << "graph of \"" << (text ? *text : "(--ids)") << "\" (" << context.nPos() << " tokens) -> " << *out << "\n"
+    std::cout << "graph of \"" << (text ? *text : "(--ids)") << "\" (" << context.nPos() << " tokens) -> " << *out
+              << "\n"
               << "nodes " << summary["nodes"] << " of " << g.size() << " (features " << ranges.features.size() << " of "
               << r.stats.activeFeatures << " active, errors " << ranges.errors.size() << ", embeddings "
               << ranges.embeddings.size() << ", logits " << ranges.logits.size() << "), edges " << summary["edges"]

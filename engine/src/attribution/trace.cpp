@@ -62,7 +62,8 @@ std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const Logit
             for (const auto& t : out)
                 if (t.tokens[0] == id)
                     throw Error("logit target token " + std::to_string(id) + " is named twice");
-            const double weight = want.weights.empty() ? 1.0 / static_cast<double>(want.tokens.size()) : want.weights[k];
+            const double weight
+                = want.weights.empty() ? 1.0 / static_cast<double>(want.tokens.size()) : want.weights[k];
             if (!(weight >= 0) || !std::isfinite(weight))
                 throw Error("logit weight " + std::to_string(weight) + " must be a finite non-negative number");
             total += weight;
@@ -202,7 +203,8 @@ struct SparseRows {
         const auto [c, i] = where[static_cast<size_t>(r)];
         const Chunk& chunk = chunks[static_cast<size_t>(c)];
         const int64_t begin = chunk.starts[static_cast<size_t>(i)];
-        return { chunk.columns.data() + begin, chunk.values.data() + begin, chunk.starts[static_cast<size_t>(i) + 1] - begin };
+        return { chunk.columns.data() + begin, chunk.values.data() + begin,
+            chunk.starts[static_cast<size_t>(i) + 1] - begin };
     }
 };
 
@@ -712,7 +714,8 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
                     assembleRow(r, scratch, [&](int32_t, float) { ++counts[static_cast<size_t>(node)]; });
         });
         for (int64_t node = 0; node < nNodes; ++node)
-            rowStarts[static_cast<size_t>(node) + 1] = rowStarts[static_cast<size_t>(node)] + counts[static_cast<size_t>(node)];
+            rowStarts[static_cast<size_t>(node) + 1]
+                = rowStarts[static_cast<size_t>(node)] + counts[static_cast<size_t>(node)];
     }
     std::vector<double> exportedSum(static_cast<size_t>(rows.size()), 0.0); // [rows]: each row's sum as exported
     {
@@ -768,10 +771,10 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     md.transcoderList.clear();
     if (md.scan.empty())
         md.transcoderList.push_back(ctx.transcoders->folder());
-    md.extra["generation_settings"] = { { "max_n_logits", options.logits.maxNLogits },
-        { "desired_logit_prob", options.logits.desiredLogitProb }, { "batch_size", options.batchSize },
-        { "max_feature_nodes", options.maxFeatureNodes }, { "method", methodName(options.method) },
-        { "logit_weights", logitWeights } };
+    md.extra["generation_settings"]
+        = { { "max_n_logits", options.logits.maxNLogits }, { "desired_logit_prob", options.logits.desiredLogitProb },
+              { "batch_size", options.batchSize }, { "max_feature_nodes", options.maxFeatureNodes },
+              { "method", methodName(options.method) }, { "logit_weights", logitWeights } };
     md.extra["exactness"] = { { "max_abs_residual", result.exactness.maxAbsResidual },
         { "max_rel_residual", result.exactness.maxRelResidual }, { "rows", result.exactness.rows } };
     md.extra["info"] = { { "creator_name", "circuitscope" }, { "method", methodName(options.method) },

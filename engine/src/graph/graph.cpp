@@ -88,8 +88,8 @@ struct Influence {
 // y_t = w_t + x_t flows on to each source s as y_t A_hat[t, s]. The same sweep gives each
 // node's longest path to a logit. Sums in float64, stored as float32. A cycle among the nodes
 // that reach a logit leaves nodes unswept: an error, as the series would not end.
-Influence sparseInfluence(const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& w,
-    const KindRanges& ranges)
+Influence sparseInfluence(
+    const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& w, const KindRanges& ranges)
 {
     const int64_t n = adjacency.size();
     Influence r;
@@ -637,9 +637,10 @@ Scores Pruner::scoresOf(const PruneResult& kept) const
 Scores Pruner::subgraphScores(const std::vector<bool>& pinned, const PruneResult* pruned) const
 {
     if (static_cast<int64_t>(pinned.size()) != m_n)
-        throw Error(
-            "subgraph scores: " + std::to_string(pinned.size()) + " pinned flags for " + std::to_string(m_n) + " nodes");
-    if (pruned && (static_cast<int64_t>(pruned->nodeMask.size()) != m_n
+        throw Error("subgraph scores: " + std::to_string(pinned.size()) + " pinned flags for " + std::to_string(m_n)
+            + " nodes");
+    if (pruned
+        && (static_cast<int64_t>(pruned->nodeMask.size()) != m_n
             || static_cast<int64_t>(pruned->edgeMask.size()) != m_adjacency.nnz()))
         throw Error("subgraph scores: the prune result does not belong to this graph");
     PruneResult kept;

@@ -118,7 +118,8 @@ public:
     }
 
     // The one-dimensional tensor `name` of `dtype` as a vector, its length read from the file.
-    template<typename T> std::vector<T> vectorOf(const io::SafetensorsFile& file, const char* name, io::DType dtype) const
+    template<typename T>
+    std::vector<T> vectorOf(const io::SafetensorsFile& file, const char* name, io::DType dtype) const
     {
         const io::TensorInfo* info = present(file, name, dtype);
         if (info->shape.size() != 1)
@@ -309,7 +310,8 @@ Graph readGraphFile(const std::string& path)
     }
     const int64_t n = graph.size();
     if (version == 1) // a dense [n, n] matrix
-        graph.adjacency = Adjacency::fromDense(reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes"));
+        graph.adjacency
+            = Adjacency::fromDense(reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes"));
     else
         graph.adjacency = reader.sparseAdjacency(*file, n);
     graph.logitProbabilities = reader.tensor(
