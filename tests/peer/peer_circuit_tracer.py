@@ -8,7 +8,9 @@ on the CPU) and `circuitscope-cli trace --full` trace the same token ids; the te
 node lists (the active features in order, with their activations), the logit targets and their
 probabilities, the whole unpruned adjacency (per row, against the row's largest entry), the
 replacement and completeness scores, and the nodes and edges kept by pruning at the default
-thresholds. Runs with the circuit-tracer venv's python (scripts/install-deps).
+thresholds; then each reads the other's graph JSON (circuit-tracer's pydantic file model reads
+ours, `graph import` reads what create_graph_files writes), and both files hold the same node
+ids and links. Runs with the circuit-tracer venv's python (scripts/install-deps).
 
 usage: peer_circuit_tracer.py CLI FAMILY WORKDIR
 """
@@ -106,6 +108,45 @@ if tuple(theirs.shape) == (n, n):
     check(pruned["nodes"] == ct_nodes and pruned["edges"] == int(kept_edges.sum()),
           f"pruned at 0.8 / 0.98: {pruned['nodes']} nodes, {pruned['edges']} edges "
           f"(circuit-tracer {ct_nodes}, {int(kept_edges.sum())})")
+
+    # Each reads the other's graph JSON: circuit-tracer's file model (pydantic) reads ours, and
+    # `graph import` reads the file circuit-tracer's create_graph_files writes; both files hold
+    # the same nodes (by node_id: circuit-tracer's error ids included) and the same links.
+    from circuit_tracer.frontend.graph_models import Model
+    from circuit_tracer.utils.create_graph_files import create_graph_files
+    with open(os.path.join(work, "pruned.json")) as f:
+        mine = json.load(f)
+    try:
+        Model(**mine)
+        check(True, "circuit-tracer's graph model reads our graph JSON")
+    except Exception as e:  # noqa: BLE001 (pydantic's validation error, reported as a failure)
+        check(False, f"circuit-tracer's graph model refuses our graph JSON: {e}")
+    ct.cfg.tokenizer_name = work  # the tokenizer saved beside the model
+    create_graph_files(ct, "peer", os.path.join(work, "ct-files"), scan="peer-" + family, node_threshold=0.8,
+                       edge_threshold=0.98)
+    theirs_file = os.path.join(work, "ct-files", "peer.json")
+    imported = subprocess.run([cli, "graph", "import", theirs_file, "--out", os.path.join(work, "imported.csgraph"),
+                               "--json"], capture_output=True, text=True)
+    check(imported.returncode == 0, ("graph import reads circuit-tracer's file " + imported.stderr).strip())
+    with open(theirs_file) as f:
+        their_doc = json.load(f)
+    ids_mine = sorted(x["node_id"] for x in mine["nodes"])
+    ids_theirs = sorted(x["node_id"] for x in their_doc["nodes"])
+    check(ids_mine == ids_theirs, f"the same node ids in both files ({len(ids_mine)} / {len(ids_theirs)})")
+    # As lists: an error id "0_{layer}_{pos}" may also be a layer-0 feature's, so a (source,
+    # target) pair can repeat.
+    links_mine = sorted((x["source"], x["target"], x["weight"]) for x in mine["links"])
+    links_theirs = sorted((x["source"], x["target"], x["weight"]) for x in their_doc["links"])
+    same = [l[:2] for l in links_mine] == [l[:2] for l in links_theirs]
+    worst = max((abs(a[2] - b[2]) for a, b in zip(links_mine, links_theirs)), default=0.0)
+    largest = max((abs(l[2]) for l in links_theirs), default=1.0)
+    check(same and worst <= 1e-4 * largest,
+          f"the same links in both files ({len(links_mine)} / {len(links_theirs)}), weights within "
+          f"{worst / largest:.2e} of the largest")
+    if imported.returncode == 0:
+        summary = json.loads(imported.stdout)
+        check(summary["nodes"] == len(their_doc["nodes"]) and summary["edges"] == len(their_doc["links"]),
+              f"graph import: {summary['nodes']} nodes, {summary['edges']} links")
 
 print(f"{family}: {len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
