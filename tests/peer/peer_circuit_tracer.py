@@ -8,7 +8,7 @@ on the CPU) and `circuitscope-cli trace --full` trace the same token ids; the te
 node lists (the active features in order, with their activations), the logit targets and their
 probabilities, the whole unpruned adjacency (per row, against the row's largest entry), the
 replacement and completeness scores, and the nodes and edges kept by pruning at the default
-thresholds; then each reads the other's graph JSON (circuit-tracer's pydantic file model reads
+thresholds; each reads the other's graph JSON (circuit-tracer's pydantic file model reads
 ours, `graph import` reads what create_graph_files writes), and both files hold the same node
 ids and links. Runs with the circuit-tracer venv's python (scripts/install-deps).
 
@@ -42,7 +42,8 @@ n_layers = 3
 tok, tset, folder = peer_ct_setup.make(work, family, n_layers=n_layers)
 
 # --- both tracers, on the same ids (BOS first: both hold that position) ----------------------
-ids = [1] + tok.encode("Fact: Michael Jordan plays the sport of").ids
+PROMPT = "Fact: Michael Jordan plays the sport of"
+ids = [1] + tok.encode(PROMPT).ids
 rm = ReplacementModel.from_pretrained_and_transcoders(work, tset, backend="nnsight", device=torch.device("cpu"),
                                                       dtype=torch.float32)
 ct = attribute(torch.tensor(ids), rm, max_n_logits=3, desired_logit_prob=0.95, batch_size=64, verbose=False)
@@ -147,6 +148,36 @@ if tuple(theirs.shape) == (n, n):
         summary = json.loads(imported.stdout)
         check(summary["nodes"] == len(their_doc["nodes"]) and summary["edges"] == len(their_doc["links"]),
               f"graph import: {summary['nodes']} nodes, {summary['edges']} links")
+
+# Interventions: circuit-tracer's feature_intervention (which takes the prompt as text) against
+# `intervene --mode patch`, setting the most active feature of the middle layers to -2x its
+# activation, with attention frozen or not and with MLPs constrained over some or all layers;
+# the logits at the last position, over our top 10 after the edit.
+prompt = "<s>" + PROMPT
+check(rm.tokenizer(prompt).input_ids == ids, "the prompt text tokenizes to the traced ids")
+_, activations = rm.get_activations(torch.tensor(ids))  # [n_layers, n_pos, n_features]
+# The most active feature of the middle layers, after the held BOS (inside every constrained
+# range below, which refuses an edit that writes nowhere in it; circuit-tracer drops one).
+middle = activations[1 : n_layers - 1, 1:]
+layer, position, feature = (int(i) for i in (middle == middle.max()).nonzero()[0])
+layer, position = layer + 1, position + 1
+value = -2 * float(activations[layer, position, feature])
+for freeze, layers in ((True, None), (False, None), (True, (1, n_layers)), (True, (0, n_layers))):
+    logits, _ = rm.feature_intervention(prompt, [(layer, position, feature, value)], freeze_attention=freeze,
+                                        constrained_layers=range(*layers) if layers else None)
+    last = logits.reshape(-1, logits.shape[-1])[-1].double()
+    command = [cli, "--device", "cpu", "intervene", work, "--text", prompt, "--transcoder", folder, "--set",
+               f"{layer}:{position}:{feature}={value!r}", "--mode", "patch", "--top-k", "10", "--json",
+               "--freeze-attention" if freeze else "--no-freeze-attention"]
+    if layers:
+        command += ["--constrained-layers", f"{layers[0]}:{layers[1]}"]
+    out = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    scale = last.abs().max().item()
+    worst = max(abs(t["logit"] - last[t["id"]].item()) for t in out["after"]["top"]) / scale
+    moved = max(abs(d) for d in out["logit_delta"].values()) / scale  # the edit must matter
+    check(out["prompt_ids"] == ids and worst < 1e-4 and moved > 1e-3,
+          f"intervention (freeze_attention={freeze}, constrained_layers={layers}): logits within {worst:.2e}, "
+          f"moved by up to {moved:.2e}")
 
 print(f"{family}: {len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
