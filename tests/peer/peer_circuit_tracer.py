@@ -2,8 +2,8 @@
 
 The inputs of peer_ct_setup.make: a small random model made and saved by transformers (llama,
 or gemma2 with a sliding window shorter than the prompt and both soft-caps), a tokenizer made by
-tokenizers, and a random JumpReLU per-layer transcoder set made by circuit-tracer's own classes
-in its format (gemma2's reads ln2.hook_normalized and writes hook_mlp_out, as GemmaScope's). circuit-tracer 0.5's `attribute` (nnsight backend,
+tokenizers, and a random JumpReLU per-layer transcoder set or cross-layer transcoder made by
+circuit-tracer's own classes in its format (gemma2's reads ln2.hook_normalized and writes hook_mlp_out, as GemmaScope's). circuit-tracer 0.5's `attribute` (nnsight backend,
 on the CPU) and `circuitscope-cli trace --full` trace the same token ids; the test compares the
 node lists (the active features in order, with their activations), the logit targets and their
 probabilities, the whole unpruned adjacency (per row, against the row's largest entry), the
@@ -12,7 +12,7 @@ thresholds; each reads the other's graph JSON (circuit-tracer's pydantic file mo
 ours, `graph import` reads what create_graph_files writes), and both files hold the same node
 ids and links. Runs with the circuit-tracer venv's python (scripts/install-deps).
 
-usage: peer_circuit_tracer.py CLI FAMILY WORKDIR
+usage: peer_circuit_tracer.py CLI FAMILY WORKDIR [plt|clt]
 """
 import json
 import os
@@ -28,6 +28,7 @@ from circuit_tracer.graph import compute_graph_scores, prune_graph
 import peer_ct_setup
 
 cli, family, work = sys.argv[1], sys.argv[2], sys.argv[3]
+clt = len(sys.argv) > 4 and sys.argv[4] == "clt"  # a cross-layer transcoder instead of a PLT
 failures = []
 
 
@@ -39,7 +40,7 @@ def check(ok, what):
 
 # --- the inputs ---------------------------------------------------------------------------
 n_layers = 3
-tok, tset, folder = peer_ct_setup.make(work, family, n_layers=n_layers)
+tok, tset, folder = peer_ct_setup.make(work, family, n_layers=n_layers, clt=clt)
 
 # --- both tracers, on the same ids (BOS first: both hold that position) ----------------------
 PROMPT = "Fact: Michael Jordan plays the sport of"
@@ -156,11 +157,13 @@ if tuple(theirs.shape) == (n, n):
 prompt = "<s>" + PROMPT
 check(rm.tokenizer(prompt).input_ids == ids, "the prompt text tokenizes to the traced ids")
 _, activations = rm.get_activations(torch.tensor(ids))  # [n_layers, n_pos, n_features]
-# The most active feature of the middle layers, after the held BOS (inside every constrained
-# range below, which refuses an edit that writes nowhere in it; circuit-tracer drops one).
-middle = activations[1 : n_layers - 1, 1:]
+# The most active feature of the middle layers (inside every constrained range below, which
+# refuses an edit that writes nowhere in it; circuit-tracer drops one) at one of the last four
+# positions (gemma2's sliding window of 8 keeps earlier positions from reaching the last one
+# in the layers left).
+middle = activations[1 : n_layers - 1, -4:]
 layer, position, feature = (int(i) for i in (middle == middle.max()).nonzero()[0])
-layer, position = layer + 1, position + 1
+layer, position = layer + 1, position + len(ids) - 4
 value = -2 * float(activations[layer, position, feature])
 for freeze, layers in ((True, None), (False, None), (True, (1, n_layers)), (True, (0, n_layers))):
     logits, _ = rm.feature_intervention(prompt, [(layer, position, feature, value)], freeze_attention=freeze,

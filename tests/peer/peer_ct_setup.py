@@ -10,15 +10,18 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from circuit_tracer.transcoder.activation_functions import JumpReLU
+from circuit_tracer.transcoder.cross_layer_transcoder import CrossLayerTranscoder
 from circuit_tracer.transcoder.single_layer_transcoder import SingleLayerTranscoder, TranscoderSet
 
 TEXT = ("Fact: Michael Jordan plays the sport of basketball. The cat sat on the mat and the dog ran to the "
         "park. Fact: the capital of the state containing Dallas is Austin.")
 
 
-def make(work, family, d_model=64, n_layers=3, n_features=48, d_mlp=128, vocab=280, threshold=0.1, seed=1234):
-    """Writes the model folder `work` (config, weights, tokenizer) and its transcoder set in
-    work/plt; returns (tokenizer, circuit-tracer TranscoderSet, transcoder folder)."""
+def make(work, family, d_model=64, n_layers=3, n_features=48, d_mlp=128, vocab=280, threshold=0.1, seed=1234,
+         clt=False):
+    """Writes the model folder `work` (config, weights, tokenizer) and its transcoders: a
+    per-layer set in work/plt, or with `clt` a cross-layer transcoder in work/clt (circuit-tracer's
+    W_enc_i / W_dec_i files); returns (tokenizer, circuit-tracer transcoders, their folder)."""
     torch.manual_seed(seed)
     os.makedirs(work, exist_ok=True)
     tok = Tokenizer(models.BPE())
@@ -49,6 +52,25 @@ def make(work, family, d_model=64, n_layers=3, n_features=48, d_mlp=128, vocab=2
             if "norm" in name:
                 p.copy_((0.0 if family == "gemma2" else 1.0) + 0.2 * torch.randn_like(p))
     model.save_pretrained(work)
+
+    if clt:
+        folder = os.path.join(work, "clt")
+        t = CrossLayerTranscoder(n_layers, n_features, d_model, activation_function="jump_relu", lazy_decoder=False,
+                                 feature_input_hook=input_hook, feature_output_hook=output_hook, scan="peer-" + family,
+                                 device=torch.device("cpu"), dtype=torch.float32)
+        with torch.no_grad():
+            t.W_enc.copy_(torch.randn(n_layers, n_features, d_model) / d_model ** 0.5)
+            for i, w in enumerate(t.W_dec):  # layer i's features write to layers i .. n_layers - 1
+                w.copy_(torch.randn(n_features, n_layers - i, d_model) / (n_features * (n_layers - i)) ** 0.5)
+            t.b_enc.copy_(0.1 * torch.randn(n_layers, n_features) - 0.1)
+            t.b_dec.copy_(0.01 * torch.randn(n_layers, d_model))
+            t.activation_function.threshold.fill_(threshold)
+        t.to_safetensors(folder)
+        with open(os.path.join(folder, "config.yaml"), "w") as f:
+            yaml.safe_dump({"model_name": family, "model_kind": "cross_layer_transcoder",
+                            "feature_input_hook": input_hook, "feature_output_hook": output_hook,
+                            "scan": "peer-" + family}, f)
+        return tok, t, folder
 
     folder = os.path.join(work, "plt")
     os.makedirs(folder, exist_ok=True)
