@@ -118,6 +118,19 @@ cs::graph::Graph smallGraph()
     return g;
 }
 
+// Tinyworld with its shipped CLT on the Dallas prompt, on the CPU: the engine's side of the
+// intervene tests.
+constexpr const char* kDallas = "Fact: the capital of the state containing Dallas is";
+cs::attribution::ReplacementContext dallasContext()
+{
+    const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
+    auto model = cs::model::Model::load(folder, { "cpu", true });
+    auto set
+        = cs::transcoder::TranscoderSet::load(cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
+    const auto ids = model->tokenizer().encode(kDallas);
+    return cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+}
+
 } // namespace
 
 class TestCli : public QObject {
@@ -531,13 +544,10 @@ private Q_SLOTS:
     // repeated and mixed edits; generation before is the model's greedy continuation.
     void intervene()
     {
-        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
-        auto model = cs::model::Model::load(folder, { "cpu", true });
-        auto set = cs::transcoder::TranscoderSet::load(
-            cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
-        const std::string prompt = "Fact: the capital of the state containing Dallas is";
+        const std::string prompt = kDallas;
+        const auto ctx = dallasContext();
+        const auto& model = ctx.model;
         const auto ids = model->tokenizer().encode(prompt);
-        const auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
         const int64_t last = ctx.nPos() - 1;
         // The strongest feature at the last position of layer 1, and one of layer 0.
         const int64_t f1 = ctx.activations[1][last].argmax().item<int64_t>();
@@ -625,13 +635,10 @@ private Q_SLOTS:
     // as the engine runs them; the JSON names them and says how the continuation ran.
     void interveneModes()
     {
-        const std::string folder = cs::resolveModelFolder(cs::kDefaultModel);
-        auto model = cs::model::Model::load(folder, { "cpu", true });
-        auto set = cs::transcoder::TranscoderSet::load(
-            cs::transcoder::resolveTranscoderFolder(folder, "clt"), { "cpu", true });
-        const std::string prompt = "Fact: the capital of the state containing Dallas is";
+        const std::string prompt = kDallas;
+        const auto ctx = dallasContext();
+        const auto& model = ctx.model;
         const auto ids = model->tokenizer().encode(prompt);
-        const auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
         const int64_t last = ctx.nPos() - 1, nLayers = model->config().nLayers;
         const QString text = QString::fromStdString(prompt);
         const QString edit = QStringLiteral("2:%1:574=2").arg(last);

@@ -216,6 +216,17 @@ class TestTranscoderFormat : public QObject {
         return path;
     }
 
+    // `set`'s weights under config `c` (a skip-less ReLU set), saved and loaded back.
+    SetPtr savedWithConfig(const TranscoderSet& set, const TranscoderConfig& c)
+    {
+        std::vector<LayerWeights> layers;
+        for (int64_t l = 0; l < kLayers; ++l)
+            layers.push_back({ set.encoder(l), set.encoderBias(l), {}, set.decoder(l), set.decoderBias(l), {} });
+        const QString dir = folder();
+        TranscoderSet::fromWeights(c, layers, "cpu")->save(dir.toStdString());
+        return TranscoderSet::load(dir.toStdString());
+    }
+
 private Q_SLOTS:
     void initTestCase()
     {
@@ -887,12 +898,7 @@ private Q_SLOTS:
         TranscoderConfig c = set->config();
         c.inputHook = cs::model::Hook(hook);
         c.inputHookName = n;
-        std::vector<LayerWeights> layers;
-        for (int64_t l = 0; l < kLayers; ++l)
-            layers.push_back({ set->encoder(l), set->encoderBias(l), {}, set->decoder(l), set->decoderBias(l), {} });
-        const QString dir = folder();
-        TranscoderSet::fromWeights(c, layers, "cpu")->save(dir.toStdString());
-        const SetPtr back = TranscoderSet::load(dir.toStdString());
+        const SetPtr back = savedWithConfig(*set, c);
         QCOMPARE(int(back->config().inputHook), hook);
         QCOMPARE(back->config().inputHookName, n);
     }
@@ -905,12 +911,7 @@ private Q_SLOTS:
         TranscoderConfig c = set->config();
         c.inputHook = cs::model::Hook::MlpNormalized;
         c.inputHookName = "mlp.hook_in";
-        std::vector<LayerWeights> layers;
-        for (int64_t l = 0; l < kLayers; ++l)
-            layers.push_back({ set->encoder(l), set->encoderBias(l), {}, set->decoder(l), set->decoderBias(l), {} });
-        const QString dir = folder();
-        TranscoderSet::fromWeights(c, layers, "cpu")->save(dir.toStdString());
-        const SetPtr back = TranscoderSet::load(dir.toStdString());
+        const SetPtr back = savedWithConfig(*set, c);
         QCOMPARE(back->config().inputHook, cs::model::Hook::MlpNormalized);
         QCOMPARE(back->config().inputHookName, std::string("ln2.hook_normalized"));
     }

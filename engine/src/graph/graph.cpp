@@ -161,6 +161,15 @@ Influence sparseInfluence(
     return r;
 }
 
+// x summed over a range of nodes, in float64.
+template<typename T> double rangeSum(const T* x, IndexRange range)
+{
+    double sum = 0;
+    for (int64_t i = range.begin; i < range.end; ++i)
+        sum += static_cast<double>(x[i]);
+    return sum;
+}
+
 // The completeness sums: per node its output weight (infl + w) and the share of its inputs
 // that is explained; circuit-tracer's over every node, the corrected one over nodes with inputs.
 struct CompletenessSums {
@@ -190,11 +199,7 @@ Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, cons
     const float* x = influence.data_ptr<float>();
     const float* wv = w.data_ptr<float>();
     Scores s;
-    double tokens = 0, errors = 0;
-    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i)
-        tokens += x[i];
-    for (int64_t i = ranges.errors.begin; i < ranges.errors.end; ++i)
-        errors += x[i];
+    const double tokens = rangeSum(x, ranges.embeddings), errors = rangeSum(x, ranges.errors);
     s.replacement = tokens + errors > 0 ? tokens / (tokens + errors) : 0.0;
     CompletenessSums sums;
     for (int64_t t = 0; t < n; ++t) {
@@ -611,14 +616,9 @@ Scores Pruner::scoresOf(const PruneResult& kept) const
                 acc[row.columns[k]] += y * static_cast<double>(a[row.begin + k]);
     }
     Scores s;
-    double tokens = 0, tokensWhole = 0, errorsWhole = 0;
-    for (int64_t i = m_ranges.embeddings.begin; i < m_ranges.embeddings.end; ++i) {
-        tokens += acc[i];
-        tokensWhole += x[i];
-    }
-    for (int64_t i = m_ranges.errors.begin; i < m_ranges.errors.end; ++i)
-        errorsWhole += x[i];
-    s.replacement = tokensWhole + errorsWhole > 0 ? tokens / (tokensWhole + errorsWhole) : 0.0;
+    const double tokens = rangeSum(acc.data(), m_ranges.embeddings);
+    const double whole = rangeSum(x, m_ranges.embeddings) + rangeSum(x, m_ranges.errors);
+    s.replacement = whole > 0 ? tokens / whole : 0.0;
 
     CompletenessSums sums;
     for (int64_t t = 0; t < n; ++t) {
