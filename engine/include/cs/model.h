@@ -158,7 +158,8 @@ void saveModelFolder(const Model& model, const std::string& folder, const std::s
 
 // "cpu", "cuda", "auto" -> a device; throws cs::Error when CUDA is asked for and absent.
 c10::Device resolveDevice(const std::string& name);
-// The computation thread count: all cores unless CS_THREADS says otherwise.
+// Process setup for computing, done once: the thread count (all cores unless CS_THREADS says
+// otherwise), and on glibc a heap that keeps freed memory for the next batch (model.cpp).
 void initThreads();
 
 // A CUDA device's name and total memory in bytes ({"", 0} for the CPU or without CUDA).
