@@ -500,12 +500,16 @@ private Q_SLOTS:
     {
         QTest::addColumn<int>("act");
         QTest::addColumn<bool>("skip");
-        QTest::addColumn<QString>("list"); // none, indented, pyyaml
+        QTest::addColumn<QString>("list"); // none, indented, pyyaml, maps, flow
         QTest::addColumn<bool>("lazy");
         QTest::newRow("jump_relu skip indented list") << int(Activation::JumpReLU) << true << "indented" << true;
         QTest::newRow("relu pyyaml list") << int(Activation::ReLU) << false << "pyyaml" << false;
         QTest::newRow("topk skip k in files") << int(Activation::TopK) << true << "none" << true;
         QTest::newRow("jump_relu layer files eager") << int(Activation::JumpReLU) << false << "none" << false;
+        // circuit-tracer's own configs (its configs/llama-relu.yaml): {id, layer, filepath} maps,
+        // here out of layer order, one commented out, no model_kind, an anchor on a value.
+        QTest::newRow("relu circuit-tracer maps list") << int(Activation::ReLU) << true << "maps" << true;
+        QTest::newRow("jump_relu flow list") << int(Activation::JumpReLU) << false << "flow" << false;
     }
     void readsCircuitTracerPlt()
     {
@@ -519,6 +523,7 @@ private Q_SLOTS:
         at::manual_seed(31);
         std::vector<at::Tensor> wEnc, wDec, bEnc, bDec, theta, wSkip;
         std::string listText = "transcoders:\n";
+        std::vector<std::string> flowItems;
         for (int64_t i = 0; i < kLayers; ++i) {
             wEnc.push_back(at::randn({ kFeatures, kDModel }) * 0.5);
             wDec.push_back(at::randn({ kFeatures, kDModel }) * 0.3);
@@ -542,17 +547,32 @@ private Q_SLOTS:
                 const std::string entry = i == 0 ? "\"" + name.toStdString() + "\""
                     : i == 1                     ? "weights/../" + name.toStdString()
                                                  : name.toStdString();
-                listText += (list == "indented" ? "  - " : "- ") + entry + "   # layer " + std::to_string(i) + "\n";
+                const std::string layer = std::to_string(i);
+                if (list == "maps")
+                    listText.insert(std::string("transcoders:\n").size(),
+                        "  - id: \"tiny-relu-" + layer + "\"\n    layer: " + layer + "\n    filepath: " + entry + "\n\n"
+                            + (i == 0 ? "  # - id: \"tiny-relu-9\"\n  #   layer: 9\n  #   filepath: \"gone\"\n" : ""));
+                else if (list == "flow")
+                    flowItems.push_back(entry);
+                else
+                    listText += (list == "indented" ? "  - " : "- ") + entry + "   # layer " + layer + "\n";
             }
+        }
+        if (list == "flow") {
+            listText = "transcoders: [";
+            for (size_t i = 0; i < flowItems.size(); ++i)
+                listText += (i ? ", " : "") + flowItems[i];
+            listText += "]\n";
         }
         std::string config = "# a circuit-tracer transcoder set\n"
                              "model_name: \"google/gemma-2-2b\"\n"
-                             "model_kind: transcoder_set\n"
-                             "\n"
-                             "feature_input_hook: ln2.hook_normalized\n"
-                             "feature_output_hook: hook_mlp_out\n"
-                             "scan: 'tiny-plt'   # the feature store's name\n"
-                             "some_key_we_do_not_know: 42\n";
+            + std::string(list == "maps" ? "" : "model_kind: transcoder_set\n")
+            + "\n"
+              "feature_input_hook: ln2.hook_normalized\n"
+              "feature_output_hook: 'hook_mlp_out'\n"
+            + (list == "maps" ? "scan: &scan 'tiny-plt'   # an anchor, never used\n"
+                              : "scan: 'tiny-plt'   # the feature store's name\n")
+            + "some_key_we_do_not_know: 42\n";
         if (activation == Activation::TopK)
             config += "activation: topk\n"; // k comes from the files
         if (activation == Activation::ReLU)
@@ -669,14 +689,25 @@ private Q_SLOTS:
         QTest::newRow("transcoders not a list")
             << "list_scalar" << QStringList { "config.yaml line 4", "must be a list" };
 
-        QTest::newRow("yaml flow style") << "yaml_flow" << QStringList { "config.yaml line 1", "flow" };
+        QTest::newRow("yaml flow list for a value")
+            << "yaml_flow" << QStringList { "config.yaml line 1", "model_kind must be a single value" };
         QTest::newRow("yaml nested map") << "yaml_nested" << QStringList { "config.yaml line 3", "nested" };
-        QTest::newRow("yaml map in a list") << "yaml_list_map" << QStringList { "config.yaml line 5", "nested" };
-        QTest::newRow("yaml tab indentation") << "yaml_tab" << QStringList { "config.yaml line 2", "tabs" };
-        QTest::newRow("yaml anchor") << "yaml_anchor" << QStringList { "config.yaml line 1", "anchors" };
-        QTest::newRow("yaml block scalar") << "yaml_block" << QStringList { "config.yaml line 1", "block" };
+        QTest::newRow("yaml map in a list without layer")
+            << "yaml_list_map" << QStringList { "config.yaml line 5", "needs layer and filepath" };
+        QTest::newRow("yaml map in a list, layer twice")
+            << "yaml_list_layer_twice" << QStringList { "config.yaml line 7", "layer 0 is listed twice" };
+        QTest::newRow("yaml map in a list, layer out of range")
+            << "yaml_list_layer_range" << QStringList { "config.yaml line 5", "\"7\" is not a layer" };
+        QTest::newRow("yaml list in a list") << "yaml_list_list" << QStringList { "config.yaml line 5", "nested lists" };
+        QTest::newRow("yaml map in a map in a list")
+            << "yaml_list_deep" << QStringList { "config.yaml line 7", "nested" };
+        QTest::newRow("yaml nested 100,000 deep") << "yaml_deep" << QStringList { "config.yaml line 1", "nested" };
+        QTest::newRow("yaml tab indentation") << "yaml_tab" << QStringList { "config.yaml line 2" };
+        QTest::newRow("yaml alias") << "yaml_alias" << QStringList { "config.yaml line 2", "aliases" };
+        QTest::newRow("yaml tag") << "yaml_tag" << QStringList { "config.yaml line 1", "tags" };
+        QTest::newRow("yaml not UTF-8") << "yaml_utf8" << QStringList { "config.yaml", "not UTF-8" };
         QTest::newRow("yaml unterminated quote")
-            << "yaml_quote" << QStringList { "config.yaml line 4", "unterminated" };
+            << "yaml_quote" << QStringList { "config.yaml line 4", "EOF in scalar" };
         QTest::newRow("yaml duplicate key") << "yaml_duplicate" << QStringList { "config.yaml line 2", "twice" };
         QTest::newRow("yaml garbage") << "yaml_garbage" << QStringList { "config.yaml line 1", "key: value" };
         QTest::newRow("yaml two documents")
@@ -783,12 +814,25 @@ private Q_SLOTS:
             config("model_kind: transcoder_set\nfeature_input_hook:\n  name: mlp.hook_in\n");
         else if (breakage == "yaml_list_map")
             config(head + "transcoders:\n  - path: layer_0.safetensors\n");
+        else if (breakage == "yaml_list_layer_twice")
+            config(head + "transcoders:\n  - layer: 0\n    filepath: layer_0.safetensors\n  - layer: 0\n"
+                          "    filepath: layer_1.safetensors\n");
+        else if (breakage == "yaml_list_layer_range")
+            config(head + "transcoders:\n  - {layer: 7, filepath: layer_0.safetensors}\n");
+        else if (breakage == "yaml_list_list")
+            config(head + "transcoders:\n  - [layer_0.safetensors]\n");
+        else if (breakage == "yaml_list_deep")
+            config(head + "transcoders:\n  - layer: 0\n    filepath:\n      name: layer_0.safetensors\n");
+        else if (breakage == "yaml_deep")
+            config("k: " + std::string(100000, '[') + "\n");
         else if (breakage == "yaml_tab")
             config("model_kind: transcoder_set\n\tfeature_input_hook: mlp.hook_in\n");
-        else if (breakage == "yaml_anchor")
-            config("model_kind: &kind transcoder_set\n");
-        else if (breakage == "yaml_block")
-            config("model_kind: |\n  transcoder_set\n");
+        else if (breakage == "yaml_alias")
+            config("model_kind: &kind transcoder_set\nscan: *kind\n");
+        else if (breakage == "yaml_tag")
+            config("model_kind: !python/object transcoder_set\n");
+        else if (breakage == "yaml_utf8")
+            config("model_kind: transcoder_set\nscan: \"\xff\xfe\"\n");
         else if (breakage == "yaml_quote")
             config(head + "model_name: \"gemma\n");
         else if (breakage == "yaml_duplicate")

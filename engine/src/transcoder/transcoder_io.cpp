@@ -246,6 +246,8 @@ ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc)
         c.architecture = Architecture::PerLayer;
     else if (kindName == kCrossLayerKind)
         c.architecture = Architecture::CrossLayer;
+    else if (kindName.empty() && doc.has("transcoders"))
+        c.architecture = Architecture::PerLayer; // circuit-tracer's own configs list per-layer files, no kind
     else if (kindName.empty())
         throw Error(doc.where(kind ? kind->line : 0) + "model_kind is missing (" + kPerLayerKind + " or "
             + kCrossLayerKind + ")");
@@ -299,9 +301,37 @@ ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc)
             throw Error(doc.where(doc.find("transcoders")->line)
                 + "a transcoders: list with model_kind cross_layer_transcoder (GemmaScope 2's layout) is not "
                   "supported; a CLT folder holds W_enc_{i} and W_dec_{i}.safetensors");
-        const std::vector<yaml::Scalar> items = doc.list("transcoders");
-        for (size_t i = 0; i < items.size(); ++i)
-            out.layerFiles.push_back(listedLayerFile(dir, items[i], static_cast<int64_t>(i), doc));
+        // Paths in layer order, or circuit-tracer's {id, layer, filepath} items in any order.
+        const std::vector<yaml::Item> items = doc.items("transcoders");
+        std::vector<const yaml::Scalar*> byLayer(items.size(), nullptr);
+        for (size_t i = 0; i < items.size(); ++i) {
+            const yaml::Item& item = items[i];
+            if (!item.isMap) {
+                byLayer[i] = &item.scalar;
+                continue;
+            }
+            const std::string at = doc.where(item.line) + "transcoders[" + std::to_string(i) + "]";
+            const yaml::Scalar* path = item.field("filepath");
+            const yaml::Scalar* layer = item.field("layer");
+            if (!path || !layer)
+                throw Error(at + " needs layer and filepath (as circuit-tracer's configs give them)");
+            int64_t l = -1;
+            if (!layer->quoted && !layer->text.empty()
+                && layer->text.find_first_not_of("0123456789") == std::string::npos && layer->text.size() < 10)
+                l = std::stoll(layer->text);
+            if (l < 0 || l >= static_cast<int64_t>(items.size()))
+                throw Error(at + " layer \"" + layer->text + "\" is not a layer of the " + std::to_string(items.size())
+                    + " listed (0 to " + std::to_string(items.size() - 1) + ")");
+            if (byLayer[static_cast<size_t>(l)])
+                throw Error(at + " layer " + layer->text + " is listed twice");
+            byLayer[static_cast<size_t>(l)] = path;
+        }
+        for (size_t i = 0; i < byLayer.size(); ++i) {
+            if (!byLayer[i])
+                throw Error(doc.where(doc.find("transcoders")->line) + "transcoders has no entry for layer "
+                    + std::to_string(i));
+            out.layerFiles.push_back(listedLayerFile(dir, *byLayer[i], static_cast<int64_t>(i), doc));
+        }
     }
     return out;
 }

@@ -4,9 +4,13 @@
 #include "io/atomic_file.h"
 #include "model/utf8.h"
 
-#include <cerrno>
-#include <cstdlib>
-#include <limits>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <sstream>
 
 namespace cs::transcoder::yaml {
 
@@ -23,17 +27,6 @@ bool isKeyChar(char c)
         || c == '-';
 }
 
-int hexDigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 // Text for a message: control bytes as '?', cut to a readable length.
 std::string printable(const std::string& text)
 {
@@ -43,153 +36,141 @@ std::string printable(const std::string& text)
     return text.size() > 60 ? out + "..." : out;
 }
 
-// Parses one line's scalar: `s` starts at the scalar (leading blanks removed) and runs to the
-// end of the line, a trailing comment included.
-class LineParser {
+// Builds a Document from yaml-cpp's parse events. The shape is checked as events arrive, so
+// nothing deeper than a top-level list's map items is ever held, and an error names the line
+// where the file leaves the shape.
+class Builder final : public YAML::EventHandler {
 public:
-    LineParser(const std::string& fileName, int line)
-        : m_fileName(fileName)
-        , m_line(line)
+    Builder(std::vector<std::pair<std::string, Value>>& entries, const Document& doc)
+        : m_entries(entries)
+        , m_doc(doc)
     {
     }
 
-    Error error(const std::string& why) const
+    void OnDocumentStart(const YAML::Mark& mark) override
     {
-        return Error(m_fileName + " line " + std::to_string(m_line) + ": " + why);
+        if (++m_documents > 1)
+            throw error(mark, "several YAML documents in one file are not supported");
+    }
+    void OnDocumentEnd() override {}
+
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { value(mark, Scalar { {}, false, line(mark) }); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override
+    {
+        throw error(mark, "aliases (*name) are not supported; write the value out");
+    }
+    void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t, const std::string& text) override
+    {
+        // "?" is a plain scalar; "!" a quoted or block one: always a string, as is !!str.
+        const bool quoted = tag == "!" || tag == "tag:yaml.org,2002:str";
+        if (!quoted && tag != "?")
+            throw error(mark, "tags (" + printable(tag) + ") are not supported");
+        value(mark, Scalar { text, quoted, line(mark) });
     }
 
-    Scalar scalar(const std::string& s) const
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
     {
-        Scalar out;
-        out.line = m_line;
-        if (s.empty() || s[0] == '#')
-            return out; // null
-        const char c = s[0];
-        if (c == '"')
-            return doubleQuoted(s);
-        if (c == '\'')
-            return singleQuoted(s);
-        if (c == '[' || c == '{')
-            throw error("flow style (" + std::string(1, c) + "...) is not supported; write one value per line");
-        if (c == '&' || c == '*')
-            throw error("anchors and aliases (&, *) are not supported");
-        if (c == '!')
-            throw error("tags (!) are not supported");
-        if (c == '|' || c == '>')
-            throw error("block scalars (| or >) are not supported; write the value on one line");
-        if (c == '%' || c == '@' || c == '`')
-            throw error("a plain value cannot start with '" + std::string(1, c) + "'; quote it");
-        if ((c == '-' || c == '?') && (s.size() == 1 || isBlank(s[1])))
-            throw error(
-                c == '-' ? "a list must start on the line after its key" : "complex keys (?) are not supported");
-        // A plain scalar runs to a comment (" #") or the end of the line.
-        size_t end = s.size();
-        for (size_t i = 1; i < s.size(); ++i)
-            if (s[i] == '#' && isBlank(s[i - 1])) {
-                end = i;
-                break;
-            }
-        while (end > 0 && isBlank(s[end - 1]))
-            --end;
-        out.text = s.substr(0, end);
-        for (size_t i = 0; i < out.text.size(); ++i)
-            if (out.text[i] == ':' && (i + 1 == out.text.size() || isBlank(out.text[i + 1])))
-                throw error("nested mappings are not supported (\"" + out.text + "\"); quote the value if it is one");
-        return out;
+        if (m_state == State::TopValue) {
+            Value& v = m_entries.back().second;
+            v.isList = true;
+            m_state = State::List;
+            return;
+        }
+        if (m_state == State::Root)
+            throw error(mark, "expected \"key: value\" entries at the top level, got a list");
+        if (m_state == State::List)
+            throw error(mark, "nested lists are not supported (in \"" + m_key + "\")");
+        throw error(mark, "nested values are not supported (under \"" + m_key + "\")");
     }
+    void OnSequenceEnd() override { m_state = State::TopKey; }
+
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+    {
+        if (m_state == State::Root) {
+            m_state = State::TopKey;
+            return;
+        }
+        if (m_state == State::List) {
+            Item item;
+            item.isMap = true;
+            item.line = line(mark);
+            m_entries.back().second.items.push_back(std::move(item));
+            m_state = State::ItemKey;
+            return;
+        }
+        throw error(mark, "nested mappings are not supported (under \"" + m_key + "\")");
+    }
+    void OnMapEnd() override { m_state = m_state == State::ItemKey ? State::List : State::Done; }
 
 private:
-    // After a closing quote only blanks and a comment may follow.
-    void expectLineEnd(const std::string& s, size_t pos) const
+    enum class State { Root, TopKey, TopValue, List, ItemKey, ItemValue, Done };
+
+    static int line(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; }
+    Error error(const YAML::Mark& mark, const std::string& why) const
     {
-        while (pos < s.size() && isBlank(s[pos]))
-            ++pos;
-        if (pos < s.size() && s[pos] != '#')
-            throw error("unexpected text after a quoted value: \"" + s.substr(pos) + "\"");
+        return Error(m_doc.where(line(mark)) + why);
     }
 
-    Scalar singleQuoted(const std::string& s) const
+    // A scalar (or null) where the state says what it is.
+    void value(const YAML::Mark& mark, Scalar scalar)
     {
-        Scalar out;
-        out.line = m_line;
-        out.quoted = true;
-        for (size_t i = 1; i < s.size(); ++i) {
-            if (s[i] != '\'') {
-                out.text.push_back(s[i]);
-                continue;
-            }
-            if (i + 1 < s.size() && s[i + 1] == '\'') { // '' is a quote
-                out.text.push_back('\'');
-                ++i;
-                continue;
-            }
-            expectLineEnd(s, i + 1);
-            return out;
+        switch (m_state) {
+        case State::Root:
+            if (!scalar.quoted && scalar.text.empty())
+                return; // an empty document
+            throw error(mark, "expected \"key: value\", got \"" + printable(scalar.text) + "\"");
+        case State::TopKey: {
+            if (m_doc.find(scalar.text))
+                throw error(mark, "\"" + printable(scalar.text) + "\" appears twice");
+            Value v;
+            v.line = scalar.line;
+            m_entries.emplace_back(scalar.text, std::move(v));
+            m_key = scalar.text;
+            m_state = State::TopValue;
+            return;
         }
-        throw error("unterminated quoted value (values spanning lines are not supported)");
-    }
-
-    Scalar doubleQuoted(const std::string& s) const
-    {
-        Scalar out;
-        out.line = m_line;
-        out.quoted = true;
-        for (size_t i = 1; i < s.size(); ++i) {
-            const char c = s[i];
-            if (c == '"') {
-                expectLineEnd(s, i + 1);
-                return out;
-            }
-            if (c != '\\') {
-                out.text.push_back(c);
-                continue;
-            }
-            if (++i == s.size())
-                break;
-            switch (s[i]) {
-            case '\\':
-            case '"':
-            case '/':
-                out.text.push_back(s[i]);
-                break;
-            case 'n':
-                out.text.push_back('\n');
-                break;
-            case 't':
-                out.text.push_back('\t');
-                break;
-            case 'r':
-                out.text.push_back('\r');
-                break;
-            case '0':
-                out.text.push_back('\0');
-                break;
-            case 'x':
-            case 'u':
-            case 'U': {
-                const size_t digits = s[i] == 'x' ? 2 : s[i] == 'u' ? 4 : 8;
-                uint32_t cp = 0;
-                for (size_t d = 0; d < digits; ++d) {
-                    const int h = i + 1 + d < s.size() ? hexDigit(s[i + 1 + d]) : -1;
-                    if (h < 0)
-                        throw error("bad \\" + std::string(1, s[i]) + " escape in a quoted value");
-                    cp = cp * 16 + static_cast<uint32_t>(h);
-                }
-                if (cp > 0x10FFFF)
-                    throw error("escape names no Unicode character");
-                model::utf8::append(out.text, static_cast<char32_t>(cp));
-                i += digits;
-                break;
-            }
-            default:
-                throw error("unsupported escape \\" + std::string(1, s[i]) + " in a quoted value");
-            }
+        case State::TopValue: {
+            Value& v = m_entries.back().second;
+            if (scalar.line == 0)
+                scalar.line = v.line;
+            v.scalar = std::move(scalar);
+            m_state = State::TopKey;
+            return;
         }
-        throw error("unterminated quoted value (values spanning lines are not supported)");
+        case State::List: {
+            Item item;
+            item.line = scalar.line;
+            item.scalar = std::move(scalar);
+            m_entries.back().second.items.push_back(std::move(item));
+            return;
+        }
+        case State::ItemKey: {
+            Item& item = m_entries.back().second.items.back();
+            if (item.field(scalar.text))
+                throw error(mark, "\"" + printable(scalar.text) + "\" appears twice in an item of \"" + m_key + "\"");
+            item.fields.emplace_back(scalar.text, Scalar {});
+            m_state = State::ItemValue;
+            return;
+        }
+        case State::ItemValue: {
+            Item& item = m_entries.back().second.items.back();
+            if (scalar.line == 0)
+                scalar.line = item.line;
+            item.fields.back().second = std::move(scalar);
+            m_state = State::ItemKey;
+            return;
+        }
+        case State::Done:
+            break;
+        }
+        throw error(mark, "unexpected value after the top-level mapping");
     }
 
-    const std::string& m_fileName;
-    int m_line;
+    std::vector<std::pair<std::string, Value>>& m_entries; // the document's
+    const Document& m_doc;
+    State m_state = State::Root;
+    std::string m_key; // the top-level key being read
+    int m_documents = 0;
 };
 
 } // namespace
@@ -269,7 +250,7 @@ bool Document::boolean(const std::string& key, bool fallback) const
     throw Error(where(v->line) + key + " must be true or false");
 }
 
-std::vector<Scalar> Document::list(const std::string& key) const
+std::vector<Item> Document::items(const std::string& key) const
 {
     const Value* v = find(key);
     if (!v || (!v->isList && isNull(v->scalar)))
@@ -279,104 +260,47 @@ std::vector<Scalar> Document::list(const std::string& key) const
     return v->items;
 }
 
+std::vector<Scalar> Document::list(const std::string& key) const
+{
+    std::vector<Scalar> out;
+    for (const Item& item : items(key)) {
+        if (item.isMap)
+            throw Error(where(item.line) + key + " must be a list of values, not of mappings");
+        out.push_back(item.scalar);
+    }
+    return out;
+}
+
+const Scalar* Item::field(const std::string& key) const
+{
+    for (const auto& [k, v] : fields)
+        if (k == key)
+            return &v;
+    return nullptr;
+}
+
 Document parse(const std::string& text, const std::string& fileName)
 {
     Document doc;
     doc.m_fileName = fileName;
-    Value* open = nullptr; // the last entry while it had no value on its line: a list may follow
-    std::string openKey;
-    int itemIndent = -1;
-
-    size_t pos = 0;
-    if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) // a UTF-8 byte order mark
-        pos = 3;
-    for (int lineNo = 1; pos <= text.size(); ++lineNo) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string::npos)
-            end = text.size();
-        std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (!line.empty() && line.back() == '\r')
-            line.pop_back();
-        const LineParser parser(fileName, lineNo);
-
-        size_t indent = 0;
-        bool tab = false;
-        while (indent < line.size() && isBlank(line[indent]))
-            tab |= line[indent++] == '\t';
-        const std::string content = line.substr(indent);
-        if (content.empty() || content[0] == '#')
-            continue;
-        if (tab)
-            throw parser.error("tabs are not allowed in indentation; use spaces");
-        if (content.rfind("---", 0) == 0 && (content.size() == 3 || isBlank(content[3]))) {
-            if (!doc.m_entries.empty())
-                throw parser.error("several YAML documents in one file are not supported");
-            const size_t after = content.find_first_not_of(" \t", 3);
-            if (after != std::string::npos && content[after] != '#')
-                throw parser.error("unexpected text after ---");
-            continue;
+    if (!model::utf8::isValid(text))
+        throw Error(fileName + ": not UTF-8 text");
+    // Trailing line breaks are left out: yaml-cpp 0.7 takes a quoted value that the end of the
+    // file cuts off after a line break ("k: \"gemma\n") as closed, and refuses it only when the
+    // file ends on the value's own line.
+    size_t end = text.size();
+    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == ' '))
+        --end;
+    std::istringstream in(text.substr(0, end));
+    Builder builder(doc.m_entries, doc);
+    try {
+        YAML::Parser parser(in);
+        while (parser.HandleNextDocument(builder)) {
         }
-        if (content == "..." || content.rfind("... ", 0) == 0)
-            throw parser.error("document end markers (...) are not supported");
-        if (content[0] == '%')
-            throw parser.error("YAML directives (%) are not supported");
-
-        // A list item of the open key.
-        if (content[0] == '-' && (content.size() == 1 || isBlank(content[1]))) {
-            if (!open)
-                throw parser.error("a list item outside a list (lists must follow a \"key:\" line)");
-            if (itemIndent < 0)
-                itemIndent = static_cast<int>(indent);
-            else if (static_cast<int>(indent) != itemIndent)
-                throw parser.error("list items of \"" + openKey + "\" must all have the same indentation");
-            size_t start = 1;
-            while (start < content.size() && isBlank(content[start]))
-                ++start;
-            const std::string rest = content.substr(start);
-            if (rest.empty() || rest[0] == '#')
-                throw parser.error("empty list item");
-            if (rest[0] == '-' && (rest.size() == 1 || isBlank(rest[1])))
-                throw parser.error("nested lists are not supported");
-            open->isList = true;
-            open->items.push_back(parser.scalar(rest));
-            continue;
-        }
-
-        if (indent > 0) {
-            if (open && !open->isList)
-                throw parser.error("nested mappings are not supported (under \"" + openKey + "\")");
-            throw parser.error("unexpected indentation (values spanning lines are not supported)");
-        }
-        const char c = content[0];
-        if (c == '"' || c == '\'')
-            throw parser.error("quoted keys are not supported");
-        if (c == '[' || c == '{')
-            throw parser.error("flow style is not supported; write one \"key: value\" per line");
-        if (c == '?')
-            throw parser.error("complex keys (?) are not supported");
-        if (c == '&' || c == '*' || c == '!')
-            throw parser.error("anchors, aliases and tags are not supported");
-        size_t colon = 0;
-        while (colon < content.size() && isKeyChar(content[colon]))
-            ++colon;
-        if (colon == 0 || colon == content.size() || content[colon] != ':'
-            || (colon + 1 < content.size() && !isBlank(content[colon + 1])))
-            throw parser.error("expected \"key: value\", got \"" + printable(content) + "\"");
-        const std::string key = content.substr(0, colon);
-        if (doc.find(key))
-            throw parser.error("\"" + key + "\" appears twice");
-        size_t start = colon + 1;
-        while (start < content.size() && isBlank(content[start]))
-            ++start;
-        Value value;
-        value.line = lineNo;
-        value.scalar = parser.scalar(content.substr(start));
-        const bool empty = !value.scalar.quoted && value.scalar.text.empty();
-        doc.m_entries.emplace_back(key, std::move(value));
-        open = empty ? &doc.m_entries.back().second : nullptr;
-        openKey = key;
-        itemIndent = -1;
+    } catch (const YAML::DeepRecursion& e) {
+        throw Error(doc.where(e.mark.line + 1) + "nested " + std::to_string(e.depth()) + " deep; refused");
+    } catch (const YAML::Exception& e) {
+        throw Error(doc.where(e.mark.is_null() ? 0 : e.mark.line + 1) + e.msg);
     }
     return doc;
 }

@@ -1,15 +1,16 @@
 #pragma once
-// The YAML subset that transcoder config.yaml files use (circuit-tracer's, PyYAML's dump of
-// them, and ours): one mapping at the top level whose values are scalars or block lists of
-// scalars,
+// Reading transcoder config.yaml files (circuit-tracer's, PyYAML's dump of them, and ours) with
+// yaml-cpp's event parser into the shapes these files have: one mapping at the top level whose
+// values are scalars or lists, and whose list items are scalars or flat mappings of scalars,
 //   model_kind: cross_layer_transcoder    # a comment
 //   k: 64
 //   transcoders:
 //     - "layer_0.safetensors"             (or "- ..." at column 0, as PyYAML writes lists)
-// Scalars are plain, 'single' or "double" quoted. Everything else YAML allows (nested maps,
-// flow style [a, b] / {a: b}, anchors, aliases, tags, block scalars, multi-line scalars, tabs
-// in indentation, several documents) is refused with a cs::Error naming the file and line,
-// rather than read as something the file did not mean.
+//     - {layer: 1, filepath: layer_1.safetensors}     (maps in lists, as circuit-tracer's configs)
+// Flow style, block scalars, anchors and comments are YAML's. Anything deeper (a map under a
+// top-level key, a list in a list, a map in a map), aliases (*name), tags other than !!str,
+// several documents and keys that repeat are refused with a cs::Error naming the file and
+// line, rather than read as something the file did not mean. Depth never exceeds three.
 
 #include <cstdint>
 #include <string>
@@ -24,10 +25,20 @@ struct Scalar {
     int line = 0; // 1-based
 };
 
+// A list item: a scalar, or a flat map of scalars.
+struct Item {
+    bool isMap = false;
+    Scalar scalar; // when !isMap
+    std::vector<std::pair<std::string, Scalar>> fields; // when isMap, in file order
+    int line = 0; // 1-based
+    // A field of a map item (nullptr when absent or when the item is a scalar).
+    const Scalar* field(const std::string& key) const;
+};
+
 struct Value {
     bool isList = false;
     Scalar scalar; // when !isList (empty and unquoted for "key:" with nothing after it)
-    std::vector<Scalar> items; // when isList
+    std::vector<Item> items; // when isList
     int line = 0; // the key's line
 };
 
@@ -46,6 +57,8 @@ public:
     int64_t integer(const std::string& key, int64_t fallback) const;
     bool boolean(const std::string& key, bool fallback) const;
     // A list entry's items (a single scalar is not a list: refused). Absent gives {}.
+    std::vector<Item> items(const std::string& key) const;
+    // The same for a list of scalars only (a map item is refused).
     std::vector<Scalar> list(const std::string& key) const;
 
     // "config.yaml line 3: " (or "config.yaml: " for line 0), for messages about an entry.
