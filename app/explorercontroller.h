@@ -1,10 +1,10 @@
 #pragma once
-// The attribution-graph side of the explorer (DESIGN §11): the traced graph, what the user did
-// to it (ExplorerState, with undo and redo), pruning and scores, the canvas scenes, the
-// inspector, the subgraph pane with supernodes, interventions, figure and JSON export, and
-// session files with autosave and crash recovery. Owned by AppController (QML reaches it as
-// AppController.explorer); it posts its engine work to AppController's one engine worker and
-// its Graphviz work to a Graphviz thread of its own.
+// The attribution-graph side of the explorer (docs/ARCHITECTURE.md §12): the traced graph,
+// what the user did to it (ExplorerState, with undo and redo), pruning and scores, the canvas
+// scenes, the inspector, the subgraph pane with supernodes, interventions, figure and JSON
+// export, and session files with autosave and crash recovery. Owned by AppController (QML
+// reaches it as AppController.explorer); it posts its engine work to AppController's one engine
+// worker and its Graphviz work to a Graphviz thread of its own (§13).
 //
 // Every edit goes through commit(): the state before and after go on the undo stack, and
 // applyState() derives everything shown from the new state (re-prune when the thresholds

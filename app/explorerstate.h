@@ -1,10 +1,11 @@
 #pragma once
 // What the user did to one traced graph: everything undo/redo covers and a session file keeps
-// (DESIGN §10, §11). A plain value: the controller replaces it whole on every edit, the undo
-// stack holds the states before and after, and the canvas, the figure export and the session
-// file read it. Nodes are named by their graph node id (cs::graph::nodeId: "{layer}_{feature}_{pos}",
-// "{layer}_-1_{pos}" for errors, "E_{token}_{pos}", "{n_layers + 1}_{token}_{pos}" for logits), so
-// the state stays valid across a re-trace of the same prompt and across a graph JSON round trip.
+// (docs/ARCHITECTURE.md §12.1, §11.5). A plain value: the controller replaces it whole on every
+// edit, the undo stack holds the states before and after, and the canvas, the figure export and
+// the session file read it. Nodes are named by their graph node id (cs::graph::nodeId:
+// "{layer}_{feature}_{pos}", "{layer}_-1_{pos}" for errors, "E_{token}_{pos}",
+// "{n_layers + 1}_{token}_{pos}" for logits), so the state stays valid across a re-trace of the
+// same prompt and across a graph JSON round trip.
 
 #include <cstdint>
 #include <map>

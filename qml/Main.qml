@@ -6,9 +6,10 @@ import Circuitscope
 import Circuitscope.Canvas
 import Circuitscope.Inspector
 
-// The explorer's window (DESIGN §11): the prompt on top; the attribution graph with its
-// pruning sliders and scores; the pinned subgraph with its supernodes under it; on the right
-// the inspector (connections and the feature card), the interventions and the model's output.
+// The explorer's window (docs/ARCHITECTURE.md §12.4): the prompt on top; the attribution graph
+// with its pruning sliders and scores; the pinned subgraph with its supernodes under it; on the
+// right the inspector (connections and the feature card), the interventions and the model's
+// output.
 ApplicationWindow {
     id: window
 

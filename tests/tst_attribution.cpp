@@ -1,8 +1,8 @@
-// Attribution graphs (DESIGN §4): the explicit transposed pass against the autograd reference;
-// every target's incoming edges plus its constant part against its actual quantity; doubling a
-// source under a constrained run against its adjacency column; logit targets; influence-ordered
-// visiting; batching; bad input. On tiny random models of every family with random PLTs and
-// CLTs, and on tinyworld with its shipped CLT.
+// Attribution graphs (docs/ARCHITECTURE.md §6): the explicit transposed pass against the autograd
+// reference; every target's incoming edges plus its constant part against its actual quantity;
+// doubling a source under a constrained run against its adjacency column; logit targets;
+// influence-ordered visiting; batching; bad input. On tiny random models of every family with
+// random PLTs and CLTs, and on tinyworld with its shipped CLT.
 #include "graph_reference.h"
 #include "hf_fixtures.h"
 

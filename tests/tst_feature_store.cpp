@@ -1,10 +1,10 @@
-// The feature store (DESIGN §6): records made here at random written and read back field by
-// field (example activations through float16 where the store documents it, the expected
+// The feature store (docs/ARCHITECTURE.md §9): records made here at random written and read back
+// field by field (example activations through float16 where the store documents it, the expected
 // rounding computed by c10::Half, not by the store's own converter); labels that survive a
 // rebuild; search with LIKE's wildcards taken literally; a reader reading while another
-// connection holds a write transaction (WAL); every kind of bad file refused with a message;
-// the build state; circuit-tracer's JSON checked against Neuronpedia's feature-details schema;
-// the export. Fast: label unit, also run under ASan.
+// connection holds a write transaction (WAL); every kind of bad file refused with a message; the
+// build state; circuit-tracer's JSON checked against Neuronpedia's feature-details schema; the
+// export. Fast: label unit, also run under ASan.
 
 #include "hf_fixtures.h"
 

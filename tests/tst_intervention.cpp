@@ -1,9 +1,9 @@
-// Interventions (DESIGN §5) against computations written again here: a replacement model built
-// from plain Model::forward with hooks (frozen or free, errors recorded here), circuit-tracer's
-// patched run of the real model (frozen attention, constrained layers) likewise, generation by
-// recomputing the whole prefix every step, the exact linearity of the constrained regime, the
-// model's own logits and greedy generation; demeaned logit changes against the attribution
-// graph's edges on tinyworld's shipped CLT; and bad edits and options refused.
+// Interventions (docs/ARCHITECTURE.md §8) against computations written again here: a replacement
+// model built from plain Model::forward with hooks (frozen or free, errors recorded here),
+// circuit-tracer's patched run of the real model (frozen attention, constrained layers) likewise,
+// generation by recomputing the whole prefix every step, the exact linearity of the constrained
+// regime, the model's own logits and greedy generation; demeaned logit changes against the
+// attribution graph's edges on tinyworld's shipped CLT; and bad edits and options refused.
 #include "hf_fixtures.h"
 
 #include "cs/attribution.h"

@@ -34,9 +34,9 @@ TranscoderConfig smallConfig(Architecture architecture, Activation activation, i
     return c;
 }
 
-// The loss of DESIGN §3 written out again, with the JumpReLU step replaced by a ramp of width
-// eps around the threshold (the function whose derivative the straight-through estimator
-// stands for). eps = 0 gives the true step. Float64 throughout.
+// The loss of docs/ARCHITECTURE.md §5.2 written out again, with the JumpReLU step replaced by a
+// ramp of width eps around the threshold (the function whose derivative the straight-through
+// estimator stands for). eps = 0 gives the true step. Float64 throughout.
 double referenceLoss(const TrainableTranscoder& t, const at::Tensor& logThreshold, const at::Tensor& x,
     const at::Tensor& y, const LossWeights& w, double eps)
 {

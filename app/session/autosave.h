@@ -1,6 +1,6 @@
 #pragma once
-// Autosave and crash recovery (DESIGN §10). Each running instance owns two files in the
-// autosave folder, named by an id unique to the instance ("<pid>-<start ms>"):
+// Autosave and crash recovery (docs/ARCHITECTURE.md §11.5). Each running instance owns two
+// files in the autosave folder, named by an id unique to the instance ("<pid>-<start ms>"):
 //   autosave-ID.marker              JSON: pid, the boot id, the process start time (Linux), host,
 //                                   start time; written by start(), removed by finish()
 //   autosave-ID.circuitscope.json   the session, written atomically by save() / the timer

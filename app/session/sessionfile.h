@@ -1,6 +1,7 @@
 #pragma once
-// Session files (".circuitscope.json", DESIGN §10): the full traced graph plus everything the
-// user did to it (ExplorerState), written atomically, read back with every field checked.
+// Session files (".circuitscope.json", docs/ARCHITECTURE.md §11.5): the full traced graph plus
+// everything the user did to it (ExplorerState), written atomically, read back with every field
+// checked.
 //
 // Layout (one JSON object):
 //   {"format": "circuitscope.session", "version": 1, "app": "Circuitscope 0.1", "saved_at": ISO 8601 UTC,

@@ -1,4 +1,4 @@
-// circuitscope-cli features build: a feature store from a text corpus (DESIGN §6).
+// circuitscope-cli features build: a feature store from a text corpus (docs/ARCHITECTURE.md §9).
 #include "commands.h"
 
 #include "cs/engine.h"

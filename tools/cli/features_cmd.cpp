@@ -1,5 +1,6 @@
 // circuitscope-cli features show | search | label | info | export (and build, in
-// features_build_cmd.cpp): the feature store (DESIGN §6), what each transcoder feature means.
+// features_build_cmd.cpp): the feature store (docs/ARCHITECTURE.md §9), what each transcoder
+// feature means.
 #include "commands.h"
 
 #include "cs/error.h"

@@ -1,5 +1,5 @@
 // circuitscope-cli intervene: set, scale or add to transcoder features on one prompt and show
-// the next-token distribution before and after (DESIGN §5).
+// the next-token distribution before and after (docs/ARCHITECTURE.md §8).
 #include "commands.h"
 
 #include "cs/engine.h"

@@ -1,5 +1,5 @@
-// circuitscope-cli trace: an attribution graph of one prompt (DESIGN §4, §10), and what
-// `bench` measures of tracing and pruning.
+// circuitscope-cli trace: an attribution graph of one prompt (docs/ARCHITECTURE.md §6, §11.3),
+// and what `bench` measures of tracing and pruning.
 #include "commands.h"
 
 #include "cs/attribution.h"

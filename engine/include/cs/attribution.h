@@ -1,6 +1,6 @@
 #pragma once
-// Attribution graphs (DESIGN §4): the direct effects between the sources and targets of a
-// prompt's local replacement model (replacement.h).
+// Attribution graphs (docs/ARCHITECTURE.md §6): the direct effects between the sources and
+// targets of a prompt's local replacement model (replacement.h).
 //
 // Sources: active features (a_s W_dec_{s->l} written to the MLP output of every layer l the
 // feature reaches), error nodes (e_{l,p} at mlp_out of layer l, position p) and token

@@ -68,7 +68,8 @@ public:
     LogitsResult logits(const std::vector<int64_t>& ids, int topK, bool allPositions) const;
     GenerateResult generate(const std::vector<int64_t>& promptIds, const GenerateRequest& request) const;
 
-    // For engine-level callers (CLI subcommands, later stages) that need tensors.
+    // For callers that go on to tensor-level engine APIs (the explorer's transcoders, traces
+    // and interventions in app/explorerengine.cpp).
     std::shared_ptr<const model::Model> model() const { return m_model; }
 
 private:

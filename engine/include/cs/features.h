@@ -1,6 +1,6 @@
 #pragma once
-// The feature store (DESIGN §6): what each transcoder feature means, from its top-activating
-// examples, in one SQLite database per (model, transcoder set).
+// The feature store (docs/ARCHITECTURE.md §9): what each transcoder feature means, from its
+// top-activating examples, in one SQLite database per (model, transcoder set).
 //
 // Per feature: how often it fires and how strongly (frequency, max, min, quantiles, a
 // histogram), its top-activating contexts and contexts drawn from several activation quantiles

@@ -1,7 +1,7 @@
 #pragma once
-// Attribution graphs (DESIGN §4, §10): the nodes and the direct-effect matrix of one traced
-// prompt, pruning by influence on the logits, the replacement and completeness scores, and the
-// circuit-tracer / Neuronpedia graph JSON.
+// Attribution graphs (docs/ARCHITECTURE.md §7, §11.3, §11.4): the nodes and the direct-effect
+// matrix of one traced prompt, pruning by influence on the logits, the replacement and
+// completeness scores, the circuit-tracer / Neuronpedia graph JSON and the .csgraph file.
 //
 // Node order, as circuit-tracer's Graph: features, then error nodes (layer-major, then
 // position), then token embeddings (by position), then logits (the first is the target logit).
@@ -343,9 +343,9 @@ Scores subgraphScores(const Graph& graph, const std::vector<bool>& pinned, const
 Scores neuronpediaSubgraphScores(
     const Graph& graph, const std::vector<bool>& pinned, const PruneResult* pruned = nullptr);
 
-// The circuit-tracer / Neuronpedia graph JSON of the kept nodes and edges (DESIGN §10; valid
-// against Neuronpedia's graph schema). Node fields as circuit-tracer's frontend Node; the
-// metadata carries metadata.extra merged in; links are ordered by target, then source.
+// The circuit-tracer / Neuronpedia graph JSON of the kept nodes and edges (docs/ARCHITECTURE.md
+// §11.3; valid against Neuronpedia's graph schema). Node fields as circuit-tracer's frontend
+// Node; the metadata carries metadata.extra merged in; links are ordered by target, then source.
 nlohmann::json toJson(const Graph& graph, const PruneResult& pruned);
 
 // Reads what toJson and circuit-tracer write: the file's nodes and links become a graph whose

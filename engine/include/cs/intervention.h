@@ -1,6 +1,7 @@
 #pragma once
-// Interventions on transcoder features (DESIGN §5): set, scale or add to feature activations
-// of one prompt's replacement model (replacement.h) and read what the model would say then.
+// Interventions on transcoder features (docs/ARCHITECTURE.md §8): set, scale or add to feature
+// activations of one prompt's replacement model (replacement.h) and read what the model would
+// say then.
 //
 // Edits: Set a := value; Scale a := a * value (0 ablates, a negative factor suppresses);
 // Add a := a + value (injects a feature, also where it was inactive). Edits apply in the

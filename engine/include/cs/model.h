@@ -1,5 +1,5 @@
 #pragma once
-// A loaded transformer and its forward pass with hook points (DESIGN §2).
+// A loaded transformer and its forward pass with hook points (docs/ARCHITECTURE.md §4).
 //
 // forward() runs ids [batch, n_pos] to logits [batch, n_pos, vocab] and, per layer, passes
 // every hook point through ForwardOptions::hook, which may read or replace it:
@@ -16,7 +16,8 @@
 //   attn_pattern [batch, n_heads, n_pos, n_keys] softmax probabilities
 // A run can record its attention patterns and every norm's denominator (FrozenState) and a
 // later run can replay them frozen, which makes the model linear in its residual stream
-// apart from the MLPs; MLP outputs can be replaced (by a transcoder, in later stages).
+// apart from the MLPs; MLP outputs can be replaced (ForwardOptions::mlpReplace: a transcoder's
+// replacement model, TranscoderSet::replacement).
 
 #include "cs/config.h"
 #include "cs/tokenizer.h"

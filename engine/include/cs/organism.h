@@ -1,6 +1,7 @@
 #pragma once
-// Tinyworld, the model organism (DESIGN §9): a synthetic world of real names, the corpus
-// generated from it, its evaluation sets, and the byte-level BPE tokenizer trained on it.
+// Tinyworld, the model organism (docs/ARCHITECTURE.md §10): a synthetic world of real names,
+// the corpus generated from it, its evaluation sets, and the byte-level BPE tokenizer trained
+// on it.
 // Everything here is deterministic from a seed and free of LibTorch.
 //
 // Tasks and their eval splits:

@@ -1,7 +1,7 @@
 #pragma once
-// The local replacement model of one prompt (DESIGN §4): the original model run once, with its
-// attention patterns, norm denominators, transcoder inputs and MLP outputs recorded; every MLP
-// then stands replaced by the transcoder's decoders plus an error term
+// The local replacement model of one prompt (docs/ARCHITECTURE.md §6.1): the original model run
+// once, with its attention patterns, norm denominators, transcoder inputs and MLP outputs
+// recorded; every MLP then stands replaced by the transcoder's decoders plus an error term
 //   mlp_out_l = sum_{l' <= l} W_dec_{l'->l} a_{l'} + b_dec_l (+ W_skip_l x_l) + e_l,
 // where e_l = mlp_out_l - reconstruction_l makes the replacement exact on this prompt. With
 // patterns and denominators frozen, the model is affine in its sources (feature activations,

@@ -1,5 +1,5 @@
 #pragma once
-// Transcoders (DESIGN §3): sparse dictionaries that stand in for a model's MLPs.
+// Transcoders (docs/ARCHITECTURE.md §5): sparse dictionaries that stand in for a model's MLPs.
 //
 // A per-layer transcoder (PLT) feature at layer l reads the transcoder input x_l and writes to
 // the MLP output of layer l alone; a cross-layer transcoder (CLT) feature at layer l writes to

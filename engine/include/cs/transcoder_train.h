@@ -1,5 +1,5 @@
 #pragma once
-// Training and evaluating transcoders (DESIGN §3).
+// Training and evaluating transcoders (docs/ARCHITECTURE.md §5.2).
 //
 // Training reads (input, output) activation pairs at the set's hooks, streamed from the model
 // over a corpus into a shuffled buffer (optionally cached on disk in chunks, so several runs

@@ -1,4 +1,4 @@
-// The feature store (DESIGN §6) on SQLite, through the sqlite3 C API.
+// The feature store (docs/ARCHITECTURE.md §9, §11.6) on SQLite, through the sqlite3 C API.
 //
 // Schema (kStoreVersion 1). Tables without a rowid where the key is the natural one, so a
 // card is a handful of primary-key lookups.

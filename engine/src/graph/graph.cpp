@@ -1,5 +1,5 @@
-// Attribution graphs: node bookkeeping, influence, pruning and scores (DESIGN §4). The
-// definitions follow circuit-tracer's graph.py (normalize_matrix, compute_influence,
+// Attribution graphs: node bookkeeping, influence, pruning and scores (docs/ARCHITECTURE.md
+// §7). The definitions follow circuit-tracer's graph.py (normalize_matrix, compute_influence,
 // prune_graph, compute_graph_scores) and Neuronpedia's subgraph score; see cs/graph.h.
 
 #include "cs/graph.h"

@@ -1,5 +1,6 @@
-// The circuit-tracer / Neuronpedia graph JSON (DESIGN §10), written as circuit-tracer's
-// create_graph_files and frontend Node models write it and read back from what they write.
+// The circuit-tracer / Neuronpedia graph JSON (docs/ARCHITECTURE.md §11.3), written as
+// circuit-tracer's create_graph_files and frontend Node models write it and read back from what
+// they write.
 
 #include "cs/error.h"
 #include "cs/graph.h"

@@ -1,5 +1,5 @@
 // The transformer forward pass, wired from the ModelConfig the family plugin made, with the
-// hook points, recording and frozen replay of DESIGN §2.
+// hook points, recording and frozen replay of docs/ARCHITECTURE.md §4.3.
 #include "cs/error.h"
 #include "cs/model.h"
 #include "model/weights.h"

@@ -35,8 +35,8 @@ std::vector<std::string> byteAlphabet()
     return chars;
 }
 
-// Digits one per word first, then GPT-2's regex and byte mapping (DESIGN §9: addition is
-// learned far better with one token per digit).
+// Digits one per word first, then GPT-2's regex and byte mapping (docs/ARCHITECTURE.md §10:
+// addition is learned far better with one token per digit).
 OrderedJson preTokenizerJson()
 {
     return { { "type", "Sequence" },

@@ -1,5 +1,6 @@
-// Transcoder evaluation (DESIGN §3): per-layer reconstruction and sparsity on the original
-// model's activations, and the replacement model (every MLP replaced) against the original.
+// Transcoder evaluation (docs/ARCHITECTURE.md §5.2): per-layer reconstruction and sparsity on
+// the original model's activations, and the replacement model (every MLP replaced) against the
+// original.
 #include "cs/transcoder_train.h"
 
 #include "cs/error.h"

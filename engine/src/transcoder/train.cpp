@@ -1,4 +1,5 @@
-// Transcoder training (DESIGN §3): the loss, the shuffled activation buffer and the loop.
+// Transcoder training (docs/ARCHITECTURE.md §5.2): the loss, the shuffled activation buffer and
+// the loop.
 #include "cs/transcoder_train.h"
 
 #include "cs/error.h"
