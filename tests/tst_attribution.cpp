@@ -605,9 +605,11 @@ private Q_SLOTS:
                 if (!visited.count({ n.layer, n.position, n.feature }))
                     expected[n.layer * nPos + n.position] += fullRow[f];
             }
-            const at::Tensor got = partDense[partRows[r]].narrow(0, pr.errors.begin, pr.logits.begin - pr.errors.begin);
-            QVERIFY2(at::allclose(got, expected, 1e-5, 1e-6 * fullRow.abs().max().item<double>()),
-                qPrintable(QString("row %1: errors and embeddings differ by %2").arg(r).arg(relDiff(got, expected))));
+            const at::Tensor partRow
+                = partDense[partRows[r]].narrow(0, pr.errors.begin, pr.logits.begin - pr.errors.begin);
+            QVERIFY2(at::allclose(partRow, expected, 1e-5, 1e-6 * fullRow.abs().max().item<double>()),
+                qPrintable(
+                    QString("row %1: errors and embeddings differ by %2").arg(r).arg(relDiff(partRow, expected))));
             QVERIFY(std::fabs(partDense[partRows[r]].sum().item<double>() - fullRow.sum().item<double>())
                 <= 1e-5 * fullRow.abs().sum().item<double>());
         }

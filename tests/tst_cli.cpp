@@ -301,6 +301,37 @@ private Q_SLOTS:
         QTest::newRow("bad device") << QStringList { "--device", "tpu", "info", "MODEL" } << "invalid device";
         QTest::newRow("bad top-k") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "-1" }
                                    << "must not be negative";
+        // Options are declared per command (CLI11): another command's option is refused, saying whose.
+        QTest::newRow("another command's option")
+            << QStringList { "info", "MODEL", "--steps", "5" } << "unknown option --steps for info (an option of";
+        QTest::newRow("a word too many") << QStringList { "graph", "info", "a.json", "b.json" }
+                                         << "unexpected argument \"b.json\" for graph info";
+        QTest::newRow("an option before the command")
+            << QStringList { "--json", "info", "MODEL" } << "unknown option --json before a command";
+    }
+
+    // Each command prints its own arguments and options with --help, and exits 0; a word that
+    // names another command is an argument where it stands, never a switch of command.
+    void commandHelpAndArguments()
+    {
+        for (const QStringList& command : { QStringList { "trace" }, QStringList { "graph", "prune" },
+                 QStringList { "intervene" }, QStringList { "features", "build" } }) {
+            Run r = cli(command + QStringList { "--help" });
+            QVERIFY2(r.exitCode == 0, qPrintable(command.join(' ') + ": " + r.err));
+            QVERIFY2(r.out.contains("Usage: circuitscope-cli " + command.join(' ')), qPrintable(r.out));
+            QVERIFY2(r.out.contains("--device"), qPrintable(r.out));
+        }
+        QVERIFY(cli({ "trace", "--help" }).out.contains("--max-feature-nodes N"));
+        QVERIFY(cli({ "graph", "--help" }).out.contains("graph prune"));
+        // "info" here is the IN file, not the command.
+        Run r = cli({ "graph", "info", "info" });
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("info"), qPrintable(r.err));
+        QVERIFY2(!r.err.contains("unknown"), qPrintable(r.err));
+        // --device after the command, and --name=value.
+        Run t = cli({ "tokenize", m_model, "--text=a b", "--device", "cpu", "--json" });
+        QVERIFY2(t.exitCode == 0, qPrintable(t.err));
+        QVERIFY(t.json()["ids"].size() >= 2);
     }
     void errorsAreClear()
     {
@@ -985,7 +1016,7 @@ private Q_SLOTS:
         // A real build on tinyworld with its CLT from a small corpus; its card reads back.
         const QString corpus = m_dir.filePath("features-corpus.txt");
         std::string lines;
-        for (int i = 0; i < 150; ++i)
+        for (int line = 0; line < 150; ++line)
             lines += "Fact: the capital of the state containing Dallas is Austin\ncalc: 36+59=95\n";
         cs::test::writeTextFile(corpus, lines);
         const QString built = m_dir.filePath("built.db");

@@ -6,12 +6,12 @@
 // model and GraphView.qml.
 
 #include "canvasbench.h"
-#include "graph_reference.h"
 #include "canvasgeometry.h"
 #include "canvasindex.h"
 #include "canvasscene.h"
 #include "canvasscenesource.h"
 #include "captionmodel.h"
+#include "graph_reference.h"
 #include "graphcanvas.h"
 
 #include <cs/graph.h>

@@ -698,7 +698,8 @@ private Q_SLOTS:
             << "yaml_list_layer_twice" << QStringList { "config.yaml line 7", "layer 0 is listed twice" };
         QTest::newRow("yaml map in a list, layer out of range")
             << "yaml_list_layer_range" << QStringList { "config.yaml line 5", "\"7\" is not a layer" };
-        QTest::newRow("yaml list in a list") << "yaml_list_list" << QStringList { "config.yaml line 5", "nested lists" };
+        QTest::newRow("yaml list in a list")
+            << "yaml_list_list" << QStringList { "config.yaml line 5", "nested lists" };
         QTest::newRow("yaml map in a map in a list")
             << "yaml_list_deep" << QStringList { "config.yaml line 7", "nested" };
         QTest::newRow("yaml nested 100,000 deep") << "yaml_deep" << QStringList { "config.yaml line 1", "nested" };
@@ -815,8 +816,9 @@ private Q_SLOTS:
         else if (breakage == "yaml_list_map")
             config(head + "transcoders:\n  - path: layer_0.safetensors\n");
         else if (breakage == "yaml_list_layer_twice")
-            config(head + "transcoders:\n  - layer: 0\n    filepath: layer_0.safetensors\n  - layer: 0\n"
-                          "    filepath: layer_1.safetensors\n");
+            config(head
+                + "transcoders:\n  - layer: 0\n    filepath: layer_0.safetensors\n  - layer: 0\n"
+                  "    filepath: layer_1.safetensors\n");
         else if (breakage == "yaml_list_layer_range")
             config(head + "transcoders:\n  - {layer: 7, filepath: layer_0.safetensors}\n");
         else if (breakage == "yaml_list_list")

@@ -144,8 +144,8 @@ private Q_SLOTS:
     {
         QFETCH(int, architecture);
         at::manual_seed(3);
-        auto t = toDouble(TrainableTranscoder::init(
-            smallConfig(Architecture(architecture), Activation::JumpReLU, 3, 6, 8), 0.5, 3));
+        auto t = toDouble(
+            TrainableTranscoder::init(smallConfig(Architecture(architecture), Activation::JumpReLU, 3, 6, 8), 0.5, 3));
         t.encoderBias.normal_(0, 0.3);
         for (auto& d : t.decoders)
             d.normal_(0, 0.3);
@@ -171,8 +171,8 @@ private Q_SLOTS:
     {
         QFETCH(int, architecture);
         const int64_t L = 2, d = 6, F = 8, B = 40000;
-        auto t = toDouble(TrainableTranscoder::init(
-            smallConfig(Architecture(architecture), Activation::JumpReLU, L, d, F), 0.5, 5));
+        auto t = toDouble(
+            TrainableTranscoder::init(smallConfig(Architecture(architecture), Activation::JumpReLU, L, d, F), 0.5, 5));
         at::manual_seed(17);
         // Small decoders keep the loss close to linear in each activation over the jump from 0
         // to theta, which is what the estimator assumes (its error grows with ||W_dec||^2).
@@ -315,8 +315,7 @@ private Q_SLOTS:
         // refused rather than mixed in.
         QVERIFY(!std::filesystem::exists(o.outDir + "/.train/checkpoint.safetensors"));
         calls = 0;
-        QVERIFY_THROWS_EXCEPTION(
-            cs::Cancelled, trainTranscoder(source, shapeOf(1, d), o, [&] { return ++calls > 5; }));
+        QVERIFY_THROWS_EXCEPTION(cs::Cancelled, trainTranscoder(source, shapeOf(1, d), o, [&] { return ++calls > 5; }));
         o.nFeatures = 12;
         QVERIFY_THROWS_EXCEPTION(cs::Error, trainTranscoder(source, shapeOf(1, d), o));
         // A source whose chunks do not have the model's shape is refused.
@@ -351,8 +350,9 @@ private Q_SLOTS:
         QCOMPARE(first.first.sizes().vec(), (std::vector<int64_t> { spec.nLayers, 8 * 15, spec.dModel }));
 
         // The same rows through a plain forward.
-        TokenRows rows(corpus, std::shared_ptr<const cs::model::Tokenizer>(std::shared_ptr<const cs::model::Tokenizer>(),
-                                   &model->tokenizer()),
+        TokenRows rows(corpus,
+            std::shared_ptr<const cs::model::Tokenizer>(
+                std::shared_ptr<const cs::model::Tokenizer>(), &model->tokenizer()),
             16);
         at::Tensor ids = rows.next(8);
         QCOMPARE(ids.size(0), int64_t(8));

@@ -126,7 +126,8 @@ def main():
       "// and normalization from Python %s's unicodedata (Unicode %s), as Hugging Face tokenizers has them.\n"
       % (categorydata.__name__, categorydata.unidata_version, sys.version.split()[0], unicodedata.unidata_version))
     w("// Do not edit: run tools/gen_unicode_tables.py as its docstring says.\n")
-    w("// Included only by unicode.cpp; everything else asks unicode.h.\n\n")
+    w("// Included only by unicode.cpp; everything else asks unicode.h.\n")
+    w("// clang-format off\n\n")
     w("#include <cstdint>\n\n")
     w("namespace cs::model::unicode::tables {\n\n")
     w("// The general categories' version (\\p{L}, \\p{N}, ... in pre-tokenizer regexes).\n")

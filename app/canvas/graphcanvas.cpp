@@ -25,8 +25,8 @@ namespace {
 // hover) whose textures it owns.
 class CanvasRootNode : public QSGTransformNode {
 public:
-    explicit CanvasRootNode(bool software)
-        : software(software)
+    explicit CanvasRootNode(bool softwareGraph)
+        : software(softwareGraph)
     {
     }
     ~CanvasRootNode() override

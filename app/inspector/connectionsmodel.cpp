@@ -20,8 +20,8 @@ void ConnectionsModel::setGraph(
     m_graph = std::move(graph);
     m_pruned = m_graph ? std::move(pruned) : nullptr;
     m_adjacencyFits = m_graph && m_graph->adjacency.size() == m_graph->size();
-    m_edgeMaskFits = m_adjacencyFits && m_pruned
-        && static_cast<int64_t>(m_pruned->edgeMask.size()) == m_graph->adjacency.nnz();
+    m_edgeMaskFits
+        = m_adjacencyFits && m_pruned && static_cast<int64_t>(m_pruned->edgeMask.size()) == m_graph->adjacency.nnz();
     const int before = m_node;
     if (!m_graph || m_node >= m_graph->size())
         m_node = -1;
@@ -127,7 +127,8 @@ void ConnectionsModel::rebuild()
             if ((m_sign == Positive && w < 0) || (m_sign == Negative && w > 0))
                 return;
             // Without a prune result every nonzero edge counts as kept (keepAll's rule).
-            const bool kept = m_edgeMaskFits ? static_cast<bool>(m_pruned->edgeMask[static_cast<std::size_t>(entry)]) : true;
+            const bool kept
+                = m_edgeMaskFits ? static_cast<bool>(m_pruned->edgeMask[static_cast<std::size_t>(entry)]) : true;
             if (m_keptOnly && !kept)
                 return;
             m_all.push_back({ other, w, kept, QString() });

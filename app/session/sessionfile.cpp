@@ -688,11 +688,11 @@ SessionData readSession(const std::string& path)
         data.state = stateFromJson(c.member(doc, "state", ""), path);
 
         if (const json* name = c.optional(doc, "graph_file")) {
-            const QString file = QString::fromStdString(c.string(*name, "graph_file"));
-            if (file.isEmpty() || file.contains(QLatin1Char('/')) || file.contains(QLatin1Char('\\')) || file == ".."
-                || file == ".")
-                c.fail("graph_file", "\"" + file.toStdString() + "\" is not a file name next to the session");
-            const QString sidecar = info.absoluteDir().filePath(file);
+            const QString graphFile = QString::fromStdString(c.string(*name, "graph_file"));
+            if (graphFile.isEmpty() || graphFile.contains(QLatin1Char('/')) || graphFile.contains(QLatin1Char('\\'))
+                || graphFile == ".." || graphFile == ".")
+                c.fail("graph_file", "\"" + graphFile.toStdString() + "\" is not a file name next to the session");
+            const QString sidecar = info.absoluteDir().filePath(graphFile);
             if (!QFileInfo::exists(sidecar))
                 c.fail("graph_file", "the graph file " + sidecar.toStdString() + " is missing");
             try {

@@ -206,8 +206,8 @@ std::string blasDescription()
     // build configuration names it.
     const std::string config = at::show_config();
     const auto at = config.find("BLAS_INFO=");
-    const std::string built = at == std::string::npos ? std::string()
-                                                      : config.substr(at + 10, config.find_first_of(", \n", at) - at - 10);
+    const std::string built
+        = at == std::string::npos ? std::string() : config.substr(at + 10, config.find_first_of(", \n", at) - at - 10);
     if (out.empty() && !built.empty())
         return (built == "mkl" ? std::string("MKL") : built) + " [inside LibTorch: BLAS_INFO=" + built + "]";
     if (out.empty())

@@ -9,39 +9,6 @@
 
 namespace cs::cli {
 
-Args::Args(
-    const std::vector<std::string>& argv, const std::set<std::string>& valueOptions, const std::set<std::string>& flags)
-{
-    for (size_t i = 0; i < argv.size(); ++i) {
-        const std::string& a = argv[i];
-        if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
-            std::string name = a.substr(2), value;
-            bool inlineValue = false;
-            if (auto eq = name.find('='); eq != std::string::npos) {
-                value = name.substr(eq + 1);
-                name = name.substr(0, eq);
-                inlineValue = true;
-            }
-            if (valueOptions.count(name)) {
-                if (!inlineValue) {
-                    if (i + 1 >= argv.size())
-                        throw Error("option --" + name + " needs a value");
-                    value = argv[++i];
-                }
-                m_values[name].push_back(value);
-            } else if (flags.count(name)) {
-                if (inlineValue)
-                    throw Error("option --" + name + " takes no value");
-                m_flags.insert(name);
-            } else {
-                throw Error("unknown option --" + name);
-            }
-        } else {
-            m_positional.push_back(a);
-        }
-    }
-}
-
 std::optional<std::string> Args::value(const std::string& name) const
 {
     auto it = m_values.find(name);

@@ -1,21 +1,26 @@
 #pragma once
-// A small command-line parser for circuitscope-cli: positionals, `--name value` options
-// (also `--name=value`) and boolean `--flag`s, each declared before parsing so a typo is an
-// error rather than silently ignored.
+// A parsed command line of circuitscope-cli (command_line.h fills it with CLI11): the command's
+// words and positionals, each option's values, the flags given; and typed reads of them.
 
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cs::cli {
 
 class Args {
 public:
-    // valueOptions take a value; flags do not. Throws cs::Error on an unknown or incomplete option.
-    Args(const std::vector<std::string>& argv, const std::set<std::string>& valueOptions,
-        const std::set<std::string>& flags);
+    // values: every occurrence of each option, in order, by name without dashes.
+    Args(std::vector<std::string> positional, std::map<std::string, std::vector<std::string>> values,
+        std::set<std::string> flags)
+        : m_positional(std::move(positional))
+        , m_values(std::move(values))
+        , m_flags(std::move(flags))
+    {
+    }
 
     const std::vector<std::string>& positional() const { return m_positional; }
     bool has(const std::string& name) const { return m_values.count(name) || m_flags.count(name); }

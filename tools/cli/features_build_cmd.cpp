@@ -3,8 +3,8 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
-#include "cs/files.h"
 #include "cs/features.h"
+#include "cs/files.h"
 #include "cs/organism_build.h"
 #include "cs/transcoder.h"
 

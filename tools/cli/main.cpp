@@ -1,6 +1,7 @@
 // circuitscope-cli: the headless side of Circuitscope. Every subcommand reaches the engine
 // through engine/include/cs only.
 #include "args.h"
+#include "command_line.h"
 #include "commands.h"
 
 #include "cs/engine.h"
@@ -27,6 +28,7 @@ using cs::cli::dump;
 using Json = nlohmann::json;
 
 constexpr const char* kUsage = R"(usage: circuitscope-cli [--device cpu|cuda|auto] COMMAND [ARGS]
+       circuitscope-cli COMMAND [SUBCOMMAND] --help     a command's arguments and options
 
 MODEL is a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or the name
 of a model shipped in resources/models/ (default: tinyworld).
@@ -574,25 +576,16 @@ int cmdOrganism(const Args& args, const std::string& device)
 
 int main(int argc, char** argv)
 {
-    std::vector<std::string> argvList(argv + 1, argv + argc);
+    const std::vector<std::string> argvList(argv + 1, argv + argc);
     if (argvList.empty() || argvList[0] == "--help" || argvList[0] == "-h" || argvList[0] == "help") {
         std::cout << kUsage;
         return argvList.empty() ? 2 : 0;
     }
     try {
-        const Args args(argvList,
-            { "device", "text", "ids", "top-k", "max-new", "temperature", "seed", "out", "steps", "batch-size",
-                "seq-len", "lr", "warmup-steps", "layers", "d-model", "heads", "kv-heads", "d-mlp", "vocab",
-                "tokenizer-lines", "dtype", "max-per-split", "split", "lines", "corpus", "kind", "features",
-                "activation", "k", "batch-tokens", "buffer-tokens", "lambda-sparsity", "sparsity-c", "lambda-preact",
-                "bandwidth", "threshold-init", "cache", "checkpoint-every", "input-hook", "output-hook", "max-tokens",
-                "transcoder", "node-threshold", "edge-threshold", "max-feature-nodes", "max-n-logits",
-                "desired-logit-prob", "method", "logit-ids", "logit-tokens", "logit-weights", "logit-diff", "slug",
-                "full", "set", "scale", "add", "mode", "constrained-layers", "generate", "label", "notes", "format",
-                "limit", "layout", "tokens", "context", "batch", "window", "large-features", "large-l0", "long-tokens",
-                "long-feature-nodes", "long-l0", "short-feature-nodes" },
-            { "json", "all-positions", "hidden-states", "skip", "all", "large", "no-large", "large-only",
-                "freeze-attention", "no-freeze-attention", "direct-effects" });
+        const std::optional<Args> parsed = cs::cli::parseCommandLine(argc, argv);
+        if (!parsed)
+            return 0; // a command's --help
+        const Args& args = *parsed;
         if (args.positional().empty())
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];

@@ -280,7 +280,7 @@ public:
     // One batch of contexts [n, T] whose first context has index `first`.
     void add(const at::Tensor& ids, int64_t first)
     {
-        const int64_t n = ids.size(0), T = ids.size(1), L = m_tc.nLayers(), F = m_tc.nFeatures();
+        const int64_t n = ids.size(0), T = ids.size(1), L = m_tc.nLayers();
         std::vector<at::Tensor> inputs(static_cast<size_t>(L));
         const model::Hook inputHook = m_tc.config().inputHook;
         model::ForwardOptions fo;

@@ -269,7 +269,8 @@ void AdjacencyBuilder::setRow(int64_t t, const int32_t* columns, const float* va
             if (k > 0 && cs[k] == cs[k - 1]) {
                 m_columns.resize(static_cast<size_t>(start));
                 m_values.resize(static_cast<size_t>(start));
-                throw Error("adjacency: row " + std::to_string(t) + " names column " + std::to_string(cs[k]) + " twice");
+                throw Error(
+                    "adjacency: row " + std::to_string(t) + " names column " + std::to_string(cs[k]) + " twice");
             }
             c[k] = cs[k];
             v[k] = vs[k];

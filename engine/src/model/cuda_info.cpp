@@ -56,10 +56,19 @@ void cudaResetPeak(c10::Device device)
         c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
 }
 #else
-int64_t cudaPeakAllocatedBytes(c10::Device) { return 0; }
+int64_t cudaPeakAllocatedBytes(c10::Device)
+{
+    return 0;
+}
 void cudaResetPeak(c10::Device) { }
-std::pair<std::string, int64_t> cudaDeviceProperties(c10::Device) { return { {}, 0 }; }
-std::pair<int64_t, int64_t> cudaMemoryInfo(c10::Device) { return { 0, 0 }; }
+std::pair<std::string, int64_t> cudaDeviceProperties(c10::Device)
+{
+    return { {}, 0 };
+}
+std::pair<int64_t, int64_t> cudaMemoryInfo(c10::Device)
+{
+    return { 0, 0 };
+}
 #endif
 
 void checkFitsOnDevice(c10::Device device, int64_t bytes, const std::string& what)
@@ -71,8 +80,8 @@ void checkFitsOnDevice(c10::Device device, int64_t bytes, const std::string& wha
     const int64_t headroom = int64_t(512) << 20;
     if (bytes + headroom > freeBytes) {
         auto gb = [](int64_t b) { return std::to_string(static_cast<double>(b) / (1 << 30)).substr(0, 5) + " GiB"; };
-        throw Error(what + " needs " + gb(bytes) + " on " + device.str() + ", which has " + gb(freeBytes)
-            + " free of " + gb(totalBytes) + "; use --device cpu, or a smaller model or transcoder set");
+        throw Error(what + " needs " + gb(bytes) + " on " + device.str() + ", which has " + gb(freeBytes) + " free of "
+            + gb(totalBytes) + "; use --device cpu, or a smaller model or transcoder set");
     }
 }
 

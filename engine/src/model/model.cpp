@@ -11,8 +11,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <torch/version.h>
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
 #include <cmath>
 #if defined(__GLIBC__)
@@ -115,16 +115,19 @@ c10::Device resolveDevice(const std::string& name)
             throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");
         }
         if (!at::detail::getCUDAHooks().isBuilt())
-            throw Error("device \"" + name + "\" was asked for, but this LibTorch (" TORCH_VERSION
-                        ") is built without CUDA; use --device cpu or auto, or build against a CUDA LibTorch");
+            throw Error("device \"" + name
+                + "\" was asked for, but this LibTorch (" TORCH_VERSION
+                  ") is built without CUDA; use --device cpu or auto, or build against a CUDA LibTorch");
         if (!at::hasCUDA())
-            throw Error("device \"" + name + "\" was asked for, but no CUDA GPU is available here (LibTorch "
-                TORCH_VERSION " is built with CUDA, but finds no GPU or no working NVIDIA driver); "
-                "use --device cpu or auto");
+            throw Error("device \"" + name
+                + "\" was asked for, but no CUDA GPU is available here (LibTorch " TORCH_VERSION
+                  " is built with CUDA, but finds no GPU or no working NVIDIA driver); "
+                  "use --device cpu or auto");
         const int64_t count = at::detail::getCUDAHooks().deviceCount();
         if (device->has_index() && device->index() >= count)
             throw Error("device \"" + name + "\" does not exist: this machine has " + std::to_string(count)
-                + " CUDA device" + (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? " to cuda:" + std::to_string(count - 1) : "") + ")");
+                + " CUDA device" + (count == 1 ? "" : "s") + " (cuda:0"
+                + (count > 1 ? " to cuda:" + std::to_string(count - 1) : "") + ")");
         return device->has_index() ? *device : c10::Device(c10::DeviceType::CUDA, 0);
     }
     throw Error("invalid device \"" + name + "\" (use cpu, cuda, cuda:N or auto)");

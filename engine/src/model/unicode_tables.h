@@ -3,6 +3,7 @@
 // and normalization from Python 3.6.15's unicodedata (Unicode 9.0.0), as Hugging Face tokenizers has them.
 // Do not edit: run tools/gen_unicode_tables.py as its docstring says.
 // Included only by unicode.cpp; everything else asks unicode.h.
+// clang-format off
 
 #include <cstdint>
 

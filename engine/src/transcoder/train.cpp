@@ -319,7 +319,8 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         source.seek(std::stoll(meta("source_position")));
     }
 
-    ShuffleBuffer buffer(source, L, config.dModel, o.bufferTokens, o.seed + static_cast<uint64_t>(saved ? std::stoll(meta("step")) : 0));
+    ShuffleBuffer buffer(
+        source, L, config.dModel, o.bufferTokens, o.seed + static_cast<uint64_t>(saved ? std::stoll(meta("step")) : 0));
     if (!saved) {
         // Scale inputs and outputs to unit mean square (per coordinate for inputs, per vector
         // for outputs) from the first buffer; start b_dec at the outputs' mean.

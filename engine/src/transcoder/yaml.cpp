@@ -52,7 +52,7 @@ public:
         if (++m_documents > 1)
             throw error(mark, "several YAML documents in one file are not supported");
     }
-    void OnDocumentEnd() override {}
+    void OnDocumentEnd() override { }
 
     void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { value(mark, Scalar { {}, false, line(mark) }); }
     void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override
@@ -106,10 +106,7 @@ private:
     enum class State { Root, TopKey, TopValue, List, ItemKey, ItemValue, Done };
 
     static int line(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; }
-    Error error(const YAML::Mark& mark, const std::string& why) const
-    {
-        return Error(m_doc.where(line(mark)) + why);
-    }
+    Error error(const YAML::Mark& mark, const std::string& why) const { return Error(m_doc.where(line(mark)) + why); }
 
     // A scalar (or null) where the state says what it is.
     void value(const YAML::Mark& mark, Scalar scalar)
@@ -295,8 +292,7 @@ Document parse(const std::string& text, const std::string& fileName)
     Builder builder(doc.m_entries, doc);
     try {
         YAML::Parser parser(in);
-        while (parser.HandleNextDocument(builder)) {
-        }
+        while (parser.HandleNextDocument(builder)) { }
     } catch (const YAML::DeepRecursion& e) {
         throw Error(doc.where(e.mark.line + 1) + "nested " + std::to_string(e.depth()) + " deep; refused");
     } catch (const YAML::Exception& e) {

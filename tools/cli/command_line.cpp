@@ -1,0 +1,357 @@
+// circuitscope-cli's commands and options, declared per subcommand with their help beside them
+// and parsed by CLI11 (Debian's libcli11-dev). `circuitscope-cli COMMAND [SUB] --help` prints a
+// command's own options; an option that is not one of the command's is an error.
+#include "command_line.h"
+
+#include "cs/error.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace cs::cli {
+
+namespace {
+
+// One option of a command: "--name" taking a value (shown as `value` in help) or a flag.
+struct OptionSpec {
+    const char* name; // without the dashes
+    const char* value; // "" for a flag
+    const char* help;
+    bool repeats = false; // may be given several times, each kept (--set); otherwise the last wins
+};
+
+// One command ("trace", or "graph prune"), its positional arguments and its options.
+struct CommandSpec {
+    const char* path;
+    const char* help;
+    std::vector<std::pair<const char*, const char*>> positionals; // name, help (each optional here:
+                                                                  // the command says which it needs)
+    std::vector<OptionSpec> options;
+};
+
+const std::pair<const char*, const char*> kModel { "MODEL",
+    "a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or the name of a model in "
+    "resources/models (default: tinyworld)" };
+const std::pair<const char*, const char*> kGraphIn { "IN",
+    "a graph file: .csgraph (the full graph a trace saved) or a graph JSON (ours or circuit-tracer's)" };
+const std::pair<const char*, const char*> kStore { "DB", "a feature store (SQLite), built by `features build`" };
+const std::pair<const char*, const char*> kFeature { "LAYER:FEATURE", "a transcoder feature, e.g. 3:1207" };
+
+const OptionSpec kJson { "json", "", "print JSON instead of text" };
+const OptionSpec kText { "text", "T", "the prompt" };
+const OptionSpec kIds { "ids", "1,2,3", "the prompt as token ids" };
+const OptionSpec kTranscoder { "transcoder", "T",
+    "a transcoder folder, or the name of a set shipped with MODEL (MODEL/transcoders/NAME; default clt)" };
+const OptionSpec kNodeThreshold { "node-threshold", "X",
+    "keep the nodes that carry this share of the influence (0.8)" };
+const OptionSpec kEdgeThreshold { "edge-threshold", "X", "keep the edges that carry this share (0.98)" };
+
+const std::vector<OptionSpec> kTrainShape {
+    { "steps", "N", "training steps" },
+    { "batch-size", "B", "sequences a step" },
+    { "seq-len", "T", "tokens a sequence" },
+    { "lr", "X", "peak learning rate" },
+    { "warmup-steps", "N", "learning-rate warm-up steps (default: a tenth of the steps, at most the built-in)" },
+    { "layers", "L", "transformer layers" },
+    { "d-model", "D", "residual width" },
+    { "heads", "H", "attention heads" },
+    { "kv-heads", "K", "key/value heads (grouped-query attention)" },
+    { "d-mlp", "M", "MLP width" },
+    { "vocab", "V", "tokenizer vocabulary size" },
+    { "tokenizer-lines", "N", "corpus lines the BPE tokenizer is trained on" },
+    { "dtype", "F32|F16|BF16", "the stored weights' type" },
+};
+
+std::vector<CommandSpec> commands()
+{
+    std::vector<OptionSpec> organismBuild { { "out", "DIR", "the folder to build into (resumable)" },
+        { "seed", "S", "the world's and the training's seed (1)" },
+        { "world-version", "N", "the world's facts and templates (2)" } };
+    organismBuild.insert(organismBuild.end(), kTrainShape.begin(), kTrainShape.end());
+    organismBuild.push_back(kJson);
+    return {
+        { "info", "family, layers, d_model, heads, vocab, dtype, device", { kModel }, { kJson } },
+        { "tokenize", "token ids and texts of a text, or many texts with the tokenizer alone", { kModel },
+            { kText,
+                { "batch", "FILE",
+                    "one JSON value a line (- for stdin): a string to encode or a list of ids to decode; prints "
+                    "{\"ids\", \"text\", \"valid_utf8\"} a line (MODEL may hold only tokenizer.json)" },
+                kJson } },
+        { "logits", "the next-token distribution", { kModel },
+            { kText, kIds, { "top-k", "K", "how many of the most likely tokens (10)" },
+                { "all-positions", "", "the logits at every position, not only the last" },
+                { "hidden-states", "",
+                    "add the residual stream [n_layers + 1][n_pos][d_model] (the embedding, then each layer's "
+                    "output, before the final norm)" },
+                kJson } },
+        { "generate", "greedy or sampled continuation", { kModel },
+            { kText, kIds, { "max-new", "N", "tokens to generate (16)" }, { "temperature", "X", "0 is greedy (0)" },
+                { "seed", "S", "the sampling seed (0)" }, kJson } },
+        { "bench", "matrix-product speed, the BLAS in use, forward, trace, prune and training timings", { kModel },
+            { kJson, { "batch-size", "B", "the trace's batch size" },
+                { "large", "", "also a Gemma-2-2B-shaped model with a 26 x 16,384 PLT (default on CUDA only)" },
+                { "no-large", "", "not the large model" }, { "large-only", "", "only the large model" },
+                { "large-features", "N", "features a layer of the large PLT (16,384)" },
+                { "large-l0", "K", "active features a layer and position (64)" },
+                { "long-tokens", "T", "the long prompt's tokens (4,096; 0 skips it)" },
+                { "long-feature-nodes", "M", "the long prompt's feature cap (1,024)" },
+                { "long-l0", "K", "the long prompt's active features a layer and position (16)" },
+                { "short-feature-nodes", "N", "the 64-token prompt's feature cap (8,192; 0 skips it)" } } },
+        { "trace",
+            "an attribution graph (Neuronpedia / circuit-tracer JSON): node and edge counts, scores and exactness",
+            { kModel },
+            { kText, kIds, { "out", "G.json", "the pruned graph JSON to write" }, kTranscoder, kNodeThreshold,
+                kEdgeThreshold,
+                { "max-feature-nodes", "N", "at most this many feature nodes, the most influential (-1: all)" },
+                { "max-n-logits", "N", "at most this many output tokens as targets (10)" },
+                { "desired-logit-prob", "X", "targets until their probability adds up to this (0.95)" },
+                { "method", "explicit|autograd", "how rows of the adjacency are computed (explicit)" },
+                { "batch-size", "B", "rows computed together" },
+                { "logit-ids", "ID,ID", "these output tokens as the targets" },
+                { "logit-tokens", "\" A| B\"", "these output tokens (texts split at |) as the targets" },
+                { "logit-weights", "W,W", "the named targets' weights (equal unless given)" },
+                { "logit-diff", "\" A| B\"", "the logit difference A - B as the one target" },
+                { "slug", "S", "the graph's name in its metadata" },
+                { "full", "G.csgraph", "also save the unpruned graph, to prune again at any thresholds" }, kJson } },
+        { "organism", "tinyworld: the model every new user sees first", {}, {} },
+        { "organism build", "corpus, tokenizer and model of tinyworld, resumable", {}, organismBuild },
+        { "organism eval", "accuracy on each task and split: {\"tasks\": {TASK: {SPLIT: accuracy}}}", { kModel },
+            { { "max-per-split", "N", "at most this many questions a split (0: all)" }, kJson } },
+        { "organism corpus", "text of the world MODEL was built from, one line each", { kModel },
+            { { "split", "train|heldout", "which part (heldout)" }, { "lines", "N", "lines to write (20,000)" },
+                { "out", "FILE", "where to write them" } } },
+        { "transcoder", "train, evaluate and describe transcoder sets (circuit-tracer's format)", {}, {} },
+        { "transcoder train", "trains a transcoder set (circuit-tracer format), resumable", { kModel },
+            { { "corpus", "FILE", "training text, one document a line" },
+                { "kind", "clt|plt", "cross-layer or per-layer" }, { "features", "N", "features a layer" },
+                { "out", "DIR", "the set's folder" },
+                { "activation", "jump_relu|relu|topk", "the features' activation" },
+                { "k", "K", "active features a token (topk)" },
+                { "skip", "", "a linear skip connection beside the features" }, { "steps", "N", "training steps" },
+                { "batch-tokens", "B", "tokens a step" }, { "buffer-tokens", "N", "the shuffled activation buffer" },
+                { "lr", "X", "learning rate" }, { "lambda-sparsity", "X", "the sparsity penalty's weight" },
+                { "sparsity-c", "X", "the tanh sparsity penalty's scale" },
+                { "lambda-preact", "X", "the pre-activation penalty's weight (dead features)" },
+                { "bandwidth", "X", "JumpReLU's straight-through bandwidth" },
+                { "threshold-init", "X", "JumpReLU's initial threshold" }, { "seq-len", "T", "tokens a sequence" },
+                { "cache", "DIR", "keep the model's activations here between runs" },
+                { "seed", "S", "the initialization's and the data order's seed" },
+                { "checkpoint-every", "N", "steps between checkpoints" },
+                { "dtype", "F32|F16|BF16", "the stored weights' type" },
+                { "input-hook", "HOOK", "where features read (mlp.hook_in, hook_resid_mid, ln2.hook_normalized)" },
+                { "output-hook", "HOOK", "where features write (mlp.hook_out)" }, kJson } },
+        { "transcoder eval", "per-layer NMSE, L0 and dead features, and the replacement model's agreement",
+            { kModel, { "TRANSCODER", "a transcoder folder, or the name of a set shipped with MODEL" } },
+            { { "corpus", "FILE", "evaluation text, one document a line" },
+                { "max-tokens", "N", "at most this many tokens" }, { "seq-len", "T", "tokens a sequence" }, kJson } },
+        { "transcoder info", "a transcoder set's shape, hooks and activation",
+            { { "TRANSCODER", "a transcoder folder, or MODEL when NAME follows" },
+                { "NAME", "the name of a set shipped with MODEL" } },
+            { kJson } },
+        { "intervene", "edits features and shows how the output changes", { kModel },
+            { kText, { "set", "LAYER:POS:FEATURE=VALUE", "set a feature's activation (POS * = every position)", true },
+                { "scale", "LAYER:POS:FEATURE=FACTOR", "multiply a feature's activation", true },
+                { "add", "LAYER:POS:FEATURE=VALUE", "add to a feature's activation", true }, kTranscoder,
+                { "mode", "constrained|free|patch",
+                    "constrained (the graph's prediction), free (the model runs on) or patch "
+                    "(circuit-tracer's feature_intervention)" },
+                { "freeze-attention", "", "patch: attention patterns as in the clean run (the default)" },
+                { "no-freeze-attention", "", "patch: attention recomputed" },
+                { "constrained-layers", "FIRST:END", "patch: the layers whose MLP outputs stay frozen" },
+                { "direct-effects", "", "patch: only the edited features' direct effects" },
+                { "generate", "N", "also generate N tokens before and after" },
+                { "top-k", "K", "how many of the most likely tokens to show" }, kJson } },
+        { "graph", "import, prune, export and describe graph files", {}, {} },
+        { "graph import", "reads a graph JSON, checks it, writes it back with every node and link", { kGraphIn },
+            { { "out", "OUT", "OUT.json, or OUT.csgraph" }, kJson } },
+        { "graph export", "prunes a graph and writes the Neuronpedia / circuit-tracer JSON", { kGraphIn },
+            { { "out", "OUT.json", "the graph JSON to write" }, kNodeThreshold, kEdgeThreshold,
+                { "all", "", "every node and edge, unpruned" }, kJson } },
+        { "graph prune", "prunes a graph: nodes, edges, nodes by kind, scores", { kGraphIn },
+            { { "out", "OUT.json", "also write the pruned graph JSON" }, kNodeThreshold, kEdgeThreshold,
+                { "all", "", "every node and edge, unpruned" }, kJson } },
+        { "graph info", "prompt, nodes by kind, edges, scores, metadata", { kGraphIn }, { kJson } },
+        { "features", "build, read, label and export feature stores", {}, {} },
+        { "features build", "streams a corpus through the model and transcoders into a feature store; resumable",
+            { kModel },
+            { { "corpus", "FILE", "text, one document a line" }, { "out", "DB", "the store to write" }, kTranscoder,
+                { "tokens", "N", "at most this many tokens" }, { "context", "N", "tokens of context an example (64)" },
+                { "window", "W", "tokens a sequence" }, { "top-k", "K", "top examples kept a feature" },
+                { "batch-size", "B", "sequences a batch" }, { "checkpoint-every", "N", "batches between checkpoints" },
+                kJson } },
+        { "features show", "a feature's card: label, frequency, quantiles, examples, logits, inputs",
+            { kStore, kFeature }, { kJson } },
+        { "features search", "features whose label contains TEXT (case-insensitive)",
+            { kStore, { "TEXT", "the text to look for" } }, { { "limit", "N", "at most this many" }, kJson } },
+        { "features label", "sets a feature's label (kept across rebuilds; \"\" removes it)", { kStore, kFeature },
+            { { "label", "TEXT", "the label" }, { "notes", "TEXT", "free notes" } } },
+        { "features info", "model, transcoders, shape, tokens, build state, counts", { kStore }, { kJson } },
+        { "features export", "one circuit-tracer JSON per feature", { kStore },
+            { { "out", "DIR", "the folder to write" }, { "format", "circuit-tracer", "the files' format" },
+                { "layout", "layers|cantor", "DIR/LAYER/FEATURE.json or DIR/INDEX.json" } } },
+    };
+}
+
+// Every option name any command declares, and which commands: to say where a stray one belongs.
+std::string commandsWith(const std::vector<CommandSpec>& specs, const std::string& name)
+{
+    std::string out;
+    for (const CommandSpec& c : specs)
+        for (const OptionSpec& o : c.options)
+            if (name == o.name)
+                out += std::string(out.empty() ? "" : ", ") + c.path;
+    return out;
+}
+
+// The options given before the command's name: only --device.
+void takeLeadingDevice(std::vector<std::string>& words, std::vector<std::string>& devices)
+{
+    while (!words.empty() && words.front().rfind("--", 0) == 0) {
+        const std::string& w = words.front();
+        if (w.rfind("--device=", 0) == 0) {
+            devices.push_back(w.substr(9));
+            words.erase(words.begin());
+        } else if (w == "--device") {
+            if (words.size() < 2)
+                throw Error("option --device needs a value");
+            devices.push_back(words[1]);
+            words.erase(words.begin(), words.begin() + 2);
+        } else {
+            throw Error("unknown option " + w.substr(0, w.find('=')) + " before a command (try --help)");
+        }
+    }
+}
+
+} // namespace
+
+std::optional<Args> parseCommandLine(int argc, const char* const* argv)
+{
+    const std::vector<CommandSpec> specs = commands();
+    std::vector<std::string> words(argv + 1, argv + argc);
+    std::vector<std::string> devices;
+    takeLeadingDevice(words, devices);
+    if (words.empty())
+        throw Error("no command given (try --help)");
+
+    // The command is found by its words first, and only its own options are declared to CLI11:
+    // a later word that names another command is then an argument, never a switch of command.
+    auto find = [&](const std::string& path) -> const CommandSpec* {
+        for (const CommandSpec& c : specs)
+            if (path == c.path)
+                return &c;
+        return nullptr;
+    };
+    const CommandSpec* spec = find(words.front());
+    if (!spec)
+        throw Error("unknown command \"" + words.front() + "\" (try --help)");
+    std::vector<std::string> positional { words.front() };
+    words.erase(words.begin());
+    const bool group = spec->positionals.empty() && spec->options.empty();
+    if (group) {
+        const CommandSpec* sub = words.empty() ? nullptr : find(std::string(spec->path) + " " + words.front());
+        if (!sub) {
+            // No subcommand: the command says which it has; --help lists them.
+            if (!words.empty() && (words.front() == "--help" || words.front() == "-h")) {
+                std::cout << spec->help << "\n\nsubcommands (each with --help):\n";
+                for (const CommandSpec& c : specs)
+                    if (std::string(c.path).rfind(std::string(spec->path) + " ", 0) == 0)
+                        std::cout << "  " << c.path << "\n      " << c.help << "\n";
+                return std::nullopt;
+            }
+            for (const std::string& w : words)
+                if (w.rfind("--", 0) == 0)
+                    throw Error("unknown option " + w + " for " + spec->path + " (give a subcommand first)");
+            positional.insert(positional.end(), words.begin(), words.end());
+            std::map<std::string, std::vector<std::string>> values;
+            if (!devices.empty())
+                values["device"] = devices;
+            return Args(std::move(positional), std::move(values), {});
+        }
+        spec = sub;
+        positional.push_back(words.front());
+        words.erase(words.begin());
+    }
+
+    const std::string path = spec->path;
+    CLI::App app(spec->help, "circuitscope-cli " + path);
+    app.allow_extras(); // collected below, for messages that say what went wrong
+    CLI::Option* device = app.add_option("--device", "cpu, cuda, cuda:N or auto (auto)")
+                              ->type_name("DEVICE")
+                              ->expected(1)
+                              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    std::vector<CLI::Option*> positionals;
+    for (const auto& [name, help] : spec->positionals)
+        positionals.push_back(app.add_option(name, help)->expected(1));
+    std::vector<std::pair<const OptionSpec*, CLI::Option*>> options;
+    for (const OptionSpec& o : spec->options) {
+        const std::string flagName = std::string("--") + o.name;
+        CLI::Option* opt = *o.value ? app.add_option(flagName, o.help)
+                                          ->type_name(o.value)
+                                          ->expected(1)
+                                          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+                                    : app.add_flag(flagName, o.help);
+        options.emplace_back(&o, opt);
+    }
+
+    // "--name=" gives the empty value, as "--name ''" does (CLI11 would take the next word).
+    std::vector<std::string> given;
+    for (const std::string& w : words) {
+        if (w.size() > 3 && w.rfind("--", 0) == 0 && w.back() == '=' && w.find('=') == w.size() - 1) {
+            given.push_back(w.substr(0, w.size() - 1));
+            given.emplace_back();
+        } else {
+            given.push_back(w);
+        }
+    }
+    std::vector<std::string> reversed(given.rbegin(), given.rend()); // CLI11 takes them last first
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp& e) {
+        app.exit(e);
+        return std::nullopt;
+    } catch (const CLI::ArgumentMismatch& e) {
+        // "--top-k: 1 required TEXT missing"
+        const std::string what = e.what();
+        const auto colon = what.find(':');
+        if (what.rfind("--", 0) == 0 && colon != std::string::npos)
+            throw Error("option " + what.substr(0, colon) + " needs a value");
+        throw Error(what);
+    } catch (const CLI::ParseError& e) {
+        throw Error(e.what());
+    }
+
+    std::map<std::string, std::vector<std::string>> values;
+    std::set<std::string> flags;
+    for (const std::string& v : device->results())
+        devices.push_back(v);
+    if (!devices.empty())
+        values["device"] = devices;
+    for (CLI::Option* p : positionals)
+        if (p->count() > 0)
+            positional.push_back(p->results().front());
+    for (const auto& [o, opt] : options) {
+        if (opt->count() == 0)
+            continue;
+        if (*o->value)
+            values[o->name] = opt->results();
+        else
+            flags.insert(o->name);
+    }
+    // What CLI11 left over: an option of another command, or a word too many.
+    for (const std::string& extra : app.remaining()) {
+        if (extra.rfind("--", 0) == 0) {
+            const std::string name
+                = extra.substr(2, extra.find('=') == std::string::npos ? std::string::npos : extra.find('=') - 2);
+            const std::string where = commandsWith(specs, name);
+            throw Error("unknown option --" + name + " for " + path
+                + (where.empty() ? "" : " (an option of " + where + ")") + "; try circuitscope-cli " + path
+                + " --help");
+        }
+        throw Error(
+            "unexpected argument \"" + extra + "\" for " + path + " (try circuitscope-cli " + path + " --help)");
+    }
+    return Args(std::move(positional), std::move(values), std::move(flags));
+}
+
+} // namespace cs::cli
