@@ -1,57 +1,10 @@
 #include "tokentext.h"
 
+#include "cs/utf8.h"
+
 #include <cstdio>
 
 namespace cs::app {
-
-int utf8SequenceLength(const std::string& s, std::size_t i, char32_t& codePoint)
-{
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char lead = byte(i);
-    int length = 0;
-    char32_t cp = 0;
-    if (lead < 0x80) {
-        codePoint = lead;
-        return 1;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-        cp = lead & 0x1F;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        cp = lead & 0x0F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        cp = lead & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + static_cast<std::size_t>(length) > s.size())
-        return 0;
-    for (int k = 1; k < length; ++k) {
-        const unsigned char c = byte(i + static_cast<std::size_t>(k));
-        if ((c & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (c & 0x3F);
-    }
-    const char32_t minimum = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
-    if (cp < minimum || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    codePoint = cp;
-    return length;
-}
-
-bool isValidUtf8(const std::string& text)
-{
-    std::size_t i = 0;
-    while (i < text.size()) {
-        char32_t cp = 0;
-        const int length = utf8SequenceLength(text, i, cp);
-        if (length == 0)
-            return false;
-        i += static_cast<std::size_t>(length);
-    }
-    return true;
-}
 
 namespace {
 
@@ -71,13 +24,13 @@ std::string visibleString(const std::string& utf8, bool token)
     out.reserve(utf8.size() + 8);
     std::size_t i = 0;
     while (i < utf8.size()) {
-        char32_t cp = 0;
-        const int length = utf8SequenceLength(utf8, i, cp);
+        const std::size_t length = cs::utf8::sequenceLength(utf8, i);
         if (length == 0) {
             appendByte(out, static_cast<unsigned char>(utf8[i]));
             i += 1;
             continue;
         }
+        const char32_t cp = cs::utf8::codePointAt(utf8, i, length);
         if (cp == U' ' && token)
             out += "\u2423"; // ␣ OPEN BOX
         else if (cp == U'\n')
@@ -89,8 +42,8 @@ std::string visibleString(const std::string& utf8, bool token)
         else if (cp < 0x20 || cp == 0x7F)
             appendByte(out, static_cast<unsigned char>(cp));
         else
-            out.append(utf8, i, static_cast<std::size_t>(length));
-        i += static_cast<std::size_t>(length);
+            out.append(utf8, i, length);
+        i += length;
     }
     return out;
 }

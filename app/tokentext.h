@@ -11,13 +11,6 @@
 
 namespace cs::app {
 
-// Length of the well-formed UTF-8 sequence at s[i] (1 to 4) with its code point, or 0 when the
-// bytes there are not one (overlong forms, surrogates, code points above U+10FFFF, truncated).
-int utf8SequenceLength(const std::string& s, std::size_t i, char32_t& codePoint);
-
-// Whether all of `text` is well-formed UTF-8 (in the sense of utf8SequenceLength).
-bool isValidUtf8(const std::string& text);
-
 // " the\n" -> "␣the⏎"; "\t" -> "⇥"; no-break space -> "⍽"; other controls ("\r") -> "<0x0D>";
 // a stray byte 0xE2 -> "<0xE2>"; the empty token -> "∅". The result is valid UTF-8.
 std::string visibleToken(const std::string& utf8);

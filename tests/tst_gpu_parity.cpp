@@ -12,6 +12,7 @@
 #include "cs/replacement.h"
 #include "cs/transcoder.h"
 #include "cs/transcoder_train.h"
+#include "transcoder/trainable.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

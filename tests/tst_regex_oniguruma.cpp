@@ -1,4 +1,4 @@
-// Our regex engine (engine/src/model/regex.h) against Oniguruma itself, the engine Hugging Face
+// Our regex engine (engine/src/text/regex.h) against Oniguruma itself, the engine Hugging Face
 // tokenizers runs tokenizer.json patterns on (through the onig crate). Each pattern is compiled by
 // both and every string is split into its full list of non-overlapping matches by each; the lists
 // must be identical, as code point offsets.
@@ -26,9 +26,9 @@
 // marked QEXPECT_FAIL with the reason, so fixing one turns the row into an XPASS (a failure) and
 // the mark has to go.
 
-#include "model/pretokenize.h"
-#include "model/regex.h"
-#include "model/unicode.h"
+#include "text/pretokenize.h"
+#include "text/regex.h"
+#include "text/unicode.h"
 
 #include <QtTest/QtTest>
 

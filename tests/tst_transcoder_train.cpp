@@ -7,6 +7,7 @@
 #include "cs/error.h"
 #include "cs/organism_build.h"
 #include "cs/transcoder_train.h"
+#include "transcoder/trainable.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates engine/src/model/unicode_tables.h from Python's own Unicode database.
+"""Generates engine/src/text/unicode_tables.h from Python's own Unicode database.
 
-Usage:  PYTHONPATH=<unicodedata2==16.0.0> python3.6 tools/gen_unicode_tables.py > engine/src/model/unicode_tables.h
+Usage:  PYTHONPATH=<unicodedata2==16.0.0> python3.6 tools/gen_unicode_tables.py > engine/src/text/unicode_tables.h
 
 The tables follow the Unicode versions of Hugging Face `tokenizers` (checked by the peer tests,
 tests/peer/peer_tokenizers.py), which uses two: its regexes (Oniguruma) know Unicode 16.0's

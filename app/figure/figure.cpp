@@ -1,5 +1,7 @@
 #include "figure.h"
 
+#include "cs/utf8.h"
+
 #include <cs/error.h>
 
 #include <algorithm>
@@ -48,12 +50,9 @@ std::vector<std::string> splitCodePoints(const std::string& utf8)
     std::vector<std::string> out;
     size_t i = 0;
     while (i < utf8.size()) {
-        char32_t cp = 0;
-        int length = utf8SequenceLength(utf8, i, cp);
-        if (length == 0)
-            length = 1;
-        out.push_back(utf8.substr(i, static_cast<size_t>(length)));
-        i += static_cast<size_t>(length);
+        const size_t length = std::max<size_t>(1, cs::utf8::sequenceLength(utf8, i));
+        out.push_back(utf8.substr(i, length));
+        i += length;
     }
     return out;
 }

@@ -9,6 +9,7 @@
 #include "cs/model.h"
 #include "cs/organism_build.h"
 #include "cs/tokenizer.h"
+#include "cs/utf8.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -200,30 +201,6 @@ std::vector<int64_t> promptIds(const Args& args, const cs::ModelHandle& handle)
     return ids;
 }
 
-// Whether s is UTF-8 (shortest forms, no surrogates, at most U+10FFFF).
-bool validUtf8(const std::string& s)
-{
-    static const uint32_t kMin[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-        if (len == 0 || i + len > s.size())
-            return false;
-        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
-        for (size_t k = 1; k < len; ++k) {
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            if ((b & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (b & 0x3F);
-        }
-        if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 // tokenize MODEL --batch FILE: the tokenizer alone, one JSON line in and one out, so that a
 // caller (the peer tests) can check thousands of strings in one process.
 int cmdTokenizeBatch(const Args& args, const std::string& file)
@@ -258,7 +235,7 @@ int cmdTokenizeBatch(const Args& args, const std::string& file)
             throw cs::Error(file + ":" + std::to_string(lineNo) + ": expected a string or a list of ids");
         }
         const std::string text = tokenizer.decode(ids);
-        std::cout << dump(Json { { "ids", ids }, { "text", text }, { "valid_utf8", validUtf8(text) } }) << "\n";
+        std::cout << dump(Json { { "ids", ids }, { "text", text }, { "valid_utf8", cs::utf8::isValid(text) } }) << "\n";
     }
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "cs/error.h"
 #include "cs/transcoder_train.h"
+#include "io/splitmix.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -31,13 +32,7 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kStateMagic = 0x43534653; // "CSFS"
 constexpr uint32_t kStateVersion = 1;
 
-uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+using io::splitmix64;
 
 uint64_t itemHash(int64_t feature, int64_t item, uint64_t salt)
 {

@@ -47,8 +47,8 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "cs/utf8.h"
 #include "io/atomic_file.h"
-#include "model/utf8.h"
 
 #include <sqlite3.h>
 
@@ -428,7 +428,7 @@ std::string validUtf8(const std::string& bytes)
     std::string out;
     out.reserve(bytes.size());
     for (size_t i = 0; i < bytes.size();) {
-        const size_t n = model::utf8::sequenceLength(bytes, i);
+        const size_t n = utf8::sequenceLength(bytes, i);
         if (n == 0) {
             out += "\xEF\xBF\xBD";
             ++i;

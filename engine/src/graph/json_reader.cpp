@@ -2,7 +2,7 @@
 
 #include "cs/json_reader.h"
 
-#include "model/utf8.h"
+#include "cs/utf8.h"
 #include <charconv>
 
 #include <cmath>
@@ -42,7 +42,7 @@ std::string jsonTypeName(const json& value)
 
 json textJson(const std::string& text)
 {
-    if (model::utf8::isValid(text))
+    if (utf8::isValid(text))
         return text;
     json bytes = json::array();
     for (unsigned char c : text)

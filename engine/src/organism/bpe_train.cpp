@@ -10,8 +10,8 @@
 
 #include "cs/error.h"
 #include "cs/tokenizer.h"
-#include "model/pretokenize.h"
-#include "model/utf8.h"
+#include "cs/utf8.h"
+#include "text/pretokenize.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,7 +31,7 @@ std::vector<std::string> byteAlphabet()
 {
     std::vector<std::string> chars(256);
     for (uint32_t b = 0; b < 256; ++b)
-        model::utf8::append(chars[b], model::byteToChar(static_cast<uint8_t>(b)));
+        utf8::append(chars[b], model::byteToChar(static_cast<uint8_t>(b)));
     return chars;
 }
 

@@ -7,6 +7,7 @@
 
 #include "cs/error.h"
 #include "io/atomic_file.h"
+#include "io/splitmix.h"
 
 #include <nlohmann/json.hpp>
 
@@ -421,27 +422,19 @@ Sample fill(std::string_view phrasing, std::initializer_list<std::string_view> a
 
 // ---------------------------------------------------------------- randomness
 
-uint64_t splitmix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 // A splitmix64 stream. below() is a plain modulo (its bias, n / 2^64, is immaterial here), so
 // the same numbers come out on every platform, which std::uniform_int_distribution does not
 // promise.
 class Rng {
 public:
     explicit Rng(uint64_t key)
-        : m_state(splitmix(key))
+        : m_state(io::splitmix64(key))
     {
     }
     uint64_t next()
     {
         m_state += 0x9E3779B97F4A7C15ull;
-        return splitmix(m_state);
+        return io::splitmix64(m_state);
     }
     size_t below(size_t n) { return static_cast<size_t>(next() % n); }
     template<typename T> void shuffle(std::vector<T>& v)
@@ -467,7 +460,7 @@ enum Stream : uint64_t {
 
 Rng streamRng(uint64_t seed, Stream stream, uint64_t index = 0)
 {
-    return Rng(splitmix(splitmix(seed) ^ (static_cast<uint64_t>(stream) * 0xD1B54A32D192ED03ull)) ^ index);
+    return Rng(io::splitmix64(io::splitmix64(seed) ^ (static_cast<uint64_t>(stream) * 0xD1B54A32D192ED03ull)) ^ index);
 }
 
 template<typename Container> const auto& pick(Rng& rng, const Container& c)

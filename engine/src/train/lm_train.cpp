@@ -3,7 +3,7 @@
 #include "cs/error.h"
 #include "cs/plugin.h"
 #include "cs/safetensors.h"
-#include "cs/training.h"
+#include "train/training.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

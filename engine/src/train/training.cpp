@@ -1,4 +1,4 @@
-#include "cs/training.h"
+#include "train/training.h"
 
 #include "cs/error.h"
 #include "cs/safetensors.h"

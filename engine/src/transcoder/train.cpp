@@ -1,11 +1,12 @@
 // Transcoder training (docs/ARCHITECTURE.md §5.2): the loss, the shuffled activation buffer and
 // the loop.
 #include "cs/transcoder_train.h"
+#include "transcoder/trainable.h"
 
 #include "cs/error.h"
 #include "cs/files.h"
 #include "cs/safetensors.h"
-#include "cs/training.h"
+#include "train/training.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

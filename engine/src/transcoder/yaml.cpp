@@ -1,8 +1,8 @@
 #include "transcoder/yaml.h"
 
 #include "cs/error.h"
+#include "cs/utf8.h"
 #include "io/atomic_file.h"
-#include "model/utf8.h"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -280,7 +280,7 @@ Document parse(const std::string& text, const std::string& fileName)
 {
     Document doc;
     doc.m_fileName = fileName;
-    if (!model::utf8::isValid(text))
+    if (!utf8::isValid(text))
         throw Error(fileName + ": not UTF-8 text");
     // Trailing line breaks are left out: yaml-cpp 0.7 takes a quoted value that the end of the
     // file cuts off after a line break ("k: \"gemma\n") as closed, and refuses it only when the

@@ -1,8 +1,8 @@
-#include "model/pretokenize.h"
+#include "text/pretokenize.h"
 
 #include "cs/error.h"
-#include "model/unicode.h"
-#include "model/utf8.h"
+#include "cs/utf8.h"
+#include "text/unicode.h"
 
 #include <algorithm>
 #include <array>

@@ -1,9 +1,9 @@
 #include "cs/tokenizer.h"
 
 #include "cs/error.h"
-#include "model/pretokenize.h"
-#include "model/unicode.h"
-#include "model/utf8.h"
+#include "cs/utf8.h"
+#include "text/pretokenize.h"
+#include "text/unicode.h"
 
 #include <algorithm>
 #include <array>

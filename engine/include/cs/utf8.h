@@ -1,5 +1,6 @@
 #pragma once
-// UTF-8 to code points and back, without losing anything: every byte that is not part of a
+// UTF-8, the one implementation every part uses (cs_text; the engine, the CLI and the app's
+// token text): UTF-8 to code points and back, without losing anything: every byte that is not part of a
 // well-formed UTF-8 sequence becomes its own "raw byte" code point U+DC80..U+DCFF (0xDC00 +
 // byte, Python's surrogateescape), which encode() turns back into that byte. Well-formed UTF-8
 // never contains surrogates, so the two cannot be confused.
@@ -7,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace cs::model::utf8 {
+namespace cs::utf8 {
 
 // Raw byte b (0x80..0xFF, the only bytes that can be invalid) is the code point kRawByteBase + b.
 constexpr char32_t kRawByteBase = 0xDC00;
@@ -21,6 +22,9 @@ constexpr bool isRawByte(char32_t cp)
 // there does not start one (then decode() makes it a raw byte on its own).
 size_t sequenceLength(std::string_view bytes, size_t i);
 
+// The code point of the well-formed sequence of `length` bytes (sequenceLength) at bytes[i].
+char32_t codePointAt(std::string_view bytes, size_t i, size_t length);
+
 // Code points of the bytes; invalid bytes become raw-byte code points, one each.
 std::u32string decode(std::string_view bytes);
 
@@ -33,4 +37,4 @@ std::string encode(std::u32string_view cps);
 // True when the bytes are well-formed UTF-8 throughout.
 bool isValid(std::string_view bytes);
 
-} // namespace cs::model::utf8
+} // namespace cs::utf8

@@ -1,6 +1,6 @@
-#include "model/unicode.h"
+#include "text/unicode.h"
 
-#include "model/unicode_tables.h"
+#include "text/unicode_tables.h"
 
 #include <algorithm>
 #include <iterator>

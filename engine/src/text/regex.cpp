@@ -1,8 +1,8 @@
-#include "model/regex.h"
+#include "text/regex.h"
 
 #include "cs/error.h"
-#include "model/unicode.h"
-#include "model/utf8.h"
+#include "cs/utf8.h"
+#include "text/unicode.h"
 
 #include <array>
 #include <cstdint>

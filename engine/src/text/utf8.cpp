@@ -1,6 +1,6 @@
-#include "model/utf8.h"
+#include "cs/utf8.h"
 
-namespace cs::model::utf8 {
+namespace cs::utf8 {
 
 namespace {
 
@@ -41,35 +41,34 @@ size_t sequenceLength(std::string_view bytes, size_t i)
     return 0; // 80..C1 (continuation or overlong lead) and F5..FF never start a sequence
 }
 
+char32_t codePointAt(std::string_view bytes, size_t i, size_t length)
+{
+    const auto at = [&](size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(bytes[k])); };
+    switch (length) {
+    case 1:
+        return at(i);
+    case 2:
+        return ((at(i) & 0x1F) << 6) | (at(i + 1) & 0x3F);
+    case 3:
+        return ((at(i) & 0x0F) << 12) | ((at(i + 1) & 0x3F) << 6) | (at(i + 2) & 0x3F);
+    default:
+        return ((at(i) & 0x07) << 18) | ((at(i + 1) & 0x3F) << 12) | ((at(i + 2) & 0x3F) << 6) | (at(i + 3) & 0x3F);
+    }
+}
+
 std::u32string decode(std::string_view bytes)
 {
     std::u32string out;
     out.reserve(bytes.size());
-    const auto at = [&](size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(bytes[k])); };
     size_t i = 0;
     while (i < bytes.size()) {
-        switch (sequenceLength(bytes, i)) {
-        case 1:
-            out.push_back(at(i));
+        const size_t length = sequenceLength(bytes, i);
+        if (length == 0) { // one invalid byte; decoding resumes at the next byte
+            out.push_back(kRawByteBase + static_cast<unsigned char>(bytes[i]));
             i += 1;
-            break;
-        case 2:
-            out.push_back(((at(i) & 0x1F) << 6) | (at(i + 1) & 0x3F));
-            i += 2;
-            break;
-        case 3:
-            out.push_back(((at(i) & 0x0F) << 12) | ((at(i + 1) & 0x3F) << 6) | (at(i + 2) & 0x3F));
-            i += 3;
-            break;
-        case 4:
-            out.push_back(
-                ((at(i) & 0x07) << 18) | ((at(i + 1) & 0x3F) << 12) | ((at(i + 2) & 0x3F) << 6) | (at(i + 3) & 0x3F));
-            i += 4;
-            break;
-        default: // one invalid byte; decoding resumes at the next byte
-            out.push_back(kRawByteBase + at(i));
-            i += 1;
-            break;
+        } else {
+            out.push_back(codePointAt(bytes, i, length));
+            i += length;
         }
     }
     return out;
@@ -121,4 +120,4 @@ bool isValid(std::string_view bytes)
     return true;
 }
 
-} // namespace cs::model::utf8
+} // namespace cs::utf8

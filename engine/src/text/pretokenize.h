@@ -10,7 +10,7 @@
 // split), Whitespace, WhitespaceSplit, Punctuation, CharDelimiterSplit, Sequence.
 // Anything else is refused with a cs::Error that names the kind.
 
-#include "model/regex.h"
+#include "text/regex.h"
 
 #include <nlohmann/json.hpp>
 
