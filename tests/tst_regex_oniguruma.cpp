@@ -32,6 +32,8 @@
 
 #include <QtTest/QtTest>
 
+#include "utf8_encode.h"
+
 #include <oniguruma.h>
 
 #include <algorithm>
@@ -51,29 +53,9 @@ namespace {
 
 // ---------------------------------------------------------------- text helpers
 
-// UTF-8 of code points (no surrogates); written here so the Oniguruma side leans on nothing of
-// the code under test.
 std::string toUtf8(std::u32string_view text)
 {
-    std::string s;
-    for (const char32_t cp : text) {
-        if (cp < 0x80) {
-            s.push_back(static_cast<char>(cp));
-        } else if (cp < 0x800) {
-            s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else if (cp < 0x10000) {
-            s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else {
-            s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-            s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-            s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        }
-    }
-    return s;
+    return cs::test::utf8Encode(text);
 }
 
 // Printable ASCII as itself, the usual escapes, everything else \u{HEX}.
