@@ -281,6 +281,7 @@ private:
     std::string_view m_src;
     std::u32string m_p;
     size_t m_i = 0;
+    bool m_bareFlags = false; // the atom just read was a bare flag group, (?i)
 
     [[noreturn]] void fail(const std::string& what) const
     {
@@ -326,8 +327,15 @@ private:
         auto seq = makeNode(NodeKind::Seq);
         while (has() && peek() != '|' && peek() != ')') {
             NodePtr atom = parseAtom(icase);
+            if (!atom && m_bareFlags) {
+                // (?i) without ':' takes the rest of the enclosing group with it, alternatives
+                // included, as Oniguruma reads it: a(?i)b|c is a(?i:b|c).
+                m_bareFlags = false;
+                seq->children.push_back(parseAlternation(icase));
+                break;
+            }
             if (!atom)
-                continue; // a flag group or a comment
+                continue; // a comment
             int min = 0, max = 0;
             RepeatMode mode = RepeatMode::Greedy;
             while (parseQuantifier(min, max, mode)) {
@@ -347,7 +355,7 @@ private:
 
     // Reads {m}, {m,}, {m,n} or {,n} at the current position without consuming anything
     // when it is not one (then `{` is a literal, as in Oniguruma).
-    bool readBraces(int& min, int& max)
+    bool readBraces(int& min, int& max, bool& fixed)
     {
         size_t j = m_i;
         if (j >= m_p.size() || m_p[j] != '{')
@@ -380,6 +388,7 @@ private:
             if (!hasLo)
                 return false;
             hi = lo;
+            fixed = true; // {n}
         }
         if (j >= m_p.size() || m_p[j] != '}')
             return false;
@@ -396,6 +405,7 @@ private:
         if (!has())
             return false;
         const char32_t c = peek();
+        bool braces = false, fixed = false;
         if (c == '*') {
             ++m_i;
             min = 0;
@@ -408,13 +418,17 @@ private:
             ++m_i;
             min = 0;
             max = 1;
-        } else if (!readBraces(min, max)) {
+        } else if (readBraces(min, max, fixed)) {
+            braces = true;
+        } else {
             return false;
         }
+        // As ONIG_SYNTAX_ONIGURUMA reads them: after an interval, + is another repeat (never
+        // possessive), and after {n}, ? makes it optional ((?:x{n})?), not lazy; {n,m}? is lazy.
         mode = RepeatMode::Greedy;
-        if (accept('?'))
+        if (!fixed && accept('?'))
             mode = RepeatMode::Lazy;
-        else if (accept('+'))
+        else if (!braces && accept('+'))
             mode = RepeatMode::Possessive;
         return true;
     }
@@ -444,7 +458,8 @@ private:
         case '{': {
             --m_i;
             int min = 0, max = 0;
-            if (readBraces(min, max))
+            bool fixed = false;
+            if (readBraces(min, max, fixed))
                 fail("nothing to repeat");
             ++m_i;
             return makeLiteral('{', icase);
@@ -454,9 +469,10 @@ private:
             if (e.type == Escape::Type::Anchor)
                 return makeAnchor(e.anchor);
             if (e.type == Escape::Type::Item) {
+                // Outside brackets a \p{..}, \d, \s or \w is never case-folded, even under (?i):
+                // (?i)\p{Lu} matches upper case only, as in Oniguruma ((?i)[\p{Lu}] matches both).
                 CharSet set;
                 set.items.push_back(e.item);
-                set.icase = icase;
                 return makeSet(std::move(set));
             }
             return makeLiteral(e.ch, icase);
@@ -547,6 +563,7 @@ private:
                 newIcase = on;
             } else if (f == ')') {
                 icase = newIcase; // applies to the rest of the enclosing group
+                m_bareFlags = true;
                 return nullptr;
             } else if (f == ':') {
                 return groupBody(newIcase);
@@ -936,8 +953,8 @@ private:
     {
         const size_t len = m_t.size();
         switch (a) {
-        case Anchor::LineStart:
-            return pos == 0 || m_t[pos - 1] == '\n';
+        case Anchor::LineStart: // not at the end of the text, even after a newline (Oniguruma)
+            return pos == 0 || (pos < len && m_t[pos - 1] == '\n');
         case Anchor::LineEnd:
             return pos == len || m_t[pos] == '\n';
         case Anchor::TextStart:

@@ -148,15 +148,18 @@ bool isWhiteSpace(char32_t cp)
 
 bool isWordChar(char32_t cp)
 {
-    if (cp < 0x80)
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') || cp == '_';
-    return inCategories(cp, kLetters | kMarks | kNumbers | categoryBit(Category::Pc));
+    // Oniguruma's \w: the Unicode Word property below without Join_Control (ZWNJ, ZWJ), and in
+    // Latin-1 also the superscript digits and the fractions (its ISO-8859-1 table marks them
+    // alphanumeric). Checked code point by code point against Oniguruma (tst_regex_oniguruma).
+    if (cp >= 0x80 && cp <= 0xFF && (cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || (cp >= 0xBC && cp <= 0xBE)))
+        return true;
+    return cp != 0x200C && cp != 0x200D && isUnicodeWordChar(cp);
 }
 
 bool isUnicodeWordChar(char32_t cp)
 {
     if (cp < 0x80)
-        return isWordChar(cp);
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') || cp == '_';
     if (inCategories(
             cp, kLetters | kMarks | categoryBit(Category::Nd) | categoryBit(Category::Nl) | categoryBit(Category::Pc)))
         return true;

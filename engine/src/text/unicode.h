@@ -68,8 +68,8 @@ inline bool inCategories(char32_t cp, uint32_t mask)
 
 // The White_Space property (what Oniguruma's \s and Rust's char::is_whitespace test).
 bool isWhiteSpace(char32_t cp);
-// Oniguruma's \w (what tokenizer.json regexes run on): letters, marks, numbers, connector
-// punctuation.
+// Oniguruma's \w (what tokenizer.json regexes run on): the Unicode Word property below less
+// Join_Control, plus Latin-1's superscript digits and fractions.
 bool isWordChar(char32_t cp);
 // The Unicode Word property (UTS #18), Rust regex's \w, which Hugging Face uses for added
 // tokens' single_word: Alphabetic (letters, letter numbers, the Other_Alphabetic marks and
