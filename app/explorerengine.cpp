@@ -6,8 +6,6 @@
 #include <cs/replacement.h>
 #include <cs/transcoder.h>
 
-#include <ATen/ATen.h>
-
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -108,7 +106,7 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     const auto start = std::chrono::steady_clock::now();
     const auto ids = resources.model->tokenizer().encode(request.prompt);
     auto context = std::make_shared<cs::attribution::ReplacementContext>(
-        cs::attribution::buildContext(resources.model, resources.transcoders, at::tensor(ids, at::kLong)));
+        cs::attribution::buildContext(resources.model, resources.transcoders, ids));
 
     cs::attribution::TraceOptions options;
     options.maxFeatureNodes = request.maxFeatureNodes;
@@ -159,7 +157,7 @@ bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph)
             return false;
     }
     resources.context = std::make_shared<cs::attribution::ReplacementContext>(
-        cs::attribution::buildContext(resources.model, resources.transcoders, at::tensor(ids, at::kLong)));
+        cs::attribution::buildContext(resources.model, resources.transcoders, ids));
     resources.contextIds = ids;
     return true;
 }
@@ -250,9 +248,10 @@ cs::intervention::InterventionResult baseline(const ExplorerResources& resources
     // "before" and "after" are both the unedited model.
     cs::intervention::FeatureEdit identity;
     if (active.size() > 0) {
-        identity.layer = active.layer[0].item<int64_t>();
-        identity.position = active.position[0].item<int64_t>();
-        identity.feature = active.feature[0].item<int64_t>();
+        const cs::attribution::ActiveFeatures::Entry first = active.entry(0);
+        identity.layer = first.layer;
+        identity.position = first.position;
+        identity.feature = first.feature;
     } else {
         identity.layer = 0;
         identity.position = resources.context->nPos() - 1;

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include "cs/error.h"
+#include "cs/json_reader.h"
 
 #include <cmath>
 
@@ -16,40 +17,31 @@ int64_t requirePositive(const nlohmann::json& config, const char* key, const std
     return config[key].get<int64_t>();
 }
 
+// config.json's optional fields through the one checked reader (cs/json_reader.h).
+const JsonReader& configJson()
+{
+    static const JsonReader reader("config.json");
+    return reader;
+}
+
 int64_t intOr(const nlohmann::json& config, const char* key, int64_t fallback)
 {
-    if (!config.contains(key) || config[key].is_null())
-        return fallback;
-    if (!config[key].is_number_integer())
-        throw Error(std::string("config.json: \"") + key + "\" must be an integer");
-    return config[key].get<int64_t>();
+    return configJson().integerOr(config, key, "", fallback);
 }
 
 double numberOr(const nlohmann::json& config, const char* key, double fallback)
 {
-    if (!config.contains(key) || config[key].is_null())
-        return fallback;
-    if (!config[key].is_number())
-        throw Error(std::string("config.json: \"") + key + "\" must be a number");
-    return config[key].get<double>();
+    return configJson().numberOr(config, key, "", fallback);
 }
 
 bool boolOr(const nlohmann::json& config, const char* key, bool fallback)
 {
-    if (!config.contains(key) || config[key].is_null())
-        return fallback;
-    if (!config[key].is_boolean())
-        throw Error(std::string("config.json: \"") + key + "\" must be true or false");
-    return config[key].get<bool>();
+    return configJson().booleanOr(config, key, "", fallback);
 }
 
 std::string stringOr(const nlohmann::json& config, const char* key, const std::string& fallback)
 {
-    if (!config.contains(key) || config[key].is_null())
-        return fallback;
-    if (!config[key].is_string())
-        throw Error(std::string("config.json: \"") + key + "\" must be a string");
-    return config[key].get<std::string>();
+    return configJson().stringOr(config, key, "", fallback);
 }
 
 std::optional<int64_t> tokenId(const nlohmann::json& config, const char* key)

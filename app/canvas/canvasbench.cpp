@@ -9,8 +9,6 @@
 #include <cs/tokenizer.h>
 #include <cs/transcoder.h>
 
-#include <ATen/ATen.h>
-
 #include <QGuiApplication>
 #include <QImage>
 #include <QQuickWindow>
@@ -103,7 +101,7 @@ std::optional<cs::graph::Graph> traceDallas(std::ostream& out)
         auto transcoders = cs::transcoder::TranscoderSet::load(cs::transcoder::resolveTranscoderFolder(folder, "clt"));
         const std::vector<int64_t> ids
             = model->tokenizer().encode("Fact: the capital of the state containing Dallas is");
-        auto context = cs::attribution::buildContext(model, transcoders, at::tensor(ids));
+        auto context = cs::attribution::buildContext(model, transcoders, ids);
         return cs::attribution::trace(context, {}).graph;
     } catch (const std::exception& e) {
         out << "canvas re-prune: skipped, no start-up graph (" << e.what() << ")\n";

@@ -1,7 +1,5 @@
 #include "canvasscene.h"
 
-#include <ATen/ATen.h>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -113,12 +111,10 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
     }
 
     // Influence order within a cell: the cumulative share grows as influence falls.
-    std::vector<float> cumulative(static_cast<size_t>(n), 0.0f);
-    const bool hasInfluence = pruned.cumulativeInfluence.defined() && pruned.cumulativeInfluence.numel() == n;
-    if (hasInfluence) {
-        const at::Tensor c = pruned.cumulativeInfluence.to(at::kFloat).contiguous().cpu();
-        std::copy(c.data_ptr<float>(), c.data_ptr<float>() + n, cumulative.begin());
-    }
+    std::vector<float> cumulative = pruned.cumulativeInfluenceValues();
+    const bool hasInfluence = static_cast<int64_t>(cumulative.size()) == n;
+    if (!hasInfluence)
+        cumulative.assign(static_cast<size_t>(n), 0.0f);
 
     // The shown nodes, in graph order; slotOf[i] = the scene slot or -1.
     std::vector<int32_t> slotOf(static_cast<size_t>(n), -1);

@@ -5,8 +5,6 @@
 #include <cs/error.h>
 #include <cs/json_reader.h>
 
-#include <ATen/ATen.h>
-
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
@@ -85,10 +83,9 @@ json graphNodesJson(const Graph& graph)
                 { json(node.contrastTokenId), textJson(node.contrastToken), json(node.contrastTokenProb) })
                 nodes.back().push_back(std::move(field));
     }
-    const at::Tensor p = graph.logitProbabilities.to(at::kCPU, at::kFloat).contiguous();
     json probabilities = json::array();
-    for (int64_t i = 0; i < p.numel(); ++i)
-        probabilities.push_back(p.data_ptr<float>()[i]);
+    for (const float p : graph.logitProbabilityValues())
+        probabilities.push_back(p);
     return { { "metadata", metadataJson(graph.metadata) }, { "logit_probabilities", std::move(probabilities) },
         { "nodes", std::move(nodes) } };
 }
@@ -173,7 +170,7 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
     std::vector<float> p;
     for (size_t i = 0; i < probs.size(); ++i)
         p.push_back(static_cast<float>(c.number(probs[i], JsonReader::at(where + ".logit_probabilities", i))));
-    graph.logitProbabilities = at::tensor(p, at::kFloat);
+    graph.setLogitProbabilities(p);
     graph.adjacency = cs::graph::Adjacency(n); // no entries yet: the links are mapped in below
     try {
         graph.validate();

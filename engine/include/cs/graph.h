@@ -169,6 +169,11 @@ struct Graph {
     at::Tensor logitProbabilities; // [n_logits] float32, the weights of the logit nodes in the influence
     Metadata metadata;
 
+    // logitProbabilities as plain floats, and set from them: for code that does no tensor work
+    // (the app's session files).
+    std::vector<float> logitProbabilityValues() const;
+    void setLogitProbabilities(const std::vector<float>& values);
+
     int64_t size() const { return static_cast<int64_t>(nodes.size()); }
     // The index range of each kind. Throws cs::Error when the nodes are not in the order above.
     KindRanges ranges() const;
@@ -211,6 +216,8 @@ struct PruneResult {
     // [n] float32: each node's share of the total influence, cumulated over the nodes sorted by
     // influence (descending), as circuit-tracer's cumulative_scores; exported as "influence".
     at::Tensor cumulativeInfluence;
+    // The same as plain floats (empty when there is none), for code without tensors.
+    std::vector<float> cumulativeInfluenceValues() const;
 };
 
 // The paper's two measures of how much of a graph the features explain (formulas at
@@ -260,6 +267,7 @@ public:
 
     int64_t size() const { return m_n; }
     const at::Tensor& influence() const { return m_influence; } // [n] float32
+    float influenceOf(int64_t node) const; // influence()[node], for code without tensors
     const at::Tensor& cumulativeInfluence() const { return m_cumulative; } // [n] float32
     const at::Tensor& logitWeights() const { return m_logitWeights; } // [n] float32, w
     // The whole graph's scores, as circuit-tracer's compute_graph_scores:

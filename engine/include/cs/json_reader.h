@@ -1,6 +1,7 @@
 #pragma once
-// Checked reading of JSON documents (graph JSON, the graph file's header, session files), the
-// one reader the engine and the app share: every failure is a cs::Error that starts with the
+// Checked reading of JSON documents (tokenizer.json, config.json, graph JSON, the graph file's
+// header, session files), the one reader the engine, its plugins and the app share (cs_text):
+// every failure is a cs::Error that starts with the
 // source (a path, or "graph JSON") and names the place in the document ("nodes[3].layer"), so
 // a person can find what to fix.
 //
@@ -64,6 +65,14 @@ public:
     // An integer that fits int64, or a number with no fraction that a double holds exactly
     // (other writers, Python's json among them, may write 3.0 for 3).
     int64_t integer(const nlohmann::json& value, const std::string& where) const;
+
+    // The member `key` of the object at `where` read as above, or the fallback when it is
+    // absent or null (optional settings: config.json files leave them out or write null).
+    int64_t integerOr(const nlohmann::json& object, const char* key, const std::string& where, int64_t fallback) const;
+    double numberOr(const nlohmann::json& object, const char* key, const std::string& where, double fallback) const;
+    bool booleanOr(const nlohmann::json& object, const char* key, const std::string& where, bool fallback) const;
+    std::string stringOr(
+        const nlohmann::json& object, const char* key, const std::string& where, const std::string& fallback) const;
 
 private:
     std::string m_source;

@@ -34,6 +34,14 @@ struct ActiveFeatures {
     at::Tensor feature; // [k] int64
     at::Tensor activation; // [k] float32
     int64_t size() const { return layer.defined() ? layer.size(0) : 0; }
+
+    // Active feature i as plain numbers, for code that does no tensor work. Throws cs::Error
+    // when i is out of range.
+    struct Entry {
+        int64_t layer = 0, position = 0, feature = 0;
+        float activation = 0;
+    };
+    Entry entry(int64_t i) const;
 };
 
 struct ContextOptions {
@@ -73,6 +81,10 @@ bool isHeldToken(const model::Model& model, int64_t id);
 // longer than the model's context.
 ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
     std::shared_ptr<const transcoder::TranscoderSet> transcoders, const at::Tensor& ids,
+    const ContextOptions& options = {});
+// The same from token ids as plain integers (the app's side, which does no tensor work).
+ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders, const std::vector<int64_t>& ids,
     const ContextOptions& options = {});
 
 // A run of the replacement model on the context's prompt.

@@ -46,6 +46,21 @@ bool isHeldToken(const model::Model& model, int64_t id)
     return std::binary_search(special.begin(), special.end(), id);
 }
 
+ActiveFeatures::Entry ActiveFeatures::entry(int64_t i) const
+{
+    if (i < 0 || i >= size())
+        throw Error("active feature " + std::to_string(i) + " out of range (" + std::to_string(size()) + " active)");
+    return { layer[i].item<int64_t>(), position[i].item<int64_t>(), feature[i].item<int64_t>(),
+        activation[i].item<float>() };
+}
+
+ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders, const std::vector<int64_t>& ids,
+    const ContextOptions& options)
+{
+    return buildContext(std::move(model), std::move(transcoders), at::tensor(ids, at::kLong), options);
+}
+
 ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
     std::shared_ptr<const transcoder::TranscoderSet> transcoders, const at::Tensor& idsIn,
     const ContextOptions& options)

@@ -654,6 +654,34 @@ Scores Pruner::subgraphScores(const std::vector<bool>& pinned, const PruneResult
     return scoresOf(kept);
 }
 
+std::vector<float> Graph::logitProbabilityValues() const
+{
+    if (!logitProbabilities.defined())
+        return {};
+    const at::Tensor p = logitProbabilities.to(at::kCPU, at::kFloat).contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+}
+
+void Graph::setLogitProbabilities(const std::vector<float>& values)
+{
+    logitProbabilities = at::tensor(values, at::kFloat);
+}
+
+std::vector<float> PruneResult::cumulativeInfluenceValues() const
+{
+    if (!cumulativeInfluence.defined())
+        return {};
+    const at::Tensor c = cumulativeInfluence.to(at::kCPU, at::kFloat).contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+float Pruner::influenceOf(int64_t node) const
+{
+    if (node < 0 || node >= m_n)
+        throw Error("node " + std::to_string(node) + " is not in the graph (" + std::to_string(m_n) + " nodes)");
+    return m_influence[node].item<float>();
+}
+
 int64_t PruneResult::edgeCount() const
 {
     return static_cast<int64_t>(std::count(edgeMask.begin(), edgeMask.end(), true));

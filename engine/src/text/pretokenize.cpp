@@ -1,5 +1,7 @@
 #include "text/pretokenize.h"
 
+#include "cs/json_reader.h"
+
 #include "cs/error.h"
 #include "cs/utf8.h"
 #include "text/unicode.h"
@@ -15,39 +17,35 @@ const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?
 
 // ---------------------------------------------------------------- JSON helpers
 
+// tokenizer.json's fields through the one checked reader (cs/json_reader.h): messages say
+// "tokenizer.json: {where}: ...".
+const JsonReader& tokenizerJson()
+{
+    static const JsonReader reader("tokenizer.json");
+    return reader;
+}
+
 const Json& jsonField(const Json& obj, const char* key, const std::string& where)
 {
-    if (!obj.is_object())
-        throw Error("tokenizer.json: " + where + " should be an object");
-    const auto it = obj.find(key);
-    if (it == obj.end())
-        throw Error("tokenizer.json: " + where + " has no \"" + key + "\"");
-    return *it;
+    const JsonReader& r = tokenizerJson();
+    if (const Json* v = r.optional(r.object(obj, where), key))
+        return *v;
+    r.fail(where, std::string("has no \"") + key + "\"");
 }
 
 std::string jsonString(const Json& obj, const char* key, const std::string& where)
 {
-    const Json& v = jsonField(obj, key, where);
-    if (!v.is_string())
-        throw Error("tokenizer.json: " + where + "." + key + " should be a string");
-    return v.get<std::string>();
+    return tokenizerJson().string(jsonField(obj, key, where), JsonReader::at(where, key));
 }
 
 std::string jsonString(const Json& obj, const char* key, const std::string& where, const std::string& fallback)
 {
-    if (!obj.is_object() || !obj.contains(key) || obj.at(key).is_null())
-        return fallback;
-    return jsonString(obj, key, where);
+    return tokenizerJson().stringOr(obj, key, where, fallback);
 }
 
 bool jsonBool(const Json& obj, const char* key, const std::string& where, bool fallback)
 {
-    if (!obj.is_object() || !obj.contains(key) || obj.at(key).is_null())
-        return fallback;
-    const Json& v = obj.at(key);
-    if (!v.is_boolean())
-        throw Error("tokenizer.json: " + where + "." + key + " should be true or false");
-    return v.get<bool>();
+    return tokenizerJson().booleanOr(obj, key, where, fallback);
 }
 
 std::string jsonType(const Json& obj, const std::string& where)

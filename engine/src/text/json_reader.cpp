@@ -171,4 +171,42 @@ int64_t JsonReader::integer(const json& value, const std::string& where) const
     fail(where, "expected an integer, got " + jsonTypeName(value));
 }
 
+namespace {
+
+// The member, or nullptr when it is absent or null.
+const json* given(const json& object, const char* key)
+{
+    if (!object.is_object())
+        return nullptr;
+    auto it = object.find(key);
+    return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+} // namespace
+
+int64_t JsonReader::integerOr(const json& object, const char* key, const std::string& where, int64_t fallback) const
+{
+    const json* v = given(object, key);
+    return v ? integer(*v, at(where, key)) : fallback;
+}
+
+double JsonReader::numberOr(const json& object, const char* key, const std::string& where, double fallback) const
+{
+    const json* v = given(object, key);
+    return v ? number(*v, at(where, key)) : fallback;
+}
+
+bool JsonReader::booleanOr(const json& object, const char* key, const std::string& where, bool fallback) const
+{
+    const json* v = given(object, key);
+    return v ? boolean(*v, at(where, key)) : fallback;
+}
+
+std::string JsonReader::stringOr(
+    const json& object, const char* key, const std::string& where, const std::string& fallback) const
+{
+    const json* v = given(object, key);
+    return v ? string(*v, at(where, key)) : fallback;
+}
+
 } // namespace cs
