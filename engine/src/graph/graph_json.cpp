@@ -122,14 +122,6 @@ std::vector<std::string> splitId(const std::string& id)
     }
 }
 
-// Reads one graph document; every message starts with `source` and names the place.
-class Reader : public JsonReader {
-public:
-    using JsonReader::JsonReader;
-
-    Graph read(const json& doc) const;
-};
-
 struct FileNode {
     Node node;
     std::string id;
@@ -137,14 +129,29 @@ struct FileNode {
     double weight = 0; // logits: the influence weight
 };
 
-Graph Reader::read(const json& doc) const
-{
-    if (!doc.is_object())
-        fail("", "expected an object at the top level, got " + jsonTypeName(doc));
-    Graph graph;
-    Metadata& meta = graph.metadata;
+// Reads one graph document; every message starts with `source` and names the place. In parts:
+// the metadata, each node, the order and ids of the nodes, the links.
+class Reader : public JsonReader {
+public:
+    using JsonReader::JsonReader;
 
-    // metadata
+    Graph read(const json& doc) const;
+
+private:
+    void readMetadata(const json& doc, Metadata& meta) const;
+    // nodes[i]; logitLayer is the logit nodes' layer once one has been read.
+    FileNode readNode(
+        const json& value, const std::string& where, const Metadata& meta, std::optional<int64_t>& logitLayer) const;
+    // The nodes in our order (graph.nodes); returns each file position's graph index.
+    static std::vector<int64_t> orderNodes(const std::vector<FileNode>& fileNodes, Graph& graph);
+    // File positions by node_id, refusing repeats (but circuit-tracer's older error ids).
+    std::unordered_map<std::string, std::vector<size_t>> idsOf(const std::vector<FileNode>& fileNodes) const;
+    Adjacency readLinks(const json& doc, const std::vector<FileNode>& fileNodes,
+        const std::unordered_map<std::string, std::vector<size_t>>& byId, const std::vector<int64_t>& indexOf) const;
+};
+
+void Reader::readMetadata(const json& doc, Metadata& meta) const
+{
     const json& m = object(member(doc, "metadata", ""), "metadata");
     meta.slug = string(member(m, "slug", "metadata"), "metadata.slug");
     meta.scan = string(member(m, "scan", "metadata"), "metadata.scan");
@@ -170,145 +177,143 @@ Graph Reader::read(const json& doc) const
     }
     if (doc.contains("qParams"))
         meta.qParams = object(doc["qParams"], "qParams");
+}
 
-    // nodes, in file order
-    const json& nodes = array(member(doc, "nodes", ""), "nodes");
-    std::vector<FileNode> fileNodes;
-    fileNodes.reserve(nodes.size());
-    std::optional<int64_t> logitLayer;
-    for (size_t i = 0; i < nodes.size(); ++i) {
-        const std::string where = "nodes[" + std::to_string(i) + "]";
-        const json& j = object(nodes[i], where);
-        FileNode f;
-        Node& node = f.node;
-        f.id = string(member(j, "node_id", where), where + ".node_id");
-        const std::string type = string(member(j, "feature_type", where), where + ".feature_type");
-        if (type == "cross layer transcoder")
-            node.kind = NodeKind::Feature;
-        else if (type == "mlp reconstruction error")
-            node.kind = NodeKind::Error;
-        else if (type == "embedding")
-            node.kind = NodeKind::Embedding;
-        else if (type == "logit")
-            node.kind = NodeKind::Logit;
-        else
-            fail(where + ".feature_type",
-                "\"" + type
-                    + "\" is not supported (expected \"cross layer transcoder\", \"mlp reconstruction error\", "
-                      "\"embedding\" or \"logit\")");
-        node.position = integer(member(j, "ctx_idx", where), where + ".ctx_idx");
-        if (node.position < 0)
-            fail(where + ".ctx_idx", "is negative");
-        const json& layer = member(j, "layer", where);
-        if (node.kind == NodeKind::Embedding) {
-            node.layer = -1;
-        } else if (layer.is_number()) {
-            node.layer = integer(layer, where + ".layer");
-        } else if (layer.is_string()) {
-            auto parsed = parseInteger(layer.get<std::string>());
-            if (!parsed)
-                fail(where + ".layer", "\"" + layer.get<std::string>() + "\" is not a layer number");
-            node.layer = *parsed;
-        } else {
-            fail(where + ".layer", "expected a string or an integer, got " + jsonTypeName(layer));
-        }
-        if (node.layer < -1)
-            fail(where + ".layer", "is negative");
-        std::optional<int64_t> feature;
-        if (j.contains("feature") && !j["feature"].is_null())
-            feature = integer(j["feature"], where + ".feature");
-        const std::string clerp = j.contains("clerp") ? string(j["clerp"], where + ".clerp") : std::string();
-        if (j.contains("activation") && !j["activation"].is_null())
-            node.activation = number(j["activation"], where + ".activation");
-        const std::vector<std::string> parts = splitId(f.id);
+FileNode Reader::readNode(
+    const json& value, const std::string& where, const Metadata& meta, std::optional<int64_t>& logitLayer) const
+{
+    const json& j = object(value, where);
+    FileNode f;
+    Node& node = f.node;
+    f.id = string(member(j, "node_id", where), where + ".node_id");
+    const std::string type = string(member(j, "feature_type", where), where + ".feature_type");
+    if (type == "cross layer transcoder")
+        node.kind = NodeKind::Feature;
+    else if (type == "mlp reconstruction error")
+        node.kind = NodeKind::Error;
+    else if (type == "embedding")
+        node.kind = NodeKind::Embedding;
+    else if (type == "logit")
+        node.kind = NodeKind::Logit;
+    else
+        fail(where + ".feature_type",
+            "\"" + type
+                + "\" is not supported (expected \"cross layer transcoder\", \"mlp reconstruction error\", "
+                  "\"embedding\" or \"logit\")");
+    node.position = integer(member(j, "ctx_idx", where), where + ".ctx_idx");
+    if (node.position < 0)
+        fail(where + ".ctx_idx", "is negative");
+    const json& layer = member(j, "layer", where);
+    if (node.kind == NodeKind::Embedding) {
+        node.layer = -1;
+    } else if (layer.is_number()) {
+        node.layer = integer(layer, where + ".layer");
+    } else if (layer.is_string()) {
+        auto parsed = parseInteger(layer.get<std::string>());
+        if (!parsed)
+            fail(where + ".layer", "\"" + layer.get<std::string>() + "\" is not a layer number");
+        node.layer = *parsed;
+    } else {
+        fail(where + ".layer", "expected a string or an integer, got " + jsonTypeName(layer));
+    }
+    if (node.layer < -1)
+        fail(where + ".layer", "is negative");
+    std::optional<int64_t> feature;
+    if (j.contains("feature") && !j["feature"].is_null())
+        feature = integer(j["feature"], where + ".feature");
+    const std::string clerp = j.contains("clerp") ? string(j["clerp"], where + ".clerp") : std::string();
+    if (j.contains("activation") && !j["activation"].is_null())
+        node.activation = number(j["activation"], where + ".activation");
+    const std::vector<std::string> parts = splitId(f.id);
 
-        switch (node.kind) {
-        case NodeKind::Feature: {
-            std::optional<int64_t> index;
-            if (parts.size() == 3 && parseInteger(parts[0]) == node.layer)
-                index = parseInteger(parts[1]);
-            if ((!index || *index < 0) && feature && *feature >= 0) {
-                const auto [l, idx] = cantorUnpair(*feature);
-                if (l == node.layer)
-                    index = idx;
-            }
-            if (!index || *index < 0)
-                fail(where,
-                    "cannot tell the feature index: node_id \"" + f.id
-                        + "\" is not {layer}_{feature}_{pos} and \"feature\" is not the Cantor pairing of its layer");
-            node.feature = *index;
-            node.label = clerp;
-            break;
+    switch (node.kind) {
+    case NodeKind::Feature: {
+        std::optional<int64_t> index;
+        if (parts.size() == 3 && parseInteger(parts[0]) == node.layer)
+            index = parseInteger(parts[1]);
+        if ((!index || *index < 0) && feature && *feature >= 0) {
+            const auto [l, idx] = cantorUnpair(*feature);
+            if (l == node.layer)
+                index = idx;
         }
-        case NodeKind::Error:
-            node.label = clerp;
-            break;
-        case NodeKind::Embedding:
-            if (parts.size() == 3 && parts[0] == "E")
-                node.tokenId = parseInteger(parts[1]).value_or(-1);
-            if (node.position < static_cast<int64_t>(meta.promptTokens.size()))
-                node.token = meta.promptTokens[node.position];
-            node.label = clerp;
-            break;
-        case NodeKind::Logit: {
-            // The file's logit layer is n_layers + 1; ours is n_layers.
-            node.layer -= 1;
-            if (logitLayer && *logitLayer != node.layer)
-                fail(where + ".layer", "logit nodes sit at different layers");
-            logitLayer = node.layer;
-            if (feature)
-                node.tokenId = *feature;
-            else if (parts.size() == 3)
-                node.tokenId = parseInteger(parts[1]).value_or(-1);
-            // A difference target: "{layer}_{A}vs{B}_{pos}" (ours).
-            if (const size_t vs = parts.size() == 3 ? parts[1].find("vs") : std::string::npos;
-                vs != std::string::npos) {
-                const auto a = parseInteger(parts[1].substr(0, vs));
-                const auto b = parseInteger(parts[1].substr(vs + 2));
-                if (!a || !b || *a < 0 || *b < 0)
-                    fail(where + ".node_id", "\"" + f.id + "\" is not {layer}_{A}vs{B}_{pos}");
-                node.tokenId = *a;
-                node.contrastTokenId = *b;
+        if (!index || *index < 0)
+            fail(where,
+                "cannot tell the feature index: node_id \"" + f.id
+                    + "\" is not {layer}_{feature}_{pos} and \"feature\" is not the Cantor pairing of its layer");
+        node.feature = *index;
+        node.label = clerp;
+        break;
+    }
+    case NodeKind::Error:
+        node.label = clerp;
+        break;
+    case NodeKind::Embedding:
+        if (parts.size() == 3 && parts[0] == "E")
+            node.tokenId = parseInteger(parts[1]).value_or(-1);
+        if (node.position < static_cast<int64_t>(meta.promptTokens.size()))
+            node.token = meta.promptTokens[node.position];
+        node.label = clerp;
+        break;
+    case NodeKind::Logit: {
+        // The file's logit layer is n_layers + 1; ours is n_layers.
+        node.layer -= 1;
+        if (logitLayer && *logitLayer != node.layer)
+            fail(where + ".layer", "logit nodes sit at different layers");
+        logitLayer = node.layer;
+        if (feature)
+            node.tokenId = *feature;
+        else if (parts.size() == 3)
+            node.tokenId = parseInteger(parts[1]).value_or(-1);
+        // A difference target: "{layer}_{A}vs{B}_{pos}" (ours).
+        if (const size_t vs = parts.size() == 3 ? parts[1].find("vs") : std::string::npos; vs != std::string::npos) {
+            const auto a = parseInteger(parts[1].substr(0, vs));
+            const auto b = parseInteger(parts[1].substr(vs + 2));
+            if (!a || !b || *a < 0 || *b < 0)
+                fail(where + ".node_id", "\"" + f.id + "\" is not {layer}_{A}vs{B}_{pos}");
+            node.tokenId = *a;
+            node.contrastTokenId = *b;
+        }
+        if (j.contains("token_prob") && !j["token_prob"].is_null())
+            node.tokenProb = number(j["token_prob"], where + ".token_prob");
+        if (node.tokenProb < 0)
+            fail(where + ".token_prob", "is negative");
+        f.weight = node.tokenProb;
+        if (j.contains("target_weight") && !j["target_weight"].is_null())
+            f.weight = number(j["target_weight"], where + ".target_weight");
+        if (f.weight < 0)
+            fail(where + ".target_weight", "is negative");
+        if (j.contains("is_target_logit") && j["is_target_logit"].is_boolean())
+            f.targetLogit = j["is_target_logit"].get<bool>();
+        if (node.contrastTokenId >= 0) {
+            // The tokens and B's probability from the trace's metadata when it describes
+            // this target; else the clerp stays a label.
+            const json* d = meta.extra.contains("logit_difference") ? &meta.extra["logit_difference"] : nullptr;
+            if (d && d->is_object() && d->value("token_id", int64_t(-1)) == node.tokenId
+                && d->value("contrast_token_id", int64_t(-1)) == node.contrastTokenId) {
+                node.token = d->value("token", std::string());
+                node.contrastToken = d->value("contrast_token", std::string());
+                node.contrastTokenProb = d->value("contrast_prob", 0.0);
             }
-            if (j.contains("token_prob") && !j["token_prob"].is_null())
-                node.tokenProb = number(j["token_prob"], where + ".token_prob");
-            if (node.tokenProb < 0)
-                fail(where + ".token_prob", "is negative");
-            f.weight = node.tokenProb;
-            if (j.contains("target_weight") && !j["target_weight"].is_null())
-                f.weight = number(j["target_weight"], where + ".target_weight");
-            if (f.weight < 0)
-                fail(where + ".target_weight", "is negative");
-            if (j.contains("is_target_logit") && j["is_target_logit"].is_boolean())
-                f.targetLogit = j["is_target_logit"].get<bool>();
-            if (node.contrastTokenId >= 0) {
-                // The tokens and B's probability from the trace's metadata when it describes
-                // this target; else the clerp stays a label.
-                const json* d = meta.extra.contains("logit_difference") ? &meta.extra["logit_difference"] : nullptr;
-                if (d && d->is_object() && d->value("token_id", int64_t(-1)) == node.tokenId
-                    && d->value("contrast_token_id", int64_t(-1)) == node.contrastTokenId) {
-                    node.token = d->value("token", std::string());
-                    node.contrastToken = d->value("contrast_token", std::string());
-                    node.contrastTokenProb = d->value("contrast_prob", 0.0);
-                }
-                if (differenceClerp(node) != clerp)
-                    node.label = clerp;
-                break;
-            }
-            // Take the token back out of circuit-tracer's clerp; keep any other text as a label.
-            const std::string head = "Output \"";
-            const size_t close = clerp.rfind("\" (p=");
-            if (clerp.compare(0, head.size(), head) == 0 && close != std::string::npos && close >= head.size()
-                && logitClerp(clerp.substr(head.size(), close - head.size()), node.tokenProb) == clerp)
-                node.token = clerp.substr(head.size(), close - head.size());
-            else
+            if (differenceClerp(node) != clerp)
                 node.label = clerp;
             break;
         }
-        }
-        fileNodes.push_back(std::move(f));
+        // Take the token back out of circuit-tracer's clerp; keep any other text as a label.
+        const std::string head = "Output \"";
+        const size_t close = clerp.rfind("\" (p=");
+        if (clerp.compare(0, head.size(), head) == 0 && close != std::string::npos && close >= head.size()
+            && logitClerp(clerp.substr(head.size(), close - head.size()), node.tokenProb) == clerp)
+            node.token = clerp.substr(head.size(), close - head.size());
+        else
+            node.label = clerp;
+        break;
     }
+    }
+    return f;
+}
 
+std::vector<int64_t> Reader::orderNodes(const std::vector<FileNode>& fileNodes, Graph& graph)
+{
     // Our order: features as listed, errors by layer then position, embeddings by position,
     // logits with the target logit first.
     std::vector<size_t> order(fileNodes.size());
@@ -339,7 +344,11 @@ Graph Reader::read(const json& doc) const
         indexOf[order[i]] = static_cast<int64_t>(i);
         graph.nodes.push_back(fileNodes[order[i]].node);
     }
+    return indexOf;
+}
 
+std::unordered_map<std::string, std::vector<size_t>> Reader::idsOf(const std::vector<FileNode>& fileNodes) const
+{
     // Node ids. Only older circuit-tracer error ids ("0_{layer}_{pos}") may repeat, once, the
     // id of a layer-0 feature; any other repeat is refused.
     std::unordered_map<std::string, std::vector<size_t>> byId; // id -> file positions, ascending
@@ -354,8 +363,12 @@ Graph Reader::read(const json& doc) const
         }
         list.push_back(i);
     }
+    return byId;
+}
 
-    // links
+Adjacency Reader::readLinks(const json& doc, const std::vector<FileNode>& fileNodes,
+    const std::unordered_map<std::string, std::vector<size_t>>& byId, const std::vector<int64_t>& indexOf) const
+{
     const json& links = array(member(doc, "links", ""), "links");
     const int64_t n = static_cast<int64_t>(fileNodes.size());
     // Links per target row (in node order), then one sparse row each.
@@ -421,13 +434,37 @@ Graph Reader::read(const json& doc) const
         }
         builder.setRow(t, columns, values);
     }
-    graph.adjacency = builder.build();
-    std::vector<float> probabilities;
-    for (size_t i = 0; i < order.size(); ++i)
-        if (graph.nodes[i].kind == NodeKind::Logit)
-            probabilities.push_back(static_cast<float>(fileNodes[order[i]].weight));
-    graph.logitProbabilities = at::tensor(probabilities, at::kFloat);
+    return builder.build();
+}
 
+Graph Reader::read(const json& doc) const
+{
+    if (!doc.is_object())
+        fail("", "expected an object at the top level, got " + jsonTypeName(doc));
+    Graph graph;
+    Metadata& meta = graph.metadata;
+    readMetadata(doc, meta);
+
+    // nodes, in file order
+    const json& nodes = array(member(doc, "nodes", ""), "nodes");
+    std::vector<FileNode> fileNodes;
+    fileNodes.reserve(nodes.size());
+    std::optional<int64_t> logitLayer;
+    for (size_t i = 0; i < nodes.size(); ++i)
+        fileNodes.push_back(readNode(nodes[i], "nodes[" + std::to_string(i) + "]", meta, logitLayer));
+
+    const std::vector<int64_t> indexOf = orderNodes(fileNodes, graph);
+    graph.adjacency = readLinks(doc, fileNodes, idsOf(fileNodes), indexOf);
+    // The logits' influence weights, in graph order.
+    const int64_t n = static_cast<int64_t>(fileNodes.size());
+    std::vector<double> weightOf(fileNodes.size());
+    for (size_t p = 0; p < fileNodes.size(); ++p)
+        weightOf[static_cast<size_t>(indexOf[p])] = fileNodes[p].weight;
+    std::vector<float> probabilities;
+    for (int64_t i = 0; i < n; ++i)
+        if (graph.nodes[static_cast<size_t>(i)].kind == NodeKind::Logit)
+            probabilities.push_back(static_cast<float>(weightOf[static_cast<size_t>(i)]));
+    graph.setLogitProbabilities(probabilities);
     // qParams name nodes by file ids: circuit-tracer's error ids become ours, unless the id is
     // also a node's own (a layer-0 feature's: the feature is meant).
     std::unordered_map<std::string, std::string> ourIdOf;
