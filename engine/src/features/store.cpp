@@ -48,6 +48,8 @@
 #include "cs/error.h"
 #include "cs/graph.h"
 #include "cs/utf8.h"
+#include "features/blob_codec.h"
+#include "features/sqlite_db.h"
 #include "io/atomic_file.h"
 
 #include <sqlite3.h>
@@ -70,6 +72,12 @@ namespace cs::features {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace blob; // the BLOB encodings (blob_codec.h)
+using sqlite::DbPtr; // the SQLite wrapper (sqlite_db.h)
+using sqlite::exec;
+using sqlite::fail;
+using sqlite::fileUri;
+using sqlite::Statement;
 
 constexpr const char* kTopName = "Top activations"; // circuit-tracer's name of the top band
 constexpr int kBusyTimeoutMs = 10000; // how long a statement waits for another writer's lock
@@ -102,325 +110,6 @@ CREATE TABLE build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB NOT NU
 constexpr const char* kTables[]
     = { "meta", "features", "names", "examples", "sequences", "labels", "vocab", "build_state" };
 
-// --- compact little-endian encodings -------------------------------------------------------
-
-uint16_t halfFromFloat(float f)
-{
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    const uint32_t sign = (x >> 16) & 0x8000u;
-    const uint32_t a = x & 0x7fffffffu;
-    if (a >= 0x7f800000u) // inf, nan
-        return static_cast<uint16_t>(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));
-    if (a >= 0x477ff000u) // >= 65520 rounds to infinity
-        return static_cast<uint16_t>(sign | 0x7c00u);
-    if (a < 0x38800000u) { // below 2^-14: a float16 subnormal (or zero), in units of 2^-24
-        float v;
-        std::memcpy(&v, &a, 4);
-        return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(v * 16777216.0f)));
-    }
-    uint32_t h = ((a >> 23) - 112u) << 10 | ((a >> 13) & 0x3ffu); // rebias 127 -> 15
-    const uint32_t rest = a & 0x1fffu; // round to nearest, ties to even (a carry bumps the exponent)
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
-        ++h;
-    return static_cast<uint16_t>(sign | h);
-}
-
-float floatFromHalf(uint16_t h)
-{
-    const uint32_t sign = (h & 0x8000u) << 16;
-    const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    if (e == 0) {
-        const float v = std::ldexp(static_cast<float>(m), -24);
-        return sign ? -v : v;
-    }
-    const uint32_t bits = sign | (e == 31 ? (0xffu << 23 | m << 13) : ((e + 112u) << 23 | m << 13));
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-bool fitsHalf(float v)
-{
-    return std::isfinite(v) && std::fabs(v) <= 65504.0f;
-}
-
-class Writer {
-public:
-    void byte(uint8_t b) { m_bytes.push_back(b); }
-    void varint(uint64_t v)
-    {
-        while (v >= 0x80) {
-            byte(static_cast<uint8_t>(v | 0x80));
-            v >>= 7;
-        }
-        byte(static_cast<uint8_t>(v));
-    }
-    void zigzag(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
-    template<typename T> void fixed(T v)
-    {
-        uint8_t raw[sizeof(T)];
-        std::memcpy(raw, &v, sizeof(T)); // the engine runs on little-endian machines only
-        m_bytes.insert(m_bytes.end(), raw, raw + sizeof(T));
-    }
-    void bytes(const std::string& s)
-    {
-        varint(s.size());
-        m_bytes.insert(m_bytes.end(), s.begin(), s.end());
-    }
-    const std::vector<uint8_t>& data() const { return m_bytes; }
-
-private:
-    std::vector<uint8_t> m_bytes;
-};
-
-// Reads what Writer wrote; a BLOB cut short or otherwise malformed is a damaged store.
-class Reader {
-public:
-    Reader(const void* data, size_t size, std::string what)
-        : m_p(static_cast<const uint8_t*>(data))
-        , m_end(m_p + size)
-        , m_what(std::move(what))
-    {
-    }
-    bool atEnd() const { return m_p == m_end; }
-    size_t left() const { return static_cast<size_t>(m_end - m_p); }
-    uint8_t byte()
-    {
-        need(1);
-        return *m_p++;
-    }
-    uint64_t varint()
-    {
-        uint64_t v = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            const uint8_t b = byte();
-            v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                return v;
-        }
-        fail();
-    }
-    int64_t zigzag()
-    {
-        const uint64_t u = varint();
-        return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
-    }
-    // A count of items of at least `itemBytes` bytes each, checked against what is left.
-    size_t count(size_t itemBytes)
-    {
-        const uint64_t n = varint();
-        if (n > left() / std::max<size_t>(itemBytes, 1))
-            fail();
-        return static_cast<size_t>(n);
-    }
-    template<typename T> T fixed()
-    {
-        need(sizeof(T));
-        T v;
-        std::memcpy(&v, m_p, sizeof(T));
-        m_p += sizeof(T);
-        return v;
-    }
-    std::string bytes()
-    {
-        const size_t n = count(1);
-        std::string s(reinterpret_cast<const char*>(m_p), n);
-        m_p += n;
-        return s;
-    }
-    [[noreturn]] void fail() const { throw Error("the feature store is damaged: a malformed " + m_what); }
-
-private:
-    void need(size_t n) const
-    {
-        if (left() < n)
-            fail();
-    }
-    const uint8_t* m_p;
-    const uint8_t* m_end;
-    std::string m_what;
-};
-
-template<typename T> std::vector<uint8_t> encodeFixed(const std::vector<T>& values)
-{
-    Writer w;
-    for (T v : values)
-        w.fixed(v);
-    return w.data();
-}
-
-template<typename T> std::vector<T> decodeFixed(const void* data, size_t size, const char* what)
-{
-    Reader r(data, size, what);
-    if (size % sizeof(T))
-        r.fail();
-    std::vector<T> out(size / sizeof(T));
-    for (T& v : out)
-        v = r.fixed<T>();
-    return out;
-}
-
-std::vector<uint8_t> encodeCounts(const std::vector<int64_t>& counts)
-{
-    Writer w;
-    for (int64_t c : counts)
-        w.zigzag(c);
-    return w.data();
-}
-
-std::vector<int64_t> decodeCounts(const void* data, size_t size)
-{
-    Reader r(data, size, "histogram");
-    std::vector<int64_t> out;
-    while (!r.atEnd())
-        out.push_back(r.zigzag());
-    return out;
-}
-
-std::vector<uint8_t> encodeTokenValues(const std::vector<TokenValue>& list)
-{
-    Writer w;
-    w.varint(list.size());
-    for (const TokenValue& t : list) {
-        w.zigzag(t.id);
-        w.fixed(t.value);
-        w.bytes(t.token);
-    }
-    return w.data();
-}
-
-std::vector<TokenValue> decodeTokenValues(const void* data, size_t size)
-{
-    std::vector<TokenValue> out;
-    if (size == 0)
-        return out;
-    Reader r(data, size, "token list");
-    out.resize(r.count(6));
-    for (TokenValue& t : out) {
-        t.id = r.zigzag();
-        t.value = r.fixed<float>();
-        t.token = r.bytes();
-    }
-    if (!r.atEnd())
-        r.fail();
-    return out;
-}
-
-std::vector<uint8_t> encodeTokens(const std::vector<int64_t>& ids)
-{
-    int64_t lo = 0, hi = 0;
-    for (int64_t id : ids) {
-        lo = std::min(lo, id);
-        hi = std::max(hi, id);
-    }
-    Writer w;
-    if (lo >= 0 && hi <= 0xffff) {
-        w.byte(2);
-        for (int64_t id : ids)
-            w.fixed(static_cast<uint16_t>(id));
-    } else if (lo >= std::numeric_limits<int32_t>::min() && hi <= std::numeric_limits<int32_t>::max()) {
-        w.byte(4);
-        for (int64_t id : ids)
-            w.fixed(static_cast<int32_t>(id));
-    } else {
-        w.byte(8);
-        for (int64_t id : ids)
-            w.fixed(id);
-    }
-    return w.data();
-}
-
-std::vector<int64_t> decodeTokens(const void* data, size_t size)
-{
-    Reader r(data, size, "token sequence");
-    const uint8_t width = r.byte();
-    if ((width != 2 && width != 4 && width != 8) || r.left() % width)
-        r.fail();
-    std::vector<int64_t> ids(r.left() / width);
-    for (int64_t& id : ids)
-        id = width == 2 ? r.fixed<uint16_t>() : width == 4 ? r.fixed<int32_t>() : r.fixed<int64_t>();
-    return ids;
-}
-
-enum ActivationCoding : uint8_t { kDenseHalf = 1, kDenseFloat = 2, kSparseHalf = 3, kSparseFloat = 4 };
-
-std::vector<uint8_t> encodeActivations(const std::vector<float>& acts)
-{
-    const bool half = std::all_of(acts.begin(), acts.end(), fitsHalf);
-    const size_t valueBytes = half ? 2 : 4;
-    size_t nonZero = 0;
-    for (float v : acts)
-        nonZero += v != 0.0f;
-    // Sparse costs a gap (one byte, mostly) and a value per non-zero.
-    const bool sparse = nonZero * (valueBytes + 1) + 2 < acts.size() * valueBytes;
-    Writer w;
-    w.byte(sparse ? (half ? kSparseHalf : kSparseFloat) : (half ? kDenseHalf : kDenseFloat));
-    w.varint(acts.size());
-    const auto value = [&](float v) {
-        if (half)
-            w.fixed(halfFromFloat(v));
-        else
-            w.fixed(v);
-    };
-    if (sparse) {
-        w.varint(nonZero);
-        size_t next = 0; // the index after the previous non-zero
-        for (size_t i = 0; i < acts.size(); ++i)
-            if (acts[i] != 0.0f) {
-                w.varint(i - next);
-                value(acts[i]);
-                next = i + 1;
-            }
-    } else {
-        for (float v : acts)
-            value(v);
-    }
-    return w.data();
-}
-
-std::vector<float> decodeActivations(const void* data, size_t size)
-{
-    Reader r(data, size, "activation list");
-    const uint8_t coding = r.byte();
-    if (coding < kDenseHalf || coding > kSparseFloat)
-        r.fail();
-    const bool half = coding == kDenseHalf || coding == kSparseHalf;
-    const auto value = [&] { return half ? floatFromHalf(r.fixed<uint16_t>()) : r.fixed<float>(); };
-    const uint64_t n = r.varint();
-    if (n > (uint64_t(1) << 24)) // no context is that long; a damaged count
-        r.fail();
-    std::vector<float> acts;
-    if (coding == kDenseHalf || coding == kDenseFloat) {
-        if (r.left() != n * (half ? 2 : 4))
-            r.fail();
-        acts.resize(n);
-        for (float& v : acts)
-            v = value();
-    } else {
-        acts.assign(n, 0.0f);
-        const size_t k = r.count(half ? 3 : 5);
-        uint64_t i = 0;
-        for (size_t j = 0; j < k; ++j) {
-            i += r.varint();
-            if (i >= n)
-                r.fail();
-            acts[i++] = value();
-        }
-    }
-    if (!r.atEnd())
-        r.fail();
-    return acts;
-}
-
-uint64_t fnv1a(const std::vector<uint8_t>& bytes)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (uint8_t b : bytes)
-        h = (h ^ b) * 1099511628211ull;
-    return h;
-}
-
 // The bytes as valid UTF-8: each byte that does not belong to a well-formed sequence becomes
 // U+FFFD (what nlohmann's error_handler_t::replace does when dumping).
 std::string validUtf8(const std::string& bytes)
@@ -438,143 +127,6 @@ std::string validUtf8(const std::string& bytes)
         }
     }
     return out;
-}
-
-// --- sqlite3 handles -----------------------------------------------------------------------
-
-struct DbClose {
-    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-
-// The message for a failed call on `db`: sqlite's words, the path, and what it means to a user
-// for the failures a bad file causes.
-[[noreturn]] void fail(sqlite3* db, int rc, const std::string& path, const std::string& what)
-{
-    const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    switch (rc & 0xff) {
-    case SQLITE_NOTADB:
-        throw Error(path + " is not an SQLite database (" + message + ")");
-    case SQLITE_CORRUPT:
-        throw Error(path + " is damaged, a truncated or corrupt file (" + message + ")");
-    case SQLITE_READONLY:
-        throw Error(path + " is open read-only (" + message + ")");
-    default:
-        throw Error(path + ": " + what + ": " + message);
-    }
-}
-
-class Statement {
-public:
-    Statement(sqlite3* db, const std::string& sql, const std::string& path)
-        : m_db(db)
-        , m_path(path)
-    {
-        const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &m_stmt, nullptr);
-        if (rc != SQLITE_OK)
-            fail(db, rc, path, "cannot prepare \"" + sql + "\"");
-    }
-    ~Statement() { sqlite3_finalize(m_stmt); }
-    Statement(const Statement&) = delete;
-    Statement& operator=(const Statement&) = delete;
-
-    // Binds parameters 1, 2, ... in order.
-    Statement& reset()
-    {
-        sqlite3_reset(m_stmt);
-        sqlite3_clear_bindings(m_stmt);
-        m_next = 1;
-        return *this;
-    }
-    Statement& bind(int64_t v) { return check(sqlite3_bind_int64(m_stmt, m_next++, v)); }
-    Statement& bind(int v) { return bind(static_cast<int64_t>(v)); }
-    Statement& bind(double v) { return check(sqlite3_bind_double(m_stmt, m_next++, v)); }
-    Statement& bind(const std::string& v)
-    {
-        return check(sqlite3_bind_text(m_stmt, m_next++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    }
-    Statement& bindBlob(const void* data, size_t size)
-    {
-        // A zero-length blob, not NULL, for an empty array.
-        return check(size ? sqlite3_bind_blob64(m_stmt, m_next++, data, size, SQLITE_TRANSIENT)
-                          : sqlite3_bind_zeroblob(m_stmt, m_next++, 0));
-    }
-    Statement& bindBlob(const std::vector<uint8_t>& v) { return bindBlob(v.data(), v.size()); }
-    Statement& bindBlob(const std::string& v) { return bindBlob(v.data(), v.size()); }
-
-    // True while there is a row.
-    bool step()
-    {
-        const int rc = sqlite3_step(m_stmt);
-        if (rc == SQLITE_ROW)
-            return true;
-        if (rc == SQLITE_DONE)
-            return false;
-        sqlite3_reset(m_stmt);
-        fail(m_db, rc, m_path, "cannot run \"" + std::string(sqlite3_sql(m_stmt)) + "\"");
-    }
-    // Ends the statement's use of the database (its read snapshot, in WAL mode).
-    void finish() { sqlite3_reset(m_stmt); }
-    void run()
-    {
-        while (step()) { }
-    }
-
-    bool isNull(int i) const { return sqlite3_column_type(m_stmt, i) == SQLITE_NULL; }
-    int64_t integer(int i) const { return sqlite3_column_int64(m_stmt, i); }
-    double real(int i) const { return sqlite3_column_double(m_stmt, i); }
-    std::string text(int i) const
-    {
-        const auto* p = sqlite3_column_blob(m_stmt, i); // the bytes as stored, no conversion
-        return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(m_stmt, i)))
-                 : std::string();
-    }
-    // The column's bytes (valid until the next step or reset).
-    std::pair<const void*, size_t> blob(int i) const
-    {
-        const void* p = sqlite3_column_blob(m_stmt, i);
-        return { p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, i)) };
-    }
-
-private:
-    Statement& check(int rc)
-    {
-        if (rc != SQLITE_OK)
-            fail(m_db, rc, m_path, "cannot bind a parameter");
-        return *this;
-    }
-    sqlite3* m_db;
-    const std::string& m_path;
-    sqlite3_stmt* m_stmt = nullptr;
-    int m_next = 1;
-};
-
-void exec(sqlite3* db, const std::string& sql, const std::string& path)
-{
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    if (rc != SQLITE_OK) {
-        sqlite3_free(err);
-        fail(db, rc, path, "cannot run \"" + sql + "\"");
-    }
-}
-
-// A file: URI for sqlite3_open_v2 with SQLITE_OPEN_URI (RFC 3986: unreserved bytes as they are).
-std::string fileUri(const std::string& path, const std::string& query)
-{
-    const std::string absolute = fs::absolute(path).string();
-    std::string uri = "file:";
-    const char* hex = "0123456789ABCDEF";
-    for (unsigned char c : absolute) {
-        if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
-            uri += static_cast<char>(c);
-        } else {
-            uri += '%';
-            uri += hex[c >> 4];
-            uri += hex[c & 15];
-        }
-    }
-    return uri + "?" + query;
 }
 
 std::string describe(const StoreInfo& i)
@@ -776,18 +328,6 @@ void validate(FeatureStore::Impl& impl)
     impl.nFeatures = parseInt(meta, "n_features", impl.path);
 }
 
-DbPtr openDb(const std::string& name, int flags, const std::string& path)
-{
-    sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
-    DbPtr db(raw);
-    if (rc != SQLITE_OK)
-        fail(db.get(), rc, path, "cannot open");
-    sqlite3_extended_result_codes(raw, 1);
-    sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-    return db;
-}
-
 } // namespace
 
 FeatureStore::FeatureStore(std::unique_ptr<Impl> impl)
@@ -829,7 +369,7 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     impl->writable = writable;
-    impl->db = openDb(path, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, path);
+    impl->db = sqlite::openDb(path, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, path, kBusyTimeoutMs);
     try {
         validate(*impl);
     } catch (const Error&) {
@@ -842,7 +382,8 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
             throw;
         impl->statements.clear();
         impl->db.reset();
-        impl->db = openDb(fileUri(path, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, path);
+        impl->db = sqlite::openDb(
+            fileUri(path, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, path, kBusyTimeoutMs);
         validate(*impl);
     }
     impl->finishAll();
@@ -885,7 +426,7 @@ std::unique_ptr<FeatureStore> FeatureStore::create(const std::string& path, cons
     ::close(fd);
     ::chmod(tmp.c_str(), 0644);
     try {
-        DbPtr db = openDb(tmp, SQLITE_OPEN_READWRITE, path);
+        DbPtr db = sqlite::openDb(tmp, SQLITE_OPEN_READWRITE, path, kBusyTimeoutMs);
         // Pages freed by a rebuild go back to the file system when a build completes.
         exec(db.get(), "PRAGMA auto_vacuum = INCREMENTAL", path);
         exec(db.get(), "BEGIN", path);
