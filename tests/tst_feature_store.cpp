@@ -7,6 +7,7 @@
 // export. Fast: label unit, also run under ASan.
 
 #include "hf_fixtures.h"
+#include "json_schema.h"
 
 #include "cs/error.h"
 #include "cs/features.h"
@@ -214,49 +215,7 @@ void rawExec(const QString& path, const std::string& sql)
     QVERIFY2(rc == SQLITE_OK, message.c_str());
 }
 
-// ---- a JSON Schema check, as far as the feature-details schema needs (type, properties,
-// required, items) ----
-
-bool hasType(const json& value, const std::string& type)
-{
-    if (type == "object")
-        return value.is_object();
-    if (type == "array")
-        return value.is_array();
-    if (type == "string")
-        return value.is_string();
-    if (type == "number")
-        return value.is_number();
-    if (type == "integer")
-        return value.is_number_integer();
-    if (type == "boolean")
-        return value.is_boolean();
-    return false;
-}
-
-void checkSchema(const json& schema, const json& value, const std::string& path, std::vector<std::string>& errors)
-{
-    static const std::set<std::string> known = { "$schema", "title", "type", "properties", "required", "items" };
-    for (auto it = schema.begin(); it != schema.end(); ++it)
-        if (!known.count(it.key()))
-            errors.push_back(path + ": the schema uses \"" + it.key() + "\", which this check does not know");
-    if (schema.contains("type") && !hasType(value, schema["type"].get<std::string>())) {
-        errors.push_back(path + " is not of type " + schema["type"].get<std::string>());
-        return;
-    }
-    if (value.is_object()) {
-        for (const json& key : schema.value("required", json::array()))
-            if (!value.contains(key.get<std::string>()))
-                errors.push_back(path + ": missing required \"" + key.get<std::string>() + "\"");
-        const json properties = schema.value("properties", json::object());
-        for (auto it = value.begin(); it != value.end(); ++it)
-            if (properties.contains(it.key()))
-                checkSchema(properties[it.key()], *it, path + "." + it.key(), errors);
-    }
-    if (value.is_array() && schema.contains("items"))
-        for (size_t i = 0; i < value.size(); ++i)
-            checkSchema(schema["items"], value[i], path + "[" + std::to_string(i) + "]", errors);
-}
+using cs::test::checkSchema;
 
 } // namespace
 

@@ -7,6 +7,7 @@
 
 #include "graph_reference.h"
 #include "hf_fixtures.h"
+#include "json_schema.h"
 
 #include "cs/error.h"
 #include "cs/graph.h"
@@ -128,92 +129,7 @@ Graph randomGraph(const Spec& spec)
     return g;
 }
 
-// ---- a JSON Schema check, as far as Neuronpedia's graph schema needs --------------------
-
-const std::set<std::string> kSchemaKeywords = { "type", "enum", "required", "properties", "additionalProperties",
-    "items", "prefixItems", "minItems", "maxItems" };
-const std::set<std::string> kSchemaAnnotations = { "$id", "$schema", "title", "version", "description", "examples" };
-
-bool hasType(const json& value, const std::string& type)
-{
-    if (type == "object")
-        return value.is_object();
-    if (type == "array")
-        return value.is_array();
-    if (type == "string")
-        return value.is_string();
-    if (type == "integer")
-        return value.is_number_integer();
-    if (type == "number")
-        return value.is_number();
-    if (type == "boolean")
-        return value.is_boolean();
-    if (type == "null")
-        return value.is_null();
-    return false;
-}
-
-void checkSchema(const json& schema, const json& value, const std::string& path, std::vector<std::string>& errors)
-{
-    if (schema.contains("type")) {
-        const json& type = schema["type"];
-        bool ok = false;
-        for (const json& t : type.is_array() ? type : json::array({ type }))
-            ok = ok || hasType(value, t.get<std::string>());
-        if (!ok) {
-            errors.push_back(path + ": " + value.dump().substr(0, 40) + " is not of type " + type.dump());
-            return;
-        }
-    }
-    if (schema.contains("enum")) {
-        const json& options = schema["enum"];
-        if (std::find(options.begin(), options.end(), value) == options.end())
-            errors.push_back(path + ": not one of " + options.dump());
-    }
-    if (value.is_object()) {
-        for (const json& key : schema.value("required", json::array()))
-            if (!value.contains(key.get<std::string>()))
-                errors.push_back(path + ": missing required \"" + key.get<std::string>() + "\"");
-        const json properties = schema.value("properties", json::object());
-        for (auto it = value.begin(); it != value.end(); ++it) {
-            if (properties.contains(it.key()))
-                checkSchema(properties[it.key()], *it, path + "." + it.key(), errors);
-            else if (schema.contains("additionalProperties") && schema["additionalProperties"].is_object())
-                checkSchema(schema["additionalProperties"], *it, path + "." + it.key(), errors);
-        }
-    }
-    if (value.is_array()) {
-        if (schema.contains("minItems") && value.size() < schema["minItems"].get<size_t>())
-            errors.push_back(path + ": fewer than minItems");
-        if (schema.contains("maxItems") && value.size() > schema["maxItems"].get<size_t>())
-            errors.push_back(path + ": more than maxItems");
-        const json prefix = schema.value("prefixItems", json::array());
-        for (size_t i = 0; i < value.size(); ++i) {
-            const std::string at = path + "[" + std::to_string(i) + "]";
-            if (i < prefix.size())
-                checkSchema(prefix[i], value[i], at, errors);
-            else if (schema.contains("items"))
-                checkSchema(schema["items"], value[i], at, errors);
-        }
-    }
-}
-
-// Every keyword the schema uses, at any depth, with where it is.
-void collectKeywords(const json& schema, const std::string& path, std::vector<std::string>& unknown)
-{
-    for (auto it = schema.begin(); it != schema.end(); ++it) {
-        if (!kSchemaKeywords.count(it.key()) && !kSchemaAnnotations.count(it.key()))
-            unknown.push_back(path + "/" + it.key());
-        if ((it.key() == "properties") && it->is_object())
-            for (auto p = it->begin(); p != it->end(); ++p)
-                collectKeywords(*p, path + "/properties/" + p.key(), unknown);
-        if ((it.key() == "items" || it.key() == "additionalProperties") && it->is_object())
-            collectKeywords(*it, path + "/" + it.key(), unknown);
-        if (it.key() == "prefixItems")
-            for (size_t i = 0; i < it->size(); ++i)
-                collectKeywords((*it)[i], path + "/prefixItems/" + std::to_string(i), unknown);
-    }
-}
+using cs::test::checkSchema;
 
 json graphSchema()
 {
@@ -851,7 +767,7 @@ private Q_SLOTS:
         if (schema.is_null())
             QSKIP("Neuronpedia's graph schema is not beside the checkout (../shared/formats)");
         std::vector<std::string> unknown;
-        collectKeywords(schema, "", unknown);
+        cs::test::collectUnknownSchemaKeywords(schema, "", unknown);
         QVERIFY2(
             unknown.empty(), unknown.empty() ? "" : ("not checked by the test's validator: " + unknown[0]).c_str());
     }
