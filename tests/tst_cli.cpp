@@ -1,6 +1,7 @@
 // circuitscope-cli's JSON contract (info, tokenize, logits, generate), run as a process on a
 // tiny model the test writes, checked against the engine's API and against softmax computed
 // here; and its errors: a clear message and a non-zero exit, never a crash.
+#include "graph_nodes.h"
 #include "hf_fixtures.h"
 
 #include "cs/engine.h"
@@ -63,54 +64,26 @@ cs::graph::Graph smallGraph()
     std::mt19937_64 rng(11);
     std::normal_distribution<double> normal(0.0, 1.0);
     cs::graph::Graph g;
-    for (int64_t i = 0; i < 24; ++i) {
-        Node f;
-        f.layer = i % nLayers;
-        f.position = (i / nLayers) % nPos;
-        f.feature = i;
-        f.activation = 1.0 + 0.1 * static_cast<double>(i);
-        g.nodes.push_back(f);
-    }
+    for (int64_t i = 0; i < 24; ++i)
+        g.nodes.push_back(
+            cs::test::featureNode(i % nLayers, (i / nLayers) % nPos, i, 1.0 + 0.1 * static_cast<double>(i)));
     for (int64_t l = 0; l < nLayers; ++l)
-        for (int64_t p = 0; p < nPos; ++p) {
-            Node e;
-            e.kind = NodeKind::Error;
-            e.layer = l;
-            e.position = p;
-            g.nodes.push_back(e);
-        }
+        for (int64_t p = 0; p < nPos; ++p)
+            g.nodes.push_back(cs::test::errorNode(l, p));
     for (int64_t p = 0; p < nPos; ++p) {
-        Node e;
-        e.kind = NodeKind::Embedding;
-        e.layer = -1;
-        e.position = p;
-        e.tokenId = 10 + p;
-        e.token = "t" + std::to_string(p);
-        g.nodes.push_back(e);
-        g.metadata.promptTokens.push_back(e.token);
-        g.metadata.prompt += e.token;
+        g.nodes.push_back(cs::test::embeddingNode(p, 10 + p, "t" + std::to_string(p)));
+        g.metadata.promptTokens.push_back(g.nodes.back().token);
+        g.metadata.prompt += g.nodes.back().token;
     }
-    for (int64_t k = 0; k < 2; ++k) {
-        Node l;
-        l.kind = NodeKind::Logit;
-        l.layer = nLayers;
-        l.position = nPos - 1;
-        l.tokenId = 50 + k;
-        l.token = " out" + std::to_string(k);
-        l.tokenProb = k == 0 ? 0.6 : 0.3;
-        g.nodes.push_back(l);
-    }
-    const auto level = [](const Node& n) { return n.kind == NodeKind::Embedding ? int64_t(-1) : n.layer; };
+    for (int64_t k = 0; k < 2; ++k)
+        g.nodes.push_back(
+            cs::test::logitNode(nLayers, nPos - 1, 50 + k, " out" + std::to_string(k), k == 0 ? 0.6 : 0.3));
     const int64_t n = g.size();
     at::Tensor a = at::zeros({ n, n });
     for (int64_t t = 0; t < n; ++t)
-        for (int64_t s = 0; s < n; ++s) {
-            const Node& target = g.nodes[t];
-            const Node& source = g.nodes[s];
-            if ((target.kind == NodeKind::Feature || target.kind == NodeKind::Logit) && source.kind != NodeKind::Logit
-                && level(source) < level(target) && source.position <= target.position && rng() % 2 == 0)
+        for (int64_t s = 0; s < n; ++s)
+            if (cs::test::edgeAllowed(g.nodes[t], g.nodes[s]) && rng() % 2 == 0)
                 a[t][s] = normal(rng);
-        }
     g.adjacency = cs::graph::Adjacency::fromDense(a);
     g.logitProbabilities = at::tensor({ 0.6f, 0.3f });
     g.metadata.slug = "cli-graph";

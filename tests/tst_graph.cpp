@@ -5,6 +5,7 @@
 // exactly as circuit-tracer writes it (with the older colliding error ids), and broken files
 // refused with messages that name the place. Fast: label unit, also run under ASan.
 
+#include "graph_nodes.h"
 #include "graph_reference.h"
 #include "hf_fixtures.h"
 #include "json_schema.h"
@@ -52,16 +53,8 @@ struct Spec {
     uint64_t seed = 1;
 };
 
-int64_t levelOf(const Node& node)
-{
-    return node.kind == NodeKind::Embedding ? -1 : node.layer;
-}
-
-bool edgeAllowed(const Node& target, const Node& source)
-{
-    return source.kind != NodeKind::Logit && (target.kind == NodeKind::Feature || target.kind == NodeKind::Logit)
-        && levelOf(source) < levelOf(target) && source.position <= target.position;
-}
+using cs::test::edgeAllowed; // graph_nodes.h
+using cs::test::levelOf;
 
 Graph randomGraph(const Spec& spec)
 {
@@ -1418,37 +1411,17 @@ private Q_SLOTS:
         at::manual_seed(5);
         std::mt19937_64 rng(5);
         for (int64_t i = 0; i < nFeatures; ++i) {
-            Node f;
-            f.layer = static_cast<int64_t>(rng() % nLayers);
-            f.position = static_cast<int64_t>(rng() % nPos);
-            f.feature = i;
-            f.activation = 1;
-            g.nodes.push_back(f);
+            const auto layer = static_cast<int64_t>(rng() % nLayers);
+            const auto position = static_cast<int64_t>(rng() % nPos);
+            g.nodes.push_back(cs::test::featureNode(layer, position, i, 1));
         }
         for (int64_t l = 0; l < nLayers; ++l)
-            for (int64_t p = 0; p < nPos; ++p) {
-                Node e;
-                e.kind = NodeKind::Error;
-                e.layer = l;
-                e.position = p;
-                g.nodes.push_back(e);
-            }
-        for (int64_t p = 0; p < nPos; ++p) {
-            Node e;
-            e.kind = NodeKind::Embedding;
-            e.layer = -1;
-            e.position = p;
-            g.nodes.push_back(e);
-        }
-        for (int64_t k = 0; k < nLogits; ++k) {
-            Node l;
-            l.kind = NodeKind::Logit;
-            l.layer = nLayers;
-            l.position = nPos - 1;
-            l.tokenId = k;
-            l.tokenProb = 0.09;
-            g.nodes.push_back(l);
-        }
+            for (int64_t p = 0; p < nPos; ++p)
+                g.nodes.push_back(cs::test::errorNode(l, p));
+        for (int64_t p = 0; p < nPos; ++p)
+            g.nodes.push_back(cs::test::embeddingNode(p, -1, ""));
+        for (int64_t k = 0; k < nLogits; ++k)
+            g.nodes.push_back(cs::test::logitNode(nLayers, nPos - 1, k, "", 0.09));
         const int64_t n = g.size();
         QCOMPARE(n, 2000);
         std::vector<int64_t> level, position, target, source;
