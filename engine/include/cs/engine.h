@@ -3,6 +3,8 @@
 // folder, tokenize, read the next-token distribution, generate. Nothing here includes
 // LibTorch or Qt, so Qt code (which defines `slots`) can include it freely.
 
+#include "cs/token_score.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,13 +29,6 @@ struct ModelInfo {
     int64_t vocabSize = 0;
     std::string dtype; // as stored in the checkpoint: F32, F16, BF16
     std::string device; // cpu, cuda:0
-};
-
-struct TokenScore {
-    int64_t id = 0;
-    std::string token; // the token's text
-    float logit = 0;
-    float prob = 0;
 };
 
 struct LogitsResult {

@@ -71,6 +71,7 @@
 //     feature_intervention_generate does (its freezing applies to the first generated token).
 
 #include "cs/replacement.h"
+#include "cs/token_score.h"
 
 #include <cstdint>
 #include <map>
@@ -112,12 +113,7 @@ struct InterventionOptions {
     int64_t maxChanged = 100; // the longest "changed" list
 };
 
-struct TokenScore {
-    int64_t id = 0;
-    std::string token; // the token's text ("" without a tokenizer)
-    double logit = 0;
-    double prob = 0;
-};
+using cs::TokenScore; // cs/token_score.h
 
 struct ChangedFeature {
     int64_t layer = 0;
