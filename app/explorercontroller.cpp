@@ -6,9 +6,7 @@
 #include "inspector/connectionsmodel.h"
 #include "inspector/featurecard.h"
 #include "jobqueue.h"
-#include "session/autosave.h"
-#include "session/recentfiles.h"
-#include "session/sessionfile.h"
+#include "session/sessionfile.h" // pruneStateToGraph
 #include "session/settings.h"
 
 #include <cs/error.h>
@@ -16,8 +14,6 @@
 #include <ATen/ATen.h>
 
 #include <QCoreApplication>
-#include <QDir>
-#include <QFileInfo>
 #include <QUndoCommand>
 
 #include <algorithm>
@@ -31,7 +27,6 @@ namespace {
 // Undo merge ids: consecutive edits of one slider collapse into one undo step.
 constexpr int kMergeNodeThreshold = 1;
 constexpr int kMergeEdgeThreshold = 2;
-constexpr int kMergeInterventionValue = 3;
 
 int64_t countTrue(const std::vector<bool>& mask)
 {
@@ -46,16 +41,6 @@ bool contains(const std::vector<std::string>& list, const std::string& value)
 QString qs(const std::string& s)
 {
     return QString::fromStdString(s);
-}
-
-QString positionsText(const std::vector<int64_t>& positions)
-{
-    if (positions.size() == 1 && positions.front() == -1)
-        return QStringLiteral("*");
-    QStringList parts;
-    for (int64_t p : positions)
-        parts << QString::number(p);
-    return parts.join(QLatin1Char(','));
 }
 
 } // namespace
@@ -95,8 +80,6 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     , m_resources(std::make_shared<ExplorerResources>())
     , m_graphviz(std::make_unique<JobQueue>("cs-graphviz"))
     , m_subgraphList(this)
-    , m_interventionList(this)
-    , m_outcome(this)
 {
     m_mainScene = new CanvasSceneSource(this);
     m_subgraphScene = new CanvasSceneSource(this);
@@ -118,7 +101,6 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     connect(m_card, &FeatureCard::labelEdited, this, [this](const QString& label) { setLabel(selectedId(), label); });
 
     m_settings = new ExplorerSettings(nullptr, this);
-    m_recent = new RecentFilesModel(nullptr, this);
     m_state.nodeThreshold = m_settings->nodeThreshold();
     m_state.edgeThreshold = m_settings->edgeThreshold();
     connect(m_settings, &ExplorerSettings::themeChanged, this, [this] {
@@ -128,29 +110,17 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
         }
     });
 
-    // Autosave: every edit marks the session dirty; the autosave's timer writes a snapshot on
-    // its own thread a while later. A marker left by a process that died offers recovery.
-    m_autosave = new SessionAutosave(this);
-    if (!autosaveFolder.isEmpty())
-        m_autosave->setFolder(autosaveFolder);
-    m_autosave->setInterval(m_settings->autosaveSeconds() * 1000);
-    m_autosave->setSnapshot([this] { return *sessionData(); });
-    try {
-        m_autosave->start();
-        m_recoveryPath = m_autosave->recoverable();
-    } catch (const std::exception& e) {
-        m_message = QStringLiteral("Autosave is off: %1").arg(QString::fromStdString(e.what()));
-    }
-    connect(m_autosave, &SessionAutosave::saveFailed, this,
-        [this](const QString& message) { setMessage(QStringLiteral("Autosave failed: %1").arg(message), true); });
+    m_interventions = new ExplorerInterventions(*this);
+    // Files after the settings: the autosave's interval is one of them.
+    m_files = new ExplorerFiles(*this, autosaveFolder);
 
     connect(&m_undo, &QUndoStack::canUndoChanged, this, &ExplorerController::undoChanged);
     connect(&m_undo, &QUndoStack::canRedoChanged, this, &ExplorerController::undoChanged);
     connect(&m_undo, &QUndoStack::indexChanged, this, [this] {
-        markDirty();
+        m_files->markDirty();
         Q_EMIT undoChanged();
     });
-    connect(&m_undo, &QUndoStack::cleanChanged, this, &ExplorerController::sessionChanged);
+    connect(&m_undo, &QUndoStack::cleanChanged, m_files, &ExplorerFiles::sessionChanged);
 }
 
 ExplorerController::~ExplorerController()
@@ -167,14 +137,6 @@ void ExplorerController::waitForIdle()
         m_graphviz->waitForIdle();
         QCoreApplication::processEvents();
     }
-}
-
-QString ExplorerController::localPath(const QString& pathOrUrl)
-{
-    const QUrl url(pathOrUrl);
-    if (url.isLocalFile())
-        return url.toLocalFile();
-    return pathOrUrl;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,14 +156,14 @@ void ExplorerController::onModelOpened(const QString& modelFolder, const QString
 
 void ExplorerController::openTranscoders(const QString& folderOrName)
 {
-    m_transcoderName = localPath(folderOrName);
+    m_transcoderName = ExplorerFiles::localPath(folderOrName);
     m_storePath.clear();
     loadResourcesJob();
 }
 
 void ExplorerController::openFeatureStore(const QString& path)
 {
-    m_storePath = localPath(path);
+    m_storePath = ExplorerFiles::localPath(path);
     loadResourcesJob();
 }
 
@@ -333,7 +295,7 @@ void ExplorerController::trace(const QString& prompt)
                               .arg(out->graph->nPositions())
                               .arg(out->traceMs, 0, 'f', 0)
                               .arg(out->maxRelResidual, 0, 'g', 2);
-            m_sessionPath.clear();
+            m_files->forgetSessionPath();
             setGraph(out->graph, out->pruner, state, out->storeLabels, out->topOutputs);
             Q_EMIT traceFinished(true);
         },
@@ -385,7 +347,7 @@ void ExplorerController::requestContext()
             rebuildMainScene();
             rebuildSubgraph();
             refreshLists();
-            requestOutcome();
+            m_interventions->requestOutcome();
         },
         [this](const QString& message) {
             m_contextReady = false;
@@ -413,22 +375,16 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_checked.clear();
     m_pruned.reset();
     // What the panels showed belongs to the graph before.
-    m_outcome.setRows({});
-    m_topBefore.clear();
-    m_topAfter.clear();
-    m_generationBefore.clear();
-    m_generationAfter.clear();
-    m_interventionNote.clear();
-    Q_EMIT outcomeChanged();
+    m_interventions->clearOutcome();
     m_state = state;
     m_inputs->setGraph(m_graph, nullptr);
     m_outputs->setGraph(m_graph, nullptr);
     m_undo.clear();
     m_undo.setClean();
-    markDirty();
+    m_files->markDirty();
     Q_EMIT graphChanged();
     applyState(state);
-    Q_EMIT sessionChanged();
+    Q_EMIT m_files->sessionChanged();
 }
 
 int64_t ExplorerController::indexOf(const std::string& id) const
@@ -471,9 +427,9 @@ void ExplorerController::applyState(const ExplorerState& state)
     if (before.selected != state.selected || thresholds || before.labels != state.labels
         || before.pinned != state.pinned)
         updateSelection();
-    if (before.interventions != state.interventions || before.supernodes != state.supernodes || !m_outcome.rowCount()
-        || thresholds)
-        requestOutcome();
+    if (before.interventions != state.interventions || before.supernodes != state.supernodes
+        || !m_interventions->hasOutcome() || thresholds)
+        m_interventions->requestOutcome();
     refreshLists();
     Q_EMIT stateChanged();
 }
@@ -767,7 +723,7 @@ void ExplorerController::select(const QString& id)
     // Selecting is not an edit worth an undo step of its own, but it is part of the state a
     // session restores: apply without pushing.
     applyState(next);
-    markDirty();
+    m_files->markDirty();
 }
 
 void ExplorerController::selectIndex(int index)
@@ -889,7 +845,7 @@ void ExplorerController::setView(double zoom, double centerX, double centerY)
     if (!(zoom > 0) || !std::isfinite(centerX) || !std::isfinite(centerY))
         return;
     m_state.view = { zoom, centerX, centerY };
-    markDirty();
+    m_files->markDirty();
 }
 
 void ExplorerController::setSearchText(const QString& text)
@@ -1071,168 +1027,6 @@ QStringList ExplorerController::supernodeNames() const
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interventions
-
-int ExplorerController::addIntervention(
-    const QString& target, const QString& op, double value, const QString& positions)
-{
-    Intervention intervention;
-    intervention.target = target.toStdString();
-    const auto supernode = supernodeOfTarget(intervention.target);
-    if (supernode) {
-        if (!supernodeNames().contains(qs(*supernode)))
-            return -1;
-    } else if (indexOf(intervention.target) < 0) {
-        return -1;
-    }
-    const auto parsed = interventionOpFromName(op.toStdString());
-    if (!parsed) {
-        setMessage(QStringLiteral("An intervention is ablate, scale or inject, not \"%1\"").arg(op), true);
-        return -1;
-    }
-    intervention.op = *parsed;
-    intervention.value = std::isfinite(value) ? value : 0;
-    const QString p = positions.trimmed();
-    if (p == QLatin1String("*")) {
-        intervention.positions = { -1 };
-    } else if (!p.isEmpty()) {
-        for (const QString& part : p.split(QLatin1Char(','), Qt::SkipEmptyParts)) {
-            bool ok = false;
-            const int64_t at = part.trimmed().toLongLong(&ok);
-            if (!ok || at < 0 || (m_graph && at >= m_graph->nPositions())) {
-                setMessage(QStringLiteral("Positions are \"*\" or a list such as 3,5 within the prompt"), true);
-                return -1;
-            }
-            intervention.positions.push_back(at);
-        }
-    }
-    intervention.free = m_freeRegime;
-    ExplorerState next = m_state;
-    next.interventions.push_back(intervention);
-    commit(next, QStringLiteral("%1 %2").arg(op, supernode ? qs(*supernode) : nodeTitle(indexOf(intervention.target))));
-    return int(m_state.interventions.size()) - 1;
-}
-
-void ExplorerController::setInterventionValue(int row, double value)
-{
-    if (row < 0 || row >= int(m_state.interventions.size()) || !std::isfinite(value))
-        return;
-    ExplorerState next = m_state;
-    next.interventions[size_t(row)].value = value;
-    commit(next, QStringLiteral("Intervention value %1").arg(value, 0, 'g', 3), kMergeInterventionValue);
-}
-
-void ExplorerController::setInterventionEnabled(int row, bool enabled)
-{
-    if (row < 0 || row >= int(m_state.interventions.size()))
-        return;
-    ExplorerState next = m_state;
-    next.interventions[size_t(row)].enabled = enabled;
-    commit(next, enabled ? QStringLiteral("Enable intervention") : QStringLiteral("Disable intervention"));
-}
-
-void ExplorerController::removeIntervention(int row)
-{
-    if (row < 0 || row >= int(m_state.interventions.size()))
-        return;
-    ExplorerState next = m_state;
-    next.interventions.erase(next.interventions.begin() + row);
-    commit(next, QStringLiteral("Remove intervention"));
-}
-
-void ExplorerController::clearInterventions()
-{
-    ExplorerState next = m_state;
-    next.interventions.clear();
-    commit(next, QStringLiteral("Clear interventions"));
-}
-
-void ExplorerController::setFreeRegime(bool free)
-{
-    if (free == m_freeRegime)
-        return;
-    m_freeRegime = free;
-    ExplorerState next = m_state;
-    for (Intervention& i : next.interventions)
-        i.free = free;
-    if (next != m_state)
-        commit(next, free ? QStringLiteral("Free regime") : QStringLiteral("Constrained regime"));
-    else
-        Q_EMIT stateChanged();
-}
-
-void ExplorerController::requestOutcome()
-{
-    if (!m_graph || !m_contextReady)
-        return;
-    std::vector<std::string> skipped;
-    const auto edits = interventionEdits(*m_graph, m_state, &skipped);
-    cs::intervention::InterventionOptions options;
-    options.topK = m_settings->topK();
-    options.generate = m_settings->generateTokens();
-    options.regime
-        = interventionsFree(m_state) ? cs::intervention::Regime::Free : cs::intervention::Regime::Constrained;
-    auto resources = m_resources;
-    m_intervening = true;
-    Q_EMIT outcomeChanged();
-    const QString note = skipped.empty() ? QString()
-                                         : QStringLiteral("%1 node(s) are not features and cannot be edited: %2")
-                                               .arg(skipped.size())
-                                               .arg(qs(skipped.front()));
-    m_worker.request<cs::intervention::InterventionResult>(
-        QStringLiteral("explorer-intervene"),
-        [resources, edits, options](EngineState&) {
-            return std::make_shared<const cs::intervention::InterventionResult>(edits.empty()
-                    ? baseline(*resources, options.topK, options.generate)
-                    : runIntervention(*resources, edits, options));
-        },
-        [this, note, nEdits = edits.size()](std::shared_ptr<const cs::intervention::InterventionResult> r) {
-            m_intervening = false;
-            std::vector<TokenComparisonRow> rows;
-            std::map<int64_t, size_t> at;
-            for (size_t k = 0; k < r->before.size(); ++k) {
-                const auto& t = r->before[k];
-                at[t.id] = rows.size();
-                TokenComparisonRow row;
-                row.token = qs(t.token);
-                row.id = t.id;
-                row.probBefore = t.prob;
-                row.rankBefore = int(k);
-                rows.push_back(row);
-            }
-            for (size_t k = 0; k < r->after.size(); ++k) {
-                const auto& t = r->after[k];
-                auto it = at.find(t.id);
-                if (it == at.end()) {
-                    at[t.id] = rows.size();
-                    TokenComparisonRow row;
-                    row.token = qs(t.token);
-                    row.id = t.id;
-                    rows.push_back(row);
-                    it = at.find(t.id);
-                }
-                rows[it->second].probAfter = t.prob;
-                rows[it->second].rankAfter = int(k);
-            }
-            for (auto& row : rows)
-                if (auto d = r->logitDelta.find(row.id); d != r->logitDelta.end())
-                    row.logitDelta = d->second;
-            m_outcome.setRows(std::move(rows));
-            m_topBefore = r->before.empty() ? QString() : qs(r->before.front().token);
-            m_topAfter = r->after.empty() ? QString() : qs(r->after.front().token);
-            m_generationBefore = qs(r->generationBefore);
-            m_generationAfter = qs(r->generationAfter);
-            m_interventionNote = nEdits == 0 ? QStringLiteral("No intervention: the model's own output") : note;
-            Q_EMIT outcomeChanged();
-        },
-        [this](const QString& message) {
-            m_intervening = false;
-            m_interventionNote = message;
-            Q_EMIT outcomeChanged();
-        });
-}
-
-// ---------------------------------------------------------------------------------------------
 // Lists
 
 void ExplorerController::refreshLists()
@@ -1268,25 +1062,11 @@ void ExplorerController::refreshLists()
         rows.push_back(row);
     }
     m_subgraphList.setRows(std::move(rows));
-
-    std::vector<InterventionRow> interventions;
-    for (const Intervention& i : m_state.interventions) {
-        InterventionRow row;
-        row.target = qs(i.target);
-        const auto supernode = supernodeOfTarget(i.target);
-        row.targetLabel = supernode ? qs(*supernode) : nodeTitle(indexOf(i.target));
-        row.op = QString::fromLatin1(interventionOpName(i.op));
-        row.value = i.value;
-        row.positions = positionsText(i.positions);
-        row.enabled = i.enabled;
-        row.free = i.free;
-        interventions.push_back(row);
-    }
-    m_interventionList.setRows(std::move(interventions));
+    m_interventions->refreshList();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Files
+// Messages and figures
 
 void ExplorerController::setMessage(const QString& text, bool error)
 {
@@ -1302,238 +1082,6 @@ FigureSpec ExplorerController::figureSpec(bool subgraph) const
         throw cs::Error("no graph");
     return buildFigure(
         *m_graph, *m_pruned, m_state, subgraph ? FigureScope::Subgraph : FigureScope::PrunedGraph, figureOptions());
-}
-
-void ExplorerController::exportFigure(const QString& pathOrUrl, const QString& scope)
-{
-    const QString path = localPath(pathOrUrl);
-    if (!m_graph) {
-        setMessage(QStringLiteral("Nothing to export: trace a prompt first"), true);
-        Q_EMIT exportFinished(false, path);
-        return;
-    }
-    const FigureScope figureScope = scope == QLatin1String("graph") ? FigureScope::PrunedGraph : FigureScope::Subgraph;
-    if (figureScope == FigureScope::Subgraph && m_state.pinned.empty()) {
-        setMessage(
-            QStringLiteral("The subgraph is empty: pin nodes (Ctrl-click) first, or export the whole graph"), true);
-        Q_EMIT exportFinished(false, path);
-        return;
-    }
-    FigureSpec spec;
-    FigureFormat format;
-    try {
-        format = formatFromPath(path.toStdString());
-        spec = figureSpec(figureScope == FigureScope::Subgraph);
-    } catch (const std::exception& e) {
-        setMessage(QString::fromStdString(e.what()), true);
-        Q_EMIT exportFinished(false, path);
-        return;
-    }
-    ++m_exporting;
-    Q_EMIT exportingChanged();
-    QPointer<ExplorerController> guard(this);
-    ExportOptions options; // PNG at 150 dpi
-    m_graphviz->post({}, [guard, spec = std::move(spec), path, format, options] {
-        QString error;
-        try {
-            cs::app::exportFigure(spec, path.toStdString(), format, options);
-        } catch (const std::exception& e) {
-            error = QString::fromStdString(e.what());
-        }
-        QMetaObject::invokeMethod(
-            guard.data(),
-            [guard, path, error] {
-                if (!guard)
-                    return;
-                --guard->m_exporting;
-                Q_EMIT guard->exportingChanged();
-                if (error.isEmpty()) {
-                    guard->setMessage(QStringLiteral("Exported %1").arg(QDir::toNativeSeparators(path)));
-                } else {
-                    guard->setMessage(error, true);
-                }
-                Q_EMIT guard->exportFinished(error.isEmpty(), path);
-            },
-            Qt::QueuedConnection);
-    });
-}
-
-bool ExplorerController::exportGraphJson(const QString& pathOrUrl)
-{
-    const QString path = localPath(pathOrUrl);
-    if (!m_graph) {
-        setMessage(QStringLiteral("Nothing to export: trace a prompt first"), true);
-        return false;
-    }
-    try {
-        cs::graph::Graph graph = *m_graph;
-        // The user's labels travel as each node's clerp, the subgraph as Neuronpedia's qParams.
-        for (int64_t i = 0; i < graph.size(); ++i)
-            graph.nodes[size_t(i)].label = labelOf(i);
-        stateToQParams(m_state, graph.metadata.qParams);
-        graph.metadata.nodeThreshold = m_state.nodeThreshold;
-        graph.metadata.edgeThreshold = m_state.edgeThreshold;
-        graph.metadata.extra["scores"] = cs::graph::scoresMetadata(*m_pruner, *m_pruned);
-        cs::graph::writeJsonFile(path.toStdString(), graph, *m_pruned);
-    } catch (const std::exception& e) {
-        setMessage(QString::fromStdString(e.what()), true);
-        return false;
-    }
-    m_recent->add(path, QStringLiteral("graph"));
-    setMessage(QStringLiteral("Wrote %1").arg(QDir::toNativeSeparators(path)));
-    return true;
-}
-
-std::unique_ptr<SessionData> ExplorerController::sessionData() const
-{
-    auto data = std::make_unique<SessionData>();
-    data->model = m_modelFolder.toStdString();
-    data->transcoder = m_transcoderName.toStdString();
-    data->prompt = graphPrompt().toStdString();
-    data->graph = *m_graph;
-    data->state = m_state;
-    return data;
-}
-
-bool ExplorerController::saveSession(const QString& pathOrUrl)
-{
-    QString path = localPath(pathOrUrl);
-    if (!m_graph) {
-        setMessage(QStringLiteral("Nothing to save: trace a prompt first"), true);
-        return false;
-    }
-    if (!path.endsWith(QLatin1String(".json")))
-        path += QLatin1String(kSessionExtension);
-    try {
-        writeSession(path.toStdString(), *sessionData());
-    } catch (const std::exception& e) {
-        setMessage(QString::fromStdString(e.what()), true);
-        return false;
-    }
-    m_sessionPath = path;
-    m_undo.setClean();
-    m_recent->add(path, QStringLiteral("session"));
-    setMessage(QStringLiteral("Saved %1").arg(QDir::toNativeSeparators(path)));
-    Q_EMIT sessionChanged();
-    return true;
-}
-
-bool ExplorerController::save()
-{
-    if (m_sessionPath.isEmpty()) {
-        setMessage(QStringLiteral("Choose where to save the session (Save As)"), true);
-        return false;
-    }
-    return saveSession(m_sessionPath);
-}
-
-bool ExplorerController::loadSession(const SessionData& data, const QString& path)
-{
-    auto graph = std::make_shared<const cs::graph::Graph>(data.graph);
-    std::shared_ptr<const cs::graph::Pruner> pruner;
-    try {
-        pruner = std::make_shared<const cs::graph::Pruner>(*graph);
-    } catch (const std::exception& e) {
-        setMessage(
-            QStringLiteral("%1: %2").arg(QDir::toNativeSeparators(path), QString::fromStdString(e.what())), true);
-        return false;
-    }
-    m_contextReady = false;
-    m_traceText = QStringLiteral("opened %1").arg(QFileInfo(path).fileName());
-    setGraph(graph, pruner, data.state, {}, {});
-    m_state.view = data.state.view;
-    // A view saved with the session (not the default one) is shown again.
-    if (data.state.view != CanvasView {})
-        Q_EMIT viewRequested(data.state.view.zoom, data.state.view.centerX, data.state.view.centerY);
-    requestContext();
-    if (!data.warnings.empty())
-        setMessage(QStringLiteral("Opened %1 (%2)").arg(QDir::toNativeSeparators(path), qs(data.warnings.front())));
-    else
-        setMessage(QStringLiteral("Opened %1").arg(QDir::toNativeSeparators(path)));
-    return true;
-}
-
-bool ExplorerController::openFile(const QString& pathOrUrl)
-{
-    const QString path = localPath(pathOrUrl);
-    const std::string p = path.toStdString();
-    try {
-        if (path.endsWith(QLatin1String(kSessionExtension))) {
-            const SessionData data = readSession(p);
-            if (!loadSession(data, path))
-                return false;
-            m_sessionPath = path;
-            m_recent->add(path, QStringLiteral("session"));
-        } else {
-            SessionData data;
-            data.graph = cs::graph::isGraphFile(p) ? cs::graph::readGraphFile(p) : cs::graph::readJsonFile(p);
-            data.graph.validate();
-            // A graph JSON from Neuronpedia or circuit-tracer may carry a saved subgraph.
-            data.state = stateFromQParams(data.graph.metadata.qParams, data.graph);
-            data.state.nodeThreshold = m_settings->nodeThreshold();
-            data.state.edgeThreshold = m_settings->edgeThreshold();
-            for (int64_t i = 0; i < data.graph.size(); ++i) {
-                const auto& node = data.graph.nodes[size_t(i)];
-                if (node.kind == cs::graph::NodeKind::Feature && !node.label.empty())
-                    data.state.labels[featureKey(node.layer, node.feature)] = node.label;
-            }
-            if (!loadSession(data, path))
-                return false;
-            m_sessionPath.clear();
-            m_recent->add(path, QStringLiteral("graph"));
-        }
-    } catch (const std::exception& e) {
-        // The session open before stays as it was.
-        setMessage(QString::fromStdString(e.what()), true);
-        return false;
-    }
-    Q_EMIT sessionChanged();
-    return true;
-}
-
-void ExplorerController::markDirty()
-{
-    if (m_graph && m_autosave->isStarted())
-        m_autosave->markDirty();
-}
-
-void ExplorerController::autosaveNow()
-{
-    if (m_graph && m_autosave->isStarted())
-        m_autosave->saveNow();
-}
-
-bool ExplorerController::recoverSession()
-{
-    if (m_recoveryPath.isEmpty())
-        return false;
-    const QString path = m_recoveryPath;
-    bool ok = false;
-    try {
-        const SessionData data = readSession(path.toStdString());
-        ok = loadSession(data, path);
-        if (ok)
-            m_undo.resetClean(); // recovered work is not saved anywhere yet
-    } catch (const std::exception& e) {
-        setMessage(QString::fromStdString(e.what()), true);
-    }
-    m_autosave->discardRecovery();
-    m_recoveryPath.clear();
-    Q_EMIT recoveryChanged();
-    Q_EMIT sessionChanged();
-    return ok;
-}
-
-void ExplorerController::discardRecovery()
-{
-    m_autosave->discardRecovery();
-    m_recoveryPath.clear();
-    Q_EMIT recoveryChanged();
-}
-
-void ExplorerController::finishSession()
-{
-    m_autosave->finish();
 }
 
 } // namespace cs::app

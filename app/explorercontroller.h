@@ -1,22 +1,26 @@
 #pragma once
-// The attribution-graph side of the explorer (docs/ARCHITECTURE.md §12): the traced graph,
-// what the user did to it (ExplorerState, with undo and redo), pruning and scores, the canvas
-// scenes, the inspector, the subgraph pane with supernodes, interventions, figure and JSON
-// export, and session files with autosave and crash recovery. Owned by AppController (QML
-// reaches it as AppController.explorer); it posts its engine work to AppController's one engine
-// worker and its Graphviz work to a Graphviz thread of its own (§13).
+// The attribution-graph side of the explorer (docs/ARCHITECTURE.md §12), its core: the traced
+// graph, what the user did to it (ExplorerState, with undo and redo), pruning and scores, the
+// canvas scenes, the inspector and the subgraph pane with supernodes. Two objects of its own
+// hold the rest, each reached from QML through a CONSTANT property: `interventions`
+// (ExplorerInterventions: the edits, running them, their results) and `files`
+// (ExplorerFiles: sessions, graph JSON and figure export, recent files, the modified flag,
+// autosave and crash recovery). Owned by AppController (QML reaches it as
+// AppController.explorer); it posts its engine work to AppController's one engine worker and
+// its Graphviz work to a Graphviz thread of its own (§13).
 //
 // Every edit goes through commit(): the state before and after go on the undo stack, and
 // applyState() derives everything shown from the new state (re-prune when the thresholds
-// changed, scenes, scores, the subgraph layout, the interventions' results).
+// changed, scenes, scores, the subgraph layout, the interventions' list and results).
 
 #include "canvas/canvasscenesource.h"
 #include "engineworker.h"
+#include "explorerfiles.h"
+#include "explorerinterventions.h"
 #include "explorerlists.h"
 #include "explorerstate.h"
 #include "inspector/connectionsmodel.h"
 #include "inspector/featurecard.h"
-#include "session/recentfiles.h"
 #include "session/settings.h"
 
 #include <cs/graph.h>
@@ -41,10 +45,8 @@ struct FeatureRecord;
 
 namespace cs::app {
 
-class SessionAutosave;
 class JobQueue;
 struct ExplorerResources;
-struct SessionData;
 struct SceneStyle;
 struct FigureOptions;
 struct FigureSpec;
@@ -117,30 +119,18 @@ class ExplorerController : public QObject {
     Q_PROPERTY(int checkedCount READ checkedCount NOTIFY checkedChanged)
     Q_PROPERTY(QStringList supernodeNames READ supernodeNames NOTIFY stateChanged)
 
-    // Interventions.
-    Q_PROPERTY(cs::app::InterventionListModel* interventions READ interventions CONSTANT)
-    Q_PROPERTY(cs::app::TokenComparisonModel* outcome READ outcome CONSTANT)
-    Q_PROPERTY(bool intervening READ isIntervening NOTIFY outcomeChanged)
-    Q_PROPERTY(QString generationBefore READ generationBefore NOTIFY outcomeChanged)
-    Q_PROPERTY(QString generationAfter READ generationAfter NOTIFY outcomeChanged)
-    Q_PROPERTY(QString topBefore READ topBefore NOTIFY outcomeChanged)
-    Q_PROPERTY(QString topAfter READ topAfter NOTIFY outcomeChanged)
-    Q_PROPERTY(QString interventionNote READ interventionNote NOTIFY outcomeChanged)
-    Q_PROPERTY(bool freeRegime READ freeRegime WRITE setFreeRegime NOTIFY stateChanged)
+    // Interventions and files: objects of their own.
+    Q_PROPERTY(cs::app::ExplorerInterventions* interventions READ interventions CONSTANT)
+    Q_PROPERTY(cs::app::ExplorerFiles* files READ files CONSTANT)
 
-    // Undo, files.
+    // Undo, settings.
     Q_PROPERTY(bool canUndo READ canUndo NOTIFY undoChanged)
     Q_PROPERTY(bool canRedo READ canRedo NOTIFY undoChanged)
     Q_PROPERTY(QString undoText READ undoText NOTIFY undoChanged)
     Q_PROPERTY(QString redoText READ redoText NOTIFY undoChanged)
-    Q_PROPERTY(QString sessionPath READ sessionPath NOTIFY sessionChanged)
-    Q_PROPERTY(bool modified READ isModified NOTIFY sessionChanged)
-    Q_PROPERTY(bool recoveryAvailable READ recoveryAvailable NOTIFY recoveryChanged)
-    Q_PROPERTY(QString recoveryPath READ recoveryPath NOTIFY recoveryChanged)
-    Q_PROPERTY(bool exporting READ isExporting NOTIFY exportingChanged)
-    Q_PROPERTY(cs::app::RecentFilesModel* recentFiles READ recentFiles CONSTANT)
     Q_PROPERTY(cs::app::ExplorerSettings* settings READ settings CONSTANT)
-    Q_PROPERTY(QString message READ message NOTIFY messageChanged) // the last file operation's result
+    // The last operation's result or error (files, grouping, interventions).
+    Q_PROPERTY(QString message READ message NOTIFY messageChanged)
 
 public:
     // AppController's worker runs the engine jobs; `autosaveFolder` overrides the default
@@ -202,27 +192,13 @@ public:
     int checkedCount() const { return int(m_checked.size()); }
     QStringList supernodeNames() const;
 
-    InterventionListModel* interventions() { return &m_interventionList; }
-    TokenComparisonModel* outcome() { return &m_outcome; }
-    bool isIntervening() const { return m_intervening; }
-    QString generationBefore() const { return m_generationBefore; }
-    QString generationAfter() const { return m_generationAfter; }
-    QString topBefore() const { return m_topBefore; }
-    QString topAfter() const { return m_topAfter; }
-    QString interventionNote() const { return m_interventionNote; }
-    bool freeRegime() const { return m_freeRegime; }
-    void setFreeRegime(bool free);
+    ExplorerInterventions* interventions() const { return m_interventions; }
+    ExplorerFiles* files() const { return m_files; }
 
     bool canUndo() const { return m_undo.canUndo(); }
     bool canRedo() const { return m_undo.canRedo(); }
     QString undoText() const { return m_undo.undoText(); }
     QString redoText() const { return m_undo.redoText(); }
-    QString sessionPath() const { return m_sessionPath; }
-    bool isModified() const { return !m_undo.isClean(); }
-    bool recoveryAvailable() const { return !m_recoveryPath.isEmpty(); }
-    QString recoveryPath() const { return m_recoveryPath; }
-    bool isExporting() const { return m_exporting > 0; }
-    RecentFilesModel* recentFiles() const { return m_recent; }
     ExplorerSettings* settings() const { return m_settings; }
     QString message() const { return m_message; }
 
@@ -278,35 +254,9 @@ public:
     Q_INVOKABLE void renameSupernode(const QString& name, const QString& newName);
     Q_INVOKABLE void ungroup(const QString& name);
 
-    // Interventions. target: a node id or "supernode:NAME"; op: "ablate", "scale", "inject";
-    // positions: "" (the node's own), "*" (every position, generated ones too) or "3,5".
-    Q_INVOKABLE int addIntervention(
-        const QString& target, const QString& op, double value = 0, const QString& positions = {});
-    Q_INVOKABLE void setInterventionValue(int row, double value);
-    Q_INVOKABLE void setInterventionEnabled(int row, bool enabled);
-    Q_INVOKABLE void removeIntervention(int row);
-    Q_INVOKABLE void clearInterventions();
-
     // Undo.
     Q_INVOKABLE void undo() { m_undo.undo(); }
     Q_INVOKABLE void redo() { m_undo.redo(); }
-
-    // Files (paths or file:// URLs). Export: the format from the extension (.svg, .pdf, .png);
-    // scope "subgraph" or "graph". Results arrive in `message` and exportFinished.
-    Q_INVOKABLE void exportFigure(const QString& path, const QString& scope = QStringLiteral("subgraph"));
-    Q_INVOKABLE bool exportGraphJson(const QString& path);
-    // Opens a session file, a graph JSON (circuit-tracer / Neuronpedia) or a .csgraph.
-    Q_INVOKABLE bool openFile(const QString& path);
-    Q_INVOKABLE bool saveSession(const QString& path);
-    Q_INVOKABLE bool save(); // to sessionPath
-    Q_INVOKABLE bool recoverSession();
-    Q_INVOKABLE void discardRecovery();
-    // Writes the autosave now (in the background).
-    Q_INVOKABLE void autosaveNow();
-    // A clean exit: no recovery offered next time.
-    void finishSession();
-
-    static QString localPath(const QString& pathOrUrl);
 
 Q_SIGNALS:
     void resourcesChanged();
@@ -319,21 +269,20 @@ Q_SIGNALS:
     void selectionChanged();
     void searchChanged();
     void checkedChanged();
-    void outcomeChanged();
     void undoChanged();
-    void sessionChanged();
-    void recoveryChanged();
-    void exportingChanged();
     void messageChanged();
     // A trace ended: ok false when it failed or was cancelled (AppController's errorText says why).
     void traceFinished(bool ok);
-    void exportFinished(bool ok, const QString& path);
     void errorOccurred(const QString& message);
     // A session brought its canvas view back: the graph canvas should show it.
     void viewRequested(double zoom, double centerX, double centerY);
 
 private:
     friend class StateCommand;
+    // The two parts read the graph and the state, and edit through commit() (interventions)
+    // or replace the graph (files): they are this class split along its seams.
+    friend class ExplorerInterventions;
+    friend class ExplorerFiles;
     // Pushes an edit (before = the current state) on the undo stack; mergeId > 0 merges
     // consecutive edits of one kind (a slider being dragged).
     void commit(const ExplorerState& after, const QString& text, int mergeId = 0);
@@ -353,12 +302,10 @@ private:
     void updateSelection();
     void updateSearch();
     void requestCard();
-    void requestOutcome();
     void requestContext();
     void refreshLists();
     void setMessage(const QString& text, bool error = false);
     void setTracing(bool tracing);
-    void markDirty(); // the autosave saves a while later
     bool isPinned(const std::string& id) const;
     // The label shown for a node: the user's, else the store's, else the top output token.
     std::string labelOf(int64_t index) const;
@@ -366,8 +313,6 @@ private:
     // What the feature store says of a feature: its label, else "→ " and its top output token.
     std::string storeCaption(int64_t layer, int64_t feature) const;
     QString nodeTitle(int64_t index) const;
-    std::unique_ptr<SessionData> sessionData() const;
-    bool loadSession(const SessionData& data, const QString& path);
     QString uniqueSupernodeName(const QString& wanted) const;
 
     EngineWorker& m_worker;
@@ -411,20 +356,12 @@ private:
     ConnectionsModel* m_outputs = nullptr;
     FeatureCard* m_card = nullptr;
     SubgraphListModel m_subgraphList;
-    InterventionListModel m_interventionList;
-    TokenComparisonModel m_outcome;
-    bool m_intervening = false;
-    bool m_freeRegime = false;
-    QString m_generationBefore, m_generationAfter, m_topBefore, m_topAfter, m_interventionNote;
     quint64 m_subgraphGeneration = 0;
-    int m_exporting = 0;
 
-    QString m_sessionPath;
     QString m_message;
-    QString m_recoveryPath;
-    RecentFilesModel* m_recent = nullptr;
     ExplorerSettings* m_settings = nullptr;
-    SessionAutosave* m_autosave = nullptr;
+    ExplorerInterventions* m_interventions = nullptr; // children of this object
+    ExplorerFiles* m_files = nullptr;
 };
 
 } // namespace cs::app

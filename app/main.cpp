@@ -73,7 +73,7 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
                 target = parts.mid(1, parts.size() - 2).join(QLatin1Char(':'));
             }
         }
-        if (explorer.addIntervention(target, op, value, {}) < 0)
+        if (explorer.interventions()->add(target, op, value, {}) < 0)
             return QStringLiteral("--intervene %1: no such node or supernode").arg(spec);
     }
     if (!script.select.isEmpty()) {
@@ -149,7 +149,7 @@ int runBench(const QString& model, const QString& device)
     std::cout << "explorer window re-prune plus redraw (1440x900, start-up graph, " << ms.size()
               << " node-threshold moves 0.95..0.30..0.95): median " << ms[ms.size() / 2] << " ms, p95 "
               << ms[size_t(double(ms.size() - 1) * 0.95)] << " ms, max " << ms.back() << " ms (target <= 50 ms)\n";
-    explorer->finishSession();
+    explorer->files()->finishSession();
     return 0;
 }
 
@@ -262,11 +262,11 @@ int main(int argc, char* argv[])
     }
     if (parser.isSet(promptOption))
         controller->setPrompt(parser.value(promptOption));
-    if (!file.isEmpty() && !explorer->openFile(file) && !screenshot.isEmpty()) {
+    if (!file.isEmpty() && !explorer->files()->openFile(file) && !screenshot.isEmpty()) {
         std::fprintf(stderr, "circuitscope: %s\n", qPrintable(explorer->message()));
         return 1;
     }
-    QObject::connect(&app, &QGuiApplication::aboutToQuit, explorer, &cs::app::ExplorerController::finishSession);
+    QObject::connect(&app, &QGuiApplication::aboutToQuit, explorer->files(), &cs::app::ExplorerFiles::finishSession);
     if (screenshot.isEmpty())
         return QGuiApplication::exec();
 
@@ -304,7 +304,7 @@ int main(int argc, char* argv[])
             }
             if (!explorer->message().isEmpty())
                 std::fprintf(stderr, "circuitscope: %s\n", qPrintable(explorer->message()));
-            explorer->finishSession();
+            explorer->files()->finishSession();
             QGuiApplication::exit(exitCode);
         });
     });

@@ -155,15 +155,15 @@ void TestGuiFlow::initTestCase()
         m_testers.push_back(std::make_unique<Tester>(model, Tester::FailureReportingMode::QtTest));
     };
     watch(m_explorer->subgraph());
-    watch(m_explorer->interventions());
-    watch(m_explorer->outcome());
+    watch(m_explorer->interventions()->list());
+    watch(m_explorer->interventions()->outcome());
     watch(m_explorer->inputs());
     watch(m_explorer->outputs());
     watch(m_explorer->featureCard()->examples());
     watch(m_explorer->featureCard()->topLogits());
     watch(m_explorer->featureCard()->bottomLogits());
     watch(m_explorer->featureCard()->topInputs());
-    watch(m_explorer->recentFiles());
+    watch(m_explorer->files()->recentFiles());
     watch(m_app->distribution());
     watch(m_app->promptTokens());
     watch(qvariant_cast<QAbstractItemModel*>(canvasOf("graphView")->property("captions")));
@@ -173,7 +173,7 @@ void TestGuiFlow::initTestCase()
 void TestGuiFlow::cleanupTestCase()
 {
     if (m_explorer)
-        m_explorer->finishSession();
+        m_explorer->files()->finishSession();
     m_testers.clear();
     m_engine.reset();
 }
@@ -186,7 +186,8 @@ QQuickItem* TestGuiFlow::canvasOf(const char* viewName) const
 
 void TestGuiFlow::settle()
 {
-    QTRY_VERIFY_WITH_TIMEOUT(!m_app->busy() && !m_explorer->isTracing() && !m_explorer->isIntervening(), 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        !m_app->busy() && !m_explorer->isTracing() && !m_explorer->interventions()->isIntervening(), 60000);
     m_explorer->waitForIdle();
     QTest::qWait(50);
 }
@@ -231,8 +232,8 @@ void TestGuiFlow::tracesStartupPrompt()
     QVERIFY(corrected && corrected->isVisible());
     QVERIFY(cs::app::findItem(m_window, QStringLiteral("prunedReplacementScore")));
     // Without interventions the panel shows the model's own answer.
-    QCOMPARE(m_explorer->topBefore(), QStringLiteral(" Austin"));
-    QCOMPARE(m_explorer->topAfter(), QStringLiteral(" Austin"));
+    QCOMPARE(m_explorer->interventions()->topBefore(), QStringLiteral(" Austin"));
+    QCOMPARE(m_explorer->interventions()->topAfter(), QStringLiteral(" Austin"));
 }
 
 void TestGuiFlow::clickSelectsAndShowsCard()
@@ -302,10 +303,10 @@ void TestGuiFlow::ctrlClickPinsAndGroupNames()
 void TestGuiFlow::ablateThenSuppressChangesTopToken()
 {
     // Ablating the supernode: both features set to 0 at the last position.
-    QCOMPARE(m_explorer->addIntervention(QStringLiteral("supernode:") + kSupernode, QStringLiteral("ablate")), 0);
+    QCOMPARE(m_explorer->interventions()->add(QStringLiteral("supernode:") + kSupernode, QStringLiteral("ablate")), 0);
     settle();
     const auto ablated = engineOutcome(0, cs::intervention::Op::Set);
-    const auto* outcome = m_explorer->outcome();
+    const auto* outcome = m_explorer->interventions()->outcome();
     double shownAustin = -1;
     double shownAustinBefore = -1;
     for (const auto& row : outcome->rows())
@@ -314,23 +315,24 @@ void TestGuiFlow::ablateThenSuppressChangesTopToken()
             shownAustinBefore = row.probBefore;
         }
     QCOMPARE(ablated.after.front().token, std::string(" Austin"));
-    QCOMPARE(m_explorer->topAfter(), QString::fromStdString(ablated.after.front().token));
+    QCOMPARE(m_explorer->interventions()->topAfter(), QString::fromStdString(ablated.after.front().token));
     QVERIFY(qAbs(shownAustin - ablated.after.front().prob) < 1e-6);
     QVERIFY(shownAustin < shownAustinBefore); // ablation lowers the answer but does not flip it
 
     // Suppressing it (scale by a negative factor) flips the answer; the value slider's moves
     // collapse into one undo step.
-    m_explorer->removeIntervention(0);
-    QCOMPARE(m_explorer->addIntervention(QStringLiteral("supernode:") + kSupernode, QStringLiteral("scale"), -1), 0);
+    m_explorer->interventions()->remove(0);
+    QCOMPARE(
+        m_explorer->interventions()->add(QStringLiteral("supernode:") + kSupernode, QStringLiteral("scale"), -1), 0);
     const int undoSteps = m_explorer->undoStack().count();
     for (double v : { -1.25, -1.5, -1.75, -2.0 })
-        m_explorer->setInterventionValue(0, v);
+        m_explorer->interventions()->setValue(0, v);
     QCOMPARE(m_explorer->undoStack().count(), undoSteps + 1);
     settle();
     const auto suppressed = engineOutcome(-2, cs::intervention::Op::Scale);
     QVERIFY(suppressed.after.front().token != " Austin");
-    QCOMPARE(m_explorer->topBefore(), QStringLiteral(" Austin"));
-    QCOMPARE(m_explorer->topAfter(), QString::fromStdString(suppressed.after.front().token));
+    QCOMPARE(m_explorer->interventions()->topBefore(), QStringLiteral(" Austin"));
+    QCOMPARE(m_explorer->interventions()->topAfter(), QString::fromStdString(suppressed.after.front().token));
     QCOMPARE(cs::app::findItem(m_window, QStringLiteral("topAfter"))->property("text").toString(),
         QStringLiteral("“%1”").arg(QString::fromStdString(suppressed.after.front().token)));
 }
@@ -338,9 +340,9 @@ void TestGuiFlow::ablateThenSuppressChangesTopToken()
 void TestGuiFlow::exportsSvgPdfPng()
 {
     const QString base = m_tmp->filePath(QStringLiteral("subgraph"));
-    QSignalSpy finished(m_explorer, &cs::app::ExplorerController::exportFinished);
+    QSignalSpy finished(m_explorer->files(), &cs::app::ExplorerFiles::exportFinished);
     for (const char* ext : { ".svg", ".pdf", ".png" })
-        m_explorer->exportFigure(base + QLatin1String(ext), QStringLiteral("subgraph"));
+        m_explorer->files()->exportFigure(base + QLatin1String(ext), QStringLiteral("subgraph"));
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 3, 30000);
     for (const auto& args : finished)
         QVERIFY2(args.at(0).toBool(), qPrintable(m_explorer->message()));
@@ -395,27 +397,27 @@ void TestGuiFlow::saveUndoRedoReopen()
     QCOMPARE(m_explorer->state().view.centerX, 120.0);
 
     m_sessionPath = m_tmp->filePath(QStringLiteral("flow.circuitscope.json"));
-    QVERIFY2(m_explorer->saveSession(m_sessionPath), qPrintable(m_explorer->message()));
-    QVERIFY(!m_explorer->isModified());
-    QCOMPARE(m_explorer->sessionPath(), m_sessionPath);
+    QVERIFY2(m_explorer->files()->saveSession(m_sessionPath), qPrintable(m_explorer->message()));
+    QVERIFY(!m_explorer->files()->isModified());
+    QCOMPARE(m_explorer->files()->sessionPath(), m_sessionPath);
     m_savedState = m_explorer->state();
-    QCOMPARE(m_explorer->recentFiles()->pathAt(0), QFileInfo(m_sessionPath).canonicalFilePath());
+    QCOMPARE(m_explorer->files()->recentFiles()->pathAt(0), QFileInfo(m_sessionPath).canonicalFilePath());
 
     // Undo walks back through the edits; redo comes forward again.
     QVERIFY(m_explorer->canUndo());
     m_explorer->undo(); // the value slider's run
     QCOMPARE(m_explorer->state().interventions.front().value, -1.0);
-    QVERIFY(m_explorer->isModified());
+    QVERIFY(m_explorer->files()->isModified());
     m_explorer->redo();
     QVERIFY(m_explorer->state() == m_savedState);
-    QVERIFY(!m_explorer->isModified());
+    QVERIFY(!m_explorer->files()->isModified());
 
     // An edit and a pan after saving, then reopening the file, give back the saved state, view
     // and results.
     m_explorer->ungroup(kSupernode);
     QVERIFY(QMetaObject::invokeMethod(canvas, "setView", Q_ARG(double, 0.7), Q_ARG(double, 0.0), Q_ARG(double, 0.0)));
     QVERIFY(m_explorer->supernodeNames().isEmpty());
-    QVERIFY(m_explorer->openFile(m_sessionPath));
+    QVERIFY(m_explorer->files()->openFile(m_sessionPath));
     QVERIFY(m_explorer->state() == m_savedState);
     QCOMPARE(canvas->property("zoom").toDouble(), zoom);
     QCOMPARE(canvas->property("centerX").toDouble(), 120.0);
@@ -423,7 +425,7 @@ void TestGuiFlow::saveUndoRedoReopen()
     settle();
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->interventionsAvailable(), 30000);
     settle();
-    QVERIFY(m_explorer->topAfter() != QStringLiteral(" Austin"));
+    QVERIFY(m_explorer->interventions()->topAfter() != QStringLiteral(" Austin"));
     QCOMPARE(m_explorer->selectedLabel(), QStringLiteral("say a capital"));
 
     // An edit on the reopened session undoes.
@@ -446,13 +448,13 @@ void TestGuiFlow::corruptSessionIsRefusedAndSessionSurvives()
     out.close();
 
     QSignalSpy errors(m_explorer, &cs::app::ExplorerController::errorOccurred);
-    QVERIFY(!m_explorer->openFile(corrupt));
+    QVERIFY(!m_explorer->files()->openFile(corrupt));
     QCOMPARE(errors.count(), 1);
     QVERIFY2(m_explorer->message().contains(corrupt), qPrintable(m_explorer->message()));
     // The session open before is untouched: same graph, same state, same file.
     QCOMPARE(m_explorer->graph(), graphBefore);
     QVERIFY(m_explorer->state() == m_savedState);
-    QCOMPARE(m_explorer->sessionPath(), m_sessionPath);
+    QCOMPARE(m_explorer->files()->sessionPath(), m_sessionPath);
     QCOMPARE(readAll(m_sessionPath), good);
     // The window shows the message.
     QTRY_VERIFY(m_app->errorText().contains(corrupt));
@@ -485,13 +487,13 @@ void TestGuiFlow::killedProcessIsRecovered()
     // A new explorer on that folder offers the autosave back, and it is the session's state.
     cs::app::EngineWorker worker;
     cs::app::ExplorerController recovered(worker, nullptr, folder);
-    QVERIFY(recovered.recoveryAvailable());
-    QVERIFY(recovered.recoverSession());
+    QVERIFY(recovered.files()->recoveryAvailable());
+    QVERIFY(recovered.files()->recoverSession());
     QVERIFY(recovered.hasGraph());
     QVERIFY(recovered.state() == m_savedState);
     QCOMPARE(recovered.nodeCount(), m_explorer->nodeCount());
-    QVERIFY(!recovered.recoveryAvailable());
-    recovered.finishSession();
+    QVERIFY(!recovered.files()->recoveryAvailable());
+    recovered.files()->finishSession();
     QVERIFY(QDir(folder).entryList({ QStringLiteral("*.circuitscope.json") }, QDir::Files).isEmpty());
 }
 
@@ -501,10 +503,10 @@ void TestGuiFlow::graphJsonRoundTrip()
     // the labels as clerps; opening it gives that graph and that work back.
     const QString json = m_tmp->filePath(QStringLiteral("dallas.json"));
     const int kept = m_explorer->keptNodeCount();
-    QVERIFY2(m_explorer->exportGraphJson(json), qPrintable(m_explorer->message()));
-    QVERIFY(m_explorer->openFile(json));
+    QVERIFY2(m_explorer->files()->exportGraphJson(json), qPrintable(m_explorer->message()));
+    QVERIFY(m_explorer->files()->openFile(json));
     QCOMPARE(m_explorer->nodeCount(), kept);
-    QVERIFY(m_explorer->sessionPath().isEmpty()); // a graph, not a session: Save asks where
+    QVERIFY(m_explorer->files()->sessionPath().isEmpty()); // a graph, not a session: Save asks where
     QCOMPARE(m_explorer->state().pinned, m_savedState.pinned);
     QVERIFY(m_explorer->state().supernodes == m_savedState.supernodes);
     QCOMPARE(m_explorer->state().labels, m_savedState.labels);
@@ -512,9 +514,9 @@ void TestGuiFlow::graphJsonRoundTrip()
     // Its prompt fits the open model, so interventions work on it again.
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->interventionsAvailable(), 30000);
     settle();
-    QCOMPARE(m_explorer->topAfter(), QStringLiteral(" Austin"));
+    QCOMPARE(m_explorer->interventions()->topAfter(), QStringLiteral(" Austin"));
     // Back to the saved session for what follows.
-    QVERIFY(m_explorer->openFile(m_sessionPath));
+    QVERIFY(m_explorer->files()->openFile(m_sessionPath));
     settle();
 }
 
@@ -556,7 +558,7 @@ void TestGuiFlow::otherTranscodersAndStores()
     // Back to the CLT and its store, and to the saved session.
     m_explorer->openTranscoders(QStringLiteral("clt"));
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->isReady() && m_explorer->hasFeatureStore(), 30000);
-    QVERIFY(m_explorer->openFile(m_sessionPath));
+    QVERIFY(m_explorer->files()->openFile(m_sessionPath));
     settle();
 }
 
@@ -572,7 +574,7 @@ void TestGuiFlow::windowIsDrawn()
 void TestGuiFlow::closingWithEditsAsks()
 {
     m_explorer->hideNode(kTexas);
-    QVERIFY(m_explorer->isModified());
+    QVERIFY(m_explorer->files()->isModified());
     QObject* dialog = m_window->findChild<QObject*>(QStringLiteral("closeDialog"));
     QVERIFY(dialog);
     QVERIFY(!m_window->close()); // refused: the dialog asks

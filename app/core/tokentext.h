@@ -1,6 +1,6 @@
 #pragma once
 // Token text for display, the one implementation shared by the explorer (cs_app), the
-// inspector (cs_inspector) and figure export (cs_figure) through the cs_tokentext library:
+// inspector (cs_inspector) and figure export (cs_figure) through the cs_explorer_core library (app/core/):
 // whitespace and control bytes made visible, bytes that are not valid UTF-8 on their own (a
 // token can hold part of a character) shown as <0xNN>.
 

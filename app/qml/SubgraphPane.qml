@@ -103,7 +103,7 @@ Panel {
                     ToolButton {
                         text: "Ablate"
                         enabled: pane.explorer.interventionsAvailable
-                        onClicked: pane.explorer.addIntervention("supernode:" + header.section, "ablate", 0, "")
+                        onClicked: pane.explorer.interventions.add("supernode:" + header.section, "ablate", 0, "")
                     }
                     ToolButton {
                         text: "Ungroup"

@@ -101,8 +101,8 @@ Rectangle {
                 Switch {
                     id: free
                     text: "Free regime"
-                    checked: panel.explorer.freeRegime
-                    onToggled: panel.explorer.freeRegime = checked
+                    checked: panel.explorer.interventions.freeRegime
+                    onToggled: panel.explorer.interventions.freeRegime = checked
                     ToolTip.visible: hovered
                     ToolTip.text: "Constrained: attention and features frozen (direct effects).\nFree: attention and downstream features recomputed."
                 }
@@ -113,25 +113,25 @@ Rectangle {
             Button {
                 objectName: "ablateButton"
                 text: "Ablate"
-                onClicked: panel.explorer.addIntervention(target.currentValue, "ablate", 0, positions.text)
+                onClicked: panel.explorer.interventions.add(target.currentValue, "ablate", 0, positions.text)
             }
             Button {
                 objectName: "scaleButton"
                 text: "Scale ×" + value.text
-                onClicked: panel.explorer.addIntervention(target.currentValue, "scale", Number(value.text), positions.text)
+                onClicked: panel.explorer.interventions.add(target.currentValue, "scale", Number(value.text), positions.text)
             }
             Button {
                 objectName: "injectButton"
                 text: "Inject =" + value.text
-                onClicked: panel.explorer.addIntervention(target.currentValue, "inject", Number(value.text), positions.text)
+                onClicked: panel.explorer.interventions.add(target.currentValue, "inject", Number(value.text), positions.text)
             }
             Item {
                 Layout.fillWidth: true
             }
             Button {
                 text: "Clear"
-                enabled: panel.explorer.interventions.count > 0
-                onClicked: panel.explorer.clearInterventions()
+                enabled: panel.explorer.interventions.list.count > 0
+                onClicked: panel.explorer.interventions.clear()
             }
         }
 
@@ -141,7 +141,7 @@ Rectangle {
             Layout.fillWidth: true
             Layout.preferredHeight: Math.min(contentHeight, 150)
             clip: true
-            model: panel.explorer.interventions
+            model: panel.explorer.interventions.list
             delegate: RowLayout {
                 id: row
                 required property int index
@@ -153,7 +153,7 @@ Rectangle {
                 width: ListView.view.width
                 CheckBox {
                     checked: row.enabled
-                    onToggled: panel.explorer.setInterventionEnabled(row.index, checked)
+                    onToggled: panel.explorer.interventions.setEnabled(row.index, checked)
                 }
                 Label {
                     Layout.fillWidth: true
@@ -169,11 +169,11 @@ Rectangle {
                     to: row.op === "scale" ? 5 : Math.max(10, row.value * 2)
                     value: row.value
                     live: true
-                    onMoved: panel.explorer.setInterventionValue(row.index, value)
+                    onMoved: panel.explorer.interventions.setValue(row.index, value)
                 }
                 ToolButton {
                     text: "✕"
-                    onClicked: panel.explorer.removeIntervention(row.index)
+                    onClicked: panel.explorer.interventions.remove(row.index)
                 }
             }
         }
@@ -192,7 +192,7 @@ Rectangle {
             }
             Label {
                 objectName: "topBefore"
-                text: "“" + panel.explorer.topBefore + "”"
+                text: "“" + panel.explorer.interventions.topBefore + "”"
                 font.family: Theme.monoFamily
                 font.pointSize: Theme.titleSize
                 color: Theme.text
@@ -203,14 +203,14 @@ Rectangle {
             }
             Label {
                 objectName: "topAfter"
-                text: "“" + panel.explorer.topAfter + "”"
+                text: "“" + panel.explorer.interventions.topAfter + "”"
                 font.family: Theme.monoFamily
                 font.pointSize: Theme.titleSize
-                font.bold: panel.explorer.topAfter !== panel.explorer.topBefore
-                color: panel.explorer.topAfter !== panel.explorer.topBefore ? Theme.error : Theme.text
+                font.bold: panel.explorer.interventions.topAfter !== panel.explorer.interventions.topBefore
+                color: panel.explorer.interventions.topAfter !== panel.explorer.interventions.topBefore ? Theme.error : Theme.text
             }
             BusyIndicator {
-                running: panel.explorer.intervening
+                running: panel.explorer.interventions.intervening
                 Layout.preferredHeight: 22
                 Layout.preferredWidth: 22
             }
@@ -218,7 +218,7 @@ Rectangle {
         Label {
             visible: text !== ""
             Layout.fillWidth: true
-            text: panel.explorer.interventionNote
+            text: panel.explorer.interventions.interventionNote
             wrapMode: Text.Wrap
             color: Theme.textMuted
             font.pointSize: Theme.smallSize
@@ -230,7 +230,7 @@ Rectangle {
             Layout.fillHeight: true
             Layout.minimumHeight: 80
             clip: true
-            model: panel.explorer.outcome
+            model: panel.explorer.interventions.outcome
             header: RowLayout {
                 width: ListView.view.width
                 Label { Layout.fillWidth: true; text: "token"; color: Theme.textFaint; font.pointSize: Theme.smallSize }
@@ -271,11 +271,11 @@ Rectangle {
         GridLayout {
             Layout.fillWidth: true
             columns: 2
-            visible: panel.explorer.generationBefore !== "" || panel.explorer.generationAfter !== ""
+            visible: panel.explorer.interventions.generationBefore !== "" || panel.explorer.interventions.generationAfter !== ""
             Label { text: "Generated"; color: Theme.textMuted }
             Label {
                 Layout.fillWidth: true
-                text: panel.explorer.generationBefore
+                text: panel.explorer.interventions.generationBefore
                 font.family: Theme.monoFamily
                 elide: Text.ElideRight
                 color: Theme.text
@@ -284,10 +284,10 @@ Rectangle {
             Label {
                 objectName: "generationAfter"
                 Layout.fillWidth: true
-                text: panel.explorer.generationAfter
+                text: panel.explorer.interventions.generationAfter
                 font.family: Theme.monoFamily
                 elide: Text.ElideRight
-                color: panel.explorer.generationAfter !== panel.explorer.generationBefore ? Theme.error : Theme.text
+                color: panel.explorer.interventions.generationAfter !== panel.explorer.interventions.generationBefore ? Theme.error : Theme.text
             }
         }
     }

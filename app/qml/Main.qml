@@ -20,7 +20,7 @@ ApplicationWindow {
     minimumWidth: 900
     minimumHeight: 560
     visible: true
-    title: (explorer.sessionPath !== "" ? explorer.sessionPath.split("/").pop() + (explorer.modified ? " •" : "") + " — " : "")
+    title: (explorer.files.sessionPath !== "" ? explorer.files.sessionPath.split("/").pop() + (explorer.files.modified ? " •" : "") + " — " : "")
            + (AppController.hasModel ? AppController.modelName + " — Circuitscope" : "Circuitscope")
     color: Theme.window
 
@@ -58,21 +58,21 @@ ApplicationWindow {
             Menu {
                 id: recentMenu
                 title: "Open &recent"
-                enabled: window.explorer.recentFiles.count > 0
+                enabled: window.explorer.files.recentFiles.count > 0
                 Instantiator {
-                    model: window.explorer.recentFiles
+                    model: window.explorer.files.recentFiles
                     delegate: MenuItem {
                         required property string path
                         required property string name
                         text: name
-                        onTriggered: window.explorer.openFile(path)
+                        onTriggered: window.explorer.files.openFile(path)
                     }
                     onObjectAdded: (index, object) => recentMenu.insertItem(index, object)
                     onObjectRemoved: (index, object) => recentMenu.removeItem(object)
                 }
             }
             Action { text: "&Save session"; shortcut: StandardKey.Save; enabled: window.explorer.hasGraph
-                onTriggered: window.explorer.sessionPath !== "" ? window.explorer.save() : saveDialog.open() }
+                onTriggered: window.explorer.files.sessionPath !== "" ? window.explorer.files.save() : saveDialog.open() }
             Action { text: "Save session &as…"; shortcut: "Ctrl+Shift+S"; enabled: window.explorer.hasGraph; onTriggered: saveDialog.open() }
             MenuSeparator {}
             Action { text: "&Export subgraph figure…"; shortcut: "Ctrl+E"; enabled: window.explorer.pinnedCount > 0
@@ -100,7 +100,7 @@ ApplicationWindow {
             Action { text: "&Group checked nodes"; shortcut: "Ctrl+G"; enabled: window.explorer.checkedCount >= 2
                 onTriggered: window.explorer.groupChecked("") }
             Action { text: "&Ablate selected"; shortcut: "A"; enabled: window.explorer.selectedId !== "" && window.explorer.interventionsAvailable
-                onTriggered: window.explorer.addIntervention(window.explorer.selectedId, "ablate", 0, "") }
+                onTriggered: window.explorer.interventions.add(window.explorer.selectedId, "ablate", 0, "") }
             MenuSeparator {}
             Action { text: "&Find"; shortcut: StandardKey.Find; onTriggered: searchField.forceActiveFocus() }
         }
@@ -149,7 +149,7 @@ ApplicationWindow {
         id: openDialog
         title: "Open a session or a graph"
         nameFilters: ["Sessions and graphs (*.circuitscope.json *.json *.csgraph)", "All files (*)"]
-        onAccepted: window.explorer.openFile(selectedFile)
+        onAccepted: window.explorer.files.openFile(selectedFile)
     }
     FileDialog {
         id: saveDialog
@@ -159,7 +159,7 @@ ApplicationWindow {
         defaultSuffix: "circuitscope.json"
         nameFilters: ["Circuitscope sessions (*.circuitscope.json)"]
         onAccepted: {
-            if (window.explorer.saveSession(selectedFile) && closeAfter) {
+            if (window.explorer.files.saveSession(selectedFile) && closeAfter) {
                 window.closeConfirmed = true
                 window.close()
             }
@@ -173,7 +173,7 @@ ApplicationWindow {
         title: scope === "subgraph" ? "Export the subgraph" : "Export the pruned graph"
         fileMode: FileDialog.SaveFile
         nameFilters: ["SVG (*.svg)", "PDF (*.pdf)", "PNG (*.png)"]
-        onAccepted: window.explorer.exportFigure(selectedFile, scope)
+        onAccepted: window.explorer.files.exportFigure(selectedFile, scope)
     }
     FileDialog {
         id: jsonDialog
@@ -181,7 +181,7 @@ ApplicationWindow {
         fileMode: FileDialog.SaveFile
         defaultSuffix: "json"
         nameFilters: ["Graph JSON (*.json)"]
-        onAccepted: window.explorer.exportGraphJson(selectedFile)
+        onAccepted: window.explorer.files.exportGraphJson(selectedFile)
     }
 
     Dialog {
@@ -190,26 +190,26 @@ ApplicationWindow {
         anchors.centerIn: parent
         modal: true
         title: "Recover your last session?"
-        visible: window.explorer.recoveryAvailable
+        visible: window.explorer.files.recoveryAvailable
         standardButtons: Dialog.Yes | Dialog.No
         Label {
             width: 380
             wrapMode: Text.Wrap
             text: "Circuitscope did not close cleanly last time. Its autosave holds the graph and what you did to it."
         }
-        onAccepted: window.explorer.recoverSession()
-        onRejected: window.explorer.discardRecovery()
+        onAccepted: window.explorer.files.recoverSession()
+        onRejected: window.explorer.files.discardRecovery()
     }
 
     // Closing with unsaved edits asks first; a clean exit removes the autosave.
     property bool closeConfirmed: false
     onClosing: close => {
-        if (window.explorer.modified && !window.closeConfirmed) {
+        if (window.explorer.files.modified && !window.closeConfirmed) {
             close.accepted = false
             closeDialog.open()
             return
         }
-        window.explorer.finishSession()
+        window.explorer.files.finishSession()
     }
 
     Dialog {
@@ -225,7 +225,7 @@ ApplicationWindow {
             text: "The session has edits that are not saved in a file."
         }
         onAccepted: {
-            if (window.explorer.sessionPath !== "" && window.explorer.save()) {
+            if (window.explorer.files.sessionPath !== "" && window.explorer.files.save()) {
                 window.closeConfirmed = true
                 window.close()
             } else {
