@@ -11,8 +11,6 @@
 
 #include <cs/error.h>
 
-#include <ATen/ATen.h>
-
 #include <QCoreApplication>
 #include <QUndoCommand>
 
@@ -708,7 +706,7 @@ double ExplorerController::selectedActivation() const
 double ExplorerController::selectedInfluence() const
 {
     const int64_t i = indexOf(m_state.selected);
-    return i < 0 || !m_pruner ? 0 : double(m_pruner->influence()[i].item<float>());
+    return i < 0 || !m_pruner ? 0 : double(m_pruner->influenceOf(i));
 }
 
 // ---------------------------------------------------------------------------------------------
