@@ -459,6 +459,14 @@ private Q_SLOTS:
                                     << "no valid \"version\"";
         QTest::newRow("missing table") << "notable.db"
                                        << "it has no table \"labels\"";
+        QTest::newRow("a trigger") << "trigger.db"
+                                   << "holds a trigger \"t\" that Circuitscope does not create";
+        QTest::newRow("a view") << "view.db"
+                                << "holds a view \"v\" that Circuitscope does not create";
+        QTest::newRow("an extra column") << "column.db"
+                                         << "its table \"labels\" is not the one Circuitscope creates";
+        QTest::newRow("an extra index") << "index.db"
+                                        << "holds a index \"i\" that Circuitscope does not create";
     }
 
     void refusals()
@@ -488,6 +496,14 @@ private Q_SLOTS:
                 rawExec(file, "DELETE FROM meta WHERE key = 'version'");
             if (name == "notable.db")
                 rawExec(file, "DROP TABLE labels");
+            if (name == "trigger.db")
+                rawExec(file, "CREATE TRIGGER t AFTER INSERT ON labels BEGIN DELETE FROM features; END");
+            if (name == "view.db")
+                rawExec(file, "CREATE VIEW v AS SELECT * FROM features");
+            if (name == "column.db")
+                rawExec(file, "ALTER TABLE labels ADD COLUMN x TEXT");
+            if (name == "index.db")
+                rawExec(file, "CREATE INDEX i ON labels(label)");
         }
         for (bool writable : { false, true }) {
             const std::string message = errorOf([&] { FeatureStore::open(file.toStdString(), writable); });
@@ -507,6 +523,27 @@ private Q_SLOTS:
             QVERIFY(f.open(QIODevice::ReadOnly));
             QCOMPARE(f.readAll(), before);
         }
+    }
+
+    // A store that carries SQL of its own (the trigger a mutation campaign planted): it is refused
+    // for reading and writing, the trigger never fires, and every feature row is intact.
+    void storeSqlNeverRuns()
+    {
+        const QString file = m_dir.filePath("planted.db");
+        makeStore(file.toStdString(), 12, 21);
+        rawExec(file, "CREATE TRIGGER t AFTER INSERT ON labels BEGIN DELETE FROM features; END");
+        for (bool writable : { false, true })
+            QVERIFY(errorOf([&] { FeatureStore::open(file.toStdString(), writable); }).find("trigger")
+                != std::string::npos);
+        sqlite3* db = nullptr;
+        QCOMPARE(sqlite3_open_v2(file.toUtf8().constData(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+        sqlite3_stmt* s = nullptr;
+        QCOMPARE(sqlite3_prepare_v2(db, "SELECT count(*) FROM features", -1, &s, nullptr), SQLITE_OK);
+        QCOMPARE(sqlite3_step(s), SQLITE_ROW);
+        const int64_t rows = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        QCOMPARE(rows, int64_t(12));
     }
 
     void truncatedCopiesAreRefused()

@@ -916,6 +916,21 @@ private Q_SLOTS:
             QCOMPARE(std::string(e.what()), noLinks + ": missing key \"links\"");
         }
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::graph::readJsonFile(dir.filePath("missing.json").toStdString()));
+
+        // A value nested 100,000 deep (in qParams here) is refused before it is parsed: copying
+        // it would run the stack out.
+        const std::string deep = dir.filePath("deep.json").toStdString();
+        std::string text = circuitTracerFile().dump();
+        text.insert(text.find("\"qParams\": {") + std::string("\"qParams\": {").size(),
+            "\"deep\": " + std::string(100000, '[') + std::string(100000, ']') + ", ");
+        cs::test::writeTextFile(QString::fromStdString(deep), text);
+        try {
+            cs::graph::readJsonFile(deep);
+            QFAIL("read a file nested 100,000 deep");
+        } catch (const cs::Error& e) {
+            QVERIFY2(
+                std::string(e.what()).find(deep + ": nested deeper than 512 levels") != std::string::npos, e.what());
+        }
     }
 
     void importsCircuitTracerFile()
@@ -1219,6 +1234,8 @@ private Q_SLOTS:
                                            << "without \"circuitscope.graph\" metadata";
         QTest::newRow("metadata not JSON") << "metadata-garbage"
                                            << "\"circuitscope.graph\" metadata: is not JSON";
+        QTest::newRow("metadata nested 100,000 deep") << "metadata-deep"
+                                                      << "metadata: nested deeper than 512 levels";
         QTest::newRow("foreign format") << "format"
                                         << ".format: is \"other\", expected \"circuitscope.graph\"";
         QTest::newRow("newer version") << "version"
@@ -1309,6 +1326,8 @@ private Q_SLOTS:
             writeParts(path, parts, "");
         } else if (c == "metadata-garbage") {
             writeParts(path, parts, "{\"format\": ");
+        } else if (c == "metadata-deep") {
+            writeParts(path, parts, "{\"format\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
         } else if (c == "format") {
             parts.doc["format"] = "other";
             rewrite();

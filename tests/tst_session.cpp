@@ -493,6 +493,9 @@ private Q_SLOTS:
                                   << "not valid JSON at byte";
         QTest::newRow("JSON array") << "text:[1, 2]"
                                     << "expected a JSON object";
+        QTest::newRow("nested 100,000 deep")
+            << "text:{\"extra\": " + QString(100000, QChar('[')) + QString(100000, QChar(']')) + "}"
+            << "nested deeper than 512 levels";
         QTest::newRow("wrong format") << "set:format=\"circuitscope.graph\""
                                       << "not a Circuitscope session";
         QTest::newRow("version 999") << "set:version=999"

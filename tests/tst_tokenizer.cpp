@@ -1050,6 +1050,12 @@ void TestTokenizer::refused_data()
     row("long replacement", t, "one character");
     QTest::newRow("malformed JSON") << QByteArray(R"({"model": )") << QByteArray() << "not valid JSON";
     QTest::newRow("not an object") << QByteArray("[1, 2]") << QByteArray() << "JSON object";
+    // Nesting that would run the stack out: refused with the depth, before any copy.
+    QTest::newRow("nested 100,000 deep") << QByteArray::fromStdString(
+        "{\"use_regex\": " + std::string(100000, '[') + std::string(100000, ']') + "}")
+                                         << QByteArray() << "tokenizer.json: nested deeper than 512 levels";
+    row("groups nested 20,000 deep", withRegex((std::string(20000, '(') + "a" + std::string(20000, ')')).c_str()),
+        "groups nested deeper than 1000 levels");
     QTest::newRow("bad config JSON") << bytes(gpt2Json().dump()) << QByteArray("{") << "tokenizer_config.json";
 }
 

@@ -524,7 +524,11 @@ ExplorerState stateFromQParams(const json& q, const Graph& graph)
     if (auto it = q.find("clerps"); it != q.end()) {
         json clerps = *it;
         if (clerps.is_string())
-            clerps = json::parse(clerps.get<std::string>(), nullptr, false);
+            try { // Neuronpedia may store them as JSON text; text that is not (or nests too deep) is none
+                clerps = parseJson(clerps.get<std::string>(), "qParams.clerps");
+            } catch (const std::exception&) {
+                clerps = json();
+            }
         if (clerps.is_array()) {
             std::set<std::pair<int64_t, int64_t>> features;
             std::unordered_map<int64_t, std::set<int64_t>> layersOf; // feature index -> layers
@@ -645,7 +649,7 @@ SessionData readSession(const std::string& path)
 
     json doc;
     try {
-        doc = json::parse(bytes.constBegin(), bytes.constEnd());
+        doc = parseJson(std::string_view(bytes.constData(), static_cast<size_t>(bytes.size())), path);
     } catch (const json::parse_error& e) {
         const bool atEnd = e.byte >= static_cast<size_t>(bytes.size());
         throw Error(path + ": not valid JSON at byte " + std::to_string(e.byte)

@@ -6,6 +6,7 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/json_reader.h"
 #include "cs/model.h"
 #include "cs/organism_build.h"
 #include "cs/tokenizer.h"
@@ -221,7 +222,7 @@ int cmdTokenizeBatch(const Args& args, const std::string& file)
             continue;
         Json value;
         try {
-            value = Json::parse(line);
+            value = cs::parseJson(line, file + ":" + std::to_string(lineNo));
         } catch (const Json::exception& e) {
             throw cs::Error(file + ":" + std::to_string(lineNo) + ": not JSON: " + e.what());
         }

@@ -16,9 +16,24 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cs {
+
+// The deepest nesting a document may have (arrays and objects inside one another). nlohmann's
+// parser is iterative, but copying, comparing or walking a value recurses, so a file nested
+// 100,000 deep would run the stack out later; it is refused before it is parsed.
+constexpr int kMaxJsonDepth = 512;
+
+// Throws cs::Error "{source}: nested deeper than 512 levels (at byte N)" when the text's arrays and
+// objects nest deeper than kMaxJsonDepth. One linear scan (strings and their escapes skipped);
+// malformed text passes, for the parser to refuse with its own message.
+void checkJsonDepth(std::string_view text, const std::string& source);
+
+// checkJsonDepth, then nlohmann::json::parse (whose parse_error propagates as before, for the
+// caller's own message). Every document a user's file holds goes through this.
+nlohmann::json parseJson(std::string_view text, const std::string& source);
 
 // "an integer", "a string", ...: what a JSON value is, for messages.
 std::string jsonTypeName(const nlohmann::json& value);

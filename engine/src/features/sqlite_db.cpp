@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <filesystem>
+#include <utility>
 
 namespace cs::features::sqlite {
 
@@ -61,6 +62,16 @@ DbPtr openDb(const std::string& name, int flags, const std::string& path, int bu
         fail(db.get(), rc, path, "cannot open");
     sqlite3_extended_result_codes(raw, 1);
     sqlite3_busy_timeout(raw, busyTimeoutMs);
+    // A database is a file someone else may have written: nothing in it runs as SQL of ours.
+    // Defensive mode (no writes to the schema or to pages behind SQLite's back), no trust in the
+    // schema's functions, and neither triggers nor views at all.
+    for (const auto& [option, value] :
+        { std::pair { SQLITE_DBCONFIG_DEFENSIVE, 1 }, std::pair { SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0 },
+            std::pair { SQLITE_DBCONFIG_ENABLE_TRIGGER, 0 }, std::pair { SQLITE_DBCONFIG_ENABLE_VIEW, 0 } }) {
+        const int set = sqlite3_db_config(raw, option, value, nullptr);
+        if (set != SQLITE_OK)
+            fail(raw, set, path, "cannot open it defensively");
+    }
     return db;
 }
 

@@ -44,6 +44,7 @@
 // the pages a rebuild freed.
 
 #include "cs/features.h"
+#include "cs/json_reader.h"
 
 #include "cs/error.h"
 #include "cs/graph.h"
@@ -289,6 +290,54 @@ int64_t parseInt(const std::map<std::string, std::string>& meta, const std::stri
     throw Error(path + " is not a usable feature store: its meta table has no valid \"" + key + "\"");
 }
 
+// The schema's objects, (type, name) -> CREATE statement with its whitespace collapsed; SQLite's
+// own automatic indexes (no statement) left out.
+std::map<std::pair<std::string, std::string>, std::string> schemaObjects(sqlite3* db, const std::string& path)
+{
+    std::map<std::pair<std::string, std::string>, std::string> out;
+    Statement s(db, "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL", path);
+    while (s.step()) {
+        std::string sql;
+        for (const char c : s.text(2)) {
+            const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+            if (!space)
+                sql.push_back(c);
+            else if (!sql.empty() && sql.back() != ' ')
+                sql.push_back(' ');
+        }
+        out[{ s.text(0), s.text(1) }] = sql;
+    }
+    return out;
+}
+
+// Refuses a store whose schema holds anything Circuitscope did not create: triggers, views,
+// other tables, indexes or columns. Stores travel between people like any file, and SQL in one
+// must never run (the connection also has triggers and views switched off).
+void checkSchemaIsOurs(FeatureStore::Impl& impl)
+{
+    sqlite3* reference = nullptr;
+    const int rc = sqlite3_open_v2(":memory:", &reference, SQLITE_OPEN_READWRITE, nullptr);
+    DbPtr holder(reference);
+    if (rc != SQLITE_OK)
+        fail(reference, rc, impl.path, "cannot open an in-memory database");
+    exec(reference, kSchema, impl.path);
+    const auto ours = schemaObjects(reference, impl.path);
+    const auto theirs = schemaObjects(impl.db.get(), impl.path);
+    for (const auto& [key, sql] : theirs) {
+        const auto it = ours.find(key);
+        if (it == ours.end())
+            throw Error(impl.path + " is not a usable feature store: it holds a " + key.first + " \"" + key.second
+                + "\" that Circuitscope does not create (a store may not carry SQL of its own)");
+        if (it->second != sql)
+            throw Error(impl.path + " is not a usable feature store: its " + key.first + " \"" + key.second
+                + "\" is not the one Circuitscope creates (" + sql.substr(0, 120) + ")");
+    }
+    for (const auto& [key, sql] : ours)
+        if (!theirs.count(key))
+            throw Error(
+                impl.path + " is not a usable feature store: it has no " + key.first + " \"" + key.second + "\"");
+}
+
 // Checks that the connection reads a sound feature store, and reads its shape. Throws
 // cs::Error saying what the file is instead.
 void validate(FeatureStore::Impl& impl)
@@ -312,6 +361,7 @@ void validate(FeatureStore::Impl& impl)
     }
     if (!tables.count("meta"))
         throw Error(impl.path + " is not a Circuitscope feature store (an SQLite database without its meta table)");
+    checkSchemaIsOurs(impl);
     const auto meta = impl.meta();
     const auto format = meta.find("format");
     if (format == meta.end() || format->second != kStoreFormat)
@@ -478,7 +528,13 @@ StoreInfo FeatureStore::info() const
     i.contextLength = parseInt(meta, "context_length", m_impl->path);
     i.tokens = parseInt(meta, "tokens", m_impl->path);
     i.complete = get("complete") == "1";
-    i.buildOptions = nlohmann::json::parse(get("build_options"), nullptr, false);
+    const std::string buildOptions = get("build_options");
+    // Not JSON, or nested past the limit: no build options (they are only shown).
+    i.buildOptions = nlohmann::json::value_t::discarded;
+    try {
+        i.buildOptions = parseJson(buildOptions, "build_options");
+    } catch (const std::exception&) {
+    }
     if (i.buildOptions.is_discarded())
         i.buildOptions = nlohmann::json::object();
     return i;

@@ -279,7 +279,7 @@ Graph readGraphFile(const std::string& path)
     const std::string where = std::string("\"") + kGraphFileMetadataKey + "\" metadata";
     json doc;
     try {
-        doc = json::parse(entry->second);
+        doc = parseJson(entry->second, reader.source() + ": " + where);
     } catch (const json::exception& e) {
         reader.fail(where, std::string("is not JSON (") + e.what() + ")");
     }

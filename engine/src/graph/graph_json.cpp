@@ -625,7 +625,7 @@ Graph readJsonFile(const std::string& path)
     const std::string text = io::readFile(path);
     json doc;
     try {
-        doc = json::parse(text);
+        doc = parseJson(text, path);
     } catch (const json::parse_error& e) {
         throw Error(path + " is not valid JSON: " + e.what());
     }

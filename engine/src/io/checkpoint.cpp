@@ -1,4 +1,5 @@
 #include "cs/error.h"
+#include "cs/json_reader.h"
 #include "cs/safetensors.h"
 #include "io/atomic_file.h"
 
@@ -21,7 +22,7 @@ Checkpoint Checkpoint::open(const std::string& folder)
     if (fs::exists(index, ec)) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(readFile(index.string()));
+            j = parseJson(readFile(index.string()), index.string());
         } catch (const nlohmann::json::exception& e) {
             throw Error(index.string() + " is not valid JSON: " + e.what());
         }

@@ -1,4 +1,5 @@
 #include "cs/safetensors.h"
+#include "cs/json_reader.h"
 
 #include "cs/error.h"
 #include "io/atomic_file.h"
@@ -158,7 +159,8 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::string& 
 
     nlohmann::json header;
     try {
-        header = nlohmann::json::parse(bytes + 8, bytes + 8 + headerLen);
+        header
+            = parseJson(std::string_view(reinterpret_cast<const char*>(bytes) + 8, headerLen), path + ": the header");
     } catch (const nlohmann::json::exception& e) {
         throw fail(std::string("the header is not JSON (") + e.what() + ")");
     }

@@ -1,6 +1,7 @@
 // Loading a Hugging Face folder into a Model: config.json through the family plugin, every
 // weight the plugin names checked for presence and shape, converted to float32 on the device.
 #include "cs/model.h"
+#include "cs/json_reader.h"
 
 #include "cs/error.h"
 #include "cs/plugin.h"
@@ -183,7 +184,7 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
               "model.safetensors and tokenizer.json)");
     nlohmann::json configJson;
     try {
-        configJson = nlohmann::json::parse(io::readFile(configPath.string()));
+        configJson = parseJson(io::readFile(configPath.string()), configPath.string());
     } catch (const nlohmann::json::exception& e) {
         throw Error(configPath.string() + " is not valid JSON: " + e.what());
     }

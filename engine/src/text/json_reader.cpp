@@ -13,6 +13,35 @@ namespace cs {
 
 using nlohmann::json;
 
+void checkJsonDepth(std::string_view text, const std::string& source)
+{
+    int depth = 0;
+    bool inString = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (inString) {
+            if (c == '\\')
+                ++i; // the escaped character, whatever it is
+            else if (c == '"')
+                inString = false;
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxJsonDepth)
+                throw Error(source + ": nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (at byte "
+                    + std::to_string(i) + "); refused");
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+}
+
+json parseJson(std::string_view text, const std::string& source)
+{
+    checkJsonDepth(text, source);
+    return json::parse(text.begin(), text.end());
+}
+
 std::optional<int64_t> parseInteger(const std::string& text)
 {
     int64_t value = 0;

@@ -16,6 +16,10 @@ namespace rx {
 constexpr int kUnbounded = std::numeric_limits<int>::max();
 // Oniguruma's own cap on {m,n}.
 constexpr int kMaxRepeatCount = 100000;
+// How deep groups (and bare flag groups, which open one) may nest: the parser descends once per
+// level, so a pattern of 20,000 nested groups would run the stack out. Real patterns nest a few
+// levels (Oniguruma's own limit is 4096; ours is lower, and enough).
+constexpr int kMaxNesting = 1000;
 // Work limits for one match attempt: backtracking steps, and nested calls (the matcher
 // recurses once per node it passes through, so a group repeated thousands of times is deep).
 constexpr size_t kMaxSteps = 20'000'000;
@@ -282,6 +286,7 @@ private:
     std::u32string m_p;
     size_t m_i = 0;
     bool m_bareFlags = false; // the atom just read was a bare flag group, (?i)
+    int m_nesting = 0; // parseAlternation calls open now
 
     [[noreturn]] void fail(const std::string& what) const
     {
@@ -315,10 +320,13 @@ private:
     // alternation := sequence ('|' sequence)*; an inline (?i) lasts to the end of the group.
     NodePtr parseAlternation(bool icase)
     {
+        if (++m_nesting > kMaxNesting)
+            fail("groups nested deeper than " + std::to_string(kMaxNesting) + " levels");
         auto alt = makeNode(NodeKind::Alt);
         do {
             alt->children.push_back(parseSequence(icase));
         } while (accept('|'));
+        --m_nesting;
         return simplify(std::move(alt));
     }
 

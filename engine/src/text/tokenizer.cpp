@@ -1,4 +1,5 @@
 #include "cs/tokenizer.h"
+#include "cs/json_reader.h"
 
 #include "cs/error.h"
 #include "cs/utf8.h"
@@ -940,7 +941,7 @@ Tokenizer Tokenizer::fromJson(const std::string& tokenizerJson, const std::strin
 {
     Json j;
     try {
-        j = Json::parse(tokenizerJson);
+        j = parseJson(tokenizerJson, "tokenizer.json");
     } catch (const Json::exception& e) {
         throw Error(std::string("tokenizer.json is not valid JSON: ") + e.what());
     }
@@ -949,7 +950,7 @@ Tokenizer Tokenizer::fromJson(const std::string& tokenizerJson, const std::strin
     Json config;
     if (!tokenizerConfigJson.empty()) {
         try {
-            config = Json::parse(tokenizerConfigJson);
+            config = parseJson(tokenizerConfigJson, "tokenizer_config.json");
         } catch (const Json::exception& e) {
             throw Error(std::string("tokenizer_config.json is not valid JSON: ") + e.what());
         }

@@ -1,4 +1,5 @@
 // Token rows from a text corpus and the model activations streamed from them.
+#include "cs/json_reader.h"
 #include "cs/transcoder_train.h"
 
 #include "cs/error.h"
@@ -163,7 +164,7 @@ private:
         if (fs::exists(path, ec)) {
             nlohmann::json existing;
             try {
-                existing = nlohmann::json::parse(io::readFile(path));
+                existing = parseJson(io::readFile(path), path);
             } catch (const nlohmann::json::exception&) {
                 throw Error(path + " is not an activation cache manifest");
             }
@@ -173,7 +174,7 @@ private:
             const auto countPath = (fs::path(m_options.cacheDir) / "chunks.json").string();
             if (fs::exists(countPath, ec)) {
                 try {
-                    m_nChunks = nlohmann::json::parse(io::readFile(countPath)).at("chunks").get<int64_t>();
+                    m_nChunks = parseJson(io::readFile(countPath), countPath).at("chunks").get<int64_t>();
                 } catch (const nlohmann::json::exception&) {
                     throw Error(countPath + " is damaged; delete the activation cache " + m_options.cacheDir);
                 }
