@@ -274,6 +274,20 @@ private Q_SLOTS:
         QTest::newRow("bad device") << QStringList { "--device", "tpu", "info", "MODEL" } << "invalid device";
         QTest::newRow("bad top-k") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "-1" }
                                    << "must not be negative";
+        // Values that used to run to nonsense with exit 0 (issue 24).
+        QTest::newRow("top-k 0") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "0" }
+                                 << "lists no token";
+        QTest::newRow("top-k 2^31") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "2147483648" }
+                                    << "more than the vocabulary";
+        QTest::newRow("temperature nan") << QStringList { "generate", "MODEL", "--text", "a", "--temperature", "nan" }
+                                         << "--temperature needs a finite number";
+        QTest::newRow("temperature inf") << QStringList { "generate", "MODEL", "--text", "a", "--temperature", "inf" }
+                                         << "--temperature needs a finite number";
+        QTest::newRow("lr nan") << QStringList { "transcoder", "train", "MODEL", "--corpus", "c.txt", "--out",
+            "/nonexistent/o", "--lr", "nan" }
+                                << "--lr needs a finite number";
+        QTest::newRow("organism without layers") << QStringList { "organism", "build", "--out", "/nonexistent/x",
+            "--layers", "0" } << "--layers must be positive, not 0";
         // Options are declared per command (CLI11): another command's option is refused, saying whose.
         QTest::newRow("another command's option")
             << QStringList { "info", "MODEL", "--steps", "5" } << "unknown option --steps for info (an option of";

@@ -50,6 +50,8 @@ double Args::doubleOr(const std::string& name, double fallback) const
     double d = std::strtod(v->c_str(), &end);
     if (v->empty() || *end != '\0')
         throw Error("--" + name + " needs a number, not \"" + *v + "\"");
+    if (!std::isfinite(d)) // strtod reads "nan", "inf" and 1e999: no option of ours means them
+        throw Error("--" + name + " needs a finite number, not \"" + *v + "\"");
     return d;
 }
 

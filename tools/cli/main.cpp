@@ -291,6 +291,11 @@ int cmdLogits(const Args& args, const std::string& device)
     const int64_t k = args.intOr("top-k", 10);
     if (k < 0)
         throw cs::Error("--top-k must not be negative");
+    if (k == 0 && !args.flag("all-positions")) // with --all-positions the logits themselves are the output
+        throw cs::Error("--top-k 0 lists no token; give at least 1 (or --all-positions for the logits alone)");
+    if (k > handle->info().vocabSize)
+        throw cs::Error("--top-k " + std::to_string(k) + " is more than the vocabulary's "
+            + std::to_string(handle->info().vocabSize) + " tokens");
     const auto r = handle->logits(ids, static_cast<int>(k), args.flag("all-positions"));
     if (args.flag("json")) {
         Json top = Json::array();
@@ -489,6 +494,11 @@ int cmdOrganism(const Args& args, const std::string& device)
             throw cs::Error("organism build needs --out DIR");
         if (o.steps <= 0 || o.batchSize <= 0 || o.seqLen <= 0)
             throw cs::Error("--steps, --batch-size and --seq-len must be positive");
+        for (const auto& [name, value] : { std::pair { "layers", o.nLayers }, std::pair { "d-model", o.dModel },
+                 std::pair { "heads", o.nHeads }, std::pair { "kv-heads", o.nKvHeads }, std::pair { "d-mlp", o.dMlp },
+                 std::pair { "vocab", o.vocabSize }, std::pair { "tokenizer-lines", o.tokenizerLines } })
+            if (value <= 0)
+                throw cs::Error(std::string("--") + name + " must be positive, not " + std::to_string(value));
         const auto r = cs::organism::buildOrganism(o);
         Json j = { { "folder", r.folder }, { "seconds", r.seconds }, { "train_seconds", r.trainSeconds },
             { "tokens_per_second", r.tokensPerSecond }, { "first_loss", r.firstLoss }, { "final_loss", r.finalLoss },
