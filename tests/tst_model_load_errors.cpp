@@ -121,6 +121,9 @@ void TestModelLoadErrors::brokenFolder_data()
                                           << "config.json";
     QTest::newRow("config.json a JSON array") << "config_array"
                                               << "config.json";
+    // A link to a device would read forever (issue 24): only regular files are read.
+    QTest::newRow("config.json a link to /dev/zero") << "config_dev_zero"
+                                                     << "config.json is not a regular file";
 
     // Tensors.
     QTest::newRow("missing tensor") << "missing_tensor"
@@ -189,7 +192,10 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
         cs::test::writeTextFile(dir + "/config.json", "{\"model_type\": \"llama\", \"hidden_size\": 32,");
     else if (breakage == "config_array")
         cs::test::writeTextFile(dir + "/config.json", "[1, 2, 3]");
-    else if (breakage == "missing_tensor")
+    else if (breakage == "config_dev_zero") {
+        QFile::remove(dir + "/config.json");
+        QFile::link("/dev/zero", dir + "/config.json"); // a failure shows as the wrong message below
+    } else if (breakage == "missing_tensor")
         editWeights(dir, spec, [](NamedTensors& w) {
             w.erase(std::remove_if(w.begin(), w.end(),
                         [](const auto& t) { return t.first == "model.layers.1.mlp.down_proj.weight"; }),

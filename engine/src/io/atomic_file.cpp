@@ -69,16 +69,4 @@ void writeFileAtomically(const std::string& path, const std::string& contents)
     f.commit();
 }
 
-std::string readFile(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error("cannot read " + path + ": " + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad())
-        throw Error("cannot read " + path);
-    return ss.str();
-}
-
 } // namespace cs::io

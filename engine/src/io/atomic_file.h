@@ -3,6 +3,8 @@
 // see the old file or the complete new one, never a partial write. An uncommitted AtomicFile
 // removes its temporary file.
 
+#include "io/read_file.h" // readFile, for this header's users
+
 #include <cstddef>
 #include <string>
 
@@ -26,7 +28,5 @@ private:
 
 // Writes text to path atomically.
 void writeFileAtomically(const std::string& path, const std::string& contents);
-// Reads a whole file; throws cs::Error naming the path.
-std::string readFile(const std::string& path);
 
 } // namespace cs::io

@@ -3,6 +3,7 @@
 
 #include "cs/error.h"
 #include "cs/utf8.h"
+#include "io/read_file.h"
 #include "text/pretokenize.h"
 #include "text/unicode.h"
 
@@ -735,18 +736,6 @@ SpecialFrame makeFrame(const Json& spec, const std::string& where)
     throw Error("tokenizer.json: the post-processor type \"" + type + "\" is not supported");
 }
 
-std::string readFile(const std::filesystem::path& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error("cannot read " + path.string());
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    if (in.bad())
-        throw Error("cannot read " + path.string());
-    return buffer.str();
-}
-
 // bos_token / eos_token in tokenizer_config.json: a string, or an AddedToken object.
 std::optional<std::string> configToken(const Json& config, const char* key)
 {
@@ -1110,8 +1099,9 @@ Tokenizer Tokenizer::fromFolder(const std::string& folder)
     if (!std::filesystem::is_regular_file(tokenizerPath, ec))
         throw Error("no tokenizer.json in " + folder);
     const auto configPath = dir / "tokenizer_config.json";
-    const std::string config = std::filesystem::is_regular_file(configPath, ec) ? readFile(configPath) : std::string();
-    return fromJson(readFile(tokenizerPath), config);
+    const std::string config
+        = std::filesystem::is_regular_file(configPath, ec) ? io::readFile(configPath.string()) : std::string();
+    return fromJson(io::readFile(tokenizerPath.string()), config);
 }
 
 namespace {
