@@ -313,15 +313,25 @@ std::map<std::pair<std::string, std::string>, std::string> schemaObjects(sqlite3
 // Refuses a store whose schema holds anything Circuitscope did not create: triggers, views,
 // other tables, indexes or columns. Stores travel between people like any file, and SQL in one
 // must never run (the connection also has triggers and views switched off).
+// kSchema's objects, as SQLite stores them: built once, in an in-memory database.
+const std::map<std::pair<std::string, std::string>, std::string>& ourSchemaObjects()
+{
+    static const auto objects = [] {
+        const std::string where = "the reference schema (in memory)";
+        sqlite3* reference = nullptr;
+        const int rc = sqlite3_open_v2(":memory:", &reference, SQLITE_OPEN_READWRITE, nullptr);
+        DbPtr holder(reference);
+        if (rc != SQLITE_OK)
+            fail(reference, rc, where, "cannot open an in-memory database");
+        exec(reference, kSchema, where);
+        return schemaObjects(reference, where);
+    }();
+    return objects;
+}
+
 void checkSchemaIsOurs(FeatureStore::Impl& impl)
 {
-    sqlite3* reference = nullptr;
-    const int rc = sqlite3_open_v2(":memory:", &reference, SQLITE_OPEN_READWRITE, nullptr);
-    DbPtr holder(reference);
-    if (rc != SQLITE_OK)
-        fail(reference, rc, impl.path, "cannot open an in-memory database");
-    exec(reference, kSchema, impl.path);
-    const auto ours = schemaObjects(reference, impl.path);
+    const auto& ours = ourSchemaObjects();
     const auto theirs = schemaObjects(impl.db.get(), impl.path);
     for (const auto& [key, sql] : theirs) {
         const auto it = ours.find(key);
