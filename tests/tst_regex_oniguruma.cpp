@@ -17,7 +17,7 @@
 // tables classify alike (see Comparable below): Debian's libonig 6.9.8 carries Unicode 14.0
 // property and case-folding tables (not 15.0: U+1E4D0, a Unicode 15.0 letter, is Cn to it), our
 // general categories are Unicode 16.0 (unicode_tables.h kUnicodeVersion) and our case folds
-// Unicode 9.0, so a code point whose general category, White_Space or single-code-point case-fold
+// Unicode 15.0 (kCaseFoldingUnicodeVersion), so a code point whose general category, White_Space or single-code-point case-fold
 // class differs between the two would make the engines disagree for a reason that is not the
 // matcher's. Surrogates are excluded too: they are not text in UTF-8 (our raw-byte code points live
 // there and Oniguruma cannot be given them). The hard cases use none of the excluded code points.
@@ -209,8 +209,8 @@ const char* const kCategoryNames[unicode::kCategoryCount]
 // White_Space and the same set of code points each folds together with one for one (single code
 // point case folding, what (?i) compares with). Every code point that fails this is a version
 // artefact: 10,000-odd assigned since Unicode 14.0 (Cn in Oniguruma), one that moved from Mn to Mc,
-// and the few hundred case pairs added since Unicode 9.0 (Georgian Mtavruli, Vithkuqi, Latin
-// Extended-D, ...). Built once for the whole code space.
+// and the case pairs added in Unicode 15.0 (Latin Extended-D's). Built once for the whole code
+// space.
 //
 // Separately it marks the code points where only \w differs (wordDiffers): none since our \w
 // follows Oniguruma's (Alphabetic, marks, Nd and Pc, plus Latin-1's superscripts and fractions;
