@@ -17,10 +17,10 @@
 // tables classify alike (see Comparable below): Debian's libonig 6.9.8 carries Unicode 14.0
 // property and case-folding tables (not 15.0: U+1E4D0, a Unicode 15.0 letter, is Cn to it), our
 // general categories are Unicode 16.0 (unicode_tables.h kUnicodeVersion) and our case folds
-// Unicode 15.0 (kCaseFoldingUnicodeVersion), so a code point whose general category, White_Space or single-code-point case-fold
-// class differs between the two would make the engines disagree for a reason that is not the
-// matcher's. Surrogates are excluded too: they are not text in UTF-8 (our raw-byte code points live
-// there and Oniguruma cannot be given them). The hard cases use none of the excluded code points.
+// Unicode 15.0 (kCaseFoldingUnicodeVersion), so a code point whose general category, White_Space or single-code-point
+// case-fold class differs between the two would make the engines disagree for a reason that is not the matcher's.
+// Surrogates are excluded too: they are not text in UTF-8 (our raw-byte code points live there and Oniguruma cannot be
+// given them). The hard cases use none of the excluded code points.
 //
 // knownDivergences() keeps the case where our engine does not do what Oniguruma does (case folds
 // to several code points), marked QEXPECT_FAIL with the reason, so fixing it turns the row into an
@@ -209,7 +209,7 @@ const char* const kCategoryNames[unicode::kCategoryCount]
 // White_Space and the same set of code points each folds together with one for one (single code
 // point case folding, what (?i) compares with). Every code point that fails this is a version
 // artefact: 10,000-odd assigned since Unicode 14.0 (Cn in Oniguruma), one that moved from Mn to Mc,
-// and the case pairs added in Unicode 15.0 (Latin Extended-D's). Built once for the whole code
+// and 6 code points whose case pairs differ between the two tables. Built once for the whole code
 // space.
 //
 // Separately it marks the code points where only \w differs (wordDiffers): none since our \w
