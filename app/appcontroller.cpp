@@ -69,6 +69,17 @@ AppController::AppController(QObject* parent)
     m_statusText = QStringLiteral("No model open");
     m_explorer = new ExplorerController(m_worker, this);
     m_prompt = QString::fromLatin1(kStartupPrompt);
+    // An opened session or graph brings its prompt: the prompt box, its tokens and the
+    // next-token panels show that prompt, so Enter traces what the graph shows.
+    connect(m_explorer, &ExplorerController::graphOpened, this, [this](const QString& prompt) {
+        if (prompt.isEmpty() || prompt == m_prompt)
+            return;
+        m_prompt = prompt;
+        Q_EMIT promptChanged();
+        clearGeneration();
+        runPrompt();
+        updateUpToDate();
+    });
     connect(m_explorer, &ExplorerController::errorOccurred, this,
         [this](const QString& message) { setError(QStringLiteral("explorer"), message); });
     connect(m_explorer, &ExplorerController::traceFinished, this, [this](bool ok) {

@@ -22,6 +22,33 @@ namespace cs::app {
 
 namespace {
 
+// The scores a graph file records under metadata.extra.scores.<part> (the CLI writes "full" and
+// "pruned"; graph::scoresMetadata), or none when they are missing or not three finite numbers.
+std::optional<cs::graph::Scores> fileScores(const nlohmann::json& extra, const char* part)
+{
+    const auto scores = extra.find("scores");
+    if (scores == extra.end() || !scores->is_object())
+        return std::nullopt;
+    const auto it = scores->find(part);
+    if (it == scores->end() || !it->is_object())
+        return std::nullopt;
+    const auto number = [&](const char* key) -> std::optional<double> {
+        const auto v = it->find(key);
+        if (v == it->end() || !v->is_number() || !std::isfinite(v->get<double>()))
+            return std::nullopt;
+        return v->get<double>();
+    };
+    const auto replacement = number("replacement"), completeness = number("completeness"),
+               corrected = number("corrected_completeness");
+    if (!replacement || !completeness || !corrected)
+        return std::nullopt;
+    cs::graph::Scores s;
+    s.replacement = *replacement;
+    s.completeness = *completeness;
+    s.correctedCompleteness = *corrected;
+    return s;
+}
+
 // Undo merge ids: consecutive edits of one slider collapse into one undo step.
 constexpr int kMergeNodeThreshold = 1;
 constexpr int kMergeEdgeThreshold = 2;
@@ -370,6 +397,8 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
         m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
     m_edgeCount = int(m_graph->adjacency.nnz());
     m_scores = m_pruner->scores();
+    m_fileScores = fileScores(m_graph->metadata.extra, "full");
+    m_filePrunedScores = fileScores(m_graph->metadata.extra, "pruned");
     m_checked.clear();
     m_pruned.reset();
     // What the panels showed belongs to the graph before.
@@ -413,8 +442,8 @@ void ExplorerController::applyState(const ExplorerState& state)
         Q_EMIT stateChanged();
         return;
     }
-    const bool thresholds
-        = !m_pruned || before.nodeThreshold != state.nodeThreshold || before.edgeThreshold != state.edgeThreshold;
+    const bool thresholds = !m_pruned || before.nodeThreshold != state.nodeThreshold
+        || before.edgeThreshold != state.edgeThreshold || before.asFile != state.asFile;
     if (thresholds)
         reprune();
     rebuildMainScene();
@@ -434,14 +463,28 @@ void ExplorerController::applyState(const ExplorerState& state)
 
 void ExplorerController::reprune()
 {
-    m_pruned
-        = std::make_shared<const cs::graph::PruneResult>(m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
+    if (m_state.asFile) {
+        // What the file holds, as it holds it: its writer pruned it already.
+        cs::graph::PruneResult all;
+        all.nodeMask.assign(size_t(m_graph->size()), true);
+        all.edgeMask.assign(size_t(m_graph->adjacency.nnz()), true);
+        all.cumulativeInfluence = m_pruner->cumulativeInfluence();
+        m_pruned = std::make_shared<const cs::graph::PruneResult>(std::move(all));
+    } else {
+        m_pruned = std::make_shared<const cs::graph::PruneResult>(
+            m_pruner->prune(m_state.nodeThreshold, m_state.edgeThreshold));
+    }
     m_keptNodes = int(countTrue(m_pruned->nodeMask));
     m_keptEdges = int(m_pruned->edgeCount());
-    m_prunedScores = m_pruner->scoresOf(*m_pruned);
+    m_prunedScores = m_state.asFile && m_filePrunedScores ? *m_filePrunedScores : m_pruner->scoresOf(*m_pruned);
     m_inputs->setGraph(m_graph, m_pruned);
     m_outputs->setGraph(m_graph, m_pruned);
     Q_EMIT pruneChanged();
+}
+
+const cs::graph::Scores& ExplorerController::graphScores() const
+{
+    return m_state.asFile && m_fileScores ? *m_fileScores : m_scores;
 }
 
 std::string ExplorerController::labelOf(int64_t index) const
@@ -506,8 +549,8 @@ FigureOptions ExplorerController::figureOptions() const
     FigureOptions options;
     options.featureLabel = [this](int64_t layer, int64_t feature) { return storeCaption(layer, feature); };
     options.scores = QStringLiteral("replacement %1 · completeness %2")
-                         .arg(m_scores.replacement, 0, 'f', 2)
-                         .arg(m_scores.completeness, 0, 'f', 2)
+                         .arg(graphScores().replacement, 0, 'f', 2)
+                         .arg(graphScores().completeness, 0, 'f', 2)
                          .toStdString();
     return options;
 }
@@ -827,6 +870,7 @@ void ExplorerController::setNodeThreshold(double threshold)
 {
     ExplorerState next = m_state;
     next.nodeThreshold = std::clamp(threshold, 0.0, 1.0);
+    next.asFile = false; // from now on the sliders prune what the file held
     commit(next, QStringLiteral("Node threshold %1").arg(next.nodeThreshold, 0, 'f', 2), kMergeNodeThreshold);
 }
 
@@ -834,6 +878,7 @@ void ExplorerController::setEdgeThreshold(double threshold)
 {
     ExplorerState next = m_state;
     next.edgeThreshold = std::clamp(threshold, 0.0, 1.0);
+    next.asFile = false;
     commit(next, QStringLiteral("Edge threshold %1").arg(next.edgeThreshold, 0, 'f', 2), kMergeEdgeThreshold);
 }
 

@@ -38,6 +38,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace cs::features {
 struct FeatureRecord;
@@ -76,13 +77,13 @@ class ExplorerController : public QObject {
     Q_PROPERTY(int keptEdgeCount READ keptEdgeCount NOTIFY pruneChanged)
     Q_PROPERTY(double nodeThreshold READ nodeThreshold WRITE setNodeThreshold NOTIFY pruneChanged)
     Q_PROPERTY(double edgeThreshold READ edgeThreshold WRITE setEdgeThreshold NOTIFY pruneChanged)
-    Q_PROPERTY(double replacementScore READ replacementScore NOTIFY graphChanged)
-    Q_PROPERTY(double completenessScore READ completenessScore NOTIFY graphChanged)
+    Q_PROPERTY(double replacementScore READ replacementScore NOTIFY pruneChanged)
+    Q_PROPERTY(double completenessScore READ completenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double subgraphReplacementScore READ subgraphReplacementScore NOTIFY subgraphChanged)
     Q_PROPERTY(double subgraphCompletenessScore READ subgraphCompletenessScore NOTIFY subgraphChanged)
     // The whole graph's corrected completeness (graph.h Scores), and what the pruned graph and
     // the pinned subgraph explain of the whole (Pruner::scoresOf); Neuronpedia's subgraph score.
-    Q_PROPERTY(double correctedCompletenessScore READ correctedCompletenessScore NOTIFY graphChanged)
+    Q_PROPERTY(double correctedCompletenessScore READ correctedCompletenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double prunedReplacementScore READ prunedReplacementScore NOTIFY pruneChanged)
     Q_PROPERTY(double prunedCompletenessScore READ prunedCompletenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double subgraphCorrectedCompletenessScore READ subgraphCorrectedCompletenessScore NOTIFY subgraphChanged)
@@ -156,11 +157,13 @@ public:
     int keptEdgeCount() const { return m_keptEdges; }
     double nodeThreshold() const { return m_state.nodeThreshold; }
     double edgeThreshold() const { return m_state.edgeThreshold; }
-    double replacementScore() const { return m_scores.replacement; }
-    double completenessScore() const { return m_scores.completeness; }
+    // The whole graph's scores: computed, or the opened file's while it is shown as the file
+    // holds it (ExplorerState::asFile).
+    double replacementScore() const { return graphScores().replacement; }
+    double completenessScore() const { return graphScores().completeness; }
     double subgraphReplacementScore() const { return m_subgraphScores.replacement; }
     double subgraphCompletenessScore() const { return m_subgraphScores.completeness; }
-    double correctedCompletenessScore() const { return m_scores.correctedCompleteness; }
+    double correctedCompletenessScore() const { return graphScores().correctedCompleteness; }
     double prunedReplacementScore() const { return m_prunedScores.replacement; }
     double prunedCompletenessScore() const { return m_prunedScores.completeness; }
     double subgraphCorrectedCompletenessScore() const { return m_subgraphScores.correctedCompleteness; }
@@ -271,6 +274,8 @@ Q_SIGNALS:
     void checkedChanged();
     void undoChanged();
     void messageChanged();
+    // A session or graph file opened: the window shows its prompt.
+    void graphOpened(const QString& prompt);
     // A trace ended: ok false when it failed or was cancelled (AppController's errorText says why).
     void traceFinished(bool ok);
     void errorOccurred(const QString& message);
@@ -293,6 +298,7 @@ private:
         const ExplorerState& state, std::map<std::string, std::string> storeLabels,
         std::map<std::string, std::string> topOutputs);
     void reprune();
+    const cs::graph::Scores& graphScores() const;
     void rebuildMainScene();
     void rebuildSubgraph();
     // Shows a Graphviz layout of the subgraph figure in the subgraph scene.
@@ -342,6 +348,8 @@ private:
     bool m_contextReady = false;
     int m_edgeCount = 0, m_keptNodes = 0, m_keptEdges = 0;
     cs::graph::Scores m_scores, m_prunedScores, m_subgraphScores, m_neuronpediaSubgraphScores;
+    // The scores an opened file records (metadata.extra.scores: "full" and "pruned"), if any.
+    std::optional<cs::graph::Scores> m_fileScores, m_filePrunedScores;
 
     ExplorerState m_state;
     QUndoStack m_undo;

@@ -204,6 +204,7 @@ bool ExplorerFiles::loadSession(const SessionData& data, const QString& path)
     if (data.state.view != CanvasView {})
         Q_EMIT m_core.viewRequested(data.state.view.zoom, data.state.view.centerX, data.state.view.centerY);
     m_core.requestContext();
+    Q_EMIT m_core.graphOpened(m_core.graphPrompt());
     if (!data.warnings.empty())
         m_core.setMessage(
             QStringLiteral("Opened %1 (%2)").arg(QDir::toNativeSeparators(path), qs(data.warnings.front())));
@@ -225,12 +226,23 @@ bool ExplorerFiles::openFile(const QString& pathOrUrl)
             m_recent->add(path, QStringLiteral("session"));
         } else {
             SessionData data;
-            data.graph = cs::graph::isGraphFile(p) ? cs::graph::readGraphFile(p) : cs::graph::readJsonFile(p);
+            const bool graphFile = cs::graph::isGraphFile(p);
+            data.graph = graphFile ? cs::graph::readGraphFile(p) : cs::graph::readJsonFile(p);
             data.graph.validate();
             // A graph JSON from Neuronpedia or circuit-tracer may carry a saved subgraph.
             data.state = stateFromQParams(data.graph.metadata.qParams, data.graph);
             data.state.nodeThreshold = m_core.m_settings->nodeThreshold();
             data.state.edgeThreshold = m_core.m_settings->edgeThreshold();
+            if (!graphFile) {
+                // A graph JSON was pruned by its writer: shown as it is, with the file's
+                // thresholds on the sliders, until one moves. (A .csgraph holds the whole graph.)
+                data.state.asFile = true;
+                const auto& m = data.graph.metadata;
+                if (m.nodeThreshold > 0 && m.nodeThreshold <= 1)
+                    data.state.nodeThreshold = m.nodeThreshold;
+                if (m.edgeThreshold > 0 && m.edgeThreshold <= 1)
+                    data.state.edgeThreshold = m.edgeThreshold;
+            }
             for (int64_t i = 0; i < data.graph.size(); ++i) {
                 const auto& node = data.graph.nodes[size_t(i)];
                 if (node.kind == cs::graph::NodeKind::Feature && !node.label.empty())

@@ -73,10 +73,20 @@ int ExplorerInterventions::add(const QString& target, const QString& op, double 
     }
     intervention.free = m_freeRegime;
     ExplorerState next = m_core.m_state;
+    const QString text = QStringLiteral("%1 %2").arg(
+        op, supernode ? qs(*supernode) : m_core.nodeTitle(m_core.indexOf(intervention.target)));
+    // An edit of the same kind on the same target and positions replaces the one there: two
+    // scales would multiply and a scale after an ablate would do nothing, silently.
+    for (size_t i = 0; i < next.interventions.size(); ++i) {
+        Intervention& old = next.interventions[i];
+        if (old.target == intervention.target && old.op == intervention.op && old.positions == intervention.positions) {
+            old = intervention;
+            m_core.commit(next, text);
+            return int(i);
+        }
+    }
     next.interventions.push_back(intervention);
-    m_core.commit(next,
-        QStringLiteral("%1 %2").arg(
-            op, supernode ? qs(*supernode) : m_core.nodeTitle(m_core.indexOf(intervention.target))));
+    m_core.commit(next, text);
     return int(m_core.m_state.interventions.size()) - 1;
 }
 
@@ -225,6 +235,46 @@ void ExplorerInterventions::refreshList()
         row.enabled = i.enabled;
         row.free = i.free;
         rows.push_back(row);
+    }
+    // Rows that still act on one target together (different kinds: an ablate and a scale, an
+    // inject and a scale) say how they compose: in list order, each on what the one before left.
+    const auto& all = m_core.m_state.interventions;
+    for (size_t r = 0; r < all.size(); ++r) {
+        if (!all[r].enabled)
+            continue;
+        std::vector<size_t> group;
+        for (size_t k = 0; k < all.size(); ++k)
+            if (all[k].enabled && all[k].target == all[r].target && all[k].positions == all[r].positions)
+                group.push_back(k);
+        if (group.size() < 2)
+            continue;
+        QStringList others, steps;
+        double factor = 1, constant = 0; // the result is factor × activation + constant
+        for (const size_t k : group) {
+            if (k != r)
+                others << QString::number(k + 1);
+            InterventionRow bare = rows[k];
+            bare.positions.clear();
+            bare.free = false;
+            steps << InterventionListModel::summary(bare);
+            switch (all[k].op) {
+            case InterventionOp::Ablate:
+                factor = constant = 0;
+                break;
+            case InterventionOp::Scale:
+                factor *= all[k].value;
+                constant *= all[k].value;
+                break;
+            case InterventionOp::Inject:
+                factor = 0;
+                constant = all[k].value;
+                break;
+            }
+        }
+        const QString result = factor != 0 ? QStringLiteral("× %1").arg(factor, 0, 'g', 3)
+                                           : QStringLiteral("= %1").arg(constant, 0, 'g', 3);
+        rows[r].combined = QStringLiteral("with row %1: %2 → %3")
+                               .arg(others.join(QStringLiteral(", ")), steps.join(QStringLiteral(", then ")), result);
     }
     m_list.setRows(std::move(rows));
 }

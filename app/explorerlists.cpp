@@ -70,6 +70,8 @@ QVariant InterventionListModel::rowData(const InterventionRow& row, int role) co
         return row.enabled;
     case FreeRole:
         return row.free;
+    case CombinedRole:
+        return row.combined;
     }
     return {};
 }
@@ -77,7 +79,8 @@ QVariant InterventionListModel::rowData(const InterventionRow& row, int role) co
 QHash<int, QByteArray> InterventionListModel::roleNames() const
 {
     return { { TargetRole, "target" }, { TargetLabelRole, "targetLabel" }, { OpRole, "op" }, { ValueRole, "value" },
-        { PositionsRole, "positions" }, { EnabledRole, "enabled" }, { FreeRole, "free" }, { SummaryRole, "summary" } };
+        { PositionsRole, "positions" }, { EnabledRole, "enabled" }, { FreeRole, "free" }, { SummaryRole, "summary" },
+        { CombinedRole, "combined" } };
 }
 
 QVariant TokenComparisonModel::rowData(const TokenComparisonRow& row, int role) const

@@ -89,6 +89,9 @@ struct InterventionRow {
     QString positions; // "" (own), "*", "3,5"
     bool enabled = true;
     bool free = false;
+    // When other enabled rows edit the same target at the same positions, how they compose in
+    // list order, e.g. "with row 1: ablate, then × -2 → = 0"; empty otherwise.
+    QString combined;
 };
 
 class InterventionListModel : public RowListModel<InterventionRow> {
@@ -105,7 +108,8 @@ public:
         PositionsRole,
         EnabledRole,
         FreeRole,
-        SummaryRole
+        SummaryRole,
+        CombinedRole
     };
     using RowListModel<InterventionRow>::RowListModel;
     QHash<int, QByteArray> roleNames() const override;

@@ -498,12 +498,12 @@ private Q_SLOTS:
         auto named = attribution::trace(ctx, two);
         QCOMPARE(named.graph.ranges().logits.size(), int64_t(2));
         // Named targets weigh equally, whatever their probabilities; the nodes keep those.
-        QVERIFY(at::equal(named.graph.logitProbabilities, at::tensor({ 0.5f, 0.5f })));
+        QVERIFY((named.graph.logitProbabilities == std::vector<float> { 0.5f, 0.5f }));
         QCOMPARE(named.graph.nodes[static_cast<size_t>(named.graph.ranges().logits.begin)].tokenProb,
             probs[5].item<double>());
         attribution::TraceOptions weighted = two;
         weighted.logits.weights = { 0.25, 2.0 };
-        QVERIFY(at::equal(attribution::trace(ctx, weighted).graph.logitProbabilities, at::tensor({ 0.25f, 2.0f })));
+        QVERIFY((attribution::trace(ctx, weighted).graph.logitProbabilities == std::vector<float> { 0.25f, 2.0f }));
         weighted.logits.weights = { 1.0 };
         QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(ctx, weighted));
         weighted.logits.weights = { 0.0, 0.0 };
@@ -519,7 +519,7 @@ private Q_SLOTS:
         QCOMPARE(dn.contrastTokenId, int64_t(77));
         QCOMPARE(dn.tokenProb, probs[5].item<double>());
         QCOMPARE(dn.contrastTokenProb, probs[77].item<double>());
-        QCOMPARE(d.graph.logitProbabilities[0].item<float>(), 1.0f);
+        QCOMPARE(d.graph.logitProbabilities[static_cast<size_t>(0)], 1.0f);
         QCOMPARE(graph::nodeId(d.graph, dr.logits.begin),
             std::to_string(d.graph.nLayers() + 1) + "_5vs77_" + std::to_string(ctx.nPos() - 1));
         QCOMPARE(d.graph.metadata.extra["logit_difference"]["contrast_prob"].get<double>(), probs[77].item<double>());
@@ -561,7 +561,8 @@ private Q_SLOTS:
         at::Tensor A = full.graph.adjacency.dense().abs().to(at::kDouble);
         at::Tensor influence = at::zeros({ fr.features.size() }, at::kDouble);
         for (int64_t l = fr.logits.begin; l < fr.logits.end; ++l) {
-            const double w = full.graph.logitProbabilities[l - fr.logits.begin].item<double>();
+            const double w
+                = static_cast<double>(full.graph.logitProbabilities[static_cast<size_t>(l - fr.logits.begin)]);
             influence += w * A[l].narrow(0, 0, fr.features.size()) / A[l].sum();
         }
         auto expect = std::get<1>(at::topk(influence, k));
@@ -695,7 +696,7 @@ private Q_SLOTS:
 
         const cs::test::Reference whole = cs::test::referencePrune(g, 0.8, 0.98);
         const double scale = whole.influence.abs().max().item<double>();
-        QVERIFY(at::allclose(pruner.influence().to(at::kDouble), whole.influence, 1e-4, 1e-6 * scale));
+        QVERIFY(at::allclose(at::tensor(pruner.influence()).to(at::kDouble), whole.influence, 1e-4, 1e-6 * scale));
         const graph::Scores mine = pruner.scores();
         const graph::Scores ref = cs::test::referenceScores(g, g.adjacency.dense());
         QVERIFY2(std::fabs(mine.replacement - ref.replacement) < 1e-5,

@@ -85,7 +85,7 @@ cs::graph::Graph smallGraph()
             if (cs::test::edgeAllowed(g.nodes[t], g.nodes[s]) && rng() % 2 == 0)
                 a[t][s] = normal(rng);
     g.adjacency = cs::graph::Adjacency::fromDense(a);
-    g.logitProbabilities = at::tensor({ 0.6f, 0.3f });
+    g.logitProbabilities = { 0.6f, 0.3f };
     g.metadata.slug = "cli-graph";
     g.metadata.scan = "test-scan";
     return g;

@@ -133,7 +133,7 @@ Graph makeGraph(uint64_t seed)
     acc[F4][F0] = -0.5f;
     acc[F4][F2] = 1.25f;
     g.adjacency = cs::graph::Adjacency::fromDense(a);
-    g.logitProbabilities = at::tensor({ 0.6f, 0.25f });
+    g.logitProbabilities = { 0.6f, 0.25f };
     g.validate();
     return g;
 }
@@ -929,7 +929,7 @@ void TestFigure::tinyworld()
             features.push_back(i);
     }
     QVERIFY(features.size() >= 6);
-    const float* influence = pruner.influence().data_ptr<float>();
+    const float* influence = pruner.influence().data();
     std::sort(features.begin(), features.end(), [&](int64_t a, int64_t b) { return influence[a] > influence[b]; });
     features.resize(6);
     ExplorerState state;

@@ -107,7 +107,7 @@ TestGraph makeTestGraph()
     edge("L1", "e1", 0.3f);
     edge("L1", "f3", 0.2f);
     g.adjacency = cs::graph::Adjacency::fromDense(a);
-    g.logitProbabilities = at::tensor({ 0.6f, 0.3f });
+    g.logitProbabilities = { 0.6f, 0.3f };
     g.validate();
     return t;
 }

@@ -105,7 +105,7 @@ std::shared_ptr<cs::graph::Graph> makeGraph()
     acc[4][2] = 0.5f;
     acc[4][3] = -0.5f;
     graph->adjacency = cs::graph::Adjacency::fromDense(a);
-    graph->logitProbabilities = at::tensor({ 0.6f, 0.3f });
+    graph->logitProbabilities = { 0.6f, 0.3f };
     graph->validate();
     return graph;
 }
@@ -545,7 +545,7 @@ void TestGuiInspector::connectionsResetsAndBadInput()
     auto small = std::make_shared<cs::graph::Graph>(*m_graph);
     small->nodes.resize(3);
     small->adjacency = cs::graph::Adjacency::fromDense(m_graph->adjacency.dense().slice(0, 0, 3).slice(1, 0, 3));
-    small->logitProbabilities = at::zeros({ 0 }, at::kFloat);
+    small->logitProbabilities = {};
     model.setGraph(small, nullptr);
     QCOMPARE(model.node(), -1);
     QCOMPARE(model.rowCount(), 0);

@@ -105,7 +105,7 @@ Graph makeGraph(const Spec& spec)
                 a[t * n + s] = static_cast<float>(normal(rng));
         }
     g.adjacency = cs::graph::Adjacency::fromDense(at::from_blob(a.data(), { n, n }, at::kFloat));
-    g.logitProbabilities = at::tensor(probabilities, at::kFloat);
+    g.logitProbabilities = probabilities;
     g.metadata.slug = "session-test-" + std::to_string(spec.seed);
     g.metadata.scan = "tinyworld";
     g.metadata.transcoderList = { "clt" };
@@ -186,7 +186,7 @@ void compareGraphs(const Graph& a, const Graph& b)
         QVERIFY2(x.label == y.label, where);
     }
     QVERIFY(a.adjacency == b.adjacency);
-    QVERIFY(at::equal(a.logitProbabilities, b.logitProbabilities));
+    QVERIFY(a.logitProbabilities == b.logitProbabilities);
     const auto& m = a.metadata;
     const auto& n = b.metadata;
     QCOMPARE(m.slug, n.slug);

@@ -111,7 +111,7 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
     }
 
     // Influence order within a cell: the cumulative share grows as influence falls.
-    std::vector<float> cumulative = pruned.cumulativeInfluenceValues();
+    std::vector<float> cumulative = pruned.cumulativeInfluence;
     const bool hasInfluence = static_cast<int64_t>(cumulative.size()) == n;
     if (!hasInfluence)
         cumulative.assign(static_cast<size_t>(n), 0.0f);

@@ -66,6 +66,9 @@ struct CanvasView {
 struct ExplorerState {
     double nodeThreshold = 0.8; // pruning: cumulative influence share kept (circuit-tracer's defaults)
     double edgeThreshold = 0.98;
+    // The graph is shown as the opened file holds it (a graph JSON is pruned by whoever wrote
+    // it): every node and edge, and the file's own scores, until a threshold moves.
+    bool asFile = false;
     std::string selected; // node id; empty when none
     std::vector<std::string> pinned; // node ids, in pin order: the subgraph
     std::vector<std::string> hidden; // node ids the user hid from the canvas
@@ -78,9 +81,9 @@ struct ExplorerState {
 
     bool operator==(const ExplorerState& o) const
     {
-        return nodeThreshold == o.nodeThreshold && edgeThreshold == o.edgeThreshold && selected == o.selected
-            && pinned == o.pinned && hidden == o.hidden && supernodes == o.supernodes && labels == o.labels
-            && interventions == o.interventions && view == o.view;
+        return nodeThreshold == o.nodeThreshold && edgeThreshold == o.edgeThreshold && asFile == o.asFile
+            && selected == o.selected && pinned == o.pinned && hidden == o.hidden && supernodes == o.supernodes
+            && labels == o.labels && interventions == o.interventions && view == o.view;
     }
     bool operator!=(const ExplorerState& o) const { return !(*this == o); }
 };

@@ -147,6 +147,7 @@ Rectangle {
                 required property int index
                 required property string targetLabel
                 required property string summary
+                required property string combined
                 required property string op
                 required property real value
                 required property bool enabled
@@ -157,7 +158,8 @@ Rectangle {
                 }
                 Label {
                     Layout.fillWidth: true
-                    text: row.targetLabel + ": " + row.summary
+                    objectName: "interventionSummary"
+                    text: row.targetLabel + ": " + row.summary + (row.combined ? "\n" + row.combined : "")
                     elide: Text.ElideRight
                     color: Theme.text
                     font.pointSize: Theme.smallSize

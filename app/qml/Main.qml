@@ -20,7 +20,10 @@ ApplicationWindow {
     minimumWidth: 900
     minimumHeight: 560
     visible: true
-    title: (explorer.files.sessionPath !== "" ? explorer.files.sessionPath.split("/").pop() + (explorer.files.modified ? " •" : "") + " — " : "")
+    // "dallas.circuitscope.json • — tinyworld — Circuitscope"; a traced or imported graph not
+    // saved as a session is "Untitled", and every session with unsaved edits carries the dot.
+    title: (explorer.hasGraph ? (explorer.files.sessionPath !== "" ? explorer.files.sessionPath.split("/").pop() : "Untitled")
+                                + (explorer.files.modified ? " •" : "") + " — " : "")
            + (AppController.hasModel ? AppController.modelName + " — Circuitscope" : "Circuitscope")
     color: Theme.window
 
@@ -65,7 +68,7 @@ ApplicationWindow {
                         required property string path
                         required property string name
                         text: name
-                        onTriggered: window.explorer.files.openFile(path)
+                        onTriggered: window.requestOpen(path)
                     }
                     onObjectAdded: (index, object) => recentMenu.insertItem(index, object)
                     onObjectRemoved: (index, object) => recentMenu.removeItem(object)
@@ -149,7 +152,7 @@ ApplicationWindow {
         id: openDialog
         title: "Open a session or a graph"
         nameFilters: ["Sessions and graphs (*.circuitscope.json *.json *.csgraph)", "All files (*)"]
-        onAccepted: window.explorer.files.openFile(selectedFile)
+        onAccepted: window.requestOpen(selectedFile)
     }
     FileDialog {
         id: saveDialog
@@ -159,13 +162,14 @@ ApplicationWindow {
         defaultSuffix: "circuitscope.json"
         nameFilters: ["Circuitscope sessions (*.circuitscope.json)"]
         onAccepted: {
-            if (window.explorer.files.saveSession(selectedFile) && closeAfter) {
-                window.closeConfirmed = true
-                window.close()
-            }
+            if (window.explorer.files.saveSession(selectedFile) && closeAfter)
+                window.runPending()
             closeAfter = false
         }
-        onRejected: closeAfter = false
+        onRejected: {
+            closeAfter = false
+            window.pendingAction = null
+        }
     }
     FileDialog {
         id: exportDialog
@@ -201,12 +205,37 @@ ApplicationWindow {
         onRejected: window.explorer.files.discardRecovery()
     }
 
-    // Closing with unsaved edits asks first; a clean exit removes the autosave.
+    // Closing, or opening another session or graph, with unsaved edits asks first (Save,
+    // Discard, Cancel); the action waits in pendingAction. A clean exit removes the autosave.
     property bool closeConfirmed: false
+    property var pendingAction: null
+    property string pendingText: ""
+    function runPending() {
+        const action = window.pendingAction
+        window.pendingAction = null
+        if (action)
+            action()
+    }
+    function askFirst(text, action) {
+        if (!window.explorer.files.modified) {
+            action()
+            return
+        }
+        window.pendingText = text
+        window.pendingAction = action
+        closeDialog.open()
+    }
+    // Opens a session or graph (a path or file:// URL), asking first when edits are unsaved.
+    function requestOpen(path) {
+        askFirst("Save the session before opening another?", () => window.explorer.files.openFile(path))
+    }
     onClosing: close => {
         if (window.explorer.files.modified && !window.closeConfirmed) {
             close.accepted = false
-            closeDialog.open()
+            askFirst("Save the session before closing?", () => {
+                window.closeConfirmed = true
+                window.close()
+            })
             return
         }
         window.explorer.files.finishSession()
@@ -217,7 +246,7 @@ ApplicationWindow {
         objectName: "closeDialog"
         anchors.centerIn: parent
         modal: true
-        title: "Save the session before closing?"
+        title: window.pendingText !== "" ? window.pendingText : "Save the session before closing?"
         standardButtons: Dialog.Save | Dialog.Discard | Dialog.Cancel
         Label {
             width: 380
@@ -226,18 +255,17 @@ ApplicationWindow {
         }
         onAccepted: {
             if (window.explorer.files.sessionPath !== "" && window.explorer.files.save()) {
-                window.closeConfirmed = true
-                window.close()
+                window.runPending()
             } else {
                 saveDialog.closeAfter = true
                 saveDialog.open()
             }
         }
         onDiscarded: {
-            window.closeConfirmed = true
             close()
-            window.close()
+            window.runPending()
         }
+        onRejected: window.pendingAction = null
     }
 
     ColumnLayout {

@@ -84,7 +84,7 @@ json graphNodesJson(const Graph& graph)
                 nodes.back().push_back(std::move(field));
     }
     json probabilities = json::array();
-    for (const float p : graph.logitProbabilityValues())
+    for (const float p : graph.logitProbabilities)
         probabilities.push_back(p);
     return { { "metadata", metadataJson(graph.metadata) }, { "logit_probabilities", std::move(probabilities) },
         { "nodes", std::move(nodes) } };
@@ -170,7 +170,7 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
     std::vector<float> p;
     for (size_t i = 0; i < probs.size(); ++i)
         p.push_back(static_cast<float>(c.number(probs[i], JsonReader::at(where + ".logit_probabilities", i))));
-    graph.setLogitProbabilities(p);
+    graph.logitProbabilities = std::move(p);
     graph.adjacency = cs::graph::Adjacency(n); // no entries yet: the links are mapped in below
     try {
         graph.validate();
@@ -286,10 +286,13 @@ json stateToJson(const ExplorerState& s)
     for (const Intervention& iv : s.interventions)
         interventions.push_back({ { "target", iv.target }, { "op", interventionOpName(iv.op) }, { "value", iv.value },
             { "positions", iv.positions }, { "mode", iv.free ? "free" : "constrained" }, { "enabled", iv.enabled } });
-    return { { "node_threshold", s.nodeThreshold }, { "edge_threshold", s.edgeThreshold }, { "selected", s.selected },
+    json j = { { "node_threshold", s.nodeThreshold }, { "edge_threshold", s.edgeThreshold }, { "selected", s.selected },
         { "pinned", s.pinned }, { "hidden", s.hidden }, { "supernodes", std::move(supernodes) },
         { "labels", std::move(labels) }, { "interventions", std::move(interventions) },
         { "view", { { "zoom", s.view.zoom }, { "center_x", s.view.centerX }, { "center_y", s.view.centerY } } } };
+    if (s.asFile)
+        j["as_file"] = true; // written only when set: sessions of traced graphs stay as they were
+    return j;
 }
 
 ExplorerState stateFromJson(const json& value, const std::string& source)
@@ -307,6 +310,8 @@ ExplorerState stateFromJson(const json& value, const std::string& source)
     };
     threshold("node_threshold", s.nodeThreshold);
     threshold("edge_threshold", s.edgeThreshold);
+    if (const json* v = c.optional(value, "as_file"))
+        s.asFile = c.boolean(*v, where + ".as_file");
     if (const json* v = c.optional(value, "selected"))
         s.selected = c.string(*v, where + ".selected");
     if (const json* v = c.optional(value, "pinned"))

@@ -14,9 +14,6 @@
 // builder's state is saved in the database every so many contexts, and a resumed build gives
 // the same store as one uninterrupted run.
 
-#include "cs/model.h"
-#include "cs/transcoder.h"
-
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -26,6 +23,15 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+// Declared only: build() takes them by pointer, so readers of a store (the explorer's feature
+// card) do not compile the model's and transcoders' headers, and with them ATen.
+namespace cs::model {
+class Model;
+}
+namespace cs::transcoder {
+class TranscoderSet;
+}
 
 namespace cs::features {
 

@@ -13,7 +13,6 @@
 //   influence = w^T (A_hat + A_hat^2 + ...) = w^T ((I - A_hat)^-1 - I)             [n]
 // summed term by term; the graph is a DAG, so A_hat is nilpotent and the series ends.
 
-#include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -21,6 +20,12 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+// Only Adjacency::fromDense and dense() speak tensors; their callers include ATen themselves, so
+// code that reads graphs (the app's canvas, inspector, figures and sessions) never compiles ATen.
+namespace at {
+class Tensor;
+}
 
 namespace cs::graph {
 
@@ -166,13 +171,8 @@ private:
 struct Graph {
     std::vector<Node> nodes;
     Adjacency adjacency; // [n, n], sparse: A[t, s] is the direct effect of source s on target t
-    at::Tensor logitProbabilities; // [n_logits] float32, the weights of the logit nodes in the influence
+    std::vector<float> logitProbabilities; // [n_logits], the weights of the logit nodes in the influence
     Metadata metadata;
-
-    // logitProbabilities as plain floats, and set from them: for code that does no tensor work
-    // (the app's session files).
-    std::vector<float> logitProbabilityValues() const;
-    void setLogitProbabilities(const std::vector<float>& values);
 
     int64_t size() const { return static_cast<int64_t>(nodes.size()); }
     // The index range of each kind. Throws cs::Error when the nodes are not in the order above.
@@ -213,11 +213,10 @@ struct PruneResult {
     bool fits(const Graph& graph) const;
     // Whether the edge A[t, s] is kept (false when it is not an entry). O(log of the row's size).
     bool edgeKept(const Graph& graph, int64_t t, int64_t s) const;
-    // [n] float32: each node's share of the total influence, cumulated over the nodes sorted by
+    // [n]: each node's share of the total influence, cumulated over the nodes sorted by
     // influence (descending), as circuit-tracer's cumulative_scores; exported as "influence".
-    at::Tensor cumulativeInfluence;
-    // The same as plain floats (empty when there is none), for code without tensors.
-    std::vector<float> cumulativeInfluenceValues() const;
+    // Empty when there is none.
+    std::vector<float> cumulativeInfluence;
 };
 
 // The paper's two measures of how much of a graph the features explain (formulas at
@@ -266,10 +265,10 @@ public:
     PruneResult prune(double nodeThreshold, double edgeThreshold) const;
 
     int64_t size() const { return m_n; }
-    const at::Tensor& influence() const { return m_influence; } // [n] float32
-    float influenceOf(int64_t node) const; // influence()[node], for code without tensors
-    const at::Tensor& cumulativeInfluence() const { return m_cumulative; } // [n] float32
-    const at::Tensor& logitWeights() const { return m_logitWeights; } // [n] float32, w
+    const std::vector<float>& influence() const { return m_influence; } // [n]
+    float influenceOf(int64_t node) const; // influence()[node]; throws cs::Error out of range
+    const std::vector<float>& cumulativeInfluence() const { return m_cumulative; } // [n]
+    const std::vector<float>& logitWeights() const { return m_logitWeights; } // [n], w
     // The whole graph's scores, as circuit-tracer's compute_graph_scores:
     //   replacement  = sum_{embeddings} infl / (sum_{embeddings} infl + sum_{errors} infl)
     //   completeness = sum_i (1 - sum_{e in errors} A_hat[i, e]) (infl_i + w_i) / sum_i (infl_i + w_i)
@@ -302,9 +301,9 @@ private:
     int64_t m_n = 0;
     KindRanges m_ranges;
     Adjacency m_adjacency; // the graph's, shared
-    at::Tensor m_influence;
-    at::Tensor m_cumulative;
-    at::Tensor m_logitWeights;
+    std::vector<float> m_influence;
+    std::vector<float> m_cumulative;
+    std::vector<float> m_logitWeights;
     Scores m_scores;
     std::vector<uint8_t> m_hasInputs; // [n]: the row has a nonzero entry
 

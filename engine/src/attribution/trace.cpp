@@ -637,7 +637,7 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         g.nodes.push_back(node);
         logitWeights.push_back(static_cast<float>(lt.weight));
     }
-    g.logitProbabilities = at::tensor(logitWeights);
+    g.logitProbabilities = logitWeights;
 
     // The adjacency: each computed row as sparse rows in node order, over the kept source
     // columns (visited features, errors, embeddings). The column of a feature that was not

@@ -6,7 +6,6 @@
 
 #include "cs/error.h"
 
-#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -68,16 +67,15 @@ Normalized normalizedAbs(const Adjacency& adjacency)
     return r;
 }
 
-at::Tensor logitWeightVector(int64_t n, const KindRanges& ranges, const at::Tensor& probabilities)
+std::vector<float> logitWeightVector(int64_t n, const KindRanges& ranges, const std::vector<float>& probabilities)
 {
-    at::Tensor w = at::zeros({ n }, at::kFloat); // [n]
-    if (ranges.logits.size() > 0)
-        w.slice(0, ranges.logits.begin, ranges.logits.end).copy_(probabilities.to(at::kCPU, at::kFloat).reshape(-1));
+    std::vector<float> w(static_cast<size_t>(n), 0.0f); // [n]
+    std::copy(probabilities.begin(), probabilities.end(), w.begin() + ranges.logits.begin);
     return w;
 }
 
 struct Influence {
-    at::Tensor influence; // [n] float32: w^T (A_hat + A_hat^2 + ...)
+    std::vector<float> influence; // [n]: w^T (A_hat + A_hat^2 + ...)
     std::vector<int64_t> level; // [n]: the longest path (in edges) to a logit; -1 without one
 };
 
@@ -89,11 +87,11 @@ struct Influence {
 // node's longest path to a logit. Sums in float64, stored as float32. A cycle among the nodes
 // that reach a logit leaves nodes unswept: an error, as the series would not end.
 Influence sparseInfluence(
-    const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& w, const KindRanges& ranges)
+    const Adjacency& adjacency, const Normalized& normalized, const std::vector<float>& w, const KindRanges& ranges)
 {
     const int64_t n = adjacency.size();
     Influence r;
-    r.influence = at::zeros({ n }, at::kFloat);
+    r.influence.assign(static_cast<size_t>(n), 0.0f);
     r.level.assign(static_cast<size_t>(n), -1);
     if (n == 0)
         return r;
@@ -127,7 +125,7 @@ Influence sparseInfluence(
             if (a[row.begin + k] > 0)
                 ++pending[row.columns[k]];
     }
-    const float* weights = w.data_ptr<float>();
+    const float* weights = w.data();
     std::vector<double> x(static_cast<size_t>(n), 0.0);
     for (int64_t t = 0; t < n; ++t)
         if (reaches[t] && pending[t] == 0) {
@@ -155,7 +153,7 @@ Influence sparseInfluence(
     }
     if (swept < reached)
         throw Error("attribution graph has a cycle through a logit: influence does not converge");
-    float* out = r.influence.data_ptr<float>();
+    float* out = r.influence.data();
     for (int64_t i = 0; i < n; ++i)
         out[i] = static_cast<float>(x[i]);
     return r;
@@ -192,12 +190,12 @@ struct CompletenessSums {
     }
 };
 
-Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, const at::Tensor& influence,
-    const at::Tensor& w, const KindRanges& ranges)
+Scores scoresFrom(const Adjacency& adjacency, const Normalized& normalized, const std::vector<float>& influence,
+    const std::vector<float>& w, const KindRanges& ranges)
 {
     const int64_t n = adjacency.size();
-    const float* x = influence.data_ptr<float>();
-    const float* wv = w.data_ptr<float>();
+    const float* x = influence.data();
+    const float* wv = w.data();
     Scores s;
     const double tokens = rangeSum(x, ranges.embeddings), errors = rangeSum(x, ranges.errors);
     s.replacement = tokens + errors > 0 ? tokens / (tokens + errors) : 0.0;
@@ -317,7 +315,7 @@ void Graph::validate() const
         throw Error("attribution graph: the adjacency matrix must be [" + std::to_string(n) + ", " + std::to_string(n)
             + "] for " + std::to_string(n) + " nodes");
     const int64_t nLogits = r.logits.size();
-    const int64_t nProbabilities = logitProbabilities.defined() ? logitProbabilities.numel() : 0;
+    const auto nProbabilities = static_cast<int64_t>(logitProbabilities.size());
     if (nProbabilities != nLogits)
         throw Error("attribution graph: " + std::to_string(nProbabilities) + " logit probabilities for "
             + std::to_string(nLogits) + " logit nodes");
@@ -325,11 +323,9 @@ void Graph::validate() const
     for (int64_t e = 0, nnz = adjacency.nnz(); e < nnz; ++e)
         if (!std::isfinite(values[e]))
             throw Error("attribution graph: the adjacency matrix holds an infinite or NaN value");
-    if (nLogits > 0) {
-        const at::Tensor p = logitProbabilities.to(at::kCPU, at::kDouble);
-        if (!at::isfinite(p).all().item<bool>() || (p < 0).any().item<bool>())
+    for (const float p : logitProbabilities)
+        if (!std::isfinite(p) || p < 0)
             throw Error("attribution graph: logit probabilities must be finite and non-negative");
-    }
 }
 
 int64_t cantorPairing(int64_t layer, int64_t feature)
@@ -395,7 +391,7 @@ Pruner::Pruner(const Graph& graph)
     // The node threshold's sorted influence and cumulative share; each node's share.
     std::vector<int64_t> byInfluence(static_cast<size_t>(m_n));
     std::iota(byInfluence.begin(), byInfluence.end(), 0);
-    const float* x = m_influence.data_ptr<float>();
+    const float* x = m_influence.data();
     std::stable_sort(byInfluence.begin(), byInfluence.end(), [x](int64_t a, int64_t b) { return x[a] > x[b]; });
     m_sortedInfluence.resize(static_cast<size_t>(m_n));
     m_sortedShare.resize(static_cast<size_t>(m_n));
@@ -405,8 +401,8 @@ Pruner::Pruner(const Graph& graph)
         prefix += x[byInfluence[i]];
         m_sortedShare[i] = prefix;
     }
-    m_cumulative = at::zeros({ m_n }, at::kFloat);
-    float* cumulative = m_cumulative.data_ptr<float>();
+    m_cumulative.assign(static_cast<size_t>(m_n), 0.0f);
+    float* cumulative = m_cumulative.data();
     for (int64_t i = 0; i < m_n; ++i) {
         m_sortedShare[i] = prefix > 0 ? m_sortedShare[i] / prefix : 0.0;
         cumulative[byInfluence[i]] = static_cast<float>(m_sortedShare[i]);
@@ -437,7 +433,7 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
     const int64_t n = m_n;
     PruneResult result;
     result.nodeMask.assign(static_cast<size_t>(n), false);
-    result.cumulativeInfluence = m_cumulative.clone();
+    result.cumulativeInfluence = m_cumulative;
     result.edgeMask.assign(static_cast<size_t>(m_adjacency.nnz()), false);
     if (n == 0)
         return result;
@@ -449,8 +445,8 @@ PruneResult Pruner::prune(double nodeThreshold, double edgeThreshold) const
         const size_t i = std::min(static_cast<size_t>(it - m_sortedShare.begin()), m_sortedShare.size() - 1);
         nodeCut = m_sortedInfluence[i];
     }
-    const float* x = m_influence.data_ptr<float>();
-    const float* w = m_logitWeights.data_ptr<float>();
+    const float* x = m_influence.data();
+    const float* w = m_logitWeights.data();
     std::vector<bool> kept(static_cast<size_t>(n));
     std::vector<uint8_t> keptByte(static_cast<size_t>(n)); // kept, for the hot loops
     for (int64_t i = 0; i < n; ++i) {
@@ -596,8 +592,8 @@ Scores Pruner::scoresOf(const PruneResult& kept) const
         throw Error("scores: the prune result does not belong to this graph");
     const int64_t n = m_n;
     const float* a = m_normalized.data();
-    const float* x = m_influence.data_ptr<float>();
-    const float* w = m_logitWeights.data_ptr<float>();
+    const float* x = m_influence.data();
+    const float* w = m_logitWeights.data();
     const std::vector<bool>& keptNode = kept.nodeMask;
     const auto edgeKept = [&](int64_t t, const Adjacency::Row& row, int64_t k) {
         return kept.edgeMask[static_cast<size_t>(row.entry(k))] && keptNode[t] && keptNode[row.columns[k]];
@@ -654,32 +650,11 @@ Scores Pruner::subgraphScores(const std::vector<bool>& pinned, const PruneResult
     return scoresOf(kept);
 }
 
-std::vector<float> Graph::logitProbabilityValues() const
-{
-    if (!logitProbabilities.defined())
-        return {};
-    const at::Tensor p = logitProbabilities.to(at::kCPU, at::kFloat).contiguous();
-    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-}
-
-void Graph::setLogitProbabilities(const std::vector<float>& values)
-{
-    logitProbabilities = at::tensor(values, at::kFloat);
-}
-
-std::vector<float> PruneResult::cumulativeInfluenceValues() const
-{
-    if (!cumulativeInfluence.defined())
-        return {};
-    const at::Tensor c = cumulativeInfluence.to(at::kCPU, at::kFloat).contiguous();
-    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
 float Pruner::influenceOf(int64_t node) const
 {
     if (node < 0 || node >= m_n)
         throw Error("node " + std::to_string(node) + " is not in the graph (" + std::to_string(m_n) + " nodes)");
-    return m_influence[node].item<float>();
+    return m_influence[static_cast<size_t>(node)];
 }
 
 int64_t PruneResult::edgeCount() const
@@ -705,7 +680,7 @@ PruneResult keepAll(const Graph& graph)
     PruneResult result;
     result.nodeMask.assign(static_cast<size_t>(graph.size()), true);
     result.edgeMask.assign(static_cast<size_t>(graph.adjacency.nnz()), true);
-    result.cumulativeInfluence = pruner.cumulativeInfluence().clone();
+    result.cumulativeInfluence = pruner.cumulativeInfluence();
     return result;
 }
 
@@ -808,7 +783,7 @@ Scores neuronpediaSubgraphScores(const Graph& graph, const std::vector<bool>& pi
     const Adjacency merged = builder.build();
 
     const Normalized normalized = normalizedAbs(merged);
-    const at::Tensor w = logitWeightVector(n, ranges, graph.logitProbabilities);
+    const std::vector<float> w = logitWeightVector(n, ranges, graph.logitProbabilities);
     const Influence infl = sparseInfluence(merged, normalized, w, ranges);
     return scoresFrom(merged, normalized, infl.influence, w, ranges);
 }

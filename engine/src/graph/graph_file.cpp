@@ -251,9 +251,7 @@ void writeGraphFile(const std::string& path, const Graph& graph)
     writer.add("adjacency.row_starts", view(a.rowStarts(), n + 1, at::kLong)); // [n + 1]
     writer.add("adjacency.columns", view(a.columns(), nnz, at::kInt)); // [nnz]
     writer.add("adjacency.values", view(a.values(), nnz, at::kFloat)); // [nnz]
-    writer.add("logit_probabilities",
-        nLogits > 0 ? graph.logitProbabilities.to(at::kCPU, at::kFloat).reshape({ nLogits }).contiguous()
-                    : at::zeros({ 0 }, at::kFloat)); // [n_logits]
+    writer.add("logit_probabilities", view(graph.logitProbabilities.data(), nLogits, at::kFloat)); // [n_logits]
     writer.setMetadata(kGraphFileMetadataKey, text);
     writer.write(path);
 }
@@ -314,8 +312,10 @@ Graph readGraphFile(const std::string& path)
             = Adjacency::fromDense(reader.tensor(*file, "adjacency", { n, n }, std::to_string(n) + " nodes"));
     else
         graph.adjacency = reader.sparseAdjacency(*file, n);
-    graph.logitProbabilities = reader.tensor(
+    const at::Tensor probabilities = reader.tensor(
         *file, "logit_probabilities", { ranges.logits.size() }, std::to_string(ranges.logits.size()) + " logit nodes");
+    graph.logitProbabilities.assign(
+        probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
     try {
         graph.validate();
     } catch (const Error& e) {

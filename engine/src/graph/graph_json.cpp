@@ -464,7 +464,7 @@ Graph Reader::read(const json& doc) const
     for (int64_t i = 0; i < n; ++i)
         if (graph.nodes[static_cast<size_t>(i)].kind == NodeKind::Logit)
             probabilities.push_back(static_cast<float>(weightOf[static_cast<size_t>(i)]));
-    graph.setLogitProbabilities(probabilities);
+    graph.logitProbabilities = std::move(probabilities);
     // qParams name nodes by file ids: circuit-tracer's error ids become ours, unless the id is
     // also a node's own (a layer-0 feature's: the feature is meant).
     std::unordered_map<std::string, std::string> ourIdOf;
@@ -525,7 +525,6 @@ json toJson(const Graph& graph, const PruneResult& pruned)
         const auto it = fileIdOf.find(id);
         return it == fileIdOf.end() ? id : it->second;
     });
-    const at::Tensor weights = graph.logitProbabilities.to(at::kCPU, at::kDouble).contiguous();
 
     // Links, by target then source (circuit-tracer's order), between kept nodes.
     std::vector<bool> linked(static_cast<size_t>(n), false);
@@ -545,9 +544,7 @@ json toJson(const Graph& graph, const PruneResult& pruned)
     }
 
     // Nodes: the kept ones; features and errors only with a link (as circuit-tracer).
-    at::Tensor cumulative;
-    if (pruned.cumulativeInfluence.defined() && pruned.cumulativeInfluence.numel() == n)
-        cumulative = pruned.cumulativeInfluence.to(at::kCPU, at::kFloat).contiguous();
+    const bool hasCumulative = static_cast<int64_t>(pruned.cumulativeInfluence.size()) == n;
     json nodes = json::array();
     for (int64_t i = 0; i < n; ++i) {
         const Node& node = graph.nodes[i];
@@ -592,11 +589,12 @@ json toJson(const Graph& graph, const PruneResult& pruned)
             j["clerp"] = node.label;
         // Ours: the logit's weight in the influence (circuit-tracer takes token_prob for it).
         if (node.kind == NodeKind::Logit)
-            j["target_weight"] = weights.data_ptr<double>()[i - ranges.logits.begin];
-        if (node.kind == NodeKind::Logit || !cumulative.defined())
+            j["target_weight"]
+                = static_cast<double>(graph.logitProbabilities[static_cast<size_t>(i - ranges.logits.begin)]);
+        if (node.kind == NodeKind::Logit || !hasCumulative)
             j["influence"] = nullptr;
         else
-            j["influence"] = cumulative.data_ptr<float>()[i];
+            j["influence"] = pruned.cumulativeInfluence[static_cast<size_t>(i)];
         if (node.kind == NodeKind::Feature)
             j["activation"] = node.activation;
         else
