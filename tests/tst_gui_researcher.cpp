@@ -1,0 +1,290 @@
+// The explorer as a researcher tries it (issue 17), through the real window (Main.qml) offscreen
+// on tinyworld: each behaviour that once gave a wrong or misleading result, checked the way a
+// user would meet it.
+//  - Opening a session brings its prompt: the prompt box, the token chips and the next-token
+//    panel show the opened graph's prompt, not the one typed before.
+//  - A graph JSON written by the CLI opens as the file holds it: no second prune, the file's
+//    scores, until a slider moves.
+//  - A second edit of the same kind on the same target replaces the first; edits of other kinds
+//    that still combine say how.
+//  - Opening another file with unsaved edits asks first; Cancel keeps everything, Discard opens;
+//    the title marks an untitled session with edits.
+
+#include "appcontroller.h"
+#include "explorercontroller.h"
+#include "mainwindow.h"
+
+#include <cs/engine.h>
+#include <cs/graph.h>
+#include <cs/model.h>
+
+#include <nlohmann/json.hpp>
+
+#include <QFile>
+#include <QProcess>
+#include <QQmlApplicationEngine>
+#include <QQuickItem>
+#include <QQuickWindow>
+#include <QSGRendererInterface>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <memory>
+
+namespace {
+
+const QString kDallas = QStringLiteral("Fact: the capital of the state containing Dallas is");
+const QString kJordan = QStringLiteral("Fact: Michael Jordan plays the sport of");
+const QString kCalc = QStringLiteral("calc: 36+59=");
+const QString kSayCapital = QStringLiteral("3_918_12"); // a feature of the Dallas graph
+
+} // namespace
+
+class TestGuiResearcher : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void cleanupTestCase();
+    void openedSessionBringsItsPrompt();
+    void cliGraphJsonOpensAsWritten();
+    void sameEditReplacesAndCombinationsAreSpelledOut();
+    void openingAnotherFileWithEditsAsks();
+
+private:
+    void settle();
+    void traceFromPromptBox(const QString& prompt);
+    QQuickItem* item(const char* name) const { return cs::app::findItem(m_window, QLatin1String(name)); }
+
+    std::unique_ptr<QTemporaryDir> m_tmp;
+    std::unique_ptr<QQmlApplicationEngine> m_engine;
+    cs::app::AppController* m_app = nullptr;
+    cs::app::ExplorerController* m_explorer = nullptr;
+    QQuickWindow* m_window = nullptr;
+    QString m_jordanSession;
+};
+
+void TestGuiResearcher::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QQuickWindow::setGraphicsApi(QSGRendererInterface::Software);
+    cs::model::initThreads();
+    m_tmp
+        = std::make_unique<QTemporaryDir>(qEnvironmentVariable("CS_TEST_TMP", QDir::tempPath()) + "/researcher-XXXXXX");
+    QVERIFY(m_tmp->isValid());
+    m_engine = std::make_unique<QQmlApplicationEngine>();
+    cs::app::LaunchOptions options;
+    options.model = QLatin1String(cs::kDefaultModel);
+    options.device = QStringLiteral("cpu");
+    m_app = cs::app::loadMainWindow(*m_engine, options);
+    QVERIFY2(m_app, "Main.qml did not load");
+    m_explorer = m_app->explorer();
+    m_window = cs::app::mainWindow(*m_engine);
+    QVERIFY(m_window);
+    m_window->resize(1440, 900);
+    QVERIFY(QTest::qWaitForWindowExposed(m_window));
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->hasGraph(), 120000);
+    settle();
+    QCOMPARE(m_explorer->graphPrompt(), kDallas);
+}
+
+void TestGuiResearcher::cleanupTestCase()
+{
+    if (m_explorer)
+        m_explorer->files()->finishSession();
+    m_engine.reset();
+}
+
+void TestGuiResearcher::settle()
+{
+    QTRY_VERIFY_WITH_TIMEOUT(
+        !m_app->busy() && !m_explorer->isTracing() && !m_explorer->interventions()->isIntervening(), 60000);
+    m_explorer->waitForIdle();
+    QTest::qWait(50);
+}
+
+// Types the prompt into the prompt box and presses Enter, as a user does.
+void TestGuiResearcher::traceFromPromptBox(const QString& prompt)
+{
+    QQuickItem* field = item("promptField");
+    QVERIFY(field);
+    field->setProperty("text", prompt);
+    QCOMPARE(m_app->prompt(), prompt);
+    field->forceActiveFocus();
+    QSignalSpy traced(m_explorer, &cs::app::ExplorerController::traceFinished);
+    QTest::keyClick(m_window, Qt::Key_Return);
+    QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 60000);
+    QVERIFY(traced.first().at(0).toBool());
+    settle();
+    QCOMPARE(m_explorer->graphPrompt(), prompt);
+}
+
+void TestGuiResearcher::openedSessionBringsItsPrompt()
+{
+    // A Jordan session on disk, then Dallas traced from the prompt box.
+    traceFromPromptBox(kJordan);
+    m_jordanSession = m_tmp->filePath(QStringLiteral("jordan.circuitscope.json"));
+    QVERIFY2(m_explorer->files()->saveSession(m_jordanSession), qPrintable(m_explorer->message()));
+    traceFromPromptBox(kDallas);
+    QTRY_COMPARE_WITH_TIMEOUT(m_app->analyzedPrompt(), kDallas, 30000);
+
+    QVERIFY(m_explorer->files()->openFile(m_jordanSession));
+    settle();
+    QCOMPARE(m_explorer->graphPrompt(), kJordan);
+    // The window shows the opened graph's prompt: the box, its tokens, the next-token panel.
+    QCOMPARE(item("promptField")->property("text").toString(), kJordan);
+    QCOMPARE(m_app->prompt(), kJordan);
+    QTRY_COMPARE_WITH_TIMEOUT(m_app->analyzedPrompt(), kJordan, 30000);
+    QCOMPARE(m_app->promptTokens()->rowCount(), int(m_explorer->graph()->metadata.promptTokens.size()));
+    QVERIFY(m_app->isUpToDate());
+    // So Enter traces what the graph shows.
+    QSignalSpy traced(m_explorer, &cs::app::ExplorerController::traceFinished);
+    item("promptField")->forceActiveFocus();
+    QTest::keyClick(m_window, Qt::Key_Return);
+    QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 60000);
+    settle();
+    QCOMPARE(m_explorer->graphPrompt(), kJordan);
+}
+
+void TestGuiResearcher::cliGraphJsonOpensAsWritten()
+{
+    // The CLI's pruned graph of the calculator prompt.
+    const QString json = m_tmp->filePath(QStringLiteral("calc.json"));
+    QProcess cli;
+    cli.start(QStringLiteral(CS_CLI_PATH),
+        { QStringLiteral("trace"), QLatin1String(cs::kDefaultModel), QStringLiteral("--device"), QStringLiteral("cpu"),
+            QStringLiteral("--text"), kCalc, QStringLiteral("--out"), json });
+    QVERIFY(cli.waitForFinished(120000));
+    QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+    QFile file(json);
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    const nlohmann::json doc = nlohmann::json::parse(file.readAll().toStdString());
+    const int fileNodes = int(doc.at("nodes").size());
+    const int fileLinks = int(doc.at("links").size());
+    const auto& scores = doc.at("metadata").at("scores");
+
+    QVERIFY(m_explorer->files()->openFile(json));
+    settle();
+    // Every node and link the file holds is shown; the scores are the file's.
+    QCOMPARE(m_explorer->nodeCount(), fileNodes);
+    QCOMPARE(m_explorer->keptNodeCount(), fileNodes);
+    QCOMPARE(m_explorer->keptEdgeCount(), fileLinks);
+    QCOMPARE(m_explorer->replacementScore(), scores.at("full").at("replacement").get<double>());
+    QCOMPARE(m_explorer->completenessScore(), scores.at("full").at("completeness").get<double>());
+    QCOMPARE(m_explorer->prunedReplacementScore(), scores.at("pruned").at("replacement").get<double>());
+    QCOMPARE(m_explorer->prunedCompletenessScore(), scores.at("pruned").at("completeness").get<double>());
+    QCOMPARE(m_explorer->nodeThreshold(), doc.at("metadata").at("node_threshold").get<double>());
+    QCOMPARE(m_explorer->files()->sessionPath(), QString()); // a graph: Save asks where
+    // The canvas shows them all.
+    QQuickItem* view = item("graphView");
+    QVERIFY(view);
+    auto* canvas = qvariant_cast<QQuickItem*>(view->property("canvas"));
+    QVERIFY(canvas);
+    QCOMPARE(canvas->property("nodeCount").toInt(), fileNodes);
+
+    // Moving the slider prunes what the file held, and the scores become the ones computed here.
+    m_explorer->setNodeThreshold(0.5);
+    settle();
+    QVERIFY(m_explorer->keptNodeCount() < fileNodes);
+    const auto computed = cs::graph::graphScores(*m_explorer->graph());
+    QCOMPARE(m_explorer->replacementScore(), computed.replacement);
+    // Undo brings the file's view back.
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->keptNodeCount(), fileNodes);
+    QCOMPARE(m_explorer->replacementScore(), scores.at("full").at("replacement").get<double>());
+
+    // A session saved from it opens the same way.
+    const QString session = m_tmp->filePath(QStringLiteral("calc.circuitscope.json"));
+    QVERIFY(m_explorer->files()->saveSession(session));
+    QVERIFY(m_explorer->files()->openFile(m_jordanSession));
+    settle();
+    QVERIFY(m_explorer->files()->openFile(session));
+    settle();
+    QCOMPARE(m_explorer->keptNodeCount(), fileNodes);
+    QCOMPARE(m_explorer->prunedReplacementScore(), scores.at("pruned").at("replacement").get<double>());
+}
+
+void TestGuiResearcher::sameEditReplacesAndCombinationsAreSpelledOut()
+{
+    traceFromPromptBox(kDallas);
+    auto* interventions = m_explorer->interventions();
+    auto* list = interventions->list();
+    QCOMPARE(interventions->add(kSayCapital, QStringLiteral("scale"), -2), 0);
+    QCOMPARE(interventions->add(kSayCapital, QStringLiteral("scale"), -5), 0); // replaces, not × 10
+    settle();
+    QCOMPARE(list->rowCount(), 1);
+    QCOMPARE(m_explorer->state().interventions.size(), size_t(1));
+    QCOMPARE(m_explorer->state().interventions[0].value, -5.0);
+    const auto combinedRole = list->roleNames().key("combined");
+    QVERIFY(list->data(list->index(0), combinedRole).toString().isEmpty());
+    // The same kind at other positions is another edit.
+    QCOMPARE(interventions->add(kSayCapital, QStringLiteral("scale"), 3, QStringLiteral("*")), 1);
+    QCOMPARE(list->rowCount(), 2);
+    interventions->remove(1);
+
+    // An ablate on the same target stays beside the scale, and both rows say what they make.
+    QCOMPARE(interventions->add(kSayCapital, QStringLiteral("ablate")), 1);
+    settle();
+    QCOMPARE(list->rowCount(), 2);
+    const QString first = list->data(list->index(0), combinedRole).toString();
+    const QString second = list->data(list->index(1), combinedRole).toString();
+    QVERIFY2(first.contains(QStringLiteral("row 2")) && first.contains(QStringLiteral("= 0")), qPrintable(first));
+    QVERIFY2(
+        second.contains(QStringLiteral("row 1")) && second.contains(QStringLiteral("then ablate")), qPrintable(second));
+    // Shown in the intervention list as well.
+    QQuickItem* summary = item("interventionSummary");
+    QVERIFY(summary);
+    QVERIFY2(summary->property("text").toString().contains(first), qPrintable(summary->property("text").toString()));
+    // Undo walks back ablate, remove, add at every position, and the replacement: -2 again.
+    for (int i = 0; i < 4; ++i)
+        m_explorer->undo();
+    settle();
+    QCOMPARE(list->rowCount(), 1);
+    QCOMPARE(m_explorer->state().interventions[0].value, -2.0);
+    interventions->clear();
+    settle();
+}
+
+void TestGuiResearcher::openingAnotherFileWithEditsAsks()
+{
+    traceFromPromptBox(kDallas);
+    QVERIFY(!m_explorer->files()->isModified());
+    QVERIFY(m_window->title().startsWith(QStringLiteral("Untitled — ")));
+    m_explorer->hideNode(kSayCapital);
+    QVERIFY(m_explorer->files()->isModified());
+    QTRY_VERIFY(m_window->title().startsWith(QStringLiteral("Untitled • — ")));
+
+    QObject* dialog = m_window->findChild<QObject*>(QStringLiteral("closeDialog"));
+    QVERIFY(dialog);
+    const QVariant path = QUrl::fromLocalFile(m_jordanSession).toString();
+    QVERIFY(QMetaObject::invokeMethod(m_window, "requestOpen", Q_ARG(QVariant, path)));
+    QTRY_VERIFY(dialog->property("visible").toBool());
+    QVERIFY(dialog->property("title").toString().contains(QStringLiteral("opening")));
+    QCOMPARE(m_explorer->graphPrompt(), kDallas); // nothing opened yet
+    // Cancel: the graph and the edit stay.
+    QMetaObject::invokeMethod(dialog, "reject");
+    QTRY_VERIFY(!dialog->property("visible").toBool());
+    QCOMPARE(m_explorer->graphPrompt(), kDallas);
+    QCOMPARE(m_explorer->hiddenCount(), 1);
+    QVERIFY(m_window->isVisible());
+
+    // Discard: the other file opens.
+    QVERIFY(QMetaObject::invokeMethod(m_window, "requestOpen", Q_ARG(QVariant, path)));
+    QTRY_VERIFY(dialog->property("visible").toBool());
+    QMetaObject::invokeMethod(dialog, "discarded");
+    QTRY_COMPARE_WITH_TIMEOUT(m_explorer->graphPrompt(), kJordan, 30000);
+    settle();
+    QCOMPARE(m_explorer->hiddenCount(), 0);
+    QVERIFY(m_window->isVisible()); // opening is not closing
+    QVERIFY(!m_explorer->files()->isModified());
+    QVERIFY(m_window->title().startsWith(QStringLiteral("jordan.circuitscope.json — ")));
+
+    // Without edits nothing asks.
+    QVERIFY(QMetaObject::invokeMethod(m_window, "requestOpen", Q_ARG(QVariant, path)));
+    QVERIFY(!dialog->property("visible").toBool());
+}
+
+QTEST_MAIN(TestGuiResearcher)
+#include "tst_gui_researcher.moc"
