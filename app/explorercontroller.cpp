@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <unordered_set>
 
 namespace cs::app {
 
@@ -104,6 +105,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     , m_worker(worker)
     , m_resources(std::make_shared<ExplorerResources>())
     , m_graphviz(std::make_unique<JobQueue>("cs-graphviz"))
+    , m_cards(std::make_unique<JobQueue>("cs-cards"))
     , m_subgraphList(this)
 {
     m_mainScene = new CanvasSceneSource(this);
@@ -150,8 +152,9 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
 
 ExplorerController::~ExplorerController()
 {
-    // The Graphviz thread first: its jobs post back to this object.
+    // The Graphviz and card threads first: their jobs post back to this object.
     m_graphviz.reset();
+    m_cards.reset();
 }
 
 void ExplorerController::waitForIdle()
@@ -160,6 +163,7 @@ void ExplorerController::waitForIdle()
     for (int round = 0; round < 4; ++round) {
         m_worker.waitForIdle();
         m_graphviz->waitForIdle();
+        m_cards->waitForIdle();
         QCoreApplication::processEvents();
     }
 }
@@ -221,6 +225,7 @@ void ExplorerController::loadResourcesJob()
             m_loadedModel = m_modelFolder;
             m_hasStore = !info.storePath.empty();
             m_vocabulary = loaded->vocabulary;
+            openCardStore(info.storePath);
             m_resourcesText = QStringLiteral("%1 · %2 features per layer · %3")
                                   .arg(qs(info.transcoderName).toUpper())
                                   .arg(info.featuresPerLayer)
@@ -446,6 +451,8 @@ void ExplorerController::applyState(const ExplorerState& state)
         || before.edgeThreshold != state.edgeThreshold || before.asFile != state.asFile;
     if (thresholds)
         reprune();
+    if (thresholds || before.hidden != state.hidden)
+        updateSearch(); // hits count what the canvas shows
     rebuildMainScene();
     const bool subgraph = thresholds || before.pinned != state.pinned || before.supernodes != state.supernodes
         || before.labels != state.labels || before.interventions != state.interventions || !m_subgraphGeneration;
@@ -663,8 +670,24 @@ void ExplorerController::updateSelection()
     requestCard();
 }
 
+void ExplorerController::openCardStore(const std::string& path)
+{
+    auto reader = m_cardReader;
+    m_cards->post("open-store", [reader, path] {
+        reader->store.reset();
+        if (path.empty())
+            return;
+        try {
+            reader->store = cs::features::FeatureStore::open(path);
+        } catch (const std::exception&) {
+            // The worker opened the same file; a failure here leaves cards to say there is none.
+        }
+    });
+}
+
 void ExplorerController::requestCard()
 {
+    const quint64 generation = ++m_cardGeneration;
     const int64_t index = indexOf(m_state.selected);
     if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature || !m_hasStore) {
         m_card->clear();
@@ -674,20 +697,34 @@ void ExplorerController::requestCard()
     const int64_t layer = node.layer;
     const int64_t feature = node.feature;
     const double activation = node.activation;
-    auto resources = m_resources;
-    m_worker.request<cs::features::FeatureRecord>(
-        QStringLiteral("explorer-card"),
-        [resources, layer, feature](EngineState&) { return readCard(*resources, layer, feature); },
-        [this, activation, layer, feature](std::shared_ptr<const cs::features::FeatureRecord> record) {
-            static const std::vector<std::string> none;
-            m_card->setRecord(record, activation, m_vocabulary ? *m_vocabulary : none);
-            if (auto it = m_state.labels.find(featureKey(layer, feature)); it != m_state.labels.end())
-                m_card->setLabel(qs(it->second));
-        },
-        [this](const QString& message) {
-            m_card->clear();
-            setMessage(message, true);
-        });
+    auto reader = m_cardReader;
+    QPointer<ExplorerController> guard(this);
+    m_cards->post("card", [guard, reader, layer, feature, activation, generation] {
+        std::shared_ptr<const cs::features::FeatureRecord> record;
+        QString error;
+        try {
+            if (reader->store && reader->store->has(layer, feature))
+                record = std::make_shared<const cs::features::FeatureRecord>(reader->store->card(layer, feature));
+        } catch (const std::exception& e) {
+            error = QString::fromStdString(e.what());
+        }
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, record, error, layer, feature, activation, generation] {
+                if (!guard || generation != guard->m_cardGeneration)
+                    return; // another node was selected since
+                if (!error.isEmpty()) {
+                    guard->m_card->clear();
+                    guard->setMessage(error, true);
+                    return;
+                }
+                static const std::vector<std::string> none;
+                guard->m_card->setRecord(record, activation, guard->m_vocabulary ? *guard->m_vocabulary : none);
+                if (auto it = guard->m_state.labels.find(featureKey(layer, feature)); it != guard->m_state.labels.end())
+                    guard->m_card->setLabel(qs(it->second));
+            },
+            Qt::QueuedConnection);
+    });
 }
 
 QString ExplorerController::nodeTitle(int64_t index) const
@@ -907,10 +944,21 @@ void ExplorerController::updateSearch()
     m_searchHits.assign(m_graph ? size_t(m_graph->size()) : 0, false);
     const QString needle = m_searchText.trimmed();
     if (m_graph && !needle.isEmpty()) {
+        // Only nodes on the canvas count (kept by the prune, not hidden): the count, the
+        // highlights and Enter's walk agree with what the user sees.
+        const std::unordered_set<std::string> hidden(m_state.hidden.begin(), m_state.hidden.end());
+        const auto& promptTokens = m_graph->metadata.promptTokens;
         for (int64_t i = 0; i < m_graph->size(); ++i) {
             const auto& node = m_graph->nodes[size_t(i)];
-            const QString hay = qs(captionOf(i)) + QLatin1Char(' ') + qs(node.token) + QLatin1Char(' ') + nodeTitle(i)
-                + QLatin1Char(' ') + qs(cs::graph::nodeId(*m_graph, i));
+            const std::string id = cs::graph::nodeId(*m_graph, i);
+            if ((m_pruned && !m_pruned->nodeMask[size_t(i)]) || hidden.count(id))
+                continue;
+            QString hay = qs(captionOf(i)) + QLatin1Char(' ') + qs(node.token) + QLatin1Char(' ') + nodeTitle(i)
+                + QLatin1Char(' ') + qs(id);
+            // An embedding is its prompt token, as the token axis shows it.
+            if (node.kind == cs::graph::NodeKind::Embedding && node.position >= 0
+                && node.position < int64_t(promptTokens.size()))
+                hay += QLatin1Char(' ') + qs(promptTokens[size_t(node.position)]);
             if (hay.contains(needle, Qt::CaseInsensitive)) {
                 m_searchHits[size_t(i)] = true;
                 ++m_searchHitCount;

@@ -324,6 +324,15 @@ private:
     EngineWorker& m_worker;
     std::shared_ptr<ExplorerResources> m_resources; // worker thread only, through jobs
     std::unique_ptr<JobQueue> m_graphviz; // every Graphviz call runs here
+    // Feature cards are read here, from a connection of their own, so a card shows while the
+    // engine traces (the worker runs one job at a time). The store is used on that thread only.
+    struct CardReader {
+        std::unique_ptr<cs::features::FeatureStore> store;
+    };
+    std::shared_ptr<CardReader> m_cardReader = std::make_shared<CardReader>();
+    std::unique_ptr<JobQueue> m_cards;
+    quint64 m_cardGeneration = 0;
+    void openCardStore(const std::string& path);
 
     bool m_ready = false;
     bool m_hasStore = false;

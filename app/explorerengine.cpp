@@ -266,12 +266,4 @@ cs::intervention::InterventionResult baseline(const ExplorerResources& resources
     return cs::intervention::intervene(*resources.context, { identity }, options);
 }
 
-std::shared_ptr<const cs::features::FeatureRecord> readCard(
-    const ExplorerResources& resources, int64_t layer, int64_t feature)
-{
-    if (!resources.store || !resources.store->has(layer, feature))
-        return nullptr;
-    return std::make_shared<const cs::features::FeatureRecord>(resources.store->card(layer, feature));
-}
-
 } // namespace cs::app

@@ -117,8 +117,4 @@ cs::intervention::InterventionResult runIntervention(const ExplorerResources& re
 // The unedited top-k and greedy generation (what the panel shows with no intervention).
 cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate);
 
-// The feature card, or null when there is no store or it has no record of that feature.
-std::shared_ptr<const cs::features::FeatureRecord> readCard(
-    const ExplorerResources& resources, int64_t layer, int64_t feature);
-
 } // namespace cs::app

@@ -9,9 +9,14 @@
 //    that still combine say how.
 //  - Opening another file with unsaved edits asks first; Cancel keeps everything, Discard opens;
 //    the title marks an untitled session with edits.
+//  - The feature card shows while a trace runs; search counts, highlights and Enter's walk are
+//    the nodes on the canvas, embeddings found by their token.
+//  - The pruned graph's figure keeps positions left to right in every layer row and leaves out
+//    embeddings no kept edge leaves from.
 
 #include "appcontroller.h"
 #include "explorercontroller.h"
+#include "figure/figure.h"
 #include "mainwindow.h"
 
 #include <cs/engine.h>
@@ -31,7 +36,9 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <map>
 #include <memory>
+#include <set>
 
 namespace {
 
@@ -51,6 +58,9 @@ private Q_SLOTS:
     void cliGraphJsonOpensAsWritten();
     void sameEditReplacesAndCombinationsAreSpelledOut();
     void openingAnotherFileWithEditsAsks();
+    void cardShowsWhileTracing();
+    void searchCountsWhatTheCanvasShows();
+    void graphFigureKeepsTokenOrder();
 
 private:
     void settle();
@@ -284,6 +294,104 @@ void TestGuiResearcher::openingAnotherFileWithEditsAsks()
     // Without edits nothing asks.
     QVERIFY(QMetaObject::invokeMethod(m_window, "requestOpen", Q_ARG(QVariant, path)));
     QVERIFY(!dialog->property("visible").toBool());
+}
+
+void TestGuiResearcher::cardShowsWhileTracing()
+{
+    traceFromPromptBox(kDallas);
+    auto* card = m_explorer->featureCard();
+    m_explorer->select(kSayCapital);
+    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->feature() == 918, 30000);
+    // A long prompt keeps the engine busy for a while; a feature selected meanwhile shows its
+    // card before the trace ends (the card is read beside the trace, not after it).
+    QString longPrompt;
+    for (int i = 0; i < 12; ++i)
+        longPrompt += kDallas + QLatin1Char(' ');
+    QSignalSpy traced(m_explorer, &cs::app::ExplorerController::traceFinished);
+    m_explorer->trace(longPrompt);
+    QTRY_VERIFY(m_explorer->isTracing());
+    m_explorer->select(QStringLiteral("2_574_12"));
+    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->layer() == 2 && card->feature() == 574, 10000);
+    QVERIFY2(traced.isEmpty() && m_explorer->isTracing(), "the trace ended before the card showed: make it longer");
+    QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 120000);
+    settle();
+}
+
+void TestGuiResearcher::searchCountsWhatTheCanvasShows()
+{
+    traceFromPromptBox(kDallas);
+    auto* canvas = qvariant_cast<QQuickItem*>(item("graphView")->property("canvas"));
+    QVERIFY(canvas);
+    // Enter walks exactly the counted hits, each one on the canvas.
+    const auto walk = [&] {
+        std::set<QString> seen;
+        QString at;
+        for (int i = 0; i < m_explorer->searchHits(); ++i) {
+            at = m_explorer->nextSearchHit(at);
+            int slot = -1;
+            QMetaObject::invokeMethod(canvas, "slotOf", Q_RETURN_ARG(int, slot), Q_ARG(QString, at));
+            if (slot < 0)
+                return std::set<QString> { QStringLiteral("off the canvas: ") + at };
+            seen.insert(at);
+        }
+        return seen;
+    };
+    // "the" is on the token axis twice: its embeddings are found.
+    m_explorer->setSearchText(QStringLiteral("the"));
+    settle();
+    QVERIFY2(m_explorer->searchHits() >= 2, qPrintable(QString::number(m_explorer->searchHits())));
+    QCOMPARE(int(walk().size()), m_explorer->searchHits());
+    // A prune that drops hits drops them from the count, and hiding one does too.
+    m_explorer->setSearchText(QStringLiteral("L"));
+    settle();
+    const int all = m_explorer->searchHits();
+    QCOMPARE(int(walk().size()), all);
+    m_explorer->setNodeThreshold(0.3);
+    settle();
+    QVERIFY(m_explorer->searchHits() < all);
+    QCOMPARE(int(walk().size()), m_explorer->searchHits());
+    const int pruned = m_explorer->searchHits();
+    m_explorer->hideNode(m_explorer->nextSearchHit({}));
+    settle();
+    QCOMPARE(m_explorer->searchHits(), pruned - 1);
+    m_explorer->undo();
+    m_explorer->undo();
+    m_explorer->setSearchText({});
+    settle();
+}
+
+void TestGuiResearcher::graphFigureKeepsTokenOrder()
+{
+    traceFromPromptBox(kDallas);
+    const auto spec = cs::app::buildFigure(
+        *m_explorer->graph(), *m_explorer->pruned(), m_explorer->state(), cs::app::FigureScope::PrunedGraph, {});
+    // Every embedding drawn has an edge.
+    std::set<std::string> linked;
+    for (const auto& edge : spec.edges) {
+        linked.insert(edge.source);
+        linked.insert(edge.target);
+    }
+    int embeddings = 0;
+    for (const auto& node : spec.nodes)
+        if (node.kind == cs::app::FigureNodeKind::Embedding) {
+            ++embeddings;
+            QVERIFY2(linked.count(node.id), node.id.c_str());
+        }
+    QVERIFY(embeddings > 0);
+    // In every layer row, x grows with the token position.
+    const auto layout = cs::app::layoutFigure(spec);
+    std::map<double, std::vector<std::pair<double, double>>> rows; // layer -> (position, x)
+    for (size_t i = 0; i < spec.nodes.size(); ++i)
+        rows[spec.nodes[i].layer].push_back({ spec.nodes[i].position, layout.nodes[i].x });
+    for (auto& [layer, row] : rows) {
+        std::stable_sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+        for (size_t k = 1; k < row.size(); ++k)
+            QVERIFY2(row[k - 1].first <= row[k].first,
+                qPrintable(QStringLiteral("layer %1: position %2 drawn left of position %3")
+                               .arg(layer)
+                               .arg(row[k - 1].first)
+                               .arg(row[k].first)));
+    }
 }
 
 QTEST_MAIN(TestGuiResearcher)

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <unordered_set>
 #include <unordered_map>
 
 namespace cs::app {
@@ -456,6 +457,22 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         spec.nodes[i].annotation = join(annotations[i], "; ");
     if (!spec.notes.empty())
         spec.notes.insert(spec.notes.begin(), "Interventions:");
+
+    // The pruned graph's figure leaves out embeddings no kept edge leaves from: the token axis
+    // shows the tokens the circuit reads.
+    if (scope == FigureScope::PrunedGraph) {
+        std::unordered_set<std::string> linked;
+        for (const FigureEdge& edge : spec.edges) {
+            linked.insert(edge.source);
+            linked.insert(edge.target);
+        }
+        spec.nodes.erase(std::remove_if(spec.nodes.begin(), spec.nodes.end(),
+                             [&](const FigureNode& node) {
+                                 return node.kind == FigureNodeKind::Embedding && !node.pinned && !node.intervened
+                                     && !linked.count(node.id);
+                             }),
+            spec.nodes.end());
+    }
 
     // Title and caption.
     const std::string title = options.title.empty() ? graph.metadata.prompt : options.title;

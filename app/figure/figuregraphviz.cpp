@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -174,6 +175,19 @@ std::string dotText(const FigureSpec& spec, double dpi)
     }
     for (size_t r = 0; r + 1 < layers.size(); ++r)
         out << "  r" << r << " -> r" << r + 1 << " [style=invis, constraint=true, arrowhead=none];\n";
+    // Within a rank, positions run left to right as in the window: dot keeps a flat edge's tail
+    // left of its head, so an invisible chain through each rank in position order fixes the
+    // order its crossing minimisation would otherwise shuffle (the token axis above all).
+    for (size_t r = 0; r < layers.size(); ++r) {
+        size_t previous = SIZE_MAX;
+        for (size_t i : order) {
+            if (rankOf(spec.nodes[i].layer) != r)
+                continue;
+            if (previous != SIZE_MAX)
+                out << "  n" << previous << " -> n" << i << " [style=invis, arrowhead=none];\n";
+            previous = i;
+        }
+    }
 
     // Edges: colour by sign, pen width by |weight| as a share of the largest |weight|.
     double largest = 0;

@@ -39,8 +39,11 @@
 //   build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB)
 //       the builder's resume state.
 //
-// Journal: WAL (persistent in the file), synchronous=NORMAL, so a reader reads the last
-// committed state while the builder writes. auto_vacuum=INCREMENTAL: a completed build returns
+// Journal: WAL while a writer has the store open, synchronous=NORMAL, so a reader reads the last
+// committed state while the builder writes. A writer that closes puts the file back in rollback
+// mode (when no reader holds it), so a finished store is one file that readers open without
+// creating -wal and -shm files beside it (an installed store in a read-only folder, a store in
+// a source checkout). auto_vacuum=INCREMENTAL: a completed build returns
 // the pages a rebuild freed.
 
 #include "cs/features.h"
@@ -395,7 +398,16 @@ FeatureStore::FeatureStore(std::unique_ptr<Impl> impl)
 {
 }
 
-FeatureStore::~FeatureStore() = default;
+FeatureStore::~FeatureStore()
+{
+    if (m_impl && m_impl->writable && m_impl->db) {
+        std::lock_guard<std::mutex> lock(m_impl->mutex);
+        m_impl->statements.clear();
+        // Checkpoints the WAL into the file and removes it; SQLITE_BUSY (a reader still has the
+        // store open) leaves WAL mode, which stays correct, just not one file.
+        sqlite3_exec(m_impl->db.get(), "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+    }
+}
 
 std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool writable)
 {
