@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <unordered_set>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace cs::app {
 
