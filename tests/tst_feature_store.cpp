@@ -274,10 +274,23 @@ private Q_SLOTS:
             QCOMPARE(store->count(), int64_t(records.size()));
             QVERIFY(!store->has(0, 0));
         }
+        // The writer closed: the store is one file again, in rollback mode (header bytes 18 and 19
+        // are 1, 2 in WAL mode), so a reader creates nothing beside it.
+        const auto exists
+            = [&](const char* suffix) { return QFileInfo::exists(QString::fromStdString(file + suffix)); };
+        {
+            QFile raw(QString::fromStdString(file));
+            QVERIFY(raw.open(QIODevice::ReadOnly));
+            const QByteArray header = raw.read(20);
+            QCOMPARE(int(header[18]), 1);
+            QCOMPARE(int(header[19]), 1);
+        }
+        QVERIFY(!exists("-wal") && !exists("-shm"));
         // ... and from a fresh read-only connection.
         auto store = FeatureStore::open(file);
         for (const FeatureRecord& r : records)
             compareRecords(store->card(r.layer, r.feature), r);
+        QVERIFY(!exists("-wal") && !exists("-shm"));
         const StoreInfo got = store->info();
         QCOMPARE(got.model, info.model);
         QCOMPARE(got.scan, info.scan);

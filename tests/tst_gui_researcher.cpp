@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QQmlApplicationEngine>
 #include <QQuickItem>
@@ -101,6 +102,13 @@ void TestGuiResearcher::initTestCase()
 
 void TestGuiResearcher::cleanupTestCase()
 {
+    // Cards were read from the shipped feature store all along: nothing was written beside it
+    // (an installation in a read-only folder works the same).
+    const QString store
+        = QString::fromStdString(cs::resolveModelFolder(cs::kDefaultModel)) + QStringLiteral("/features/clt.db");
+    QVERIFY(QFileInfo::exists(store));
+    QVERIFY(!QFileInfo::exists(store + QStringLiteral("-wal")));
+    QVERIFY(!QFileInfo::exists(store + QStringLiteral("-shm")));
     if (m_explorer)
         m_explorer->files()->finishSession();
     m_engine.reset();
