@@ -1,8 +1,12 @@
 #include "appcontroller.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
+#include <QKeySequence>
 #include <QSettings>
+
+#include <cs/engine.h>
 
 #include <algorithm>
 #include <chrono>
@@ -79,6 +83,10 @@ AppController::AppController(QObject* parent)
         clearGeneration();
         runPrompt();
         updateUpToDate();
+    });
+    connect(m_explorer, &ExplorerController::statusOccurred, this, [this](const QString& message) {
+        clearErrorFrom(QStringLiteral("explorer"));
+        setStatus(message);
     });
     connect(m_explorer, &ExplorerController::errorOccurred, this,
         [this](const QString& message) { setError(QStringLiteral("explorer"), message); });
@@ -368,6 +376,36 @@ void AppController::onGenerated(const std::shared_ptr<const GenerationSnapshot>&
                   .arg(snapshot->nNew)
                   .arg(snapshot->nNew == 1 ? QString() : QStringLiteral("s"))
                   .arg(formatDuration(snapshot->elapsedMs)));
+}
+
+QString AppController::aboutText() const
+{
+    const cs::TorchInfo torch = cs::torchInfo("auto");
+    QString gpu = QStringLiteral("no GPU: the engine runs on the CPU");
+    if (torch.cudaAvailable)
+        gpu = QStringLiteral("GPU: %1").arg(QString::fromStdString(torch.gpuName));
+    else if (torch.cudaCompiled)
+        gpu = QStringLiteral("CUDA %1 built in; no GPU found, the engine runs on the CPU")
+                  .arg(QString::fromStdString(torch.cudaVersion));
+    return QStringLiteral("Circuitscope %1\n\nAttribution graphs through transcoder replacement models, as in "
+                          "Anthropic's \"Circuit Tracing\" (2025).\n\nQt %2 · LibTorch %3\n%4")
+        .arg(QCoreApplication::applicationVersion(), QString::fromLatin1(qVersion()),
+            QString::fromStdString(torch.version), gpu);
+}
+
+QString AppController::shortcutText(const QVariant& shortcut) const
+{
+    QKeySequence sequence;
+    if (shortcut.typeId() == QMetaType::QKeySequence) {
+        sequence = shortcut.value<QKeySequence>();
+    } else if (shortcut.typeId() == QMetaType::QString) {
+        sequence = QKeySequence(shortcut.toString());
+    } else if (shortcut.canConvert<int>()) {
+        const auto bindings = QKeySequence::keyBindings(QKeySequence::StandardKey(shortcut.toInt()));
+        if (!bindings.isEmpty())
+            sequence = bindings.first();
+    }
+    return sequence.toString(QKeySequence::NativeText);
 }
 
 void AppController::clearError()

@@ -120,6 +120,11 @@ public:
     // A greedy continuation of the current prompt, maxNew tokens long.
     Q_INVOKABLE void generate(int maxNew = 16);
     Q_INVOKABLE void clearError();
+    // Help ▸ About: the program's, Qt's and LibTorch's versions and what the engine can reach.
+    Q_INVOKABLE QString aboutText() const;
+    // A shortcut as the platform writes it ("Ctrl+S"; a StandardKey as its first binding), for
+    // menu items: Qt Quick Controls' menus do not show an Action's shortcut themselves.
+    Q_INVOKABLE QString shortcutText(const QVariant& shortcut) const;
 
 Q_SIGNALS:
     void modelChanged();

@@ -74,13 +74,14 @@ QString qs(const std::string& s)
 // One edit: the whole state before and after. mergeWith joins a run of slider moves.
 class StateCommand : public QUndoCommand {
 public:
-    StateCommand(
-        ExplorerController* controller, ExplorerState before, ExplorerState after, const QString& text, int mergeId)
+    StateCommand(ExplorerController* controller, ExplorerState before, ExplorerState after, const QString& text,
+        int mergeId, quint64 gesture)
         : QUndoCommand(text)
         , m_controller(controller)
         , m_before(std::move(before))
         , m_after(std::move(after))
         , m_mergeId(mergeId)
+        , m_gesture(gesture)
     {
     }
     void undo() override { m_controller->applyState(m_before); }
@@ -88,7 +89,10 @@ public:
     int id() const override { return m_mergeId > 0 ? m_mergeId : -1; }
     bool mergeWith(const QUndoCommand* other) override
     {
+        // One drag of one slider is one step; the next drag (a new gesture) is another.
         const auto* next = static_cast<const StateCommand*>(other);
+        if (next->m_gesture != m_gesture)
+            return false;
         m_after = next->m_after;
         return true;
     }
@@ -98,6 +102,7 @@ private:
     ExplorerState m_before;
     ExplorerState m_after;
     int m_mergeId;
+    quint64 m_gesture;
 };
 
 ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, const QString& autosaveFolder)
@@ -434,7 +439,7 @@ void ExplorerController::commit(const ExplorerState& after, const QString& text,
 {
     if (after == m_state)
         return;
-    m_undo.push(new StateCommand(this, m_state, after, text, mergeId));
+    m_undo.push(new StateCommand(this, m_state, after, text, mergeId, m_gesture));
 }
 
 void ExplorerController::applyState(const ExplorerState& state)
@@ -464,6 +469,7 @@ void ExplorerController::applyState(const ExplorerState& state)
     if (before.interventions != state.interventions || before.supernodes != state.supernodes
         || !m_interventions->hasOutcome() || thresholds)
         m_interventions->requestOutcome();
+    m_interventions->syncRegime();
     refreshLists();
     Q_EMIT stateChanged();
 }
@@ -1165,6 +1171,8 @@ void ExplorerController::setMessage(const QString& text, bool error)
     Q_EMIT messageChanged();
     if (error)
         Q_EMIT errorOccurred(text);
+    else
+        Q_EMIT statusOccurred(text);
 }
 
 FigureSpec ExplorerController::figureSpec(bool subgraph) const

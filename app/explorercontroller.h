@@ -258,8 +258,20 @@ public:
     Q_INVOKABLE void ungroup(const QString& name);
 
     // Undo.
-    Q_INVOKABLE void undo() { m_undo.undo(); }
-    Q_INVOKABLE void redo() { m_undo.redo(); }
+    Q_INVOKABLE void undo()
+    {
+        endGesture();
+        m_undo.undo();
+    }
+    Q_INVOKABLE void redo()
+    {
+        endGesture();
+        m_undo.redo();
+    }
+    // A slider was released: its next moves are a new undo step, not merged with this drag's.
+    Q_INVOKABLE void endGesture() { ++m_gesture; }
+    // A line for the status bar from QML (a dialog cancelled).
+    Q_INVOKABLE void showStatus(const QString& text) { setMessage(text); }
 
 Q_SIGNALS:
     void resourcesChanged();
@@ -279,6 +291,8 @@ Q_SIGNALS:
     // A trace ended: ok false when it failed or was cancelled (AppController's errorText says why).
     void traceFinished(bool ok);
     void errorOccurred(const QString& message);
+    // What just happened ("Saved …", "Save cancelled"): the status bar shows it.
+    void statusOccurred(const QString& message);
     // A session brought its canvas view back: the graph canvas should show it.
     void viewRequested(double zoom, double centerX, double centerY);
 
@@ -332,6 +346,7 @@ private:
     std::shared_ptr<CardReader> m_cardReader = std::make_shared<CardReader>();
     std::unique_ptr<JobQueue> m_cards;
     quint64 m_cardGeneration = 0;
+    quint64 m_gesture = 0; // slider moves within one gesture merge into one undo step
     void openCardStore(const std::string& path);
 
     bool m_ready = false;

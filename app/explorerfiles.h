@@ -58,10 +58,9 @@ public:
     Q_INVOKABLE void discardRecovery();
     // Writes the autosave now (in the background).
     Q_INVOKABLE void autosaveNow();
-    // A clean exit: no recovery offered next time. Not Q_INVOKABLE, as it was not on
-    // ExplorerController before the split: Main.qml's onClosing call does not reach it; the
-    // program calls it on aboutToQuit (main.cpp).
-    void finishSession();
+    // A clean exit: no recovery offered next time. Main.qml calls it when the window closes;
+    // the program calls it again on aboutToQuit (main.cpp); a second call does nothing.
+    Q_INVOKABLE void finishSession();
 
     static QString localPath(const QString& pathOrUrl);
 

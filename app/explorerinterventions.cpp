@@ -139,6 +139,18 @@ void ExplorerInterventions::setFreeRegime(bool free)
     Q_EMIT freeRegimeChanged();
 }
 
+void ExplorerInterventions::syncRegime()
+{
+    const auto& list = m_core.m_state.interventions;
+    if (list.empty())
+        return; // nothing says: the switch stays as the user set it
+    const bool free = interventionsFree(m_core.m_state);
+    if (free == m_freeRegime)
+        return;
+    m_freeRegime = free;
+    Q_EMIT freeRegimeChanged();
+}
+
 void ExplorerInterventions::requestOutcome()
 {
     if (!m_core.m_graph || !m_core.m_contextReady)

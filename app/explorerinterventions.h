@@ -48,6 +48,8 @@ public:
     QString interventionNote() const { return m_interventionNote; }
     bool freeRegime() const { return m_freeRegime; }
     void setFreeRegime(bool free);
+    // The regime switch follows the state's interventions (after undo, redo, an opened session).
+    void syncRegime();
 
     // target: a node id or "supernode:NAME"; op: "ablate", "scale", "inject"; positions: ""
     // (the node's own), "*" (every position, generated ones too) or "3,5". Returns the new

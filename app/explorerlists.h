@@ -24,9 +24,17 @@ public:
             return {};
         return rowData(m_rows[size_t(index.row())], role);
     }
+    // Same count: the rows change in place (dataChanged), so views keep their delegates, and a
+    // slider in a row being dragged stays under the mouse. Otherwise a reset.
     void setRows(std::vector<Row> rows)
     {
         const bool countChanges = rows.size() != m_rows.size();
+        if (!countChanges) {
+            m_rows = std::move(rows);
+            if (!m_rows.empty())
+                Q_EMIT dataChanged(index(0), index(int(m_rows.size()) - 1));
+            return;
+        }
         beginResetModel();
         m_rows = std::move(rows);
         endResetModel();

@@ -13,6 +13,10 @@
 //    the nodes on the canvas, embeddings found by their token.
 //  - The pruned graph's figure keeps positions left to right in every layer row and leaves out
 //    embeddings no kept edge leaves from.
+//  - Controls: undo brings the regime switch back; two drags of a slider are two undo steps; a
+//    dragged intervention slider keeps its delegate (it stays under the mouse); Save and a
+//    cancelled dialog say so in the status bar; menus show their shortcuts; Help has the
+//    keyboard reference and About; closing runs finishSession with no QML error.
 
 #include "appcontroller.h"
 #include "explorercontroller.h"
@@ -27,6 +31,8 @@
 
 #include <QFile>
 #include <QFileInfo>
+#include <QKeySequence>
+#include <QPointer>
 #include <QProcess>
 #include <QQmlApplicationEngine>
 #include <QQuickItem>
@@ -42,6 +48,18 @@
 #include <set>
 
 namespace {
+
+// QML warnings (binding and type errors, calls to what is not invokable) seen while the tests
+// ran: the window's QML must run clean, closing included.
+QStringList g_qmlWarnings;
+QtMessageHandler g_previousHandler = nullptr;
+void recordQmlWarnings(QtMsgType type, const QMessageLogContext& context, const QString& message)
+{
+    if (type != QtDebugMsg && type != QtInfoMsg
+        && (message.contains(QLatin1String("qrc:/")) || message.contains(QLatin1String(".qml"))))
+        g_qmlWarnings << message;
+    g_previousHandler(type, context, message);
+}
 
 const QString kDallas = QStringLiteral("Fact: the capital of the state containing Dallas is");
 const QString kJordan = QStringLiteral("Fact: Michael Jordan plays the sport of");
@@ -62,6 +80,10 @@ private Q_SLOTS:
     void cardShowsWhileTracing();
     void searchCountsWhatTheCanvasShows();
     void graphFigureKeepsTokenOrder();
+    void undoRestoresRegimeAndSeparatesDrags();
+    void statusSaysSavedAndCancelled();
+    void menusShowShortcutsAndHelp();
+    void closesCleanly();
 
 private:
     void settle();
@@ -78,6 +100,7 @@ private:
 
 void TestGuiResearcher::initTestCase()
 {
+    g_previousHandler = qInstallMessageHandler(recordQmlWarnings);
     QStandardPaths::setTestModeEnabled(true);
     QQuickWindow::setGraphicsApi(QSGRendererInterface::Software);
     cs::model::initThreads();
@@ -400,6 +423,133 @@ void TestGuiResearcher::graphFigureKeepsTokenOrder()
                                .arg(row[k - 1].first)
                                .arg(row[k].first)));
     }
+}
+
+void TestGuiResearcher::undoRestoresRegimeAndSeparatesDrags()
+{
+    traceFromPromptBox(kDallas);
+    auto* interventions = m_explorer->interventions();
+    QVERIFY(!interventions->freeRegime());
+    QCOMPARE(interventions->add(kSayCapital, QStringLiteral("scale"), -2), 0);
+    settle();
+    interventions->setFreeRegime(true);
+    settle();
+    QVERIFY(m_explorer->state().interventions[0].free);
+    m_explorer->undo();
+    settle();
+    QVERIFY(!m_explorer->state().interventions[0].free);
+    QVERIFY2(!interventions->freeRegime(), "the switch stayed on after undo");
+    m_explorer->redo();
+    settle();
+    QVERIFY(interventions->freeRegime());
+    m_explorer->undo();
+    settle();
+
+    // The row's slider: moves change the value in place (the delegate and its slider stay).
+    QQuickItem* slider = item("interventionValueSlider");
+    QVERIFY(slider);
+    QPointer<QQuickItem> kept(slider);
+    const int steps = m_explorer->undoStack().index();
+    interventions->setValue(0, -3);
+    interventions->setValue(0, -4);
+    settle();
+    QVERIFY2(kept, "the list rebuilt its delegates during a drag");
+    QCOMPARE(item("interventionValueSlider"), slider);
+    QCOMPARE(slider->property("value").toDouble(), -4.0);
+    QCOMPARE(m_explorer->undoStack().index(), steps + 1); // one drag, one step
+    m_explorer->endGesture(); // released
+    interventions->setValue(0, -1);
+    interventions->setValue(0, -1.5);
+    settle();
+    QCOMPARE(m_explorer->undoStack().index(), steps + 2); // a second drag, a second step
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->state().interventions[0].value, -4.0);
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->state().interventions[0].value, -2.0);
+
+    // The same for the threshold slider, dragged by the mouse.
+    QQuickItem* threshold = item("nodeThresholdSlider");
+    QVERIFY(threshold);
+    const double before = m_explorer->nodeThreshold();
+    const auto drag = [&](double from, double to) {
+        const QPointF a = threshold->mapToScene(QPointF(threshold->width() * from, threshold->height() / 2));
+        const QPointF b = threshold->mapToScene(QPointF(threshold->width() * to, threshold->height() / 2));
+        QTest::mousePress(m_window, Qt::LeftButton, {}, a.toPoint());
+        for (int k = 1; k <= 5; ++k)
+            QTest::mouseMove(m_window, (a + (b - a) * k / 5.0).toPoint());
+        QTest::mouseRelease(m_window, Qt::LeftButton, {}, b.toPoint());
+        settle();
+    };
+    const int thresholdSteps = m_explorer->undoStack().index();
+    drag(0.5, 0.4);
+    QVERIFY(m_explorer->nodeThreshold() != before);
+    const double afterFirst = m_explorer->nodeThreshold();
+    drag(0.4, 0.3);
+    QCOMPARE(m_explorer->undoStack().index(), thresholdSteps + 2);
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->nodeThreshold(), afterFirst);
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->nodeThreshold(), before);
+    interventions->clear();
+    settle();
+}
+
+void TestGuiResearcher::statusSaysSavedAndCancelled()
+{
+    QQuickItem* status = item("statusLabel");
+    QVERIFY(status);
+    const QString path = m_tmp->filePath(QStringLiteral("status.circuitscope.json"));
+    QVERIFY(m_explorer->files()->saveSession(path));
+    QTRY_VERIFY(status->property("text").toString().startsWith(QStringLiteral("Saved ")));
+    QObject* saveDialog = m_window->findChild<QObject*>(QStringLiteral("saveDialog"));
+    QVERIFY(saveDialog);
+    QMetaObject::invokeMethod(saveDialog, "rejected");
+    QTRY_COMPARE(status->property("text").toString(), QStringLiteral("Save cancelled"));
+}
+
+void TestGuiResearcher::menusShowShortcutsAndHelp()
+{
+    QCOMPARE(m_app->shortcutText(QStringLiteral("Ctrl+Shift+S")),
+        QKeySequence(QStringLiteral("Ctrl+Shift+S")).toString(QKeySequence::NativeText));
+    QCOMPARE(m_app->shortcutText(int(QKeySequence::Save)),
+        QKeySequence(QKeySequence::Save).toString(QKeySequence::NativeText));
+    // The File menu's items, opened as a user opens it, show their shortcuts.
+    QObject* menuBar = m_window->findChild<QObject*>(QStringLiteral("menuBar"));
+    QVERIFY(menuBar);
+    QStringList shown;
+    for (QObject* label : m_window->findChildren<QObject*>(QStringLiteral("menuShortcut")))
+        shown << label->property("text").toString();
+    QVERIFY2(shown.contains(QKeySequence(QKeySequence::Save).toString(QKeySequence::NativeText)),
+        qPrintable(shown.join(", ")));
+    QVERIFY2(shown.contains(QStringLiteral("F")), qPrintable(shown.join(", ")));
+    // Help: the keyboard reference and About.
+    QObject* keys = m_window->findChild<QObject*>(QStringLiteral("keysDialog"));
+    QObject* about = m_window->findChild<QObject*>(QStringLiteral("aboutDialog"));
+    QVERIFY(keys && about);
+    QObject* help = m_window->findChild<QObject*>(QStringLiteral("helpDialogs"));
+    QVERIFY(help);
+    QVERIFY(QMetaObject::invokeMethod(help, "showKeys"));
+    QTRY_VERIFY(keys->property("visible").toBool());
+    QMetaObject::invokeMethod(keys, "close");
+    QVERIFY(QMetaObject::invokeMethod(help, "showAbout"));
+    QTRY_VERIFY(about->property("visible").toBool());
+    const QString text = m_window->findChild<QObject*>(QStringLiteral("aboutText"))->property("text").toString();
+    QVERIFY2(text.contains(QStringLiteral("Qt ")) && text.contains(QStringLiteral("LibTorch ")), qPrintable(text));
+    QMetaObject::invokeMethod(about, "close");
+}
+
+void TestGuiResearcher::closesCleanly()
+{
+    // No unsaved edits: the window closes, finishSession runs from QML (the autosave goes).
+    QVERIFY(m_explorer->files()->save());
+    QVERIFY(!m_explorer->files()->isModified());
+    QVERIFY(m_window->close());
+    QTRY_VERIFY(!m_window->isVisible());
+    QVERIFY2(g_qmlWarnings.isEmpty(), qPrintable(g_qmlWarnings.join(QLatin1Char('\n'))));
 }
 
 QTEST_MAIN(TestGuiResearcher)

@@ -171,7 +171,9 @@ Rectangle {
                     to: row.op === "scale" ? 5 : Math.max(10, row.value * 2)
                     value: row.value
                     live: true
+                    objectName: "interventionValueSlider"
                     onMoved: panel.explorer.interventions.setValue(row.index, value)
+                    onPressedChanged: if (!pressed) panel.explorer.endGesture()
                 }
                 ToolButton {
                     text: "✕"

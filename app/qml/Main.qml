@@ -51,8 +51,10 @@ ApplicationWindow {
     palette.dark: Theme.dark ? "#15171c" : "#b8bec9"
 
     menuBar: MenuBar {
+        objectName: "menuBar"
         Menu {
             title: "&File"
+            delegate: ShortcutMenuItem {}
             Action { text: "&Open model…"; onTriggered: folderDialog.open() }
             Action { text: "Open &transcoders…"; enabled: AppController.hasModel; onTriggered: transcoderDialog.open() }
             Action { text: "Open &feature store…"; enabled: AppController.hasModel; onTriggered: storeDialog.open() }
@@ -89,6 +91,7 @@ ApplicationWindow {
         }
         Menu {
             title: "&Edit"
+            delegate: ShortcutMenuItem {}
             Action { text: window.explorer.canUndo ? "&Undo " + window.explorer.undoText : "&Undo"; shortcut: StandardKey.Undo
                 enabled: window.explorer.canUndo; onTriggered: window.explorer.undo() }
             Action { text: window.explorer.canRedo ? "&Redo " + window.explorer.redoText : "&Redo"; shortcut: StandardKey.Redo
@@ -109,7 +112,8 @@ ApplicationWindow {
         }
         Menu {
             title: "&View"
-            Action { text: "&Fit graph"; shortcut: "F"; onTriggered: graphView.fitToView() }
+            delegate: ShortcutMenuItem {}
+            Action { text: "&Fit graph"; shortcut: "F"; onTriggered: window.fitAll() }
             MenuSeparator {}
             ActionGroup { id: themes }
             Action { text: "&Light theme"; checkable: true; ActionGroup.group: themes
@@ -117,6 +121,23 @@ ApplicationWindow {
             Action { text: "&Dark theme"; checkable: true; ActionGroup.group: themes
                 checked: window.explorer.settings.theme === "dark"; onTriggered: window.explorer.settings.theme = "dark" }
         }
+        Menu {
+            title: "&Help"
+            delegate: ShortcutMenuItem {}
+            Action { text: "&Keyboard shortcuts"; shortcut: StandardKey.HelpContents; onTriggered: helpDialogs.showKeys() }
+            Action { text: "&About Circuitscope"; onTriggered: helpDialogs.showAbout() }
+        }
+    }
+
+    HelpDialogs {
+        id: helpDialogs
+        objectName: "helpDialogs"
+    }
+    // Fit works wherever the focus is with Ctrl+0 (F types an f in a text field).
+    Shortcut {
+        sequences: ["Ctrl+0"]
+        context: Qt.ApplicationShortcut
+        onActivated: window.fitAll()
     }
 
     header: ModelHeader {
@@ -156,6 +177,7 @@ ApplicationWindow {
     }
     FileDialog {
         id: saveDialog
+        objectName: "saveDialog"
         property bool closeAfter: false // the close dialog's Save on a session never saved
         title: "Save the session"
         fileMode: FileDialog.SaveFile
@@ -169,6 +191,7 @@ ApplicationWindow {
         onRejected: {
             closeAfter = false
             window.pendingAction = null
+            window.explorer.showStatus("Save cancelled")
         }
     }
     FileDialog {
@@ -178,6 +201,7 @@ ApplicationWindow {
         fileMode: FileDialog.SaveFile
         nameFilters: ["SVG (*.svg)", "PDF (*.pdf)", "PNG (*.png)"]
         onAccepted: window.explorer.files.exportFigure(selectedFile, scope)
+        onRejected: window.explorer.showStatus("Export cancelled")
     }
     FileDialog {
         id: jsonDialog
@@ -186,6 +210,7 @@ ApplicationWindow {
         defaultSuffix: "json"
         nameFilters: ["Graph JSON (*.json)"]
         onAccepted: window.explorer.files.exportGraphJson(selectedFile)
+        onRejected: window.explorer.showStatus("Export cancelled")
     }
 
     Dialog {
@@ -224,6 +249,11 @@ ApplicationWindow {
         window.pendingText = text
         window.pendingAction = action
         closeDialog.open()
+    }
+    // F and Ctrl+0: both canvases fit their panes.
+    function fitAll() {
+        graphView.fitToView()
+        subgraphPane.view.fitToView()
     }
     // Opens a session or graph (a path or file:// URL), asking first when edits are unsaved.
     function requestOpen(path) {
@@ -265,7 +295,10 @@ ApplicationWindow {
             close()
             window.runPending()
         }
-        onRejected: window.pendingAction = null
+        onRejected: {
+            window.pendingAction = null
+            window.explorer.showStatus("Cancelled: the session stays open")
+        }
     }
 
     ColumnLayout {
@@ -361,6 +394,7 @@ ApplicationWindow {
                     }
 
                     SubgraphPane {
+                        id: subgraphPane
                         SplitView.preferredHeight: 300
                         SplitView.minimumHeight: 120
                         explorer: window.explorer

@@ -60,6 +60,7 @@ Rectangle {
             live: true
             value: bar.explorer.nodeThreshold
             onMoved: bar.explorer.nodeThreshold = value
+            onPressedChanged: if (!pressed) bar.explorer.endGesture()
             ToolTip.visible: hovered
             ToolTip.text: "Node threshold: keep the nodes holding this share of the influence on the logits"
         }
@@ -81,6 +82,7 @@ Rectangle {
             live: true
             value: bar.explorer.edgeThreshold
             onMoved: bar.explorer.edgeThreshold = value
+            onPressedChanged: if (!pressed) bar.explorer.endGesture()
             ToolTip.visible: hovered
             ToolTip.text: "Edge threshold: keep the edges holding this share of the influence"
         }
