@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_set>
 
@@ -125,6 +126,8 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
             return qs(it->second);
         if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
             return qs(it->second);
+        if (auto it = m_autoCaptions.find(key); it != m_autoCaptions.end())
+            return qs(it->second); // the card's description until someone labels it
         return QString();
     };
     m_inputs->setLabelFunction(labels);
@@ -220,6 +223,7 @@ void ExplorerController::loadResourcesJob()
                 = loadResources(*resources, state.model ? state.model->model() : nullptr, transcoder, storePath);
             if (resources->store)
                 loaded->vocabulary = std::make_shared<const std::vector<std::string>>(resources->store->vocabulary());
+            resources->vocabulary = loaded->vocabulary;
             return std::shared_ptr<const Loaded>(loaded);
         },
         [this](std::shared_ptr<const Loaded> loaded) {
@@ -331,7 +335,7 @@ void ExplorerController::trace(const QString& prompt)
                               .arg(out->traceMs, 0, 'f', 0)
                               .arg(out->maxRelResidual, 0, 'g', 2);
             m_files->forgetSessionPath();
-            setGraph(out->graph, out->pruner, state, out->storeLabels, out->topOutputs);
+            setGraph(out->graph, out->pruner, state, out->storeLabels, out->autoCaptions);
             Q_EMIT traceFinished(true);
         },
         [this, cancel](const QString& message) {
@@ -361,14 +365,14 @@ void ExplorerController::requestContext()
     auto graph = m_graph;
     struct Prepared {
         bool ok = false;
-        std::map<std::string, std::string> storeLabels, topOutputs;
+        std::map<std::string, std::string> storeLabels, autoCaptions;
     };
     m_worker.request<Prepared>(
         QStringLiteral("explorer-context"),
         [resources, graph](EngineState&) {
             auto prepared = std::make_shared<Prepared>();
             prepared->ok = prepareContext(*resources, *graph);
-            readCaptions(*resources, *graph, prepared->storeLabels, prepared->topOutputs);
+            readCaptions(*resources, *graph, prepared->storeLabels, prepared->autoCaptions);
             return std::shared_ptr<const Prepared>(prepared);
         },
         [this, graph](std::shared_ptr<const Prepared> prepared) {
@@ -376,7 +380,7 @@ void ExplorerController::requestContext()
                 return;
             m_contextReady = prepared->ok;
             m_storeLabels = prepared->storeLabels;
-            m_topOutputs = prepared->topOutputs;
+            m_autoCaptions = prepared->autoCaptions;
             Q_EMIT graphChanged();
             // Captions and the interventions' results can show now.
             rebuildMainScene();
@@ -396,12 +400,12 @@ void ExplorerController::requestContext()
 
 void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     std::shared_ptr<const cs::graph::Pruner> pruner, const ExplorerState& state,
-    std::map<std::string, std::string> storeLabels, std::map<std::string, std::string> topOutputs)
+    std::map<std::string, std::string> storeLabels, std::map<std::string, std::string> autoCaptions)
 {
     m_graph = std::move(graph);
     m_pruner = std::move(pruner);
     m_storeLabels = std::move(storeLabels);
-    m_topOutputs = std::move(topOutputs);
+    m_autoCaptions = std::move(autoCaptions);
     m_index.clear();
     for (int64_t i = 0; i < m_graph->size(); ++i)
         m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
@@ -522,9 +526,15 @@ std::string ExplorerController::storeCaption(int64_t layer, int64_t feature) con
     const std::string key = featureKey(layer, feature);
     if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
         return it->second;
-    if (auto it = m_topOutputs.find(key); it != m_topOutputs.end())
-        return "→ " + it->second;
+    if (auto it = m_autoCaptions.find(key); it != m_autoCaptions.end())
+        return it->second;
     return {};
+}
+
+QString ExplorerController::captionFor(const QString& id) const
+{
+    const int64_t index = indexOf(id.toStdString());
+    return index < 0 ? QString() : qs(captionOf(index));
 }
 
 std::string ExplorerController::captionOf(int64_t index) const
@@ -793,6 +803,14 @@ double ExplorerController::selectedInfluence() const
 {
     const int64_t i = indexOf(m_state.selected);
     return i < 0 || !m_pruner ? 0 : double(m_pruner->influenceOf(i));
+}
+
+double ExplorerController::selectedCumulativeShare() const
+{
+    const int64_t i = indexOf(m_state.selected);
+    if (i < 0 || !m_pruner || size_t(i) >= m_pruner->cumulativeInfluence().size())
+        return std::numeric_limits<double>::quiet_NaN();
+    return double(m_pruner->cumulativeInfluence()[size_t(i)]);
 }
 
 // ---------------------------------------------------------------------------------------------

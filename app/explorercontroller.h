@@ -109,6 +109,8 @@ class ExplorerController : public QObject {
     Q_PROPERTY(int selectedPosition READ selectedPosition NOTIFY selectionChanged)
     Q_PROPERTY(double selectedActivation READ selectedActivation NOTIFY selectionChanged)
     Q_PROPERTY(double selectedInfluence READ selectedInfluence NOTIFY selectionChanged)
+    // The cumulative influence share up to the selected node (what the node threshold compares).
+    Q_PROPERTY(double selectedCumulativeShare READ selectedCumulativeShare NOTIFY selectionChanged)
     Q_PROPERTY(bool selectedPinned READ selectedPinned NOTIFY selectionChanged)
     Q_PROPERTY(cs::app::ConnectionsModel* inputs READ inputs CONSTANT)
     Q_PROPERTY(cs::app::ConnectionsModel* outputs READ outputs CONSTANT)
@@ -185,6 +187,7 @@ public:
     int selectedPosition() const;
     double selectedActivation() const;
     double selectedInfluence() const;
+    double selectedCumulativeShare() const;
     bool selectedPinned() const { return isPinned(m_state.selected); }
     ConnectionsModel* inputs() const { return m_inputs; }
     ConnectionsModel* outputs() const { return m_outputs; }
@@ -270,6 +273,9 @@ public:
     }
     // A slider was released: its next moves are a new undo step, not merged with this drag's.
     Q_INVOKABLE void endGesture() { ++m_gesture; }
+    // What the canvas, lists and tooltips show for a node: the user's label, the store's, or the
+    // description made from the feature's card.
+    Q_INVOKABLE QString captionFor(const QString& id) const;
     // A line for the status bar from QML (a dialog cancelled).
     Q_INVOKABLE void showStatus(const QString& text) { setMessage(text); }
 
@@ -310,7 +316,7 @@ private:
     // A new graph (traced or opened): resets the state to `state`, clears undo.
     void setGraph(std::shared_ptr<const cs::graph::Graph> graph, std::shared_ptr<const cs::graph::Pruner> pruner,
         const ExplorerState& state, std::map<std::string, std::string> storeLabels,
-        std::map<std::string, std::string> topOutputs);
+        std::map<std::string, std::string> autoCaptions);
     void reprune();
     const cs::graph::Scores& graphScores() const;
     void rebuildMainScene();
@@ -330,7 +336,8 @@ private:
     // The label shown for a node: the user's, else the store's, else the top output token.
     std::string labelOf(int64_t index) const;
     std::string captionOf(int64_t index) const;
-    // What the feature store says of a feature: its label, else "→ " and its top output token.
+    // What the feature store says of a feature: its label, else the description made from its
+    // card (cs::features::describe).
     std::string storeCaption(int64_t layer, int64_t feature) const;
     QString nodeTitle(int64_t index) const;
     QString uniqueSupernodeName(const QString& wanted) const;
@@ -367,7 +374,7 @@ private:
     std::shared_ptr<const cs::graph::Pruner> m_pruner;
     std::shared_ptr<const cs::graph::PruneResult> m_pruned;
     std::map<std::string, int64_t> m_index; // node id -> index
-    std::map<std::string, std::string> m_storeLabels, m_topOutputs; // by featureKey
+    std::map<std::string, std::string> m_storeLabels, m_autoCaptions; // by featureKey
     std::shared_ptr<const std::vector<std::string>> m_vocabulary; // the store's token texts
     bool m_contextReady = false;
     int m_edgeCount = 0, m_keptNodes = 0, m_keptEdges = 0;

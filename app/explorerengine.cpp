@@ -77,7 +77,7 @@ ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const 
 }
 
 void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
-    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& topOutputs)
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions)
 {
     if (!resources.store)
         return;
@@ -87,13 +87,16 @@ void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& gr
     for (int64_t i = features.begin; i < features.end; ++i) {
         const auto& node = graph.nodes[static_cast<size_t>(i)];
         const std::string key = featureKey(node.layer, node.feature);
-        if (storeLabels.count(key) || topOutputs.count(key) || !resources.store->has(node.layer, node.feature))
+        if (storeLabels.count(key) || autoCaptions.count(key) || !resources.store->has(node.layer, node.feature))
             continue;
         const auto record = resources.store->card(node.layer, node.feature);
         if (!record.label.empty())
             storeLabels[key] = record.label;
-        if (!record.topLogits.empty())
-            topOutputs[key] = record.topLogits.front().token;
+        static const std::vector<std::string> none;
+        const std::string description
+            = cs::features::describe(record, resources.vocabulary ? *resources.vocabulary : none);
+        if (!description.empty())
+            autoCaptions[key] = description;
     }
 }
 
@@ -123,7 +126,7 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     graph->metadata.extra["scores"] = cs::graph::scoresJson(scores);
 
     TraceOutput out;
-    readCaptions(resources, *graph, out.storeLabels, out.topOutputs);
+    readCaptions(resources, *graph, out.storeLabels, out.autoCaptions);
     out.graph = std::move(graph);
     out.pruner = std::move(pruner);
     out.maxRelResidual = result.exactness.maxRelResidual;

@@ -37,6 +37,7 @@ struct ExplorerResources {
     std::shared_ptr<const cs::transcoder::TranscoderSet> transcoders;
     std::string transcoderFolder;
     std::unique_ptr<cs::features::FeatureStore> store; // null when the set has none
+    std::shared_ptr<const std::vector<std::string>> vocabulary; // the store's token texts
     // The replacement context interventions run on: the last trace's prompt.
     std::shared_ptr<const cs::attribution::ReplacementContext> context;
     std::vector<int64_t> contextIds; // its prompt ids
@@ -77,10 +78,11 @@ struct TraceRequest {
 struct TraceOutput {
     std::shared_ptr<const cs::graph::Graph> graph; // full, unpruned
     std::shared_ptr<const cs::graph::Pruner> pruner;
-    // Per feature node (featureKey): the store's label, and its top output token (a caption
-    // for features nobody labelled yet). Only for graphs up to kMaxCaptionedFeatures features.
+    // Per feature node (featureKey): the store's label, and the description made from its card
+    // (cs::features::describe: the caption of features nobody labelled). Only for graphs up to
+    // kMaxCaptionedFeatures features.
     std::map<std::string, std::string> storeLabels;
-    std::map<std::string, std::string> topOutputs;
+    std::map<std::string, std::string> autoCaptions;
     double traceMs = 0;
     double maxRelResidual = 0;
 };
@@ -91,9 +93,9 @@ constexpr int64_t kMaxCaptionedFeatures = 5000;
 // cs::Error for an empty or too long prompt, cs::Cancelled when progress says so.
 TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request);
 
-// Store labels and top output tokens for the feature nodes of a graph (the captions).
+// Store labels and card descriptions for the feature nodes of a graph (the captions).
 void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
-    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& topOutputs);
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions);
 
 // Rebuilds the replacement context for a graph opened from a file, so interventions work on
 // it: when its prompt tokenizes to its prompt tokens on this model. Returns false (context

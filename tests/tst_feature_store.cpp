@@ -311,6 +311,39 @@ private Q_SLOTS:
         QVERIFY(errorOf([&] { store->writeRecords(records, info); }).find("read-only") != std::string::npos);
     }
 
+    void describeSaysWhatTheCardShows()
+    {
+        const std::vector<std::string> vocab
+            = { "<bos>", " the", " capital", " of", " Texas", " is", " Austin", " Richmond", "\n", " state", " Ohio" };
+        FeatureRecord r;
+        QCOMPARE(cs::features::describe(r, vocab), std::string()); // nothing to say
+        // Two of three top examples fire on " is": that token, the text before it in the
+        // strongest such example (four tokens at most, an ellipsis when cut), the top two outputs.
+        cs::features::Example a, b, c;
+        a.tokens = { 0, 1, 2, 3, 4, 5 };
+        a.position = 5;
+        b.tokens = { 0, 9, 10 };
+        b.position = 2;
+        c.tokens = { 1, 10, 5 };
+        c.position = 2;
+        r.top = { a, b, c };
+        r.topLogits = { { 6, " Austin", 2.5f }, { 7, " Richmond", 1.5f }, { 4, " Texas", 1.0f } };
+        QCOMPARE(cs::features::describe(r, vocab),
+            std::string("\u00ABis\u00BB after \"\u2026the capital of Texas\" \u2192 Austin, Richmond"));
+        // No context before the token; only positive outputs; a whitespace token shown as ⏎.
+        a.tokens = { 8 };
+        a.position = 0;
+        r.top = { a };
+        r.topLogits = { { 6, " Austin", 0.5f }, { 7, " Richmond", -1.0f } };
+        QCOMPARE(cs::features::describe(r, vocab), std::string("\u00AB\u23CE\u00BB \u2192 Austin"));
+        // An id outside the vocabulary shows as [id]; no outputs, no arrow.
+        a.tokens = { 1, 99 };
+        a.position = 1;
+        r.top = { a };
+        r.topLogits.clear();
+        QCOMPARE(cs::features::describe(r, vocab), std::string("\u00AB[99]\u00BB after \"the\""));
+    }
+
     void labelsSurviveARebuild()
     {
         const std::string file = path("rebuild.db");

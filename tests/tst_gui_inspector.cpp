@@ -618,15 +618,29 @@ void TestGuiInspector::featureCardMatchesRecord()
         QCOMPARE(edges[i].toDouble(), double(record->histogramEdges[static_cast<std::size_t>(i)]));
     QCOMPARE(qint64(card.histogramMaxCount()), maxCount);
 
-    // Examples: the top ones, then each band's, tokens shown as the vocabulary's text.
+    // Examples: the top ones, then each band's, tokens shown as the vocabulary's text; within a
+    // group, an example with the tokens of an earlier one is counted on that one, not repeated.
     ExampleListModel* examples = card.examples();
     std::vector<std::pair<std::string, const cs::features::Example*>> all;
-    for (const auto& e : record->top)
-        all.push_back({ "Top activations", &e });
-    for (const auto& band : record->quantiles) {
-        for (const auto& e : band.examples)
-            all.push_back({ band.name, &e });
-    }
+    std::vector<int> repeats;
+    const auto addGroup = [&](const std::string& name, const std::vector<cs::features::Example>& list) {
+        const size_t first = all.size();
+        for (const auto& e : list) {
+            bool repeated = false;
+            for (size_t k = first; k < all.size() && !repeated; ++k)
+                if (all[k].second->tokens == e.tokens) {
+                    ++repeats[k];
+                    repeated = true;
+                }
+            if (!repeated) {
+                all.push_back({ name, &e });
+                repeats.push_back(1);
+            }
+        }
+    };
+    addGroup("Top activations", record->top);
+    for (const auto& band : record->quantiles)
+        addGroup(band.name, band.examples);
     QCOMPARE(examples->rowCount(), static_cast<int>(all.size()));
     QVERIFY(!record->top.empty());
     int compared = 0;
@@ -657,6 +671,15 @@ void TestGuiInspector::featureCardMatchesRecord()
             const double value = e.activations[static_cast<std::size_t>(i)];
             QCOMPARE(raw[i].toDouble(), value);
             QVERIFY(std::abs(acts[i].toDouble() - std::clamp(value / record->actMax, 0.0, 1.0)) < 1e-12);
+        }
+        QCOMPARE(roleData(*examples, row, ExampleListModel::RepeatsRole).toInt(), repeats[size_t(row)]);
+        // As running text, the tokens join into the decoded window.
+        const QStringList texts = roleData(*examples, row, ExampleListModel::TextsRole).toStringList();
+        QCOMPARE(texts.size(), tokens.size());
+        for (int i = 0; i < texts.size(); ++i) {
+            const std::string& text = m_vocabulary[static_cast<std::size_t>(e.tokens[static_cast<std::size_t>(i)])];
+            if (isPlainToken(text) && text.find_first_of("\n\t") == std::string::npos)
+                QCOMPARE(texts[i].toStdString(), text); // spaces as they are
         }
         const int peak = roleData(*examples, row, ExampleListModel::PeakPositionRole).toInt();
         QCOMPARE(peak, static_cast<int>(e.position));

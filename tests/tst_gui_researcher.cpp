@@ -24,11 +24,13 @@
 #include "mainwindow.h"
 
 #include <cs/engine.h>
+#include <cs/features.h>
 #include <cs/graph.h>
 #include <cs/model.h>
 
 #include <nlohmann/json.hpp>
 
+#include <QAbstractItemModel>
 #include <QFile>
 #include <QFileInfo>
 #include <QKeySequence>
@@ -78,6 +80,7 @@ private Q_SLOTS:
     void sameEditReplacesAndCombinationsAreSpelledOut();
     void openingAnotherFileWithEditsAsks();
     void cardShowsWhileTracing();
+    void captionsDescribeUnlabelledFeatures();
     void searchCountsWhatTheCanvasShows();
     void graphFigureKeepsTokenOrder();
     void undoRestoresRegimeAndSeparatesDrags();
@@ -346,6 +349,37 @@ void TestGuiResearcher::cardShowsWhileTracing()
     QVERIFY2(traced.isEmpty() && m_explorer->isTracing(), "the trace ended before the card showed: make it longer");
     QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 120000);
     settle();
+}
+
+void TestGuiResearcher::captionsDescribeUnlabelledFeatures()
+{
+    traceFromPromptBox(kDallas);
+    // The store's own card of the feature, described independently of the window.
+    const auto store = cs::features::FeatureStore::open(cs::resolveModelFolder(cs::kDefaultModel) + "/features/clt.db");
+    const std::string expected = cs::features::describe(store->card(3, 918), store->vocabulary());
+    QVERIFY2(expected.find("\u2192 Austin") != std::string::npos, expected.c_str());
+    // On the canvas, the selected node's caption is that description (the tooltip holds it too).
+    m_explorer->select(kSayCapital);
+    settle();
+    auto* canvas = qvariant_cast<QQuickItem*>(item("graphView")->property("canvas"));
+    auto* captions = qvariant_cast<QAbstractItemModel*>(canvas->property("captions"));
+    QVERIFY(captions);
+    int slot = -1;
+    QMetaObject::invokeMethod(canvas, "slotOf", Q_RETURN_ARG(int, slot), Q_ARG(QString, kSayCapital));
+    QVERIFY(slot >= 0);
+    const auto roles = captions->roleNames();
+    QString shown;
+    for (int r = 0; r < captions->rowCount(); ++r)
+        if (captions->data(captions->index(r, 0), roles.key("slot")).toInt() == slot)
+            shown = captions->data(captions->index(r, 0), roles.key("text")).toString();
+    QCOMPARE(shown, QString::fromStdString(expected));
+    // A user's label replaces it; undo brings the description back.
+    m_explorer->setLabel(kSayCapital, QStringLiteral("say Austin"));
+    settle();
+    QVERIFY(m_explorer->captionFor(kSayCapital) == QStringLiteral("say Austin"));
+    m_explorer->undo();
+    settle();
+    QCOMPARE(m_explorer->captionFor(kSayCapital), QString::fromStdString(expected));
 }
 
 void TestGuiResearcher::searchCountsWhatTheCanvasShows()

@@ -1,56 +1,70 @@
 import QtQuick
 import QtQuick.Controls
 
-// One stored example: its tokens as chips whose background follows the token's activation
-// (normalized to the feature's largest activation), the token that fired outlined.
+// One stored example as running text: each token's background follows its activation
+// (normalized to the feature's largest activation), the token that fired bold and underlined;
+// "×3" when the same text was stored several times.
 Item {
     id: example
 
     required property InspectorColors colors
-    required property var tokens // strings, whitespace made visible
+    required property var texts // each token's text, spaces kept
     required property var activations // [0, 1] per token
     required property int peakPosition
     required property real peakActivation
+    required property int repeats
 
-    implicitHeight: flow.implicitHeight + 8
+    implicitHeight: Math.max(line.implicitHeight, repeatLabel.implicitHeight) + 8
 
-    Flow {
-        id: flow
-        anchors.left: parent.left
-        anchors.right: parent.right
-        anchors.leftMargin: 2
-        anchors.rightMargin: 2
-        anchors.verticalCenter: parent.verticalCenter
-        spacing: 1
-
-        Repeater {
-            model: example.tokens.length
-            delegate: Rectangle {
-                id: chip
-                required property int index
-                readonly property real level: example.activations[index]
-                readonly property bool isPeak: index === example.peakPosition
-                implicitWidth: chipText.implicitWidth + 4
-                implicitHeight: chipText.implicitHeight + 2
-                width: implicitWidth
-                height: implicitHeight
-                radius: 2
-                color: level > 0 ? Qt.rgba(example.colors.activationColor.r, example.colors.activationColor.g,
-                                           example.colors.activationColor.b, 0.12 + 0.78 * level)
-                                 : "transparent"
-                border.width: isPeak ? 1 : 0
-                border.color: example.colors.peak
-
-                Text {
-                    id: chipText
-                    anchors.centerIn: parent
-                    text: example.tokens[chip.index]
-                    textFormat: Text.PlainText
-                    font.family: example.colors.monoFamily
-                    font.pointSize: example.colors.smallSize
-                    color: example.colors.text
-                }
+    function escaped(text) {
+        return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    }
+    // The example as rich text: one span per token, tinted over the panel's colour.
+    function html() {
+        let out = "<span style=\"white-space:pre-wrap\">"
+        const tint = example.colors.activationColor
+        for (let i = 0; i < example.texts.length; ++i) {
+            const level = example.activations[i]
+            let style = ""
+            if (level > 0) {
+                const c = Qt.tint(example.colors.panel, Qt.rgba(tint.r, tint.g, tint.b, 0.12 + 0.78 * level))
+                style = "background-color:" + c.toString() + ";"
             }
+            let text = escaped(example.texts[i])
+            if (i === example.peakPosition)
+                text = "<b><u>" + text + "</u></b>"
+            out += style !== "" ? "<span style=\"" + style + "\">" + text + "</span>" : text
+        }
+        return out + "</span>"
+    }
+
+    Text {
+        id: line
+        objectName: "exampleText"
+        anchors.left: parent.left
+        anchors.right: repeatLabel.left
+        anchors.leftMargin: 2
+        anchors.rightMargin: 4
+        anchors.verticalCenter: parent.verticalCenter
+        textFormat: Text.RichText
+        wrapMode: Text.Wrap
+        text: example.html()
+        font.pointSize: example.colors.smallSize
+        color: example.colors.text
+    }
+    Label {
+        id: repeatLabel
+        anchors.right: parent.right
+        anchors.verticalCenter: parent.verticalCenter
+        visible: example.repeats > 1
+        width: visible ? implicitWidth : 0
+        text: "×" + example.repeats
+        font.pointSize: example.colors.smallSize
+        color: example.colors.textMuted
+        ToolTip.visible: visible && repeatHover.hovered
+        ToolTip.text: "The corpus holds this text " + example.repeats + " times among the stored examples"
+        HoverHandler {
+            id: repeatHover
         }
     }
 }

@@ -18,7 +18,11 @@ Rectangle {
     property int nodeLayer: 0
     property int nodePosition: 0
     property real activation: NaN // NaN: none
-    property real influence: NaN // the node's cumulative influence share; NaN: none
+    // Two different numbers, named apart: the node's own influence on the logits (w^T of the
+    // path sums), and the cumulative share of the graph's influence up to this node (nodes
+    // sorted by influence; what the node threshold compares and the JSON's "influence" field).
+    property real influence: NaN // NaN: none
+    property real cumulativeShare: NaN
     property ConnectionsModel inputs: null
     property ConnectionsModel outputs: null
     property FeatureCardData card: null
@@ -89,6 +93,8 @@ Rectangle {
                             parts.push("activation " + inspector.colors.formatNumber(inspector.activation, 3))
                         if (!isNaN(inspector.influence))
                             parts.push("influence " + inspector.colors.formatNumber(inspector.influence, 3))
+                        if (!isNaN(inspector.cumulativeShare))
+                            parts.push("cumulative share " + inspector.colors.formatNumber(inspector.cumulativeShare, 3))
                         return parts.join(" · ")
                     }
                 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 namespace cs::app {
 
@@ -16,6 +17,14 @@ QString tokenText(int64_t id, const std::vector<std::string>& vocabulary)
 {
     if (id >= 0 && id < static_cast<int64_t>(vocabulary.size()))
         return visibleTokenText(vocabulary[static_cast<std::size_t>(id)]);
+    return QStringLiteral("[%1]").arg(id);
+}
+
+// A token as running text: spaces stay spaces, so an example reads as the sentence it is.
+QString exampleText(int64_t id, const std::vector<std::string>& vocabulary)
+{
+    if (id >= 0 && id < static_cast<int64_t>(vocabulary.size()))
+        return QString::fromStdString(visibleText(vocabulary[static_cast<std::size_t>(id)]));
     return QStringLiteral("[%1]").arg(id);
 }
 
@@ -36,7 +45,13 @@ void ExampleListModel::setRecord(const cs::features::FeatureRecord* record, cons
         // Activations are shown against the feature's largest one, so that chips of every
         // example share one scale; a feature that never fired has nothing to scale by.
         const double scale = record->actMax > 0 ? 1.0 / record->actMax : 0.0;
+        std::map<std::pair<int, std::vector<int64_t>>, std::size_t> seen; // (group, tokens) -> row
         const auto add = [&](const cs::features::Example& example, const QString& group, int groupIndex) {
+            const auto [it, fresh] = seen.emplace(std::make_pair(groupIndex, example.tokens), m_rows.size());
+            if (!fresh) {
+                ++m_rows[it->second].repeats;
+                return;
+            }
             Row row;
             row.group = group;
             row.groupIndex = groupIndex;
@@ -44,6 +59,7 @@ void ExampleListModel::setRecord(const cs::features::FeatureRecord* record, cons
             row.tokens.reserve(static_cast<int>(example.tokens.size()));
             for (std::size_t i = 0; i < example.tokens.size(); ++i) {
                 row.tokens.append(tokenText(example.tokens[i], vocabulary));
+                row.texts.append(exampleText(example.tokens[i], vocabulary));
                 row.tokenIds.append(QVariant::fromValue<qint64>(example.tokens[i]));
                 const double value = i < example.activations.size() ? example.activations[i] : 0.0;
                 row.rawActivations.append(value);
@@ -96,6 +112,10 @@ QVariant ExampleListModel::data(const QModelIndex& index, int role) const
         return row.peakPosition;
     case PeakActivationRole:
         return row.peakActivation;
+    case TextsRole:
+        return row.texts;
+    case RepeatsRole:
+        return row.repeats;
     default:
         return {};
     }
@@ -113,6 +133,8 @@ QHash<int, QByteArray> ExampleListModel::roleNames() const
         { RawActivationsRole, "rawActivations" },
         { PeakPositionRole, "peakPosition" },
         { PeakActivationRole, "peakActivation" },
+        { TextsRole, "texts" },
+        { RepeatsRole, "repeats" },
     };
 }
 

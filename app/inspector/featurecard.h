@@ -38,13 +38,16 @@ public:
         RawActivationsRole, // QVariantList of doubles: the stored activations
         PeakPositionRole, // index into tokens of the largest activation
         PeakActivationRole, // that activation
+        TextsRole, // QStringList: each token's text as text (spaces kept; newlines, tabs, bad bytes marked)
+        RepeatsRole, // how many stored examples of this group had these very tokens (shown once)
     };
     Q_ENUM(Role)
 
     explicit ExampleListModel(QObject* parent = nullptr);
 
     // Replaces every row (one model reset); null clears. Token ids outside the vocabulary
-    // show as "[id]".
+    // show as "[id]". An example whose tokens repeat an earlier one's in the same group (the
+    // same sentence met again in the corpus) is shown once, with its count.
     void setRecord(const cs::features::FeatureRecord* record, const std::vector<std::string>& vocabulary);
 
     int rowCount(const QModelIndex& parent = QModelIndex()) const override;
@@ -60,6 +63,8 @@ private:
         int groupIndex = 0;
         qint64 context = 0;
         QStringList tokens;
+        QStringList texts;
+        int repeats = 1;
         QVariantList tokenIds;
         QVariantList activations;
         QVariantList rawActivations;

@@ -431,6 +431,7 @@ ApplicationWindow {
                             nodePosition: window.explorer.selectedPosition
                             activation: window.explorer.selectedKind === "feature" ? window.explorer.selectedActivation : NaN
                             influence: window.explorer.selectedInfluence
+                            cumulativeShare: window.explorer.selectedCumulativeShare
                             inputs: window.explorer.inputs
                             outputs: window.explorer.outputs
                             card: window.explorer.featureCard

@@ -158,6 +158,16 @@ private:
 // "[id]". Every string is valid UTF-8 (invalid bytes, e.g. a partial byte-level BPE token,
 // become U+FFFD), so any dump() of it succeeds.
 nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<std::string>& vocabulary = {});
+// A one-line description of what a feature reads and writes, made from its card for features
+// nobody labelled: the token it fires on most among its top examples, in «», the text before
+// that token in the strongest such example, and the tokens its decoder promotes most, e.g.
+//   «is» after "…state containing Dallas" → Austin, Richmond
+// Parts the card lacks are left out; "" when it has none. Tokens are trimmed of spaces (a token
+// that is only whitespace shows as ␣ or ⏎); the context is at most kDescriptionContextTokens
+// tokens and about 32 characters. Pure: no store access.
+constexpr int kDescriptionContextTokens = 4;
+std::string describe(const FeatureRecord& record, const std::vector<std::string>& vocabulary);
+
 // Where exportCircuitTracer puts each feature's file.
 enum class ExportLayout {
     LayerFolders, // DIR/{layer}/{feature}.json
