@@ -5,6 +5,7 @@
 
 #include "engineworker.h"
 #include "explorercontroller.h"
+#include "filedialogs.h"
 #include "snapshots.h"
 #include "tokenchipsmodel.h"
 #include "tokendistributionmodel.h"
@@ -59,6 +60,8 @@ class AppController : public QObject {
     Q_PROPERTY(cs::app::TokenChipsModel* promptTokens READ promptTokens CONSTANT)
     // The attribution-graph explorer of the open model.
     Q_PROPERTY(cs::app::ExplorerController* explorer READ explorer CONSTANT)
+    // The open, save and export dialogs (Qt Widgets' file dialog: native where the platform has one).
+    Q_PROPERTY(cs::app::FileDialogs* fileDialogs READ fileDialogs CONSTANT)
 
 public:
     // Typing waits this long for the next key before running the model.
@@ -103,6 +106,7 @@ public:
     TokenChipsModel* promptTokens() { return &m_promptTokens; }
     EngineWorker& worker() { return m_worker; }
     ExplorerController* explorer() { return m_explorer; }
+    FileDialogs* fileDialogs() { return &m_fileDialogs; }
     // Traces the current prompt as an attribution graph (Enter in the prompt box).
     Q_INVOKABLE void tracePrompt();
     // Whether the next model to open traces the prompt (true by default; a file opened at
@@ -173,6 +177,7 @@ private:
     EngineWorker m_worker; // joined first on destruction, before the models its results fill
     bool m_traceOnNextOpen = true;
     ExplorerController* m_explorer = nullptr; // a child: deleted after m_worker is joined
+    FileDialogs m_fileDialogs;
 };
 
 } // namespace cs::app

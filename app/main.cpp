@@ -19,7 +19,7 @@
 
 #include <QCommandLineParser>
 #include <QElapsedTimer>
-#include <QGuiApplication>
+#include <QApplication>
 #include <QImage>
 #include <QQmlApplicationEngine>
 #include <QQuickItem>
@@ -157,7 +157,7 @@ int runBench(const QString& model, const QString& device)
 
 int main(int argc, char* argv[])
 {
-    QGuiApplication app(argc, argv);
+    QApplication app(argc, argv); // widgets for the file dialogs (filedialogs.h)
     // Names QSettings files and the window manager's idea of the program.
     QGuiApplication::setApplicationName(QStringLiteral("Circuitscope"));
     QGuiApplication::setOrganizationName(QStringLiteral("Circuitscope"));

@@ -32,8 +32,10 @@
 
 #include <QAbstractItemModel>
 #include <QFile>
+#include <QFileDialog>
 #include <QFileInfo>
 #include <QKeySequence>
+#include <QLineEdit>
 #include <QPointer>
 #include <QProcess>
 #include <QQmlApplicationEngine>
@@ -536,13 +538,41 @@ void TestGuiResearcher::statusSaysSavedAndCancelled()
 {
     QQuickItem* status = item("statusLabel");
     QVERIFY(status);
-    const QString path = m_tmp->filePath(QStringLiteral("status.circuitscope.json"));
-    QVERIFY(m_explorer->files()->saveSession(path));
+    auto* dialogs = m_app->fileDialogs();
+    // Save as: the dialog says Save, starts in the last folder used for sessions or in the
+    // user's documents (never the program's folder), and takes a typed name with Enter.
+    QVERIFY(QMetaObject::invokeMethod(m_window, "saveSessionDialog", Q_ARG(QVariant, false)));
+    QTRY_VERIFY(dialogs->current() && dialogs->current()->isVisible());
+    QFileDialog* dialog = dialogs->current();
+    QCOMPARE(dialog->acceptMode(), QFileDialog::AcceptSave);
+    QCOMPARE(dialog->labelText(QFileDialog::Accept), QStringLiteral("Save"));
+    QCOMPARE(
+        QDir(dialog->directory()).absolutePath(), QDir(dialogs->startFolder(QStringLiteral("session"))).absolutePath());
+    QVERIFY(QDir(dialog->directory()).absolutePath() != QDir(QCoreApplication::applicationDirPath()).absolutePath());
+    auto* name = dialog->findChild<QLineEdit*>(QStringLiteral("fileNameEdit"));
+    QVERIFY(name);
+    QVERIFY2(name->text().endsWith(QStringLiteral(".circuitscope.json")), qPrintable(name->text())); // suggested
+    const QString path = m_tmp->filePath(QStringLiteral("typed.circuitscope.json"));
+    // A whole path typed into the name field (set at once: keystrokes would open the path
+    // completer's list, whose Enter picks a completion first), then Enter.
+    name->setText(path);
+    QTest::keyClick(name, Qt::Key_Return);
+    QTRY_VERIFY(QFileInfo::exists(path));
+    QTRY_VERIFY(!dialogs->current());
+    QCOMPARE(m_explorer->files()->sessionPath(), path);
     QTRY_VERIFY(status->property("text").toString().startsWith(QStringLiteral("Saved ")));
-    QObject* saveDialog = m_window->findChild<QObject*>(QStringLiteral("saveDialog"));
-    QVERIFY(saveDialog);
-    QMetaObject::invokeMethod(saveDialog, "rejected");
+    // The next one starts where that one ended; Cancel says so.
+    QVERIFY(QMetaObject::invokeMethod(m_window, "saveSessionDialog", Q_ARG(QVariant, false)));
+    QTRY_VERIFY(dialogs->current() && dialogs->current()->isVisible());
+    QCOMPARE(QDir(dialogs->current()->directory()).absolutePath(), QDir(m_tmp->path()).absolutePath());
+    dialogs->current()->reject();
     QTRY_COMPARE(status->property("text").toString(), QStringLiteral("Save cancelled"));
+    // Export dialogs say Export.
+    QVERIFY(QMetaObject::invokeMethod(m_window, "exportJsonDialog"));
+    QTRY_VERIFY(dialogs->current() && dialogs->current()->isVisible());
+    QCOMPARE(dialogs->current()->labelText(QFileDialog::Accept), QStringLiteral("Export"));
+    dialogs->current()->reject();
+    QTRY_COMPARE(status->property("text").toString(), QStringLiteral("Export cancelled"));
 }
 
 void TestGuiResearcher::menusShowShortcutsAndHelp()

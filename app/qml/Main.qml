@@ -1,7 +1,6 @@
 import QtQuick
 import QtQuick.Controls
 import QtQuick.Layouts
-import QtQuick.Dialogs
 import Circuitscope
 import Circuitscope.Canvas
 import Circuitscope.Inspector
@@ -55,11 +54,11 @@ ApplicationWindow {
         Menu {
             title: "&File"
             delegate: ShortcutMenuItem {}
-            Action { text: "&Open model…"; onTriggered: folderDialog.open() }
-            Action { text: "Open &transcoders…"; enabled: AppController.hasModel; onTriggered: transcoderDialog.open() }
-            Action { text: "Open &feature store…"; enabled: AppController.hasModel; onTriggered: storeDialog.open() }
+            Action { text: "&Open model…"; onTriggered: window.openModelDialog() }
+            Action { text: "Open &transcoders…"; enabled: AppController.hasModel; onTriggered: window.fileDialogs.openFolder("transcoders", "Open a transcoder folder (circuit-tracer's format: config.yaml and weights)", AppController.browseFolder.toString()) }
+            Action { text: "Open &feature store…"; enabled: AppController.hasModel; onTriggered: window.fileDialogs.open("store", "Open a feature store", ["Feature stores (*.db)", "All files (*)"]) }
             MenuSeparator {}
-            Action { text: "&Open session or graph…"; shortcut: StandardKey.Open; onTriggered: openDialog.open() }
+            Action { text: "&Open session or graph…"; shortcut: StandardKey.Open; onTriggered: window.openFileDialog() }
             Menu {
                 id: recentMenu
                 title: "Open &recent"
@@ -77,14 +76,14 @@ ApplicationWindow {
                 }
             }
             Action { text: "&Save session"; shortcut: StandardKey.Save; enabled: window.explorer.hasGraph
-                onTriggered: window.explorer.files.sessionPath !== "" ? window.explorer.files.save() : saveDialog.open() }
-            Action { text: "Save session &as…"; shortcut: "Ctrl+Shift+S"; enabled: window.explorer.hasGraph; onTriggered: saveDialog.open() }
+                onTriggered: window.explorer.files.sessionPath !== "" ? window.explorer.files.save() : window.saveSessionDialog(false) }
+            Action { text: "Save session &as…"; shortcut: "Ctrl+Shift+S"; enabled: window.explorer.hasGraph; onTriggered: window.saveSessionDialog(false) }
             MenuSeparator {}
             Action { text: "&Export subgraph figure…"; shortcut: "Ctrl+E"; enabled: window.explorer.pinnedCount > 0
-                onTriggered: { exportDialog.scope = "subgraph"; exportDialog.open() } }
+                onTriggered: window.exportFigureDialog("subgraph") }
             Action { text: "Export &graph figure…"; enabled: window.explorer.hasGraph
-                onTriggered: { exportDialog.scope = "graph"; exportDialog.open() } }
-            Action { text: "Export graph &JSON…"; enabled: window.explorer.hasGraph; onTriggered: jsonDialog.open() }
+                onTriggered: window.exportFigureDialog("graph") }
+            Action { text: "Export graph &JSON…"; enabled: window.explorer.hasGraph; onTriggered: window.exportJsonDialog() }
             MenuSeparator {}
             Action { text: "Se&ttings…"; shortcut: StandardKey.Preferences; onTriggered: settingsDialog.open() }
             Action { text: "&Quit"; shortcut: StandardKey.Quit; onTriggered: window.close() }
@@ -141,76 +140,84 @@ ApplicationWindow {
     }
 
     header: ModelHeader {
-        onOpenRequested: folderDialog.open()
+        onOpenRequested: window.openModelDialog()
     }
     footer: StatusBar {}
 
-    FolderDialog {
-        id: folderDialog
-        objectName: "folderDialog"
-        title: "Open a Hugging Face model folder"
-        currentFolder: AppController.browseFolder
-        onAccepted: AppController.openModel(selectedFolder)
-    }
-    FolderDialog {
-        id: transcoderDialog
-        title: "Open a transcoder folder (circuit-tracer's format: config.yaml and weights)"
-        currentFolder: AppController.browseFolder
-        onAccepted: window.explorer.openTranscoders(selectedFolder)
-    }
-    FileDialog {
-        id: storeDialog
-        title: "Open a feature store"
-        nameFilters: ["Feature stores (*.db)", "All files (*)"]
-        onAccepted: window.explorer.openFeatureStore(selectedFile)
-    }
     SettingsDialog {
         id: settingsDialog
         anchors.centerIn: parent
         explorer: window.explorer
     }
-    FileDialog {
-        id: openDialog
-        title: "Open a session or a graph"
-        nameFilters: ["Sessions and graphs (*.circuitscope.json *.json *.csgraph)", "All files (*)"]
-        onAccepted: window.requestOpen(selectedFile)
-    }
-    FileDialog {
-        id: saveDialog
-        objectName: "saveDialog"
-        property bool closeAfter: false // the close dialog's Save on a session never saved
-        title: "Save the session"
-        fileMode: FileDialog.SaveFile
-        defaultSuffix: "circuitscope.json"
-        nameFilters: ["Circuitscope sessions (*.circuitscope.json)"]
-        onAccepted: {
-            if (window.explorer.files.saveSession(selectedFile) && closeAfter)
-                window.runPending()
-            closeAfter = false
+    // Open, save and export: the platform's file dialogs where it has them (filedialogs.h).
+    readonly property var fileDialogs: AppController.fileDialogs
+    property bool saveCloseAfter: false // the close dialog's Save on a session never saved
+    property string exportScope: "subgraph"
+    // A file name from the graph's prompt: "fact-the-capital-of-the-state".
+    function suggestedName() {
+        const words = window.explorer.graphPrompt.toLowerCase().match(/[a-z0-9]+/g) || []
+        let name = ""
+        for (const w of words) {
+            if ((name + "-" + w).length > 40)
+                break
+            name = name === "" ? w : name + "-" + w
         }
-        onRejected: {
-            closeAfter = false
-            window.pendingAction = null
-            window.explorer.showStatus("Save cancelled")
+        return name === "" ? "circuit" : name
+    }
+    function openModelDialog() {
+        fileDialogs.openFolder("model", "Open a Hugging Face model folder", AppController.browseFolder.toString())
+    }
+    function openFileDialog() {
+        fileDialogs.open("open", "Open a session or a graph",
+                         ["Sessions and graphs (*.circuitscope.json *.json *.csgraph)", "All files (*)"])
+    }
+    function saveSessionDialog(closeAfter) {
+        window.saveCloseAfter = closeAfter
+        fileDialogs.save("session", "Save the session", "Save", ["Circuitscope sessions (*.circuitscope.json)"],
+                         "circuitscope.json", suggestedName() + ".circuitscope.json")
+    }
+    function exportFigureDialog(scope) {
+        window.exportScope = scope
+        fileDialogs.save("figure", scope === "subgraph" ? "Export the subgraph" : "Export the pruned graph", "Export",
+                         ["SVG (*.svg)", "PDF (*.pdf)", "PNG (*.png)"], "svg",
+                         suggestedName() + (scope === "subgraph" ? "-subgraph.svg" : "-graph.svg"))
+    }
+    function exportJsonDialog() {
+        fileDialogs.save("graph-json", "Export graph JSON (Neuronpedia / circuit-tracer)", "Export",
+                         ["Graph JSON (*.json)"], "json", suggestedName() + ".json")
+    }
+    Connections {
+        target: window.fileDialogs
+        function onAccepted(purpose, path) {
+            if (purpose === "model") {
+                AppController.openModel(path)
+            } else if (purpose === "transcoders") {
+                window.explorer.openTranscoders(path)
+            } else if (purpose === "store") {
+                window.explorer.openFeatureStore(path)
+            } else if (purpose === "open") {
+                window.requestOpen(path)
+            } else if (purpose === "session") {
+                if (window.explorer.files.saveSession(path) && window.saveCloseAfter)
+                    window.runPending()
+                window.saveCloseAfter = false
+            } else if (purpose === "figure") {
+                window.explorer.files.exportFigure(path, window.exportScope)
+            } else if (purpose === "graph-json") {
+                window.explorer.files.exportGraphJson(path)
+            }
         }
-    }
-    FileDialog {
-        id: exportDialog
-        property string scope: "subgraph"
-        title: scope === "subgraph" ? "Export the subgraph" : "Export the pruned graph"
-        fileMode: FileDialog.SaveFile
-        nameFilters: ["SVG (*.svg)", "PDF (*.pdf)", "PNG (*.png)"]
-        onAccepted: window.explorer.files.exportFigure(selectedFile, scope)
-        onRejected: window.explorer.showStatus("Export cancelled")
-    }
-    FileDialog {
-        id: jsonDialog
-        title: "Export graph JSON (Neuronpedia / circuit-tracer)"
-        fileMode: FileDialog.SaveFile
-        defaultSuffix: "json"
-        nameFilters: ["Graph JSON (*.json)"]
-        onAccepted: window.explorer.files.exportGraphJson(selectedFile)
-        onRejected: window.explorer.showStatus("Export cancelled")
+        function onRejected(purpose) {
+            if (purpose === "session") {
+                window.saveCloseAfter = false
+                window.pendingAction = null
+                window.explorer.showStatus("Save cancelled")
+            } else if (purpose === "open" || purpose === "model" || purpose === "transcoders" || purpose === "store") {
+                window.explorer.showStatus("Open cancelled")
+            } else {
+                window.explorer.showStatus("Export cancelled")
+            }
+        }
     }
 
     Dialog {
@@ -287,8 +294,7 @@ ApplicationWindow {
             if (window.explorer.files.sessionPath !== "" && window.explorer.files.save()) {
                 window.runPending()
             } else {
-                saveDialog.closeAfter = true
-                saveDialog.open()
+                window.saveSessionDialog(true)
             }
         }
         onDiscarded: {
@@ -317,7 +323,7 @@ ApplicationWindow {
             currentIndex: AppController.hasModel || window.explorer.hasGraph ? 1 : 0
 
             NoModelView {
-                onOpenRequested: folderDialog.open()
+                onOpenRequested: window.openModelDialog()
             }
 
             SplitView {
