@@ -17,9 +17,9 @@
 #include <cs/error.h>
 #include <cs/model.h>
 
+#include <QApplication>
 #include <QCommandLineParser>
 #include <QElapsedTimer>
-#include <QApplication>
 #include <QImage>
 #include <QQmlApplicationEngine>
 #include <QQuickItem>
