@@ -531,6 +531,27 @@ std::string ExplorerController::storeCaption(int64_t layer, int64_t feature) con
     return {};
 }
 
+void ExplorerController::setCanvasAspect(double aspect)
+{
+    if (!(aspect > 0) || !std::isfinite(aspect))
+        return;
+    if (m_viewAspect > 0 && std::abs(aspect / m_viewAspect - 1) < 0.05)
+        return; // a few pixels: the layout stays
+    m_viewAspect = aspect;
+    if (m_graph && m_pruned)
+        rebuildMainScene();
+}
+
+void ExplorerController::setCollapseEmptyPositions(bool on)
+{
+    if (on == m_collapseEmptyPositions)
+        return;
+    m_collapseEmptyPositions = on;
+    Q_EMIT collapseEmptyPositionsChanged();
+    if (m_graph && m_pruned)
+        rebuildMainScene();
+}
+
 QString ExplorerController::captionFor(const QString& id) const
 {
     const int64_t index = indexOf(id.toStdString());
@@ -557,8 +578,10 @@ void ExplorerController::rebuildMainScene()
 SceneStyle ExplorerController::sceneStyle() const
 {
     SceneStyle style;
-    // Columns wide enough for a caption beside the nodes of a token position.
-    style.minColumnWidth = 64;
+    style.minColumnWidth = 40;
+    // The canvas's shape: the layout spreads the layers to fill it.
+    style.viewAspect = m_viewAspect;
+    style.collapseEmptyPositions = m_collapseEmptyPositions;
     if (m_settings->theme() == QLatin1String("dark")) {
         style.look.selectedRing = qRgb(0xf2, 0xf2, 0xf2);
         style.positiveEdge = qRgba(0x5d, 0xa5, 0xe8, 0xc0);
@@ -648,8 +671,11 @@ void ExplorerController::showSubgraphLayout(const FigureSpec& spec, const Figure
             node.shape = NodeShape::Diamond;
             break;
         case FigureNodeKind::Embedding:
+            node.shape = NodeShape::Square;
+            break;
         case FigureNodeKind::Logit:
             node.shape = NodeShape::Square;
+            node.fill = style.logitFill; // the main canvas's logit colour, not the embeddings'
             break;
         case FigureNodeKind::Supernode:
             node.shape = NodeShape::RoundedBox;

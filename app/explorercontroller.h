@@ -276,6 +276,14 @@ public:
     // What the canvas, lists and tooltips show for a node: the user's label, the store's, or the
     // description made from the feature's card.
     Q_INVOKABLE QString captionFor(const QString& id) const;
+    // The graph canvas's height / width: the layout fills it (rebuilt when it changes by more
+    // than a few percent).
+    Q_INVOKABLE void setCanvasAspect(double aspect);
+    // Positions with nothing but their embedding shown take little width (View menu).
+    Q_PROPERTY(bool collapseEmptyPositions READ collapseEmptyPositions WRITE setCollapseEmptyPositions NOTIFY
+            collapseEmptyPositionsChanged)
+    bool collapseEmptyPositions() const { return m_collapseEmptyPositions; }
+    void setCollapseEmptyPositions(bool on);
     // A line for the status bar from QML (a dialog cancelled).
     Q_INVOKABLE void showStatus(const QString& text) { setMessage(text); }
 
@@ -297,6 +305,7 @@ Q_SIGNALS:
     // A trace ended: ok false when it failed or was cancelled (AppController's errorText says why).
     void traceFinished(bool ok);
     void errorOccurred(const QString& message);
+    void collapseEmptyPositionsChanged();
     // What just happened ("Saved …", "Save cancelled"): the status bar shows it.
     void statusOccurred(const QString& message);
     // A session brought its canvas view back: the graph canvas should show it.
@@ -354,6 +363,8 @@ private:
     std::unique_ptr<JobQueue> m_cards;
     quint64 m_cardGeneration = 0;
     quint64 m_gesture = 0; // slider moves within one gesture merge into one undo step
+    double m_viewAspect = 0;
+    bool m_collapseEmptyPositions = false;
     void openCardStore(const std::string& path);
 
     bool m_ready = false;

@@ -372,7 +372,14 @@ private Q_SLOTS:
         QVERIFY(!(node("f4").flags & NodeIntervened)); // disabled
         QVERIFY(node("e1").flags & NodeSearchHit);
         QVERIFY(!(node("e0").flags & NodeSearchHit));
-        QCOMPARE(node("E1").caption, QStringLiteral(" b"));
+        // Embeddings are named by the token axis, not by captions beside them.
+        QVERIFY(node("E1").caption.isEmpty());
+        QCOMPARE(scene->columns.size(), size_t(3));
+        QCOMPARE(scene->columns[size_t(g.nodes[size_t(t.index.at("E1"))].position)].text, QStringLiteral(" b"));
+        QVERIFY(std::abs(scene->columns[size_t(g.nodes[size_t(t.index.at("E1"))].position)].at - node("E1").x) < 1e-9);
+        QCOMPARE(scene->rows.size(), size_t(g.nLayers() + 2)); // embeddings, each layer, outputs
+        QCOMPARE(scene->rows.front().text, QStringLiteral("Emb"));
+        QCOMPARE(scene->rows.back().text, QStringLiteral("Out"));
         QVERIFY(node("L0").caption.contains(QStringLiteral(" x")));
         QVERIFY(node("L0").caption.contains(QStringLiteral("60.0%")));
         // Dimmed: exactly the nodes without an edge to or from the selected node.
@@ -664,8 +671,8 @@ private Q_SLOTS:
         source->setScene(scene);
         QCOMPARE(w.canvas->nodeCount(), static_cast<int>(scene->nodes.size()));
         CaptionModel* model = w.canvas->captions();
-        // 3 embeddings, 2 logits and the pinned, labelled feature.
-        QCOMPARE(model->rowCount(), 6);
+        // 2 logits and the pinned, labelled feature (the token axis names the embeddings).
+        QCOMPARE(model->rowCount(), 3);
         auto check = [&] {
             for (int row = 0; row < model->rowCount(); ++row) {
                 const QModelIndex i = model->index(row);
@@ -731,24 +738,32 @@ private Q_SLOTS:
         QVERIFY(canvas);
         QCOMPARE(canvas->nodeCount(), static_cast<int>(scene->nodes.size()));
         QVERIFY(canvas->zoom() > 0); // fitted
-        // Every embedding's caption is a Text item just right of its node.
-        auto* layer = view->findChild<QQuickItem*>(QStringLiteral("captionLayer"));
-        QVERIFY(layer);
+        // The token axis: each position's token under its column, pinned to the bottom edge.
+        auto* axis = view->findChild<QQuickItem*>(QStringLiteral("tokenAxis"));
+        QVERIFY(axis && axis->isVisible());
+        QCOMPARE(axis->y() + axis->height(), view->height());
         int found = 0;
-        for (QQuickItem* item : layer->childItems()) {
+        for (QQuickItem* item : axis->childItems()) {
             const QString text = item->property("text").toString();
             const int slot = scene->slotOf(cs::graph::nodeId(t.graph, t.index.at("E1")));
             if (text == QStringLiteral(" b")) {
                 const QPointF p = canvas->nodeItemPosition(slot);
-                QVERIFY(item->x() > p.x() && item->x() < p.x() + 40);
-                QVERIFY(std::abs(item->y() + item->height() / 2 - p.y()) < 1);
+                QVERIFY(std::abs(item->x() + item->width() / 2 - p.x()) < 1);
                 ++found;
-                // Panning 20 scene units left moves the caption 20 * zoom px right, at once.
+                // Panning 20 scene units left moves the tick 20 * zoom px right, at once; zooming
+                // keeps the axis at the bottom.
                 const double x0 = item->x();
                 canvas->setView(canvas->zoom(), canvas->centerX() - 20, canvas->centerY());
                 QVERIFY(std::abs(item->x() - (x0 + 20 * canvas->zoom())) < 1e-6);
+                canvas->zoomAt(300, 200, 2.0);
+                QCOMPARE(axis->y() + axis->height(), view->height());
+                QVERIFY(std::abs(item->x() + item->width() / 2 - canvas->nodeItemPosition(slot).x()) < 1);
             }
         }
+        // The layer axis on the left, one tick per row.
+        auto* layers = view->findChild<QQuickItem*>(QStringLiteral("layerAxis"));
+        QVERIFY(layers && layers->isVisible());
+        QCOMPARE(layers->x(), 0.0);
         QCOMPARE(found, 1);
         QVERIFY(!window.grabWindow().isNull());
     }

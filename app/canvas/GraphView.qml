@@ -16,6 +16,11 @@ Item {
     property color captionBackground: "#d0ffffff"
     property int captionPixelSize: 11
     property bool captionsVisible: true
+    // The axes, pinned to the bottom (tokens) and the left (layers) while zooming and panning.
+    property color axisColor: "#5a6170"
+    property color axisBackground: "#eef0f3"
+    property int axisPixelSize: 11
+    readonly property bool hasAxes: columnRepeater.count > 0
     // Captions only above this zoom (they overlap when the graph is tiny).
     property real captionMinZoom: 0.35
 
@@ -33,6 +38,8 @@ Item {
         onNodeClicked: (slot, graphIndex, id, modifiers) => root.nodeClicked(slot, graphIndex, id, modifiers)
         onNodeDoubleClicked: (slot, graphIndex, id, modifiers) => root.nodeDoubleClicked(slot, graphIndex, id, modifiers)
         onBackgroundClicked: root.backgroundClicked()
+        fitLeft: root.hasAxes ? layerAxis.width : 0
+        fitBottom: root.hasAxes ? tokenAxis.height : 0
     }
 
     Item {
@@ -60,6 +67,60 @@ Item {
                     radius: 2
                     color: root.captionBackground
                 }
+            }
+        }
+    }
+
+    Rectangle {
+        id: tokenAxis
+        objectName: "tokenAxis"
+        visible: root.hasAxes
+        anchors.left: parent.left
+        anchors.right: parent.right
+        anchors.bottom: parent.bottom
+        height: root.axisPixelSize + 10
+        color: root.axisBackground
+        clip: true
+        Repeater {
+            id: columnRepeater
+            model: canvas.columnTicks
+            delegate: Text {
+                objectName: "tokenTick"
+                // Each token under its column, as wide as the column is on screen.
+                width: Math.max(0, 2 * model.radius - 2)
+                x: model.x - width / 2
+                anchors.verticalCenter: parent.verticalCenter
+                visible: width >= 10 && x + width > layerAxis.width
+                text: model.text
+                textFormat: Text.PlainText
+                elide: Text.ElideRight
+                horizontalAlignment: Text.AlignHCenter
+                font.pixelSize: root.axisPixelSize
+                color: root.axisColor
+            }
+        }
+    }
+    Rectangle {
+        id: layerAxis
+        objectName: "layerAxis"
+        visible: root.hasAxes
+        anchors.left: parent.left
+        anchors.top: parent.top
+        anchors.bottom: tokenAxis.top
+        width: 34
+        color: root.axisBackground
+        clip: true
+        Repeater {
+            model: canvas.rowTicks
+            delegate: Text {
+                objectName: "layerTick"
+                y: model.y - height / 2
+                width: layerAxis.width - 6
+                text: model.text
+                textFormat: Text.PlainText
+                horizontalAlignment: Text.AlignRight
+                font.pixelSize: root.axisPixelSize
+                color: root.axisColor
             }
         }
     }

@@ -144,14 +144,57 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
         const int64_t pos = std::clamp<int64_t>(gn.position, 0, nPos - 1);
         cells[{ row, pos }].push_back(i);
     }
+    // Columns: as wide as the most crowded cell's widest sub-row and the token's label; a
+    // position showing nothing but its embedding may collapse.
+    const size_t perRow = static_cast<size_t>(std::max(1, style.maxPerRow));
     std::vector<size_t> crowd(static_cast<size_t>(nPos), 0);
-    for (const auto& [key, members] : cells)
+    std::vector<bool> busy(static_cast<size_t>(nPos), false); // a node other than the embedding
+    std::vector<size_t> subRows(static_cast<size_t>(topRow) + 1, 1);
+    for (const auto& [key, members] : cells) {
         crowd[static_cast<size_t>(key.second)] = std::max(crowd[static_cast<size_t>(key.second)], members.size());
+        if (key.first > 0)
+            busy[static_cast<size_t>(key.second)] = true;
+        subRows[static_cast<size_t>(key.first)]
+            = std::max(subRows[static_cast<size_t>(key.first)], (members.size() + perRow - 1) / perRow);
+    }
+    std::vector<QString> tokenLabels(static_cast<size_t>(nPos));
     std::vector<double> columnLeft(static_cast<size_t>(nPos) + 1, 0.0);
     for (int64_t p = 0; p < nPos; ++p) {
-        const double width = std::max(style.minColumnWidth,
-            static_cast<double>(crowd[static_cast<size_t>(p)]) * style.nodeSpacing + style.columnPadding);
+        tokenLabels[static_cast<size_t>(p)] = promptToken(graph, p);
+        const double labelWidth
+            = static_cast<double>(std::min<qsizetype>(tokenLabels[static_cast<size_t>(p)].size(), style.maxLabelChars))
+                * style.charWidth
+            + 8;
+        const double nodesWidth
+            = static_cast<double>(std::min(crowd[static_cast<size_t>(p)], perRow)) * style.nodeSpacing
+            + style.columnPadding;
+        double width = std::max({ style.minColumnWidth, nodesWidth, labelWidth });
+        if (style.collapseEmptyPositions && !busy[static_cast<size_t>(p)])
+            width = style.collapsedColumnWidth;
         columnLeft[static_cast<size_t>(p) + 1] = columnLeft[static_cast<size_t>(p)] + width;
+    }
+    // Rows: tall enough for their sub-rows, then spread to the view's aspect ratio.
+    std::vector<double> rowHeight(static_cast<size_t>(topRow) + 1);
+    double total = 0;
+    for (int64_t r = 0; r <= topRow; ++r) {
+        rowHeight[static_cast<size_t>(r)] = std::max(
+            style.rowHeight, static_cast<double>(subRows[static_cast<size_t>(r)] - 1) * style.subRowHeight + 40);
+        total += rowHeight[static_cast<size_t>(r)];
+    }
+    if (style.viewAspect > 0) {
+        const double wanted = style.viewAspect * (columnLeft.back() + 2 * style.margin) - 2 * style.margin;
+        if (wanted > total) {
+            for (double& h : rowHeight)
+                h *= wanted / total;
+            total = wanted;
+        }
+    }
+    // Row r's centre: the top row (logits) first, embeddings at the bottom.
+    std::vector<double> rowY(static_cast<size_t>(topRow) + 1);
+    double y = 0;
+    for (int64_t r = topRow; r >= 0; --r) {
+        rowY[static_cast<size_t>(r)] = y + 0.5 * rowHeight[static_cast<size_t>(r)];
+        y += rowHeight[static_cast<size_t>(r)];
     }
     for (auto& [key, members] : cells) {
         std::sort(members.begin(), members.end(), [&](int64_t a, int64_t b) {
@@ -162,13 +205,27 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
         });
         const size_t p = static_cast<size_t>(key.second);
         const double mid = 0.5 * (columnLeft[p] + columnLeft[p + 1]);
-        const double k = static_cast<double>(members.size());
+        const size_t lines = (members.size() + perRow - 1) / perRow;
         for (size_t j = 0; j < members.size(); ++j) {
+            // Sub-rows of at most perRow nodes, the most influential first, centred on the row.
+            const size_t line = j / perRow;
+            const size_t inLine = line + 1 < lines ? perRow : members.size() - line * perRow;
+            const double k = static_cast<double>(inLine);
             CanvasNode& node = scene->nodes[static_cast<size_t>(slotOf[static_cast<size_t>(members[j])])];
-            node.x = mid + (static_cast<double>(j) - 0.5 * (k - 1)) * style.nodeSpacing;
-            node.y = static_cast<double>(topRow - key.first) * style.rowHeight;
+            node.x = mid + (static_cast<double>(j % perRow) - 0.5 * (k - 1)) * style.nodeSpacing;
+            node.y = rowY[static_cast<size_t>(key.first)]
+                + (static_cast<double>(line) - 0.5 * static_cast<double>(lines - 1)) * style.subRowHeight;
         }
     }
+    for (int64_t p = 0; p < nPos; ++p)
+        scene->columns.push_back({ 0.5 * (columnLeft[static_cast<size_t>(p)] + columnLeft[static_cast<size_t>(p) + 1]),
+            0.5 * (columnLeft[static_cast<size_t>(p) + 1] - columnLeft[static_cast<size_t>(p)]),
+            tokenLabels[static_cast<size_t>(p)] });
+    for (int64_t r = 0; r <= topRow; ++r)
+        scene->rows.push_back({ rowY[static_cast<size_t>(r)], 0.5 * rowHeight[static_cast<size_t>(r)],
+            r == 0            ? QStringLiteral("Emb")
+                : r == topRow ? QStringLiteral("Out")
+                              : QStringLiteral("L%1").arg(r - 1) });
 
     // Edges kept by the prune result between shown nodes.
     if (pruned.fits(graph) && n > 0) {
@@ -252,9 +309,12 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
         case NodeKind::Embedding:
             node.shape = NodeShape::Square;
             node.fill = style.embeddingFill;
-            node.caption = tokenDisplay(gn.token);
+            // The token axis names it; a caption only when selected or pinned.
+            if (node.flags & (NodeSelected | NodePinned))
+                node.caption = tokenDisplay(gn.token);
             node.tooltip
-                = QStringLiteral("Embedding %1, position %2").arg(quoted(node.caption)).arg(gn.position) + influence;
+                = QStringLiteral("Embedding %1, position %2").arg(quoted(tokenDisplay(gn.token))).arg(gn.position)
+                + influence;
             break;
         case NodeKind::Logit: {
             node.shape = NodeShape::Square;

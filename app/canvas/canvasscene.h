@@ -71,8 +71,21 @@ struct CanvasLook {
     double hoverWidthScale = 1.6; // hovered edges' width factor
 };
 
+// A label of the canvas's axes: a token position's column (at `at` = its centre x, `extent` =
+// its half width) or a layer's row (`at` = its y, `extent` = half its height), scene units.
+struct AxisTick {
+    double at = 0;
+    double extent = 0;
+    QString text;
+};
+
 struct CanvasScene {
     std::vector<CanvasNode> nodes;
+    // The token axis (one tick per position, left to right) and the layer axis (one per row,
+    // "Emb", "L0" .., "Out"), drawn by the view pinned to its bottom and left edges. Empty for
+    // scenes without a layer grid.
+    std::vector<AxisTick> columns;
+    std::vector<AxisTick> rows;
     std::vector<CanvasEdge> edges; // in drawing order (weakest first, so strong edges lie on top)
     QRectF bounds; // every node's shape and a margin, scene units
     CanvasLook look;
@@ -98,7 +111,19 @@ struct SceneStyle {
     double nodeSpacing = 16; // between the centres of nodes side by side in one cell
     double columnPadding = 14; // added to each position's column
     double minColumnWidth = 40;
-    double rowHeight = 56; // between layers
+    double rowHeight = 56; // between layers (the least; rows grow to fill the view)
+    // The view's height / width (0: unknown): rows are spread so that the scene's aspect ratio
+    // matches it, and the graph fills its pane after a fit instead of a thin band.
+    double viewAspect = 0;
+    int maxPerRow = 4; // nodes of one (layer, position) cell side by side; more stack in sub-rows
+    double subRowHeight = 16; // between a cell's sub-rows
+    // Each position's column is at least as wide as its token label needs (at zoom 1): about
+    // charWidth per character, at most maxLabelChars characters (longer labels are elided).
+    double charWidth = 6.5;
+    int maxLabelChars = 12;
+    // Positions where nothing but the embedding is shown take collapsedColumnWidth.
+    bool collapseEmptyPositions = false;
+    double collapsedColumnWidth = 18;
     double minEdgeWidth = 0.4; // scene units: the weakest input of a target ...
     double maxEdgeWidth = 3.0; // ... and its strongest
     double margin = 24; // around the bounds

@@ -2,8 +2,9 @@
 
 namespace cs::app {
 
-CaptionModel::CaptionModel(QObject* parent)
+CaptionModel::CaptionModel(QObject* parent, Kind kind)
     : QAbstractListModel(parent)
+    , m_kind(kind)
 {
 }
 
@@ -43,7 +44,13 @@ void CaptionModel::setScene(const std::shared_ptr<const CanvasScene>& scene)
 {
     beginResetModel();
     m_rows.clear();
-    if (scene) {
+    if (scene && m_kind == Kind::Columns) {
+        for (const AxisTick& tick : scene->columns)
+            m_rows.push_back({ -1, tick.text, tick.at, 0, tick.extent });
+    } else if (scene && m_kind == Kind::Rows) {
+        for (const AxisTick& tick : scene->rows)
+            m_rows.push_back({ -1, tick.text, 0, tick.at, tick.extent });
+    } else if (scene) {
         for (size_t i = 0; i < scene->nodes.size() && m_rows.size() < static_cast<size_t>(kMaxCaptions); ++i) {
             const CanvasNode& node = scene->nodes[i];
             if (!node.caption.isEmpty())

@@ -27,7 +27,12 @@ public:
     };
     static constexpr int kMaxCaptions = 500;
 
-    explicit CaptionModel(QObject* parent = nullptr);
+    // What the rows are: node captions, or the axis ticks of the scene (CanvasScene::columns
+    // with x at the column's centre and radius its half width; CanvasScene::rows with y at the
+    // row's centre and radius its half height). Ticks have slot -1.
+    enum class Kind { Captions, Columns, Rows };
+
+    explicit CaptionModel(QObject* parent = nullptr, Kind kind = Kind::Captions);
 
     int rowCount(const QModelIndex& parent = QModelIndex()) const override;
     QVariant data(const QModelIndex& index, int role) const override;
@@ -44,6 +49,7 @@ private:
         double x, y, radius; // scene units
     };
     std::vector<Row> m_rows;
+    Kind m_kind = Kind::Captions;
     double m_zoom = 1, m_centerX = 0, m_centerY = 0, m_width = 0, m_height = 0;
 };
 

@@ -128,7 +128,13 @@ QImage paintLayers(const CanvasLayers& layers, QRectF region, double scale, QRec
 GraphCanvas::GraphCanvas(QQuickItem* parent)
     : QQuickItem(parent)
     , m_captions(new CaptionModel(this))
+    , m_columnTicks(new CaptionModel(this, CaptionModel::Kind::Columns))
+    , m_rowTicks(new CaptionModel(this, CaptionModel::Kind::Rows))
 {
+    connect(this, &GraphCanvas::fitMarginsChanged, this, [this] {
+        if (!m_userMoved)
+            fitToView();
+    });
     setFlag(ItemHasContents, true);
     setFlag(ItemIsFocusScope, false);
     setClip(true);
@@ -168,7 +174,11 @@ void GraphCanvas::setScene(std::shared_ptr<const CanvasScene> scene)
     m_index = m_scene ? SpatialIndex(*m_scene) : SpatialIndex();
     m_adjacency = m_scene ? SceneAdjacency(*m_scene) : SceneAdjacency();
     m_captions->setScene(m_scene);
+    m_columnTicks->setScene(m_scene);
+    m_rowTicks->setScene(m_scene);
     m_hovered = -1;
+    if (!m_userMoved)
+        m_fitPending = true; // a new trace, prune or file: fit it, unless the user moved
     m_baseDirty = true;
     m_hoverDirty = true;
     Q_EMIT sceneChanged();
@@ -185,7 +195,21 @@ double GraphCanvas::clampZoom(double zoom) const
     return std::clamp(zoom, m_minZoom, m_maxZoom);
 }
 
+void GraphCanvas::moveView(double zoom, double centerX, double centerY)
+{
+    applyView(zoom, centerX, centerY);
+    if (!m_userMoved) {
+        m_userMoved = true;
+        Q_EMIT viewChanged();
+    }
+}
+
 void GraphCanvas::setView(double zoom, double centerX, double centerY)
+{
+    moveView(zoom, centerX, centerY); // a view chosen from outside (a session's) stays
+}
+
+void GraphCanvas::applyView(double zoom, double centerX, double centerY)
 {
     m_fitPending = false;
     zoom = clampZoom(zoom);
@@ -244,6 +268,8 @@ void GraphCanvas::setAutoFit(bool on)
 void GraphCanvas::viewUpdated()
 {
     m_captions->setView(m_zoom, m_centerX, m_centerY, width(), height());
+    m_columnTicks->setView(m_zoom, m_centerX, m_centerY, width(), height());
+    m_rowTicks->setView(m_zoom, m_centerX, m_centerY, width(), height());
     Q_EMIT viewChanged();
     if (m_hovered >= 0)
         Q_EMIT hoveredPositionChanged();
@@ -262,16 +288,27 @@ void GraphCanvas::fitToView()
 {
     if (!m_scene || m_scene->bounds.isEmpty() || width() <= 0 || height() <= 0)
         return;
+    // The scene in what the axis strips leave free, centred there.
     const QRectF b = m_scene->bounds;
-    setView(std::min(width() / b.width(), height() / b.height()), b.center().x(), b.center().y());
+    const double w = std::max(1.0, width() - m_fitLeft), h = std::max(1.0, height() - m_fitBottom);
+    const double zoom = clampZoom(std::min(w / b.width(), h / b.height()));
+    // Item point (left + w/2, h/2) shows the bounds' centre: center = c - (p - size/2) / zoom.
+    applyView(zoom, b.center().x() - (m_fitLeft + 0.5 * w - 0.5 * width()) / zoom,
+        b.center().y() - (0.5 * h - 0.5 * height()) / zoom);
+    m_fitPending = false;
+    if (m_userMoved) {
+        m_userMoved = false;
+        Q_EMIT viewChanged();
+    }
 }
 
 bool GraphCanvas::centerOn(int slot)
 {
     if (!m_scene || slot < 0 || static_cast<size_t>(slot) >= m_scene->nodes.size())
         return false;
+    // Search and "go to" bring the node into the middle, close enough to read.
     const CanvasNode& node = m_scene->nodes[static_cast<size_t>(slot)];
-    setView(m_zoom, node.x, node.y);
+    moveView(std::max(m_zoom, std::min(1.0, m_maxZoom)), node.x, node.y);
     return true;
 }
 
@@ -325,7 +362,7 @@ void GraphCanvas::zoomAt(double x, double y, double factor)
     const QPointF anchor = mapToScene(QPointF(x, y));
     const double zoom = clampZoom(m_zoom * factor);
     // Keep `anchor` at (x, y): center = anchor - (item - size / 2) / zoom.
-    setView(zoom, anchor.x() - (x - 0.5 * width()) / zoom, anchor.y() - (y - 0.5 * height()) / zoom);
+    moveView(zoom, anchor.x() - (x - 0.5 * width()) / zoom, anchor.y() - (y - 0.5 * height()) / zoom);
 }
 
 QString GraphCanvas::hoveredText() const
@@ -355,6 +392,8 @@ void GraphCanvas::geometryChange(const QRectF& newGeometry, const QRectF& oldGeo
 {
     QQuickItem::geometryChange(newGeometry, oldGeometry);
     if (newGeometry.size() != oldGeometry.size()) {
+        if (!m_userMoved)
+            m_fitPending = true; // a resize fits again unless the user moved
         maybeAutoFit();
         viewUpdated();
     }
@@ -387,7 +426,7 @@ void GraphCanvas::mouseMoveEvent(QMouseEvent* event)
         setKeepMouseGrab(true);
     }
     if (m_dragging)
-        setView(m_zoom, m_pressCenterX - delta.x() / m_zoom, m_pressCenterY - delta.y() / m_zoom);
+        moveView(m_zoom, m_pressCenterX - delta.x() / m_zoom, m_pressCenterY - delta.y() / m_zoom);
     event->accept();
 }
 
@@ -465,16 +504,16 @@ void GraphCanvas::keyPressEvent(QKeyEvent* event)
         fitToView();
         break;
     case Qt::Key_Left:
-        setView(m_zoom, m_centerX - step, m_centerY);
+        moveView(m_zoom, m_centerX - step, m_centerY);
         break;
     case Qt::Key_Right:
-        setView(m_zoom, m_centerX + step, m_centerY);
+        moveView(m_zoom, m_centerX + step, m_centerY);
         break;
     case Qt::Key_Up:
-        setView(m_zoom, m_centerX, m_centerY - step);
+        moveView(m_zoom, m_centerX, m_centerY - step);
         break;
     case Qt::Key_Down:
-        setView(m_zoom, m_centerX, m_centerY + step);
+        moveView(m_zoom, m_centerX, m_centerY + step);
         break;
     default:
         QQuickItem::keyPressEvent(event);

@@ -42,6 +42,16 @@ class GraphCanvas : public QQuickItem {
     // The hovered node's centre in item coordinates (follows the view).
     Q_PROPERTY(QPointF hoveredPosition READ hoveredPosition NOTIFY hoveredPositionChanged)
     Q_PROPERTY(cs::app::CaptionModel* captions READ captions CONSTANT)
+    // The token axis and the layer axis in item coordinates, for the view's pinned strips.
+    Q_PROPERTY(cs::app::CaptionModel* columnTicks READ columnTicks CONSTANT)
+    Q_PROPERTY(cs::app::CaptionModel* rowTicks READ rowTicks CONSTANT)
+    // Pixels along the left and bottom edges that the axis strips cover: a fit keeps the scene
+    // clear of them.
+    Q_PROPERTY(double fitLeft MEMBER m_fitLeft NOTIFY fitMarginsChanged)
+    Q_PROPERTY(double fitBottom MEMBER m_fitBottom NOTIFY fitMarginsChanged)
+    // The user panned or zoomed since the last fit; until then every new scene (a trace, a
+    // prune, an opened file) and every resize fits again.
+    Q_PROPERTY(bool userMoved READ userMoved NOTIFY viewChanged)
     Q_PROPERTY(int nodeCount READ nodeCount NOTIFY sceneChanged)
     Q_PROPERTY(int edgeCount READ edgeCount NOTIFY sceneChanged)
 
@@ -74,6 +84,9 @@ public:
     QString hoveredText() const;
     QPointF hoveredPosition() const;
     CaptionModel* captions() const { return m_captions; }
+    CaptionModel* columnTicks() const { return m_columnTicks; }
+    CaptionModel* rowTicks() const { return m_rowTicks; }
+    bool userMoved() const { return m_userMoved; }
     int nodeCount() const { return m_scene ? static_cast<int>(m_scene->nodes.size()) : 0; }
     int edgeCount() const { return m_scene ? static_cast<int>(m_scene->edges.size()) : 0; }
 
@@ -101,6 +114,7 @@ public:
     static constexpr double kPickTolerancePx = 3;
 
 Q_SIGNALS:
+    void fitMarginsChanged();
     void sourceChanged();
     void sceneChanged();
     void viewChanged();
@@ -142,6 +156,14 @@ private:
     double m_minZoom = 0.02, m_maxZoom = 40;
     bool m_autoFit = true;
     bool m_fitPending = true;
+    bool m_userMoved = false;
+    double m_fitLeft = 0, m_fitBottom = 0;
+    CaptionModel* m_columnTicks = nullptr;
+    CaptionModel* m_rowTicks = nullptr;
+    // The view as a user moves it (drag, wheel, keys): auto-fit stops until the next fit.
+    void moveView(double zoom, double centerX, double centerY);
+    // The view, with no say on auto-fit (a fit, or one of the setters above).
+    void applyView(double zoom, double centerX, double centerY);
     int m_hovered = -1;
 
     // Input.

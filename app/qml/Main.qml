@@ -113,6 +113,8 @@ ApplicationWindow {
             title: "&View"
             delegate: ShortcutMenuItem {}
             Action { text: "&Fit graph"; shortcut: "F"; onTriggered: window.fitAll() }
+            Action { text: "&Collapse empty positions"; checkable: true; checked: window.explorer.collapseEmptyPositions
+                onTriggered: window.explorer.collapseEmptyPositions = checked }
             MenuSeparator {}
             ActionGroup { id: themes }
             Action { text: "&Light theme"; checkable: true; ActionGroup.group: themes
@@ -379,6 +381,19 @@ ApplicationWindow {
                                 Layout.fillWidth: true
                                 Layout.fillHeight: true
                                 source: window.explorer.mainScene
+                                captionBackground: Theme.dark ? "#d0262a33" : "#d0ffffff"
+                                axisColor: Theme.textMuted
+                                axisBackground: Theme.dark ? "#1b1e24" : "#eef0f3"
+                                // The layout spreads the layers over the pane's height.
+                                onWidthChanged: aspectTimer.restart()
+                                onHeightChanged: aspectTimer.restart()
+                                Timer {
+                                    id: aspectTimer
+                                    interval: 120
+                                    onTriggered: if (graphView.width > 60 && graphView.height > 60)
+                                                     window.explorer.setCanvasAspect((graphView.height - 22) / (graphView.width - 34))
+                                }
+                                Component.onCompleted: aspectTimer.restart()
                                                     captionColor: Theme.text
                                 onNodeClicked: (slot, graphIndex, id, modifiers) => window.explorer.clickNode(id, modifiers)
                                 onBackgroundClicked: window.explorer.select("")

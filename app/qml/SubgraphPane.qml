@@ -55,6 +55,7 @@ Panel {
             SplitView.minimumWidth: 200
             source: pane.explorer.subgraphScene
             captionColor: Theme.text
+            captionBackground: Theme.dark ? "#d0262a33" : "#d0ffffff"
             onNodeClicked: (slot, graphIndex, id, modifiers) => pane.explorer.clickNode(id, modifiers)
             // A new layout shows whole.
             Connections {
