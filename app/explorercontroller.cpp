@@ -334,6 +334,8 @@ void ExplorerController::trace(const QString& prompt)
                               .arg(out->graph->nPositions())
                               .arg(out->traceMs, 0, 'f', 0)
                               .arg(out->maxRelResidual, 0, 'g', 2);
+            m_lastTraceMs = out->traceMs;
+            m_lastCaptionMs = out->captionMs;
             m_files->forgetSessionPath();
             setGraph(out->graph, out->pruner, state, out->storeLabels, out->autoCaptions);
             Q_EMIT traceFinished(true);
@@ -410,6 +412,8 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     for (int64_t i = 0; i < m_graph->size(); ++i)
         m_index.emplace(cs::graph::nodeId(*m_graph, i), i);
     m_edgeCount = int(m_graph->adjacency.nnz());
+    if (m_collapseEmptyPositions < 0)
+        Q_EMIT collapseEmptyPositionsChanged(); // automatic: follows the prompt's length
     m_scores = m_pruner->scores();
     m_fileScores = fileScores(m_graph->metadata.extra, "full");
     m_filePrunedScores = fileScores(m_graph->metadata.extra, "pruned");
@@ -542,11 +546,18 @@ void ExplorerController::setCanvasAspect(double aspect)
         rebuildMainScene();
 }
 
+bool ExplorerController::collapseEmptyPositions() const
+{
+    if (m_collapseEmptyPositions >= 0)
+        return m_collapseEmptyPositions == 1;
+    return m_graph && m_graph->nPositions() > kCollapseAfterPositions;
+}
+
 void ExplorerController::setCollapseEmptyPositions(bool on)
 {
-    if (on == m_collapseEmptyPositions)
+    if (m_collapseEmptyPositions == int(on))
         return;
-    m_collapseEmptyPositions = on;
+    m_collapseEmptyPositions = int(on);
     Q_EMIT collapseEmptyPositionsChanged();
     if (m_graph && m_pruned)
         rebuildMainScene();
@@ -581,7 +592,7 @@ SceneStyle ExplorerController::sceneStyle() const
     style.minColumnWidth = 40;
     // The canvas's shape: the layout spreads the layers to fill it.
     style.viewAspect = m_viewAspect;
-    style.collapseEmptyPositions = m_collapseEmptyPositions;
+    style.collapseEmptyPositions = collapseEmptyPositions();
     if (m_settings->theme() == QLatin1String("dark")) {
         style.look.selectedRing = qRgb(0xf2, 0xf2, 0xf2);
         style.positiveEdge = qRgba(0x5d, 0xa5, 0xe8, 0xc0);

@@ -279,10 +279,15 @@ public:
     // The graph canvas's height / width: the layout fills it (rebuilt when it changes by more
     // than a few percent).
     Q_INVOKABLE void setCanvasAspect(double aspect);
-    // Positions with nothing but their embedding shown take little width (View menu).
+    // The last trace's engine time and the feature-store time for its captions (benchmarks).
+    double lastTraceMs() const { return m_lastTraceMs; }
+    double lastCaptionMs() const { return m_lastCaptionMs; }
+    // Positions with nothing but their embedding shown take little width (View menu). Until the
+    // user chooses, they collapse in prompts longer than kCollapseAfterPositions.
     Q_PROPERTY(bool collapseEmptyPositions READ collapseEmptyPositions WRITE setCollapseEmptyPositions NOTIFY
             collapseEmptyPositionsChanged)
-    bool collapseEmptyPositions() const { return m_collapseEmptyPositions; }
+    static constexpr int64_t kCollapseAfterPositions = 32;
+    bool collapseEmptyPositions() const;
     void setCollapseEmptyPositions(bool on);
     // A line for the status bar from QML (a dialog cancelled).
     Q_INVOKABLE void showStatus(const QString& text) { setMessage(text); }
@@ -364,7 +369,8 @@ private:
     quint64 m_cardGeneration = 0;
     quint64 m_gesture = 0; // slider moves within one gesture merge into one undo step
     double m_viewAspect = 0;
-    bool m_collapseEmptyPositions = false;
+    double m_lastTraceMs = 0, m_lastCaptionMs = 0;
+    int m_collapseEmptyPositions = -1; // -1: automatic; 0, 1: the user's choice
     void openCardStore(const std::string& path);
 
     bool m_ready = false;

@@ -77,14 +77,25 @@ ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const 
 }
 
 void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
-    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions)
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions,
+    const std::vector<float>* influence)
 {
     if (!resources.store)
         return;
     const auto features = graph.ranges().features;
-    if (features.size() > kMaxCaptionedFeatures)
-        return;
-    for (int64_t i = features.begin; i < features.end; ++i) {
+    std::vector<int64_t> order;
+    for (int64_t i = features.begin; i < features.end; ++i)
+        order.push_back(i);
+    // Past the budget, the most influential features get captions (those a prune keeps).
+    if (static_cast<int64_t>(order.size()) > kMaxCaptionedFeatures && influence
+        && influence->size() == graph.nodes.size()) {
+        std::nth_element(order.begin(), order.begin() + kMaxCaptionedFeatures, order.end(),
+            [&](int64_t a, int64_t b) { return (*influence)[size_t(a)] > (*influence)[size_t(b)]; });
+        order.resize(static_cast<size_t>(kMaxCaptionedFeatures));
+    } else if (static_cast<int64_t>(order.size()) > kMaxCaptionedFeatures) {
+        order.resize(static_cast<size_t>(kMaxCaptionedFeatures));
+    }
+    for (const int64_t i : order) {
         const auto& node = graph.nodes[static_cast<size_t>(i)];
         const std::string key = featureKey(node.layer, node.feature);
         if (storeLabels.count(key) || autoCaptions.count(key) || !resources.store->has(node.layer, node.feature))
@@ -126,11 +137,13 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     graph->metadata.extra["scores"] = cs::graph::scoresJson(scores);
 
     TraceOutput out;
-    readCaptions(resources, *graph, out.storeLabels, out.autoCaptions);
+    out.traceMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const auto captionsStart = std::chrono::steady_clock::now();
+    readCaptions(resources, *graph, out.storeLabels, out.autoCaptions, &pruner->influence());
+    out.captionMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - captionsStart).count();
     out.graph = std::move(graph);
     out.pruner = std::move(pruner);
     out.maxRelResidual = result.exactness.maxRelResidual;
-    out.traceMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     resources.context = std::move(context);
     resources.contextIds = ids;
     return out;

@@ -79,23 +79,26 @@ struct TraceOutput {
     std::shared_ptr<const cs::graph::Graph> graph; // full, unpruned
     std::shared_ptr<const cs::graph::Pruner> pruner;
     // Per feature node (featureKey): the store's label, and the description made from its card
-    // (cs::features::describe: the caption of features nobody labelled). Only for graphs up to
-    // kMaxCaptionedFeatures features.
+    // (cs::features::describe: the caption of features nobody labelled); readCaptions' budget.
     std::map<std::string, std::string> storeLabels;
     std::map<std::string, std::string> autoCaptions;
-    double traceMs = 0;
+    double traceMs = 0; // tokenize, trace, prune set-up, as the CLI's "traced in"
+    double captionMs = 0; // reading the feature store for the captions
     double maxRelResidual = 0;
 };
 
-constexpr int64_t kMaxCaptionedFeatures = 5000;
+// About 20 µs a feature on two cores (tinyworld's store): 0.4 s at most.
+constexpr int64_t kMaxCaptionedFeatures = 20000;
 
 // Tokenizes and traces request.prompt (the context is kept for interventions). Throws
 // cs::Error for an empty or too long prompt, cs::Cancelled when progress says so.
 TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request);
 
-// Store labels and card descriptions for the feature nodes of a graph (the captions).
+// Store labels and card descriptions for the feature nodes of a graph (the captions): all of
+// them up to kMaxCaptionedFeatures, past that the most influential (by `influence`, [n]).
 void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& graph,
-    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions);
+    std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions,
+    const std::vector<float>* influence = nullptr);
 
 // Rebuilds the replacement context for a graph opened from a file, so interventions work on
 // it: when its prompt tokenizes to its prompt tokens on this model. Returns false (context

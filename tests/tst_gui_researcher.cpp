@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include <QAbstractItemModel>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -85,6 +86,7 @@ private Q_SLOTS:
     void captionsDescribeUnlabelledFeatures();
     void searchCountsWhatTheCanvasShows();
     void graphFigureKeepsTokenOrder();
+    void longPromptIsReadableAndFast();
     void undoRestoresRegimeAndSeparatesDrags();
     void statusSaysSavedAndCancelled();
     void menusShowShortcutsAndHelp();
@@ -459,6 +461,50 @@ void TestGuiResearcher::graphFigureKeepsTokenOrder()
                                .arg(row[k - 1].first)
                                .arg(row[k].first)));
     }
+}
+
+// A long prompt: the window's trace costs little more than the engine's, and after the fit the
+// graph fills the pane (not a thin band), its nodes of a readable size.
+void TestGuiResearcher::longPromptIsReadableAndFast()
+{
+    QString prompt;
+    const QString facts[] = { kDallas + QStringLiteral(" Austin."), kJordan + QStringLiteral(" basketball."),
+        QStringLiteral("calc: 36+59=95."),
+        QStringLiteral("The capital of the state containing Richmond is Richmond.") };
+    int k = 0;
+    while (prompt.size() < 330)
+        prompt += facts[k++ % 4] + QLatin1Char(' ');
+    prompt += kDallas;
+    QElapsedTimer clock;
+    clock.start();
+    traceFromPromptBox(prompt);
+    const double windowMs = double(clock.elapsed());
+    const int tokens = int(m_explorer->graph()->nPositions());
+    qInfo("long prompt: %d tokens, %d nodes shown; window %.0f ms from Enter to the settled window, engine trace "
+          "%.0f ms, feature-store captions %.0f ms",
+        tokens, m_explorer->keptNodeCount(), windowMs, m_explorer->lastTraceMs(), m_explorer->lastCaptionMs());
+    QVERIFY(tokens >= 100);
+    // Readable after the fit: the nodes span most of the pane's height and width.
+    auto* canvas = qvariant_cast<QQuickItem*>(item("graphView")->property("canvas"));
+    QVERIFY(canvas);
+    double top = 1e9, bottom = -1e9, left = 1e9, right = -1e9;
+    const int n = canvas->property("nodeCount").toInt();
+    for (int slot = 0; slot < n; ++slot) {
+        QPointF p;
+        QMetaObject::invokeMethod(canvas, "nodeItemPosition", Q_RETURN_ARG(QPointF, p), Q_ARG(int, slot));
+        top = std::min(top, p.y());
+        bottom = std::max(bottom, p.y());
+        left = std::min(left, p.x());
+        right = std::max(right, p.x());
+    }
+    qInfo("after the fit: nodes span %.0f x %.0f px of a %.0f x %.0f px canvas, zoom %.3f", right - left, bottom - top,
+        canvas->width(), canvas->height(), canvas->property("zoom").toDouble());
+    QVERIFY2((bottom - top) > 0.6 * canvas->height(), "the graph is a band, not the pane");
+    QVERIFY((right - left) > 0.6 * canvas->width());
+    // Nodes big enough to see and click (6 scene units of radius), empty positions collapsed.
+    QVERIFY(m_explorer->collapseEmptyPositions());
+    const double radius = 6 * canvas->property("zoom").toDouble();
+    QVERIFY2(radius >= 2.0, qPrintable(QString::number(radius)));
 }
 
 void TestGuiResearcher::undoRestoresRegimeAndSeparatesDrags()

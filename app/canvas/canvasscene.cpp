@@ -168,7 +168,9 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
         const double nodesWidth
             = static_cast<double>(std::min(crowd[static_cast<size_t>(p)], perRow)) * style.nodeSpacing
             + style.columnPadding;
-        double width = std::max({ style.minColumnWidth, nodesWidth, labelWidth });
+        const bool labelled = nPos <= style.labelledPositions;
+        double width = std::max({ labelled ? style.minColumnWidth : style.nodeSpacing + style.columnPadding, nodesWidth,
+            labelled ? labelWidth : 0.0 });
         if (style.collapseEmptyPositions && !busy[static_cast<size_t>(p)])
             width = style.collapsedColumnWidth;
         columnLeft[static_cast<size_t>(p) + 1] = columnLeft[static_cast<size_t>(p)] + width;

@@ -123,7 +123,10 @@ struct SceneStyle {
     int maxLabelChars = 12;
     // Positions where nothing but the embedding is shown take collapsedColumnWidth.
     bool collapseEmptyPositions = false;
-    double collapsedColumnWidth = 18;
+    double collapsedColumnWidth = 12;
+    // Past this many positions, columns are not widened for their labels (the axis elides them):
+    // a long prompt is laid out by its nodes.
+    int labelledPositions = 40;
     double minEdgeWidth = 0.4; // scene units: the weakest input of a target ...
     double maxEdgeWidth = 3.0; // ... and its strongest
     double margin = 24; // around the bounds

@@ -335,6 +335,19 @@ ApplicationWindow {
                     SplitView.fillWidth: true
                     SplitView.minimumWidth: 420
                     orientation: Qt.Vertical
+                    // A handle one can see and grab.
+                    handle: Rectangle {
+                        objectName: "graphSplitter"
+                        implicitHeight: 6
+                        color: SplitHandle.pressed ? Theme.accent : SplitHandle.hovered ? Theme.border : Theme.divider
+                        Rectangle {
+                            anchors.centerIn: parent
+                            width: 36
+                            height: 2
+                            radius: 1
+                            color: Theme.textMuted
+                        }
+                    }
 
                     Panel {
                         SplitView.fillHeight: true
@@ -416,8 +429,10 @@ ApplicationWindow {
 
                     SubgraphPane {
                         id: subgraphPane
-                        SplitView.preferredHeight: 300
-                        SplitView.minimumHeight: 120
+                        objectName: "subgraphPane"
+                        // Collapsed to its header until something is pinned: the graph gets the height.
+                        SplitView.preferredHeight: window.explorer.pinnedCount > 0 ? Math.min(300, window.height * 0.3) : 44
+                        SplitView.minimumHeight: window.explorer.pinnedCount > 0 ? 120 : 44
                         explorer: window.explorer
                     }
                 }
