@@ -604,7 +604,15 @@ SceneStyle ExplorerController::sceneStyle() const
 FigureOptions ExplorerController::figureOptions() const
 {
     FigureOptions options;
-    options.featureLabel = [this](int64_t layer, int64_t feature) { return storeCaption(layer, feature); };
+    // Labels (the store's) and automatic descriptions apart: a figure shows them differently.
+    options.featureLabel = [this](int64_t layer, int64_t feature) {
+        const auto it = m_storeLabels.find(featureKey(layer, feature));
+        return it == m_storeLabels.end() ? std::string() : it->second;
+    };
+    options.autoCaption = [this](int64_t layer, int64_t feature) {
+        const auto it = m_autoCaptions.find(featureKey(layer, feature));
+        return it == m_autoCaptions.end() ? std::string() : it->second;
+    };
     options.scores = QStringLiteral("replacement %1 · completeness %2")
                          .arg(graphScores().replacement, 0, 'f', 2)
                          .arg(graphScores().completeness, 0, 'f', 2)
@@ -693,7 +701,7 @@ void ExplorerController::showSubgraphLayout(const FigureSpec& spec, const Figure
             node.radius = std::max(12.0, placed.height * 0.4);
             break;
         }
-        node.caption = qs(f.label);
+        node.caption = qs(f.autoLabel.empty() ? f.label : f.label + "\n" + f.autoLabel);
         if (!f.annotation.empty())
             node.caption += QStringLiteral(" [%1]").arg(qs(f.annotation));
         node.tooltip = qs(f.label);

@@ -90,7 +90,8 @@ void ExplorerFiles::exportFigure(const QString& pathOrUrl, const QString& scope)
     ++m_exporting;
     Q_EMIT exportingChanged();
     QPointer<ExplorerFiles> guard(this);
-    ExportOptions options; // PNG at 150 dpi
+    ExportOptions options;
+    options.dpi = m_core.m_settings->figureDpi(); // PNG only; 300 unless the user chose
     m_core.m_graphviz->post({}, [guard, spec = std::move(spec), path, format, options] {
         QString error;
         try {

@@ -78,7 +78,8 @@ enum : int64_t {
 };
 
 const char* const kSpecialToken = " <b>&\"x\"\n";
-const char* const kSpecialTokenShown = "\u2423<b>&\"x\"\u23CE"; // as visibleToken shows it
+// As a figure shows the token: as text, the leading space dropped, the newline marked.
+const char* const kSpecialTokenShown = "<b>&\"x\"\u23CE";
 const char* const kEntityToken = "&lt;\xE2";
 const char* const kEntityTokenShown = "&lt;<0xE2>";
 const char* const kSupernodeName = "Say \"capital\" <&>";
@@ -400,6 +401,7 @@ private Q_SLOTS:
     void supernodeEdges();
     void handWrittenNodeSet();
     void labels();
+    void automaticDescriptionsApartAndLegend();
     void interventions();
     void textHelpers();
     void badPruneResult();
@@ -566,10 +568,22 @@ void TestFigure::labels()
     const FigureSpec spec = cs::app::buildFigure(g, partialPrune(g), state, FigureScope::Subgraph, options);
     const auto label = [&](int64_t i) { return spec.nodes.at(static_cast<size_t>(spec.indexOf(idOf(g, i)))).label; };
 
-    QCOMPARE(label(F0), std::string("L0 #5\n") + kUserLabel);
-    QCOMPARE(label(F3), std::string("L1 #3\nuser label"));
+    // A feature's first line names it and its position: "L0 #5 @2 token".
+    const auto firstLine = [&](int64_t i) {
+        const std::string l = label(i);
+        return l.substr(0, l.find('\n'));
+    };
+    const auto rest = [&](int64_t i) {
+        const std::string l = label(i);
+        return l.substr(l.find('\n') + 1);
+    };
+    QVERIFY(firstLine(F0).rfind("L0 #5 @" + std::to_string(g.nodes[size_t(F0)].position), 0) == 0);
+    QCOMPARE(rest(F0), std::string(kUserLabel));
+    QVERIFY(firstLine(F3).rfind("L1 #3 @", 0) == 0);
+    QCOMPARE(rest(F3), std::string("user label"));
     const std::string wrapped = label(F1);
-    QVERIFY(wrapped.rfind("L0 #7\na very long store", 0) == 0);
+    QVERIFY(wrapped.rfind("L0 #7 @", 0) == 0);
+    QVERIFY(rest(F1).rfind("a very long store", 0) == 0);
     QCOMPARE(std::count(wrapped.begin(), wrapped.end(), '\n'), 2L); // two label lines
     QVERIFY(wrapped.size() >= 3 && wrapped.substr(wrapped.size() - 3) == "\u2026");
     size_t start = wrapped.find('\n') + 1;
@@ -581,7 +595,7 @@ void TestFigure::labels()
     QCOMPARE(label(E1), std::string("Err L1\npos 2 ") + kEntityTokenShown);
     QCOMPARE(label(T1), std::string(kSpecialTokenShown) + "\npos 1");
     QCOMPARE(label(T2), std::string(kEntityTokenShown) + "\npos 2");
-    QCOMPARE(label(LA), std::string("\u2423Austin\np = 0.6"));
+    QCOMPARE(label(LA), std::string("Austin\np = 0.6")); // the token as text
     // Every label is valid UTF-8 even where a token holds part of a character.
     for (const auto& node : spec.nodes)
         QCOMPARE(QString::fromStdString(node.label).toStdString(), node.label);
@@ -649,11 +663,40 @@ void TestFigure::badPruneResult()
     QVERIFY(!cs::app::buildFigure(m_graph, pr, baseState(m_graph), FigureScope::Subgraph).nodes.empty());
 }
 
+// A feature nobody labelled shows its automatic description apart from labels (grey italics, an
+// HTML label); a labelled one does not; the heading carries a key to shapes and edge colours.
+void TestFigure::automaticDescriptionsApartAndLegend()
+{
+    const Graph& g = m_graph;
+    ExplorerState state;
+    state.pinned = idsOf(g, { F0, F1, F3, T1, LA });
+    state.labels[cs::app::featureKey(0, 5)] = kUserLabel; // F0
+    FigureOptions options;
+    options.autoCaption = [](int64_t layer, int64_t feature) {
+        return "auto " + std::to_string(layer) + "/" + std::to_string(feature);
+    };
+    const FigureSpec spec = cs::app::buildFigure(g, partialPrune(g), state, FigureScope::Subgraph, options);
+    const auto node = [&](int64_t i) { return spec.nodes.at(static_cast<size_t>(spec.indexOf(idOf(g, i)))); };
+    QVERIFY(node(F0).autoLabel.empty()); // the user's label
+    QCOMPARE(node(F1).autoLabel, std::string("auto 0/7"));
+    QVERIFY(node(F1).label.find("auto 0/7") == std::string::npos); // not mixed into the label
+    const std::string dot = cs::app::toDot(spec);
+    QVERIFY(dot.find("<I>auto 0/7</I>") != std::string::npos);
+    QVERIFY(dot.find("excites") != std::string::npos && dot.find("inhibits") != std::string::npos);
+    const QString path = m_dir.filePath("described.svg");
+    cs::app::exportFigure(spec, path.toStdString(), FigureFormat::Svg);
+    const SvgContent svg = readSvg(path);
+    QVERIFY2(svg.error.isEmpty(), qPrintable(svg.error));
+    QVERIFY2(svg.texts.contains(QStringLiteral("auto 0/7")), qPrintable(svg.texts.join(" | ")));
+    for (const char* key : { "token", "feature", "error", "supernode", "output" })
+        QVERIFY2(svg.texts.contains(QString::fromLatin1(key)), key);
+}
+
 void TestFigure::layoutInvariants()
 {
     const FigureSpec spec = richSpec(m_graph);
     const FigureLayout layout = cs::app::layoutFigure(spec);
-    QCOMPARE(layout.padding, 18.0);
+    QCOMPARE(layout.padding, 0.08 * 72); // tight margins
     const QString problem = layoutProblem(spec, layout);
     QVERIFY2(problem.isEmpty(), qPrintable(problem));
     // The supernode (mean layer 0.5) has a rank of its own between layers 0 and 1.
@@ -722,7 +765,7 @@ void TestFigure::exportSvg()
     QVERIFY(lines.contains(QString::fromUtf8(kUserLabel)));
     QVERIFY2(lines.contains(QString::fromUtf8(kBackslashLabel)), qPrintable(lines.join(" | ")));
     QVERIFY(lines.contains(QString::fromUtf8(kBackslashName)));
-    QVERIFY(lines.contains(QString::fromUtf8("L1 #3")));
+    QVERIFY(std::any_of(lines.begin(), lines.end(), [](const QString& l) { return l.startsWith("L1 #3 @"); }));
     QVERIFY(lines.contains(QString::fromUtf8("store label of 2/9")));
     QVERIFY(lines.contains(QString::fromUtf8("ablated")));
     // The title: the prompt with its newline shown.

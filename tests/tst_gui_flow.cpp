@@ -359,11 +359,12 @@ void TestGuiFlow::exportsSvgPdfPng()
     QVERIFY(texts.contains(kSupernode));
     QVERIFY(texts.join(QLatin1Char(' ')).contains(QStringLiteral("×−2")) || texts.join(' ').contains("×-2"));
 
-    // PNG: the size the layout and 150 dpi give, and drawn.
+    // PNG: the size the layout and the chosen resolution (300 dpi unless set) give, and drawn.
     const cs::app::FigureLayout layout = cs::app::layoutFigure(m_explorer->figureSpec(true));
     const QImage png(base + QStringLiteral(".png"));
     QVERIFY(!png.isNull());
-    const double scale = 150.0 / 72.0;
+    QCOMPARE(m_explorer->settings()->figureDpi(), 300);
+    const double scale = 300.0 / 72.0;
     QVERIFY(qAbs(png.width() - (layout.width + 2 * layout.padding) * scale) <= 1.5);
     QVERIFY(qAbs(png.height() - (layout.height + 2 * layout.padding) * scale) <= 1.5);
     QVERIFY(distinctColours(png) >= 8);

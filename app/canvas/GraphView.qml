@@ -52,7 +52,9 @@ Item {
         Repeater {
             model: canvas.captions
             delegate: Text {
-                x: model.x + model.radius + 3
+                // Right of the node, or left of it where the right would leave the view.
+                x: model.x + model.radius + 3 + width <= root.width ? model.x + model.radius + 3
+                                                                    : model.x - model.radius - 3 - width
                 y: model.y - height / 2
                 text: model.text
                 color: root.captionColor

@@ -155,6 +155,19 @@ std::string defaultFillColor(FigureNodeKind kind, FigureTheme theme)
 
 namespace {
 
+// A token as a reader writes it: " basketball" is "basketball"; one that is only whitespace
+// (or empty) keeps its visible marks (␣, ⏎).
+std::string tokenAsText(const std::string& token)
+{
+    const std::string shown = visibleText(token);
+    size_t begin = 0, end = shown.size();
+    while (begin < end && shown[begin] == ' ')
+        ++begin;
+    while (end > begin && shown[end - 1] == ' ')
+        --end;
+    return begin < end ? shown.substr(begin, end - begin) : visibleToken(token);
+}
+
 FigureNodeKind figureKind(NodeKind kind)
 {
     switch (kind) {
@@ -188,11 +201,19 @@ struct Labeler {
         return {};
     }
 
+    // The automatic description, when the feature has no label of anyone's.
+    std::string autoCaption(const Node& node) const
+    {
+        if (!featureLabel(node).empty() || !options.autoCaption)
+            return {};
+        return options.autoCaption(node.layer, node.feature);
+    }
+
     std::string promptToken(int64_t position) const
     {
         const auto& tokens = graph.metadata.promptTokens;
         if (position >= 0 && position < static_cast<int64_t>(tokens.size()))
-            return visibleToken(tokens[static_cast<size_t>(position)]);
+            return tokenAsText(tokens[static_cast<size_t>(position)]);
         return {};
     }
 
@@ -205,9 +226,9 @@ struct Labeler {
         case NodeKind::Error:
             return "Err L" + std::to_string(node.layer) + " @" + std::to_string(node.position);
         case NodeKind::Embedding:
-            return visibleToken(node.token) + " @" + std::to_string(node.position);
+            return tokenAsText(node.token) + " @" + std::to_string(node.position);
         case NodeKind::Logit:
-            return "logit " + visibleToken(node.token);
+            return "logit " + tokenAsText(node.token);
         }
         return {};
     }
@@ -217,7 +238,9 @@ struct Labeler {
         std::vector<std::string> lines;
         switch (node.kind) {
         case NodeKind::Feature: {
-            lines.push_back("L" + std::to_string(node.layer) + " #" + std::to_string(node.feature));
+            const std::string token = promptToken(node.position);
+            lines.push_back("L" + std::to_string(node.layer) + " #" + std::to_string(node.feature) + " @"
+                + std::to_string(node.position) + (token.empty() ? "" : " " + token));
             const std::string label = visibleText(featureLabel(node));
             if (!label.empty()) {
                 for (const std::string& line : wrapText(label, options.wrapColumns, options.maxLabelLines))
@@ -232,11 +255,11 @@ struct Labeler {
             break;
         }
         case NodeKind::Embedding:
-            lines.push_back(visibleToken(node.token));
+            lines.push_back(tokenAsText(node.token));
             lines.push_back("pos " + std::to_string(node.position));
             break;
         case NodeKind::Logit:
-            lines.push_back(visibleToken(node.token));
+            lines.push_back(tokenAsText(node.token));
             lines.push_back("p = " + formatNumber(node.tokenProb));
             break;
         }
@@ -397,6 +420,11 @@ FigureSpec buildFigure(const Graph& graph, const cs::graph::PruneResult& pruned,
         node.layer = static_cast<double>(graphNode.layer);
         node.position = static_cast<double>(graphNode.position);
         node.label = labeler.fullLabel(graphNode);
+        if (graphNode.kind == NodeKind::Feature) {
+            const std::string described = visibleText(labeler.autoCaption(graphNode));
+            if (!described.empty())
+                node.autoLabel = join(wrapText(described, options.wrapColumns, options.maxLabelLines), "\n");
+        }
         node.fillColor = defaultFillColor(node.kind, options.theme);
         node.pinned = std::find(state.pinned.begin(), state.pinned.end(), node.id) != state.pinned.end();
         groupOf[static_cast<size_t>(i)] = static_cast<int>(spec.nodes.size());

@@ -44,6 +44,9 @@ struct FigureNode {
     bool pinned = false;
     bool intervened = false; // drawn with a marked border
     std::string annotation; // e.g. "ablated", "×−2", "= 5"; empty when none
+    // Lines describing a feature nobody labelled (made from its card): drawn under `label` in
+    // grey italics, so an automatic caption never passes for a user's label.
+    std::string autoLabel;
     std::vector<std::string> members; // a supernode's member node ids (those drawn)
 };
 
@@ -61,6 +64,7 @@ struct FigureSpec {
     std::string caption; // below the title (the model, the scores); may hold '\n'
     std::vector<std::string> notes; // below the caption, one per line (the interventions)
     FigureTheme theme = FigureTheme::Light;
+    bool legend = true; // a key to node shapes and edge colours under the heading
 
     // Index of the node with this id, or -1.
     int indexOf(const std::string& id) const;
@@ -76,6 +80,9 @@ struct FigureOptions {
     // labels (ExplorerState::labels) win over the graph's own label (Node::label, e.g. an
     // imported clerp), which wins over this.
     std::function<std::string(int64_t layer, int64_t feature)> featureLabel;
+    // The automatic description of a feature nobody labelled (cs::features::describe); shown
+    // apart from labels (FigureNode::autoLabel). May be empty.
+    std::function<std::string(int64_t layer, int64_t feature)> autoCaption;
     std::string title; // empty: the graph's prompt
     std::string scores; // e.g. "replacement 0.81 · completeness 0.93"; goes into the caption
     FigureTheme theme = FigureTheme::Light;
@@ -143,7 +150,7 @@ enum class FigureFormat { Svg, Pdf, Png };
 FigureFormat formatFromPath(const std::string& path);
 
 struct ExportOptions {
-    double dpi = 150; // PNG only: pixels = (layout size + 2 padding) * dpi / 72
+    double dpi = 300; // PNG only: pixels = (layout size + 2 padding) * dpi / 72
 };
 
 // Lays out and renders the figure (SVG: Graphviz's own SVG, text as <text>; PDF and PNG: cairo),

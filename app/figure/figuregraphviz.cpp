@@ -25,7 +25,7 @@ namespace cs::app {
 namespace {
 
 // The margin Graphviz adds around the drawing on export ("pad", inches): 0.25 in = 18 pt.
-constexpr double kPadInches = 0.25;
+constexpr double kPadInches = 0.08; // tight: a figure goes into a paper
 
 struct Palette {
     const char* background;
@@ -87,6 +87,41 @@ std::string labelString(const std::string& text)
     return out + "\"";
 }
 
+// Text for a Graphviz HTML label: made visible and valid UTF-8 (as labelString), '&', '<',
+// '>' and '"' as entities, lines joined with <BR/>.
+std::string htmlText(const std::string& text)
+{
+    std::string out;
+    size_t start = 0;
+    while (true) {
+        const size_t end = text.find('\n', start);
+        const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        for (char c : visibleText(line)) {
+            switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
+            }
+        }
+        if (end == std::string::npos)
+            break;
+        out += "<BR/>";
+        start = end + 1;
+    }
+    return out;
+}
+
 std::string number(double value)
 {
     char buffer[32];
@@ -111,8 +146,27 @@ std::string dotText(const FigureSpec& spec, double dpi)
         heading += (heading.empty() ? "" : "\n") + spec.caption;
     for (const std::string& note : spec.notes)
         heading += (heading.empty() ? "" : "\n") + note;
-    if (!heading.empty())
+    if (spec.legend) {
+        // The heading and, under it, a key: node kinds as the figure fills them, edge colours.
+        const auto swatch = [&](FigureNodeKind kind, const char* name, const char* style) {
+            return std::string("<TD BGCOLOR=\"") + defaultFillColor(kind, spec.theme) + "\" BORDER=\"1\" STYLE=\""
+                + style + "\" CELLPADDING=\"2\"><FONT POINT-SIZE=\"9\">" + name + "</FONT></TD>";
+        };
+        std::string key = "<TABLE BORDER=\"0\" CELLSPACING=\"4\" CELLPADDING=\"0\"><TR>";
+        key += swatch(FigureNodeKind::Embedding, "token", "");
+        key += swatch(FigureNodeKind::Feature, "feature", "ROUNDED");
+        key += swatch(FigureNodeKind::Error, "error", "DASHED");
+        key += swatch(FigureNodeKind::Supernode, "supernode", "ROUNDED");
+        key += swatch(FigureNodeKind::Logit, "output", "");
+        key += std::string("<TD><FONT POINT-SIZE=\"9\" COLOR=\"") + colors.positive
+            + "\">\u2501\u2501 excites</FONT></TD><TD><FONT POINT-SIZE=\"9\" COLOR=\"" + colors.negative
+            + "\">\u2501\u2501 inhibits</FONT></TD><TD><FONT POINT-SIZE=\"9\"><I>italics: automatic "
+              "description</I></FONT></TD></TR></TABLE>";
+        out << ", label=<<TABLE BORDER=\"0\" CELLSPACING=\"0\"><TR><TD>" << htmlText(heading)
+            << "</TD></TR><TR><TD>" << key << "</TD></TR></TABLE>>";
+    } else if (!heading.empty()) {
         out << ", label=" << labelString(heading);
+    }
     out << "];\n";
     out << "  node [shape=box, style=\"rounded,filled\", fontname=\"DejaVu Sans\", fontsize=10, margin=\"0.08,0.04\""
         << ", fontcolor=" << quoted(colors.text) << ", color=" << quoted(colors.border) << ", penwidth=1];\n";
@@ -142,7 +196,12 @@ std::string dotText(const FigureSpec& spec, double dpi)
         std::string label = node.label;
         if (!node.annotation.empty())
             label += "\n" + node.annotation;
-        out << "  n" << i << " [id=" << quoted(node.id) << ", label=" << labelString(label);
+        out << "  n" << i << " [id=" << quoted(node.id) << ", label=";
+        if (node.autoLabel.empty())
+            out << labelString(label);
+        else // the automatic description apart: grey italics under the name
+            out << "<" << htmlText(label) << "<BR/><FONT COLOR=\"" << colors.border << "\"><I>"
+                << htmlText(node.autoLabel) << "</I></FONT>>";
         out << ", fillcolor="
             << quoted(node.fillColor.empty() ? defaultFillColor(node.kind, spec.theme) : node.fillColor);
         switch (node.kind) {

@@ -69,6 +69,16 @@ Dialog {
             value: dialog.settings.generateTokens
             onValueModified: dialog.settings.generateTokens = value
         }
+        Label { text: "PNG figures (dpi)" }
+        SpinBox {
+            objectName: "figureDpiBox"
+            from: 72
+            to: 2400
+            stepSize: 50
+            editable: true
+            value: dialog.settings.figureDpi
+            onValueModified: dialog.settings.figureDpi = value
+        }
         Label { text: "Autosave every (s; 0: off)" }
         SpinBox {
             from: 0

@@ -48,6 +48,7 @@ ExplorerSettings::ExplorerSettings(QSettings* settings, QObject* parent)
     m_topK = clampInt(readInt(s, "explorer/topK", kDefaultTopK), 1, 100);
     m_generateTokens = clampInt(readInt(s, "explorer/generateTokens", kDefaultGenerateTokens), 1, 1024);
     m_autosaveSeconds = validAutosaveSeconds(readInt(s, "explorer/autosaveSeconds", kDefaultAutosaveSeconds));
+    m_figureDpi = clampInt(readInt(s, "explorer/figureDpi", 300), 72, 2400);
     m_device = validDevice(s->value(QStringLiteral("explorer/device"), QStringLiteral("auto")).toString());
     m_lastFolder = s->value(QStringLiteral("explorer/lastFolder")).toString();
 }
@@ -157,6 +158,16 @@ void ExplorerSettings::setAutosaveSeconds(int value)
     m_autosaveSeconds = v;
     store("explorer/autosaveSeconds", v);
     Q_EMIT autosaveSecondsChanged();
+}
+
+void ExplorerSettings::setFigureDpi(int dpi)
+{
+    const int v = clampInt(dpi, 72, 2400);
+    if (v == m_figureDpi)
+        return;
+    m_figureDpi = v;
+    store("explorer/figureDpi", v);
+    Q_EMIT figureDpiChanged();
 }
 
 void ExplorerSettings::setDevice(const QString& device)

@@ -10,6 +10,7 @@
 //   topK             [1, 100] next-token rows shown                   default 10
 //   generateTokens   [1, 1024] tokens per "generate"                  default 8
 //   autosaveSeconds  0 = autosave off, else [5, 3600]                 default 60
+//   figureDpi        [72, 2400] PNG figure resolution                 default 300
 //   device           "auto" | "cpu" | "cuda" | "cuda:N" (lower-cased, trimmed)   default "auto"
 //   lastFolder       the last folder a file dialog used               default ""
 
@@ -30,6 +31,7 @@ class ExplorerSettings : public QObject {
     Q_PROPERTY(int topK READ topK WRITE setTopK NOTIFY topKChanged)
     Q_PROPERTY(int generateTokens READ generateTokens WRITE setGenerateTokens NOTIFY generateTokensChanged)
     Q_PROPERTY(int autosaveSeconds READ autosaveSeconds WRITE setAutosaveSeconds NOTIFY autosaveSecondsChanged)
+    Q_PROPERTY(int figureDpi READ figureDpi WRITE setFigureDpi NOTIFY figureDpiChanged)
     Q_PROPERTY(QString device READ device WRITE setDevice NOTIFY deviceChanged)
     Q_PROPERTY(QString lastFolder READ lastFolder WRITE setLastFolder NOTIFY lastFolderChanged)
 public:
@@ -52,6 +54,8 @@ public:
     int topK() const { return m_topK; }
     int generateTokens() const { return m_generateTokens; }
     int autosaveSeconds() const { return m_autosaveSeconds; }
+    int figureDpi() const { return m_figureDpi; }
+    void setFigureDpi(int dpi);
     QString device() const { return m_device; }
     QString lastFolder() const { return m_lastFolder; }
 
@@ -82,6 +86,7 @@ Q_SIGNALS:
     void topKChanged();
     void generateTokensChanged();
     void autosaveSecondsChanged();
+    void figureDpiChanged();
     void deviceChanged();
     void lastFolderChanged();
 
@@ -97,6 +102,7 @@ private:
     int m_topK = kDefaultTopK;
     int m_generateTokens = kDefaultGenerateTokens;
     int m_autosaveSeconds = kDefaultAutosaveSeconds;
+    int m_figureDpi = 300;
     QString m_device;
     QString m_lastFolder;
 };
