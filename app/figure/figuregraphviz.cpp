@@ -162,8 +162,8 @@ std::string dotText(const FigureSpec& spec, double dpi)
             + "\">\u2501\u2501 excites</FONT></TD><TD><FONT POINT-SIZE=\"9\" COLOR=\"" + colors.negative
             + "\">\u2501\u2501 inhibits</FONT></TD><TD><FONT POINT-SIZE=\"9\"><I>italics: automatic "
               "description</I></FONT></TD></TR></TABLE>";
-        out << ", label=<<TABLE BORDER=\"0\" CELLSPACING=\"0\"><TR><TD>" << htmlText(heading)
-            << "</TD></TR><TR><TD>" << key << "</TD></TR></TABLE>>";
+        out << ", label=<<TABLE BORDER=\"0\" CELLSPACING=\"0\"><TR><TD>" << htmlText(heading) << "</TD></TR><TR><TD>"
+            << key << "</TD></TR></TABLE>>";
     } else if (!heading.empty()) {
         out << ", label=" << labelString(heading);
     }
