@@ -288,6 +288,7 @@ void ExplorerController::trace(const QString& prompt)
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     m_cancel = cancel;
     m_traceProgress = 0;
+    m_traceStage = QStringLiteral("tokenizing");
     Q_EMIT traceProgressChanged();
     setTracing(true);
 
@@ -306,6 +307,18 @@ void ExplorerController::trace(const QString& prompt)
             },
             Qt::QueuedConnection);
         return !cancel->load();
+    };
+    request.stage = [guard, cancel](const char* text) {
+        const QString stage = QString::fromUtf8(text);
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, cancel, stage] {
+                if (guard && guard->m_cancel == cancel) {
+                    guard->m_traceStage = stage;
+                    Q_EMIT guard->traceProgressChanged();
+                }
+            },
+            Qt::QueuedConnection);
     };
     auto resources = m_resources;
     m_worker.request<TraceOutput>(

@@ -66,6 +66,9 @@ class ExplorerController : public QObject {
     // Tracing.
     Q_PROPERTY(bool tracing READ isTracing NOTIFY tracingChanged)
     Q_PROPERTY(double traceProgress READ traceProgress NOTIFY traceProgressChanged)
+    // What the running trace does now: "computing the attribution rows", then the steps after
+    // the last row ("assembling the graph ...", "pruning", "reading feature descriptions").
+    Q_PROPERTY(QString traceStage READ traceStage NOTIFY traceProgressChanged)
     Q_PROPERTY(QString traceText READ traceText NOTIFY graphChanged) // "traced 13 tokens in 60 ms · ..."
 
     // The graph.
@@ -279,6 +282,7 @@ public:
     // The graph canvas's height / width: the layout fills it (rebuilt when it changes by more
     // than a few percent).
     Q_INVOKABLE void setCanvasAspect(double aspect);
+    QString traceStage() const { return m_traceStage; }
     // The last trace's engine time and the feature-store time for its captions (benchmarks).
     double lastTraceMs() const { return m_lastTraceMs; }
     double lastCaptionMs() const { return m_lastCaptionMs; }
@@ -369,6 +373,7 @@ private:
     quint64 m_cardGeneration = 0;
     quint64 m_gesture = 0; // slider moves within one gesture merge into one undo step
     double m_viewAspect = 0;
+    QString m_traceStage;
     double m_lastTraceMs = 0, m_lastCaptionMs = 0;
     int m_collapseEmptyPositions = -1; // -1: automatic; 0, 1: the user's choice
     void openCardStore(const std::string& path);

@@ -126,8 +126,20 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     options.maxFeatureNodes = request.maxFeatureNodes;
     options.logits.maxNLogits = request.maxNLogits;
     options.logits.desiredLogitProb = request.desiredLogitProb;
-    options.progress = request.progress;
+    const auto stage = [&](const char* text) {
+        if (request.stage)
+            request.stage(text);
+    };
+    // The rows are the progress bar; what follows the last one gets a name of its own.
+    options.progress = [&](double fraction) {
+        const bool go = !request.progress || request.progress(fraction);
+        if (fraction >= 1.0)
+            stage("assembling the graph and checking its exactness");
+        return go;
+    };
+    stage("computing the attribution rows");
     cs::attribution::TraceResult result = cs::attribution::trace(*context, options);
+    stage("pruning");
 
     auto graph = std::make_shared<cs::graph::Graph>(std::move(result.graph));
     graph->metadata.prompt = request.prompt;
@@ -138,6 +150,7 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
 
     TraceOutput out;
     out.traceMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    stage("reading feature descriptions");
     const auto captionsStart = std::chrono::steady_clock::now();
     readCaptions(resources, *graph, out.storeLabels, out.autoCaptions, &pruner->influence());
     out.captionMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - captionsStart).count();

@@ -72,6 +72,8 @@ struct TraceRequest {
     double desiredLogitProb = 0.95;
     // Fraction of rows done; false cancels (the job then throws cs::Cancelled).
     std::function<bool(double)> progress;
+    // What the job does once the rows are done ("assembling the graph", "pruning", ...).
+    std::function<void(const char*)> stage;
 };
 
 // A traced graph and what the UI shows with it.

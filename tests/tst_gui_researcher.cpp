@@ -19,6 +19,7 @@
 //    keyboard reference and About; closing runs finishSession with no QML error.
 
 #include "appcontroller.h"
+#include "canvas/graphcanvas.h"
 #include "explorercontroller.h"
 #include "figure/figure.h"
 #include "mainwindow.h"
@@ -48,6 +49,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <cmath>
 #include <map>
 #include <memory>
 #include <set>
@@ -88,6 +90,8 @@ private Q_SLOTS:
     void graphFigureKeepsTokenOrder();
     void longPromptIsReadableAndFast();
     void undoRestoresRegimeAndSeparatesDrags();
+    void darkThemeIsReadable();
+    void smallWindowKeepsTheGraph();
     void statusSaysSavedAndCancelled();
     void menusShowShortcutsAndHelp();
     void closesCleanly();
@@ -475,9 +479,20 @@ void TestGuiResearcher::longPromptIsReadableAndFast()
     while (prompt.size() < 330)
         prompt += facts[k++ % 4] + QLatin1Char(' ');
     prompt += kDallas;
+    // The progress line says what the trace does, past the last row too.
+    QStringList stages;
+    const auto connection = connect(m_explorer, &cs::app::ExplorerController::traceProgressChanged, this, [&] {
+        if (stages.isEmpty() || stages.back() != m_explorer->traceStage())
+            stages << m_explorer->traceStage();
+    });
     QElapsedTimer clock;
     clock.start();
     traceFromPromptBox(prompt);
+    disconnect(connection);
+    qInfo("trace stages shown: %s", qPrintable(stages.join(QStringLiteral(" → "))));
+    for (const char* stage : { "computing the attribution rows", "assembling the graph and checking its exactness",
+             "pruning", "reading feature descriptions" })
+        QVERIFY2(stages.contains(QLatin1String(stage)), stage);
     const double windowMs = double(clock.elapsed());
     const int tokens = int(m_explorer->graph()->nPositions());
     qInfo("long prompt: %d tokens, %d nodes shown; window %.0f ms from Enter to the settled window, engine trace "
@@ -505,6 +520,95 @@ void TestGuiResearcher::longPromptIsReadableAndFast()
     QVERIFY(m_explorer->collapseEmptyPositions());
     const double radius = 6 * canvas->property("zoom").toDouble();
     QVERIFY2(radius >= 2.0, qPrintable(QString::number(radius)));
+}
+
+namespace {
+
+// WCAG 2 contrast ratio of two opaque colours.
+double contrast(const QColor& a, const QColor& b)
+{
+    const auto luminance = [](const QColor& c) {
+        const auto channel = [](double v) { return v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
+        return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF());
+    };
+    const double la = luminance(a), lb = luminance(b);
+    return (std::max(la, lb) + 0.05) / (std::min(la, lb) + 0.05);
+}
+
+// `over` with its alpha laid on the opaque `under`.
+QColor blend(const QColor& over, const QColor& under)
+{
+    const double a = over.alphaF();
+    return QColor::fromRgbF(over.redF() * a + under.redF() * (1 - a), over.greenF() * a + under.greenF() * (1 - a),
+        over.blueF() * a + under.blueF() * (1 - a));
+}
+
+} // namespace
+
+// Dark theme: caption text on its background and the axes' labels on theirs read at WCAG AA
+// (4.5:1) in both canvases; a logit has the same colour in the graph and in the subgraph.
+void TestGuiResearcher::darkThemeIsReadable()
+{
+    traceFromPromptBox(kDallas);
+    m_explorer->settings()->setTheme(QStringLiteral("dark"));
+    const QString logit
+        = QString::fromStdString(cs::graph::nodeId(*m_explorer->graph(), m_explorer->graph()->ranges().logits.begin));
+    m_explorer->pinNodes({ kSayCapital, logit });
+    settle();
+    for (const char* name : { "graphView", "subgraphView" }) {
+        QQuickItem* view = item(name);
+        QVERIFY(view);
+        const QColor window = m_window->color();
+        const QColor text = view->property("captionColor").value<QColor>();
+        const QColor background = blend(view->property("captionBackground").value<QColor>(), window);
+        QVERIFY2(contrast(text, background) >= 4.5,
+            qPrintable(QStringLiteral("%1 captions: %2:1").arg(name).arg(contrast(text, background))));
+        const QColor axis = view->property("axisColor").value<QColor>();
+        const QColor axisBackground = view->property("axisBackground").value<QColor>();
+        if (view->property("hasAxes").toBool())
+            QVERIFY2(contrast(axis, axisBackground) >= 4.5,
+                qPrintable(QStringLiteral("%1 axis: %2:1").arg(name).arg(contrast(axis, axisBackground))));
+    }
+    const auto fillOf = [&](const char* viewName) {
+        auto* canvas = qvariant_cast<cs::app::GraphCanvas*>(item(viewName)->property("canvas"));
+        const auto scene = canvas->scene();
+        const int slot = scene->slotOf(logit.toStdString());
+        return slot < 0 ? QRgb(0) : scene->nodes[size_t(slot)].fill;
+    };
+    QVERIFY(fillOf("graphView") != 0);
+    QCOMPARE(fillOf("subgraphView"), fillOf("graphView"));
+    m_explorer->unpinAll();
+    m_explorer->settings()->setTheme(QStringLiteral("light"));
+    settle();
+}
+
+// At 1024 × 700 with nothing pinned, the graph keeps the height: the subgraph pane is its header,
+// the token chips are whole.
+void TestGuiResearcher::smallWindowKeepsTheGraph()
+{
+    const QSize before = m_window->size();
+    m_window->resize(1024, 700);
+    traceFromPromptBox(kDallas);
+    QTest::qWait(300);
+    QQuickItem* graph = item("graphView");
+    QQuickItem* subgraph = item("subgraphPane");
+    QVERIFY(graph && subgraph);
+    qInfo("1024 x 700: graph canvas %.0f px high, subgraph pane %.0f px", graph->height(), subgraph->height());
+    QVERIFY(subgraph->height() <= 50);
+    QVERIFY(graph->height() >= 250);
+    QQuickItem* chipsView = item("tokenChipsView");
+    QQuickItem* chips = item("tokenChips");
+    QVERIFY(chipsView && chips);
+    QVERIFY2(chipsView->height() + 0.5 >= std::min(chips->implicitHeight(), 2 * 26.0), "token chips are cut off");
+    // Pinning opens the pane; the graph still keeps more than the subgraph.
+    m_explorer->pinNodes({ kSayCapital });
+    settle();
+    QTest::qWait(300);
+    QVERIFY(subgraph->height() > 100);
+    QVERIFY(graph->height() > subgraph->height() * 0.6);
+    m_explorer->unpinAll();
+    m_window->resize(before);
+    settle();
 }
 
 void TestGuiResearcher::undoRestoresRegimeAndSeparatesDrags()

@@ -54,7 +54,7 @@ Item {
             delegate: Text {
                 // Right of the node, or left of it where the right would leave the view.
                 x: model.x + model.radius + 3 + width <= root.width ? model.x + model.radius + 3
-                                                                    : model.x - model.radius - 3 - width
+                                                                    : Math.max(0, model.x - model.radius - 3 - width)
                 y: model.y - height / 2
                 text: model.text
                 color: root.captionColor
@@ -92,7 +92,8 @@ Item {
                 width: Math.max(0, 2 * model.radius - 2)
                 x: model.x - width / 2
                 anchors.verticalCenter: parent.verticalCenter
-                visible: width >= 10 && x + width > layerAxis.width
+                // Whole, or with room for a few characters before the ellipsis; else nothing.
+                visible: (implicitWidth <= width || width >= 28) && x + width > layerAxis.width
                 text: model.text
                 textFormat: Text.PlainText
                 elide: Text.ElideRight

@@ -315,8 +315,11 @@ ApplicationWindow {
         spacing: Theme.spacing
 
         PromptPanel {
+            id: promptPanel
+            objectName: "promptPanel"
             Layout.fillWidth: true
-            Layout.preferredHeight: 132
+            Layout.preferredHeight: wantedHeight
+            compact: window.height < 820
         }
 
         StackLayout {
@@ -431,7 +434,7 @@ ApplicationWindow {
                         id: subgraphPane
                         objectName: "subgraphPane"
                         // Collapsed to its header until something is pinned: the graph gets the height.
-                        SplitView.preferredHeight: window.explorer.pinnedCount > 0 ? Math.min(300, window.height * 0.3) : 44
+                        SplitView.preferredHeight: window.explorer.pinnedCount > 0 ? Math.min(300, window.height * 0.25) : 44
                         SplitView.minimumHeight: window.explorer.pinnedCount > 0 ? 120 : 44
                         explorer: window.explorer
                     }

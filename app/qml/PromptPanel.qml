@@ -9,11 +9,24 @@ Panel {
     id: panel
 
     property alias field: promptField
+    // Tall enough for the header, three lines of prompt and every row of token chips (up to
+    // four rows; more scroll), so chips are never cut off.
+    property bool compact: false // a small window: the prompt box gets two lines
+    readonly property real wantedHeight: Theme.panelHeaderHeight + 2 + 2 * Theme.padding + (compact ? 40 : 64)
+                                         + Theme.spacing + Math.min(chips.implicitHeight, (compact ? 2 : 4) * 26) + 4
 
     title: "Prompt"
     subtitle: "Enter traces the attribution graph · Shift+Enter adds a newline"
 
     headerItems: [
+        Label {
+            objectName: "traceStage"
+            visible: AppController.explorer.tracing
+            text: AppController.explorer.traceStage + (AppController.explorer.traceProgress < 1
+                  ? " " + Math.round(100 * AppController.explorer.traceProgress) + "%" : "…")
+            color: Theme.textMuted
+            font.pointSize: Theme.smallSize
+        },
         ProgressBar {
             objectName: "traceProgress"
             visible: AppController.explorer.tracing
@@ -21,6 +34,8 @@ Panel {
             from: 0
             to: 1
             value: AppController.explorer.traceProgress
+            // Past the last row the bar cannot say how long: it moves without a value.
+            indeterminate: AppController.explorer.traceProgress >= 1
         },
         Button {
             objectName: "cancelTraceButton"
@@ -48,6 +63,7 @@ Panel {
             Layout.fillWidth: true
             Layout.fillHeight: true
             Layout.minimumHeight: 52
+            Layout.maximumHeight: panel.compact ? 40 : 64
 
             TextArea {
                 id: promptField
@@ -80,7 +96,8 @@ Panel {
             }
             ScrollView {
                 Layout.fillWidth: true
-                Layout.preferredHeight: Math.min(chips.implicitHeight, 86)
+                objectName: "tokenChipsView"
+                Layout.preferredHeight: Math.min(chips.implicitHeight, (panel.compact ? 2 : 4) * 26)
                 contentWidth: availableWidth
                 ScrollBar.horizontal.policy: ScrollBar.AlwaysOff
 
