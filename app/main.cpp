@@ -199,6 +199,10 @@ int main(int argc, char* argv[])
     const QCommandLineOption tabOption(QStringLiteral("tab"),
         QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions or output."),
         QStringLiteral("tab"));
+    const QCommandLineOption figureOption(QStringLiteral("export-figure"),
+        QStringLiteral("With --screenshot: also export the subgraph's figure (the pruned graph's when nothing is "
+                       "pinned) to this .svg, .pdf or .png (PNG at the dpi setting, 300 by default)."),
+        QStringLiteral("file"));
     const QCommandLineOption sizeOption(
         QStringLiteral("size"), QStringLiteral("The window size, WxH."), QStringLiteral("WxH"));
     const QCommandLineOption themeOption(
@@ -207,7 +211,8 @@ int main(int argc, char* argv[])
         QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
     for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
-             &pinOption, &groupOption, &interveneOption, &tabOption, &sizeOption, &themeOption, &benchOption })
+             &pinOption, &groupOption, &interveneOption, &tabOption, &figureOption, &sizeOption, &themeOption,
+             &benchOption })
         parser.addOption(*option);
     parser.process(app);
 
@@ -295,6 +300,18 @@ int main(int argc, char* argv[])
         }
         poll.stop();
         explorer->waitForIdle();
+        if (parser.isSet(figureOption)) {
+            bool exported = false;
+            QObject::connect(explorer->files(), &cs::app::ExplorerFiles::exportFinished,
+                [&exported](bool ok, const QString&) { exported = ok; });
+            explorer->files()->exportFigure(parser.value(figureOption),
+                explorer->pinnedCount() > 0 ? QStringLiteral("subgraph") : QStringLiteral("graph"));
+            explorer->waitForIdle();
+            if (!exported) {
+                std::fprintf(stderr, "circuitscope: the figure was not exported: %s\n", qPrintable(explorer->message()));
+                exitCode = 1;
+            }
+        }
         // Two frames: one for the last results, one for the items they resized.
         QTimer::singleShot(300, [&] {
             const QImage image = window ? window->grabWindow() : QImage();

@@ -123,7 +123,7 @@ struct SceneStyle {
     int maxLabelChars = 12;
     // Positions where nothing but the embedding is shown take collapsedColumnWidth.
     bool collapseEmptyPositions = false;
-    double collapsedColumnWidth = 12;
+    double collapsedColumnWidth = 8;
     // Past this many positions, columns are not widened for their labels (the axis elides them):
     // a long prompt is laid out by its nodes.
     int labelledPositions = 40;
