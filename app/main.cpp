@@ -210,9 +210,9 @@ int main(int argc, char* argv[])
     const QCommandLineOption benchOption(QStringLiteral("bench"),
         QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
-    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
-             &pinOption, &groupOption, &interveneOption, &tabOption, &figureOption, &sizeOption, &themeOption,
-             &benchOption })
+    for (const auto* option :
+        { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption, &pinOption, &groupOption,
+            &interveneOption, &tabOption, &figureOption, &sizeOption, &themeOption, &benchOption })
         parser.addOption(*option);
     parser.process(app);
 
@@ -308,7 +308,8 @@ int main(int argc, char* argv[])
                 explorer->pinnedCount() > 0 ? QStringLiteral("subgraph") : QStringLiteral("graph"));
             explorer->waitForIdle();
             if (!exported) {
-                std::fprintf(stderr, "circuitscope: the figure was not exported: %s\n", qPrintable(explorer->message()));
+                std::fprintf(
+                    stderr, "circuitscope: the figure was not exported: %s\n", qPrintable(explorer->message()));
                 exitCode = 1;
             }
         }
