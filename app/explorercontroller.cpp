@@ -295,31 +295,28 @@ void ExplorerController::trace(const QString& prompt)
     TraceRequest request;
     request.prompt = prompt.toStdString();
     request.maxFeatureNodes = m_settings->maxFeatureNodes() > 0 ? m_settings->maxFeatureNodes() : -1;
+    // Progress and stage reports come from the worker; they reach the UI thread and count only
+    // while this trace is the current one.
     QPointer<ExplorerController> guard(this);
-    request.progress = [guard, cancel](double fraction) {
+    const auto report = [guard, cancel](double fraction, const QString& stage) {
         QMetaObject::invokeMethod(
             guard.data(),
-            [guard, cancel, fraction] {
-                if (guard && guard->m_cancel == cancel) {
+            [guard, cancel, fraction, stage] {
+                if (!guard || guard->m_cancel != cancel)
+                    return;
+                if (fraction >= 0)
                     guard->m_traceProgress = fraction;
-                    Q_EMIT guard->traceProgressChanged();
-                }
+                if (!stage.isEmpty())
+                    guard->m_traceStage = stage;
+                Q_EMIT guard->traceProgressChanged();
             },
             Qt::QueuedConnection);
+    };
+    request.progress = [report, cancel](double fraction) {
+        report(fraction, {});
         return !cancel->load();
     };
-    request.stage = [guard, cancel](const char* text) {
-        const QString stage = QString::fromUtf8(text);
-        QMetaObject::invokeMethod(
-            guard.data(),
-            [guard, cancel, stage] {
-                if (guard && guard->m_cancel == cancel) {
-                    guard->m_traceStage = stage;
-                    Q_EMIT guard->traceProgressChanged();
-                }
-            },
-            Qt::QueuedConnection);
-    };
+    request.stage = [report](const char* text) { report(-1, QString::fromUtf8(text)); };
     auto resources = m_resources;
     m_worker.request<TraceOutput>(
         QStringLiteral("explorer-trace"),

@@ -7,6 +7,7 @@
 // window shows is watched by QAbstractItemModelTester throughout.
 
 #include "appcontroller.h"
+#include "explorer_window.h"
 #include "explorercontroller.h"
 #include "figure/figure.h"
 #include "mainwindow.h"
@@ -72,18 +73,6 @@ QByteArray readAll(const QString& path)
     return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
 }
 
-// QML warnings (binding errors, type errors) seen while the flow ran: the window's QML must
-// run clean.
-QStringList g_qmlWarnings;
-QtMessageHandler g_previousHandler = nullptr;
-void recordQmlWarnings(QtMsgType type, const QMessageLogContext& context, const QString& message)
-{
-    if (type != QtDebugMsg && type != QtInfoMsg
-        && (message.contains(QLatin1String("qrc:/")) || message.contains(QLatin1String(".qml"))))
-        g_qmlWarnings << message;
-    g_previousHandler(type, context, message);
-}
-
 int distinctColours(const QImage& image)
 {
     std::set<QRgb> colours;
@@ -120,7 +109,7 @@ private:
     void settle();
 
     std::unique_ptr<QTemporaryDir> m_tmp;
-    std::unique_ptr<QQmlApplicationEngine> m_engine;
+    cs::test::ExplorerWindow m_main;
     cs::app::AppController* m_app = nullptr;
     cs::app::ExplorerController* m_explorer = nullptr;
     QQuickWindow* m_window = nullptr;
@@ -131,23 +120,13 @@ private:
 
 void TestGuiFlow::initTestCase()
 {
-    g_previousHandler = qInstallMessageHandler(recordQmlWarnings);
-    QStandardPaths::setTestModeEnabled(true); // settings and autosaves apart from the user's
-    QQuickWindow::setGraphicsApi(QSGRendererInterface::Software); // offscreen has no OpenGL
-    cs::model::initThreads();
+    cs::test::recordQmlWarnings();
     m_tmp = std::make_unique<QTemporaryDir>(qEnvironmentVariable("CS_TEST_TMP", QDir::tempPath()) + "/flow-XXXXXX");
     QVERIFY(m_tmp->isValid());
-    m_engine = std::make_unique<QQmlApplicationEngine>();
-    cs::app::LaunchOptions options;
-    options.model = QLatin1String(cs::kDefaultModel);
-    options.device = QStringLiteral("cpu");
-    m_app = cs::app::loadMainWindow(*m_engine, options);
-    QVERIFY2(m_app, "Main.qml did not load");
-    m_explorer = m_app->explorer();
-    m_window = cs::app::mainWindow(*m_engine);
-    QVERIFY(m_window);
-    m_window->resize(1440, 900);
-    QVERIFY(QTest::qWaitForWindowExposed(m_window));
+    QVERIFY2(m_main.open(), "Main.qml did not load or show");
+    m_app = m_main.app;
+    m_explorer = m_main.explorer;
+    m_window = m_main.window;
 
     using Tester = QAbstractItemModelTester;
     const auto watch = [this](QAbstractItemModel* model) {
@@ -175,7 +154,7 @@ void TestGuiFlow::cleanupTestCase()
     if (m_explorer)
         m_explorer->files()->finishSession();
     m_testers.clear();
-    m_engine.reset();
+    m_main.engine.reset();
 }
 
 QQuickItem* TestGuiFlow::canvasOf(const char* viewName) const
@@ -569,7 +548,7 @@ void TestGuiFlow::windowIsDrawn()
     QVERIFY(!image.isNull());
     QCOMPARE(image.size(), m_window->size() * m_window->devicePixelRatio());
     QVERIFY(distinctColours(image) > 50);
-    QVERIFY2(g_qmlWarnings.isEmpty(), qPrintable(g_qmlWarnings.join(QLatin1Char('\n'))));
+    QVERIFY2(cs::test::qmlWarnings().isEmpty(), qPrintable(cs::test::qmlWarnings().join(QLatin1Char('\n'))));
 }
 
 void TestGuiFlow::closingWithEditsAsks()

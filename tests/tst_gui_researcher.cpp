@@ -20,6 +20,7 @@
 
 #include "appcontroller.h"
 #include "canvas/graphcanvas.h"
+#include "explorer_window.h"
 #include "explorercontroller.h"
 #include "figure/figure.h"
 #include "mainwindow.h"
@@ -56,18 +57,6 @@
 
 namespace {
 
-// QML warnings (binding and type errors, calls to what is not invokable) seen while the tests
-// ran: the window's QML must run clean, closing included.
-QStringList g_qmlWarnings;
-QtMessageHandler g_previousHandler = nullptr;
-void recordQmlWarnings(QtMsgType type, const QMessageLogContext& context, const QString& message)
-{
-    if (type != QtDebugMsg && type != QtInfoMsg
-        && (message.contains(QLatin1String("qrc:/")) || message.contains(QLatin1String(".qml"))))
-        g_qmlWarnings << message;
-    g_previousHandler(type, context, message);
-}
-
 const QString kDallas = QStringLiteral("Fact: the capital of the state containing Dallas is");
 const QString kJordan = QStringLiteral("Fact: Michael Jordan plays the sport of");
 const QString kCalc = QStringLiteral("calc: 36+59=");
@@ -102,7 +91,7 @@ private:
     QQuickItem* item(const char* name) const { return cs::app::findItem(m_window, QLatin1String(name)); }
 
     std::unique_ptr<QTemporaryDir> m_tmp;
-    std::unique_ptr<QQmlApplicationEngine> m_engine;
+    cs::test::ExplorerWindow m_main;
     cs::app::AppController* m_app = nullptr;
     cs::app::ExplorerController* m_explorer = nullptr;
     QQuickWindow* m_window = nullptr;
@@ -111,24 +100,14 @@ private:
 
 void TestGuiResearcher::initTestCase()
 {
-    g_previousHandler = qInstallMessageHandler(recordQmlWarnings);
-    QStandardPaths::setTestModeEnabled(true);
-    QQuickWindow::setGraphicsApi(QSGRendererInterface::Software);
-    cs::model::initThreads();
+    cs::test::recordQmlWarnings();
     m_tmp
         = std::make_unique<QTemporaryDir>(qEnvironmentVariable("CS_TEST_TMP", QDir::tempPath()) + "/researcher-XXXXXX");
     QVERIFY(m_tmp->isValid());
-    m_engine = std::make_unique<QQmlApplicationEngine>();
-    cs::app::LaunchOptions options;
-    options.model = QLatin1String(cs::kDefaultModel);
-    options.device = QStringLiteral("cpu");
-    m_app = cs::app::loadMainWindow(*m_engine, options);
-    QVERIFY2(m_app, "Main.qml did not load");
-    m_explorer = m_app->explorer();
-    m_window = cs::app::mainWindow(*m_engine);
-    QVERIFY(m_window);
-    m_window->resize(1440, 900);
-    QVERIFY(QTest::qWaitForWindowExposed(m_window));
+    QVERIFY2(m_main.open(), "Main.qml did not load or show");
+    m_app = m_main.app;
+    m_explorer = m_main.explorer;
+    m_window = m_main.window;
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->hasGraph(), 120000);
     settle();
     QCOMPARE(m_explorer->graphPrompt(), kDallas);
@@ -145,7 +124,7 @@ void TestGuiResearcher::cleanupTestCase()
     QVERIFY(!QFileInfo::exists(store + QStringLiteral("-shm")));
     if (m_explorer)
         m_explorer->files()->finishSession();
-    m_engine.reset();
+    m_main.engine.reset();
 }
 
 void TestGuiResearcher::settle()
@@ -763,7 +742,7 @@ void TestGuiResearcher::closesCleanly()
     QVERIFY(!m_explorer->files()->isModified());
     QVERIFY(m_window->close());
     QTRY_VERIFY(!m_window->isVisible());
-    QVERIFY2(g_qmlWarnings.isEmpty(), qPrintable(g_qmlWarnings.join(QLatin1Char('\n'))));
+    QVERIFY2(cs::test::qmlWarnings().isEmpty(), qPrintable(cs::test::qmlWarnings().join(QLatin1Char('\n'))));
 }
 
 QTEST_MAIN(TestGuiResearcher)
