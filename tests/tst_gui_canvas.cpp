@@ -656,6 +656,40 @@ private Q_SLOTS:
         QTRY_COMPARE(w.canvas->nodeAt(5, 5) == -1 ? w.canvas->hoveredNode() : -1, -1);
     }
 
+    // Captions that would cover one another: the selected node's is kept, then pinned ones in
+    // order; a later one over a kept one, or over the axis strips, is hidden.
+    void captionsDoNotOverlap()
+    {
+        std::vector<CanvasNode> nodes(4);
+        const double xs[] = { 0, 4, 300, 10 };
+        for (int i = 0; i < 4; ++i) {
+            nodes[size_t(i)].id = "n" + std::to_string(i);
+            nodes[size_t(i)].x = xs[i];
+            nodes[size_t(i)].y = i == 3 ? 190 : i == 2 ? 50 : 0;
+            nodes[size_t(i)].caption = QStringLiteral("a caption of some length %1").arg(i);
+            nodes[size_t(i)].flags = NodePinned;
+        }
+        nodes[1].flags = NodeSelected; // beside node 0: its caption wins the place
+        auto scene = buildLayoutScene(nodes, {}, SceneStyle());
+        CaptionModel model(nullptr);
+        model.setScene(scene);
+        model.setView(1, 150, 95, 600, 400); // scene (150, 95) at the centre; every node inside
+        model.setReserved(30, 120); // a strip along the bottom that node 3's caption falls in
+        QCOMPARE(model.rowCount(), 4);
+        std::map<int, bool> shown;
+        for (int r = 0; r < model.rowCount(); ++r)
+            shown[model.data(model.index(r), CaptionModel::SlotRole).toInt()]
+                = model.data(model.index(r), CaptionModel::ShownRole).toBool();
+        QVERIFY(shown.at(1)); // selected
+        QVERIFY(!shown.at(0)); // under the selected node's caption
+        QVERIFY(shown.at(2)); // far away
+        QVERIFY(!shown.at(3)); // in the bottom strip
+        // Zoomed in, the first two no longer meet: both show.
+        model.setView(20, 2, 0, 600, 400);
+        QVERIFY(model.data(model.index(0), CaptionModel::ShownRole).toBool());
+        QVERIFY(model.data(model.index(1), CaptionModel::ShownRole).toBool());
+    }
+
     // The caption model: rows for captioned nodes, item positions that follow the view.
     void captionModel()
     {

@@ -52,6 +52,7 @@ Item {
         Repeater {
             model: canvas.captions
             delegate: Text {
+                visible: model.shown // no caption over another or over the axes
                 // Right of the node, or left of it where the right would leave the view.
                 x: model.x + model.radius + 3 + width <= root.width ? model.x + model.radius + 3
                                                                     : Math.max(0, model.x - model.radius - 3 - width)

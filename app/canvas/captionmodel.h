@@ -24,6 +24,9 @@ public:
         YRole, // "y"
         SlotRole, // "slot": the node's scene slot
         RadiusRole, // "radius": the node's radius in px at the current zoom
+        // "shown": false for a caption that would overlap one placed before it (the selected
+        // node's first, then pinned nodes', then the rest) or the axis strips; captions only.
+        ShownRole,
     };
     static constexpr int kMaxCaptions = 500;
 
@@ -41,14 +44,24 @@ public:
     void setScene(const std::shared_ptr<const CanvasScene>& scene);
     // item = (scene - center) * zoom + (width, height) / 2
     void setView(double zoom, double centerX, double centerY, double width, double height);
+    // Pixels along the left and bottom edges that other items cover (the axis strips).
+    void setReserved(double left, double bottom);
+    // The pixel size the view draws captions at (for their estimated widths).
+    static constexpr int kPixelSize = 11;
+    static constexpr double kMaxWidth = 220; // GraphView.qml elides captions past this
 
 private:
     struct Row {
         int slot;
         QString text;
         double x, y, radius; // scene units
+        int priority = 0; // lower is placed first
+        double textWidth = 0; // px
+        bool shown = true;
     };
     std::vector<Row> m_rows;
+    double m_reservedLeft = 0, m_reservedBottom = 0;
+    void placeCaptions(); // sets Row::shown
     Kind m_kind = Kind::Captions;
     double m_zoom = 1, m_centerX = 0, m_centerY = 0, m_width = 0, m_height = 0;
 };

@@ -132,6 +132,7 @@ GraphCanvas::GraphCanvas(QQuickItem* parent)
     , m_rowTicks(new CaptionModel(this, CaptionModel::Kind::Rows))
 {
     connect(this, &GraphCanvas::fitMarginsChanged, this, [this] {
+        m_captions->setReserved(m_fitLeft, m_fitBottom);
         if (!m_userMoved)
             fitToView();
     });
