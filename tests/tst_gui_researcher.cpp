@@ -740,8 +740,17 @@ void TestGuiResearcher::closesCleanly()
     // No unsaved edits: the window closes, finishSession runs from QML (the autosave goes).
     QVERIFY(m_explorer->files()->save());
     QVERIFY(!m_explorer->files()->isModified());
+    QElapsedTimer clock;
+    clock.start();
     QVERIFY(m_window->close());
     QTRY_VERIFY(!m_window->isVisible());
+    const qint64 hidden = clock.elapsed();
+    // The rest of quitting: the window, the controllers, the engine's worker and card threads.
+    m_main.engine.reset();
+    m_explorer = nullptr;
+    m_app = nullptr;
+    m_window = nullptr;
+    qInfo("closing: the window gone after %lld ms, everything torn down after %lld ms", hidden, clock.elapsed());
     QVERIFY2(cs::test::qmlWarnings().isEmpty(), qPrintable(cs::test::qmlWarnings().join(QLatin1Char('\n'))));
 }
 
