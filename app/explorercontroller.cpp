@@ -10,6 +10,7 @@
 #include "session/settings.h"
 
 #include <cs/error.h>
+#include <cs/graph_paths.h>
 
 #include <QCoreApplication>
 #include <QUndoCommand>
@@ -425,6 +426,7 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     if (m_collapseEmptyPositions < 0)
         Q_EMIT collapseEmptyPositionsChanged(); // automatic: follows the prompt's length
     m_scores = m_pruner->scores();
+    requestPathLengths();
     m_fileScores = fileScores(m_graph->metadata.extra, "full");
     m_filePrunedScores = fileScores(m_graph->metadata.extra, "pruned");
     m_checked.clear();
@@ -739,6 +741,39 @@ void ExplorerController::updateSelection()
     m_outputs->setNode(int(index));
     Q_EMIT selectionChanged();
     requestCard();
+}
+
+void ExplorerController::requestPathLengths()
+{
+    const quint64 generation = ++m_pathGeneration;
+    m_meanPathLength = 0;
+    m_pathLengthText.clear();
+    Q_EMIT pathLengthsChanged();
+    std::shared_ptr<const cs::graph::Graph> graph = m_graph;
+    QPointer<ExplorerController> guard(this);
+    m_cards->post("path-lengths", [guard, graph, generation] {
+        cs::graph::PathLengths paths;
+        try {
+            paths = cs::graph::pathLengths(*graph);
+        } catch (const std::exception&) {
+            return; // a graph Pruner accepted is never refused here; nothing to show otherwise
+        }
+        QStringList shares;
+        for (size_t l = 1; l < paths.cumulative.size(); ++l)
+            shares << QStringLiteral("≤%1: %2").arg(l).arg(
+                paths.total > 0 ? paths.cumulative[l] / paths.total : 0.0, 0, 'f', 2);
+        const QString text = QStringLiteral("share by length %1").arg(shares.join(QStringLiteral(", ")));
+        QMetaObject::invokeMethod(
+            guard.data(),
+            [guard, generation, mean = paths.meanLength, text] {
+                if (!guard || generation != guard->m_pathGeneration)
+                    return;
+                guard->m_meanPathLength = mean;
+                guard->m_pathLengthText = text;
+                Q_EMIT guard->pathLengthsChanged();
+            },
+            Qt::QueuedConnection);
+    });
 }
 
 void ExplorerController::openCardStore(const std::string& path)

@@ -88,6 +88,10 @@ class ExplorerController : public QObject {
     // the pinned subgraph explain of the whole (Pruner::scoresOf); Neuronpedia's subgraph score.
     Q_PROPERTY(double correctedCompletenessScore READ correctedCompletenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double prunedReplacementScore READ prunedReplacementScore NOTIFY pruneChanged)
+    // The graph's path-length metric (cs/graph_paths.h), computed beside the UI after a new
+    // graph: the strength-weighted mean length and the share arriving over paths of <= l edges.
+    Q_PROPERTY(double meanPathLength READ meanPathLength NOTIFY pathLengthsChanged)
+    Q_PROPERTY(QString pathLengthText READ pathLengthText NOTIFY pathLengthsChanged)
     Q_PROPERTY(double prunedCompletenessScore READ prunedCompletenessScore NOTIFY pruneChanged)
     Q_PROPERTY(double subgraphCorrectedCompletenessScore READ subgraphCorrectedCompletenessScore NOTIFY subgraphChanged)
     Q_PROPERTY(
@@ -283,6 +287,8 @@ public:
     // than a few percent).
     Q_INVOKABLE void setCanvasAspect(double aspect);
     QString traceStage() const { return m_traceStage; }
+    double meanPathLength() const { return m_meanPathLength; }
+    QString pathLengthText() const { return m_pathLengthText; }
     // The last trace's engine time and the feature-store time for its captions (benchmarks).
     double lastTraceMs() const { return m_lastTraceMs; }
     double lastCaptionMs() const { return m_lastCaptionMs; }
@@ -315,6 +321,7 @@ Q_SIGNALS:
     void traceFinished(bool ok);
     void errorOccurred(const QString& message);
     void collapseEmptyPositionsChanged();
+    void pathLengthsChanged();
     // What just happened ("Saved …", "Save cancelled"): the status bar shows it.
     void statusOccurred(const QString& message);
     // A session brought its canvas view back: the graph canvas should show it.
@@ -374,6 +381,10 @@ private:
     quint64 m_gesture = 0; // slider moves within one gesture merge into one undo step
     double m_viewAspect = 0;
     QString m_traceStage;
+    double m_meanPathLength = 0;
+    QString m_pathLengthText;
+    quint64 m_pathGeneration = 0;
+    void requestPathLengths(); // on the card thread: the graph is immutable and shared
     double m_lastTraceMs = 0, m_lastCaptionMs = 0;
     int m_collapseEmptyPositions = -1; // -1: automatic; 0, 1: the user's choice
     void openCardStore(const std::string& path);

@@ -12,6 +12,7 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "cs/graph_paths.h"
 #include "cs/safetensors.h"
 
 #include <ATen/ATen.h>
@@ -414,6 +415,44 @@ private Q_SLOTS:
         const A zeros { 2, { 0, 2, 2 }, { 0, 1 }, { 0.0f, 3.0f } }; // a stored zero is dropped
         QCOMPARE(zeros.nnz(), 1);
         QCOMPARE(zeros.value(0, 1), 3.0f);
+    }
+
+    // The path-length profile against brute force: dense A_hat (row-normalized |A|), its
+    // powers summed, P_l = sum over embeddings of (w^T sum_{i <= l} A_hat^i).
+    void pathLengths_data() { addSpecs(); }
+    void pathLengths()
+    {
+        QFETCH(Spec, spec);
+        const Graph g = randomGraph(spec);
+        const cs::graph::PathLengths mine = cs::graph::pathLengths(g);
+        const at::Tensor a = cs::test::rowNormalized(g.adjacency.dense().to(at::kDouble));
+        const at::Tensor w = cs::test::logitWeights(g);
+        const auto r = g.ranges();
+        at::Tensor x = w.clone(); // w^T A^i
+        at::Tensor b = at::zeros_like(w); // w^T sum_{1 <= i <= l} A^i
+        QVERIFY(mine.longestPath >= 1);
+        QCOMPARE(mine.cumulative.size(), size_t(mine.longestPath + 1));
+        QCOMPARE(mine.cumulative[0], 0.0);
+        for (int64_t l = 1; l <= mine.longestPath + 2; ++l) {
+            x = at::matmul(x, a);
+            b = b + x;
+            const double reference = b.slice(0, r.embeddings.begin, r.embeddings.end).sum().item<double>();
+            if (l <= mine.longestPath)
+                QVERIFY2(std::abs(mine.cumulative[size_t(l)] - reference) <= 1e-9 + 1e-6 * std::abs(reference),
+                    qPrintable(QString("l = %1: %2 vs %3").arg(l).arg(mine.cumulative[size_t(l)]).arg(reference)));
+            else // past the longest path nothing more arrives
+                QVERIFY(std::abs(reference - mine.cumulative.back()) <= 1e-9 + 1e-6 * std::abs(reference));
+        }
+        // The whole series is the embeddings' influence, and the profile reaches it.
+        QVERIFY(std::abs(mine.cumulative.back() - mine.total) <= 1e-6 * std::max(1.0, mine.total));
+        QVERIFY(mine.meanLength >= 1 && mine.meanLength <= double(mine.longestPath));
+        // A shorter cut stops early and is a prefix of the whole profile.
+        const cs::graph::PathLengths two = cs::graph::pathLengths(g, 2);
+        QCOMPARE(two.cumulative.size(), size_t(3));
+        QCOMPARE(two.cumulative[1], mine.cumulative[1]);
+        const nlohmann::json j = cs::graph::pathLengthsJson(mine);
+        QCOMPARE(j["share"].size(), mine.cumulative.size());
+        QVERIFY(std::abs(j["share"].back().get<double>() - 1.0) < 1e-6 || mine.total == 0);
     }
 
     void influence_data() { addSpecs(); }

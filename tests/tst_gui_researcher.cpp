@@ -28,6 +28,7 @@
 #include <cs/engine.h>
 #include <cs/features.h>
 #include <cs/graph.h>
+#include <cs/graph_paths.h>
 #include <cs/model.h>
 
 #include <nlohmann/json.hpp>
@@ -214,6 +215,10 @@ void TestGuiResearcher::cliGraphJsonOpensAsWritten()
     QVERIFY(canvas);
     QCOMPARE(canvas->property("nodeCount").toInt(), fileNodes);
 
+    // The panel's path-length metric is the graph's (cs/graph_paths.h), computed beside the UI.
+    QTRY_VERIFY(m_explorer->meanPathLength() > 0);
+    QCOMPARE(m_explorer->meanPathLength(), cs::graph::pathLengths(*m_explorer->graph()).meanLength);
+    QVERIFY(item("meanPathLength"));
     // Moving the slider prunes what the file held, and the scores become the ones computed here.
     m_explorer->setNodeThreshold(0.5);
     settle();

@@ -120,6 +120,14 @@ Rectangle {
                  + "nodes, 1 with no error input"
         }
         Score {
+            objectName: "meanPathLength"
+            label: "mean path"
+            value: bar.explorer.meanPathLength
+            shown: bar.explorer.meanPathLength > 0
+            tip: "Whole graph: the mean length, in edges, of the paths from the tokens to the outputs, weighted by "
+                 + "their strength (the paper's path-length metric); " + bar.explorer.pathLengthText
+        }
+        Score {
             objectName: "prunedReplacementScore"
             label: "pruned repl."
             value: bar.explorer.prunedReplacementScore

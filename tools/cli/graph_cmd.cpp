@@ -5,6 +5,7 @@
 
 #include "cs/error.h"
 #include "cs/graph.h"
+#include "cs/graph_paths.h"
 
 #include <ATen/ATen.h>
 
@@ -156,8 +157,9 @@ std::string kindsText(const Json& byKind)
 }
 
 // The prompt, counts, scores and metadata of a graph, for info and import.
-Json summary(const std::string& path, const Loaded& l, const graph::Scores& scores)
+Json summary(const std::string& path, const Loaded& l, const graph::Pruner& pruner)
 {
+    const graph::Scores scores = pruner.scores();
     const Graph& g = l.graph;
     const graph::Metadata& m = g.metadata;
     Json logits = Json::array();
@@ -169,7 +171,8 @@ Json summary(const std::string& path, const Loaded& l, const graph::Scores& scor
         { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() }, { "n_positions", g.nPositions() },
         { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "nodes", g.size() },
         { "nodes_by_kind", nodesByKind(g) }, { "edges", g.adjacency.nnz() },
-        { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", graph::scoresJson(scores) }, { "logits", logits },
+        { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", graph::scoresJson(scores) },
+        { "path_length", graph::pathLengthsJson(graph::pathLengths(g)) }, { "logits", logits },
         { "q_params", m.qParams }, { "extra", m.extra } };
 }
 
@@ -193,6 +196,15 @@ void printSummary(const Json& s)
         s["scores"]["replacement"].get<double>(), s["scores"]["completeness"].get<double>(),
         s["scores"]["corrected_completeness"].get<double>());
     std::printf("thresholds: node %g, edge %g\n", s["node_threshold"].get<double>(), s["edge_threshold"].get<double>());
+    {
+        // The share of the embeddings' influence that arrives over paths of at most l edges.
+        const Json& p = s["path_length"];
+        std::printf("path length: mean %.2f edges, longest %lld; share by length:", p["mean_length"].get<double>(),
+            static_cast<long long>(p["longest_path"].get<int64_t>()));
+        for (size_t l = 1; l < p["share"].size(); ++l)
+            std::printf(" <=%zu %.3f", l, p["share"][l].get<double>());
+        std::printf("\n");
+    }
     for (const auto& logit : s["logits"])
         std::printf("logit %lld %s p=%.4f\n", static_cast<long long>(logit["token_id"].get<int64_t>()),
             visible(logit["token"].get<std::string>()).c_str(), logit["prob"].get<double>());
@@ -213,7 +225,7 @@ int cmdImport(const Args& args)
         graph::writeGraphFile(out, l.graph);
     else
         graph::writeJsonFile(out, l.graph, graph::keepAll(l.graph));
-    Json s = summary(in, l, pruner.scores());
+    Json s = summary(in, l, pruner);
     s["out"] = out;
     if (args.flag("json")) {
         std::cout << dump(s) << "\n";
@@ -228,7 +240,7 @@ int cmdInfo(const Args& args)
 {
     const std::string in = inputArg(args, "info");
     const Loaded l = load(in);
-    const Json s = summary(in, l, graph::Pruner(l.graph).scores());
+    const Json s = summary(in, l, graph::Pruner(l.graph));
     if (args.flag("json"))
         std::cout << dump(s) << "\n";
     else

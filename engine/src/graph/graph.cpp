@@ -3,6 +3,7 @@
 // prune_graph, compute_graph_scores) and Neuronpedia's subgraph score; see cs/graph.h.
 
 #include "cs/graph.h"
+#include "cs/graph_paths.h"
 
 #include "cs/error.h"
 
@@ -648,6 +649,58 @@ Scores Pruner::subgraphScores(const std::vector<bool>& pinned, const PruneResult
     else
         kept.edgeMask.assign(static_cast<size_t>(m_adjacency.nnz()), true);
     return scoresOf(kept);
+}
+
+PathLengths pathLengths(const Graph& graph, int64_t maxLength)
+{
+    graph.validate();
+    const int64_t n = graph.size();
+    const KindRanges ranges = graph.ranges();
+    const Adjacency& adjacency = graph.adjacency;
+    const Normalized normalized = normalizedAbs(adjacency); // A_hat, as pruning has it
+    const std::vector<float> w = logitWeightVector(n, ranges, graph.logitProbabilities);
+    const Influence infl = sparseInfluence(adjacency, normalized, w, ranges);
+    PathLengths r;
+    for (int64_t i = 0; i < n; ++i)
+        r.longestPath = std::max(r.longestPath, infl.level[static_cast<size_t>(i)]);
+    for (int64_t e = ranges.embeddings.begin; e < ranges.embeddings.end; ++e)
+        r.total += static_cast<double>(infl.influence[static_cast<size_t>(e)]);
+    const int64_t length = maxLength < 0 ? r.longestPath : maxLength;
+    r.cumulative.assign(static_cast<size_t>(length) + 1, 0.0);
+    // x_l = w^T A_hat^l: one propagation from the targets towards the sources per length.
+    std::vector<double> x(w.begin(), w.end()), next(static_cast<size_t>(n), 0.0);
+    double weighted = 0;
+    for (int64_t l = 1; l <= length; ++l) {
+        std::fill(next.begin(), next.end(), 0.0);
+        for (int64_t t = 0; t < n; ++t) {
+            const double y = x[static_cast<size_t>(t)];
+            if (y == 0)
+                continue;
+            const Adjacency::Row row = adjacency.row(t);
+            for (int64_t k = 0; k < row.size; ++k) {
+                const double v = static_cast<double>(normalized.values[static_cast<size_t>(row.begin + k)]);
+                if (v > 0)
+                    next[static_cast<size_t>(row.columns[k])] += y * v;
+            }
+        }
+        x.swap(next);
+        double reached = 0;
+        for (int64_t e = ranges.embeddings.begin; e < ranges.embeddings.end; ++e)
+            reached += x[static_cast<size_t>(e)];
+        r.cumulative[static_cast<size_t>(l)] = r.cumulative[static_cast<size_t>(l) - 1] + reached;
+        weighted += static_cast<double>(l) * reached;
+    }
+    r.meanLength = r.total > 0 ? weighted / r.total : 0.0;
+    return r;
+}
+
+nlohmann::json pathLengthsJson(const PathLengths& p)
+{
+    nlohmann::json share = nlohmann::json::array();
+    for (const double c : p.cumulative)
+        share.push_back(p.total > 0 ? c / p.total : 0.0);
+    return { { "cumulative", p.cumulative }, { "share", share }, { "total", p.total }, { "mean_length", p.meanLength },
+        { "longest_path", p.longestPath } };
 }
 
 float Pruner::influenceOf(int64_t node) const
