@@ -125,11 +125,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
         const std::string key = featureKey(layer, feature);
         if (auto it = m_state.labels.find(key); it != m_state.labels.end())
             return qs(it->second);
-        if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
-            return qs(it->second);
-        if (auto it = m_autoCaptions.find(key); it != m_autoCaptions.end())
-            return qs(it->second); // the card's description until someone labels it
-        return QString();
+        return qs(storeCaption(layer, feature)); // the store's label, else the card's description
     };
     m_inputs->setLabelFunction(labels);
     m_outputs->setLabelFunction(labels);

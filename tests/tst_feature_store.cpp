@@ -25,6 +25,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <set>
 #include <unistd.h>
@@ -534,22 +535,19 @@ private Q_SLOTS:
             rawExec(file, "CREATE TABLE people(name TEXT); INSERT INTO people VALUES('ada')");
         } else if (name != "missing.db") {
             makeStore(file.toStdString(), 2, 8);
-            if (name == "format.db")
-                rawExec(file, "UPDATE meta SET value = 'other' WHERE key = 'format'");
-            if (name == "version.db")
-                rawExec(file, "UPDATE meta SET value = '99' WHERE key = 'version'");
-            if (name == "noversion.db")
-                rawExec(file, "DELETE FROM meta WHERE key = 'version'");
-            if (name == "notable.db")
-                rawExec(file, "DROP TABLE labels");
-            if (name == "trigger.db")
-                rawExec(file, "CREATE TRIGGER t AFTER INSERT ON labels BEGIN DELETE FROM features; END");
-            if (name == "view.db")
-                rawExec(file, "CREATE VIEW v AS SELECT * FROM features");
-            if (name == "column.db")
-                rawExec(file, "ALTER TABLE labels ADD COLUMN x TEXT");
-            if (name == "index.db")
-                rawExec(file, "CREATE INDEX i ON labels(label)");
+            // The damage each case does to a whole store.
+            static const std::map<QString, const char*> damage {
+                { "format.db", "UPDATE meta SET value = 'other' WHERE key = 'format'" },
+                { "version.db", "UPDATE meta SET value = '99' WHERE key = 'version'" },
+                { "noversion.db", "DELETE FROM meta WHERE key = 'version'" },
+                { "notable.db", "DROP TABLE labels" },
+                { "trigger.db", "CREATE TRIGGER t AFTER INSERT ON labels BEGIN DELETE FROM features; END" },
+                { "view.db", "CREATE VIEW v AS SELECT * FROM features" },
+                { "column.db", "ALTER TABLE labels ADD COLUMN x TEXT" },
+                { "index.db", "CREATE INDEX i ON labels(label)" },
+            };
+            if (const auto it = damage.find(name); it != damage.end())
+                rawExec(file, it->second);
         }
         for (bool writable : { false, true }) {
             const std::string message = errorOf([&] { FeatureStore::open(file.toStdString(), writable); });
