@@ -4,6 +4,9 @@
 // generation by recomputing the whole prefix every step, the exact linearity of the constrained
 // regime, the model's own logits and greedy generation; demeaned logit changes against the
 // attribution graph's edges on tinyworld's shipped CLT; and bad edits and options refused.
+// Perturbation validation (validation.h): in the constrained regime the graph's prediction is
+// the replacement model's to 1e-4 (and the same numbers intervene() gives), the free
+// regime's path sums against a dense linear solve (I - D J) x = c, and bad requests refused.
 #include "hf_fixtures.h"
 
 #include "cs/attribution.h"
@@ -11,6 +14,7 @@
 #include "cs/error.h"
 #include "cs/intervention.h"
 #include "cs/replacement.h"
+#include "cs/validation.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -710,6 +714,160 @@ private Q_SLOTS:
         QVERIFY(scale > 1e-3);
         QVERIFY((two - 2 * one).abs().max().item<double>() <= 1e-4 * scale);
         QVERIFY((both - one - other).abs().max().item<double>() <= 1e-4 * both.abs().max().item<double>());
+    }
+
+    // Perturbations: sources are two features with outgoing edges; every other feature and
+    // logit node is watched. Constrained: predicted == actual (1e-4), and the logits' actual
+    // values are intervene()'s demeaned deltas. Free: the sweep's path sums equal a dense
+    // solve. (TopK: a feature's activation depends on its whole row, including inactive
+    // features the graph does not hold, so only the logits are exact there.)
+    void perturbationPredictions_data() { addRandomRows(); }
+    void perturbationPredictions()
+    {
+        Setup s = setupFromRow();
+        QFETCH(QString, activation);
+        const auto traced = cs::attribution::trace(s.ctx);
+        const cs::graph::Graph& g = traced.graph;
+        const cs::graph::KindRanges r = g.ranges();
+        const int64_t n = g.size();
+        // The two features with the most outgoing edges into features.
+        std::vector<std::pair<int64_t, int64_t>> outDegree;
+        for (int64_t f = r.features.begin; f < r.features.end; ++f) {
+            const auto col = g.adjacency.column(f);
+            int64_t k = 0;
+            for (int64_t j = 0; j < col.size; ++j)
+                k += r.features.contains(col.targets[j]);
+            outDegree.emplace_back(-k, f);
+        }
+        std::sort(outDegree.begin(), outDegree.end());
+        QVERIFY(outDegree.size() >= 2 && outDegree[1].first < 0);
+        const std::vector<int64_t> sources = { outDegree[0].second, outDegree[1].second };
+        std::vector<int64_t> watch;
+        for (int64_t i = 0; i < n; ++i)
+            if ((r.features.contains(i) || r.logits.contains(i)) && i != sources[0] && i != sources[1])
+                watch.push_back(i);
+        const bool topk = activation == "topk";
+
+        // The dense form: J[t, s] = A[t, s] / a_s over feature sources, D = factor on the
+        // sources' rows, c = (factor - 1) a on the sources.
+        const at::Tensor A = g.adjacency.dense().to(at::kDouble);
+        at::Tensor a = at::zeros({ n }, at::kDouble);
+        for (int64_t f = r.features.begin; f < r.features.end; ++f)
+            a[f] = g.nodes[static_cast<size_t>(f)].activation;
+        at::Tensor J = at::zeros({ n, n }, at::kDouble);
+        J.narrow(1, r.features.begin, r.features.size())
+            .copy_(A.narrow(1, r.features.begin, r.features.size())
+                / a.narrow(0, r.features.begin, r.features.size()).unsqueeze(0));
+
+        for (double factor : { 0.0, -1.0, 0.5 }) {
+            const auto p = cs::validation::perturb(s.ctx, g, sources, factor, watch);
+            QCOMPARE(p.nodes.size(), watch.size());
+            at::Tensor D = at::ones({ n }, at::kDouble), c = at::zeros({ n }, at::kDouble);
+            for (int64_t src : sources) {
+                D[src] = factor;
+                c[src] = (factor - 1) * a[src].item<double>();
+            }
+            const at::Tensor x = at::linalg_solve(at::eye(n, at::kDouble) - D.unsqueeze(1) * J, c.unsqueeze(1));
+            const at::Tensor pathSum = at::matmul(J, x).squeeze(1); // each node's input change
+
+            InterventionOptions o;
+            o.topK = s.model->config().vocabSize;
+            std::vector<FeatureEdit> edits;
+            for (int64_t src : sources) {
+                const auto& nd = g.nodes[static_cast<size_t>(src)];
+                edits.push_back({ nd.layer, nd.position, nd.feature, Op::Scale, factor });
+            }
+            const auto viaIntervene = intervene(s.ctx, edits, o);
+
+            int64_t featuresChecked = 0, moved = 0;
+            for (const auto& v : p.nodes) {
+                const auto& nd = g.nodes[static_cast<size_t>(v.node)];
+                const bool logit = r.logits.contains(v.node);
+                if (logit || !topk) {
+                    QVERIFY2(std::abs(v.predictedConstrained - v.actualConstrained)
+                            <= 1e-4 * std::max(1.0, std::abs(v.actualConstrained)),
+                        qPrintable(QStringLiteral("%1: predicted %2, actual %3 (factor %4)")
+                                       .arg(QString::fromStdString(cs::graph::nodeId(g, v.node)))
+                                       .arg(v.predictedConstrained)
+                                       .arg(v.actualConstrained)
+                                       .arg(factor)));
+                    featuresChecked += !logit;
+                    moved += std::abs(v.actualConstrained - v.initial) > 1e-3;
+                }
+                const double path = pathSum[v.node].item<double>();
+                if (logit) {
+                    QVERIFY(std::abs(v.predictedFree - (v.initial + path)) <= 1e-6 * std::max(1.0, std::abs(path)));
+                    QVERIFY(std::abs((v.actualConstrained - v.initial) - viaIntervene.demeanedLogitDelta.at(nd.tokenId))
+                        <= 1e-4 * std::max(1.0, std::abs(v.actualConstrained)));
+                } else if (!topk) {
+                    // The node's own activation of its predicted pre-activation: for JumpReLU and
+                    // ReLU, pre + path when that stays active.
+                    const double pre = s.ctx.preActivations[nd.layer][nd.position][nd.feature].item<double>() + path;
+                    const double expected = pre > 0
+                            && (activation != "jump_relu"
+                                || pre > s.set->threshold(nd.layer)[nd.feature].item<double>())
+                        ? pre
+                        : 0.0;
+                    QVERIFY2(std::abs(v.predictedFree - expected) <= 1e-4 * std::max(1.0, std::abs(expected)),
+                        qPrintable(QStringLiteral("%1: path sum %2, dense %3")
+                                       .arg(QString::fromStdString(cs::graph::nodeId(g, v.node)))
+                                       .arg(v.predictedFree)
+                                       .arg(expected)));
+                }
+            }
+            QVERIFY(topk || featuresChecked > 0);
+            QVERIFY(moved > 0); // the edit did something the check could see
+        }
+    }
+
+    // validateGraph: the constrained points are exact, the correlation is 1; the free one is
+    // reported (not asserted); points follow influence; bad requests are refused.
+    void validation()
+    {
+        Setup s = setup("llama", Architecture::CrossLayer, Activation::JumpReLU, cs::model::Hook::MlpIn, true);
+        const auto traced = cs::attribution::trace(s.ctx);
+        const auto v = cs::validation::validateGraph(s.ctx, traced.graph, 10, 0.0);
+        QVERIFY(!v.points.empty() && v.points.size() <= 10);
+        for (size_t i = 0; i < v.points.size(); ++i) {
+            const auto& pt = v.points[i];
+            QVERIFY(std::abs(pt.predicted - pt.actualConstrained) <= 1e-4 * std::max(1.0, std::abs(pt.predicted)));
+            // The constrained effect is the direct edge times the activation's change (-a).
+            const double edge = traced.graph.adjacency.value(v.target, pt.node);
+            QVERIFY(std::abs(pt.predicted + edge) <= 1e-6 * std::max(1.0, std::abs(edge)));
+            if (i > 0)
+                QVERIFY(pt.influence <= v.points[i - 1].influence);
+        }
+        QVERIFY(std::abs(v.correlation.constrained - 1) < 1e-6);
+        qInfo("random llama CLT, %zu nodes ablated: correlation constrained %.4f, free %.4f; downstream %zu pairs: "
+              "%.4f, %.4f",
+            v.points.size(), v.correlation.constrained, v.correlation.free, v.downstream.size(),
+            v.downstreamCorrelation.constrained, v.downstreamCorrelation.free);
+        const auto j = cs::validation::validationJson(traced.graph, v);
+        for (const char* key : { "targets", "points", "correlation" })
+            QVERIFY2(j.contains(key), key);
+        for (const char* key : { "node", "predicted", "actual_constrained", "actual_free" })
+            QVERIFY2(j["points"][0].contains(key), key);
+
+        // Pearson against numpy.corrcoef on a small case; undefined for a constant list.
+        QVERIFY(std::abs(cs::validation::pearson({ 1, 2, 3, 4 }, { 2, 4, 5, 9 }) - 0.9647638212377321) < 1e-12);
+        QVERIFY(std::isnan(cs::validation::pearson({ 1, 1, 1 }, { 1, 2, 3 })));
+
+        QCOMPARE(cs::validation::parseEditFactor("ablate"), 0.0);
+        QCOMPARE(cs::validation::parseEditFactor("scale:-1"), -1.0);
+        for (const char* bad : { "", "scale:", "scale:x", "scale:nan", "scale:inf", "flip" })
+            QVERIFY_THROWS_EXCEPTION(cs::Error, cs::validation::parseEditFactor(bad));
+        const cs::graph::KindRanges r = traced.graph.ranges();
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::validation::perturb(s.ctx, traced.graph, {}, 0.0));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::validation::perturb(s.ctx, traced.graph, { r.errors.begin }, 0.0));
+        QVERIFY_THROWS_EXCEPTION(
+            cs::Error, cs::validation::perturb(s.ctx, traced.graph, { r.features.begin }, std::nan("")));
+        QVERIFY_THROWS_EXCEPTION(
+            cs::Error, cs::validation::perturb(s.ctx, traced.graph, { r.features.begin }, 0.0, { r.embeddings.begin }));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::validation::validateGraph(s.ctx, traced.graph, 0, 0.0));
+        // Another prompt's graph.
+        const auto otherIds = s.model->tokenizer().encode("a mat on the sat cat", true);
+        const auto other = cs::attribution::buildContext(s.model, s.set, at::tensor(otherIds, at::kLong));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::validation::validateGraph(other, traced.graph, 5, 0.0));
     }
 
     // Greedy generation: before is the model's own; with identity edits after is too; with

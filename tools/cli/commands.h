@@ -27,6 +27,8 @@ inline double msSince(std::chrono::steady_clock::time_point start)
 int cmdTranscoder(const Args& args, const std::string& device);
 // intervene MODEL --text P --set|--scale|--add LAYER:POS:FEATURE=VALUE ... (interventions)
 int cmdIntervene(const Args& args, const std::string& device);
+// validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)
+int cmdValidate(const Args& args, const std::string& device);
 // graph import | export | prune | info
 int cmdGraph(const Args& args, const std::string& device);
 // What `bench MODEL` measures of transcoders: training steps per second on activations held

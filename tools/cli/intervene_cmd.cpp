@@ -1,11 +1,14 @@
 // circuitscope-cli intervene: set, scale or add to transcoder features on one prompt and show
-// the next-token distribution before and after (docs/ARCHITECTURE.md §8).
+// the next-token distribution before and after (docs/ARCHITECTURE.md §8); circuitscope-cli
+// validate: the graph's predicted effects of editing its top nodes against the model's (§8.5).
 #include "commands.h"
 
+#include "cs/attribution.h"
 #include "cs/engine.h"
 #include "cs/error.h"
 #include "cs/intervention.h"
 #include "cs/replacement.h"
+#include "cs/validation.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -231,6 +234,61 @@ int cmdIntervene(const Args& args, const std::string& device)
     if (o.generate > 0)
         std::printf("\ngeneration before: %s\ngeneration after (%s): %s\n", visible(r.generationBefore).c_str(),
             intervention::regimeName(r.generationMode), visible(r.generationAfter).c_str());
+    return 0;
+}
+
+int cmdValidate(const Args& args, const std::string& device)
+{
+    const auto& pos = args.positional();
+    const std::string folder = resolveModelFolder(pos.size() > 1 ? pos[1] : std::string(kDefaultModel));
+    const auto text = args.value("text");
+    if (!text)
+        throw Error("validate needs the prompt: --text P");
+    if (text->empty())
+        throw Error("the prompt is empty: it has no tokens to run");
+    const int64_t top = args.intOr("top", 30);
+    if (top < 1)
+        throw Error("--top must be at least 1");
+    const std::string op = args.valueOr("op", "ablate");
+    const double factor = validation::parseEditFactor(op);
+
+    auto model = model::Model::load(folder, { device, true });
+    auto set = transcoder::TranscoderSet::load(
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
+    const std::vector<int64_t> ids = model->tokenizer().encode(*text);
+    at::NoGradGuard noGrad;
+    const auto context = attribution::buildContext(model, set, at::tensor(ids, at::kLong));
+    const auto t0 = std::chrono::steady_clock::now();
+    const attribution::TraceResult traced = attribution::trace(context); // every active feature
+    const double traceMs = msSince(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    const validation::Validation v = validation::validateGraph(context, traced.graph, top, factor);
+    const double validateMs = msSince(t1);
+
+    if (args.flag("json")) {
+        Json j = validation::validationJson(traced.graph, v);
+        j["op"] = op;
+        j["prompt_ids"] = ids;
+        j["trace_ms"] = traceMs;
+        j["validate_ms"] = validateMs;
+        std::cout << dump(j) << "\n";
+        return 0;
+    }
+    const graph::Graph& g = traced.graph;
+    const graph::Node& target = g.nodes[static_cast<size_t>(v.target)];
+    std::printf("%s on the %zu feature nodes of most influence, one at a time; effect on the target logit %s "
+                "(demeaned)\n",
+        op.c_str(), v.points.size(), visible(target.token).c_str());
+    std::printf(
+        "%-14s %10s %11s %11s %11s %11s\n", "node", "influence", "predicted", "constrained", "path sum", "free");
+    for (const auto& p : v.points)
+        std::printf("%-14s %10.4f %+11.4f %+11.4f %+11.4f %+11.4f\n", graph::nodeId(g, p.node).c_str(), p.influence,
+            p.predicted, p.actualConstrained, p.predictedFree, p.actualFree);
+    std::printf("correlation of predicted and actual: constrained %.4f, free %.4f (path sums)\n",
+        v.correlation.constrained, v.correlation.free);
+    std::printf("downstream nodes (%zu pairs): constrained %.4f, free %.4f\n", v.downstream.size(),
+        v.downstreamCorrelation.constrained, v.downstreamCorrelation.free);
+    std::printf("traced in %.0f ms, validated in %.0f ms (%zu nodes x 2 runs)\n", traceMs, validateMs, v.points.size());
     return 0;
 }
 

@@ -88,6 +88,10 @@ commands:
                                               {"before": {"top"}, "after": {"top"}, "logit_delta",
                                                "demeaned_logit_delta", "changed", "direct_effects",
                                                "generation_mode", "generation": {"before", "after"}}
+  validate MODEL --text P [--transcoder T] [--top N] [--op ablate|scale:-1] [--json]
+                                              {"targets", "points": [{"node", "predicted",
+                                               "actual_constrained", "actual_free"}],
+                                               "correlation": {"constrained", "free"}}
                                               each edit may repeat (POS * = every position, generated
                                               tokens too); they apply sets, then scales, then adds.
                                               patch: circuit-tracer's feature_intervention (the last
@@ -596,6 +600,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdTrace(args, device);
         if (command == "intervene")
             return cs::cli::cmdIntervene(args, device);
+        if (command == "validate")
+            return cs::cli::cmdValidate(args, device);
         if (command == "graph")
             return cs::cli::cmdGraph(args, device);
         if (command == "features")

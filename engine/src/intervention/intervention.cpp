@@ -5,6 +5,7 @@
 
 #include "attribution/frozen_norm.h"
 #include "cs/error.h"
+#include "demeaned.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -333,11 +334,15 @@ PatchRun runPatch(const ReplacementContext& ctx, const std::vector<std::vector<F
     return run;
 }
 
-// The demeaned logits (u_t - mean_v u_v) . final_norm(resid) of tokens [k] at the last
-// position, the graph's logit-node quantity (before any soft-cap), for a run's residual
-// stream resid [n_pos, d_model] before the final norm: [k]. frozenNorm: the run replayed the
-// context's final denominator; otherwise it computed its own, which is computed again here as
-// the forward pass does (sqrt(mean(centered^2) + eps)).
+std::string decodeText(const model::Model& model, const std::vector<int64_t>& ids)
+{
+    return model.hasTokenizer() ? model.tokenizer().decode(ids) : std::string();
+}
+
+} // namespace
+
+namespace detail {
+
 at::Tensor demeanedAtLast(
     const ReplacementContext& ctx, const at::Tensor& resid, bool frozenNorm, const at::Tensor& tokens)
 {
@@ -356,12 +361,7 @@ at::Tensor demeanedAtLast(
     return at::mv(rows, y);
 }
 
-std::string decodeText(const model::Model& model, const std::vector<int64_t>& ids)
-{
-    return model.hasTokenizer() ? model.tokenizer().decode(ids) : std::string();
-}
-
-} // namespace
+} // namespace detail
 
 const char* opName(Op op)
 {
@@ -453,8 +453,8 @@ InterventionResult intervene(
     for (const auto& [id, d] : result.logitDelta)
         listed.push_back(id);
     const at::Tensor tokens = at::tensor(listed, at::kLong);
-    const at::Tensor demeanedDelta = (demeanedAtLast(ctx, runFinalResid, result.directEffects, tokens)
-        - demeanedAtLast(ctx, ctx.finalResid, true, tokens))
+    const at::Tensor demeanedDelta = (detail::demeanedAtLast(ctx, runFinalResid, result.directEffects, tokens)
+        - detail::demeanedAtLast(ctx, ctx.finalResid, true, tokens))
                                          .to(at::kCPU, at::kDouble)
                                          .contiguous(); // [k]
     for (size_t k = 0; k < listed.size(); ++k)
