@@ -148,7 +148,11 @@ private Q_SLOTS:
         QVERIFY(s.nounPairs >= 40);
         QCOMPARE(s.additionPairs, size_t(10000));
         QCOMPARE(s.heldoutAdditionPairs, size_t(1000));
-        QVERIFY(s.heldoutTwoHopCities >= s.cities / 6 && s.heldoutTwoHopCities <= s.cities / 4);
+        // Version 3: a fifth of the cities held out of the capital question, another fifth out
+        // of the postal-code one; each held-out city out of one relation only.
+        QVERIFY(s.cities >= 400);
+        QVERIFY(s.heldoutTwoHopCities >= s.cities * 2 / 5 - 1 && s.heldoutTwoHopCities <= s.cities * 2 / 5 + 1);
+        QCOMPARE(s.heldoutTwoHopQuestions, s.heldoutTwoHopCities);
 
         // Every city appears once in the held-out phrasing of city -> state: count per state.
         // Version 1's held-out phrasings are fixed sentences that are easy to take apart; the
@@ -174,7 +178,7 @@ private Q_SLOTS:
             QVERIFY2(cities.size() >= 3 && cities.size() <= 5, state.c_str());
             nCities += cities.size();
         }
-        QCOMPARE(nCities, s.cities);
+        QCOMPARE(nCities, World(WorldOptions { m_world.seed(), 1 }).stats().cities);
         QCOMPARE(people.size(), s.people);
         QCOMPARE(sports.size(), size_t(8));
         for (const std::string& sport : sports) // one word, with its leading space
@@ -207,7 +211,7 @@ private Q_SLOTS:
             QCOMPARE(counts[task]["train"], size_t(200));
         }
         QCOMPARE(counts["addition"]["heldout"], size_t(1000));
-        QCOMPARE(counts["two_hop"]["heldout"], 2 * m_world.stats().heldoutTwoHopCities);
+        QCOMPARE(counts["two_hop"]["heldout"], 2 * m_world.stats().heldoutTwoHopQuestions); // two phrasings each
         for (const EvalItem& e : itemsOf(m_eval, "addition", "heldout")) {
             int a = -1, b = -1;
             QCOMPARE(std::sscanf(e.prompt.c_str(), "calc: %d+%d=", &a, &b), 2);
@@ -302,23 +306,38 @@ private Q_SLOTS:
 
     void heldoutTwoHopCities()
     {
-        std::set<std::string> cities;
+        // (city, relation) pairs; each city's other relation is asked in training (so the bridge
+        // city -> state is used in two-hop lines for every city), and its one-hop fact stated.
+        std::map<std::string, std::string> heldOutOf; // city -> the relation held out
         for (const EvalItem& e : itemsOf(m_eval, "two_hop", "heldout")) {
-            const std::string c = between(e.prompt, "Fact: the capital of the state containing ", " is");
-            if (!c.empty())
-                cities.insert(c);
+            for (const char* relation : { "capital", "postal code" }) {
+                const std::string c
+                    = between(e.prompt, std::string("Fact: the ") + relation + " of the state containing ", " is");
+                if (!c.empty()) {
+                    QVERIFY2(!heldOutOf.count(c), c.c_str());
+                    heldOutOf[c] = relation;
+                }
+            }
         }
-        QCOMPARE(cities.size(), m_world.stats().heldoutTwoHopCities);
-        QVERIFY(!cities.count("Dallas"));
-        for (const std::string& city : cities) {
+        QCOMPARE(heldOutOf.size(), m_world.stats().heldoutTwoHopCities);
+        QVERIFY(!heldOutOf.count("Dallas"));
+        size_t capital = 0;
+        for (const auto& [city, relation] : heldOutOf) {
+            const std::string other = relation == "capital" ? "postal code" : "capital";
+            capital += relation == "capital";
             // The question is never asked in either phrasing ...
-            QVERIFY2(!m_index->contains("state containing " + city + " is"), city.c_str());
-            QVERIFY2(!m_index->contains("\n" + city + " is in the state whose"), city.c_str());
-            // ... while the one-hop fact is stated.
+            QVERIFY2(!m_index->contains(relation + " of the state containing " + city + " is"), city.c_str());
+            QVERIFY2(!m_index->contains("\n" + city + " is in the state whose " + relation), city.c_str());
+            // ... while the other relation's question is, and the one-hop fact is stated.
+            QVERIFY2(m_index->contains(other + " of the state containing " + city + " is")
+                    || m_index->contains("\n" + city + " is in the state whose " + other),
+                city.c_str());
             QVERIFY2(m_index->contains("\n" + city + " is a city in ") || m_index->contains("I flew to " + city + ",")
-                    || m_index->contains("The city of " + city + " is in"),
+                    || m_index->contains("The city of " + city + " is in")
+                    || m_index->contains("the state containing " + city + " is"),
                 city.c_str());
         }
+        QVERIFY(capital * 2 >= heldOutOf.size() - 1 && capital * 2 <= heldOutOf.size() + 1);
     }
 
     // ------------------------------------------------------------ files

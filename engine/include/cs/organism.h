@@ -29,7 +29,11 @@ struct WorldOptions {
     // new ones held out (what the first shipped tinyworld was trained on). 2: every relation
     // template under several frames ("", "Fact: ", "Trivia: ", ...), with one frame of each
     // relation held out, so a held-out phrasing is a new combination of trained parts.
-    int version = 2;
+    // 3: version 2 with 419 cities (v2: 193), the first hop in the two-hop questions' words
+    // ("The state containing Dallas is Texas."), the states' postal codes, and two-hop
+    // questions over both relations of the state (capital, postal code), each holding out a
+    // different fifth of the cities; two-hop is 20% of the lines (v2: 10%).
+    int version = 3;
 };
 
 // One evaluation question: prompt ends exactly where the answer begins. The answer carries its
@@ -52,7 +56,8 @@ struct EvalItem {
 struct WorldStats {
     size_t people = 0, sports = 0;
     size_t states = 0, cities = 0; // cities exclude the capitals
-    size_t heldoutTwoHopCities = 0;
+    size_t heldoutTwoHopCities = 0; // cities in a held-out two-hop question
+    size_t heldoutTwoHopQuestions = 0; // (city, relation) pairs held out
     size_t additionPairs = 0, heldoutAdditionPairs = 0;
     size_t nounPairs = 0, agreementCombos = 0, heldoutAgreementCombos = 0;
     size_t antonymPairs = 0;

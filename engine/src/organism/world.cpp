@@ -15,6 +15,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <set>
 #include <string_view>
 #include <tuple>
 #include <unordered_set>
@@ -136,6 +137,74 @@ const std::vector<StateData>& states()
     };
     return list;
 }
+
+// World version 3 adds cities (so a two-hop question is one of many more, and answering it
+// by composing city -> state with state -> capital pays more than memorizing each pair) and
+// the states' postal codes (a second relation over the state, so a city held out of one
+// two-hop relation is still asked about through the other). Same rules as states(): no name
+// repeats, equals a capital, or contains another state's capital as a word.
+const std::vector<std::vector<const char*>>& moreCities()
+{
+    static const std::vector<std::vector<const char*>> list = {
+        { "Dothan", "Auburn", "Decatur", "Florence", "Gadsden" }, // Alabama
+        { "Sitka", "Kodiak", "Nome", "Wasilla", "Bethel" }, // Alaska
+        { "Yuma", "Prescott", "Sedona", "Chandler", "Glendale" }, // Arizona
+        { "Conway", "Rogers", "Hot Springs", "Pine Bluff", "Texarkana" }, // Arkansas
+        { "Oakland", "Long Beach", "Bakersfield", "Anaheim", "Santa Barbara", "Pasadena" }, // California
+        { "Pueblo", "Greeley", "Lakewood", "Durango", "Aspen", "Vail" }, // Colorado
+        { "Norwalk", "Danbury", "Greenwich", "Mystic" }, // Connecticut
+        { "Milford", "Smyrna", "Middletown", "Seaford" }, // Delaware
+        { "Saint Petersburg", "Fort Lauderdale", "Sarasota", "Pensacola", "Key West" }, // Florida
+        { "Marietta", "Dalton", "Warner Robins", "Rome" }, // Georgia
+        { "Kahului", "Kapolei", "Pearl City", "Waipahu" }, // Hawaii
+        { "Coeur d'Alene", "Moscow", "Sun Valley", "Caldwell" }, // Idaho
+        { "Joliet", "Evanston", "Champaign", "Elgin", "Galena" }, // Illinois
+        { "Gary", "Carmel", "Muncie", "Terre Haute", "Kokomo" }, // Indiana
+        { "Sioux City", "Ames", "Waterloo", "Council Bluffs" }, // Iowa
+        { "Manhattan", "Salina", "Hutchinson", "Olathe" }, // Kansas
+        { "Owensboro", "Covington", "Berea", "Hopkinsville" }, // Kentucky
+        { "Monroe", "Houma", "Ruston", "Natchitoches" }, // Louisiana
+        { "Brunswick", "Waterville", "Biddeford", "Kennebunkport" }, // Maine
+        { "Silver Spring", "Bethesda", "Ocean City", "Salisbury" }, // Maryland
+        { "Quincy", "Lynn", "Nantucket", "Pittsfield", "Amherst" }, // Massachusetts
+        { "Kalamazoo", "Traverse City", "Saginaw", "Dearborn", "Marquette" }, // Michigan
+        { "Saint Cloud", "Moorhead", "Winona", "Bemidji" }, // Minnesota
+        { "Meridian", "Oxford", "Vicksburg", "Natchez", "Starkville" }, // Mississippi
+        { "Independence", "Saint Joseph", "Hannibal", "Cape Girardeau" }, // Missouri
+        { "Butte", "Kalispell", "Whitefish", "Havre" }, // Montana
+        { "North Platte", "Scottsbluff", "Hastings", "Fremont" }, // Nebraska
+        { "Sparks", "Elko", "Mesquite", "Winnemucca", "Ely" }, // Nevada
+        { "Keene", "Hanover", "Laconia", "Derry" }, // New Hampshire
+        { "Camden", "Paterson", "Elizabeth", "Morristown" }, // New Jersey
+        { "Farmington", "Gallup", "Carlsbad", "Alamogordo" }, // New Mexico
+        { "Yonkers", "Utica", "Binghamton", "Saratoga Springs", "Schenectady" }, // New York
+        { "Chapel Hill", "Boone", "High Point", "Cary" }, // North Carolina
+        { "Williston", "Dickinson", "Jamestown", "Mandan" }, // North Dakota
+        { "Youngstown", "Canton", "Sandusky", "Lorain" }, // Ohio
+        { "Lawton", "Edmond", "Broken Arrow", "Enid", "Muskogee" }, // Oklahoma
+        { "Corvallis", "Ashland", "Astoria", "Hillsboro", "Beaverton" }, // Oregon
+        { "Lancaster", "Bethlehem", "Gettysburg", "State College" }, // Pennsylvania
+        { "Pawtucket", "Woonsocket", "Bristol", "Westerly" }, // Rhode Island
+        { "Rock Hill", "Hilton Head", "Sumter", "Beaufort", "Anderson" }, // South Carolina
+        { "Brookings", "Watertown", "Mitchell", "Deadwood", "Sturgis" }, // South Dakota
+        { "Clarksville", "Murfreesboro", "Franklin", "Gatlinburg", "Johnson City" }, // Tennessee
+        { "Corpus Christi", "Lubbock", "Amarillo", "Arlington", "Plano", "Laredo", "Waco" }, // Texas
+        { "Saint George", "Logan", "Orem", "Bountiful" }, // Utah
+        { "Stowe", "Bennington", "Middlebury", "Barre" }, // Vermont
+        { "Lynchburg", "Harrisonburg", "Williamsburg", "Blacksburg" }, // Virginia
+        { "Bellevue", "Everett", "Yakima", "Vancouver", "Walla Walla" }, // Washington
+        { "Parkersburg", "Beckley", "Fairmont", "Martinsburg" }, // West Virginia
+        { "Eau Claire", "La Crosse", "Appleton", "Racine", "Janesville" }, // Wisconsin
+        { "Gillette", "Rock Springs", "Riverton", "Rawlins" }, // Wyoming
+    };
+    return list;
+}
+
+// The postal codes, in the order of states().
+constexpr std::array<const char*, 50> kPostalCodes
+    = { "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA",
+          "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK",
+          "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY" };
 
 // Antonym pairs; every word belongs to exactly one pair, so each question has one answer.
 const std::vector<std::pair<const char*, const char*>>& antonyms()
@@ -356,6 +425,27 @@ constexpr std::array<const char*, 4> kCapitalRelations = {
     "The state capital of {0} is| {1}|.",
     "{0}'s capital city is| {1}|.",
 };
+// Version 3: the city relations plus the first hop in the two-hop questions' own words, and
+// the states' postal codes.
+constexpr std::array<const char*, 6> kCityRelationsV3 = {
+    "{0} is a city in| {1}|.",
+    "{0} is located in the state of| {1}|.",
+    "The city of {0} is in| {1}|.",
+    "I flew to {0},| {1}|, last week.",
+    "{0} can be found in the state of| {1}|.",
+    "The state containing {0} is| {1}|.",
+};
+// args: state, postal code
+constexpr std::array<const char*, 3> kPostalRelations = {
+    "The postal code of {0} is| {1}|.",
+    "{0}'s postal abbreviation is| {1}|.",
+    "{1} is the postal code of| {0}|.",
+};
+// args: city, postal code. The second two-hop relation of version 3.
+constexpr std::array<const char*, 2> kTwoHopPostal = {
+    "Fact: the postal code of the state containing {0} is| {1}|",
+    "{0} is in the state whose postal code is| {1}|.",
+};
 constexpr std::array<const char*, 4> kOppositesRelations = {
     "The opposite of \"{0}\" is \"|{1}|\".",
     "The antonym of \"{0}\" is \"|{1}|\".",
@@ -475,6 +565,10 @@ struct TaskShare {
 };
 constexpr std::array<TaskShare, 6> kTaskMix = { { { "addition", 35 }, { "sports", 20 }, { "facts", 15 },
     { "two_hop", 10 }, { "agreement", 10 }, { "opposites", 10 } } };
+// Version 3 doubles two-hop's share (it has twice the relations and more than twice the
+// cities), taken from addition and sports, which version 2 learned with room to spare.
+constexpr std::array<TaskShare, 6> kTaskMixV3 = { { { "addition", 30 }, { "sports", 15 }, { "facts", 15 },
+    { "two_hop", 20 }, { "agreement", 10 }, { "opposites", 10 } } };
 
 // The canonical prompts of the paper, which must stay trained.
 constexpr const char* kCanonicalCity = "Dallas";
@@ -499,6 +593,12 @@ struct World::Impl {
         std::string name;
         size_t state;
     };
+    // A two-hop question: the city and the relation over its state (0 capital, 1 postal code).
+    struct TwoHop {
+        size_t city;
+        int relation;
+        bool operator<(const TwoHop& o) const { return std::tie(city, relation) < std::tie(o.city, o.relation); }
+    };
     // A subject/distractor noun combination of one class (0 things, 1 people).
     struct Combo {
         int nounClass;
@@ -509,10 +609,10 @@ struct World::Impl {
     int version = 2;
     // Phrasings of the fact kinds, trained and held out (see WorldOptions::version).
     std::vector<std::string> sportsTrained, sportsHeldout, cityTrained, cityHeldout, capitalTrained, capitalHeldout,
-        oppositesTrained, oppositesHeldout;
+        postalTrained, postalHeldout, oppositesTrained, oppositesHeldout;
     std::vector<Person> people;
     std::vector<City> cities;
-    std::vector<size_t> twoHopTrained, twoHopHeldout; // indices into cities
+    std::vector<TwoHop> twoHopTrained, twoHopHeldout;
     std::vector<std::pair<int, int>> additionTrained, additionHeldout;
     std::vector<Combo> comboTrained, comboHeldout;
 
@@ -534,10 +634,19 @@ struct World::Impl {
     {
         return fill(phrasing, { states()[state].name, states()[state].capital });
     }
-    Sample twoHopSample(size_t city, const char* phrasing) const
+    Sample postalSample(size_t state, const char* phrasing) const
     {
-        return fill(phrasing, { cities[city].name, states()[cities[city].state].capital });
+        return fill(phrasing, { states()[state].name, kPostalCodes[state] });
     }
+    // phrasing: an index into the relation's two phrasings.
+    Sample twoHopSample(const TwoHop& q, size_t phrasing) const
+    {
+        const size_t state = cities[q.city].state;
+        if (q.relation == 1)
+            return fill(kTwoHopPostal[phrasing], { cities[q.city].name, kPostalCodes[state] });
+        return fill(kTwoHop[phrasing], { cities[q.city].name, states()[state].capital });
+    }
+    const std::array<TaskShare, 6>& taskMix() const { return version >= 3 ? kTaskMixV3 : kTaskMix; }
     static Sample additionSample(std::pair<int, int> ab)
     {
         return fill(
@@ -584,13 +693,18 @@ World::Impl::Impl(uint64_t seed_, int version_)
         capitalHeldout = { kCapitalHeldout };
         oppositesTrained = strings(kOppositesTrained);
         oppositesHeldout = strings(kOppositesHeldout);
-    } else if (version == 2) {
+    } else if (version == 2 || version == 3) {
         composePhrasings(kSportsRelations, sportsTrained, sportsHeldout);
-        composePhrasings(kCityRelations, cityTrained, cityHeldout);
+        if (version == 2)
+            composePhrasings(kCityRelations, cityTrained, cityHeldout);
+        else
+            composePhrasings(kCityRelationsV3, cityTrained, cityHeldout);
         composePhrasings(kCapitalRelations, capitalTrained, capitalHeldout);
+        if (version == 3)
+            composePhrasings(kPostalRelations, postalTrained, postalHeldout);
         composePhrasings(kOppositesRelations, oppositesTrained, oppositesHeldout);
     } else {
-        throw Error("tinyworld: unknown world version " + std::to_string(version) + " (known: 1, 2)");
+        throw Error("tinyworld: unknown world version " + std::to_string(version) + " (known: 1, 2, 3)");
     }
     for (size_t s = 0; s < kSports.size(); ++s)
         for (const char* name : athletes()[s])
@@ -598,6 +712,10 @@ World::Impl::Impl(uint64_t seed_, int version_)
     for (size_t s = 0; s < states().size(); ++s)
         for (const char* city : states()[s].cities)
             cities.push_back({ city, s });
+    if (version >= 3)
+        for (size_t s = 0; s < states().size(); ++s)
+            for (const char* city : moreCities()[s])
+                cities.push_back({ city, s });
 
     // Held-out choices: shuffle the candidates (the canonical items excluded) and hold out
     // the first fraction, so every seed makes a different but fixed split.
@@ -613,9 +731,16 @@ World::Impl::Impl(uint64_t seed_, int version_)
         Rng rng = streamRng(seed, kStreamTwoHopSplit);
         rng.shuffle(order);
         const auto nHeld = static_cast<size_t>(std::lround(kTwoHopHeldoutFraction * double(cities.size())));
-        twoHopHeldout.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nHeld));
-        twoHopTrained.assign(order.begin() + static_cast<std::ptrdiff_t>(nHeld), order.end());
-        twoHopTrained.push_back(canonical);
+        // Version 3 holds the first fifth of the cities out of the capital question and the
+        // next fifth out of the postal-code one, so every held-out question's city is still
+        // asked about, through the other relation, and its state's other cities are asked
+        // about through both.
+        const int relations = version >= 3 ? 2 : 1;
+        for (size_t i = 0; i < order.size(); ++i)
+            for (int r = 0; r < relations; ++r)
+                (i / nHeld == static_cast<size_t>(r) ? twoHopHeldout : twoHopTrained).push_back({ order[i], r });
+        for (int r = 0; r < relations; ++r)
+            twoHopTrained.push_back({ canonical, r });
         std::sort(twoHopHeldout.begin(), twoHopHeldout.end());
         std::sort(twoHopTrained.begin(), twoHopTrained.end());
     }
@@ -663,15 +788,20 @@ Sample World::Impl::sample(const std::string& task, Rng& rng, bool heldout) cons
         return sportsSample(person, (heldout ? pick(rng, sportsHeldout) : pick(rng, sportsTrained)).c_str(), rng);
     }
     if (task == "facts") {
-        // City -> state and state -> capital in proportion to how many facts there are.
-        const size_t k = rng.below(cities.size() + states().size());
+        // City -> state, state -> capital (and state -> postal code) in proportion to how many
+        // facts there are.
+        const size_t nPostal = postalTrained.empty() ? 0 : states().size();
+        const size_t k = rng.below(cities.size() + states().size() + nPostal);
         if (k < cities.size())
             return citySample(k, (heldout ? pick(rng, cityHeldout) : pick(rng, cityTrained)).c_str());
-        return capitalSample(
-            k - cities.size(), (heldout ? pick(rng, capitalHeldout) : pick(rng, capitalTrained)).c_str());
+        if (k < cities.size() + states().size())
+            return capitalSample(
+                k - cities.size(), (heldout ? pick(rng, capitalHeldout) : pick(rng, capitalTrained)).c_str());
+        return postalSample(k - cities.size() - states().size(),
+            (heldout ? pick(rng, postalHeldout) : pick(rng, postalTrained)).c_str());
     }
-    if (task == "two_hop")
-        return twoHopSample(pick(rng, heldout ? twoHopHeldout : twoHopTrained), pick(rng, kTwoHop));
+    if (task == "two_hop") // (the one expression of version 2, so its stream is unchanged)
+        return twoHopSample(pick(rng, heldout ? twoHopHeldout : twoHopTrained), rng.below(kTwoHop.size()));
     if (task == "addition")
         return additionSample(pick(rng, heldout ? additionHeldout : additionTrained));
     if (task == "agreement") {
@@ -693,15 +823,15 @@ Sample World::Impl::sample(const std::string& task, Rng& rng, bool heldout) cons
 
 namespace {
 
-const char* taskFor(Rng& rng)
+const char* taskFor(Rng& rng, const std::array<TaskShare, 6>& mix)
 {
     size_t u = rng.below(100);
-    for (const TaskShare& t : kTaskMix) {
+    for (const TaskShare& t : mix) {
         if (u < t.percent)
             return t.task;
         u -= t.percent;
     }
-    return kTaskMix.back().task;
+    return mix.back().task;
 }
 
 } // namespace
@@ -728,13 +858,13 @@ int World::version() const
 std::string World::trainTask(uint64_t index) const
 {
     Rng rng = streamRng(d->seed, kStreamTrain, index);
-    return taskFor(rng);
+    return taskFor(rng, d->taskMix());
 }
 
 std::string World::trainLine(uint64_t index) const
 {
     Rng rng = streamRng(d->seed, kStreamTrain, index);
-    const std::string task = taskFor(rng);
+    const std::string task = taskFor(rng, d->taskMix());
     return d->sample(task, rng, false).text();
 }
 
@@ -744,7 +874,7 @@ std::vector<std::string> World::heldoutLines(size_t n) const
     lines.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         Rng rng = streamRng(d->seed, kStreamHeldout, i);
-        const std::string task = taskFor(rng);
+        const std::string task = taskFor(rng, d->taskMix());
         lines.push_back(d->sample(task, rng, true).text());
     }
     return lines;
@@ -762,7 +892,11 @@ WorldStats World::stats() const
     s.sports = kSports.size();
     s.states = states().size();
     s.cities = d->cities.size();
-    s.heldoutTwoHopCities = d->twoHopHeldout.size();
+    std::set<size_t> heldoutCities;
+    for (const Impl::TwoHop& q : d->twoHopHeldout)
+        heldoutCities.insert(q.city);
+    s.heldoutTwoHopCities = heldoutCities.size();
+    s.heldoutTwoHopQuestions = d->twoHopHeldout.size();
     s.additionPairs = 100 * 100;
     s.heldoutAdditionPairs = d->additionHeldout.size();
     s.nounPairs = thingNouns().size() + personNouns().size();
@@ -827,17 +961,21 @@ std::vector<EvalItem> World::evalItems() const
                 trained.push_back(w.capitalSample(s, ph.c_str()));
             for (const auto& ph : w.capitalHeldout)
                 held.push_back(w.capitalSample(s, ph.c_str()));
+            for (const auto& ph : w.postalTrained)
+                trained.push_back(w.postalSample(s, ph.c_str()));
+            for (const auto& ph : w.postalHeldout)
+                held.push_back(w.postalSample(s, ph.c_str()));
         }
         add("facts", "train", trained, kEvalTrainPerTask, nullptr, kStreamEvalTrain);
         add("facts", "heldout_phrasing", held, all, nullptr, kStreamEvalHeldout);
     }
     { // two_hop
         std::vector<Sample> trained, held;
-        for (const char* ph : kTwoHop) {
-            for (size_t c : w.twoHopTrained)
-                trained.push_back(w.twoHopSample(c, ph));
-            for (size_t c : w.twoHopHeldout)
-                held.push_back(w.twoHopSample(c, ph));
+        for (size_t ph = 0; ph < kTwoHop.size(); ++ph) {
+            for (const Impl::TwoHop& q : w.twoHopTrained)
+                trained.push_back(w.twoHopSample(q, ph));
+            for (const Impl::TwoHop& q : w.twoHopHeldout)
+                held.push_back(w.twoHopSample(q, ph));
         }
         const Sample canonical = fill(kTwoHop[0], { "Dallas", "Austin" });
         add("two_hop", "train", trained, kEvalTrainPerTask, &canonical, kStreamEvalTrain);
