@@ -143,6 +143,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     });
 
     m_interventions = new ExplorerInterventions(*this);
+    m_validation = new ExplorerValidation(*this);
     // Files after the settings: the autosave's interval is one of them.
     m_files = new ExplorerFiles(*this, autosaveFolder);
 
@@ -429,6 +430,7 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_pruned.reset();
     // What the panels showed belongs to the graph before.
     m_interventions->clearOutcome();
+    m_validation->clear();
     m_state = state;
     m_inputs->setGraph(m_graph, nullptr);
     m_outputs->setGraph(m_graph, nullptr);

@@ -19,6 +19,7 @@
 #include "explorerinterventions.h"
 #include "explorerlists.h"
 #include "explorerstate.h"
+#include "explorervalidation.h"
 #include "inspector/connectionsmodel.h"
 #include "inspector/featurecard.h"
 #include "session/settings.h"
@@ -131,6 +132,8 @@ class ExplorerController : public QObject {
 
     // Interventions and files: objects of their own.
     Q_PROPERTY(cs::app::ExplorerInterventions* interventions READ interventions CONSTANT)
+    // The graph checked against the model: perturbations, validation, the table of interventions.
+    Q_PROPERTY(cs::app::ExplorerValidation* validation READ validation CONSTANT)
     Q_PROPERTY(cs::app::ExplorerFiles* files READ files CONSTANT)
 
     // Undo, settings.
@@ -206,6 +209,7 @@ public:
     QStringList supernodeNames() const;
 
     ExplorerInterventions* interventions() const { return m_interventions; }
+    ExplorerValidation* validation() const { return m_validation; }
     ExplorerFiles* files() const { return m_files; }
 
     bool canUndo() const { return m_undo.canUndo(); }
@@ -332,6 +336,7 @@ private:
     // The two parts read the graph and the state, and edit through commit() (interventions)
     // or replace the graph (files): they are this class split along its seams.
     friend class ExplorerInterventions;
+    friend class ExplorerValidation;
     friend class ExplorerFiles;
     // Pushes an edit (before = the current state) on the undo stack; mergeId > 0 merges
     // consecutive edits of one kind (a slider being dragged).
@@ -433,6 +438,7 @@ private:
     QString m_message;
     ExplorerSettings* m_settings = nullptr;
     ExplorerInterventions* m_interventions = nullptr; // children of this object
+    ExplorerValidation* m_validation = nullptr;
     ExplorerFiles* m_files = nullptr;
 };
 

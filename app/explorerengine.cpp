@@ -1,5 +1,7 @@
 #include "explorerengine.h"
 
+#include <ATen/ATen.h>
+
 #include <cs/attribution.h>
 #include <cs/error.h>
 #include <cs/model.h>
@@ -266,6 +268,57 @@ cs::intervention::InterventionResult runIntervention(const ExplorerResources& re
     if (!resources.context)
         throw cs::Error("interventions need the traced prompt's context: trace the prompt on this model first");
     return cs::intervention::intervene(*resources.context, edits, options);
+}
+
+cs::validation::PerturbationResult runPerturbation(const ExplorerResources& resources, const cs::graph::Graph& graph,
+    const std::vector<int64_t>& sources, double factor)
+{
+    if (!resources.context)
+        throw cs::Error("perturbations need the traced prompt's context: trace the prompt on this model first");
+    return cs::validation::perturb(*resources.context, graph, sources, factor);
+}
+
+cs::validation::Validation runValidation(
+    const ExplorerResources& resources, const cs::graph::Graph& graph, int64_t topN, double factor)
+{
+    if (!resources.context)
+        throw cs::Error("validation needs the traced prompt's context: trace the prompt on this model first");
+    return cs::validation::validateGraph(*resources.context, graph, topN, factor);
+}
+
+std::vector<InterventionTableRow> interventionTable(const ExplorerResources& resources,
+    const std::vector<std::pair<std::string, std::vector<cs::intervention::FeatureEdit>>>& rows,
+    const std::vector<int64_t>& tokens, cs::intervention::Regime regime)
+{
+    if (!resources.context)
+        throw cs::Error("the table needs the traced prompt's context: trace the prompt on this model first");
+    const auto& ctx = *resources.context;
+    const at::Tensor own = ctx.logits[ctx.nPos() - 1].to(at::kCPU, at::kDouble).contiguous(); // [vocab]
+    const at::Tensor ownProbs = at::softmax(own, -1);
+    const int64_t ownTop = own.argmax().item<int64_t>();
+    std::vector<InterventionTableRow> out;
+    for (const auto& [name, edits] : rows) {
+        InterventionTableRow row;
+        row.name = name;
+        if (edits.empty()) {
+            for (int64_t t : tokens)
+                row.logits.push_back(own[t].item<double>());
+            row.top = ctx.model->tokenizer().tokenText(ownTop);
+            row.topProb = ownProbs[ownTop].item<double>();
+        } else {
+            cs::intervention::InterventionOptions o;
+            o.regime = regime;
+            o.topK = 1;
+            o.watchTokens = tokens;
+            const auto r = cs::intervention::intervene(ctx, edits, o);
+            for (int64_t t : tokens)
+                row.logits.push_back(own[t].item<double>() + r.logitDelta.at(t));
+            row.top = r.after.front().token;
+            row.topProb = r.after.front().prob;
+        }
+        out.push_back(std::move(row));
+    }
+    return out;
 }
 
 cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate)

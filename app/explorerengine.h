@@ -9,6 +9,7 @@
 #include <cs/features.h>
 #include <cs/graph.h>
 #include <cs/intervention.h>
+#include <cs/validation.h>
 
 #include <cstdint>
 #include <functional>
@@ -120,6 +121,27 @@ bool interventionsFree(const ExplorerState& state);
 // Runs the edits on the current context. Throws cs::Error without one.
 cs::intervention::InterventionResult runIntervention(const ExplorerResources& resources,
     const std::vector<cs::intervention::FeatureEdit>& edits, const cs::intervention::InterventionOptions& options);
+
+// The paper's perturbation experiments on the current context (cs/validation.h). Throw
+// cs::Error without a context or for a graph that is not the context's.
+cs::validation::PerturbationResult runPerturbation(const ExplorerResources& resources, const cs::graph::Graph& graph,
+    const std::vector<int64_t>& sources, double factor);
+cs::validation::Validation runValidation(
+    const ExplorerResources& resources, const cs::graph::Graph& graph, int64_t topN, double factor);
+
+// One row of the table of interventions: the raw logits of the chosen tokens at the last
+// position after the edits, and the top token then.
+struct InterventionTableRow {
+    std::string name;
+    std::vector<double> logits; // one per token
+    std::string top;
+    double topProb = 0;
+};
+// Each named list of edits run alone (an empty list: the model's own output) in `regime`.
+// Throws cs::Error without a context.
+std::vector<InterventionTableRow> interventionTable(const ExplorerResources& resources,
+    const std::vector<std::pair<std::string, std::vector<cs::intervention::FeatureEdit>>>& rows,
+    const std::vector<int64_t>& tokens, cs::intervention::Regime regime);
 
 // The unedited top-k and greedy generation (what the panel shows with no intervention).
 cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate);

@@ -1,7 +1,8 @@
 // circuitscope: the attribution-graph explorer.
 //   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto] [--prompt TEXT] [FILE]
 //   circuitscope ... --screenshot OUT.png [--select NODE] [--pin IDS] [--group NAME=IDS]
-//                [--intervene OP:TARGET[:VALUE]] [--tab inspector|interventions|output]
+//                [--intervene OP:TARGET[:VALUE]] [--perturb OP:TARGET[:VALUE]] [--validate N]
+//                [--table] [--tab inspector|interventions|perturbation|validation|output]
 //                [--size WxH] [--theme light|dark]        (render headless and exit)
 //   circuitscope --bench                                   (the explorer's frame benchmark)
 // FILE is a session (.circuitscope.json), a graph JSON or a .csgraph to open instead of
@@ -40,16 +41,44 @@ struct Script {
     QString groupName;
     QStringList groupIds;
     QStringList interventions; // OP:TARGET[:VALUE]
+    QString perturb; // OP:TARGET[:VALUE]
+    int validate = 0; // the top N nodes, ablated one at a time
+    bool table = false; // the table of the interventions
     QString tab;
 };
 
 int tabIndex(const QString& tab)
 {
-    if (tab == QLatin1String("interventions"))
+    if (tab == QLatin1String("interventions") || tab == QLatin1String("perturbation")
+        || tab == QLatin1String("validation"))
         return 1;
     if (tab == QLatin1String("output"))
         return 2;
     return 0;
+}
+
+// The page of the interventions tab: edits, perturbation, validation.
+int interventionPage(const QString& tab)
+{
+    return tab == QLatin1String("perturbation") ? 1 : tab == QLatin1String("validation") ? 2 : 0;
+}
+
+// OP:TARGET[:VALUE]. A supernode target is "supernode:NAME", so the value, when given, is the
+// last part.
+void parseEditSpec(const QString& spec, QString& op, QString& target, double& value)
+{
+    const QStringList parts = spec.split(QLatin1Char(':'));
+    op = parts.value(0);
+    target = parts.mid(1).join(QLatin1Char(':'));
+    value = 0;
+    if (parts.size() >= 3) {
+        bool numeric = false;
+        const double v = parts.last().toDouble(&numeric);
+        if (numeric) {
+            value = v;
+            target = parts.mid(1, parts.size() - 2).join(QLatin1Char(':'));
+        }
+    }
 }
 
 // Applies the script; returns an error message or an empty string.
@@ -60,22 +89,22 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
     if (!script.groupIds.isEmpty() && explorer.group(script.groupIds, script.groupName).isEmpty())
         return QStringLiteral("--group: %1").arg(explorer.message());
     for (const QString& spec : script.interventions) {
-        const QStringList parts = spec.split(QLatin1Char(':'));
-        // A supernode target is "supernode:NAME", so the value, when given, is the last part.
-        QString op = parts.value(0);
-        QString target = parts.mid(1).join(QLatin1Char(':'));
+        QString op, target;
         double value = 0;
-        bool numeric = false;
-        if (parts.size() >= 3) {
-            const double v = parts.last().toDouble(&numeric);
-            if (numeric) {
-                value = v;
-                target = parts.mid(1, parts.size() - 2).join(QLatin1Char(':'));
-            }
-        }
+        parseEditSpec(spec, op, target, value);
         if (explorer.interventions()->add(target, op, value, {}) < 0)
             return QStringLiteral("--intervene %1: no such node or supernode").arg(spec);
     }
+    if (!script.perturb.isEmpty()) {
+        QString op, target;
+        double value = 0;
+        parseEditSpec(script.perturb, op, target, value);
+        explorer.validation()->perturb(target, op, value);
+    }
+    if (script.validate > 0)
+        explorer.validation()->validate(script.validate, QStringLiteral("ablate"));
+    if (script.table)
+        explorer.validation()->buildTable();
     if (!script.select.isEmpty()) {
         explorer.select(script.select);
         if (explorer.selectedId() != script.select)
@@ -86,6 +115,8 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
         if (!tabs)
             return QStringLiteral("--tab: the window has no tabs");
         tabs->setProperty("currentIndex", tabIndex(script.tab));
+        if (QObject* pages = cs::app::findItem(window, QStringLiteral("interventionModes")))
+            pages->setProperty("currentIndex", interventionPage(script.tab));
     }
     return {};
 }
@@ -196,8 +227,17 @@ int main(int argc, char* argv[])
         QStringLiteral("With --screenshot: add an intervention, OP:TARGET[:VALUE] with OP ablate, scale or inject and "
                        "TARGET a node id or supernode:NAME (repeatable)."),
         QStringLiteral("op:target:value"));
+    const QCommandLineOption perturbOption(QStringLiteral("perturb"),
+        QStringLiteral("With --screenshot: the perturbation chart of OP:TARGET[:VALUE], OP ablate or scale."),
+        QStringLiteral("spec"));
+    const QCommandLineOption validateOption(QStringLiteral("validate"),
+        QStringLiteral("With --screenshot: validate the graph on its N most influential features."),
+        QStringLiteral("n"));
+    const QCommandLineOption tableOption(
+        QStringLiteral("table"), QStringLiteral("With --screenshot: make the table of the interventions' logits."));
     const QCommandLineOption tabOption(QStringLiteral("tab"),
-        QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions or output."),
+        QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions, perturbation, "
+                       "validation or output."),
         QStringLiteral("tab"));
     const QCommandLineOption figureOption(QStringLiteral("export-figure"),
         QStringLiteral("With --screenshot: also export the subgraph's figure (the pruned graph's when nothing is "
@@ -210,9 +250,9 @@ int main(int argc, char* argv[])
     const QCommandLineOption benchOption(QStringLiteral("bench"),
         QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
-    for (const auto* option :
-        { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption, &pinOption, &groupOption,
-            &interveneOption, &tabOption, &figureOption, &sizeOption, &themeOption, &benchOption })
+    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
+             &pinOption, &groupOption, &interveneOption, &perturbOption, &validateOption, &tableOption, &tabOption,
+             &figureOption, &sizeOption, &themeOption, &benchOption })
         parser.addOption(*option);
     parser.process(app);
 
@@ -247,6 +287,9 @@ int main(int argc, char* argv[])
     }
     script.interventions = parser.values(interveneOption);
     script.tab = parser.value(tabOption);
+    script.perturb = parser.value(perturbOption);
+    script.validate = parser.value(validateOption).toInt();
+    script.table = parser.isSet(tableOption);
 
     const QString screenshot = parser.value(screenshotOption);
     if (!screenshot.isEmpty() && QGuiApplication::platformName() == QLatin1String("offscreen"))

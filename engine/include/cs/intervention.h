@@ -111,6 +111,9 @@ struct InterventionOptions {
     int64_t topK = 10; // tokens listed before and after
     int64_t generate = 0; // greedy tokens generated before and after (0: none)
     int64_t maxChanged = 100; // the longest "changed" list
+    // Tokens whose logitDelta and demeanedLogitDelta are reported besides the top-k lists'
+    // (a table of chosen tokens' logits under edits). Ids outside the vocabulary are refused.
+    std::vector<int64_t> watchTokens;
 };
 
 using cs::TokenScore; // cs/token_score.h
@@ -125,7 +128,7 @@ struct ChangedFeature {
 
 struct InterventionResult {
     std::vector<TokenScore> before, after; // top-k at the last prompt position, by probability
-    // after - before logit for every token in either top-k (the model's logits).
+    // after - before logit for every token in either top-k or in watchTokens (the model's logits).
     std::map<int64_t, double> logitDelta;
     // The same tokens' change in demeaned logits, the graph's units (see Units above).
     std::map<int64_t, double> demeanedLogitDelta;
@@ -142,7 +145,8 @@ struct InterventionResult {
 };
 
 // Throws cs::Error for no edits, a layer, position or feature out of range, an edit at a held
-// position, a non-finite value, topK < 1, a negative generate, or Patch options that do not
+// position, a non-finite value, topK < 1, a negative generate, a watched token outside the
+// vocabulary, or Patch options that do not
 // fit (an empty or out-of-range constrainedLayers, one without the Patch regime or with
 // freezeAttention = false, an edit writing to no layer of it).
 InterventionResult intervene(const attribution::ReplacementContext& context, const std::vector<FeatureEdit>& edits,

@@ -59,6 +59,10 @@ void validate(const ReplacementContext& ctx, const std::vector<FeatureEdit>& edi
         throw Error("the number of generated tokens must not be negative");
     if (o.maxChanged < 0)
         throw Error("the length of the changed-feature list must not be negative");
+    for (int64_t id : o.watchTokens)
+        if (id < 0 || id >= ctx.model->config().vocabSize)
+            throw Error("watched token " + str(id) + " is outside the vocabulary (0.."
+                + str(ctx.model->config().vocabSize - 1) + ")");
     const int64_t nLayers = ctx.nLayers(), nPos = ctx.nPos(), nFeatures = ctx.transcoders->nFeatures();
     for (const FeatureEdit& e : edits) {
         const std::string what = std::string(opName(e.op)) + " " + str(e.layer) + ":"
@@ -447,6 +451,8 @@ InterventionResult intervene(
     for (const auto* list : { &result.before, &result.after })
         for (const auto& t : *list)
             result.logitDelta[t.id] = delta[t.id];
+    for (int64_t id : options.watchTokens)
+        result.logitDelta[id] = delta[id];
     // The same tokens in the graph's units. The final norm's denominator is the context's in a
     // direct-effects run (replayed), the run's own otherwise.
     std::vector<int64_t> listed;
