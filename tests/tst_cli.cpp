@@ -4,12 +4,14 @@
 #include "graph_nodes.h"
 #include "hf_fixtures.h"
 
+#include "cs/attribution.h"
 #include "cs/engine.h"
 #include "cs/features.h"
 #include "cs/graph.h"
 #include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/replacement.h"
+#include "cs/validation.h"
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -659,8 +661,12 @@ private Q_SLOTS:
         const auto ids = model->tokenizer().encode(prompt);
         const int64_t last = ctx.nPos() - 1, nLayers = model->config().nLayers;
         const QString text = QString::fromStdString(prompt);
-        const QString edit = QStringLiteral("2:%1:574=2").arg(last);
-        const std::vector<cs::intervention::FeatureEdit> edits = { { 2, last, 574, cs::intervention::Op::Scale, 2.0 } };
+        // The strongest layer-2 feature at the last position (a CLT's: it writes to layers 2..3).
+        const int64_t feature = ctx.activations[2][last].argmax().item<int64_t>();
+        QVERIFY(ctx.activations[2][last][feature].item<float>() > 0);
+        const QString edit = QStringLiteral("2:%1:%2=2").arg(last).arg(feature);
+        const std::vector<cs::intervention::FeatureEdit> edits
+            = { { 2, last, feature, cs::intervention::Op::Scale, 2.0 } };
 
         struct Case {
             QStringList flags;
@@ -720,11 +726,47 @@ private Q_SLOTS:
             { { "--constrained-layers", "0:x" }, "not an integer" },
             { { "--no-freeze-attention", "--constrained-layers", "0:2" }, "freeze attention" },
             { { "--direct-effects", "--constrained-layers", "0:2" }, "give one of them" },
-            { { "--constrained-layers", "0:2" }, "change nothing" }, // 2:574 writes to layers 2..3 (a CLT)
+            { { "--constrained-layers", "0:2" }, "change nothing" }, // the feature writes to layers 2..3 (a CLT)
         };
         for (const auto& [extra, phrase] : bad) {
             Run e = cli(
                 QStringList { "--device", "cpu", "intervene", "tinyworld", "--text", text, "--scale", edit } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(extra.join(' ') + ": " + e.err));
+        }
+    }
+
+    // validate: the JSON's keys; constrained predictions equal to the model's, r = 1; the points
+    // are the engine's validateGraph on the same prompt; bad options refused.
+    void validate()
+    {
+        const auto ctx = dallasContext();
+        const auto traced = cs::attribution::trace(ctx);
+        const auto expected = cs::validation::validateGraph(ctx, traced.graph, 8, -1.0);
+        const QString text = QString::fromStdString(kDallas);
+        Run r = cli(
+            { "--device", "cpu", "validate", "tinyworld", "--text", text, "--top", "8", "--op", "scale:-1", "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json j = r.json();
+        for (const char* key : { "targets", "points", "correlation", "downstream", "downstream_correlation" })
+            QVERIFY2(j.contains(key), key);
+        QCOMPARE(j["targets"].size(), size_t(traced.graph.ranges().logits.size()));
+        QCOMPARE(j["points"].size(), size_t(8));
+        for (size_t i = 0; i < 8; ++i) {
+            const Json& p = j["points"][i];
+            QCOMPARE(p["node"].get<std::string>(), cs::graph::nodeId(traced.graph, expected.points[i].node));
+            QVERIFY(std::abs(p["predicted"].get<double>() - p["actual_constrained"].get<double>()) < 1e-4);
+            QVERIFY(std::abs(p["actual_free"].get<double>() - expected.points[i].actualFree) < 1e-4);
+        }
+        QVERIFY(std::abs(j["correlation"]["constrained"].get<double>() - 1) < 1e-6);
+        QVERIFY(j["correlation"]["free"].is_number());
+        Run table = cli({ "--device", "cpu", "validate", "tinyworld", "--text", text, "--top", "3" });
+        QVERIFY2(
+            table.exitCode == 0 && table.out.contains("correlation of predicted and actual"), qPrintable(table.out));
+        const std::vector<std::pair<QStringList, QString>> bad = { { { "--op", "flip" }, "--op must be" },
+            { { "--op", "scale:x" }, "--op must be" }, { { "--top", "0" }, "at least 1" } };
+        for (const auto& [extra, phrase] : bad) {
+            Run e = cli(QStringList { "--device", "cpu", "validate", "tinyworld", "--text", text } + extra);
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(extra.join(' ') + ": " + e.err));
         }

@@ -17,11 +17,15 @@
 //    dragged intervention slider keeps its delegate (it stays under the mouse); Save and a
 //    cancelled dialog say so in the status bar; menus show their shortcuts; Help has the
 //    keyboard reference and About; closing runs finishSession with no QML error.
+//  - (Issue 18) The perturbation page shows the nodes an ablation reaches, the graph's
+//    constrained prediction equal to the model's; the validation page plots the top features'
+//    effects with r = 1 in the constrained regime; the table lists the interventions' logits.
 
 #include "appcontroller.h"
 #include "canvas/graphcanvas.h"
 #include "explorer_window.h"
 #include "explorercontroller.h"
+#include "explorervalidation.h"
 #include "figure/figure.h"
 #include "mainwindow.h"
 
@@ -84,6 +88,7 @@ private Q_SLOTS:
     void smallWindowKeepsTheGraph();
     void statusSaysSavedAndCancelled();
     void menusShowShortcutsAndHelp();
+    void perturbationAndValidationPages();
     void closesCleanly();
 
 private:
@@ -738,6 +743,108 @@ void TestGuiResearcher::menusShowShortcutsAndHelp()
     const QString text = m_window->findChild<QObject*>(QStringLiteral("aboutText"))->property("text").toString();
     QVERIFY2(text.contains(QStringLiteral("Qt ")) && text.contains(QStringLiteral("LibTorch ")), qPrintable(text));
     QMetaObject::invokeMethod(about, "close");
+}
+
+// Counts the pixels of `image` within `rect` that are `color` (to 8 per channel).
+static int pixelsOf(const QImage& image, const QRect& rect, const QColor& color)
+{
+    int n = 0;
+    const QRect r = rect.intersected(image.rect());
+    for (int y = r.top(); y <= r.bottom(); ++y)
+        for (int x = r.left(); x <= r.right(); ++x) {
+            const QColor c = image.pixelColor(x, y);
+            n += std::abs(c.red() - color.red()) <= 8 && std::abs(c.green() - color.green()) <= 8
+                && std::abs(c.blue() - color.blue()) <= 8;
+        }
+    return n;
+}
+
+void TestGuiResearcher::perturbationAndValidationPages()
+{
+    traceFromPromptBox(kDallas);
+    m_explorer->settings()->setTheme(QStringLiteral("light"));
+    const auto graph = m_explorer->graph();
+    const cs::graph::KindRanges ranges = graph->ranges();
+    const cs::graph::Pruner pruner(*graph);
+    int64_t top = -1;
+    for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i)
+        if (top < 0 || pruner.influence()[size_t(i)] > pruner.influence()[size_t(top)])
+            top = i;
+    const QString topId = QString::fromStdString(cs::graph::nodeId(*graph, top));
+    m_explorer->select(topId);
+    item("rightTabs")->setProperty("currentIndex", 1);
+    item("interventionModes")->setProperty("currentIndex", 1);
+    settle();
+    cs::app::ExplorerValidation* validation = m_explorer->validation();
+
+    // Perturbation: the selected feature, ablated, from the page's own button.
+    QQuickItem* target = item("perturbationTarget");
+    QVERIFY(target && target->isVisible());
+    QCOMPARE(target->property("currentValue").toString(), topId);
+    QQuickItem* perturb = item("perturbButton");
+    QVERIFY(perturb && perturb->isVisible() && perturb->isEnabled());
+    QVERIFY(QMetaObject::invokeMethod(perturb, "clicked"));
+    QTRY_VERIFY_WITH_TIMEOUT(!validation->isPerturbing() && !validation->perturbation().isEmpty(), 30000);
+    int logits = 0, moved = 0;
+    for (const QVariant& v : validation->perturbation()) {
+        const QVariantMap row = v.toMap();
+        const double predicted = row.value("predictedConstrained").toDouble();
+        const double actual = row.value("actualConstrained").toDouble();
+        QVERIFY2(std::abs(predicted - actual) <= 1e-3 * std::max(1.0, std::abs(actual)),
+            qPrintable(row.value("nodeId").toString()));
+        logits += row.value("kind").toString() == QLatin1String("logit");
+        moved += std::abs(actual - 1) > 0.01;
+    }
+    QCOMPARE(logits, int(ranges.logits.size()));
+    QVERIFY(moved > 0);
+    QQuickItem* chart = item("perturbationChart");
+    QTRY_COMPARE(chart->property("count").toInt(), int(validation->perturbation().size()));
+    settle();
+    const QColor modelConstrained(QStringLiteral("#2f6db5"));
+    const QRectF chartRect = chart->mapRectToScene(QRectF(0, 0, chart->width(), chart->height()));
+    QImage frame = m_window->grabWindow();
+    QVERIFY2(pixelsOf(frame, chartRect.toAlignedRect(), modelConstrained) > 50, "the chart's bars are not drawn");
+
+    // Validation: the top 12 features, ablated one at a time.
+    item("interventionModes")->setProperty("currentIndex", 2);
+    item("validationCount")->setProperty("value", 12);
+    QQuickItem* validate = item("validateButton");
+    QVERIFY(validate && validate->isVisible());
+    QVERIFY(QMetaObject::invokeMethod(validate, "clicked"));
+    QTRY_VERIFY_WITH_TIMEOUT(!validation->isValidating() && validation->points().size() == 12, 60000);
+    QVERIFY(std::abs(validation->correlationConstrained() - 1) < 1e-6);
+    QVERIFY(std::isfinite(validation->correlationFree()));
+    qInfo("validation of the Dallas graph (top 12, ablated): r constrained %.4f, free %.4f",
+        validation->correlationConstrained(), validation->correlationFree());
+    settle();
+    QQuickItem* scatter = item("validationScatter");
+    QVERIFY(scatter && scatter->isVisible() && scatter->width() <= item("interventionModes")->width());
+    QTest::qWait(200); // the canvas paints on the next frame
+    frame = m_window->grabWindow();
+    const QRect scatterRect
+        = scatter->mapRectToScene(QRectF(0, 0, scatter->width(), scatter->height())).toAlignedRect();
+    QVERIFY2(pixelsOf(frame, scatterRect, modelConstrained) > 20, "the constrained points are not drawn");
+    QVERIFY2(pixelsOf(frame, scatterRect, QColor(QStringLiteral("#d9731f"))) > 20, "the free points are not drawn");
+    QVERIFY(!m_tmp->path().isEmpty());
+    frame.save(m_tmp->filePath(QStringLiteral("validation.png")));
+
+    // The table: the model's own logits, then the ablation of the top feature.
+    QVERIFY(m_explorer->interventions()->add(topId, QStringLiteral("ablate")) >= 0);
+    settle();
+    QVERIFY(QMetaObject::invokeMethod(item("tableButton"), "clicked"));
+    QTRY_VERIFY_WITH_TIMEOUT(!validation->isTabling() && validation->table().size() == 2, 30000);
+    const QVariantMap own = validation->table().at(0).toMap(), ablated = validation->table().at(1).toMap();
+    QCOMPARE(own.value("name").toString(), QStringLiteral("No intervention"));
+    QCOMPARE(own.value("top").toString(), QString::fromStdString(graph->nodes[size_t(ranges.logits.begin)].token));
+    QCOMPARE(own.value("logits").toList().size(), validation->tableTokens().size());
+    // The table's own row equals the interventions tab's result for the same edit.
+    QCOMPARE(ablated.value("top").toString(), m_explorer->interventions()->topAfter());
+    QVERIFY(ablated.value("logits").toList().at(0).toDouble() != own.value("logits").toList().at(0).toDouble());
+    m_explorer->interventions()->clear();
+    item("interventionModes")->setProperty("currentIndex", 0);
+    item("rightTabs")->setProperty("currentIndex", 0);
+    settle();
+    QVERIFY2(cs::test::qmlWarnings().isEmpty(), qPrintable(cs::test::qmlWarnings().join('\n')));
 }
 
 void TestGuiResearcher::closesCleanly()
