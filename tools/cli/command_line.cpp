@@ -67,7 +67,7 @@ std::vector<CommandSpec> commands()
 {
     std::vector<OptionSpec> organismBuild { { "out", "DIR", "the folder to build into (resumable)" },
         { "seed", "S", "the world's and the training's seed (1)" },
-        { "world-version", "N", "the world's facts and templates (2)" } };
+        { "world-version", "N", "the world's facts and templates (3)" } };
     organismBuild.insert(organismBuild.end(), kTrainShape.begin(), kTrainShape.end());
     organismBuild.push_back(kJson);
     return {

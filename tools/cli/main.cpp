@@ -64,7 +64,7 @@ commands:
                                               prints node and edge counts, scores and exactness;
                                               named logits weigh equally unless --logit-weights;
                                               --full also saves the unpruned graph for re-pruning
-  organism build --out DIR [--seed S] [--world-version 2] [--steps N --batch-size B --seq-len T --lr X
+  organism build --out DIR [--seed S] [--world-version 3] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
                                               corpus, tokenizer and model of tinyworld, resumable
   organism eval MODEL [--max-per-split N] [--json]

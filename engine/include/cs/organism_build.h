@@ -25,7 +25,7 @@ struct BuildOptions {
     int64_t vocabSize = 1024;
     int64_t maxPositions = 4096; // nominal for RoPE (trained at seqLen); room for long traces
     // Training.
-    int64_t steps = 6000;
+    int64_t steps = 8000;
     int64_t batchSize = 32;
     int64_t seqLen = 64;
     double lr = 3e-3;
