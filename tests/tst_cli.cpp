@@ -659,14 +659,16 @@ private Q_SLOTS:
         const auto ctx = dallasContext();
         const auto& model = ctx.model;
         const auto ids = model->tokenizer().encode(prompt);
-        const int64_t last = ctx.nPos() - 1, nLayers = model->config().nLayers;
+        const int64_t nLayers = model->config().nLayers;
         const QString text = QString::fromStdString(prompt);
-        // The strongest layer-2 feature at the last position (a CLT's: it writes to layers 2..3).
-        const int64_t feature = ctx.activations[2][last].argmax().item<int64_t>();
-        QVERIFY(ctx.activations[2][last][feature].item<float>() > 0);
-        const QString edit = QStringLiteral("2:%1:%2=2").arg(last).arg(feature);
+        // The strongest layer-2 feature (a CLT's: it writes to layers 2..3), at its position.
+        const at::Tensor layer2 = ctx.activations[2]; // [n_pos, n_features]
+        const int64_t flat = layer2.argmax().item<int64_t>();
+        const int64_t position = flat / layer2.size(1), feature = flat % layer2.size(1);
+        QVERIFY(layer2[position][feature].item<float>() > 0);
+        const QString edit = QStringLiteral("2:%1:%2=2").arg(position).arg(feature);
         const std::vector<cs::intervention::FeatureEdit> edits
-            = { { 2, last, feature, cs::intervention::Op::Scale, 2.0 } };
+            = { { 2, position, feature, cs::intervention::Op::Scale, 2.0 } };
 
         struct Case {
             QStringList flags;

@@ -41,10 +41,11 @@
 namespace {
 
 const char* const kPrompt = "Fact: the capital of the state containing Dallas is";
-// Features of the Dallas graph (node ids): "say a capital" (top output token Austin) and the
-// Texas feature at the last position.
-const QString kSayCapital = QStringLiteral("3_918_12");
-const QString kTexas = QStringLiteral("2_574_12");
+// Features of the Dallas graph (node ids; scripts/tinyworld-experiments finds them): "say
+// Austin" (top output token Austin) and Texas (it promotes TX, Texas and Austin), both at the
+// last position.
+const QString kSayCapital = QStringLiteral("3_976_12");
+const QString kTexas = QStringLiteral("3_321_12");
 const QString kSupernode = QStringLiteral("Say Austin");
 
 // The top token after editing the given features at the last position, from the engine alone.
@@ -59,8 +60,8 @@ cs::intervention::InterventionResult engineOutcome(double value, cs::interventio
     const auto context = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
     const int64_t last = int64_t(ids.size()) - 1;
     std::vector<cs::intervention::FeatureEdit> edits {
-        { 3, last, 918, op, value },
-        { 2, last, 574, op, value },
+        { 3, last, 976, op, value },
+        { 3, last, 321, op, value },
     };
     cs::intervention::InterventionOptions options;
     options.topK = 10;
@@ -225,7 +226,7 @@ void TestGuiFlow::clickSelectsAndShowsCard()
     auto* card = m_explorer->featureCard();
     QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord(), 10000);
     QCOMPARE(card->layer(), 3);
-    QCOMPARE(card->feature(), 918);
+    QCOMPARE(card->feature(), 976);
     QVERIFY(card->topLogits()->rowCount() > 0);
     const auto* logits = card->topLogits();
     QCOMPARE(logits->data(logits->index(0), logits->roleNames().key("rawToken")).toString(), QStringLiteral(" Austin"));
@@ -241,7 +242,7 @@ void TestGuiFlow::clickSelectsAndShowsCard()
     // Editing the label through the card is an undoable edit.
     card->commitLabel(QStringLiteral("say a capital"));
     QCOMPARE(m_explorer->selectedLabel(), QStringLiteral("say a capital"));
-    QCOMPARE(m_explorer->undoText(), QStringLiteral("Label L3 #918"));
+    QCOMPARE(m_explorer->undoText(), QStringLiteral("Label L3 #976"));
 }
 
 void TestGuiFlow::ctrlClickPinsAndGroupNames()

@@ -558,7 +558,7 @@ void TestGuiInspector::featureCardMatchesRecord_data()
 {
     QTest::addColumn<int>("layer");
     QTest::addColumn<int>("feature");
-    QTest::newRow("L3 #918 say a capital") << 3 << 918;
+    QTest::newRow("L3 #976 say Austin") << 3 << 976;
     // A spread of others from the store's list.
     const auto features = m_store->listFeatures();
     QVERIFY(features.size() > 8);
@@ -711,7 +711,7 @@ void TestGuiInspector::featureCardMatchesRecord()
     checkTokens(card.bottomLogits(), record->bottomLogits);
     checkTokens(card.topInputs(), record->topInputs);
     QVERIFY(!record->topLogits.empty());
-    if (layer == 3 && feature == 918) {
+    if (layer == 3 && feature == 976) {
         QCOMPARE(record->topLogits.front().token, std::string(" Austin"));
         QCOMPARE(roleData(*card.topLogits(), 0, TokenValueModel::TokenRole).toString(), QStringLiteral("\u2423Austin"));
     }

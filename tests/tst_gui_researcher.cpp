@@ -65,7 +65,7 @@ namespace {
 const QString kDallas = QStringLiteral("Fact: the capital of the state containing Dallas is");
 const QString kJordan = QStringLiteral("Fact: Michael Jordan plays the sport of");
 const QString kCalc = QStringLiteral("calc: 36+59=");
-const QString kSayCapital = QStringLiteral("3_918_12"); // a feature of the Dallas graph
+const QString kSayCapital = QStringLiteral("3_976_12"); // "say Austin", a feature of the Dallas graph
 
 } // namespace
 
@@ -83,12 +83,12 @@ private Q_SLOTS:
     void searchCountsWhatTheCanvasShows();
     void graphFigureKeepsTokenOrder();
     void longPromptIsReadableAndFast();
+    void perturbationAndValidationPages();
     void undoRestoresRegimeAndSeparatesDrags();
     void darkThemeIsReadable();
     void smallWindowKeepsTheGraph();
     void statusSaysSavedAndCancelled();
     void menusShowShortcutsAndHelp();
-    void perturbationAndValidationPages();
     void closesCleanly();
 
 private:
@@ -332,7 +332,7 @@ void TestGuiResearcher::cardShowsWhileTracing()
     traceFromPromptBox(kDallas);
     auto* card = m_explorer->featureCard();
     m_explorer->select(kSayCapital);
-    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->feature() == 918, 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->feature() == 976, 30000);
     // A long prompt keeps the engine busy for a while; a feature selected meanwhile shows its
     // card before the trace ends (the card is read beside the trace, not after it).
     QString longPrompt;
@@ -341,8 +341,8 @@ void TestGuiResearcher::cardShowsWhileTracing()
     QSignalSpy traced(m_explorer, &cs::app::ExplorerController::traceFinished);
     m_explorer->trace(longPrompt);
     QTRY_VERIFY(m_explorer->isTracing());
-    m_explorer->select(QStringLiteral("2_574_12"));
-    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->layer() == 2 && card->feature() == 574, 10000);
+    m_explorer->select(QStringLiteral("3_321_12")); // Texas
+    QTRY_VERIFY_WITH_TIMEOUT(card->hasRecord() && card->layer() == 3 && card->feature() == 321, 10000);
     QVERIFY2(traced.isEmpty() && m_explorer->isTracing(), "the trace ended before the card showed: make it longer");
     QTRY_COMPARE_WITH_TIMEOUT(traced.count(), 1, 120000);
     settle();
@@ -353,7 +353,7 @@ void TestGuiResearcher::captionsDescribeUnlabelledFeatures()
     traceFromPromptBox(kDallas);
     // The store's own card of the feature, described independently of the window.
     const auto store = cs::features::FeatureStore::open(cs::resolveModelFolder(cs::kDefaultModel) + "/features/clt.db");
-    const std::string expected = cs::features::describe(store->card(3, 918), store->vocabulary());
+    const std::string expected = cs::features::describe(store->card(3, 976), store->vocabulary());
     QVERIFY2(expected.find("\u2192 Austin") != std::string::npos, expected.c_str());
     // On the canvas, the selected node's caption is that description (the tooltip holds it too).
     m_explorer->select(kSayCapital);

@@ -541,8 +541,9 @@ private Q_SLOTS:
         const auto ids = model->tokenizer().encode("Fact: the capital of the state containing Dallas is");
         auto ctx = cs::attribution::buildContext(model, set, at::tensor(ids, at::kLong));
         const int64_t last = ctx.nPos() - 1, vocab = model->config().vocabSize;
-        // The strongest layer-2 feature at the last position (the README's example edits it).
-        const int64_t layer = 2, feature = ctx.activations[layer][last].argmax().item<int64_t>();
+        // The Texas feature at the last position (the README's example edits it): the strongest
+        // layer-3 feature there.
+        const int64_t layer = 3, feature = ctx.activations[layer][last].argmax().item<int64_t>();
         QVERIFY(ctx.activations[layer][last][feature].item<float>() > 0);
 
         const auto traced = cs::attribution::trace(ctx);
@@ -575,11 +576,10 @@ private Q_SLOTS:
                 const double demeaned = r.demeanedLogitDelta.at(token), rawDelta = r.logitDelta.at(token);
                 if (token == austin) {
                     sawAustin = true;
-                    qInfo("%s: scale 2:%lld:%lld x2: \"%s\" raw delta %.3f, demeaned %.3f, graph edge %.3f, "
+                    qInfo("%s: scale 3:%lld:%lld x2: \"%s\" raw delta %.3f, demeaned %.3f, graph edge %.3f, "
                           "vocabulary-mean shift %.3f",
                         regimeName(o.regime), static_cast<long long>(last), static_cast<long long>(feature),
-                        model->tokenizer().tokenText(token).c_str(),
-                        rawDelta, demeaned, edge, mean);
+                        model->tokenizer().tokenText(token).c_str(), rawDelta, demeaned, edge, mean);
                     QVERIFY(std::abs(rawDelta - edge) > 1e-2); // the raw delta is not the edge
                 }
                 QVERIFY2(std::abs(demeaned - edge) < 1e-4 * std::max(1.0, std::abs(edge)),
