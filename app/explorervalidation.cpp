@@ -3,6 +3,7 @@
 #include "explorercontroller.h"
 #include "explorerengine.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -49,8 +50,12 @@ ExplorerValidation::ExplorerValidation(ExplorerController& core)
 
 QString ExplorerValidation::caption(int64_t index) const
 {
-    const std::string label = m_core.labelOf(index);
-    return label.empty() ? m_core.nodeTitle(index) : qs(label);
+    // "L3 #321 at 12 · «is» after …": the node, then its label or the card's description.
+    const QString title = m_core.nodeTitle(index);
+    const std::string caption = m_core.captionOf(index);
+    QString text = caption.empty() ? title : title + QStringLiteral(" · ") + qs(caption);
+    text.replace(QLatin1Char('\n'), QChar(0x23CE)); // one line in the chart's rows
+    return text;
 }
 
 std::vector<int64_t> ExplorerValidation::featureNodes(const QString& target, QString& name) const
@@ -102,7 +107,12 @@ void ExplorerValidation::perturb(const QString& target, const QString& op, doubl
             if (graph != m_core.m_graph)
                 return;
             m_perturbation.clear();
-            for (const auto& a : r->nodes) {
+            // The logits first (what the edit does to the answer), then the features it reaches.
+            std::vector<cs::validation::NodeActivity> rows = r->nodes;
+            std::stable_partition(rows.begin(), rows.end(), [&](const cs::validation::NodeActivity& a) {
+                return graph->nodes[size_t(a.node)].kind == cs::graph::NodeKind::Logit;
+            });
+            for (const auto& a : rows) {
                 const auto& node = graph->nodes[size_t(a.node)];
                 m_perturbation.append(QVariantMap {
                     { QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, a.node)) },

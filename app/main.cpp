@@ -31,6 +31,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -38,8 +40,8 @@ namespace {
 struct Script {
     QString select;
     QStringList pins;
-    QString groupName;
-    QStringList groupIds;
+    std::vector<std::pair<QString, QStringList>> groups; // NAME, ids
+
     QStringList interventions; // OP:TARGET[:VALUE]
     QString perturb; // OP:TARGET[:VALUE]
     int validate = 0; // the top N nodes, ablated one at a time
@@ -86,8 +88,9 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
 {
     if (!script.pins.isEmpty())
         explorer.pinNodes(script.pins);
-    if (!script.groupIds.isEmpty() && explorer.group(script.groupIds, script.groupName).isEmpty())
-        return QStringLiteral("--group: %1").arg(explorer.message());
+    for (const auto& [name, ids] : script.groups)
+        if (explorer.group(ids, name).isEmpty())
+            return QStringLiteral("--group %1: %2").arg(name, explorer.message());
     for (const QString& spec : script.interventions) {
         QString op, target;
         double value = 0;
@@ -222,7 +225,8 @@ int main(int argc, char* argv[])
     const QCommandLineOption pinOption(QStringLiteral("pin"),
         QStringLiteral("With --screenshot: pin these nodes (ids separated by commas)."), QStringLiteral("ids"));
     const QCommandLineOption groupOption(QStringLiteral("group"),
-        QStringLiteral("With --screenshot: group nodes into a supernode, NAME=ID,ID,..."), QStringLiteral("name=ids"));
+        QStringLiteral("With --screenshot: group nodes into a supernode, NAME=ID,ID,... (repeatable)."),
+        QStringLiteral("name=ids"));
     const QCommandLineOption interveneOption(QStringLiteral("intervene"),
         QStringLiteral("With --screenshot: add an intervention, OP:TARGET[:VALUE] with OP ablate, scale or inject and "
                        "TARGET a node id or supernode:NAME (repeatable)."),
@@ -275,15 +279,13 @@ int main(int argc, char* argv[])
     script.select = parser.value(selectOption);
     if (parser.isSet(pinOption))
         script.pins = parser.value(pinOption).split(QLatin1Char(','), Qt::SkipEmptyParts);
-    if (parser.isSet(groupOption)) {
-        const QString spec = parser.value(groupOption);
+    for (const QString& spec : parser.values(groupOption)) {
         const int eq = spec.indexOf(QLatin1Char('='));
         if (eq <= 0) {
             std::fprintf(stderr, "circuitscope: --group takes NAME=ID,ID,...\n");
             return 2;
         }
-        script.groupName = spec.left(eq);
-        script.groupIds = spec.mid(eq + 1).split(QLatin1Char(','), Qt::SkipEmptyParts);
+        script.groups.emplace_back(spec.left(eq), spec.mid(eq + 1).split(QLatin1Char(','), Qt::SkipEmptyParts));
     }
     script.interventions = parser.values(interveneOption);
     script.tab = parser.value(tabOption);

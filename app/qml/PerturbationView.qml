@@ -138,7 +138,7 @@ Item {
         Item {
             id: axis
             Layout.fillWidth: true
-            Layout.leftMargin: 150
+            Layout.leftMargin: 176
             Layout.preferredHeight: 14
             visible: view.validation.perturbation.length > 0
             Repeater {
@@ -169,7 +169,7 @@ Item {
                 width: ListView.view.width
                 spacing: 6
                 Label {
-                    Layout.preferredWidth: 144
+                    Layout.preferredWidth: 170
                     text: entry.modelData.title
                     elide: Text.ElideRight
                     color: Theme.text

@@ -82,7 +82,7 @@ Item {
                 const pts = view.validation.points
                 if (pts.length === 0)
                     return
-                const left = 44, bottom = 30, top = 8, right = 8
+                const left = 52, bottom = 30, top = 8, right = 8
                 const w = width - left - right, h = height - top - bottom
                 let lo = 0, hi = 0
                 for (const p of pts)
@@ -111,17 +111,20 @@ Item {
                 ctx.moveTo(X(lo), Y(lo)); ctx.lineTo(X(hi), Y(hi))
                 ctx.stroke()
                 ctx.setLineDash([])
-                // Ticks.
+                // Ticks: about five, at 1, 2 or 5 times a power of ten.
                 ctx.fillStyle = Theme.textMuted
-                const step = Math.pow(10, Math.floor(Math.log10((hi - lo) / 2)))
+                const raw = (hi - lo) / 5
+                const power = Math.pow(10, Math.floor(Math.log10(raw)))
+                const step = raw / power >= 5 ? 5 * power : raw / power >= 2 ? 2 * power : power
                 for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) {
                     const label = Math.abs(t) < step / 2 ? "0" : t.toFixed(step < 1 ? 1 : 0)
-                    ctx.fillText(label, X(t) - 6, top + h + 12)
-                    ctx.fillText(label, 4, Y(t) + 3)
+                    const width = ctx.measureText(label).width
+                    ctx.fillText(label, X(t) - width / 2, top + h + 12)
+                    ctx.fillText(label, left - 5 - width, Y(t) + 3)
                 }
                 ctx.fillText("predicted effect on the target logit", left + w / 2 - 80, top + h + 25)
                 ctx.save()
-                ctx.translate(10, top + h / 2 + 30)
+                ctx.translate(10, top + h / 2 + 12)
                 ctx.rotate(-Math.PI / 2)
                 ctx.fillText("actual", 0, 0)
                 ctx.restore()
