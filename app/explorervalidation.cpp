@@ -176,8 +176,21 @@ void ExplorerValidation::validate(int n, const QString& op, double value)
                     { QStringLiteral("predictedFree"), p.predictedFree },
                     { QStringLiteral("actualFree"), p.actualFree },
                 });
+            m_downstreamPoints.clear();
+            for (const auto& d : v->downstream)
+                m_downstreamPoints.append(QVariantMap {
+                    { QStringLiteral("sourceId"), qs(cs::graph::nodeId(*graph, d.source)) },
+                    { QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, d.node)) },
+                    { QStringLiteral("title"), caption(d.node) },
+                    { QStringLiteral("predicted"), d.predicted },
+                    { QStringLiteral("actualConstrained"), d.actualConstrained },
+                    { QStringLiteral("predictedFree"), d.predictedFree },
+                    { QStringLiteral("actualFree"), d.actualFree },
+                });
             m_correlationConstrained = v->correlation.constrained;
             m_correlationFree = v->correlation.free;
+            m_downstreamCorrelationConstrained = v->downstreamCorrelation.constrained;
+            m_downstreamCorrelationFree = v->downstreamCorrelation.free;
             const auto r
                 = [](double x) { return std::isfinite(x) ? QString::number(x, 'f', 3) : QStringLiteral("undefined"); };
             m_validationText
@@ -275,12 +288,14 @@ void ExplorerValidation::clear()
 {
     m_perturbation.clear();
     m_points.clear();
+    m_downstreamPoints.clear();
     m_table.clear();
     m_tableTokens.clear();
     m_perturbationText.clear();
     m_validationText.clear();
     m_tableText.clear();
     m_correlationConstrained = m_correlationFree = 0;
+    m_downstreamCorrelationConstrained = m_downstreamCorrelationFree = 0;
     Q_EMIT perturbationChanged();
     Q_EMIT validationChanged();
     Q_EMIT tableChanged();

@@ -42,6 +42,11 @@ class ExplorerValidation : public QObject {
     Q_PROPERTY(QVariantList points READ points NOTIFY validationChanged)
     Q_PROPERTY(double correlationConstrained READ correlationConstrained NOTIFY validationChanged)
     Q_PROPERTY(double correlationFree READ correlationFree NOTIFY validationChanged)
+    // The same for the other top nodes each edit reaches: {sourceId, nodeId, title, predicted,
+    // actualConstrained, predictedFree, actualFree}, changes of their activations.
+    Q_PROPERTY(QVariantList downstreamPoints READ downstreamPoints NOTIFY validationChanged)
+    Q_PROPERTY(double downstreamCorrelationConstrained READ downstreamCorrelationConstrained NOTIFY validationChanged)
+    Q_PROPERTY(double downstreamCorrelationFree READ downstreamCorrelationFree NOTIFY validationChanged)
     Q_PROPERTY(QString validationText READ validationText NOTIFY validationChanged)
     Q_PROPERTY(bool validating READ isValidating NOTIFY validationChanged)
 
@@ -60,6 +65,9 @@ public:
     QVariantList points() const { return m_points; }
     double correlationConstrained() const { return m_correlationConstrained; }
     double correlationFree() const { return m_correlationFree; }
+    QVariantList downstreamPoints() const { return m_downstreamPoints; }
+    double downstreamCorrelationConstrained() const { return m_downstreamCorrelationConstrained; }
+    double downstreamCorrelationFree() const { return m_downstreamCorrelationFree; }
     QString validationText() const { return m_validationText; }
     bool isValidating() const { return m_validating; }
     QStringList tableTokens() const { return m_tableTokens; }
@@ -89,10 +97,11 @@ private:
     QString caption(int64_t index) const;
 
     ExplorerController& m_core;
-    QVariantList m_perturbation, m_points, m_table;
+    QVariantList m_perturbation, m_points, m_downstreamPoints, m_table;
     QStringList m_tableTokens;
     QString m_perturbationText, m_validationText, m_tableText;
     double m_correlationConstrained = 0, m_correlationFree = 0;
+    double m_downstreamCorrelationConstrained = 0, m_downstreamCorrelationFree = 0;
     bool m_perturbing = false, m_validating = false, m_tabling = false;
 };
 

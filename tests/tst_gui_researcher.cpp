@@ -825,8 +825,15 @@ void TestGuiResearcher::perturbationAndValidationPages()
         = scatter->mapRectToScene(QRectF(0, 0, scatter->width(), scatter->height())).toAlignedRect();
     QVERIFY2(pixelsOf(frame, scatterRect, modelConstrained) > 20, "the constrained points are not drawn");
     QVERIFY2(pixelsOf(frame, scatterRect, QColor(QStringLiteral("#d9731f"))) > 20, "the free points are not drawn");
-    QVERIFY(!m_tmp->path().isEmpty());
-    frame.save(m_tmp->filePath(QStringLiteral("validation.png")));
+    // The other top nodes each edit reaches, on the same scatter.
+    QVERIFY(!validation->downstreamPoints().isEmpty());
+    QVERIFY(std::abs(validation->downstreamCorrelationConstrained() - 1) < 1e-6);
+    item("validationShown")->setProperty("currentIndex", 1);
+    QTest::qWait(200);
+    const QImage downstream = m_window->grabWindow();
+    QVERIFY2(pixelsOf(downstream, scatterRect, modelConstrained) > 20, "the downstream points are not drawn");
+    QVERIFY(downstream.copy(scatterRect) != frame.copy(scatterRect));
+    item("validationShown")->setProperty("currentIndex", 0);
 
     // The table: the model's own logits, then the ablation of the top feature.
     QVERIFY(m_explorer->interventions()->add(topId, QStringLiteral("ablate")) >= 0);

@@ -16,6 +16,9 @@ Item {
     readonly property ExplorerValidation validation: explorer.validation
     readonly property color constrainedColor: Theme.dark ? "#5b8ee8" : "#2f6db5"
     readonly property color freeColor: Theme.dark ? "#ec9a55" : "#d9731f"
+    // What the scatter shows: the effects on the target logit, or on the other top nodes.
+    readonly property bool downstream: shown.currentIndex === 1
+    readonly property var shownPoints: downstream ? validation.downstreamPoints : validation.points
 
     ColumnLayout {
         anchors.fill: parent
@@ -64,6 +67,14 @@ Item {
             font.pointSize: Theme.smallSize
         }
 
+        ComboBox {
+            id: shown
+            objectName: "validationShown"
+            Layout.fillWidth: true
+            visible: view.validation.points.length > 0
+            model: ["Effect on the target logit", "Effect on the other top nodes each edit reaches"]
+            onCurrentIndexChanged: scatter.requestPaint()
+        }
         Canvas {
             id: scatter
             objectName: "validationScatter"
@@ -79,7 +90,7 @@ Item {
             onPaint: {
                 const ctx = getContext("2d")
                 ctx.reset()
-                const pts = view.validation.points
+                const pts = view.shownPoints
                 if (pts.length === 0)
                     return
                 const left = 52, bottom = 30, top = 8, right = 8
@@ -122,7 +133,9 @@ Item {
                     ctx.fillText(label, X(t) - width / 2, top + h + 12)
                     ctx.fillText(label, left - 5 - width, Y(t) + 3)
                 }
-                ctx.fillText("predicted effect on the target logit", left + w / 2 - 80, top + h + 25)
+                const axisText = view.downstream ? "predicted change of the node's activation"
+                                                 : "predicted effect on the target logit"
+                ctx.fillText(axisText, left + w / 2 - ctx.measureText(axisText).width / 2, top + h + 25)
                 ctx.save()
                 ctx.translate(10, top + h / 2 + 12)
                 ctx.rotate(-Math.PI / 2)
@@ -149,8 +162,10 @@ Item {
             spacing: 12
             Repeater {
                 model: [
-                    { name: "constrained (direct edges)", color: view.constrainedColor, r: view.validation.correlationConstrained },
-                    { name: "free (path sums)", color: view.freeColor, r: view.validation.correlationFree }
+                    { name: "constrained (direct edges)", color: view.constrainedColor,
+                      r: view.downstream ? view.validation.downstreamCorrelationConstrained : view.validation.correlationConstrained },
+                    { name: "free (path sums)", color: view.freeColor,
+                      r: view.downstream ? view.validation.downstreamCorrelationFree : view.validation.correlationFree }
                 ]
                 delegate: Row {
                     required property var modelData
