@@ -12,6 +12,7 @@
 #include "cs/model.h"
 #include "cs/replacement.h"
 #include "cs/validation.h"
+#include "cs/weights.h"
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -772,6 +773,40 @@ private Q_SLOTS:
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(extra.join(' ') + ": " + e.err));
         }
+    }
+
+    // weights: the JSON's keys; the partners the engine's virtualPartners gives; the token plots
+    // against featureToLogits / embeddingToFeatures; era and twera refused until they are built.
+    void weights()
+    {
+        const auto ctx = dallasContext();
+        const auto expected
+            = cs::weights::virtualPartners(*ctx.model, *ctx.transcoders, 3, 321, cs::weights::Direction::Up, 6);
+        Run r = cli({ "--device", "cpu", "weights", "tinyworld", "--feature", "3:321", "--direction", "up", "--top",
+            "6", "--tokens", " Austin| Texas", "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json j = r.json();
+        for (const char* key : { "feature", "kind", "partners", "tokens" })
+            QVERIFY2(j.contains(key), key);
+        QCOMPARE(j["partners"].size(), expected.size());
+        for (size_t i = 0; i < expected.size(); ++i) {
+            QCOMPARE(j["partners"][i]["layer"].get<int64_t>(), expected[i].layer);
+            QCOMPARE(j["partners"][i]["feature"].get<int64_t>(), expected[i].feature);
+            QVERIFY(std::abs(j["partners"][i]["virtual"].get<double>() - expected[i].virtualWeight) < 1e-5);
+        }
+        const at::Tensor out = cs::weights::featureToLogits(*ctx.model, *ctx.transcoders, 3);
+        const int64_t austin = ctx.model->tokenizer().encode(" Austin", false).at(0);
+        QVERIFY(std::abs(j["tokens"][0]["output"].get<double>() - out[321][austin].item<double>()) < 1e-4);
+        const std::vector<std::pair<QStringList, QString>> bad
+            = { { { "--kind", "era" }, "co-activation" }, { { "--kind", "x" }, "--kind must be" },
+                  { { "--direction", "left" }, "--direction must be" }, { { "--tokens", " Dallas" }, "not one" } };
+        for (const auto& [extra, phrase] : bad) {
+            Run e = cli(QStringList { "--device", "cpu", "weights", "tinyworld", "--feature", "3:321" } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(extra.join(' ') + ": " + e.err));
+        }
+        Run noFeature = cli({ "--device", "cpu", "weights", "tinyworld" });
+        QVERIFY(noFeature.exitCode == 1 && noFeature.err.contains("--feature"));
     }
 
     // graph export / prune / import / info on a graph file written here: the counts and

@@ -38,29 +38,7 @@ using SetPtr = std::shared_ptr<const TranscoderSet>;
 SetPtr randomSet(
     Architecture arch, Activation act, cs::model::Hook input, int64_t L, int64_t d, int64_t F, uint64_t seed)
 {
-    at::manual_seed(seed);
-    cs::transcoder::TranscoderConfig c;
-    c.architecture = arch;
-    c.activation = act;
-    c.topK = act == Activation::TopK ? 6 : 0;
-    c.nLayers = L;
-    c.dModel = d;
-    c.nFeatures = F;
-    c.inputHook = input;
-    c.inputHookName = input == cs::model::Hook::ResidMid ? "hook_resid_mid" : "mlp.hook_in";
-    std::vector<cs::transcoder::LayerWeights> layers;
-    for (int64_t l = 0; l < L; ++l) {
-        const int64_t nOut = arch == Architecture::CrossLayer ? L - l : 1;
-        cs::transcoder::LayerWeights w;
-        w.encoder = at::randn({ F, d }) * 0.3; // [n_features, d_model]
-        w.encoderBias = at::randn({ F }) * 0.1;
-        if (act == Activation::JumpReLU)
-            w.threshold = at::rand({ F }) * 0.5;
-        w.decoder = at::randn({ F, nOut, d }) * 0.1; // [n_features, n_out, d_model]
-        w.decoderBias = at::randn({ d }) * 0.05;
-        layers.push_back(std::move(w));
-    }
-    return TranscoderSet::fromWeights(c, std::move(layers), "cpu");
+    return cs::test::randomTranscoderSet(arch, act, input, L, d, F, seed);
 }
 
 // The edit applied to acts [n, n_features] whose row r is absolute position offset + r;

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace cs::cli {
 
@@ -15,6 +17,17 @@ namespace cs::cli {
 inline std::string dump(const nlohmann::json& j, bool pretty = false)
 {
     return j.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Splits "a|b|c" (tokens may hold commas and spaces, so the separator is '|').
+inline std::vector<std::string> splitBars(const std::string& text)
+{
+    std::vector<std::string> out;
+    std::string item;
+    std::istringstream in(text);
+    while (std::getline(in, item, '|'))
+        out.push_back(item);
+    return out;
 }
 
 // Milliseconds since `start` on the steady clock (the benches' timer).
@@ -27,6 +40,8 @@ inline double msSince(std::chrono::steady_clock::time_point start)
 int cmdTranscoder(const Args& args, const std::string& device);
 // intervene MODEL --text P --set|--scale|--add LAYER:POS:FEATURE=VALUE ... (interventions)
 int cmdIntervene(const Args& args, const std::string& device);
+// weights MODEL --feature L:F [--kind virtual] [--direction up|down] [--top N] [--tokens A|B]
+int cmdWeights(const Args& args, const std::string& device);
 // validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)
 int cmdValidate(const Args& args, const std::string& device);
 // graph import | export | prune | info

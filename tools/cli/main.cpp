@@ -88,6 +88,9 @@ commands:
                                               {"before": {"top"}, "after": {"top"}, "logit_delta",
                                                "demeaned_logit_delta", "changed", "direct_effects",
                                                "generation_mode", "generation": {"before", "after"}}
+  weights MODEL --feature L:F [--transcoder T] [--kind virtual] [--direction up|down] [--top N]
+          [--tokens "A|B|..."] [--json]       {"feature", "kind", "partners": [{"layer","feature",
+                                               "weight","virtual"}], "tokens": [{"token","input","output"}]}
   validate MODEL --text P [--transcoder T] [--top N] [--op ablate|scale:-1] [--json]
                                               {"targets", "points": [{"node", "predicted",
                                                "actual_constrained", "actual_free"}],
@@ -602,6 +605,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdIntervene(args, device);
         if (command == "validate")
             return cs::cli::cmdValidate(args, device);
+        if (command == "weights")
+            return cs::cli::cmdWeights(args, device);
         if (command == "graph")
             return cs::cli::cmdGraph(args, device);
         if (command == "features")

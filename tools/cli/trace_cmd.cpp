@@ -26,17 +26,6 @@ namespace {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Splits "a|b|c" (tokens may hold commas and spaces, so the separator is '|').
-std::vector<std::string> splitBars(const std::string& text)
-{
-    std::vector<std::string> out;
-    std::string item;
-    std::istringstream in(text);
-    while (std::getline(in, item, '|'))
-        out.push_back(item);
-    return out;
-}
-
 // The one token a text encodes to; throws cs::Error when it is not exactly one.
 int64_t singleToken(const model::Model& model, const std::string& text)
 {

@@ -10,6 +10,7 @@
 
 #include "cs/error.h"
 #include "cs/transcoder_train.h"
+#include "cs/weights.h"
 #include "io/splitmix.h"
 
 #include <ATen/ATen.h>
@@ -436,15 +437,6 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
     const int64_t L = m_tc.nLayers(), F = m_tc.nFeatures();
     const auto& mc = m_model.config();
     const int64_t k = std::min<int64_t>(m_o.logitCount, mc.vocabSize);
-    // Decoders through the unembedding: each feature's total write (over the layers it writes
-    // to) scaled by the final norm's weight, against every unembedding row.
-    const at::Tensor& unembed = m_model.weight("unembed.weight"); // [vocab, d_model]
-    at::Tensor finalW = m_model.weight("final_norm.weight");
-    if (mc.normKind == model::NormKind::RmsOnePlus)
-        finalW = finalW + 1;
-    // Embeddings through each layer's encoder, as the transcoder input would see a token alone:
-    // the embedding (times its scale), through the layer's MLP-input norm when it reads there.
-    at::Tensor embed = m_model.weight("embed.weight") * static_cast<float>(mc.embedScale);
     auto tokenList = [&](const at::Tensor& values, const at::Tensor& ids) {
         std::vector<TokenValue> out;
         for (int64_t i = 0; i < ids.numel(); ++i) {
@@ -457,24 +449,11 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
     const std::vector<double> levels = { 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999 };
     std::vector<FeatureRecord> out;
     for (int64_t l = 0; l < L; ++l) {
-        at::Tensor direction = m_tc.decoder(l).sum(1) * finalW; // [F, d_model]
-        at::Tensor logits = at::matmul(direction, unembed.t()).cpu(); // [F, vocab]
+        // The tokens its decoders promote and suppress, and the tokens that excite it alone
+        // (cs/weights.h), [F, vocab] each.
+        const at::Tensor logits = weights::featureToLogits(m_model, m_tc, l);
         auto topL = at::topk(logits, k, 1, true), bottomL = at::topk(logits, k, 1, false);
-        at::Tensor x = embed;
-        const model::Hook inputHook = m_tc.config().inputHook;
-        if (inputHook == model::Hook::MlpNormalized || inputHook == model::Hook::MlpIn) {
-            const std::string prefix = "layers." + std::to_string(l) + ".mlp_norm.";
-            at::Tensor centered = mc.normKind == model::NormKind::Layer ? x - x.mean(-1, true) : x;
-            x = centered / at::sqrt(centered.pow(2).mean(-1, true) + mc.normEps);
-            // mlp_normalized stops here, before the norm's weight; mlp_in goes on.
-            if (inputHook == model::Hook::MlpIn) {
-                at::Tensor w = m_model.weight(prefix + "weight");
-                x = x * (mc.normKind == model::NormKind::RmsOnePlus ? w + 1 : w);
-                if (m_model.hasWeight(prefix + "bias"))
-                    x = x + m_model.weight(prefix + "bias");
-            }
-        }
-        at::Tensor inputs = at::matmul(m_tc.encoder(l), x.t()).cpu(); // [F, vocab]
+        const at::Tensor inputs = weights::embeddingToFeatures(m_model, m_tc, l);
         auto topI = at::topk(inputs, k, 1, true);
         for (int64_t f = 0; f < F; ++f) {
             const Accumulator& a = m_acc[static_cast<size_t>(l * F + f)];

@@ -1,0 +1,199 @@
+// Global weights (cs/weights.h) against brute force: every virtual weight of random CLTs and
+// PLTs (both input hooks, llama and gpt2 norms) as explicit sums of dot products over the
+// layers between source and target; the partner lists as the sorted brute-force rows and
+// columns; the feature -> logit and embedding -> feature forms token by token; bad requests.
+#include "hf_fixtures.h"
+
+#include "cs/error.h"
+#include "cs/model.h"
+#include "cs/transcoder.h"
+#include "cs/weights.h"
+
+#include <ATen/ATen.h>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <algorithm>
+#include <cmath>
+
+using cs::transcoder::Activation;
+using cs::transcoder::Architecture;
+
+class TestWeights : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir m_dir { cs::test::testTempRoot() + "/weights-XXXXXX" };
+
+    struct Setup {
+        std::shared_ptr<const cs::model::Model> model;
+        std::shared_ptr<const cs::transcoder::TranscoderSet> set;
+    };
+
+    Setup setupFromRow()
+    {
+        QFETCH(QString, family);
+        QFETCH(QString, kind);
+        QFETCH(QString, input);
+        cs::test::TinySpec spec;
+        spec.family = family.toStdString();
+        spec.nLayers = 4;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath(family), spec);
+        Setup s;
+        s.model = cs::model::Model::load(folder.toStdString(), { "cpu", true });
+        const auto& mc = s.model->config();
+        s.set = cs::test::randomTranscoderSet(kind == "clt" ? Architecture::CrossLayer : Architecture::PerLayer,
+            Activation::JumpReLU, input == "resid_mid" ? cs::model::Hook::ResidMid : cs::model::Hook::MlpIn, mc.nLayers,
+            mc.dModel, 24, 11);
+        return s;
+    }
+
+    // V[s, t] by brute force: sum over l_s <= l < l_t of <W_dec^{s -> l}, W_enc^t (.) g>.
+    static double bruteForce(const Setup& s, int64_t ls, int64_t fs, int64_t lt, int64_t ft)
+    {
+        const at::Tensor g = cs::weights::inputFactor(*s.model, *s.set, lt);
+        at::Tensor read = s.set->encoder(lt)[ft].to(at::kDouble);
+        if (g.defined())
+            read = read * g.to(at::kDouble);
+        double v = 0;
+        for (int64_t l = ls; l < lt && l < ls + s.set->nTargets(ls); ++l)
+            v += at::dot(s.set->decoderTo(ls, l)[fs].to(at::kDouble), read).item<double>();
+        return v;
+    }
+
+private Q_SLOTS:
+    void rows_data()
+    {
+        QTest::addColumn<QString>("family");
+        QTest::addColumn<QString>("kind");
+        QTest::addColumn<QString>("input");
+        QTest::newRow("llama clt mlp_in") << "llama"
+                                          << "clt"
+                                          << "mlp_in";
+        QTest::newRow("llama plt resid_mid") << "llama"
+                                             << "plt"
+                                             << "resid_mid";
+        QTest::newRow("gpt2 clt mlp_in") << "gpt2"
+                                         << "clt"
+                                         << "mlp_in";
+    }
+
+    void virtualWeightsAreSumsOfDotProducts_data() { rows_data(); }
+    void virtualWeightsAreSumsOfDotProducts()
+    {
+        const Setup s = setupFromRow();
+        QFETCH(QString, input);
+        QCOMPARE(cs::weights::inputFactor(*s.model, *s.set, 1).defined(), input == "mlp_in");
+        const int64_t L = s.set->nLayers(), F = s.set->nFeatures();
+        for (int64_t ls = 0; ls < L; ++ls)
+            for (int64_t lt = 0; lt < L; ++lt) {
+                const at::Tensor V = cs::weights::virtualWeights(*s.model, *s.set, ls, lt).to(at::kDouble);
+                QCOMPARE(V.size(0), F);
+                QCOMPARE(V.size(1), F);
+                if (lt <= ls) {
+                    QCOMPARE(V.abs().max().item<double>(), 0.0); // no residual-direct path
+                    continue;
+                }
+                for (int64_t fs = 0; fs < F; fs += 5)
+                    for (int64_t ft = 0; ft < F; ft += 7) {
+                        const double expected = bruteForce(s, ls, fs, lt, ft);
+                        QVERIFY2(std::abs(V[fs][ft].item<double>() - expected) <= 1e-5 * (1 + std::abs(expected)),
+                            qPrintable(QStringLiteral("V[%1:%2, %3:%4] = %5, brute force %6")
+                                           .arg(ls)
+                                           .arg(fs)
+                                           .arg(lt)
+                                           .arg(ft)
+                                           .arg(V[fs][ft].item<double>())
+                                           .arg(expected)));
+                    }
+            }
+    }
+
+    // Partners: the brute-force row (down) or column (up) over every other layer, by |V|.
+    void partnersAreTheLargestWeights_data() { rows_data(); }
+    void partnersAreTheLargestWeights()
+    {
+        const Setup s = setupFromRow();
+        const int64_t L = s.set->nLayers(), F = s.set->nFeatures();
+        for (const auto& [layer, feature] : { std::pair<int64_t, int64_t> { 0, 3 }, { 1, 10 }, { 3, 5 } }) {
+            for (auto direction : { cs::weights::Direction::Down, cs::weights::Direction::Up }) {
+                std::vector<cs::weights::Partner> expected;
+                for (int64_t other = 0; other < L; ++other)
+                    for (int64_t f = 0; f < F; ++f) {
+                        const bool down = direction == cs::weights::Direction::Down;
+                        if (down ? other <= layer : other >= layer)
+                            continue;
+                        const double v
+                            = down ? bruteForce(s, layer, feature, other, f) : bruteForce(s, other, f, layer, feature);
+                        if (v != 0)
+                            expected.push_back({ other, f, v });
+                    }
+                std::sort(expected.begin(), expected.end(),
+                    [](const auto& a, const auto& b) { return std::abs(a.virtualWeight) > std::abs(b.virtualWeight); });
+                const auto got = cs::weights::virtualPartners(*s.model, *s.set, layer, feature, direction, 15);
+                QCOMPARE(got.size(), std::min<size_t>(15, expected.size()));
+                for (size_t i = 0; i < got.size(); ++i) {
+                    QVERIFY(std::abs(got[i].virtualWeight - expected[i].virtualWeight)
+                        <= 1e-5 * (1 + std::abs(expected[i].virtualWeight)));
+                    if (i > 0)
+                        QVERIFY(std::abs(got[i].virtualWeight) <= std::abs(got[i - 1].virtualWeight));
+                }
+            }
+        }
+        // The top layer has nothing downstream, layer 0 nothing upstream.
+        QVERIFY(cs::weights::virtualPartners(*s.model, *s.set, L - 1, 0, cs::weights::Direction::Down, 5).empty());
+        QVERIFY(cs::weights::virtualPartners(*s.model, *s.set, 0, 0, cs::weights::Direction::Up, 5).empty());
+    }
+
+    // The token forms, one token and one feature at a time.
+    void tokenForms_data() { rows_data(); }
+    void tokenForms()
+    {
+        const Setup s = setupFromRow();
+        QFETCH(QString, input);
+        const auto& mc = s.model->config();
+        const int64_t layer = 1, feature = 4;
+        const at::Tensor logits = cs::weights::featureToLogits(*s.model, *s.set, layer);
+        const at::Tensor inputs = cs::weights::embeddingToFeatures(*s.model, *s.set, layer);
+        QCOMPARE(logits.size(1), mc.vocabSize);
+        QCOMPARE(inputs.size(1), mc.vocabSize);
+        at::Tensor written = at::zeros({ mc.dModel }, at::kDouble);
+        for (int64_t l = layer; l < layer + s.set->nTargets(layer); ++l)
+            written += s.set->decoderTo(layer, l)[feature].to(at::kDouble);
+        const at::Tensor finalW = s.model->weight("final_norm.weight").to(at::kDouble);
+        for (int64_t token : { int64_t(0), int64_t(7), mc.vocabSize - 1 }) {
+            const at::Tensor u = s.model->weight("unembed.weight")[token].to(at::kDouble);
+            const double out = at::dot(written * finalW, u).item<double>();
+            QVERIFY(std::abs(logits[feature][token].item<double>() - out) <= 1e-4 * (1 + std::abs(out)));
+            at::Tensor x = s.model->weight("embed.weight")[token].to(at::kDouble) * mc.embedScale;
+            if (input == "mlp_in") {
+                const std::string prefix = "layers." + std::to_string(layer) + ".mlp_norm.";
+                at::Tensor c = mc.normKind == cs::model::NormKind::Layer ? x - x.mean() : x;
+                x = c / std::sqrt(c.pow(2).mean().item<double>() + mc.normEps)
+                    * s.model->weight(prefix + "weight").to(at::kDouble);
+                if (s.model->hasWeight(prefix + "bias"))
+                    x = x + s.model->weight(prefix + "bias").to(at::kDouble);
+            }
+            const double in = at::dot(s.set->encoder(layer)[feature].to(at::kDouble), x).item<double>();
+            QVERIFY(std::abs(inputs[feature][token].item<double>() - in) <= 1e-4 * (1 + std::abs(in)));
+        }
+    }
+
+    void badRequestsAreRefused()
+    {
+        cs::test::TinySpec spec;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath("bad"), spec);
+        const auto model = cs::model::Model::load(folder.toStdString(), { "cpu", true });
+        const auto set = cs::test::randomTranscoderSet(Architecture::CrossLayer, Activation::ReLU,
+            cs::model::Hook::MlpIn, model->config().nLayers, model->config().dModel, 8, 3);
+        const auto down = cs::weights::Direction::Down;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::virtualWeights(*model, *set, -1, 1));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::virtualWeights(*model, *set, 0, set->nLayers()));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::virtualPartners(*model, *set, 0, 8, down, 5));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::virtualPartners(*model, *set, 0, 0, down, 0));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::directionFromName("sideways"));
+        QVERIFY(cs::weights::directionFromName("up") == cs::weights::Direction::Up);
+    }
+};
+
+QTEST_MAIN(TestWeights)
+#include "tst_weights.moc"
