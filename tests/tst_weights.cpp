@@ -2,10 +2,14 @@
 // PLTs (both input hooks, llama and gpt2 norms) as explicit sums of dot products over the
 // layers between source and target; the partner lists as the sorted brute-force rows and
 // columns; the feature -> logit and embedding -> feature forms token by token; bad requests.
+// Operand sweeps (cs/sweep.h): a grid equal to the prompts run one by one through the
+// replacement context; the finder recovers planted structures; bad templates refused.
 #include "hf_fixtures.h"
 
+#include "cs/attribution.h"
 #include "cs/error.h"
 #include "cs/model.h"
+#include "cs/sweep.h"
 #include "cs/transcoder.h"
 #include "cs/weights.h"
 
@@ -176,6 +180,99 @@ private Q_SLOTS:
             const double in = at::dot(s.set->encoder(layer)[feature].to(at::kDouble), x).item<double>();
             QVERIFY(std::abs(inputs[feature][token].item<double>() - in) <= 1e-4 * (1 + std::abs(in)));
         }
+    }
+
+    // A small grid in batches of 4 (prompts of several token lengths), against each prompt's own
+    // replacement context (buildContext records the activations by another path).
+    void sweepGridEqualsPromptsOneByOne()
+    {
+        cs::test::TinySpec spec;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath("sweep"), spec);
+        const auto model = cs::model::Model::load(folder.toStdString(), { "cpu", true });
+        const auto& mc = model->config();
+        const auto set = cs::test::randomTranscoderSet(
+            Architecture::CrossLayer, Activation::ReLU, cs::model::Hook::MlpIn, mc.nLayers, mc.dModel, 16, 5);
+        cs::sweep::SweepOptions o;
+        o.templateText = "calc: {a}+{b}=";
+        o.a = { 0, 7, 12, 99 };
+        o.b = { 3, 45 };
+        o.batchSize = 4;
+        int calls = 0;
+        o.progress = [&](double) {
+            ++calls;
+            return true;
+        };
+        const auto r = cs::sweep::sweep(*model, *set, o);
+        QCOMPARE(r.prompts, int64_t(8));
+        QVERIFY(calls >= 2);
+        for (size_t i = 0; i < o.a.size(); ++i)
+            for (size_t j = 0; j < o.b.size(); ++j) {
+                const std::string prompt = cs::sweep::fillTemplate(o.templateText, o.a[i], o.b[j]);
+                QCOMPARE(prompt, "calc: " + std::to_string(o.a[i]) + "+" + std::to_string(o.b[j]) + "=");
+                const auto ids = model->tokenizer().encode(prompt);
+                const auto ctx = cs::attribution::buildContext(model, set, ids);
+                for (int64_t l = 0; l < set->nLayers(); ++l) {
+                    const at::Tensor expected = ctx.activations[size_t(l)][ctx.nPos() - 1];
+                    const at::Tensor got = r.activations[size_t(l)][int64_t(i)][int64_t(j)];
+                    QVERIFY2(
+                        (got - expected).abs().max().item<double>() < 1e-4, qPrintable(QString::fromStdString(prompt)));
+                }
+            }
+        // Cancelling stops it.
+        o.progress = [](double) { return false; };
+        QVERIFY_THROWS_EXCEPTION(cs::Cancelled, cs::sweep::sweep(*model, *set, o));
+        // Bad requests.
+        o.progress = nullptr;
+        for (const std::string bad : { "calc: {a}+=", "calc: +{b}=" }) {
+            cs::sweep::SweepOptions b = o;
+            b.templateText = bad;
+            QVERIFY_THROWS_EXCEPTION(cs::Error, cs::sweep::sweep(*model, *set, b));
+        }
+        cs::sweep::SweepOptions far = o;
+        far.position = 1000;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::sweep::sweep(*model, *set, far));
+        cs::sweep::SweepOptions empty = o;
+        empty.b.clear();
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::sweep::sweep(*model, *set, empty));
+    }
+
+    // Planted maps over a, b in 0..99: "sum ends in 5", "a in the 30s", b's ones digit; the
+    // finder names each, and ranks a planted feature above noise.
+    void finderRecoversPlantedStructures()
+    {
+        std::vector<int64_t> values(100);
+        for (int64_t v = 0; v < 100; ++v)
+            values[size_t(v)] = v;
+        at::manual_seed(1);
+        const at::Tensor noise = at::rand({ 100, 100 }) * 0.05;
+        at::Tensor sumEnds5 = at::zeros({ 100, 100 }), aThirties = at::zeros({ 100, 100 }),
+                   bOnes = at::zeros({ 100, 100 });
+        for (int64_t a = 0; a < 100; ++a)
+            for (int64_t b = 0; b < 100; ++b) {
+                sumEnds5[a][b] = (a + b) % 10 == 5 ? 1.0 : 0.0;
+                aThirties[a][b] = a / 10 == 3 ? 2.0 : 0.0;
+                bOnes[a][b] = double(b % 10) / 9.0;
+            }
+        const auto check = [&](const at::Tensor& grid, cs::sweep::Structure structure, int64_t group) {
+            const auto f = cs::sweep::explain(grid + noise, values, values);
+            QCOMPARE(cs::sweep::structureName(f.structure), cs::sweep::structureName(structure));
+            QCOMPARE(f.group, group);
+            QVERIFY(f.explained > 0.9);
+        };
+        check(sumEnds5, cs::sweep::Structure::SumOnes, 5);
+        check(aThirties, cs::sweep::Structure::ATens, 3);
+        check(bOnes, cs::sweep::Structure::BOnes, 9);
+        QCOMPARE(cs::sweep::explain(at::zeros({ 100, 100 }), values, values).explained, 0.0);
+
+        cs::sweep::SweepResult r;
+        r.a = r.b = values;
+        at::Tensor layer = at::rand({ 100, 100, 3 }) * 0.1; // features 0 and 2: noise
+        layer.select(2, 1).copy_(sumEnds5);
+        r.activations = { layer };
+        const auto ranked = cs::sweep::rank(r, 2);
+        QCOMPARE(ranked.size(), size_t(2));
+        QCOMPARE(ranked[0].feature, int64_t(1));
+        QCOMPARE(ranked[0].group, int64_t(5));
     }
 
     void badRequestsAreRefused()

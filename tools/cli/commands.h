@@ -42,6 +42,8 @@ int cmdTranscoder(const Args& args, const std::string& device);
 int cmdIntervene(const Args& args, const std::string& device);
 // weights MODEL --feature L:F [--kind virtual] [--direction up|down] [--top N] [--tokens A|B]
 int cmdWeights(const Args& args, const std::string& device);
+// sweep MODEL --template "calc: {a}+{b}=" --a 0..99 --b 0..99 [--feature L:F ...] [--rank]
+int cmdSweep(const Args& args, const std::string& device);
 // validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)
 int cmdValidate(const Args& args, const std::string& device);
 // graph import | export | prune | info

@@ -91,6 +91,11 @@ commands:
   weights MODEL --feature L:F [--transcoder T] [--kind virtual] [--direction up|down] [--top N]
           [--tokens "A|B|..."] [--json]       {"feature", "kind", "partners": [{"layer","feature",
                                                "weight","virtual"}], "tokens": [{"token","input","output"}]}
+  sweep MODEL --template "calc: {a}+{b}=" [--a 0..99] [--b 0..99] [--position -1] [--feature L:F ...]
+        [--rank] [--top N] [--transcoder T] [--json]
+                                              {"template","a","b","prompts","seconds","features":
+                                               [{"layer","feature","grid",...}],"ranked":[{"layer",
+                                               "feature","structure","group","explained",...}]}
   validate MODEL --text P [--transcoder T] [--top N] [--op ablate|scale:-1] [--json]
                                               {"targets", "points": [{"node", "predicted",
                                                "actual_constrained", "actual_free"}],
@@ -607,6 +612,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdValidate(args, device);
         if (command == "weights")
             return cs::cli::cmdWeights(args, device);
+        if (command == "sweep")
+            return cs::cli::cmdSweep(args, device);
         if (command == "graph")
             return cs::cli::cmdGraph(args, device);
         if (command == "features")
