@@ -158,6 +158,12 @@ std::vector<int64_t> connectedNodes(const Graph& graph, const std::vector<int64_
     return out;
 }
 
+namespace {
+PerturbationResult perturbFeatures(const ReplacementContext& ctx, const Graph& graph,
+    const std::vector<FeatureInfo>& features, const std::vector<int64_t>& sources, double factor,
+    const std::vector<int64_t>& watch);
+} // namespace
+
 PerturbationResult perturb(const ReplacementContext& ctx, const Graph& graph, const std::vector<int64_t>& sources,
     double factor, std::vector<int64_t> watch)
 {
@@ -181,7 +187,18 @@ PerturbationResult perturb(const ReplacementContext& ctx, const Graph& graph, co
             throw Error("node " + (w >= 0 && w < graph.size() ? graph::nodeId(graph, w) : str(w))
                 + " is neither a feature nor a logit node: its activity is not measured");
     at::NoGradGuard noGrad;
-    const std::vector<FeatureInfo> features = readFeatures(ctx, graph);
+    return perturbFeatures(ctx, graph, readFeatures(ctx, graph), sources, factor, watch);
+}
+
+namespace {
+
+// perturb() once its arguments are checked and the graph's features read (validateGraph reads
+// them once for all its perturbations).
+PerturbationResult perturbFeatures(const ReplacementContext& ctx, const Graph& graph,
+    const std::vector<FeatureInfo>& features, const std::vector<int64_t>& sources, double factor,
+    const std::vector<int64_t>& watch)
+{
+    const graph::KindRanges r = graph.ranges();
     const auto info
         = [&](int64_t node) -> const FeatureInfo& { return features[static_cast<size_t>(node - r.features.begin)]; };
     const graph::Adjacency& A = graph.adjacency;
@@ -280,6 +297,8 @@ PerturbationResult perturb(const ReplacementContext& ctx, const Graph& graph, co
     return out;
 }
 
+} // namespace
+
 double pearson(const std::vector<double>& x, const std::vector<double>& y)
 {
     const size_t n = std::min(x.size(), y.size());
@@ -310,8 +329,14 @@ Validation validateGraph(const ReplacementContext& ctx, const Graph& graph, int6
     const graph::KindRanges r = graph.ranges();
     if (r.logits.size() == 0)
         throw Error("the graph has no logit node: there is no target to validate against");
-    const graph::Pruner pruner(graph);
+    if (!ctx.model || !ctx.transcoders)
+        throw Error("validate: the replacement context is empty");
+    if (!std::isfinite(factor))
+        throw Error("the perturbation's factor must be a finite number");
+    const graph::Pruner pruner(graph); // (validates the graph)
     const std::vector<float>& influence = pruner.influence();
+    at::NoGradGuard noGrad;
+    const std::vector<FeatureInfo> features = readFeatures(ctx, graph);
     std::vector<int64_t> top(static_cast<size_t>(r.features.size()));
     std::iota(top.begin(), top.end(), r.features.begin);
     std::stable_sort(top.begin(), top.end(),
@@ -330,7 +355,7 @@ Validation validateGraph(const ReplacementContext& ctx, const Graph& graph, int6
         for (int64_t k = 0; k < column.size; ++k)
             if (inTop.count(column.targets[k]))
                 watch.push_back(column.targets[k]);
-        const PerturbationResult p = perturb(ctx, graph, { node }, factor, watch);
+        const PerturbationResult p = perturbFeatures(ctx, graph, features, { node }, factor, watch);
         for (const NodeActivity& a : p.nodes) {
             const double predicted = a.predictedConstrained - a.initial, predictedFree = a.predictedFree - a.initial;
             const double actualConstrained = a.actualConstrained - a.initial, actualFree = a.actualFree - a.initial;
