@@ -34,6 +34,13 @@ double factorOf(const QString& op, double value)
     return std::nan("");
 }
 
+// The four numbers of an edit's effect on one node, as the validation page's points hold them.
+template<typename Point> QVariantMap effectMap(const Point& p)
+{
+    return { { QStringLiteral("predicted"), p.predicted }, { QStringLiteral("actualConstrained"), p.actualConstrained },
+        { QStringLiteral("predictedFree"), p.predictedFree }, { QStringLiteral("actualFree"), p.actualFree } };
+}
+
 QString editText(const QString& op, double factor)
 {
     return op == QLatin1String("ablate") ? QStringLiteral("ablate")
@@ -166,27 +173,21 @@ void ExplorerValidation::validate(int n, const QString& op, double value)
             if (graph != m_core.m_graph)
                 return;
             m_points.clear();
-            for (const auto& p : v->points)
-                m_points.append(QVariantMap {
-                    { QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, p.node)) },
-                    { QStringLiteral("title"), caption(p.node) },
-                    { QStringLiteral("influence"), p.influence },
-                    { QStringLiteral("predicted"), p.predicted },
-                    { QStringLiteral("actualConstrained"), p.actualConstrained },
-                    { QStringLiteral("predictedFree"), p.predictedFree },
-                    { QStringLiteral("actualFree"), p.actualFree },
-                });
+            for (const auto& p : v->points) {
+                QVariantMap point = effectMap(p);
+                point.insert(QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, p.node)));
+                point.insert(QStringLiteral("title"), caption(p.node));
+                point.insert(QStringLiteral("influence"), p.influence);
+                m_points.append(point);
+            }
             m_downstreamPoints.clear();
-            for (const auto& d : v->downstream)
-                m_downstreamPoints.append(QVariantMap {
-                    { QStringLiteral("sourceId"), qs(cs::graph::nodeId(*graph, d.source)) },
-                    { QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, d.node)) },
-                    { QStringLiteral("title"), caption(d.node) },
-                    { QStringLiteral("predicted"), d.predicted },
-                    { QStringLiteral("actualConstrained"), d.actualConstrained },
-                    { QStringLiteral("predictedFree"), d.predictedFree },
-                    { QStringLiteral("actualFree"), d.actualFree },
-                });
+            for (const auto& d : v->downstream) {
+                QVariantMap point = effectMap(d);
+                point.insert(QStringLiteral("sourceId"), qs(cs::graph::nodeId(*graph, d.source)));
+                point.insert(QStringLiteral("nodeId"), qs(cs::graph::nodeId(*graph, d.node)));
+                point.insert(QStringLiteral("title"), caption(d.node));
+                m_downstreamPoints.append(point);
+            }
             m_correlationConstrained = v->correlation.constrained;
             m_correlationFree = v->correlation.free;
             m_downstreamCorrelationConstrained = v->downstreamCorrelation.constrained;

@@ -106,8 +106,9 @@ int cmdWeights(const Args& args, const std::string& device)
     // feature, and how much the feature's decoders promote each token.
     Json tokens = Json::array();
     if (const auto list = args.value("tokens")) {
-        const at::Tensor in = weights::embeddingToFeatures(*model, *set, layer).select(0, feature);
-        const at::Tensor out = weights::featureToLogits(*model, *set, layer).select(0, feature);
+        const at::Tensor id = at::tensor(std::vector<int64_t> { feature }, at::kLong);
+        const at::Tensor in = weights::embeddingToFeatures(*model, *set, layer, id).select(0, 0);
+        const at::Tensor out = weights::featureToLogits(*model, *set, layer, id).select(0, 0);
         for (const std::string& text : splitBars(*list)) {
             const auto ids = model->tokenizer().encode(text, false);
             if (ids.size() != 1)

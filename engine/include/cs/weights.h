@@ -59,12 +59,15 @@ std::vector<Partner> virtualPartners(const model::Model& model, const transcoder
     int64_t feature, Direction direction, int64_t top);
 
 // Each feature of `layer`'s summed decoders through the final norm's weight and the unembedding,
-// [n_features, vocab] float32 (on the CPU).
-at::Tensor featureToLogits(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer);
+// [n_features, vocab] float32 (on the CPU); only the features `ids` (int64 [k]) when given,
+// [k, vocab], so one feature's plot does not cost a whole layer's (n_features x vocab floats).
+at::Tensor featureToLogits(
+    const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer, const at::Tensor& ids = {});
 // Each token's embedding (times the model's embedding scale) as `layer`'s features would read it
 // alone (through the layer's input norm when they read there), through the encoder:
-// [n_features, vocab] float32 (on the CPU).
-at::Tensor embeddingToFeatures(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer);
+// [n_features, vocab] float32 (on the CPU); [k, vocab] for the features `ids` when given.
+at::Tensor embeddingToFeatures(
+    const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer, const at::Tensor& ids = {});
 
 // "up" / "down" -> Direction; throws cs::Error otherwise.
 Direction directionFromName(const std::string& name);

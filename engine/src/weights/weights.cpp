@@ -131,16 +131,20 @@ std::vector<Partner> virtualPartners(const model::Model& model, const transcoder
     return all;
 }
 
-at::Tensor featureToLogits(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer)
+at::Tensor featureToLogits(
+    const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer, const at::Tensor& ids)
 {
     checkLayer(set, layer);
     at::NoGradGuard noGrad;
     const at::Tensor& unembed = model.weight("unembed.weight"); // [vocab, d_model]
-    const at::Tensor direction = set.decoder(layer).sum(1) * normWeight(model, "final_norm.weight"); // [F, d_model]
+    const at::Tensor decoders = ids.defined() ? set.decoderRows(layer, ids.to(set.device(), at::kLong))
+                                              : set.decoder(layer); // [k, n_targets, d_model]
+    const at::Tensor direction = decoders.sum(1) * normWeight(model, "final_norm.weight"); // [k, d_model]
     return at::matmul(direction, unembed.t()).cpu();
 }
 
-at::Tensor embeddingToFeatures(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer)
+at::Tensor embeddingToFeatures(
+    const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer, const at::Tensor& ids)
 {
     checkLayer(set, layer);
     at::NoGradGuard noGrad;
@@ -158,7 +162,9 @@ at::Tensor embeddingToFeatures(const model::Model& model, const transcoder::Tran
                 x = x + model.weight(prefix + "bias");
         }
     }
-    return at::matmul(set.encoder(layer), x.t()).cpu();
+    const at::Tensor encoder
+        = ids.defined() ? set.encoder(layer).index_select(0, ids.to(set.device(), at::kLong)) : set.encoder(layer);
+    return at::matmul(encoder, x.t()).cpu();
 }
 
 Direction directionFromName(const std::string& name)
