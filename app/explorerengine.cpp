@@ -16,20 +16,6 @@ namespace cs::app {
 
 namespace fs = std::filesystem;
 
-std::string findFeatureStore(const std::string& modelFolder, const std::string& transcoderFolder)
-{
-    const fs::path set(transcoderFolder);
-    const std::string name = set.filename().empty() ? set.parent_path().filename().string() : set.filename().string();
-    const fs::path shipped = fs::path(modelFolder) / "features" / (name + ".db");
-    std::error_code ec;
-    if (fs::is_regular_file(shipped, ec))
-        return shipped.string();
-    const fs::path beside = set / "features.db";
-    if (fs::is_regular_file(beside, ec))
-        return beside.string();
-    return {};
-}
-
 ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const cs::model::Model> model,
     const std::string& transcoder, const std::string& storePath)
 {
@@ -48,7 +34,7 @@ ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const 
     info.featuresPerLayer = set->nFeatures();
 
     std::unique_ptr<cs::features::FeatureStore> store;
-    const std::string path = storePath.empty() ? findFeatureStore(model->folder(), folder) : storePath;
+    const std::string path = storePath.empty() ? cs::features::findStore(model->folder(), folder) : storePath;
     if (!path.empty()) {
         try {
             store = cs::features::FeatureStore::open(path, false);

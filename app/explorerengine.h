@@ -55,10 +55,6 @@ struct ResourcesInfo {
     int64_t storeFeatures = 0;
 };
 
-// The feature store that belongs to a transcoder folder: MODEL/features/NAME.db for a set
-// shipped as MODEL/transcoders/NAME, else TRANSCODER_FOLDER/features.db. Empty when neither exists.
-std::string findFeatureStore(const std::string& modelFolder, const std::string& transcoderFolder);
-
 // Loads the transcoder set (a shipped name such as "clt" or a folder) for `model` and its
 // feature store (storePath, or found by findFeatureStore when empty), replacing what
 // `resources` held. Throws cs::Error when the set cannot load or does not fit the model; a

@@ -11,19 +11,23 @@
 #include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/replacement.h"
+#include "cs/sweep.h"
 #include "cs/validation.h"
 #include "cs/weights.h"
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <QFile>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <png.h>
 #include <torch/version.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -776,10 +780,37 @@ private Q_SLOTS:
     }
 
     // weights: the JSON's keys; the partners the engine's virtualPartners gives; the token plots
-    // against featureToLogits / embeddingToFeatures; era and twera refused until they are built.
+    // against featureToLogits / embeddingToFeatures; by TWERA, the partners weights::partners
+    // reads from the store shipped with tinyworld; bad requests refused.
     void weights()
     {
         const auto ctx = dallasContext();
+        {
+            const std::string storePath = cs::features::findStore(
+                ctx.model->folder(), cs::transcoder::resolveTranscoderFolder(ctx.model->folder(), "clt"));
+            QVERIFY(!storePath.empty());
+            auto store = cs::features::FeatureStore::open(storePath);
+            const auto want = cs::weights::partners(*ctx.model, *ctx.transcoders, store.get(), 3, 321,
+                cs::weights::Direction::Up, cs::weights::Kind::Twera, 5);
+            QCOMPARE(want.partners.size(), size_t(5));
+            Run t = cli({ "--device", "cpu", "weights", "tinyworld", "--feature", "3:321", "--direction", "up",
+                "--kind", "twera", "--top", "5", "--json" });
+            QVERIFY2(t.exitCode == 0, qPrintable(t.err));
+            const Json tj = t.json();
+            QCOMPARE(tj["kind"].get<std::string>(), std::string("twera"));
+            QCOMPARE(tj["coactivating"].get<int64_t>(), want.coactivating);
+            for (size_t i = 0; i < want.partners.size(); ++i) {
+                const Json& p = tj["partners"][i];
+                for (const char* key : { "layer", "feature", "weight", "virtual", "era", "twera", "coactivations" })
+                    QVERIFY2(p.contains(key), key);
+                QCOMPARE(p["layer"].get<int64_t>(), want.partners[i].layer);
+                QCOMPARE(p["feature"].get<int64_t>(), want.partners[i].feature);
+                QCOMPARE(p["coactivations"].get<int64_t>(), want.partners[i].coactivations);
+                QVERIFY(std::abs(p["twera"].get<double>() - want.partners[i].twera) < 1e-6);
+                QCOMPARE(p["weight"].get<double>(), p["twera"].get<double>());
+                QVERIFY(p["coactivations"].get<int64_t>() > 0);
+            }
+        }
         const auto expected
             = cs::weights::virtualPartners(*ctx.model, *ctx.transcoders, 3, 321, cs::weights::Direction::Up, 6);
         Run r = cli({ "--device", "cpu", "weights", "tinyworld", "--feature", "3:321", "--direction", "up", "--top",
@@ -798,8 +829,9 @@ private Q_SLOTS:
         const int64_t austin = ctx.model->tokenizer().encode(" Austin", false).at(0);
         QVERIFY(std::abs(j["tokens"][0]["output"].get<double>() - out[321][austin].item<double>()) < 1e-4);
         const std::vector<std::pair<QStringList, QString>> bad
-            = { { { "--kind", "era" }, "co-activation" }, { { "--kind", "x" }, "--kind must be" },
-                  { { "--direction", "left" }, "--direction must be" }, { { "--tokens", " Dallas" }, "not one" } };
+            = { { { "--store", "/nonexistent/features.db" }, "no such feature store" },
+                  { { "--kind", "x" }, "--kind must be" }, { { "--direction", "left" }, "--direction must be" },
+                  { { "--tokens", " Dallas" }, "not one" } };
         for (const auto& [extra, phrase] : bad) {
             Run e = cli(QStringList { "--device", "cpu", "weights", "tinyworld", "--feature", "3:321" } + extra);
             QCOMPARE(e.exitCode, 1);
@@ -807,6 +839,71 @@ private Q_SLOTS:
         }
         Run noFeature = cli({ "--device", "cpu", "weights", "tinyworld" });
         QVERIFY(noFeature.exitCode == 1 && noFeature.err.contains("--feature"));
+    }
+
+    // sweep: the grids of --feature and the ranked features equal the engine's sweep; --out writes
+    // sweep.json (what --json prints) and a heat map per grid, whose pixels follow the grid (the
+    // largest cell at viridis' top colour, a zero cell at its bottom one).
+    void sweep()
+    {
+        const auto ctx = dallasContext();
+        cs::sweep::SweepOptions o;
+        o.templateText = "calc: {a}+{b}=";
+        for (int64_t v = 0; v < 12; ++v)
+            o.a.push_back(v);
+        o.b = { 3, 9, 14, 59 };
+        const auto want = cs::sweep::sweep(*ctx.model, *ctx.transcoders, o);
+        const QString dir = m_dir.filePath("sweep-out");
+        Run r = cli({ "--device", "cpu", "sweep", "tinyworld", "--template", "calc: {a}+{b}=", "--a", "0..11", "--b",
+            "3,9,14,59", "--feature", "0:241", "--rank", "--top", "2", "--out", dir, "--json" });
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json j = r.json();
+        QFile saved(dir + "/sweep.json");
+        QVERIFY(saved.open(QIODevice::ReadOnly));
+        QCOMPARE(Json::parse(saved.readAll().toStdString()), j);
+        QCOMPARE(j["ranked"].size(), size_t(2));
+        QCOMPARE(j["features"].size(), size_t(3)); // 0:241 and the two ranked (if 0:241 is not one of them)
+        for (const Json& f : j["features"]) {
+            const int64_t layer = f["layer"], feature = f["feature"];
+            const at::Tensor g = want.activations[size_t(layer)].select(2, feature);
+            QCOMPARE(f["grid"].size(), size_t(12));
+            double maxValue = 0;
+            int64_t maxRow = 0, maxCol = 0, zeroRow = -1, zeroCol = -1;
+            for (int64_t i = 0; i < 12; ++i)
+                for (int64_t k = 0; k < 4; ++k) {
+                    const double v = f["grid"][size_t(i)][size_t(k)].get<double>();
+                    QVERIFY(std::abs(v - g[i][k].item<double>()) < 1e-5);
+                    if (v > maxValue) {
+                        maxValue = v;
+                        maxRow = i;
+                        maxCol = k;
+                    }
+                    if (v == 0 && zeroRow < 0) {
+                        zeroRow = i;
+                        zeroCol = k;
+                    }
+                }
+            // The image: 4 px a cell, rows a, columns b.
+            QFile file(dir + "/" + QString::fromStdString(f["image"].get<std::string>()));
+            QVERIFY(file.open(QIODevice::ReadOnly));
+            const QByteArray bytes = file.readAll();
+            png_image image {};
+            image.version = PNG_IMAGE_VERSION;
+            QVERIFY(png_image_begin_read_from_memory(&image, bytes.constData(), size_t(bytes.size())));
+            image.format = PNG_FORMAT_RGB;
+            QCOMPARE(int(image.width), 4 * 4);
+            QCOMPARE(int(image.height), 12 * 4);
+            std::vector<uint8_t> pixels(PNG_IMAGE_SIZE(image));
+            QVERIFY(png_image_finish_read(&image, nullptr, pixels.data(), 0, nullptr));
+            const auto pixel = [&](int64_t row, int64_t col) { // a cell's centre
+                const size_t at = size_t(((row * 4 + 2) * 16 + col * 4 + 2) * 3);
+                return std::array<int, 3> { pixels[at], pixels[at + 1], pixels[at + 2] };
+            };
+            if (maxValue > 0)
+                QVERIFY((pixel(maxRow, maxCol) == std::array<int, 3> { 253, 231, 37 }));
+            if (zeroRow >= 0)
+                QVERIFY((pixel(zeroRow, zeroCol) == std::array<int, 3> { 68, 1, 84 }));
+        }
     }
 
     // graph export / prune / import / info on a graph file written here: the counts and

@@ -1,11 +1,13 @@
 // Building a feature store: on a small corpus the stored statistics and examples equal a
-// brute-force computation over every token; an interrupted build resumed equals one
-// uninterrupted run; labels survive a rebuild.
+// brute-force computation over every token, and so do the co-activation statistics of every
+// pair, the partners kept by ERA and TWERA and the partner rankings read from them; an
+// interrupted build resumed equals one uninterrupted run; labels survive a rebuild.
 #include "hf_fixtures.h"
 
 #include "cs/error.h"
 #include "cs/features.h"
 #include "cs/transcoder_train.h"
+#include "cs/weights.h"
 
 #include <ATen/ATen.h>
 #include <QTemporaryDir>
@@ -16,6 +18,8 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#include <set>
+#include <tuple>
 
 using namespace cs;
 
@@ -53,10 +57,10 @@ struct Fixture {
     std::shared_ptr<const model::Model> model;
     std::shared_ptr<const transcoder::TranscoderSet> tc;
     std::string corpus;
-    Fixture(int lines = 60)
+    Fixture(int lines = 60, int64_t layers = 2)
     {
         test::TinySpec spec;
-        spec.nLayers = 2;
+        spec.nLayers = layers;
         model = model::Model::load(test::writeTinyModel(dir.filePath("m"), spec).toStdString(), { "cpu", true });
         tc = randomClt(model->config(), 12);
         corpus = writeCorpus(dir, lines);
@@ -203,6 +207,152 @@ private Q_SLOTS:
         QCOMPARE(card.bottomLogits.front().id, logits.argmin().item<int64_t>());
     }
 
+    // Co-activation statistics of every pair (3 layers: pairs across one and two layers) against
+    // sums over every token position; then the partners a store keeps and the rankings by V,
+    // ERA and TWERA against the same brute force.
+    void coactivationsMatchBruteForce()
+    {
+        Fixture fx(60, 3);
+        const int64_t L = 3, F = 12;
+        features::BuildOptions o;
+        o.contextLength = 16;
+        o.batchContexts = 3;
+        o.maxTokens = 0;
+        o.coactivationPartners = 0; // every pair
+        const auto result = features::build(fx.model, fx.tc, fx.corpus, fx.db("all.db"), o);
+        o.coactivationPartners = 2;
+        features::build(fx.model, fx.tc, fx.corpus, fx.db("kept.db"), o);
+        auto all = features::FeatureStore::open(fx.db("all.db"));
+        auto kept = features::FeatureStore::open(fx.db("kept.db"));
+        QVERIFY(all->hasCoactivations() && kept->hasCoactivations());
+
+        transcoder::TokenRows rows(fx.corpus,
+            std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &fx.model->tokenizer()),
+            o.contextLength);
+        at::Tensor ids = rows.next(1 << 20);
+        std::vector<at::Tensor> inputs(static_cast<size_t>(L));
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& v) {
+            if (hook == model::Hook::MlpIn)
+                inputs[static_cast<size_t>(layer)] = v;
+        };
+        fx.model->forward(ids, fo);
+        std::vector<at::Tensor> acts; // per layer [positions, F] float64, the BOS position zero
+        for (int64_t l = 0; l < L; ++l) {
+            at::Tensor a = fx.tc->encode(l, inputs[static_cast<size_t>(l)]).to(at::kDouble);
+            a.select(1, 0).zero_();
+            acts.push_back(a.reshape({ -1, F }));
+        }
+        const double tokens = static_cast<double>(result.tokens);
+        int64_t pairs = 0;
+        for (int64_t lt = 1; lt < L; ++lt)
+            for (int64_t ft = 0; ft < F; ++ft) {
+                const at::Tensor targetActs = acts[static_cast<size_t>(lt)].select(1, ft);
+                const at::Tensor on = (targetActs > 0).to(at::kDouble);
+                const auto list = all->coactivations(lt, ft, true);
+                QCOMPARE(list.partners, static_cast<int64_t>(list.kept.size()));
+                size_t next = 0;
+                for (int64_t ls = 0; ls < lt; ++ls) {
+                    const at::Tensor as = acts[static_cast<size_t>(ls)];
+                    const at::Tensor count = ((as > 0).to(at::kDouble) * on.unsqueeze(1)).sum(0); // [F]
+                    const at::Tensor sourceSum = (as * on.unsqueeze(1)).sum(0);
+                    const at::Tensor productSum = (as * targetActs.unsqueeze(1)).sum(0);
+                    for (int64_t fs = 0; fs < F; ++fs) {
+                        const auto n = static_cast<int64_t>(count[fs].item<double>());
+                        if (n == 0)
+                            continue;
+                        ++pairs;
+                        QVERIFY2(next < list.kept.size(), "a pair that fired together is missing");
+                        const auto& c = list.kept[next++];
+                        QCOMPARE(c.layer, ls);
+                        QCOMPARE(c.feature, fs);
+                        QCOMPARE(c.count, n);
+                        QVERIFY(std::abs(c.sourceSum - sourceSum[fs].item<double>()) <= 1e-5 * c.sourceSum);
+                        QVERIFY(std::abs(c.productSum - productSum[fs].item<double>()) <= 1e-5 * c.productSum);
+                        // The same pair, read from the source's side.
+                        bool found = false;
+                        for (const auto& d : all->coactivations(ls, fs, false).kept)
+                            if (d.layer == lt && d.feature == ft) {
+                                found
+                                    = d.count == c.count && d.sourceSum == c.sourceSum && d.productSum == c.productSum;
+                                break;
+                            }
+                        QVERIFY(found);
+                    }
+                }
+                QCOMPARE(next, list.kept.size()); // and no pair that never fired together
+            }
+        QCOMPARE(result.coactivationPairs, pairs);
+        QVERIFY(pairs > 50);
+
+        // ERA and TWERA of every pair, by brute force, to check what was kept and the rankings.
+        int trimmed = 0; // lists where the store kept fewer than all
+        for (int64_t l = 0; l < L; ++l)
+            for (int64_t f = 0; f < F; ++f)
+                for (const bool up : { true, false }) {
+                    const auto every = all->coactivations(l, f, up);
+                    const auto some = kept->coactivations(l, f, up);
+                    QCOMPARE(some.partners, every.partners);
+                    std::vector<std::tuple<int64_t, int64_t, double, double>> scored; // layer, feature, ERA, TWERA
+                    for (const auto& c : every.kept) {
+                        const int64_t ls = up ? c.layer : l, fs = up ? c.feature : f;
+                        const int64_t lt = up ? l : c.layer, ft = up ? f : c.feature;
+                        const double v = cs::weights::virtualWeights(*fx.model, *fx.tc, ls, lt)[fs][ft].item<double>();
+                        const double targetSum = acts[static_cast<size_t>(lt)].select(1, ft).sum().item<double>();
+                        scored.emplace_back(c.layer, c.feature, c.sourceSum / tokens * v, c.productSum / targetSum * v);
+                    }
+                    // Kept: the union of the top 2 by |ERA| and the top 2 by |TWERA|.
+                    std::set<std::pair<int64_t, int64_t>> want;
+                    for (const int which : { 0, 1 }) {
+                        auto order = scored;
+                        std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+                            return std::abs(which ? std::get<3>(x) : std::get<2>(x))
+                                > std::abs(which ? std::get<3>(y) : std::get<2>(y));
+                        });
+                        for (size_t i = 0; i < std::min<size_t>(2, order.size()); ++i)
+                            want.insert({ std::get<0>(order[i]), std::get<1>(order[i]) });
+                    }
+                    std::set<std::pair<int64_t, int64_t>> got;
+                    for (const auto& c : some.kept)
+                        got.insert({ c.layer, c.feature });
+                    QVERIFY2(got == want, qPrintable(QString("%1:%2 %3").arg(l).arg(f).arg(up ? "up" : "down")));
+                    trimmed += some.kept.size() < every.kept.size() ? 1 : 0;
+                    // The ranking by TWERA read from the store that kept every pair.
+                    const auto direction = up ? cs::weights::Direction::Up : cs::weights::Direction::Down;
+                    const auto ranked = cs::weights::partners(
+                        *fx.model, *fx.tc, all.get(), l, f, direction, cs::weights::Kind::Twera, 3);
+                    QCOMPARE(ranked.coactivating, every.partners);
+                    std::stable_sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
+                        return std::abs(std::get<3>(x)) > std::abs(std::get<3>(y));
+                    });
+                    QCOMPARE(ranked.partners.size(), std::min<size_t>(3, scored.size()));
+                    for (size_t i = 0; i < ranked.partners.size(); ++i) {
+                        const auto& p = ranked.partners[i];
+                        QVERIFY(p.statistics);
+                        QVERIFY(std::abs(p.twera - std::get<3>(scored[i])) <= 1e-4 * std::abs(std::get<3>(scored[i])));
+                        QVERIFY(std::abs(p.era - (std::get<2>(scored[i])))
+                            <= 1e-4 * std::abs(std::get<2>(scored[i])) + 1e-12);
+                    }
+                }
+        QVERIFY(trimmed >= 5);
+        // Without a store, only the weights alone.
+        QVERIFY_THROWS_EXCEPTION(Error,
+            cs::weights::partners(
+                *fx.model, *fx.tc, nullptr, 1, 0, cs::weights::Direction::Up, cs::weights::Kind::Era, 3));
+        o.coactivations = false;
+        features::build(fx.model, fx.tc, fx.corpus, fx.db("none.db"), o);
+        auto none = features::FeatureStore::open(fx.db("none.db"));
+        QVERIFY(!none->hasCoactivations());
+        QVERIFY_THROWS_EXCEPTION(Error, none->coactivations(1, 0, true));
+        QVERIFY_THROWS_EXCEPTION(Error,
+            cs::weights::partners(
+                *fx.model, *fx.tc, none.get(), 1, 0, cs::weights::Direction::Up, cs::weights::Kind::Twera, 3));
+        const auto byV = cs::weights::partners(
+            *fx.model, *fx.tc, none.get(), 1, 0, cs::weights::Direction::Up, cs::weights::Kind::Virtual, 3);
+        QCOMPARE(byV.partners.size(), size_t(3));
+        QVERIFY(!byV.partners[0].statistics);
+    }
+
     // A build stopped part-way and resumed equals one uninterrupted build, with small samples
     // so the hash sampling is exercised.
     void resumeEqualsUninterrupted()
@@ -233,8 +383,19 @@ private Q_SLOTS:
         QVERIFY(b->info().complete);
         QVERIFY(!b->buildState().has_value());
         for (int64_t l = 0; l < 2; ++l)
-            for (int64_t f = 0; f < 12; ++f)
+            for (int64_t f = 0; f < 12; ++f) {
                 QVERIFY2(sameRecord(a->card(l, f), b->card(l, f)), qPrintable(QString("%1:%2").arg(l).arg(f)));
+                // The co-activation sums too, to the last bit: they add up in the same order.
+                for (const bool up : { true, false }) {
+                    const auto x = a->coactivations(l, f, up), y = b->coactivations(l, f, up);
+                    QCOMPARE(x.partners, y.partners);
+                    QCOMPARE(x.kept.size(), y.kept.size());
+                    for (size_t i = 0; i < x.kept.size(); ++i)
+                        QVERIFY(x.kept[i].layer == y.kept[i].layer && x.kept[i].feature == y.kept[i].feature
+                            && x.kept[i].count == y.kept[i].count && x.kept[i].sourceSum == y.kept[i].sourceSum
+                            && x.kept[i].productSum == y.kept[i].productSum);
+                }
+            }
         // Other options cannot resume someone's state.
         QVERIFY_THROWS_EXCEPTION(Cancelled,
             features::build(fx.model, fx.tc, fx.corpus, fx.db("other.db"), o,

@@ -30,6 +30,7 @@
 #include <set>
 #include <unistd.h>
 
+using cs::features::CoActivationList;
 using cs::features::Example;
 using cs::features::FeatureRecord;
 using cs::features::FeatureStore;
@@ -514,6 +515,10 @@ private Q_SLOTS:
                                          << "its table \"labels\" is not the one Circuitscope creates";
         QTest::newRow("an extra index") << "index.db"
                                         << "holds a index \"i\" that Circuitscope does not create";
+        QTest::newRow("version 2 without its table") << "v2.db"
+                                                     << "says version 2 but has the tables of version 1";
+        QTest::newRow("version 1 with version 2's table") << "v1.db"
+                                                          << "says version 1 but has the tables of version 2";
     }
 
     void refusals()
@@ -545,6 +550,8 @@ private Q_SLOTS:
                 { "view.db", "CREATE VIEW v AS SELECT * FROM features" },
                 { "column.db", "ALTER TABLE labels ADD COLUMN x TEXT" },
                 { "index.db", "CREATE INDEX i ON labels(label)" },
+                { "v2.db", "DROP TABLE coactivations" },
+                { "v1.db", "UPDATE meta SET value = '1' WHERE key = 'version'" },
             };
             if (const auto it = damage.find(name); it != damage.end())
                 rawExec(file, it->second);
@@ -567,6 +574,98 @@ private Q_SLOTS:
             QVERIFY(f.open(QIODevice::ReadOnly));
             QCOMPARE(f.readAll(), before);
         }
+    }
+
+    // Co-activation lists round-trip; lists on the wrong side or out of order are refused; a
+    // damaged list is an error; a version 1 store (no such table) opens without them and is
+    // upgraded, labels intact, when opened to write.
+    void coactivations()
+    {
+        const std::string file = path("coact.db");
+        makeStore(file, 6, 31);
+        {
+            auto store = FeatureStore::open(file, true);
+            QVERIFY(!store->hasCoactivations());
+            QVERIFY(errorOf([&] { store->coactivations(1, 2, true); }).find("no co-activation statistics")
+                != std::string::npos);
+            CoActivationList up;
+            up.layer = 2;
+            up.feature = 14;
+            up.upstream = true;
+            up.partners = 7;
+            up.kept = { { 0, 3, 12, 4.5, 9.25 }, { 0, 39, 1, 0.125, 1e-9 }, { 1, 0, 400, 1e6 / 3, 7.0 } };
+            CoActivationList down;
+            down.layer = 0;
+            down.feature = 3;
+            down.upstream = false;
+            down.partners = 1;
+            down.kept = { { 2, 14, 12, 4.5, 9.25 } };
+            store->writeCoactivations({ up, down });
+            store->setLabel(2, 14, "kept");
+            QVERIFY(store->hasCoactivations());
+            const auto got = store->coactivations(2, 14, true);
+            QCOMPARE(got.partners, int64_t(7));
+            QCOMPARE(got.kept.size(), up.kept.size());
+            for (size_t i = 0; i < got.kept.size(); ++i) {
+                QCOMPARE(got.kept[i].layer, up.kept[i].layer);
+                QCOMPARE(got.kept[i].feature, up.kept[i].feature);
+                QCOMPARE(got.kept[i].count, up.kept[i].count);
+                QCOMPARE(got.kept[i].sourceSum, up.kept[i].sourceSum); // float64, exact
+                QCOMPARE(got.kept[i].productSum, up.kept[i].productSum);
+            }
+            QCOMPARE(store->coactivations(0, 3, false).kept.size(), size_t(1));
+            QVERIFY(store->coactivations(2, 6, true).kept.empty()); // fired with nothing
+            // Refused: a partner on the wrong side, out of order, more kept than partners.
+            CoActivationList bad = up;
+            bad.kept = { { 2, 1, 3, 1, 1 } };
+            QVERIFY(errorOf([&] { store->writeCoactivations({ bad }); }).find("wrong side") != std::string::npos);
+            bad.kept = { { 1, 0, 3, 1, 1 }, { 0, 3, 3, 1, 1 } };
+            QVERIFY(errorOf([&] { store->writeCoactivations({ bad }); }).find("out of order") != std::string::npos);
+            bad.partners = 1;
+            QVERIFY(errorOf([&] { store->writeCoactivations({ bad }); }).find("more") != std::string::npos);
+            QCOMPARE(store->coactivations(2, 14, true).kept.size(), size_t(3)); // a refused write changed nothing
+        }
+        // A damaged list: cut short, or a partner past the last layer.
+        const QString copy = m_dir.filePath("coact-damaged.db");
+        QFile::remove(copy);
+        QVERIFY(QFile::copy(QString::fromStdString(file), copy));
+        rawExec(copy, "UPDATE coactivations SET pairs = substr(pairs, 1, 7) WHERE layer = 2 AND feature = 14");
+        {
+            auto store = FeatureStore::open(copy.toStdString());
+            QVERIFY(errorOf([&] { store->coactivations(2, 14, true); }).find("malformed co-activation list")
+                != std::string::npos);
+        }
+        rawExec(copy,
+            "UPDATE coactivations SET pairs = x'0101ff01010000000000000000000000000000000000' "
+            "WHERE layer = 0 AND feature = 3");
+        {
+            auto store = FeatureStore::open(copy.toStdString());
+            QVERIFY(errorOf([&] { store->coactivations(0, 3, false); }).find("malformed co-activation list")
+                != std::string::npos);
+        }
+        // As version 1 wrote it.
+        rawExec(QString::fromStdString(file),
+            "DROP TABLE coactivations; UPDATE meta SET value = '1' WHERE key = 'version'; "
+            "DELETE FROM meta WHERE key = 'coactivations'");
+        {
+            auto store = FeatureStore::open(file);
+            QVERIFY(!store->hasCoactivations());
+            QCOMPARE(store->card(2, 14).label, std::string("kept"));
+        }
+        {
+            auto store = FeatureStore::open(file, true);
+            QVERIFY(!store->hasCoactivations());
+            CoActivationList one;
+            one.layer = 1;
+            one.feature = 1;
+            one.partners = 1;
+            one.kept = { { 0, 0, 2, 1.0, 2.0 } };
+            store->writeCoactivations({ one });
+        }
+        auto store = FeatureStore::open(file);
+        QVERIFY(store->hasCoactivations());
+        QCOMPARE(store->coactivations(1, 1, true).kept.front().productSum, 2.0);
+        QCOMPARE(store->card(2, 14).label, std::string("kept"));
     }
 
     // A store that carries SQL of its own (the trigger a mutation campaign planted): it is refused

@@ -55,6 +55,8 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
     o.topK = args.intOr("top-k", o.topK);
     o.window = args.intOr("window", o.window);
     o.checkpointEvery = args.intOr("checkpoint-every", o.checkpointEvery);
+    o.coactivations = !args.flag("no-coactivations");
+    o.coactivationPartners = args.intOr("coactivation-partners", o.coactivationPartners);
 
     const bool tty = isatty(fileno(stderr));
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(60);
@@ -85,6 +87,7 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
     const nlohmann::json j = { { "out", *out }, { "tokens", r.tokens }, { "contexts", r.contexts },
         { "seconds", r.seconds }, { "tokens_per_second", r.tokensPerSecond },
         { "resumed_from_tokens", r.resumedFromTokens }, { "bytes", r.bytes },
+        { "coactivation_pairs", r.coactivationPairs },
         { "mb_per_million_tokens", r.tokens > 0 ? double(r.bytes) / 1048576.0 / (double(r.tokens) / 1e6) : 0.0 } };
     if (args.flag("json")) {
         std::cout << j.dump() << "\n";
@@ -92,7 +95,9 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
         std::cout << "feature store " << *out << ": " << r.tokens << " tokens in " << r.contexts << " contexts, "
                   << r.seconds << " s (" << r.tokensPerSecond << " tokens/s)"
                   << (r.resumedFromTokens > 0 ? ", resumed at " + std::to_string(r.resumedFromTokens) + " tokens" : "")
-                  << ", " << double(r.bytes) / 1048576.0 << " MB\n";
+                  << ", " << double(r.bytes) / 1048576.0 << " MB"
+                  << (o.coactivations ? ", " + std::to_string(r.coactivationPairs) + " co-activating pairs" : "")
+                  << "\n";
     }
     return 0;
 }

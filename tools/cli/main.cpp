@@ -88,11 +88,13 @@ commands:
                                               {"before": {"top"}, "after": {"top"}, "logit_delta",
                                                "demeaned_logit_delta", "changed", "direct_effects",
                                                "generation_mode", "generation": {"before", "after"}}
-  weights MODEL --feature L:F [--transcoder T] [--kind virtual] [--direction up|down] [--top N]
-          [--tokens "A|B|..."] [--json]       {"feature", "kind", "partners": [{"layer","feature",
-                                               "weight","virtual"}], "tokens": [{"token","input","output"}]}
+  weights MODEL --feature L:F [--transcoder T] [--kind virtual|era|twera] [--store DB]
+          [--direction up|down] [--top N] [--tokens "A|B|..."] [--json]
+                                              {"feature", "kind", "partners": [{"layer","feature",
+                                               "weight","virtual","era","twera","coactivations"}],
+                                               "tokens": [{"token","input","output"}]}
   sweep MODEL --template "calc: {a}+{b}=" [--a 0..99] [--b 0..99] [--position -1] [--feature L:F ...]
-        [--rank] [--top N] [--transcoder T] [--json]
+        [--rank] [--top N] [--transcoder T] [--out DIR] [--json]
                                               {"template","a","b","prompts","seconds","features":
                                                [{"layer","feature","grid",...}],"ranked":[{"layer",
                                                "feature","structure","group","explained",...}]}
@@ -115,7 +117,8 @@ commands:
                                                "neuronpedia_subgraph_scores","prune_ms",...}
   graph info IN [--json]                      prompt, nodes by kind, edges, scores, metadata
   features build MODEL --corpus FILE --out DB [--transcoder clt] [--tokens N] [--context 64] [--window W]
-                 [--top-k K] [--batch-size B] [--checkpoint-every N] [--json]
+                 [--top-k K] [--batch-size B] [--checkpoint-every N]
+                 [--no-coactivations | --coactivation-partners K] [--json]
                                               streams the corpus through model and transcoders; progress
                                               bar; Ctrl-C saves the state and the same command resumes
   features show DB LAYER:FEATURE [--json]     a feature's card: label, frequency, max, quantiles, histogram,

@@ -2,9 +2,12 @@
 // against chosen tokens; circuitscope-cli sweep: operand plots over a template's grid and the
 // features ranked by their structure (docs/ARCHITECTURE.md §7.5; cs/weights.h, cs/sweep.h).
 #include "commands.h"
+#include "heatmap.h"
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/features.h"
+#include "cs/files.h"
 #include "cs/sweep.h"
 #include "cs/transcoder.h"
 #include "cs/weights.h"
@@ -15,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -83,24 +87,23 @@ int cmdWeights(const Args& args, const std::string& device)
     if (!spec)
         throw Error("weights needs the feature: --feature LAYER:FEATURE");
     const auto [layer, feature] = parseFeature(*spec);
-    const std::string kind = args.valueOr("kind", "virtual");
-    if (kind == "era" || kind == "twera")
-        throw Error("--kind " + kind
-            + " needs co-activation statistics from the feature store, which Circuitscope does not gather yet; "
-              "--kind virtual is the weights alone");
-    if (kind != "virtual")
-        throw Error("--kind must be virtual, era or twera, not \"" + kind + "\"");
+    const weights::Kind kind = weights::kindFromName(args.valueOr("kind", "virtual"));
     const weights::Direction direction = weights::directionFromName(args.valueOr("direction", "down"));
     const int64_t top = args.intOr("top", 20);
 
     auto model = model::Model::load(folder, { device, true });
-    auto set = transcoder::TranscoderSet::load(
-        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
+    const std::string setFolder = transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt"));
+    auto set = transcoder::TranscoderSet::load(setFolder, { device, true });
     set->checkFits(model->config());
+    // The co-activation statistics for ERA and TWERA: --store, else the store shipped with the set.
+    const std::string storePath = args.valueOr("store", features::findStore(folder, setFolder));
+    std::unique_ptr<features::FeatureStore> store;
+    if (!storePath.empty())
+        store = features::FeatureStore::open(storePath);
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<weights::Partner> partners
-        = weights::virtualPartners(*model, *set, layer, feature, direction, top);
+    const weights::Partners found = weights::partners(*model, *set, store.get(), layer, feature, direction, kind, top);
     const double queryMs = msSince(t0);
+    const auto& partners = found.partners;
 
     // Weight plots against chosen tokens: how much each token's embedding alone excites the
     // feature, and how much the feature's decoders promote each token.
@@ -122,23 +125,43 @@ int cmdWeights(const Args& args, const std::string& device)
 
     if (args.flag("json")) {
         Json list = Json::array();
-        for (const auto& p : partners)
-            list.push_back({ { "layer", p.layer }, { "feature", p.feature }, { "weight", p.virtualWeight },
-                { "virtual", p.virtualWeight } });
-        Json j = { { "feature", *spec }, { "kind", kind },
+        for (const auto& p : partners) {
+            // Without the store's numbers for a pair, era, twera and coactivations are null.
+            const auto known = [&](double v) { return p.statistics ? Json(v) : Json(nullptr); };
+            list.push_back({ { "layer", p.layer }, { "feature", p.feature }, { "weight", p.weight(kind) },
+                { "virtual", p.virtualWeight }, { "era", known(p.era) }, { "twera", known(p.twera) },
+                { "coactivations", p.statistics ? Json(p.coactivations) : Json(nullptr) } });
+        }
+        Json j = { { "feature", *spec }, { "kind", weights::kindName(kind) },
             { "direction", direction == weights::Direction::Up ? "up" : "down" }, { "partners", list },
-            { "query_ms", queryMs } };
+            { "query_ms", queryMs }, { "store", store ? Json(storePath) : Json(nullptr) } };
+        if (found.coactivating >= 0) {
+            j["coactivating"] = found.coactivating;
+            j["kept"] = found.kept;
+        }
         if (!tokens.empty())
             j["tokens"] = tokens;
         std::cout << dump(j) << "\n";
         return 0;
     }
-    std::printf("L%lld #%lld: %zu %s partners by virtual weight (%.2f ms)\n", static_cast<long long>(layer),
+    const char* kindText = kind == weights::Kind::Era ? "ERA"
+        : kind == weights::Kind::Twera                ? "TWERA"
+                                                      : "virtual weight";
+    std::printf("L%lld #%lld: %zu %s partners by %s (%.2f ms)", static_cast<long long>(layer),
         static_cast<long long>(feature), partners.size(),
-        direction == weights::Direction::Up ? "upstream" : "downstream", queryMs);
-    for (const auto& p : partners)
-        std::printf("  L%-2lld #%-6lld %+10.4f\n", static_cast<long long>(p.layer), static_cast<long long>(p.feature),
+        direction == weights::Direction::Up ? "upstream" : "downstream", kindText, queryMs);
+    if (found.coactivating >= 0)
+        std::printf("; it fired with %lld features on this side, the store keeps %lld",
+            static_cast<long long>(found.coactivating), static_cast<long long>(found.kept));
+    std::printf("\n  %-11s %10s %10s %10s %8s\n", "partner", "virtual", "ERA", "TWERA", "together");
+    for (const auto& p : partners) {
+        std::printf("  L%-2lld #%-6lld %+10.4f", static_cast<long long>(p.layer), static_cast<long long>(p.feature),
             p.virtualWeight);
+        if (p.statistics)
+            std::printf(" %+10.5f %+10.4f %8lld\n", p.era, p.twera, static_cast<long long>(p.coactivations));
+        else
+            std::printf(" %10s %10s %8s\n", "-", "-", "-");
+    }
     for (const auto& t : tokens)
         std::printf("  token %-14s input %+9.4f  output %+9.4f\n", dump(t["token"]).c_str(), t["input"].get<double>(),
             t["output"].get<double>());
@@ -186,9 +209,17 @@ int cmdSweep(const Args& args, const std::string& device)
             { "structure", sweep::structureName(f.structure) }, { "group", f.group }, { "group_mean", f.groupMean },
             { "explained", f.explained }, { "active_share", f.activeShare }, { "mean", f.meanActivation } };
     };
-    if (json) {
+    // The grids written: every --feature's, and with --out every ranked feature's too.
+    const auto out = args.value("out");
+    std::vector<std::pair<int64_t, int64_t>> gridFeatures = features;
+    if (out)
+        for (const auto& f : ranked)
+            if (std::find(gridFeatures.begin(), gridFeatures.end(), std::make_pair(f.layer, f.feature))
+                == gridFeatures.end())
+                gridFeatures.emplace_back(f.layer, f.feature);
+    const auto result = [&] {
         Json grids = Json::array();
-        for (const auto& [layer, feature] : features) {
+        for (const auto& [layer, feature] : gridFeatures) {
             const at::Tensor g = r.activations[size_t(layer)].select(2, feature).contiguous();
             Json rows = Json::array();
             for (int64_t i = 0; i < g.size(0); ++i) {
@@ -201,14 +232,31 @@ int cmdSweep(const Args& args, const std::string& device)
             entry["layer"] = layer;
             entry["feature"] = feature;
             entry["grid"] = rows;
+            if (out)
+                entry["image"] = "L" + std::to_string(layer) + "_F" + std::to_string(feature) + ".png";
             grids.push_back(entry);
         }
         Json list = Json::array();
         for (const auto& f : ranked)
             list.push_back(findingJson(f));
-        std::cout << dump({ { "template", o.templateText }, { "a", r.a }, { "b", r.b }, { "position", o.position },
-            { "prompts", r.prompts }, { "seconds", r.seconds }, { "features", grids }, { "ranked", list } })
-                  << "\n";
+        return Json { { "template", o.templateText }, { "a", r.a }, { "b", r.b }, { "position", o.position },
+            { "prompts", r.prompts }, { "seconds", r.seconds }, { "features", grids }, { "ranked", list } };
+    }();
+    if (out) {
+        // DIR/sweep.json (what --json prints) and a heat map per grid, DIR/L{layer}_F{feature}.png.
+        std::error_code ec;
+        std::filesystem::create_directories(*out, ec);
+        if (ec || !std::filesystem::is_directory(*out))
+            throw Error("cannot make the folder " + *out + (ec ? ": " + ec.message() : ""));
+        for (const auto& [layer, feature] : gridFeatures)
+            writeFileAtomically(
+                (std::filesystem::path(*out) / ("L" + std::to_string(layer) + "_F" + std::to_string(feature) + ".png"))
+                    .string(),
+                heatmapPng(r.activations[size_t(layer)].select(2, feature)));
+        writeFileAtomically((std::filesystem::path(*out) / "sweep.json").string(), dump(result) + "\n");
+    }
+    if (json) {
+        std::cout << dump(result) << "\n";
         return 0;
     }
     std::printf("%lld prompts of \"%s\" in %.2f s (%.0f prompts/s)\n", static_cast<long long>(r.prompts),
@@ -223,6 +271,8 @@ int cmdSweep(const Args& args, const std::string& device)
         std::printf("  L%-2lld #%-6lld %-9s group %-3lld explains %5.1f%%  fires on %5.1f%%  group mean %.3f\n",
             static_cast<long long>(f.layer), static_cast<long long>(f.feature), sweep::structureName(f.structure),
             static_cast<long long>(f.group), 100 * f.explained, 100 * f.activeShare, f.groupMean);
+    if (out)
+        std::printf("wrote %s/sweep.json and %zu heat maps\n", out->c_str(), gridFeatures.size());
     return 0;
 }
 

@@ -37,7 +37,9 @@ namespace cs::features {
 
 // The format name and version in the database's meta table.
 constexpr const char* kStoreFormat = "circuitscope.features";
-constexpr int kStoreVersion = 1;
+// Version 2 added the co-activation statistics (a store of version 1 opens, without them, and
+// is upgraded in place when opened to write).
+constexpr int kStoreVersion = 2;
 
 // One context (a window of corpus tokens) and one feature's activation on each of its tokens.
 struct Example {
@@ -96,6 +98,33 @@ struct StoreInfo {
     nlohmann::json buildOptions = nlohmann::json::object();
 };
 
+// What the build saw of a pair of features at the same token position, source at an earlier
+// layer than target (the residual-direct path runs within a position, cs/weights.h), summed
+// over every position where both fired: the numbers behind ERA and TWERA. Accumulated exactly
+// (every pair that ever fired together, in float64) and stored as float64.
+struct CoActivation {
+    int64_t layer = 0, feature = 0; // the partner (the source, or the target, per the list)
+    int64_t count = 0; // positions where both fired
+    double sourceSum = 0; // sum of the source's activation over them: tokens * E[a_s 1(a_t > 0)]
+    double productSum = 0; // sum of a_s * a_t: tokens * E[a_s a_t]
+};
+
+// One feature's partners on one side. The build ranks every pair it saw; a store keeps per
+// feature and side the strongest (BuildOptions::coactivationPartners by |ERA| and as many by
+// |TWERA|, their union), or all of them.
+struct CoActivationList {
+    int64_t layer = 0, feature = 0;
+    bool upstream = true; // its sources (earlier layers), else its targets (later layers)
+    int64_t partners = 0; // the features it fired with on this side, kept or not
+    std::vector<CoActivation> kept; // by layer and feature
+};
+
+// A feature's totals over the build (the features table's first columns), without its examples.
+struct FeatureTotals {
+    int64_t tokens = 0, activeTokens = 0;
+    double actSum = 0; // tokens * E[a]
+};
+
 struct SearchHit {
     int64_t layer = 0;
     int64_t feature = 0;
@@ -127,6 +156,15 @@ public:
     // (layer, feature) of every feature with statistics, in order; and how many there are.
     std::vector<std::pair<int64_t, int64_t>> listFeatures() const;
     int64_t count() const;
+    // The totals of a feature with statistics; nullopt for one without (it never fired).
+    std::optional<FeatureTotals> totals(int64_t layer, int64_t feature) const;
+    // Whether the build gathered co-activation statistics (a complete build of this version
+    // with them switched on).
+    bool hasCoactivations() const;
+    // The features that fired together with (layer, feature) at one position, with the counts
+    // and sums: its sources (earlier layers) when upstream, else its targets (later layers).
+    // Throws cs::Error when the store has no co-activation statistics.
+    CoActivationList coactivations(int64_t layer, int64_t feature, bool upstream) const;
     // The text of each token id (index = id), as the builder wrote it; empty when none was.
     std::vector<std::string> vocabulary() const;
 
@@ -139,6 +177,9 @@ public:
     // The text of each token id (index = id), replacing the one saved before: examples keep token
     // ids, and the circuit-tracer export and the CLI show them as text through this table.
     void writeVocabulary(const std::vector<std::string>& texts);
+    // Every feature's lists, replacing those saved before, in one transaction; marks the store
+    // as having them.
+    void writeCoactivations(const std::vector<CoActivationList>& lists);
     // An opaque resume state (the builder's heaps and counters), saved and read atomically.
     void saveBuildState(const std::vector<uint8_t>& state, const StoreInfo& info);
     std::optional<std::vector<uint8_t>> buildState() const;
@@ -168,6 +209,10 @@ nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<
 constexpr int kDescriptionContextTokens = 4;
 std::string describe(const FeatureRecord& record, const std::vector<std::string>& vocabulary);
 
+// The feature store that belongs to a transcoder folder: MODEL/features/NAME.db for a set
+// shipped as MODEL/transcoders/NAME, else TRANSCODER_FOLDER/features.db. Empty when neither exists.
+std::string findStore(const std::string& modelFolder, const std::string& transcoderFolder);
+
 // Where exportCircuitTracer puts each feature's file.
 enum class ExportLayout {
     LayerFolders, // DIR/{layer}/{feature}.json
@@ -196,6 +241,12 @@ struct BuildOptions {
     int64_t histogramBins = 32;
     int64_t logitCount = 10; // top / bottom logits and top inputs per feature
     int64_t checkpointEvery = 4000; // contexts between saved build states (a state is tens of MB)
+    // Gather co-activation statistics (every pair of features at different layers firing at the
+    // same position) for ERA and TWERA (cs/weights.h), and keep per feature and side the
+    // coactivationPartners strongest by |ERA| and as many by |TWERA| (0: every partner; on
+    // tinyworld's 2M tokens that is 2.5M pairs, 113 MB).
+    bool coactivations = true;
+    int64_t coactivationPartners = 32;
 };
 
 struct BuildProgress {
@@ -212,6 +263,7 @@ struct BuildResult {
     double tokensPerSecond = 0;
     int64_t resumedFromTokens = 0; // > 0 when a saved state was picked up
     int64_t bytes = 0; // the database's size
+    int64_t coactivationPairs = 0; // pairs of features that fired together (0 when not gathered)
 };
 
 // Streams the corpus (one text per line) through model and transcoders and writes the store at

@@ -13,4 +13,8 @@ namespace cs {
 // unresolved, and a program that binds to that copy jumps to address 0. nftw(3) is libc's.
 bool removeTree(const std::string& path, std::string* error = nullptr);
 
+// Writes `contents` to `path` through a temporary sibling renamed into place: readers see the
+// old file or the whole new one. Throws cs::Error (the path named) on failure.
+void writeFileAtomically(const std::string& path, const std::string& contents);
+
 } // namespace cs

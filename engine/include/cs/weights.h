@@ -13,6 +13,11 @@
 // the pre-activation change per unit the source writes, in units of that RMS (multiply by
 // 1 / rms to compare across layers). Attention's paths between positions are not part of it.
 //
+// ERA and TWERA (the paper's expected residual attribution and its target-weighted form) weigh
+// V by how the two features fire together on real text, from the feature store's co-activation
+// statistics (cs/features.h; E over every token position of the build):
+//   ERA_st   = E[a_s 1(a_t > 0)] V_st         TWERA_st = E[a_s a_t] / E[a_t] V_st
+//
 // Two more forms use the same reading and writing: a feature's summed decoders through the
 // final norm's weight and the unembedding (which output tokens it promotes), and a token's
 // embedding through a layer's encoder (which tokens excite it on their own).
@@ -30,6 +35,9 @@ class Model;
 namespace transcoder {
 class TranscoderSet;
 }
+namespace features {
+class FeatureStore;
+}
 } // namespace cs
 
 namespace cs::weights {
@@ -46,10 +54,26 @@ at::Tensor virtualWeights(
 
 enum class Direction { Up, Down }; // up: the sources a feature reads; down: the targets it writes to
 
+enum class Kind { Virtual, Era, Twera }; // what partners are ranked by
+
 struct Partner {
     int64_t layer = 0;
     int64_t feature = 0;
     double virtualWeight = 0;
+    // From the feature store (statistics true): ERA, TWERA and the token positions where both
+    // fired. False when there is no store with co-activation statistics, or the store did not
+    // keep this pair (it keeps each feature's strongest partners).
+    bool statistics = false;
+    double era = 0, twera = 0;
+    int64_t coactivations = 0;
+    double weight(Kind kind) const { return kind == Kind::Era ? era : kind == Kind::Twera ? twera : virtualWeight; }
+};
+
+struct Partners {
+    std::vector<Partner> partners; // by |weight(kind)|, largest first
+    // On this side, the features that fired with it at all, and how many the store kept (-1 and
+    // -1 without co-activation statistics).
+    int64_t coactivating = -1, kept = -1;
 };
 
 // The top partners of feature (layer, feature) by |V|, largest first, at most `top`: up, every
@@ -69,7 +93,19 @@ at::Tensor featureToLogits(
 at::Tensor embeddingToFeatures(
     const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer, const at::Tensor& ids = {});
 
+// The top partners of feature (layer, feature) by |V|, |ERA| or |TWERA|, at most `top`, with
+// every number the store has for each. By V the candidates are every feature of the layers on
+// that side; by ERA or TWERA they are the partners the store kept (a pair that never fired
+// together has ERA = TWERA = 0). store may be null for Kind::Virtual. Throws cs::Error for a
+// feature out of range, top < 1, ERA / TWERA without a store with co-activation statistics,
+// or a store of another shape than the set.
+Partners partners(const model::Model& model, const transcoder::TranscoderSet& set, const features::FeatureStore* store,
+    int64_t layer, int64_t feature, Direction direction, Kind kind, int64_t top);
+
 // "up" / "down" -> Direction; throws cs::Error otherwise.
 Direction directionFromName(const std::string& name);
+// "virtual" / "era" / "twera" <-> Kind; throws cs::Error for another name.
+Kind kindFromName(const std::string& name);
+const char* kindName(Kind kind);
 
 } // namespace cs::weights

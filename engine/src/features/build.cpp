@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <limits>
 #include <queue>
+#include <unordered_map>
 
 namespace cs::features {
 
@@ -31,7 +32,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kStateMagic = 0x43534653; // "CSFS"
-constexpr uint32_t kStateVersion = 1;
+constexpr uint32_t kStateVersion = 2; // 2: the co-activation pairs
 
 using io::splitmix64;
 
@@ -71,6 +72,13 @@ public:
 private:
     std::vector<Entry> m_heap;
     size_t m_size = 0;
+};
+
+// What a pair of features (source at an earlier layer) accumulates where both fire.
+struct PairStats {
+    int64_t count = 0;
+    double sourceSum = 0;
+    double productSum = 0;
 };
 
 // Per feature, everything the build accumulates.
@@ -176,14 +184,15 @@ nlohmann::json optionsJson(const BuildOptions& o, const std::string& corpus)
         { "context_length", o.contextLength }, { "batch_contexts", o.batchContexts }, { "top_k", o.topK },
         { "quantile_bands", o.quantileBands }, { "per_band", o.perBand }, { "context_sample", o.contextSample },
         { "value_sample", o.valueSample }, { "window", o.window }, { "histogram_bins", o.histogramBins },
-        { "logit_count", o.logitCount } };
+        { "logit_count", o.logitCount }, { "coactivations", o.coactivations },
+        { "coactivation_partners", o.coactivationPartners } };
 }
 
 void checkOptions(const BuildOptions& o)
 {
     if (o.maxTokens < 0 || o.contextLength < 2 || o.batchContexts < 1 || o.topK < 1 || o.quantileBands < 0
         || o.perBand < 0 || o.contextSample < 1 || o.valueSample < 1 || o.window < 0 || o.histogramBins < 1
-        || o.logitCount < 0 || o.checkpointEvery < 1)
+        || o.logitCount < 0 || o.checkpointEvery < 1 || o.coactivationPartners < 0)
         throw Error("feature store build: every count must be positive (context length at least 2)");
 }
 
@@ -286,11 +295,17 @@ public:
         };
         m_model.forward(ids, fo);
         at::Tensor idsCpu = ids.to(at::kCPU).contiguous();
+        std::vector<at::Tensor> layers;
         for (int64_t l = 0; l < L; ++l) {
             at::Tensor acts = m_tc.encode(l, inputs[static_cast<size_t>(l)]).to(at::kCPU, at::kFloat); // [n, T, F]
             acts.select(1, 0).zero_(); // the BOS position: the same in every context, never trained on
-            addLayer(l, acts.contiguous(), idsCpu, first);
+            acts = acts.contiguous();
+            addLayer(l, acts, idsCpu, first);
+            if (m_o.coactivations)
+                layers.push_back(acts);
         }
+        if (m_o.coactivations)
+            addCoactivations(layers);
         m_tokens += n * (T - 1);
         m_contexts = first + n;
     }
@@ -324,6 +339,25 @@ public:
             w.putVector(keys);
             w.putVector(values);
         }
+        // The pairs in key order, so a state's bytes do not depend on the hash table's layout.
+        std::vector<uint64_t> keys;
+        keys.reserve(m_pairs.size());
+        for (const auto& entry : m_pairs)
+            keys.push_back(entry.first);
+        std::sort(keys.begin(), keys.end());
+        std::vector<int64_t> counts;
+        std::vector<double> sums;
+        counts.reserve(keys.size());
+        sums.reserve(2 * keys.size());
+        for (uint64_t key : keys) {
+            const PairStats& p = m_pairs.at(key);
+            counts.push_back(p.count);
+            sums.push_back(p.sourceSum);
+            sums.push_back(p.productSum);
+        }
+        w.putVector(keys);
+        w.putVector(counts);
+        w.putVector(sums);
         return std::move(w.bytes);
     }
 
@@ -363,6 +397,21 @@ public:
                 a.values.commit();
             }
         }
+        const auto keys = r.getVector<uint64_t>();
+        const auto counts = r.getVector<int64_t>();
+        const auto sums = r.getVector<double>();
+        const auto total = static_cast<uint64_t>(m_acc.size());
+        if (counts.size() != keys.size() || sums.size() != 2 * keys.size())
+            throw Error(
+                "the saved build state is damaged (its co-activation lists differ): delete the store to rebuild");
+        m_pairs.clear();
+        m_pairs.reserve(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) {
+            if (keys[i] / total >= total)
+                throw Error("the saved build state is damaged (a co-activation pair is out of range): delete the store "
+                            "to rebuild");
+            m_pairs[keys[i]] = { counts[i], sums[2 * i], sums[2 * i + 1] };
+        }
         if (!r.done())
             throw Error("the saved build state is damaged (bytes left over): delete the store to rebuild");
         m_contexts = contexts;
@@ -370,15 +419,21 @@ public:
     }
 
     int64_t tokens() const { return m_tokens; }
+    int64_t pairCount() const { return static_cast<int64_t>(m_pairs.size()); }
     std::vector<FeatureRecord> records(const std::vector<std::string>& vocab) const;
+    // Per feature and side, its co-activation partners: all, or the strongest by ERA and TWERA.
+    std::vector<CoActivationList> coactivationLists() const;
 
 private:
     void addLayer(int64_t layer, const at::Tensor& acts, const at::Tensor& ids, int64_t first);
+    void addCoactivations(const std::vector<at::Tensor>& layers);
 
     const model::Model& m_model;
     const transcoder::TranscoderSet& m_tc;
     BuildOptions m_o;
     std::vector<Accumulator> m_acc;
+    // Pairs by source * (total features) + target, global ids (layer * n_features + feature).
+    std::unordered_map<uint64_t, PairStats> m_pairs;
     int64_t m_tokens = 0;
     int64_t m_contexts = 0;
 };
@@ -430,6 +485,135 @@ void Builder::addLayer(int64_t layer, const at::Tensor& acts, const at::Tensor& 
             }
         }
     }
+}
+
+// Per position, every pair of features at different layers that both fire there. The active
+// features of each layer come from one vectorized scan (nonzero, row-major: by context, then
+// position, then feature); a position's lists across layers are then walked together. Each
+// position has tens of such pairs in a sparse set (an L0 of a few per layer), so a hash table
+// of the pairs that ever co-occur is both exact and small next to the dense square.
+void Builder::addCoactivations(const std::vector<at::Tensor>& layers)
+{
+    const auto L = static_cast<int64_t>(layers.size());
+    if (L < 2)
+        return;
+    const int64_t F = m_tc.nFeatures(), T = layers[0].size(1);
+    const auto total = static_cast<uint64_t>(L * F);
+    struct Active {
+        at::Tensor index; // [k, 3] (context, position, feature)
+        at::Tensor value; // [k]
+        int64_t at = 0; // the next entry to read
+    };
+    std::vector<Active> active(static_cast<size_t>(L));
+    for (int64_t l = 0; l < L; ++l) {
+        const at::Tensor& acts = layers[static_cast<size_t>(l)];
+        Active& a = active[static_cast<size_t>(l)];
+        a.index = at::nonzero(acts > 0).contiguous();
+        a.value = acts.view({ -1 })
+                      .index({ a.index.select(1, 0) * T * F + a.index.select(1, 1) * F + a.index.select(1, 2) })
+                      .contiguous();
+    }
+    const int64_t positions = layers[0].size(0) * T;
+    std::vector<std::vector<std::pair<uint64_t, float>>> here(static_cast<size_t>(L));
+    for (int64_t p = 0; p < positions; ++p) {
+        int64_t nonEmpty = 0;
+        for (int64_t l = 0; l < L; ++l) {
+            Active& a = active[static_cast<size_t>(l)];
+            auto& list = here[static_cast<size_t>(l)];
+            list.clear();
+            const int64_t k = a.index.size(0);
+            const int64_t* idx = a.index.data_ptr<int64_t>();
+            const float* val = a.value.data_ptr<float>();
+            while (a.at < k && idx[a.at * 3] * T + idx[a.at * 3 + 1] == p) {
+                list.emplace_back(static_cast<uint64_t>(l * F + idx[a.at * 3 + 2]), val[a.at]);
+                ++a.at;
+            }
+            nonEmpty += list.empty() ? 0 : 1;
+        }
+        if (nonEmpty < 2)
+            continue;
+        for (int64_t ls = 0; ls < L; ++ls)
+            for (const auto& [s, as] : here[static_cast<size_t>(ls)])
+                for (int64_t lt = ls + 1; lt < L; ++lt)
+                    for (const auto& [t, av] : here[static_cast<size_t>(lt)]) {
+                        PairStats& stats = m_pairs[s * total + t];
+                        ++stats.count;
+                        stats.sourceSum += as;
+                        stats.productSum += static_cast<double>(as) * av;
+                    }
+    }
+}
+
+std::vector<CoActivationList> Builder::coactivationLists() const
+{
+    const int64_t L = m_tc.nLayers(), F = m_tc.nFeatures();
+    const auto total = static_cast<uint64_t>(L * F);
+    std::vector<uint64_t> keys;
+    keys.reserve(m_pairs.size());
+    for (const auto& entry : m_pairs)
+        keys.push_back(entry.first);
+    std::sort(keys.begin(), keys.end());
+    // V for every pair of layers, to rank the pairs by ERA and TWERA (cs/weights.h).
+    std::vector<at::Tensor> virtualWeights(static_cast<size_t>(L * L));
+    for (int64_t ls = 0; ls < L; ++ls)
+        for (int64_t lt = ls + 1; lt < L; ++lt)
+            virtualWeights[static_cast<size_t>(ls * L + lt)]
+                = weights::virtualWeights(m_model, m_tc, ls, lt).to(at::kCPU, at::kFloat).contiguous();
+    const double tokens = static_cast<double>(std::max<int64_t>(m_tokens, 1));
+    std::vector<double> era(keys.size()), twera(keys.size());
+    std::vector<std::vector<uint32_t>> sources(static_cast<size_t>(total)), targets(static_cast<size_t>(total));
+    for (size_t i = 0; i < keys.size(); ++i) {
+        const uint64_t s = keys[i] / total, t = keys[i] % total;
+        const PairStats& p = m_pairs.at(keys[i]);
+        const int64_t ls = static_cast<int64_t>(s) / F, lt = static_cast<int64_t>(t) / F;
+        const double v = virtualWeights[static_cast<size_t>(ls * L + lt)]
+                             .data_ptr<float>()[(static_cast<int64_t>(s) % F) * F + static_cast<int64_t>(t) % F];
+        const double targetSum = m_acc[t].sum;
+        era[i] = p.sourceSum / tokens * v;
+        twera[i] = targetSum > 0 ? p.productSum / targetSum * v : 0.0;
+        sources[t].push_back(static_cast<uint32_t>(i));
+        targets[s].push_back(static_cast<uint32_t>(i));
+    }
+    const auto keepK = static_cast<size_t>(m_o.coactivationPartners);
+    // The indices of the strongest by |score| (all when keepK is 0 or there are no more).
+    const auto strongest = [&](std::vector<uint32_t> list, const std::vector<double>& score) {
+        if (keepK > 0 && list.size() > keepK) {
+            std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(keepK), list.end(),
+                [&](uint32_t x, uint32_t y) {
+                    const double a = std::abs(score[x]), b = std::abs(score[y]);
+                    return a != b ? a > b : x < y;
+                });
+            list.resize(keepK);
+        }
+        return list;
+    };
+    std::vector<CoActivationList> out;
+    for (const bool upstream : { true, false }) {
+        const auto& byOwner = upstream ? sources : targets;
+        for (uint64_t owner = 0; owner < total; ++owner) {
+            const auto& all = byOwner[owner];
+            if (all.empty())
+                continue;
+            std::vector<uint32_t> kept = strongest(all, era);
+            for (uint32_t i : strongest(all, twera))
+                kept.push_back(i);
+            std::sort(kept.begin(), kept.end()); // by key: by partner within one owner's list
+            kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+            CoActivationList list;
+            list.layer = static_cast<int64_t>(owner) / F;
+            list.feature = static_cast<int64_t>(owner) % F;
+            list.upstream = upstream;
+            list.partners = static_cast<int64_t>(all.size());
+            for (uint32_t i : kept) {
+                const uint64_t partner = upstream ? keys[i] / total : keys[i] % total;
+                const PairStats& p = m_pairs.at(keys[i]);
+                list.kept.push_back({ static_cast<int64_t>(partner) / F, static_cast<int64_t>(partner) % F, p.count,
+                    p.sourceSum, p.productSum });
+            }
+            out.push_back(std::move(list));
+        }
+    }
+    return out;
 }
 
 std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& vocab) const
@@ -594,6 +778,9 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
     info.tokens = builder.tokens();
     info.complete = true;
     store->writeVocabulary(vocab);
+    // The pairs before the records: a store whose records say complete has its pairs too.
+    if (o.coactivations)
+        store->writeCoactivations(builder.coactivationLists());
     store->writeRecords(builder.records(vocab), info);
     store->clearBuildState();
 
@@ -604,6 +791,7 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
     const double runSeconds = std::chrono::duration<double>(Clock::now() - runStart).count();
     result.tokensPerSecond = runSeconds > 0 ? static_cast<double>(result.tokens - resumedFrom) / runSeconds : 0;
     result.resumedFromTokens = resumedFrom;
+    result.coactivationPairs = builder.pairCount();
     std::error_code ec;
     result.bytes = static_cast<int64_t>(std::filesystem::file_size(dbPath, ec));
     return result;

@@ -1,7 +1,7 @@
 // The feature store (docs/ARCHITECTURE.md §9, §11.6) on SQLite, through the sqlite3 C API.
 //
-// Schema (kStoreVersion 1). Tables without a rowid where the key is the natural one, so a
-// card is a handful of primary-key lookups.
+// Schema (kStoreVersion 2; version 1 lacks the coactivations table). Tables without a rowid where the key is the
+// natural one, so a card is a handful of primary-key lookups.
 //
 //   meta(key TEXT PRIMARY KEY, value TEXT)
 //       format = kStoreFormat, version = kStoreVersion, model, scan, n_layers, n_features,
@@ -38,6 +38,13 @@
 //       each token's text (bytes as the tokenizer gives them: may be partial UTF-8).
 //   build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB)
 //       the builder's resume state.
+//   coactivations(layer, feature, side, pairs, PRIMARY KEY(layer, feature, side))   (version 2)
+//       the features that fired with this one at the same position: side 0 its sources (earlier
+//       layers), side 1 its targets (later layers), so either query is one row. pairs is a
+//       varint (partners in all), a varint count kept, then per kept partner by global id
+//       (layer * n_features + feature) ascending: varint gap from the previous id (the first
+//       from -1), varint count, float64 sum of the source's activation, float64 sum of the
+//       product. meta coactivations = 1 once written.
 //
 // Journal: WAL while a writer has the store open, synchronous=NORMAL, so a reader reads the last
 // committed state while the builder writes. A writer that closes puts the file back in rollback
@@ -111,6 +118,13 @@ CREATE TABLE vocab(id INTEGER PRIMARY KEY, text BLOB NOT NULL);
 CREATE TABLE build_state(id INTEGER PRIMARY KEY CHECK(id = 1), state BLOB NOT NULL);
 )sql";
 
+// Version 2's addition.
+constexpr const char* kCoactivationsSchema = R"sql(
+CREATE TABLE coactivations(
+    layer INTEGER NOT NULL, feature INTEGER NOT NULL, side INTEGER NOT NULL, pairs BLOB NOT NULL,
+    PRIMARY KEY(layer, feature, side)) WITHOUT ROWID;
+)sql";
+
 constexpr const char* kTables[]
     = { "meta", "features", "names", "examples", "sequences", "labels", "vocab", "build_state" };
 
@@ -151,6 +165,8 @@ struct FeatureStore::Impl {
     std::string path;
     bool writable = false;
     int64_t nLayers = 0, nFeatures = 0; // from meta, for range checks
+    int64_t version = 0; // the store's (meta "version", matching its tables)
+    bool coactivations = false; // meta "coactivations" is 1
     mutable std::mutex mutex; // one connection: statements and their caches are not shared safely
     mutable std::map<std::string, std::unique_ptr<Statement>> statements;
     std::map<std::string, int64_t> nameIds; // names table, within one writeRecords transaction
@@ -316,10 +332,11 @@ std::map<std::pair<std::string, std::string>, std::string> schemaObjects(sqlite3
 // Refuses a store whose schema holds anything Circuitscope did not create: triggers, views,
 // other tables, indexes or columns. Stores travel between people like any file, and SQL in one
 // must never run (the connection also has triggers and views switched off).
-// kSchema's objects, as SQLite stores them: built once, in an in-memory database.
-const std::map<std::pair<std::string, std::string>, std::string>& ourSchemaObjects()
+// The schema's objects of a store version (1 or 2), as SQLite stores them: built once, in an
+// in-memory database.
+const std::map<std::pair<std::string, std::string>, std::string>& ourSchemaObjects(int version)
 {
-    static const auto objects = [] {
+    const auto make = [](bool coactivations) {
         const std::string where = "the reference schema (in memory)";
         sqlite3* reference = nullptr;
         const int rc = sqlite3_open_v2(":memory:", &reference, SQLITE_OPEN_READWRITE, nullptr);
@@ -327,15 +344,21 @@ const std::map<std::pair<std::string, std::string>, std::string>& ourSchemaObjec
         if (rc != SQLITE_OK)
             fail(reference, rc, where, "cannot open an in-memory database");
         exec(reference, kSchema, where);
+        if (coactivations)
+            exec(reference, kCoactivationsSchema, where);
         return schemaObjects(reference, where);
-    }();
-    return objects;
+    };
+    static const auto version1 = make(false);
+    static const auto version2 = make(true);
+    return version < 2 ? version1 : version2;
 }
 
-void checkSchemaIsOurs(FeatureStore::Impl& impl)
+// Returns the schema's version: 1 without the coactivations table, else 2.
+int checkSchemaIsOurs(FeatureStore::Impl& impl)
 {
-    const auto& ours = ourSchemaObjects();
     const auto theirs = schemaObjects(impl.db.get(), impl.path);
+    const int version = theirs.count({ "table", "coactivations" }) ? 2 : 1;
+    const auto& ours = ourSchemaObjects(version);
     for (const auto& [key, sql] : theirs) {
         const auto it = ours.find(key);
         if (it == ours.end())
@@ -349,6 +372,7 @@ void checkSchemaIsOurs(FeatureStore::Impl& impl)
         if (!theirs.count(key))
             throw Error(
                 impl.path + " is not a usable feature store: it has no " + key.first + " \"" + key.second + "\"");
+    return version;
 }
 
 // Checks that the connection reads a sound feature store, and reads its shape. Throws
@@ -374,7 +398,7 @@ void validate(FeatureStore::Impl& impl)
     }
     if (!tables.count("meta"))
         throw Error(impl.path + " is not a Circuitscope feature store (an SQLite database without its meta table)");
-    checkSchemaIsOurs(impl);
+    const int schemaVersion = checkSchemaIsOurs(impl);
     const auto meta = impl.meta();
     const auto format = meta.find("format");
     if (format == meta.end() || format->second != kStoreFormat)
@@ -384,6 +408,11 @@ void validate(FeatureStore::Impl& impl)
     if (version > kStoreVersion)
         throw Error(impl.path + " was made by a newer Circuitscope (feature store version " + std::to_string(version)
             + "; this one reads up to " + std::to_string(kStoreVersion) + ")");
+    if (version != schemaVersion)
+        throw Error(impl.path + " is not a usable feature store: it says version " + std::to_string(version)
+            + " but has the tables of version " + std::to_string(schemaVersion));
+    impl.version = version;
+    impl.coactivations = version >= 2 && meta.count("coactivations") && meta.at("coactivations") == "1";
     for (const char* table : kTables)
         if (!tables.count(table))
             throw Error(impl.path + " is not a usable feature store: it has no table \"" + table + "\"");
@@ -464,6 +493,13 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
     if (writable) {
         impl->exec("PRAGMA journal_mode=WAL");
         impl->exec("PRAGMA synchronous=NORMAL");
+        if (impl->version < 2) { // a version 1 store, upgraded: it gains the (empty) coactivations table
+            Transaction t(*impl);
+            impl->exec(kCoactivationsSchema);
+            impl->setMeta("version", "2");
+            t.commit();
+            impl->version = 2;
+        }
     }
     return std::unique_ptr<FeatureStore>(new FeatureStore(std::move(impl)));
 }
@@ -503,6 +539,7 @@ std::unique_ptr<FeatureStore> FeatureStore::create(const std::string& path, cons
         exec(db.get(), "PRAGMA auto_vacuum = INCREMENTAL", path);
         exec(db.get(), "BEGIN", path);
         exec(db.get(), kSchema, path);
+        exec(db.get(), kCoactivationsSchema, path);
         Statement meta(db.get(), "INSERT INTO meta(key, value) VALUES(?, ?)", path);
         const std::pair<std::string, std::string> rows[] = {
             { "format", kStoreFormat },
@@ -822,7 +859,117 @@ void FeatureStore::clearRecords()
     m_impl->exec("DELETE FROM examples");
     m_impl->exec("DELETE FROM features");
     m_impl->exec("DELETE FROM sequences");
+    m_impl->exec("DELETE FROM coactivations");
+    m_impl->setMeta("coactivations", "0");
     t.commit();
+    m_impl->coactivations = false;
+}
+
+std::optional<FeatureTotals> FeatureStore::totals(int64_t layer, int64_t feature) const
+{
+    Use use(*m_impl);
+    m_impl->checkRange(layer, feature);
+    Statement& s = m_impl->sql("SELECT tokens, active_tokens, act_sum FROM features WHERE layer = ? AND feature = ?")
+                       .bind(layer)
+                       .bind(feature);
+    if (!s.step())
+        return std::nullopt;
+    return FeatureTotals { s.integer(0), s.integer(1), s.real(2) };
+}
+
+bool FeatureStore::hasCoactivations() const
+{
+    Use use(*m_impl);
+    return m_impl->coactivations;
+}
+
+CoActivationList FeatureStore::coactivations(int64_t layer, int64_t feature, bool upstream) const
+{
+    Use use(*m_impl);
+    const Impl& d = *m_impl;
+    d.checkRange(layer, feature);
+    if (!d.coactivations)
+        throw Error(d.path
+            + " has no co-activation statistics (built without them, or by an older Circuitscope): rebuild it with "
+              "features build");
+    CoActivationList out;
+    out.layer = layer;
+    out.feature = feature;
+    out.upstream = upstream;
+    Statement& s = d.sql("SELECT pairs FROM coactivations WHERE layer = ? AND feature = ? AND side = ?")
+                       .bind(layer)
+                       .bind(feature)
+                       .bind(int64_t(upstream ? 0 : 1));
+    if (!s.step())
+        return out; // it fired with no feature on that side
+    const auto [p, n] = s.blob(0);
+    Reader r(p, n, "co-activation list");
+    out.partners = static_cast<int64_t>(r.varint());
+    const size_t count = r.count(2 + 2 * sizeof(double));
+    if (static_cast<int64_t>(count) > out.partners)
+        r.fail();
+    out.kept.reserve(count);
+    int64_t previous = -1;
+    for (size_t i = 0; i < count; ++i) {
+        const uint64_t gap = r.varint();
+        if (gap == 0 || gap > static_cast<uint64_t>(d.nLayers * d.nFeatures))
+            r.fail();
+        const int64_t id = previous + static_cast<int64_t>(gap);
+        previous = id;
+        CoActivation c;
+        c.layer = id / d.nFeatures;
+        c.feature = id % d.nFeatures;
+        c.count = static_cast<int64_t>(r.varint());
+        c.sourceSum = r.fixed<double>();
+        c.productSum = r.fixed<double>();
+        // A partner on the wrong side, past the last layer, or never seen with it is damage.
+        if (c.layer >= d.nLayers || (upstream ? c.layer >= layer : c.layer <= layer) || c.count <= 0
+            || !std::isfinite(c.sourceSum) || !std::isfinite(c.productSum))
+            r.fail();
+        out.kept.push_back(c);
+    }
+    if (!r.atEnd())
+        r.fail();
+    return out;
+}
+
+void FeatureStore::writeCoactivations(const std::vector<CoActivationList>& lists)
+{
+    Use use(*m_impl);
+    Impl& d = *m_impl;
+    d.requireWritable("write co-activation statistics");
+    Transaction t(d);
+    d.exec("DELETE FROM coactivations");
+    for (const CoActivationList& list : lists) {
+        d.checkRange(list.layer, list.feature);
+        if (static_cast<int64_t>(list.kept.size()) > list.partners)
+            throw Error(featureName(list.layer, list.feature) + ": more co-activation partners kept than it has");
+        Writer w;
+        w.varint(static_cast<uint64_t>(list.partners));
+        w.varint(list.kept.size());
+        int64_t previous = -1;
+        for (const CoActivation& c : list.kept) {
+            d.checkRange(c.layer, c.feature);
+            const int64_t id = c.layer * d.nFeatures + c.feature;
+            if ((list.upstream ? c.layer >= list.layer : c.layer <= list.layer) || id <= previous || c.count <= 0)
+                throw Error(featureName(list.layer, list.feature) + ": its co-activation partner "
+                    + featureName(c.layer, c.feature) + " is on the wrong side, out of order or never seen with it");
+            w.varint(static_cast<uint64_t>(id - previous));
+            previous = id;
+            w.varint(static_cast<uint64_t>(c.count));
+            w.fixed(c.sourceSum);
+            w.fixed(c.productSum);
+        }
+        d.sql("INSERT INTO coactivations(layer, feature, side, pairs) VALUES(?, ?, ?, ?)")
+            .bind(list.layer)
+            .bind(list.feature)
+            .bind(int64_t(list.upstream ? 0 : 1))
+            .bindBlob(w.data())
+            .run();
+    }
+    d.setMeta("coactivations", "1");
+    t.commit();
+    d.coactivations = true;
 }
 
 void FeatureStore::writeVocabulary(const std::vector<std::string>& texts)
@@ -909,6 +1056,20 @@ nlohmann::json circuitTracerJson(const FeatureRecord& record, const std::vector<
         { "act_min", record.actMin }, { "act_max", record.actMax }, { "quantile_values", record.quantileValues },
         { "histogram", { { "edges", record.histogramEdges }, { "counts", record.histogramCounts } } },
         { "activation_frequency", record.activationFrequency() }, { "label", validUtf8(record.label) } };
+}
+
+std::string findStore(const std::string& modelFolder, const std::string& transcoderFolder)
+{
+    const fs::path set(transcoderFolder);
+    const std::string name = set.filename().empty() ? set.parent_path().filename().string() : set.filename().string();
+    const fs::path shipped = fs::path(modelFolder) / "features" / (name + ".db");
+    std::error_code ec;
+    if (fs::is_regular_file(shipped, ec))
+        return shipped.string();
+    const fs::path beside = set / "features.db";
+    if (fs::is_regular_file(beside, ec))
+        return beside.string();
+    return {};
 }
 
 int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir, ExportLayout layout)

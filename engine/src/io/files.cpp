@@ -1,6 +1,8 @@
 // File-system helpers (cs/files.h).
 #include "cs/files.h"
 
+#include "io/atomic_file.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +32,11 @@ bool removeTree(const std::string& path, std::string* error)
     if (error)
         *error = "cannot remove " + path + ": " + std::strerror(rc > 0 ? rc : errno);
     return false;
+}
+
+void writeFileAtomically(const std::string& path, const std::string& contents)
+{
+    io::writeFileAtomically(path, contents);
 }
 
 } // namespace cs

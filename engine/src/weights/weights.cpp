@@ -3,6 +3,7 @@
 #include "cs/weights.h"
 
 #include "cs/error.h"
+#include "cs/features.h"
 #include "cs/model.h"
 #include "cs/transcoder.h"
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace cs::weights {
 
@@ -79,15 +81,16 @@ at::Tensor virtualWeights(
     return at::matmul(written, effectiveEncoder(model, set, targetLayer).t());
 }
 
-std::vector<Partner> virtualPartners(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer,
-    int64_t feature, Direction direction, int64_t top)
+namespace {
+
+// Every partner with a non-zero V, unsorted.
+std::vector<Partner> allVirtualPartners(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer,
+    int64_t feature, Direction direction)
 {
     checkLayer(set, layer);
     if (feature < 0 || feature >= set.nFeatures())
         throw Error("feature " + str(feature) + " is out of range (the transcoder set has " + str(set.nFeatures())
             + " features per layer, 0.." + str(set.nFeatures() - 1) + ")");
-    if (top < 1)
-        throw Error("the number of partners must be at least 1, not " + str(top));
     at::NoGradGuard noGrad;
     const at::Tensor id = at::tensor(std::vector<int64_t> { feature }, at::kLong).to(set.device());
     std::vector<at::Tensor> scores; // per partner layer [n_features]
@@ -124,11 +127,90 @@ std::vector<Partner> virtualPartners(const model::Model& model, const transcoder
             if (v[f] != 0)
                 all.push_back({ layers[k], f, v[f] });
     }
-    const size_t keep = std::min(all.size(), static_cast<size_t>(top));
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), all.end(),
-        [](const Partner& a, const Partner& b) { return std::abs(a.virtualWeight) > std::abs(b.virtualWeight); });
-    all.resize(keep);
     return all;
+}
+
+// The first `top` by |weight(kind)| (ties by layer and feature), in place.
+void keepStrongest(std::vector<Partner>& list, Kind kind, int64_t top)
+{
+    const size_t keep = std::min(list.size(), static_cast<size_t>(top));
+    std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(keep), list.end(),
+        [kind](const Partner& a, const Partner& b) {
+            const double x = std::abs(a.weight(kind)), y = std::abs(b.weight(kind));
+            if (x != y)
+                return x > y;
+            return a.layer != b.layer ? a.layer < b.layer : a.feature < b.feature;
+        });
+    list.resize(keep);
+}
+
+} // namespace
+
+std::vector<Partner> virtualPartners(const model::Model& model, const transcoder::TranscoderSet& set, int64_t layer,
+    int64_t feature, Direction direction, int64_t top)
+{
+    if (top < 1)
+        throw Error("the number of partners must be at least 1, not " + str(top));
+    std::vector<Partner> all = allVirtualPartners(model, set, layer, feature, direction);
+    keepStrongest(all, Kind::Virtual, top);
+    return all;
+}
+
+Partners partners(const model::Model& model, const transcoder::TranscoderSet& set, const features::FeatureStore* store,
+    int64_t layer, int64_t feature, Direction direction, Kind kind, int64_t top)
+{
+    if (top < 1)
+        throw Error("the number of partners must be at least 1, not " + str(top));
+    const bool statistics = store && store->hasCoactivations();
+    if (kind != Kind::Virtual && !statistics)
+        throw Error(std::string("ranking partners by ") + (kind == Kind::Era ? "ERA" : "TWERA")
+            + " needs a feature store with co-activation statistics"
+            + (store ? " (" + store->path() + " has none: rebuild it with features build)" : " (none was found)"));
+    if (store) {
+        const features::StoreInfo info = store->info();
+        if (info.nLayers != set.nLayers() || info.nFeatures != set.nFeatures())
+            throw Error("the feature store " + store->path() + " is of " + str(info.nLayers) + " layers x "
+                + str(info.nFeatures) + " features, not of this transcoder set's " + str(set.nLayers()) + " x "
+                + str(set.nFeatures()));
+    }
+    std::vector<Partner> all = allVirtualPartners(model, set, layer, feature, direction);
+    Partners out;
+    if (statistics) {
+        const bool up = direction == Direction::Up;
+        const features::CoActivationList list = store->coactivations(layer, feature, up);
+        out.coactivating = list.partners;
+        out.kept = static_cast<int64_t>(list.kept.size());
+        const auto self = store->totals(layer, feature);
+        // E[.] over the build's token positions; E[a_t] of the target (this feature, or each partner).
+        const double tokens = self && self->tokens > 0 ? static_cast<double>(self->tokens) : 1.0;
+        std::map<std::pair<int64_t, int64_t>, const features::CoActivation*> stats;
+        for (const auto& c : list.kept)
+            stats[{ c.layer, c.feature }] = &c;
+        const bool keptAll = list.partners == out.kept; // then a pair not listed never fired together
+        for (Partner& p : all) {
+            const auto it = stats.find({ p.layer, p.feature });
+            if (it == stats.end()) {
+                p.statistics = keptAll;
+                continue;
+            }
+            const features::CoActivation& c = *it->second;
+            double targetSum = self ? self->actSum : 0.0;
+            if (!up) {
+                const auto target = store->totals(p.layer, p.feature);
+                targetSum = target ? target->actSum : 0.0;
+            }
+            p.statistics = true;
+            p.coactivations = c.count;
+            p.era = c.sourceSum / tokens * p.virtualWeight;
+            p.twera = targetSum > 0 ? c.productSum / targetSum * p.virtualWeight : 0.0;
+        }
+        if (kind != Kind::Virtual) // the candidates are the kept pairs: the others' ERA is not known here
+            all.erase(std::remove_if(all.begin(), all.end(), [](const Partner& p) { return p.coactivations == 0; }),
+                all.end());
+    }
+    keepStrongest(all, kind, top);
+    out.partners = std::move(all);
+    return out;
 }
 
 at::Tensor featureToLogits(
@@ -175,6 +257,22 @@ Direction directionFromName(const std::string& name)
         return Direction::Down;
     throw Error(
         "--direction must be up (the features a feature reads) or down (those it writes to), not \"" + name + "\"");
+}
+
+Kind kindFromName(const std::string& name)
+{
+    if (name == "virtual")
+        return Kind::Virtual;
+    if (name == "era")
+        return Kind::Era;
+    if (name == "twera")
+        return Kind::Twera;
+    throw Error("--kind must be virtual, era or twera, not \"" + name + "\"");
+}
+
+const char* kindName(Kind kind)
+{
+    return kind == Kind::Era ? "era" : kind == Kind::Twera ? "twera" : "virtual";
 }
 
 } // namespace cs::weights
