@@ -1148,6 +1148,7 @@ private Q_SLOTS:
         QCOMPARE(j["labels"].get<int64_t>(), int64_t(2));
         QCOMPARE(j["tokens"].get<int64_t>(), int64_t(600));
         QCOMPARE(j["complete"].get<bool>(), true);
+        QCOMPARE(j["coactivations"].get<bool>(), false); // written without them
         QVERIFY(cli({ "features", "info", db }).out.contains("features with statistics: 3"));
 
         // Errors: a message and exit code 1.

@@ -218,6 +218,24 @@ private Q_SLOTS:
                         (got - expected).abs().max().item<double>() < 1e-4, qPrintable(QString::fromStdString(prompt)));
                 }
             }
+        // {sum}, read before the sum's last digit (prompts of 1, 2 and 3 answer digits).
+        cs::sweep::SweepOptions withSum = o;
+        withSum.templateText = "calc: {a}+{b}={sum}";
+        withSum.position = -2;
+        const auto s = cs::sweep::sweep(*model, *set, withSum);
+        for (size_t i = 0; i < o.a.size(); ++i)
+            for (size_t j = 0; j < o.b.size(); ++j) {
+                const std::string prompt = cs::sweep::fillTemplate(withSum.templateText, o.a[i], o.b[j]);
+                QCOMPARE(prompt,
+                    "calc: " + std::to_string(o.a[i]) + "+" + std::to_string(o.b[j]) + "="
+                        + std::to_string(o.a[i] + o.b[j]));
+                const auto ctx = cs::attribution::buildContext(model, set, model->tokenizer().encode(prompt));
+                for (int64_t l = 0; l < set->nLayers(); ++l) {
+                    const at::Tensor expected = ctx.activations[size_t(l)][ctx.nPos() - 2];
+                    const at::Tensor got = s.activations[size_t(l)][int64_t(i)][int64_t(j)];
+                    QVERIFY((got - expected).abs().max().item<double>() < 1e-4);
+                }
+            }
         // Cancelling stops it.
         o.progress = [](double) { return false; };
         QVERIFY_THROWS_EXCEPTION(cs::Cancelled, cs::sweep::sweep(*model, *set, o));

@@ -173,7 +173,7 @@ std::vector<CommandSpec> commands()
                 { "top", "N", "how many partners (20)" },
                 { "tokens", "A|B|...", "tokens to plot against: their embeddings' effect and its output's" }, kJson } },
         { "sweep", "operand plots: every feature over a template's grid, ranked by structure", { kModel },
-            { { "template", "T", "the prompt with {a} and {b}, e.g. \"calc: {a}+{b}=\"" },
+            { { "template", "T", "the prompt with {a} and {b} (and {sum}: a + b), e.g. \"calc: {a}+{b}=\"" },
                 { "a", "FIRST..LAST|LIST", "a's values (0..99)" }, { "b", "FIRST..LAST|LIST", "b's values (0..99)" },
                 { "position", "P", "the token read (-1: the last; >= 0 from the start)" },
                 { "feature", "L:F", "print this feature's grid (repeatable)", true },

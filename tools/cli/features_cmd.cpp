@@ -207,7 +207,7 @@ int info(const Args& args)
         { "n_features", i.nFeatures }, { "context_length", i.contextLength }, { "tokens", i.tokens },
         { "complete", i.complete }, { "features", store->count() }, { "labels", labelled },
         { "vocabulary", store->vocabulary().size() }, { "resumable", store->buildState().has_value() },
-        { "build_options", i.buildOptions } };
+        { "build_options", i.buildOptions }, { "coactivations", store->hasCoactivations() } };
     if (args.flag("json")) {
         std::cout << dump(j) << "\n";
     } else {
@@ -218,6 +218,7 @@ int info(const Args& args)
                   << (i.complete                   ? "complete"
                              : store->buildState() ? "interrupted (resumable)"
                                                    : "incomplete")
+                  << "\nco-activation statistics (ERA / TWERA): " << (store->hasCoactivations() ? "yes" : "no")
                   << "\nbuild options: " << dump(i.buildOptions) << "\n";
     }
     return 0;

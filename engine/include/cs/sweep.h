@@ -24,7 +24,9 @@ class TranscoderSet;
 namespace cs::sweep {
 
 struct SweepOptions {
-    std::string templateText; // holds {a} and {b} (each at least once)
+    // Holds {a} and {b} (each at least once), and may hold {sum} (a + b): "calc: {a}+{b}={sum}"
+    // read at position -2 is the token that predicts the sum's last digit.
+    std::string templateText;
     std::vector<int64_t> a, b; // the values each takes
     // The token position read in each prompt: >= 0 from the start (BOS included), < 0 from the
     // end (-1: the last token). Prompts of different lengths are read at their own position.
@@ -42,7 +44,7 @@ struct SweepResult {
     int64_t prompts = 0;
 };
 
-// The prompt for (a, b): every {a} and {b} of the template replaced by the numbers.
+// The prompt for (a, b): every {a}, {b} and {sum} of the template replaced by the numbers.
 std::string fillTemplate(const std::string& templateText, int64_t a, int64_t b);
 
 // Runs the grid; throws cs::Error for a template without {a} or {b}, empty value lists, a

@@ -58,6 +58,9 @@ std::string fillTemplate(const std::string& templateText, int64_t a, int64_t b)
         } else if (templateText.compare(i, 3, "{b}") == 0) {
             out += str(b);
             i += 2;
+        } else if (templateText.compare(i, 5, "{sum}") == 0) {
+            out += str(a + b);
+            i += 4;
         } else {
             out.push_back(templateText[i]);
         }
