@@ -47,6 +47,13 @@ std::optional<Hook> hookFromName(const std::string& name);
 enum class NormSite { AttnIn, AttnPost, MlpIn, MlpPost, Q, K };
 constexpr int kNormSiteCount = 6;
 
+// RelP's forms (ForwardOptions::relp, cs/neurons.h): the values of act(z) and of a * b, with
+// the gradients of the linearized network: act(z) = z * sg(act(z) / z) (SiLU: z * sg(sigmoid(z));
+// the GELUs pass 1/2 at z = 0, their limit), and a * b = (a * sg(b) + sg(a) * b) / 2 (the half
+// rule). sg() is stop-gradient.
+at::Tensor relpActivation(const at::Tensor& z, Activation activation);
+at::Tensor relpProduct(const at::Tensor& a, const at::Tensor& b);
+
 // Recorded from one run, replayed by another on the same ids.
 struct FrozenState {
     struct Layer {
@@ -86,6 +93,12 @@ struct ForwardOptions {
     // into an empty one.
     const FrozenState* frozen = nullptr;
     KvCache* cache = nullptr; // read earlier keys/values from it and append this run's
+    // RelP's linearized forms (cs/neurons.h: Arora & Wu's relevance patching): the MLP's
+    // activation f(z) as z * sg(f(z) / z) (SiLU: z * sg(sigmoid(z))), gate x up and the final
+    // soft-cap by the half rule / the same linearization; the values are unchanged, the
+    // gradients are those of the linearized network. Use with `frozen` (patterns and norm
+    // denominators held) for the whole rule set.
+    bool relp = false;
 };
 
 struct ForwardResult {

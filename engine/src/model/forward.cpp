@@ -263,8 +263,12 @@ ForwardResult Model::forward(const at::Tensor& idsIn, const ForwardOptions& opti
             mlpOut = options.mlpReplace(l, MlpInputs { x, normalized, mlpIn });
         if (!mlpOut.defined()) {
             at::Tensor hidden; // [batch, n_pos, d_mlp]
-            if (c.mlpKind == MlpKind::Gated)
+            if (c.mlpKind == MlpKind::Gated && options.relp)
+                hidden = relpProduct(relpActivation(at::linear(mlpIn, L.gate), c.activation), at::linear(mlpIn, L.up));
+            else if (c.mlpKind == MlpKind::Gated)
                 hidden = activate(at::linear(mlpIn, L.gate), c.activation) * at::linear(mlpIn, L.up);
+            else if (options.relp)
+                hidden = relpActivation(linear(mlpIn, L.up, L.upBias), c.activation);
             else
                 hidden = activate(linear(mlpIn, L.up, L.upBias), c.activation);
             hook(l, Hook::MlpHidden, hidden);
@@ -284,10 +288,30 @@ ForwardResult Model::forward(const at::Tensor& idsIn, const ForwardOptions& opti
         finalIo.record = &result.frozen.finalDenominator;
     x = applyNorm(x, c.normKind, W.finalNormW, W.finalNormB, c.normEps, finalIo);
     at::Tensor logits = at::matmul(x, W.unembed.t()); // [batch, n_pos, vocab]
-    if (c.finalSoftcap > 0)
+    if (c.finalSoftcap > 0 && options.relp) // linearized as the activations are
+        logits = logits
+            * at::where(
+                logits.abs() < 1e-6, at::ones_like(logits), at::tanh(logits / c.finalSoftcap) * c.finalSoftcap / logits)
+                  .detach();
+    else if (c.finalSoftcap > 0)
         logits = at::tanh(logits / c.finalSoftcap) * c.finalSoftcap;
     result.logits = logits;
     return result;
+}
+
+// f(z) = z * s(z) with s held constant, s = f(z) / z (sigmoid(z) for SiLU; 1/2 at z = 0 for
+// both GELUs, their limit there), so the gradient passes f(z) / z and z * df/dz = f(z).
+at::Tensor relpActivation(const at::Tensor& z, Activation activation)
+{
+    const at::Tensor s = activation == Activation::Silu
+        ? at::sigmoid(z)
+        : at::where(z.abs() < 1e-6, at::full_like(z, 0.5), activate(z, activation) / z);
+    return z * s.detach();
+}
+
+at::Tensor relpProduct(const at::Tensor& a, const at::Tensor& b)
+{
+    return 0.5 * (a * b.detach() + a.detach() * b);
 }
 
 } // namespace cs::model

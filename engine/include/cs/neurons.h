@@ -1,0 +1,79 @@
+#pragma once
+// Neuron-basis attribution (docs/ARCHITECTURE.md §8.4; Arora & Wu, "Language Model Circuits Are
+// Sparse in the Neuron Basis"): a scalar metric attributed to the model's own units, with no
+// transcoder, so circuits can be traced in any supported model.
+//
+// Node kinds, each per position and per unit: MLP neurons (the post-nonlinearity hidden units,
+// act(gate) * up for gated MLPs; hook mlp_hidden), MLP outputs, attention outputs and the
+// residual stream after each layer (per dimension).
+//
+// Methods:
+// - RelP, one backward pass through the linearized network: attention patterns and every norm
+//   denominator held at the prompt's values, each activation f(z) passing f(z) / z (SiLU:
+//   sigmoid(z) held constant), gate x up split by the half rule, identity elsewhere
+//   (ForwardOptions::relp). The score of a unit is its value times the gradient there. The
+//   linearized network is linear in the residual stream, so at a layer's residual stream (a cut
+//   every path crosses) the scores sum to the metric when the model has no biases.
+// - Integrated gradients, per layer: that layer's units move along the straight line from a
+//   baseline (zero, or the counterfactual prompt's values at the same positions) to the
+//   prompt's, the rest of the model running as usual; the score is (x - x') times the mean
+//   gradient along the path, by `steps`-point Gauss-Legendre quadrature, batched. They sum to m(x) - m(x with the layer
+//   at the baseline) up to the quadrature's error (the completeness axiom). A leading BOS token is held at its values
+//   (score 0): it is the same in every prompt, and moving the attention sink sends the path through states no prompt
+//   reaches.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cs::model {
+class Model;
+enum class Hook;
+} // namespace cs::model
+
+namespace cs::neurons {
+
+enum class NodeKind { Neurons, MlpOut, AttnOut, Resid };
+const char* nodeKindName(NodeKind kind); // "neurons", "mlp_out", "attn_out", "resid"
+NodeKind nodeKindFromName(const std::string& name); // throws cs::Error for another name
+model::Hook hookOf(NodeKind kind); // mlp_hidden, mlp_out, attn_out, resid_post
+
+enum class Method { RelP, IntegratedGradients };
+const char* methodName(Method method); // "relp", "ig"
+Method methodFromName(const std::string& name); // throws cs::Error for another name
+
+// The metric at the prompt's last position: logit(answer) - logit(counterfactual), or
+// logit(answer) alone when counterfactual < 0. Raw logits (after any final soft-cap).
+struct Metric {
+    int64_t answer = -1;
+    int64_t counterfactual = -1;
+};
+
+struct AttributionOptions {
+    Method method = Method::RelP;
+    NodeKind kind = NodeKind::Neurons;
+    int64_t steps = 32; // integrated gradients: points on the path (Gauss-Legendre)
+    int64_t batchSize = 32; // integrated gradients: path points a forward pass
+    // Integrated gradients' baseline: this prompt's values (the same token count) when given,
+    // else zero.
+    std::vector<int64_t> baselineIds;
+};
+
+struct Attribution {
+    std::vector<at::Tensor> scores; // per layer [n_pos, width] float32 on the CPU
+    std::vector<at::Tensor> values; // per layer [n_pos, width]: the prompt's values there
+    double metric = 0; // m(x)
+    // Integrated gradients: per layer, m with that layer's units at the baseline (the scores of
+    // layer l sum to metric - baselineMetric[l]). Empty for RelP.
+    std::vector<double> baselineMetric;
+    double seconds = 0;
+};
+
+// Throws cs::Error for an empty prompt or one longer than the model's context, tokens out of
+// the vocabulary, steps or batch size < 1, or a baseline prompt of another length.
+Attribution attribute(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric,
+    const AttributionOptions& options = {});
+
+} // namespace cs::neurons

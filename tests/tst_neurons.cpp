@@ -1,0 +1,214 @@
+// Neuron-basis attribution (cs/neurons.h) against properties that must hold and hand-derived
+// cases: RelP's forms give the values of act(z) and a * b with the hand-derived gradients
+// (sigmoid(z) for SiLU, gelu(z) / z for the GELUs, b / 2 and a / 2 for the half rule); RelP
+// conserves the metric through every layer's residual stream (a cut every path crosses) in
+// bias-free models of three families, and its last-layer neuron scores equal the hand-written
+// linear read-out through the frozen final norm; integrated gradients satisfy the completeness
+// axiom layer by layer on tinyworld, from zero and from a counterfactual prompt; bad requests
+// are refused.
+#include "hf_fixtures.h"
+
+#include "cs/engine.h"
+#include "cs/error.h"
+#include "cs/model.h"
+#include "cs/neurons.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+using cs::model::Activation;
+
+class TestNeurons : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir m_dir { cs::test::testTempRoot() + "/neurons-XXXXXX" };
+
+    std::shared_ptr<const cs::model::Model> tiny(const std::string& family)
+    {
+        cs::test::TinySpec spec;
+        spec.family = family;
+        spec.nLayers = 3;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath(QString::fromStdString(family)), spec);
+        return cs::model::Model::load(folder.toStdString(), { "cpu", true });
+    }
+
+private Q_SLOTS:
+    void relpForms()
+    {
+        at::AutoGradMode gradients(true);
+        for (const Activation act : { Activation::Silu, Activation::GeluTanh, Activation::GeluExact }) {
+            const at::Tensor z = at::tensor({ -2.0, -0.5, 0.0, 0.75, 3.0 }, at::kDouble).requires_grad_(true);
+            const at::Tensor y = cs::model::relpActivation(z, act);
+            const at::Tensor zd = z.detach();
+            const at::Tensor want = act == Activation::Silu ? at::silu(zd)
+                : act == Activation::GeluTanh               ? at::gelu(zd, "tanh")
+                                                            : at::gelu(zd);
+            QVERIFY(at::allclose(y.detach(), want, 1e-12, 1e-12));
+            y.sum().backward();
+            const at::Tensor grad = z.grad();
+            for (int64_t i = 0; i < z.size(0); ++i) {
+                const double v = z[i].item<double>(), f = want[i].item<double>();
+                // Hand-derived: sigmoid(z) for SiLU, f(z) / z for the GELUs (1/2 at 0).
+                const double expected = act == Activation::Silu ? 1.0 / (1.0 + std::exp(-v)) : v == 0 ? 0.5 : f / v;
+                QVERIFY2(std::abs(grad[i].item<double>() - expected) < 1e-12, qPrintable(QString::number(v)));
+                // Relevance is conserved: z * grad = f(z).
+                QVERIFY(std::abs(v * grad[i].item<double>() - f) < 1e-12);
+            }
+        }
+        const at::Tensor a = at::tensor({ 1.5, -2.0 }, at::kDouble).requires_grad_(true);
+        const at::Tensor b = at::tensor({ 4.0, 0.25 }, at::kDouble).requires_grad_(true);
+        const at::Tensor p = cs::model::relpProduct(a, b);
+        QVERIFY(at::allclose(p.detach(), (a * b).detach()));
+        p.sum().backward();
+        QVERIFY(at::allclose(a.grad(), b.detach() / 2)); // the half rule
+        QVERIFY(at::allclose(b.grad(), a.detach() / 2));
+    }
+
+    // Without biases, the linearized network is linear in the residual stream: the scores at
+    // any layer's residual stream sum to the metric.
+    void relpConservesTheMetric_data()
+    {
+        QTest::addColumn<QString>("family");
+        QTest::newRow("llama (SiLU, gate x up)") << "llama";
+        QTest::newRow("qwen3 (q/k norms)") << "qwen3";
+        QTest::newRow("gemma2 (GELU, post-norms, soft-cap)") << "gemma2";
+    }
+
+    void relpConservesTheMetric()
+    {
+        QFETCH(QString, family);
+        const auto model = tiny(family.toStdString());
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5, 63, 7 };
+        cs::neurons::AttributionOptions o;
+        o.kind = cs::neurons::NodeKind::Resid;
+        const auto r = cs::neurons::attribute(*model, ids, { 11, 23 }, o);
+        QCOMPARE(static_cast<int64_t>(r.scores.size()), model->config().nLayers);
+        // The metric itself is the real model's (RelP changes gradients, not values).
+        const at::Tensor logits = model->forward(at::tensor(ids, at::kLong).unsqueeze(0)).logits[0][6];
+        QVERIFY(std::abs(r.metric - (logits[11] - logits[23]).item<double>()) < 1e-4);
+        for (const at::Tensor& s : r.scores) {
+            QCOMPARE(s.size(0), int64_t(ids.size()));
+            const double sum = s.sum().item<double>();
+            QVERIFY2(std::abs(sum - r.metric) < 1e-3 * std::max(1.0, std::abs(r.metric)),
+                qPrintable(QString("%1 vs %2").arg(sum).arg(r.metric)));
+        }
+        // The neuron scores do not sum to the metric (the residual stream bypasses each MLP),
+        // but they are the same run's: each layer's width is d_mlp.
+        o.kind = cs::neurons::NodeKind::Neurons;
+        const auto n = cs::neurons::attribute(*model, ids, { 11, 23 }, o);
+        QCOMPARE(n.scores[0].size(1), model->config().dMlp);
+    }
+
+    // The last layer's neurons reach the logits through the down projection, the frozen final
+    // norm and the unembedding alone: score = h * (W_down^T (g (.) (W_U[a] - W_U[c])) / rms).
+    void relpLastLayerByHand()
+    {
+        const auto model = tiny("llama");
+        const auto& c = model->config();
+        const std::vector<int64_t> ids = { 1, 30, 31, 32, 33 };
+        at::Tensor hidden, resid;
+        cs::model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+            if (layer == c.nLayers - 1 && h == cs::model::Hook::MlpHidden)
+                hidden = v[0].clone();
+            if (layer == c.nLayers - 1 && h == cs::model::Hook::ResidPost)
+                resid = v[0].clone();
+        };
+        model->forward(at::tensor(ids, at::kLong).unsqueeze(0), fo);
+        const int64_t last = static_cast<int64_t>(ids.size()) - 1;
+        const at::Tensor x = resid[last].to(at::kDouble);
+        const double rms = std::sqrt((x * x).mean().item<double>() + c.normEps);
+        const at::Tensor readout
+            = (model->weight("unembed.weight")[3] - model->weight("unembed.weight")[4]).to(at::kDouble)
+            * model->weight("final_norm.weight").to(at::kDouble) / rms;
+        const at::Tensor down = model->weight("layers." + std::to_string(c.nLayers - 1) + ".mlp.down.weight");
+        const at::Tensor want = hidden[last].to(at::kDouble) * at::mv(down.to(at::kDouble).t(), readout);
+        const auto r = cs::neurons::attribute(*model, ids, { 3, 4 });
+        const at::Tensor got = r.scores.back()[last].to(at::kDouble);
+        QVERIFY2(
+            at::allclose(got, want, 1e-4, 1e-6), qPrintable(QString::number((got - want).abs().max().item<double>())));
+        // Earlier positions' last-layer neurons do not reach the last position's logits.
+        QVERIFY(r.scores.back().narrow(0, 0, last).abs().max().item<double>() == 0);
+    }
+
+    // Completeness, layer by layer, at the default 32 steps: within 1% of m(x) - m(x with the
+    // layer at the baseline), on tinyworld's two-hop prompt, from zero and from a counterfactual.
+    void integratedGradientsComplete()
+    {
+        const auto model = cs::model::Model::load(cs::resolveModelFolder(cs::kDefaultModel), { "cpu", true });
+        const auto& tok = model->tokenizer();
+        const auto ids = tok.encode("Fact: the capital of the state containing Dallas is");
+        const auto other = tok.encode("Fact: the capital of the state containing Miami is");
+        QCOMPARE(other.size(), ids.size());
+        const cs::neurons::Metric metric { tok.encode(" Austin", false).at(0),
+            tok.encode(" Tallahassee", false).at(0) };
+        for (const auto kind : { cs::neurons::NodeKind::Neurons, cs::neurons::NodeKind::AttnOut }) {
+            for (const bool paired : { false, true }) {
+                cs::neurons::AttributionOptions o;
+                o.method = cs::neurons::Method::IntegratedGradients;
+                o.kind = kind;
+                o.batchSize = 16;
+                if (paired)
+                    o.baselineIds = other;
+                const auto r = cs::neurons::attribute(*model, ids, metric, o);
+                QVERIFY(r.metric > 5); // Austin over Tallahassee
+                for (size_t l = 0; l < r.scores.size(); ++l) {
+                    const double want = r.metric - r.baselineMetric[l], got = r.scores[l].sum().item<double>();
+                    // One path at 32 points is not within 1%: layer 0's neurons from zero (2.2%
+                    // measured; the integrand has a spike 32 Gauss-Legendre points miss, checked
+                    // at 256 points below).
+                    const bool rough = kind == cs::neurons::NodeKind::Neurons && !paired && l == 0;
+                    QVERIFY2(std::abs(got - want) <= (rough ? 0.05 : 0.01) * std::abs(want) + 1e-3,
+                        qPrintable(QString("%1 layer %2 paired %3: %4 vs %5")
+                                       .arg(cs::neurons::nodeKindName(kind))
+                                       .arg(l)
+                                       .arg(paired)
+                                       .arg(got)
+                                       .arg(want)));
+                }
+            }
+        }
+    }
+
+    // The one path 32 points miss, at 256: within 1% (2e-7 measured).
+    void integratedGradientsConverge()
+    {
+        const auto model = cs::model::Model::load(cs::resolveModelFolder(cs::kDefaultModel), { "cpu", true });
+        const auto& tok = model->tokenizer();
+        cs::neurons::AttributionOptions o;
+        o.method = cs::neurons::Method::IntegratedGradients;
+        o.steps = 256;
+        o.batchSize = 64;
+        const auto r = cs::neurons::attribute(*model, tok.encode("Fact: the capital of the state containing Dallas is"),
+            { tok.encode(" Austin", false).at(0), tok.encode(" Tallahassee", false).at(0) }, o);
+        const double want = r.metric - r.baselineMetric[0], got = r.scores[0].sum().item<double>();
+        QVERIFY2(std::abs(got - want) <= 0.01 * std::abs(want), qPrintable(QString("%1 vs %2").arg(got).arg(want)));
+    }
+
+    void badRequests()
+    {
+        const auto model = tiny("llama");
+        cs::neurons::AttributionOptions o;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, {}, { 3, -1 }, o));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, { 1, 2 }, { 100000, -1 }, o));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, { 1, 100000 }, { 3, -1 }, o));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, std::vector<int64_t>(65, 1), { 3, -1 }, o));
+        o.method = cs::neurons::Method::IntegratedGradients;
+        o.baselineIds = { 1, 2, 3 };
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, { 1, 2 }, { 3, -1 }, o));
+        o.baselineIds.clear();
+        o.steps = 0;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::attribute(*model, { 1, 2 }, { 3, -1 }, o));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::nodeKindFromName("features"));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::methodFromName("lrp"));
+        QCOMPARE(cs::neurons::nodeKindFromName("mlp_out"), cs::neurons::NodeKind::MlpOut);
+        QCOMPARE(cs::neurons::methodFromName("ig"), cs::neurons::Method::IntegratedGradients);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestNeurons)
+#include "tst_neurons.moc"
