@@ -19,6 +19,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <fstream>
 
 using cs::model::Activation;
 
@@ -187,6 +188,108 @@ private Q_SLOTS:
             { tok.encode(" Austin", false).at(0), tok.encode(" Tallahassee", false).at(0) }, o);
         const double want = r.metric - r.baselineMetric[0], got = r.scores[0].sum().item<double>();
         QVERIFY2(std::abs(got - want) <= 0.01 * std::abs(want), qPrintable(QString("%1 vs %2").arg(got).arg(want)));
+    }
+
+    // Means over every position but the BOS; ablation equals a forward pass whose hook sets each
+    // unit outside `keep` to its mean, written here.
+    void meanAblationEqualsHookedForward()
+    {
+        const auto model = tiny("llama");
+        const std::vector<std::vector<int64_t>> prompts = { { 1, 5, 9, 13 }, { 1, 40, 41 }, { 7, 8 } };
+        for (const auto kind : { cs::neurons::NodeKind::Neurons, cs::neurons::NodeKind::Resid }) {
+            const auto means = cs::neurons::meanValues(*model, prompts, kind);
+            // By hand: every prompt's values, BOS (id 1 is the tiny model's BOS when first) left out.
+            std::vector<at::Tensor> sums(means.size());
+            int64_t count = 0;
+            for (const auto& ids : prompts) {
+                const int64_t skip = model->config().bosTokenId && ids[0] == *model->config().bosTokenId ? 1 : 0;
+                cs::model::ForwardOptions fo;
+                fo.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+                    if (h == cs::neurons::hookOf(kind)) {
+                        const at::Tensor s = v[0].narrow(0, skip, v.size(1) - skip).sum(0);
+                        sums[size_t(layer)] = sums[size_t(layer)].defined() ? sums[size_t(layer)] + s : s;
+                    }
+                };
+                model->forward(at::tensor(ids, at::kLong).unsqueeze(0), fo);
+                count += int64_t(ids.size()) - skip;
+            }
+            for (size_t l = 0; l < means.size(); ++l)
+                QVERIFY(at::allclose(means[l], sums[l] / double(count), 1e-5, 1e-6));
+
+            const std::vector<int64_t> ids = { *model->config().bosTokenId, 22, 33, 44, 55 };
+            at::manual_seed(5);
+            std::vector<at::Tensor> keep;
+            for (size_t l = 0; l < means.size(); ++l)
+                keep.push_back(at::rand({ 5, means[l].size(0) }) < 0.5);
+            const double got = cs::neurons::ablatedMetric(*model, ids, { 3, 4 }, kind, means, keep);
+            cs::model::ForwardOptions fo;
+            fo.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+                if (h != cs::neurons::hookOf(kind))
+                    return;
+                at::Tensor out = v.clone();
+                const bool bos = model->config().bosTokenId && ids[0] == *model->config().bosTokenId;
+                for (int64_t p = bos ? 1 : 0; p < 5; ++p) // a leading BOS is never ablated
+                    for (int64_t u = 0; u < v.size(2); ++u)
+                        if (!keep[size_t(layer)][p][u].item<bool>())
+                            out[0][p][u] = means[size_t(layer)][u];
+                v = out;
+            };
+            const at::Tensor last = model->forward(at::tensor(ids, at::kLong).unsqueeze(0), fo).logits[0][4];
+            QVERIFY2(std::abs(got - (last[3] - last[4]).item<double>()) < 1e-5, qPrintable(QString::number(got)));
+        }
+    }
+
+    // Faithfulness is 0 for the empty circuit and 1 for the whole model; completeness the
+    // reverse; a task file round-trips and bad lines are refused naming the line.
+    void circuitCurve()
+    {
+        const auto model = cs::model::Model::load(cs::resolveModelFolder(cs::kDefaultModel), { "cpu", true });
+        const std::string t = "Fact: the capital of the state containing ";
+        const std::vector<cs::neurons::TaskItem> task = {
+            { t + "Dallas is", " Austin", t + "Miami is", " Tallahassee" },
+            { t + "Miami is", " Tallahassee", t + "Dallas is", " Austin" },
+            { t + "Denver is", " Denver", t + "Boston is", " Boston" },
+        };
+        const std::string path = m_dir.filePath("task.jsonl").toStdString();
+        cs::neurons::writeTask(path, task);
+        const auto read = cs::neurons::readTask(path);
+        QCOMPARE(read.size(), task.size());
+        QCOMPARE(read[2].counterfactualAnswer, std::string(" Boston"));
+        for (const auto method : { cs::neurons::Method::RelP, cs::neurons::Method::IntegratedGradients }) {
+            cs::neurons::CurveOptions o;
+            o.attribution.method = method;
+            o.attribution.steps = 8;
+            o.attribution.batchSize = 8;
+            o.ks = { 0, 20, 1000000 };
+            const auto curve = cs::neurons::evaluateCircuits(*model, read, o);
+            QCOMPARE(curve.items, int64_t(3));
+            QVERIFY(curve.full > curve.empty);
+            QVERIFY(std::abs(curve.points[0].faithfulness) < 1e-5);
+            QVERIFY(std::abs(curve.points[0].completeness - 1) < 1e-5);
+            QVERIFY(std::abs(curve.points[2].faithfulness - 1) < 1e-5);
+            QVERIFY(std::abs(curve.points[2].completeness) < 1e-5);
+            // Ablating the 20 top-scored of tinyworld's ~26,000 neuron nodes (4 layers x 512 x 13
+            // positions) removes most of the metric (measured: 96% by RelP).
+            QVERIFY2(curve.points[1].completeness < 0.5, qPrintable(QString::number(curve.points[1].completeness)));
+        }
+        // Bad task files.
+        const auto bad = [&](const std::string& text, const char* phrase) {
+            const std::string file = m_dir.filePath("bad.jsonl").toStdString();
+            std::ofstream(file) << text;
+            try {
+                cs::neurons::readTask(file);
+            } catch (const cs::Error& e) {
+                return std::string(e.what()).find(phrase) != std::string::npos
+                    && std::string(e.what()).find("bad.jsonl") != std::string::npos;
+            }
+            return false;
+        };
+        QVERIFY(bad("{\"prompt\": \"a\"}\n", "no \"answer\""));
+        QVERIFY(bad("{\"prompt\": \"a\", \"answer\": 3}\n", "not a string"));
+        QVERIFY(bad("[1]\n", "not a JSON object"));
+        QVERIFY(bad("{\"prompt\": \"a\", \"answer\": \"b\", \"counterfactual\": \"c\"}\n", "or neither"));
+        QVERIFY(bad("{oops\n", "line 1"));
+        QVERIFY(bad("\n\n", "no items"));
     }
 
     void badRequests()

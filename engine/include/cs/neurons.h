@@ -25,6 +25,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,5 +76,52 @@ struct Attribution {
 // the vocabulary, steps or batch size < 1, or a baseline prompt of another length.
 Attribution attribute(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric,
     const AttributionOptions& options = {});
+
+// A task of paired prompts, one JSON object a line: {"prompt", "answer", "counterfactual",
+// "counterfactual_answer"}; the counterfactual pair may be left out (the metric is then the
+// answer's logit alone). Answers are text whose first token is scored (" Austin").
+struct TaskItem {
+    std::string prompt, answer, counterfactual, counterfactualAnswer;
+};
+// Throws cs::Error naming the file and line for a line that is not such an object.
+std::vector<TaskItem> readTask(const std::string& path);
+void writeTask(const std::string& path, const std::vector<TaskItem>& items); // atomically
+
+// Circuits and their evaluation (Marks et al.): per item, the circuit C of k nodes is the k
+// (layer, position, unit) with the largest |score|; the nodes outside a set are mean-ablated,
+// each set to its mean over every prompt of the task (clean and counterfactual, every position
+// but a leading BOS, which is never a node and never ablated). Over the task's items:
+//   faithfulness(C) = (m(C) - m(empty)) / (m(M) - m(empty))     (1 for C = M, 0 for C = empty)
+//   completeness(C) = faithfulness(M \ C), C itself ablated: near 0 when C holds all the model
+//                     uses, 1 when it holds nothing
+// with m(.) the metric summed over the items.
+struct CurveOptions {
+    AttributionOptions attribution;
+    std::vector<int64_t> ks = { 10, 20, 50, 100, 200, 500 };
+    std::function<bool(double)> progress; // the fraction done; false cancels (throws cs::Cancelled)
+};
+
+struct CurvePoint {
+    int64_t k = 0;
+    double faithfulness = 0, completeness = 0;
+};
+
+struct Curve {
+    std::vector<CurvePoint> points;
+    int64_t items = 0;
+    double full = 0, empty = 0; // m(M) and m(empty), summed over the items
+    double seconds = 0;
+};
+
+Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& options);
+
+// The means the ablations use: per layer [width], over every position (a leading BOS left out)
+// of every prompt given.
+std::vector<at::Tensor> meanValues(
+    const model::Model& model, const std::vector<std::vector<int64_t>>& prompts, NodeKind kind);
+// The metric with every node where `keep` (per layer [n_pos, width] bool) is false set to its
+// mean; a leading BOS is kept whatever `keep` says.
+double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, NodeKind kind,
+    const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep);
 
 } // namespace cs::neurons

@@ -1,0 +1,234 @@
+// Circuits in the neuron basis and their evaluation (cs/neurons.h): paired tasks as JSONL, mean
+// ablation through the forward pass's hooks, faithfulness and completeness against k.
+#include "cs/neurons.h"
+
+#include "cs/error.h"
+#include "cs/files.h"
+#include "cs/json_reader.h"
+#include "cs/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+namespace cs::neurons {
+
+namespace {
+
+bool leadingBos(const model::Model& model, const std::vector<int64_t>& ids)
+{
+    const auto bos = model.config().bosTokenId;
+    return bos && !ids.empty() && ids.front() == *bos;
+}
+
+// The first token of `text` (without special tokens), or an error naming the item.
+int64_t firstToken(const model::Model& model, const std::string& text, size_t item, const char* field)
+{
+    const auto ids = model.tokenizer().encode(text, false);
+    if (ids.empty())
+        throw Error("task item " + std::to_string(item + 1) + ": \"" + field + "\" has no tokens");
+    return ids.front();
+}
+
+} // namespace
+
+std::vector<TaskItem> readTask(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in)
+        throw Error("cannot read the task file " + path);
+    std::vector<TaskItem> items;
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos)
+            continue;
+        const std::string where = path + " line " + std::to_string(number);
+        nlohmann::json j;
+        try {
+            j = parseJson(line, where);
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(where + ": not JSON (" + e.what() + ")");
+        }
+        if (!j.is_object())
+            throw Error(where + ": not a JSON object");
+        const auto text = [&](const char* key, bool required) {
+            if (!j.contains(key)) {
+                if (required)
+                    throw Error(where + ": no \"" + key + "\"");
+                return std::string();
+            }
+            if (!j[key].is_string())
+                throw Error(where + ": \"" + key + "\" is " + jsonTypeName(j[key]) + ", not a string");
+            return j[key].get<std::string>();
+        };
+        TaskItem item { text("prompt", true), text("answer", true), text("counterfactual", false),
+            text("counterfactual_answer", false) };
+        if (item.prompt.empty() || item.answer.empty())
+            throw Error(where + ": \"prompt\" and \"answer\" may not be empty");
+        if (item.counterfactual.empty() != item.counterfactualAnswer.empty())
+            throw Error(where + ": give both \"counterfactual\" and \"counterfactual_answer\", or neither");
+        items.push_back(std::move(item));
+    }
+    if (items.empty())
+        throw Error("the task file " + path + " has no items");
+    return items;
+}
+
+void writeTask(const std::string& path, const std::vector<TaskItem>& items)
+{
+    std::string text;
+    for (const TaskItem& item : items) {
+        nlohmann::json j = { { "prompt", item.prompt }, { "answer", item.answer } };
+        if (!item.counterfactual.empty()) {
+            j["counterfactual"] = item.counterfactual;
+            j["counterfactual_answer"] = item.counterfactualAnswer;
+        }
+        text += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+    writeFileAtomically(path, text);
+}
+
+std::vector<at::Tensor> meanValues(
+    const model::Model& model, const std::vector<std::vector<int64_t>>& prompts, NodeKind kind)
+{
+    at::NoGradGuard noGrad;
+    const model::Hook hook = hookOf(kind);
+    const auto L = static_cast<size_t>(model.config().nLayers);
+    std::vector<at::Tensor> sums(L);
+    int64_t count = 0;
+    for (const auto& ids : prompts) {
+        const int64_t skip = leadingBos(model, ids) ? 1 : 0;
+        if (static_cast<int64_t>(ids.size()) <= skip)
+            continue;
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, model::Hook h, at::Tensor& value) {
+            if (h != hook)
+                return;
+            const at::Tensor s = value[0].narrow(0, skip, value.size(1) - skip).sum(0).to(at::kDouble);
+            auto& sum = sums[static_cast<size_t>(layer)];
+            sum = sum.defined() ? sum + s : s;
+        };
+        model.forward(at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0), fo);
+        count += static_cast<int64_t>(ids.size()) - skip;
+    }
+    if (count == 0)
+        throw Error("no positions to take the means over (every prompt is empty or a lone BOS)");
+    std::vector<at::Tensor> means;
+    for (const at::Tensor& s : sums)
+        means.push_back((s / static_cast<double>(count)).to(at::kFloat));
+    return means;
+}
+
+double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, NodeKind kind,
+    const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep)
+{
+    at::NoGradGuard noGrad;
+    const model::Hook hook = hookOf(kind);
+    const bool bos = leadingBos(model, ids);
+    model::ForwardOptions fo;
+    fo.hook = [&](int64_t layer, model::Hook h, at::Tensor& value) {
+        if (h != hook)
+            return;
+        const auto i = static_cast<size_t>(layer);
+        at::Tensor k = keep[i].to(value.device()).to(at::kBool).clone();
+        if (bos)
+            k[0].fill_(true);
+        value = at::where(k.unsqueeze(0), value, means[i].to(value.device(), value.scalar_type()).view({ 1, 1, -1 }));
+    };
+    const at::Tensor logits = model.forward(at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0), fo).logits;
+    const at::Tensor last = logits[0][static_cast<int64_t>(ids.size()) - 1];
+    double m = last[metric.answer].item<double>();
+    if (metric.counterfactual >= 0)
+        m -= last[metric.counterfactual].item<double>();
+    return m;
+}
+
+Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& o)
+{
+    const auto start = std::chrono::steady_clock::now();
+    if (task.empty())
+        throw Error("the task has no items");
+    if (o.ks.empty())
+        throw Error("give at least one circuit size k");
+    for (int64_t k : o.ks)
+        if (k < 0)
+            throw Error("a circuit size k must be 0 or more, not " + std::to_string(k));
+    const auto& tok = model.tokenizer();
+    struct Prepared {
+        std::vector<int64_t> ids, counterfactual;
+        Metric metric;
+    };
+    std::vector<Prepared> items;
+    std::vector<std::vector<int64_t>> all;
+    for (size_t i = 0; i < task.size(); ++i) {
+        Prepared p;
+        p.ids = tok.encode(task[i].prompt);
+        p.metric.answer = firstToken(model, task[i].answer, i, "answer");
+        if (!task[i].counterfactual.empty()) {
+            p.counterfactual = tok.encode(task[i].counterfactual);
+            p.metric.counterfactual = firstToken(model, task[i].counterfactualAnswer, i, "counterfactual_answer");
+            all.push_back(p.counterfactual);
+        }
+        all.push_back(p.ids);
+        items.push_back(std::move(p));
+    }
+    const NodeKind kind = o.attribution.kind;
+    const std::vector<at::Tensor> means = meanValues(model, all, kind);
+    const size_t L = means.size();
+
+    Curve curve;
+    curve.items = static_cast<int64_t>(items.size());
+    std::vector<double> withC(o.ks.size(), 0.0), withoutC(o.ks.size(), 0.0);
+    for (size_t i = 0; i < items.size(); ++i) {
+        const Prepared& p = items[i];
+        AttributionOptions ao = o.attribution;
+        // IG runs from the counterfactual prompt when it lines up with the prompt, else from zero.
+        ao.baselineIds = p.counterfactual.size() == p.ids.size() ? p.counterfactual : std::vector<int64_t> {};
+        const Attribution a = attribute(model, p.ids, p.metric, ao);
+        // Every node's |score|, flattened over (layer, position, unit); a leading BOS is no node.
+        const int64_t n = static_cast<int64_t>(p.ids.size()), skip = leadingBos(model, p.ids) ? 1 : 0;
+        std::vector<at::Tensor> flat;
+        for (const at::Tensor& s : a.scores) {
+            at::Tensor abs = s.abs().clone();
+            if (skip)
+                abs[0].fill_(-1); // never chosen
+            flat.push_back(abs.reshape({ -1 }));
+        }
+        const at::Tensor scores = at::cat(flat);
+        const int64_t width = a.scores[0].size(1), perLayer = n * width;
+        const auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+        const auto masks = [&](int64_t k, bool inside) {
+            // keep = the top k (inside) or everything but them (outside).
+            at::Tensor chosen = at::zeros({ static_cast<int64_t>(L) * perLayer }, at::kBool);
+            if (k > 0)
+                chosen.index_fill_(0, order.narrow(0, 0, std::min<int64_t>(k, (n - skip) * width * int64_t(L))), true);
+            if (!inside)
+                chosen = chosen.logical_not();
+            std::vector<at::Tensor> keep;
+            for (size_t l = 0; l < L; ++l)
+                keep.push_back(chosen.narrow(0, static_cast<int64_t>(l) * perLayer, perLayer).view({ n, width }));
+            return keep;
+        };
+        curve.full += a.metric;
+        curve.empty += ablatedMetric(model, p.ids, p.metric, kind, means, masks(0, true));
+        for (size_t j = 0; j < o.ks.size(); ++j) {
+            withC[j] += ablatedMetric(model, p.ids, p.metric, kind, means, masks(o.ks[j], true));
+            withoutC[j] += ablatedMetric(model, p.ids, p.metric, kind, means, masks(o.ks[j], false));
+        }
+        if (o.progress && !o.progress(static_cast<double>(i + 1) / static_cast<double>(items.size())))
+            throw Cancelled();
+    }
+    const double span = curve.full - curve.empty;
+    if (std::abs(span) < 1e-9)
+        throw Error("the metric is the same with every node ablated as with none: faithfulness is undefined");
+    for (size_t j = 0; j < o.ks.size(); ++j)
+        curve.points.push_back({ o.ks[j], (withC[j] - curve.empty) / span, (withoutC[j] - curve.empty) / span });
+    curve.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return curve;
+}
+
+} // namespace cs::neurons
