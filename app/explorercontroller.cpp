@@ -19,6 +19,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <unordered_set>
 
 namespace cs::app {
@@ -144,6 +145,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
 
     m_interventions = new ExplorerInterventions(*this);
     m_validation = new ExplorerValidation(*this);
+    m_weights = new ExplorerWeights(*this);
     // Files after the settings: the autosave's interval is one of them.
     m_files = new ExplorerFiles(*this, autosaveFolder);
 
@@ -232,7 +234,9 @@ void ExplorerController::loadResourcesJob()
             m_loadedModel = m_modelFolder;
             m_hasStore = !info.storePath.empty();
             m_vocabulary = loaded->vocabulary;
+            m_featuresPerLayer = info.featuresPerLayer;
             openCardStore(info.storePath);
+            m_weights->resourcesReloaded();
             m_resourcesText = QStringLiteral("%1 · %2 features per layer · %3")
                                   .arg(qs(info.transcoderName).toUpper())
                                   .arg(info.featuresPerLayer)
@@ -484,6 +488,8 @@ void ExplorerController::applyState(const ExplorerState& state)
     if (before.selected != state.selected || thresholds || before.labels != state.labels
         || before.pinned != state.pinned)
         updateSelection();
+    if (before.labels != state.labels)
+        m_weights->refreshCaptions();
     if (before.interventions != state.interventions || before.supernodes != state.supernodes
         || !m_interventions->hasOutcome() || thresholds)
         m_interventions->requestOutcome();
@@ -734,6 +740,8 @@ void ExplorerController::showSubgraphLayout(const FigureSpec& spec, const Figure
 
 void ExplorerController::updateSelection()
 {
+    if (!m_state.selected.empty())
+        m_loneFeature.reset(); // a node was selected: the card is its
     const int64_t index = indexOf(m_state.selected);
     m_inputs->setNode(int(index));
     m_outputs->setNode(int(index));
@@ -793,14 +801,26 @@ void ExplorerController::requestCard()
 {
     const quint64 generation = ++m_cardGeneration;
     const int64_t index = indexOf(m_state.selected);
-    if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature || !m_hasStore) {
+    int64_t layer = -1, feature = -1;
+    double activation = std::numeric_limits<double>::quiet_NaN();
+    if (index >= 0 && m_graph->nodes[size_t(index)].kind == cs::graph::NodeKind::Feature) {
+        const auto& node = m_graph->nodes[size_t(index)];
+        layer = node.layer;
+        feature = node.feature;
+        activation = node.activation;
+    } else if (index < 0 && m_loneFeature) {
+        std::tie(layer, feature) = *m_loneFeature;
+    }
+    if (layer != m_cardLayer || feature != m_cardFeature) {
+        m_cardLayer = layer;
+        m_cardFeature = feature;
+        m_weights->setFeature(layer, feature);
+    }
+    Q_EMIT cardFeatureChanged(); // the caption may have changed with a label
+    if (layer < 0 || !m_hasStore) {
         m_card->clear();
         return;
     }
-    const auto& node = m_graph->nodes[size_t(index)];
-    const int64_t layer = node.layer;
-    const int64_t feature = node.feature;
-    const double activation = node.activation;
     auto reader = m_cardReader;
     QPointer<ExplorerController> guard(this);
     m_cards->post("card", [guard, reader, layer, feature, activation, generation] {
@@ -826,6 +846,7 @@ void ExplorerController::requestCard()
                 guard->m_card->setRecord(record, activation, guard->m_vocabulary ? *guard->m_vocabulary : none);
                 if (auto it = guard->m_state.labels.find(featureKey(layer, feature)); it != guard->m_state.labels.end())
                     guard->m_card->setLabel(qs(it->second));
+                Q_EMIT guard->cardFeatureChanged(); // its title carries the label
             },
             Qt::QueuedConnection);
     });
@@ -914,6 +935,44 @@ void ExplorerController::select(const QString& id)
     // session restores: apply without pushing.
     applyState(next);
     m_files->markDirty();
+}
+
+bool ExplorerController::showFeature(int layer, int feature)
+{
+    if (layer < 0 || feature < 0 || (m_featuresPerLayer > 0 && feature >= m_featuresPerLayer))
+        return false;
+    // Its most active node, when the graph holds the feature.
+    int64_t best = -1;
+    if (m_graph)
+        for (int64_t i = m_graph->ranges().features.begin; i < m_graph->ranges().features.end; ++i) {
+            const auto& node = m_graph->nodes[size_t(i)];
+            if (node.layer == layer && node.feature == feature
+                && (best < 0 || std::abs(node.activation) > std::abs(m_graph->nodes[size_t(best)].activation)))
+                best = i;
+        }
+    if (best >= 0) {
+        m_loneFeature.reset();
+        selectIndex(int(best));
+        return true;
+    }
+    select(QString());
+    m_loneFeature = std::make_pair(int64_t(layer), int64_t(feature));
+    updateSelection();
+    return true;
+}
+
+QString ExplorerController::cardTitle() const
+{
+    if (m_cardLayer < 0)
+        return {};
+    const QString title = QStringLiteral("L%1 #%2").arg(m_cardLayer).arg(m_cardFeature);
+    const std::string key = featureKey(m_cardLayer, m_cardFeature);
+    if (auto it = m_state.labels.find(key); it != m_state.labels.end())
+        return title + QStringLiteral(" · ") + qs(it->second);
+    const QString label = m_card->hasRecord() && m_card->layer() == m_cardLayer && m_card->feature() == m_cardFeature
+        ? m_card->label()
+        : QString();
+    return label.isEmpty() ? title : title + QStringLiteral(" · ") + label;
 }
 
 void ExplorerController::selectIndex(int index)

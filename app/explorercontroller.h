@@ -20,6 +20,7 @@
 #include "explorerlists.h"
 #include "explorerstate.h"
 #include "explorervalidation.h"
+#include "explorerweights.h"
 #include "inspector/connectionsmodel.h"
 #include "inspector/featurecard.h"
 #include "session/settings.h"
@@ -123,6 +124,13 @@ class ExplorerController : public QObject {
     Q_PROPERTY(cs::app::ConnectionsModel* inputs READ inputs CONSTANT)
     Q_PROPERTY(cs::app::ConnectionsModel* outputs READ outputs CONSTANT)
     Q_PROPERTY(cs::app::FeatureCard* featureCard READ featureCard CONSTANT)
+    // The feature whose card the inspector shows: the selected feature node's, or one shown on
+    // its own (showFeature: a partner or a sweep's finding the graph does not hold, cardOnly);
+    // -1 when none.
+    Q_PROPERTY(int cardLayer READ cardLayer NOTIFY cardFeatureChanged)
+    Q_PROPERTY(int cardFeature READ cardFeature NOTIFY cardFeatureChanged)
+    Q_PROPERTY(bool cardOnly READ cardOnly NOTIFY cardFeatureChanged)
+    Q_PROPERTY(QString cardTitle READ cardTitle NOTIFY cardFeatureChanged) // "L2 #991", with its caption
 
     // The subgraph.
     Q_PROPERTY(cs::app::SubgraphListModel* subgraph READ subgraph CONSTANT)
@@ -134,6 +142,8 @@ class ExplorerController : public QObject {
     Q_PROPERTY(cs::app::ExplorerInterventions* interventions READ interventions CONSTANT)
     // The graph checked against the model: perturbations, validation, the table of interventions.
     Q_PROPERTY(cs::app::ExplorerValidation* validation READ validation CONSTANT)
+    // Global weights: the shown feature's partners and token plots, operand sweeps.
+    Q_PROPERTY(cs::app::ExplorerWeights* weights READ weights CONSTANT)
     Q_PROPERTY(cs::app::ExplorerFiles* files READ files CONSTANT)
 
     // Undo, settings.
@@ -202,6 +212,10 @@ public:
     ConnectionsModel* inputs() const { return m_inputs; }
     ConnectionsModel* outputs() const { return m_outputs; }
     FeatureCard* featureCard() const { return m_card; }
+    int cardLayer() const { return int(m_cardLayer); }
+    int cardFeature() const { return int(m_cardFeature); }
+    bool cardOnly() const { return m_loneFeature.has_value(); }
+    QString cardTitle() const;
 
     SubgraphListModel* subgraph() { return &m_subgraphList; }
     int pinnedCount() const { return int(m_state.pinned.size()); }
@@ -210,6 +224,7 @@ public:
 
     ExplorerInterventions* interventions() const { return m_interventions; }
     ExplorerValidation* validation() const { return m_validation; }
+    ExplorerWeights* weights() const { return m_weights; }
     ExplorerFiles* files() const { return m_files; }
 
     bool canUndo() const { return m_undo.canUndo(); }
@@ -247,6 +262,9 @@ public:
     // Ctrl pins or unpins, Shift on a pinned node checks it for grouping.
     Q_INVOKABLE void select(const QString& id);
     Q_INVOKABLE void selectIndex(int index);
+    // Goes to a feature: selects its node (the most active one) when the graph holds it, else
+    // shows its card on its own. False for a feature the transcoders do not have.
+    Q_INVOKABLE bool showFeature(int layer, int feature);
     Q_INVOKABLE void clickNode(const QString& id, int modifiers);
     Q_INVOKABLE void togglePin(const QString& id);
     Q_INVOKABLE void pinNodes(const QStringList& ids);
@@ -315,6 +333,7 @@ Q_SIGNALS:
     void subgraphChanged();
     void stateChanged();
     void selectionChanged();
+    void cardFeatureChanged();
     void searchChanged();
     void checkedChanged();
     void undoChanged();
@@ -337,6 +356,7 @@ private:
     // or replace the graph (files): they are this class split along its seams.
     friend class ExplorerInterventions;
     friend class ExplorerValidation;
+    friend class ExplorerWeights;
     friend class ExplorerFiles;
     // Pushes an edit (before = the current state) on the undo stack; mergeId > 0 merges
     // consecutive edits of one kind (a slider being dragged).
@@ -432,6 +452,9 @@ private:
     ConnectionsModel* m_inputs = nullptr;
     ConnectionsModel* m_outputs = nullptr;
     FeatureCard* m_card = nullptr;
+    int64_t m_cardLayer = -1, m_cardFeature = -1;
+    std::optional<std::pair<int64_t, int64_t>> m_loneFeature; // shown without a node
+    int64_t m_featuresPerLayer = 0; // of the loaded set
     SubgraphListModel m_subgraphList;
     quint64 m_subgraphGeneration = 0;
 
@@ -439,6 +462,7 @@ private:
     ExplorerSettings* m_settings = nullptr;
     ExplorerInterventions* m_interventions = nullptr; // children of this object
     ExplorerValidation* m_validation = nullptr;
+    ExplorerWeights* m_weights = nullptr;
     ExplorerFiles* m_files = nullptr;
 };
 

@@ -6,8 +6,10 @@
 #include <cs/error.h>
 #include <cs/model.h>
 #include <cs/replacement.h>
+#include <cs/tokenizer.h>
 #include <cs/transcoder.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -332,6 +334,138 @@ cs::intervention::InterventionResult baseline(const ExplorerResources& resources
     options.generate = generate;
     options.maxChanged = 0;
     return cs::intervention::intervene(*resources.context, { identity }, options);
+}
+
+// --- Global weights
+
+std::string featureCaption(const ExplorerResources& resources, int64_t layer, int64_t feature)
+{
+    if (!resources.store || !resources.store->has(layer, feature))
+        return {};
+    const auto record = resources.store->card(layer, feature);
+    if (!record.label.empty())
+        return record.label;
+    static const std::vector<std::string> none;
+    return cs::features::describe(record, resources.vocabulary ? *resources.vocabulary : none);
+}
+
+PartnerLists featurePartners(
+    const ExplorerResources& resources, int64_t layer, int64_t feature, cs::weights::Kind kind, int64_t top)
+{
+    if (!resources.model || !resources.transcoders)
+        throw cs::Error("no transcoders are loaded: open a model with a transcoder set first");
+    PartnerLists out;
+    out.statistics = resources.store && resources.store->hasCoactivations();
+    out.kind = out.statistics ? kind : cs::weights::Kind::Virtual;
+    const auto* store = out.statistics ? resources.store.get() : nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    out.up = cs::weights::partners(
+        *resources.model, *resources.transcoders, store, layer, feature, cs::weights::Direction::Up, out.kind, top);
+    out.down = cs::weights::partners(
+        *resources.model, *resources.transcoders, store, layer, feature, cs::weights::Direction::Down, out.kind, top);
+    out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& p : out.up.partners)
+        out.upCaptions.push_back(featureCaption(resources, p.layer, p.feature));
+    for (const auto& p : out.down.partners)
+        out.downCaptions.push_back(featureCaption(resources, p.layer, p.feature));
+    return out;
+}
+
+std::vector<std::string> splitTokens(const std::string& text)
+{
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t bar = std::min(text.find('|', start), text.size());
+        if (bar > start)
+            out.push_back(text.substr(start, bar - start));
+        start = bar + 1;
+    }
+    return out;
+}
+
+std::string defaultWeightTokens(const ExplorerResources& resources)
+{
+    if (!resources.model || !resources.model->hasTokenizer())
+        return {};
+    const auto& tokenizer = resources.model->tokenizer();
+    for (const char* prefix : { " ", "" }) {
+        std::string list;
+        bool single = true;
+        for (int digit = 0; digit <= 9 && single; ++digit) {
+            const std::string token = prefix + std::to_string(digit);
+            single = tokenizer.encode(token, false).size() == 1;
+            list += (digit > 0 ? "|" : "") + token;
+        }
+        if (single)
+            return list;
+    }
+    return {};
+}
+
+std::vector<TokenWeight> tokenWeights(
+    const ExplorerResources& resources, int64_t layer, int64_t feature, const std::vector<std::string>& tokens)
+{
+    if (!resources.model || !resources.transcoders)
+        throw cs::Error("no transcoders are loaded: open a model with a transcoder set first");
+    const auto& tokenizer = resources.model->tokenizer();
+    const at::Tensor ids = at::tensor(std::vector<int64_t> { feature }, at::kLong);
+    // [vocab] each: the one feature's rows.
+    const at::Tensor in = cs::weights::embeddingToFeatures(*resources.model, *resources.transcoders, layer, ids)
+                              .select(0, 0)
+                              .contiguous();
+    const at::Tensor out
+        = cs::weights::featureToLogits(*resources.model, *resources.transcoders, layer, ids).select(0, 0).contiguous();
+    const float* inData = in.data_ptr<float>();
+    const float* outData = out.data_ptr<float>();
+    std::vector<TokenWeight> weights;
+    for (const std::string& token : tokens) {
+        TokenWeight w;
+        w.token = token;
+        const auto encoded = tokenizer.encode(token, false);
+        w.pieces = int64_t(encoded.size());
+        if (encoded.size() == 1 && encoded[0] >= 0 && encoded[0] < in.numel()) {
+            w.id = encoded[0];
+            w.input = inData[w.id];
+            w.output = outData[w.id];
+        }
+        weights.push_back(std::move(w));
+    }
+    return weights;
+}
+
+SweepOutput runSweep(const ExplorerResources& resources, const cs::sweep::SweepOptions& options, int64_t top)
+{
+    if (!resources.model || !resources.transcoders)
+        throw cs::Error("no transcoders are loaded: open a model with a transcoder set first");
+    SweepOutput out;
+    auto result
+        = std::make_shared<cs::sweep::SweepResult>(cs::sweep::sweep(*resources.model, *resources.transcoders, options));
+    out.findings = cs::sweep::rank(*result, top);
+    for (const auto& f : out.findings)
+        out.captions.push_back(featureCaption(resources, f.layer, f.feature));
+    out.result = std::move(result);
+    return out;
+}
+
+std::vector<float> operandGrid(const cs::sweep::SweepResult& result, int64_t layer, int64_t feature)
+{
+    if (layer < 0 || layer >= int64_t(result.activations.size()))
+        return {};
+    const at::Tensor& acts = result.activations[size_t(layer)]; // [a, b, n_features]
+    if (acts.dim() != 3 || feature < 0 || feature >= acts.size(2))
+        return {};
+    const at::Tensor grid = acts.select(2, feature).to(at::kFloat).contiguous(); // [a, b]
+    const float* data = grid.data_ptr<float>();
+    return std::vector<float>(data, data + grid.numel());
+}
+
+cs::sweep::Finding explainGrid(const cs::sweep::SweepResult& result, const std::vector<float>& grid)
+{
+    const at::Tensor map = at::from_blob(
+        const_cast<float*>(grid.data()), { int64_t(result.a.size()), int64_t(result.b.size()) }, at::kFloat)
+                               .clone();
+    return cs::sweep::explain(map, result.a, result.b);
 }
 
 } // namespace cs::app

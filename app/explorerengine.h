@@ -9,7 +9,9 @@
 #include <cs/features.h>
 #include <cs/graph.h>
 #include <cs/intervention.h>
+#include <cs/sweep.h>
 #include <cs/validation.h>
+#include <cs/weights.h>
 
 #include <cstdint>
 #include <functional>
@@ -141,5 +143,54 @@ std::vector<InterventionTableRow> interventionTable(const ExplorerResources& res
 
 // The unedited top-k and greedy generation (what the panel shows with no intervention).
 cs::intervention::InterventionResult baseline(const ExplorerResources& resources, int64_t topK, int64_t generate);
+
+// --- Global weights (§7.5): the inspector's partners and token plots, the window's sweeps.
+
+// What the store says of a feature: its label, else the description made from its card;
+// empty without a store or a record.
+std::string featureCaption(const ExplorerResources& resources, int64_t layer, int64_t feature);
+
+struct PartnerLists {
+    cs::weights::Partners up, down; // by |weight(kind)|, largest first
+    std::vector<std::string> upCaptions, downCaptions; // featureCaption of each partner
+    bool statistics = false; // the store has co-activation statistics
+    cs::weights::Kind kind = cs::weights::Kind::Virtual; // what they are ranked by
+    double ms = 0; // the two queries (weights::partners), without the captions
+};
+// The top partners up and down of a feature by `kind`; by virtual weight when `kind` needs
+// co-activation statistics the store does not have (statistics false says so). Throws
+// cs::Error without transcoders or for a feature out of range.
+PartnerLists featurePartners(
+    const ExplorerResources& resources, int64_t layer, int64_t feature, cs::weights::Kind kind, int64_t top);
+
+struct TokenWeight {
+    std::string token; // as given (a leading space is part of it)
+    int64_t pieces = 0; // the tokens it encodes to; the plot has values only when 1
+    int64_t id = -1;
+    double input = 0; // the token's embedding through the feature's encoder (embeddingToFeatures)
+    double output = 0; // the feature's decoders to the token's logit (featureToLogits)
+};
+// "a|b|c" -> {"a", "b", "c"}; empty pieces are left out, spaces kept.
+std::vector<std::string> splitTokens(const std::string& text);
+// The digits " 0| 1| ...| 9" when each is a single token of the model, else "0|1|...|9" when
+// those are, else empty.
+std::string defaultWeightTokens(const ExplorerResources& resources);
+// Each token's two weights for one feature. Throws cs::Error without transcoders or a tokenizer.
+std::vector<TokenWeight> tokenWeights(
+    const ExplorerResources& resources, int64_t layer, int64_t feature, const std::vector<std::string>& tokens);
+
+struct SweepOutput {
+    std::shared_ptr<const cs::sweep::SweepResult> result;
+    std::vector<cs::sweep::Finding> findings; // sweep::rank, best first
+    std::vector<std::string> captions; // featureCaption of each finding
+};
+// Runs the sweep on the open model and set and ranks what it found (at most `top`). Throws
+// cs::Error as sweep::sweep does, cs::Cancelled when options.progress says so.
+SweepOutput runSweep(const ExplorerResources& resources, const cs::sweep::SweepOptions& options, int64_t top);
+// One feature's grid of a sweep, row-major [a.size(), b.size()]; empty for a feature the sweep
+// does not have.
+std::vector<float> operandGrid(const cs::sweep::SweepResult& result, int64_t layer, int64_t feature);
+// sweep::explain of that grid.
+cs::sweep::Finding explainGrid(const cs::sweep::SweepResult& result, const std::vector<float>& grid);
 
 } // namespace cs::app

@@ -2,7 +2,10 @@
 //   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto] [--prompt TEXT] [FILE]
 //   circuitscope ... --screenshot OUT.png [--select NODE] [--pin IDS] [--group NAME=IDS]
 //                [--intervene OP:TARGET[:VALUE]] [--perturb OP:TARGET[:VALUE]] [--validate N]
-//                [--table] [--tab inspector|interventions|perturbation|validation|output]
+//                [--table] [--tab inspector|interventions|perturbation|validation|output|sweeps]
+//                [--feature L:F] [--partners twera|era|virtual] [--weight-tokens "A|B|..."]
+//                [--sweep TEMPLATE [--sweep-a 0..99] [--sweep-b 0..99] [--sweep-position P]]
+//                [--scroll-to weights|operand-plot]
 //                [--size WxH] [--theme light|dark]        (render headless and exit)
 //   circuitscope --bench                                   (the explorer's frame benchmark)
 // FILE is a session (.circuitscope.json), a graph JSON or a .csgraph to open instead of
@@ -31,6 +34,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -47,6 +51,14 @@ struct Script {
     int validate = 0; // the top N nodes, ablated one at a time
     bool table = false; // the table of the interventions
     QString tab;
+
+    QString feature; // L:F, the card to show (its node when the graph holds it)
+    QString partners; // twera, era or virtual
+    std::optional<QString> weightTokens; // the token plots' tokens
+    QString sweep; // a template: run this sweep first
+    QString sweepA = QStringLiteral("0..99"), sweepB = QStringLiteral("0..99");
+    int sweepPosition = -1;
+    QString scrollTo; // weights or operand-plot: scroll the inspector there before the grab
 };
 
 int tabIndex(const QString& tab)
@@ -56,6 +68,8 @@ int tabIndex(const QString& tab)
         return 1;
     if (tab == QLatin1String("output"))
         return 2;
+    if (tab == QLatin1String("sweeps"))
+        return 3;
     return 0;
 }
 
@@ -112,6 +126,26 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
         explorer.select(script.select);
         if (explorer.selectedId() != script.select)
             return QStringLiteral("--select %1: the graph has no such node").arg(script.select);
+    }
+    cs::app::ExplorerWeights* weights = explorer.weights();
+    if (!script.partners.isEmpty()) {
+        weights->setKind(script.partners);
+        if (weights->kind() != script.partners)
+            return QStringLiteral("--partners %1: %2").arg(script.partners, weights->partnersText());
+    }
+    if (script.weightTokens)
+        weights->setWeightTokens(*script.weightTokens);
+    if (!script.sweep.isEmpty()) {
+        weights->startSweep(script.sweep, script.sweepA, script.sweepB, script.sweepPosition);
+        if (!weights->isSweeping())
+            return QStringLiteral("--sweep: %1").arg(weights->sweepText());
+    }
+    if (!script.feature.isEmpty()) {
+        const QStringList lf = script.feature.split(QLatin1Char(':'));
+        bool okLayer = false, okFeature = false;
+        const int layer = lf.value(0).toInt(&okLayer), feature = lf.value(1).toInt(&okFeature);
+        if (lf.size() != 2 || !okLayer || !okFeature || !explorer.showFeature(layer, feature))
+            return QStringLiteral("--feature %1: name a feature of the transcoders as LAYER:INDEX").arg(script.feature);
     }
     if (!script.tab.isEmpty() && window) {
         QObject* tabs = cs::app::findItem(window, QStringLiteral("rightTabs"));
@@ -241,8 +275,31 @@ int main(int argc, char* argv[])
         QStringLiteral("table"), QStringLiteral("With --screenshot: make the table of the interventions' logits."));
     const QCommandLineOption tabOption(QStringLiteral("tab"),
         QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions, perturbation, "
-                       "validation or output."),
+                       "validation, output or sweeps."),
         QStringLiteral("tab"));
+    const QCommandLineOption featureOption(QStringLiteral("feature"),
+        QStringLiteral("With --screenshot: show this feature's card, LAYER:INDEX (its node when the graph holds it)."),
+        QStringLiteral("layer:index"));
+    const QCommandLineOption partnersOption(QStringLiteral("partners"),
+        QStringLiteral("With --screenshot: rank the card's partners by twera, era or virtual (default twera)."),
+        QStringLiteral("kind"));
+    const QCommandLineOption weightTokensOption(QStringLiteral("weight-tokens"),
+        QStringLiteral("With --screenshot: the tokens of the card's weight plots, separated by | (default the "
+                       "digits)."),
+        QStringLiteral("tokens"));
+    const QCommandLineOption sweepOption(QStringLiteral("sweep"),
+        QStringLiteral("With --screenshot: run an operand sweep of this template (with {a} and {b}) first."),
+        QStringLiteral("template"));
+    const QCommandLineOption sweepAOption(QStringLiteral("sweep-a"),
+        QStringLiteral("With --sweep: a's values, FROM..TO or a list (default 0..99)."), QStringLiteral("range"));
+    const QCommandLineOption sweepBOption(QStringLiteral("sweep-b"),
+        QStringLiteral("With --sweep: b's values, FROM..TO or a list (default 0..99)."), QStringLiteral("range"));
+    const QCommandLineOption sweepPositionOption(QStringLiteral("sweep-position"),
+        QStringLiteral("With --sweep: the token position read (default -1, the last)."), QStringLiteral("p"));
+    const QCommandLineOption scrollToOption(QStringLiteral("scroll-to"),
+        QStringLiteral("With --screenshot: scroll the inspector to the card's global weights (weights) or its operand "
+                       "plot (operand-plot)."),
+        QStringLiteral("section"));
     const QCommandLineOption figureOption(QStringLiteral("export-figure"),
         QStringLiteral("With --screenshot: also export the subgraph's figure (the pruned graph's when nothing is "
                        "pinned) to this .svg, .pdf or .png (PNG at the dpi setting, 300 by default)."),
@@ -256,7 +313,8 @@ int main(int argc, char* argv[])
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
     for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
              &pinOption, &groupOption, &interveneOption, &perturbOption, &validateOption, &tableOption, &tabOption,
-             &figureOption, &sizeOption, &themeOption, &benchOption })
+             &figureOption, &sizeOption, &themeOption, &benchOption, &featureOption, &partnersOption,
+             &weightTokensOption, &sweepOption, &sweepAOption, &sweepBOption, &sweepPositionOption, &scrollToOption })
         parser.addOption(*option);
     parser.process(app);
 
@@ -292,6 +350,29 @@ int main(int argc, char* argv[])
     script.perturb = parser.value(perturbOption);
     script.validate = parser.value(validateOption).toInt();
     script.table = parser.isSet(tableOption);
+    script.feature = parser.value(featureOption);
+    script.partners = parser.value(partnersOption);
+    if (parser.isSet(weightTokensOption))
+        script.weightTokens = parser.value(weightTokensOption);
+    script.sweep = parser.value(sweepOption);
+    script.scrollTo = parser.value(scrollToOption);
+    if (!script.scrollTo.isEmpty() && script.scrollTo != QLatin1String("weights")
+        && script.scrollTo != QLatin1String("operand-plot")) {
+        std::fprintf(stderr, "circuitscope: --scroll-to takes weights or operand-plot\n");
+        return 2;
+    }
+    if (parser.isSet(sweepAOption))
+        script.sweepA = parser.value(sweepAOption);
+    if (parser.isSet(sweepBOption))
+        script.sweepB = parser.value(sweepBOption);
+    if (parser.isSet(sweepPositionOption)) {
+        bool ok = false;
+        script.sweepPosition = parser.value(sweepPositionOption).toInt(&ok);
+        if (!ok) {
+            std::fprintf(stderr, "circuitscope: --sweep-position takes an integer\n");
+            return 2;
+        }
+    }
 
     const QString screenshot = parser.value(screenshotOption);
     if (!screenshot.isEmpty() && QGuiApplication::platformName() == QLatin1String("offscreen"))
@@ -356,6 +437,20 @@ int main(int argc, char* argv[])
                 std::fprintf(
                     stderr, "circuitscope: the figure was not exported: %s\n", qPrintable(explorer->message()));
                 exitCode = 1;
+            }
+        }
+        if (!script.scrollTo.isEmpty() && window) {
+            const QString name = script.scrollTo == QLatin1String("operand-plot") ? QStringLiteral("operandTitle")
+                                                                                  : QStringLiteral("globalWeights");
+            QQuickItem* inspector = cs::app::findItem(window, QStringLiteral("inspector"));
+            QQuickItem* target = cs::app::findItem(window, name);
+            if (!inspector || !target || !target->isVisible()) {
+                std::fprintf(stderr, "circuitscope: --scroll-to %s: the inspector does not show it\n",
+                    qPrintable(script.scrollTo));
+                exitCode = 1;
+            } else {
+                QMetaObject::invokeMethod(
+                    inspector, "scrollToItem", Q_ARG(QVariant, QVariant::fromValue<QObject*>(target)));
             }
         }
         // Two frames: one for the last results, one for the items they resized.

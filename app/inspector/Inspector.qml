@@ -26,8 +26,21 @@ Rectangle {
     property ConnectionsModel inputs: null
     property ConnectionsModel outputs: null
     property FeatureCardData card: null
+    // A feature's card shown on its own (a feature the graph does not hold): no position,
+    // activation or connections.
+    property bool standalone: false
+    // More sections of the feature card, below it (the explorer's global weights).
+    property alias cardSections: cardSectionsColumn.data
 
     signal nodeActivated(int index)
+
+    // Scrolls the inspector so that `target` (an item inside it) is at the top, as far as the
+    // content reaches.
+    function scrollToItem(target) {
+        const flick = scroll.contentItem
+        const y = target.mapToItem(flick.contentItem, 0, 0).y - inspector.colors.padding
+        flick.contentY = Math.max(0, Math.min(y, flick.contentHeight - flick.height))
+    }
 
     implicitWidth: 380
     color: colors.panel
@@ -88,6 +101,8 @@ Rectangle {
                         const parts = []
                         if (inspector.nodeKind !== "embedding")
                             parts.push("layer " + inspector.nodeLayer)
+                        if (inspector.standalone)
+                            return parts.concat(["not in this graph"]).join(" · ")
                         parts.push("position " + inspector.nodePosition)
                         if (!isNaN(inspector.activation))
                             parts.push("activation " + inspector.colors.formatNumber(inspector.activation, 3))
@@ -135,14 +150,23 @@ Rectangle {
                     colors: inspector.colors
                     card: inspector.card
                 }
+                ColumnLayout {
+                    id: cardSectionsColumn
+                    visible: inspector.nodeKind === "feature" && children.length > 0
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    spacing: inspector.colors.spacing
+                }
                 Rectangle {
-                    visible: inspector.nodeKind === "feature"
+                    visible: inspector.nodeKind === "feature" && !inspector.standalone
                     Layout.fillWidth: true
                     Layout.preferredHeight: 1
                     color: inspector.colors.divider
                 }
                 ConnectionList {
                     objectName: "inputConnections"
+                    visible: !inspector.standalone
                     Layout.fillWidth: true
                     Layout.leftMargin: inspector.colors.padding
                     Layout.rightMargin: inspector.colors.padding
@@ -153,6 +177,7 @@ Rectangle {
                 }
                 ConnectionList {
                     objectName: "outputConnections"
+                    visible: !inspector.standalone
                     Layout.fillWidth: true
                     Layout.leftMargin: inspector.colors.padding
                     Layout.rightMargin: inspector.colors.padding

@@ -452,6 +452,7 @@ ApplicationWindow {
                         TabButton { text: "Inspector" }
                         TabButton { objectName: "interventionsTab"; text: "Interventions" }
                         TabButton { text: "Output" }
+                        TabButton { objectName: "sweepsTab"; text: "Sweeps" }
                     }
                     StackLayout {
                         Layout.fillWidth: true
@@ -462,11 +463,13 @@ ApplicationWindow {
                             id: inspector
                             objectName: "inspector"
                             colors: InspectorColors { dark: Theme.dark }
-                            hasNode: window.explorer.selectedId !== ""
-                            nodeKind: window.explorer.selectedKind
-                            title: window.explorer.selectedLabel !== "" ? window.explorer.selectedLabel : window.explorer.selectedTitle
+                            hasNode: window.explorer.selectedId !== "" || window.explorer.cardOnly
+                            standalone: window.explorer.cardOnly
+                            nodeKind: window.explorer.cardOnly ? "feature" : window.explorer.selectedKind
+                            title: window.explorer.cardOnly ? window.explorer.cardTitle
+                                   : window.explorer.selectedLabel !== "" ? window.explorer.selectedLabel : window.explorer.selectedTitle
                             nodeId: window.explorer.selectedId
-                            nodeLayer: window.explorer.selectedLayer
+                            nodeLayer: window.explorer.cardOnly ? window.explorer.cardLayer : window.explorer.selectedLayer
                             nodePosition: window.explorer.selectedPosition
                             activation: window.explorer.selectedKind === "feature" ? window.explorer.selectedActivation : NaN
                             influence: window.explorer.selectedInfluence
@@ -475,6 +478,14 @@ ApplicationWindow {
                             outputs: window.explorer.outputs
                             card: window.explorer.featureCard
                             onNodeActivated: index => window.explorer.selectIndex(index)
+                            cardSections: [
+                                GlobalWeightsView {
+                                    objectName: "globalWeights"
+                                    Layout.fillWidth: true
+                                    explorer: window.explorer
+                                    colors: inspector.colors
+                                }
+                            ]
                         }
                         InterventionPanel {
                             explorer: window.explorer
@@ -489,6 +500,11 @@ ApplicationWindow {
                                 Layout.fillWidth: true
                                 Layout.preferredHeight: 200
                             }
+                        }
+                        SweepPanel {
+                            objectName: "sweepPanel"
+                            explorer: window.explorer
+                            onFeatureActivated: tabs.currentIndex = 0
                         }
                     }
                 }
