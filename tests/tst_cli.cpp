@@ -10,6 +10,7 @@
 #include "cs/graph.h"
 #include "cs/intervention.h"
 #include "cs/model.h"
+#include "cs/neurons.h"
 #include "cs/replacement.h"
 #include "cs/sweep.h"
 #include "cs/validation.h"
@@ -904,6 +905,50 @@ private Q_SLOTS:
             if (zeroRow >= 0)
                 QVERIFY((pixel(zeroRow, zeroCol) == std::array<int, 3> { 68, 1, 84 }));
         }
+    }
+
+    // organism tasks: paired items whose prompts have the same token count and whose answers
+    // differ; neurons curve on a few of them: the JSON's keys, F = 0 for the empty circuit and 1
+    // for the whole model, the curve equal to the engine's.
+    void neuronTasksAndCurve()
+    {
+        const QString dir = m_dir.filePath("tasks");
+        Run t = cli({ "organism", "tasks", "tinyworld", "--out", dir, "--items", "6", "--json" });
+        QVERIFY2(t.exitCode == 0, qPrintable(t.err));
+        const auto model = cs::model::Model::load(cs::resolveModelFolder(cs::kDefaultModel), { "cpu", true });
+        for (const char* task : { "agreement", "two_hop", "sports", "addition" }) {
+            QCOMPARE(t.json()[task]["items"].get<int64_t>(), int64_t(6));
+            for (const auto& item : cs::neurons::readTask((dir + "/" + task + ".jsonl").toStdString())) {
+                QCOMPARE(model->tokenizer().encode(item.prompt).size(),
+                    model->tokenizer().encode(item.counterfactual).size());
+                QVERIFY(model->tokenizer().encode(item.answer, false).front()
+                    != model->tokenizer().encode(item.counterfactualAnswer, false).front());
+            }
+        }
+        const QString task = dir + "/two_hop.jsonl";
+        Run c = cli(
+            { "--device", "cpu", "neurons", "curve", "tinyworld", "--task", task, "--ks", "0,30,1000000", "--json" });
+        QVERIFY2(c.exitCode == 0, qPrintable(c.err));
+        const Json j = c.json();
+        QCOMPARE(j["method"].get<std::string>(), std::string("relp"));
+        QCOMPARE(j["node_kind"].get<std::string>(), std::string("neurons"));
+        QCOMPARE(j["points"].size(), size_t(3));
+        QVERIFY(std::abs(j["points"][0]["faithfulness"].get<double>()) < 1e-5);
+        QVERIFY(std::abs(j["points"][2]["faithfulness"].get<double>() - 1) < 1e-5);
+        cs::neurons::CurveOptions o;
+        o.ks = { 0, 30, 1000000 };
+        const auto want = cs::neurons::evaluateCircuits(*model, cs::neurons::readTask(task.toStdString()), o);
+        QVERIFY(std::abs(j["points"][1]["faithfulness"].get<double>() - want.points[1].faithfulness) < 1e-6);
+        QVERIFY(std::abs(j["points"][1]["completeness"].get<double>() - want.points[1].completeness) < 1e-6);
+        for (const auto& [extra, phrase] :
+            std::vector<std::pair<QStringList, QString>> { { { "--node-kind", "features" }, "transcoder basis" },
+                { { "--method", "lrp" }, "relp or ig" }, { { "--ks", "10,x" }, "circuit sizes" } }) {
+            Run e = cli(QStringList { "--device", "cpu", "neurons", "curve", "tinyworld", "--task", task } + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
+        Run noTask = cli({ "--device", "cpu", "neurons", "curve", "tinyworld" });
+        QVERIFY(noTask.exitCode == 1 && noTask.err.contains("--task"));
     }
 
     // graph export / prune / import / info on a graph file written here: the counts and

@@ -136,6 +136,35 @@ private Q_SLOTS:
         QVERIFY(r.scores.back().narrow(0, 0, last).abs().max().item<double>() == 0);
     }
 
+    // Paired RelP scores the difference from the counterfactual's values with the same gradient.
+    void relpPaired()
+    {
+        const auto model = tiny("llama");
+        const std::vector<int64_t> ids = { 1, 30, 31, 32, 33 }, other = { 1, 30, 60, 32, 33 };
+        const auto alone = cs::neurons::attribute(*model, ids, { 3, 4 });
+        cs::neurons::AttributionOptions o;
+        o.baselineIds = other;
+        const auto paired = cs::neurons::attribute(*model, ids, { 3, 4 }, o);
+        std::vector<at::Tensor> base(alone.values.size());
+        cs::model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+            if (h == cs::model::Hook::MlpHidden)
+                base[size_t(layer)] = v[0].clone();
+        };
+        model->forward(at::tensor(other, at::kLong).unsqueeze(0), fo);
+        int checked = 0;
+        for (size_t l = 0; l < base.size(); ++l) {
+            const at::Tensor x = alone.values[l], mask = x.abs() > 1e-3;
+            const at::Tensor grad = alone.scores[l] / at::where(mask, x, at::ones_like(x));
+            const at::Tensor want = (x - base[l]) * grad;
+            QVERIFY(at::allclose(paired.scores[l].masked_select(mask), want.masked_select(mask), 1e-3, 1e-5));
+            checked += static_cast<int>(mask.sum().item<int64_t>());
+            // Where the prompts agree (positions 0, 1 before the change), the score is 0.
+            QVERIFY(paired.scores[l].narrow(0, 0, 2).abs().max().item<double>() < 1e-6);
+        }
+        QVERIFY(checked > 100);
+    }
+
     // Completeness, layer by layer, at the default 32 steps: within 1% of m(x) - m(x with the
     // layer at the baseline), on tinyworld's two-hop prompt, from zero and from a counterfactual.
     void integratedGradientsComplete()

@@ -44,6 +44,8 @@ int cmdIntervene(const Args& args, const std::string& device);
 int cmdWeights(const Args& args, const std::string& device);
 // sweep MODEL --template "calc: {a}+{b}=" --a 0..99 --b 0..99 [--feature L:F ...] [--rank]
 int cmdSweep(const Args& args, const std::string& device);
+// neurons curve (neurons_cmd.cpp).
+int cmdNeurons(const Args& args, const std::string& device);
 // validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)
 int cmdValidate(const Args& args, const std::string& device);
 // graph import | export | prune | info

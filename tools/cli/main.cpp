@@ -8,6 +8,7 @@
 #include "cs/error.h"
 #include "cs/json_reader.h"
 #include "cs/model.h"
+#include "cs/neurons.h"
 #include "cs/organism_build.h"
 #include "cs/tokenizer.h"
 #include "cs/utf8.h"
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -71,6 +73,9 @@ commands:
                                               {"tasks": {"<task>": {"<split>": accuracy}}}
   organism corpus MODEL --split train|heldout --lines N --out FILE
                                               text of the world MODEL was built from, one line each
+  organism tasks MODEL --out DIR [--items 100] [--json]
+                                              paired tasks (neurons curve --task): DIR/{agreement,
+                                               two_hop,sports,addition}.jsonl
   transcoder train MODEL --corpus FILE --kind clt|plt --features N --out DIR
                  [--activation jump_relu|relu|topk --k K --skip --steps N --batch-tokens B
                   --buffer-tokens N --lr X --lambda-sparsity X --sparsity-c X --lambda-preact X
@@ -98,6 +103,10 @@ commands:
                                               {"template","a","b","prompts","seconds","features":
                                                [{"layer","feature","grid",...}],"ranked":[{"layer",
                                                "feature","structure","group","explained",...}]}
+  neurons curve MODEL --task FILE.jsonl [--method relp|ig] [--node-kind neurons|mlp_out|attn_out|resid]
+                [--ks 10,20,50,100,200,500] [--steps 32] [--json]
+                                              {"method","node_kind","points": [{"k","faithfulness",
+                                               "completeness"}],"items","full","empty","seconds"}
   validate MODEL --text P [--transcoder T] [--top N] [--op ablate|scale:-1] [--json]
                                               {"targets", "points": [{"node", "predicted",
                                                "actual_constrained", "actual_free"}],
@@ -572,7 +581,46 @@ int cmdOrganism(const Args& args, const std::string& device)
         std::cout << out << "\n";
         return 0;
     }
-    throw cs::Error("organism needs a subcommand: build, eval or corpus");
+    if (sub == "tasks") {
+        // Paired tasks for neuron-basis circuits (cs/neurons.h), from the organism's evaluation
+        // items: DIR/{agreement,two_hop,sports,addition}.jsonl.
+        if (pos.size() < 3)
+            throw cs::Error("organism tasks needs MODEL (the organism whose world writes the items)");
+        const std::string out = args.valueOr("out", "");
+        const int64_t items = args.intOr("items", 100);
+        if (out.empty() || items <= 0)
+            throw cs::Error("organism tasks needs --out DIR and a positive --items");
+        const std::string folder = cs::resolveModelFolder(pos[2]);
+        const cs::organism::World world(cs::organism::organismWorld(folder));
+        const auto tokenizer = cs::model::Tokenizer::fromFolder(folder);
+        std::error_code ec;
+        std::filesystem::create_directories(out, ec);
+        if (ec)
+            throw cs::Error("cannot make the folder " + out + ": " + ec.message());
+        const auto all = world.evalItems();
+        Json written = Json::object();
+        for (const std::string task : { "agreement", "two_hop", "sports", "addition" }) {
+            std::vector<std::pair<std::string, std::string>> promptsAndAnswers;
+            std::vector<std::string> contrasts;
+            for (const auto& item : all)
+                if (item.task == task && item.split == "train") {
+                    promptsAndAnswers.emplace_back(item.prompt, item.answer);
+                    contrasts.push_back(item.contrast);
+                }
+            const auto paired
+                = cs::neurons::pairItems(promptsAndAnswers, contrasts, tokenizer, static_cast<size_t>(items));
+            const std::string path = (std::filesystem::path(out) / (task + ".jsonl")).string();
+            cs::neurons::writeTask(path, paired);
+            written[task] = { { "path", path }, { "items", paired.size() } };
+        }
+        if (args.flag("json"))
+            std::cout << dump(written) << "\n";
+        else
+            for (const auto& [task, w] : written.items())
+                std::cout << w["path"].get<std::string>() << ": " << w["items"].get<size_t>() << " paired items\n";
+        return 0;
+    }
+    throw cs::Error("organism needs a subcommand: build, eval, corpus or tasks");
 }
 
 } // namespace
@@ -617,6 +665,8 @@ int main(int argc, char** argv)
             return cs::cli::cmdWeights(args, device);
         if (command == "sweep")
             return cs::cli::cmdSweep(args, device);
+        if (command == "neurons")
+            return cs::cli::cmdNeurons(args, device);
         if (command == "graph")
             return cs::cli::cmdGraph(args, device);
         if (command == "features")

@@ -11,9 +11,10 @@
 // - RelP, one backward pass through the linearized network: attention patterns and every norm
 //   denominator held at the prompt's values, each activation f(z) passing f(z) / z (SiLU:
 //   sigmoid(z) held constant), gate x up split by the half rule, identity elsewhere
-//   (ForwardOptions::relp). The score of a unit is its value times the gradient there. The
-//   linearized network is linear in the residual stream, so at a layer's residual stream (a cut
-//   every path crosses) the scores sum to the metric when the model has no biases.
+//   (ForwardOptions::relp). The score of a unit is its value times the gradient there (paired:
+//   its value minus the counterfactual prompt's, as attribution patching does). The linearized
+//   network is linear in the residual stream, so at a layer's residual stream (a cut every path
+//   crosses) the unpaired scores sum to the metric when the model has no biases.
 // - Integrated gradients, per layer: that layer's units move along the straight line from a
 //   baseline (zero, or the counterfactual prompt's values at the same positions) to the
 //   prompt's, the rest of the model running as usual; the score is (x - x') times the mean
@@ -31,6 +32,7 @@
 
 namespace cs::model {
 class Model;
+class Tokenizer;
 enum class Hook;
 } // namespace cs::model
 
@@ -57,8 +59,8 @@ struct AttributionOptions {
     NodeKind kind = NodeKind::Neurons;
     int64_t steps = 32; // integrated gradients: points on the path (Gauss-Legendre)
     int64_t batchSize = 32; // integrated gradients: path points a forward pass
-    // Integrated gradients' baseline: this prompt's values (the same token count) when given,
-    // else zero.
+    // The counterfactual prompt (the same token count): integrated gradients' baseline, and
+    // what RelP's scores are the difference from. Empty: from zero.
     std::vector<int64_t> baselineIds;
 };
 
@@ -85,12 +87,21 @@ struct TaskItem {
 };
 // Throws cs::Error naming the file and line for a line that is not such an object.
 std::vector<TaskItem> readTask(const std::string& path);
+// Paired items from a task's prompts and answers (tinyworld's evaluation items): each prompt's
+// counterfactual is another with as many tokens and an answer whose first token differs (or,
+// when `contrasts` gives the answer it is scored against, agreement's " is" / " are", an answer
+// equal to that contrast); of those, the one sharing the most tokens at the same positions (the
+// same template with one name changed). Items with no such partner are left out; at most `max`.
+std::vector<TaskItem> pairItems(const std::vector<std::pair<std::string, std::string>>& promptsAndAnswers,
+    const std::vector<std::string>& contrasts, const model::Tokenizer& tokenizer, size_t max);
 void writeTask(const std::string& path, const std::vector<TaskItem>& items); // atomically
 
 // Circuits and their evaluation (Marks et al.): per item, the circuit C of k nodes is the k
 // (layer, position, unit) with the largest |score|; the nodes outside a set are mean-ablated,
-// each set to its mean over every prompt of the task (clean and counterfactual, every position
-// but a leading BOS, which is never a node and never ablated). Over the task's items:
+// each set to its mean at that position over the task's prompts (clean and counterfactual) of
+// the item's token count, as Marks et al. do on templated data (over every position of every
+// prompt when no other prompt has that count). A leading BOS is never a node and never
+// ablated. Over the task's items:
 //   faithfulness(C) = (m(C) - m(empty)) / (m(M) - m(empty))     (1 for C = M, 0 for C = empty)
 //   completeness(C) = faithfulness(M \ C), C itself ablated: near 0 when C holds all the model
 //                     uses, 1 when it holds nothing
@@ -115,12 +126,13 @@ struct Curve {
 
 Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& options);
 
-// The means the ablations use: per layer [width], over every position (a leading BOS left out)
-// of every prompt given.
-std::vector<at::Tensor> meanValues(
-    const model::Model& model, const std::vector<std::vector<int64_t>>& prompts, NodeKind kind);
+// The means the ablations use, per layer: with byPosition (every prompt of one token count),
+// [n_pos, width], the mean at each position; otherwise [width], over every position (a leading
+// BOS left out) of every prompt.
+std::vector<at::Tensor> meanValues(const model::Model& model, const std::vector<std::vector<int64_t>>& prompts,
+    NodeKind kind, bool byPosition = false);
 // The metric with every node where `keep` (per layer [n_pos, width] bool) is false set to its
-// mean; a leading BOS is kept whatever `keep` says.
+// mean (means per layer [width] or [n_pos, width]); a leading BOS is kept whatever `keep` says.
 double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, NodeKind kind,
     const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep);
 

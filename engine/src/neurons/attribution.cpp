@@ -99,8 +99,12 @@ std::pair<std::vector<double>, std::vector<double>> gaussLegendre(int64_t n)
 }
 
 void relp(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, model::Hook hook,
-    Attribution& out)
+    const AttributionOptions& o, Attribution& out)
 {
+    // Paired: relevance of the difference from the counterfactual's values.
+    std::vector<at::Tensor> base;
+    if (!o.baselineIds.empty())
+        base = valuesAt(model, o.baselineIds, hook);
     const int64_t L = model.config().nLayers;
     model::FrozenState frozen;
     {
@@ -129,8 +133,8 @@ void relp(const model::Model& model, const std::vector<int64_t>& ids, const Metr
     for (int64_t l = 0; l < L; ++l) {
         const auto i = static_cast<size_t>(l);
         const at::Tensor grad = nudges[i].grad();
-        out.scores.push_back(
-            (out.values[i] * (grad.defined() ? grad[0] : at::zeros_like(out.values[i]))).to(at::kCPU, at::kFloat));
+        const at::Tensor delta = base.empty() ? out.values[i] : out.values[i] - base[i];
+        out.scores.push_back((delta * (grad.defined() ? grad[0] : at::zeros_like(delta))).to(at::kCPU, at::kFloat));
         out.values[i] = out.values[i].to(at::kCPU, at::kFloat);
     }
 }
@@ -259,21 +263,18 @@ Attribution attribute(
     const int64_t V = model.config().vocabSize;
     if (metric.answer < 0 || metric.answer >= V || metric.counterfactual >= V)
         throw Error("the metric's answer token must be in the vocabulary (0.." + str(V - 1) + ")");
-    if (o.method == Method::IntegratedGradients) {
-        if (o.steps < 1 || o.batchSize < 1)
-            throw Error("integrated gradients need at least 1 step and a batch of at least 1");
-        if (!o.baselineIds.empty()) {
-            checkIds(model, o.baselineIds, "counterfactual prompt");
-            if (o.baselineIds.size() != ids.size())
-                throw Error("integrated gradients from the counterfactual prompt need it to have as many tokens as "
-                            "the prompt ("
-                    + str(static_cast<int64_t>(o.baselineIds.size())) + " against "
-                    + str(static_cast<int64_t>(ids.size())) + ")");
-        }
+    if (o.method == Method::IntegratedGradients && (o.steps < 1 || o.batchSize < 1))
+        throw Error("integrated gradients need at least 1 step and a batch of at least 1");
+    if (!o.baselineIds.empty()) {
+        checkIds(model, o.baselineIds, "counterfactual prompt");
+        if (o.baselineIds.size() != ids.size())
+            throw Error("attribution from the counterfactual prompt needs it to have as many tokens as the prompt ("
+                + str(static_cast<int64_t>(o.baselineIds.size())) + " against " + str(static_cast<int64_t>(ids.size()))
+                + ")");
     }
     Attribution out;
     if (o.method == Method::RelP)
-        relp(model, ids, metric, hookOf(o.kind), out);
+        relp(model, ids, metric, hookOf(o.kind), o, out);
     else
         integratedGradients(model, ids, metric, hookOf(o.kind), o, out);
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

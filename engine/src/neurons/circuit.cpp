@@ -6,6 +6,7 @@
 #include "cs/files.h"
 #include "cs/json_reader.h"
 #include "cs/model.h"
+#include "cs/tokenizer.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace cs::neurons {
@@ -78,6 +80,46 @@ std::vector<TaskItem> readTask(const std::string& path)
     return items;
 }
 
+std::vector<TaskItem> pairItems(const std::vector<std::pair<std::string, std::string>>& promptsAndAnswers,
+    const std::vector<std::string>& contrasts, const model::Tokenizer& tokenizer, size_t max)
+{
+    const size_t n = promptsAndAnswers.size();
+    std::vector<std::vector<int64_t>> prompts(n);
+    std::vector<int64_t> firsts(n, -1);
+    for (size_t i = 0; i < n; ++i) {
+        prompts[i] = tokenizer.encode(promptsAndAnswers[i].first);
+        const auto answer = tokenizer.encode(promptsAndAnswers[i].second, false);
+        if (!answer.empty())
+            firsts[i] = answer.front();
+    }
+    std::vector<TaskItem> out;
+    for (size_t i = 0; i < n && out.size() < max; ++i) {
+        // The partner sharing the most tokens at the same positions (the same template, one
+        // name changed), the first in order among equals.
+        size_t best = n;
+        int64_t bestShared = -1;
+        for (size_t step = 1; step < n; ++step) {
+            const size_t j = (i + step) % n;
+            if (prompts[j].size() != prompts[i].size())
+                continue;
+            const bool contrasted = i < contrasts.size() && !contrasts[i].empty();
+            if (contrasted ? promptsAndAnswers[j].second != contrasts[i] : firsts[j] == firsts[i])
+                continue;
+            int64_t shared = 0;
+            for (size_t t = 0; t < prompts[i].size(); ++t)
+                shared += prompts[i][t] == prompts[j][t] ? 1 : 0;
+            if (shared > bestShared) {
+                best = j;
+                bestShared = shared;
+            }
+        }
+        if (best < n)
+            out.push_back({ promptsAndAnswers[i].first, promptsAndAnswers[i].second, promptsAndAnswers[best].first,
+                promptsAndAnswers[best].second });
+    }
+    return out;
+}
+
 void writeTask(const std::string& path, const std::vector<TaskItem>& items)
 {
     std::string text;
@@ -93,7 +135,7 @@ void writeTask(const std::string& path, const std::vector<TaskItem>& items)
 }
 
 std::vector<at::Tensor> meanValues(
-    const model::Model& model, const std::vector<std::vector<int64_t>>& prompts, NodeKind kind)
+    const model::Model& model, const std::vector<std::vector<int64_t>>& prompts, NodeKind kind, bool byPosition)
 {
     at::NoGradGuard noGrad;
     const model::Hook hook = hookOf(kind);
@@ -101,19 +143,22 @@ std::vector<at::Tensor> meanValues(
     std::vector<at::Tensor> sums(L);
     int64_t count = 0;
     for (const auto& ids : prompts) {
-        const int64_t skip = leadingBos(model, ids) ? 1 : 0;
+        if (byPosition && ids.size() != prompts.front().size())
+            throw Error("means by position need prompts of one token count");
+        const int64_t skip = byPosition ? 0 : leadingBos(model, ids) ? 1 : 0;
         if (static_cast<int64_t>(ids.size()) <= skip)
             continue;
         model::ForwardOptions fo;
         fo.hook = [&](int64_t layer, model::Hook h, at::Tensor& value) {
             if (h != hook)
                 return;
-            const at::Tensor s = value[0].narrow(0, skip, value.size(1) - skip).sum(0).to(at::kDouble);
+            const at::Tensor v = value[0].to(at::kDouble);
+            const at::Tensor s = byPosition ? v : v.narrow(0, skip, v.size(0) - skip).sum(0);
             auto& sum = sums[static_cast<size_t>(layer)];
             sum = sum.defined() ? sum + s : s;
         };
         model.forward(at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0), fo);
-        count += static_cast<int64_t>(ids.size()) - skip;
+        count += byPosition ? 1 : static_cast<int64_t>(ids.size()) - skip;
     }
     if (count == 0)
         throw Error("no positions to take the means over (every prompt is empty or a lone BOS)");
@@ -137,7 +182,8 @@ double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids,
         at::Tensor k = keep[i].to(value.device()).to(at::kBool).clone();
         if (bos)
             k[0].fill_(true);
-        value = at::where(k.unsqueeze(0), value, means[i].to(value.device(), value.scalar_type()).view({ 1, 1, -1 }));
+        const at::Tensor mean = means[i].to(value.device(), value.scalar_type());
+        value = at::where(k.unsqueeze(0), value, mean.dim() == 1 ? mean.view({ 1, 1, -1 }) : mean.unsqueeze(0));
     };
     const at::Tensor logits = model.forward(at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0), fo).logits;
     const at::Tensor last = logits[0][static_cast<int64_t>(ids.size()) - 1];
@@ -177,8 +223,16 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         items.push_back(std::move(p));
     }
     const NodeKind kind = o.attribution.kind;
-    const std::vector<at::Tensor> means = meanValues(model, all, kind);
-    const size_t L = means.size();
+    const std::vector<at::Tensor> global = meanValues(model, all, kind);
+    const size_t L = global.size();
+    // Means by position for each token count two or more prompts share.
+    std::map<size_t, std::vector<std::vector<int64_t>>> byLength;
+    for (const auto& ids : all)
+        byLength[ids.size()].push_back(ids);
+    std::map<size_t, std::vector<at::Tensor>> positional;
+    for (const auto& [length, prompts] : byLength)
+        if (prompts.size() >= 2)
+            positional[length] = meanValues(model, prompts, kind, true);
 
     Curve curve;
     curve.items = static_cast<int64_t>(items.size());
@@ -189,6 +243,8 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         // IG runs from the counterfactual prompt when it lines up with the prompt, else from zero.
         ao.baselineIds = p.counterfactual.size() == p.ids.size() ? p.counterfactual : std::vector<int64_t> {};
         const Attribution a = attribute(model, p.ids, p.metric, ao);
+        const auto found = positional.find(p.ids.size());
+        const std::vector<at::Tensor>& means = found != positional.end() ? found->second : global;
         // Every node's |score|, flattened over (layer, position, unit); a leading BOS is no node.
         const int64_t n = static_cast<int64_t>(p.ids.size()), skip = leadingBos(model, p.ids) ? 1 : 0;
         std::vector<at::Tensor> flat;
