@@ -455,6 +455,17 @@ std::vector<float> operandGrid(const cs::sweep::SweepResult& result, int64_t lay
     const at::Tensor& acts = result.activations[size_t(layer)]; // [a, b, n_features]
     if (acts.dim() != 3 || feature < 0 || feature >= acts.size(2))
         return {};
+    // The UI thread calls this: read the values in place rather than run a tensor op there (a
+    // parallel op on a second thread starts a second OpenMP team, which spins against the
+    // worker's on a small machine).
+    if (acts.is_contiguous() && acts.scalar_type() == at::kFloat && acts.device().is_cpu()) {
+        const int64_t cells = acts.size(0) * acts.size(1), n = acts.size(2);
+        const float* data = acts.data_ptr<float>();
+        std::vector<float> grid(static_cast<size_t>(cells));
+        for (int64_t c = 0; c < cells; ++c)
+            grid[size_t(c)] = data[c * n + feature];
+        return grid;
+    }
     const at::Tensor grid = acts.select(2, feature).to(at::kFloat).contiguous(); // [a, b]
     const float* data = grid.data_ptr<float>();
     return std::vector<float>(data, data + grid.numel());

@@ -188,9 +188,9 @@ struct SweepOutput {
 // cs::Error as sweep::sweep does, cs::Cancelled when options.progress says so.
 SweepOutput runSweep(const ExplorerResources& resources, const cs::sweep::SweepOptions& options, int64_t top);
 // One feature's grid of a sweep, row-major [a.size(), b.size()]; empty for a feature the sweep
-// does not have.
+// does not have. Reads the values without a tensor op (the UI thread calls it).
 std::vector<float> operandGrid(const cs::sweep::SweepResult& result, int64_t layer, int64_t feature);
-// sweep::explain of that grid.
+// sweep::explain of that grid (tensor ops: on the worker).
 cs::sweep::Finding explainGrid(const cs::sweep::SweepResult& result, const std::vector<float>& grid);
 
 } // namespace cs::app

@@ -551,22 +551,39 @@ void ExplorerWeights::updateOperandPlot()
             for (int j = 0; j < cols; ++j)
                 line[j] = viridis(span > 0 ? (m_operandValues[size_t(i * cols + j)] - m_operandMin) / span : 0.0);
         }
-        cs::sweep::Finding finding;
         const auto it = std::find_if(m_rank.begin(), m_rank.end(),
             [&](const cs::sweep::Finding& f) { return f.layer == m_layer && f.feature == m_feature; });
-        if (it != m_rank.end())
-            finding = *it;
-        else
-            finding = explainGrid(*m_sweep, m_operandValues);
-        m_operandText = m_operandMax <= 0
-            ? QStringLiteral("never fires on this grid")
-            : QStringLiteral("%1 (explains %2% of the map) · fires on %3% of the cells · max %4")
-                  .arg(structureText(finding))
-                  .arg(finding.explained * 100, 0, 'f', 0)
-                  .arg(finding.activeShare * 100, 0, 'f', 0)
-                  .arg(m_operandMax, 0, 'g', 3);
+        if (m_operandMax <= 0) {
+            m_operandText = QStringLiteral("never fires on this grid");
+        } else if (it != m_rank.end()) {
+            m_operandText = findingText(*it);
+        } else {
+            // Not among the ranked: the finder's reading of this one map, on the worker.
+            auto sweep = m_sweep;
+            auto grid = std::make_shared<const std::vector<float>>(m_operandValues);
+            m_core.m_worker.request<cs::sweep::Finding>(
+                QStringLiteral("explorer-operand-explain"),
+                [sweep, grid](
+                    EngineState&) { return std::make_shared<const cs::sweep::Finding>(explainGrid(*sweep, *grid)); },
+                [this, sweep, layer = m_layer, feature = m_feature](std::shared_ptr<const cs::sweep::Finding> f) {
+                    if (sweep != m_sweep || layer != m_layer || feature != m_feature)
+                        return;
+                    m_operandText = findingText(*f);
+                    Q_EMIT operandPlotChanged();
+                },
+                {});
+        }
     }
     Q_EMIT operandPlotChanged();
+}
+
+QString ExplorerWeights::findingText(const cs::sweep::Finding& finding) const
+{
+    return QStringLiteral("%1 (explains %2% of the map) · fires on %3% of the cells · max %4")
+        .arg(structureText(finding))
+        .arg(finding.explained * 100, 0, 'f', 0)
+        .arg(finding.activeShare * 100, 0, 'f', 0)
+        .arg(m_operandMax, 0, 'g', 3);
 }
 
 } // namespace cs::app

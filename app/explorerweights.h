@@ -204,6 +204,7 @@ private:
     void requestPartners();
     void requestTokenPlot();
     void updateOperandPlot();
+    QString findingText(const cs::sweep::Finding& finding) const;
 
     ExplorerController& m_core;
     int64_t m_layer = -1, m_feature = -1;

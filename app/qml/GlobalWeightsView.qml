@@ -128,7 +128,7 @@ ColumnLayout {
                 required property var coactivations
                 objectName: "partnerRow"
                 Layout.fillWidth: true
-                implicitHeight: 22
+                implicitHeight: 20
                 radius: 3
                 color: area.containsMouse ? view.colors.hover : "transparent"
 
@@ -238,6 +238,8 @@ ColumnLayout {
         font.pointSize: view.colors.smallSize
         selectByMouse: true
         text: view.weights.weightTokens
+        // A list set from elsewhere shows from its start.
+        onTextChanged: if (!activeFocus) cursorPosition = 0
         onAccepted: view.weights.weightTokens = text
         onEditingFinished: view.weights.weightTokens = text
     }
@@ -267,12 +269,12 @@ ColumnLayout {
             Item {
                 objectName: plot.modelData.name
                 Layout.fillWidth: true
-                Layout.preferredHeight: 86
+                Layout.preferredHeight: 68
                 readonly property int count: view.weights.tokenRows.length
                 readonly property real maxValue: view.weights[plot.modelData.max]
                 Rectangle {
                     // the zero line
-                    y: 34
+                    y: 28
                     width: parent.width
                     height: 1
                     color: view.colors.textFaint
@@ -291,8 +293,8 @@ ColumnLayout {
                         Rectangle {
                             x: parent.width * 0.18
                             width: parent.width * 0.64
-                            y: column.share >= 0 ? 34 - 30 * column.share : 35
-                            height: Math.max(1, 30 * Math.abs(column.share))
+                            y: column.share >= 0 ? 28 - 24 * column.share : 29
+                            height: Math.max(1, 24 * Math.abs(column.share))
                             radius: 1
                             visible: column.modelData.valid
                             color: column.share >= 0 ? view.colors.positive : view.colors.negative
@@ -300,18 +302,19 @@ ColumnLayout {
                         Text {
                             visible: !column.modelData.valid
                             anchors.horizontalCenter: parent.horizontalCenter
-                            y: 26
+                            y: 20
                             text: "✕"
                             font.pointSize: view.colors.smallSize
                             color: view.colors.negative
                         }
                         Text {
                             anchors.horizontalCenter: parent.horizontalCenter
-                            y: 68
+                            y: 54
                             width: parent.width
                             horizontalAlignment: Text.AlignHCenter
                             elide: Text.ElideRight
-                            text: "“" + column.modelData.token + "”"
+                            // Spaces shown as ␣, as the prompt's token chips do.
+                            text: column.modelData.token.replace(/ /g, "\u2423")
                             textFormat: Text.PlainText
                             font.family: view.colors.monoFamily
                             font.pointSize: view.colors.smallSize - 1
