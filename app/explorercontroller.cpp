@@ -131,7 +131,14 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     m_inputs->setLabelFunction(labels);
     m_outputs->setLabelFunction(labels);
     m_card = new FeatureCard(this);
-    connect(m_card, &FeatureCard::labelEdited, this, [this](const QString& label) { setLabel(selectedId(), label); });
+    connect(m_card, &FeatureCard::labelEdited, this, [this](const QString& label) {
+        if (m_loneFeature) { // a card shown on its own: the label is the feature's all the same
+            labelFeature(m_loneFeature->first, m_loneFeature->second, label);
+            m_card->setLabel(label.trimmed());
+        } else {
+            setLabel(selectedId(), label);
+        }
+    });
 
     m_settings = new ExplorerSettings(nullptr, this);
     m_state.nodeThreshold = m_settings->nodeThreshold();
@@ -1061,15 +1068,20 @@ void ExplorerController::setLabel(const QString& qid, const QString& label)
     if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature)
         return;
     const auto& node = m_graph->nodes[size_t(index)];
+    labelFeature(node.layer, node.feature, label);
+    m_card->setLabel(qs(labelOf(index)));
+}
+
+void ExplorerController::labelFeature(int64_t layer, int64_t feature, const QString& label)
+{
     ExplorerState next = m_state;
-    const std::string key = featureKey(node.layer, node.feature);
+    const std::string key = featureKey(layer, feature);
     const std::string text = label.trimmed().toStdString();
     if (text.empty())
         next.labels.erase(key);
     else
         next.labels[key] = text;
-    commit(next, QStringLiteral("Label L%1 #%2").arg(node.layer).arg(node.feature));
-    m_card->setLabel(qs(labelOf(index)));
+    commit(next, QStringLiteral("Label L%1 #%2").arg(layer).arg(feature));
     m_inputs->refreshLabels();
     m_outputs->refreshLabels();
 }

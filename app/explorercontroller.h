@@ -381,6 +381,8 @@ private:
     void requestContext();
     void refreshLists();
     void setMessage(const QString& text, bool error = false);
+    // Sets (or, empty, removes) the user's label of a feature: one undo step.
+    void labelFeature(int64_t layer, int64_t feature, const QString& label);
     void setTracing(bool tracing);
     bool isPinned(const std::string& id) const;
     // The label shown for a node: the user's, else the store's, else the top output token.

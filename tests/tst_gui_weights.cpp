@@ -197,6 +197,8 @@ void TestGuiWeights::partnersAreTheEngines()
     QVERIFY(QMetaObject::invokeMethod(item("partnerKind_twera"), "clicked"));
     waitForPartners();
     QCOMPARE(m_weights->shownKind(), QStringLiteral("twera"));
+    qInfo("partners of L3 #103 in the window (TWERA, up and down, top %d): %.2f ms",
+        int(cs::app::ExplorerWeights::kTopPartners), m_weights->partnersMs());
 }
 
 void TestGuiWeights::clickingAPartnerShowsItsCard()
@@ -252,6 +254,21 @@ void TestGuiWeights::clickingAPartnerShowsItsCard()
     QCOMPARE(m_explorer->cardFeature(), int(node.feature));
     // Out of range: refused.
     QVERIFY(!m_explorer->showFeature(0, 1 << 30));
+
+    // A card on its own takes a label like any feature's (one undo step).
+    QVERIFY(m_explorer->showFeature(kLayer, kFeature));
+    settle();
+    QVERIFY(m_explorer->cardOnly()); // the Dallas graph does not hold "sum in 130..139"
+    QTRY_VERIFY(m_explorer->featureCard()->hasRecord() && m_explorer->featureCard()->feature() == kFeature);
+    m_explorer->featureCard()->commitLabel(QStringLiteral("sum in the 130s"));
+    settle();
+    const std::string key = cs::app::featureKey(kLayer, kFeature);
+    QCOMPARE(QString::fromStdString(m_explorer->state().labels.at(key)), QStringLiteral("sum in the 130s"));
+    QVERIFY(m_explorer->cardTitle().endsWith(QStringLiteral("sum in the 130s")));
+    QVERIFY(m_explorer->cardOnly());
+    m_explorer->undo();
+    settle();
+    QVERIFY(!m_explorer->state().labels.count(key));
 }
 
 void TestGuiWeights::tokenPlotsAreTheEngines()
@@ -304,6 +321,7 @@ void TestGuiWeights::sweepFromTheWindowGivesTheOperandPlot()
     QTRY_VERIFY_WITH_TIMEOUT(!m_weights->isSweeping() && m_weights->hasSweep(), 60000);
     settle();
     QVERIFY2(!m_weights->findings().isEmpty(), qPrintable(m_weights->sweepText()));
+    qInfo("%s", qPrintable(m_weights->sweepText()));
 
     // The same sweep from the engine.
     cs::sweep::SweepOptions options;
