@@ -30,6 +30,7 @@
 #include <QImage>
 #include <QQuickItem>
 #include <QQuickWindow>
+#include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
 
@@ -65,6 +66,7 @@ private Q_SLOTS:
     void sweepFromTheWindowGivesTheOperandPlot();
     void badSweepInputIsRefused();
     void cancellingStopsALargeSweep();
+    void storeWithoutStatisticsRanksByVirtualWeight();
 
 private:
     void settle();
@@ -465,6 +467,49 @@ void TestGuiWeights::cancellingStopsALargeSweep()
     QCOMPARE(m_weights->sweepResult()->prompts, int64_t(16));
     item("rightTabs")->setProperty("currentIndex", 0);
     settle();
+}
+
+void TestGuiWeights::storeWithoutStatisticsRanksByVirtualWeight()
+{
+    // A store of the same shape with no co-activation statistics (nor cards).
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString path = dir.filePath(QStringLiteral("plain.db"));
+    {
+        cs::features::StoreInfo info;
+        info.model = "tinyworld";
+        info.scan = "tinyworld/clt";
+        info.nLayers = m_set->nLayers();
+        info.nFeatures = m_set->nFeatures();
+        auto plain = cs::features::FeatureStore::create(path.toStdString(), info);
+        QVERIFY(!plain->hasCoactivations());
+    }
+    m_explorer->openFeatureStore(path);
+    settle();
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->isReady(), 30000);
+    QVERIFY(m_explorer->showFeature(kLayer, kFeature));
+    waitForPartners();
+    QCOMPARE(m_weights->kind(), QStringLiteral("twera")); // what was asked
+    QVERIFY(!m_weights->statisticsAvailable());
+    QCOMPARE(m_weights->shownKind(), QStringLiteral("virtual")); // what it could do
+    QVERIFY2(m_weights->partnersText().contains(QStringLiteral("co-activation statistics")),
+        qPrintable(m_weights->partnersText()));
+    QVERIFY(item("partnersText")->isVisible());
+    QVERIFY(!item("partnerKind_twera")->isEnabled() && !item("partnerKind_era")->isEnabled());
+    QVERIFY(item("partnerKind_virtual")->isEnabled());
+    const auto up = cs::weights::partners(*m_model, *m_set, nullptr, kLayer, kFeature, cs::weights::Direction::Up,
+        cs::weights::Kind::Virtual, cs::app::ExplorerWeights::kTopPartners);
+    compareSide(*m_weights->upstream(), up, cs::weights::Kind::Virtual);
+    QCOMPARE(m_weights->upCoactivating(), qint64(-1));
+
+    // The shipped store again: TWERA as asked.
+    m_explorer->openFeatureStore(QString());
+    settle();
+    QTRY_VERIFY_WITH_TIMEOUT(m_explorer->isReady() && m_explorer->hasFeatureStore(), 30000);
+    waitForPartners();
+    QVERIFY(m_weights->statisticsAvailable());
+    QCOMPARE(m_weights->shownKind(), QStringLiteral("twera"));
+    QVERIFY(m_weights->partnersText().isEmpty());
 }
 
 QTEST_MAIN(TestGuiWeights)
