@@ -942,7 +942,7 @@ private Q_SLOTS:
         QVERIFY(std::abs(j["points"][1]["completeness"].get<double>() - want.points[1].completeness) < 1e-6);
         for (const auto& [extra, phrase] :
             std::vector<std::pair<QStringList, QString>> { { { "--node-kind", "features" }, "transcoder basis" },
-                { { "--method", "lrp" }, "relp or ig" }, { { "--ks", "10,x" }, "circuit sizes" } }) {
+                { { "--method", "lrp" }, "relp or ig" }, { { "--ks", "10,x" }, "non-negative integers" } }) {
             Run e = cli(QStringList { "--device", "cpu", "neurons", "curve", "tinyworld", "--task", task } + extra);
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(e.err));

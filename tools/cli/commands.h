@@ -44,6 +44,8 @@ int cmdIntervene(const Args& args, const std::string& device);
 int cmdWeights(const Args& args, const std::string& device);
 // sweep MODEL --template "calc: {a}+{b}=" --a 0..99 --b 0..99 [--feature L:F ...] [--rank]
 int cmdSweep(const Args& args, const std::string& device);
+// "0..99" (inclusive) or "1,5,9" -> the values (weights_cmd.cpp); errors name --option.
+std::vector<int64_t> parseValues(const std::string& text, const char* option);
 // neurons curve (neurons_cmd.cpp).
 int cmdNeurons(const Args& args, const std::string& device);
 // validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)

@@ -7,36 +7,14 @@
 #include "cs/model.h"
 #include "cs/neurons.h"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
-#include <sstream>
 
 namespace cs::cli {
 
 namespace {
 
 using Json = nlohmann::json;
-
-// "10,20,50" -> the sizes.
-std::vector<int64_t> parseKs(const std::string& text)
-{
-    std::vector<int64_t> out;
-    std::string part;
-    std::istringstream in(text);
-    while (std::getline(in, part, ',')) {
-        char* end = nullptr;
-        errno = 0;
-        const long long k = std::strtoll(part.c_str(), &end, 10);
-        if (part.empty() || *end != '\0' || errno == ERANGE || k < 0)
-            throw Error("--ks \"" + text + "\" is not a list of circuit sizes (non-negative integers, e.g. 10,20,50)");
-        out.push_back(k);
-    }
-    if (out.empty())
-        throw Error("--ks needs at least one circuit size");
-    return out;
-}
 
 neurons::AttributionOptions attributionOptions(const Args& args)
 {
@@ -62,7 +40,7 @@ int curve(const Args& args, const std::string& device)
                     "\"counterfactual_answer\"} a line)");
     neurons::CurveOptions o;
     o.attribution = attributionOptions(args);
-    o.ks = parseKs(args.valueOr("ks", "10,20,50,100,200,500"));
+    o.ks = parseValues(args.valueOr("ks", "10,20,50,100,200,500"), "ks");
     const auto task = neurons::readTask(*taskPath);
     auto model = model::Model::load(folder, { device, true });
     const bool json = args.flag("json");

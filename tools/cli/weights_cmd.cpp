@@ -45,7 +45,8 @@ std::pair<int64_t, int64_t> parseFeature(const std::string& spec)
     return { number(spec.substr(0, colon)), number(spec.substr(colon + 1)) };
 }
 
-// "0..99" (inclusive) or "1,5,9" -> the values.
+} // namespace
+
 std::vector<int64_t> parseValues(const std::string& text, const char* option)
 {
     const auto number = [&](const std::string& part) {
@@ -76,8 +77,6 @@ std::vector<int64_t> parseValues(const std::string& text, const char* option)
         throw Error(std::string("--") + option + " needs at least one value");
     return out;
 }
-
-} // namespace
 
 int cmdWeights(const Args& args, const std::string& device)
 {
