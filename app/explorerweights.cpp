@@ -3,6 +3,7 @@
 #include "explorercontroller.h"
 #include "explorerengine.h"
 
+#include <cs/colormap.h>
 #include <cs/error.h>
 
 #include <QPointer>
@@ -62,15 +63,8 @@ QString rangeText(const std::vector<int64_t>& values)
 
 QRgb viridis(double t)
 {
-    // Matplotlib's viridis sampled at eleven even steps; linear in between.
-    static constexpr std::array<std::array<int, 3>, 11> stops { { { 68, 1, 84 }, { 72, 36, 117 }, { 65, 68, 135 },
-        { 53, 95, 141 }, { 42, 120, 142 }, { 33, 145, 140 }, { 34, 168, 132 }, { 68, 191, 112 }, { 122, 209, 81 },
-        { 189, 223, 38 }, { 253, 231, 37 } } };
-    const double x = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0) * double(stops.size() - 1);
-    const size_t i = std::min(size_t(x), stops.size() - 2);
-    const double f = x - double(i);
-    const auto mix = [&](int c) { return int(std::lround(stops[i][c] + (stops[i + 1][c] - stops[i][c]) * f)); };
-    return qRgb(mix(0), mix(1), mix(2));
+    const auto rgb = cs::viridis(t);
+    return qRgb(rgb[0], rgb[1], rgb[2]);
 }
 
 // --- PartnerListModel

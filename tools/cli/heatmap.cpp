@@ -1,6 +1,7 @@
 // PNG heat maps of operand plots (heatmap.h), encoded by libpng into memory.
 #include "heatmap.h"
 
+#include "cs/colormap.h"
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
@@ -15,22 +16,6 @@
 namespace cs::cli {
 
 namespace {
-
-// Viridis at nine evenly spaced points, linearly interpolated between them: perceptually even
-// and readable in grey, as matplotlib's default map is for the same plots.
-constexpr std::array<std::array<int, 3>, 9> kViridis = { { { 68, 1, 84 }, { 71, 44, 122 }, { 59, 81, 139 },
-    { 44, 113, 142 }, { 33, 144, 141 }, { 39, 173, 129 }, { 92, 200, 99 }, { 170, 220, 50 }, { 253, 231, 37 } } };
-
-std::array<uint8_t, 3> colour(double t)
-{
-    t = std::clamp(t, 0.0, 1.0) * double(kViridis.size() - 1);
-    const auto i = std::min(static_cast<size_t>(t), kViridis.size() - 2);
-    const double f = t - double(i);
-    std::array<uint8_t, 3> rgb {};
-    for (size_t c = 0; c < 3; ++c)
-        rgb[c] = static_cast<uint8_t>(std::lround(kViridis[i][c] + f * (kViridis[i + 1][c] - kViridis[i][c])));
-    return rgb;
-}
 
 void appendBytes(png_structp png, png_bytep data, png_size_t size)
 {
@@ -80,7 +65,7 @@ std::string heatmapPng(const at::Tensor& grid, int cell)
     for (int64_t y = 0; y < height; ++y)
         for (int64_t x = 0; x < width; ++x) {
             const int64_t r = y / cell, c = x / cell;
-            std::array<uint8_t, 3> rgb = colour((v[r * cols + c] - lo) / span);
+            std::array<uint8_t, 3> rgb = viridis((v[r * cols + c] - lo) / span);
             // A grey line along the first pixel row / column of every tenth cell.
             if ((r % 10 == 0 && r > 0 && y % cell == 0) || (c % 10 == 0 && c > 0 && x % cell == 0))
                 rgb = { 128, 128, 128 };
