@@ -949,6 +949,55 @@ private Q_SLOTS:
         }
         Run noTask = cli({ "--device", "cpu", "neurons", "curve", "tinyworld" });
         QVERIFY(noTask.exitCode == 1 && noTask.err.contains("--task"));
+
+        // neurons trace on a paired item: the graph JSON of neuron nodes, its .csgraph equal to
+        // the engine's trace run here, rows that sum to their quantities.
+        const cs::neurons::TaskItem item = cs::neurons::readTask(task.toStdString()).front();
+        const QString graphJson = m_dir.filePath("neurons.json"), full = m_dir.filePath("neurons.csgraph");
+        Run n = cli({ "--device", "cpu", "neurons", "trace", "tinyworld", "--text", QString::fromStdString(item.prompt),
+            "--counterfactual", QString::fromStdString(item.counterfactual), "--answer",
+            QString::fromStdString(item.answer), "--counterfactual-answer",
+            QString::fromStdString(item.counterfactualAnswer), "--max-nodes", "150", "--out", graphJson, "--full", full,
+            "--json" });
+        QVERIFY2(n.exitCode == 0, qPrintable(n.err));
+        const Json nj = n.json();
+        QCOMPARE(nj["node_kind"].get<std::string>(), std::string("neurons"));
+        QCOMPARE(nj["units"].get<int64_t>(), int64_t(150));
+        QVERIFY(nj["exactness"]["max_rel_residual"].get<double>() < 1e-4);
+        const Json doc = readJson(graphJson);
+        QCOMPARE(doc["metadata"]["basis"].get<std::string>(), std::string("neurons"));
+        int neuronNodes = 0;
+        for (const auto& node : doc["nodes"])
+            neuronNodes += node["feature_type"] == "mlp neuron";
+        QVERIFY(neuronNodes > 0 && neuronNodes <= 150);
+        cs::neurons::TraceOptions o2;
+        o2.maxNodes = 150;
+        o2.attribution.baselineIds = model->tokenizer().encode(item.counterfactual);
+        const auto& tok = model->tokenizer();
+        const auto traced = cs::neurons::trace(*model, tok.encode(item.prompt),
+            { tok.encode(item.answer, false).front(), tok.encode(item.counterfactualAnswer, false).front() }, o2);
+        const cs::graph::Graph got = cs::graph::readGraphFile(full.toStdString());
+        QCOMPARE(got.size(), traced.graph.size());
+        for (int64_t i = 0; i < got.size(); ++i)
+            QVERIFY(got.nodes[i].layer == traced.graph.nodes[i].layer
+                && got.nodes[i].feature == traced.graph.nodes[i].feature
+                && got.nodes[i].position == traced.graph.nodes[i].position);
+        QVERIFY((got.adjacency.dense() - traced.graph.adjacency.dense()).abs().max().item<double>() < 1e-5);
+        // --node-kind features is the transcoder trace of the same prompt and target.
+        Run f = cli({ "--device", "cpu", "neurons", "trace", "tinyworld", "--text", QString::fromStdString(item.prompt),
+            "--target", QString::fromStdString(item.answer), "--node-kind", "features", "--out",
+            m_dir.filePath("features.json"), "--json" });
+        QVERIFY2(f.exitCode == 0, qPrintable(f.err));
+        QVERIFY(readJson(m_dir.filePath("features.json")).dump().find("cross layer transcoder") != std::string::npos);
+        for (const auto& [extra, phrase] :
+            std::vector<std::pair<QStringList, QString>> { { { "--counterfactual", "x" }, "--counterfactual-answer" },
+                { { "--target", " A", "--answer", " B" }, "not both" }, { { "--batch-size", "0" }, "at least 1" } }) {
+            Run e = cli(QStringList { "--device", "cpu", "neurons", "trace", "tinyworld", "--text",
+                            "calc: 1+2=", "--out", m_dir.filePath("bad.json") }
+                + extra);
+            QCOMPARE(e.exitCode, 1);
+            QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
+        }
     }
 
     // graph export / prune / import / info on a graph file written here: the counts and

@@ -424,6 +424,72 @@ private Q_SLOTS:
         QCOMPARE(store->card(1, 3).notes, std::string("seen on the cat prompt"));
     }
 
+    // A store of the model's own MLP neurons (basis "neurons", no transcoder): its counts, peaks
+    // and top contexts against the neurons' values over every token, and its token lists
+    // against the down projection through the unembedding and the MLP run by hand on each
+    // token's normalized embedding.
+    void neuronStoreMatchesBruteForce()
+    {
+        Fixture fx;
+        features::BuildOptions o;
+        o.contextLength = 16;
+        o.batchContexts = 3;
+        o.topK = 4;
+        o.maxTokens = 0;
+        o.basis = "neurons";
+        QVERIFY_THROWS_EXCEPTION(Error, features::build(fx.model, nullptr, fx.corpus, fx.db("n.db"), o));
+        o.coactivations = false;
+        features::build(fx.model, nullptr, fx.corpus, fx.db("n.db"), o);
+        auto store = features::FeatureStore::open(fx.db("n.db"));
+        const auto& mc = fx.model->config();
+        QCOMPARE(store->info().scan, std::string("neurons"));
+        QCOMPARE(store->info().nFeatures, mc.dMlp);
+        QCOMPARE(store->info().nLayers, mc.nLayers);
+        QCOMPARE(features::findUnitStore(fx.dir.path().toStdString(), "neurons"), std::string());
+
+        transcoder::TokenRows rows(fx.corpus,
+            std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &fx.model->tokenizer()),
+            o.contextLength);
+        const at::Tensor ids = rows.next(1 << 20);
+        std::vector<at::Tensor> hidden(static_cast<size_t>(mc.nLayers));
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& v) {
+            if (hook == model::Hook::MlpHidden)
+                hidden[static_cast<size_t>(layer)] = v.to(at::kDouble).clone();
+        };
+        fx.model->forward(ids, fo);
+        for (int64_t l = 0; l < mc.nLayers; ++l) {
+            at::Tensor acts = hidden[static_cast<size_t>(l)];
+            acts.select(1, 0).zero_(); // the BOS position
+            const std::string p = "layers." + std::to_string(l) + ".";
+            const at::Tensor logits = at::matmul(fx.model->weight(p + "mlp.down.weight").t().to(at::kDouble)
+                    * fx.model->weight("final_norm.weight").to(at::kDouble),
+                fx.model->weight("unembed.weight").t().to(at::kDouble)); // [d_mlp, vocab]
+            const at::Tensor x = fx.model->weight("embed.weight").to(at::kDouble);
+            const at::Tensor n = x / at::sqrt(x.pow(2).mean(-1, true) + mc.normEps)
+                * fx.model->weight(p + "mlp_norm.weight").to(at::kDouble);
+            const at::Tensor inputs
+                = (at::silu(at::matmul(n, fx.model->weight(p + "mlp.gate.weight").t().to(at::kDouble)))
+                    * at::matmul(n, fx.model->weight(p + "mlp.up.weight").t().to(at::kDouble)))
+                      .t(); // [d_mlp, vocab]
+            for (int64_t u = 0; u < mc.dMlp; u += 7) {
+                const auto card = store->card(l, u);
+                const at::Tensor a = acts.select(2, u);
+                const at::Tensor pos = a.masked_select(a > 0);
+                QCOMPARE(card.activeTokens, pos.numel());
+                QVERIFY(pos.numel() > 0); // SiLU neurons fire somewhere in 60 lines
+                QVERIFY(std::abs(card.actMax - pos.max().item<double>()) <= 1e-5 * card.actMax);
+                QVERIFY(std::abs(card.actSum - pos.sum().item<double>()) <= 1e-4 * card.actSum);
+                QVERIFY(std::abs(card.top.front().activation - pos.max().item<double>()) <= 1e-5 * card.actMax);
+                QCOMPARE(card.topLogits.front().id, logits[u].argmax().item<int64_t>());
+                QCOMPARE(card.bottomLogits.front().id, logits[u].argmin().item<int64_t>());
+                QCOMPARE(card.topInputs.front().id, inputs[u].argmax().item<int64_t>());
+                QVERIFY(std::abs(card.topInputs.front().value - inputs[u].max().item<double>())
+                    <= 1e-4 * std::abs(inputs[u].max().item<double>()) + 1e-6);
+            }
+        }
+    }
+
     void badInput()
     {
         Fixture fx;

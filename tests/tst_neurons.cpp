@@ -10,6 +10,8 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/graph.h"
+#include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/neurons.h"
 
@@ -321,6 +323,205 @@ private Q_SLOTS:
         QVERIFY(bad("\n\n", "no items"));
     }
 
+    // Neuron graphs: without biases every row (each unit node and the logit) sums to its
+    // quantity, whatever the node cap (the error nodes hold the rest of each layer).
+    void traceRowsSumToTheirQuantities_data()
+    {
+        QTest::addColumn<QString>("family");
+        QTest::addColumn<QString>("kind");
+        QTest::addColumn<int>("maxNodes");
+        QTest::newRow("llama neurons, all") << "llama"
+                                            << "neurons" << -1;
+        QTest::newRow("llama neurons, 25") << "llama"
+                                           << "neurons" << 25;
+        QTest::newRow("gemma2 neurons, 40") << "gemma2"
+                                            << "neurons" << 40;
+        QTest::newRow("qwen3 resid, 30") << "qwen3"
+                                         << "resid" << 30;
+        QTest::newRow("llama attn_out, 30") << "llama"
+                                            << "attn_out" << 30;
+    }
+
+    void traceRowsSumToTheirQuantities()
+    {
+        QFETCH(QString, family);
+        QFETCH(QString, kind);
+        QFETCH(int, maxNodes);
+        const auto model = tiny(family.toStdString());
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5, 63, 7 };
+        cs::neurons::TraceOptions o;
+        o.attribution.kind = cs::neurons::nodeKindFromName(kind.toStdString());
+        o.maxNodes = maxNodes;
+        o.batchSize = 7;
+        const auto r = cs::neurons::trace(*model, ids, { 11, 23 }, o);
+        const cs::graph::Graph& g = r.graph;
+        const auto ranges = g.ranges();
+        const int64_t L = model->config().nLayers, n = static_cast<int64_t>(ids.size());
+        if (maxNodes > 0)
+            QCOMPARE(ranges.features.size(), int64_t(maxNodes));
+        QCOMPARE(ranges.errors.size(), L * n);
+        QCOMPARE(ranges.embeddings.size(), n);
+        QCOMPARE(ranges.logits.size(), int64_t(1));
+        QCOMPARE(g.metadata.basis, kind.toStdString());
+        QCOMPARE(r.rows, ranges.features.size() + 1);
+        // Each unit row against its value, the logit row against the metric, in double.
+        const auto rowSum = [&](int64_t t) {
+            const auto row = g.adjacency.row(t);
+            double sum = 0, scale = 0;
+            for (int64_t k = 0; k < row.size; ++k) {
+                sum += row.values[k];
+                scale += std::abs(row.values[k]);
+            }
+            return std::make_pair(sum, scale);
+        };
+        for (int64_t t = ranges.features.begin; t < ranges.features.end; ++t) {
+            const auto [sum, scale] = rowSum(t);
+            const double value = g.nodes[static_cast<size_t>(t)].activation;
+            QVERIFY2(std::abs(sum - value) <= 1e-4 * (scale + std::abs(value)) + 1e-6,
+                qPrintable(QString("node %1: %2 vs %3").arg(t).arg(sum).arg(value)));
+            // Sources are earlier layers only, at positions up to the target's.
+            const auto row = g.adjacency.row(t);
+            for (int64_t k = 0; k < row.size; ++k) {
+                const auto& s = g.nodes[static_cast<size_t>(row.columns[k])];
+                QVERIFY(s.layer < g.nodes[static_cast<size_t>(t)].layer);
+                QVERIFY(s.position <= g.nodes[static_cast<size_t>(t)].position);
+            }
+        }
+        const auto [sum, scale] = rowSum(g.size() - 1);
+        QVERIFY2(std::abs(sum - r.attribution.metric) <= 1e-4 * scale,
+            qPrintable(QString("%1 vs %2").arg(sum).arg(r.attribution.metric)));
+        QVERIFY(r.maxRelResidual < 1e-4);
+    }
+
+    // With every unit a node, the edges compose to RelP's attributions: in the linearized
+    // network the total gradient at s is its direct gradient to the metric plus, over every
+    // later unit t, t's total gradient times s's direct gradient into t, so
+    //   attr(s) = A[m, s] + sum_t A[t, s] * attr(t) / x_t.
+    void traceEdgesComposeToAttributions_data()
+    {
+        QTest::addColumn<QString>("family");
+        QTest::newRow("llama") << "llama";
+        QTest::newRow("gemma2") << "gemma2";
+    }
+
+    void traceEdgesComposeToAttributions()
+    {
+        QFETCH(QString, family);
+        const auto model = tiny(family.toStdString());
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5 };
+        cs::neurons::TraceOptions o;
+        o.maxNodes = -1;
+        o.batchSize = 64;
+        const auto r = cs::neurons::trace(*model, ids, { 11, 23 }, o);
+        const cs::graph::Graph& g = r.graph;
+        const auto ranges = g.ranges();
+        QCOMPARE(ranges.features.size(), model->config().nLayers * int64_t(ids.size()) * model->config().dMlp);
+        const at::Tensor a = g.adjacency.dense().to(at::kDouble);
+        const int64_t nUnits = ranges.features.size(), m = g.size() - 1;
+        at::Tensor attr = at::zeros({ nUnits }, at::kDouble), x = at::zeros({ nUnits }, at::kDouble);
+        for (int64_t i = 0; i < nUnits; ++i) {
+            const auto& node = g.nodes[static_cast<size_t>(i)];
+            attr[i] = r.attribution.scores[static_cast<size_t>(node.layer)][node.position][node.feature].item<double>();
+            x[i] = node.activation;
+        }
+        const at::Tensor units = a.narrow(0, 0, nUnits).narrow(1, 0, nUnits); // [target, source]
+        const at::Tensor composed = a[m].narrow(0, 0, nUnits) + at::mv(units.t(), attr / x);
+        const double err = (composed - attr).abs().max().item<double>();
+        const double size = attr.abs().max().item<double>();
+        QVERIFY2(err < 1e-3 * size, qPrintable(QString("%1 of %2").arg(err).arg(size)));
+        // No error node carries anything: every unit is a node and the model has no biases.
+        QVERIFY(a.narrow(1, ranges.errors.begin, ranges.errors.size()).abs().max().item<double>() < 1e-4 * size);
+    }
+
+    // The graph JSON and the .csgraph keep the basis: feature_type "mlp neuron" and "other
+    // units", read back as the same graph.
+    void traceGraphFilesKeepTheBasis()
+    {
+        const auto model = tiny("llama");
+        cs::neurons::TraceOptions o;
+        o.maxNodes = 12;
+        const auto r = cs::neurons::trace(*model, { 1, 17, 42, 99 }, { 11, -1 }, o);
+        const cs::graph::Graph& g = r.graph;
+        cs::graph::PruneResult all;
+        all.nodeMask.assign(static_cast<size_t>(g.size()), true);
+        all.edgeMask.assign(static_cast<size_t>(g.adjacency.nnz()), true);
+        const nlohmann::json doc = cs::graph::toJson(g, all);
+        QCOMPARE(doc["metadata"]["basis"].get<std::string>(), std::string("neurons"));
+        int neurons = 0, others = 0;
+        for (const auto& node : doc["nodes"]) {
+            neurons += node["feature_type"] == "mlp neuron";
+            others += node["feature_type"] == "other units";
+            QVERIFY(node["feature_type"] != "cross layer transcoder");
+        }
+        QVERIFY(neurons > 0 && others > 0);
+        const cs::graph::Graph back = cs::graph::fromJson(doc);
+        QCOMPARE(back.metadata.basis, std::string("neurons"));
+        QCOMPARE(back.ranges().features.size(), int64_t(neurons));
+        // Told by the feature types alone (another tool may drop our metadata key).
+        nlohmann::json bare = doc;
+        bare["metadata"].erase("basis");
+        QCOMPARE(cs::graph::fromJson(bare).metadata.basis, std::string("neurons"));
+        // A transcoder error type in a neuron graph is refused, naming the node.
+        nlohmann::json mixed = doc;
+        for (auto& node : mixed["nodes"])
+            if (node["feature_type"] == "other units") {
+                node["feature_type"] = "mlp reconstruction error";
+                break;
+            }
+        try {
+            cs::graph::fromJson(mixed);
+            QFAIL("a mixed graph was accepted");
+        } catch (const cs::Error& e) {
+            QVERIFY2(std::string(e.what()).find("feature_type") != std::string::npos, e.what());
+        }
+        const std::string path = m_dir.filePath("neurons.csgraph").toStdString();
+        cs::graph::writeGraphFile(path, g);
+        const cs::graph::Graph file = cs::graph::readGraphFile(path);
+        QCOMPARE(file.metadata.basis, std::string("neurons"));
+        QVERIFY(file.adjacency == g.adjacency);
+    }
+
+    // Unit edits as the model runs: a scale of 1 changes nothing; zeroing every neuron of a
+    // layer at a position equals zeroing that layer's MLP output there (a bias-free MLP), an
+    // edit through another hook; and the edited run equals a forward pass hooked by hand.
+    void interveneOnUnits()
+    {
+        const auto model = tiny("llama");
+        const auto& c = model->config();
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5 };
+        using cs::intervention::FeatureEdit;
+        using cs::intervention::Op;
+        const auto same
+            = cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::Neurons, { { 1, 2, 7, Op::Scale, 1.0 } });
+        QVERIFY(at::equal(same.logitsBefore, same.logitsAfter));
+        std::vector<FeatureEdit> neurons, outputs;
+        for (int64_t u = 0; u < c.dMlp; ++u)
+            neurons.push_back({ 1, 3, u, Op::Scale, 0.0 });
+        for (int64_t d = 0; d < c.dModel; ++d)
+            outputs.push_back({ 1, 3, d, Op::Set, 0.0 });
+        const auto a = cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::Neurons, neurons);
+        const auto b = cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::MlpOut, outputs);
+        QVERIFY(!at::allclose(a.logitsBefore, a.logitsAfter));
+        QVERIFY(at::allclose(a.logitsAfter, b.logitsAfter, 1e-5, 1e-5));
+        // Steering one neuron at every position, against the hook written here.
+        const auto steer
+            = cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::Neurons, { { 0, -1, 5, Op::Add, 3.0 } });
+        cs::model::ForwardOptions fo;
+        fo.hook = [](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+            if (layer == 0 && h == cs::model::Hook::MlpHidden) {
+                v = v.clone();
+                v.select(2, 5).add_(3.0);
+            }
+        };
+        const at::Tensor want = model->forward(at::tensor(ids, at::kLong).unsqueeze(0), fo).logits[0][4];
+        QVERIFY(at::allclose(steer.logitsAfter, want, 1e-6, 1e-6));
+        QCOMPARE(steer.after.front().id, want.argmax().item<int64_t>());
+        for (const FeatureEdit& bad : { FeatureEdit { 9, 0, 0, Op::Set, 0 }, FeatureEdit { 0, 5, 0, Op::Set, 0 },
+                 FeatureEdit { 0, 0, c.dMlp, Op::Set, 0 }, FeatureEdit { 0, 0, 0, Op::Set, NAN } })
+            QVERIFY_THROWS_EXCEPTION(
+                cs::Error, cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::Neurons, { bad }));
+    }
+
     void badRequests()
     {
         const auto model = tiny("llama");
@@ -339,6 +540,10 @@ private Q_SLOTS:
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::methodFromName("lrp"));
         QCOMPARE(cs::neurons::nodeKindFromName("mlp_out"), cs::neurons::NodeKind::MlpOut);
         QCOMPARE(cs::neurons::methodFromName("ig"), cs::neurons::Method::IntegratedGradients);
+        cs::neurons::TraceOptions t;
+        t.batchSize = 0;
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::trace(*model, { 1, 2 }, { 3, -1 }, t));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::trace(*model, {}, { 3, -1 }));
     }
 };
 

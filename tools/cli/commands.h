@@ -3,6 +3,9 @@
 
 #include "args.h"
 
+#include "cs/graph.h"
+#include "cs/intervention.h"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -46,7 +49,13 @@ int cmdWeights(const Args& args, const std::string& device);
 int cmdSweep(const Args& args, const std::string& device);
 // "0..99" (inclusive) or "1,5,9" -> the values (weights_cmd.cpp); errors name --option.
 std::vector<int64_t> parseValues(const std::string& text, const char* option);
-// neurons curve (neurons_cmd.cpp).
+// "LAYER:POS:FEATURE=VALUE" (POS * for every position) -> one edit (intervene_cmd.cpp).
+intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op);
+// --set, --scale and --add LAYER:POS:FEATURE=VALUE, in that order.
+std::vector<intervention::FeatureEdit> parseEdits(const Args& args);
+// [{"id", "token", "logit", "prob"}...]
+nlohmann::json topTokensJson(const std::vector<TokenScore>& top);
+// neurons trace | curve | intervene (neurons_cmd.cpp).
 int cmdNeurons(const Args& args, const std::string& device);
 // validate MODEL --text P [--top N] [--op ablate|scale:F] (the graph against the model)
 int cmdValidate(const Args& args, const std::string& device);
@@ -63,6 +72,15 @@ int cmdFeaturesBuild(const Args& args, const std::string& device);
 
 // trace MODEL --text P --out G.json ...
 int cmdTrace(const Args& args, const std::string& device);
+// What a traced graph's files came to: prune at the graph's metadata thresholds, write --out's
+// graph JSON (and --full's .csgraph, unpruned), the scores of both (trace, neurons trace).
+struct GraphOutputs {
+    graph::Scores scores, prunedScores;
+    int64_t nodes = 0, edges = 0; // kept by the pruning
+    double pruneMs = 0;
+};
+GraphOutputs writeGraphOutputs(const Args& args, graph::Graph& graph);
+std::string scoresText(const GraphOutputs& written); // two lines: the graph's and the pruned graph's scores
 // What `bench` measures of attribution: trace time of both methods over prompt lengths, nodes,
 // edges, peak memory and achieved GFLOP/s; re-prune time.
 nlohmann::json benchAttribution(const std::string& modelFolder, const std::string& device);

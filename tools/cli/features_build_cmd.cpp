@@ -43,19 +43,30 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
     model::initThreads();
     const std::string folder = resolveModelFolder(pos[2]);
     auto model = model::Model::load(folder, { device, true });
-    transcoder::TranscoderSet::LoadOptions lo;
-    lo.device = model->device().str();
-    auto transcoders = transcoder::TranscoderSet::load(
-        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
-
     features::BuildOptions o;
+    o.basis = args.valueOr("basis", "features");
+    if (o.basis != "features" && o.basis != "neurons")
+        throw Error("--basis must be features (the transcoder's) or neurons (the model's MLP neurons), not \"" + o.basis
+            + "\"");
+    if (o.basis == "features")
+        o.basis.clear();
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders;
+    if (o.basis.empty()) {
+        transcoder::TranscoderSet::LoadOptions lo;
+        lo.device = model->device().str();
+        transcoders = transcoder::TranscoderSet::load(
+            transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
+    } else if (args.has("transcoder")) {
+        throw Error("--basis neurons builds the store of the model's own neurons: it takes no --transcoder");
+    }
+
     o.maxTokens = args.intOr("tokens", o.maxTokens);
     o.contextLength = args.intOr("context", o.contextLength);
     o.batchContexts = args.intOr("batch-size", o.batchContexts);
     o.topK = args.intOr("top-k", o.topK);
     o.window = args.intOr("window", o.window);
     o.checkpointEvery = args.intOr("checkpoint-every", o.checkpointEvery);
-    o.coactivations = !args.flag("no-coactivations");
+    o.coactivations = !args.flag("no-coactivations") && o.basis.empty(); // pairs of transcoder features only
     o.coactivationPartners = args.intOr("coactivation-partners", o.coactivationPartners);
 
     const bool tty = isatty(fileno(stderr));

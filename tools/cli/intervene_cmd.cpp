@@ -36,32 +36,6 @@ int64_t parseIndex(const std::string& text, const std::string& spec, const char*
     return n;
 }
 
-// "LAYER:POS:FEATURE=VALUE" (POS may be * for every position) -> an edit.
-intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op)
-{
-    const std::string form = std::string("--") + intervention::opName(op)
-        + " LAYER:POS:FEATURE=" + (op == intervention::Op::Scale ? "FACTOR" : "VALUE");
-    const size_t eq = spec.find('=');
-    const size_t c1 = spec.find(':');
-    const size_t c2 = c1 == std::string::npos ? std::string::npos : spec.find(':', c1 + 1);
-    if (eq == std::string::npos || c1 == std::string::npos || c2 == std::string::npos || c2 > eq)
-        throw Error("\"" + spec + "\" is not of the form " + form + " (POS may be * for every position)");
-    intervention::FeatureEdit e;
-    e.op = op;
-    e.layer = parseIndex(spec.substr(0, c1), spec, "layer");
-    const std::string pos = spec.substr(c1 + 1, c2 - c1 - 1);
-    e.position = pos == "*" ? -1 : parseIndex(pos, spec, "position");
-    if (pos != "*" && e.position < 0)
-        throw Error("\"" + spec + "\": the position must not be negative (use * for every position)");
-    e.feature = parseIndex(spec.substr(c2 + 1, eq - c2 - 1), spec, "feature");
-    const std::string value = spec.substr(eq + 1);
-    char* end = nullptr;
-    e.value = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || !std::isfinite(e.value))
-        throw Error("\"" + spec + "\": \"" + value + "\" is not a finite number");
-    return e;
-}
-
 // "A:B" -> layers A <= l < B, as Python's range(A, B); A defaults to 0, B to n_layers.
 intervention::LayerRange parseLayerRange(const std::string& text, int64_t nLayers)
 {
@@ -134,6 +108,47 @@ Json topJson(const std::vector<intervention::TokenScore>& top)
 
 } // namespace
 
+intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op)
+{
+    const std::string form = std::string("--") + intervention::opName(op)
+        + " LAYER:POS:FEATURE=" + (op == intervention::Op::Scale ? "FACTOR" : "VALUE");
+    const size_t eq = spec.find('=');
+    const size_t c1 = spec.find(':');
+    const size_t c2 = c1 == std::string::npos ? std::string::npos : spec.find(':', c1 + 1);
+    if (eq == std::string::npos || c1 == std::string::npos || c2 == std::string::npos || c2 > eq)
+        throw Error("\"" + spec + "\" is not of the form " + form + " (POS may be * for every position)");
+    intervention::FeatureEdit e;
+    e.op = op;
+    e.layer = parseIndex(spec.substr(0, c1), spec, "layer");
+    const std::string pos = spec.substr(c1 + 1, c2 - c1 - 1);
+    e.position = pos == "*" ? -1 : parseIndex(pos, spec, "position");
+    if (pos != "*" && e.position < 0)
+        throw Error("\"" + spec + "\": the position must not be negative (use * for every position)");
+    e.feature = parseIndex(spec.substr(c2 + 1, eq - c2 - 1), spec, "feature");
+    const std::string value = spec.substr(eq + 1);
+    char* end = nullptr;
+    e.value = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !std::isfinite(e.value))
+        throw Error("\"" + spec + "\": \"" + value + "\" is not a finite number");
+    return e;
+}
+
+std::vector<intervention::FeatureEdit> parseEdits(const Args& args)
+{
+    // Edits apply in this order: every --set, then every --scale, then every --add.
+    std::vector<intervention::FeatureEdit> edits;
+    for (const auto& [option, op] : { std::pair { "set", intervention::Op::Set },
+             std::pair { "scale", intervention::Op::Scale }, std::pair { "add", intervention::Op::Add } })
+        for (const auto& spec : args.values(option))
+            edits.push_back(parseEdit(spec, op));
+    return edits;
+}
+
+nlohmann::json topTokensJson(const std::vector<TokenScore>& top)
+{
+    return topJson(top);
+}
+
 int cmdIntervene(const Args& args, const std::string& device)
 {
     const auto& pos = args.positional();
@@ -144,12 +159,7 @@ int cmdIntervene(const Args& args, const std::string& device)
     if (text->empty())
         throw Error("the prompt is empty: it has no tokens to run");
 
-    // Edits apply in this order: every --set, then every --scale, then every --add.
-    std::vector<intervention::FeatureEdit> edits;
-    for (const auto& [option, op] : { std::pair { "set", intervention::Op::Set },
-             std::pair { "scale", intervention::Op::Scale }, std::pair { "add", intervention::Op::Add } })
-        for (const auto& spec : args.values(option))
-            edits.push_back(parseEdit(spec, op));
+    const std::vector<intervention::FeatureEdit> edits = parseEdits(args);
     if (edits.empty())
         throw Error("intervene needs at least one edit: --set, --scale or --add LAYER:POS:FEATURE=VALUE");
 

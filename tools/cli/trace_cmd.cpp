@@ -81,6 +81,35 @@ void resetPeakRss()
 
 } // namespace
 
+GraphOutputs writeGraphOutputs(const Args& args, graph::Graph& g)
+{
+    GraphOutputs w;
+    const auto pruneStart = Clock::now();
+    const graph::Pruner pruner(g);
+    const graph::PruneResult pruned = pruner.prune(g.metadata.nodeThreshold, g.metadata.edgeThreshold);
+    w.pruneMs = msSince(pruneStart);
+    w.scores = pruner.scores();
+    w.prunedScores = pruner.scoresOf(pruned);
+    w.nodes = countNodes(pruned);
+    w.edges = countEdges(pruned);
+    g.metadata.extra["scores"] = graph::scoresMetadata(pruner, pruned);
+    graph::writeJsonFile(args.valueOr("out", ""), g, pruned);
+    // The whole graph, for re-pruning at other thresholds (graph export / prune, the explorer).
+    if (auto full = args.value("full"))
+        graph::writeGraphFile(*full, g);
+    return w;
+}
+
+std::string scoresText(const GraphOutputs& w)
+{
+    std::ostringstream out;
+    out << "scores of the graph: replacement " << w.scores.replacement << ", completeness " << w.scores.completeness
+        << " (corrected " << w.scores.correctedCompleteness << ")\n"
+        << "scores of the pruned graph: replacement " << w.prunedScores.replacement << ", completeness "
+        << w.prunedScores.completeness << " (corrected " << w.prunedScores.correctedCompleteness << ")\n";
+    return out.str();
+}
+
 int cmdTrace(const Args& args, const std::string& device)
 {
     const auto& pos = args.positional();
@@ -150,27 +179,17 @@ int cmdTrace(const Args& args, const std::string& device)
     g.metadata.nodeThreshold = nodeThreshold;
     g.metadata.edgeThreshold = edgeThreshold;
 
-    const auto pruneStart = Clock::now();
-    const graph::Pruner pruner(g);
-    const graph::PruneResult pruned = pruner.prune(nodeThreshold, edgeThreshold);
-    const double pruneMs = msSince(pruneStart);
-    const graph::Scores scores = pruner.scores();
-    const graph::Scores prunedScores = pruner.scoresOf(pruned);
-    g.metadata.extra["scores"] = graph::scoresMetadata(pruner, pruned);
-    graph::writeJsonFile(*out, g, pruned);
-    // The whole graph, for re-pruning at other thresholds (graph export / prune, the explorer).
-    if (auto full = args.value("full"))
-        graph::writeGraphFile(*full, g);
+    const GraphOutputs written = writeGraphOutputs(args, g);
     const double totalMs = msSince(start);
 
     const auto ranges = g.ranges();
     Json summary = { { "out", *out }, { "full", args.valueOr("full", "") }, { "n_tokens", context.nPos() },
-        { "nodes", countNodes(pruned) }, { "edges", countEdges(pruned) }, { "nodes_total", g.size() },
+        { "nodes", written.nodes }, { "edges", written.edges }, { "nodes_total", g.size() },
         { "edges_total", g.adjacency.nnz() }, { "features", ranges.features.size() },
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
-        { "scores", graph::scoresJson(scores) }, { "pruned_scores", graph::scoresJson(prunedScores) },
+        { "scores", graph::scoresJson(written.scores) }, { "pruned_scores", graph::scoresJson(written.prunedScores) },
         { "exactness", g.metadata.extra["exactness"] }, { "method", method }, { "trace_ms", r.stats.totalMs },
-        { "prune_ms", pruneMs }, { "total_ms", totalMs } };
+        { "prune_ms", written.pruneMs }, { "total_ms", totalMs } };
     if (args.flag("json")) {
         std::cout << dump(summary) << "\n";
         return 0;
@@ -181,13 +200,9 @@ int cmdTrace(const Args& args, const std::string& device)
               << r.stats.activeFeatures << " active, errors " << ranges.errors.size() << ", embeddings "
               << ranges.embeddings.size() << ", logits " << ranges.logits.size() << "), edges " << summary["edges"]
               << " of " << summary["edges_total"] << "\n"
-              << "scores of the graph: replacement " << scores.replacement << ", completeness " << scores.completeness
-              << " (corrected " << scores.correctedCompleteness << ")\n"
-              << "scores of the pruned graph: replacement " << prunedScores.replacement << ", completeness "
-              << prunedScores.completeness << " (corrected " << prunedScores.correctedCompleteness << ")\n"
-              << "exactness: max residual " << r.exactness.maxAbsResidual << " (relative " << r.exactness.maxRelResidual
-              << ") over " << r.exactness.rows << " rows\n"
-              << "traced in " << r.stats.totalMs << " ms (" << method << "), pruned in " << pruneMs << " ms\n";
+              << scoresText(written) << "exactness: max residual " << r.exactness.maxAbsResidual << " (relative "
+              << r.exactness.maxRelResidual << ") over " << r.exactness.rows << " rows\n"
+              << "traced in " << r.stats.totalMs << " ms (" << method << "), pruned in " << written.pruneMs << " ms\n";
     for (int64_t i = ranges.logits.begin; i < ranges.logits.end; ++i) {
         const auto& n = g.nodes[static_cast<size_t>(i)];
         if (n.contrastTokenId >= 0)

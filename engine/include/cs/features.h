@@ -212,6 +212,10 @@ std::string describe(const FeatureRecord& record, const std::vector<std::string>
 // The feature store that belongs to a transcoder folder: MODEL/features/NAME.db for a set
 // shipped as MODEL/transcoders/NAME, else TRANSCODER_FOLDER/features.db. Empty when neither exists.
 std::string findStore(const std::string& modelFolder, const std::string& transcoderFolder);
+// The feature store of a model's own units (built with BuildOptions::basis): MODEL/features/
+// {basis}.db, basis "neurons" (the MLP's hidden units); its StoreInfo::scan is the basis. Empty
+// when there is none.
+std::string findUnitStore(const std::string& modelFolder, const std::string& basis);
 
 // Where exportCircuitTracer puts each feature's file.
 enum class ExportLayout {
@@ -247,6 +251,11 @@ struct BuildOptions {
     // tinyworld's 2M tokens that is 2.5M pairs, 113 MB).
     bool coactivations = true;
     int64_t coactivationPartners = 32;
+    // "" for the transcoder set's features; "neurons" for the model's own MLP neurons (the
+    // post-nonlinearity hidden units; the set may then be null; a neuron is active where its
+    // value is > 0; its token lists are weights::neuronToLogits and embeddingToNeurons), with
+    // coactivations off. The store's scan is then "neurons" (findUnitStore).
+    std::string basis;
 };
 
 struct BuildProgress {

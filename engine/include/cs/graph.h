@@ -33,6 +33,14 @@ enum class NodeKind { Feature, Error, Embedding, Logit };
 
 const char* nodeKindName(NodeKind kind); // "feature", "error", "embedding", "logit"
 
+// The bases a graph's feature nodes may be in (Metadata::basis): "" (transcoder features),
+// "neurons", "mlp_out", "attn_out", "resid".
+bool isBasis(const std::string& basis);
+// The graph JSON's feature_type of a node of that kind in that basis: "cross layer transcoder"
+// and "mlp reconstruction error" for transcoder graphs; "mlp neuron", "mlp output", "attention
+// output", "residual stream" and "other units" for the model's units.
+const char* featureTypeOf(NodeKind kind, const std::string& basis);
+
 struct Node {
     NodeKind kind = NodeKind::Feature;
     int64_t layer = 0; // -1 for embeddings, n_layers for logits
@@ -56,6 +64,11 @@ struct Metadata {
     std::vector<std::string> promptTokens; // the prompt, one string per token
     std::string scan; // the model / transcoder-set name Neuronpedia knows the graph by
     std::vector<std::string> transcoderList;
+    // What the feature nodes are: "" for transcoder features; "neurons", "mlp_out", "attn_out" or
+    // "resid" for the model's own units (cs/neurons.h), where the error node of a layer and
+    // position stands for that layer's units there that are not nodes. The graph JSON tells them
+    // apart by feature_type (featureTypeOf) and writes it as metadata.basis.
+    std::string basis;
     double nodeThreshold = 0.8; // the thresholds the exported graph was pruned with
     double edgeThreshold = 0.98;
     // Neuronpedia's saved subgraph state (pinnedIds, supernodes, linkType, clickedId, sg_pos,

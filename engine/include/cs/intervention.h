@@ -85,6 +85,8 @@ enum class Op { Set, Scale, Add };
 enum class Regime { Constrained, Free, Patch };
 
 const char* opName(Op op); // "set", "scale", "add"
+// logits [vocab] (any device) -> the k most probable tokens, by probability.
+std::vector<TokenScore> topTokens(const model::Model& model, const at::Tensor& logits, int64_t k);
 const char* regimeName(Regime regime); // "constrained", "free", "patch"
 
 struct FeatureEdit {

@@ -23,6 +23,9 @@
 //   (score 0): it is the same in every prompt, and moving the attention sink sends the path through states no prompt
 //   reaches.
 
+#include "cs/graph.h"
+#include "cs/token_score.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -35,6 +38,9 @@ class Model;
 class Tokenizer;
 enum class Hook;
 } // namespace cs::model
+namespace cs::intervention {
+struct FeatureEdit;
+}
 
 namespace cs::neurons {
 
@@ -78,6 +84,60 @@ struct Attribution {
 // the vocabulary, steps or batch size < 1, or a baseline prompt of another length.
 Attribution attribute(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric,
     const AttributionOptions& options = {});
+
+// An attribution graph in the neuron basis (the graph JSON of cs/graph.h, Metadata::basis the
+// node kind). Nodes: the `maxNodes` units with the largest |score| by the chosen method (never
+// at a leading BOS, never with value 0), in (layer, position, unit) order; per layer and
+// position an error node standing for that layer's other units there (the MLP's, the
+// attention's or the residual stream's units that are not nodes); the token embeddings (with
+// the position embedding, for models that add one); one logit node, the metric.
+//
+// Edges are direct effects in RelP's linearized network: the forward pass runs with the node
+// kind's hook detached at every layer (a stop-gradient: no path may pass through another unit
+// of that kind), and the edge from source s to target t is x_s * d(t)/d(x_s) there, one batch
+// row per target. A target's quantity is its value at the hook (a neuron: act(gate) * up with
+// RelP's rules; a logit: the metric). The linearized network is linear in every layer's units,
+// so each row sums to its quantity up to the model's biases (exactness in the result: 0 to
+// float rounding for bias-free models such as tinyworld). An error node's edge is the sum of
+// x * grad over the layer's units at its position minus the nodes' among them.
+//
+// Edges use the prompt's values, not their difference from a counterfactual: the counterfactual
+// (options.attribution.baselineIds) only changes which units become nodes.
+struct TraceOptions {
+    AttributionOptions attribution; // which units become nodes: method, node kind, steps
+    int64_t maxNodes = 1024; // units kept as nodes; < 0: every unit with a nonzero value
+    int64_t batchSize = 32; // target rows per backward pass
+    std::function<bool(double)> progress; // the fraction of rows done; false cancels (cs::Cancelled)
+};
+
+struct TraceResult {
+    graph::Graph graph; // unpruned; extra metadata: "exactness", "neuron_trace" (the options)
+    Attribution attribution; // the node selection's scores over every unit
+    double maxAbsResidual = 0; // max over rows of |quantity - sum of the row|
+    double maxRelResidual = 0; // the same over the row's sum of |entries| (and |quantity|)
+    int64_t rows = 0;
+    double attributionMs = 0, edgesMs = 0, totalMs = 0;
+};
+
+// Throws cs::Error as attribute() does, and cs::Cancelled.
+TraceResult trace(
+    const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, const TraceOptions& options = {});
+
+// Interventions on the model's own units: each edit (cs/intervention.h's FeatureEdit, its
+// `feature` the unit) sets, scales (0 ablates) or adds to one unit of the node kind at a layer
+// and position (-1: every position) as the real model runs; nothing is frozen. The top tokens
+// and logits at the prompt's last position before and after.
+struct UnitInterventionResult {
+    std::vector<TokenScore> before, after;
+    at::Tensor logitsBefore, logitsAfter; // [vocab] float32 on the CPU
+};
+// The units' values on a prompt, per layer [n_pos, width] float32 on the CPU (for patching one
+// prompt's units into another's run: Set edits with these values).
+std::vector<at::Tensor> unitValues(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind);
+// Throws cs::Error naming the edit whose layer, position or unit is outside the model, or a
+// non-finite value.
+UnitInterventionResult intervene(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind,
+    const std::vector<intervention::FeatureEdit>& edits, int64_t topK = 10);
 
 // A task of paired prompts, one JSON object a line: {"prompt", "answer", "counterfactual",
 // "counterfactual_answer"}; the counterfactual pair may be left out (the metric is then the

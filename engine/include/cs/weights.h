@@ -76,6 +76,14 @@ struct Partners {
     int64_t coactivating = -1, kept = -1;
 };
 
+// The neuron basis's forms (BuildOptions::basis "neurons"): each MLP neuron of `layer`'s down-
+// projection column through the final norm's weight and the unembedding, [d_mlp, vocab]; and
+// each neuron's value when the residual stream the layer's MLP reads is one token's embedding
+// (times the embedding scale) alone, the model's own MLP running on it (its norm, gate and
+// nonlinearity): [d_mlp, vocab]. Both float32 on the CPU.
+at::Tensor neuronToLogits(const model::Model& model, int64_t layer);
+at::Tensor embeddingToNeurons(const model::Model& model, int64_t layer);
+
 // The top partners of feature (layer, feature) by |V|, largest first, at most `top`: up, every
 // feature of the layers before; down, every feature of the layers after. Throws cs::Error for a
 // feature out of range or top < 1.

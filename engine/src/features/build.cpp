@@ -253,12 +253,15 @@ Example getExample(Reader& r)
 
 nlohmann::json optionsJson(const BuildOptions& o, const std::string& corpus)
 {
-    return { { "corpus", std::filesystem::path(corpus).filename().string() }, { "max_tokens", o.maxTokens },
+    nlohmann::json j = { { "corpus", std::filesystem::path(corpus).filename().string() }, { "max_tokens", o.maxTokens },
         { "context_length", o.contextLength }, { "batch_contexts", o.batchContexts }, { "top_k", o.topK },
         { "quantile_bands", o.quantileBands }, { "per_band", o.perBand }, { "context_sample", o.contextSample },
         { "value_sample", o.valueSample }, { "window", o.window }, { "histogram_bins", o.histogramBins },
         { "logit_count", o.logitCount }, { "coactivations", o.coactivations },
         { "coactivation_partners", o.coactivationPartners } };
+    if (!o.basis.empty()) // absent for transcoder stores, so their resumes see the same options
+        j["basis"] = o.basis;
+    return j;
 }
 
 void checkOptions(const BuildOptions& o)
@@ -337,11 +340,14 @@ size_t openTop(Accumulator& a, int64_t context, float peak, size_t topK)
 
 class Builder {
 public:
-    Builder(const model::Model& model, const transcoder::TranscoderSet& tc, const BuildOptions& o)
+    // tc null: the model's MLP neurons are the features (BuildOptions::basis "neurons").
+    Builder(const model::Model& model, const transcoder::TranscoderSet* tc, const BuildOptions& o)
         : m_model(model)
         , m_tc(tc)
         , m_o(o)
-        , m_acc(static_cast<size_t>(tc.nLayers() * tc.nFeatures()))
+        , m_L(tc ? tc->nLayers() : model.config().nLayers)
+        , m_F(tc ? tc->nFeatures() : model.config().dMlp)
+        , m_acc(static_cast<size_t>(m_L * m_F))
     {
         // Every buffer the build keeps, made now (see BottomK).
         const int64_t width = o.window > 0 ? std::min(o.window, o.contextLength) : o.contextLength;
@@ -358,9 +364,10 @@ public:
     // One batch of contexts [n, T] whose first context has index `first`.
     void add(const at::Tensor& ids, int64_t first)
     {
-        const int64_t n = ids.size(0), T = ids.size(1), L = m_tc.nLayers();
+        const int64_t n = ids.size(0), T = ids.size(1), L = m_L;
         std::vector<at::Tensor> inputs(static_cast<size_t>(L));
-        const model::Hook inputHook = m_tc.config().inputHook;
+        // What the features are computed from: the transcoders' input, or the neurons themselves.
+        const model::Hook inputHook = m_tc ? m_tc->config().inputHook : model::Hook::MlpHidden;
         model::ForwardOptions fo;
         fo.hook = [&](int64_t layer, model::Hook hook, at::Tensor& value) {
             if (hook == inputHook)
@@ -370,7 +377,8 @@ public:
         at::Tensor idsCpu = ids.to(at::kCPU).contiguous();
         std::vector<at::Tensor> layers;
         for (int64_t l = 0; l < L; ++l) {
-            at::Tensor acts = m_tc.encode(l, inputs[static_cast<size_t>(l)]).to(at::kCPU, at::kFloat); // [n, T, F]
+            const at::Tensor& input = inputs[static_cast<size_t>(l)];
+            at::Tensor acts = (m_tc ? m_tc->encode(l, input) : input).to(at::kCPU, at::kFloat); // [n, T, F]
             acts.select(1, 0).zero_(); // the BOS position: the same in every context, never trained on
             acts = acts.contiguous();
             addLayer(l, acts, idsCpu, first);
@@ -497,8 +505,9 @@ private:
     void addCoactivations(const std::vector<at::Tensor>& layers);
 
     const model::Model& m_model;
-    const transcoder::TranscoderSet& m_tc;
+    const transcoder::TranscoderSet* m_tc; // null for the neuron basis
     BuildOptions m_o;
+    int64_t m_L = 0, m_F = 0; // layers, and features (or neurons) a layer
     std::vector<Accumulator> m_acc;
     // Pairs by source * (total features) + target, global ids (layer * n_features + feature).
     PairTable m_pairs;
@@ -565,7 +574,7 @@ void Builder::addCoactivations(const std::vector<at::Tensor>& layers)
     const auto L = static_cast<int64_t>(layers.size());
     if (L < 2)
         return;
-    const int64_t F = m_tc.nFeatures(), T = layers[0].size(1);
+    const int64_t F = m_F, T = layers[0].size(1);
     const auto total = static_cast<uint64_t>(L * F);
     struct Active {
         at::Tensor index; // [k, 3] (context, position, feature)
@@ -614,15 +623,17 @@ void Builder::addCoactivations(const std::vector<at::Tensor>& layers)
 
 std::vector<CoActivationList> Builder::coactivationLists() const
 {
-    const int64_t L = m_tc.nLayers(), F = m_tc.nFeatures();
+    const int64_t L = m_L, F = m_F;
     const auto total = static_cast<uint64_t>(L * F);
     const std::vector<uint64_t> keys = m_pairs.sortedKeys();
+    if (!m_tc) // no pairs are gathered for neurons (checkOptions)
+        return {};
     // V for every pair of layers, to rank the pairs by ERA and TWERA (cs/weights.h).
     std::vector<at::Tensor> virtualWeights(static_cast<size_t>(L * L));
     for (int64_t ls = 0; ls < L; ++ls)
         for (int64_t lt = ls + 1; lt < L; ++lt)
             virtualWeights[static_cast<size_t>(ls * L + lt)]
-                = weights::virtualWeights(m_model, m_tc, ls, lt).to(at::kCPU, at::kFloat).contiguous();
+                = weights::virtualWeights(m_model, *m_tc, ls, lt).to(at::kCPU, at::kFloat).contiguous();
     const double tokens = static_cast<double>(std::max<int64_t>(m_tokens, 1));
     std::vector<double> era(keys.size()), twera(keys.size());
     std::vector<std::vector<uint32_t>> sources(static_cast<size_t>(total)), targets(static_cast<size_t>(total));
@@ -682,7 +693,7 @@ std::vector<CoActivationList> Builder::coactivationLists() const
 
 std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& vocab) const
 {
-    const int64_t L = m_tc.nLayers(), F = m_tc.nFeatures();
+    const int64_t L = m_L, F = m_F;
     const auto& mc = m_model.config();
     const int64_t k = std::min<int64_t>(m_o.logitCount, mc.vocabSize);
     auto tokenList = [&](const at::Tensor& values, const at::Tensor& ids) {
@@ -699,9 +710,11 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
     for (int64_t l = 0; l < L; ++l) {
         // The tokens its decoders promote and suppress, and the tokens that excite it alone
         // (cs/weights.h), [F, vocab] each.
-        const at::Tensor logits = weights::featureToLogits(m_model, m_tc, l);
+        const at::Tensor logits
+            = m_tc ? weights::featureToLogits(m_model, *m_tc, l) : weights::neuronToLogits(m_model, l);
         auto topL = at::topk(logits, k, 1, true), bottomL = at::topk(logits, k, 1, false);
-        const at::Tensor inputs = weights::embeddingToFeatures(m_model, m_tc, l);
+        const at::Tensor inputs
+            = m_tc ? weights::embeddingToFeatures(m_model, *m_tc, l) : weights::embeddingToNeurons(m_model, l);
         auto topI = at::topk(inputs, k, 1, true);
         for (int64_t f = 0; f < F; ++f) {
             const Accumulator& a = m_acc[static_cast<size_t>(l * F + f)];
@@ -764,24 +777,40 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
     const std::function<bool(const BuildProgress&)>& progress)
 {
     checkOptions(o);
-    if (!model || !tc)
+    const bool neurons = o.basis == "neurons";
+    if (!o.basis.empty() && !neurons)
+        throw Error("feature store build: the basis must be transcoder features or neurons, not \"" + o.basis + "\"");
+    if (!model || (!tc && !neurons))
         throw Error("feature store build: no model or no transcoder set");
+    if (neurons && o.coactivations)
+        throw Error("feature store build: co-activation statistics (for ERA and TWERA) are kept for transcoder "
+                    "features only; build the neuron store without them");
     if (!model->hasTokenizer())
         throw Error("the model folder has no tokenizer.json; the feature store reads a text corpus");
-    tc->checkFits(model->config());
+    if (neurons)
+        tc = nullptr; // the neurons are the features
+    else
+        tc->checkFits(model->config());
     at::NoGradGuard noGradients;
     const auto start = Clock::now();
 
     StoreInfo info;
     info.model = std::filesystem::path(model->folder()).filename().string();
-    info.scan = tc->config().scan.empty() ? std::filesystem::path(tc->folder()).filename().string() : tc->config().scan;
-    info.nLayers = tc->nLayers();
-    info.nFeatures = tc->nFeatures();
+    if (tc) {
+        info.scan
+            = tc->config().scan.empty() ? std::filesystem::path(tc->folder()).filename().string() : tc->config().scan;
+        info.nLayers = tc->nLayers();
+        info.nFeatures = tc->nFeatures();
+    } else { // findUnitStore's: the basis is the scan
+        info.scan = o.basis;
+        info.nLayers = model->config().nLayers;
+        info.nFeatures = model->config().dMlp;
+    }
     info.contextLength = o.contextLength;
     info.buildOptions = optionsJson(o, corpusPath);
     auto store = FeatureStore::create(dbPath, info);
 
-    Builder builder(*model, *tc, o);
+    Builder builder(*model, tc.get(), o);
     transcoder::TokenRows rows(corpusPath,
         std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &model->tokenizer()),
         o.contextLength);

@@ -1072,6 +1072,13 @@ std::string findStore(const std::string& modelFolder, const std::string& transco
     return {};
 }
 
+std::string findUnitStore(const std::string& modelFolder, const std::string& basis)
+{
+    const fs::path path = fs::path(modelFolder) / "features" / (basis + ".db");
+    std::error_code ec;
+    return !basis.empty() && fs::is_regular_file(path, ec) ? path.string() : std::string();
+}
+
 int64_t exportCircuitTracer(const FeatureStore& store, const std::string& dir, ExportLayout layout)
 {
     const std::vector<std::string> vocabulary = store.vocabulary();

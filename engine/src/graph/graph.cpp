@@ -266,6 +266,34 @@ const char* nodeKindName(NodeKind kind)
     return "unknown";
 }
 
+bool isBasis(const std::string& basis)
+{
+    return basis.empty() || basis == "neurons" || basis == "mlp_out" || basis == "attn_out" || basis == "resid";
+}
+
+const char* featureTypeOf(NodeKind kind, const std::string& basis)
+{
+    switch (kind) {
+    case NodeKind::Feature:
+        if (basis == "neurons")
+            return "mlp neuron";
+        if (basis == "mlp_out")
+            return "mlp output";
+        if (basis == "attn_out")
+            return "attention output";
+        if (basis == "resid")
+            return "residual stream";
+        return "cross layer transcoder";
+    case NodeKind::Error:
+        return basis.empty() ? "mlp reconstruction error" : "other units";
+    case NodeKind::Embedding:
+        return "embedding";
+    case NodeKind::Logit:
+        return "logit";
+    }
+    return "";
+}
+
 KindRanges Graph::ranges() const
 {
     int64_t counts[4] = { 0, 0, 0, 0 };
@@ -312,6 +340,9 @@ void Graph::validate() const
 {
     const KindRanges r = ranges();
     const int64_t n = size();
+    if (!isBasis(metadata.basis))
+        throw Error("attribution graph: \"" + metadata.basis
+            + "\" is not a basis (transcoder features, neurons, mlp_out, attn_out or resid)");
     if (adjacency.size() != n)
         throw Error("attribution graph: the adjacency matrix must be [" + std::to_string(n) + ", " + std::to_string(n)
             + "] for " + std::to_string(n) + " nodes");

@@ -52,6 +52,11 @@ public:
         meta.edgeThreshold = number(member(m, "edge_threshold", "metadata"), "metadata.edge_threshold");
         meta.qParams = object(member(m, "q_params", "metadata"), "metadata.q_params");
         meta.extra = object(member(m, "extra", "metadata"), "metadata.extra");
+        if (m.contains("basis")) { // absent in transcoder graphs and in files before it
+            meta.basis = text(m["basis"], "metadata.basis");
+            if (!isBasis(meta.basis))
+                fail("metadata.basis", "\"" + meta.basis + "\" is not a basis (neurons, mlp_out, attn_out or resid)");
+        }
         return meta;
     }
 
@@ -222,7 +227,7 @@ void writeGraphFile(const std::string& path, const Graph& graph)
     json transcoders = json::array();
     for (const std::string& name : meta.transcoderList)
         transcoders.push_back(textJson(name));
-    const json doc = {
+    json doc = {
         { "format", kFormatName },
         { "version", kGraphFileVersion },
         { "metadata",
@@ -232,6 +237,8 @@ void writeGraphFile(const std::string& path, const Graph& graph)
                 { "q_params", meta.qParams }, { "extra", meta.extra } } },
         { "nodes", std::move(nodes) },
     };
+    if (!meta.basis.empty())
+        doc["metadata"]["basis"] = meta.basis;
     std::string text;
     try {
         text = doc.dump();

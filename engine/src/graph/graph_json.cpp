@@ -27,21 +27,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* featureTypeName(NodeKind kind)
-{
-    switch (kind) {
-    case NodeKind::Feature:
-        return "cross layer transcoder";
-    case NodeKind::Error:
-        return "mlp reconstruction error";
-    case NodeKind::Embedding:
-        return "embedding";
-    case NodeKind::Logit:
-        return "logit";
-    }
-    return "";
-}
-
 // circuit-tracer's logit clerp: Output "{token}" (p={token_prob:.3f}).
 std::string logitClerp(const std::string& token, double probability)
 {
@@ -168,10 +153,28 @@ void Reader::readMetadata(const json& doc, Metadata& meta) const
     }
     if (m.contains("node_threshold") && !m["node_threshold"].is_null())
         meta.nodeThreshold = number(m["node_threshold"], "metadata.node_threshold");
+    // The basis: metadata.basis (ours), else told by the first node whose feature_type is a
+    // unit basis's; every node must then agree with it (readNode).
+    if (m.contains("basis")) {
+        meta.basis = string(m["basis"], "metadata.basis");
+        if (!isBasis(meta.basis))
+            fail("metadata.basis", "\"" + meta.basis + "\" is not a basis (neurons, mlp_out, attn_out or resid)");
+    } else if (doc.contains("nodes") && doc["nodes"].is_array()) {
+        for (const json& node : doc["nodes"]) {
+            const auto type = node.is_object() ? node.find("feature_type") : node.end();
+            if (!node.is_object() || type == node.end() || !type->is_string())
+                continue;
+            for (const char* basis : { "neurons", "mlp_out", "attn_out", "resid" })
+                if (*type == featureTypeOf(NodeKind::Feature, basis))
+                    meta.basis = basis;
+            if (!meta.basis.empty() || *type == featureTypeOf(NodeKind::Feature, ""))
+                break;
+        }
+    }
     meta.extra = json::object();
     for (auto it = m.begin(); it != m.end(); ++it) {
         static const char* const known[] = { "slug", "scan", "prompt", "prompt_tokens", "transcoder_list",
-            "node_threshold", "schema_version", "pruning_settings" };
+            "node_threshold", "schema_version", "pruning_settings", "basis" };
         if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
             meta.extra[it.key()] = *it;
     }
@@ -187,19 +190,18 @@ FileNode Reader::readNode(
     Node& node = f.node;
     f.id = string(member(j, "node_id", where), where + ".node_id");
     const std::string type = string(member(j, "feature_type", where), where + ".feature_type");
-    if (type == "cross layer transcoder")
-        node.kind = NodeKind::Feature;
-    else if (type == "mlp reconstruction error")
-        node.kind = NodeKind::Error;
-    else if (type == "embedding")
-        node.kind = NodeKind::Embedding;
-    else if (type == "logit")
-        node.kind = NodeKind::Logit;
-    else
+    bool known = false;
+    for (NodeKind kind : { NodeKind::Feature, NodeKind::Error, NodeKind::Embedding, NodeKind::Logit })
+        if (type == featureTypeOf(kind, meta.basis)) {
+            node.kind = kind;
+            known = true;
+        }
+    if (!known)
         fail(where + ".feature_type",
-            "\"" + type
-                + "\" is not supported (expected \"cross layer transcoder\", \"mlp reconstruction error\", "
-                  "\"embedding\" or \"logit\")");
+            "\"" + type + "\" is not supported in a graph of "
+                + (meta.basis.empty() ? std::string("transcoder features") : meta.basis) + " (expected \""
+                + featureTypeOf(NodeKind::Feature, meta.basis) + "\", \"" + featureTypeOf(NodeKind::Error, meta.basis)
+                + "\", \"embedding\" or \"logit\")");
     node.position = integer(member(j, "ctx_idx", where), where + ".ctx_idx");
     if (node.position < 0)
         fail(where + ".ctx_idx", "is negative");
@@ -502,6 +504,8 @@ json toJson(const Graph& graph, const PruneResult& pruned)
         { "schema_version", 1 },
         { "pruning_settings", { { "node_threshold", meta.nodeThreshold }, { "edge_threshold", meta.edgeThreshold } } },
     };
+    if (!meta.basis.empty())
+        metadata["basis"] = meta.basis;
     mergeInto(metadata, meta.extra);
     json qParams = {
         { "pinnedIds", json::array() },
@@ -578,7 +582,7 @@ json toJson(const Graph& graph, const PruneResult& pruned)
             break;
         }
         j["ctx_idx"] = node.position;
-        j["feature_type"] = featureTypeName(node.kind);
+        j["feature_type"] = featureTypeOf(node.kind, meta.basis);
         j["token_prob"] = node.kind == NodeKind::Logit ? node.tokenProb : 0.0;
         j["is_target_logit"] = node.kind == NodeKind::Logit && i == ranges.logits.begin;
         j["run_idx"] = 0;

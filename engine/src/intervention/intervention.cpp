@@ -146,24 +146,6 @@ void applyEdit(at::Tensor& acts, const FeatureEdit& e, int64_t from, int64_t off
     }
 }
 
-// logits [vocab] (any device) -> the k most probable tokens.
-std::vector<TokenScore> topTokens(const model::Model& model, const at::Tensor& logits, int64_t k)
-{
-    const at::Tensor probs = at::softmax(logits, -1);
-    const auto top = at::topk(probs, std::min<int64_t>(k, logits.size(0)));
-    const at::Tensor ids = std::get<1>(top).contiguous();
-    std::vector<TokenScore> out;
-    for (int64_t i = 0; i < ids.size(0); ++i) {
-        TokenScore t;
-        t.id = ids[i].item<int64_t>();
-        t.token = model.hasTokenizer() ? model.tokenizer().tokenText(t.id) : std::string();
-        t.logit = logits[t.id].item<double>();
-        t.prob = probs[t.id].item<double>();
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
 // Greedy continuation of `prompt` after a free replacement run that left `cache` holding the
 // prompt's keys and values and gave `lastLogits` [vocab]. Generated tokens run through the
 // real model; the position -1 edits are held on them by adding the decoder image of
@@ -344,6 +326,23 @@ std::string decodeText(const model::Model& model, const std::vector<int64_t>& id
 }
 
 } // namespace
+
+std::vector<TokenScore> topTokens(const model::Model& model, const at::Tensor& logits, int64_t k)
+{
+    const at::Tensor probs = at::softmax(logits, -1);
+    const auto top = at::topk(probs, std::min<int64_t>(k, logits.size(0)));
+    const at::Tensor ids = std::get<1>(top).contiguous();
+    std::vector<TokenScore> out;
+    for (int64_t i = 0; i < ids.size(0); ++i) {
+        TokenScore t;
+        t.id = ids[i].item<int64_t>();
+        t.token = model.hasTokenizer() ? model.tokenizer().tokenText(t.id) : std::string();
+        t.logit = logits[t.id].item<double>();
+        t.prob = probs[t.id].item<double>();
+        out.push_back(std::move(t));
+    }
+    return out;
+}
 
 namespace detail {
 

@@ -255,6 +255,15 @@ Method methodFromName(const std::string& name)
     throw Error("the attribution method must be relp or ig, not \"" + name + "\"");
 }
 
+std::vector<at::Tensor> unitValues(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind)
+{
+    checkIds(model, ids, "prompt");
+    std::vector<at::Tensor> values = valuesAt(model, ids, hookOf(kind));
+    for (at::Tensor& v : values)
+        v = v.to(at::kCPU, at::kFloat);
+    return values;
+}
+
 Attribution attribute(
     const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, const AttributionOptions& o)
 {

@@ -275,4 +275,49 @@ const char* kindName(Kind kind)
     return kind == Kind::Era ? "era" : kind == Kind::Twera ? "twera" : "virtual";
 }
 
+at::Tensor neuronToLogits(const model::Model& model, int64_t layer)
+{
+    const auto& c = model.config();
+    if (layer < 0 || layer >= c.nLayers)
+        throw Error("layer " + str(layer) + " is outside the model's " + str(c.nLayers) + " layers");
+    at::NoGradGuard noGrad;
+    const std::string prefix = "layers." + str(layer) + ".";
+    at::Tensor direction = model.weight(prefix + "mlp.down.weight").t(); // [d_mlp, d_model]
+    // A post-MLP norm (Gemma 2) scales the output by its weight over a denominator of the
+    // whole output; the weight is the part that belongs to each direction.
+    if (model.hasWeight(prefix + "mlp_post_norm.weight"))
+        direction = direction * normWeight(model, prefix + "mlp_post_norm.weight");
+    direction = direction * normWeight(model, "final_norm.weight");
+    return at::matmul(direction, model.weight("unembed.weight").t()).to(at::kCPU, at::kFloat);
+}
+
+at::Tensor embeddingToNeurons(const model::Model& model, int64_t layer)
+{
+    const auto& c = model.config();
+    if (layer < 0 || layer >= c.nLayers)
+        throw Error("layer " + str(layer) + " is outside the model's " + str(c.nLayers) + " layers");
+    at::NoGradGuard noGrad;
+    // Every token as a one-token prompt whose residual stream, where the layer's MLP reads it, is
+    // its embedding alone; the model's own MLP then gives the neurons' values.
+    at::Tensor out = at::empty({ c.dMlp, c.vocabSize }, at::kFloat);
+    const int64_t chunk = 4096;
+    for (int64_t first = 0; first < c.vocabSize; first += chunk) {
+        const int64_t n = std::min(chunk, c.vocabSize - first);
+        const at::Tensor ids = at::arange(first, first + n, at::kLong).to(model.device()).unsqueeze(1); // [n, 1]
+        at::Tensor embedded, hidden;
+        model::ForwardOptions fo;
+        fo.hook = [&](int64_t l, model::Hook h, at::Tensor& value) {
+            if (l == 0 && h == model::Hook::ResidPre)
+                embedded = value;
+            if (l == layer && h == model::Hook::ResidMid)
+                value = embedded;
+            if (l == layer && h == model::Hook::MlpHidden)
+                hidden = value.select(1, 0).t().to(at::kCPU, at::kFloat); // [d_mlp, n]
+        };
+        model.forward(ids, fo);
+        out.narrow(1, first, n).copy_(hidden);
+    }
+    return out;
+}
+
 } // namespace cs::weights
