@@ -155,6 +155,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     m_weights = new ExplorerWeights(*this);
     // Files after the settings: the autosave's interval is one of them.
     m_files = new ExplorerFiles(*this, autosaveFolder);
+    m_neurons = new ExplorerNeurons(*this);
 
     connect(&m_undo, &QUndoStack::canUndoChanged, this, &ExplorerController::undoChanged);
     connect(&m_undo, &QUndoStack::canRedoChanged, this, &ExplorerController::undoChanged);
@@ -275,6 +276,12 @@ void ExplorerController::loadResourcesJob()
             Q_EMIT resourcesChanged();
             if (userChoice)
                 setMessage(message, true);
+            // The neuron basis needs no transcoders: the prompt waiting for them is traced.
+            if (m_neurons->tracesNeurons() && !m_pendingPrompt.isEmpty()) {
+                const QString prompt = m_pendingPrompt;
+                m_pendingPrompt.clear();
+                trace(prompt);
+            }
         });
 }
 
@@ -288,7 +295,10 @@ void ExplorerController::setTracing(bool tracing)
 
 void ExplorerController::trace(const QString& prompt)
 {
-    if (!m_ready) {
+    // A neuron trace needs the model only; the worker runs jobs in order, so one posted while
+    // the transcoders load runs after them.
+    const NeuronTraceSpec neurons = m_neurons->traceSpec();
+    if (!m_ready && !neurons.on) {
         m_pendingPrompt = prompt; // traced once the transcoders are in
         return;
     }
@@ -304,6 +314,7 @@ void ExplorerController::trace(const QString& prompt)
     TraceRequest request;
     request.prompt = prompt.toStdString();
     request.maxFeatureNodes = m_settings->maxFeatureNodes() > 0 ? m_settings->maxFeatureNodes() : -1;
+    request.neurons = neurons;
     // Progress and stage reports come from the worker; they reach the UI thread and count only
     // while this trace is the current one.
     QPointer<ExplorerController> guard(this);
@@ -329,8 +340,11 @@ void ExplorerController::trace(const QString& prompt)
     auto resources = m_resources;
     m_worker.request<TraceOutput>(
         QStringLiteral("explorer-trace"),
-        [resources, request](
-            EngineState&) { return std::make_shared<const TraceOutput>(traceGraph(*resources, request)); },
+        [resources, request](EngineState& state) {
+            return std::make_shared<const TraceOutput>(request.neurons.on
+                    ? traceNeuronGraph(*resources, state.model ? state.model->model() : nullptr, request)
+                    : traceGraph(*resources, request));
+        },
         [this, cancel](std::shared_ptr<const TraceOutput> out) {
             if (m_cancel == cancel) {
                 m_cancel.reset();
@@ -339,20 +353,33 @@ void ExplorerController::trace(const QString& prompt)
             // Labels belong to features and always carry over. Re-tracing the same prompt (after
             // opening other transcoders, or with another feature cap) keeps the rest of the work
             // on the nodes the new graph still has.
+            // Node ids say layer, unit and position, not the basis: work carries over only
+            // between graphs of one basis (a neuron's id may be a transcoder feature's).
+            const bool sameBasis = m_graph && m_graph->metadata.basis == out->graph->metadata.basis;
             ExplorerState state;
-            if (m_graph && m_graph->metadata.prompt == out->graph->metadata.prompt) {
+            if (sameBasis && m_graph->metadata.prompt == out->graph->metadata.prompt) {
                 state = m_state;
                 pruneStateToGraph(state, *out->graph);
             } else {
                 state.nodeThreshold = m_settings->nodeThreshold();
                 state.edgeThreshold = m_settings->edgeThreshold();
             }
-            state.labels = m_state.labels;
+            if (sameBasis || !m_graph)
+                state.labels = m_state.labels;
             m_contextReady = true;
-            m_traceText = QStringLiteral("traced %1 tokens in %2 ms · exact to %3 (relative)")
-                              .arg(out->graph->nPositions())
-                              .arg(out->traceMs, 0, 'f', 0)
-                              .arg(out->maxRelResidual, 0, 'g', 2);
+            const std::string& basis = out->graph->metadata.basis;
+            m_traceText
+                = QStringLiteral("traced %1 tokens in %2 ms · %3exact to %4 (relative)")
+                      .arg(out->graph->nPositions())
+                      .arg(out->traceMs, 0, 'f', 0)
+                      .arg(basis.empty()
+                              ? QString()
+                              : QStringLiteral("%1 %2s · ")
+                                    .arg(out->graph->ranges().features.end - out->graph->ranges().features.begin)
+                                    .arg(qs(unitNoun(basis))))
+                      .arg(out->maxRelResidual, 0, 'g', 2);
+            if (!basis.empty())
+                openUnitCardStore(out->unitStorePath, out->unitStoreProblem);
             m_lastTraceMs = out->traceMs;
             m_lastCaptionMs = out->captionMs;
             m_files->forgetSessionPath();
@@ -380,19 +407,23 @@ void ExplorerController::cancelTrace()
 
 void ExplorerController::requestContext()
 {
-    if (!m_graph || !m_ready)
+    if (!m_graph || (!m_ready && !unitGraph()))
         return;
     auto resources = m_resources;
     auto graph = m_graph;
     struct Prepared {
         bool ok = false;
         std::map<std::string, std::string> storeLabels, autoCaptions;
+        std::string unitStorePath, unitStoreProblem;
     };
     m_worker.request<Prepared>(
         QStringLiteral("explorer-context"),
-        [resources, graph](EngineState&) {
+        [resources, graph](EngineState& state) {
             auto prepared = std::make_shared<Prepared>();
-            prepared->ok = prepareContext(*resources, *graph);
+            auto model = state.model ? state.model->model() : nullptr;
+            prepared->ok = prepareContext(*resources, *graph, model);
+            if (graph->metadata.basis == "neurons" && model)
+                prepared->unitStorePath = openUnitStore(*resources, *model, "neurons", &prepared->unitStoreProblem);
             readCaptions(*resources, *graph, prepared->storeLabels, prepared->autoCaptions);
             return std::shared_ptr<const Prepared>(prepared);
         },
@@ -400,6 +431,8 @@ void ExplorerController::requestContext()
             if (graph != m_graph)
                 return;
             m_contextReady = prepared->ok;
+            if (unitGraph())
+                openUnitCardStore(prepared->unitStorePath, prepared->unitStoreProblem);
             m_storeLabels = prepared->storeLabels;
             m_autoCaptions = prepared->autoCaptions;
             Q_EMIT graphChanged();
@@ -450,6 +483,7 @@ void ExplorerController::setGraph(std::shared_ptr<const cs::graph::Graph> graph,
     m_files->markDirty();
     Q_EMIT graphChanged();
     applyState(state);
+    m_neurons->onGraphChanged();
     Q_EMIT m_files->sessionChanged();
 }
 
@@ -804,6 +838,27 @@ void ExplorerController::openCardStore(const std::string& path)
     });
 }
 
+void ExplorerController::openUnitCardStore(const std::string& path, const std::string& problem)
+{
+    m_neurons->setStore(qs(path), qs(problem));
+    auto reader = m_cardReader;
+    m_cards->post("open-unit-store", [reader, path] {
+        if (path == reader->unitPath && (reader->unitStore || path.empty()))
+            return;
+        reader->unitStore.reset();
+        reader->unitVocabulary.reset();
+        reader->unitPath = path;
+        if (path.empty())
+            return;
+        try {
+            reader->unitStore = cs::features::FeatureStore::open(path);
+            reader->unitVocabulary = std::make_shared<const std::vector<std::string>>(reader->unitStore->vocabulary());
+        } catch (const std::exception&) {
+            // The worker opened the same file; a failure here leaves cards to say there is none.
+        }
+    });
+}
+
 void ExplorerController::requestCard()
 {
     const quint64 generation = ++m_cardGeneration;
@@ -818,30 +873,35 @@ void ExplorerController::requestCard()
     } else if (index < 0 && m_loneFeature) {
         std::tie(layer, feature) = *m_loneFeature;
     }
+    // A unit graph's node is one of the model's own units: its card comes from the unit store and
+    // it has no transcoder partners or weights.
+    const bool unit = index >= 0 && unitGraph();
     if (layer != m_cardLayer || feature != m_cardFeature) {
         m_cardLayer = layer;
         m_cardFeature = feature;
-        m_weights->setFeature(layer, feature);
+        m_weights->setFeature(unit ? -1 : layer, unit ? -1 : feature);
     }
     Q_EMIT cardFeatureChanged(); // the caption may have changed with a label
-    if (layer < 0 || !m_hasStore) {
+    if (layer < 0 || (unit ? !m_neurons->hasUnitStore() || m_graph->metadata.basis != "neurons" : !m_hasStore)) {
         m_card->clear();
         return;
     }
     auto reader = m_cardReader;
     QPointer<ExplorerController> guard(this);
-    m_cards->post("card", [guard, reader, layer, feature, activation, generation] {
+    m_cards->post("card", [guard, reader, layer, feature, activation, generation, unit] {
         std::shared_ptr<const cs::features::FeatureRecord> record;
+        std::shared_ptr<const std::vector<std::string>> vocabulary = unit ? reader->unitVocabulary : nullptr;
         QString error;
         try {
-            if (reader->store && reader->store->has(layer, feature))
-                record = std::make_shared<const cs::features::FeatureRecord>(reader->store->card(layer, feature));
+            const auto& store = unit ? reader->unitStore : reader->store;
+            if (store && store->has(layer, feature))
+                record = std::make_shared<const cs::features::FeatureRecord>(store->card(layer, feature));
         } catch (const std::exception& e) {
             error = QString::fromStdString(e.what());
         }
         QMetaObject::invokeMethod(
             guard.data(),
-            [guard, record, error, layer, feature, activation, generation] {
+            [guard, record, vocabulary, error, layer, feature, activation, generation] {
                 if (!guard || generation != guard->m_cardGeneration)
                     return; // another node was selected since
                 if (!error.isEmpty()) {
@@ -850,7 +910,9 @@ void ExplorerController::requestCard()
                     return;
                 }
                 static const std::vector<std::string> none;
-                guard->m_card->setRecord(record, activation, guard->m_vocabulary ? *guard->m_vocabulary : none);
+                // A unit card reads its own store's token texts.
+                const auto& tokens = vocabulary ? vocabulary : guard->m_vocabulary;
+                guard->m_card->setRecord(record, activation, tokens ? *tokens : none);
                 if (auto it = guard->m_state.labels.find(featureKey(layer, feature)); it != guard->m_state.labels.end())
                     guard->m_card->setLabel(qs(it->second));
                 Q_EMIT guard->cardFeatureChanged(); // its title carries the label
@@ -866,8 +928,16 @@ QString ExplorerController::nodeTitle(int64_t index) const
     const auto& node = m_graph->nodes[size_t(index)];
     switch (node.kind) {
     case cs::graph::NodeKind::Feature:
+        if (unitGraph())
+            return QStringLiteral("%1 L%2 #%3 at %4")
+                .arg(qs(unitNoun(m_graph->metadata.basis)))
+                .arg(node.layer)
+                .arg(node.feature)
+                .arg(node.position);
         return QStringLiteral("L%1 #%2 at %3").arg(node.layer).arg(node.feature).arg(node.position);
     case cs::graph::NodeKind::Error:
+        if (unitGraph())
+            return QStringLiteral("Other units L%1 at %2").arg(node.layer).arg(node.position);
         return QStringLiteral("Error L%1 at %2").arg(node.layer).arg(node.position);
     case cs::graph::NodeKind::Embedding:
         return QStringLiteral("Embedding \"%1\" at %2").arg(qs(node.token)).arg(node.position);
@@ -885,7 +955,12 @@ QString ExplorerController::graphPrompt() const
 QString ExplorerController::selectedKind() const
 {
     const int64_t i = indexOf(m_state.selected);
-    return i < 0 ? QString() : QString::fromLatin1(cs::graph::nodeKindName(m_graph->nodes[size_t(i)].kind));
+    if (i < 0)
+        return {};
+    // A unit graph's feature nodes are the model's units: "neuron" (or "unit" for other kinds).
+    if (unitGraph() && m_graph->nodes[size_t(i)].kind == cs::graph::NodeKind::Feature)
+        return m_graph->metadata.basis == "neurons" ? QStringLiteral("neuron") : QStringLiteral("unit");
+    return QString::fromLatin1(cs::graph::nodeKindName(m_graph->nodes[size_t(i)].kind));
 }
 
 QString ExplorerController::selectedTitle() const
@@ -950,7 +1025,7 @@ bool ExplorerController::showFeature(int layer, int feature)
         return false;
     // Its most active node, when the graph holds the feature.
     int64_t best = -1;
-    if (m_graph)
+    if (m_graph && !unitGraph()) // a unit graph's nodes are not the transcoder's features
         for (int64_t i = m_graph->ranges().features.begin; i < m_graph->ranges().features.end; ++i) {
             const auto& node = m_graph->nodes[size_t(i)];
             if (node.layer == layer && node.feature == feature
@@ -972,7 +1047,10 @@ QString ExplorerController::cardTitle() const
 {
     if (m_cardLayer < 0)
         return {};
-    const QString title = QStringLiteral("L%1 #%2").arg(m_cardLayer).arg(m_cardFeature);
+    const bool unit = unitGraph() && !m_loneFeature;
+    const QString title = unit
+        ? QStringLiteral("%1 L%2 #%3").arg(qs(unitNoun(m_graph->metadata.basis))).arg(m_cardLayer).arg(m_cardFeature)
+        : QStringLiteral("L%1 #%2").arg(m_cardLayer).arg(m_cardFeature);
     const std::string key = featureKey(m_cardLayer, m_cardFeature);
     if (auto it = m_state.labels.find(key); it != m_state.labels.end())
         return title + QStringLiteral(" · ") + qs(it->second);

@@ -18,6 +18,7 @@
 #include "explorerfiles.h"
 #include "explorerinterventions.h"
 #include "explorerlists.h"
+#include "explorerneurons.h"
 #include "explorerstate.h"
 #include "explorervalidation.h"
 #include "explorerweights.h"
@@ -145,6 +146,8 @@ class ExplorerController : public QObject {
     // Global weights: the shown feature's partners and token plots, operand sweeps.
     Q_PROPERTY(cs::app::ExplorerWeights* weights READ weights CONSTANT)
     Q_PROPERTY(cs::app::ExplorerFiles* files READ files CONSTANT)
+    // The neuron basis: the basis switch, the neuron trace's options, neuron cards, the curve.
+    Q_PROPERTY(cs::app::ExplorerNeurons* neurons READ neurons CONSTANT)
 
     // Undo, settings.
     Q_PROPERTY(bool canUndo READ canUndo NOTIFY undoChanged)
@@ -226,6 +229,7 @@ public:
     ExplorerValidation* validation() const { return m_validation; }
     ExplorerWeights* weights() const { return m_weights; }
     ExplorerFiles* files() const { return m_files; }
+    ExplorerNeurons* neurons() const { return m_neurons; }
 
     bool canUndo() const { return m_undo.canUndo(); }
     bool canRedo() const { return m_undo.canRedo(); }
@@ -358,6 +362,7 @@ private:
     friend class ExplorerValidation;
     friend class ExplorerWeights;
     friend class ExplorerFiles;
+    friend class ExplorerNeurons;
     // Pushes an edit (before = the current state) on the undo stack; mergeId > 0 merges
     // consecutive edits of one kind (a slider being dragged).
     void commit(const ExplorerState& after, const QString& text, int mergeId = 0);
@@ -401,6 +406,9 @@ private:
     // engine traces (the worker runs one job at a time). The store is used on that thread only.
     struct CardReader {
         std::unique_ptr<cs::features::FeatureStore> store;
+        std::unique_ptr<cs::features::FeatureStore> unitStore; // the model's neuron store
+        std::string unitPath;
+        std::shared_ptr<const std::vector<std::string>> unitVocabulary; // its token texts
     };
     std::shared_ptr<CardReader> m_cardReader = std::make_shared<CardReader>();
     std::unique_ptr<JobQueue> m_cards;
@@ -466,6 +474,11 @@ private:
     ExplorerValidation* m_validation = nullptr;
     ExplorerWeights* m_weights = nullptr;
     ExplorerFiles* m_files = nullptr;
+    ExplorerNeurons* m_neurons = nullptr;
+    // Opens the unit store at `path` for the cards (the card thread's connection) and tells
+    // ExplorerNeurons what there is.
+    void openUnitCardStore(const std::string& path, const std::string& problem);
+    bool unitGraph() const { return m_graph && !m_graph->metadata.basis.empty(); }
 };
 
 } // namespace cs::app

@@ -70,7 +70,12 @@ void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& gr
     std::map<std::string, std::string>& storeLabels, std::map<std::string, std::string>& autoCaptions,
     const std::vector<float>* influence)
 {
-    if (!resources.store)
+    // A unit graph's nodes are the model's units: only the unit store describes them.
+    const bool units = !graph.metadata.basis.empty();
+    const cs::features::FeatureStore* store
+        = units ? (graph.metadata.basis == "neurons" ? resources.unitStore.get() : nullptr) : resources.store.get();
+    const auto& vocabulary = units ? resources.unitVocabulary : resources.vocabulary;
+    if (!store)
         return;
     const auto features = graph.ranges().features;
     std::vector<int64_t> order;
@@ -88,14 +93,13 @@ void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& gr
     for (const int64_t i : order) {
         const auto& node = graph.nodes[static_cast<size_t>(i)];
         const std::string key = featureKey(node.layer, node.feature);
-        if (storeLabels.count(key) || autoCaptions.count(key) || !resources.store->has(node.layer, node.feature))
+        if (storeLabels.count(key) || autoCaptions.count(key) || !store->has(node.layer, node.feature))
             continue;
-        const auto record = resources.store->card(node.layer, node.feature);
+        const auto record = store->card(node.layer, node.feature);
         if (!record.label.empty())
             storeLabels[key] = record.label;
         static const std::vector<std::string> none;
-        const std::string description
-            = cs::features::describe(record, resources.vocabulary ? *resources.vocabulary : none);
+        const std::string description = cs::features::describe(record, vocabulary ? *vocabulary : none);
         if (!description.empty())
             autoCaptions[key] = description;
     }
@@ -149,13 +153,20 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     out.maxRelResidual = result.exactness.maxRelResidual;
     resources.context = std::move(context);
     resources.contextIds = ids;
+    resources.unitBasis.clear();
+    resources.unitIds.clear();
     return out;
 }
 
-bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph)
+bool prepareContext(
+    ExplorerResources& resources, const cs::graph::Graph& graph, std::shared_ptr<const cs::model::Model> model)
 {
     resources.context.reset();
     resources.contextIds.clear();
+    resources.unitBasis.clear();
+    resources.unitIds.clear();
+    if (!graph.metadata.basis.empty())
+        return prepareUnitContext(resources, graph, model ? std::move(model) : resources.model);
     if (!resources.model || !resources.transcoders || graph.metadata.prompt.empty())
         return false;
     const auto ids = resources.model->tokenizer().encode(graph.metadata.prompt);
@@ -225,6 +236,10 @@ std::vector<cs::intervention::FeatureEdit> interventionEdits(
                 break;
             case InterventionOp::Inject:
                 edit.op = cs::intervention::Op::Set;
+                edit.value = intervention.value;
+                break;
+            case InterventionOp::Add:
+                edit.op = cs::intervention::Op::Add;
                 edit.value = intervention.value;
                 break;
             }

@@ -9,6 +9,7 @@
 #include <cs/features.h>
 #include <cs/graph.h>
 #include <cs/intervention.h>
+#include <cs/neurons.h>
 #include <cs/sweep.h>
 #include <cs/validation.h>
 #include <cs/weights.h>
@@ -44,6 +45,16 @@ struct ExplorerResources {
     // The replacement context interventions run on: the last trace's prompt.
     std::shared_ptr<const cs::attribution::ReplacementContext> context;
     std::vector<int64_t> contextIds; // its prompt ids
+
+    // The neuron basis (cs/neurons.h): what interventions on the current unit graph run on (the
+    // model it was traced on, its prompt ids and node kind); empty basis when the current graph
+    // is not a unit graph. The model's unit store (features::findUnitStore) gives its captions.
+    std::shared_ptr<const cs::model::Model> unitModel;
+    std::vector<int64_t> unitIds;
+    std::string unitBasis;
+    std::unique_ptr<cs::features::FeatureStore> unitStore;
+    std::string unitStorePath; // where unitStore was opened from
+    std::shared_ptr<const std::vector<std::string>> unitVocabulary;
 };
 
 // What loadResources found, for the UI.
@@ -64,8 +75,23 @@ struct ResourcesInfo {
 ResourcesInfo loadResources(ExplorerResources& resources, std::shared_ptr<const cs::model::Model> model,
     const std::string& transcoder, const std::string& storePath = {});
 
+// A trace in the neuron basis (cs::neurons::trace) instead of the transcoder's.
+struct NeuronTraceSpec {
+    bool on = false;
+    std::string kind = "neurons"; // cs::neurons::nodeKindName
+    std::string method = "relp"; // "relp" or "ig"
+    std::string counterfactual; // a prompt of as many tokens, or empty
+    // The metric's tokens as text (the first token counts). An empty answer: the model's top
+    // prediction; an empty counterfactual answer: the counterfactual prompt's top prediction
+    // (none without a counterfactual prompt: the answer's logit alone).
+    std::string answer, counterfactualAnswer;
+    int64_t maxNodes = 1024;
+    int64_t steps = 32;
+};
+
 struct TraceRequest {
     std::string prompt;
+    NeuronTraceSpec neurons;
     int64_t maxFeatureNodes = -1; // < 0: every active feature
     int64_t maxNLogits = 10;
     double desiredLogitProb = 0.95;
@@ -86,6 +112,8 @@ struct TraceOutput {
     double traceMs = 0; // tokenize, trace, prune set-up, as the CLI's "traced in"
     double captionMs = 0; // reading the feature store for the captions
     double maxRelResidual = 0;
+    // A unit graph: the model's unit store for its cards (empty: none), or why it cannot open.
+    std::string unitStorePath, unitStoreProblem;
 };
 
 // About 20 µs a feature on two cores (tinyworld's store): 0.4 s at most.
@@ -94,6 +122,38 @@ constexpr int64_t kMaxCaptionedFeatures = 20000;
 // Tokenizes and traces request.prompt (the context is kept for interventions). Throws
 // cs::Error for an empty or too long prompt, cs::Cancelled when progress says so.
 TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request);
+
+// The same in the neuron basis on `model` (the unit store's captions). Keeps the model and ids
+// for unit interventions and clears the transcoder context. Throws cs::Error for an empty
+// prompt, a counterfactual of another token count or an answer that is not text of the model's.
+TraceOutput traceNeuronGraph(
+    ExplorerResources& resources, std::shared_ptr<const cs::model::Model> model, const TraceRequest& request);
+
+// Opens the unit store of `model` for `basis` ("neurons") when there is one and it is not open
+// yet; returns its path (empty when the model has none) and sets `problem` when it exists but
+// cannot be opened.
+std::string openUnitStore(ExplorerResources& resources, const cs::model::Model& model, const std::string& basis,
+    std::string* problem = nullptr);
+
+// The unit graph's metric as texts for a task item (cs::neurons::TaskItem): the graph's prompt,
+// its counterfactual prompt (metadata.extra.neuron_trace) and its logit node's tokens.
+struct UnitTask {
+    std::string prompt, counterfactual, answer, counterfactualAnswer;
+    std::string kind = "neurons", method = "relp";
+    int64_t steps = 32;
+};
+// Throws cs::Error for a graph that is not a unit graph.
+UnitTask unitTaskOf(const cs::graph::Graph& graph, const cs::model::Model& model);
+
+// The faithfulness / completeness curve (cs::neurons::evaluateCircuits) of the unit graph's
+// prompt and metric, its circuits of `ks` units chosen by the graph's method and node kind.
+// Throws cs::Error as evaluateCircuits does, cs::Cancelled when progress says so.
+cs::neurons::Curve unitCurve(const cs::model::Model& model, const cs::graph::Graph& graph,
+    const std::vector<int64_t>& ks, std::function<bool(double)> progress);
+
+// The k of a curve for a graph of `units` unit nodes: 1, 2, 5, 10, 20, 50, ... below `units`,
+// `units` itself and `mark` (the pruned graph's unit count) when it is in 1..units.
+std::vector<int64_t> curveKs(int64_t units, int64_t mark);
 
 // Store labels and card descriptions for the feature nodes of a graph (the captions): all of
 // them up to kMaxCaptionedFeatures, past that the most influential (by `influence`, [n]).
@@ -104,7 +164,12 @@ void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& gr
 // Rebuilds the replacement context for a graph opened from a file, so interventions work on
 // it: when its prompt tokenizes to its prompt tokens on this model. Returns false (context
 // cleared) when it cannot: no prompt, other tokens, or another model's feature ids.
-bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph);
+// A unit graph (metadata.basis set) needs no transcoders: its context is `model` (the open one)
+// and the prompt's ids (prepareUnitContext).
+bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph,
+    std::shared_ptr<const cs::model::Model> model = nullptr);
+bool prepareUnitContext(
+    ExplorerResources& resources, const cs::graph::Graph& graph, std::shared_ptr<const cs::model::Model> model);
 
 // The engine edits of the enabled interventions of `state` on `graph`: a node intervention
 // edits that feature, a supernode one each of its feature members; error, embedding and logit
@@ -115,6 +180,12 @@ std::vector<cs::intervention::FeatureEdit> interventionEdits(
     const cs::graph::Graph& graph, const ExplorerState& state, std::vector<std::string>* skipped = nullptr);
 // Free when any enabled intervention asks for the free regime.
 bool interventionsFree(const ExplorerState& state);
+
+// Runs unit edits (feature = the unit) on the current unit graph's prompt with
+// cs::neurons::intervene: the real model, next-token only (no generation). Throws cs::Error
+// without a unit graph.
+cs::intervention::InterventionResult runUnitIntervention(
+    const ExplorerResources& resources, const std::vector<cs::intervention::FeatureEdit>& edits, int64_t topK);
 
 // Runs the edits on the current context. Throws cs::Error without one.
 cs::intervention::InterventionResult runIntervention(const ExplorerResources& resources,

@@ -165,13 +165,24 @@ void ExplorerInterventions::requestOutcome()
     auto resources = m_core.m_resources;
     m_intervening = true;
     Q_EMIT outcomeChanged();
-    const QString note = skipped.empty() ? QString()
-                                         : QStringLiteral("%1 node(s) are not features and cannot be edited: %2")
-                                               .arg(skipped.size())
-                                               .arg(qs(skipped.front()));
+    // A unit graph's edits act on the model's own units (cs::neurons::intervene: the real model,
+    // nothing frozen, the next token only).
+    const bool units = m_core.unitGraph();
+    const QString noun
+        = units ? qs(unitNoun(m_core.m_graph->metadata.basis)) + QStringLiteral("s") : QStringLiteral("features");
+    QString note = skipped.empty() ? QString()
+                                   : QStringLiteral("%1 node(s) are not %2 and cannot be edited: %3")
+                                         .arg(skipped.size())
+                                         .arg(noun, qs(skipped.front()));
+    if (units && !edits.empty())
+        note = (note.isEmpty() ? QString() : note + QStringLiteral(" · "))
+            + QStringLiteral("%1 edit(s) of the model's %2 (real model, next token only)").arg(edits.size()).arg(noun);
     m_core.m_worker.request<cs::intervention::InterventionResult>(
         QStringLiteral("explorer-intervene"),
-        [resources, edits, options](EngineState&) {
+        [resources, edits, options, units](EngineState&) {
+            if (units)
+                return std::make_shared<const cs::intervention::InterventionResult>(
+                    runUnitIntervention(*resources, edits, options.topK));
             return std::make_shared<const cs::intervention::InterventionResult>(edits.empty()
                     ? baseline(*resources, options.topK, options.generate)
                     : runIntervention(*resources, edits, options));
@@ -280,6 +291,9 @@ void ExplorerInterventions::refreshList()
             case InterventionOp::Inject:
                 factor = 0;
                 constant = all[k].value;
+                break;
+            case InterventionOp::Add:
+                constant += all[k].value;
                 break;
             }
         }

@@ -39,6 +39,8 @@ QString InterventionListModel::summary(const InterventionRow& row)
         what = QStringLiteral("ablate");
     else if (row.op == QLatin1String("scale"))
         what = QStringLiteral("× %1").arg(row.value, 0, 'g', 3);
+    else if (row.op == QLatin1String("add"))
+        what = QStringLiteral("+ %1").arg(row.value, 0, 'g', 3);
     else
         what = QStringLiteral("= %1").arg(row.value, 0, 'g', 3);
     if (row.positions == QLatin1String("*"))

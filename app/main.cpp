@@ -6,6 +6,8 @@
 //                [--feature L:F] [--partners twera|era|virtual] [--weight-tokens "A|B|..."]
 //                [--sweep TEMPLATE [--sweep-a 0..99] [--sweep-b 0..99] [--sweep-position P]]
 //                [--scroll-to weights|operand-plot]
+//                [--basis features|neurons [--method relp|ig] [--counterfactual TEXT] [--answer TEXT]
+//                 [--counterfactual-answer TEXT] [--curve]]
 //                [--size WxH] [--theme light|dark]        (render headless and exit)
 //   circuitscope --bench                                   (the explorer's frame benchmark)
 // FILE is a session (.circuitscope.json), a graph JSON or a .csgraph to open instead of
@@ -59,6 +61,7 @@ struct Script {
     QString sweepA = QStringLiteral("0..99"), sweepB = QStringLiteral("0..99");
     int sweepPosition = -1;
     QString scrollTo; // weights or operand-plot: scroll the inspector there before the grab
+    bool curve = false; // compute the neuron graph's faithfulness / completeness curve
 };
 
 int tabIndex(const QString& tab)
@@ -70,6 +73,8 @@ int tabIndex(const QString& tab)
         return 2;
     if (tab == QLatin1String("sweeps"))
         return 3;
+    if (tab == QLatin1String("circuit"))
+        return 4;
     return 0;
 }
 
@@ -146,6 +151,11 @@ QString applyScript(cs::app::ExplorerController& explorer, QQuickWindow* window,
         const int layer = lf.value(0).toInt(&okLayer), feature = lf.value(1).toInt(&okFeature);
         if (lf.size() != 2 || !okLayer || !okFeature || !explorer.showFeature(layer, feature))
             return QStringLiteral("--feature %1: name a feature of the transcoders as LAYER:INDEX").arg(script.feature);
+    }
+    if (script.curve) {
+        explorer.neurons()->computeCurve();
+        if (!explorer.neurons()->computingCurve())
+            return QStringLiteral("--curve: %1").arg(explorer.neurons()->curveText());
     }
     if (!script.tab.isEmpty() && window) {
         QObject* tabs = cs::app::findItem(window, QStringLiteral("rightTabs"));
@@ -275,7 +285,7 @@ int main(int argc, char* argv[])
         QStringLiteral("table"), QStringLiteral("With --screenshot: make the table of the interventions' logits."));
     const QCommandLineOption tabOption(QStringLiteral("tab"),
         QStringLiteral("With --screenshot: the right-hand tab to show: inspector, interventions, perturbation, "
-                       "validation, output or sweeps."),
+                       "validation, output, sweeps or circuit."),
         QStringLiteral("tab"));
     const QCommandLineOption featureOption(QStringLiteral("feature"),
         QStringLiteral("With --screenshot: show this feature's card, LAYER:INDEX (its node when the graph holds it)."),
@@ -304,6 +314,26 @@ int main(int argc, char* argv[])
         QStringLiteral("With --screenshot: also export the subgraph's figure (the pruned graph's when nothing is "
                        "pinned) to this .svg, .pdf or .png (PNG at the dpi setting, 300 by default)."),
         QStringLiteral("file"));
+    const QCommandLineOption basisOption(QStringLiteral("basis"),
+        QStringLiteral("Trace in this basis: features (the transcoder's, the default) or neurons (the model's MLP "
+                       "neurons)."),
+        QStringLiteral("basis"));
+    const QCommandLineOption methodOption(QStringLiteral("method"),
+        QStringLiteral("With --basis neurons: relp (the default) or ig (integrated gradients)."), QStringLiteral("m"));
+    const QCommandLineOption counterfactualOption(QStringLiteral("counterfactual"),
+        QStringLiteral("With --basis neurons: the counterfactual prompt (as many tokens as the prompt)."),
+        QStringLiteral("text"));
+    const QCommandLineOption answerOption(QStringLiteral("answer"),
+        QStringLiteral("With --basis neurons: the answer whose logit is the metric, e.g. \" Austin\" (default: the "
+                       "model's prediction)."),
+        QStringLiteral("text"));
+    const QCommandLineOption counterfactualAnswerOption(QStringLiteral("counterfactual-answer"),
+        QStringLiteral("With --counterfactual: the metric is logit(answer) - logit(this) (default: the "
+                       "counterfactual prompt's prediction)."),
+        QStringLiteral("text"));
+    const QCommandLineOption curveOption(QStringLiteral("curve"),
+        QStringLiteral("With --screenshot and --basis neurons: compute the circuit's faithfulness / completeness "
+                       "curve first (see --tab circuit)."));
     const QCommandLineOption sizeOption(
         QStringLiteral("size"), QStringLiteral("The window size, WxH."), QStringLiteral("WxH"));
     const QCommandLineOption themeOption(
@@ -311,10 +341,12 @@ int main(int argc, char* argv[])
     const QCommandLineOption benchOption(QStringLiteral("bench"),
         QStringLiteral("Run the explorer's benchmark offscreen (frame time while panning a 10,000-node graph; "
                        "re-prune plus redraw of the start-up graph), print the figures and exit."));
-    for (const auto* option : { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption,
-             &pinOption, &groupOption, &interveneOption, &perturbOption, &validateOption, &tableOption, &tabOption,
-             &figureOption, &sizeOption, &themeOption, &benchOption, &featureOption, &partnersOption,
-             &weightTokensOption, &sweepOption, &sweepAOption, &sweepBOption, &sweepPositionOption, &scrollToOption })
+    for (const auto* option :
+        { &modelOption, &deviceOption, &promptOption, &screenshotOption, &selectOption, &pinOption, &groupOption,
+            &interveneOption, &perturbOption, &validateOption, &tableOption, &tabOption, &figureOption, &sizeOption,
+            &themeOption, &benchOption, &featureOption, &partnersOption, &weightTokensOption, &sweepOption,
+            &sweepAOption, &sweepBOption, &sweepPositionOption, &scrollToOption, &basisOption, &methodOption,
+            &counterfactualOption, &answerOption, &counterfactualAnswerOption, &curveOption })
         parser.addOption(*option);
     parser.process(app);
 
@@ -356,6 +388,17 @@ int main(int argc, char* argv[])
         script.weightTokens = parser.value(weightTokensOption);
     script.sweep = parser.value(sweepOption);
     script.scrollTo = parser.value(scrollToOption);
+    script.curve = parser.isSet(curveOption);
+    const QString basis = parser.value(basisOption);
+    if (!basis.isEmpty() && basis != QLatin1String("features") && basis != QLatin1String("neurons")) {
+        std::fprintf(stderr, "circuitscope: --basis takes features or neurons\n");
+        return 2;
+    }
+    const QString method = parser.value(methodOption);
+    if (!method.isEmpty() && method != QLatin1String("relp") && method != QLatin1String("ig")) {
+        std::fprintf(stderr, "circuitscope: --method takes relp or ig\n");
+        return 2;
+    }
     if (!script.scrollTo.isEmpty() && script.scrollTo != QLatin1String("weights")
         && script.scrollTo != QLatin1String("operand-plot")) {
         std::fprintf(stderr, "circuitscope: --scroll-to takes weights or operand-plot\n");
@@ -383,6 +426,15 @@ int main(int argc, char* argv[])
     if (!controller)
         return 1;
     cs::app::ExplorerController* explorer = controller->explorer();
+    // The basis and the neuron trace's options before the start-up trace runs.
+    cs::app::ExplorerNeurons* neurons = explorer->neurons();
+    if (!basis.isEmpty())
+        neurons->setBasis(basis);
+    if (!method.isEmpty())
+        neurons->setMethod(method);
+    neurons->setCounterfactual(parser.value(counterfactualOption));
+    neurons->setAnswer(parser.value(answerOption));
+    neurons->setCounterfactualAnswer(parser.value(counterfactualAnswerOption));
     if (parser.isSet(themeOption))
         explorer->settings()->setTheme(parser.value(themeOption));
     QQuickWindow* window = cs::app::mainWindow(engine);
@@ -411,7 +463,7 @@ int main(int argc, char* argv[])
     QObject::connect(&poll, &QTimer::timeout, [&] {
         const bool failed = !controller->errorText().isEmpty() && !controller->loading() && !explorer->isTracing();
         const bool settled = !controller->loading() && !controller->busy() && !explorer->isTracing()
-            && (!controller->hasModel() || explorer->hasGraph() || failed)
+            && !explorer->neurons()->computingCurve() && (!controller->hasModel() || explorer->hasGraph() || failed)
             && (!controller->hasModel() || controller->prompt().isEmpty() || controller->isUpToDate());
         if (!settled && clock.elapsed() < 180000)
             return;

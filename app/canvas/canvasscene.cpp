@@ -295,7 +295,10 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
                 label = style.labelFunction(gn.layer, gn.feature);
             if (node.flags & (NodeSelected | NodePinned))
                 node.caption = label;
-            node.tooltip = QStringLiteral("Feature L%1 #%2, %3\nactivation %4")
+            QString noun = QString::fromStdString(unitNoun(graph.metadata.basis));
+            noun[0] = noun[0].toUpper();
+            node.tooltip = QStringLiteral("%1 L%2 #%3, %4\nactivation %5")
+                               .arg(noun)
                                .arg(gn.layer)
                                .arg(gn.feature)
                                .arg(where)
@@ -306,7 +309,11 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
         case NodeKind::Error:
             node.shape = NodeShape::Diamond;
             node.fill = style.errorFill;
-            node.tooltip = QStringLiteral("Error L%1, %2").arg(gn.layer).arg(where) + influence;
+            node.tooltip = (graph.metadata.basis.empty() ? QStringLiteral("Error L%1, %2")
+                                                         : QStringLiteral("Other units L%1 (not nodes), %2"))
+                               .arg(gn.layer)
+                               .arg(where)
+                + influence;
             break;
         case NodeKind::Embedding:
             node.shape = NodeShape::Square;

@@ -29,6 +29,7 @@ enum class InterventionOp {
     Ablate, // set the feature(s) to 0
     Scale, // multiply by value (negative values suppress, flipping the sign)
     Inject, // set to value (the activation a feature gets where it did not fire, or a new level)
+    Add, // add value (steering: a push along the unit, whatever it was)
 };
 
 // An intervention on a node or a supernode (then on each feature member).
@@ -128,16 +129,39 @@ inline const char* interventionOpName(InterventionOp op)
         return "scale";
     case InterventionOp::Inject:
         return "inject";
+    case InterventionOp::Add:
+        return "add";
     }
     return "ablate";
 }
 
 inline std::optional<InterventionOp> interventionOpFromName(const std::string& name)
 {
-    for (InterventionOp op : { InterventionOp::Ablate, InterventionOp::Scale, InterventionOp::Inject })
+    for (InterventionOp op :
+        { InterventionOp::Ablate, InterventionOp::Scale, InterventionOp::Inject, InterventionOp::Add })
         if (name == interventionOpName(op))
             return op;
     return std::nullopt;
+}
+
+// What a graph's feature nodes are called, by graph::Metadata::basis: "feature" for a
+// transcoder's (basis ""), "neuron" for MLP neurons, else the unit of the model's own output.
+inline std::string unitNoun(const std::string& basis)
+{
+    if (basis.empty())
+        return "feature";
+    if (basis == "neurons")
+        return "neuron";
+    if (basis == "mlp_out")
+        return "MLP output unit";
+    if (basis == "attn_out")
+        return "attention output unit";
+    return "residual dimension";
+}
+// What a graph's error nodes stand for: the transcoder's error, or the layer's other units.
+inline std::string errorNoun(const std::string& basis)
+{
+    return basis.empty() ? "error" : "other units";
 }
 
 // The labels key of a feature: "{layer}:{feature}".

@@ -217,14 +217,22 @@ struct Labeler {
         return {};
     }
 
+    // A unit graph's nodes are the model's own units ("neuron L2 #311"); its error nodes the
+    // layer's other units.
+    std::string unitPrefix() const
+    {
+        return graph.metadata.basis.empty() ? std::string() : unitNoun(graph.metadata.basis) + " ";
+    }
+    std::string errorName() const { return graph.metadata.basis.empty() ? "Err L" : "other units L"; }
+
     // One line naming the node (notes, supernode member lists).
     std::string shortName(const Node& node) const
     {
         switch (node.kind) {
         case NodeKind::Feature:
-            return "L" + std::to_string(node.layer) + " #" + std::to_string(node.feature);
+            return unitPrefix() + "L" + std::to_string(node.layer) + " #" + std::to_string(node.feature);
         case NodeKind::Error:
-            return "Err L" + std::to_string(node.layer) + " @" + std::to_string(node.position);
+            return errorName() + std::to_string(node.layer) + " @" + std::to_string(node.position);
         case NodeKind::Embedding:
             return tokenAsText(node.token) + " @" + std::to_string(node.position);
         case NodeKind::Logit:
@@ -239,7 +247,7 @@ struct Labeler {
         switch (node.kind) {
         case NodeKind::Feature: {
             const std::string token = promptToken(node.position);
-            lines.push_back("L" + std::to_string(node.layer) + " #" + std::to_string(node.feature) + " @"
+            lines.push_back(unitPrefix() + "L" + std::to_string(node.layer) + " #" + std::to_string(node.feature) + " @"
                 + std::to_string(node.position) + (token.empty() ? "" : " " + token));
             const std::string label = visibleText(featureLabel(node));
             if (!label.empty()) {
@@ -249,7 +257,7 @@ struct Labeler {
             break;
         }
         case NodeKind::Error: {
-            lines.push_back("Err L" + std::to_string(node.layer));
+            lines.push_back(errorName() + std::to_string(node.layer));
             const std::string token = promptToken(node.position);
             lines.push_back("pos " + std::to_string(node.position) + (token.empty() ? "" : " " + token));
             break;
@@ -279,6 +287,9 @@ std::string interventionText(const Intervention& intervention)
         break;
     case InterventionOp::Inject:
         text = "= " + formatNumber(intervention.value);
+        break;
+    case InterventionOp::Add:
+        text = "+ " + formatNumber(intervention.value);
         break;
     }
     if (intervention.positions == std::vector<int64_t> { -1 }) {

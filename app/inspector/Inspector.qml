@@ -12,7 +12,10 @@ Rectangle {
 
     property InspectorColors colors: InspectorColors {}
     property bool hasNode: false
-    property string nodeKind // "feature", "error", "embedding", "logit"
+    property string nodeKind // "feature", "neuron" (or "unit": the model's own), "error", "embedding", "logit"
+    // A node with a card: a transcoder feature, or one of the model's units (its card from a
+    // store of the model's units, when there is one).
+    readonly property bool carded: nodeKind === "feature" || nodeKind === "neuron" || nodeKind === "unit"
     property string title // e.g. the label, "L3 #918", or the token
     property string nodeId
     property int nodeLayer: 0
@@ -26,6 +29,8 @@ Rectangle {
     property ConnectionsModel inputs: null
     property ConnectionsModel outputs: null
     property FeatureCardData card: null
+    // Why a node with a card shows none (a unit graph without its store); empty otherwise.
+    property string cardNote
     // A feature's card shown on its own (a feature the graph does not hold): no position,
     // activation or connections.
     property bool standalone: false
@@ -143,23 +148,34 @@ Rectangle {
                 Item { Layout.preferredHeight: 0 }
                 FeatureCard {
                     objectName: "featureCard"
-                    visible: inspector.nodeKind === "feature"
+                    visible: inspector.carded && (inspector.cardNote === "" || (inspector.card !== null && inspector.card.hasRecord))
                     Layout.fillWidth: true
                     Layout.leftMargin: inspector.colors.padding
                     Layout.rightMargin: inspector.colors.padding
                     colors: inspector.colors
                     card: inspector.card
                 }
+                Label {
+                    objectName: "cardNote"
+                    visible: inspector.carded && inspector.cardNote !== ""
+                    Layout.fillWidth: true
+                    Layout.leftMargin: inspector.colors.padding
+                    Layout.rightMargin: inspector.colors.padding
+                    text: inspector.cardNote
+                    wrapMode: Text.Wrap
+                    textFormat: Text.PlainText
+                    color: inspector.colors.textMuted
+                }
                 ColumnLayout {
                     id: cardSectionsColumn
-                    visible: inspector.nodeKind === "feature" && children.length > 0
+                    visible: inspector.carded && children.length > 0
                     Layout.fillWidth: true
                     Layout.leftMargin: inspector.colors.padding
                     Layout.rightMargin: inspector.colors.padding
                     spacing: inspector.colors.spacing
                 }
                 Rectangle {
-                    visible: inspector.nodeKind === "feature" && !inspector.standalone
+                    visible: inspector.carded && !inspector.standalone
                     Layout.fillWidth: true
                     Layout.preferredHeight: 1
                     color: inspector.colors.divider

@@ -50,6 +50,8 @@ QtObject {
     function kindColor(kind) {
         switch (kind) {
         case "feature": return featureKind
+        case "neuron": return featureKind
+        case "unit": return featureKind
         case "error": return errorKind
         case "embedding": return embeddingKind
         case "logit": return logitKind

@@ -1,5 +1,6 @@
 #include "connectionsmodel.h"
 
+#include "explorerstate.h"
 #include "tokentext.h"
 
 #include <algorithm>
@@ -183,10 +184,16 @@ QString ConnectionsModel::labelOf(int64_t index) const
         }
         if (!node.label.empty())
             return QString::fromStdString(node.label);
+        if (!m_graph->metadata.basis.empty())
+            return QStringLiteral("%1 L%2 #%3")
+                .arg(QString::fromStdString(unitNoun(m_graph->metadata.basis)))
+                .arg(node.layer)
+                .arg(node.feature);
         return QStringLiteral("L%1 #%2").arg(node.layer).arg(node.feature);
     }
     case cs::graph::NodeKind::Error:
-        return QStringLiteral("Err L%1").arg(node.layer);
+        return m_graph->metadata.basis.empty() ? QStringLiteral("Err L%1").arg(node.layer)
+                                               : QStringLiteral("other units L%1").arg(node.layer);
     case cs::graph::NodeKind::Embedding:
     case cs::graph::NodeKind::Logit:
         return visibleTokenText(node.token);

@@ -121,6 +121,8 @@ Rectangle {
                             }
                             Switch {
                                 id: free
+                                // Unit graphs run the real model with nothing frozen: no regimes.
+                                visible: !panel.explorer.neurons.graphInUnits
                                 text: "Free regime"
                                 checked: panel.explorer.interventions.freeRegime
                                 onToggled: panel.explorer.interventions.freeRegime = checked
@@ -143,8 +145,15 @@ Rectangle {
                         }
                         Button {
                             objectName: "injectButton"
-                            text: "Inject =" + value.text
+                            text: (panel.explorer.neurons.graphInUnits ? "Set =" : "Inject =") + value.text
                             onClicked: panel.explorer.interventions.add(target.currentValue, "inject", Number(value.text), positions.text)
+                        }
+                        Button {
+                            objectName: "addButton"
+                            text: "Add +" + value.text
+                            onClicked: panel.explorer.interventions.add(target.currentValue, "add", Number(value.text), positions.text)
+                            ToolTip.visible: hovered
+                            ToolTip.text: "Steer: add the value to the unit or feature, whatever it was"
                         }
                         Item {
                             Layout.fillWidth: true

@@ -453,6 +453,7 @@ ApplicationWindow {
                         TabButton { objectName: "interventionsTab"; text: "Interventions" }
                         TabButton { text: "Output" }
                         TabButton { objectName: "sweepsTab"; text: "Sweeps" }
+                        TabButton { objectName: "circuitTab"; text: "Circuit" }
                     }
                     StackLayout {
                         Layout.fillWidth: true
@@ -471,7 +472,8 @@ ApplicationWindow {
                             nodeId: window.explorer.selectedId
                             nodeLayer: window.explorer.cardOnly ? window.explorer.cardLayer : window.explorer.selectedLayer
                             nodePosition: window.explorer.selectedPosition
-                            activation: window.explorer.selectedKind === "feature" ? window.explorer.selectedActivation : NaN
+                            activation: inspector.carded && !window.explorer.cardOnly ? window.explorer.selectedActivation : NaN
+                            cardNote: window.explorer.neurons.cardNote
                             influence: window.explorer.selectedInfluence
                             cumulativeShare: window.explorer.selectedCumulativeShare
                             inputs: window.explorer.inputs
@@ -481,6 +483,8 @@ ApplicationWindow {
                             cardSections: [
                                 GlobalWeightsView {
                                     objectName: "globalWeights"
+                                    // The transcoder's weights: a unit of the model has none here.
+                                    visible: window.explorer.cardOnly || !window.explorer.neurons.graphInUnits
                                     Layout.fillWidth: true
                                     explorer: window.explorer
                                     colors: inspector.colors
@@ -505,6 +509,10 @@ ApplicationWindow {
                             objectName: "sweepPanel"
                             explorer: window.explorer
                             onFeatureActivated: tabs.currentIndex = 0
+                        }
+                        CircuitCurvePanel {
+                            objectName: "circuitCurvePanel"
+                            explorer: window.explorer
                         }
                     }
                 }

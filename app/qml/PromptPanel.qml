@@ -14,6 +14,7 @@ Panel {
     property bool compact: false // a small window: the prompt box gets two lines
     readonly property real wantedHeight: Theme.panelHeaderHeight + 2 + 2 * Theme.padding + (compact ? 40 : 64)
                                          + Theme.spacing + Math.min(chips.implicitHeight, (compact ? 2 : 4) * 26) + 4
+                                         + Theme.spacing + basisBar.implicitHeight
 
     title: "Prompt"
     subtitle: "Enter traces the attribution graph · Shift+Enter adds a newline"
@@ -47,7 +48,8 @@ Panel {
             objectName: "traceButton"
             text: "Trace"
             highlighted: true
-            enabled: AppController.hasModel && AppController.explorer.ready
+            // A neuron trace needs no transcoders.
+            enabled: AppController.hasModel && (AppController.explorer.ready || AppController.explorer.neurons.basis === "neurons")
             onClicked: AppController.tracePrompt()
             ToolTip.visible: hovered
             ToolTip.text: "Trace the attribution graph of this prompt (Enter)"
@@ -80,6 +82,13 @@ Panel {
                 Keys.onReturnPressed: event => panel.handleReturn(event)
                 Keys.onEnterPressed: event => panel.handleReturn(event)
             }
+        }
+
+        BasisBar {
+            id: basisBar
+            objectName: "basisBar"
+            Layout.fillWidth: true
+            neurons: AppController.explorer.neurons
         }
 
         RowLayout {

@@ -66,10 +66,13 @@ json metadataJson(const cs::graph::Metadata& m)
     json transcoders = json::array();
     for (const std::string& t : m.transcoderList)
         transcoders.push_back(textJson(t));
-    return { { "slug", textJson(m.slug) }, { "prompt", textJson(m.prompt) }, { "prompt_tokens", std::move(tokens) },
+    json out = { { "slug", textJson(m.slug) }, { "prompt", textJson(m.prompt) }, { "prompt_tokens", std::move(tokens) },
         { "scan", textJson(m.scan) }, { "transcoder_list", std::move(transcoders) },
         { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "q_params", m.qParams },
         { "extra", m.extra } };
+    if (!m.basis.empty()) // the model's own units (cs/neurons.h); absent: transcoder features
+        out["basis"] = m.basis;
+    return out;
 }
 
 json graphNodesJson(const Graph& graph)
@@ -103,6 +106,11 @@ cs::graph::Metadata readMetadata(const JsonReader& c, const json& value, const s
     m.edgeThreshold = c.number(c.member(value, "edge_threshold", where), JsonReader::at(where, "edge_threshold"));
     m.qParams = c.object(c.member(value, "q_params", where), JsonReader::at(where, "q_params"));
     m.extra = c.member(value, "extra", where);
+    if (const json* basis = c.optional(value, "basis")) {
+        m.basis = c.string(*basis, JsonReader::at(where, "basis"));
+        if (!cs::graph::isBasis(m.basis))
+            c.fail(JsonReader::at(where, "basis"), "\"" + m.basis + "\" is not a basis");
+    }
     return m;
 }
 
@@ -132,6 +140,8 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
     c.object(*complement, where);
     Graph graph;
     graph.metadata = readMetadata(c, c.member(*complement, "metadata", where), where + ".metadata");
+    if (graph.metadata.basis.empty())
+        graph.metadata.basis = linked.metadata.basis; // sessions written before the complement kept it
     const json& nodes = c.array(c.member(*complement, "nodes", where), where + ".nodes");
     const int64_t n = static_cast<int64_t>(nodes.size());
     // A dense [n, n] float32 matrix: refuse sizes no machine here holds rather than die allocating.
