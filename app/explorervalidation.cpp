@@ -85,6 +85,13 @@ std::vector<int64_t> ExplorerValidation::featureNodes(const QString& target, QSt
 
 void ExplorerValidation::perturb(const QString& target, const QString& op, double value)
 {
+    if (m_core.unitGraph()) {
+        m_perturbationText = QStringLiteral(
+            "This checks a transcoder graph's predictions against the model; a neuron graph's units are "
+            "the model's own: edit them in Interventions, and see its circuits' curve in Circuit");
+        Q_EMIT perturbationChanged();
+        return;
+    }
     if (!m_core.m_graph || !m_core.m_contextReady)
         return;
     const double factor = factorOf(op, value);
@@ -150,6 +157,13 @@ void ExplorerValidation::perturb(const QString& target, const QString& op, doubl
 
 void ExplorerValidation::validate(int n, const QString& op, double value)
 {
+    if (m_core.unitGraph()) {
+        m_validationText = QStringLiteral(
+            "This checks a transcoder graph's predictions against the model; a neuron graph's units are "
+            "the model's own: edit them in Interventions, and see its circuits' curve in Circuit");
+        Q_EMIT validationChanged();
+        return;
+    }
     if (!m_core.m_graph || !m_core.m_contextReady)
         return;
     const double factor = factorOf(op, value);
@@ -214,6 +228,13 @@ void ExplorerValidation::validate(int n, const QString& op, double value)
 
 void ExplorerValidation::buildTable()
 {
+    if (m_core.unitGraph()) {
+        m_tableText = QStringLiteral(
+            "This checks a transcoder graph's predictions against the model; a neuron graph's units are "
+            "the model's own: edit them in Interventions, and see its circuits' curve in Circuit");
+        Q_EMIT tableChanged();
+        return;
+    }
     if (!m_core.m_graph || !m_core.m_contextReady)
         return;
     const auto& graph = *m_core.m_graph;

@@ -329,6 +329,9 @@ void TestGuiNeurons::badInputIsAMessage()
     settle();
     QCOMPARE(m_explorer->message(), QStringLiteral("Trace cancelled"));
     QCOMPARE(m_explorer->graph(), before);
+    // The transcoder graph's checks say what to use instead.
+    m_explorer->validation()->perturb(someNeuronId(), QStringLiteral("ablate"), 0);
+    QVERIFY(m_explorer->validation()->perturbationText().contains(QLatin1String("neuron graph")));
     // It works afterwards.
     QVERIFY(QMetaObject::invokeMethod(item("traceButton"), "clicked"));
     settle();
@@ -489,6 +492,16 @@ void TestGuiNeurons::curveIsEvaluateCircuits()
     QTest::qWait(50);
     QQuickItem* button = item("curveButton");
     QVERIFY(button && button->isVisible() && button->isEnabled());
+    // Cancelled: the window says so and shows no curve (evaluateCircuits checks after each item).
+    QVERIFY(QMetaObject::invokeMethod(button, "clicked"));
+    QVERIFY(m_neurons->computingCurve());
+    QVERIFY(item("cancelCurveButton")->isVisible());
+    QVERIFY(QMetaObject::invokeMethod(item("cancelCurveButton"), "clicked"));
+    settle();
+    QCOMPARE(m_neurons->curveText(), QStringLiteral("Curve cancelled"));
+    QVERIFY(m_neurons->curve().empty());
+    QVERIFY(!item("curvePlot")->isVisible());
+
     QVERIFY(QMetaObject::invokeMethod(button, "clicked"));
     QVERIFY(m_neurons->computingCurve());
     settle();

@@ -94,7 +94,7 @@ Rectangle {
             onPaint: {
                 const ctx = getContext("2d")
                 ctx.reset()
-                const left = 40, right = 10, topM = 10, bottom = 28
+                const left = 40, right = 28, topM = 18, bottom = 28
                 const w = width - left - right, h = height - topM - bottom
                 let lo = 0, hi = 1
                 for (const p of points) {
@@ -127,7 +127,9 @@ Rectangle {
                     ctx.lineTo(xOf(mark, left, w), topM + h)
                     ctx.stroke()
                     ctx.setLineDash([])
-                    ctx.fillText("pruned graph: " + mark, Math.min(xOf(mark, left, w) + 4, left + w - 90), topM + 10)
+                    // The label on the side of the line with room for it.
+                    const x = xOf(mark, left, w)
+                    ctx.fillText("pruned graph: " + mark, x + 94 > left + w ? x - 94 : x + 4, topM - 6)
                 }
                 const series = [["faithfulness", Theme.positive], ["completeness", Theme.negative]]
                 for (const [key, colour] of series) {
