@@ -25,6 +25,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <png.h>
+#include <sqlite3.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -983,6 +984,9 @@ private Q_SLOTS:
                 && got.nodes[i].feature == traced.graph.nodes[i].feature
                 && got.nodes[i].position == traced.graph.nodes[i].position);
         QVERIFY((got.adjacency.dense() - traced.graph.adjacency.dense()).abs().max().item<double>() < 1e-5);
+        Run info = cli({ "graph", "info", full, "--json" });
+        QVERIFY2(info.exitCode == 0, qPrintable(info.err));
+        QCOMPARE(info.json()["basis"].get<std::string>(), std::string("neurons"));
         // --node-kind features is the transcoder trace of the same prompt and target.
         Run f = cli({ "--device", "cpu", "neurons", "trace", "tinyworld", "--text", QString::fromStdString(item.prompt),
             "--target", QString::fromStdString(item.answer), "--node-kind", "features", "--out",
@@ -1129,6 +1133,63 @@ private Q_SLOTS:
             QCOMPARE(r.exitCode, 1);
             QVERIFY2(r.err.contains(phrase), qPrintable(args.join(' ') + ": " + r.err));
         }
+    }
+
+    // A store that carries SQL of its own (issue 24: `features label` fired its trigger and every
+    // feature row was gone, exit 0): refused with a message, the trigger never fires, the rows and
+    // labels are as they were.
+    void plantedStoreSqlNeverRuns()
+    {
+        const QString db = m_dir.filePath("planted.db");
+        cs::features::StoreInfo info;
+        info.model = "tiny";
+        info.scan = "clt";
+        info.nLayers = 2;
+        info.nFeatures = 8;
+        info.contextLength = 6;
+        info.tokens = 600;
+        info.complete = true;
+        std::vector<cs::features::FeatureRecord> records;
+        for (int64_t feature : { 1, 3, 5 }) {
+            cs::features::FeatureRecord r;
+            r.layer = 1;
+            r.feature = feature;
+            r.tokens = 600;
+            r.activeTokens = 30;
+            r.actMax = 2.5f;
+            records.push_back(r);
+        }
+        cs::features::FeatureStore::create(db.toStdString(), info)->writeRecords(records, info);
+        const auto count = [&](const char* query) {
+            sqlite3* raw = nullptr;
+            sqlite3_open_v2(db.toUtf8().constData(), &raw, SQLITE_OPEN_READONLY, nullptr);
+            sqlite3_stmt* s = nullptr;
+            int64_t n = -1;
+            if (sqlite3_prepare_v2(raw, query, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+                n = sqlite3_column_int64(s, 0);
+            sqlite3_finalize(s);
+            sqlite3_close(raw);
+            return n;
+        };
+        {
+            sqlite3* raw = nullptr;
+            QCOMPARE(sqlite3_open_v2(db.toUtf8().constData(), &raw, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+            const int rc = sqlite3_exec(raw, "CREATE TRIGGER t AFTER INSERT ON labels BEGIN DELETE FROM features; END",
+                nullptr, nullptr, nullptr);
+            sqlite3_close(raw);
+            QCOMPARE(rc, SQLITE_OK);
+        }
+        QCOMPARE(count("SELECT count(*) FROM features"), int64_t(3));
+
+        Run l = cli({ "features", "label", db, "1:5", "--label", "hello" });
+        QCOMPARE(l.exitCode, 1);
+        QVERIFY2(l.err.contains(db
+                     + " is not a usable feature store: it holds a trigger \"t\" that Circuitscope does "
+                       "not create"),
+            qPrintable(l.err));
+        QCOMPARE(count("SELECT count(*) FROM features"), int64_t(3)); // the trigger never fired
+        QCOMPARE(count("SELECT count(*) FROM labels"), int64_t(0)); // nothing was written
+        QCOMPARE(cli({ "features", "show", db, "1:5" }).exitCode, 1); // nor is it read
     }
 
     void features()

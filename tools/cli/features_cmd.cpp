@@ -207,14 +207,16 @@ int info(const Args& args)
         { "n_features", i.nFeatures }, { "context_length", i.contextLength }, { "tokens", i.tokens },
         { "complete", i.complete }, { "features", store->count() }, { "labels", labelled },
         { "vocabulary", store->vocabulary().size() }, { "resumable", store->buildState().has_value() },
-        { "build_options", i.buildOptions }, { "coactivations", store->hasCoactivations() } };
+        { "build_options", i.buildOptions }, { "coactivations", store->hasCoactivations() },
+        { "basis", i.buildOptions.is_object() ? i.buildOptions.value("basis", std::string("features")) : "features" } };
     if (args.flag("json")) {
         std::cout << dump(j) << "\n";
     } else {
-        std::cout << "model: " << i.model << "\ntranscoders: " << i.scan << "\nlayers: " << i.nLayers
-                  << "\nfeatures per layer: " << i.nFeatures << "\nfeatures with statistics: " << store->count()
-                  << "\nlabels: " << labelled << "\ncontext length: " << i.contextLength << "\ntokens: " << i.tokens
-                  << "\nbuild: "
+        const bool units = j["basis"] != "features"; // a store of the model's own units (--basis neurons)
+        std::cout << "model: " << i.model << (units ? "\nbasis: the model's MLP " : "\ntranscoders: ") << i.scan
+                  << "\nlayers: " << i.nLayers << "\nfeatures per layer: " << i.nFeatures
+                  << "\nfeatures with statistics: " << store->count() << "\nlabels: " << labelled
+                  << "\ncontext length: " << i.contextLength << "\ntokens: " << i.tokens << "\nbuild: "
                   << (i.complete                   ? "complete"
                              : store->buildState() ? "interrupted (resumable)"
                                                    : "incomplete")

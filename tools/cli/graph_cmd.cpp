@@ -167,10 +167,10 @@ Json summary(const std::string& path, const Loaded& l, const graph::Pruner& prun
         if (node.kind == NodeKind::Logit)
             logits.push_back({ { "token_id", node.tokenId }, { "token", node.token }, { "prob", node.tokenProb } });
     return { { "file", path }, { "format", l.full ? "graph file" : "graph JSON" }, { "slug", m.slug },
-        { "scan", m.scan }, { "prompt", m.prompt }, { "prompt_tokens", m.promptTokens },
-        { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() }, { "n_positions", g.nPositions() },
-        { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold }, { "nodes", g.size() },
-        { "nodes_by_kind", nodesByKind(g) }, { "edges", g.adjacency.nnz() },
+        { "basis", m.basis.empty() ? std::string("features") : m.basis }, { "scan", m.scan }, { "prompt", m.prompt },
+        { "prompt_tokens", m.promptTokens }, { "transcoder_list", m.transcoderList }, { "n_layers", g.nLayers() },
+        { "n_positions", g.nPositions() }, { "node_threshold", m.nodeThreshold }, { "edge_threshold", m.edgeThreshold },
+        { "nodes", g.size() }, { "nodes_by_kind", nodesByKind(g) }, { "edges", g.adjacency.nnz() },
         { "edges_by_source_kind", edgesBySourceKind(g) }, { "scores", graph::scoresJson(scores) },
         { "path_length", graph::pathLengthsJson(graph::pathLengths(g)) }, { "logits", logits },
         { "q_params", m.qParams }, { "extra", m.extra } };
@@ -187,6 +187,8 @@ void printSummary(const Json& s)
         std::cout << "scan: " << s["scan"].get<std::string>() << "\n";
     if (!s["transcoder_list"].empty())
         std::cout << "transcoders: " << dump(s["transcoder_list"]) << "\n";
+    if (s["basis"] != "features") // the model's own units (neurons trace): feature nodes are units
+        std::cout << "basis: " << s["basis"].get<std::string>() << " (the feature nodes are the model's units)\n";
     std::cout << "layers: " << s["n_layers"] << ", positions: " << s["n_positions"] << "\n"
               << "nodes: " << s["nodes"] << " (" << kindsText(s["nodes_by_kind"]) << ")\n"
               << "edges: " << s["edges"] << " (from features " << s["edges_by_source_kind"]["feature"] << ", errors "
