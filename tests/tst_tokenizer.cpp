@@ -1056,6 +1056,11 @@ void TestTokenizer::refused_data()
                                          << QByteArray() << "tokenizer.json: nested deeper than 512 levels";
     row("groups nested 20,000 deep", withRegex((std::string(20000, '(') + "a" + std::string(20000, ')')).c_str()),
         "groups nested deeper than 1000 levels");
+    // Quantifiers stacked on one atom nest the tree as deeply (300,000: a SIGSEGV before).
+    std::string stacked = "a";
+    for (int i = 0; i < 300000; ++i)
+        stacked += "{1}";
+    row("quantifiers stacked 300,000 deep", withRegex(stacked.c_str()), "the pattern nests deeper than 4000 levels");
     QTest::newRow("bad config JSON") << bytes(gpt2Json().dump()) << QByteArray("{") << "tokenizer_config.json";
 }
 

@@ -4,6 +4,7 @@
 #include "cs/utf8.h"
 #include "text/unicode.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -20,6 +21,10 @@ constexpr int kMaxRepeatCount = 100000;
 // level, so a pattern of 20,000 nested groups would run the stack out. Real patterns nest a few
 // levels (Oniguruma's own limit is 4096; ours is lower, and enough).
 constexpr int kMaxNesting = 1000;
+// How deep the parsed tree may be (groups, repeats stacked on one atom as in a{1}{1}{1}, and the
+// sequences and alternations between them): building, walking and freeing it recurse once per
+// level. Groups at kMaxNesting take about three levels each.
+constexpr int kMaxTreeHeight = 4 * kMaxNesting;
 // Work limits for one match attempt: backtracking steps, and nested calls (the matcher
 // recurses once per node it passes through, so a group repeated thousands of times is deep).
 constexpr size_t kMaxSteps = 20'000'000;
@@ -121,6 +126,7 @@ struct Regex::Node {
     rx::NodeKind kind = rx::NodeKind::Seq;
     rx::CharSet set; // Set: matches one code point
     std::vector<std::unique_ptr<Node>> children; // Seq, Alt; Repeat, Look and Atomic have one
+    int height = 0; // the most levels below this node (0 for a leaf), at most kMaxTreeHeight
     int min = 0, max = rx::kUnbounded; // Repeat
     rx::RepeatMode mode = rx::RepeatMode::Greedy; // Repeat
     bool negated = false; // Look: (?!...)
@@ -317,6 +323,17 @@ private:
             fail(std::string("missing ") + what);
     }
 
+    // Makes `child` the last of parent's children, refusing a tree deeper than kMaxTreeHeight
+    // before it is built (the matcher and the destructor recurse once per level).
+    void adopt(Node& parent, NodePtr child)
+    {
+        parent.height = std::max(parent.height, child->height + 1);
+        if (parent.height > kMaxTreeHeight)
+            fail("the pattern nests deeper than " + std::to_string(kMaxTreeHeight)
+                + " levels (groups, and quantifiers stacked on one atom)");
+        parent.children.push_back(std::move(child));
+    }
+
     // alternation := sequence ('|' sequence)*; an inline (?i) lasts to the end of the group.
     NodePtr parseAlternation(bool icase)
     {
@@ -324,7 +341,7 @@ private:
             fail("groups nested deeper than " + std::to_string(kMaxNesting) + " levels");
         auto alt = makeNode(NodeKind::Alt);
         do {
-            alt->children.push_back(parseSequence(icase));
+            adopt(*alt, parseSequence(icase));
         } while (accept('|'));
         --m_nesting;
         return simplify(std::move(alt));
@@ -339,7 +356,7 @@ private:
                 // (?i) without ':' takes the rest of the enclosing group with it, alternatives
                 // included, as Oniguruma reads it: a(?i)b|c is a(?i:b|c).
                 m_bareFlags = false;
-                seq->children.push_back(parseAlternation(icase));
+                adopt(*seq, parseAlternation(icase));
                 break;
             }
             if (!atom)
@@ -353,10 +370,10 @@ private:
                 rep->min = min;
                 rep->max = max;
                 rep->mode = mode;
-                rep->children.push_back(std::move(atom));
+                adopt(*rep, std::move(atom));
                 atom = std::move(rep);
             }
-            seq->children.push_back(std::move(atom));
+            adopt(*seq, std::move(atom));
         }
         return simplify(std::move(seq));
     }
@@ -501,7 +518,7 @@ private:
     {
         auto n = makeNode(kind);
         n->negated = negated;
-        n->children.push_back(std::move(body));
+        adopt(*n, std::move(body));
         return n;
     }
 
