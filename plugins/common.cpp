@@ -34,6 +34,16 @@ double numberOr(const nlohmann::json& config, const char* key, double fallback)
     return configJson().numberOr(config, key, "", fallback);
 }
 
+double positiveNumberOr(
+    const nlohmann::json& config, const char* key, double fallback, const std::string& family, const std::string& where)
+{
+    const double value = numberOr(config, key, fallback); // finite already
+    if (!(value > 0))
+        throw Error("config.json (" + family + "): \"" + where + key + "\" must be a positive number, got "
+            + nlohmann::json(value).dump());
+    return value;
+}
+
 bool boolOr(const nlohmann::json& config, const char* key, bool fallback)
 {
     return configJson().booleanOr(config, key, "", fallback);
@@ -86,7 +96,7 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
         c.dHead = c.dModel / c.nHeads;
     }
     c.maxPositions = intOr(config, "max_position_embeddings", 2048);
-    c.normEps = numberOr(config, "rms_norm_eps", 1e-6);
+    c.normEps = positiveNumberOr(config, "rms_norm_eps", 1e-6, family);
     c.normKind = model::NormKind::Rms;
     c.mlpKind = model::MlpKind::Gated;
     c.activation = activationFromName(stringOr(config, "hidden_act", "silu"), family);
@@ -95,20 +105,23 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
     // 4.x as rope_theta beside rope_scaling {rope_type, factor, ...}. Either is read.
     const bool v5Rope = config.contains("rope_parameters") && config["rope_parameters"].is_object()
         && (config["rope_parameters"].contains("rope_type") || config["rope_parameters"].contains("rope_theta"));
-    c.ropeTheta = v5Rope ? numberOr(config["rope_parameters"], "rope_theta", numberOr(config, "rope_theta", 10000.0))
-                         : numberOr(config, "rope_theta", 10000.0);
+    const double theta = positiveNumberOr(config, "rope_theta", 10000.0, family);
+    c.ropeTheta
+        = v5Rope ? positiveNumberOr(config["rope_parameters"], "rope_theta", theta, family, "rope_parameters.") : theta;
     const char* scalingKey = v5Rope ? "rope_parameters" : "rope_scaling";
+    const std::string scalingWhere = std::string(scalingKey) + ".";
     if (config.contains(scalingKey) && !config[scalingKey].is_null()) {
         const auto& rs = config[scalingKey];
         if (!rs.is_object())
             throw Error("config.json (" + family + "): " + scalingKey + " must be an object or null");
         std::string type = stringOr(rs, "rope_type", stringOr(rs, "type", "default"));
         c.ropeScaling.type = type;
-        c.ropeScaling.factor = numberOr(rs, "factor", 1.0);
+        c.ropeScaling.factor = positiveNumberOr(rs, "factor", 1.0, family, scalingWhere);
         if (type == "llama3") {
-            c.ropeScaling.lowFreqFactor = numberOr(rs, "low_freq_factor", 1.0);
-            c.ropeScaling.highFreqFactor = numberOr(rs, "high_freq_factor", 4.0);
-            c.ropeScaling.originalMaxPositions = numberOr(rs, "original_max_position_embeddings", 8192.0);
+            c.ropeScaling.lowFreqFactor = positiveNumberOr(rs, "low_freq_factor", 1.0, family, scalingWhere);
+            c.ropeScaling.highFreqFactor = positiveNumberOr(rs, "high_freq_factor", 4.0, family, scalingWhere);
+            c.ropeScaling.originalMaxPositions
+                = positiveNumberOr(rs, "original_max_position_embeddings", 8192.0, family, scalingWhere);
         } else if (type != "default" && type != "linear") {
             throw Error("config.json (" + family + "): " + scalingKey + " type \"" + type
                 + "\" is not supported (supported: default, linear, llama3)");

@@ -38,6 +38,11 @@ namespace detail {
 int64_t requirePositive(const nlohmann::json& config, const char* key, const std::string& family);
 int64_t intOr(const nlohmann::json& config, const char* key, int64_t fallback);
 double numberOr(const nlohmann::json& config, const char* key, double fallback);
+// numberOr for a field that must be positive (a norm's epsilon, RoPE's base and factors: 0 or
+// less makes every logit NaN); throws cs::Error naming config.json and `where` + key
+// ("rope_scaling.factor").
+double positiveNumberOr(const nlohmann::json& config, const char* key, double fallback, const std::string& family,
+    const std::string& where = "");
 bool boolOr(const nlohmann::json& config, const char* key, bool fallback);
 std::string stringOr(const nlohmann::json& config, const char* key, const std::string& fallback);
 // A token id that may be an int, a list of ints (first taken) or null.

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -651,6 +652,38 @@ private Q_SLOTS:
         cancel.batchSize = 4;
         cancel.progress = [](double fraction) { return fraction < 0.3; };
         QVERIFY_THROWS_EXCEPTION(cs::Cancelled, attribution::trace(s.context, cancel));
+    }
+
+    // A checkpoint whose logits are NaN (issue 24: such a trace ran for minutes or died in
+    // LibTorch): the trace stops before its first row, with a message.
+    void nonFiniteLogitsAreRefused()
+    {
+        QTemporaryDir dir;
+        test::TinySpec spec;
+        spec.nLayers = 3;
+        spec = test::normalized(spec);
+        const QString folder = test::writeTinyModel(dir.filePath("nan"), spec);
+        auto weights = test::tinyWeights(spec);
+        bool poisoned = false;
+        for (auto& [name, t] : weights)
+            if (name == "model.norm.weight") { // the final norm: the residual stream stays finite
+                t = at::full_like(t, std::numeric_limits<float>::quiet_NaN());
+                poisoned = true;
+            }
+        QVERIFY(poisoned);
+        test::writeSafetensors(folder + "/model.safetensors", weights, spec.storeDtype);
+        const auto model = model::Model::load(folder.toStdString(), { "cpu", false });
+        const auto transcoders = randomTranscoders(model->config(), Variant(), 8, 1);
+        const auto ctx = attribution::buildContext(
+            model, transcoders, at::tensor(std::vector<int64_t> { test::kTinyBosId, 5, 6, 7 }, at::kLong));
+        try {
+            attribution::trace(ctx, {});
+            QFAIL("traced a model whose logits are NaN");
+        } catch (const cs::Error& e) {
+            QVERIFY2(std::string(e.what()).find("logits are not finite (NaN or infinite) at position 0")
+                    != std::string::npos,
+                e.what());
+        }
     }
 
     // Tinyworld's canonical prompt with its shipped CLT: both methods, exactness, the answer.

@@ -28,7 +28,7 @@ public:
         c.normKind = model::NormKind::RmsOnePlus;
         c.postNorms = true;
         c.embedScale = std::sqrt(static_cast<double>(c.dModel));
-        c.queryScale = 1.0 / std::sqrt(detail::numberOr(config, "query_pre_attn_scalar", 256.0));
+        c.queryScale = 1.0 / std::sqrt(detail::positiveNumberOr(config, "query_pre_attn_scalar", 256.0, name()));
         c.attnSoftcap = detail::numberOr(config, "attn_logit_softcapping", 50.0);
         c.finalSoftcap = detail::numberOr(config, "final_logit_softcapping", 30.0);
         c.slidingWindow = detail::intOr(config, "sliding_window", 4096);

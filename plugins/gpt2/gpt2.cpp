@@ -31,7 +31,7 @@ public:
         if (c.dMlp <= 0)
             c.dMlp = 4 * c.dModel;
         c.maxPositions = detail::requirePositive(config, "n_positions", family);
-        c.normEps = detail::numberOr(config, "layer_norm_epsilon", 1e-5);
+        c.normEps = detail::positiveNumberOr(config, "layer_norm_epsilon", 1e-5, family);
         c.normKind = model::NormKind::Layer;
         c.mlpKind = model::MlpKind::Plain;
         c.activation = detail::activationFromName(detail::stringOr(config, "activation_function", "gelu_new"), family);

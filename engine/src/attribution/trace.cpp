@@ -498,6 +498,13 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     const int64_t nLayers = ctx.nLayers(), nPos = ctx.nPos(), last = nPos - 1;
     const int64_t nActive = ctx.active.size();
 
+    // Logits that are not finite (NaN weights in a checkpoint) would make every row of the trace
+    // NaN, found only after all of it; refuse them once, here.
+    const at::Tensor finite = at::isfinite(ctx.logits).all(1); // [n_pos]
+    if (!finite.all().item<bool>())
+        throw Error("the model's logits are not finite (NaN or infinite) at position "
+            + std::to_string(at::argmin(finite.to(at::kInt)).item<int64_t>())
+            + " of the prompt: its weights or config.json hold values out of range; nothing to trace");
     std::vector<LogitTarget> logits = chooseLogits(ctx, options.logits);
     const int64_t nLogits = static_cast<int64_t>(logits.size());
     const PassSetup setup = makeSetup(ctx, logits, options.memoryBudgetBytes);
