@@ -28,6 +28,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using cs::features::CoActivationList;
@@ -493,6 +494,12 @@ private Q_SLOTS:
                                  << "no such feature store";
         QTest::newRow("folder") << "folder"
                                 << "is a folder";
+        // Only regular files are opened (issue 24): SQLite would read a device forever, or wait on
+        // a FIFO for a writer.
+        QTest::newRow("a link to /dev/zero") << "device.db"
+                                             << "is not a regular file (a device)";
+        QTest::newRow("a FIFO") << "fifo.db"
+                                << "is not a regular file (a FIFO)";
         QTest::newRow("text file") << "text.db"
                                    << "is not an SQLite database (file is not a database)";
         QTest::newRow("random bytes") << "random.db"
@@ -526,8 +533,13 @@ private Q_SLOTS:
         QFETCH(QString, name);
         QFETCH(QString, phrase);
         const QString file = m_dir.filePath(name);
+        const bool special = name == "device.db" || name == "fifo.db"; // never read by this test either
         if (name == "folder") {
             QVERIFY(QDir(m_dir.path()).mkpath(name));
+        } else if (name == "device.db") {
+            QVERIFY(QFile::link("/dev/zero", file));
+        } else if (name == "fifo.db") {
+            QCOMPARE(::mkfifo(QFile::encodeName(file).constData(), 0600), 0);
         } else if (name == "text.db") {
             writeBytes(file, std::string(5000, 'x') + "\nsome text\n");
         } else if (name == "random.db") {
@@ -561,8 +573,12 @@ private Q_SLOTS:
             QVERIFY2(message.find(phrase.toStdString()) != std::string::npos, message.c_str());
             QVERIFY2(message.find(file.toStdString()) != std::string::npos, message.c_str()); // names the file
         }
+        if (special) { // create() refuses it too, unopened
+            const std::string message = errorOf([&] { FeatureStore::create(file.toStdString(), storeInfo()); });
+            QVERIFY2(message.find(phrase.toStdString()) != std::string::npos, message.c_str());
+        }
         // create() never overwrites it.
-        if (name != "missing.db" && name != "folder") {
+        if (name != "missing.db" && name != "folder" && !special) {
             const QByteArray before = [&] {
                 QFile f(file);
                 f.open(QIODevice::ReadOnly);

@@ -30,6 +30,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 #include <tuple>
 
 using cs::graph::Graph;
@@ -1325,6 +1326,11 @@ private Q_SLOTS:
                                              << "metadata.extra: expected an object, got an array";
         QTest::newRow("missing file") << "missing"
                                       << "cannot read";
+        // Only regular files are opened (issue 24): a FIFO blocked the open, a device read forever.
+        QTest::newRow("a FIFO") << "fifo"
+                                << "is not a regular file (a FIFO)";
+        QTest::newRow("a link to /dev/urandom") << "device"
+                                                << "is not a regular file (a device)";
     }
     void graphFileRefusals()
     {
@@ -1446,6 +1452,12 @@ private Q_SLOTS:
             rewrite();
         } else if (c == "missing") {
             QVERIFY(QFile::remove(QString::fromStdString(path)));
+        } else if (c == "fifo" || c == "device") {
+            QVERIFY(QFile::remove(QString::fromStdString(path)));
+            if (c == "fifo")
+                QCOMPARE(::mkfifo(path.c_str(), 0600), 0);
+            else
+                QVERIFY(QFile::link("/dev/urandom", QString::fromStdString(path)));
         } else {
             QFAIL("unknown change");
         }

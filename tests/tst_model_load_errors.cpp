@@ -21,6 +21,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <sys/stat.h>
 
 using cs::test::TinySpec;
 using Json = nlohmann::json;
@@ -124,6 +125,22 @@ void TestModelLoadErrors::brokenFolder_data()
     // A link to a device would read forever (issue 24): only regular files are read.
     QTest::newRow("config.json a link to /dev/zero") << "config_dev_zero"
                                                      << "config.json is not a regular file";
+    QTest::newRow("config.json a FIFO") << "config_fifo"
+                                        << "config.json is not a regular file (a FIFO)";
+    QTest::newRow("config.json over its cap") << "config_huge"
+                                              << "config.json is 67108865 bytes, more than the 67108864";
+    // Values that load but make every logit NaN (issue 24): refused at load, the field named.
+    QTest::newRow("rms_norm_eps -1") << "rms_norm_eps_negative"
+                                     << "config.json (llama): \"rms_norm_eps\" must be a positive number, got -1.0";
+    QTest::newRow("rope_theta 0") << "rope_theta_zero"
+                                  << "config.json (llama): \"rope_theta\" must be a positive number, got 0.0";
+    QTest::newRow("rope_scaling.factor 0") << "rope_factor_zero"
+                                           << "\"rope_scaling.factor\" must be a positive number, got 0.0";
+    QTest::newRow("rope_parameters.rope_theta -5") << "rope_parameters_theta"
+                                                   << "\"rope_parameters.rope_theta\" must be a positive number";
+    QTest::newRow("gpt2 layer_norm_epsilon 0")
+        << "gpt2_eps_zero"
+        << "config.json (gpt2): \"layer_norm_epsilon\" must be a positive number";
 
     // Tensors.
     QTest::newRow("missing tensor") << "missing_tensor"
@@ -152,6 +169,9 @@ void TestModelLoadErrors::brokenFolder_data()
                                      << "model.safetensors";
     QTest::newRow("data offsets past the end") << "offsets_past_end"
                                                << "model.safetensors";
+    // A FIFO would block the open until someone writes to it (issue 24).
+    QTest::newRow("model.safetensors a FIFO") << "safetensors_fifo"
+                                              << "model.safetensors is not a regular file";
     QTest::newRow("byte count disagrees with shape") << "offsets_wrong_size"
                                                      << "model.safetensors";
     QTest::newRow("empty folder") << "empty_folder"
@@ -195,6 +215,27 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
     else if (breakage == "config_dev_zero") {
         QFile::remove(dir + "/config.json");
         QFile::link("/dev/zero", dir + "/config.json"); // a failure shows as the wrong message below
+    } else if (breakage == "config_fifo") {
+        QFile::remove(dir + "/config.json");
+        ::mkfifo(QFile::encodeName(dir + "/config.json").constData(), 0600);
+    } else if (breakage == "config_huge") {
+        QFile::resize(dir + "/config.json", (qint64(64) << 20) + 1); // sparse: no disk written
+    } else if (breakage == "rms_norm_eps_negative")
+        editConfig(dir, spec, [](Json& c) { c["rms_norm_eps"] = -1.0; });
+    else if (breakage == "rope_theta_zero")
+        editConfig(dir, spec, [](Json& c) { c["rope_theta"] = 0.0; });
+    else if (breakage == "rope_factor_zero")
+        editConfig(dir, spec, [](Json& c) { c["rope_scaling"] = { { "rope_type", "linear" }, { "factor", 0.0 } }; });
+    else if (breakage == "rope_parameters_theta")
+        editConfig(dir, spec, [](Json& c) {
+            c.erase("rope_theta");
+            c["rope_parameters"] = { { "rope_type", "default" }, { "rope_theta", -5.0 } };
+        });
+    else if (breakage == "gpt2_eps_zero")
+        editConfig(dir, spec, [](Json& c) { c["layer_norm_epsilon"] = 0.0; });
+    else if (breakage == "safetensors_fifo") {
+        QFile::remove(st);
+        ::mkfifo(QFile::encodeName(st).constData(), 0600);
     } else if (breakage == "missing_tensor")
         editWeights(dir, spec, [](NamedTensors& w) {
             w.erase(std::remove_if(w.begin(), w.end(),

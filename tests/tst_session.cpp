@@ -30,6 +30,7 @@
 #include <csignal>
 #include <random>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using cs::app::ExplorerState;
@@ -481,6 +482,11 @@ private Q_SLOTS:
                                  << "no such file";
         QTest::newRow("empty") << "empty"
                                << "empty";
+        // Only regular files are read (issue 24: a link to /dev/zero grew without end).
+        QTest::newRow("a link to /dev/zero") << "special:/dev/zero"
+                                             << "is not a regular file (a device)";
+        QTest::newRow("a FIFO") << "special:fifo"
+                                << "is not a regular file (a FIFO)";
         QTest::newRow("truncated at 1") << "truncate:1"
                                         << "truncated";
         QTest::newRow("truncated at 100") << "truncate:100"
@@ -563,6 +569,12 @@ private Q_SLOTS:
         bool asJson = false;
         if (op == QLatin1String("missing")) {
             QFile::remove(path);
+        } else if (op == QLatin1String("special")) {
+            QFile::remove(path);
+            if (arg == QLatin1String("fifo"))
+                QCOMPARE(::mkfifo(QFile::encodeName(path).constData(), 0600), 0);
+            else
+                QVERIFY(QFile::link(arg, path));
         } else if (op == QLatin1String("empty")) {
             text = "";
         } else if (op == QLatin1String("truncate")) {
@@ -603,7 +615,7 @@ private Q_SLOTS:
         }
         if (asJson)
             text = QByteArray::fromStdString(doc.dump());
-        if (op != QLatin1String("missing") && op != QLatin1String("sidecar"))
+        if (op != QLatin1String("missing") && op != QLatin1String("sidecar") && op != QLatin1String("special"))
             writeAll(path, text);
         else if (asJson)
             writeAll(path, text);

@@ -266,7 +266,8 @@ std::vector<SessionAutosave::Dead> SessionAutosave::deadInstances() const
         QFile file(path);
         if (!file.open(QIODevice::ReadOnly))
             continue;
-        const QJsonDocument doc = QJsonDocument::fromJson(file.readAll());
+        // A marker is a few hundred bytes; read no more (the name might be a link to /dev/zero).
+        const QJsonDocument doc = QJsonDocument::fromJson(file.read(64 * 1024));
         const QJsonObject marker = doc.object(); // empty (pid -1: dead) when damaged
         if (markerAlive(marker))
             continue;

@@ -3,6 +3,7 @@
 #include "sessionfile.h"
 
 #include <cs/error.h>
+#include <cs/files.h>
 #include <cs/json_reader.h>
 
 #include <QCoreApplication>
@@ -144,9 +145,6 @@ Graph readInlineGraph(const JsonReader& c, const json& doc)
         graph.metadata.basis = linked.metadata.basis; // sessions written before the complement kept it
     const json& nodes = c.array(c.member(*complement, "nodes", where), where + ".nodes");
     const int64_t n = static_cast<int64_t>(nodes.size());
-    // A dense [n, n] float32 matrix: refuse sizes no machine here holds rather than die allocating.
-    if (n > 60000)
-        c.fail(where + ".nodes", std::to_string(n) + " nodes is more than a dense graph can hold");
     graph.nodes.reserve(static_cast<size_t>(n));
     for (size_t i = 0; i < nodes.size(); ++i) {
         const std::string w = JsonReader::at(where + ".nodes", i);
@@ -653,18 +651,14 @@ SessionData readSession(const std::string& path)
         throw Error(path + ": no such file");
     if (info.isDir())
         throw Error(path + ": is a folder, not a session file");
-    QFile file(qpath);
-    if (!file.open(QIODevice::ReadOnly))
-        throw Error(path + ": cannot read: " + file.errorString().toStdString());
-    const QByteArray bytes = file.readAll();
-    if (file.error() != QFileDevice::NoError)
-        throw Error(path + ": cannot read: " + file.errorString().toStdString());
-    if (bytes.isEmpty())
+    // Only a regular file, at most kMaxDocumentFileBytes: a link to /dev/zero is refused, not read.
+    const std::string bytes = cs::readFile(path, cs::kMaxDocumentFileBytes);
+    if (bytes.empty())
         throw Error(path + ": the file is empty");
 
     json doc;
     try {
-        doc = parseJson(std::string_view(bytes.constData(), static_cast<size_t>(bytes.size())), path);
+        doc = parseJson(bytes, path);
     } catch (const json::parse_error& e) {
         const bool atEnd = e.byte >= static_cast<size_t>(bytes.size());
         throw Error(path + ": not valid JSON at byte " + std::to_string(e.byte)

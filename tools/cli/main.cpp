@@ -6,6 +6,7 @@
 
 #include "cs/engine.h"
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/json_reader.h"
 #include "cs/model.h"
 #include "cs/neurons.h"
@@ -233,6 +234,7 @@ int cmdTokenizeBatch(const Args& args, const std::string& file)
     const auto tokenizer = cs::model::Tokenizer::fromFolder(cs::resolveModelFolder(modelArg(args)));
     std::ifstream in;
     if (file != "-") {
+        cs::requireRegularFile(file); // a FIFO or a device would never end; "-" reads standard input
         in.open(file, std::ios::binary);
         if (!in)
             throw cs::Error("cannot read " + file);

@@ -445,6 +445,7 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
         throw Error("no such feature store: " + path);
     if (fs::is_directory(path, ec))
         throw Error(path + " is a folder, not a feature store");
+    requireRegularFile(path); // SQLite would open a FIFO or a device (a link to /dev/zero) too
     // SQLite reads a file shorter than its 100-byte header as an empty database; say what it is.
     const auto size = fs::file_size(path, ec);
     if (!ec && size == 0)

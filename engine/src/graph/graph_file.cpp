@@ -3,6 +3,7 @@
 // __metadata__, so one file holds what re-pruning at any thresholds needs.
 
 #include "cs/error.h"
+#include "cs/files.h"
 #include "cs/graph.h"
 #include "cs/json_reader.h"
 #include "cs/safetensors.h"
@@ -162,6 +163,7 @@ enum class FileStart { Safetensors, Json, Other };
 
 FileStart sniff(const std::string& path)
 {
+    requireRegularFile(path); // a FIFO or a device (a link to /dev/zero) is never opened
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in)
         throw Error("cannot read " + path + ": " + std::strerror(errno));

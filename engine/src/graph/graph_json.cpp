@@ -624,7 +624,7 @@ void writeJsonFile(const std::string& path, const Graph& graph, const PruneResul
 
 Graph readJsonFile(const std::string& path)
 {
-    const std::string text = io::readFile(path);
+    const std::string text = io::readFile(path, kMaxDocumentFileBytes);
     json doc;
     try {
         doc = parseJson(text, path);

@@ -22,7 +22,7 @@ Checkpoint Checkpoint::open(const std::string& folder)
     if (fs::exists(index, ec)) {
         nlohmann::json j;
         try {
-            j = parseJson(readFile(index.string()), index.string());
+            j = parseJson(readFile(index.string(), kMaxConfigFileBytes), index.string());
         } catch (const nlohmann::json::exception& e) {
             throw Error(index.string() + " is not valid JSON: " + e.what());
         }

@@ -94,7 +94,9 @@ class Mapping {
 public:
     explicit Mapping(const std::string& path)
     {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        requireRegularFile(path); // a FIFO or a device is never opened
+        // Non-blocking: a path swapped for a FIFO since the check is refused below, not waited on.
+        int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
             throw Error("cannot open " + path + ": " + errnoText());
         struct stat st { };
@@ -105,7 +107,7 @@ public:
         }
         if (!S_ISREG(st.st_mode)) {
             ::close(fd);
-            throw Error(path + " is not a regular file");
+            throw Error(path + " is not a regular file; refused");
         }
         m_size = static_cast<uint64_t>(st.st_size);
         if (m_size > 0) {

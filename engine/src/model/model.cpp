@@ -184,7 +184,7 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
               "model.safetensors and tokenizer.json)");
     nlohmann::json configJson;
     try {
-        configJson = parseJson(io::readFile(configPath.string()), configPath.string());
+        configJson = parseJson(io::readFile(configPath.string(), kMaxConfigFileBytes), configPath.string());
     } catch (const nlohmann::json::exception& e) {
         throw Error(configPath.string() + " is not valid JSON: " + e.what());
     }

@@ -257,7 +257,7 @@ WorldOptions organismWorld(const std::string& folder)
     if (!fs::exists(path, ec))
         return world;
     try {
-        const auto j = parseJson(io::readFile(path.string()), path.string());
+        const auto j = parseJson(io::readFile(path.string(), kMaxConfigFileBytes), path.string());
         world.seed = j.value("seed", uint64_t(1));
         world.version = j.value("world_version", 1);
     } catch (const nlohmann::json::exception& e) {

@@ -1099,9 +1099,10 @@ Tokenizer Tokenizer::fromFolder(const std::string& folder)
     if (!std::filesystem::is_regular_file(tokenizerPath, ec))
         throw Error("no tokenizer.json in " + folder);
     const auto configPath = dir / "tokenizer_config.json";
-    const std::string config
-        = std::filesystem::is_regular_file(configPath, ec) ? io::readFile(configPath.string()) : std::string();
-    return fromJson(io::readFile(tokenizerPath.string()), config);
+    const std::string config = std::filesystem::is_regular_file(configPath, ec)
+        ? io::readFile(configPath.string(), kMaxConfigFileBytes)
+        : std::string();
+    return fromJson(io::readFile(tokenizerPath.string(), kMaxTokenizerFileBytes), config);
 }
 
 namespace {

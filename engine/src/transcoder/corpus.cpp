@@ -30,6 +30,7 @@ TokenRows::TokenRows(const std::string& path, std::shared_ptr<const model::Token
     if (seqLen < 2)
         throw Error("rows need at least 2 tokens");
     m_file->path = path;
+    requireRegularFile(path); // a FIFO or a device (a link to /dev/urandom) would never end
     m_file->in.open(path, std::ios::binary);
     if (!m_file->in)
         throw Error("cannot open corpus " + path);
@@ -164,7 +165,7 @@ private:
         if (fs::exists(path, ec)) {
             nlohmann::json existing;
             try {
-                existing = parseJson(io::readFile(path), path);
+                existing = parseJson(io::readFile(path, kMaxConfigFileBytes), path);
             } catch (const nlohmann::json::exception&) {
                 throw Error(path + " is not an activation cache manifest");
             }
@@ -174,7 +175,9 @@ private:
             const auto countPath = (fs::path(m_options.cacheDir) / "chunks.json").string();
             if (fs::exists(countPath, ec)) {
                 try {
-                    m_nChunks = parseJson(io::readFile(countPath), countPath).at("chunks").get<int64_t>();
+                    m_nChunks = parseJson(io::readFile(countPath, kMaxConfigFileBytes), countPath)
+                                    .at("chunks")
+                                    .get<int64_t>();
                 } catch (const nlohmann::json::exception&) {
                     throw Error(countPath + " is damaged; delete the activation cache " + m_options.cacheDir);
                 }

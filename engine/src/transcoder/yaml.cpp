@@ -303,7 +303,7 @@ Document parse(const std::string& text, const std::string& fileName)
 
 Document parseFile(const std::string& path)
 {
-    return parse(io::readFile(path), path);
+    return parse(io::readFile(path, kMaxConfigFileBytes), path);
 }
 
 std::string quote(const std::string& value)
