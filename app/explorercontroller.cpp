@@ -123,7 +123,7 @@ ExplorerController::ExplorerController(EngineWorker& worker, QObject* parent, co
     m_outputs = new ConnectionsModel(this);
     m_outputs->setDirection(ConnectionsModel::Outputs);
     const auto labels = [this](int64_t layer, int64_t feature) {
-        const std::string key = featureKey(layer, feature);
+        const std::string key = labelKey(graphBasis(), layer, feature);
         if (auto it = m_state.labels.find(key); it != m_state.labels.end())
             return qs(it->second);
         return qs(storeCaption(layer, feature)); // the store's label, else the card's description
@@ -353,8 +353,9 @@ void ExplorerController::trace(const QString& prompt)
             // Labels belong to features and always carry over. Re-tracing the same prompt (after
             // opening other transcoders, or with another feature cap) keeps the rest of the work
             // on the nodes the new graph still has.
-            // Node ids say layer, unit and position, not the basis: work carries over only
-            // between graphs of one basis (a neuron's id may be a transcoder feature's).
+            // Node ids say layer, unit and position, not the basis: pins, supernodes and
+            // interventions carry over only between graphs of one basis (a neuron's id may be a
+            // transcoder feature's); labels are keyed by basis and always do.
             const bool sameBasis = m_graph && m_graph->metadata.basis == out->graph->metadata.basis;
             ExplorerState state;
             if (sameBasis && m_graph->metadata.prompt == out->graph->metadata.prompt) {
@@ -364,8 +365,7 @@ void ExplorerController::trace(const QString& prompt)
                 state.nodeThreshold = m_settings->nodeThreshold();
                 state.edgeThreshold = m_settings->edgeThreshold();
             }
-            if (sameBasis || !m_graph)
-                state.labels = m_state.labels;
+            state.labels = m_state.labels; // keyed by basis (labelKey): every basis's carry over
             m_contextReady = true;
             const std::string& basis = out->graph->metadata.basis;
             m_traceText
@@ -572,9 +572,9 @@ std::string ExplorerController::labelOf(int64_t index) const
     const auto& node = m_graph->nodes[size_t(index)];
     if (node.kind != cs::graph::NodeKind::Feature)
         return node.label;
-    const std::string key = featureKey(node.layer, node.feature);
-    if (auto it = m_state.labels.find(key); it != m_state.labels.end())
+    if (auto it = m_state.labels.find(labelKey(graphBasis(), node.layer, node.feature)); it != m_state.labels.end())
         return it->second;
+    const std::string key = featureKey(node.layer, node.feature);
     if (!node.label.empty())
         return node.label;
     if (auto it = m_storeLabels.find(key); it != m_storeLabels.end())
@@ -901,7 +901,7 @@ void ExplorerController::requestCard()
         }
         QMetaObject::invokeMethod(
             guard.data(),
-            [guard, record, vocabulary, error, layer, feature, activation, generation] {
+            [guard, record, vocabulary, error, layer, feature, activation, generation, unit] {
                 if (!guard || generation != guard->m_cardGeneration)
                     return; // another node was selected since
                 if (!error.isEmpty()) {
@@ -913,7 +913,8 @@ void ExplorerController::requestCard()
                 // A unit card reads its own store's token texts.
                 const auto& tokens = vocabulary ? vocabulary : guard->m_vocabulary;
                 guard->m_card->setRecord(record, activation, tokens ? *tokens : none);
-                if (auto it = guard->m_state.labels.find(featureKey(layer, feature)); it != guard->m_state.labels.end())
+                const std::string key = labelKey(unit ? guard->graphBasis() : std::string(), layer, feature);
+                if (auto it = guard->m_state.labels.find(key); it != guard->m_state.labels.end())
                     guard->m_card->setLabel(qs(it->second));
                 Q_EMIT guard->cardFeatureChanged(); // its title carries the label
             },
@@ -960,6 +961,8 @@ QString ExplorerController::selectedKind() const
     // A unit graph's feature nodes are the model's units: "neuron" (or "unit" for other kinds).
     if (unitGraph() && m_graph->nodes[size_t(i)].kind == cs::graph::NodeKind::Feature)
         return m_graph->metadata.basis == "neurons" ? QStringLiteral("neuron") : QStringLiteral("unit");
+    if (unitGraph() && m_graph->nodes[size_t(i)].kind == cs::graph::NodeKind::Error)
+        return QStringLiteral("other units"); // the layer's units that are not nodes
     return QString::fromLatin1(cs::graph::nodeKindName(m_graph->nodes[size_t(i)].kind));
 }
 
@@ -1051,7 +1054,7 @@ QString ExplorerController::cardTitle() const
     const QString title = unit
         ? QStringLiteral("%1 L%2 #%3").arg(qs(unitNoun(m_graph->metadata.basis))).arg(m_cardLayer).arg(m_cardFeature)
         : QStringLiteral("L%1 #%2").arg(m_cardLayer).arg(m_cardFeature);
-    const std::string key = featureKey(m_cardLayer, m_cardFeature);
+    const std::string key = labelKey(unit ? graphBasis() : std::string(), m_cardLayer, m_cardFeature);
     if (auto it = m_state.labels.find(key); it != m_state.labels.end())
         return title + QStringLiteral(" · ") + qs(it->second);
     const QString label = m_card->hasRecord() && m_card->layer() == m_cardLayer && m_card->feature() == m_cardFeature
@@ -1146,14 +1149,14 @@ void ExplorerController::setLabel(const QString& qid, const QString& label)
     if (index < 0 || m_graph->nodes[size_t(index)].kind != cs::graph::NodeKind::Feature)
         return;
     const auto& node = m_graph->nodes[size_t(index)];
-    labelFeature(node.layer, node.feature, label);
+    labelFeature(node.layer, node.feature, label, graphBasis());
     m_card->setLabel(qs(labelOf(index)));
 }
 
-void ExplorerController::labelFeature(int64_t layer, int64_t feature, const QString& label)
+void ExplorerController::labelFeature(int64_t layer, int64_t feature, const QString& label, const std::string& basis)
 {
     ExplorerState next = m_state;
-    const std::string key = featureKey(layer, feature);
+    const std::string key = labelKey(basis, layer, feature);
     const std::string text = label.trimmed().toStdString();
     if (text.empty())
         next.labels.erase(key);

@@ -387,7 +387,8 @@ private:
     void refreshLists();
     void setMessage(const QString& text, bool error = false);
     // Sets (or, empty, removes) the user's label of a feature: one undo step.
-    void labelFeature(int64_t layer, int64_t feature, const QString& label);
+    // `basis`: the graph's (labelKey), "" for a transcoder feature.
+    void labelFeature(int64_t layer, int64_t feature, const QString& label, const std::string& basis = {});
     void setTracing(bool tracing);
     bool isPinned(const std::string& id) const;
     // The label shown for a node: the user's, else the store's, else the top output token.
@@ -479,6 +480,7 @@ private:
     // ExplorerNeurons what there is.
     void openUnitCardStore(const std::string& path, const std::string& problem);
     bool unitGraph() const { return m_graph && !m_graph->metadata.basis.empty(); }
+    std::string graphBasis() const { return m_graph ? m_graph->metadata.basis : std::string(); }
 };
 
 } // namespace cs::app

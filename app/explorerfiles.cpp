@@ -129,7 +129,7 @@ bool ExplorerFiles::exportGraphJson(const QString& pathOrUrl)
         // The user's labels travel as each node's clerp, the subgraph as Neuronpedia's qParams.
         for (int64_t i = 0; i < graph.size(); ++i)
             graph.nodes[size_t(i)].label = m_core.labelOf(i);
-        stateToQParams(m_core.m_state, graph.metadata.qParams);
+        stateToQParams(m_core.m_state, graph.metadata.qParams, graph.metadata.basis);
         graph.metadata.nodeThreshold = m_core.m_state.nodeThreshold;
         graph.metadata.edgeThreshold = m_core.m_state.edgeThreshold;
         graph.metadata.extra["scores"] = cs::graph::scoresMetadata(*m_core.m_pruner, *m_core.m_pruned);
@@ -247,7 +247,7 @@ bool ExplorerFiles::openFile(const QString& pathOrUrl)
             for (int64_t i = 0; i < data.graph.size(); ++i) {
                 const auto& node = data.graph.nodes[size_t(i)];
                 if (node.kind == cs::graph::NodeKind::Feature && !node.label.empty())
-                    data.state.labels[featureKey(node.layer, node.feature)] = node.label;
+                    data.state.labels[labelKey(data.graph.metadata.basis, node.layer, node.feature)] = node.label;
             }
             if (!loadSession(data, path))
                 return false;

@@ -291,6 +291,13 @@ void TestGuiNeurons::traceInTheNeuronBasis()
         m_explorer->selectedTitle().startsWith(QStringLiteral("neuron L")), qPrintable(m_explorer->selectedTitle()));
     QVERIFY(item("inspectorTitle")->property("text").toString().contains(QLatin1String("neuron L")));
     QVERIFY(!item("globalWeights")->isVisible()); // no transcoder partners for a neuron
+    // An error node stands for the layer's other units.
+    const auto errors = shown->ranges().errors;
+    m_explorer->selectIndex(int(errors.begin));
+    QCOMPARE(m_explorer->selectedKind(), QStringLiteral("other units"));
+    QVERIFY(m_explorer->selectedTitle().startsWith(QStringLiteral("Other units L")));
+    m_explorer->select(id);
+    settle();
     // The frame: the canvas shows the graph.
     const QImage frame = m_window->grabWindow();
     QVERIFY(!frame.isNull());
@@ -547,6 +554,14 @@ void TestGuiNeurons::sessionReopensAsANeuronGraph()
 {
     const auto saved = m_explorer->graph();
     const QString id = someNeuronId();
+    const auto& labelled = saved->nodes[size_t(m_explorer->indexOf(id.toStdString()))];
+    // A neuron's label is the neuron's, not the transcoder feature's of the same numbers.
+    m_explorer->setLabel(id, QStringLiteral("a neuron of mine"));
+    QCOMPARE(m_explorer->captionFor(id), QStringLiteral("a neuron of mine"));
+    const std::string key = "neurons/" + std::to_string(labelled.layer) + ":" + std::to_string(labelled.feature);
+    QCOMPARE(m_explorer->state().labels.count(key), size_t(1));
+    QCOMPARE(m_explorer->state().labels.count(std::to_string(labelled.layer) + ":" + std::to_string(labelled.feature)),
+        size_t(0));
     m_explorer->pinNodes({ id });
     m_explorer->select(id);
     settle();
@@ -559,6 +574,10 @@ void TestGuiNeurons::sessionReopensAsANeuronGraph()
     settle();
     QVERIFY(m_explorer->graph()->metadata.basis.empty());
     QVERIFY(!m_neurons->graphInUnits());
+    QCOMPARE(m_explorer->state().labels.count(key), size_t(1)); // kept, for the neuron graph
+    for (int64_t i = m_explorer->graph()->ranges().features.begin; i < m_explorer->graph()->ranges().features.end; ++i)
+        QVERIFY(m_explorer->captionFor(QString::fromStdString(cs::graph::nodeId(*m_explorer->graph(), i)))
+            != QStringLiteral("a neuron of mine"));
 
     QVERIFY2(m_explorer->files()->openFile(path), qPrintable(m_explorer->message()));
     settle();
@@ -573,6 +592,7 @@ void TestGuiNeurons::sessionReopensAsANeuronGraph()
     QCOMPARE(m_explorer->selectedKind(), QStringLiteral("neuron"));
     QVERIFY(m_explorer->selectedTitle().startsWith(QStringLiteral("neuron L")));
     QVERIFY(m_neurons->graphInUnits());
+    QCOMPARE(m_explorer->captionFor(id), QStringLiteral("a neuron of mine"));
     // Interventions work on it again: the model's units, as the engine computes them.
     QTRY_VERIFY_WITH_TIMEOUT(m_explorer->interventionsAvailable(), 30000);
     const auto& node = opened->nodes[size_t(m_explorer->indexOf(id.toStdString()))];

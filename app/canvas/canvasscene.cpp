@@ -288,7 +288,7 @@ std::shared_ptr<const CanvasScene> buildGraphScene(const cs::graph::Graph& graph
             node.shape = NodeShape::Circle;
             node.fill = style.featureFill;
             QString label;
-            const auto user = state.labels.find(featureKey(gn.layer, gn.feature));
+            const auto user = state.labels.find(labelKey(graph.metadata.basis, gn.layer, gn.feature));
             if (user != state.labels.end())
                 label = QString::fromStdString(user->second);
             else if (style.labelFunction)

@@ -170,4 +170,12 @@ inline std::string featureKey(int64_t layer, int64_t feature)
     return std::to_string(layer) + ":" + std::to_string(feature);
 }
 
+// The labels key of a node's feature in a graph of `basis` (graph::Metadata::basis): featureKey
+// for a transcoder's, "{basis}/{layer}:{unit}" for the model's own units ("neurons/3:230"), so
+// a neuron's label is never a transcoder feature's of the same numbers, and both keep.
+inline std::string labelKey(const std::string& basis, int64_t layer, int64_t feature)
+{
+    return basis.empty() ? featureKey(layer, feature) : basis + "/" + featureKey(layer, feature);
+}
+
 } // namespace cs::app

@@ -191,7 +191,7 @@ struct Labeler {
     // The user's label, the graph's own, or the store's; empty when none.
     std::string featureLabel(const Node& node) const
     {
-        const auto user = state.labels.find(featureKey(node.layer, node.feature));
+        const auto user = state.labels.find(labelKey(graph.metadata.basis, node.layer, node.feature));
         if (user != state.labels.end() && !user->second.empty())
             return user->second;
         if (!node.label.empty())

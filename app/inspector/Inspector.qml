@@ -12,7 +12,7 @@ Rectangle {
 
     property InspectorColors colors: InspectorColors {}
     property bool hasNode: false
-    property string nodeKind // "feature", "neuron" (or "unit": the model's own), "error", "embedding", "logit"
+    property string nodeKind // "feature", "neuron" (or "unit": the model's own), "error" ("other units"), "embedding", "logit"
     // A node with a card: a transcoder feature, or one of the model's units (its card from a
     // store of the model's units, when there is one).
     readonly property bool carded: nodeKind === "feature" || nodeKind === "neuron" || nodeKind === "unit"

@@ -53,6 +53,7 @@ QtObject {
         case "neuron": return featureKind
         case "unit": return featureKind
         case "error": return errorKind
+        case "other units": return errorKind
         case "embedding": return embeddingKind
         case "logit": return logitKind
         }

@@ -238,7 +238,7 @@ json sessionHead(const SessionData& data)
 json inlineGraph(const SessionData& data)
 {
     json graph = cs::graph::toJson(data.graph, cs::graph::keepAll(data.graph));
-    stateToQParams(data.state, graph["qParams"]);
+    stateToQParams(data.state, graph["qParams"], data.graph.metadata.basis);
     return graph;
 }
 
@@ -462,7 +462,7 @@ std::vector<std::string> pruneStateToGraph(ExplorerState& s, const Graph& graph)
 
 // ---- Neuronpedia qParams -------------------------------------------------------------------
 
-void stateToQParams(const ExplorerState& s, json& qParams)
+void stateToQParams(const ExplorerState& s, json& qParams, const std::string& basis)
 {
     if (!qParams.is_object())
         qParams = json::object();
@@ -476,8 +476,10 @@ void stateToQParams(const ExplorerState& s, json& qParams)
     }
     qParams["supernodes"] = std::move(supernodes);
     json clerps = json::array();
+    const std::string prefix = basis.empty() ? std::string() : basis + "/";
     for (const auto& [key, text] : s.labels)
-        if (auto lf = parseFeatureKey(key))
+        if (auto lf
+            = key.compare(0, prefix.size(), prefix) == 0 ? parseFeatureKey(key.substr(prefix.size())) : std::nullopt)
             clerps.push_back(json::array({ std::to_string(cs::graph::cantorPairing(lf->first, lf->second)), text }));
     qParams["clerps"] = std::move(clerps);
     qParams["clickedId"] = s.selected;
@@ -585,7 +587,7 @@ ExplorerState stateFromQParams(const json& q, const Graph& graph)
                 else
                     continue;
                 if (auto lf = resolve(key))
-                    s.labels[featureKey(lf->first, lf->second)] = row[1].get<std::string>();
+                    s.labels[labelKey(graph.metadata.basis, lf->first, lf->second)] = row[1].get<std::string>();
             }
         }
     }

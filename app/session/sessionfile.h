@@ -115,7 +115,8 @@ std::vector<std::string> pruneStateToGraph(ExplorerState& state, const cs::graph
 //   hiddenIds  node ids (array or comma-separated string)
 //   pruningThreshold  the node threshold
 // stateToQParams writes these keys over `qParams` (keeping others, e.g. linkType, sg_pos).
-void stateToQParams(const ExplorerState& state, nlohmann::json& qParams);
+// Its clerps are the labels of `basis`'s units (labelKey; "" for transcoder features).
+void stateToQParams(const ExplorerState& state, nlohmann::json& qParams, const std::string& basis = {});
 // Reads the keys above (each optional; wrong types are skipped, never thrown) into a state with
 // default thresholds and view, keeping only ids `graph` has. clerps keys may be the Cantor
 // pairing, a node id "{layer}_{feature}_{pos}" or our "{layer}:{feature}" key; a plain feature
