@@ -942,12 +942,20 @@ private Q_SLOTS:
         QVERIFY(std::abs(j["points"][1]["faithfulness"].get<double>() - want.points[1].faithfulness) < 1e-6);
         QVERIFY(std::abs(j["points"][1]["completeness"].get<double>() - want.points[1].completeness) < 1e-6);
         for (const auto& [extra, phrase] :
-            std::vector<std::pair<QStringList, QString>> { { { "--node-kind", "features" }, "transcoder basis" },
+            std::vector<std::pair<QStringList, QString>> { { { "--transcoder", "clt" }, "--node-kind features" },
                 { { "--method", "lrp" }, "relp or ig" }, { { "--ks", "10,x" }, "non-negative integers" } }) {
             Run e = cli(QStringList { "--device", "cpu", "neurons", "curve", "tinyworld", "--task", task } + extra);
             QCOMPARE(e.exitCode, 1);
             QVERIFY2(e.err.contains(phrase), qPrintable(e.err));
         }
+        // Transcoder features as the nodes: the full circuit is the model, the empty one 0.
+        Run fc = cli({ "--device", "cpu", "neurons", "curve", "tinyworld", "--task", task, "--node-kind", "features",
+            "--ks", "0,40,100000000", "--json" });
+        QVERIFY2(fc.exitCode == 0, qPrintable(fc.err));
+        QCOMPARE(fc.json()["node_kind"].get<std::string>(), std::string("features"));
+        QVERIFY(std::abs(fc.json()["points"][0]["faithfulness"].get<double>()) < 1e-5);
+        QVERIFY(std::abs(fc.json()["points"][2]["faithfulness"].get<double>() - 1) < 1e-3);
+        QVERIFY(std::abs(fc.json()["points"][2]["completeness"].get<double>()) < 1e-3);
         Run noTask = cli({ "--device", "cpu", "neurons", "curve", "tinyworld" });
         QVERIFY(noTask.exitCode == 1 && noTask.err.contains("--task"));
 

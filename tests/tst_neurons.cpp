@@ -14,6 +14,10 @@
 #include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/neurons.h"
+#include "cs/replacement.h"
+#include "cs/transcoder.h"
+
+#include "../engine/src/neurons/feature_basis.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -520,6 +524,81 @@ private Q_SLOTS:
                  FeatureEdit { 0, 0, c.dMlp, Op::Set, 0 }, FeatureEdit { 0, 0, 0, Op::Set, NAN } })
             QVERIFY_THROWS_EXCEPTION(
                 cs::Error, cs::neurons::intervene(*model, ids, cs::neurons::NodeKind::Neurons, { bad }));
+    }
+
+    // Transcoder features as the nodes (CurveOptions::transcoders): with every feature kept
+    // the replacement model with its errors is the model (faithfulness 1), with none it is 0;
+    // integrated gradients satisfy the completeness axiom layer by layer (a ReLU set, so the
+    // path is smooth enough for 64 points), and RelP's scores are activation x gradient of the
+    // frozen replacement model, checked against a finite difference of one feature.
+    void featureCircuits()
+    {
+        const auto model = tiny("llama");
+        const auto& c = model->config();
+        at::manual_seed(5);
+        cs::transcoder::TranscoderConfig tc;
+        tc.architecture = cs::transcoder::Architecture::CrossLayer;
+        tc.activation = cs::transcoder::Activation::ReLU;
+        tc.nLayers = c.nLayers;
+        tc.dModel = c.dModel;
+        tc.nFeatures = 24;
+        std::vector<cs::transcoder::LayerWeights> layers;
+        for (int64_t l = 0; l < c.nLayers; ++l) {
+            cs::transcoder::LayerWeights w;
+            w.encoder = at::randn({ 24, c.dModel }) / std::sqrt(double(c.dModel));
+            w.encoderBias = at::randn({ 24 }) * 0.1;
+            w.decoder = at::randn({ 24, c.nLayers - l, c.dModel }) * 0.2;
+            w.decoderBias = at::zeros({ c.dModel });
+            layers.push_back(w);
+        }
+        const auto set = cs::transcoder::TranscoderSet::fromWeights(tc, layers, "cpu");
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5, 63 };
+        const cs::neurons::Metric metric { 11, 23 };
+        const cs::neurons::detail::Model shared = model;
+
+        cs::neurons::AttributionOptions ig;
+        ig.method = cs::neurons::Method::IntegratedGradients;
+        ig.steps = 64;
+        const auto a = cs::neurons::detail::featureAttribution(shared, set, ids, metric, ig);
+        for (size_t l = 0; l < a.scores.size(); ++l) {
+            const double sum = a.scores[l].sum().item<double>(), want = a.metric - a.baselineMetric[l];
+            QVERIFY2(std::abs(sum - want) <= 0.01 * std::abs(want) + 1e-4,
+                qPrintable(QString("layer %1: %2 vs %3").arg(l).arg(sum).arg(want)));
+        }
+        // RelP: the frozen replacement model with features recomputed is continuous in one
+        // feature's activation; its derivative there times the activation is the score.
+        const auto r = cs::neurons::detail::featureAttribution(shared, set, ids, metric, {});
+        const at::Tensor s1 = r.scores[1];
+        const auto best = s1.abs().argmax().item<int64_t>();
+        const int64_t pos = best / 24, f = best % 24;
+        const auto ctx = cs::attribution::buildContext(model, set, ids);
+        const auto run = [&](double delta) {
+            cs::attribution::RunOptions ro;
+            ro.recompute = true;
+            ro.edit = [&](int64_t layer, at::Tensor& acts) {
+                if (layer == 1)
+                    acts[pos][f] += delta;
+            };
+            const at::Tensor last = cs::attribution::runReplacement(ctx, ro).logits[int64_t(ids.size()) - 1];
+            return (last[11] - last[23]).item<double>();
+        };
+        const double h = 1e-2, slope = (run(h) - run(-h)) / (2 * h);
+        const double x = r.values[1][pos][f].item<double>();
+        QVERIFY2(std::abs(x * slope - s1[pos][f].item<double>()) <= 1e-2 * std::abs(s1[pos][f].item<double>()) + 1e-4,
+            qPrintable(QString("%1 vs %2").arg(x * slope).arg(s1[pos][f].item<double>())));
+
+        // Everything kept is the model; nothing kept is m(empty).
+        const std::vector<std::vector<int64_t>> prompts = { ids, { 1, 18, 40, 98, 6, 60 } };
+        const auto means = cs::neurons::detail::featureMeans(shared, set, prompts, true);
+        std::vector<at::Tensor> all, none;
+        for (const at::Tensor& m : means) {
+            all.push_back(at::ones(m.sizes(), at::kBool));
+            none.push_back(at::zeros(m.sizes(), at::kBool));
+        }
+        QVERIFY(std::abs(cs::neurons::detail::featureAblatedMetric(shared, set, ids, metric, means, all) - a.metric)
+            < 1e-4 * std::max(1.0, std::abs(a.metric)));
+        QVERIFY(std::abs(cs::neurons::detail::featureAblatedMetric(shared, set, ids, metric, means, none) - a.metric)
+            > 1e-3);
     }
 
     void badRequests()

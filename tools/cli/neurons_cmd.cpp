@@ -7,6 +7,7 @@
 #include "cs/intervention.h"
 #include "cs/model.h"
 #include "cs/neurons.h"
+#include "cs/transcoder.h"
 
 #include <ATen/ATen.h>
 
@@ -22,16 +23,14 @@ namespace {
 
 using Json = nlohmann::json;
 
+// The method, node kind (features: the caller's), steps and batch.
 neurons::AttributionOptions attributionOptions(const Args& args)
 {
     neurons::AttributionOptions o;
     o.method = neurons::methodFromName(args.valueOr("method", "relp"));
     const std::string kind = args.valueOr("node-kind", "neurons");
-    if (kind == "features")
-        throw Error("--node-kind features: `neurons curve` evaluates circuits of the model's own units (neurons, "
-                    "mlp_out, attn_out or resid); the transcoder basis is traced by `neurons trace --node-kind "
-                    "features` or `trace`");
-    o.kind = neurons::nodeKindFromName(kind);
+    if (kind != "features")
+        o.kind = neurons::nodeKindFromName(kind);
     o.steps = args.intOr("steps", o.steps);
     o.batchSize = args.intOr("batch-size", o.batchSize);
     return o;
@@ -50,6 +49,15 @@ int curve(const Args& args, const std::string& device)
     o.ks = parseValues(args.valueOr("ks", "10,20,50,100,200,500"), "ks");
     const auto task = neurons::readTask(*taskPath);
     auto model = model::Model::load(folder, { device, true });
+    const bool features = args.valueOr("node-kind", "neurons") == "features";
+    if (features) {
+        transcoder::TranscoderSet::LoadOptions lo;
+        lo.device = model->device().str();
+        o.transcoders = transcoder::TranscoderSet::load(
+            transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
+    } else if (args.has("transcoder")) {
+        throw Error("--transcoder goes with --node-kind features");
+    }
     const bool json = args.flag("json");
     if (!json)
         o.progress = [](double f) {
@@ -62,16 +70,17 @@ int curve(const Args& args, const std::string& device)
     Json points = Json::array();
     for (const auto& p : c.points)
         points.push_back({ { "k", p.k }, { "faithfulness", p.faithfulness }, { "completeness", p.completeness } });
-    const Json j = { { "method", neurons::methodName(o.attribution.method) },
-        { "node_kind", neurons::nodeKindName(o.attribution.kind) }, { "points", points }, { "items", c.items },
-        { "full", c.full }, { "empty", c.empty }, { "seconds", c.seconds } };
+    const std::string kindName = features ? "features" : neurons::nodeKindName(o.attribution.kind);
+    const Json j
+        = { { "method", neurons::methodName(o.attribution.method) }, { "node_kind", kindName }, { "points", points },
+              { "items", c.items }, { "full", c.full }, { "empty", c.empty }, { "seconds", c.seconds } };
     if (json) {
         std::cout << dump(j) << "\n";
         return 0;
     }
     std::printf("%lld items, %s, %s nodes: m(M) %.3f, m(empty) %.3f (summed), %.2f s\n",
-        static_cast<long long>(c.items), neurons::methodName(o.attribution.method),
-        neurons::nodeKindName(o.attribution.kind), c.full, c.empty, c.seconds);
+        static_cast<long long>(c.items), neurons::methodName(o.attribution.method), kindName.c_str(), c.full, c.empty,
+        c.seconds);
     std::printf("  %8s %13s %13s\n", "k", "faithfulness", "completeness");
     for (const auto& p : c.points)
         std::printf("  %8lld %13.4f %13.4f\n", static_cast<long long>(p.k), p.faithfulness, p.completeness);

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ enum class Hook;
 } // namespace cs::model
 namespace cs::intervention {
 struct FeatureEdit;
+}
+namespace cs::transcoder {
+class TranscoderSet;
 }
 
 namespace cs::neurons {
@@ -168,6 +172,13 @@ void writeTask(const std::string& path, const std::vector<TaskItem>& items); // 
 // with m(.) the metric summed over the items.
 struct CurveOptions {
     AttributionOptions attribution;
+    // Transcoder features as the nodes instead of the model's units (attribution.kind is then
+    // not read; its method and steps are): per layer, position and feature, on each prompt's
+    // replacement model (cs/replacement.h) with the error terms held at the prompt's values, so
+    // the full circuit is the model itself. RelP runs the frozen replacement model with every
+    // layer's features recomputed from its own input; integrated gradients and the ablations run
+    // the free one (attention live, later layers re-encoded). A held BOS has no features.
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders;
     std::vector<int64_t> ks = { 10, 20, 50, 100, 200, 500 };
     std::function<bool(double)> progress; // the fraction done; false cancels (throws cs::Cancelled)
 };

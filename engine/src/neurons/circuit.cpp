@@ -2,6 +2,8 @@
 // ablation through the forward pass's hooks, faithfulness and completeness against k.
 #include "cs/neurons.h"
 
+#include "feature_basis.h"
+
 #include "cs/error.h"
 #include "cs/files.h"
 #include "cs/json_reader.h"
@@ -223,7 +225,20 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         items.push_back(std::move(p));
     }
     const NodeKind kind = o.attribution.kind;
-    const std::vector<at::Tensor> global = meanValues(model, all, kind);
+    // The basis's three operations: the model's own units through its hooks, or transcoder
+    // features on each prompt's replacement model (a non-owning pointer for buildContext).
+    const detail::Model shared(std::shared_ptr<const model::Model>(), &model);
+    const detail::Transcoders& set = o.transcoders;
+    const auto means = [&](const std::vector<std::vector<int64_t>>& prompts, bool byPosition) {
+        return set ? detail::featureMeans(shared, set, prompts, byPosition)
+                   : meanValues(model, prompts, kind, byPosition);
+    };
+    const auto ablated = [&](const std::vector<int64_t>& ids, const Metric& metric, const std::vector<at::Tensor>& m,
+                             const std::vector<at::Tensor>& keep) {
+        return set ? detail::featureAblatedMetric(shared, set, ids, metric, m, keep)
+                   : ablatedMetric(model, ids, metric, kind, m, keep);
+    };
+    const std::vector<at::Tensor> global = means(all, false);
     const size_t L = global.size();
     // Means by position for each token count two or more prompts share.
     std::map<size_t, std::vector<std::vector<int64_t>>> byLength;
@@ -232,7 +247,7 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
     std::map<size_t, std::vector<at::Tensor>> positional;
     for (const auto& [length, prompts] : byLength)
         if (prompts.size() >= 2)
-            positional[length] = meanValues(model, prompts, kind, true);
+            positional[length] = means(prompts, true);
 
     Curve curve;
     curve.items = static_cast<int64_t>(items.size());
@@ -242,9 +257,10 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         AttributionOptions ao = o.attribution;
         // IG runs from the counterfactual prompt when it lines up with the prompt, else from zero.
         ao.baselineIds = p.counterfactual.size() == p.ids.size() ? p.counterfactual : std::vector<int64_t> {};
-        const Attribution a = attribute(model, p.ids, p.metric, ao);
+        const Attribution a = set ? detail::featureAttribution(shared, set, p.ids, p.metric, ao)
+                                  : attribute(model, p.ids, p.metric, ao);
         const auto found = positional.find(p.ids.size());
-        const std::vector<at::Tensor>& means = found != positional.end() ? found->second : global;
+        const std::vector<at::Tensor>& itemMeans = found != positional.end() ? found->second : global;
         // Every node's |score|, flattened over (layer, position, unit); a leading BOS is no node.
         const int64_t n = static_cast<int64_t>(p.ids.size()), skip = leadingBos(model, p.ids) ? 1 : 0;
         std::vector<at::Tensor> flat;
@@ -270,10 +286,10 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
             return keep;
         };
         curve.full += a.metric;
-        curve.empty += ablatedMetric(model, p.ids, p.metric, kind, means, masks(0, true));
+        curve.empty += ablated(p.ids, p.metric, itemMeans, masks(0, true));
         for (size_t j = 0; j < o.ks.size(); ++j) {
-            withC[j] += ablatedMetric(model, p.ids, p.metric, kind, means, masks(o.ks[j], true));
-            withoutC[j] += ablatedMetric(model, p.ids, p.metric, kind, means, masks(o.ks[j], false));
+            withC[j] += ablated(p.ids, p.metric, itemMeans, masks(o.ks[j], true));
+            withoutC[j] += ablated(p.ids, p.metric, itemMeans, masks(o.ks[j], false));
         }
         if (o.progress && !o.progress(static_cast<double>(i + 1) / static_cast<double>(items.size())))
             throw Cancelled();
