@@ -20,6 +20,7 @@
 #include <functional>
 #include <random>
 #include <stdexcept>
+#include <sys/stat.h>
 
 using cs::model::Tokenizer;
 using json = nlohmann::json;
@@ -1097,6 +1098,20 @@ void TestTokenizer::fromFolder()
     const Tokenizer tok = Tokenizer::fromFolder(folder);
     QCOMPARE(ids(tok.encode("hello world")), QString("1 271 276"));
     QCOMPARE(tok.eosId(), std::optional<int64_t>(2));
+
+    // Either file a FIFO or a link to a device (issue 24): refused by name, never opened, and
+    // not taken for a missing file.
+    const QString config = QString::fromStdString(folder + "/tokenizer_config.json");
+    QVERIFY(QFile::remove(config));
+    QVERIFY(QFile::link("/dev/zero", config));
+    QString message = errorOf([&] { Tokenizer::fromFolder(folder); });
+    QVERIFY2(message.contains("tokenizer_config.json is not a regular file (a device)"), qPrintable(message));
+    QVERIFY(QFile::remove(config));
+    const std::string tokenizer = folder + "/tokenizer.json";
+    QVERIFY(QFile::remove(QString::fromStdString(tokenizer)));
+    QCOMPARE(::mkfifo(tokenizer.c_str(), 0600), 0);
+    message = errorOf([&] { Tokenizer::fromFolder(folder); });
+    QVERIFY2(message.contains("tokenizer.json is not a regular file (a FIFO)"), qPrintable(message));
 }
 
 void TestTokenizer::speed()

@@ -1096,10 +1096,12 @@ Tokenizer Tokenizer::fromFolder(const std::string& folder)
     const std::filesystem::path dir(folder);
     const auto tokenizerPath = dir / "tokenizer.json";
     std::error_code ec;
-    if (!std::filesystem::is_regular_file(tokenizerPath, ec))
+    if (!std::filesystem::exists(tokenizerPath, ec))
         throw Error("no tokenizer.json in " + folder);
+    // Present but not a regular file (a FIFO, a link to /dev/zero): readFile refuses it by name
+    // rather than the folder being read as if the file were missing.
     const auto configPath = dir / "tokenizer_config.json";
-    const std::string config = std::filesystem::is_regular_file(configPath, ec)
+    const std::string config = std::filesystem::exists(configPath, ec)
         ? io::readFile(configPath.string(), kMaxConfigFileBytes)
         : std::string();
     return fromJson(io::readFile(tokenizerPath.string(), kMaxTokenizerFileBytes), config);
