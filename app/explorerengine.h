@@ -182,10 +182,12 @@ std::vector<cs::intervention::FeatureEdit> interventionEdits(
 bool interventionsFree(const ExplorerState& state);
 
 // Runs unit edits (feature = the unit) on the current unit graph's prompt with
-// cs::neurons::intervene: the real model, next-token only (no generation). Throws cs::Error
-// without a unit graph.
-cs::intervention::InterventionResult runUnitIntervention(
-    const ExplorerResources& resources, const std::vector<cs::intervention::FeatureEdit>& edits, int64_t topK);
+// cs::neurons::intervene: the real model, nothing frozen. With generate > 0 also the greedy
+// continuations before and after, the edits held on every step as intervene holds them (a
+// position's edit at that prompt position, position -1 at every position, generated ones too;
+// no KV cache, so a position is the sequence's). Throws cs::Error without a unit graph.
+cs::intervention::InterventionResult runUnitIntervention(const ExplorerResources& resources,
+    const std::vector<cs::intervention::FeatureEdit>& edits, int64_t topK, int64_t generate = 0);
 
 // Runs the edits on the current context. Throws cs::Error without one.
 cs::intervention::InterventionResult runIntervention(const ExplorerResources& resources,

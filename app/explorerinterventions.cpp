@@ -176,13 +176,15 @@ void ExplorerInterventions::requestOutcome()
                                          .arg(noun, qs(skipped.front()));
     if (units && !edits.empty())
         note = (note.isEmpty() ? QString() : note + QStringLiteral(" · "))
-            + QStringLiteral("%1 edit(s) of the model's %2 (real model, next token only)").arg(edits.size()).arg(noun);
+            + QStringLiteral("%1 edit(s) of the model's %2 (the real model, nothing frozen)")
+                  .arg(edits.size())
+                  .arg(noun);
     m_core.m_worker.request<cs::intervention::InterventionResult>(
         QStringLiteral("explorer-intervene"),
         [resources, edits, options, units](EngineState&) {
             if (units)
                 return std::make_shared<const cs::intervention::InterventionResult>(
-                    runUnitIntervention(*resources, edits, options.topK));
+                    runUnitIntervention(*resources, edits, options.topK, options.generate));
             return std::make_shared<const cs::intervention::InterventionResult>(edits.empty()
                     ? baseline(*resources, options.topK, options.generate)
                     : runIntervention(*resources, edits, options));

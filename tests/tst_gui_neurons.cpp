@@ -382,6 +382,16 @@ void TestGuiNeurons::interventionsAreTheEngines()
                 if (row.id == expected.before[k].id)
                     QVERIFY2(near(row.probBefore, expected.before[k].prob, 1e-4), what);
         QCOMPARE(m_explorer->interventions()->topAfter(), QString::fromStdString(expected.after.front().token));
+        // The continuation after the edits starts with the edited model's top token, and the
+        // one before is the model's own (greedy, the same steps).
+        QVERIFY(m_explorer->settings()->generateTokens() > 0);
+        const QString first = QString::fromStdString(m_model->tokenizer().decode({ expected.after.front().id }));
+        QVERIFY2(m_explorer->interventions()->generationAfter().startsWith(first),
+            qPrintable(m_explorer->interventions()->generationAfter() + " / " + first));
+        cs::model::GenerateOptions generate;
+        generate.maxNew = m_explorer->settings()->generateTokens();
+        QCOMPARE(m_explorer->interventions()->generationBefore(),
+            QString::fromStdString(m_model->tokenizer().decode(m_model->generate(m_ids, generate))));
     };
     using cs::intervention::FeatureEdit;
     using cs::intervention::Op;
