@@ -2,7 +2,7 @@
 //   circuitscope [--model NAME_OR_FOLDER] [--device cpu|cuda|auto] [--prompt TEXT] [FILE]
 //   circuitscope ... --screenshot OUT.png [--select NODE] [--pin IDS] [--group NAME=IDS]
 //                [--intervene OP:TARGET[:VALUE]] [--perturb OP:TARGET[:VALUE]] [--validate N]
-//                [--table] [--tab inspector|interventions|perturbation|validation|output|sweeps]
+//                [--table] [--tab inspector|interventions|perturbation|validation|output|sweeps|circuit]
 //                [--feature L:F] [--partners twera|era|virtual] [--weight-tokens "A|B|..."]
 //                [--sweep TEMPLATE [--sweep-a 0..99] [--sweep-b 0..99] [--sweep-position P]]
 //                [--scroll-to weights|operand-plot]
@@ -272,8 +272,9 @@ int main(int argc, char* argv[])
         QStringLiteral("With --screenshot: group nodes into a supernode, NAME=ID,ID,... (repeatable)."),
         QStringLiteral("name=ids"));
     const QCommandLineOption interveneOption(QStringLiteral("intervene"),
-        QStringLiteral("With --screenshot: add an intervention, OP:TARGET[:VALUE] with OP ablate, scale or inject and "
-                       "TARGET a node id or supernode:NAME (repeatable)."),
+        QStringLiteral(
+            "With --screenshot: add an intervention, OP:TARGET[:VALUE] with OP ablate, scale, inject or add and "
+            "TARGET a node id or supernode:NAME (repeatable)."),
         QStringLiteral("op:target:value"));
     const QCommandLineOption perturbOption(QStringLiteral("perturb"),
         QStringLiteral("With --screenshot: the perturbation chart of OP:TARGET[:VALUE], OP ablate or scale."),

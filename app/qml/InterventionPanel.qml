@@ -4,8 +4,9 @@ import QtQuick.Layouts
 import Circuitscope
 
 // Interventions on the selected node or on a supernode: ablate, scale (negative factors
-// suppress) or inject a value, at the node's own position, at chosen positions or at every
-// position (generated tokens too), in the constrained or the free regime. The top tokens
+// suppress), inject (set) a value or add one (steer), at the node's own position, at chosen
+// positions or at every position (generated tokens too), in the constrained or the free regime
+// (a neuron graph's edits run the real model on its own units, with no regime). The top tokens
 // before and after and a short generation update live while a value slider moves. Two more
 // pages check the graph against the model: Perturbation (one edit's effect on the nodes it
 // reaches, predicted and actual) and Validation (the top nodes one at a time, a scatter and
