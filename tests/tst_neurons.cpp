@@ -26,6 +26,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <sys/stat.h>
 
 using cs::model::Activation;
 
@@ -619,6 +620,20 @@ private Q_SLOTS:
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::methodFromName("lrp"));
         QCOMPARE(cs::neurons::nodeKindFromName("mlp_out"), cs::neurons::NodeKind::MlpOut);
         QCOMPARE(cs::neurons::methodFromName("ig"), cs::neurons::Method::IntegratedGradients);
+        // A task "file" that is a FIFO is refused, not waited on.
+        const std::string fifo = m_dir.filePath("task.fifo").toStdString();
+        QCOMPARE(::mkfifo(fifo.c_str(), 0600), 0);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::readTask(fifo));
+        // A model whose logits are NaN: refused before any attribution.
+        auto weights = model->weights();
+        weights["final_norm.weight"] = at::full_like(weights["final_norm.weight"], NAN);
+        const auto broken = cs::model::Model::fromWeights(model->config(), weights, nullptr);
+        try {
+            cs::neurons::attribute(*broken, { 1, 2, 3 }, { 3, -1 });
+            QFAIL("NaN logits were attributed");
+        } catch (const cs::Error& e) {
+            QVERIFY2(QString(e.what()).contains("not finite"), e.what());
+        }
         cs::neurons::TraceOptions t;
         t.batchSize = 0;
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::neurons::trace(*model, { 1, 2 }, { 3, -1 }, t));

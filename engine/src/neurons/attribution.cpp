@@ -284,6 +284,14 @@ Attribution attribute(
                 + ")");
     }
     Attribution out;
+    {
+        // A model whose logits are NaN or infinite (a damaged checkpoint) has nothing to attribute.
+        at::NoGradGuard noGrad;
+        const at::Tensor logits = model.forward(idsTensor(model, ids, 1)).logits;
+        if (!at::isfinite(logits).all().item<bool>())
+            throw Error("the model's logits on this prompt are not finite (NaN or infinite): its weights or "
+                        "config.json are damaged");
+    }
     if (o.method == Method::RelP)
         relp(model, ids, metric, hookOf(o.kind), o, out);
     else

@@ -42,9 +42,8 @@ int64_t firstToken(const model::Model& model, const std::string& text, size_t it
 
 std::vector<TaskItem> readTask(const std::string& path)
 {
-    std::ifstream in(path);
-    if (!in)
-        throw Error("cannot read the task file " + path);
+    // A regular file only, at most a document's size (cs/files.h): never a FIFO or a device.
+    std::istringstream in(readFile(path, kMaxDocumentFileBytes));
     std::vector<TaskItem> items;
     std::string line;
     for (int64_t number = 1; std::getline(in, line); ++number) {
