@@ -4,6 +4,7 @@
 #include "cs/json_reader.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace cs::plugins {
 namespace detail {
@@ -122,6 +123,13 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
             c.ropeScaling.highFreqFactor = positiveNumberOr(rs, "high_freq_factor", 4.0, family, scalingWhere);
             c.ropeScaling.originalMaxPositions
                 = positiveNumberOr(rs, "original_max_position_embeddings", 8192.0, family, scalingWhere);
+            // The smoothing between the two wavelengths divides by their difference.
+            if (!(c.ropeScaling.highFreqFactor > c.ropeScaling.lowFreqFactor)) {
+                char text[160];
+                std::snprintf(text, sizeof text, "high_freq_factor (%.1f) must be larger than %slow_freq_factor (%.1f)",
+                    c.ropeScaling.highFreqFactor, scalingWhere.c_str(), c.ropeScaling.lowFreqFactor);
+                throw Error("config.json (" + family + "): " + scalingWhere + text);
+            }
         } else if (type != "default" && type != "linear") {
             throw Error("config.json (" + family + "): " + scalingKey + " type \"" + type
                 + "\" is not supported (supported: default, linear, llama3)");

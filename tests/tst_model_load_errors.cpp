@@ -136,6 +136,9 @@ void TestModelLoadErrors::brokenFolder_data()
                                   << "config.json (llama): \"rope_theta\" must be a positive number, got 0.0";
     QTest::newRow("rope_scaling.factor 0") << "rope_factor_zero"
                                            << "\"rope_scaling.factor\" must be a positive number, got 0.0";
+    QTest::newRow("llama3 high_freq_factor = low_freq_factor")
+        << "llama3_equal_factors"
+        << "high_freq_factor (2.0) must be larger than rope_scaling.low_freq_factor (2.0)";
     QTest::newRow("rope_parameters.rope_theta -5") << "rope_parameters_theta"
                                                    << "\"rope_parameters.rope_theta\" must be a positive number";
     QTest::newRow("gpt2 layer_norm_epsilon 0")
@@ -226,6 +229,11 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
         editConfig(dir, spec, [](Json& c) { c["rope_theta"] = 0.0; });
     else if (breakage == "rope_factor_zero")
         editConfig(dir, spec, [](Json& c) { c["rope_scaling"] = { { "rope_type", "linear" }, { "factor", 0.0 } }; });
+    else if (breakage == "llama3_equal_factors")
+        editConfig(dir, spec, [](Json& c) {
+            c["rope_scaling"] = { { "rope_type", "llama3" }, { "factor", 8.0 }, { "low_freq_factor", 2.0 },
+                { "high_freq_factor", 2.0 }, { "original_max_position_embeddings", 128 } };
+        });
     else if (breakage == "rope_parameters_theta")
         editConfig(dir, spec, [](Json& c) {
             c.erase("rope_theta");
