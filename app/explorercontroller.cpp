@@ -912,6 +912,7 @@ void ExplorerController::requestCard()
                 static const std::vector<std::string> none;
                 // A unit card reads its own store's token texts.
                 const auto& tokens = vocabulary ? vocabulary : guard->m_vocabulary;
+                guard->m_card->setNoun(unit ? qs(unitNoun(guard->graphBasis())) : QString());
                 guard->m_card->setRecord(record, activation, tokens ? *tokens : none);
                 const std::string key = labelKey(unit ? guard->graphBasis() : std::string(), layer, feature);
                 if (auto it = guard->m_state.labels.find(key); it != guard->m_state.labels.end())

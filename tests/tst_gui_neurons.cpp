@@ -500,6 +500,8 @@ void TestGuiNeurons::cardFromAStore()
     QVERIFY(!item("cardNote")->isVisible());
     QVERIFY(!item("globalWeights")->isVisible());
     QVERIFY(m_explorer->cardTitle().startsWith(QStringLiteral("neuron L")));
+    QCOMPARE(card->title(), QStringLiteral("neuron L%1 #%2").arg(node.layer).arg(node.feature));
+    QCOMPARE(card->noun(), QStringLiteral("neuron"));
 }
 
 void TestGuiNeurons::curveIsEvaluateCircuits()

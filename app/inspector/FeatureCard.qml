@@ -40,7 +40,7 @@ ColumnLayout {
             id: labelField
             objectName: "featureLabelField"
             Layout.fillWidth: true
-            placeholderText: "Label this feature…"
+            placeholderText: "Label this " + (view.card ? view.card.noun : "feature") + "…"
             font.pointSize: view.colors.baseSize
             selectByMouse: true
             color: view.colors.text

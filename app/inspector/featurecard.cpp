@@ -270,7 +270,10 @@ int FeatureCard::feature() const
 
 QString FeatureCard::title() const
 {
-    return m_record ? QStringLiteral("L%1 #%2").arg(m_record->layer).arg(m_record->feature) : QString();
+    if (!m_record)
+        return {};
+    const QString title = QStringLiteral("L%1 #%2").arg(m_record->layer).arg(m_record->feature);
+    return m_noun == QLatin1String("feature") ? title : m_noun + QLatin1Char(' ') + title;
 }
 
 QString FeatureCard::notes() const

@@ -116,7 +116,10 @@ class FeatureCard : public QObject {
     Q_PROPERTY(bool hasRecord READ hasRecord NOTIFY recordChanged)
     Q_PROPERTY(int layer READ layer NOTIFY recordChanged)
     Q_PROPERTY(int feature READ feature NOTIFY recordChanged)
-    Q_PROPERTY(QString title READ title NOTIFY recordChanged) // "L3 #918"
+    Q_PROPERTY(QString title READ title NOTIFY recordChanged) // "L3 #918", "neuron L3 #230"
+    // What the record describes: "feature" (a transcoder's), or "neuron" (a store of the model's
+    // own units, cs::features::findUnitStore).
+    Q_PROPERTY(QString noun READ noun NOTIFY recordChanged)
     Q_PROPERTY(QString label READ label NOTIFY labelChanged) // the store's label (clerp)
     Q_PROPERTY(QString notes READ notes NOTIFY recordChanged)
     Q_PROPERTY(qint64 tokens READ tokens NOTIFY recordChanged) // tokens the build saw
@@ -163,6 +166,9 @@ public:
     int layer() const;
     int feature() const;
     QString title() const;
+    QString noun() const { return m_noun; }
+    // Set before setRecord: the next record's noun ("feature" by default).
+    void setNoun(const QString& noun) { m_noun = noun.isEmpty() ? QStringLiteral("feature") : noun; }
     QString label() const { return m_label; }
     QString notes() const;
     qint64 tokens() const;
@@ -196,6 +202,7 @@ private:
     std::shared_ptr<const cs::features::FeatureRecord> m_record;
     double m_activation;
     QString m_label;
+    QString m_noun = QStringLiteral("feature");
     ExampleListModel* m_examples;
     TokenValueModel* m_topLogits;
     TokenValueModel* m_bottomLogits;
