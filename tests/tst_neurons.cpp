@@ -308,6 +308,28 @@ private Q_SLOTS:
             // positions) removes most of the metric (measured: 96% by RelP).
             QVERIFY2(curve.points[1].completeness < 0.5, qPrintable(QString::number(curve.points[1].completeness)));
         }
+        // Edge circuits: with every edge kept (or none removed) the circuit is the node circuit of
+        // the same k (evaluateCircuits' faithfulness at k = nodes, an independent run); the edge
+        // counts are the fractions of the candidates; half the edges do better than none here.
+        cs::neurons::EdgeCurveOptions eo;
+        eo.nodes = 40;
+        eo.fractions = { 0.0, 0.05, 0.5, 1.0 };
+        const auto edges = cs::neurons::evaluateEdgeCircuits(*model, read, eo);
+        cs::neurons::CurveOptions co;
+        co.ks = { 40 };
+        const auto nodes = cs::neurons::evaluateCircuits(*model, read, co);
+        QVERIFY(edges.candidates > 0);
+        QVERIFY(std::abs(edges.full - nodes.full) < 1e-4 && std::abs(edges.empty - nodes.empty) < 1e-4);
+        const double span = edges.full - edges.empty;
+        QVERIFY2(std::abs((edges.nodesOnly - edges.empty) / span - nodes.points[0].faithfulness) < 1e-5,
+            qPrintable(
+                QString("%1 vs %2").arg((edges.nodesOnly - edges.empty) / span).arg(nodes.points[0].faithfulness)));
+        QVERIFY(std::abs(edges.points[3].faithfulness - nodes.points[0].faithfulness) < 1e-5);
+        QCOMPARE(edges.points[3].edges, edges.candidates);
+        QCOMPARE(edges.points[0].edges, int64_t(0));
+        // Removing nothing (completeness at fraction 0) is the node circuit too.
+        QVERIFY(std::abs(edges.points[0].completeness - nodes.points[0].faithfulness) < 1e-5);
+        QVERIFY(edges.points[2].faithfulness > edges.points[0].faithfulness);
         // Bad task files.
         const auto bad = [&](const std::string& text, const char* phrase) {
             const std::string file = m_dir.filePath("bad.jsonl").toStdString();

@@ -36,6 +36,53 @@ neurons::AttributionOptions attributionOptions(const Args& args)
     return o;
 }
 
+// neurons curve --edges: faithfulness and completeness of edge sets within each item's top
+// --nodes units, against the fraction of their edges kept.
+int edgeCurve(const Args& args, const std::string& device, const std::string& folder, const std::string& taskPath)
+{
+    if (args.valueOr("node-kind", "neurons") == "features")
+        throw Error("--edges evaluates edges between the model's own units (neurons, mlp_out, attn_out, resid)");
+    neurons::EdgeCurveOptions o;
+    o.attribution = attributionOptions(args);
+    o.nodes = args.intOr("nodes", o.nodes);
+    if (auto f = args.value("fractions"))
+        o.fractions = parseNumberList(*f, "--fractions");
+    const auto task = neurons::readTask(taskPath);
+    model::initThreads();
+    auto model = model::Model::load(folder, { device, true });
+    const bool json = args.flag("json");
+    if (!json)
+        o.progress = [](double f) {
+            std::fprintf(stderr, "\rneurons curve --edges %3.0f%%", 100 * f);
+            return true;
+        };
+    const neurons::EdgeCurve c = neurons::evaluateEdgeCircuits(*model, task, o);
+    if (!json)
+        std::fprintf(stderr, "\n");
+    Json points = Json::array();
+    for (const auto& p : c.points)
+        points.push_back({ { "fraction", p.fraction }, { "edges", p.edges }, { "faithfulness", p.faithfulness },
+            { "completeness", p.completeness } });
+    const Json j = { { "method", neurons::methodName(o.attribution.method) },
+        { "node_kind", neurons::nodeKindName(o.attribution.kind) }, { "nodes", o.nodes }, { "points", points },
+        { "items", c.items }, { "candidates", c.candidates }, { "full", c.full }, { "empty", c.empty },
+        { "nodes_only", c.nodesOnly }, { "seconds", c.seconds } };
+    if (json) {
+        std::cout << dump(j) << "\n";
+        return 0;
+    }
+    const double span = c.full - c.empty;
+    std::printf("%lld items, %s, top %lld %s units: %lld candidate edges; the nodes alone: faithfulness %.4f; %.2f s\n",
+        static_cast<long long>(c.items), neurons::methodName(o.attribution.method), static_cast<long long>(o.nodes),
+        neurons::nodeKindName(o.attribution.kind), static_cast<long long>(c.candidates), (c.nodesOnly - c.empty) / span,
+        c.seconds);
+    std::printf("  %8s %8s %13s %13s\n", "fraction", "edges", "faithfulness", "completeness");
+    for (const auto& p : c.points)
+        std::printf("  %8.3f %8lld %13.4f %13.4f\n", p.fraction, static_cast<long long>(p.edges), p.faithfulness,
+            p.completeness);
+    return 0;
+}
+
 int curve(const Args& args, const std::string& device)
 {
     const auto& pos = args.positional();
@@ -44,6 +91,8 @@ int curve(const Args& args, const std::string& device)
     if (!taskPath)
         throw Error("neurons curve needs --task FILE.jsonl (one {\"prompt\", \"answer\", \"counterfactual\", "
                     "\"counterfactual_answer\"} a line)");
+    if (args.flag("edges"))
+        return edgeCurve(args, device, folder, *taskPath);
     neurons::CurveOptions o;
     o.attribution = attributionOptions(args);
     o.ks = parseValues(args.valueOr("ks", "10,20,50,100,200,500"), "ks");

@@ -197,6 +197,35 @@ struct Curve {
 
 Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& options);
 
+// Edge circuits (the paper's RQ4): per item the node circuit C is the neuron trace's top
+// `nodes` units (trace(), its RelP edges), and an edge set E keeps the `fraction` of C's
+// candidate edges (unit -> unit and unit -> metric) with the largest |edge|. Nodes outside C are
+// mean-ablated as in evaluateCircuits; an edge u -> d outside E is ablated to first order: d is
+// moved by A[d, u] * (mean_u / x_u - 1), the change the graph's linearized network gives for u
+// at its mean along that edge alone (the metric likewise for u -> metric), as the real model
+// runs. faithfulness(E) = (m(C, E) - m(empty)) / (m(M) - m(empty)); completeness(E) = the
+// faithfulness of C with E's edges removed and the others kept.
+struct EdgeCurveOptions {
+    AttributionOptions attribution; // how C's units are chosen (method, node kind)
+    int64_t nodes = 200;
+    std::vector<double> fractions = { 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0 };
+    std::function<bool(double)> progress;
+};
+struct EdgeCurvePoint {
+    double fraction = 0;
+    int64_t edges = 0; // kept, summed over the items
+    double faithfulness = 0, completeness = 0;
+};
+struct EdgeCurve {
+    std::vector<EdgeCurvePoint> points;
+    int64_t items = 0;
+    int64_t candidates = 0; // C's candidate edges, summed over the items
+    double full = 0, empty = 0, nodesOnly = 0; // m(M), m(empty), m(C with every edge), summed
+    double seconds = 0;
+};
+EdgeCurve evaluateEdgeCircuits(
+    const model::Model& model, const std::vector<TaskItem>& task, const EdgeCurveOptions& options);
+
 // The means the ablations use, per layer: with byPosition (every prompt of one token count),
 // [n_pos, width], the mean at each position; otherwise [width], over every position (a leading
 // BOS left out) of every prompt.

@@ -15,8 +15,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 namespace cs::neurons {
@@ -169,8 +172,12 @@ std::vector<at::Tensor> meanValues(
     return means;
 }
 
-double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, NodeKind kind,
-    const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep)
+namespace {
+
+// ablatedMetric, and then `added` (per layer [n_pos, width], or empty) added at the hook.
+double ablatedMetricPlus(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric,
+    NodeKind kind, const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep,
+    const std::vector<at::Tensor>& added)
 {
     at::NoGradGuard noGrad;
     const model::Hook hook = hookOf(kind);
@@ -185,6 +192,8 @@ double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids,
             k[0].fill_(true);
         const at::Tensor mean = means[i].to(value.device(), value.scalar_type());
         value = at::where(k.unsqueeze(0), value, mean.dim() == 1 ? mean.view({ 1, 1, -1 }) : mean.unsqueeze(0));
+        if (!added.empty())
+            value = value + added[i].to(value.device(), value.scalar_type()).unsqueeze(0);
     };
     const at::Tensor logits = model.forward(at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0), fo).logits;
     const at::Tensor last = logits[0][static_cast<int64_t>(ids.size()) - 1];
@@ -194,23 +203,19 @@ double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids,
     return m;
 }
 
-Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& o)
+struct Prepared {
+    std::vector<int64_t> ids, counterfactual;
+    Metric metric;
+};
+
+// A task's items as token ids and metrics; `all` gets every prompt (clean and counterfactual).
+std::vector<Prepared> prepare(
+    const model::Model& model, const std::vector<TaskItem>& task, std::vector<std::vector<int64_t>>& all)
 {
-    const auto start = std::chrono::steady_clock::now();
     if (task.empty())
         throw Error("the task has no items");
-    if (o.ks.empty())
-        throw Error("give at least one circuit size k");
-    for (int64_t k : o.ks)
-        if (k < 0)
-            throw Error("a circuit size k must be 0 or more, not " + std::to_string(k));
     const auto& tok = model.tokenizer();
-    struct Prepared {
-        std::vector<int64_t> ids, counterfactual;
-        Metric metric;
-    };
     std::vector<Prepared> items;
-    std::vector<std::vector<int64_t>> all;
     for (size_t i = 0; i < task.size(); ++i) {
         Prepared p;
         p.ids = tok.encode(task[i].prompt);
@@ -223,6 +228,53 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         all.push_back(p.ids);
         items.push_back(std::move(p));
     }
+    return items;
+}
+
+// The means an item's ablations use: by position over the task's prompts of its token count
+// when two or more share it, else over every position.
+class MeanTable {
+public:
+    MeanTable(const std::vector<std::vector<int64_t>>& all,
+        const std::function<std::vector<at::Tensor>(const std::vector<std::vector<int64_t>>&, bool)>& means)
+        : m_global(means(all, false))
+    {
+        std::map<size_t, std::vector<std::vector<int64_t>>> byLength;
+        for (const auto& ids : all)
+            byLength[ids.size()].push_back(ids);
+        for (const auto& [length, prompts] : byLength)
+            if (prompts.size() >= 2)
+                m_positional[length] = means(prompts, true);
+    }
+    const std::vector<at::Tensor>& of(size_t length) const
+    {
+        const auto found = m_positional.find(length);
+        return found != m_positional.end() ? found->second : m_global;
+    }
+
+private:
+    std::vector<at::Tensor> m_global;
+    std::map<size_t, std::vector<at::Tensor>> m_positional;
+};
+
+} // namespace
+
+double ablatedMetric(const model::Model& model, const std::vector<int64_t>& ids, const Metric& metric, NodeKind kind,
+    const std::vector<at::Tensor>& means, const std::vector<at::Tensor>& keep)
+{
+    return ablatedMetricPlus(model, ids, metric, kind, means, keep, {});
+}
+
+Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& task, const CurveOptions& o)
+{
+    const auto start = std::chrono::steady_clock::now();
+    if (o.ks.empty())
+        throw Error("give at least one circuit size k");
+    for (int64_t k : o.ks)
+        if (k < 0)
+            throw Error("a circuit size k must be 0 or more, not " + std::to_string(k));
+    std::vector<std::vector<int64_t>> all;
+    const std::vector<Prepared> items = prepare(model, task, all);
     const NodeKind kind = o.attribution.kind;
     // The basis's three operations: the model's own units through its hooks, or transcoder
     // features on each prompt's replacement model (a non-owning pointer for buildContext).
@@ -237,16 +289,8 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         return set ? detail::featureAblatedMetric(shared, set, ids, metric, m, keep)
                    : ablatedMetric(model, ids, metric, kind, m, keep);
     };
-    const std::vector<at::Tensor> global = means(all, false);
-    const size_t L = global.size();
-    // Means by position for each token count two or more prompts share.
-    std::map<size_t, std::vector<std::vector<int64_t>>> byLength;
-    for (const auto& ids : all)
-        byLength[ids.size()].push_back(ids);
-    std::map<size_t, std::vector<at::Tensor>> positional;
-    for (const auto& [length, prompts] : byLength)
-        if (prompts.size() >= 2)
-            positional[length] = means(prompts, true);
+    const MeanTable table(all, means);
+    const size_t L = table.of(0).size();
 
     Curve curve;
     curve.items = static_cast<int64_t>(items.size());
@@ -258,8 +302,7 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         ao.baselineIds = p.counterfactual.size() == p.ids.size() ? p.counterfactual : std::vector<int64_t> {};
         const Attribution a = set ? detail::featureAttribution(shared, set, p.ids, p.metric, ao)
                                   : attribute(model, p.ids, p.metric, ao);
-        const auto found = positional.find(p.ids.size());
-        const std::vector<at::Tensor>& itemMeans = found != positional.end() ? found->second : global;
+        const std::vector<at::Tensor>& itemMeans = table.of(p.ids.size());
         // Every node's |score|, flattened over (layer, position, unit); a leading BOS is no node.
         const int64_t n = static_cast<int64_t>(p.ids.size()), skip = leadingBos(model, p.ids) ? 1 : 0;
         std::vector<at::Tensor> flat;
@@ -298,6 +341,115 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         throw Error("the metric is the same with every node ablated as with none: faithfulness is undefined");
     for (size_t j = 0; j < o.ks.size(); ++j)
         curve.points.push_back({ o.ks[j], (withC[j] - curve.empty) / span, (withoutC[j] - curve.empty) / span });
+    curve.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return curve;
+}
+
+EdgeCurve evaluateEdgeCircuits(const model::Model& model, const std::vector<TaskItem>& task, const EdgeCurveOptions& o)
+{
+    const auto start = std::chrono::steady_clock::now();
+    if (o.nodes < 1)
+        throw Error("an edge circuit needs at least 1 node");
+    if (o.fractions.empty())
+        throw Error("give at least one fraction of edges");
+    for (double f : o.fractions)
+        if (!(f >= 0 && f <= 1))
+            throw Error("a fraction of edges must be in [0, 1]");
+    std::vector<std::vector<int64_t>> all;
+    const std::vector<Prepared> items = prepare(model, task, all);
+    const NodeKind kind = o.attribution.kind;
+    const MeanTable table(all, [&](const std::vector<std::vector<int64_t>>& prompts, bool byPosition) {
+        return meanValues(model, prompts, kind, byPosition);
+    });
+    EdgeCurve curve;
+    curve.items = static_cast<int64_t>(items.size());
+    std::vector<double> withE(o.fractions.size(), 0.0), withoutE(o.fractions.size(), 0.0);
+    std::vector<int64_t> kept(o.fractions.size(), 0);
+    for (size_t i = 0; i < items.size(); ++i) {
+        const Prepared& p = items[i];
+        TraceOptions to;
+        to.attribution = o.attribution;
+        to.attribution.baselineIds
+            = p.counterfactual.size() == p.ids.size() ? p.counterfactual : std::vector<int64_t> {};
+        to.maxNodes = o.nodes;
+        const TraceResult traced = trace(model, p.ids, p.metric, to);
+        const graph::Graph& g = traced.graph;
+        const graph::KindRanges ranges = g.ranges();
+        const int64_t nUnits = ranges.features.size(), logit = g.size() - 1;
+        const std::vector<at::Tensor>& means = table.of(p.ids.size());
+        const int64_t n = static_cast<int64_t>(p.ids.size());
+        // C's mask, and each unit's factor mean / x - 1 (x is never 0: trace() keeps no such unit).
+        std::vector<at::Tensor> keep;
+        for (const at::Tensor& m : means)
+            keep.push_back(at::zeros({ n, m.size(-1) }, at::kBool));
+        std::vector<double> factor(static_cast<size_t>(nUnits));
+        for (int64_t u = 0; u < nUnits; ++u) {
+            const graph::Node& node = g.nodes[static_cast<size_t>(u)];
+            keep[static_cast<size_t>(node.layer)][node.position][node.feature] = true;
+            const at::Tensor& m = means[static_cast<size_t>(node.layer)];
+            const double mean = (m.dim() == 1 ? m[node.feature] : m[node.position][node.feature]).item<double>();
+            factor[static_cast<size_t>(u)] = mean / node.activation - 1;
+        }
+        // The candidate edges, strongest first: unit -> unit and unit -> metric.
+        struct Edge {
+            int64_t target, source;
+            double value;
+        };
+        std::vector<Edge> edges;
+        std::vector<int64_t> targets(static_cast<size_t>(nUnits));
+        std::iota(targets.begin(), targets.end(), 0);
+        targets.push_back(logit);
+        for (const int64_t t : targets) {
+            const auto row = g.adjacency.row(t);
+            for (int64_t k = 0; k < row.size; ++k)
+                if (row.columns[k] < nUnits)
+                    edges.push_back({ t, row.columns[k], row.values[k] });
+        }
+        std::stable_sort(edges.begin(), edges.end(),
+            [](const Edge& a, const Edge& b) { return std::abs(a.value) > std::abs(b.value); });
+        curve.candidates += static_cast<int64_t>(edges.size());
+        // m with C's nodes, every edge in [from, to) of that order removed.
+        const auto withRemoved = [&](size_t from, size_t end) {
+            std::vector<std::vector<float>> shift(keep.size());
+            for (size_t l = 0; l < keep.size(); ++l)
+                shift[l].assign(static_cast<size_t>(keep[l].numel()), 0.f);
+            double metricShift = 0;
+            for (size_t e = from; e < end; ++e) {
+                const double delta = edges[e].value * factor[static_cast<size_t>(edges[e].source)];
+                if (edges[e].target == logit) {
+                    metricShift += delta;
+                    continue;
+                }
+                const graph::Node& d = g.nodes[static_cast<size_t>(edges[e].target)];
+                shift[static_cast<size_t>(d.layer)][static_cast<size_t>(d.position * keep[0].size(1) + d.feature)]
+                    += static_cast<float>(delta);
+            }
+            std::vector<at::Tensor> added;
+            for (size_t l = 0; l < keep.size(); ++l)
+                added.push_back(at::tensor(shift[l], at::kFloat).view(keep[l].sizes()));
+            return ablatedMetricPlus(model, p.ids, p.metric, kind, means, keep, added) + metricShift;
+        };
+        std::vector<at::Tensor> none;
+        for (const at::Tensor& k : keep)
+            none.push_back(at::zeros_like(k));
+        curve.full += traced.attribution.metric;
+        curve.empty += ablatedMetric(model, p.ids, p.metric, kind, means, none);
+        curve.nodesOnly += withRemoved(0, 0);
+        for (size_t j = 0; j < o.fractions.size(); ++j) {
+            const auto count = static_cast<size_t>(std::ceil(o.fractions[j] * static_cast<double>(edges.size())));
+            kept[j] += static_cast<int64_t>(count);
+            withE[j] += withRemoved(count, edges.size());
+            withoutE[j] += withRemoved(0, count);
+        }
+        if (o.progress && !o.progress(static_cast<double>(i + 1) / static_cast<double>(items.size())))
+            throw Cancelled();
+    }
+    const double span = curve.full - curve.empty;
+    if (std::abs(span) < 1e-9)
+        throw Error("the metric is the same with every node ablated as with none: faithfulness is undefined");
+    for (size_t j = 0; j < o.fractions.size(); ++j)
+        curve.points.push_back(
+            { o.fractions[j], kept[j], (withE[j] - curve.empty) / span, (withoutE[j] - curve.empty) / span });
     curve.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return curve;
 }
