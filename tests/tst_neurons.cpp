@@ -143,6 +143,63 @@ private Q_SLOTS:
         QVERIFY(r.scores.back().narrow(0, 0, last).abs().max().item<double>() == 0);
     }
 
+    // On a purely linear model RelP is gradient x input and integrated gradients are exact: a
+    // llama whose attention queries and keys are zero (uniform patterns), whose MLP gates are
+    // zero (SiLU(0) = 0: no MLP) and whose norms' eps dwarfs the residual stream (the
+    // denominator is sqrt(eps) to 1e-9; the norm weights undo the scale) is linear in every
+    // layer's residual stream. There RelP's scores (one backward pass) equal the plain
+    // gradient x input of the real model, and IG from zero equals both, each layer's summing to
+    // the metric.
+    void linearModel()
+    {
+        cs::test::TinySpec spec;
+        spec.nLayers = 2;
+        spec.normEps = 1e8;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath("linear"), spec);
+        const auto loaded = cs::model::Model::load(folder.toStdString(), { "cpu", true });
+        auto weights = loaded->weights();
+        for (auto& [name, w] : weights) {
+            const bool zero = name.find("attn.q.weight") != std::string::npos
+                || name.find("attn.k.weight") != std::string::npos || name.find("mlp.gate.weight") != std::string::npos;
+            if (zero)
+                w = at::zeros_like(w);
+            if (name.find("norm.weight") != std::string::npos)
+                w = at::full_like(w, 1e4); // sqrt(eps): the norms pass the stream through
+        }
+        const auto model = cs::model::Model::fromWeights(loaded->config(), weights, nullptr);
+        const std::vector<int64_t> ids = { 1, 17, 42, 99, 5 };
+        const cs::neurons::Metric metric { 11, 23 };
+        cs::neurons::AttributionOptions o;
+        o.kind = cs::neurons::NodeKind::Resid;
+        const auto relp = cs::neurons::attribute(*model, ids, metric, o);
+        o.method = cs::neurons::Method::IntegratedGradients;
+        o.steps = 4; // exact for a linear function at any number of points
+        const auto ig = cs::neurons::attribute(*model, ids, metric, o);
+        // Plain gradient x input of the unmodified forward pass (no RelP rules, nothing frozen).
+        at::AutoGradMode gradients(true);
+        std::vector<at::Tensor> leaves(2), values(2);
+        cs::model::ForwardOptions fo;
+        fo.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& v) {
+            if (h == cs::model::Hook::ResidPost) {
+                values[static_cast<size_t>(layer)] = v.detach()[0];
+                leaves[static_cast<size_t>(layer)] = at::zeros_like(v).requires_grad_(true);
+                v = v + leaves[static_cast<size_t>(layer)];
+            }
+        };
+        const at::Tensor last = model->forward(at::tensor(ids, at::kLong).unsqueeze(0), fo).logits[0][4];
+        (last[11] - last[23]).backward();
+        const double scale = std::max(1e-3, std::abs(relp.metric));
+        for (size_t l = 0; l < 2; ++l) {
+            const at::Tensor plain = values[l] * leaves[l].grad()[0];
+            QVERIFY2((relp.scores[l] - plain).abs().max().item<double>() < 1e-4 * scale,
+                qPrintable(QString::number((relp.scores[l] - plain).abs().max().item<double>())));
+            QVERIFY2((ig.scores[l] - plain).abs().max().item<double>() < 1e-4 * scale,
+                qPrintable(QString::number((ig.scores[l] - plain).abs().max().item<double>())));
+            QVERIFY(std::abs(ig.scores[l].sum().item<double>() - relp.metric) < 1e-4 * scale);
+        }
+        QVERIFY(std::abs(relp.metric) > 1e-3); // a metric that is not trivially 0
+    }
+
     // Paired RelP scores the difference from the counterfactual's values with the same gradient.
     void relpPaired()
     {
