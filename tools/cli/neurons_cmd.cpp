@@ -219,6 +219,8 @@ int trace(const Args& args, const std::string& device)
         std::fprintf(stderr, "\r                    \r");
     graph::Graph& g = r.graph;
     g.metadata.prompt = *text;
+    if (counterfactual) // as typed (the engine's is decoded from the ids)
+        g.metadata.extra["neuron_trace"]["counterfactual"] = *counterfactual;
     g.metadata.slug = args.valueOr("slug", "neurons-" + std::string(neurons::nodeKindName(o.attribution.kind)));
     g.metadata.nodeThreshold = nodeThreshold;
     g.metadata.edgeThreshold = edgeThreshold;

@@ -332,9 +332,11 @@ Curve evaluateCircuits(const model::Model& model, const std::vector<TaskItem>& t
         for (size_t j = 0; j < o.ks.size(); ++j) {
             withC[j] += ablated(p.ids, p.metric, itemMeans, masks(o.ks[j], true));
             withoutC[j] += ablated(p.ids, p.metric, itemMeans, masks(o.ks[j], false));
+            // Progress (and a chance to cancel) after each k, so a one-item task's curve reports too.
+            const double done = static_cast<double>(i) + static_cast<double>(j + 1) / static_cast<double>(o.ks.size());
+            if (o.progress && !o.progress(done / static_cast<double>(items.size())))
+                throw Cancelled();
         }
-        if (o.progress && !o.progress(static_cast<double>(i + 1) / static_cast<double>(items.size())))
-            throw Cancelled();
     }
     const double span = curve.full - curve.empty;
     if (std::abs(span) < 1e-9)

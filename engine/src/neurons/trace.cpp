@@ -278,7 +278,7 @@ TraceResult trace(
         settings["steps"] = o.attribution.steps;
     if (!o.attribution.baselineIds.empty())
         settings["counterfactual"]
-            = model.hasTokenizer() ? model.tokenizer().decode(o.attribution.baselineIds) : std::string();
+            = model.hasTokenizer() ? model.tokenizer().decode(o.attribution.baselineIds, true) : std::string();
     md.extra["neuron_trace"] = settings;
     md.extra["info"] = { { "creator_name", "circuitscope" }, { "method", methodName(o.attribution.method) },
         { "node_kind", nodeKindName(o.attribution.kind) } };
