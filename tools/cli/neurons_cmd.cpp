@@ -136,15 +136,6 @@ int curve(const Args& args, const std::string& device)
     return 0;
 }
 
-// The one token a text's first token is (an answer " Austin"); throws cs::Error for none.
-int64_t firstToken(const model::Model& model, const std::string& text, const char* option)
-{
-    const auto ids = model.tokenizer().encode(text, false);
-    if (ids.empty())
-        throw Error(std::string("--") + option + " \"" + text + "\" encodes to no token");
-    return ids[0];
-}
-
 // --node-kind features: the transcoder basis, traced by `trace` with the same prompt, target
 // and outputs.
 int traceFeatures(const Args& args, const std::string& device)
@@ -196,10 +187,10 @@ int trace(const Args& args, const std::string& device)
     const auto ids = model->tokenizer().encode(*text);
     neurons::Metric metric;
     if (answer && counterfactualAnswer) {
-        metric.answer = firstToken(*model, *answer, "answer");
-        metric.counterfactual = firstToken(*model, *counterfactualAnswer, "counterfactual-answer");
+        metric.answer = neurons::answerToken(*model, *answer, "--answer");
+        metric.counterfactual = neurons::answerToken(*model, *counterfactualAnswer, "--counterfactual-answer");
     } else if (answer || target) {
-        metric.answer = firstToken(*model, answer ? *answer : *target, answer ? "answer" : "target");
+        metric.answer = neurons::answerToken(*model, answer ? *answer : *target, answer ? "--answer" : "--target");
     } else { // the model's own prediction
         at::NoGradGuard noGrad;
         const at::Tensor logits = model->forward(at::tensor(ids, at::kLong).to(model->device()).unsqueeze(0)).logits;

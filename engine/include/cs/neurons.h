@@ -63,6 +63,9 @@ struct Metric {
     int64_t answer = -1;
     int64_t counterfactual = -1;
 };
+// The token an answer text is scored by: its first. Throws cs::Error "{what} \"{text}\" has no
+// tokens" for text that encodes to none.
+int64_t answerToken(const model::Model& model, const std::string& text, const std::string& what);
 
 struct AttributionOptions {
     Method method = Method::RelP;

@@ -2,7 +2,7 @@
 // integrated gradients layer by layer, for any node kind the forward pass hooks.
 #include "cs/neurons.h"
 
-#include "quadrature.h"
+#include "internal.h"
 
 #include "cs/error.h"
 #include "cs/model.h"
@@ -35,16 +35,6 @@ void checkIds(const model::Model& model, const std::vector<int64_t>& ids, const 
         if (id < 0 || id >= c.vocabSize)
             throw Error(std::string("the ") + what + " holds token id " + str(id) + ", outside the vocabulary (0.."
                 + str(c.vocabSize - 1) + ")");
-}
-
-// The metric of each batch row's last position: [batch].
-at::Tensor metricOf(const at::Tensor& logits, const Metric& m)
-{
-    const at::Tensor last = logits.select(1, logits.size(1) - 1); // [batch, vocab]
-    at::Tensor v = last.select(1, m.answer);
-    if (m.counterfactual >= 0)
-        v = v - last.select(1, m.counterfactual);
-    return v;
 }
 
 at::Tensor idsTensor(const model::Model& model, const std::vector<int64_t>& ids, int64_t batch)
@@ -171,6 +161,15 @@ void integratedGradients(const model::Model& model, const std::vector<int64_t>& 
 
 } // namespace
 
+at::Tensor metricOf(const at::Tensor& logits, const Metric& m)
+{
+    const at::Tensor last = logits.select(1, logits.size(1) - 1); // [batch, vocab]
+    at::Tensor v = last.select(1, m.answer);
+    if (m.counterfactual >= 0)
+        v = v - last.select(1, m.counterfactual);
+    return v;
+}
+
 // Gauss-Legendre nodes and weights on [0, 1] (Newton's method on the Legendre polynomial P_n):
 // exact for polynomials of degree 2n - 1 along the path, where the midpoint rule is exact for
 // degree 1. Measured on tinyworld's layer-0 neurons from a zero baseline, 32 points: 0.05% from
@@ -203,6 +202,14 @@ std::pair<std::vector<double>, std::vector<double>> gaussLegendre(int64_t n)
         weights[static_cast<size_t>(i)] = 1 / ((1 - x * x) * derivative * derivative);
     }
     return { nodes, weights };
+}
+
+int64_t answerToken(const model::Model& model, const std::string& text, const std::string& what)
+{
+    const auto ids = model.tokenizer().encode(text, false);
+    if (ids.empty())
+        throw Error(what + " \"" + text + "\" has no tokens");
+    return ids.front();
 }
 
 const char* nodeKindName(NodeKind kind)

@@ -32,15 +32,6 @@ bool leadingBos(const model::Model& model, const std::vector<int64_t>& ids)
     return bos && !ids.empty() && ids.front() == *bos;
 }
 
-// The first token of `text` (without special tokens), or an error naming the item.
-int64_t firstToken(const model::Model& model, const std::string& text, size_t item, const char* field)
-{
-    const auto ids = model.tokenizer().encode(text, false);
-    if (ids.empty())
-        throw Error("task item " + std::to_string(item + 1) + ": \"" + field + "\" has no tokens");
-    return ids.front();
-}
-
 } // namespace
 
 std::vector<TaskItem> readTask(const std::string& path)
@@ -219,10 +210,11 @@ std::vector<Prepared> prepare(
     for (size_t i = 0; i < task.size(); ++i) {
         Prepared p;
         p.ids = tok.encode(task[i].prompt);
-        p.metric.answer = firstToken(model, task[i].answer, i, "answer");
+        p.metric.answer = answerToken(model, task[i].answer, "task item " + std::to_string(i + 1) + ": \"answer\"");
         if (!task[i].counterfactual.empty()) {
             p.counterfactual = tok.encode(task[i].counterfactual);
-            p.metric.counterfactual = firstToken(model, task[i].counterfactualAnswer, i, "counterfactual_answer");
+            p.metric.counterfactual = answerToken(model, task[i].counterfactualAnswer,
+                "task item " + std::to_string(i + 1) + ": \"counterfactual_answer\"");
             all.push_back(p.counterfactual);
         }
         all.push_back(p.ids);

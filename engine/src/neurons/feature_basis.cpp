@@ -2,7 +2,7 @@
 // mean ablation on each prompt's replacement model.
 #include "feature_basis.h"
 
-#include "quadrature.h"
+#include "internal.h"
 
 #include "cs/error.h"
 #include "cs/replacement.h"
@@ -15,15 +15,6 @@
 namespace cs::neurons::detail {
 
 namespace {
-
-at::Tensor metricAt(const at::Tensor& logits, const Metric& m) // logits [n_pos, vocab]
-{
-    const at::Tensor last = logits[logits.size(0) - 1];
-    at::Tensor v = last[m.answer];
-    if (m.counterfactual >= 0)
-        v = v - last[m.counterfactual];
-    return v;
-}
 
 attribution::ReplacementContext contextOf(const Model& model, const Transcoders& set, const std::vector<int64_t>& ids)
 {
@@ -56,7 +47,7 @@ Attribution featureAttribution(const Model& model, const Transcoders& set, const
     Attribution out;
     {
         at::NoGradGuard noGrad;
-        out.metric = metricAt(ctx.logits, metric).item<double>();
+        out.metric = metricOf(ctx.logits.unsqueeze(0), metric)[0].item<double>();
     }
     if (o.method == Method::RelP) {
         at::AutoGradMode gradients(true);
@@ -69,7 +60,7 @@ Attribution featureAttribution(const Model& model, const Transcoders& set, const
             nudges[i] = at::zeros_like(acts).requires_grad_(true);
             acts = acts + nudges[i];
         };
-        metricAt(attribution::runReplacement(ctx, ro).logits, metric).backward();
+        metricOf(attribution::runReplacement(ctx, ro).logits.unsqueeze(0), metric)[0].backward();
         for (int64_t l = 0; l < L; ++l) {
             const auto i = static_cast<size_t>(l);
             const at::Tensor grad = nudges[i].grad().defined() ? nudges[i].grad() : at::zeros_like(values[i]);
@@ -96,7 +87,7 @@ Attribution featureAttribution(const Model& model, const Transcoders& set, const
                         acts = origin.clone();
                 };
                 out.baselineMetric.push_back(
-                    metricAt(attribution::runReplacement(ctx, ro).logits, metric).item<double>());
+                    metricOf(attribution::runReplacement(ctx, ro).logits.unsqueeze(0), metric)[0].item<double>());
             }
             at::Tensor gradSum = at::zeros_like(x);
             for (size_t k = 0; k < nodes.size(); ++k) {
@@ -106,7 +97,7 @@ Attribution featureAttribution(const Model& model, const Transcoders& set, const
                     if (layer == l)
                         acts = point;
                 };
-                metricAt(attribution::runReplacement(ctx, ro).logits, metric).backward();
+                metricOf(attribution::runReplacement(ctx, ro).logits.unsqueeze(0), metric)[0].backward();
                 gradSum = gradSum + point.grad() * weights[k];
             }
             out.scores.push_back((delta * gradSum).to(at::kCPU, at::kFloat));
@@ -162,7 +153,7 @@ double featureAblatedMetric(const Model& model, const Transcoders& set, const st
         if (ctx.heldPositions > 0) // a held BOS has no features
             acts.narrow(0, 0, ctx.heldPositions).zero_();
     };
-    return metricAt(attribution::runReplacement(ctx, ro).logits, metric).item<double>();
+    return metricOf(attribution::runReplacement(ctx, ro).logits.unsqueeze(0), metric)[0].item<double>();
 }
 
 } // namespace cs::neurons::detail

@@ -5,6 +5,8 @@
 #include "cs/neurons.h"
 #include "cs/tokenizer.h"
 
+#include "internal.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -147,10 +149,7 @@ TraceResult trace(
                 = quantity.index_put({ idx(ri) }, pre[static_cast<size_t>(l)].index({ idx(ri), idx(pi), idx(ui) }));
         }
         if (first + b == nRows) { // the batch holds the logit row
-            const at::Tensor last = logits.select(1, nPos - 1).select(0, b - 1);
-            at::Tensor m = last.select(0, metric.answer);
-            if (metric.counterfactual >= 0)
-                m = m - last.select(0, metric.counterfactual);
+            const at::Tensor m = metricOf(logits, metric).select(0, b - 1);
             quantity = quantity.index_put({ at::tensor(std::vector<int64_t> { b - 1 }, at::kLong).to(device) },
                 m.reshape({ 1 }).to(quantity.dtype()));
         }
