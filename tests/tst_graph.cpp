@@ -542,10 +542,10 @@ private Q_SLOTS:
             QCOMPARE(static_cast<bool>(r.nodeMask[i]), alwaysKept(g, i));
         QCOMPARE(r.edgeCount(), 0);
 
-        // A graph without nodes.
+        // A graph without nodes explains nothing: refused (Graph::validate), as a file of one is.
         Graph none;
         none.logitProbabilities = {};
-        QCOMPARE(Pruner(none).prune(0.8, 0.98).nodeMask.size(), size_t(0));
+        QVERIFY_THROWS_EXCEPTION(cs::Error, Pruner { none });
 
         // A cycle through a logit is refused.
         Graph cyclic = g;
@@ -574,9 +574,11 @@ private Q_SLOTS:
         Node emb;
         emb.kind = NodeKind::Embedding;
         emb.layer = -1;
+        emb.tokenId = 5;
         Node logit;
         logit.kind = NodeKind::Logit;
         logit.layer = 1;
+        logit.tokenId = 6;
         logit.tokenProb = 1;
         g.nodes = { f, e, emb, logit };
         at::Tensor a = at::zeros({ 4, 4 });
@@ -585,6 +587,7 @@ private Q_SLOTS:
         a[3][1] = 3.0f; // error -> logit
         g.adjacency = cs::graph::Adjacency::fromDense(a);
         g.logitProbabilities = std::vector<float>(1, 1.0f);
+        g.metadata.promptTokens = { "a" };
         const auto s = cs::graph::graphScores(g);
         QCOMPARE(s.replacement, 0.5);
         QVERIFY(std::fabs(s.completeness - 0.8) < 1e-6);
@@ -613,6 +616,7 @@ private Q_SLOTS:
         b[2][0] = 1.5f; // error -> logit
         errorsOnly.adjacency = cs::graph::Adjacency::fromDense(b);
         errorsOnly.logitProbabilities = std::vector<float>(1, 1.0f);
+        errorsOnly.metadata.promptTokens = { "a" };
         const auto pure = cs::graph::graphScores(errorsOnly);
         QVERIFY(std::fabs(pure.completeness - 0.5) < 1e-6);
         QCOMPARE(pure.correctedCompleteness, 0.0);
@@ -1106,6 +1110,58 @@ private Q_SLOTS:
         QTest::newRow("repeated link")
             << R"([{"op": "add", "path": "/links/-", "value": {"source": "E_9_2", "target": "1_7_2", "weight": 1}}])"
             << "graph JSON: links[9]: repeats the link from \"E_9_2\" to \"1_7_2\"";
+        // Issue 23: what a writer refuses (Graph::validate) is refused on reading, naming the node.
+        QTest::newRow("ctx_idx past the prompt") << R"([{"op": "replace", "path": "/nodes/1/ctx_idx", "value": 999}])"
+                                                 << "graph JSON: attribution graph: node 1 (feature 1_7_999) is at "
+                                                    "position 999, outside the prompt's 3 tokens";
+        QTest::newRow("ctx_idx int64 max")
+            << R"([{"op": "replace", "path": "/nodes/4/ctx_idx", "value": 9223372036854775807}])"
+            << "graph JSON: attribution graph: node 6 (embedding E_2_9223372036854775807) is at position "
+               "9223372036854775807";
+        QTest::newRow("prompt_tokens shorter than the positions")
+            << R"([{"op": "replace", "path": "/metadata/prompt_tokens", "value": ["<bos>", "The"]}])"
+            << "graph JSON: attribution graph: node 0 (feature 0_1_2) is at position 2, outside the prompt's 2 tokens";
+        QTest::newRow("feature at the logit layer") // Cantor(2, 7) = 52
+            << R"([{"op": "replace", "path": "/nodes/1/layer", "value": "2"},)"
+               R"( {"op": "replace", "path": "/nodes/1/feature", "value": 52}])"
+            << "graph JSON: attribution graph: node 1 (feature 2_7_2) is at layer 2, outside the graph's 2 layers";
+        QTest::newRow("huge feature id")
+            << R"([{"op": "add", "path": "/nodes/2", "value": {"node_id": "0_99999999999_1", "layer": "0",)"
+               R"( "ctx_idx": 1, "feature_type": "cross layer transcoder"}}])"
+            << "graph JSON: attribution graph: node 2 (feature 0_99999999999_1) has feature index 99999999999";
+        QTest::newRow("negative token id")
+            << R"([{"op": "replace", "path": "/nodes/4/node_id", "value": "E_-5_0"}])"
+            << "graph JSON: attribution graph: node 4 (embedding E_-5_0) has token id -5";
+        QTest::newRow("huge logit token id")
+            << R"([{"op": "replace", "path": "/nodes/8/feature", "value": 99999999999}])"
+            << "graph JSON: attribution graph: node 8 (logit 3_99999999999_2) has token id 99999999999";
+        QTest::newRow("token_prob above 1") << R"([{"op": "replace", "path": "/nodes/7/token_prob", "value": 1.5}])"
+                                            << "graph JSON: attribution graph: node 7 (logit 3_42_2) has a token "
+                                               "probability outside [0, 1]";
+        QTest::newRow("link into an embedding")
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "0_1_2", "target": "E_9_2", "weight": 1}}])"
+            << "graph JSON: attribution graph: the link from 0_1_2 to E_9_2 goes into an embedding node";
+        QTest::newRow("self-loop on a feature")
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "0_1_2", "target": "0_1_2", "weight": 1}}])"
+            << "graph JSON: attribution graph: a self-loop on node 0_1_2";
+        QTest::newRow("no logit node")
+            << R"([{"op": "remove", "path": "/nodes/8"}, {"op": "remove", "path": "/nodes/7"},)"
+               R"( {"op": "replace", "path": "/links", "value": []}])"
+            << "graph JSON: attribution graph: no logit node";
+        QTest::newRow("no nodes") << R"([{"op": "replace", "path": "/nodes", "value": []},)"
+                                     R"( {"op": "replace", "path": "/links", "value": []}])"
+                                  << "graph JSON: attribution graph: no nodes";
+        QTest::newRow("feature relabelled as an error") // a second error at layer 1, position 2
+            << R"([{"op": "replace", "path": "/nodes/1/feature_type", "value": "mlp reconstruction error"}])"
+            << "graph JSON: attribution graph: node 3 (error 1_-1_2) repeats node 2";
+        QTest::newRow("unknown schema_version")
+            << R"([{"op": "replace", "path": "/metadata/schema_version", "value": 2}])"
+            << "graph JSON: metadata.schema_version: 2 is not a schema version this reads (1)";
+        QTest::newRow("influence a string") << R"([{"op": "replace", "path": "/nodes/0/influence", "value": "high"}])"
+                                            << "graph JSON: nodes[0].influence: expected a number, got a string";
+        QTest::newRow("weight beyond float32") << R"([{"op": "replace", "path": "/links/0/weight", "value": 1e308}])"
+                                               << "graph JSON: links[0].weight: the link from \"E_9_2\" to \"0_1_2\" "
+                                                  "weighs 1000";
     }
     void refusesMalformed()
     {
@@ -1118,6 +1174,58 @@ private Q_SLOTS:
         } catch (const cs::Error& e) {
             QVERIFY2(QString::fromUtf8(e.what()).startsWith(message), e.what());
         }
+    }
+
+    // A number beyond a double names the file and the line (it was "internal error: number
+    // overflow"); the inputs of a node summing past float32 name the node (issue 23).
+    void refusesOverflow()
+    {
+        QTemporaryDir dir(cs::test::testTempRoot() + "/graph-json-XXXXXX");
+        QVERIFY(dir.isValid());
+        const std::string path = dir.filePath("g.json").toStdString();
+        std::string text = circuitTracerFile().dump(1);
+        const size_t at = text.find("1.5");
+        QVERIFY(at != std::string::npos);
+        writeBytes(path, text.replace(at, 3, "1e400"));
+        try {
+            cs::graph::readJsonFile(path);
+            QFAIL("read 1e400");
+        } catch (const cs::Error& e) {
+            const QString what = QString::fromUtf8(e.what());
+            QVERIFY2(
+                what.startsWith(QString::fromStdString(path + ": a number too large for a double at line ")), e.what());
+        }
+        json doc = circuitTracerFile();
+        doc["links"][0]["weight"] = 3e38;
+        doc["links"][3]["weight"] = -3e38; // E_9_2 -> 1_7_2
+        doc["links"][1]["weight"] = 3e38; // 0_1_2 -> 1_7_2
+        try {
+            cs::graph::fromJson(doc);
+            QFAIL("read inputs summing past float32");
+        } catch (const cs::Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).startsWith(
+                         "graph JSON: attribution graph: the weights of the links into 1_7_2 sum to more than float32"),
+                e.what());
+        }
+    }
+
+    // A 100,000-node graph is read, pruned and written without a dense n^2 matrix (40 GB in
+    // float32): the adjacency is sparse (issue 23).
+    void readsHundredThousandNodes()
+    {
+        json doc = circuitTracerFile();
+        json& nodes = doc["nodes"];
+        for (int k = 0; k < 100000; ++k)
+            nodes.push_back({ { "node_id", "0_" + std::to_string(1000 + k) + "_1" }, { "feature", nullptr },
+                { "layer", "0" }, { "ctx_idx", 1 }, { "feature_type", "cross layer transcoder" } });
+        for (int k = 0; k < 100000; ++k)
+            doc["links"].push_back(
+                { { "source", "E_450_1" }, { "target", "0_" + std::to_string(1000 + k) + "_1" }, { "weight", 0.5 } });
+        const Graph g = cs::graph::fromJson(doc);
+        QCOMPARE(g.size(), int64_t(100009));
+        const PruneResult r = Pruner(g).prune(0.8, 0.98);
+        QCOMPARE(r.nodeMask.size(), size_t(g.size()));
+        QCOMPARE(cs::graph::toJson(g, cs::graph::keepAll(g))["nodes"].size(), size_t(100009));
     }
 
     // The saved full graph: every node field, the adjacency bit for bit, the metadata; text
@@ -1213,15 +1321,16 @@ private Q_SLOTS:
     {
         QTemporaryDir dir(cs::test::testTempRoot() + "/graph-file-XXXXXX");
         QVERIFY(dir.isValid());
-        // No nodes at all.
+        // No nodes at all: nothing to explain, refused (issue 23; it was written and read).
         Graph empty;
         empty.logitProbabilities = {};
         const std::string path = dir.filePath("empty.csgraph").toStdString();
-        cs::graph::writeGraphFile(path, empty);
-        const Graph back = cs::graph::readGraphFile(path);
-        QCOMPARE(back.size(), 0);
-        QCOMPARE(back.adjacency.size(), 0);
-        QCOMPARE(back.adjacency.nnz(), 0);
+        try {
+            cs::graph::writeGraphFile(path, empty);
+            QFAIL("wrote a graph without nodes");
+        } catch (const cs::Error& e) {
+            QCOMPARE(std::string(e.what()), "cannot write " + path + ": attribution graph: no nodes");
+        }
 
         // A version 1 file (the dense [n, n] adjacency, before it was stored sparse) reads as
         // the same graph.
@@ -1248,7 +1357,8 @@ private Q_SLOTS:
             QFAIL("wrote an infinite activation");
         } catch (const cs::Error& e) {
             QCOMPARE(std::string(e.what()),
-                "cannot write " + refused + ": node 0 has an infinite or NaN activation or token probability");
+                "cannot write " + refused + ": attribution graph: node 0 (feature " + cs::graph::nodeId(g, 0)
+                    + ") has an infinite or NaN activation");
         }
         g = randomGraph({ 2, 3, 10, 2, 0.5, 1 });
         g.adjacency = cs::graph::Adjacency(3);
@@ -1312,6 +1422,9 @@ private Q_SLOTS:
                                   << "infinite or NaN";
         QTest::newRow("layer a string") << "layer-string"
                                         << "nodes[0].layer: expected an integer, got a string";
+        // A position bounds what the explorer allocates per position (issue 23).
+        QTest::newRow("a node at position 10^9") << "far-position"
+                                                 << "is at position 1000000000, outside the prompt's 3 tokens";
         QTest::newRow("no label") << "no-label"
                                   << "nodes[1]: missing key \"label\"";
         QTest::newRow("unknown kind") << "kind"
@@ -1432,6 +1545,9 @@ private Q_SLOTS:
         } else if (c == "layer-string") {
             parts.doc["nodes"][0]["layer"] = "1";
             rewrite();
+        } else if (c == "far-position") {
+            parts.doc["nodes"][0]["position"] = 1000000000;
+            rewrite();
         } else if (c == "no-label") {
             parts.doc["nodes"][1].erase("label");
             rewrite();
@@ -1489,7 +1605,8 @@ private Q_SLOTS:
             for (int64_t p = 0; p < nPos; ++p)
                 g.nodes.push_back(cs::test::errorNode(l, p));
         for (int64_t p = 0; p < nPos; ++p)
-            g.nodes.push_back(cs::test::embeddingNode(p, -1, ""));
+            g.nodes.push_back(cs::test::embeddingNode(p, p, ""));
+        g.metadata.promptTokens.resize(static_cast<size_t>(nPos));
         for (int64_t k = 0; k < nLogits; ++k)
             g.nodes.push_back(cs::test::logitNode(nLayers, nPos - 1, k, "", 0.09));
         const int64_t n = g.size();

@@ -181,6 +181,9 @@ private:
     std::vector<float> m_values;
 };
 
+// The largest feature index or token id a graph holds (int32, as the adjacency's columns).
+constexpr int64_t kMaxUnitId = (int64_t(1) << 31) - 1;
+
 struct Graph {
     std::vector<Node> nodes;
     Adjacency adjacency; // [n, n], sparse: A[t, s] is the direct effect of source s on target t
@@ -194,8 +197,12 @@ struct Graph {
     int64_t nLayers() const;
     // The prompt length: the larger of promptTokens.size() and the last position + 1.
     int64_t nPositions() const;
-    // Checks the node order, the adjacency's size and the logit probabilities' count, and that
-    // every value is finite; throws cs::Error.
+    // Checks the node order, the adjacency's size and the logit probabilities' count, that every
+    // value is finite, and what a file could get wrong: at least one node and one logit, every
+    // node within the prompt (promptTokens) and below the logits' layer (n_layers), feature and
+    // token ids in [0, kMaxUnitId], logit probabilities in [0, 1], node ids unique, no link into
+    // an embedding or from a node to itself, each node's inputs summing to a float32; throws
+    // cs::Error naming the node or link. Every reader and writer of graph files calls it.
     void validate() const;
 };
 

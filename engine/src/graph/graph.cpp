@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace cs::graph {
@@ -343,6 +345,10 @@ void Graph::validate() const
     if (!isBasis(metadata.basis))
         throw Error("attribution graph: \"" + metadata.basis
             + "\" is not a basis (transcoder features, neurons, mlp_out, attn_out or resid)");
+    if (n == 0)
+        throw Error("attribution graph: no nodes");
+    if (r.logits.size() == 0)
+        throw Error("attribution graph: no logit node (a graph explains at least one logit)");
     if (adjacency.size() != n)
         throw Error("attribution graph: the adjacency matrix must be [" + std::to_string(n) + ", " + std::to_string(n)
             + "] for " + std::to_string(n) + " nodes");
@@ -351,13 +357,97 @@ void Graph::validate() const
     if (nProbabilities != nLogits)
         throw Error("attribution graph: " + std::to_string(nProbabilities) + " logit probabilities for "
             + std::to_string(nLogits) + " logit nodes");
-    const float* values = adjacency.values();
-    for (int64_t e = 0, nnz = adjacency.nnz(); e < nnz; ++e)
-        if (!std::isfinite(values[e]))
-            throw Error("attribution graph: the adjacency matrix holds an infinite or NaN value");
     for (const float p : logitProbabilities)
         if (!std::isfinite(p) || p < 0)
             throw Error("attribution graph: logit probabilities must be finite and non-negative");
+
+    // The nodes: each within the prompt and the model's layers (the logits' layer is n_layers),
+    // with ids a file can hold; one node per id.
+    const int64_t nLayers = nodes[static_cast<size_t>(r.logits.begin)].layer;
+    const auto nPositions = static_cast<int64_t>(metadata.promptTokens.size());
+    const auto refuse = [&](int64_t i, const std::string& why) {
+        throw Error("attribution graph: node " + std::to_string(i) + " (" + nodeKindName(nodes[i].kind) + " "
+            + nodeId(*this, i) + ") " + why);
+    };
+    const auto inUnitRange = [](int64_t id) { return id >= 0 && id <= kMaxUnitId; };
+    for (int64_t i = 0; i < n; ++i) {
+        const Node& node = nodes[static_cast<size_t>(i)];
+        if (node.position < 0 || node.position >= nPositions)
+            refuse(i,
+                "is at position " + std::to_string(node.position) + ", outside the prompt's "
+                    + std::to_string(nPositions) + " tokens");
+        switch (node.kind) {
+        case NodeKind::Feature:
+        case NodeKind::Error:
+            if (node.layer < 0 || node.layer >= nLayers)
+                refuse(i,
+                    "is at layer " + std::to_string(node.layer) + ", outside the graph's " + std::to_string(nLayers)
+                        + " layers (the logits are at layer " + std::to_string(nLayers) + ")");
+            if (node.kind == NodeKind::Feature && !inUnitRange(node.feature))
+                refuse(i, "has feature index " + std::to_string(node.feature) + " (not in [0, 2^31))");
+            break;
+        case NodeKind::Embedding:
+            if (node.layer != -1)
+                refuse(i, "is at layer " + std::to_string(node.layer) + " (embeddings are at -1)");
+            if (!inUnitRange(node.tokenId))
+                refuse(i, "has token id " + std::to_string(node.tokenId) + " (not in [0, 2^31))");
+            break;
+        case NodeKind::Logit:
+            if (node.layer != nLayers)
+                refuse(i,
+                    "is at layer " + std::to_string(node.layer) + " but the first logit at " + std::to_string(nLayers)
+                        + " (logit nodes sit at one layer)");
+            if (!inUnitRange(node.tokenId))
+                refuse(i, "has token id " + std::to_string(node.tokenId) + " (not in [0, 2^31))");
+            if (node.contrastTokenId != -1 && !inUnitRange(node.contrastTokenId))
+                refuse(i, "has contrast token id " + std::to_string(node.contrastTokenId) + " (not in [0, 2^31))");
+            if (!(node.tokenProb >= 0 && node.tokenProb <= 1)
+                || !(node.contrastTokenProb >= 0 && node.contrastTokenProb <= 1))
+                refuse(i, "has a token probability outside [0, 1]");
+            break;
+        }
+        if (!std::isfinite(node.activation))
+            refuse(i, "has an infinite or NaN activation");
+    }
+    {
+        std::vector<std::tuple<int, int64_t, int64_t, int64_t, int64_t>> keys; // what nodeId spells
+        keys.reserve(static_cast<size_t>(n));
+        for (const Node& node : nodes) {
+            const int64_t unit = node.kind == NodeKind::Feature ? node.feature
+                : node.kind == NodeKind::Error                  ? -1
+                                                                : node.tokenId;
+            keys.emplace_back(kindRank(node.kind), node.layer, unit,
+                node.kind == NodeKind::Logit ? node.contrastTokenId : -1, node.position);
+        }
+        std::vector<int64_t> order(static_cast<size_t>(n));
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return keys[a] < keys[b]; });
+        for (size_t k = 1; k < order.size(); ++k)
+            if (keys[order[k]] == keys[order[k - 1]])
+                refuse(std::max(order[k], order[k - 1]),
+                    "repeats node " + std::to_string(std::min(order[k], order[k - 1])) + " (the same id)");
+    }
+
+    // The links: finite, none into an embedding (they have no inputs), none from a node to
+    // itself, and each node's inputs summing to what float32 holds (the influence divides by it).
+    for (int64_t t = 0; t < n; ++t) {
+        const Adjacency::Row row = adjacency.row(t);
+        if (row.size > 0 && nodes[static_cast<size_t>(t)].kind == NodeKind::Embedding)
+            throw Error("attribution graph: the link from " + nodeId(*this, row.columns[0]) + " to " + nodeId(*this, t)
+                + " goes into an embedding node (embeddings have no inputs)");
+        double sum = 0;
+        for (int64_t k = 0; k < row.size; ++k) {
+            if (!std::isfinite(row.values[k]))
+                throw Error("attribution graph: the link from " + nodeId(*this, row.columns[k]) + " to "
+                    + nodeId(*this, t) + " has an infinite or NaN weight");
+            if (row.columns[k] == t)
+                throw Error("attribution graph: a self-loop on node " + nodeId(*this, t) + " (a link to itself)");
+            sum += std::abs(static_cast<double>(row.values[k]));
+        }
+        if (sum > static_cast<double>(std::numeric_limits<float>::max()))
+            throw Error("attribution graph: the weights of the links into " + nodeId(*this, t)
+                + " sum to more than float32 holds (" + std::to_string(sum) + ")");
+    }
 }
 
 int64_t cantorPairing(int64_t layer, int64_t feature)

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -151,6 +152,12 @@ void Reader::readMetadata(const json& doc, Metadata& meta) const
         if (p.contains("edge_threshold") && !p["edge_threshold"].is_null())
             meta.edgeThreshold = number(p["edge_threshold"], "metadata.pruning_settings.edge_threshold");
     }
+    // We write schema version 1; a later one may mean what we would misread.
+    if (m.contains("schema_version") && !m["schema_version"].is_null()) {
+        const int64_t version = integer(m["schema_version"], "metadata.schema_version");
+        if (version != 1)
+            fail("metadata.schema_version", std::to_string(version) + " is not a schema version this reads (1)");
+    }
     if (m.contains("node_threshold") && !m["node_threshold"].is_null())
         meta.nodeThreshold = number(m["node_threshold"], "metadata.node_threshold");
     // The basis: metadata.basis (ours), else told by the first node whose feature_type is a
@@ -226,6 +233,9 @@ FileNode Reader::readNode(
     const std::string clerp = j.contains("clerp") ? string(j["clerp"], where + ".clerp") : std::string();
     if (j.contains("activation") && !j["activation"].is_null())
         node.activation = number(j["activation"], where + ".activation");
+    // Recomputed on reading; still, a value that is there must be a number.
+    if (j.contains("influence") && !j["influence"].is_null())
+        number(j["influence"], where + ".influence");
     const std::vector<std::string> parts = splitId(f.id);
 
     switch (node.kind) {
@@ -383,6 +393,10 @@ Adjacency Reader::readLinks(const json& doc, const std::vector<FileNode>& fileNo
         const std::string source = string(member(link, "source", where), where + ".source");
         const std::string target = string(member(link, "target", where), where + ".target");
         const double weight = number(member(link, "weight", where), where + ".weight");
+        if (std::abs(weight) > static_cast<double>(std::numeric_limits<float>::max()))
+            fail(where + ".weight",
+                "the link from \"" + source + "\" to \"" + target + "\" weighs " + std::to_string(weight)
+                    + ", beyond what float32 holds");
         auto s = byId.find(source);
         if (s == byId.end())
             fail(where + ".source", "\"" + source + "\" is not the node_id of a node");
@@ -480,6 +494,12 @@ Graph Reader::read(const json& doc) const
         const auto it = ourIdOf.find(id);
         return it == ourIdOf.end() || ourIds.count(id) ? id : it->second;
     });
+    // What a writer checks (toJson, writeGraphFile), so nothing read here is refused on writing.
+    try {
+        graph.validate();
+    } catch (const Error& e) {
+        fail("", e.what());
+    }
     return graph;
 }
 
@@ -628,7 +648,7 @@ Graph readJsonFile(const std::string& path)
     json doc;
     try {
         doc = parseJson(text, path);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         throw Error(path + " is not valid JSON: " + e.what());
     }
     return Reader(path).read(doc);

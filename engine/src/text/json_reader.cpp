@@ -3,6 +3,7 @@
 #include "cs/json_reader.h"
 
 #include "cs/utf8.h"
+#include <algorithm>
 #include <charconv>
 
 #include <cmath>
@@ -39,7 +40,23 @@ void checkJsonDepth(std::string_view text, const std::string& source)
 json parseJson(std::string_view text, const std::string& source)
 {
     checkJsonDepth(text, source);
-    return json::parse(text.begin(), text.end());
+    try {
+        return json::parse(text.begin(), text.end());
+    } catch (const json::out_of_range& e) {
+        // A number beyond a double ("1e400"): nlohmann names the text but not where it is.
+        const std::string what = e.what();
+        const size_t open = what.find('\'');
+        const size_t close = open == std::string::npos ? open : what.find('\'', open + 1);
+        std::string place;
+        if (close != std::string::npos) {
+            const size_t at = text.find(what.substr(open + 1, close - open - 1));
+            if (at != std::string_view::npos) {
+                const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+                place = " at line " + std::to_string(line) + " (byte " + std::to_string(at) + ")";
+            }
+        }
+        throw Error(source + ": a number too large for a double" + place + " (" + what + ")");
+    }
 }
 
 std::optional<int64_t> parseInteger(const std::string& text)
