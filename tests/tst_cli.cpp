@@ -1213,7 +1213,9 @@ private Q_SLOTS:
         info.contextLength = 6;
         info.tokens = 600;
         info.complete = true;
-        const std::vector<std::string> vocab = { "<bos>", " the", " cat", " sat", "\n", " on", " mat", "\xE2\x82" };
+        // " on" holds an ESC sequence (a colour change), which text output escapes (issue 23).
+        const std::vector<std::string> vocab
+            = { "<bos>", " the", " cat", " sat", "\n", " \x1b[31mon", " mat", "\xE2\x82" };
         std::vector<cs::features::FeatureRecord> records;
         for (auto [layer, feature] : { std::pair<int64_t, int64_t> { 0, 1 }, { 0, 5 }, { 1, 3 } }) {
             cs::features::FeatureRecord r;
@@ -1274,6 +1276,7 @@ private Q_SLOTS:
         for (const char* phrase : { "layer 0 feature 5: Cat detector", "« cat»", "top activations:",
                  "Subsample Interval 0:", "histogram", "top logits: \" sat\" (+1.5)", "top inputs" })
             QVERIFY2(text.out.contains(QString::fromUtf8(phrase)), qPrintable(phrase + (": " + text.out)));
+        QVERIFY2(text.out.contains("\\x1b[31mon") && !text.out.contains(QChar(0x1b)), qPrintable(text.out));
 
         // search: case-insensitive, in labels.
         Run found = cli({ "features", "search", db, "CAT", "--json" });

@@ -526,6 +526,21 @@ private Q_SLOTS:
                                                      << "says version 2 but has the tables of version 1";
         QTest::newRow("version 1 with version 2's table") << "v1.db"
                                                           << "says version 1 but has the tables of version 2";
+        // A meta table that contradicts itself or the contents (issue 23).
+        QTest::newRow("version 0") << "version0.db"
+                                   << "says version 0 but has the tables of version 2";
+        QTest::newRow("n_layers -1") << "nlayers.db"
+                                     << "its meta \"n_layers\" is -1 (not in [1, 4096])";
+        QTest::newRow("n_layers below its features") << "nlayers1.db"
+                                                     << "its meta \"n_layers\" is 1 (but it holds features of layer 1)";
+        QTest::newRow("n_features 0") << "nfeatures.db"
+                                      << "its meta \"n_features\" is 0 (not in [1, 2147483647])";
+        QTest::newRow("n_features below its features") << "nfeatures5.db"
+                                                       << "its meta \"n_features\" is 5 (but it holds feature 7)";
+        QTest::newRow("context_length 0") << "context.db"
+                                          << "its meta \"context_length\" is 0";
+        QTest::newRow("tokens -1") << "metatokens.db"
+                                   << "its meta \"tokens\" is -1";
     }
 
     void refusals()
@@ -564,6 +579,13 @@ private Q_SLOTS:
                 { "index.db", "CREATE INDEX i ON labels(label)" },
                 { "v2.db", "DROP TABLE coactivations" },
                 { "v1.db", "UPDATE meta SET value = '1' WHERE key = 'version'" },
+                { "version0.db", "UPDATE meta SET value = '0' WHERE key = 'version'" },
+                { "nlayers.db", "UPDATE meta SET value = '-1' WHERE key = 'n_layers'" },
+                { "nlayers1.db", "UPDATE meta SET value = '1' WHERE key = 'n_layers'" },
+                { "nfeatures.db", "UPDATE meta SET value = '0' WHERE key = 'n_features'" },
+                { "nfeatures5.db", "UPDATE meta SET value = '5' WHERE key = 'n_features'" },
+                { "context.db", "UPDATE meta SET value = '0' WHERE key = 'context_length'" },
+                { "metatokens.db", "UPDATE meta SET value = '-1' WHERE key = 'tokens'" },
             };
             if (const auto it = damage.find(name); it != damage.end())
                 rawExec(file, it->second);
@@ -837,6 +859,40 @@ private Q_SLOTS:
         // No temporary files left beside the stores.
         for (const QString& entry : QDir(m_dir.path()).entryList(QDir::Files))
             QVERIFY2(!entry.contains(".tmp-"), qPrintable(entry));
+    }
+
+    // A damaged row of one feature: the message names the store and the feature (issue 23).
+    void cardDamage_data()
+    {
+        QTest::addColumn<QString>("damage"); // SQL on the feature layer 1 feature 7's rows
+        QTest::addColumn<QString>("phrase");
+        QTest::newRow("tokens -1") << "UPDATE features SET tokens = -1 WHERE layer = 1"
+                                   << "its statistics say";
+        QTest::newRow("more active tokens than tokens")
+            << "UPDATE features SET active_tokens = tokens + 1 WHERE layer = 1"
+            << "active tokens of";
+        QTest::newRow("an example's sequence missing")
+            << "DELETE FROM sequences WHERE id IN (SELECT sequence FROM examples WHERE layer = 1)"
+            << "which it does not hold";
+        QTest::newRow("an example's position past its sequence")
+            << "UPDATE examples SET position = 1000000 WHERE layer = 1"
+            << "is outside its sequence of";
+        QTest::newRow("a malformed histogram") << "UPDATE features SET histogram_counts = x'ff' WHERE layer = 1"
+                                               << "a malformed histogram";
+    }
+    void cardDamage()
+    {
+        QFETCH(QString, damage);
+        QFETCH(QString, phrase);
+        const std::string file = path("card-damage.db");
+        QFile::remove(QString::fromStdString(file));
+        makeStore(file, 2, 8); // layer 0 feature 0, layer 1 feature 7
+        rawExec(QString::fromStdString(file), damage.toStdString());
+        auto store = FeatureStore::open(file);
+        const std::string message = errorOf([&] { store->card(1, 7); });
+        QVERIFY2(message.rfind("the feature store " + file + " is damaged: ", 0) == 0, message.c_str());
+        QVERIFY2(message.find(phrase.toStdString()) != std::string::npos, message.c_str());
+        QVERIFY2(message.find("(layer 1 feature 7)") != std::string::npos, message.c_str());
     }
 
     void cardOutOfRange()

@@ -660,6 +660,39 @@ private Q_SLOTS:
             QVERIFY2(all.contains(QLatin1String(name)), qPrintable(all));
     }
 
+    // Interventions at positions outside the prompt and labels keyed by no feature are dropped
+    // with a warning each (issue 23): the rest of the session is the user's work, so it loads.
+    void outsidePromptAndLabelKeysWarn()
+    {
+        QTemporaryDir dir;
+        SessionData d = makeSession();
+        d.state.labels["1:2"] = "kept";
+        d.state.labels["neurons/1:2"] = "kept too";
+        const ExplorerState good = d.state;
+        const int64_t nPositions = static_cast<int64_t>(d.graph.metadata.promptTokens.size());
+        Intervention far;
+        far.target = cs::graph::nodeId(d.graph, 0);
+        far.positions = { 0, nPositions }; // one past the prompt
+        d.state.interventions.push_back(far);
+        far.positions = { -1, 0 }; // -1 (every position) stands alone
+        d.state.interventions.push_back(far);
+        for (const char* key : { "foo", "3:x", "bogus/1:2", "/1:2", "-1:2" })
+            d.state.labels[key] = "dropped";
+        const QString path = dir.filePath(QStringLiteral("p.circuitscope.json"));
+        cs::app::writeSession(path.toStdString(), d);
+        const SessionData back = cs::app::readSession(path.toStdString());
+        QVERIFY(back.state == good);
+        QCOMPARE(back.warnings.size(), size_t(7));
+        QString all;
+        for (const std::string& w : back.warnings)
+            all += QString::fromStdString(w) + QLatin1Char('\n');
+        for (const QString& phrase :
+            { QStringLiteral("is at position %1, outside the prompt's %1 tokens").arg(nPositions),
+                QStringLiteral("is at position -1"), QStringLiteral("\"foo\""), QStringLiteral("\"3:x\""),
+                QStringLiteral("\"bogus/1:2\""), QStringLiteral("\"/1:2\""), QStringLiteral("\"-1:2\"") })
+            QVERIFY2(all.contains(phrase), qPrintable(all));
+    }
+
     // Random truncations and byte changes of a valid file: cs::Error or a session, never a crash.
     void fuzz()
     {

@@ -447,16 +447,41 @@ std::vector<std::string> pruneStateToGraph(ExplorerState& s, const Graph& graph)
     }
     s.supernodes = std::move(supernodes);
 
+    // Interventions: on a node or supernode of the graph, at positions of its prompt (-1 is every
+    // position). One outside is dropped with a warning, not the session: the rest is the user's work.
+    const auto nPositions = static_cast<int64_t>(graph.metadata.promptTokens.size());
     std::vector<Intervention> interventions;
     for (Intervention& iv : s.interventions) {
         const auto supernode = supernodeOfTarget(iv.target);
         const bool ok = supernode ? names.count(*supernode) > 0 : known(iv.target);
-        if (ok)
-            interventions.push_back(std::move(iv));
-        else
+        const auto outside = std::find_if(iv.positions.begin(), iv.positions.end(),
+            [&](int64_t p) { return p >= nPositions || (p < 0 && iv.positions.size() > 1); });
+        if (!ok)
             warnings.push_back("the intervention on \"" + iv.target + "\" names no node or supernode of the graph");
+        else if (outside != iv.positions.end())
+            warnings.push_back("the intervention on \"" + iv.target + "\" is at position " + std::to_string(*outside)
+                + ", outside the prompt's " + std::to_string(nPositions) + " tokens; dropped");
+        else
+            interventions.push_back(std::move(iv));
     }
     s.interventions = std::move(interventions);
+
+    // Labels are keyed "L:F" (transcoder features) or "{basis}/L:F" (labelKey); another key is
+    // no feature's and would never be shown: dropped with a warning.
+    for (auto it = s.labels.begin(); it != s.labels.end();) {
+        const size_t slash = it->first.find('/');
+        const bool ok = slash == std::string::npos
+            ? parseFeatureKey(it->first).has_value()
+            : !it->first.substr(0, slash).empty() && cs::graph::isBasis(it->first.substr(0, slash))
+                && parseFeatureKey(it->first.substr(slash + 1)).has_value();
+        if (ok) {
+            ++it;
+        } else {
+            warnings.push_back("the label key \"" + it->first
+                + "\" is not LAYER:FEATURE or BASIS/LAYER:FEATURE (e.g. 3:1024, neurons/3:1024); dropped");
+            it = s.labels.erase(it);
+        }
+    }
     return warnings;
 }
 

@@ -103,7 +103,8 @@ ExplorerState stateFromJson(const nlohmann::json& json, const std::string& sourc
 
 // Drops state entries naming nodes `graph` does not have: the selection, pinned and hidden ids,
 // repeats, supernode members (a supernode left empty goes), a node's second supernode, and
-// interventions on unknown nodes or supernodes. Returns one sentence per dropped entry.
+// interventions on unknown nodes or supernodes or at positions outside the prompt, and labels
+// whose key is not "L:F" or "{basis}/L:F". Returns one sentence per dropped entry.
 std::vector<std::string> pruneStateToGraph(ExplorerState& state, const cs::graph::Graph& graph);
 
 // Neuronpedia's saved subgraph (a graph JSON's "qParams"), as its graph page reads it:

@@ -49,11 +49,26 @@ std::pair<int64_t, int64_t> featureArg(const Args& args, const std::string& comm
     throw Error("\"" + text + "\" is not a feature: write LAYER:FEATURE, e.g. 3:1024");
 }
 
+// Text from a store (tokens, labels) as it may reach a terminal: control bytes escaped (\n, \t,
+// \r, else \xNN), so an ESC in a vocabulary entry never drives the terminal (issue 23).
 std::string visible(const std::string& token)
 {
     std::string out;
-    for (char ch : token)
-        out += ch == '\n' ? std::string("\\n") : ch == '\t' ? std::string("\\t") : std::string(1, ch);
+    for (char ch : token) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == '\n')
+            out += "\\n";
+        else if (ch == '\t')
+            out += "\\t";
+        else if (ch == '\r')
+            out += "\\r";
+        else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else
+            out += ch;
+    }
     return out;
 }
 
@@ -103,10 +118,10 @@ void printCard(const FeatureRecord& r, const FeatureStore& store)
     const auto vocabulary = store.vocabulary();
     std::cout << "layer " << r.layer << " feature " << r.feature;
     if (!r.label.empty())
-        std::cout << ": " << r.label;
+        std::cout << ": " << visible(r.label);
     std::cout << "\n";
     if (!r.notes.empty())
-        std::cout << "notes: " << r.notes << "\n";
+        std::cout << "notes: " << visible(r.notes) << "\n";
     std::printf("fires on %.4g%% of %lld tokens (%lld); max %s, min %s, mean %s\n", 100 * r.activationFrequency(),
         static_cast<long long>(r.tokens), static_cast<long long>(r.activeTokens), number(r.actMax).c_str(),
         number(r.actMin).c_str(), number(r.activeTokens > 0 ? r.actSum / double(r.activeTokens) : 0.0).c_str());
@@ -135,7 +150,7 @@ void printCard(const FeatureRecord& r, const FeatureStore& store)
             std::cout << exampleLine(e, vocabulary) << "\n";
     }
     for (const auto& q : r.quantiles) {
-        std::cout << q.name << ":\n";
+        std::cout << visible(q.name) << ":\n";
         for (const Example& e : q.examples)
             std::cout << exampleLine(e, vocabulary) << "\n";
     }
@@ -177,7 +192,7 @@ int search(const Args& args)
         std::cout << dump(out) << "\n";
     } else {
         for (const auto& h : hits)
-            std::cout << h.layer << ":" << h.feature << "\t" << h.label << "\n";
+            std::cout << h.layer << ":" << h.feature << "\t" << visible(h.label) << "\n";
         if (hits.empty())
             std::cout << "no label contains \"" << pos[3] << "\"\n";
     }

@@ -294,6 +294,11 @@ private:
     bool m_done = false;
 };
 
+// The most layers and features per layer a store's meta may claim (a model's layer count; the
+// feature ids of a graph, int32).
+constexpr int64_t kMaxStoreLayers = 4096;
+constexpr int64_t kMaxStoreFeatures = (int64_t(1) << 31) - 1;
+
 int64_t parseInt(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path)
 {
     auto it = meta.find(key);
@@ -418,6 +423,32 @@ void validate(FeatureStore::Impl& impl)
             throw Error(impl.path + " is not a usable feature store: it has no table \"" + table + "\"");
     impl.nLayers = parseInt(meta, "n_layers", impl.path);
     impl.nFeatures = parseInt(meta, "n_features", impl.path);
+    // The meta table against itself and the contents (issue 23): a count that cannot be, or
+    // features past the layers and features it says it holds.
+    const auto refuse = [&](const std::string& key, int64_t value, const std::string& why) {
+        throw Error(impl.path + " is not a usable feature store: its meta \"" + key + "\" is " + std::to_string(value)
+            + " (" + why + ")");
+    };
+    if (impl.nLayers < 1 || impl.nLayers > kMaxStoreLayers)
+        refuse("n_layers", impl.nLayers, "not in [1, " + std::to_string(kMaxStoreLayers) + "]");
+    if (impl.nFeatures < 1 || impl.nFeatures > kMaxStoreFeatures)
+        refuse("n_features", impl.nFeatures, "not in [1, " + std::to_string(kMaxStoreFeatures) + "]");
+    const int64_t contextLength = parseInt(meta, "context_length", impl.path);
+    if (contextLength < 1)
+        refuse("context_length", contextLength, "a context holds at least one token");
+    const int64_t tokens = parseInt(meta, "tokens", impl.path);
+    if (tokens < 0)
+        refuse("tokens", tokens, "negative");
+    Statement extent(
+        impl.db.get(), "SELECT MIN(layer), MAX(layer), MIN(feature), MAX(feature) FROM features", impl.path);
+    if (extent.step() && !extent.isNull(0)) {
+        if (extent.integer(0) < 0 || extent.integer(1) >= impl.nLayers)
+            refuse("n_layers", impl.nLayers,
+                "but it holds features of layer " + std::to_string(extent.integer(extent.integer(0) < 0 ? 0 : 1)));
+        if (extent.integer(2) < 0 || extent.integer(3) >= impl.nFeatures)
+            refuse("n_features", impl.nFeatures,
+                "but it holds feature " + std::to_string(extent.integer(extent.integer(2) < 0 ? 2 : 3)));
+    }
 }
 
 } // namespace
@@ -627,87 +658,109 @@ FeatureRecord FeatureStore::card(int64_t layer, int64_t feature) const
         }
     } end { d };
 
-    FeatureRecord r;
-    r.layer = layer;
-    r.feature = feature;
-    std::vector<std::string> bandNames;
-    {
-        Statement& s = d.sql("SELECT tokens, active_tokens, act_max, act_min, act_sum, quantile_levels, "
-                             "quantile_values, histogram_edges, histogram_counts, bands, top_logits, bottom_logits, "
-                             "top_inputs FROM features WHERE layer = ? AND feature = ?")
-                           .bind(layer)
-                           .bind(feature);
-        if (!s.step())
-            throw Error(featureName(layer, feature) + " is not in " + d.path
-                + " (no statistics: it never fired, or the build has not reached it)");
-        r.tokens = s.integer(0);
-        r.activeTokens = s.integer(1);
-        r.actMax = static_cast<float>(s.real(2));
-        r.actMin = static_cast<float>(s.real(3));
-        r.actSum = s.real(4);
-        const auto blob = [&](int i) { return s.blob(i); };
-        auto [p, n] = blob(5);
-        r.quantileLevels = decodeFixed<double>(p, n, "quantile list");
-        std::tie(p, n) = blob(6);
-        r.quantileValues = decodeFixed<float>(p, n, "quantile list");
-        std::tie(p, n) = blob(7);
-        r.histogramEdges = decodeFixed<float>(p, n, "histogram");
-        std::tie(p, n) = blob(8);
-        r.histogramCounts = decodeCounts(p, n);
-        std::tie(p, n) = blob(9);
-        std::vector<int64_t> bandIds;
+    // A damaged row names the store and the feature (the BLOB decoders know neither).
+    const auto damaged = [&](const std::string& what) {
+        return Error("the feature store " + d.path + " is damaged: " + what + " (" + featureName(layer, feature) + ")");
+    };
+    try {
+        FeatureRecord r;
+        r.layer = layer;
+        r.feature = feature;
+        std::vector<std::string> bandNames;
         {
-            Reader br(p, n, "band list");
-            while (!br.atEnd())
-                bandIds.push_back(static_cast<int64_t>(br.varint()));
+            Statement& s
+                = d.sql("SELECT tokens, active_tokens, act_max, act_min, act_sum, quantile_levels, "
+                        "quantile_values, histogram_edges, histogram_counts, bands, top_logits, bottom_logits, "
+                        "top_inputs FROM features WHERE layer = ? AND feature = ?")
+                      .bind(layer)
+                      .bind(feature);
+            if (!s.step())
+                throw Error(featureName(layer, feature) + " is not in " + d.path
+                    + " (no statistics: it never fired, or the build has not reached it)");
+            r.tokens = s.integer(0);
+            r.activeTokens = s.integer(1);
+            if (r.tokens < 0 || r.activeTokens < 0 || r.activeTokens > r.tokens)
+                throw damaged("its statistics say " + std::to_string(r.activeTokens) + " active tokens of "
+                    + std::to_string(r.tokens));
+            r.actMax = static_cast<float>(s.real(2));
+            r.actMin = static_cast<float>(s.real(3));
+            r.actSum = s.real(4);
+            const auto blob = [&](int i) { return s.blob(i); };
+            auto [p, n] = blob(5);
+            r.quantileLevels = decodeFixed<double>(p, n, "quantile list");
+            std::tie(p, n) = blob(6);
+            r.quantileValues = decodeFixed<float>(p, n, "quantile list");
+            std::tie(p, n) = blob(7);
+            r.histogramEdges = decodeFixed<float>(p, n, "histogram");
+            std::tie(p, n) = blob(8);
+            r.histogramCounts = decodeCounts(p, n);
+            std::tie(p, n) = blob(9);
+            std::vector<int64_t> bandIds;
+            {
+                Reader br(p, n, "band list");
+                while (!br.atEnd())
+                    bandIds.push_back(static_cast<int64_t>(br.varint()));
+            }
+            std::tie(p, n) = blob(10);
+            r.topLogits = decodeTokenValues(p, n);
+            std::tie(p, n) = blob(11);
+            r.bottomLogits = decodeTokenValues(p, n);
+            std::tie(p, n) = blob(12);
+            r.topInputs = decodeTokenValues(p, n);
+            for (int64_t id : bandIds) {
+                Statement& name = d.sql("SELECT name FROM names WHERE id = ?").bind(id);
+                if (!name.step())
+                    throw Error("the feature store " + d.path + " is damaged: a band name is missing");
+                bandNames.push_back(name.text(0));
+            }
         }
-        std::tie(p, n) = blob(10);
-        r.topLogits = decodeTokenValues(p, n);
-        std::tie(p, n) = blob(11);
-        r.bottomLogits = decodeTokenValues(p, n);
-        std::tie(p, n) = blob(12);
-        r.topInputs = decodeTokenValues(p, n);
-        for (int64_t id : bandIds) {
-            Statement& name = d.sql("SELECT name FROM names WHERE id = ?").bind(id);
-            if (!name.step())
-                throw Error("the feature store " + d.path + " is damaged: a band name is missing");
-            bandNames.push_back(name.text(0));
+        r.quantiles.resize(bandNames.size());
+        for (size_t b = 0; b < bandNames.size(); ++b)
+            r.quantiles[b].name = bandNames[b];
+        {
+            Statement& s = d.sql("SELECT e.band, e.context, e.position, e.activation, e.activations, q.tokens, "
+                                 "e.sequence, q.id FROM examples e LEFT JOIN sequences q ON q.id = e.sequence "
+                                 "WHERE e.layer = ? AND e.feature = ? ORDER BY e.band, e.rank")
+                               .bind(layer)
+                               .bind(feature);
+            while (s.step()) {
+                const int64_t band = s.integer(0);
+                if (band < -1 || band >= static_cast<int64_t>(r.quantiles.size()))
+                    throw Error("the feature store " + d.path + " is damaged: an example of "
+                        + featureName(layer, feature) + " is in an unknown band");
+                Example e;
+                e.context = s.integer(1);
+                e.position = s.integer(2);
+                e.activation = static_cast<float>(s.real(3));
+                auto [p, n] = s.blob(4);
+                e.activations = decodeActivations(p, n);
+                if (s.isNull(7))
+                    throw damaged(
+                        "an example points at sequence " + std::to_string(s.integer(6)) + ", which it does not hold");
+                std::tie(p, n) = s.blob(5);
+                e.tokens = decodeTokens(p, n);
+                if (e.position < 0 || e.position >= static_cast<int64_t>(e.tokens.size()))
+                    throw damaged("an example's position " + std::to_string(e.position) + " is outside its sequence of "
+                        + std::to_string(e.tokens.size()) + " tokens");
+                (band < 0 ? r.top : r.quantiles[static_cast<size_t>(band)].examples).push_back(std::move(e));
+            }
         }
+        {
+            Statement& s
+                = d.sql("SELECT label, notes FROM labels WHERE layer = ? AND feature = ?").bind(layer).bind(feature);
+            if (s.step()) {
+                r.label = s.text(0);
+                r.notes = s.text(1);
+            }
+        }
+        return r;
+    } catch (const Error& e) {
+        const std::string prefix = "the feature store is damaged: ";
+        const std::string what = e.what();
+        if (what.compare(0, prefix.size(), prefix) == 0)
+            throw damaged(what.substr(prefix.size()));
+        throw;
     }
-    r.quantiles.resize(bandNames.size());
-    for (size_t b = 0; b < bandNames.size(); ++b)
-        r.quantiles[b].name = bandNames[b];
-    {
-        Statement& s = d.sql("SELECT e.band, e.context, e.position, e.activation, e.activations, q.tokens "
-                             "FROM examples e JOIN sequences q ON q.id = e.sequence "
-                             "WHERE e.layer = ? AND e.feature = ? ORDER BY e.band, e.rank")
-                           .bind(layer)
-                           .bind(feature);
-        while (s.step()) {
-            const int64_t band = s.integer(0);
-            if (band < -1 || band >= static_cast<int64_t>(r.quantiles.size()))
-                throw Error("the feature store " + d.path + " is damaged: an example of " + featureName(layer, feature)
-                    + " is in an unknown band");
-            Example e;
-            e.context = s.integer(1);
-            e.position = s.integer(2);
-            e.activation = static_cast<float>(s.real(3));
-            auto [p, n] = s.blob(4);
-            e.activations = decodeActivations(p, n);
-            std::tie(p, n) = s.blob(5);
-            e.tokens = decodeTokens(p, n);
-            (band < 0 ? r.top : r.quantiles[static_cast<size_t>(band)].examples).push_back(std::move(e));
-        }
-    }
-    {
-        Statement& s
-            = d.sql("SELECT label, notes FROM labels WHERE layer = ? AND feature = ?").bind(layer).bind(feature);
-        if (s.step()) {
-            r.label = s.text(0);
-            r.notes = s.text(1);
-        }
-    }
-    return r;
 }
 
 std::vector<SearchHit> FeatureStore::search(const std::string& text, int64_t limit) const
