@@ -670,8 +670,11 @@ private Q_SLOTS:
         rawExec(copy, "UPDATE coactivations SET pairs = substr(pairs, 1, 7) WHERE layer = 2 AND feature = 14");
         {
             auto store = FeatureStore::open(copy.toStdString());
-            QVERIFY(errorOf([&] { store->coactivations(2, 14, true); }).find("malformed co-activation list")
-                != std::string::npos);
+            const std::string message = errorOf([&] { store->coactivations(2, 14, true); });
+            QVERIFY2(message.find("the feature store " + copy.toStdString()
+                         + " is damaged: a malformed co-activation list (layer 2 feature 14)")
+                    != std::string::npos,
+                message.c_str()); // names the store and the feature (issue 23)
         }
         rawExec(copy,
             "UPDATE coactivations SET pairs = x'0101ff01010000000000000000000000000000000000' "

@@ -957,33 +957,42 @@ CoActivationList FeatureStore::coactivations(int64_t layer, int64_t feature, boo
     if (!s.step())
         return out; // it fired with no feature on that side
     const auto [p, n] = s.blob(0);
-    Reader r(p, n, "co-activation list");
-    out.partners = static_cast<int64_t>(r.varint());
-    const size_t count = r.count(2 + 2 * sizeof(double));
-    if (static_cast<int64_t>(count) > out.partners)
-        r.fail();
-    out.kept.reserve(count);
-    int64_t previous = -1;
-    for (size_t i = 0; i < count; ++i) {
-        const uint64_t gap = r.varint();
-        if (gap == 0 || gap > static_cast<uint64_t>(d.nLayers * d.nFeatures))
+    try {
+        Reader r(p, n, "co-activation list");
+        out.partners = static_cast<int64_t>(r.varint());
+        const size_t count = r.count(2 + 2 * sizeof(double));
+        if (static_cast<int64_t>(count) > out.partners)
             r.fail();
-        const int64_t id = previous + static_cast<int64_t>(gap);
-        previous = id;
-        CoActivation c;
-        c.layer = id / d.nFeatures;
-        c.feature = id % d.nFeatures;
-        c.count = static_cast<int64_t>(r.varint());
-        c.sourceSum = r.fixed<double>();
-        c.productSum = r.fixed<double>();
-        // A partner on the wrong side, past the last layer, or never seen with it is damage.
-        if (c.layer >= d.nLayers || (upstream ? c.layer >= layer : c.layer <= layer) || c.count <= 0
-            || !std::isfinite(c.sourceSum) || !std::isfinite(c.productSum))
+        out.kept.reserve(count);
+        int64_t previous = -1;
+        for (size_t i = 0; i < count; ++i) {
+            const uint64_t gap = r.varint();
+            if (gap == 0 || gap > static_cast<uint64_t>(d.nLayers * d.nFeatures))
+                r.fail();
+            const int64_t id = previous + static_cast<int64_t>(gap);
+            previous = id;
+            CoActivation c;
+            c.layer = id / d.nFeatures;
+            c.feature = id % d.nFeatures;
+            c.count = static_cast<int64_t>(r.varint());
+            c.sourceSum = r.fixed<double>();
+            c.productSum = r.fixed<double>();
+            // A partner on the wrong side, past the last layer, or never seen with it is damage.
+            if (c.layer >= d.nLayers || (upstream ? c.layer >= layer : c.layer <= layer) || c.count <= 0
+                || !std::isfinite(c.sourceSum) || !std::isfinite(c.productSum))
+                r.fail();
+            out.kept.push_back(c);
+        }
+        if (!r.atEnd())
             r.fail();
-        out.kept.push_back(c);
+    } catch (const Error& e) { // the decoder's message names neither the store nor the feature
+        const std::string prefix = "the feature store is damaged: ";
+        const std::string what = e.what();
+        if (what.compare(0, prefix.size(), prefix) != 0)
+            throw;
+        throw Error("the feature store " + d.path + " is damaged: " + what.substr(prefix.size()) + " ("
+            + featureName(layer, feature) + ")");
     }
-    if (!r.atEnd())
-        r.fail();
     return out;
 }
 
