@@ -1143,6 +1143,50 @@ private Q_SLOTS:
         }
     }
 
+    // graph import refuses what graph export would (issue 23): it wrote graphs it then refused;
+    // a number beyond a double was "internal error: number overflow" without the file.
+    void graphImportChecksWhatExportDoes()
+    {
+        const cs::graph::Graph g = smallGraph();
+        const QString good = m_dir.filePath("import-good.json");
+        cs::graph::writeJsonFile(good.toStdString(), g, cs::graph::keepAll(g));
+        QFile goodFile(good);
+        QVERIFY(goodFile.open(QIODevice::ReadOnly));
+        const Json doc = Json::parse(goodFile.readAll().toStdString());
+        const auto write = [&](const QString& name, const std::string& text) {
+            const QString path = m_dir.filePath(name);
+            cs::test::writeTextFile(path, text);
+            return path;
+        };
+        Json far = doc;
+        for (Json& node : far["nodes"])
+            if (node["feature_type"] == "embedding") {
+                node["ctx_idx"] = 999;
+                break;
+            }
+        Json loop = doc;
+        loop["links"].push_back({ { "source", loop["nodes"][0]["node_id"] }, { "target", loop["nodes"][0]["node_id"] },
+            { "weight", 1.0 } });
+        std::string overflow = doc.dump();
+        const size_t weight = overflow.find("\"weight\":");
+        QVERIFY(weight != std::string::npos);
+        overflow.insert(weight + 9, "1e400,\"w\":");
+        const std::vector<std::pair<QString, QString>> cases = {
+            { write("import-far.json", far.dump()), "is at position 999, outside the prompt's" },
+            { write("import-loop.json", loop.dump()), "a self-loop on node" },
+            { write("import-overflow.json", overflow), "a number too large for a double at line 1" },
+        };
+        for (const auto& [path, phrase] : cases) {
+            const QString out = path + ".csgraph";
+            Run r = cli({ "graph", "import", path, "--out", out });
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(
+                r.err.contains(path) && r.err.contains(phrase) && !r.err.contains("internal error"), qPrintable(r.err));
+            QVERIFY(!QFileInfo::exists(out));
+        }
+        QCOMPARE(cli({ "graph", "import", good, "--out", good + ".csgraph" }).exitCode, 0);
+    }
+
     // A store that carries SQL of its own (issue 24: `features label` fired its trigger and every
     // feature row was gone, exit 0): refused with a message, the trigger never fires, the rows and
     // labels are as they were.
