@@ -45,6 +45,15 @@ double positiveNumberOr(
     return value;
 }
 
+int64_t positiveIntOr(const nlohmann::json& config, const char* key, int64_t fallback, const std::string& family)
+{
+    const int64_t value = intOr(config, key, fallback); // an integer within int64 already
+    if (value <= 0)
+        throw Error(
+            "config.json (" + family + "): \"" + key + "\" must be a positive integer, got " + std::to_string(value));
+    return value;
+}
+
 bool boolOr(const nlohmann::json& config, const char* key, bool fallback)
 {
     return configJson().booleanOr(config, key, "", fallback);
@@ -90,13 +99,14 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
     c.nLayers = requirePositive(config, "num_hidden_layers", family);
     c.nHeads = requirePositive(config, "num_attention_heads", family);
     c.nKvHeads = intOr(config, "num_key_value_heads", c.nHeads);
-    c.dHead = intOr(config, "head_dim", 0);
-    if (c.dHead <= 0) {
+    if (config.contains("head_dim") && !config["head_dim"].is_null()) {
+        c.dHead = positiveIntOr(config, "head_dim", 0, family); // given: used as given, never replaced
+    } else {
         if (c.dModel % c.nHeads != 0)
             throw Error("config.json (" + family + "): hidden_size is not a multiple of num_attention_heads");
         c.dHead = c.dModel / c.nHeads;
     }
-    c.maxPositions = intOr(config, "max_position_embeddings", 2048);
+    c.maxPositions = positiveIntOr(config, "max_position_embeddings", 2048, family);
     c.normEps = positiveNumberOr(config, "rms_norm_eps", 1e-6, family);
     c.normKind = model::NormKind::Rms;
     c.mlpKind = model::MlpKind::Gated;
@@ -154,7 +164,8 @@ void validate(const model::ModelConfig& c)
             + ") is not a multiple of num_key_value_heads (" + std::to_string(c.nKvHeads) + ")");
     if (c.positionKind == model::PositionKind::Rope && c.dHead % 2 != 0)
         throw Error("config.json (" + c.family + "): head_dim must be even for rotary embeddings");
-    if (c.nLayers > 4096 || c.dModel > (1 << 20) || c.vocabSize > (1 << 24))
+    if (c.nLayers > 4096 || c.dModel > (1 << 20) || c.vocabSize > (1 << 24) || c.dHead > (1 << 16)
+        || c.nHeads > (1 << 16) || c.dMlp > (1 << 24))
         throw Error("config.json (" + c.family + "): implausible dimensions");
 }
 

@@ -38,6 +38,9 @@ namespace detail {
 int64_t requirePositive(const nlohmann::json& config, const char* key, const std::string& family);
 int64_t intOr(const nlohmann::json& config, const char* key, int64_t fallback);
 double numberOr(const nlohmann::json& config, const char* key, double fallback);
+// intOr for a field that must be positive when given (head_dim, max_position_embeddings): a
+// value of 0 or less is refused with the field named, never replaced by a default.
+int64_t positiveIntOr(const nlohmann::json& config, const char* key, int64_t fallback, const std::string& family);
 // numberOr for a field that must be positive (a norm's epsilon, RoPE's base and factors: 0 or
 // less makes every logit NaN); throws cs::Error naming config.json and `where` + key
 // ("rope_scaling.factor").

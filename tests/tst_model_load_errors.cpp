@@ -7,6 +7,7 @@
 
 #include "cs/error.h"
 #include "cs/model.h"
+#include "cs/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -18,8 +19,10 @@
 #include <QtTest>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <sys/stat.h>
 
@@ -144,6 +147,24 @@ void TestModelLoadErrors::brokenFolder_data()
     QTest::newRow("gpt2 layer_norm_epsilon 0")
         << "gpt2_eps_zero"
         << "config.json (gpt2): \"layer_norm_epsilon\" must be a positive number";
+    // Values that were replaced or ran a different model than the folder holds (issue 23).
+    QTest::newRow("head_dim -1") << "head_dim_negative"
+                                 << "config.json (llama): \"head_dim\" must be a positive integer, got -1";
+    QTest::newRow("head_dim 2^64-1") << "head_dim_huge"
+                                     << "config.json: head_dim: is too large";
+    QTest::newRow("max_position_embeddings -1")
+        << "max_positions_negative"
+        << "config.json (llama): \"max_position_embeddings\" must be a positive integer, got -1";
+    QTest::newRow("num_hidden_layers below the checkpoint's")
+        << "fewer_layers"
+        << "config.json: the config gives 1 layer (num_hidden_layers or n_layer) but the checkpoint holds 2";
+    QTest::newRow("gpt2 n_layer below the checkpoint's")
+        << "gpt2_fewer_layers"
+        << "config.json: the config gives 1 layer (num_hidden_layers or n_layer) but the checkpoint holds 2";
+    QTest::newRow("tokenizer ids past vocab_size")
+        << "tokenizer_past_vocab"
+        << "tokenizer.json: its largest token id is 999, but the model's vocabulary (vocab_size in config.json) has "
+           "300 ids";
 
     // Tensors.
     QTest::newRow("missing tensor") << "missing_tensor"
@@ -156,6 +177,14 @@ void TestModelLoadErrors::brokenFolder_data()
                                                         << "model.embed_tokens.weight";
     QTest::newRow("gpt2 c_attn wrong shape") << "gpt2_wrong_c_attn"
                                              << "transformer.h.0.attn.c_attn.weight";
+    // A corrupt file's NaN would show only as NaN logits (issue 23): every weight is checked at load.
+    QTest::newRow("a NaN weight") << "weight_nan"
+                                  << "tensor \"model.layers.0.mlp.up_proj.weight\" holds 1 NaN or infinite value";
+    QTest::newRow("an infinite gpt2 weight")
+        << "gpt2_weight_inf"
+        << "tensor \"transformer.h.1.mlp.c_fc.weight\" holds 2 NaN or infinite values";
+    QTest::newRow("an integer weight") << "weight_int"
+                                       << "is stored as I32, but a weight must be a floating-point type";
 
     // Files.
     QTest::newRow("no safetensors") << "no_safetensors"
@@ -273,7 +302,45 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
                 if (name == "transformer.h.0.attn.c_attn.weight")
                     t = at::zeros({ spec.dModel, 2 * spec.dModel });
         });
-    else if (breakage == "no_safetensors")
+    else if (breakage == "head_dim_negative")
+        editConfig(dir, spec, [](Json& c) { c["head_dim"] = -1; });
+    else if (breakage == "head_dim_huge")
+        editConfig(dir, spec, [](Json& c) { c["head_dim"] = std::numeric_limits<uint64_t>::max(); });
+    else if (breakage == "max_positions_negative")
+        editConfig(dir, spec, [](Json& c) { c["max_position_embeddings"] = -1; });
+    else if (breakage == "fewer_layers")
+        editConfig(dir, spec, [](Json& c) { c["num_hidden_layers"] = 1; });
+    else if (breakage == "gpt2_fewer_layers")
+        editConfig(dir, spec, [](Json& c) { c["n_layer"] = 1; });
+    else if (breakage == "tokenizer_past_vocab") {
+        QFile file(dir + "/tokenizer.json");
+        if (!file.open(QIODevice::ReadOnly))
+            qFatal("cannot read the fixture's tokenizer.json");
+        Json t = Json::parse(file.readAll().toStdString());
+        file.close();
+        t["model"]["vocab"]["<|far|>"] = 999; // an id past the embedding matrix
+        cs::test::writeTextFile(dir + "/tokenizer.json", t.dump());
+    } else if (breakage == "weight_nan")
+        editWeights(dir, spec, [](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name == "model.layers.0.mlp.up_proj.weight")
+                    t = t.clone().index_put_({ 3, 5 }, std::nanf(""));
+        });
+    else if (breakage == "gpt2_weight_inf")
+        editWeights(dir, spec, [](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name == "transformer.h.1.mlp.c_fc.weight") {
+                    t = t.clone();
+                    t.view(-1)[0] = INFINITY;
+                    t.view(-1)[7] = -INFINITY;
+                }
+        });
+    else if (breakage == "weight_int") {
+        cs::io::SafetensorsWriter writer;
+        for (const auto& [name, t] : cs::test::tinyWeights(spec))
+            writer.add(name, name == "model.norm.weight" ? t.to(at::kInt) : t);
+        writer.write(st.toStdString());
+    } else if (breakage == "no_safetensors")
         QFile::remove(st);
     else if (breakage == "index_missing_shard")
         QFile::remove(dir + "/model-00002-of-00002.safetensors");

@@ -11,6 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 using cs::io::SafetensorsFile;
 
@@ -176,7 +181,25 @@ private Q_SLOTS:
         row("header length past end", rawFile(okHeader, okData, okHeader.size() + 100), "only");
         row("header claims 2^60", rawFile(okHeader, okData, uint64_t(1) << 60), "100 MB limit");
         row("not json", rawFile("{this is not json}", okData), "not JSON");
-        row("json array", rawFile("[1,2,3]", okData), "not a JSON object");
+        row("json array", rawFile("[1,2,3]", okData), "does not start with '{'");
+        // What the format requires (issue 23): the header's JSON padded only with spaces (0x20), the
+        // data tiled exactly by the tensors, every name once.
+        row("NUL padding after the header", rawFile(okHeader + std::string(4, '\0'), okData), "NUL byte at offset");
+        row("newline after the header", rawFile(okHeader + "\n", okData), "other than spaces (0x20)");
+        row("header length one byte short", rawFile(okHeader + "        ", okData, okHeader.size() + 7),
+            "1 byte follows the last tensor's data");
+        row("trailing bytes", rawFile(okHeader, okData + "tail"), "4 bytes follow the last tensor's data");
+        row("hole between tensors",
+            rawFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                    R"("b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},)"
+                    R"("c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                floatsLE({ 1, 2, 3 })),
+            "the data bytes [4, 8) before tensor \"c\" belong to no tensor");
+        row("duplicated tensor key",
+            rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                    R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                okData),
+            "names \"a\" twice");
         row("unknown dtype", rawFile(R"({"a":{"dtype":"F7","shape":[2],"data_offsets":[0,8]}})", okData),
             "unsupported tensor dtype");
         row("shape x dtype mismatch", rawFile(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", okData),
@@ -216,6 +239,98 @@ private Q_SLOTS:
             QVERIFY2(message.contains(phrase), qPrintable(message));
             QVERIFY2(message.contains("bad.safetensors"), "the message names the file");
         }
+    }
+
+    // Every atomic write (cs::writeFileAtomically, SafetensorsWriter: graphs, exports, stores,
+    // transcoder and model folders) renames a temporary file over its target; over a device node
+    // or a FIFO that would replace it with a file (issue 23: `graph export --out /dev/full` as
+    // root). A target that is there and not a regular file is refused before anything is written.
+    void atomicWritesRefuseNonRegularTargets_data()
+    {
+        QTest::addColumn<QString>("kind");
+        QTest::addColumn<QString>("phrase");
+        QTest::newRow("FIFO") << "fifo"
+                              << "(a FIFO)";
+        QTest::newRow("folder") << "folder"
+                                << "(a folder)";
+        QTest::newRow("socket") << "socket"
+                                << "(a socket)";
+        QTest::newRow("link to a FIFO") << "link"
+                                        << "(a FIFO)";
+        QTest::newRow("device made here (root only)") << "device"
+                                                      << "(a device)";
+        QTest::newRow("/dev/full (root only)") << "devfull"
+                                               << "(a device)";
+    }
+    void atomicWritesRefuseNonRegularTargets()
+    {
+        QFETCH(QString, kind);
+        QFETCH(QString, phrase);
+        QTemporaryDir dir;
+        std::string path = dir.filePath("target").toStdString();
+        if (kind == "fifo" || kind == "link") {
+            QCOMPARE(::mkfifo(path.c_str(), 0600), 0);
+            if (kind == "link") {
+                const std::string link = dir.filePath("link").toStdString();
+                QCOMPARE(::symlink(path.c_str(), link.c_str()), 0);
+                path = link;
+            }
+        } else if (kind == "folder") {
+            QVERIFY(QDir().mkdir(QString::fromStdString(path)));
+        } else if (kind == "socket") {
+            const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            sockaddr_un addr {};
+            addr.sun_family = AF_UNIX;
+            QVERIFY(path.size() < sizeof addr.sun_path);
+            std::strcpy(addr.sun_path, path.c_str());
+            QCOMPARE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+            ::close(fd);
+        } else if (::geteuid() != 0) {
+            QSKIP("making or writing a device node needs root");
+        } else if (kind == "device") {
+            // A node of /dev/full's kind (char 1:7) of our own, refused first, so /dev/full below
+            // is tried only once the check is known to hold.
+            QCOMPARE(::mknod(path.c_str(), S_IFCHR | 0666, makedev(1, 7)), 0);
+        } else {
+            path = "/dev/full";
+            const std::string own = dir.filePath("probe").toStdString();
+            QCOMPARE(::mknod(own.c_str(), S_IFCHR | 0666, makedev(1, 7)), 0);
+            QVERIFY_THROWS_EXCEPTION(cs::Error, cs::writeFileAtomically(own, "{}"));
+        }
+        struct stat before { };
+        QCOMPARE(::stat(path.c_str(), &before), 0);
+
+        cs::io::SafetensorsWriter writer;
+        writer.add("x", at::ones({ 2 }));
+        for (int which = 0; which < 2; ++which) {
+            try {
+                if (which == 0)
+                    cs::writeFileAtomically(path, "{}\n");
+                else
+                    writer.write(path);
+                QFAIL(qPrintable("wrote over " + kind));
+            } catch (const cs::Error& e) {
+                const QString message = QString::fromUtf8(e.what());
+                QVERIFY2(message.contains(QString::fromStdString(path)) && message.contains(phrase)
+                        && message.contains("not a regular file"),
+                    qPrintable(message));
+            }
+        }
+        struct stat after { };
+        QCOMPARE(::stat(path.c_str(), &after), 0);
+        QCOMPARE(after.st_mode, before.st_mode); // still what it was
+        QCOMPARE(after.st_ino, before.st_ino);
+        // Nothing left behind: no temporary sibling.
+        QCOMPARE(QDir(dir.path()).entryList({ "*.tmp-*" }).size(), 0);
+        QCOMPARE(QDir("/dev").entryList({ "full.tmp-*" }, QDir::System | QDir::Files).size(), 0);
+    }
+
+    // The format allows spaces (0x20) after the header's JSON; our own writer pads with them.
+    void acceptsSpacePadding()
+    {
+        const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+        const std::string path = write("padded.safetensors", rawFile(header + "     ", floatsLE({ 1, 2 })));
+        QCOMPARE(SafetensorsFile::open(path)->tensor("a")[1].item<float>(), 2.f);
     }
 
     void refusesMissingFileAndFolder()

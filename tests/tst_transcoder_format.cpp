@@ -19,6 +19,7 @@
 #include <QtTest>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -689,6 +690,20 @@ private Q_SLOTS:
         QTest::newRow("transcoders not a list")
             << "list_scalar" << QStringList { "config.yaml line 4", "must be a list" };
 
+        // A corrupt file's NaN would show only as a trace's "NaN in the adjacency matrix" (issue 23).
+        QTest::newRow("plt NaN in W_enc")
+            << "plt_nan" << QStringList { "layer_1.safetensors", "tensor \"W_enc\" holds 1 NaN or infinite value" };
+        QTest::newRow("clt infinite decoder")
+            << "clt_inf_decoder"
+            << QStringList { "W_dec_1.safetensors", "tensor \"W_dec_1\" holds 2 NaN or infinite values" };
+        // Each entry is a file to open: a list far longer than a model's layers is refused unread.
+        QTest::newRow("transcoders list of 5,000")
+            << "list_huge" << QStringList { "config.yaml line 4", "5000 entries, more than the 4096 layers" };
+        QTest::newRow("transcoders list longer than the model's layers")
+            << "list_past_model"
+            << QStringList { "config.yaml line 4",
+                   QString("%1 entries, more than the model's %2 layers").arg(kLayers + 1).arg(kLayers) };
+
         QTest::newRow("yaml flow list for a value")
             << "yaml_flow" << QStringList { "config.yaml line 1", "model_kind must be a single value" };
         QTest::newRow("yaml nested map") << "yaml_nested" << QStringList { "config.yaml line 3", "nested" };
@@ -796,7 +811,26 @@ private Q_SLOTS:
         else if (breakage == "clt_list")
             config("model_kind: cross_layer_transcoder\nfeature_input_hook: hook_resid_mid\n"
                    "feature_output_hook: hook_mlp_out\ntranscoders:\n  - W_enc_0.safetensors\n");
-        else if (breakage == "list_escape") {
+        else if (breakage == "plt_nan")
+            editTensors(file("layer_1.safetensors"), [](NamedTensors& t) {
+                at::Tensor& w = tensorNamed(t, "W_enc");
+                w = w.clone();
+                w[2][3] = std::nanf("");
+            });
+        else if (breakage == "clt_inf_decoder")
+            editTensors(file("W_dec_1.safetensors"), [](NamedTensors& t) {
+                at::Tensor& w = tensorNamed(t, "W_dec_1");
+                w = w.clone();
+                w[0][0][0] = INFINITY;
+                w[5][1][2] = -INFINITY;
+            });
+        else if (breakage == "list_huge" || breakage == "list_past_model") {
+            std::string list = head + "transcoders:\n";
+            const int64_t n = breakage == "list_huge" ? 5000 : kLayers + 1;
+            for (int64_t i = 0; i < n; ++i)
+                list += "  - layer_0.safetensors\n";
+            config(list);
+        } else if (breakage == "list_escape") {
             QFile::copy(file("layer_0.safetensors"), dir + "/../outside.safetensors");
             config(head + "transcoders:\n  - layer_0.safetensors\n  - ../outside.safetensors\n");
         } else if (breakage == "list_absolute")
@@ -853,6 +887,8 @@ private Q_SLOTS:
             TranscoderSet::LoadOptions options;
             options.device = "cpu";
             options.lazyDecoders = lazy;
+            if (breakage == "list_past_model")
+                options.modelLayers = kLayers;
             const std::string message = messageOf([&] { TranscoderSet::load(dir.toStdString(), options); });
             for (const QString& phrase : phrases)
                 QVERIFY2(message.find(phrase.toStdString()) != std::string::npos,

@@ -20,6 +20,12 @@ constexpr uint64_t kMaxDocumentFileBytes = uint64_t(2) << 30;
 // never ends, so neither is ever opened.
 void requireRegularFile(const std::string& path);
 
+// Throws cs::Error naming `path` when something that is not a regular file is there (links
+// followed): a device such as /dev/full, a FIFO, a socket or a folder. Every atomic write checks
+// this before it starts and again just before its rename, which would otherwise replace the
+// device node or FIFO with a file. A path that does not exist passes.
+void requireReplaceableFile(const std::string& path);
+
 // The whole of the regular file `path`, at most maxBytes of it (one of the caps above). Checked
 // with stat before the open and again with fstat after it (the open is non-blocking, so a path
 // swapped for a FIFO in between is refused, not waited on). Throws cs::Error naming the path.

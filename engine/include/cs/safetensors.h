@@ -23,6 +23,12 @@ size_t dtypeSize(DType dtype);
 c10::ScalarType toScalarType(DType dtype);
 DType fromScalarType(c10::ScalarType type);
 
+// Throws cs::Error "{source}: tensor \"{name}\" holds N NaN or infinite values ..." unless every
+// value of the floating-point tensor `t` is finite. A weight file read with a header length one
+// byte off (every tensor shifted) or otherwise corrupt loads as NaN or huge values that would only
+// show as NaN logits; every weight is checked once at load. One pass, no copy of the tensor.
+void requireFinite(const at::Tensor& t, const std::string& source, const std::string& name);
+
 struct TensorInfo {
     std::string name;
     DType dtype = DType::F32;

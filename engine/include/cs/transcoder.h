@@ -81,6 +81,9 @@ public:
         // Keep decoders in the mapped files until first used (a CLT's decoders are most of it);
         // decoderRows() then reads just the rows asked for.
         bool lazyDecoders = true;
+        // The layers of the model the set is for, when known: a `transcoders:` list longer than
+        // this is refused before any of its files is read. Without it the limit is 4096.
+        int64_t modelLayers = 0;
     };
 
     // Reads a folder in circuit-tracer's format (config.yaml + layer_{i} or W_enc_{i}/W_dec_{i}

@@ -16,6 +16,7 @@ namespace cs::io {
 AtomicFile::AtomicFile(const std::string& path)
     : m_path(path)
 {
+    requireReplaceableFile(path);
     std::string templ = path + ".tmp-XXXXXX";
     m_fd = ::mkstemp(templ.data());
     if (m_fd < 0)
@@ -55,6 +56,12 @@ void AtomicFile::commit()
     }
     m_fd = -1;
     ::chmod(m_tmpPath.c_str(), 0644);
+    try {
+        requireReplaceableFile(m_path); // it may have become a device or a FIFO since the constructor
+    } catch (const Error&) {
+        ::unlink(m_tmpPath.c_str());
+        throw;
+    }
     if (::rename(m_tmpPath.c_str(), m_path.c_str()) != 0) {
         std::string why = std::strerror(errno);
         ::unlink(m_tmpPath.c_str());

@@ -12,16 +12,20 @@ namespace cs {
 
 namespace {
 
-void requireRegularMode(const std::string& path, mode_t mode)
+const char* kindOf(mode_t mode)
 {
-    if (S_ISREG(mode))
-        return;
-    const char* what = S_ISDIR(mode)     ? "a folder"
+    return S_ISDIR(mode)                 ? "a folder"
         : S_ISFIFO(mode)                 ? "a FIFO"
         : S_ISCHR(mode) || S_ISBLK(mode) ? "a device"
         : S_ISSOCK(mode)                 ? "a socket"
                                          : "not a file";
-    throw Error(path + " is not a regular file (" + what + "); refused");
+}
+
+void requireRegularMode(const std::string& path, mode_t mode)
+{
+    if (S_ISREG(mode))
+        return;
+    throw Error(path + " is not a regular file (" + kindOf(mode) + "); refused");
 }
 
 // Closes the descriptor on every way out.
@@ -42,6 +46,16 @@ void requireRegularFile(const std::string& path)
     if (::stat(path.c_str(), &st) != 0)
         throw Error("cannot read " + path + ": " + std::strerror(errno));
     requireRegularMode(path, st.st_mode);
+}
+
+void requireReplaceableFile(const std::string& path)
+{
+    struct stat st { };
+    if (::stat(path.c_str(), &st) != 0)
+        return; // nothing there (or nothing we can see): the write itself reports its failure
+    if (!S_ISREG(st.st_mode))
+        throw Error("cannot write " + path + ": it exists and is not a regular file (" + kindOf(st.st_mode)
+            + "); refused, so as not to replace it");
 }
 
 std::string readFile(const std::string& path, uint64_t maxBytes)

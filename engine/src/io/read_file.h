@@ -10,5 +10,6 @@ namespace cs::io {
 
 using cs::readFile;
 using cs::requireRegularFile;
+using cs::requireReplaceableFile;
 
 } // namespace cs::io

@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fcntl.h>
 #include <limits>
+#include <set>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,6 +90,20 @@ DType fromScalarType(c10::ScalarType type)
     throw Error(std::string("cannot store tensors of type ") + c10::toString(type) + " in safetensors");
 }
 
+void requireFinite(const at::Tensor& t, const std::string& source, const std::string& name)
+{
+    if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0)
+        return;
+    // A sum in double is finite exactly when every value is (float32's largest times any count
+    // of elements stays far below double's range), and needs no tensor of flags.
+    if (std::isfinite(t.sum(at::kDouble).item<double>()))
+        return;
+    const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
+    throw Error(source + ": tensor \"" + name + "\" holds " + std::to_string(bad) + " NaN or infinite value"
+        + (bad == 1 ? "" : "s") + " (of " + std::to_string(t.numel())
+        + "); the file is corrupt (a header length that is off shifts every tensor)");
+}
+
 // The whole file, mapped read-only and private (copy-on-write: a tensor written to in place
 // changes only this process's copy, never the file).
 class Mapping {
@@ -159,15 +175,37 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::string& 
     file->m_dataStart = 8 + headerLen;
     const uint64_t dataSize = size - file->m_dataStart;
 
+    // The format: the header starts with '{' and its JSON may be followed only by spaces (0x20).
+    const std::string_view headerText(reinterpret_cast<const char*>(bytes) + 8, headerLen);
+    if (headerText.empty() || headerText.front() != '{')
+        throw fail("the header does not start with '{'");
+    if (const size_t nul = headerText.find('\0'); nul != std::string_view::npos)
+        throw fail("the header holds a NUL byte at offset " + std::to_string(nul)
+            + " (the format pads the header only with spaces, 0x20)");
+    const size_t jsonEnd = headerText.find_last_not_of(' ') + 1;
+    if (headerText[jsonEnd - 1] != '}')
+        throw fail("the header's JSON object is followed by bytes other than spaces (0x20), the only padding the "
+                   "format allows");
+
     nlohmann::json header;
+    std::string duplicate; // a tensor name the header gives twice (JSON parsers keep the last)
     try {
-        header
-            = parseJson(std::string_view(reinterpret_cast<const char*>(bytes) + 8, headerLen), path + ": the header");
+        checkJsonDepth(headerText, path + ": the header");
+        header = nlohmann::json::parse(headerText.begin(), headerText.end(),
+            [&, seen = std::set<std::string>()](
+                int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) mutable {
+                if (depth == 1 && event == nlohmann::json::parse_event_t::key && parsed.is_string()
+                    && !seen.insert(parsed.get<std::string>()).second && duplicate.empty())
+                    duplicate = parsed.get<std::string>();
+                return true;
+            });
     } catch (const nlohmann::json::exception& e) {
         throw fail(std::string("the header is not JSON (") + e.what() + ")");
     }
     if (!header.is_object())
         throw fail("the header is not a JSON object");
+    if (!duplicate.empty())
+        throw fail("the header names \"" + duplicate + "\" twice");
 
     for (auto it = header.begin(); it != header.end(); ++it) {
         const std::string& name = it.key();
@@ -230,16 +268,26 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::string& 
         file->m_tensors.push_back(std::move(info));
     }
 
-    // No two tensors may share bytes.
+    // The tensors' bytes tile the data exactly, as the format requires: no two share bytes, no
+    // byte between them or after the last belongs to none (which would let a file be two things).
     std::vector<const TensorInfo*> byOffset;
     for (const auto& t : file->m_tensors)
         if (t.end > t.begin)
             byOffset.push_back(&t);
     std::sort(
         byOffset.begin(), byOffset.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
-    for (size_t i = 1; i < byOffset.size(); ++i)
-        if (byOffset[i]->begin < byOffset[i - 1]->end)
+    uint64_t covered = 0; // the data bytes [0, covered) belong to the tensors so far
+    for (size_t i = 0; i < byOffset.size(); ++i) {
+        if (byOffset[i]->begin < covered)
             throw fail("tensors \"" + byOffset[i - 1]->name + "\" and \"" + byOffset[i]->name + "\" overlap");
+        if (byOffset[i]->begin > covered)
+            throw fail("the data bytes [" + std::to_string(covered) + ", " + std::to_string(byOffset[i]->begin)
+                + ") before tensor \"" + byOffset[i]->name + "\" belong to no tensor");
+        covered = byOffset[i]->end;
+    }
+    if (covered != dataSize)
+        throw fail(std::to_string(dataSize - covered) + (dataSize - covered == 1 ? " byte follows" : " bytes follow")
+            + " the last tensor's data (the format allows none)");
     return file;
 }
 

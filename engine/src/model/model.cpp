@@ -15,7 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -53,8 +56,12 @@ at::Tensor loadWeight(const io::Checkpoint& ckpt, const plugins::WeightSource& w
             }
     if (!ckpt.contains(name))
         return {};
-    at::Tensor t = ckpt.tensor(name);
     const std::string where = "tensor \"" + name + "\" in " + folder;
+    const io::DType stored = ckpt.info(name).dtype;
+    if (!at::isFloatingType(io::toScalarType(stored)))
+        throw Error(where + " is stored as " + io::dtypeName(stored)
+            + ", but a weight must be a floating-point type (F32, F16, BF16 or F64)");
+    at::Tensor t = ckpt.tensor(name);
     if (ws.transpose) {
         if (t.dim() != 2)
             throw Error(where + " has shape " + shapeText(t.sizes()) + ", expected a matrix");
@@ -68,7 +75,43 @@ at::Tensor loadWeight(const io::Checkpoint& ckpt, const plugins::WeightSource& w
     if (t.sizes() != at::IntArrayRef(ws.shape))
         throw Error(where + " has shape " + shapeText(t.sizes()) + " but the config implies " + shapeText(ws.shape)
             + " (" + ws.canonical + ")");
-    return t.to(at::kFloat).contiguous();
+    t = t.to(at::kFloat).contiguous();
+    io::requireFinite(t, folder, name);
+    return t;
+}
+
+// The first layer index a checkpoint tensor's name gives ("model.layers.7.mlp..." or gpt2's
+// "h.7.attn..." gives 7); none for a tensor outside the layers.
+std::optional<int64_t> layerOfTensor(const std::string& name)
+{
+    for (const char* stem : { "layers.", "h." }) {
+        for (size_t at = name.find(stem); at != std::string::npos; at = name.find(stem, at + 1)) {
+            if (at > 0 && name[at - 1] != '.')
+                continue;
+            size_t p = at + std::strlen(stem), digits = 0;
+            int64_t layer = 0;
+            while (p < name.size() && std::isdigit(static_cast<unsigned char>(name[p])) && digits < 9) {
+                layer = layer * 10 + (name[p++] - '0');
+                ++digits;
+            }
+            if (digits > 0 && p < name.size() && name[p] == '.')
+                return layer;
+        }
+    }
+    return std::nullopt;
+}
+
+// A config that claims fewer layers than the checkpoint holds would run a truncated model.
+void requireAllLayersUsed(const io::Checkpoint& ckpt, const ModelConfig& c, const std::string& folder)
+{
+    int64_t stored = 0;
+    for (const auto& name : ckpt.names())
+        if (const auto layer = layerOfTensor(name))
+            stored = std::max(stored, *layer + 1);
+    if (stored > c.nLayers)
+        throw Error(folder + "/config.json: the config gives " + std::to_string(c.nLayers) + " layer"
+            + (c.nLayers == 1 ? "" : "s") + " (num_hidden_layers or n_layer) but the checkpoint holds "
+            + std::to_string(stored) + "; a model cut short is refused");
 }
 
 } // namespace
@@ -202,6 +245,7 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
 
     const io::Checkpoint ckpt = io::Checkpoint::open(folder);
     model->m_storedDType = ckpt.dominantDType();
+    requireAllLayersUsed(ckpt, c, folder);
 
     std::map<std::string, at::Tensor> byName;
     std::map<std::string, at::Tensor> loadedBySource; // tied weights are loaded once
@@ -224,9 +268,15 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
     }
     model->m_weights = assembleWeights(c, std::move(byName), model->m_device);
 
-    if (fs::exists(fs::path(folder) / "tokenizer.json", ec))
+    if (fs::exists(fs::path(folder) / "tokenizer.json", ec)) {
         model->m_tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromFolder(folder));
-    else if (options.requireTokenizer)
+        // An id past the embedding matrix would fail only in the first forward, blamed on it.
+        if (model->m_tokenizer->vocabSize() > c.vocabSize)
+            throw Error((fs::path(folder) / "tokenizer.json").string() + ": its largest token id is "
+                + std::to_string(model->m_tokenizer->vocabSize() - 1) + ", but the model's vocabulary (vocab_size in "
+                + "config.json) has " + std::to_string(c.vocabSize) + " ids (0 to " + std::to_string(c.vocabSize - 1)
+                + ")");
+    } else if (options.requireTokenizer)
         throw Error("no tokenizer.json in " + folder);
     return model;
 }

@@ -53,6 +53,8 @@ struct TranscoderSet::Lazy {
 namespace {
 
 constexpr const char* kConfigFile = "config.yaml";
+// The most layers a set may have (as a model's config.json may, plugins' validate()).
+constexpr int64_t kMaxLayers = 4096;
 constexpr const char* kPerLayerKind = "transcoder_set";
 constexpr const char* kCrossLayerKind = "cross_layer_transcoder";
 
@@ -108,7 +110,9 @@ public:
         const std::string& name, const std::vector<int64_t>& shape, const std::string& dims, c10::Device device) const
     {
         expect(name, shape, dims);
-        return m_file->tensor(name).to(device, at::kFloat).contiguous();
+        at::Tensor t = m_file->tensor(name);
+        io::requireFinite(t, path(), name); // a corrupt file's NaN would show only in a trace's graph
+        return t.to(device, at::kFloat).contiguous();
     }
 
     // A threshold [F]; circuit-tracer's JumpReLU also keeps it as [1, F].
@@ -235,7 +239,7 @@ model::Hook readHook(const yaml::Document& doc, const std::string& key, std::str
     }
 }
 
-ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc)
+ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc, int64_t modelLayers)
 {
     ConfigYaml out;
     TranscoderConfig& c = out.config;
@@ -303,6 +307,13 @@ ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc)
                   "supported; a CLT folder holds W_enc_{i} and W_dec_{i}.safetensors");
         // Paths in layer order, or circuit-tracer's {id, layer, filepath} items in any order.
         const std::vector<yaml::Item> items = doc.items("transcoders");
+        // Refused before any file is read: each entry is a layer's file to open and check.
+        const int64_t maxLayers = modelLayers > 0 ? modelLayers : kMaxLayers;
+        if (static_cast<int64_t>(items.size()) > maxLayers)
+            throw Error(doc.where(doc.find("transcoders")->line) + "the transcoders: list has "
+                + std::to_string(items.size()) + " entries, more than the "
+                + (modelLayers > 0 ? "model's " + std::to_string(modelLayers) + " layers"
+                                   : std::to_string(kMaxLayers) + " layers a model may have"));
         std::vector<const yaml::Scalar*> byLayer(items.size(), nullptr);
         for (size_t i = 0; i < items.size(); ++i) {
             const yaml::Item& item = items[i];
@@ -401,9 +412,10 @@ Loaded loadPerLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, boo
             cy.k = kv;
         }
         f.expect("W_dec", { nf, d }, "[n_features, d_model]");
-        if (lazyDecoders)
+        if (lazyDecoders) {
+            io::requireFinite(f.file()->tensor("W_dec"), f.path(), "W_dec"); // one pass over the mapping
             out.lazy->sources.push_back({ f.file(), "W_dec" });
-        else
+        } else
             w.decoder = f.read("W_dec", { nf, d }, "[n_features, d_model]", device).unsqueeze(1);
         out.layers.push_back(std::move(w));
     }
@@ -446,9 +458,10 @@ Loaded loadCrossLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, b
         const std::vector<int64_t> shape { nf, c.nLayers - l, d };
         const std::string dims = "[n_features, n_layers - " + i + ", d_model]";
         dec.expect("W_dec_" + i, shape, dims);
-        if (lazyDecoders)
+        if (lazyDecoders) {
+            io::requireFinite(dec.file()->tensor("W_dec_" + i), dec.path(), "W_dec_" + i);
             out.lazy->sources.push_back({ dec.file(), "W_dec_" + i });
-        else
+        } else
             w.decoder = dec.read("W_dec_" + i, shape, dims, device);
         out.layers.push_back(std::move(w));
     }
@@ -523,7 +536,7 @@ std::shared_ptr<const TranscoderSet> TranscoderIo::load(
     if (!fs::is_regular_file(configPath))
         throw Error(folder + " has no config.yaml, so it is not a transcoder set in circuit-tracer's format");
     const yaml::Document doc = yaml::parseFile(configPath.string());
-    ConfigYaml cy = readConfigYaml(dir, doc);
+    ConfigYaml cy = readConfigYaml(dir, doc, options.modelLayers);
 
     std::shared_ptr<TranscoderSet> set(new TranscoderSet());
     set->m_device = model::resolveDevice(options.device);
