@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <png.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -338,6 +339,60 @@ private Q_SLOTS:
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains(phrase), qPrintable(r.err));
         QVERIFY(r.err.startsWith("circuitscope-cli: error:"));
+    }
+
+    // Issue 23: requests that ran to the context's end, or died with an internal error and
+    // C++ stack frames, are refused before any work with a message naming the value.
+    void refusedUpFront()
+    {
+        auto refused = [](const QStringList& args, const QString& phrase) {
+            Run r = cli(args);
+            QVERIFY2(r.exitCode == 1, qPrintable(args.join(' ') + ": " + r.err));
+            QVERIFY2(r.err.startsWith("circuitscope-cli: error:") && r.err.contains(phrase), qPrintable(r.err));
+            QVERIFY2(!r.err.contains("Exception raised from") && !r.err.contains("internal error"), qPrintable(r.err));
+        };
+        // The tiny model's context is 64 positions; the prompt "a" is a BOS and one token.
+        refused({ "generate", m_model, "--text", "a", "--max-new", "100000" },
+            "--max-new 100000 after the prompt's 2 tokens needs more positions than the model's context of 64 (at "
+            "most --max-new 62)");
+        refused({ "generate", m_model, "--text", "a", "--max-new", "63" }, "context of 64");
+        Run fits = cli({ "generate", m_model, "--text", "a", "--max-new", "62", "--json" });
+        QVERIFY2(fits.exitCode == 0, qPrintable(fits.err));
+        QCOMPARE(fits.json()["ids"].size(), size_t(62));
+
+        // A value whose magnitude float32 cannot hold.
+        refused({ "intervene", "tinyworld", "--text", "a b", "--set", "0:1:5=1e308" },
+            "\"0:1:5=1e308\": 1e308 is beyond float32's range");
+        refused(
+            { "intervene", "tinyworld", "--text", "a b", "--add", "0:*:5=-4e38" }, "-4e38 is beyond float32's range");
+
+        // A transcoders: list of 100,000 layers for tinyworld's few.
+        const QString set = m_dir.filePath("long-list");
+        QVERIFY(QDir().mkpath(set));
+        std::string yaml = "model_kind: transcoder_set\nfeature_input_hook: mlp.hook_in\n"
+                           "feature_output_hook: mlp.hook_out\ntranscoders:\n";
+        for (int i = 0; i < 100000; ++i)
+            yaml += "  - layer_0.safetensors\n";
+        cs::test::writeTextFile(set + "/config.yaml", yaml);
+        const int64_t tinyworldLayers
+            = cs::model::Model::load(cs::resolveModelFolder("tinyworld"), { "cpu" })->config().nLayers;
+        refused({ "intervene", "tinyworld", "--text", "a b", "--set", "0:1:5=1", "--transcoder", set },
+            QString("config.yaml line 4: the transcoders: list has 100000 entries, more than the model's %1 layers")
+                .arg(tinyworldLayers));
+
+        // Writes: an output path that is there and not a regular file is never replaced.
+        const QString graphPath = m_dir.filePath("upfront.csgraph");
+        cs::graph::writeGraphFile(graphPath.toStdString(), smallGraph());
+        const QString fifo = m_dir.filePath("out-fifo");
+        QCOMPARE(::mkfifo(QFile::encodeName(fifo).constData(), 0600), 0);
+        refused({ "graph", "export", graphPath, "--out", fifo, "--all" },
+            "cannot write " + fifo + ": it exists and is not a regular file (a FIFO)");
+        QVERIFY(QFileInfo(fifo).isFile() == false && QFileInfo::exists(fifo));
+        const QString folder = m_dir.filePath("out-folder");
+        QVERIFY(QDir().mkpath(folder));
+        refused({ "graph", "export", graphPath, "--out", folder, "--all" },
+            "cannot write " + folder + ": it exists and is not a regular file (a folder)");
+        QVERIFY(QFileInfo(folder).isDir());
     }
 
     // transcoder train writes a set that transcoder info and eval read; eval's JSON has the

@@ -54,6 +54,7 @@ int cmdFeaturesBuild(const Args& args, const std::string& device)
     if (o.basis.empty()) {
         transcoder::TranscoderSet::LoadOptions lo;
         lo.device = model->device().str();
+        lo.modelLayers = model->config().nLayers;
         transcoders = transcoder::TranscoderSet::load(
             transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
     } else if (args.has("transcoder")) {
@@ -121,6 +122,7 @@ nlohmann::json benchFeatureBuild(const std::string& modelFolder, const std::stri
     auto model = model::Model::load(modelFolder, { device, true });
     transcoder::TranscoderSet::LoadOptions lo;
     lo.device = model->device().str();
+    lo.modelLayers = model->config().nLayers;
     auto transcoders = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(modelFolder, "clt"), lo);
     const fs::path dir = fs::temp_directory_path() / ("circuitscope-bench-" + std::to_string(::getpid()));
     fs::create_directories(dir);

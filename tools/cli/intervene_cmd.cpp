@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 
 namespace cs::cli {
 
@@ -130,6 +131,9 @@ intervention::FeatureEdit parseEdit(const std::string& spec, intervention::Op op
     e.value = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !std::isfinite(e.value))
         throw Error("\"" + spec + "\": \"" + value + "\" is not a finite number");
+    // Activations are float32: a larger value would become infinite inside the model.
+    if (std::fabs(e.value) > std::numeric_limits<float>::max())
+        throw Error("\"" + spec + "\": " + value + " is beyond float32's range (magnitude at most 3.4e38)");
     return e;
 }
 
@@ -174,7 +178,8 @@ int cmdIntervene(const Args& args, const std::string& device)
     auto model = model::Model::load(folder, { device, true });
     parseRegime(args, model->config().nLayers, o);
     auto set = transcoder::TranscoderSet::load(
-        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")),
+        { device, true, model->config().nLayers });
     const std::vector<int64_t> ids = model->tokenizer().encode(*text);
     at::NoGradGuard noGrad;
     const auto context = attribution::buildContext(model, set, at::tensor(ids, at::kLong));
@@ -264,7 +269,8 @@ int cmdValidate(const Args& args, const std::string& device)
 
     auto model = model::Model::load(folder, { device, true });
     auto set = transcoder::TranscoderSet::load(
-        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), { device, true });
+        transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")),
+        { device, true, model->config().nLayers });
     const std::vector<int64_t> ids = model->tokenizer().encode(*text);
     at::NoGradGuard noGrad;
     const auto context = attribution::buildContext(model, set, at::tensor(ids, at::kLong));

@@ -351,6 +351,13 @@ int cmdGenerate(const Args& args, const std::string& device)
         throw cs::Error("--max-new must not be negative");
     if (req.temperature < 0)
         throw cs::Error("--temperature must not be negative");
+    // Refused up front: generation would otherwise stop, unannounced, where positions run out.
+    const int64_t context = handle->model()->config().maxPositions;
+    if (static_cast<int64_t>(ids.size()) + req.maxNew > context)
+        throw cs::Error("--max-new " + std::to_string(req.maxNew) + " after the prompt's " + std::to_string(ids.size())
+            + " token" + (ids.size() == 1 ? "" : "s") + " needs more positions than the model's context of "
+            + std::to_string(context) + " (at most --max-new "
+            + std::to_string(std::max<int64_t>(0, context - static_cast<int64_t>(ids.size()))) + ")");
     const auto r = handle->generate(ids, req);
     if (args.flag("json")) {
         std::cout << dump(Json { { "prompt_ids", r.promptIds }, { "ids", r.newIds }, { "text", r.text },

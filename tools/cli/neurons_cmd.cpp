@@ -102,6 +102,7 @@ int curve(const Args& args, const std::string& device)
     if (features) {
         transcoder::TranscoderSet::LoadOptions lo;
         lo.device = model->device().str();
+        lo.modelLayers = model->config().nLayers;
         o.transcoders = transcoder::TranscoderSet::load(
             transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
     } else if (args.has("transcoder")) {

@@ -130,6 +130,7 @@ int cmdTrace(const Args& args, const std::string& device)
     auto model = model::Model::load(folder, { device, true });
     transcoder::TranscoderSet::LoadOptions lo;
     lo.device = model->device().str();
+    lo.modelLayers = model->config().nLayers;
     auto transcoders = transcoder::TranscoderSet::load(
         transcoder::resolveTranscoderFolder(folder, args.valueOr("transcoder", "clt")), lo);
 
@@ -219,6 +220,7 @@ Json benchAttribution(const std::string& modelFolder, const std::string& device)
     auto model = model::Model::load(modelFolder, { device, true });
     transcoder::TranscoderSet::LoadOptions lo;
     lo.device = model->device().str();
+    lo.modelLayers = model->config().nLayers;
     auto transcoders = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(modelFolder, "clt"), lo);
     // Prompts of real text when the model is an organism (held-out lines), else random tokens.
     std::vector<int64_t> ids;

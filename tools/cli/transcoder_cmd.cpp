@@ -109,8 +109,8 @@ int cmdEval(const Args& args, const std::string& device)
         throw Error("transcoder eval needs MODEL TRANSCODER --corpus FILE");
     const std::string folder = resolveModelFolder(pos[2]);
     auto model = model::Model::load(folder, { device, true });
-    auto set = transcoder::TranscoderSet::load(
-        transcoder::resolveTranscoderFolder(folder, pos[3]), { device == "auto" ? "auto" : device, true });
+    auto set = transcoder::TranscoderSet::load(transcoder::resolveTranscoderFolder(folder, pos[3]),
+        { device == "auto" ? "auto" : device, true, model->config().nLayers });
     transcoder::EvalOptions o;
     o.corpus = args.valueOr("corpus", "");
     if (o.corpus.empty())
