@@ -663,6 +663,7 @@ private Q_SLOTS:
         spec.nLayers = 3;
         spec = test::normalized(spec);
         const QString folder = test::writeTinyModel(dir.filePath("nan"), spec);
+        const auto clean = model::Model::load(folder.toStdString(), { "cpu", false });
         auto weights = test::tinyWeights(spec);
         bool poisoned = false;
         for (auto& [name, t] : weights)
@@ -671,8 +672,18 @@ private Q_SLOTS:
                 poisoned = true;
             }
         QVERIFY(poisoned);
+        // Such a checkpoint is refused at load, naming the tensor (issue 23) ...
         test::writeSafetensors(folder + "/model.safetensors", weights, spec.storeDtype);
-        const auto model = model::Model::load(folder.toStdString(), { "cpu", false });
+        try {
+            model::Model::load(folder.toStdString(), { "cpu", false });
+            QFAIL("loaded a checkpoint holding NaN");
+        } catch (const cs::Error& e) {
+            QVERIFY2(std::string(e.what()).find("model.norm.weight") != std::string::npos, e.what());
+        }
+        // ... and a model made in memory with the same weight is refused by the trace.
+        auto canonical = clean->weights();
+        canonical["final_norm.weight"] = at::full_like(canonical["final_norm.weight"], NAN);
+        const auto model = model::Model::fromWeights(clean->config(), canonical, nullptr);
         const auto transcoders = randomTranscoders(model->config(), Variant(), 8, 1);
         const auto ctx = attribution::buildContext(
             model, transcoders, at::tensor(std::vector<int64_t> { test::kTinyBosId, 5, 6, 7 }, at::kLong));

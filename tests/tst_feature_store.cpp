@@ -521,7 +521,7 @@ private Q_SLOTS:
         QTest::newRow("an extra column") << "column.db"
                                          << "its table \"labels\" is not the one Circuitscope creates";
         QTest::newRow("an extra index") << "index.db"
-                                        << "holds a index \"i\" that Circuitscope does not create";
+                                        << "holds an index \"i\" that Circuitscope does not create";
         QTest::newRow("version 2 without its table") << "v2.db"
                                                      << "says version 2 but has the tables of version 1";
         QTest::newRow("version 1 with version 2's table") << "v1.db"

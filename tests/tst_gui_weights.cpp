@@ -481,6 +481,7 @@ void TestGuiWeights::storeWithoutStatisticsRanksByVirtualWeight()
         info.scan = "tinyworld/clt";
         info.nLayers = m_set->nLayers();
         info.nFeatures = m_set->nFeatures();
+        info.contextLength = 64;
         auto plain = cs::features::FeatureStore::create(path.toStdString(), info);
         QVERIFY(!plain->hasCoactivations());
     }

@@ -254,6 +254,8 @@ void writeAtomically(const std::string& path, const std::string& text)
     const QString qpath = QString::fromStdString(path);
     if (QFileInfo(qpath).isDir())
         throw Error(path + ": cannot write the session: the path is a folder");
+    // Never renamed over a device, FIFO or socket (the engine's atomic writes' rule).
+    cs::requireReplaceableFile(path);
     QSaveFile file(qpath);
     if (!file.open(QIODevice::WriteOnly))
         throw Error(path + ": cannot write the session: " + file.errorString().toStdString());

@@ -367,7 +367,8 @@ int checkSchemaIsOurs(FeatureStore::Impl& impl)
     for (const auto& [key, sql] : theirs) {
         const auto it = ours.find(key);
         if (it == ours.end())
-            throw Error(impl.path + " is not a usable feature store: it holds a " + key.first + " \"" + key.second
+            throw Error(impl.path + " is not a usable feature store: it holds "
+                + (key.first == "index" ? std::string("an ") : std::string("a ")) + key.first + " \"" + key.second
                 + "\" that Circuitscope does not create (a store may not carry SQL of its own)");
         if (it->second != sql)
             throw Error(impl.path + " is not a usable feature store: its " + key.first + " \"" + key.second

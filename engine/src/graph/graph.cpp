@@ -22,6 +22,12 @@ namespace cs::graph {
 
 namespace {
 
+// "a feature", "an error", "an embedding", "a logit".
+std::string article(const std::string& noun)
+{
+    return (noun.empty() || std::string("aeiou").find(noun[0]) == std::string::npos ? "a " : "an ") + noun;
+}
+
 // circuit-tracer's normalize_matrix clamps every row sum at this.
 constexpr double kRowSumFloor = 1e-10;
 
@@ -305,8 +311,8 @@ KindRanges Graph::ranges() const
         if (rank > 3)
             throw Error("attribution graph: node " + std::to_string(i) + " has no valid kind");
         if (rank < previous)
-            throw Error("attribution graph: node " + std::to_string(i) + " is a " + nodeKindName(nodes[i].kind)
-                + " after a " + nodeKindName(nodes[i - 1].kind)
+            throw Error("attribution graph: node " + std::to_string(i) + " is " + article(nodeKindName(nodes[i].kind))
+                + " after " + article(nodeKindName(nodes[i - 1].kind))
                 + " (the order is features, errors, embeddings, logits)");
         previous = rank;
         ++counts[rank];
