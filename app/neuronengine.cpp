@@ -209,37 +209,12 @@ cs::intervention::InterventionResult runUnitIntervention(const ExplorerResources
     out.generationMode = cs::intervention::Regime::Free;
     if (generate > 0) {
         const cs::model::Model& model = *resources.unitModel;
-        const cs::model::Hook hook = cs::neurons::hookOf(cs::neurons::nodeKindFromName(resources.unitBasis));
         cs::model::GenerateOptions options;
         options.maxNew = generate;
         options.useCache = false; // every step runs the whole sequence: hook positions are absolute
         out.generatedBefore = model.generate(resources.unitIds, options);
         // The edits as cs::neurons::intervene applies them, on every step.
-        options.hook = [&](int64_t layer, cs::model::Hook h, at::Tensor& value) { // [1, n_pos, width]
-            if (h != hook)
-                return;
-            bool copied = false;
-            for (const auto& e : edits) {
-                if (e.layer != layer)
-                    continue;
-                if (!copied)
-                    value = value.clone(); // never write into a tensor the forward pass still reads
-                copied = true;
-                at::Tensor unit
-                    = e.position < 0 ? value.select(2, e.feature) : value.select(1, e.position).select(1, e.feature);
-                switch (e.op) {
-                case cs::intervention::Op::Set:
-                    unit.fill_(e.value);
-                    break;
-                case cs::intervention::Op::Scale:
-                    unit.mul_(e.value);
-                    break;
-                case cs::intervention::Op::Add:
-                    unit.add_(e.value);
-                    break;
-                }
-            }
-        };
+        options.hook = cs::neurons::editHook(cs::neurons::nodeKindFromName(resources.unitBasis), edits);
         out.generatedAfter = edits.empty() ? out.generatedBefore : model.generate(resources.unitIds, options);
         out.generationBefore = model.tokenizer().decode(out.generatedBefore);
         out.generationAfter = model.tokenizer().decode(out.generatedAfter);

@@ -141,6 +141,10 @@ struct UnitInterventionResult {
 // The units' values on a prompt, per layer [n_pos, width] float32 on the CPU (for patching one
 // prompt's units into another's run: Set edits with these values).
 std::vector<at::Tensor> unitValues(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind);
+// The forward pass hook that applies `edits` (copied) to the node kind's units, as intervene()
+// does: for generation with the edits held on every step (GenerateOptions::hook).
+std::function<void(int64_t layer, model::Hook hook, at::Tensor& value)> editHook(
+    NodeKind kind, const std::vector<intervention::FeatureEdit>& edits);
 // Throws cs::Error naming the edit whose layer, position or unit is outside the model, or a
 // non-finite value.
 UnitInterventionResult intervene(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind,

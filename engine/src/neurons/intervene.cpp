@@ -12,6 +12,36 @@
 
 namespace cs::neurons {
 
+std::function<void(int64_t, model::Hook, at::Tensor&)> editHook(
+    NodeKind kind, const std::vector<intervention::FeatureEdit>& edits)
+{
+    return [hook = hookOf(kind), edits](int64_t layer, model::Hook h, at::Tensor& value) {
+        if (h != hook)
+            return;
+        bool copied = false;
+        for (const auto& e : edits) {
+            if (e.layer != layer)
+                continue;
+            if (!copied)
+                value = value.clone(); // never write into a tensor the forward pass still reads
+            copied = true;
+            at::Tensor unit
+                = e.position < 0 ? value.select(2, e.feature) : value.select(1, e.position).select(1, e.feature);
+            switch (e.op) {
+            case intervention::Op::Set:
+                unit.fill_(e.value);
+                break;
+            case intervention::Op::Scale:
+                unit.mul_(e.value);
+                break;
+            case intervention::Op::Add:
+                unit.add_(e.value);
+                break;
+            }
+        }
+    };
+}
+
 UnitInterventionResult intervene(const model::Model& model, const std::vector<int64_t>& ids, NodeKind kind,
     const std::vector<intervention::FeatureEdit>& edits, int64_t topK)
 {
@@ -40,35 +70,10 @@ UnitInterventionResult intervene(const model::Model& model, const std::vector<in
     }
     at::NoGradGuard noGrad;
     const at::Tensor input = at::tensor(ids, at::kLong).to(model.device()).unsqueeze(0);
-    const model::Hook hook = hookOf(kind);
     UnitInterventionResult r;
     r.logitsBefore = model.forward(input).logits[0][nPos - 1].to(at::kCPU, at::kFloat);
     model::ForwardOptions fo;
-    fo.hook = [&](int64_t layer, model::Hook h, at::Tensor& value) {
-        if (h != hook)
-            return;
-        bool copied = false;
-        for (const auto& e : edits) {
-            if (e.layer != layer)
-                continue;
-            if (!copied)
-                value = value.clone(); // never write into a tensor the forward pass still reads
-            copied = true;
-            at::Tensor unit
-                = e.position < 0 ? value.select(2, e.feature) : value.select(1, e.position).select(1, e.feature);
-            switch (e.op) {
-            case intervention::Op::Set:
-                unit.fill_(e.value);
-                break;
-            case intervention::Op::Scale:
-                unit.mul_(e.value);
-                break;
-            case intervention::Op::Add:
-                unit.add_(e.value);
-                break;
-            }
-        }
-    };
+    fo.hook = editHook(kind, edits);
     r.logitsAfter = model.forward(input, fo).logits[0][nPos - 1].to(at::kCPU, at::kFloat);
     r.before = intervention::topTokens(model, r.logitsBefore, topK);
     r.after = intervention::topTokens(model, r.logitsAfter, topK);
