@@ -158,6 +158,20 @@ TraceOutput traceGraph(ExplorerResources& resources, const TraceRequest& request
     return out;
 }
 
+bool graphIsOfPrompt(const cs::graph::Graph& graph, const std::vector<int64_t>& ids)
+{
+    if (static_cast<int64_t>(ids.size()) != graph.nPositions())
+        return false;
+    const auto ranges = graph.ranges();
+    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i) {
+        const auto& node = graph.nodes[static_cast<size_t>(i)];
+        if (node.position < 0 || node.position >= static_cast<int64_t>(ids.size())
+            || (node.tokenId >= 0 && node.tokenId != ids[static_cast<size_t>(node.position)]))
+            return false;
+    }
+    return true;
+}
+
 bool prepareContext(
     ExplorerResources& resources, const cs::graph::Graph& graph, std::shared_ptr<const cs::model::Model> model)
 {
@@ -170,16 +184,10 @@ bool prepareContext(
     if (!resources.model || !resources.transcoders || graph.metadata.prompt.empty())
         return false;
     const auto ids = resources.model->tokenizer().encode(graph.metadata.prompt);
-    if (static_cast<int64_t>(ids.size()) != graph.nPositions())
+    if (!graphIsOfPrompt(graph, ids))
         return false;
     // The graph's embeddings must be this prompt's tokens, and its features this set's.
     const auto ranges = graph.ranges();
-    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i) {
-        const auto& node = graph.nodes[static_cast<size_t>(i)];
-        if (node.position < 0 || node.position >= static_cast<int64_t>(ids.size())
-            || (node.tokenId >= 0 && node.tokenId != ids[static_cast<size_t>(node.position)]))
-            return false;
-    }
     for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i) {
         const auto& node = graph.nodes[static_cast<size_t>(i)];
         if (node.layer < 0 || node.layer >= resources.transcoders->nLayers() || node.feature < 0

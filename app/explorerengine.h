@@ -166,6 +166,9 @@ void readCaptions(const ExplorerResources& resources, const cs::graph::Graph& gr
 // cleared) when it cannot: no prompt, other tokens, or another model's feature ids.
 // A unit graph (metadata.basis set) needs no transcoders: its context is `model` (the open one)
 // and the prompt's ids (prepareUnitContext).
+// Whether the graph is of the prompt `ids`: as many positions, and each embedding node's token
+// the prompt's there (prepareContext, prepareUnitContext).
+bool graphIsOfPrompt(const cs::graph::Graph& graph, const std::vector<int64_t>& ids);
 bool prepareContext(ExplorerResources& resources, const cs::graph::Graph& graph,
     std::shared_ptr<const cs::model::Model> model = nullptr);
 bool prepareUnitContext(

@@ -164,15 +164,9 @@ bool prepareUnitContext(
     if (!model || !model->hasTokenizer() || graph.metadata.prompt.empty())
         return false;
     const auto ids = encode(*model, graph.metadata.prompt);
-    if (static_cast<int64_t>(ids.size()) != graph.nPositions())
+    if (!graphIsOfPrompt(graph, ids))
         return false;
     const auto ranges = graph.ranges();
-    for (int64_t i = ranges.embeddings.begin; i < ranges.embeddings.end; ++i) {
-        const auto& node = graph.nodes[static_cast<size_t>(i)];
-        if (node.position < 0 || node.position >= static_cast<int64_t>(ids.size())
-            || (node.tokenId >= 0 && node.tokenId != ids[static_cast<size_t>(node.position)]))
-            return false;
-    }
     // The units must be this model's.
     for (int64_t i = ranges.features.begin; i < ranges.features.end; ++i) {
         const auto& node = graph.nodes[static_cast<size_t>(i)];
