@@ -231,10 +231,31 @@ int runBench(const QString& model, const QString& device)
     return 0;
 }
 
+// --screenshot and --bench render without a screen. With no display to reach (no DISPLAY, no
+// WAYLAND_DISPLAY) and no platform chosen, Qt would try xcb and abort; use offscreen instead.
+// Runs before the application object exists, so it reads argv itself (QCommandLineParser's
+// spellings: "--screenshot FILE" and "--screenshot=FILE"; "--" ends the options).
+void chooseHeadlessPlatform(int argc, char* argv[])
+{
+    if (!qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM") || !qEnvironmentVariableIsEmpty("DISPLAY")
+        || !qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY"))
+        return;
+    for (int i = 1; i < argc; ++i) {
+        const QByteArray arg(argv[i]);
+        if (arg == "--")
+            return;
+        if (arg == "--screenshot" || arg.startsWith("--screenshot=") || arg == "--bench") {
+            qputenv("QT_QPA_PLATFORM", "offscreen");
+            return;
+        }
+    }
+}
+
 } // namespace
 
 int main(int argc, char* argv[])
 {
+    chooseHeadlessPlatform(argc, argv);
     QApplication app(argc, argv); // widgets for the file dialogs (filedialogs.h)
     // Names QSettings files and the window manager's idea of the program.
     QGuiApplication::setApplicationName(QStringLiteral("Circuitscope"));

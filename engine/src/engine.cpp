@@ -20,13 +20,33 @@ namespace cs {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// PREFIX/share/circuitscope/models for the program running from PREFIX/bin, so an install
+// unpacked into any folder (dpkg-deb -x, a moved prefix) reads its own models; empty when the
+// program's path cannot be read. In the build tree it names a folder that does not exist.
+std::string modelsBesideProgram()
+{
+    std::error_code ec;
+    const fs::path program = fs::read_symlink("/proc/self/exe", ec);
+    if (ec || program.empty())
+        return {};
+    return (program.parent_path().parent_path() / "share" / "circuitscope" / "models").string();
+}
+
+} // namespace
+
 std::vector<std::string> modelSearchPaths()
 {
     std::vector<std::string> paths;
     if (const char* env = std::getenv("CIRCUITSCOPE_MODELS"))
         paths.emplace_back(env);
+    const std::string installed = std::string(CS_INSTALL_DATA_DIR) + "/models";
+    const std::string beside = modelsBesideProgram();
+    if (!beside.empty() && beside != installed)
+        paths.push_back(beside);
     paths.emplace_back(std::string(CS_RESOURCES_DIR) + "/models");
-    paths.emplace_back(std::string(CS_INSTALL_DATA_DIR) + "/models");
+    paths.push_back(installed);
     return paths;
 }
 

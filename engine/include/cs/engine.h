@@ -71,8 +71,9 @@ private:
     std::shared_ptr<const model::Model> m_model;
 };
 
-// The folders searched for shipped models by name: $CIRCUITSCOPE_MODELS, the build tree's
-// resources/models, then the installed share/circuitscope/models.
+// The folders searched for shipped models by name: $CIRCUITSCOPE_MODELS, share/circuitscope/models
+// beside the running program (PREFIX/bin/../share, wherever the install was unpacked), the
+// source tree's resources/models (dev builds), then the configured install prefix's.
 std::vector<std::string> modelSearchPaths();
 // A folder path as given, or the shipped model of that name; throws cs::Error listing
 // what was searched when neither exists.
