@@ -697,6 +697,124 @@ private Q_SLOTS:
         }
     }
 
+    // The memory estimate (issue 21) against what the context really holds: the bytes of every
+    // tensor it keeps, counted from the tensors themselves, are under the estimate, and the
+    // estimate is not so loose that it would refuse work that fits (at most 3x).
+    void memoryEstimateBoundsTheContext_data()
+    {
+        QTest::addColumn<bool>("tinyworld");
+        QTest::newRow("random CLT") << false;
+        QTest::newRow("tinyworld") << true;
+    }
+    void memoryEstimateBoundsTheContext()
+    {
+        QFETCH(bool, tinyworld);
+        QTemporaryDir dir;
+        const Setup s = tinyworld ? tinyworldSetup("Fact: the capital of the state containing Dallas is")
+                                  : randomSetup(dir, Variant(), 12);
+        const auto& ctx = s.context;
+        int64_t held = 0;
+        auto add = [&](const at::Tensor& t) { held += t.defined() ? t.numel() * t.element_size() : 0; };
+        for (const auto* list : { &ctx.inputs, &ctx.mlpOut, &ctx.preActivations, &ctx.activations, &ctx.errors })
+            for (const auto& t : *list)
+                add(t);
+        add(ctx.tokenEmbeddings);
+        add(ctx.finalResid);
+        add(ctx.logits);
+        for (const auto& layer : ctx.frozen.layers) {
+            add(layer.pattern);
+            for (const auto& d : layer.denominators)
+                add(d);
+        }
+        const auto estimate = attribution::estimateContextMemory(*s.model, *s.transcoders, ctx.nPos());
+        qInfo("context: %lld bytes held, %lld estimated", static_cast<long long>(held),
+            static_cast<long long>(estimate.deviceBytes()));
+        QCOMPARE(estimate.hostBytes(), int64_t(0));
+        QVERIFY(estimate.deviceBytes() >= held);
+        QVERIFY(estimate.deviceBytes() <= 3 * held);
+    }
+
+    // The attribution rows' bound is their causal cones: a full trace's rows hold at most that
+    // many entries (counted in the graph), and the rows fill their cones (at least half).
+    void memoryEstimateBoundsTheRows_data()
+    {
+        QTest::addColumn<bool>("tinyworld");
+        QTest::newRow("random CLT") << false;
+        QTest::newRow("tinyworld") << true;
+    }
+    void memoryEstimateBoundsTheRows()
+    {
+        QFETCH(bool, tinyworld);
+        QTemporaryDir dir;
+        const Setup s = tinyworld ? tinyworldSetup("Fact: the capital of the state containing Dallas is")
+                                  : randomSetup(dir, Variant(), 12);
+        const auto r = attribution::trace(s.context, {});
+        const auto ranges = r.graph.ranges();
+        const int64_t rows = ranges.features.size() + ranges.logits.size();
+        const auto estimate = attribution::estimateTraceMemory(s.context, {}, ranges.logits.size());
+        const int64_t bound = (estimate.bytes("attribution rows") - 40 * rows) / 8;
+        const int64_t nnz = r.graph.adjacency.nnz(); // only feature and logit rows have entries
+        qInfo("rows: %lld entries of at most %lld", static_cast<long long>(nnz), static_cast<long long>(bound));
+        QVERIFY(nnz <= bound);
+        QVERIFY(2 * nnz >= bound);
+        QCOMPARE(r.stats.memoryDeviceBytes + r.stats.memoryHostBytes, estimate.deviceBytes() + estimate.hostBytes());
+    }
+
+    // A trace that would not fit is refused before its first row with the largest feature cap
+    // that fits, and that cap then traces under the same limit; a prompt too long to record is
+    // refused with the longest that fits.
+    void memoryRefusalNamesWhatFits()
+    {
+        const Setup s = tinyworldSetup("Fact: the capital of the state containing Dallas is");
+        const int64_t nActive = s.context.active.size();
+        attribution::TraceOptions third;
+        third.maxFeatureNodes = nActive / 3;
+        const auto e = attribution::estimateTraceMemory(s.context, third);
+        attribution::TraceOptions o;
+        o.memoryLimitBytes = e.deviceBytes() + e.hostBytes();
+        int64_t fits = -1;
+        try {
+            attribution::trace(s.context, o);
+            QFAIL("a trace over its memory limit ran");
+        } catch (const cs::Error& error) {
+            const std::string text = error.what();
+            qInfo("%s", error.what());
+            const size_t at = text.find("--max-feature-nodes ");
+            QVERIFY2(at != std::string::npos, error.what());
+            fits = std::stoll(text.substr(at + 20));
+        }
+        QVERIFY(fits >= nActive / 3 && fits < nActive);
+        o.maxFeatureNodes = fits;
+        const auto capped = attribution::trace(s.context, o);
+        QCOMPARE(capped.graph.ranges().features.size(), fits);
+        o.maxFeatureNodes = fits + 1; // the largest: one more does not fit
+        QVERIFY_THROWS_EXCEPTION(cs::Error, attribution::trace(s.context, o));
+        o.memoryLimitBytes = -1; // no check
+        o.maxFeatureNodes = -1;
+        QCOMPARE(attribution::trace(s.context, o).graph.ranges().features.size(), nActive);
+
+        const int64_t nPos = s.context.nPos();
+        attribution::ContextOptions co;
+        co.memoryLimitBytes = attribution::estimateContextMemory(*s.model, *s.transcoders, nPos / 2).deviceBytes();
+        try {
+            attribution::buildContext(s.model, s.transcoders, s.context.ids, co);
+            QFAIL("a context over its memory limit was recorded");
+        } catch (const cs::Error& error) {
+            const std::string text = error.what();
+            qInfo("%s", error.what());
+            const size_t at = text.find("at most ");
+            QVERIFY2(at != std::string::npos && text.find(" tokens would fit") != std::string::npos, error.what());
+            const int64_t longest = std::stoll(text.substr(at + 8));
+            QCOMPARE(longest, nPos / 2);
+            QCOMPARE(attribution::buildContext(s.model, s.transcoders, s.context.ids.narrow(0, 0, longest), co).nPos(),
+                longest);
+        }
+        // What the machine has: positive and at most its memory.
+        const int64_t available = model::availableMemory(c10::Device(c10::kCPU));
+        QVERIFY(available > 0);
+        QVERIFY(available < (int64_t(1) << 50));
+    }
+
     // Tinyworld's canonical prompt with its shipped CLT: both methods, exactness, the answer.
     void tinyworldDallas()
     {

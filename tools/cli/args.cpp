@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 namespace cs::cli {
 
@@ -39,6 +40,30 @@ int64_t Args::intOr(const std::string& name, int64_t fallback) const
     if (v->empty() || *end != '\0' || errno == ERANGE)
         throw Error("--" + name + " needs an integer, not \"" + *v + "\"");
     return n;
+}
+
+int64_t Args::bytesOr(const std::string& name, int64_t fallback) const
+{
+    auto v = value(name);
+    if (!v)
+        return fallback;
+    if (*v == "none")
+        return -1;
+    char* end = nullptr;
+    const double number = std::strtod(v->c_str(), &end);
+    std::string unit(end);
+    for (const char* suffix : { "iB", "B" })
+        if (unit.size() > std::strlen(suffix)
+            && unit.compare(unit.size() - std::strlen(suffix), std::string::npos, suffix) == 0) {
+            unit.resize(unit.size() - std::strlen(suffix));
+            break;
+        }
+    const std::string units = "KMGT";
+    const size_t power = unit.empty() ? 0 : unit.size() == 1 ? units.find(unit[0]) + 1 : 0;
+    const double bytes = number * std::pow(1024.0, static_cast<double>(power));
+    if (end == v->c_str() || (!unit.empty() && power == 0) || !std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18)
+        throw Error("--" + name + " needs a size such as 4G, 512M or 65536 (bytes), or none, not \"" + *v + "\"");
+    return static_cast<int64_t>(bytes);
 }
 
 double Args::doubleOr(const std::string& name, double fallback) const

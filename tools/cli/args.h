@@ -32,6 +32,9 @@ public:
     std::string valueOr(const std::string& name, const std::string& fallback) const;
     int64_t intOr(const std::string& name, int64_t fallback) const;
     double doubleOr(const std::string& name, double fallback) const;
+    // A size in bytes: "4G", "512M", "1.5GiB", "65536" (K, M, G, T are powers of 1024, with an
+    // optional "iB" or "B"), or "none": -1. Throws cs::Error naming the option otherwise.
+    int64_t bytesOr(const std::string& name, int64_t fallback) const;
 
 private:
     std::vector<std::string> m_positional;

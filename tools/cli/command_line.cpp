@@ -108,6 +108,9 @@ std::vector<CommandSpec> commands()
                 { "desired-logit-prob", "X", "targets until their probability adds up to this (0.95)" },
                 { "method", "explicit|autograd", "how rows of the adjacency are computed (explicit)" },
                 { "batch-size", "B", "rows computed together" },
+                { "memory-limit", "SIZE",
+                    "refuse a trace whose estimated peak passes SIZE (4G, 512M; none: no check; default: the "
+                    "memory available)" },
                 { "logit-ids", "ID,ID", "these output tokens as the targets" },
                 { "logit-tokens", "\" A| B\"", "these output tokens (texts split at |) as the targets" },
                 { "logit-weights", "W,W", "the named targets' weights (equal unless given)" },

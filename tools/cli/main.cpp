@@ -61,12 +61,14 @@ commands:
          --long-l0 K2 --short-feature-nodes N]    K2 16, N 8192; 0 skips a case)
   trace MODEL --text P --out G.json [--transcoder T] [--node-threshold 0.8 --edge-threshold 0.98
         --max-feature-nodes N --max-n-logits 10 --desired-logit-prob 0.95 --method explicit|autograd
-        --batch-size B --logit-ids ID,ID | --logit-tokens " A| B" [--logit-weights 0.5,0.5]
-        | --logit-diff " A| B" --slug S --full G.csgraph] [--json]
+        --batch-size B --memory-limit SIZE --logit-ids ID,ID | --logit-tokens " A| B"
+        [--logit-weights 0.5,0.5] | --logit-diff " A| B" --slug S --full G.csgraph] [--json]
                                               attribution graph JSON (Neuronpedia / circuit-tracer),
                                               prints node and edge counts, scores and exactness;
                                               named logits weigh equally unless --logit-weights;
-                                              --full also saves the unpruned graph for re-pruning
+                                              --full also saves the unpruned graph for re-pruning;
+                                              a trace whose estimated peak memory would not fit
+                                              is refused with the feature cap that would
   organism build --out DIR [--seed S] [--world-version 3] [--steps N --batch-size B --seq-len T --lr X
                  --layers L --d-model D --heads H --kv-heads K --d-mlp M --vocab V --dtype F16]
                                               corpus, tokenizer and model of tinyworld, resumable

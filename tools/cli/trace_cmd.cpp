@@ -155,6 +155,9 @@ int cmdTrace(const Args& args, const std::string& device)
     }
     o.maxFeatureNodes = args.intOr("max-feature-nodes", o.maxFeatureNodes);
     o.batchSize = args.intOr("batch-size", o.batchSize);
+    o.memoryLimitBytes = args.bytesOr("memory-limit", o.memoryLimitBytes);
+    attribution::ContextOptions contextOptions;
+    contextOptions.memoryLimitBytes = o.memoryLimitBytes;
     const std::string method = args.valueOr("method", "explicit");
     const auto m = attribution::methodFromName(method);
     if (!m)
@@ -169,7 +172,7 @@ int cmdTrace(const Args& args, const std::string& device)
 
     const auto start = Clock::now();
     const auto ids = idList ? parseIdList(*idList) : model->tokenizer().encode(*text);
-    const auto context = attribution::buildContext(model, transcoders, at::tensor(ids, at::kLong));
+    const auto context = attribution::buildContext(model, transcoders, at::tensor(ids, at::kLong), contextOptions);
     attribution::TraceResult r = attribution::trace(context, o);
     if (tty)
         std::cerr << "\r              \r" << std::flush;
@@ -190,6 +193,7 @@ int cmdTrace(const Args& args, const std::string& device)
         { "active_features", r.stats.activeFeatures }, { "logits", ranges.logits.size() },
         { "scores", graph::scoresJson(written.scores) }, { "pruned_scores", graph::scoresJson(written.prunedScores) },
         { "exactness", g.metadata.extra["exactness"] }, { "method", method }, { "trace_ms", r.stats.totalMs },
+        { "memory_estimate_bytes", r.stats.memoryDeviceBytes + r.stats.memoryHostBytes },
         { "prune_ms", written.pruneMs }, { "total_ms", totalMs } };
     if (args.flag("json")) {
         std::cout << dump(summary) << "\n";

@@ -69,6 +69,10 @@ struct TraceOptions {
     // this, so memory grows with the graph, not with batch x prompt length.
     int64_t memoryBudgetBytes = int64_t(256) << 20;
     Method method = Method::Explicit;
+    // The memory the trace may take at its peak (estimateTraceMemory), checked before any row is
+    // computed: 0, what the device (and the CPU, for the rows) has available; > 0, this many
+    // bytes; < 0, no check. A trace that would not fit is refused with the feature cap that would.
+    int64_t memoryLimitBytes = 0;
     // Called after each batch with the fraction of rows done; returning false cancels (throws
     // cs::Cancelled).
     std::function<bool(double fraction)> progress;
@@ -93,6 +97,9 @@ struct TraceStats {
     double influenceMs = 0; // ordering the visits (only when maxFeatureNodes limits them)
     double totalMs = 0;
     double flops = 0; // floating-point operations of the explicit sweep (0 for autograd)
+    // The peak memory estimated before the rows (estimateTraceMemory): on the model's device,
+    // and in the CPU's memory besides.
+    int64_t memoryDeviceBytes = 0, memoryHostBytes = 0;
 };
 
 // A logit target: a weighted sum of demeaned logits at the last position (one token with
@@ -124,8 +131,16 @@ struct TraceResult {
     at::Tensor actuals;
 };
 
+// Tracing the context with these options, at its peak: the attribution rows (kept sparse on the
+// CPU; each row at most its causal cone, the sources at earlier layers and positions up to the
+// target's), their assembly into the graph, the pass's own state, a batch's working set and the
+// replacement run of the constants. nLogits: the logit targets; < 0, the most the options allow.
+MemoryEstimate estimateTraceMemory(
+    const ReplacementContext& context, const TraceOptions& options, int64_t nLogits = -1);
+
 // Traces the context's prompt. Throws cs::Error for bad options (a named token outside the
-// vocabulary, a non-positive batch size) and cs::Cancelled when progress says so.
+// vocabulary, a non-positive batch size), for a trace that would not fit in memory
+// (memoryLimitBytes) and cs::Cancelled when progress says so.
 TraceResult trace(const ReplacementContext& context, const TraceOptions& options = {});
 
 // The rows of A for the given target nodes of a traced graph, recomputed by one method over

@@ -184,6 +184,10 @@ std::pair<int64_t, int64_t> cudaMemoryInfo(c10::Device device);
 // reset, in bytes (0 for the CPU); and the reset.
 int64_t cudaPeakAllocatedBytes(c10::Device device);
 void cudaResetPeak(c10::Device device);
+// The bytes that can still be allocated on `device`: for a GPU, what the driver reports free plus
+// what LibTorch's caching allocator holds unused; for the CPU, the kernel's MemAvailable, lowered
+// to the cgroup's limit minus its usage when the process runs in one with a limit (a container).
+int64_t availableMemory(c10::Device device);
 // Throws cs::Error naming `what`, the sizes and the way out when `bytes` more would not fit in
 // the device's free memory (with headroom for the computation); nothing for the CPU.
 void checkFitsOnDevice(c10::Device device, int64_t bytes, const std::string& what);

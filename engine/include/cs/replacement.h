@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace cs::attribution {
@@ -48,7 +49,32 @@ struct ContextOptions {
     // Hold position 0's MLP outputs (see above) when the first token is a special token
     // (isHeldToken); false: never hold.
     bool holdBos = true;
+    // The memory the recording may take at its peak (estimateContextMemory), checked before the
+    // model runs: 0, what the device has available (model::availableMemory); > 0, this many
+    // bytes; < 0, no check.
+    int64_t memoryLimitBytes = 0;
 };
+
+// The memory a piece of work takes at its peak, in bytes, estimated from shapes before it starts
+// (docs/ARCHITECTURE.md §6.4), so that work that would not fit is refused with a message instead
+// of the process being killed by the kernel or stopped by the GPU allocator. Each part is an
+// upper bound of what the code allocates.
+struct MemoryEstimate {
+    struct Part {
+        std::string name; // "activations", "attribution rows", ...
+        int64_t bytes = 0;
+        bool host = false; // in the CPU's memory even when the model is on a GPU
+    };
+    std::vector<Part> parts;
+    int64_t deviceBytes() const; // the parts on the model's device
+    int64_t hostBytes() const; // the parts in the CPU's memory besides
+    int64_t bytes(const std::string& name) const; // one part's; 0 when there is none
+};
+
+// Recording a prompt of nPos tokens (buildContext): the dense per-layer tensors the context keeps
+// (activations and pre-activations, transcoder inputs, MLP outputs, errors, attention patterns,
+// logits) and the largest temporaries of the forward pass.
+MemoryEstimate estimateContextMemory(const model::Model& model, const transcoder::TranscoderSet& set, int64_t nPos);
 
 // Everything recorded from one run of the original model on one prompt. Tensors are float32
 // on the model's device (the transcoder set must be on the same one).

@@ -46,10 +46,7 @@ public:
 
     int64_t maxRows(int64_t prefix) const override
     {
-        const auto& mc = m_ctx.model->config();
-        const int64_t perRow
-            = 4 * prefix * (3 * m_ctx.nLayers() * m_ctx.transcoders->nFeatures() + 40 * mc.dModel + 2 * mc.vocabSize)
-            + 8 * m_setup.layout.columns();
+        const int64_t perRow = autogradRowBytes(m_ctx, prefix, m_setup.layout.columns());
         return std::max<int64_t>(1, m_setup.memoryBudgetBytes / std::max<int64_t>(perRow, 1));
     }
 
@@ -156,6 +153,15 @@ at::Tensor AutogradPass::rows(const std::vector<RowTarget>& targets)
 }
 
 } // namespace
+
+int64_t autogradRowBytes(const ReplacementContext& ctx, int64_t prefix, int64_t columns)
+{
+    // The batch row's coefficients, every layer's activations and their gradients, the
+    // residual-stream tensors autograd keeps, the logits; and the output row.
+    const auto& mc = ctx.model->config();
+    return 4 * prefix * (3 * ctx.nLayers() * ctx.transcoders->nFeatures() + 40 * mc.dModel + 2 * mc.vocabSize)
+        + 8 * columns;
+}
 
 std::unique_ptr<RowPass> makeAutogradPass(const PassSetup& setup)
 {

@@ -143,10 +143,7 @@ ExplicitPass::ExplicitPass(const PassSetup& setup)
 
 int64_t ExplicitPass::maxRows(int64_t prefix) const
 {
-    const int64_t slots = m_maxSlots;
-    // Per row: the gradient and its copies through one layer, the contraction's products and
-    // the output row.
-    const int64_t perRow = 4 * (prefix * (8 * m_dModel + 3 * m_nHeads * m_dHead + slots) + m_setup.layout.columns());
+    const int64_t perRow = explicitRowBytes(m_ctx.model->config(), m_maxSlots, prefix, m_setup.layout.columns());
     return std::max<int64_t>(1, m_setup.memoryBudgetBytes / std::max<int64_t>(perRow, 1));
 }
 
@@ -274,6 +271,12 @@ at::Tensor ExplicitPass::rows(const std::vector<RowTarget>& targets)
 }
 
 } // namespace
+
+int64_t explicitRowBytes(const model::ModelConfig& config, int64_t slots, int64_t prefix, int64_t columns)
+{
+    // The gradient and its copies through one layer, the contraction's products and the output row.
+    return 4 * (prefix * (8 * config.dModel + 3 * config.nHeads * config.dHead + slots) + columns);
+}
 
 std::unique_ptr<RowPass> makeExplicitPass(const PassSetup& setup)
 {

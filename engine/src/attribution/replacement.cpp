@@ -3,6 +3,7 @@
 #include "cs/replacement.h"
 
 #include "attribution/frozen_norm.h"
+#include "attribution/memory.h"
 #include "cs/error.h"
 
 #include <ATen/ATen.h>
@@ -78,6 +79,7 @@ ReplacementContext buildContext(std::shared_ptr<const model::Model> model,
     if (ids.numel() > mc.maxPositions)
         throw Error("the prompt has " + std::to_string(ids.numel()) + " tokens, more than the model's maximum of "
             + std::to_string(mc.maxPositions) + " positions");
+    checkContextMemory(*model, *transcoders, ids.numel(), options.memoryLimitBytes);
 
     ReplacementContext ctx;
     ctx.model = model;

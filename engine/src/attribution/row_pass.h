@@ -49,6 +49,12 @@ public:
     double flops = 0; // accumulated floating-point operations, where the pass counts them
 };
 
+// One row's working set in bytes over a cone of `prefix` positions: each pass's maxRows divides
+// its budget by it, and the memory estimate (memory.h) counts it. `slots`: the most sources at
+// one position of one layer.
+int64_t explicitRowBytes(const model::ModelConfig& config, int64_t slots, int64_t prefix, int64_t columns);
+int64_t autogradRowBytes(const ReplacementContext& context, int64_t prefix, int64_t columns);
+
 std::unique_ptr<RowPass> makeExplicitPass(const PassSetup& setup);
 std::unique_ptr<RowPass> makeAutogradPass(const PassSetup& setup);
 

@@ -2,6 +2,7 @@
 // by estimated influence up to max_feature_nodes), measures exactness and assembles the graph.
 #include "cs/attribution.h"
 
+#include "attribution/memory.h"
 #include "attribution/row_pass.h"
 #include "cs/error.h"
 #include "cs/model.h"
@@ -507,6 +508,8 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
             + " of the prompt: its weights or config.json hold values out of range; nothing to trace");
     std::vector<LogitTarget> logits = chooseLogits(ctx, options.logits);
     const int64_t nLogits = static_cast<int64_t>(logits.size());
+    const MemoryEstimate memory = estimateTraceMemory(ctx, options, nLogits);
+    checkTraceMemory(ctx, options, nLogits);
     const PassSetup setup = makeSetup(ctx, logits, options.memoryBudgetBytes);
     const SourceLayout& layout = setup.layout;
     std::unique_ptr<RowPass> pass = makePass(options.method, setup);
@@ -794,6 +797,8 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     result.stats.rowsMs = driver.rowsMs();
     result.stats.influenceMs = influenceMs;
     result.stats.flops = pass->flops;
+    result.stats.memoryDeviceBytes = memory.deviceBytes();
+    result.stats.memoryHostBytes = memory.hostBytes();
     result.stats.totalMs = msSince(start);
     return result;
 }
