@@ -147,9 +147,9 @@ MemoryEstimate estimateTraceMemory(const ReplacementContext& ctx, const TraceOpt
     e.parts.push_back({ "attribution rows", 8 * entries + 40 * rows, true });
     e.parts.push_back({ "graph assembly", 8 * entries + 8 * nNodes + 256 * nNodes, true });
     // On the model's device: the pass's own state, one batch's working set (its rows' up to the
-    // budget, and at least one row's whatever the budget) and its dense block of rows with its absolute copy, the replacement
-    // run of the constants (every layer's activations, twice), and with a feature cap on a GPU
-    // the dense rows for the influence estimates when they fit in a third of its free memory.
+    // budget, and at least one row's whatever the budget) and its dense block of rows with its absolute copy, the
+    // replacement run of the constants (every layer's activations, twice), and with a feature cap on a GPU the dense
+    // rows for the influence estimates when they fit in a third of its free memory.
     int64_t passBytes = 0, rowBytes = 0;
     if (options.method == Method::Explicit) {
         // The padded source vectors per target layer ([n_pos, slots, d_model], slots the most
@@ -174,8 +174,9 @@ MemoryEstimate estimateTraceMemory(const ReplacementContext& ctx, const TraceOpt
     }
     e.parts.push_back({ "attribution pass", passBytes, false });
     const int64_t batch = std::min(options.batchSize, std::max<int64_t>(rows, 1));
-    e.parts.push_back(
-        { "batch working set", std::max(rowBytes, std::min(options.memoryBudgetBytes, batch * rowBytes)) + 2 * kFloat * batch * columns, false });
+    e.parts.push_back({ "batch working set",
+        std::max(rowBytes, std::min(options.memoryBudgetBytes, batch * rowBytes)) + 2 * kFloat * batch * columns,
+        false });
     e.parts.push_back({ "constant run", 2 * kFloat * nPos * nLayers * tc.nFeatures(), false });
     if (limit < nActive && model.device().is_cuda()) {
         const int64_t dense = kFloat * rows * columns;
@@ -228,7 +229,8 @@ void checkContextMemory(const model::Model& model, const transcoder::TranscoderS
     }
     throw Error("recording a prompt of " + std::to_string(nPos) + " tokens " + *missing
         + (lo > 0 ? ": a prompt of at most " + std::to_string(lo) + " tokens would fit"
-                  : ": not even one token fits; use a smaller model or transcoder set, or --device cpu"));
+                  : std::string(": not even one token fits; use a smaller model or transcoder set")
+                    + (model.device().is_cpu() ? "" : ", or --device cpu")));
 }
 
 void checkTraceMemory(const ReplacementContext& ctx, const TraceOptions& options, int64_t nLogits)
