@@ -83,7 +83,7 @@ endif()
 # static part of the toolchain it was built with). An executable that lists libtorch.so before
 # libstdc++.so.6 binds std::filesystem::remove_all to that copy, which jumps to a null address
 # here. Naming libstdc++ first on every link line puts it first in the search order.
-if(NOT MSVC AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+if(NOT MSVC AND CMAKE_CXX_COMPILER_ID MATCHES "^(GNU|Clang)$") # clang (the fuzz preset) uses libstdc++ too
   string(PREPEND CMAKE_EXE_LINKER_FLAGS "-Wl,--no-as-needed -lstdc++ ")
 endif()
 message(STATUS "Circuitscope: LibTorch ${Torch_VERSION} from ${Torch_DIR} (CUDA: ${CS_TORCH_HAS_CUDA})")

@@ -5,7 +5,8 @@ option(CS_WERROR "Treat compiler warnings as errors" OFF)
 add_library(cs_warnings INTERFACE)
 target_compile_options(cs_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual -Wcast-align
-    -Wformat=2 -Wimplicit-fallthrough -Wmisleading-indentation -Wduplicated-cond -Wlogical-op>
+    -Wformat=2 -Wimplicit-fallthrough -Wmisleading-indentation>
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-Wduplicated-cond -Wlogical-op> # gcc's only (clang: fuzz preset)
   $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${CS_WERROR}>>:-Werror>)
 
 # cs_quiet_qml_cache(<target>): Qt's qmlcachegen writes C++ for a QML module's files into the

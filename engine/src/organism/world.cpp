@@ -764,9 +764,9 @@ World::Impl::Impl(uint64_t seed_, int version_)
         for (int cls = 0; cls < 2; ++cls) {
             const size_t n = (cls == 0 ? thingNouns() : personNouns()).size();
             for (size_t s = 0; s < n; ++s)
-                for (size_t d = 0; d < n; ++d)
-                    if (s != d)
-                        order.push_back({ cls, s, d });
+                for (size_t o = 0; o < n; ++o) // (World's pimpl is d: clang's -Wshadow)
+                    if (s != o)
+                        order.push_back({ cls, s, o });
         }
         Rng rng = streamRng(seed, kStreamAgreementSplit);
         rng.shuffle(order);
