@@ -1412,6 +1412,10 @@ private Q_SLOTS:
                                              << "ends before it starts";
         QTest::newRow("row starts past the entries") << "row-starts-end"
                                                      << "the row starts must run from 0 to the entry count";
+        // fuzz_csgraph: a row start far past the entries, in the middle of the rows, read the columns
+        // past their end before the next row's start (back at nnz) was seen.
+        QTest::newRow("a row start far past the entries") << "row-starts-middle"
+                                                          << "adjacency: row 1 ends at entry 562949953421313, past the";
         QTest::newRow("logit probabilities")
             << "logits-shape"
             << "tensor \"logit_probabilities\": is [3] but must be [2] (2 logit nodes)";
@@ -1532,6 +1536,9 @@ private Q_SLOTS:
             rewrite();
         } else if (c == "row-starts-end") {
             parts.rowStarts[n] = parts.rowStarts[n].item<int64_t>() + 1;
+            rewrite();
+        } else if (c == "row-starts-middle") {
+            parts.rowStarts[2] = int64_t(562949953421313); // 2^49 + 1, as the fuzzer wrote it
             rewrite();
         } else if (c == "logits-shape") {
             parts.logitProbabilities = at::ones({ 3 });

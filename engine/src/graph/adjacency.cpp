@@ -79,6 +79,11 @@ Adjacency::Adjacency(int64_t n, std::vector<int64_t> rowStarts, std::vector<int3
         const int64_t begin = rowStarts[t], end = rowStarts[t + 1];
         if (end < begin)
             throw Error("adjacency: row " + std::to_string(t) + " ends before it starts");
+        // A later row start that comes back down is caught at that row; this row's entries are
+        // read now, so its end must already lie within them (fuzz_csgraph).
+        if (end > nnz)
+            throw Error("adjacency: row " + std::to_string(t) + " ends at entry " + std::to_string(end) + ", past the "
+                + std::to_string(nnz) + " entries");
         for (int64_t e = begin; e < end; ++e) {
             if (columns[e] < 0 || columns[e] >= n)
                 throw Error("adjacency: row " + std::to_string(t) + " has column " + std::to_string(columns[e])
