@@ -343,6 +343,41 @@ private Q_SLOTS:
         QVERIFY(x == y);
     }
 
+    // Saving over a session with a sidecar never rewrites the sidecar the file on disk names: the
+    // new graph goes to the other name, and the old one goes once the new session is in place
+    // (tst_crash_consistency kills writers in between).
+    void sidecarAlternates()
+    {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("s.circuitscope.json"));
+        const QString first = dir.filePath(QStringLiteral("s.csgraph"));
+        const QString second = dir.filePath(QStringLiteral("s.alt.csgraph"));
+        cs::app::SessionWriteOptions options;
+        options.sidecarEdgeThreshold = 0;
+        const auto named = [&] { return json::parse(readAll(path).toStdString())["graph_file"].get<std::string>(); };
+        SessionData d = makeSession();
+        cs::app::writeSession(path.toStdString(), d, options);
+        QCOMPARE(named(), std::string("s.csgraph"));
+        QVERIFY(QFileInfo::exists(first) && !QFileInfo::exists(second));
+        const QByteArray firstGraph = readAll(first);
+        d.graph.metadata.slug = "second";
+        cs::app::writeSession(path.toStdString(), d, options);
+        QCOMPARE(named(), std::string("s.alt.csgraph"));
+        QVERIFY(!QFileInfo::exists(first) && QFileInfo::exists(second));
+        QCOMPARE(cs::app::readSession(path.toStdString()).graph.metadata.slug, std::string("second"));
+        d.graph.metadata.slug = "third";
+        cs::app::writeSession(path.toStdString(), d, options);
+        QCOMPARE(named(), std::string("s.csgraph"));
+        QVERIFY(QFileInfo::exists(first) && !QFileInfo::exists(second));
+        QCOMPARE(cs::app::readSession(path.toStdString()).graph.metadata.slug, std::string("third"));
+        QVERIFY(readAll(first) != firstGraph);
+        // Inline again: the sidecar is named by nothing and goes.
+        options.sidecarEdgeThreshold = 2'000'000;
+        cs::app::writeSession(path.toStdString(), d, options);
+        QVERIFY(!QFileInfo::exists(first) && !QFileInfo::exists(second));
+        QCOMPARE(QString::fromStdString(cs::app::sidecarPaths(path.toStdString()).back()), second);
+    }
+
     // The session's graph JSON is a Neuronpedia graph carrying the subgraph in its qParams.
     void sessionGraphCarriesSubgraph()
     {

@@ -245,7 +245,8 @@ void SessionAutosave::finish()
     m_pool.waitForDone();
     QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
     if (!m_id.isEmpty()) {
-        QFile::remove(QString::fromStdString(sidecarPath(autosavePath().toStdString())));
+        for (const std::string& sidecar : sidecarPaths(autosavePath().toStdString()))
+            QFile::remove(QString::fromStdString(sidecar));
         QFile::remove(autosavePath());
         QFile::remove(markerPath());
     }
@@ -305,7 +306,8 @@ void SessionAutosave::discardRecovery()
 {
     for (const Dead& d : deadInstances()) {
         if (!d.autosave.isEmpty()) {
-            QFile::remove(QString::fromStdString(sidecarPath(d.autosave.toStdString())));
+            for (const std::string& sidecar : sidecarPaths(d.autosave.toStdString()))
+                QFile::remove(QString::fromStdString(sidecar));
             QFile::remove(d.autosave);
         }
         QFile::remove(d.marker);

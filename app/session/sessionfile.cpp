@@ -15,6 +15,7 @@
 #include <QSaveFile>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -269,7 +270,8 @@ void writeAtomically(const std::string& path, const std::string& text)
         throw Error(path + ": cannot write the session: " + file.errorString().toStdString());
 }
 
-QString sidecarName(const QString& sessionPath)
+// The two sidecar names of a session: "<basename>.csgraph" and "<basename>.alt.csgraph".
+std::array<QString, 2> sidecarNames(const QString& sessionPath)
 {
     QString name = QFileInfo(sessionPath).fileName();
     const QString ext = QString::fromLatin1(kSessionExtension);
@@ -277,7 +279,26 @@ QString sidecarName(const QString& sessionPath)
         name.chop(ext.size());
     else if (name.lastIndexOf(QLatin1Char('.')) > 0)
         name.truncate(name.lastIndexOf(QLatin1Char('.')));
-    return name + QString::fromLatin1(cs::graph::kGraphFileExtension);
+    const QString graphExt = QString::fromLatin1(cs::graph::kGraphFileExtension);
+    return { name + graphExt, name + QStringLiteral(".alt") + graphExt };
+}
+
+// The sidecar the session file now at `path` names; empty when it names none (an inline graph,
+// no file, a damaged one). A session with a sidecar is small (its graph is elsewhere), so a file
+// past 64 MiB is taken as inline without reading it.
+QString namedSidecar(const QString& path)
+{
+    constexpr qint64 kMaxBytes = qint64(64) << 20;
+    const QFileInfo info(path);
+    if (!info.isFile() || info.size() > kMaxBytes)
+        return {};
+    try {
+        const json doc = parseJson(cs::readFile(path.toStdString(), uint64_t(kMaxBytes)), path.toStdString());
+        if (doc.is_object() && doc.contains("graph_file") && doc["graph_file"].is_string())
+            return QString::fromStdString(doc["graph_file"].get<std::string>());
+    } catch (const std::exception&) {
+    }
+    return {};
 }
 
 } // namespace
@@ -626,8 +647,16 @@ ExplorerState stateFromQParams(const json& q, const Graph& graph)
 
 std::string sidecarPath(const std::string& sessionPath)
 {
+    return sidecarPaths(sessionPath).front();
+}
+
+std::vector<std::string> sidecarPaths(const std::string& sessionPath)
+{
     const QString path = QString::fromStdString(sessionPath);
-    return QFileInfo(path).absoluteDir().filePath(sidecarName(path)).toStdString();
+    std::vector<std::string> out;
+    for (const QString& name : sidecarNames(path))
+        out.push_back(QFileInfo(path).absoluteDir().filePath(name).toStdString());
+    return out;
 }
 
 std::string sessionJsonText(const SessionData& data, bool indent)
@@ -653,11 +682,19 @@ SessionWriteStats writeSession(const std::string& path, const SessionData& data,
         throw Error(path + ": cannot write the session: " + e.what());
     }
     json doc = sessionHead(data);
+    // The sidecar the session on disk names stays untouched until the new session file is in
+    // place: the new graph goes to the other of the two names. (Rewriting the one name in place
+    // left, when the writer died between the sidecar's rename and the session's, the old
+    // session file naming the new graph: the previous session, intact byte for byte, yet no
+    // longer the session that was saved. tst_crash_consistency kills writers there.)
+    const QString previousSidecar = namedSidecar(qpath);
+    QString writtenSidecar;
     if (nonzeroEdges(data.graph) > options.sidecarEdgeThreshold) {
-        const QString name = sidecarName(qpath);
-        const QString sidecar = QFileInfo(qpath).absoluteDir().filePath(name);
+        const auto names = sidecarNames(qpath);
+        writtenSidecar = previousSidecar == names[0] ? names[1] : names[0];
+        const QString sidecar = QFileInfo(qpath).absoluteDir().filePath(writtenSidecar);
         cs::graph::writeGraphFile(sidecar.toStdString(), data.graph); // atomic; throws naming the path
-        doc["graph_file"] = name.toStdString();
+        doc["graph_file"] = writtenSidecar.toStdString();
         stats.sidecar = true;
     } else {
         doc["graph"] = inlineGraph(data);
@@ -667,6 +704,12 @@ SessionWriteStats writeSession(const std::string& path, const SessionData& data,
     stats.serializeMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
     clock.restart();
     writeAtomically(path, text);
+    // The previous save's sidecar is named by nothing now. Only a sidecar of ours (one of the two
+    // names) is removed, never another file the old session happened to name.
+    const auto names = sidecarNames(qpath);
+    if (!previousSidecar.isEmpty() && previousSidecar != writtenSidecar
+        && (previousSidecar == names[0] || previousSidecar == names[1]))
+        QFile::remove(QFileInfo(qpath).absoluteDir().filePath(previousSidecar));
     stats.writeMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
     stats.bytes = static_cast<int64_t>(text.size());
     return stats;

@@ -68,7 +68,11 @@ struct SessionWriteOptions {
 
 // Writes atomically (a temporary sibling, flushed, then renamed over `path`; QSaveFile). A graph
 // sidecar is written first, also atomically, as "<basename>.csgraph" where <basename> is the
-// file name without ".circuitscope.json" (or without its last suffix). Throws cs::Error naming
+// file name without ".circuitscope.json" (or without its last suffix), or as
+// "<basename>.alt.csgraph" when the session now at `path` names "<basename>.csgraph": the sidecar
+// of the session on disk is never rewritten, so a writer killed at any point leaves the old
+// session whole (with its own graph) or the new one. Once the new session is in place the
+// sidecar the old one named is removed. Throws cs::Error naming
 // the path for an unwritable folder, a path that is a folder, a full disk or a graph that fails
 // Graph::validate(); an existing session file is then left as it was.
 // Returns what it took (for the autosave's figures).
@@ -81,8 +85,12 @@ struct SessionWriteStats {
 SessionWriteStats writeSession(
     const std::string& path, const SessionData& data, const SessionWriteOptions& options = {});
 
-// The sidecar a session at `sessionPath` writes for a large graph: "<folder>/<basename>.csgraph".
+// The sidecar a session at `sessionPath` writes first for a large graph:
+// "<folder>/<basename>.csgraph".
 std::string sidecarPath(const std::string& sessionPath);
+// Both names its sidecar may have (sidecarPath, then "<folder>/<basename>.alt.csgraph"): what
+// removing a session's files removes.
+std::vector<std::string> sidecarPaths(const std::string& sessionPath);
 
 // The session's JSON text, as writeSession writes it with the graph inline (no sidecar). For
 // callers that write elsewhere (the autosave measures this separately from the disk write).
