@@ -1141,6 +1141,9 @@ private Q_SLOTS:
         QTest::newRow("link into an embedding")
             << R"([{"op": "add", "path": "/links/-", "value": {"source": "0_1_2", "target": "E_9_2", "weight": 1}}])"
             << "graph JSON: attribution graph: the link from 0_1_2 to E_9_2 goes into an embedding node";
+        QTest::newRow("link from a logit back to an embedding") // issue 21
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "3_42_2", "target": "E_2_0", "weight": 1}}])"
+            << "graph JSON: attribution graph: the link from 3_42_2 to E_2_0 goes into an embedding node";
         QTest::newRow("self-loop on a feature")
             << R"([{"op": "add", "path": "/links/-", "value": {"source": "0_1_2", "target": "0_1_2", "weight": 1}}])"
             << "graph JSON: attribution graph: a self-loop on node 0_1_2";
@@ -1159,6 +1162,18 @@ private Q_SLOTS:
             << "graph JSON: metadata.schema_version: 2 is not a schema version this reads (1)";
         QTest::newRow("influence a string") << R"([{"op": "replace", "path": "/nodes/0/influence", "value": "high"}])"
                                             << "graph JSON: nodes[0].influence: expected a number, got a string";
+        // Issue 21: fields of the wrong type that were skipped or kept as they were. A string
+        // is_target_logit was read as false (so the order of the logits, the target first, was
+        // the file's); a score that is not a number was written back by graph import.
+        QTest::newRow("is_target_logit a string")
+            << R"([{"op": "replace", "path": "/nodes/8/is_target_logit", "value": "true"}])"
+            << "graph JSON: nodes[8].is_target_logit: expected a boolean, got a string";
+        QTest::newRow("a score not a number")
+            << R"([{"op": "add", "path": "/metadata/scores", "value": {"replacement": "high", "completeness": 0.5}}])"
+            << "graph JSON: metadata.scores.replacement: expected a number, got a string";
+        QTest::newRow("a pruned score not a number")
+            << R"([{"op": "add", "path": "/metadata/scores", "value": {"pruned": {"completeness": [1]}}}])"
+            << "graph JSON: metadata.scores.pruned.completeness: expected a number, got an array";
         QTest::newRow("weight beyond float32") << R"([{"op": "replace", "path": "/links/0/weight", "value": 1e308}])"
                                                << "graph JSON: links[0].weight: the link from \"E_9_2\" to \"0_1_2\" "
                                                   "weighs 1000";
@@ -1439,6 +1454,15 @@ private Q_SLOTS:
                                     << "(the order is features, errors, embeddings, logits)";
         QTest::newRow("no metadata") << "no-metadata"
                                      << ": missing key \"metadata\"";
+        // Issue 21: files that once ran past the time limit or were accepted.
+        QTest::newRow("a null token") << "null-token"
+                                      << "].token: expected a string or an array of bytes, got null";
+        QTest::newRow("a feature node twice") << "feature-twice"
+                                              << "repeats node 0 (the same id)";
+        QTest::newRow("metadata without prompt_tokens") << "no-prompt-tokens"
+                                                        << "metadata: missing key \"prompt_tokens\"";
+        QTest::newRow("metadata without slug") << "no-slug"
+                                               << "metadata: missing key \"slug\"";
         QTest::newRow("extra not an object") << "extra"
                                              << "metadata.extra: expected an object, got an array";
         QTest::newRow("missing file") << "missing"
@@ -1569,6 +1593,16 @@ private Q_SLOTS:
             rewrite();
         } else if (c == "no-metadata") {
             parts.doc.erase("metadata");
+            rewrite();
+        } else if (c == "null-token") {
+            parts.doc["nodes"][n - 1]["token"] = nullptr;
+            rewrite();
+        } else if (c == "feature-twice") {
+            QCOMPARE(parts.doc["nodes"][1]["kind"], json("feature"));
+            parts.doc["nodes"][1] = parts.doc["nodes"][0];
+            rewrite();
+        } else if (c == "no-prompt-tokens" || c == "no-slug") {
+            parts.doc["metadata"].erase(c == "no-slug" ? "slug" : "prompt_tokens");
             rewrite();
         } else if (c == "extra") {
             parts.doc["metadata"]["extra"] = json::array();

@@ -221,6 +221,13 @@ private Q_SLOTS:
         row("huge dims product",
             rawFile(R"({"a":{"dtype":"F32","shape":[1152921504606846976],"data_offsets":[0,8]}})", okData),
             "shape and dtype need");
+        // Issue 21: sizes a header declares are checked against the file before any allocation.
+        row("shape [2^40, 2^40]",
+            rawFile(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})", okData),
+            "the shape's element count overflows");
+        row("4 TiB declared, 8 bytes there",
+            rawFile(R"({"a":{"dtype":"F32","shape":[1048576,1048576],"data_offsets":[0,4398046511104]}})", okData),
+            "data_offsets [0, 4398046511104) run past the end of the data (8 bytes");
         row("missing offsets", rawFile(R"({"a":{"dtype":"F32","shape":[2]}})", okData), "needs dtype, shape");
         row("bad offsets", rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", okData),
             "not [begin, end]");

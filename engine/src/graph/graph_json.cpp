@@ -178,6 +178,24 @@ void Reader::readMetadata(const json& doc, Metadata& meta) const
                 break;
         }
     }
+    // The scores a trace or a prune recorded (graph::scoresMetadata), shown and written back
+    // as they are: each must be a number (or null, a score JSON could not hold), in "full" and
+    // "pruned" too.
+    if (m.contains("scores") && !m["scores"].is_null()) {
+        const auto score = [&](const json& value, const std::string& where) {
+            if (!value.is_null())
+                number(value, where);
+        };
+        const json& scores = object(m["scores"], "metadata.scores");
+        for (auto it = scores.begin(); it != scores.end(); ++it) {
+            const std::string where = "metadata.scores." + it.key();
+            if (it->is_object())
+                for (auto part = it->begin(); part != it->end(); ++part)
+                    score(*part, where + "." + part.key());
+            else
+                score(*it, where);
+        }
+    }
     meta.extra = json::object();
     for (auto it = m.begin(); it != m.end(); ++it) {
         static const char* const known[] = { "slug", "scan", "prompt", "prompt_tokens", "transcoder_list",
@@ -294,8 +312,9 @@ FileNode Reader::readNode(
             f.weight = number(j["target_weight"], where + ".target_weight");
         if (f.weight < 0)
             fail(where + ".target_weight", "is negative");
-        if (j.contains("is_target_logit") && j["is_target_logit"].is_boolean())
-            f.targetLogit = j["is_target_logit"].get<bool>();
+        // Orders the logits (the target first): a string here would be read as false.
+        if (j.contains("is_target_logit") && !j["is_target_logit"].is_null())
+            f.targetLogit = boolean(j["is_target_logit"], where + ".is_target_logit");
         if (node.contrastTokenId >= 0) {
             // The tokens and B's probability from the trace's metadata when it describes
             // this target; else the clerp stays a label.
