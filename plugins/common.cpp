@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace cs::plugins {
 namespace detail {
@@ -159,6 +160,20 @@ model::ModelConfig parseLlamaLike(const nlohmann::json& config, const std::strin
 
 void validate(const model::ModelConfig& c)
 {
+    // The norm adds its epsilon and the rotary frequencies are computed in float32 (as
+    // transformers does): a value float32 cannot hold becomes 0 or infinity there, and every
+    // activation 0 or every logit NaN.
+    const auto inFloat32 = [&](double value, const char* key) {
+        if (value < std::numeric_limits<float>::min() || value > std::numeric_limits<float>::max()) {
+            char text[48];
+            std::snprintf(text, sizeof text, "%g", value);
+            throw Error("config.json (" + c.family + "): \"" + key + "\" is " + text
+                + ", outside float32's range (1.2e-38 to 3.4e+38), in which it is used");
+        }
+    };
+    inFloat32(c.normEps, c.normKind == model::NormKind::Rms ? "rms_norm_eps" : "layer_norm_epsilon");
+    if (c.positionKind == model::PositionKind::Rope)
+        inFloat32(c.ropeTheta, "rope_theta");
     if (c.nKvHeads <= 0 || c.nHeads % c.nKvHeads != 0)
         throw Error("config.json (" + c.family + "): num_attention_heads (" + std::to_string(c.nHeads)
             + ") is not a multiple of num_key_value_heads (" + std::to_string(c.nKvHeads) + ")");

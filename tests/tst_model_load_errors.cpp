@@ -38,10 +38,12 @@ TinySpec specFor(const QString& breakage)
     spec.family = breakage.startsWith("gpt2") ? "gpt2" : breakage.startsWith("gemma2") ? "gemma2" : "llama";
     if (spec.family == "gpt2")
         spec.dMlp = 4 * spec.dModel;
-    if (breakage == "index_missing_shard" || breakage == "index_not_json")
+    if (breakage == "index_missing_shard" || breakage == "index_not_json" || breakage == "index_nul_shard")
         spec.sharded = true;
     if (breakage == "missing_lm_head")
         spec.tied = false;
+    if (breakage == "weight_i16")
+        spec.storeDtype = "F16"; // as many bytes as I16
     if (breakage == "bad_kv_heads")
         spec.nKvHeads = 3; // shapes consistent, but 4 query heads cannot share 3 kv heads
     return cs::test::normalized(spec);
@@ -147,6 +149,22 @@ void TestModelLoadErrors::brokenFolder_data()
     QTest::newRow("gpt2 layer_norm_epsilon 0")
         << "gpt2_eps_zero"
         << "config.json (gpt2): \"layer_norm_epsilon\" must be a positive number";
+    // Issue 21: eps 0 as well as below it; values float32 cannot hold, which it rounds to 0 or
+    // infinity (1e-300 made every logit NaN, 1e300 every activation 0).
+    QTest::newRow("rms_norm_eps 0") << "rms_norm_eps_zero"
+                                    << "config.json (llama): \"rms_norm_eps\" must be a positive number, got 0.0";
+    QTest::newRow("rms_norm_eps 1e300")
+        << "rms_norm_eps_huge"
+        << "config.json (llama): \"rms_norm_eps\" is 1e+300, outside float32's range (1.2e-38 to 3.4e+38)";
+    QTest::newRow("rope_theta -1") << "rope_theta_negative"
+                                   << "config.json (llama): \"rope_theta\" must be a positive number, got -1.0";
+    QTest::newRow("rope_theta 1e-300") << "rope_theta_tiny"
+                                       << "config.json (llama): \"rope_theta\" is 1e-300, outside float32's range";
+    QTest::newRow("rope_theta 1e300") << "rope_theta_huge"
+                                      << "config.json (llama): \"rope_theta\" is 1e+300, outside float32's range";
+    QTest::newRow("gpt2 layer_norm_epsilon 1e-45")
+        << "gpt2_eps_tiny"
+        << "config.json (gpt2): \"layer_norm_epsilon\" is 1e-45, outside float32's range";
     // Values that were replaced or ran a different model than the folder holds (issue 23).
     QTest::newRow("head_dim -1") << "head_dim_negative"
                                  << "config.json (llama): \"head_dim\" must be a positive integer, got -1";
@@ -185,6 +203,20 @@ void TestModelLoadErrors::brokenFolder_data()
         << "tensor \"transformer.h.1.mlp.c_fc.weight\" holds 2 NaN or infinite values";
     QTest::newRow("an integer weight") << "weight_int"
                                        << "is stored as I32, but a weight must be a floating-point type";
+    // Issue 21: a tensor of NaN or infinities only, one flattened (its element count right, its
+    // shape not), one stored as I16 (as many bytes as F16).
+    QTest::newRow("a weight all NaN")
+        << "weight_all_nan"
+        << "tensor \"model.layers.1.self_attn.o_proj.weight\" holds 1024 NaN or infinite values (of 1024)";
+    QTest::newRow("a weight all -inf") << "weight_all_inf"
+                                       << "tensor \"model.norm.weight\" holds 32 NaN or infinite values (of 32)";
+    QTest::newRow("a weight flattened")
+        << "weight_flat"
+        << "tensor \"model.layers.0.self_attn.q_proj.weight\" in %1 has shape [1024] but the config implies [32, 32]";
+    QTest::newRow("a weight stored as I16")
+        << "weight_i16"
+        << "tensor \"model.layers.0.mlp.gate_proj.weight\" in %1 is stored as I16, but a weight must be a "
+           "floating-point type";
 
     // Files.
     QTest::newRow("no safetensors") << "no_safetensors"
@@ -193,6 +225,11 @@ void TestModelLoadErrors::brokenFolder_data()
                                                  << "model-00002-of-00002.safetensors";
     QTest::newRow("index not JSON") << "index_not_json"
                                     << "model.safetensors.index.json";
+    // A path ends at its first NUL: "model-00001-of-00002.safetensors\0x" opened the first shard (issue 21).
+    QTest::newRow("shard name with a NUL byte") << "index_nul_shard"
+                                                << "model.safetensors.index.json: weight_map entry "
+                                                   "\"model.embed_tokens.weight\" names a shard with a NUL byte at "
+                                                   "byte 32, which no file name holds";
     QTest::newRow("truncated safetensors") << "truncated"
                                            << "model.safetensors";
     QTest::newRow("header length past the end") << "huge_header"
@@ -254,6 +291,18 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
         QFile::resize(dir + "/config.json", (qint64(64) << 20) + 1); // sparse: no disk written
     } else if (breakage == "rms_norm_eps_negative")
         editConfig(dir, spec, [](Json& c) { c["rms_norm_eps"] = -1.0; });
+    else if (breakage == "rms_norm_eps_zero")
+        editConfig(dir, spec, [](Json& c) { c["rms_norm_eps"] = 0.0; });
+    else if (breakage == "rms_norm_eps_huge")
+        editConfig(dir, spec, [](Json& c) { c["rms_norm_eps"] = 1e300; });
+    else if (breakage == "rope_theta_negative")
+        editConfig(dir, spec, [](Json& c) { c["rope_theta"] = -1.0; });
+    else if (breakage == "rope_theta_tiny")
+        editConfig(dir, spec, [](Json& c) { c["rope_theta"] = 1e-300; });
+    else if (breakage == "rope_theta_huge")
+        editConfig(dir, spec, [](Json& c) { c["rope_theta"] = 1e300; });
+    else if (breakage == "gpt2_eps_tiny")
+        editConfig(dir, spec, [](Json& c) { c["layer_norm_epsilon"] = 1e-45; });
     else if (breakage == "rope_theta_zero")
         editConfig(dir, spec, [](Json& c) { c["rope_theta"] = 0.0; });
     else if (breakage == "rope_factor_zero")
@@ -335,7 +384,34 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
                     t.view(-1)[7] = -INFINITY;
                 }
         });
-    else if (breakage == "weight_int") {
+    else if (breakage == "weight_all_nan" || breakage == "weight_all_inf")
+        editWeights(dir, spec, [&](NamedTensors& w) {
+            for (auto& [name, t] : w)
+                if (name
+                    == (breakage == "weight_all_nan" ? "model.layers.1.self_attn.o_proj.weight" : "model.norm.weight"))
+                    t = at::full_like(t, breakage == "weight_all_nan" ? std::nanf("") : -INFINITY);
+        });
+    else if (breakage == "weight_flat" || breakage == "weight_i16") {
+        // The header rewritten: the same bytes, another shape or dtype.
+        auto file = cs::io::SafetensorsFile::open(st.toStdString());
+        Json header = Json::object();
+        QByteArray data;
+        for (const cs::io::TensorInfo& info : file->tensors()) {
+            const std::string& name = info.name;
+            const at::Tensor t = file->tensor(name).contiguous();
+            const QByteArray bytes(static_cast<const char*>(t.data_ptr()), int(t.nbytes()));
+            Json entry = { { "dtype", cs::io::dtypeName(info.dtype) }, { "shape", info.shape },
+                { "data_offsets", { data.size(), data.size() + bytes.size() } } };
+            if (breakage == "weight_flat" && name == "model.layers.0.self_attn.q_proj.weight")
+                entry["shape"] = { t.numel() };
+            if (breakage == "weight_i16" && name == "model.layers.0.mlp.gate_proj.weight")
+                entry["dtype"] = "I16";
+            header[name] = entry;
+            data += bytes;
+        }
+        file.reset(); // unmapped before the file is rewritten
+        writeRawSafetensors(st, header.dump(), data);
+    } else if (breakage == "weight_int") {
         cs::io::SafetensorsWriter writer;
         for (const auto& [name, t] : cs::test::tinyWeights(spec))
             writer.add(name, name == "model.norm.weight" ? t.to(at::kInt) : t);
@@ -344,7 +420,16 @@ QString TestModelLoadErrors::prepare(const QString& breakage, const QString& dir
         QFile::remove(st);
     else if (breakage == "index_missing_shard")
         QFile::remove(dir + "/model-00002-of-00002.safetensors");
-    else if (breakage == "index_not_json")
+    else if (breakage == "index_nul_shard") {
+        QFile file(dir + "/model.safetensors.index.json");
+        if (!file.open(QIODevice::ReadOnly))
+            qFatal("cannot read the fixture's index");
+        Json index = Json::parse(file.readAll().toStdString());
+        file.close();
+        Json& entry = index["weight_map"]["model.embed_tokens.weight"]; // the shard that holds it, cut short
+        entry = entry.get<std::string>() + std::string("\0evil", 5);
+        cs::test::writeTextFile(dir + "/model.safetensors.index.json", index.dump());
+    } else if (breakage == "index_not_json")
         cs::test::writeTextFile(dir + "/model.safetensors.index.json", "{\"weight_map\": {");
     else if (breakage == "truncated")
         QFile::resize(st, QFileInfo(st).size() / 2);
@@ -375,6 +460,7 @@ void TestModelLoadErrors::brokenFolder()
         QFAIL(qPrintable("loaded without an error (" + QString::number(model->config().nLayers) + " layers)"));
     } catch (const cs::Error& e) {
         const QString message = QString::fromUtf8(e.what());
+        phrase.replace("%1", folder); // the folder, where a message names it
         QVERIFY2(message.contains(phrase, Qt::CaseInsensitive),
             qPrintable(QString("the message \"%1\" does not name \"%2\"").arg(message, phrase)));
     } catch (const std::exception& e) {

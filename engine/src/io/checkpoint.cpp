@@ -33,7 +33,11 @@ Checkpoint Checkpoint::open(const std::string& folder)
             if (!it.value().is_string())
                 throw Error(index.string() + ": weight_map entry \"" + it.key() + "\" is not a file name");
             const std::string shardName = it.value().get<std::string>();
-            if (shardName.find('/') != std::string::npos || shardName == "..")
+            // A path cuts a name at its first NUL: "a.safetensors\0x" would open a.safetensors.
+            if (const size_t at = shardName.find('\0'); at != std::string::npos)
+                throw Error(index.string() + ": weight_map entry \"" + it.key()
+                    + "\" names a shard with a NUL byte at byte " + std::to_string(at) + ", which no file name holds");
+            if (shardName.find('/') != std::string::npos || shardName.empty() || shardName == "." || shardName == "..")
                 throw Error(index.string() + ": shard name \"" + shardName + "\" must be a file in the same folder");
             auto& shard = shards[shardName];
             if (!shard) {
