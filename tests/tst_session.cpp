@@ -583,6 +583,9 @@ private Q_SLOTS:
                                          << "is missing";
         QTest::newRow("corrupt sidecar") << "sidecar:truncate"
                                          << "graph_file";
+        // A sidecar that is a FIFO would block the open (issue 21): only regular files are read.
+        QTest::newRow("sidecar a FIFO") << "sidecar:fifo"
+                                        << "is not a regular file (a FIFO)";
         QTest::newRow("sidecar elsewhere") << "sidecar:path"
                                            << "not a file name next to the session";
     }
@@ -643,7 +646,10 @@ private Q_SLOTS:
                 QFile::remove(file);
             else if (arg == QLatin1String("truncate"))
                 writeAll(file, readAll(file).left(200));
-            else {
+            else if (arg == QLatin1String("fifo")) {
+                QFile::remove(file);
+                QCOMPARE(::mkfifo(QFile::encodeName(file).constData(), 0600), 0);
+            } else {
                 doc["graph_file"] = "../broken.csgraph";
                 asJson = true;
             }

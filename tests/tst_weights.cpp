@@ -8,12 +8,14 @@
 
 #include "cs/attribution.h"
 #include "cs/error.h"
+#include "cs/features.h"
 #include "cs/model.h"
 #include "cs/sweep.h"
 #include "cs/transcoder.h"
 #include "cs/weights.h"
 
 #include <ATen/ATen.h>
+#include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -307,6 +309,31 @@ private Q_SLOTS:
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::virtualPartners(*model, *set, 0, 0, down, 0));
         QVERIFY_THROWS_EXCEPTION(cs::Error, cs::weights::directionFromName("sideways"));
         QVERIFY(cs::weights::directionFromName("up") == cs::weights::Direction::Up);
+
+        // A feature store of another shape than the set's (issue 23): its statistics would be
+        // another set's features'. Refused, naming the store and both shapes.
+        for (const auto& [layers, features] : { std::pair { set->nLayers() + 1, set->nFeatures() },
+                 std::pair { set->nLayers(), set->nFeatures() * 2 } }) {
+            const std::string db = m_dir.filePath("other-shape.db").toStdString();
+            QFile::remove(QString::fromStdString(db));
+            cs::features::StoreInfo info;
+            info.model = "tiny";
+            info.scan = "clt";
+            info.nLayers = layers;
+            info.nFeatures = features;
+            info.contextLength = 8;
+            cs::features::FeatureStore::create(db, info);
+            const auto store = cs::features::FeatureStore::open(db);
+            try {
+                cs::weights::partners(*model, *set, store.get(), 0, 0, down, cs::weights::Kind::Virtual, 5);
+                QFAIL("a store of another shape was used");
+            } catch (const cs::Error& e) {
+                const std::string expected = "the feature store " + db + " is of " + std::to_string(layers)
+                    + " layers x " + std::to_string(features) + " features, not of this transcoder set's "
+                    + std::to_string(set->nLayers()) + " x " + std::to_string(set->nFeatures());
+                QVERIFY2(std::string(e.what()) == expected, e.what());
+            }
+        }
     }
 };
 
