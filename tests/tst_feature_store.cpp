@@ -880,6 +880,11 @@ private Q_SLOTS:
         QTest::newRow("an example's position past its sequence")
             << "UPDATE examples SET position = 1000000 WHERE layer = 1"
             << "is outside its sequence of";
+        // One activation per token (issue 23): the sequence a token longer than the activations.
+        QTest::newRow("an example's activations shorter than its sequence")
+            << "UPDATE sequences SET tokens = tokens || x'0100' WHERE id IN (SELECT sequence FROM examples WHERE layer "
+               "= 1)"
+            << "activations for its sequence of";
         QTest::newRow("a malformed histogram") << "UPDATE features SET histogram_counts = x'ff' WHERE layer = 1"
                                                << "a malformed histogram";
     }

@@ -524,7 +524,16 @@ std::unique_ptr<FeatureStore> FeatureStore::open(const std::string& path, bool w
     if (writable && sqlite3_db_readonly(impl->db.get(), "main") == 1)
         throw Error("cannot write " + path + ": the file is read-only");
     if (writable) {
-        impl->exec("PRAGMA journal_mode=WAL");
+        try {
+            impl->exec("PRAGMA journal_mode=WAL");
+        } catch (const Error&) {
+            // The journal is a file beside the store: a folder nobody may write to has none.
+            if ((sqlite3_extended_errcode(impl->db.get()) & 0xff) != SQLITE_CANTOPEN)
+                throw;
+            throw Error("cannot write " + path + ": its folder "
+                + std::filesystem::absolute(path).parent_path().string()
+                + " is read-only (a store keeps its journal beside it)");
+        }
         impl->exec("PRAGMA synchronous=NORMAL");
         if (impl->version < 2) { // a version 1 store, upgraded: it gains the (empty) coactivations table
             Transaction t(*impl);
@@ -743,6 +752,10 @@ FeatureRecord FeatureStore::card(int64_t layer, int64_t feature) const
                 if (e.position < 0 || e.position >= static_cast<int64_t>(e.tokens.size()))
                     throw damaged("an example's position " + std::to_string(e.position) + " is outside its sequence of "
                         + std::to_string(e.tokens.size()) + " tokens");
+                // One activation per token: the card marks tokens by their activations.
+                if (e.activations.size() != e.tokens.size())
+                    throw damaged("an example holds " + std::to_string(e.activations.size())
+                        + " activations for its sequence of " + std::to_string(e.tokens.size()) + " tokens");
                 (band < 0 ? r.top : r.quantiles[static_cast<size_t>(band)].examples).push_back(std::move(e));
             }
         }
