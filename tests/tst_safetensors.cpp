@@ -8,6 +8,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -330,6 +331,26 @@ private Q_SLOTS:
         // Nothing left behind: no temporary sibling.
         QCOMPARE(QDir(dir.path()).entryList({ "*.tmp-*" }).size(), 0);
         QCOMPARE(QDir("/dev").entryList({ "full.tmp-*" }, QDir::System | QDir::Files).size(), 0);
+    }
+
+    // requireFinite reads a tensor in slices (a tensor of many GiB is never converted whole):
+    // every bad value counts, in any slice, the last one's partial tail too.
+    void requireFiniteCountsEverySlice()
+    {
+        const int64_t n = (int64_t(1) << 23) + 5; // two whole slices of 2^22 and a tail
+        at::Tensor t = at::zeros({ n }, at::kHalf);
+        cs::io::requireFinite(t, "zeros", "t");
+        t[3] = std::nanf("");
+        t[(int64_t(1) << 22) + 1] = INFINITY;
+        t[n - 1] = -INFINITY;
+        try {
+            cs::io::requireFinite(t.view({ n }), "file.safetensors", "t");
+            QFAIL("non-finite values were accepted");
+        } catch (const cs::Error& e) {
+            QVERIFY2(QString(e.what()).startsWith("file.safetensors: tensor \"t\" holds 3 NaN or infinite values (of "
+                         + QString::number(n) + ")"),
+                e.what());
+        }
     }
 
     // The format allows spaces (0x20) after the header's JSON; our own writer pads with them.

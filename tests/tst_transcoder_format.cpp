@@ -17,6 +17,9 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -120,6 +123,14 @@ double precisionOf(at::ScalarType stored)
 at::ScalarType scalarTypeOf(const QString& dtype)
 {
     return cs::io::toScalarType(cs::io::dtypeFromName(dtype.toStdString()));
+}
+
+// This process's peak resident memory so far (getrusage's ru_maxrss), in KiB.
+int64_t peakResidentKiB()
+{
+    struct rusage usage { };
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
 }
 
 std::string messageOf(const std::function<void()>& f)
@@ -659,6 +670,16 @@ private Q_SLOTS:
         QTest::newRow("plt layer file missing")
             << "plt_missing_layer" << QStringList { "layer_1.safetensors is missing" };
         QTest::newRow("plt no layer files") << "plt_no_layers" << QStringList { "layer_0.safetensors" };
+        // A FIFO blocked the open until someone wrote to it (issue 21): only regular files are read.
+        QTest::newRow("plt layer file a FIFO")
+            << "plt_fifo" << QStringList { "layer_1.safetensors is not a regular file (a FIFO)" };
+        // Declared sizes that do not match are refused from the headers, before any tensor is read
+        // (issue 21): layer 0's W_enc declares 2^26 features (1 GiB of F16, a sparse file), its
+        // b_enc 16. Reading W_enc first converted it to double (4 GiB) to check it for NaN; a
+        // larger one failed with LibTorch's allocation error.
+        QTest::newRow("plt W_enc of 2^26 features, b_enc of 16")
+            << "plt_huge_encoder"
+            << QStringList { "layer_0.safetensors", "\"b_enc\" has shape [16], expected [67108864]" };
         QTest::newRow("plt W_enc d_model differs")
             << "plt_enc_dmodel" << QStringList { "layer_2.safetensors", "\"W_enc\"", "[16, 9]", "[16, 8]" };
         QTest::newRow("plt W_skip in some layers")
@@ -687,6 +708,22 @@ private Q_SLOTS:
         QTest::newRow("listed hf:// URI") << "list_hf" << QStringList { "config.yaml line 5", "hf://", "Download" };
         QTest::newRow("listed file missing") << "list_missing" << QStringList { "nope.safetensors", "does not exist" };
         QTest::newRow("listed npz") << "list_npz" << QStringList { "params.npz", "npz" };
+        // Issue 21: one file for two layers ran one layer's weights as another's; a list shorter
+        // than the model's layers was refused only later, without naming config.yaml.
+        QTest::newRow("listed file twice")
+            << "list_twice"
+            << QStringList { "config.yaml line 6",
+                   "transcoders[1] \"layer_0.safetensors\" is the file of layer 0 too (\"layer_0.safetensors\")" };
+        QTest::newRow("listed file twice, through a link")
+            << "list_link"
+            << QStringList { "config.yaml line 7",
+                   "transcoders[2] \"alias.safetensors\" is the file of layer 1 too (\"layer_1.safetensors\")" };
+        QTest::newRow("list shorter than the model's layers")
+            << "list_short"
+            << QStringList { "config.yaml line 4",
+                   QString("the transcoders: list has %1 entries, fewer than the model's %2 layers")
+                       .arg(kLayers - 1)
+                       .arg(kLayers) };
         QTest::newRow("transcoders not a list")
             << "list_scalar" << QStringList { "config.yaml line 4", "must be a list" };
 
@@ -775,7 +812,36 @@ private Q_SLOTS:
         else if (breakage == "plt_no_layers")
             for (int i = 0; i < kLayers; ++i)
                 QFile::remove(file(QString("layer_%1.safetensors").arg(i)));
-        else if (breakage == "plt_enc_dmodel")
+        else if (breakage == "plt_fifo") {
+            QFile::remove(file("layer_1.safetensors"));
+            QCOMPARE(::mkfifo(QFile::encodeName(file("layer_1.safetensors")).constData(), 0600), 0);
+        } else if (breakage == "plt_huge_encoder") {
+            // The small tensors' bytes first, then W_enc's, left a hole (no disk is written).
+            const int64_t hugeFeatures = int64_t(1) << 26;
+            std::string data;
+            nlohmann::json header = nlohmann::json::object();
+            for (const auto& [name, t] : readTensors(file("layer_0.safetensors"))) {
+                if (name == "W_enc")
+                    continue;
+                const at::Tensor f = t.to(at::kFloat).contiguous();
+                header[name] = { { "dtype", "F32" }, { "shape", f.sizes().vec() },
+                    { "data_offsets", { data.size(), data.size() + f.nbytes() } } };
+                data.append(static_cast<const char*>(f.data_ptr()), f.nbytes());
+            }
+            const int64_t encoderBytes = hugeFeatures * kDModel * 2;
+            header["W_enc"] = { { "dtype", "F16" }, { "shape", { hugeFeatures, kDModel } },
+                { "data_offsets", { int64_t(data.size()), int64_t(data.size()) + encoderBytes } } };
+            std::string text = header.dump();
+            text.append((8 - text.size() % 8) % 8, ' ');
+            std::string bytes(8, '\0');
+            for (int i = 0; i < 8; ++i)
+                bytes[size_t(i)] = char((text.size() >> (8 * i)) & 0xFF);
+            bytes += text + data;
+            QFile out(file("layer_0.safetensors"));
+            QVERIFY(out.open(QIODevice::WriteOnly | QIODevice::Truncate));
+            QCOMPARE(out.write(bytes.data(), qint64(bytes.size())), qint64(bytes.size()));
+            QVERIFY(out.resize(qint64(bytes.size()) + encoderBytes));
+        } else if (breakage == "plt_enc_dmodel")
             editTensors(file("layer_2.safetensors"), [](NamedTensors& t) {
                 tensorNamed(t, "W_enc") = at::zeros({ kFeatures, kDModel + 1 });
             });
@@ -830,7 +896,14 @@ private Q_SLOTS:
             for (int64_t i = 0; i < n; ++i)
                 list += "  - layer_0.safetensors\n";
             config(list);
-        } else if (breakage == "list_escape") {
+        } else if (breakage == "list_twice")
+            config(head + "transcoders:\n  - layer_0.safetensors\n  - layer_0.safetensors\n  - layer_2.safetensors\n");
+        else if (breakage == "list_link") {
+            QVERIFY(QFile::link("layer_1.safetensors", file("alias.safetensors")));
+            config(head + "transcoders:\n  - layer_0.safetensors\n  - layer_1.safetensors\n  - alias.safetensors\n");
+        } else if (breakage == "list_short")
+            config(head + "transcoders:\n  - layer_0.safetensors\n  - layer_1.safetensors\n");
+        else if (breakage == "list_escape") {
             QFile::copy(file("layer_0.safetensors"), dir + "/../outside.safetensors");
             config(head + "transcoders:\n  - layer_0.safetensors\n  - ../outside.safetensors\n");
         } else if (breakage == "list_absolute")
@@ -887,9 +960,13 @@ private Q_SLOTS:
             TranscoderSet::LoadOptions options;
             options.device = "cpu";
             options.lazyDecoders = lazy;
-            if (breakage == "list_past_model")
+            if (breakage == "list_past_model" || breakage == "list_short")
                 options.modelLayers = kLayers;
+            const int64_t peakBefore = peakResidentKiB();
             const std::string message = messageOf([&] { TranscoderSet::load(dir.toStdString(), options); });
+            // Refused before anything large is read or made: the peak stays within 256 MiB of where it was.
+            QVERIFY2(peakResidentKiB() - peakBefore < 256 * 1024,
+                qPrintable(QString("peak memory grew by %1 MiB").arg((peakResidentKiB() - peakBefore) / 1024)));
             for (const QString& phrase : phrases)
                 QVERIFY2(message.find(phrase.toStdString()) != std::string::npos,
                     qPrintable("\"" + phrase + "\" not in: " + QString::fromStdString(message)));

@@ -95,10 +95,18 @@ void requireFinite(const at::Tensor& t, const std::string& source, const std::st
     if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0)
         return;
     // A sum in double is finite exactly when every value is (float32's largest times any count
-    // of elements stays far below double's range), and needs no tensor of flags.
-    if (std::isfinite(t.sum(at::kDouble).item<double>()))
+    // of elements stays far below double's range), and needs no tensor of flags. In slices, so
+    // the conversion to double never needs more than a slice's memory, however large the tensor.
+    constexpr int64_t kSlice = int64_t(1) << 22; // elements (32 MiB as double)
+    const at::Tensor flat = t.reshape({ -1 });
+    int64_t bad = 0;
+    for (int64_t start = 0; start < flat.numel(); start += kSlice) {
+        const at::Tensor slice = flat.narrow(0, start, std::min(kSlice, flat.numel() - start));
+        if (!std::isfinite(slice.sum(at::kDouble).item<double>()))
+            bad += slice.numel() - at::isfinite(slice).sum().item<int64_t>();
+    }
+    if (bad == 0)
         return;
-    const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
     throw Error(source + ": tensor \"" + name + "\" holds " + std::to_string(bad) + " NaN or infinite value"
         + (bad == 1 ? "" : "s") + " (of " + std::to_string(t.numel())
         + "); the file is corrupt (a header length that is off shifts every tensor)");

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -112,10 +113,23 @@ public:
         expect(name, shape, dims);
         at::Tensor t = m_file->tensor(name);
         io::requireFinite(t, path(), name); // a corrupt file's NaN would show only in a trace's graph
-        return t.to(device, at::kFloat).contiguous();
+        try {
+            return t.to(device, at::kFloat).contiguous();
+        } catch (const c10::Error& e) {
+            throw Error(path() + ": tensor \"" + name + "\" " + shapeText(shape)
+                + " does not fit in memory as float32 (" + std::to_string(t.numel() * 4)
+                + " bytes): " + e.what_without_backtrace());
+        }
     }
 
     // A threshold [F]; circuit-tracer's JumpReLU also keeps it as [1, F].
+    void expectThreshold(const std::string& name, int64_t nFeatures) const
+    {
+        if (info(name).shape == std::vector<int64_t> { 1, nFeatures })
+            expect(name, { 1, nFeatures }, "[1, n_features]");
+        else
+            expect(name, { nFeatures }, "[n_features]");
+    }
     at::Tensor readThreshold(const std::string& name, int64_t nFeatures, c10::Device device) const
     {
         if (info(name).shape == std::vector<int64_t> { 1, nFeatures })
@@ -337,11 +351,23 @@ ConfigYaml readConfigYaml(const fs::path& dir, const yaml::Document& doc, int64_
                 throw Error(at + " layer " + layer->text + " is listed twice");
             byLayer[static_cast<size_t>(l)] = path;
         }
+        if (modelLayers > 0 && static_cast<int64_t>(items.size()) < modelLayers)
+            throw Error(doc.where(doc.find("transcoders")->line) + "the transcoders: list has "
+                + std::to_string(items.size()) + " entr" + (items.size() == 1 ? "y" : "ies")
+                + ", fewer than the model's " + std::to_string(modelLayers)
+                + " layers (a per-layer set has one file for each)");
+        std::map<fs::path, size_t> layerOf; // each file (links resolved) -> the layer listing it first
         for (size_t i = 0; i < byLayer.size(); ++i) {
             if (!byLayer[i])
                 throw Error(doc.where(doc.find("transcoders")->line) + "transcoders has no entry for layer "
                     + std::to_string(i));
             out.layerFiles.push_back(listedLayerFile(dir, *byLayer[i], static_cast<int64_t>(i), doc));
+            // One layer's weights read for another would run silently: each layer has a file of its own.
+            const auto [it, first] = layerOf.emplace(fs::canonical(out.layerFiles.back()), i);
+            if (!first)
+                throw Error(doc.where(byLayer[i]->line) + "transcoders[" + std::to_string(i) + "] \"" + byLayer[i]->text
+                    + "\" is the file of layer " + std::to_string(it->second) + " too (\"" + byLayer[it->second]->text
+                    + "\"); each layer needs a file of its own");
         }
     }
     return out;
@@ -377,18 +403,33 @@ Loaded loadPerLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, boo
     }
     c.nLayers = static_cast<int64_t>(files.size());
 
+    // Every layer's header first: a shape that disagrees with layer 0's (a huge n_features
+    // among them) is refused before any tensor is read or converted.
+    std::vector<SetFile> opened;
+    for (const fs::path& file : files)
+        opened.emplace_back(file);
+    std::tie(c.nFeatures, c.dModel) = opened[0].encoderDims("W_enc");
+    c.skip = opened[0].has("W_skip");
+    settleActivation(cy, opened[0].has("activation_function.threshold"));
+    const std::string firstFile = opened[0].path();
+    for (const SetFile& f : opened) {
+        const int64_t nf = c.nFeatures, d = c.dModel;
+        f.expect("W_enc", { nf, d }, "[n_features, d_model]");
+        f.expect("b_enc", { nf }, "[n_features]");
+        f.expect("b_dec", { d }, "[d_model]");
+        if (c.activation == Activation::JumpReLU)
+            f.expectThreshold("activation_function.threshold", nf);
+        checkSameSkip(f, "W_skip", c.skip, firstFile);
+        if (c.skip)
+            f.expect("W_skip", { d, d }, "[d_model, d_model]");
+        f.expect("W_dec", { nf, d }, "[n_features, d_model]");
+    }
+
     Loaded out;
     if (lazyDecoders)
         out.lazy = std::make_shared<TranscoderSet::Lazy>();
-    std::string firstFile;
     for (int64_t l = 0; l < c.nLayers; ++l) {
-        const SetFile f(files[static_cast<size_t>(l)]);
-        if (l == 0) {
-            std::tie(c.nFeatures, c.dModel) = f.encoderDims("W_enc");
-            c.skip = f.has("W_skip");
-            settleActivation(cy, f.has("activation_function.threshold"));
-            firstFile = f.path();
-        }
+        const SetFile& f = opened[static_cast<size_t>(l)];
         const int64_t nf = c.nFeatures, d = c.dModel;
         LayerWeights w;
         w.encoder = f.read("W_enc", { nf, d }, "[n_features, d_model]", device);
@@ -396,7 +437,6 @@ Loaded loadPerLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, boo
         w.decoderBias = f.read("b_dec", { d }, "[d_model]", device);
         if (c.activation == Activation::JumpReLU)
             w.threshold = f.readThreshold("activation_function.threshold", nf, device);
-        checkSameSkip(f, "W_skip", c.skip, firstFile);
         if (c.skip)
             w.skip = f.read("W_skip", { d, d }, "[d_model, d_model]", device);
         if (f.has("k")) {
@@ -411,7 +451,6 @@ Loaded loadPerLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, boo
                     + " but config.yaml says k = " + std::to_string(*cy.k));
             cy.k = kv;
         }
-        f.expect("W_dec", { nf, d }, "[n_features, d_model]");
         if (lazyDecoders) {
             io::requireFinite(f.file()->tensor("W_dec"), f.path(), "W_dec"); // one pass over the mapping
             out.lazy->sources.push_back({ f.file(), "W_dec" });
@@ -427,19 +466,43 @@ Loaded loadCrossLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, b
     TranscoderConfig& c = cy.config;
     c.nLayers = countNumberedFiles(dir, "W_enc_", kCrossLayerKind);
 
+    // Every layer's headers first: a shape that disagrees with layer 0's (a huge n_features
+    // among them) is refused before any tensor is read or converted.
+    std::vector<SetFile> encoders, decoders;
+    for (int64_t l = 0; l < c.nLayers; ++l) {
+        const std::string i = std::to_string(l);
+        encoders.emplace_back(dir / ("W_enc_" + i + ".safetensors"));
+        const fs::path decPath = dir / ("W_dec_" + i + ".safetensors");
+        if (!fs::is_regular_file(decPath))
+            throw Error(dir.string() + " has W_enc_" + i + ".safetensors but no W_dec_" + i + ".safetensors");
+        decoders.emplace_back(decPath);
+    }
+    std::tie(c.nFeatures, c.dModel) = encoders[0].encoderDims("W_enc_0");
+    c.skip = encoders[0].has("W_skip_0");
+    settleActivation(cy, encoders[0].has("threshold_0"));
+    const std::string firstFile = encoders[0].path();
+    for (int64_t l = 0; l < c.nLayers; ++l) {
+        const std::string i = std::to_string(l);
+        const SetFile& enc = encoders[static_cast<size_t>(l)];
+        const int64_t nf = c.nFeatures, d = c.dModel;
+        enc.expect("W_enc_" + i, { nf, d }, "[n_features, d_model]");
+        enc.expect("b_enc_" + i, { nf }, "[n_features]");
+        enc.expect("b_dec_" + i, { d }, "[d_model]");
+        if (c.activation == Activation::JumpReLU)
+            enc.expectThreshold("threshold_" + i, nf);
+        checkSameSkip(enc, "W_skip_" + i, c.skip, firstFile);
+        if (c.skip)
+            enc.expect("W_skip_" + i, { d, d }, "[d_model, d_model]");
+        decoders[static_cast<size_t>(l)].expect(
+            "W_dec_" + i, { nf, c.nLayers - l, d }, "[n_features, n_layers - " + i + ", d_model]");
+    }
+
     Loaded out;
     if (lazyDecoders)
         out.lazy = std::make_shared<TranscoderSet::Lazy>();
-    std::string firstFile;
     for (int64_t l = 0; l < c.nLayers; ++l) {
         const std::string i = std::to_string(l);
-        const SetFile enc(dir / ("W_enc_" + i + ".safetensors"));
-        if (l == 0) {
-            std::tie(c.nFeatures, c.dModel) = enc.encoderDims("W_enc_0");
-            c.skip = enc.has("W_skip_0");
-            settleActivation(cy, enc.has("threshold_0"));
-            firstFile = enc.path();
-        }
+        const SetFile& enc = encoders[static_cast<size_t>(l)];
         const int64_t nf = c.nFeatures, d = c.dModel;
         LayerWeights w;
         w.encoder = enc.read("W_enc_" + i, { nf, d }, "[n_features, d_model]", device);
@@ -447,14 +510,10 @@ Loaded loadCrossLayer(const fs::path& dir, ConfigYaml& cy, c10::Device device, b
         w.decoderBias = enc.read("b_dec_" + i, { d }, "[d_model]", device);
         if (c.activation == Activation::JumpReLU)
             w.threshold = enc.readThreshold("threshold_" + i, nf, device);
-        checkSameSkip(enc, "W_skip_" + i, c.skip, firstFile);
         if (c.skip) // stored in the CLT convention, x @ W_skip_i; ours is applied as x @ skip^T
             w.skip = enc.read("W_skip_" + i, { d, d }, "[d_model, d_model]", device).t().contiguous();
 
-        const fs::path decPath = dir / ("W_dec_" + i + ".safetensors");
-        if (!fs::is_regular_file(decPath))
-            throw Error(dir.string() + " has W_enc_" + i + ".safetensors but no W_dec_" + i + ".safetensors");
-        const SetFile dec(decPath);
+        const SetFile& dec = decoders[static_cast<size_t>(l)];
         const std::vector<int64_t> shape { nf, c.nLayers - l, d };
         const std::string dims = "[n_features, n_layers - " + i + ", d_model]";
         dec.expect("W_dec_" + i, shape, dims);
