@@ -15,6 +15,8 @@
 //   kill the checkpoint loads, is whole and finite, its step never goes back; a set with a
 //   config.yaml loads; the same command resumes at the checkpoint's step (resumed_from) and
 //   finishes a set that loads (bit-equal to the uninterrupted run's when nothing was resumed).
+// The temporary files the kills leave break nothing, and are gone once the writes are done
+// again (the last session saves, a finished training's set).
 //
 // Kill points follow the work, not the clock: each kill waits for the child's own progress (a
 // generation printed, a checkpoint file or the store's WAL changing) and then a random extra
@@ -459,6 +461,9 @@ private Q_SLOTS:
         QVERIFY2(!c.finish() && c.exitCode() == 0, qPrintable(c.err()));
         QCOMPARE(
             c.lines(), QStringList({ QStringLiteral("gen %1").arg(last + 1), QStringLiteral("gen %1").arg(last + 2) }));
+        // And takes them away: a commit removes the temporary siblings no live writer holds.
+        const QStringList stale = leftovers(dir.path(), { "s.circuitscope.json", "s.csgraph", "s.alt.csgraph" });
+        QVERIFY2(stale.isEmpty(), qPrintable("left after two saves: " + stale.join(", ")));
         summary(sidecar ? "session save (sidecar)" : "session save (inline)", kills, { { 'B', kills } }, 0,
             int(leftoverNames.size()), static_cast<double>(clock.elapsed()) / 1000);
         qInfo("  one generation takes %.1f ms uninterrupted", perGenMs);
@@ -729,6 +734,9 @@ private Q_SLOTS:
                     if (savedStep == 0) // nothing resumed: the very same weights
                         QVERIFY2(at::equal(reference.at(name), tensor), name.c_str());
                 }
+                // The temporary files of writes the kills cut short are gone with the saves.
+                const QStringList stale = leftovers(out, {}).filter(".tmp-");
+                QVERIFY2(stale.isEmpty(), qPrintable(where + ": left in the set: " + stale.join(", ")));
                 ++completions;
                 cs::removeTree(out.toStdString());
                 savedStep = 0;

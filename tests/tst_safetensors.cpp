@@ -10,8 +10,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -163,6 +165,34 @@ private Q_SLOTS:
         QVERIFY_THROWS_EXCEPTION(cs::Error, bad.write(m_dir.filePath("no/such/dir/f.safetensors").toStdString()));
         QVERIFY(at::equal(SafetensorsFile::open(path)->tensor("x"), at::ones({ 4 })));
         QCOMPARE(QDir(m_dir.path()).entryList({ "*.tmp-*" }).size(), 0);
+    }
+
+    // A writer killed mid-write leaves its temporary sibling (no destructor runs); the next
+    // commit to that path removes the ones whose flock no process holds, and no other file.
+    // tst_crash_consistency does the same with real SIGKILLs.
+    void commitRemovesDeadWritersTemporaries()
+    {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("f.json");
+        const auto make = [&](const QString& name) {
+            QFile f(dir.filePath(name));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("partial");
+        };
+        make("f.json.tmp-Dead01"); // a killed writer's
+        make("f.json.tmp-Live01"); // a live writer's: locked below
+        make("f.json.tmp-toolong"); // not mkstemp's six characters: not ours
+        make("g.json.tmp-Other1"); // another target's
+        const int live = ::open(QFile::encodeName(dir.filePath("f.json.tmp-Live01")).constData(), O_RDONLY);
+        QVERIFY(live >= 0);
+        QCOMPARE(::flock(live, LOCK_EX | LOCK_NB), 0);
+        cs::writeFileAtomically(path.toStdString(), "{}\n");
+        QStringList left = QDir(dir.path()).entryList(QDir::Files, QDir::Name);
+        QCOMPARE(left, QStringList({ "f.json", "f.json.tmp-Live01", "f.json.tmp-toolong", "g.json.tmp-Other1" }));
+        ::close(live); // the live writer dies: its file goes with the next commit
+        cs::writeFileAtomically(path.toStdString(), "{}\n");
+        left = QDir(dir.path()).entryList(QDir::Files, QDir::Name);
+        QCOMPARE(left, QStringList({ "f.json", "f.json.tmp-toolong", "g.json.tmp-Other1" }));
     }
 
     void refusesMalformedFiles_data()

@@ -1,7 +1,9 @@
 #pragma once
-// Writes a file through a temporary sibling and renames it into place on commit(), so readers
-// see the old file or the complete new one, never a partial write. An uncommitted AtomicFile
-// removes its temporary file.
+// Writes a file through a temporary sibling ("<path>.tmp-XXXXXX") and renames it into place on
+// commit(), so readers see the old file or the complete new one, never a partial write. An
+// uncommitted AtomicFile removes its temporary file. A writer killed mid-write cannot, so the
+// writer holds a flock on its temporary file and commit() removes the siblings of the same
+// target whose lock nobody holds (tst_crash_consistency, tst_safetensors).
 
 #include "io/read_file.h" // readFile, for this header's users
 
