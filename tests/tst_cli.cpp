@@ -22,12 +22,16 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <png.h>
 #include <sqlite3.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -266,6 +270,34 @@ private Q_SLOTS:
         QCOMPARE(cli(sampled).json()["ids"], cli(sampled).json()["ids"]);
     }
 
+    // A model that loads finite but whose forward pass overflows: every weight of the final
+    // norm is 3e38, finite, so any normalized value above 1 becomes infinite and the logits NaN.
+    // logits and generate printed them (issue 23); they refuse, printing no result.
+    void nonFiniteLogitsAreRefused()
+    {
+        cs::test::TinySpec spec;
+        spec.family = "llama";
+        spec.nLayers = 2;
+        const QString folder = cs::test::writeTinyModel(m_dir.filePath("overflow"), spec);
+        auto weights = cs::test::tinyWeights(spec);
+        for (auto& [name, t] : weights)
+            if (name == "model.norm.weight")
+                t = at::full_like(t, 3e38);
+        cs::test::writeSafetensors(folder + "/model.safetensors", weights, spec.storeDtype);
+        const Run l = cli({ "logits", folder, "--text", "a b", "--json" });
+        QCOMPARE(l.exitCode, 1);
+        QVERIFY2(l.err.startsWith("circuitscope-cli: error: the model's logits at position 0 of 4 are not finite "
+                                  "(NaN or infinite): the forward pass overflows"),
+            qPrintable(l.err));
+        QCOMPARE(l.out, QString());
+        const Run g = cli({ "generate", folder, "--text", "a b", "--max-new", "4", "--json" });
+        QCOMPARE(g.exitCode, 1);
+        QVERIFY2(g.err.startsWith("circuitscope-cli: error: generate: the model's logits for new token 1 (position 3) "
+                                  "are not finite (NaN or infinite)"),
+            qPrintable(g.err));
+        QCOMPARE(g.out, QString());
+    }
+
     void errorsAreClear_data()
     {
         QTest::addColumn<QStringList>("args");
@@ -282,6 +314,11 @@ private Q_SLOTS:
         QTest::newRow("huge prompt") << QStringList { "logits", "MODEL", "--text", QString(5000, QChar('x')) }
                                      << "more than the model's maximum";
         QTest::newRow("bad device") << QStringList { "--device", "tpu", "info", "MODEL" } << "invalid device";
+        // The engine reads "" as auto: typed, it ran on whatever was there (issue 21).
+        QTest::newRow("empty device") << QStringList { "--device", "", "info", "MODEL" }
+                                      << "--device needs a value (cpu, cuda, cuda:N or auto), not an empty one";
+        QTest::newRow("empty device after the command")
+            << QStringList { "info", "MODEL", "--device=" } << "--device needs a value";
         QTest::newRow("bad top-k") << QStringList { "logits", "MODEL", "--text", "a", "--top-k", "-1" }
                                    << "must not be negative";
         // Values that used to run to nonsense with exit 0 (issue 24).
@@ -356,6 +393,8 @@ private Q_SLOTS:
             "--max-new 100000 after the prompt's 2 tokens needs more positions than the model's context of 64 (at "
             "most --max-new 62)");
         refused({ "generate", m_model, "--text", "a", "--max-new", "63" }, "context of 64");
+        refused({ "generate", m_model, "--text", "a", "--max-new", "99999999999" }, // issue 21: ran to the end
+            "--max-new 99999999999 after the prompt's 2 tokens needs more positions");
         Run fits = cli({ "generate", m_model, "--text", "a", "--max-new", "62", "--json" });
         QVERIFY2(fits.exitCode == 0, qPrintable(fits.err));
         QCOMPARE(fits.json()["ids"].size(), size_t(62));
@@ -393,6 +432,13 @@ private Q_SLOTS:
         refused({ "graph", "export", graphPath, "--out", folder, "--all" },
             "cannot write " + folder + ": it exists and is not a regular file (a folder)");
         QVERIFY(QFileInfo(folder).isDir());
+        // /dev/full (issue 21: both exited 0; as root the rename replaced the device with a file).
+        const QString json = m_dir.filePath("upfront.json");
+        QCOMPARE(cli({ "graph", "export", graphPath, "--out", json, "--all" }).exitCode, 0);
+        for (const QStringList& args : { QStringList { "graph", "export", graphPath, "--out", "/dev/full", "--all" },
+                 QStringList { "graph", "import", json, "--out", "/dev/full" } })
+            refused(args, "cannot write /dev/full: it exists and is not a regular file (a device)");
+        QVERIFY(!QFileInfo("/dev/full").isFile());
     }
 
     // transcoder train writes a set that transcoder info and eval read; eval's JSON has the
@@ -1297,6 +1343,55 @@ private Q_SLOTS:
         QCOMPARE(count("SELECT count(*) FROM features"), int64_t(3)); // the trigger never fired
         QCOMPARE(count("SELECT count(*) FROM labels"), int64_t(0)); // nothing was written
         QCOMPARE(cli({ "features", "show", db, "1:5" }).exitCode, 1); // nor is it read
+    }
+
+    // `features label` on a store the user cannot write, or in a folder they cannot write, exited
+    // 0 and the label was lost (issue 21): it is an error naming the store, and nothing changes.
+    // root ignores permissions, so there the file or folder is made immutable (FS_IMMUTABLE_FL)
+    // instead, which binds root too.
+    void labelOnAReadOnlyStore()
+    {
+        const bool root = ::geteuid() == 0;
+        const auto lock = [&](const QString& path, bool on) {
+            if (!root) {
+                const QFileInfo info(path);
+                return QFile::setPermissions(path,
+                    on ? (info.isDir() ? QFile::ReadOwner | QFile::ExeOwner : QFile::ReadOwner)
+                       : QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+            }
+            const int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            int flags = 0;
+            bool done = fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+            flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+            done = done && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+            if (fd >= 0)
+                ::close(fd);
+            return done;
+        };
+        cs::features::StoreInfo info;
+        info.model = "tiny";
+        info.scan = "clt";
+        info.nLayers = 2;
+        info.nFeatures = 8;
+        info.contextLength = 6;
+        info.tokens = 600;
+        for (const bool lockFolder : { false, true }) {
+            const QString folder = m_dir.filePath(lockFolder ? "locked-folder" : "locked-file");
+            QVERIFY(QDir().mkpath(folder));
+            const QString db = folder + "/store.db";
+            cs::features::FeatureStore::create(db.toStdString(), info)->setLabel(1, 5, "before");
+            if (!lock(lockFolder ? folder : db, true))
+                QSKIP("cannot make a file read-only here (root, and no FS_IMMUTABLE_FL on this file system)");
+            const Run l = cli({ "features", "label", db, "1:5", "--label", "after" });
+            QVERIFY(lock(lockFolder ? folder : db, false));
+            QCOMPARE(l.exitCode, 1);
+            const QString expected = lockFolder ? "cannot write " + db + ": its folder " + folder + " is read-only"
+                                                : "cannot write " + db + ": the file is read-only";
+            QVERIFY2(l.err.contains(expected), qPrintable(l.err));
+            const auto labels = cs::features::FeatureStore::open(db.toStdString())->search("", -1);
+            QCOMPARE(labels.size(), size_t(1));
+            QCOMPARE(labels[0].label, std::string("before"));
+        }
     }
 
     void features()

@@ -131,6 +131,13 @@ LogitsResult ModelHandle::logits(const std::vector<int64_t>& ids, int topK, bool
         throw Error("the prompt has no tokens");
     at::NoGradGuard noGrad;
     at::Tensor logits = m_model->forward(at::tensor(ids, at::kLong)).logits[0].to(at::kCPU); // [n_pos, vocab]
+    // A model that loads finite can still overflow (in float16, or with huge weights): NaN or
+    // infinity is never shown as a result.
+    const at::Tensor finite = at::isfinite(logits).all(1); // [n_pos]
+    if (!finite.all().item<bool>())
+        throw Error("the model's logits at position " + std::to_string(at::argmin(finite.to(at::kInt)).item<int64_t>())
+            + " of " + std::to_string(logits.size(0))
+            + " are not finite (NaN or infinite): the forward pass overflows (in float16, or with weights too large)");
     LogitsResult result;
     result.ids = ids;
     at::Tensor last = logits[logits.size(0) - 1];

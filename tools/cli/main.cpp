@@ -652,6 +652,8 @@ int main(int argc, char** argv)
             throw cs::Error("no command given (try --help)");
         const std::string command = args.positional()[0];
         const std::string device = args.valueOr("device", "auto");
+        if (device.empty()) // the engine reads "" as auto; typed, it is a mistake (issue 21)
+            throw cs::Error("--device needs a value (cpu, cuda, cuda:N or auto), not an empty one");
         if (command == "info")
             return cmdInfo(args, device);
         if (command == "tokenize")

@@ -55,7 +55,14 @@ std::vector<int64_t> Model::generate(const std::vector<int64_t>& prompt, const G
         if (step > 0 && static_cast<int64_t>(all.size()) > m_config.maxPositions)
             break; // the next token would have no position
         at::Tensor logits = forward(input, fo).logits; // [1, n, vocab]
-        const int64_t next = pickToken(logits[0][logits.size(1) - 1], options.temperature, rng);
+        const at::Tensor last = logits[0][logits.size(1) - 1]; // [vocab]
+        // A model that loads finite can still overflow: a NaN logit would pick a token at random.
+        if (!at::isfinite(last).all().item<bool>())
+            throw Error("generate: the model's logits for new token " + std::to_string(step + 1) + " (position "
+                + std::to_string(all.size() - 1)
+                + ") are not finite (NaN or infinite): the forward pass overflows (in float16, or with weights too "
+                  "large)");
+        const int64_t next = pickToken(last, options.temperature, rng);
         out.push_back(next);
         all.push_back(next);
         if (options.stopAtEos && eos && next == *eos)
