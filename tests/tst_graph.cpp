@@ -1144,6 +1144,14 @@ private Q_SLOTS:
         QTest::newRow("link from a logit back to an embedding") // issue 21
             << R"([{"op": "add", "path": "/links/-", "value": {"source": "3_42_2", "target": "E_2_0", "weight": 1}}])"
             << "graph JSON: attribution graph: the link from 3_42_2 to E_2_0 goes into an embedding node";
+        // fuzz_graph_json: a cycle was read, and the pruner refused the graph only afterwards
+        // ("influence does not converge"); traced graphs run forward, so a cycle is refused on reading.
+        QTest::newRow("a cycle of two features")
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "1_7_2", "target": "0_1_2", "weight": 1}}])"
+            << "graph JSON: attribution graph: the links form a cycle through node ";
+        QTest::newRow("a logit feeding a feature that feeds it")
+            << R"([{"op": "add", "path": "/links/-", "value": {"source": "3_42_2", "target": "1_7_2", "weight": 1}}])"
+            << "graph JSON: attribution graph: the links form a cycle through node ";
         QTest::newRow("self-loop on a feature")
             << R"([{"op": "add", "path": "/links/-", "value": {"source": "0_1_2", "target": "0_1_2", "weight": 1}}])"
             << "graph JSON: attribution graph: a self-loop on node 0_1_2";

@@ -201,8 +201,9 @@ struct Graph {
     // value is finite, and what a file could get wrong: at least one node and one logit, every
     // node within the prompt (promptTokens) and below the logits' layer (n_layers), feature and
     // token ids in [0, kMaxUnitId], logit probabilities in [0, 1], node ids unique, no link into
-    // an embedding or from a node to itself, each node's inputs summing to a float32; throws
-    // cs::Error naming the node or link. Every reader and writer of graph files calls it.
+    // an embedding or from a node to itself, each node's inputs summing to a float32, and no
+    // cycle (O(n + nnz)); throws cs::Error naming the node or link. Every reader and writer of
+    // graph files calls it.
     void validate() const;
 };
 

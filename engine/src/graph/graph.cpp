@@ -454,6 +454,47 @@ void Graph::validate() const
             throw Error("attribution graph: the weights of the links into " + nodeId(*this, t)
                 + " sum to more than float32 holds (" + std::to_string(sum) + ")");
     }
+
+    // No cycle: direct effects come from a forward pass, and the influence (a series over paths)
+    // would not converge; the pruner refused such a graph only after a reader had accepted it
+    // (fuzz_graph_json). Kahn's algorithm on the rows: a node leaves once every target it feeds
+    // has left, so the nodes left over feed a cycle. O(n + nnz).
+    std::vector<int64_t> outputs(static_cast<size_t>(n), 0); // [n]: links out of each node not yet left
+    for (int64_t e = 0; e < adjacency.nnz(); ++e)
+        ++outputs[static_cast<size_t>(adjacency.columns()[e])];
+    std::vector<int64_t> ready;
+    for (int64_t i = 0; i < n; ++i)
+        if (outputs[static_cast<size_t>(i)] == 0)
+            ready.push_back(i);
+    int64_t left = 0;
+    while (!ready.empty()) {
+        const int64_t t = ready.back();
+        ready.pop_back();
+        ++left;
+        const Adjacency::Row row = adjacency.row(t);
+        for (int64_t k = 0; k < row.size; ++k)
+            if (--outputs[static_cast<size_t>(row.columns[k])] == 0)
+                ready.push_back(row.columns[k]);
+    }
+    if (left < n) {
+        // Every node left over feeds another one left over: follow those links until a node
+        // repeats, which lies on a cycle.
+        int64_t at = 0;
+        while (outputs[static_cast<size_t>(at)] == 0)
+            ++at;
+        std::vector<bool> seen(static_cast<size_t>(n), false);
+        while (!seen[static_cast<size_t>(at)]) {
+            seen[static_cast<size_t>(at)] = true;
+            const Adjacency::Column column = adjacency.column(at);
+            for (int64_t k = 0; k < column.size; ++k)
+                if (outputs[static_cast<size_t>(column.targets[k])] > 0) {
+                    at = column.targets[k];
+                    break;
+                }
+        }
+        throw Error("attribution graph: the links form a cycle through node " + nodeId(*this, at)
+            + " (direct effects run forward, from the prompt to the logits)");
+    }
 }
 
 int64_t cantorPairing(int64_t layer, int64_t feature)
