@@ -51,6 +51,15 @@ inline std::string writeScratch(const std::string& name, const uint8_t* data, si
     return path;
 }
 
+// The parser refused the input: expected. With CS_FUZZ_VERBOSE set (rerunning one input by
+// hand, checking that a seed is accepted) the message goes to stderr.
+inline void refused(const cs::Error& e)
+{
+    static const bool verbose = std::getenv("CS_FUZZ_VERBOSE") != nullptr;
+    if (verbose)
+        std::fprintf(stderr, "refused: %s\n", e.what());
+}
+
 inline std::string writeScratch(const std::string& name, const std::string& text)
 {
     return writeScratch(name, reinterpret_cast<const uint8_t*>(text.data()), text.size());

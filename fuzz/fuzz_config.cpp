@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         config = cs::parseJson(std::string_view(reinterpret_cast<const char*>(data), size), source);
     } catch (const nlohmann::json::exception&) {
         return 0; // Model::load turns the parser's error into a cs::Error naming the file
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
         return 0;
     }
     // Model::load refuses these before any plugin sees the config.
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         plugin = cs::plugins::pluginForModelType(config["model_type"].get<std::string>());
         parsed = plugin->parseConfig(config);
         (void)plugin->weightSources(parsed);
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
         return 0;
     }
     const nlohmann::json written = plugin->configJson(parsed);

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     try {
         (void)cs::graph::isGraphFile(path);
         graph = cs::graph::readGraphFile(path);
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
         return 0;
     }
     graph.validate();

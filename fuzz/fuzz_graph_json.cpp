@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     cs::graph::Graph graph;
     try {
         graph = cs::graph::readJsonFile(path);
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
         return 0;
     }
     // Accepted: it is a valid graph, and it exports (toJson refuses nothing it can be given).

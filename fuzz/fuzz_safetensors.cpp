@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
             else
                 (void)t.sum().item<double>();
         }
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
     }
     return 0;
 }

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     cs::app::SessionData session;
     try {
         session = cs::app::readSession(path);
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
         return 0;
     }
     // Accepted: its graph is valid and the session writes back as text.

@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
             (void)ckpt.tensor(name).sum().item<double>();
         }
         (void)ckpt.dominantDType();
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
     }
     return 0;
 }

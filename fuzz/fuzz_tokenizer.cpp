@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         }
         (void)tokenizer.specialIds();
         (void)tokenizer.decode({ -1, 0, 1, tokenizer.vocabSize(), int64_t(1) << 40 });
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
     }
     return 0;
 }

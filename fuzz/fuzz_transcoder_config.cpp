@@ -71,7 +71,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         const auto set = cs::transcoder::TranscoderSet::load(folder, options);
         for (int64_t layer = 0; layer < set->nLayers(); ++layer)
             (void)set->decoder(layer).sum().item<double>();
-    } catch (const cs::Error&) {
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
     }
     return 0;
 }
