@@ -836,12 +836,25 @@ private Q_SLOTS:
         QVERIFY(recovered.state == d.state);
         compareGraphs(recovered.graph, d.graph);
 
+        // What saves killed mid-write leave (tst_crash_consistency): temporary files of the dead
+        // instances' autosaves and sidecars go with them, a live instance's stay.
+        const QStringList deadTemporaries { "autosave-dead.circuitscope.json.aB3dE9",
+            "autosave-dead.csgraph.tmp-Xy12Zw", "autosave-dead.alt.csgraph.tmp-Q1w2E3",
+            "autosave-unsaved.circuitscope.json.tmp42" };
+        const QString liveTemporary = QStringLiteral("autosave-live.csgraph.tmp-Live01");
+        for (const QString& name : deadTemporaries + QStringList { liveTemporary })
+            writeAll(QDir(folder).filePath(name), "partial");
+
         second.discardRecovery();
         QVERIFY(second.recoverable().isEmpty());
         QVERIFY(!QFileInfo::exists(QDir(folder).filePath(QStringLiteral("autosave-dead.marker"))));
         QVERIFY(!QFileInfo::exists(QDir(folder).filePath(QStringLiteral("autosave-unsaved.marker"))));
         QVERIFY(QFileInfo::exists(QDir(folder).filePath(QStringLiteral("autosave-live.marker"))));
         QVERIFY(QFileInfo::exists(first.autosavePath())); // the live instance's files stay
+        for (const QString& name : deadTemporaries)
+            QVERIFY2(!QFileInfo::exists(QDir(folder).filePath(name)), qPrintable(name));
+        QVERIFY(QFileInfo::exists(QDir(folder).filePath(liveTemporary)));
+        QFile::remove(QDir(folder).filePath(liveTemporary));
 
         // Clean exits leave nothing.
         const QString firstPath = first.autosavePath();

@@ -76,6 +76,21 @@ bool markerAlive(const QJsonObject& marker)
     return true;
 }
 
+// Removes every file of the dead instance whose marker is `marker` ("autosave-ID.marker"): its
+// marker, autosave and sidecars, and the temporary files its writes left when it was killed
+// mid-save (QSaveFile's where the folder has no O_TMPFILE, a sidecar's "NAME.tmp-XXXXXX"),
+// which nobody else would ever remove. All of them, and only them, start with "autosave-ID.".
+void removeInstanceFiles(const QString& marker)
+{
+    const QFileInfo info(marker);
+    const QString stem = info.fileName().left(info.fileName().size() - kMarkerSuffix.size()) + QLatin1Char('.');
+    const QDir dir = info.dir();
+    for (const QString& name : dir.entryList({ stem + QLatin1Char('*') }, QDir::Files | QDir::Hidden | QDir::System))
+        if (name != info.fileName())
+            QFile::remove(dir.filePath(name));
+    QFile::remove(marker); // last: while it is there, the files are known to be someone's
+}
+
 } // namespace
 
 SessionAutosave::SessionAutosave(QObject* parent)
@@ -158,7 +173,7 @@ void SessionAutosave::start()
     // Dead instances that never saved leave nothing to recover.
     for (const Dead& dead : deadInstances())
         if (dead.autosave.isEmpty())
-            QFile::remove(dead.marker);
+            removeInstanceFiles(dead.marker);
 }
 
 void SessionAutosave::save(const SessionData& data)
@@ -310,7 +325,7 @@ void SessionAutosave::discardRecovery()
                 QFile::remove(QString::fromStdString(sidecar));
             QFile::remove(d.autosave);
         }
-        QFile::remove(d.marker);
+        removeInstanceFiles(d.marker);
     }
 }
 
