@@ -59,6 +59,13 @@ std::string openUnitStore(
         return {};
     try {
         resources.unitStore = cs::features::FeatureStore::open(path, false);
+        // A store of another model's units would caption these with its cards (issue 23).
+        const cs::features::StoreInfo si = resources.unitStore->info();
+        const int64_t units = model.config().dMlp; // per layer, as features build writes a unit store
+        if (si.nLayers != model.config().nLayers || si.nFeatures != units)
+            throw cs::Error(path + " describes " + std::to_string(si.nLayers) + " layers of "
+                + std::to_string(si.nFeatures) + " units (its meta n_layers and n_features), not the model's "
+                + std::to_string(model.config().nLayers) + " of " + std::to_string(units));
         resources.unitVocabulary = std::make_shared<const std::vector<std::string>>(resources.unitStore->vocabulary());
     } catch (const cs::Error& e) {
         resources.unitStore.reset();

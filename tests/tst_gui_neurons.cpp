@@ -16,6 +16,7 @@
 #include "appcontroller.h"
 #include "explorer_window.h"
 #include "explorercontroller.h"
+#include "explorerengine.h"
 #include "explorerneurons.h"
 #include "inspector/featurecard.h"
 #include "mainwindow.h"
@@ -83,6 +84,7 @@ private Q_SLOTS:
     void interventionsAreTheEngines();
     void cardWithoutAStoreSaysHowToBuildOne();
     void cardFromAStore();
+    void unitStoreOfAnotherShapeIsRefused();
     void curveIsEvaluateCircuits();
     void sessionReopensAsANeuronGraph();
 
@@ -448,6 +450,46 @@ void TestGuiNeurons::cardWithoutAStoreSaysHowToBuildOne()
     QVERIFY(!m_explorer->featureCard()->hasRecord());
     // No transcoder-store caption either: the node's caption is empty without a neuron store.
     QVERIFY(m_explorer->captionFor(id).isEmpty());
+}
+
+// A neuron store whose meta gives another shape than the model's layers and MLP units would
+// caption these neurons with another model's cards (issue 23: n_layers was never compared with
+// the model): it is not opened, and the problem names the store and both shapes.
+void TestGuiNeurons::unitStoreOfAnotherShapeIsRefused()
+{
+    const fs::path folder = fs::path(m_dir.path().toStdString()) / "other-shape";
+    fs::create_directories(folder / "features");
+    for (const char* name : { "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json" })
+        if (fs::exists(fs::path(m_modelFolder.toStdString()) / name))
+            fs::create_symlink(fs::path(m_modelFolder.toStdString()) / name, folder / name);
+    const auto model = cs::model::Model::load(folder.string(), { "cpu" });
+    const int64_t layers = model->config().nLayers, units = model->config().dMlp;
+    const std::string db = (folder / "features" / "neurons.db").string();
+    for (const auto& [storeLayers, storeUnits] :
+        { std::pair { layers + 1, units }, std::pair { layers, units / 2 }, std::pair { layers, units } }) {
+        fs::remove(db);
+        cs::features::StoreInfo info;
+        info.model = "tinyworld";
+        info.scan = "neurons";
+        info.nLayers = storeLayers;
+        info.nFeatures = storeUnits;
+        info.contextLength = 24;
+        cs::features::FeatureStore::create(db, info);
+        cs::app::ExplorerResources resources;
+        std::string problem;
+        const std::string opened = cs::app::openUnitStore(resources, *model, "neurons", &problem);
+        if (storeLayers == layers && storeUnits == units) { // the control: the model's shape opens
+            QCOMPARE(opened, db);
+            QVERIFY2(problem.empty(), problem.c_str());
+            continue;
+        }
+        QCOMPARE(opened, std::string());
+        QVERIFY(!resources.unitStore);
+        const std::string expected = db + " describes " + std::to_string(storeLayers) + " layers of "
+            + std::to_string(storeUnits) + " units (its meta n_layers and n_features), not the model's "
+            + std::to_string(layers) + " of " + std::to_string(units);
+        QVERIFY2(problem == expected, problem.c_str());
+    }
 }
 
 void TestGuiNeurons::cardFromAStore()
