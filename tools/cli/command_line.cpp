@@ -63,6 +63,20 @@ const std::vector<OptionSpec> kTrainShape {
     { "dtype", "F32|F16|BF16", "the stored weights' type" },
 };
 
+// A job over several processes (cs/distributed.h): torchrun's environment, or the same as flags.
+const std::vector<OptionSpec> kDistributed {
+    { "distributed", "",
+        "one rank of a job over several processes (torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, "
+        "MASTER_PORT, or the flags below)" },
+    { "rank", "R", "this process's rank (RANK)" },
+    { "world-size", "W", "the job's processes (WORLD_SIZE)" },
+    { "local-rank", "R", "the rank among this machine's processes, which picks the GPU (LOCAL_RANK)" },
+    { "master-addr", "HOST", "rank 0's address (MASTER_ADDR; 127.0.0.1)" },
+    { "master-port", "PORT", "rank 0's port for the job's store (MASTER_PORT; 29500)" },
+    { "dist-backend", "gloo|nccl", "the collectives' backend (auto: nccl on GPUs, gloo on CPUs)" },
+    { "dist-timeout", "S", "seconds to join and for one collective before the job is declared broken (300)" },
+};
+
 std::vector<CommandSpec> commands()
 {
     std::vector<OptionSpec> organismBuild { { "out", "DIR", "the folder to build into (resumable)" },
@@ -70,6 +84,28 @@ std::vector<CommandSpec> commands()
         { "world-version", "N", "the world's facts and templates (3)" } };
     organismBuild.insert(organismBuild.end(), kTrainShape.begin(), kTrainShape.end());
     organismBuild.push_back(kJson);
+    std::vector<OptionSpec> transcoderTrain { { "corpus", "FILE", "training text, one document a line" },
+        { "kind", "clt|plt", "cross-layer or per-layer" }, { "features", "N", "features a layer" },
+        { "out", "DIR", "the set's folder" }, { "activation", "jump_relu|relu|topk", "the features' activation" },
+        { "k", "K", "active features a token (topk)" }, { "skip", "", "a linear skip connection beside the features" },
+        { "steps", "N", "training steps" }, { "batch-tokens", "B", "tokens a step (over the whole job)" },
+        { "buffer-tokens", "N", "the shuffled activation buffer (over the whole job)" }, { "lr", "X", "learning rate" },
+        { "lambda-sparsity", "X", "the sparsity penalty's weight" },
+        { "sparsity-c", "X", "the tanh sparsity penalty's scale" },
+        { "lambda-preact", "X", "the pre-activation penalty's weight (dead features)" },
+        { "bandwidth", "X", "JumpReLU's straight-through bandwidth" },
+        { "threshold-init", "X", "JumpReLU's initial threshold" }, { "seq-len", "T", "tokens a sequence" },
+        { "cache", "DIR", "keep the model's activations here between runs" },
+        { "seed", "S", "the initialization's and the data order's seed" },
+        { "checkpoint-every", "N", "steps between checkpoints" },
+        { "dtype", "F32|F16|BF16", "the stored weights' type" },
+        { "input-hook", "HOOK", "where features read (mlp.hook_in, hook_resid_mid, ln2.hook_normalized)" },
+        { "output-hook", "HOOK", "where features write (mlp.hook_out)" },
+        { "shards", "S",
+            "this process reads S shards of the corpus (1); a job has ranks x S shards, so one process with "
+            "--shards W trains as W ranks of one shard do" } };
+    transcoderTrain.insert(transcoderTrain.end(), kDistributed.begin(), kDistributed.end());
+    transcoderTrain.push_back(kJson);
     return {
         { "info", "family, layers, d_model, heads, vocab, dtype, device", { kModel }, { kJson } },
         { "tokenize", "token ids and texts of a text, or many texts with the tokenizer alone", { kModel },
@@ -129,24 +165,7 @@ std::vector<CommandSpec> commands()
             { { "out", "DIR", "the folder to write" }, { "items", "N", "paired items a task (100)" }, kJson } },
         { "transcoder", "train, evaluate and describe transcoder sets (circuit-tracer's format)", {}, {} },
         { "transcoder train", "trains a transcoder set (circuit-tracer format), resumable", { kModel },
-            { { "corpus", "FILE", "training text, one document a line" },
-                { "kind", "clt|plt", "cross-layer or per-layer" }, { "features", "N", "features a layer" },
-                { "out", "DIR", "the set's folder" },
-                { "activation", "jump_relu|relu|topk", "the features' activation" },
-                { "k", "K", "active features a token (topk)" },
-                { "skip", "", "a linear skip connection beside the features" }, { "steps", "N", "training steps" },
-                { "batch-tokens", "B", "tokens a step" }, { "buffer-tokens", "N", "the shuffled activation buffer" },
-                { "lr", "X", "learning rate" }, { "lambda-sparsity", "X", "the sparsity penalty's weight" },
-                { "sparsity-c", "X", "the tanh sparsity penalty's scale" },
-                { "lambda-preact", "X", "the pre-activation penalty's weight (dead features)" },
-                { "bandwidth", "X", "JumpReLU's straight-through bandwidth" },
-                { "threshold-init", "X", "JumpReLU's initial threshold" }, { "seq-len", "T", "tokens a sequence" },
-                { "cache", "DIR", "keep the model's activations here between runs" },
-                { "seed", "S", "the initialization's and the data order's seed" },
-                { "checkpoint-every", "N", "steps between checkpoints" },
-                { "dtype", "F32|F16|BF16", "the stored weights' type" },
-                { "input-hook", "HOOK", "where features read (mlp.hook_in, hook_resid_mid, ln2.hook_normalized)" },
-                { "output-hook", "HOOK", "where features write (mlp.hook_out)" }, kJson } },
+            transcoderTrain },
         { "transcoder eval", "per-layer NMSE, L0 and dead features, and the replacement model's agreement",
             { kModel, { "TRANSCODER", "a transcoder folder, or the name of a set shipped with MODEL" } },
             { { "corpus", "FILE", "evaluation text, one document a line" },

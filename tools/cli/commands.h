@@ -3,12 +3,14 @@
 
 #include "args.h"
 
+#include "cs/distributed.h"
 #include "cs/graph.h"
 #include "cs/intervention.h"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,6 +40,18 @@ inline double msSince(std::chrono::steady_clock::time_point start)
 {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
+
+// The job a process is a rank of, from --distributed and its flags or torchrun's environment
+// (distributed_args.cpp); no group without --distributed. device: the device to compute on
+// (with CUDA, the GPU of the machine's local rank).
+struct Job {
+    std::shared_ptr<distributed::Group> group;
+    std::string device;
+};
+Job joinJob(const Args& args, const std::string& device);
+// A file's size and a hash of its first and last MiB: ranks compare their corpus and model files
+// with it (distributed::Group::checkSame).
+std::string fileFingerprint(const std::string& path);
 
 // transcoder train | eval | info
 int cmdTranscoder(const Args& args, const std::string& device);

@@ -83,8 +83,11 @@ commands:
                  [--activation jump_relu|relu|topk --k K --skip --steps N --batch-tokens B
                   --buffer-tokens N --lr X --lambda-sparsity X --sparsity-c X --lambda-preact X
                   --bandwidth X --threshold-init X --seq-len T --cache DIR --seed S
-                  --checkpoint-every N --dtype F16 --input-hook mlp.hook_in --output-hook mlp.hook_out]
-                                              trains a transcoder set (circuit-tracer format), resumable
+                  --checkpoint-every N --dtype F16 --input-hook mlp.hook_in --output-hook mlp.hook_out
+                  --shards S] [--distributed [--rank R --world-size W --local-rank R --master-addr HOST
+                  --master-port PORT --dist-backend gloo|nccl --dist-timeout S]]
+                                              trains a transcoder set (circuit-tracer format), resumable;
+                                              --distributed: one rank of a data-parallel job (torchrun)
   transcoder eval MODEL TRANSCODER --corpus FILE [--max-tokens N] [--json]
                                               {"layers": [{"layer","nmse","l0","dead_fraction"}],
                                                "replacement": {"top1_agreement","kl"}}

@@ -77,9 +77,18 @@ int cmdTrain(const Args& args, const std::string& device)
     o.seed = static_cast<uint64_t>(args.intOr("seed", 1));
     o.checkpointEvery = args.intOr("checkpoint-every", o.checkpointEvery);
     o.storeDtype = args.valueOr("dtype", o.storeDtype);
-    o.device = device == "auto" ? model::resolveDevice("auto").str() : device;
+    const int64_t localShards = args.intOr("shards", 1);
+    if (localShards < 1 || localShards > 4096)
+        throw Error("--shards must be in [1, 4096]");
+    const Job job = joinJob(args, device);
+    o.group = job.group;
+    o.device = job.device == "auto" ? model::resolveDevice("auto").str() : job.device;
+    const int64_t rank = job.group ? job.group->rank() : 0, ranks = job.group ? job.group->size() : 1;
 
-    auto model = model::Model::load(folder, { device, true });
+    auto model = model::Model::load(folder, { job.device, true });
+    if (job.group) // every rank must read the same model and corpus
+        job.group->checkSame("model or corpus",
+            "config.json " + fileFingerprint(folder + "/config.json") + "\ncorpus " + fileFingerprint(corpus) + "\n");
     // The model's folder name stands for the model (Hugging Face folders are named after it).
     o.modelName = folderName(folder);
     o.scan = o.modelName + "/" + folderName(o.outDir);
@@ -89,15 +98,25 @@ int cmdTrain(const Args& args, const std::string& device)
     ao.outputHook = transcoder::hookFromConfigName(o.outputHookName);
     ao.seqLen = args.intOr("seq-len", ao.seqLen);
     ao.cacheDir = args.valueOr("cache", "");
-    auto source = transcoder::modelActivations(model, ao);
-    const auto r = transcoder::trainTranscoder(*source, model->config(), o);
+    ao.shards = ranks * localShards;
+    std::vector<std::unique_ptr<transcoder::ActivationSource>> sources;
+    std::vector<transcoder::ActivationSource*> shards;
+    for (int64_t i = 0; i < localShards; ++i) {
+        ao.shard = rank * localShards + i;
+        sources.push_back(transcoder::modelActivations(model, ao));
+        shards.push_back(sources.back().get());
+    }
+    const auto r = transcoder::trainTranscoder(shards, model->config(), o);
+    if (rank != 0) // rank 0 speaks for the job
+        return 0;
 
     Json layers = Json::array();
     for (size_t l = 0; l < r.nmse.size(); ++l)
         layers.push_back(
             { { "layer", l }, { "nmse", r.nmse[l] }, { "l0", r.l0[l] }, { "dead_fraction", r.deadFraction[l] } });
     Json j = { { "out", o.outDir }, { "steps", r.steps }, { "resumed_from", r.resumedFrom }, { "seconds", r.seconds },
-        { "tokens_per_second", r.tokensPerSecond }, { "train_layers", layers } };
+        { "tokens_per_second", r.tokensPerSecond }, { "ranks", ranks }, { "shards", ranks * localShards },
+        { "train_layers", layers } };
     std::cout << (args.flag("json") ? dump(j) : dump(j, true)) << "\n";
     return 0;
 }

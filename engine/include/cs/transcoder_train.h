@@ -23,6 +23,10 @@
 #include <string>
 #include <vector>
 
+namespace cs::distributed {
+class Group;
+}
+
 namespace cs::transcoder {
 
 // ---------------------------------------------------------------- activations
@@ -71,6 +75,10 @@ struct ModelActivationOptions {
     // read back after that; the folder's manifest.json names the model, corpus and hooks,
     // and a cache made for anything else is refused.
     std::string cacheDir;
+    // This source reads shard `shard` of `shards` of the corpus: chunks shard, shard + shards,
+    // ... (a rank of a data-parallel job, or one of several streams of one process).
+    int64_t shard = 0;
+    int64_t shards = 1;
 };
 std::unique_ptr<ActivationSource> modelActivations(
     std::shared_ptr<const model::Model> model, const ModelActivationOptions& options);
@@ -104,6 +112,11 @@ struct TrainOptions {
     std::string storeDtype = "F16";
     std::string device = "cpu";
     bool progress = true;
+    // Data-parallel over the ranks of this job (nullptr: this process alone): every rank trains
+    // the same parameters on its own shards, gradients are averaged over the ranks each step,
+    // normalization statistics and dead-feature counts are reduced, and rank 0 writes the
+    // checkpoints and the set. Every rank must be started with the same options.
+    std::shared_ptr<distributed::Group> group;
 };
 
 struct TrainResult {
@@ -123,6 +136,13 @@ struct TrainResult {
 // cs::Cancelled when `cancel` returns true.
 TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& shape, const TrainOptions& options,
     const std::function<bool()>& cancel = {});
+// The same over several shards of the data (docs/ARCHITECTURE.md §5.3): this process's shards,
+// rank r of W holding the global shards r * S .. r * S + S - 1 of W * S. Each global shard has its
+// own shuffle buffer (bufferTokens / (W * S) tokens) and gives batchTokens / (W * S) tokens to
+// every step's batch, so a job's global batch does not depend on how its shards are spread over
+// processes: one process with W * S shards trains as W ranks with S each do.
+TrainResult trainTranscoder(const std::vector<ActivationSource*>& shards, const model::ModelConfig& shape,
+    const TrainOptions& options, const std::function<bool()>& cancel = {});
 
 // ---------------------------------------------------------------- evaluation
 

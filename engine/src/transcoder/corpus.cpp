@@ -107,13 +107,17 @@ public:
         , m_options(std::move(options))
         , m_rows(m_options.corpus, tokenizerOf(*m_model), m_options.seqLen)
     {
+        if (m_options.shards < 1 || m_options.shard < 0 || m_options.shard >= m_options.shards)
+            throw Error("shard " + std::to_string(m_options.shard) + " of " + std::to_string(m_options.shards)
+                + " does not exist");
         if (!m_options.cacheDir.empty())
             openCache();
     }
 
     std::pair<at::Tensor, at::Tensor> next() override
     {
-        const int64_t k = m_position++;
+        // This shard's chunks: shard, shard + shards, ... of the corpus's (the cache is shared).
+        const int64_t k = m_position++ * m_options.shards + m_options.shard;
         if (!m_options.cacheDir.empty()) {
             const auto path = chunkPath(m_nChunks > 0 ? k % m_nChunks : k);
             std::error_code ec;

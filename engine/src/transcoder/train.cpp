@@ -3,6 +3,7 @@
 #include "cs/transcoder_train.h"
 #include "transcoder/trainable.h"
 
+#include "cs/distributed.h"
 #include "cs/error.h"
 #include "cs/files.h"
 #include "cs/safetensors.h"
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 namespace cs::transcoder {
 
@@ -252,12 +254,25 @@ std::string checkpointPath(const TrainOptions& o)
     return (fs::path(o.outDir) / ".train" / "checkpoint.safetensors").string();
 }
 
+// Where global shard g's source stood, in a checkpoint's metadata (shard 0 under the key a
+// one-shard run always used).
+std::string positionKey(int64_t g)
+{
+    return g == 0 ? "source_position" : "source_position." + std::to_string(g);
+}
+
 } // namespace
 
 // ---------------------------------------------------------------- loop
 
 TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& shape, const TrainOptions& o,
     const std::function<bool()>& cancel)
+{
+    return trainTranscoder(std::vector<ActivationSource*> { &source }, shape, o, cancel);
+}
+
+TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const model::ModelConfig& shape,
+    const TrainOptions& o, const std::function<bool()>& cancel)
 {
     model::initThreads();
     at::AutoGradMode gradients(true); // a caller may hold a NoGradGuard (bench does)
@@ -270,6 +285,17 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     if (o.activation == Activation::TopK && (o.topK <= 0 || o.topK > o.nFeatures))
         throw Error("topk training needs 0 < --k <= --features");
     const c10::Device device = model::resolveDevice(o.device);
+    distributed::Group* group = o.group.get();
+    const int64_t nRanks = group ? group->size() : 1, rank = group ? group->rank() : 0;
+    const auto localShards = static_cast<int64_t>(sources.size());
+    const int64_t shards = nRanks * localShards, firstShard = rank * localShards;
+    if (localShards == 0)
+        throw Error("transcoder training needs at least one activation source");
+    if (o.batchTokens % shards != 0 || o.bufferTokens % shards != 0)
+        throw Error("--batch-tokens and --buffer-tokens must divide evenly over the job's " + std::to_string(shards)
+            + " shards of the data");
+    const int64_t shardBatch = o.batchTokens / shards;
+    const bool talk = o.progress && rank == 0;
 
     TranscoderConfig config;
     config.architecture = o.architecture;
@@ -292,6 +318,24 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
 
     TrainableTranscoder t = TrainableTranscoder::init(config, o.thresholdInit, o.seed);
     const int64_t L = config.nLayers;
+    if (group) {
+        // Ranks started with other options would train apart and average nonsense.
+        char text[1024];
+        std::snprintf(text, sizeof text,
+            "kind %s\nactivation %s\nfeatures %lld\nk %lld\nskip %d\nhooks %s %s\nlayers %lld\nd_model %lld\n"
+            "steps %lld\nbatch tokens %lld\nbuffer tokens %lld\nlr %.17g\nwarmup %.17g\nlambda sparsity %.17g\n"
+            "sparsity ramp %.17g\nsparsity c %.17g\nlambda preact %.17g\nbandwidth %.17g\nthreshold init %.17g\n"
+            "seed %llu\ncheckpoint every %lld\ndtype %s\nshards a rank %lld\nout %s\n",
+            architectureName(config.architecture), activationName(config.activation),
+            static_cast<long long>(o.nFeatures), static_cast<long long>(o.topK), o.skip ? 1 : 0,
+            o.inputHookName.c_str(), o.outputHookName.c_str(), static_cast<long long>(L),
+            static_cast<long long>(config.dModel), static_cast<long long>(o.steps),
+            static_cast<long long>(o.batchTokens), static_cast<long long>(o.bufferTokens), o.lr, o.warmupFraction,
+            o.lambdaSparsity, o.sparsityRamp, o.sparsityC, o.lambdaPreact, o.bandwidth, o.thresholdInit,
+            static_cast<unsigned long long>(o.seed), static_cast<long long>(o.checkpointEvery), o.storeDtype.c_str(),
+            static_cast<long long>(localShards), fs::absolute(o.outDir).lexically_normal().string().c_str());
+        group->checkSame("training options", text);
+    }
 
     // Resume: parameters, optimizer, scales, the source position and when features last fired.
     TrainResult result;
@@ -309,28 +353,63 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
             throw Error(ckpt + " has no \"" + key + "\"; delete it to start over");
         return it->second;
     };
+    const int64_t savedStep = saved ? std::stoll(meta("step")) : -1;
+    if (group) {
+        // Every rank resumes from the one checkpoint rank 0 writes: it must see the same file.
+        std::vector<at::Tensor> steps { at::tensor({ savedStep, -savedStep }, at::kLong) };
+        group->allReduce(steps, distributed::ReduceOp::Max);
+        if (steps[0][0].item<int64_t>() != -steps[0][1].item<int64_t>())
+            throw Error("the ranks do not see the same checkpoint in " + ckpt + " (rank " + std::to_string(rank)
+                + (saved ? " sees step " + std::to_string(savedStep) : " sees none")
+                + "): the output folder must be one folder every rank shares");
+    }
     if (saved) {
         if (meta("shape") != runShape)
             throw Error(ckpt + " is a checkpoint of a " + meta("shape") + " run, not " + runShape
                 + "; use another --out or delete it");
+        const int64_t savedShards = saved->metadata().count("shards") ? std::stoll(meta("shards")) : 1;
+        if (savedShards != shards)
+            throw Error(ckpt + " is a checkpoint of a run over " + std::to_string(savedShards)
+                + " shards of the data, not " + std::to_string(shards)
+                + "; resume with as many ranks and --shards as it had, or delete it");
         for (int64_t l = 0; l < L; ++l) {
             t.inputScale[static_cast<size_t>(l)] = std::stod(meta("input_scale." + std::to_string(l)));
             t.outputScale[static_cast<size_t>(l)] = std::stod(meta("output_scale." + std::to_string(l)));
         }
-        source.seek(std::stoll(meta("source_position")));
+        for (int64_t i = 0; i < localShards; ++i)
+            sources[static_cast<size_t>(i)]->seek(std::stoll(meta(positionKey(firstShard + i))));
     }
 
-    ShuffleBuffer buffer(
-        source, L, config.dModel, o.bufferTokens, o.seed + static_cast<uint64_t>(saved ? std::stoll(meta("step")) : 0));
+    // One buffer per shard, each seeded apart (shard 0 as a one-shard run always was).
+    std::vector<std::unique_ptr<ShuffleBuffer>> buffers;
+    for (int64_t i = 0; i < localShards; ++i)
+        buffers.push_back(
+            std::make_unique<ShuffleBuffer>(*sources[static_cast<size_t>(i)], L, config.dModel, o.bufferTokens / shards,
+                o.seed + static_cast<uint64_t>(std::max<int64_t>(savedStep, 0))
+                    + 7919 * static_cast<uint64_t>(firstShard + i)));
     if (!saved) {
         // Scale inputs and outputs to unit mean square (per coordinate for inputs, per vector
-        // for outputs) from the first buffer; start b_dec at the outputs' mean.
+        // for outputs) over the first buffers of every shard; start b_dec at the outputs' mean.
+        at::Tensor sums = at::zeros({ L, 3 }, at::kDouble); // sum |x|^2, sum |y|^2, tokens
+        at::Tensor ySum = at::zeros({ L, config.dModel }, at::kDouble);
+        for (const auto& b : buffers) {
+            const at::Tensor x = b->x().to(at::kDouble), y = b->y().to(at::kDouble); // [L, n, d]
+            sums.select(1, 0).add_(x.pow(2).sum({ 1, 2 }));
+            sums.select(1, 1).add_(y.pow(2).sum({ 1, 2 }));
+            sums.select(1, 2).add_(static_cast<double>(x.size(1)));
+            ySum.add_(y.sum(1));
+        }
+        if (group) {
+            std::vector<at::Tensor> stats { sums, ySum };
+            group->allReduce(stats);
+        }
         for (int64_t l = 0; l < L; ++l) {
-            const double xs = std::sqrt(buffer.x()[l].pow(2).sum(-1).mean().item<double>() / config.dModel);
-            const double ys = std::sqrt(buffer.y()[l].pow(2).sum(-1).mean().item<double>());
+            const double tokens = sums[l][2].item<double>();
+            const double xs = std::sqrt(sums[l][0].item<double>() / tokens / static_cast<double>(config.dModel));
+            const double ys = std::sqrt(sums[l][1].item<double>() / tokens);
             t.inputScale[static_cast<size_t>(l)] = std::max(xs, 1e-8);
             t.outputScale[static_cast<size_t>(l)] = std::max(ys, 1e-8);
-            t.decoderBias[l].copy_(buffer.y()[l].mean(0) / t.outputScale[static_cast<size_t>(l)]);
+            t.decoderBias[l].copy_((ySum[l] / tokens / t.outputScale[static_cast<size_t>(l)]).to(at::kFloat));
         }
     }
     auto toDevice = [&](at::Tensor& p) { p = p.to(device).detach().requires_grad_(true); };
@@ -357,7 +436,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         optimizer.loadState(*saved);
         lastFired.copy_(saved->tensor("last_fired"));
         result.resumedFrom = std::stoll(meta("step"));
-        if (o.progress)
+        if (talk)
             std::fprintf(
                 stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(result.resumedFrom));
     }
@@ -366,7 +445,25 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
 
     // Dead: no activation in the last deadWindow tokens (or since the start, if shorter).
     const int64_t deadWindowSteps = std::max<int64_t>(1, std::min<int64_t>(o.steps / 4, 1000000 / o.batchTokens));
+    // Every rank's firings, and where every shard's source stands: collectives, so every rank
+    // calls this; rank 0 keeps the result.
+    auto reduceFired = [&] {
+        if (!group)
+            return;
+        std::vector<at::Tensor> fired { lastFired };
+        group->allReduce(fired, distributed::ReduceOp::Max);
+    };
     auto saveCheckpoint = [&](int64_t step) {
+        reduceFired();
+        at::Tensor positions = at::zeros({ shards }, at::kLong);
+        for (int64_t i = 0; i < localShards; ++i)
+            positions[firstShard + i] = sources[static_cast<size_t>(i)]->position();
+        if (group) {
+            std::vector<at::Tensor> all { positions };
+            group->allReduce(all);
+        }
+        if (rank != 0)
+            return;
         fs::create_directories(fs::path(ckpt).parent_path());
         io::SafetensorsWriter writer;
         for (const auto& [name, p] : params)
@@ -374,7 +471,9 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         optimizer.saveState(writer);
         writer.add("last_fired", lastFired);
         writer.setMetadata("step", std::to_string(step));
-        writer.setMetadata("source_position", std::to_string(source.position()));
+        writer.setMetadata("shards", std::to_string(shards));
+        for (int64_t g = 0; g < shards; ++g)
+            writer.setMetadata(positionKey(g), std::to_string(positions[g].item<int64_t>()));
         writer.setMetadata("shape", runShape);
         for (int64_t l = 0; l < L; ++l) {
             char buf[64];
@@ -386,7 +485,9 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         writer.write(ckpt);
     };
 
-    train::ProgressBar bar("train " + std::string(architectureName(config.architecture)), o.steps, result.resumedFrom);
+    std::optional<train::ProgressBar> bar;
+    if (talk)
+        bar.emplace("train " + std::string(architectureName(config.architecture)), o.steps, result.resumedFrom);
     const auto start = std::chrono::steady_clock::now();
     std::vector<double> nmse(static_cast<size_t>(L), NAN), l0(static_cast<size_t>(L), NAN);
     auto smooth = [](double& acc, double v) { acc = std::isnan(acc) ? v : 0.98 * acc + 0.02 * v; };
@@ -395,13 +496,25 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     double lossSmoothed = NAN;
     int64_t step = result.resumedFrom;
     for (; step < o.steps; ++step) {
-        if (cancel && cancel()) {
+        // A stop asked of any rank stops every rank at the same step.
+        bool stop = cancel && cancel();
+        if (group) {
+            std::vector<at::Tensor> flag { at::full({ 1 }, stop ? 1 : 0, at::kLong) };
+            group->allReduce(flag, distributed::ReduceOp::Max);
+            stop = flag[0].item<int64_t>() > 0;
+        }
+        if (stop) {
             saveCheckpoint(step);
             throw Cancelled();
         }
-        auto [xRaw, yRaw] = buffer.batch(o.batchTokens);
-        at::Tensor x = xRaw.to(device) / inScale;
-        at::Tensor y = yRaw.to(device) / outScale;
+        std::vector<at::Tensor> xs, ys;
+        for (auto& b : buffers) {
+            auto [xPart, yPart] = b->batch(shardBatch);
+            xs.push_back(xPart);
+            ys.push_back(yPart);
+        }
+        at::Tensor x = at::cat(xs, 1).to(device) / inScale;
+        at::Tensor y = at::cat(ys, 1).to(device) / outScale;
         LossWeights w;
         w.lambdaSparsity = o.lambdaSparsity * std::min(1.0, static_cast<double>(step + 1) / rampSteps);
         w.sparsityC = o.sparsityC;
@@ -410,10 +523,26 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         LossTerms terms = transcoderLoss(t, x, y, w);
         optimizer.zeroGrad();
         terms.total.backward();
+        double value = terms.total.item<double>();
+        if (group) {
+            // The mean of the ranks' gradients is the gradient of the global batch's loss (each
+            // rank's loss is the mean over its equal share); a rank that diverged stops them all.
+            std::vector<at::Tensor> grads;
+            for (auto& [name, p] : params) {
+                if (!p.grad().defined()) // a parameter this batch did not reach
+                    p.mutable_grad() = at::zeros_like(p);
+                grads.push_back(p.mutable_grad());
+            }
+            grads.push_back(at::full({ 1 }, std::isfinite(value) ? 0.0f : 1.0f, grads[0].options()));
+            group->allReduce(grads);
+            for (size_t i = 0; i + 1 < grads.size(); ++i)
+                grads[i].div_(static_cast<double>(nRanks));
+            if (grads.back().item<float>() > 0)
+                value = NAN;
+        }
         train::clipGradNorm(params, 1.0);
         optimizer.step(train::warmupCosine(step, warmup, o.steps, o.lr, 0.1));
 
-        const double value = terms.total.item<double>();
         if (!std::isfinite(value))
             throw Error("transcoder training diverged at step " + std::to_string(step));
         at::Tensor fired = terms.acts.detach().gt(0); // [L, batch, F]
@@ -424,7 +553,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
             smooth(l0[static_cast<size_t>(l)], perLayerL0[l].item<double>());
         }
         smooth(lossSmoothed, value);
-        if (o.progress) {
+        if (bar) {
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             const double tokens = static_cast<double>((step + 1 - result.resumedFrom) * o.batchTokens);
             double meanNmse = 0, meanL0 = 0;
@@ -437,7 +566,7 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
             char stats[160];
             std::snprintf(stats, sizeof stats, "loss %.4f nmse %.3f L0 %.1f dead %.1f%% | %.1fk tok/s", lossSmoothed,
                 meanNmse, meanL0, 100.0 * dead, tokens / std::max(secs, 1e-9) / 1000);
-            bar.update(step + 1, stats);
+            bar->update(step + 1, stats);
         }
         if (o.checkpointEvery > 0 && (step + 1) % o.checkpointEvery == 0 && step + 1 < o.steps)
             saveCheckpoint(step + 1);
@@ -446,11 +575,20 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.tokensPerSecond
         = static_cast<double>((step - result.resumedFrom) * o.batchTokens) / std::max(result.seconds, 1e-9);
-    if (o.progress) {
+    if (bar) {
         char stats[64];
         std::snprintf(stats, sizeof stats, "%.1fk tok/s", result.tokensPerSecond / 1000);
-        bar.finish(stats);
+        bar->finish(stats);
     }
+    if (group) { // the ranks' smoothed figures, averaged
+        std::vector<at::Tensor> figures { at::tensor(nmse, at::kDouble), at::tensor(l0, at::kDouble) };
+        group->allReduce(figures);
+        for (int64_t l = 0; l < L; ++l) {
+            nmse[static_cast<size_t>(l)] = figures[0][l].item<double>() / static_cast<double>(nRanks);
+            l0[static_cast<size_t>(l)] = figures[1][l].item<double>() / static_cast<double>(nRanks);
+        }
+    }
+    reduceFired();
     result.nmse = nmse;
     result.l0 = l0;
     at::Tensor dead = lastFired.lt(step + 1 - std::min(deadWindowSteps, step)).to(at::kFloat).mean(1);
@@ -458,8 +596,12 @@ TrainResult trainTranscoder(ActivationSource& source, const model::ModelConfig& 
         result.deadFraction.push_back(dead[l].item<double>());
 
     result.set = t.toSet(o.device);
-    result.set->save(o.outDir, o.storeDtype);
-    removeTree(fs::path(ckpt).parent_path().string()); // the run is complete: its checkpoint is spent
+    if (rank == 0) {
+        result.set->save(o.outDir, o.storeDtype);
+        removeTree(fs::path(ckpt).parent_path().string()); // the run is complete: its checkpoint is spent
+    }
+    if (group)
+        group->barrier(); // the set is written when any rank returns
     return result;
 }
 
