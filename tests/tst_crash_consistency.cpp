@@ -49,6 +49,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -208,15 +209,18 @@ struct Timing {
     }
 };
 
-// How a kill is placed (see the file's comment): A in the start-up, B after the child's own
-// progress, C near the end of the work left.
+// How a kill is placed (see the file's comment): A (1 in 5) in the start-up, B (9 in 20) after
+// the child's own progress, C (7 in 20) near the end of the work left: after the last checkpoint
+// where the test can read it (transcoder), else at the time the work left should take.
 struct KillPlan {
     char mode = 'B';
-    double delayMs = 0; // A, C: after the start; B: after the events
+    double delayMs = 0; // A, C: after the start; B: after the events; C with atEnd: after it
     int events = 0; // B: changes of the watched file to wait for
+    std::function<bool()> atEnd; // C: when the last checkpoint is on disk, where the child tells
     QString describe() const
     {
         return mode == 'B' ? QStringLiteral("B: %1 events + %2 ms").arg(events).arg(delayMs, 0, 'f', 1)
+            : atEnd        ? QStringLiteral("C: the last checkpoint + %1 ms").arg(delayMs, 0, 'f', 1)
                            : QStringLiteral("%1: %2 ms").arg(QChar(mode)).arg(delayMs, 0, 'f', 1);
     }
 };
@@ -226,16 +230,16 @@ KillPlan planKill(std::mt19937_64& rng, const Timing& t, double remaining)
     std::uniform_real_distribution<double> u(0.0, 1.0);
     const double pick = u(rng);
     KillPlan p;
-    if (pick < 0.25) {
+    if (pick < 0.2) {
         p.mode = 'A';
         p.delayMs = 1.2 * t.firstMs() * u(rng);
-    } else if (pick < 0.75) {
+    } else if (pick < 0.65) {
         p.mode = 'B';
         p.events = 1 + static_cast<int>(rng() % 3);
         p.delayMs = 1.5 * t.intervalMs() * u(rng);
     } else {
         p.mode = 'C';
-        p.delayMs = t.firstMs() + (0.6 + 0.6 * u(rng)) * (t.totalMs - t.firstMs()) * remaining;
+        p.delayMs = t.firstMs() + (0.5 + 0.5 * u(rng)) * (t.totalMs - t.firstMs()) * remaining;
     }
     return p;
 }
@@ -254,6 +258,9 @@ bool runAndKill(Child& child, const KillPlan& plan, const QString& watched)
             }
             return seen >= plan.events;
         });
+        child.sleepMs(plan.delayMs);
+    } else if (plan.atEnd) {
+        child.waitUntil(plan.atEnd);
         child.sleepMs(plan.delayMs);
     } else {
         child.waitUntil([&] { return child.elapsedMs() >= plan.delayMs; });
@@ -382,6 +389,14 @@ class TestCrashConsistency : public QObject {
             byMode += QStringLiteral(" %1:%2").arg(QChar(m)).arg(n);
         qInfo("%s: %d kills (modes%s), %d runs finished, %d temporary files left by kills, %.1f s", what, kills,
             qPrintable(byMode), completions, leftoverFiles, seconds);
+    }
+
+    static void logOutcomes(const std::map<QString, int>& outcomes)
+    {
+        QStringList parts;
+        for (const auto& [what, n] : outcomes)
+            parts << QStringLiteral("%1 %2").arg(n).arg(what);
+        qInfo("  kills by what they left: %s", qPrintable(parts.join(", ")));
     }
 
 private Q_SLOTS:
@@ -606,6 +621,7 @@ private Q_SLOTS:
         const int kills = killsPerOperation();
         int killed = 0, completions = 0, resumedRuns = 0;
         std::set<QString> leftoverNames;
+        std::map<QString, int> outcomes; // where the kills fell, by what they left
         std::map<char, int> modes;
         int64_t savedTokens = -1; // the progress the store holds (-1: no store)
         bool hasState = false;
@@ -645,6 +661,7 @@ private Q_SLOTS:
                 leftoverNames.insert(name);
             if (!QFileInfo::exists(db)) { // killed before the store was created: nothing to check
                 QCOMPARE(savedTokens, int64_t(-1));
+                ++outcomes["before the store existed"];
                 continue;
             }
             std::unique_ptr<cs::features::FeatureStore> store;
@@ -663,6 +680,9 @@ private Q_SLOTS:
                 qPrintable(where + QStringLiteral(": the saved progress went back to %1 tokens").arg(info.tokens)));
             QVERIFY2(
                 state || info.complete || info.tokens == 0, qPrintable(where + ": progress without a build state"));
+            ++outcomes[info.complete ? (state ? "in the final writes (complete, state kept)" : "after the end")
+                    : state          ? "with a saved state"
+                                     : "before the first checkpoint"];
             savedTokens = info.tokens;
             hasState = state;
             store.reset();
@@ -674,6 +694,7 @@ private Q_SLOTS:
         }
         summary("features build", killed, modes, completions, int(leftoverNames.size()),
             static_cast<double>(clock.elapsed()) / 1000);
+        logOutcomes(outcomes);
         qInfo("  %d finished runs resumed from a saved state", resumedRuns);
         QVERIFY(resumedRuns > 0);
     }
@@ -687,6 +708,7 @@ private Q_SLOTS:
         const QString corpus
             = QString::fromStdString(cs::test::writeWordCorpus(dir.filePath("corpus.txt").toStdString(), 400));
         constexpr int64_t kSteps = 240, kEvery = 10, kFeatures = 48;
+        constexpr int64_t kLastCheckpoint = (kSteps - 1) / kEvery * kEvery; // none at the last step
         auto args = [&](const QString& out) {
             return QStringList { "--device", "cpu", "transcoder", "train", "tinyworld", "--corpus", corpus, "--kind",
                 "clt", "--features", QString::number(kFeatures), "--steps", QString::number(kSteps), "--batch-tokens",
@@ -705,13 +727,35 @@ private Q_SLOTS:
         const int kills = killsPerOperation();
         int killed = 0, completions = 0, resumedRuns = 0;
         std::set<QString> leftoverNames;
+        std::map<QString, int> outcomes; // where the kills fell, by what they left
         std::map<char, int> modes;
         int64_t savedStep = 0; // the checkpoint's step (0: none)
         std::set<std::string> checkpointNames; // the tensors of the first checkpoint seen
         while (killed < kills || savedStep > 0 || resumedRuns == 0) {
             QVERIFY2(clock.elapsed() < 600000, "the transcoder kills took more than 10 minutes");
             const bool last = killed >= kills && savedStep > 0;
-            const KillPlan plan = planKill(m_rng, t, 1.0 - double(savedStep) / double(kSteps));
+            KillPlan plan = planKill(m_rng, t, 1.0 - double(savedStep) / double(kSteps));
+            // C: in the last steps, the set's save and the checkpoint's removal, after the last
+            // checkpoint appears (its step read from the file), over the uninterrupted run's tail.
+            Stamp seen = stampOf(ckpt);
+            int64_t seenStep = savedStep;
+            if (plan.mode == 'C' && !t.eventsMs.empty()) {
+                const double tailMs = t.totalMs - t.eventsMs.back();
+                plan.delayMs = tailMs * std::uniform_real_distribution<double>(0.0, 1.0)(m_rng)
+                    + (savedStep == kLastCheckpoint ? t.firstMs() : 0.0); // resumed there: its start-up too
+                plan.atEnd = [&] {
+                    const Stamp now = stampOf(ckpt);
+                    if (!(now == seen)) {
+                        seen = now;
+                        try {
+                            seenStep
+                                = std::stoll(cs::io::SafetensorsFile::open(ckpt.toStdString())->metadata().at("step"));
+                        } catch (const std::exception&) { // gone (the run ended); a damaged one fails below
+                        }
+                    }
+                    return seenStep >= kLastCheckpoint;
+                };
+            }
             Child c(cliPath(), args(out));
             QVERIFY2(c.started(), qPrintable(c.startError()));
             const bool wasKilled = last ? c.finish() : runAndKill(c, plan, ckpt);
@@ -750,6 +794,12 @@ private Q_SLOTS:
             for (const QString& name : leftovers(out, {}).filter(".tmp-"))
                 leftoverNames.insert(QStringLiteral("chain %1: %2").arg(completions).arg(name));
             const bool hasCheckpoint = QFileInfo::exists(ckpt);
+            const bool hasConfig = QFileInfo::exists(out + "/config.yaml");
+            ++outcomes[hasCheckpoint ? (hasConfig ? "set saved, checkpoint kept"
+                                                  : (QDir(out).entryList({ "*.safetensors" }, QDir::Files).isEmpty()
+                                                          ? "with a checkpoint"
+                                                          : "in the set's save"))
+                                     : (hasConfig ? "after the end" : "before the first checkpoint")];
             if (hasCheckpoint) {
                 try {
                     auto file = cs::io::SafetensorsFile::open(ckpt.toStdString());
@@ -788,6 +838,7 @@ private Q_SLOTS:
         }
         summary("transcoder train", killed, modes, completions, int(leftoverNames.size()),
             static_cast<double>(clock.elapsed()) / 1000);
+        logOutcomes(outcomes);
         qInfo("  %d finished runs resumed from a checkpoint", resumedRuns);
         QVERIFY(resumedRuns > 0);
     }
