@@ -601,6 +601,40 @@ private Q_SLOTS:
         }
     }
 
+    // trace --memory-limit (issue 21): a trace whose estimated peak passes the limit is refused
+    // before any row with the feature cap that fits, and that cap then traces under it; the
+    // estimate is in the JSON; a size that is not one is refused naming the option.
+    void traceMemoryLimit()
+    {
+        const QString text = "Fact: the capital of the state containing Dallas is";
+        const QString json = m_dir.filePath("limited.json");
+        Run full = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--json" });
+        QVERIFY2(full.exitCode == 0, qPrintable(full.err));
+        const int64_t estimate = Json::parse(full.out.toStdString())["memory_estimate_bytes"].get<int64_t>();
+        QVERIFY(estimate > 0);
+        const QString limit = QString::number(estimate / 2);
+        Run refused = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--memory-limit",
+            limit, "--json" });
+        QCOMPARE(refused.exitCode, 1);
+        const QRegularExpression cap("--max-feature-nodes (\\d+)");
+        const auto match = cap.match(refused.err);
+        QVERIFY2(match.hasMatch() && refused.err.contains("tracing "), qPrintable(refused.err));
+        Run capped = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--memory-limit",
+            limit, "--max-feature-nodes", match.captured(1), "--json" });
+        QVERIFY2(capped.exitCode == 0, qPrintable(capped.err));
+        QCOMPARE(Json::parse(capped.out.toStdString())["features"].get<int64_t>(), match.captured(1).toLongLong());
+        QVERIFY(Json::parse(capped.out.toStdString())["memory_estimate_bytes"].get<int64_t>() <= estimate / 2);
+        for (const char* bad : { "lots", "-5", "12Q", "0" }) {
+            Run r = cli(
+                { "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--memory-limit", bad });
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(r.err.contains("--memory-limit needs a size such as 4G"), qPrintable(r.err));
+        }
+        Run none = cli({ "--device", "cpu", "trace", "tinyworld", "--text", text, "--out", json, "--memory-limit",
+            "none", "--json" });
+        QVERIFY2(none.exitCode == 0, qPrintable(none.err));
+    }
+
     // The numbers on "Fact: Michael Jordan plays the sport of": the pruned graph's scores can
     // only fall as pruning gets harsher (a lower edge threshold keeps a subset of the edges;
     // across node thresholds on this graph too) and stay below the whole graph's; named logit
