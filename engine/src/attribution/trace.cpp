@@ -6,6 +6,8 @@
 #include "attribution/row_pass.h"
 #include "cs/error.h"
 #include "cs/model.h"
+#include "util/clock.h"
+#include "util/token_text.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -19,18 +21,6 @@
 namespace cs::attribution {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double msSince(Clock::time_point start)
-{
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string tokenText(const model::Model& model, int64_t id)
-{
-    return model.hasTokenizer() ? model.tokenizer().tokenText(id) : "<" + std::to_string(id) + ">";
-}
 
 std::vector<LogitTarget> chooseLogits(const ReplacementContext& ctx, const LogitTargets& want)
 {
@@ -623,7 +613,7 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         node.layer = -1;
         node.position = p;
         node.tokenId = idsCpu[p].item<int64_t>();
-        node.token = tokenText(model, node.tokenId);
+        node.token = model::tokenText(model, node.tokenId);
         g.nodes.push_back(node);
         g.metadata.promptTokens.push_back(node.token);
     }
@@ -634,11 +624,11 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
         node.layer = nLayers;
         node.position = last;
         node.tokenId = lt.tokens[0];
-        node.token = tokenText(model, lt.tokens[0]);
+        node.token = model::tokenText(model, lt.tokens[0]);
         node.tokenProb = lt.probabilities[0];
         if (lt.tokens.size() == 2) {
             node.contrastTokenId = lt.tokens[1];
-            node.contrastToken = tokenText(model, lt.tokens[1]);
+            node.contrastToken = model::tokenText(model, lt.tokens[1]);
             node.contrastTokenProb = lt.probabilities[1];
             g.metadata.extra["logit_difference"] = { { "token_id", node.tokenId }, { "token", node.token },
                 { "prob", node.tokenProb }, { "contrast_token_id", node.contrastTokenId },

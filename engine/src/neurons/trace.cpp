@@ -4,6 +4,8 @@
 #include "cs/model.h"
 #include "cs/neurons.h"
 #include "cs/tokenizer.h"
+#include "util/clock.h"
+#include "util/token_text.h"
 
 #include "internal.h"
 
@@ -17,18 +19,6 @@
 namespace cs::neurons {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double msSince(Clock::time_point start)
-{
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string tokenText(const model::Model& model, int64_t id)
-{
-    return model.hasTokenizer() ? model.tokenizer().tokenText(id) : "<" + std::to_string(id) + ">";
-}
 
 // The units kept as nodes: flat indices into [n_layers, n_pos, width], increasing (so in
 // (layer, position, unit) order).
@@ -242,7 +232,7 @@ TraceResult trace(
         node.layer = -1;
         node.position = p;
         node.tokenId = ids[static_cast<size_t>(p)];
-        node.token = tokenText(model, node.tokenId);
+        node.token = model::tokenText(model, node.tokenId);
         g.nodes.push_back(node);
         g.metadata.promptTokens.push_back(node.token);
     }
@@ -251,11 +241,11 @@ TraceResult trace(
     logit.layer = L;
     logit.position = nPos - 1;
     logit.tokenId = metric.answer;
-    logit.token = tokenText(model, metric.answer);
+    logit.token = model::tokenText(model, metric.answer);
     logit.tokenProb = probabilities[metric.answer].item<double>();
     if (metric.counterfactual >= 0) {
         logit.contrastTokenId = metric.counterfactual;
-        logit.contrastToken = tokenText(model, metric.counterfactual);
+        logit.contrastToken = model::tokenText(model, metric.counterfactual);
         logit.contrastTokenProb = probabilities[metric.counterfactual].item<double>();
         g.metadata.extra["logit_difference"] = { { "token_id", logit.tokenId }, { "token", logit.token },
             { "prob", logit.tokenProb }, { "contrast_token_id", logit.contrastTokenId },
