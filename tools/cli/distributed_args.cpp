@@ -5,9 +5,14 @@
 #include "cs/error.h"
 #include "cs/model.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace cs::cli {
 
@@ -44,6 +49,18 @@ Job joinJob(const Args& args, const std::string& device)
     if (d.is_cuda() && !d.has_index())
         job.device = "cuda:" + std::to_string(o.localRank);
     job.group = distributed::Group::join(o, model::resolveDevice(job.device));
+    // The ranks on one machine share its cores: each computes on its share, unless CS_THREADS or
+    // OMP_NUM_THREADS says otherwise (LibTorch's threads spin while they wait, so two ranks with
+    // every core each ran 6x slower than one rank on this 2-core machine).
+    model::initThreads();
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    if (!std::getenv("CS_THREADS")) {
+        const int cores = static_cast<int>(std::thread::hardware_concurrency());
+        const int share = omp && std::atoi(omp) > 0
+            ? std::atoi(omp)
+            : std::max(1, cores / static_cast<int>(std::max<int64_t>(1, job.group->localSize())));
+        at::set_num_threads(share);
+    }
     return job;
 }
 

@@ -49,6 +49,9 @@ public:
     int64_t rank() const;
     int64_t size() const;
     std::string backendName() const; // "gloo" or "nccl"
+    // The ranks on this machine (those whose host name is this one's), this one included: they
+    // share its cores.
+    int64_t localSize() const;
 
     // In place on every rank: the element-wise sum or maximum over the ranks. The tensors may
     // differ in shape; they must have one dtype and be on the group's device.

@@ -22,6 +22,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace cs::distributed {
 
 namespace {
@@ -73,6 +75,7 @@ struct Group::Impl {
     c10::intrusive_ptr<c10d::TCPStore> store;
     c10::intrusive_ptr<c10d::Backend> backend;
     std::string backendName;
+    int64_t localSize = 1;
     // The heartbeat: its own connection to the store (a TCPStore client is one socket, used by
     // one thread at a time), a counter bumped every beat.
     c10::intrusive_ptr<c10d::TCPStore> beatStore;
@@ -211,6 +214,18 @@ std::shared_ptr<Group> Group::join(const Options& options, c10::Device device)
             + std::to_string(options.masterPort) + " within " + std::to_string(options.timeout.count() / 1000)
             + " s: " + model::errorText(e));
     }
+    // Which ranks share this machine: each states its host name in the store.
+    try {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        const std::string name(host);
+        m.store->set("cs/host/" + std::to_string(options.rank), std::vector<uint8_t>(name.begin(), name.end()));
+        m.localSize = 0;
+        for (int64_t r = 0; r < options.worldSize; ++r)
+            m.localSize += m.store->get_to_str("cs/host/" + std::to_string(r)) == name;
+    } catch (const std::exception& e) {
+        throw Error("rank " + std::to_string(options.rank) + " could not join the job: " + model::errorText(e));
+    }
     // The heartbeat starts once every rank has joined; it stops quietly when the store goes.
     m.beat = std::thread([&m] {
         try {
@@ -239,6 +254,11 @@ int64_t Group::size() const
 std::string Group::backendName() const
 {
     return m->backendName;
+}
+
+int64_t Group::localSize() const
+{
+    return m->localSize;
 }
 
 void Group::allReduce(std::vector<at::Tensor>& tensors, ReduceOp op)
