@@ -261,45 +261,50 @@ int64_t Group::localSize() const
     return m->localSize;
 }
 
+namespace {
+
+// The tensors end to end in one flat tensor on `device`: Gloo's collectives take one tensor per
+// device, not a list, and one collective is cheaper than many.
+std::vector<at::Tensor> flatten(const std::vector<at::Tensor>& tensors, c10::Device device)
+{
+    std::vector<at::Tensor> parts;
+    for (const auto& t : tensors)
+        parts.push_back(t.detach().reshape({ -1 }).to(device));
+    return { at::cat(parts) };
+}
+
+// Back from the flat tensor into the tensors, in place.
+void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& tensors)
+{
+    int64_t offset = 0;
+    for (auto& t : tensors) {
+        t.detach().copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
+        offset += t.numel();
+    }
+}
+
+} // namespace
+
 void Group::allReduce(std::vector<at::Tensor>& tensors, ReduceOp op)
 {
     if (tensors.empty() || m->options.worldSize == 1)
         return;
-    // One flat buffer, one collective: Gloo's allreduce takes one tensor per device, not a list.
-    std::vector<at::Tensor> flat { at::cat([&] {
-        std::vector<at::Tensor> parts;
-        for (const auto& t : tensors)
-            parts.push_back(t.detach().reshape({ -1 }).to(m->device));
-        return parts;
-    }()) };
+    std::vector<at::Tensor> flat = flatten(tensors, m->device);
     c10d::AllreduceOptions ao;
     ao.reduceOp = op == ReduceOp::Sum ? c10d::ReduceOp::SUM : c10d::ReduceOp::MAX;
     m->guarded("an all-reduce", [&] { m->backend->allreduce(flat, ao)->wait(); });
-    int64_t offset = 0;
-    for (auto& t : tensors) {
-        t.detach().copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
-        offset += t.numel();
-    }
+    unflatten(flat[0], tensors);
 }
 
 void Group::broadcast(std::vector<at::Tensor>& tensors, int64_t root)
 {
     if (tensors.empty() || m->options.worldSize == 1)
         return;
-    std::vector<at::Tensor> flat { at::cat([&] {
-        std::vector<at::Tensor> parts;
-        for (const auto& t : tensors)
-            parts.push_back(t.detach().reshape({ -1 }).to(m->device));
-        return parts;
-    }()) };
+    std::vector<at::Tensor> flat = flatten(tensors, m->device);
     c10d::BroadcastOptions bo;
     bo.rootRank = root;
     m->guarded("a broadcast", [&] { m->backend->broadcast(flat, bo)->wait(); });
-    int64_t offset = 0;
-    for (auto& t : tensors) {
-        t.detach().copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
-        offset += t.numel();
-    }
+    unflatten(flat[0], tensors);
 }
 
 void Group::barrier()
