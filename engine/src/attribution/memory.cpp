@@ -233,10 +233,11 @@ void checkContextMemory(const model::Model& model, const transcoder::TranscoderS
                     + (model.device().is_cpu() ? "" : ", or --device cpu")));
 }
 
-void checkTraceMemory(const ReplacementContext& ctx, const TraceOptions& options, int64_t nLogits)
+void checkTraceMemory(
+    const ReplacementContext& ctx, const TraceOptions& options, int64_t nLogits, const MemoryEstimate& estimate)
 {
     const c10::Device device = ctx.model->device();
-    const auto missing = shortfall(estimateTraceMemory(ctx, options, nLogits), device, options.memoryLimitBytes);
+    const auto missing = shortfall(estimate, device, options.memoryLimitBytes);
     if (!missing)
         return;
     // The estimate grows with the feature cap: the largest cap that fits, by bisection.

@@ -17,6 +17,8 @@ std::optional<std::string> shortfall(const MemoryEstimate& estimate, c10::Device
 // Throw cs::Error naming the need, what is available and what would fit (the longest prompt, the
 // largest feature cap) when the work would not fit.
 void checkContextMemory(const model::Model& model, const transcoder::TranscoderSet& set, int64_t nPos, int64_t limit);
-void checkTraceMemory(const ReplacementContext& context, const TraceOptions& options, int64_t nLogits);
+// `estimate`: estimateTraceMemory's for these options, which the tracer keeps for its stats.
+void checkTraceMemory(
+    const ReplacementContext& context, const TraceOptions& options, int64_t nLogits, const MemoryEstimate& estimate);
 
 } // namespace cs::attribution

@@ -499,7 +499,7 @@ TraceResult trace(const ReplacementContext& ctx, const TraceOptions& options)
     std::vector<LogitTarget> logits = chooseLogits(ctx, options.logits);
     const int64_t nLogits = static_cast<int64_t>(logits.size());
     const MemoryEstimate memory = estimateTraceMemory(ctx, options, nLogits);
-    checkTraceMemory(ctx, options, nLogits);
+    checkTraceMemory(ctx, options, nLogits, memory);
     const PassSetup setup = makeSetup(ctx, logits, options.memoryBudgetBytes);
     const SourceLayout& layout = setup.layout;
     std::unique_ptr<RowPass> pass = makePass(options.method, setup);
