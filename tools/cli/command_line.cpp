@@ -103,7 +103,10 @@ std::vector<CommandSpec> commands()
         { "output-hook", "HOOK", "where features write (mlp.hook_out)" },
         { "shards", "S",
             "this process reads S shards of the corpus (1); a job has ranks x S shards, so one process with "
-            "--shards W trains as W ranks of one shard do" } };
+            "--shards W trains as W ranks of one shard do" },
+        { "feature-sharded", "",
+            "with --distributed: each rank holds a W-th of every layer's features and all train on rank 0's "
+            "batches, for sets too large for one device (else data-parallel)" } };
     transcoderTrain.insert(transcoderTrain.end(), kDistributed.begin(), kDistributed.end());
     transcoderTrain.push_back(kJson);
     return {

@@ -85,9 +85,10 @@ commands:
                   --bandwidth X --threshold-init X --seq-len T --cache DIR --seed S
                   --checkpoint-every N --dtype F16 --input-hook mlp.hook_in --output-hook mlp.hook_out
                   --shards S] [--distributed [--rank R --world-size W --local-rank R --master-addr HOST
-                  --master-port PORT --dist-backend gloo|nccl --dist-timeout S]]
+                  --master-port PORT --dist-backend gloo|nccl --dist-timeout S --feature-sharded]]
                                               trains a transcoder set (circuit-tracer format), resumable;
-                                              --distributed: one rank of a data-parallel job (torchrun)
+                                              --distributed: one rank of a data-parallel job (torchrun);
+                                              --feature-sharded: the ranks split the features instead
   transcoder eval MODEL TRANSCODER --corpus FILE [--max-tokens N] [--json]
                                               {"layers": [{"layer","nmse","l0","dead_fraction"}],
                                                "replacement": {"top1_agreement","kl"}}

@@ -82,6 +82,9 @@ int cmdTrain(const Args& args, const std::string& device)
         throw Error("--shards must be in [1, 4096]");
     const Job job = joinJob(args, device);
     o.group = job.group;
+    o.shardFeatures = args.flag("feature-sharded");
+    if (o.shardFeatures && !job.group)
+        throw Error("--feature-sharded splits the features over the ranks of a job: add --distributed");
     o.device = job.device == "auto" ? model::resolveDevice("auto").str() : job.device;
     const int64_t rank = job.group ? job.group->rank() : 0, ranks = job.group ? job.group->size() : 1;
 
@@ -98,10 +101,12 @@ int cmdTrain(const Args& args, const std::string& device)
     ao.outputHook = transcoder::hookFromConfigName(o.outputHookName);
     ao.seqLen = args.intOr("seq-len", ao.seqLen);
     ao.cacheDir = args.valueOr("cache", "");
-    ao.shards = ranks * localShards;
+    // Feature-sharded, rank 0 reads the data for every rank.
+    const int64_t dataRanks = o.shardFeatures ? 1 : ranks;
+    ao.shards = dataRanks * localShards;
     std::vector<std::unique_ptr<transcoder::ActivationSource>> sources;
     std::vector<transcoder::ActivationSource*> shards;
-    for (int64_t i = 0; i < localShards; ++i) {
+    for (int64_t i = 0; i < localShards && rank < dataRanks; ++i) {
         ao.shard = rank * localShards + i;
         sources.push_back(transcoder::modelActivations(model, ao));
         shards.push_back(sources.back().get());
@@ -115,7 +120,8 @@ int cmdTrain(const Args& args, const std::string& device)
         layers.push_back(
             { { "layer", l }, { "nmse", r.nmse[l] }, { "l0", r.l0[l] }, { "dead_fraction", r.deadFraction[l] } });
     Json j = { { "out", o.outDir }, { "steps", r.steps }, { "resumed_from", r.resumedFrom }, { "seconds", r.seconds },
-        { "tokens_per_second", r.tokensPerSecond }, { "ranks", ranks }, { "shards", ranks * localShards },
+        { "tokens_per_second", r.tokensPerSecond }, { "ranks", ranks }, { "shards", dataRanks * localShards },
+        { "feature_sharded", o.shardFeatures }, { "features_per_rank", o.nFeatures / (o.shardFeatures ? ranks : 1) },
         { "train_layers", layers } };
     std::cout << (args.flag("json") ? dump(j) : dump(j, true)) << "\n";
     return 0;

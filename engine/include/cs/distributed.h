@@ -58,6 +58,11 @@ public:
     void allReduce(std::vector<at::Tensor>& tensors, ReduceOp op = ReduceOp::Sum);
     // In place: root's values on every rank.
     void broadcast(std::vector<at::Tensor>& tensors, int64_t root = 0);
+    // Every rank's `tensors` (one dtype; every rank the same shapes), on every rank: result[r] is
+    // rank r's list, in the shapes given.
+    std::vector<std::vector<at::Tensor>> allGather(const std::vector<at::Tensor>& tensors);
+    // The same on `root` alone, for what one rank writes; the other ranks get an empty list.
+    std::vector<std::vector<at::Tensor>> gather(const std::vector<at::Tensor>& tensors, int64_t root = 0);
     void barrier();
     // Every rank states `text` for `what` (a model's config, a corpus, the options); when they
     // are not all equal, every rank throws the same cs::Error naming the first rank that

@@ -117,6 +117,13 @@ struct TrainOptions {
     // normalization statistics and dead-feature counts are reduced, and rank 0 writes the
     // checkpoints and the set. Every rank must be started with the same options.
     std::shared_ptr<distributed::Group> group;
+    // With a group: feature-sharded instead of data-parallel, for sets too large for one device.
+    // Rank r of W holds features [r F / W, (r + 1) F / W) of every layer (decoder bias and skip
+    // whole); rank 0 reads the data (the other ranks' sources are not read) and every rank trains
+    // on its batches; the ranks exchange their reconstructions (all-reduce) and, for TopK, their
+    // largest pre-activations (all-gather). Checkpoints hold the whole set, as unsharded runs
+    // write them; TrainResult::set is rank 0's alone.
+    bool shardFeatures = false;
 };
 
 struct TrainResult {

@@ -307,6 +307,60 @@ void Group::broadcast(std::vector<at::Tensor>& tensors, int64_t root)
     unflatten(flat[0], tensors);
 }
 
+namespace {
+
+// Rank r's flat tensor back into the shapes of `like`, on the CPU.
+std::vector<at::Tensor> split(const at::Tensor& flat, const std::vector<at::Tensor>& like)
+{
+    std::vector<at::Tensor> out;
+    int64_t offset = 0;
+    for (const auto& t : like) {
+        out.push_back(flat.narrow(0, offset, t.numel()).view(t.sizes()).to(t.device()));
+        offset += t.numel();
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<std::vector<at::Tensor>> Group::allGather(const std::vector<at::Tensor>& tensors)
+{
+    if (m->options.worldSize == 1 || tensors.empty())
+        return { tensors };
+    std::vector<at::Tensor> flat = flatten(tensors, m->device);
+    std::vector<std::vector<at::Tensor>> received(1);
+    for (int64_t r = 0; r < m->options.worldSize; ++r)
+        received[0].push_back(at::empty_like(flat[0]));
+    m->guarded("an all-gather", [&] { m->backend->allgather(received, flat)->wait(); });
+    std::vector<std::vector<at::Tensor>> out;
+    for (const auto& part : received[0])
+        out.push_back(split(part, tensors));
+    return out;
+}
+
+std::vector<std::vector<at::Tensor>> Group::gather(const std::vector<at::Tensor>& tensors, int64_t root)
+{
+    if (m->options.worldSize == 1)
+        return { tensors };
+    if (tensors.empty())
+        return std::vector<std::vector<at::Tensor>>(m->options.rank == root ? m->options.worldSize : 0);
+    std::vector<at::Tensor> flat = flatten(tensors, m->device);
+    std::vector<std::vector<at::Tensor>> received;
+    if (m->options.rank == root) {
+        received.resize(1);
+        for (int64_t r = 0; r < m->options.worldSize; ++r)
+            received[0].push_back(at::empty_like(flat[0]));
+    }
+    c10d::GatherOptions go;
+    go.rootRank = root;
+    m->guarded("a gather", [&] { m->backend->gather(received, flat, go)->wait(); });
+    std::vector<std::vector<at::Tensor>> out;
+    if (m->options.rank == root)
+        for (const auto& part : received[0])
+            out.push_back(split(part, tensors));
+    return out;
+}
+
 void Group::barrier()
 {
     if (m->options.worldSize == 1)

@@ -56,11 +56,19 @@ void AdamW::zeroGrad()
 
 void AdamW::saveState(io::SafetensorsWriter& writer) const
 {
-    for (const auto& [name, m] : m_m)
-        writer.add("adam.m." + name, m);
-    for (const auto& [name, v] : m_v)
-        writer.add("adam.v." + name, v);
+    for (const auto& [name, t] : moments())
+        writer.add(name, t);
     writer.setMetadata("adam.steps", std::to_string(m_steps));
+}
+
+std::map<std::string, at::Tensor> AdamW::moments() const
+{
+    std::map<std::string, at::Tensor> out;
+    for (const auto& [name, m] : m_m)
+        out["adam.m." + name] = m;
+    for (const auto& [name, v] : m_v)
+        out["adam.v." + name] = v;
+    return out;
 }
 
 void AdamW::loadState(const io::SafetensorsFile& file)
@@ -78,18 +86,28 @@ void AdamW::loadState(const io::SafetensorsFile& file)
     m_steps = std::stoll(it->second);
 }
 
-double clipGradNorm(const std::map<std::string, at::Tensor>& params, double maxNorm)
+double gradSquares(const at::Tensor& param)
 {
     at::NoGradGuard noGrad;
-    double total = 0;
-    for (const auto& [name, p] : params)
-        if (p.grad().defined())
-            total += p.grad().pow(2).sum().item<double>();
-    const double norm = std::sqrt(total);
+    return param.grad().defined() ? param.grad().pow(2).sum().item<double>() : 0.0;
+}
+
+void clipGradsTo(const std::map<std::string, at::Tensor>& params, double norm, double maxNorm)
+{
+    at::NoGradGuard noGrad;
     if (norm > maxNorm && norm > 0)
         for (const auto& [name, p] : params)
             if (p.grad().defined())
                 p.mutable_grad().mul_(maxNorm / norm);
+}
+
+double clipGradNorm(const std::map<std::string, at::Tensor>& params, double maxNorm)
+{
+    double total = 0;
+    for (const auto& [name, p] : params)
+        total += gradSquares(p);
+    const double norm = std::sqrt(total);
+    clipGradsTo(params, norm, maxNorm);
     return norm;
 }
 

@@ -41,6 +41,10 @@ public:
     // Moments as "adam.m.<name>" / "adam.v.<name>" tensors and the step count as metadata.
     void saveState(io::SafetensorsWriter& writer) const;
     void loadState(const io::SafetensorsFile& file);
+    // The moments themselves under the names saveState gives them, to write or to fill in place
+    // (a trainer whose parameters are slices of larger ones saves and loads them its own way).
+    std::map<std::string, at::Tensor> moments() const;
+    void setSteps(int64_t steps) { m_steps = steps; }
 
 private:
     std::map<std::string, at::Tensor> m_params, m_m, m_v;
@@ -51,6 +55,10 @@ private:
 
 // Scales all gradients so their joint L2 norm is at most maxNorm; returns the norm before.
 double clipGradNorm(const std::map<std::string, at::Tensor>& params, double maxNorm);
+// Its two halves, for gradients spread over processes: the sum of squares of one gradient (0
+// when it has none), and every gradient scaled so that a joint norm `norm` becomes at most maxNorm.
+double gradSquares(const at::Tensor& param);
+void clipGradsTo(const std::map<std::string, at::Tensor>& params, double norm, double maxNorm);
 
 // Linear warm-up to `peak` over `warmup` steps, then cosine decay to peak * floorFraction.
 double warmupCosine(int64_t step, int64_t warmup, int64_t total, double peak, double floorFraction);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -71,6 +72,71 @@ std::map<std::string, at::Tensor> TrainableTranscoder::parameters() const
     return p;
 }
 
+void TrainableTranscoder::setParameters(const std::map<std::string, at::Tensor>& byName)
+{
+    auto get = [&](const std::string& name) {
+        auto it = byName.find(name);
+        if (it == byName.end())
+            throw Error("internal error: no transcoder parameter \"" + name + "\"");
+        return it->second;
+    };
+    encoder = get("encoder");
+    encoderBias = get("encoder_bias");
+    decoderBias = get("decoder_bias");
+    if (logThreshold.defined())
+        logThreshold = get("log_threshold");
+    if (skip.defined())
+        skip = get("skip");
+    for (size_t t = 0; t < decoders.size(); ++t)
+        decoders[t] = get("decoder." + std::to_string(t));
+}
+
+namespace {
+
+// The name without a checkpoint's prefix.
+std::string baseName(const std::string& name)
+{
+    for (const char* prefix : { "param.", "adam.m.", "adam.v." })
+        if (name.rfind(prefix, 0) == 0)
+            return name.substr(std::strlen(prefix));
+    return name;
+}
+
+// The tensor with its features on dimension 1: decoders [(sources) F, d] as [sources, F, d];
+// the encoder [L, F, d], its bias, the thresholds and last_fired [L, F] have them there already.
+at::Tensor byFeature(const std::string& name, const at::Tensor& t, int64_t nFeatures)
+{
+    return baseName(name).rfind("decoder.", 0) == 0 ? t.view({ -1, nFeatures, t.size(-1) }) : t;
+}
+
+} // namespace
+
+bool runsOverFeatures(const std::string& name)
+{
+    const std::string base = baseName(name);
+    return base != "decoder_bias" && base != "skip";
+}
+
+at::Tensor takeFeatures(
+    const std::string& name, const at::Tensor& whole, int64_t nFeatures, int64_t first, int64_t count)
+{
+    if (!runsOverFeatures(name))
+        return whole.clone();
+    at::Tensor slice = byFeature(name, whole, nFeatures).narrow(1, first, count);
+    return (whole.dim() == 2 && slice.dim() == 3 ? slice.reshape({ -1, whole.size(-1) }) : slice).contiguous();
+}
+
+at::Tensor joinFeatures(const std::string& name, const std::vector<at::Tensor>& slices, int64_t sliceFeatures)
+{
+    if (!runsOverFeatures(name))
+        return slices.at(0);
+    std::vector<at::Tensor> parts;
+    for (const auto& s : slices)
+        parts.push_back(byFeature(name, s, sliceFeatures));
+    at::Tensor whole = at::cat(parts, 1);
+    return slices[0].dim() == 2 && whole.dim() == 3 ? whole.reshape({ -1, whole.size(-1) }) : whole;
+}
+
 at::Tensor TrainableTranscoder::decoderNorms() const
 {
     const int64_t L = config.nLayers, F = config.nFeatures;
@@ -116,7 +182,8 @@ std::shared_ptr<const TranscoderSet> TrainableTranscoder::toSet(const std::strin
 
 // ---------------------------------------------------------------- loss
 
-LossTerms transcoderLoss(const TrainableTranscoder& t, const at::Tensor& x, const at::Tensor& y, const LossWeights& w)
+LossTerms transcoderLoss(const TrainableTranscoder& t, const at::Tensor& x, const at::Tensor& y, const LossWeights& w,
+    const FeatureExchange* exchange)
 {
     const int64_t L = t.config.nLayers, F = t.config.nFeatures;
     const int64_t batch = x.size(1);
@@ -143,8 +210,19 @@ LossTerms transcoderLoss(const TrainableTranscoder& t, const at::Tensor& x, cons
         floor = at::zeros({ 1 }, pre.options());
         break;
     case Activation::TopK: {
-        at::Tensor idx = std::get<1>(at::topk(pre.detach(), t.config.topK, -1));
-        at::Tensor keep = at::zeros_like(pre).scatter_(-1, idx, 1.0);
+        at::Tensor keep;
+        if (exchange) {
+            // The k largest of every rank's features: the k-th largest of the ranks' own top k
+            // is the bar (a tie at it keeps both, where one process would keep one of them).
+            const int64_t k = std::min(t.config.topK, F);
+            at::Tensor own = std::get<0>(at::topk(pre.detach(), k, -1)); // [L, batch, k]
+            at::Tensor all = exchange->concatenate(own);
+            at::Tensor bar = std::get<0>(at::topk(all, t.config.topK, -1)).narrow(-1, t.config.topK - 1, 1);
+            keep = pre.detach().ge(bar).to(pre.scalar_type());
+        } else {
+            at::Tensor idx = std::get<1>(at::topk(pre.detach(), t.config.topK, -1));
+            keep = at::zeros_like(pre).scatter_(-1, idx, 1.0);
+        }
         acts = at::relu(pre) * keep;
         floor = at::zeros({ 1 }, pre.options());
         break;
@@ -155,12 +233,24 @@ LossTerms transcoderLoss(const TrainableTranscoder& t, const at::Tensor& x, cons
     // Activations of every source layer side by side, [batch, L * F], so that target t's
     // reconstruction is one product with the columns of its sources.
     at::Tensor flat = acts.permute({ 1, 0, 2 }).reshape({ batch, L * F });
-    at::Tensor mse;
-    out.nmse.resize(static_cast<size_t>(L));
+    std::vector<at::Tensor> fromFeatures; // per target, what these features write, [batch, d]
     for (int64_t target = 0; target < L; ++target) {
         const int64_t s0 = t.firstSource(target);
         at::Tensor cols = flat.narrow(1, s0 * F, (target - s0 + 1) * F);
-        at::Tensor yHat = at::addmm(t.decoderBias[target], cols, t.decoders[static_cast<size_t>(target)]);
+        fromFeatures.push_back(at::mm(cols, t.decoders[static_cast<size_t>(target)]));
+    }
+    at::Tensor written = at::stack(fromFeatures); // [L, batch, d]
+    if (exchange) {
+        // The sum over the ranks, with this rank's share carrying the gradient: d sum / d share is
+        // the identity, so every rank's features get the gradient of the whole reconstruction.
+        // (An all-reduce moves what a reduce-scatter forward and an all-gather backward would,
+        // and leaves every rank the whole error to take the mean of.)
+        written = written + (exchange->sum(written.detach()) - written.detach());
+    }
+    at::Tensor mse;
+    out.nmse.resize(static_cast<size_t>(L));
+    for (int64_t target = 0; target < L; ++target) {
+        at::Tensor yHat = written[target] + t.decoderBias[target];
         if (t.skip.defined())
             yHat = yHat + at::matmul(x[target], t.skip[target].t());
         at::Tensor err = (yHat - y[target]).pow(2).sum(-1).mean();
@@ -287,10 +377,25 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
     const c10::Device device = model::resolveDevice(o.device);
     distributed::Group* group = o.group.get();
     const int64_t nRanks = group ? group->size() : 1, rank = group ? group->rank() : 0;
-    const auto localShards = static_cast<int64_t>(sources.size());
-    const int64_t shards = nRanks * localShards, firstShard = rank * localShards;
-    if (localShards == 0)
+    // Feature-sharded: every rank holds F / W features of every layer and all ranks train on
+    // the one batch rank 0 reads; else data-parallel, each rank reading its own shards.
+    const bool shardFeatures = o.shardFeatures && group && nRanks > 1;
+    const int64_t featureRanks = shardFeatures ? nRanks : 1, featureRank = shardFeatures ? rank : 0;
+    if (o.nFeatures % featureRanks != 0)
+        throw Error("feature-sharded training needs --features (" + std::to_string(o.nFeatures)
+            + ") to divide evenly over the job's " + std::to_string(featureRanks) + " ranks");
+    const int64_t ownFeatures = o.nFeatures / featureRanks, firstFeature = featureRank * ownFeatures;
+    const bool readsData = !shardFeatures || rank == 0;
+    int64_t localShards = readsData ? static_cast<int64_t>(sources.size()) : 0;
+    if (readsData && localShards == 0)
         throw Error("transcoder training needs at least one activation source");
+    if (shardFeatures) { // the other ranks learn how many shards rank 0 reads
+        std::vector<at::Tensor> count { at::full({ 1 }, localShards, at::kLong) };
+        group->broadcast(count, 0);
+        localShards = count[0].item<int64_t>();
+    }
+    const int64_t dataRanks = shardFeatures ? 1 : nRanks;
+    const int64_t shards = dataRanks * localShards, firstShard = shardFeatures ? 0 : rank * localShards;
     if (o.batchTokens % shards != 0 || o.bufferTokens % shards != 0)
         throw Error("--batch-tokens and --buffer-tokens must divide evenly over the job's " + std::to_string(shards)
             + " shards of the data");
@@ -316,7 +421,16 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
         config.scan = (out.filename().empty() ? out.parent_path() : out).filename().string();
     }
 
+    // The whole set's initial parameters (one seed, so any number of ranks starts alike), then
+    // this rank's features of them.
     TrainableTranscoder t = TrainableTranscoder::init(config, o.thresholdInit, o.seed);
+    if (shardFeatures) {
+        std::map<std::string, at::Tensor> own;
+        for (const auto& [name, p] : t.parameters())
+            own[name] = takeFeatures(name, p, o.nFeatures, firstFeature, ownFeatures);
+        t.setParameters(own);
+        t.config.nFeatures = ownFeatures;
+    }
     const int64_t L = config.nLayers;
     if (group) {
         // Ranks started with other options would train apart and average nonsense.
@@ -325,7 +439,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
             "kind %s\nactivation %s\nfeatures %lld\nk %lld\nskip %d\nhooks %s %s\nlayers %lld\nd_model %lld\n"
             "steps %lld\nbatch tokens %lld\nbuffer tokens %lld\nlr %.17g\nwarmup %.17g\nlambda sparsity %.17g\n"
             "sparsity ramp %.17g\nsparsity c %.17g\nlambda preact %.17g\nbandwidth %.17g\nthreshold init %.17g\n"
-            "seed %llu\ncheckpoint every %lld\ndtype %s\nshards a rank %lld\nout %s\n",
+            "seed %llu\ncheckpoint every %lld\ndtype %s\nfeature sharded %d\nshards of the data %lld\nout %s\n",
             architectureName(config.architecture), activationName(config.activation),
             static_cast<long long>(o.nFeatures), static_cast<long long>(o.topK), o.skip ? 1 : 0,
             o.inputHookName.c_str(), o.outputHookName.c_str(), static_cast<long long>(L),
@@ -333,7 +447,8 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
             static_cast<long long>(o.batchTokens), static_cast<long long>(o.bufferTokens), o.lr, o.warmupFraction,
             o.lambdaSparsity, o.sparsityRamp, o.sparsityC, o.lambdaPreact, o.bandwidth, o.thresholdInit,
             static_cast<unsigned long long>(o.seed), static_cast<long long>(o.checkpointEvery), o.storeDtype.c_str(),
-            static_cast<long long>(localShards), fs::absolute(o.outDir).lexically_normal().string().c_str());
+            o.shardFeatures ? 1 : 0, static_cast<long long>(shards),
+            fs::absolute(o.outDir).lexically_normal().string().c_str());
         group->checkSame("training options", text);
     }
 
@@ -376,13 +491,13 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
             t.inputScale[static_cast<size_t>(l)] = std::stod(meta("input_scale." + std::to_string(l)));
             t.outputScale[static_cast<size_t>(l)] = std::stod(meta("output_scale." + std::to_string(l)));
         }
-        for (int64_t i = 0; i < localShards; ++i)
+        for (int64_t i = 0; readsData && i < localShards; ++i)
             sources[static_cast<size_t>(i)]->seek(std::stoll(meta(positionKey(firstShard + i))));
     }
 
     // One buffer per shard, each seeded apart (shard 0 as a one-shard run always was).
     std::vector<std::unique_ptr<ShuffleBuffer>> buffers;
-    for (int64_t i = 0; i < localShards; ++i)
+    for (int64_t i = 0; readsData && i < localShards; ++i)
         buffers.push_back(
             std::make_unique<ShuffleBuffer>(*sources[static_cast<size_t>(i)], L, config.dModel, o.bufferTokens / shards,
                 o.seed + static_cast<uint64_t>(std::max<int64_t>(savedStep, 0))
@@ -399,7 +514,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
             sums.select(1, 2).add_(static_cast<double>(x.size(1)));
             ySum.add_(y.sum(1));
         }
-        if (group) {
+        if (group) { // the ranks' sums (feature-sharded: rank 0's alone, the others have none)
             std::vector<at::Tensor> stats { sums, ySum };
             group->allReduce(stats);
         }
@@ -425,16 +540,30 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
 
     auto params = t.parameters();
     train::AdamW optimizer(params, train::AdamW::Options { 0.9, 0.999, 1e-8, 0.0 });
-    at::Tensor lastFired = at::zeros({ L, config.nFeatures }, at::kLong); // step + 1 of the last firing
+    at::Tensor lastFired = at::zeros({ L, ownFeatures }, at::kLong); // step + 1 of the last firing
+    // Everything a checkpoint holds of this rank, by name: the whole tensors, or with features
+    // sharded, this rank's slices of them (a checkpoint is the same either way, so a run resumes
+    // with any number of feature ranks).
+    auto checkpointed = [&] {
+        std::map<std::string, at::Tensor> all = optimizer.moments();
+        for (const auto& [name, p] : params)
+            all["param." + name] = p;
+        all["last_fired"] = lastFired;
+        return all;
+    };
     if (saved) {
         at::NoGradGuard noGrad;
-        for (auto& [name, p] : params) {
-            if (!saved->contains("param." + name) || saved->tensor("param." + name).sizes() != p.sizes())
+        for (auto& [name, local] : checkpointed()) {
+            if (!saved->contains(name))
+                throw Error(ckpt + " does not match this run (no \"" + name + "\"); use another --out or delete it");
+            at::Tensor whole = saved->tensor(name);
+            if (shardFeatures)
+                whole = takeFeatures(name, whole, o.nFeatures, firstFeature, ownFeatures);
+            if (whole.sizes() != local.sizes())
                 throw Error(ckpt + " does not match this run (\"" + name + "\"); use another --out or delete it");
-            p.copy_(saved->tensor("param." + name));
+            local.copy_(whole);
         }
-        optimizer.loadState(*saved);
-        lastFired.copy_(saved->tensor("last_fired"));
+        optimizer.setSteps(std::stoll(meta("adam.steps")));
         result.resumedFrom = std::stoll(meta("step"));
         if (talk)
             std::fprintf(
@@ -443,33 +572,79 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
     at::Tensor inScale = at::tensor(t.inputScale, at::kDouble).to(at::kFloat).view({ L, 1, 1 }).to(device);
     at::Tensor outScale = at::tensor(t.outputScale, at::kDouble).to(at::kFloat).view({ L, 1, 1 }).to(device);
 
+    std::optional<FeatureExchange> exchange;
+    if (shardFeatures) {
+        exchange.emplace();
+        exchange->sum = [group](const at::Tensor& share) {
+            std::vector<at::Tensor> total { share.clone() };
+            group->allReduce(total);
+            return total[0];
+        };
+        exchange->concatenate = [group](const at::Tensor& own) {
+            std::vector<at::Tensor> parts;
+            for (auto& received : group->allGather({ own }))
+                parts.push_back(received[0]);
+            return at::cat(parts, -1);
+        };
+    }
+
     // Dead: no activation in the last deadWindow tokens (or since the start, if shorter).
     const int64_t deadWindowSteps = std::max<int64_t>(1, std::min<int64_t>(o.steps / 4, 1000000 / o.batchTokens));
-    // Every rank's firings, and where every shard's source stands: collectives, so every rank
-    // calls this; rank 0 keeps the result.
+    // Every rank's firings (data-parallel: each saw other tokens), and where every shard's source
+    // stands: collectives, so every rank calls this; rank 0 keeps the result.
     auto reduceFired = [&] {
-        if (!group)
+        if (!group || shardFeatures)
             return;
         std::vector<at::Tensor> fired { lastFired };
         group->allReduce(fired, distributed::ReduceOp::Max);
     };
+    // This rank's tensors whole on rank 0 (feature-sharded: the ranks' slices joined), by name;
+    // only rank 0's map is filled. A collective.
+    auto wholeOnRankZero = [&](const std::map<std::string, at::Tensor>& mine) {
+        std::map<std::string, at::Tensor> whole;
+        if (!shardFeatures) {
+            for (const auto& [name, tensor] : mine)
+                whole[name] = tensor.detach().cpu();
+            return whole;
+        }
+        // One gather per dtype (the slices are alike in shape on every rank).
+        for (const at::ScalarType type : { at::kFloat, at::kLong }) {
+            std::vector<std::string> names;
+            std::vector<at::Tensor> tensors;
+            for (const auto& [name, tensor] : mine)
+                if (tensor.scalar_type() == type && runsOverFeatures(name)) {
+                    names.push_back(name);
+                    tensors.push_back(tensor.detach());
+                } else if (tensor.scalar_type() == type) {
+                    whole[name] = tensor.detach().cpu(); // every rank holds it whole
+                }
+            const auto received = group->gather(tensors, 0);
+            for (size_t i = 0; rank == 0 && i < names.size(); ++i) {
+                std::vector<at::Tensor> slices;
+                for (const auto& fromRank : received)
+                    slices.push_back(fromRank[i].cpu());
+                whole[names[i]] = joinFeatures(names[i], slices, ownFeatures);
+            }
+        }
+        return whole;
+    };
     auto saveCheckpoint = [&](int64_t step) {
         reduceFired();
         at::Tensor positions = at::zeros({ shards }, at::kLong);
-        for (int64_t i = 0; i < localShards; ++i)
+        for (int64_t i = 0; readsData && i < localShards; ++i)
             positions[firstShard + i] = sources[static_cast<size_t>(i)]->position();
-        if (group) {
+        if (group && !shardFeatures) {
             std::vector<at::Tensor> all { positions };
             group->allReduce(all);
         }
+        const auto tensors = wholeOnRankZero(checkpointed());
         if (rank != 0)
             return;
         fs::create_directories(fs::path(ckpt).parent_path());
         io::SafetensorsWriter writer;
-        for (const auto& [name, p] : params)
-            writer.add("param." + name, p.detach().cpu());
-        optimizer.saveState(writer);
-        writer.add("last_fired", lastFired);
+        for (const auto& [name, tensor] : tensors)
+            writer.add(name, tensor);
+        writer.setMetadata("adam.steps", std::to_string(optimizer.steps()));
         writer.setMetadata("step", std::to_string(step));
         writer.setMetadata("shards", std::to_string(shards));
         for (int64_t g = 0; g < shards; ++g)
@@ -507,24 +682,39 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
             saveCheckpoint(step);
             throw Cancelled();
         }
-        std::vector<at::Tensor> xs, ys;
-        for (auto& b : buffers) {
-            auto [xPart, yPart] = b->batch(shardBatch);
-            xs.push_back(xPart);
-            ys.push_back(yPart);
+        at::Tensor x, y;
+        if (readsData) {
+            std::vector<at::Tensor> xs, ys;
+            for (auto& b : buffers) {
+                auto [xPart, yPart] = b->batch(shardBatch);
+                xs.push_back(xPart);
+                ys.push_back(yPart);
+            }
+            x = at::cat(xs, 1).to(device);
+            y = at::cat(ys, 1).to(device);
         }
-        at::Tensor x = at::cat(xs, 1).to(device) / inScale;
-        at::Tensor y = at::cat(ys, 1).to(device) / outScale;
+        if (shardFeatures) { // every rank trains its features on rank 0's batch
+            if (!readsData) {
+                x = at::empty({ L, o.batchTokens, config.dModel }, at::TensorOptions(device).dtype(at::kFloat));
+                y = at::empty_like(x);
+            }
+            std::vector<at::Tensor> batch { x, y };
+            group->broadcast(batch, 0);
+        }
+        x = x / inScale;
+        y = y / outScale;
         LossWeights w;
         w.lambdaSparsity = o.lambdaSparsity * std::min(1.0, static_cast<double>(step + 1) / rampSteps);
         w.sparsityC = o.sparsityC;
         w.lambdaPreact = o.lambdaPreact;
         w.bandwidth = o.bandwidth;
-        LossTerms terms = transcoderLoss(t, x, y, w);
+        LossTerms terms = transcoderLoss(t, x, y, w, exchange ? &*exchange : nullptr);
         optimizer.zeroGrad();
         terms.total.backward();
+        at::Tensor fired = terms.acts.detach().gt(0); // [L, batch, F of this rank]
+        at::Tensor perLayerL0 = fired.sum(2).to(at::kDouble).mean(1).cpu(); // [L]
         double value = terms.total.item<double>();
-        if (group) {
+        if (group && !shardFeatures) {
             // The mean of the ranks' gradients is the gradient of the global batch's loss (each
             // rank's loss is the mean over its equal share); a rank that diverged stops them all.
             std::vector<at::Tensor> grads;
@@ -539,15 +729,33 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
                 grads[i].div_(static_cast<double>(nRanks));
             if (grads.back().item<float>() > 0)
                 value = NAN;
+            train::clipGradNorm(params, 1.0);
+        } else if (shardFeatures) {
+            // The ranks' shares of the sums over features: the gradient's squares (the parameters
+            // every rank holds whole have one gradient, counted once), the sparsity and
+            // pre-activation terms and L0.
+            double whole = 0, own = 0;
+            for (const auto& [name, p] : params)
+                (runsOverFeatures(name) ? own : whole) += train::gradSquares(p);
+            at::Tensor sums = at::zeros({ 3 + L }, at::kDouble);
+            sums[0].fill_(own);
+            sums[1].fill_(terms.sparsity.item<double>());
+            sums[2].fill_(terms.preact.item<double>());
+            sums.narrow(0, 3, L).copy_(perLayerL0);
+            std::vector<at::Tensor> shared { sums };
+            group->allReduce(shared);
+            train::clipGradsTo(params, std::sqrt(sums[0].item<double>() + whole), 1.0);
+            value = terms.mse.item<double>() + w.lambdaSparsity * sums[1].item<double>()
+                + w.lambdaPreact * sums[2].item<double>();
+            perLayerL0 = sums.narrow(0, 3, L).clone();
+        } else {
+            train::clipGradNorm(params, 1.0);
         }
-        train::clipGradNorm(params, 1.0);
         optimizer.step(train::warmupCosine(step, warmup, o.steps, o.lr, 0.1));
 
         if (!std::isfinite(value))
             throw Error("transcoder training diverged at step " + std::to_string(step));
-        at::Tensor fired = terms.acts.detach().gt(0); // [L, batch, F]
         lastFired.masked_fill_(fired.any(1).cpu(), step + 1);
-        at::Tensor perLayerL0 = fired.sum(2).to(at::kFloat).mean(1).cpu(); // [L]
         for (int64_t l = 0; l < L; ++l) {
             smooth(nmse[static_cast<size_t>(l)], terms.nmse[static_cast<size_t>(l)]);
             smooth(l0[static_cast<size_t>(l)], perLayerL0[l].item<double>());
@@ -561,6 +769,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
                 meanNmse += nmse[static_cast<size_t>(l)] / static_cast<double>(L);
                 meanL0 += l0[static_cast<size_t>(l)] / static_cast<double>(L);
             }
+            // Feature-sharded, rank 0's features stand for the dead fraction on the bar.
             const double dead = lastFired.lt(step + 1 - deadWindowSteps).to(at::kFloat).mean().item<double>()
                 * (step >= deadWindowSteps);
             char stats[160];
@@ -580,7 +789,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
         std::snprintf(stats, sizeof stats, "%.1fk tok/s", result.tokensPerSecond / 1000);
         bar->finish(stats);
     }
-    if (group) { // the ranks' smoothed figures, averaged
+    if (group && !shardFeatures) { // the ranks' smoothed figures, averaged (feature-sharded: alike)
         std::vector<at::Tensor> figures { at::tensor(nmse, at::kDouble), at::tensor(l0, at::kDouble) };
         group->allReduce(figures);
         for (int64_t l = 0; l < L; ++l) {
@@ -591,11 +800,25 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
     reduceFired();
     result.nmse = nmse;
     result.l0 = l0;
-    at::Tensor dead = lastFired.lt(step + 1 - std::min(deadWindowSteps, step)).to(at::kFloat).mean(1);
+    at::Tensor dead = lastFired.lt(step + 1 - std::min(deadWindowSteps, step)).to(at::kDouble).sum(1);
+    if (shardFeatures) { // every rank's dead features
+        std::vector<at::Tensor> counts { dead };
+        group->allReduce(counts);
+    }
     for (int64_t l = 0; l < L; ++l)
-        result.deadFraction.push_back(dead[l].item<double>());
+        result.deadFraction.push_back(dead[l].item<double>() / static_cast<double>(o.nFeatures));
 
-    result.set = t.toSet(o.device);
+    if (shardFeatures) { // the whole set, on rank 0
+        const auto whole = wholeOnRankZero(params);
+        if (rank == 0) {
+            TrainableTranscoder all = t;
+            all.config.nFeatures = o.nFeatures;
+            all.setParameters(whole);
+            result.set = all.toSet(o.device);
+        }
+    } else {
+        result.set = t.toSet(o.device);
+    }
     if (rank == 0) {
         result.set->save(o.outDir, o.storeDtype);
         removeTree(fs::path(ckpt).parent_path().string()); // the run is complete: its checkpoint is spent
