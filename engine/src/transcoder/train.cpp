@@ -604,7 +604,8 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
         std::map<std::string, at::Tensor> whole;
         if (!shardFeatures) {
             for (const auto& [name, tensor] : mine)
-                whole[name] = tensor.detach().cpu();
+                if (rank == 0)
+                    whole[name] = tensor.detach().cpu();
             return whole;
         }
         // One gather per dtype (the slices are alike in shape on every rank).
@@ -615,7 +616,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
                 if (tensor.scalar_type() == type && runsOverFeatures(name)) {
                     names.push_back(name);
                     tensors.push_back(tensor.detach());
-                } else if (tensor.scalar_type() == type) {
+                } else if (tensor.scalar_type() == type && rank == 0) {
                     whole[name] = tensor.detach().cpu(); // every rank holds it whole
                 }
             const auto received = group->gather(tensors, 0);
