@@ -28,6 +28,7 @@ struct CommandSpec {
     std::vector<std::pair<const char*, const char*>> positionals; // name, help (each optional here:
                                                                   // the command says which it needs)
     std::vector<OptionSpec> options;
+    bool lastRepeats = false; // the last positional takes every word left (features merge PARTS...)
 };
 
 const std::pair<const char*, const char*> kModel { "MODEL",
@@ -109,6 +110,21 @@ std::vector<CommandSpec> commands()
             "batches, for sets too large for one device (else data-parallel)" } };
     transcoderTrain.insert(transcoderTrain.end(), kDistributed.begin(), kDistributed.end());
     transcoderTrain.push_back(kJson);
+    std::vector<OptionSpec> featuresBuild { { "corpus", "FILE", "text, one document a line" },
+        { "out", "DB", "the store to write" }, kTranscoder, { "tokens", "N", "at most this many tokens" },
+        { "context", "N", "tokens of context an example (64)" }, { "window", "W", "tokens a sequence" },
+        { "top-k", "K", "top examples kept a feature" }, { "batch-size", "B", "sequences a batch" },
+        { "checkpoint-every", "N", "batches between checkpoints" },
+        { "no-coactivations", "", "skip the co-activation statistics (ERA / TWERA)" },
+        { "basis", "features|neurons",
+            "the transcoder's features, or the model's MLP neurons (no transcoder; MODEL/features/neurons.db "
+            "is the explorer's neuron store)" },
+        { "coactivation-partners", "K", "partners kept a feature and side by |ERA| and by |TWERA| (32; 0: all)" },
+        kJson };
+    featuresBuild.insert(featuresBuild.end() - 1, kDistributed.begin(), kDistributed.end()); // before --json
+    featuresBuild.insert(featuresBuild.end() - 1,
+        { "parts-only", "",
+            "with --distributed: each rank finishes its part (DB.part-R-of-W) and they stay, for `features merge`" });
     return {
         { "info", "family, layers, d_model, heads, vocab, dtype, device", { kModel }, { kJson } },
         { "tokenize", "token ids and texts of a text, or many texts with the tokenizer alone", { kModel },
@@ -260,18 +276,14 @@ std::vector<CommandSpec> commands()
         { "graph info", "prompt, nodes by kind, edges, scores, metadata", { kGraphIn }, { kJson } },
         { "features", "build, read, label and export feature stores", {}, {} },
         { "features build", "streams a corpus through the model and transcoders into a feature store; resumable",
-            { kModel },
-            { { "corpus", "FILE", "text, one document a line" }, { "out", "DB", "the store to write" }, kTranscoder,
-                { "tokens", "N", "at most this many tokens" }, { "context", "N", "tokens of context an example (64)" },
-                { "window", "W", "tokens a sequence" }, { "top-k", "K", "top examples kept a feature" },
-                { "batch-size", "B", "sequences a batch" }, { "checkpoint-every", "N", "batches between checkpoints" },
-                { "no-coactivations", "", "skip the co-activation statistics (ERA / TWERA)" },
-                { "basis", "features|neurons",
-                    "the transcoder's features, or the model's MLP neurons (no transcoder; MODEL/features/neurons.db "
-                    "is the explorer's neuron store)" },
-                { "coactivation-partners", "K",
-                    "partners kept a feature and side by |ERA| and by |TWERA| (32; 0: all)" },
-                kJson } },
+            { kModel }, featuresBuild },
+        { "features merge", "combines the parts of a --distributed build into one store (as its rank 0 does)",
+            { { "PARTS", "the parts, DB.part-R-of-W, one of each rank" } },
+            { { "out", "DB", "the store to write" },
+                { "model", "MODEL", "the model the parts were built with (default: the folder they recorded)" },
+                { "transcoder", "T", "the transcoder set the parts were built with (default: the one they recorded)" },
+                kJson },
+            true },
         { "features show", "a feature's card: label, frequency, quantiles, examples, logits, inputs",
             { kStore, kFeature }, { kJson } },
         { "features search", "features whose label contains TEXT (case-insensitive)",
@@ -373,8 +385,10 @@ std::optional<Args> parseCommandLine(int argc, const char* const* argv)
                               ->expected(1)
                               ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     std::vector<CLI::Option*> positionals;
-    for (const auto& [name, help] : spec->positionals)
-        positionals.push_back(app.add_option(name, help)->expected(1));
+    for (const auto& [name, help] : spec->positionals) {
+        const bool many = spec->lastRepeats && name == spec->positionals.back().first;
+        positionals.push_back(app.add_option(name, help)->expected(1, many ? 1 << 20 : 1)->allow_extra_args(many));
+    }
     std::vector<std::pair<const OptionSpec*, CLI::Option*>> options;
     for (const OptionSpec& o : spec->options) {
         const std::string flagName = std::string("--") + o.name;
@@ -420,8 +434,8 @@ std::optional<Args> parseCommandLine(int argc, const char* const* argv)
     if (!devices.empty())
         values["device"] = devices;
     for (CLI::Option* p : positionals)
-        if (p->count() > 0)
-            positional.push_back(p->results().front());
+        for (const std::string& v : p->results())
+            positional.push_back(v);
     for (const auto& [o, opt] : options) {
         if (opt->count() == 0)
             continue;

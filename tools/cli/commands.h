@@ -83,6 +83,8 @@ nlohmann::json benchTranscoderTraining(const std::string& modelFolder, const std
 int cmdFeatures(const Args& args, const std::string& device);
 // features build MODEL --corpus FILE --out DB ... (features_build_cmd.cpp)
 int cmdFeaturesBuild(const Args& args, const std::string& device);
+// features merge PARTS... --out DB: the parts of a --distributed build into one store
+int cmdFeaturesMerge(const Args& args, const std::string& device);
 
 // trace MODEL --text P --out G.json ...
 int cmdTrace(const Args& args, const std::string& device);

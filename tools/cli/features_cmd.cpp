@@ -1,4 +1,4 @@
-// circuitscope-cli features show | search | label | info | export (and build, in
+// circuitscope-cli features show | search | label | info | export (and build and merge, in
 // features_build_cmd.cpp): the feature store (docs/ARCHITECTURE.md §9), what each transcoder
 // feature means.
 #include "commands.h"
@@ -269,6 +269,8 @@ int cmdFeatures(const Args& args, const std::string& device)
     const std::string sub = pos.size() > 1 ? pos[1] : "";
     if (sub == "build")
         return cmdFeaturesBuild(args, device);
+    if (sub == "merge")
+        return cmdFeaturesMerge(args, device);
     if (sub == "show")
         return show(args);
     if (sub == "search")
@@ -279,7 +281,7 @@ int cmdFeatures(const Args& args, const std::string& device)
         return info(args);
     if (sub == "export")
         return exportStore(args);
-    throw Error("features needs a subcommand: build, show, search, label, info or export");
+    throw Error("features needs a subcommand: build, merge, show, search, label, info or export");
 }
 
 } // namespace cs::cli

@@ -135,8 +135,20 @@ commands:
   features build MODEL --corpus FILE --out DB [--transcoder clt] [--tokens N] [--context 64] [--window W]
                  [--top-k K] [--batch-size B] [--checkpoint-every N]
                  [--no-coactivations | --coactivation-partners K] [--json]
+                 [--distributed [--rank R --world-size W --master-addr HOST --master-port PORT
+                  --dist-timeout S] [--parts-only]]
                                               streams the corpus through model and transcoders; progress
                                               bar; Ctrl-C saves the state and the same command resumes
+                                              --distributed: one rank; each builds every W-th batch into
+                                              DB.part-R-of-W, rank 0 merges them into DB
+                                              (--parts-only: they stay, for features merge)
+                                              {"out","tokens","contexts","seconds","tokens_per_second",
+                                               "resumed_from_tokens","bytes","coactivation_pairs","ranks",...}
+  features merge PARTS... --out DB [--model MODEL] [--transcoder T] [--json]
+                                              the parts of a --distributed build (DB.part-R-of-W, one of
+                                              each rank, all finished) into one store, equal to a
+                                              one-process build; {"out","parts","tokens","contexts",
+                                               "seconds","bytes","coactivation_pairs"}
   features show DB LAYER:FEATURE [--json]     a feature's card: label, frequency, max, quantiles, histogram,
                                               top and quantile examples (the firing token «marked»),
                                               top/bottom logits, top inputs; --json: circuit-tracer's fields

@@ -32,6 +32,9 @@ class Model;
 namespace cs::transcoder {
 class TranscoderSet;
 }
+namespace cs::distributed {
+class Group;
+}
 
 namespace cs::features {
 
@@ -256,6 +259,16 @@ struct BuildOptions {
     // value is > 0; its token lists are weights::neuronToLogits and embeddingToNeurons), with
     // coactivations off. The store's scan is then "neurons" (findUnitStore).
     std::string basis;
+    // One rank of a build over several processes (cs/distributed.h), or null. Batches of
+    // batchContexts contexts are dealt round-robin (rank r builds batch b when b % ranks == r,
+    // with the contexts' indices in the whole corpus); each rank keeps its part in
+    // partPath(dbPath, rank, ranks), resumable like a store; at the end rank 0 merges the parts
+    // into dbPath, which then equals the store one process builds (float64 sums to rounding).
+    // maxTokens counts the whole job's tokens. Not part of the options a store records.
+    std::shared_ptr<distributed::Group> group;
+    // With group: rank 0 merges the parts into dbPath at the end (false: each rank finishes its
+    // part and the parts stay, for merge() elsewhere or later).
+    bool mergeParts = true;
 };
 
 struct BuildProgress {
@@ -273,14 +286,45 @@ struct BuildResult {
     int64_t resumedFromTokens = 0; // > 0 when a saved state was picked up
     int64_t bytes = 0; // the database's size
     int64_t coactivationPairs = 0; // pairs of features that fired together (0 when not gathered)
+    int64_t ranks = 1; // processes that built it (parts merged)
 };
 
 // Streams the corpus (one text per line) through model and transcoders and writes the store at
 // dbPath. Resumes from a saved state when the store holds one for the same model, set and
 // options. progress returns false to stop (the state is saved first; throws cs::Cancelled).
+// With options.group, this process is one rank of the job: progress reports the job's tokens,
+// any rank's stop stops them all at the same batch, a lost rank makes the others throw
+// cs::Error naming it within the group's timeout, and the same command on every rank resumes.
+// Ranks started with other build options are refused (distributed::Group::checkSame).
 BuildResult build(std::shared_ptr<const model::Model> model,
     std::shared_ptr<const transcoder::TranscoderSet> transcoders, const std::string& corpusPath,
     const std::string& dbPath, const BuildOptions& options = {},
     const std::function<bool(const BuildProgress&)>& progress = {});
+
+// Where rank `rank` of a job of `ranks` processes keeps its part of the store at dbPath:
+// "DB.part-R-of-W", a store that holds only the rank's build state.
+std::string partPath(const std::string& dbPath, int64_t rank, int64_t ranks);
+
+// What a part says of itself.
+struct PartInfo {
+    int64_t rank = 0, ranks = 0;
+    std::string modelFolder; // absolute, as the rank loaded it
+    std::string transcoderFolder; // absolute; empty for the neuron basis
+    bool finished = false; // the rank built all its batches (the part can be merged)
+    int64_t tokens = 0; // tokens in the part
+    StoreInfo store; // its buildOptions are the build's, without the part's own keys
+};
+// Throws cs::Error for a file that is not a part of a distributed build.
+PartInfo readPart(const std::string& path);
+
+// Combines the parts of one distributed build (every rank's, each once, all finished) into the
+// store at dbPath, as rank 0 does at the end of the build: the result equals a one-process
+// build. model and transcoders (null for the neuron basis) are the ones the parts were built
+// with (their names and shapes are checked). Parts of other builds (options, model, set, number
+// of ranks), a missing, duplicate or unfinished part are refused; so is a dbPath that is another
+// model's store or holds an interrupted build of its own. The parts are left in place.
+BuildResult merge(std::shared_ptr<const model::Model> model,
+    std::shared_ptr<const transcoder::TranscoderSet> transcoders, const std::vector<std::string>& parts,
+    const std::string& dbPath);
 
 } // namespace cs::features

@@ -8,6 +8,7 @@
 // item while there are no more than its size. Ties in the top-k go to the earlier context.
 #include "cs/features.h"
 
+#include "cs/distributed.h"
 #include "cs/error.h"
 #include "cs/transcoder_train.h"
 #include "cs/weights.h"
@@ -441,38 +442,62 @@ public:
     // Returns the contexts the state covers.
     int64_t loadState(const std::vector<uint8_t>& bytes)
     {
+        if (m_tokens != 0 || m_pairs.size() != 0)
+            throw Error("internal error: a build state loaded into a builder that holds one");
+        // Folding a state into an empty builder gives that state: every statistic and list below
+        // is its own merge's identity when empty (0, infinity, no items).
+        const int64_t contexts = foldState(bytes);
+        m_contexts = contexts;
+        return contexts;
+    }
+
+    // Adds a state saved by another builder over other contexts of the same corpus (a rank's part
+    // of a distributed build): counts and sums add, max and min combine, the top lists merge by
+    // ranksBefore, the samples keep the smallest keys of both (the items a single build's samples
+    // would hold, since keys depend only on (feature, item)), pairs add. Returns the contexts the
+    // folded state says it covers.
+    int64_t foldState(const std::vector<uint8_t>& bytes)
+    {
         Reader r(bytes);
         if (r.get<uint32_t>() != kStateMagic || r.get<uint32_t>() != kStateVersion)
             throw Error("the saved build state is not one this version reads: delete the store to rebuild");
         const auto contexts = r.get<int64_t>();
-        m_tokens = r.get<int64_t>();
+        m_tokens += r.get<int64_t>();
+        const auto topK = static_cast<size_t>(m_o.topK);
         for (auto& a : m_acc) {
-            a.active = r.get<int64_t>();
-            a.max = r.get<float>();
-            a.min = r.get<float>();
-            a.sum = r.get<double>();
+            a.active += r.get<int64_t>();
+            a.max = std::max(a.max, r.get<float>());
+            a.min = std::min(a.min, r.get<float>());
+            a.sum += r.get<double>();
             // A state of other sizes is refused: the options are checked before, so this is damage.
             auto within = [&](uint64_t count, int64_t capacity) {
                 if (count > static_cast<uint64_t>(capacity))
                     throw Error("the saved build state is damaged (a list is too long): delete the store to rebuild");
                 return count;
             };
-            a.topCount = within(r.get<uint64_t>(), m_o.topK);
-            for (size_t i = 0; i < a.topCount; ++i)
-                fillFrom(a.top[i], getExample(r));
+            for (auto k = within(r.get<uint64_t>(), m_o.topK); k > 0; --k) {
+                const Example e = getExample(r);
+                const size_t at = openTop(a, e.context, e.activation, topK);
+                if (at < topK)
+                    fillFrom(a.top[at], e);
+            }
             for (auto k = within(r.get<uint64_t>(), m_o.contextSample); k > 0; --k) {
                 const auto key = r.get<uint64_t>();
-                fillFrom(a.contexts.open(key), getExample(r));
-                a.contexts.commit();
+                const Example e = getExample(r);
+                if (key < a.contexts.bar()) {
+                    fillFrom(a.contexts.open(key), e);
+                    a.contexts.commit();
+                }
             }
             const auto keys = r.getVector<uint64_t>();
             const auto values = r.getVector<float>();
             if (keys.size() != values.size() || keys.size() > static_cast<size_t>(m_o.valueSample))
                 throw Error("the saved build state is damaged: delete the store to rebuild");
-            for (size_t i = 0; i < keys.size(); ++i) {
-                a.values.open(keys[i]) = values[i];
-                a.values.commit();
-            }
+            for (size_t i = 0; i < keys.size(); ++i)
+                if (keys[i] < a.values.bar()) {
+                    a.values.open(keys[i]) = values[i];
+                    a.values.commit();
+                }
         }
         const auto keys = r.getVector<uint64_t>();
         const auto counts = r.getVector<int64_t>();
@@ -481,16 +506,17 @@ public:
         if (counts.size() != keys.size() || sums.size() != 2 * keys.size())
             throw Error(
                 "the saved build state is damaged (its co-activation lists differ): delete the store to rebuild");
-        m_pairs.clear();
         for (size_t i = 0; i < keys.size(); ++i) {
             if (keys[i] / total >= total)
                 throw Error("the saved build state is damaged (a co-activation pair is out of range): delete the store "
                             "to rebuild");
-            m_pairs[keys[i]] = { counts[i], sums[2 * i], sums[2 * i + 1] };
+            PairStats& p = m_pairs[keys[i]];
+            p.count += counts[i];
+            p.sourceSum += sums[2 * i];
+            p.productSum += sums[2 * i + 1];
         }
         if (!r.done())
             throw Error("the saved build state is damaged (bytes left over): delete the store to rebuild");
-        m_contexts = contexts;
         return contexts;
     }
 
@@ -772,9 +798,53 @@ std::vector<FeatureRecord> Builder::records(const std::vector<std::string>& voca
 
 } // namespace
 
-BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<const transcoder::TranscoderSet> tc,
-    const std::string& corpusPath, const std::string& dbPath, const BuildOptions& o,
-    const std::function<bool(const BuildProgress&)>& progress)
+namespace {
+
+namespace fs = std::filesystem;
+
+// The options key of a store whose saved state is the merge of a distributed build's parts: the
+// whole corpus folded in, waiting only for its records to be written (build() and merge()
+// finish it without reading the corpus again). Its value is the number of parts.
+constexpr const char* kMergedKey = "merged_parts";
+// The options key of a part (partPath): which rank of how many, and the folders it loaded.
+constexpr const char* kPartKey = "part";
+
+nlohmann::json without(nlohmann::json j, const char* key)
+{
+    if (j.is_object())
+        j.erase(key);
+    return j;
+}
+
+// The options a store records (optionsJson), back as BuildOptions: a merge takes its parts'.
+BuildOptions optionsFromJson(const nlohmann::json& j, const std::string& where)
+{
+    try {
+        BuildOptions o;
+        o.maxTokens = j.at("max_tokens").get<int64_t>();
+        o.contextLength = j.at("context_length").get<int64_t>();
+        o.batchContexts = j.at("batch_contexts").get<int64_t>();
+        o.topK = j.at("top_k").get<int64_t>();
+        o.quantileBands = j.at("quantile_bands").get<int64_t>();
+        o.perBand = j.at("per_band").get<int64_t>();
+        o.contextSample = j.at("context_sample").get<int64_t>();
+        o.valueSample = j.at("value_sample").get<int64_t>();
+        o.window = j.at("window").get<int64_t>();
+        o.histogramBins = j.at("histogram_bins").get<int64_t>();
+        o.logitCount = j.at("logit_count").get<int64_t>();
+        o.coactivations = j.at("coactivations").get<bool>();
+        o.coactivationPartners = j.at("coactivation_partners").get<int64_t>();
+        o.basis = j.value("basis", std::string());
+        return o;
+    } catch (const nlohmann::json::exception&) {
+        throw Error(where + " does not record the options it was built with in a form this version reads");
+    }
+}
+
+// The checks every build makes of its inputs; returns the set whose features are built (null for
+// the neuron basis, whose features are the model's own neurons).
+const transcoder::TranscoderSet* checkInputs(
+    const model::Model* model, const transcoder::TranscoderSet* tc, const BuildOptions& o)
 {
     checkOptions(o);
     const bool neurons = o.basis == "neurons";
@@ -788,55 +858,406 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
     if (!model->hasTokenizer())
         throw Error("the model folder has no tokenizer.json; the feature store reads a text corpus");
     if (neurons)
-        tc = nullptr; // the neurons are the features
-    else
-        tc->checkFits(model->config());
-    at::NoGradGuard noGradients;
-    const auto start = Clock::now();
+        return nullptr;
+    tc->checkFits(model->config());
+    return tc;
+}
 
+// The store's identity (model, set, shape); buildOptions are the caller's.
+StoreInfo storeInfo(const model::Model& model, const transcoder::TranscoderSet* tc, const BuildOptions& o)
+{
     StoreInfo info;
-    info.model = std::filesystem::path(model->folder()).filename().string();
+    info.model = fs::path(model.folder()).filename().string();
     if (tc) {
-        info.scan
-            = tc->config().scan.empty() ? std::filesystem::path(tc->folder()).filename().string() : tc->config().scan;
+        info.scan = tc->config().scan.empty() ? fs::path(tc->folder()).filename().string() : tc->config().scan;
         info.nLayers = tc->nLayers();
         info.nFeatures = tc->nFeatures();
     } else { // findUnitStore's: the basis is the scan
         info.scan = o.basis;
-        info.nLayers = model->config().nLayers;
-        info.nFeatures = model->config().dMlp;
+        info.nLayers = model.config().nLayers;
+        info.nFeatures = model.config().dMlp;
     }
     info.contextLength = o.contextLength;
+    return info;
+}
+
+// The end of every build: the vocabulary, the co-activation lists, then the records with the
+// store marked complete, and the state dropped.
+void finishStore(
+    FeatureStore& store, const Builder& builder, const model::Model& model, StoreInfo info, const BuildOptions& o)
+{
+    std::vector<std::string> vocab;
+    for (int64_t id = 0; id < model.config().vocabSize; ++id)
+        vocab.push_back(model.tokenizer().tokenText(id));
+    info.tokens = builder.tokens();
+    info.complete = true;
+    store.writeVocabulary(vocab);
+    // The pairs before the records: a store whose records say complete has its pairs too.
+    if (o.coactivations)
+        store.writeCoactivations(builder.coactivationLists());
+    store.writeRecords(builder.records(vocab), info);
+    store.clearBuildState();
+}
+
+// Opens (or creates) the store a merge writes: create() refuses another model's or set's store,
+// and this refuses one holding an interrupted build that is not this build's merge (a
+// one-process build's state, or other options), which a merge would throw away. Sets `merged`
+// when it holds this build's merge already (a merge stopped before its records were written).
+std::unique_ptr<FeatureStore> openMergeTarget(const std::string& dbPath, const StoreInfo& info, bool& merged)
+{
+    auto store = FeatureStore::create(dbPath, info);
+    merged = false;
+    if (store->buildState()) {
+        const nlohmann::json have = store->info().buildOptions;
+        const bool isMerge = have.is_object() && have.contains(kMergedKey);
+        if (!isMerge || without(have, kMergedKey) != info.buildOptions)
+            throw Error(dbPath + " holds an interrupted build "
+                + (isMerge ? std::string("merged from parts with other options")
+                           : std::string("of one process (`features build` without --distributed resumes it)"))
+                + "; not overwriting it (finish it, or delete it)");
+        merged = true;
+    }
+    return store;
+}
+
+// Saves the merged state in the store before its records are written: from here on the store
+// holds everything the parts held, so the parts may go, and a merge that stops while writing
+// the records is finished by running it again (or by `features build` with the same options).
+void saveMerged(FeatureStore& store, const Builder& builder, StoreInfo info, int64_t parts, const BuildOptions& o)
+{
+    info.tokens = builder.tokens();
+    info.complete = false;
+    info.buildOptions[kMergedKey] = parts;
+    // Every part's contexts together: the contexts a one-process build's state would cover.
+    store.saveBuildState(builder.saveState(builder.tokens() / (o.contextLength - 1)), info);
+    store.clearRecords(); // no statistics of an older build stay (labels do)
+}
+
+void removeStoreFiles(const std::string& path)
+{
+    std::error_code ec;
+    for (const char* suffix : { "", "-wal", "-shm" })
+        fs::remove(path + suffix, ec);
+}
+
+BuildResult makeResult(const Builder& builder, const BuildOptions& o, Clock::time_point start,
+    Clock::time_point runStart, int64_t resumedFrom, const std::string& dbPath, int64_t ranks)
+{
+    BuildResult result;
+    result.tokens = builder.tokens();
+    result.contexts = builder.tokens() / (o.contextLength - 1);
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double runSeconds = std::chrono::duration<double>(Clock::now() - runStart).count();
+    result.tokensPerSecond = runSeconds > 0 ? static_cast<double>(result.tokens - resumedFrom) / runSeconds : 0;
+    result.resumedFromTokens = resumedFrom;
+    result.coactivationPairs = builder.pairCount();
+    result.ranks = ranks;
+    std::error_code ec;
+    result.bytes = static_cast<int64_t>(fs::file_size(dbPath, ec));
+    return result;
+}
+
+// A value a rank states (and whether it failed) to all the others: a [ranks, 1 + values] table,
+// each rank filling its row, summed. A step only one rank may fail (its part is someone else's
+// file) thus stops every rank at once, instead of leaving the others in the next collective until
+// the timeout. Throws this rank's error, or one naming the first rank that failed.
+std::vector<std::vector<int64_t>> exchange(
+    distributed::Group& g, const std::vector<int64_t>& values, const std::string& error, const std::string& what)
+{
+    const int64_t W = g.size(), width = static_cast<int64_t>(values.size()) + 1;
+    at::Tensor table = at::zeros({ W, width }, at::kLong);
+    int64_t* row = table.data_ptr<int64_t>() + g.rank() * width;
+    row[0] = error.empty() ? 0 : 1;
+    std::copy(values.begin(), values.end(), row + 1);
+    std::vector<at::Tensor> tensors { table };
+    g.allReduce(tensors);
+    const at::Tensor all = tensors[0].contiguous();
+    const int64_t* data = all.data_ptr<int64_t>();
+    if (!error.empty())
+        throw Error(error);
+    std::vector<std::vector<int64_t>> out;
+    for (int64_t r = 0; r < W; ++r) {
+        if (data[r * width] != 0)
+            throw Error("rank " + std::to_string(r) + " of " + std::to_string(W) + " could not " + what
+                + " (its own error says why)");
+        out.emplace_back(data + r * width + 1, data + (r + 1) * width);
+    }
+    return out;
+}
+
+// One rank of a distributed build (BuildOptions::group). The ranks go in lockstep rounds: in
+// round i rank r builds batch i * ranks + r, then one all-reduce of three numbers (its tokens so
+// far, whether it has batches left, whether it was asked to stop) tells every rank the job's
+// progress and whether to go on, and a rank that died makes the others' all-reduce throw within
+// the group's timeout. Checkpoints fall on the same rounds everywhere. A rank resumes from its
+// part; ranks whose parts stopped at different rounds (one died between two checkpoints) start
+// at the earliest, and those further on skip the rounds they have. At the end each part's state
+// goes to rank 0, which folds them into one, saves it in dbPath (after which every rank deletes
+// its part) and writes the records.
+BuildResult buildDistributed(const model::Model& model, const transcoder::TranscoderSet* tc,
+    const std::string& corpusPath, const std::string& dbPath, const BuildOptions& o, const StoreInfo& info,
+    const std::function<bool(const BuildProgress&)>& progress)
+{
+    distributed::Group& g = *o.group;
+    const int64_t W = g.size(), rank = g.rank(), B = o.batchContexts;
+    const int64_t perRound = W * B; // contexts a round
+    const auto start = Clock::now();
+    // Ranks started with other options would build parts that do not add up. (The model's, the
+    // set's and the corpus's contents are the caller's to compare: here they are names.)
+    std::string text = "model " + info.model + "\nset " + info.scan + "\n";
+    for (const auto& [key, value] : info.buildOptions.items())
+        text += key + " " + value.dump() + "\n";
+    text += "checkpoint_every " + std::to_string(o.checkpointEvery) + "\n";
+    g.checkSame("feature store build options", text);
+
+    const std::string part = partPath(dbPath, rank, W);
+    StoreInfo partInfo = info;
+    partInfo.buildOptions[kPartKey] = { { "rank", rank }, { "ranks", W },
+        { "model_folder", fs::absolute(model.folder()).lexically_normal().string() },
+        { "transcoder_folder", tc ? fs::absolute(tc->folder()).lexically_normal().string() : std::string() } };
+    const auto samePart = [](nlohmann::json a, nlohmann::json b) {
+        for (nlohmann::json* j : { &a, &b })
+            if (j->is_object() && j->contains(kPartKey) && (*j)[kPartKey].is_object()) {
+                (*j)[kPartKey].erase("model_folder"); // the same build may load them from elsewhere
+                (*j)[kPartKey].erase("transcoder_folder");
+            }
+        return a == b;
+    };
+    Builder builder(model, tc, o);
+    std::unique_ptr<FeatureStore> db, store;
+    bool merged = false; // rank 0: dbPath holds this build's merge, short of its records
+    bool finished = false; // the part holds all of this rank's batches
+    int64_t reached = 0; // contexts through the last round the part holds (its state's count)
+    std::string error;
+    try {
+        if (rank == 0 && o.mergeParts) // before any work: a store at dbPath that is someone else's is refused now
+            db = openMergeTarget(dbPath, info, merged);
+        store = FeatureStore::create(part, partInfo);
+        if (auto state = store->buildState()) {
+            if (!samePart(store->info().buildOptions, partInfo.buildOptions))
+                throw Error(
+                    part + " is a part of a build with other options: finish it as it was started, or delete it");
+            reached = builder.loadState(*state);
+            finished = store->info().complete;
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    constexpr int64_t kNever = std::numeric_limits<int64_t>::max() / 4; // the round of a finished part
+    int64_t doneRounds = finished ? kNever : reached / perRound; // rounds whose batch the part holds
+    std::vector<std::vector<int64_t>> table;
+    try {
+        table = exchange(g, { merged ? 1 : 0, builder.tokens(), doneRounds, finished ? 0 : 1 }, error,
+            "start its share of the build");
+    } catch (const Error&) {
+        if (store && builder.tokens() == 0) { // a part this run made, holding nothing: not left behind
+            store.reset();
+            removeStoreFiles(part);
+        }
+        throw;
+    }
+    int64_t round = kNever, jobTokens = 0;
+    bool anyLeft = false;
+    for (const auto& row : table) {
+        jobTokens += row[1];
+        round = std::min(round, row[2]);
+        anyLeft = anyLeft || row[3] != 0;
+    }
+    const int64_t resumedFrom = jobTokens;
+    const auto runStart = Clock::now();
+
+    if (table[0][0] != 0) { // dbPath holds every part already: they go, and rank 0 writes the records
+        store.reset();
+        removeStoreFiles(part);
+        if (rank != 0) {
+            BuildResult r;
+            r.ranks = W;
+            return r;
+        }
+        Builder all(model, tc, o);
+        all.loadState(*db->buildState());
+        finishStore(*db, all, model, info, o);
+        return makeResult(all, o, start, runStart, all.tokens(), dbPath, W);
+    }
+
+    std::unique_ptr<transcoder::TokenRows> rows; // made when this rank first reads
+    int64_t next = 0; // contexts read from the corpus (this rank's and the others')
+    const int64_t perContext = o.contextLength - 1;
+    const int64_t wanted = o.maxTokens > 0 ? (o.maxTokens + perContext - 1) / perContext : -1;
+    bool done = finished; // no batch of this rank is left
+    bool stopAsked = false;
+    int64_t sinceCheckpoint = 0;
+    const auto save = [&](bool complete) {
+        if (finished)
+            return; // its state is final
+        partInfo.tokens = builder.tokens();
+        partInfo.complete = complete;
+        store->saveBuildState(builder.saveState(complete ? next : doneRounds * perRound), partInfo);
+    };
+    while (anyLeft) {
+        if (!done && round >= doneRounds) {
+            const int64_t first = (round * W + rank) * B; // this rank's batch, in the whole corpus
+            if (wanted >= 0 && first >= wanted) {
+                done = true;
+            } else {
+                if (!rows)
+                    rows = std::make_unique<transcoder::TokenRows>(corpusPath,
+                        std::shared_ptr<const model::Tokenizer>(
+                            std::shared_ptr<const model::Tokenizer>(), &model.tokenizer()),
+                        o.contextLength);
+                while (next < first) { // the other ranks' batches
+                    const int64_t n = std::min(B, first - next), got = rows->next(n).size(0);
+                    next += got;
+                    if (got < n) {
+                        done = true;
+                        break;
+                    }
+                }
+                if (!done) {
+                    const int64_t n = wanted < 0 ? B : std::min(B, wanted - first);
+                    at::Tensor ids = rows->next(n);
+                    next += ids.size(0);
+                    if (ids.size(0) > 0)
+                        builder.add(ids.to(model.device()), first);
+                    done = ids.size(0) < n;
+                    doneRounds = round + 1;
+                }
+            }
+        }
+        std::vector<at::Tensor> sums { at::tensor({ builder.tokens(), int64_t(done ? 0 : 1), int64_t(stopAsked) }) };
+        try {
+            g.allReduce(sums);
+        } catch (const Error&) {
+            try { // what this rank did since its last checkpoint is kept
+                save(false);
+            } catch (const std::exception&) {
+            }
+            throw;
+        }
+        jobTokens = sums[0][0].item<int64_t>();
+        anyLeft = sums[0][1].item<int64_t>() > 0;
+        const bool stop = sums[0][2].item<int64_t>() > 0;
+        ++round;
+        sinceCheckpoint += perRound;
+        if (stop) { // every rank stops after the same round
+            save(false);
+            throw Cancelled();
+        }
+        if (anyLeft && sinceCheckpoint >= o.checkpointEvery) {
+            save(false);
+            sinceCheckpoint = 0;
+        }
+        if (progress && anyLeft) {
+            BuildProgress p;
+            p.tokens = jobTokens;
+            p.totalTokens = wanted > 0 ? wanted * perContext : 0;
+            const double seconds = std::chrono::duration<double>(Clock::now() - runStart).count();
+            p.tokensPerSecond = seconds > 0 ? static_cast<double>(jobTokens - resumedFrom) / seconds : 0;
+            p.secondsLeft = p.totalTokens > 0 && p.tokensPerSecond > 0
+                ? static_cast<double>(p.totalTokens - p.tokens) / p.tokensPerSecond
+                : 0;
+            stopAsked = !progress(p);
+        }
+    }
+    if (jobTokens == 0)
+        throw Error("the corpus " + corpusPath + " has no text to build from");
+    // The part is finished: a run of the same command from here goes straight to the merge.
+    save(true);
+    finished = true;
+    if (!o.mergeParts) {
+        g.barrier(); // every part is saved when rank 0 reports
+        BuildResult r;
+        r.tokens = jobTokens;
+        r.contexts = jobTokens / perContext;
+        r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const double runSeconds = std::chrono::duration<double>(Clock::now() - runStart).count();
+        r.tokensPerSecond = runSeconds > 0 ? static_cast<double>(jobTokens - resumedFrom) / runSeconds : 0;
+        r.resumedFromTokens = resumedFrom;
+        r.ranks = W;
+        return r;
+    }
+
+    // Each part's state to rank 0, one rank at a time (a broadcast: the group has no
+    // point-to-point send), folded into rank 0's as it arrives.
+    const std::vector<uint8_t> mine = builder.saveState(next);
+    const auto sizes = exchange(g, { static_cast<int64_t>(mine.size()) }, {}, "send its part");
+    for (int64_t r = 1; r < W; ++r) {
+        const int64_t n = sizes[static_cast<size_t>(r)][0];
+        at::Tensor bytes = at::empty({ n }, at::kByte);
+        if (rank == r)
+            std::memcpy(bytes.data_ptr<uint8_t>(), mine.data(), mine.size());
+        std::vector<at::Tensor> tensors { bytes };
+        g.broadcast(tensors, r);
+        if (rank == 0) {
+            const at::Tensor got = tensors[0].contiguous();
+            builder.foldState(std::vector<uint8_t>(got.data_ptr<uint8_t>(), got.data_ptr<uint8_t>() + n));
+        }
+    }
+    if (rank == 0)
+        saveMerged(*db, builder, info, W, o);
+    g.barrier(); // the parts are in dbPath now
+    store.reset();
+    removeStoreFiles(part);
+    if (rank != 0) {
+        BuildResult r;
+        r.tokens = jobTokens;
+        r.contexts = jobTokens / perContext;
+        r.resumedFromTokens = resumedFrom;
+        r.ranks = W;
+        return r;
+    }
+    finishStore(*db, builder, model, info, o);
+    return makeResult(builder, o, start, runStart, resumedFrom, dbPath, W);
+}
+
+} // namespace
+
+BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<const transcoder::TranscoderSet> tcIn,
+    const std::string& corpusPath, const std::string& dbPath, const BuildOptions& o,
+    const std::function<bool(const BuildProgress&)>& progress)
+{
+    const transcoder::TranscoderSet* tc = checkInputs(model.get(), tcIn.get(), o);
+    at::NoGradGuard noGradients;
+    const auto start = Clock::now();
+    StoreInfo info = storeInfo(*model, tc, o);
     info.buildOptions = optionsJson(o, corpusPath);
+    if (o.group)
+        return buildDistributed(*model, tc, corpusPath, dbPath, o, info, progress);
     auto store = FeatureStore::create(dbPath, info);
 
-    Builder builder(*model, tc.get(), o);
-    transcoder::TokenRows rows(corpusPath,
-        std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &model->tokenizer()),
-        o.contextLength);
+    Builder builder(*model, tc, o);
+    std::unique_ptr<transcoder::TokenRows> rows;
+    bool merged = false; // the store holds a merge of a distributed build's parts: the whole corpus
     int64_t contexts = 0, resumedFrom = 0;
     if (auto state = store->buildState()) {
-        if (store->info().buildOptions != info.buildOptions)
+        const nlohmann::json have = store->info().buildOptions;
+        merged = have.is_object() && have.contains(kMergedKey);
+        if (without(have, kMergedKey) != info.buildOptions)
             throw Error("the store at " + dbPath
                 + " holds a build started with other options: finish it with the same ones, or delete it");
         contexts = builder.loadState(*state);
         resumedFrom = builder.tokens();
+    } else {
+        store->clearRecords(); // a fresh build: no statistics of an older one stay (labels do)
+    }
+    if (!merged) {
+        rows = std::make_unique<transcoder::TokenRows>(corpusPath,
+            std::shared_ptr<const model::Tokenizer>(std::shared_ptr<const model::Tokenizer>(), &model->tokenizer()),
+            o.contextLength);
         for (int64_t skipped = 0; skipped < contexts;) { // the contexts the state covers
-            const int64_t got = rows.next(std::min<int64_t>(o.batchContexts, contexts - skipped)).size(0);
+            const int64_t got = rows->next(std::min<int64_t>(o.batchContexts, contexts - skipped)).size(0);
             if (got == 0)
                 throw Error("the corpus is shorter than the saved build state says: is it the same file?");
             skipped += got;
         }
-    } else {
-        store->clearRecords(); // a fresh build: no statistics of an older one stay (labels do)
     }
     const int64_t perContext = o.contextLength - 1;
     const int64_t wanted = o.maxTokens > 0 ? (o.maxTokens + perContext - 1) / perContext : -1;
     int64_t sinceCheckpoint = 0;
     const auto runStart = Clock::now();
-    while (wanted < 0 || contexts < wanted) {
+    while (!merged && (wanted < 0 || contexts < wanted)) {
         const int64_t n = wanted < 0 ? o.batchContexts : std::min(o.batchContexts, wanted - contexts);
-        at::Tensor ids = rows.next(n);
+        at::Tensor ids = rows->next(n);
         if (ids.size(0) == 0)
             break;
         builder.add(ids.to(model->device()), contexts);
@@ -864,30 +1285,106 @@ BuildResult build(std::shared_ptr<const model::Model> model, std::shared_ptr<con
     }
     if (contexts == 0)
         throw Error("the corpus " + corpusPath + " has no text to build from");
-
-    std::vector<std::string> vocab;
-    for (int64_t id = 0; id < model->config().vocabSize; ++id)
-        vocab.push_back(model->tokenizer().tokenText(id));
-    info.tokens = builder.tokens();
-    info.complete = true;
-    store->writeVocabulary(vocab);
-    // The pairs before the records: a store whose records say complete has its pairs too.
-    if (o.coactivations)
-        store->writeCoactivations(builder.coactivationLists());
-    store->writeRecords(builder.records(vocab), info);
-    store->clearBuildState();
-
-    BuildResult result;
-    result.tokens = builder.tokens();
+    finishStore(*store, builder, *model, info, o);
+    BuildResult result = makeResult(builder, o, start, runStart, resumedFrom, dbPath, 1);
     result.contexts = contexts;
-    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const double runSeconds = std::chrono::duration<double>(Clock::now() - runStart).count();
-    result.tokensPerSecond = runSeconds > 0 ? static_cast<double>(result.tokens - resumedFrom) / runSeconds : 0;
-    result.resumedFromTokens = resumedFrom;
-    result.coactivationPairs = builder.pairCount();
-    std::error_code ec;
-    result.bytes = static_cast<int64_t>(std::filesystem::file_size(dbPath, ec));
     return result;
+}
+
+std::string partPath(const std::string& dbPath, int64_t rank, int64_t ranks)
+{
+    return dbPath + ".part-" + std::to_string(rank) + "-of-" + std::to_string(ranks);
+}
+
+PartInfo readPart(const std::string& path)
+{
+    const auto store = FeatureStore::open(path);
+    PartInfo p;
+    p.store = store->info();
+    const nlohmann::json& o = p.store.buildOptions;
+    if (!o.is_object() || !o.contains(kPartKey) || !o[kPartKey].is_object())
+        throw Error(path + " is not a part of a distributed build (it is a feature store of its own)");
+    try {
+        const nlohmann::json& j = o[kPartKey];
+        p.rank = j.at("rank").get<int64_t>();
+        p.ranks = j.at("ranks").get<int64_t>();
+        p.modelFolder = j.at("model_folder").get<std::string>();
+        p.transcoderFolder = j.at("transcoder_folder").get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+        throw Error(path + " is damaged: its record of which part it is cannot be read");
+    }
+    if (p.ranks < 1 || p.rank < 0 || p.rank >= p.ranks)
+        throw Error(
+            path + " is damaged: it says it is rank " + std::to_string(p.rank) + " of " + std::to_string(p.ranks));
+    p.finished = p.store.complete;
+    p.tokens = p.store.tokens;
+    p.store.buildOptions.erase(kPartKey);
+    return p;
+}
+
+BuildResult merge(std::shared_ptr<const model::Model> model, std::shared_ptr<const transcoder::TranscoderSet> tcIn,
+    const std::vector<std::string>& parts, const std::string& dbPath)
+{
+    if (parts.empty())
+        throw Error("features merge needs the parts to merge");
+    const auto start = Clock::now();
+    std::vector<PartInfo> infos;
+    for (const std::string& path : parts)
+        infos.push_back(readPart(path));
+    const PartInfo& first = infos.front();
+    const int64_t W = first.ranks;
+    std::vector<std::string> byRank(static_cast<size_t>(W));
+    for (size_t i = 0; i < parts.size(); ++i) {
+        const PartInfo& p = infos[i];
+        std::string differs;
+        if (p.ranks != W)
+            differs = "a job of " + std::to_string(p.ranks) + " ranks, not " + std::to_string(W);
+        else if (p.store.model != first.store.model || p.store.scan != first.store.scan
+            || p.store.nLayers != first.store.nLayers || p.store.nFeatures != first.store.nFeatures)
+            differs = "model \"" + p.store.model + "\" and transcoders \"" + p.store.scan + "\", not \""
+                + first.store.model + "\" and \"" + first.store.scan + "\"";
+        else if (p.store.buildOptions != first.store.buildOptions)
+            differs = "options " + p.store.buildOptions.dump() + ", not " + first.store.buildOptions.dump();
+        if (!differs.empty())
+            throw Error(parts[i] + " is a part of another build than " + parts[0] + ": " + differs);
+        std::string& slot = byRank[static_cast<size_t>(p.rank)];
+        if (!slot.empty())
+            throw Error(slot + " and " + parts[i] + " are both the part of rank " + std::to_string(p.rank));
+        slot = parts[i];
+    }
+    for (int64_t r = 0; r < W; ++r)
+        if (byRank[static_cast<size_t>(r)].empty())
+            throw Error("the part of rank " + std::to_string(r) + " of " + std::to_string(W) + " is missing (a file "
+                + fs::path(partPath("DB", r, W)).filename().string() + " beside the others)");
+    for (size_t i = 0; i < parts.size(); ++i)
+        if (!infos[i].finished)
+            throw Error(parts[i] + " is unfinished (rank " + std::to_string(infos[i].rank) + " stopped at "
+                + std::to_string(infos[i].tokens) + " tokens): run the job again with the same command to finish it");
+
+    const BuildOptions o = optionsFromJson(first.store.buildOptions, parts[0]);
+    const transcoder::TranscoderSet* tc = checkInputs(model.get(), tcIn.get(), o);
+    at::NoGradGuard noGradients;
+    StoreInfo info = storeInfo(*model, tc, o);
+    info.buildOptions = first.store.buildOptions;
+    if (info.model != first.store.model || info.scan != first.store.scan || info.nLayers != first.store.nLayers
+        || info.nFeatures != first.store.nFeatures)
+        throw Error("the parts were built with model \"" + first.store.model + "\" and transcoders \""
+            + first.store.scan + "\" (" + std::to_string(first.store.nLayers) + " x "
+            + std::to_string(first.store.nFeatures) + "), not \"" + info.model + "\" and \"" + info.scan + "\" ("
+            + std::to_string(info.nLayers) + " x " + std::to_string(info.nFeatures) + ")");
+    bool merged = false;
+    auto db = openMergeTarget(dbPath, info, merged);
+    const auto runStart = Clock::now();
+    Builder builder(*model, tc, o);
+    for (const std::string& path : byRank) {
+        const auto state = FeatureStore::open(path)->buildState();
+        if (!state)
+            throw Error(path + " holds no build state");
+        builder.foldState(*state);
+    }
+    saveMerged(*db, builder, info, W, o);
+    finishStore(*db, builder, *model, info, o);
+    return makeResult(builder, o, start, runStart, 0, dbPath, W);
 }
 
 } // namespace cs::features
