@@ -292,6 +292,28 @@ private Q_SLOTS:
             QVERIFY(!QFile::exists(QString::fromStdString(features::partPath(out.toStdString(), r, 2))));
     }
 
+    // The model's own neurons as the features (--basis neurons) the same way.
+    void neuronBasis()
+    {
+        const QStringList neurons { "--basis", "neurons" };
+        auto withoutTranscoder = [&](QStringList args) {
+            const auto at = args.indexOf("--transcoder");
+            args.remove(at, 2);
+            return args + neurons;
+        };
+        const QString one = path("neurons-one.db"), two = path("neurons-two.db");
+        const auto single = runJob({ withoutTranscoder(buildArgs(one)) });
+        QVERIFY2(single[0].exitCode == 0, qPrintable(single[0].err));
+        const int port = freePort();
+        const auto job = runJob({ rankArgs(withoutTranscoder(buildArgs(two)), 0, port),
+            rankArgs(withoutTranscoder(buildArgs(two)), 1, port) });
+        for (const auto& f : job)
+            QVERIFY2(f.exitCode == 0, qPrintable(errors(job)));
+        QCOMPARE(features::FeatureStore::open(two.toStdString())->info().scan, std::string("neurons"));
+        const QString difference = storeDifference(one.toStdString(), two.toStdString());
+        QVERIFY2(difference.isEmpty(), qPrintable(difference));
+    }
+
     // --parts-only leaves the parts; `features merge` makes the same store of them (folders from
     // the parts), and refuses a missing, a duplicate or another build's part.
     void mergeCommand()
@@ -307,6 +329,13 @@ private Q_SLOTS:
         const QString p1 = QString::fromStdString(summary["parts"][1].get<std::string>());
         for (const QString& p : { p0, p1 })
             QVERIFY(features::readPart(p.toStdString()).finished);
+        const auto info = runJob({ { "features", "info", p1, "--json" } });
+        QVERIFY2(info[0].exitCode == 0, qPrintable(info[0].err));
+        const Json part = Json::parse(info[0].out.toStdString())["part"];
+        QCOMPARE(part["rank"].get<int64_t>(), int64_t(1));
+        QCOMPARE(part["ranks"].get<int64_t>(), int64_t(2));
+        QVERIFY(part["finished"].get<bool>());
+        QCOMPARE(QString::fromStdString(part["transcoder_folder"].get<std::string>()), m_transcoders);
 
         const QString merged = path("merged.db");
         const auto merge = runJob({ { "--device", "cpu", "features", "merge", p1, p0, "--out", merged, "--json" } });
@@ -374,6 +403,11 @@ private Q_SLOTS:
         QVERIFY(!features::FeatureStore::open(out.toStdString())->info().complete); // claimed at the start
         const features::PartInfo stopped = features::readPart(part1);
         QVERIFY(!stopped.finished && stopped.tokens > 0); // killed mid-build, after a checkpoint
+        // Rank 0 saved what it had when the job broke, so the parts may stand at different rounds
+        // (the resume starts both at the earlier one).
+        qInfo("parts at %lld and %lld tokens",
+            static_cast<long long>(features::readPart(features::partPath(out.toStdString(), 0, 2)).tokens),
+            static_cast<long long>(stopped.tokens));
 
         const QString p0 = QString::fromStdString(features::partPath(out.toStdString(), 0, 2));
         const auto early = runJob({ { "--device", "cpu", "features", "merge", p0, QString::fromStdString(part1),

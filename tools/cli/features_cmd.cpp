@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace cs::cli {
@@ -224,6 +225,14 @@ int info(const Args& args)
         { "vocabulary", store->vocabulary().size() }, { "resumable", store->buildState().has_value() },
         { "build_options", i.buildOptions }, { "coactivations", store->hasCoactivations() },
         { "basis", i.buildOptions.is_object() ? i.buildOptions.value("basis", std::string("features")) : "features" } };
+    // A part of a --distributed build holds a rank's state and no features: say which, and whether
+    // it can be merged.
+    std::optional<features::PartInfo> part;
+    if (i.buildOptions.is_object() && i.buildOptions.contains("part")) {
+        part = features::readPart(db);
+        j["part"] = { { "rank", part->rank }, { "ranks", part->ranks }, { "finished", part->finished },
+            { "model_folder", part->modelFolder }, { "transcoder_folder", part->transcoderFolder } };
+    }
     if (args.flag("json")) {
         std::cout << dump(j) << "\n";
     } else {
@@ -237,6 +246,11 @@ int info(const Args& args)
                                                    : "incomplete")
                   << "\nco-activation statistics (ERA / TWERA): " << (store->hasCoactivations() ? "yes" : "no")
                   << "\nbuild options: " << dump(i.buildOptions) << "\n";
+        if (part)
+            std::cout << "part: rank " << part->rank << " of " << part->ranks << " of a distributed build, "
+                      << (part->finished ? "finished (features merge combines it with the others)"
+                                         : "unfinished (the job's command resumes it)")
+                      << "\n";
     }
     return 0;
 }

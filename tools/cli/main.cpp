@@ -157,6 +157,8 @@ commands:
   features label DB LAYER:FEATURE --label TEXT [--notes TEXT]
                                               sets a feature's label (kept across rebuilds; "" removes it)
   features info DB [--json]                   model, transcoders, shape, tokens, build state, counts
+                                              (a part of a --distributed build: "part" {"rank","ranks",
+                                               "finished","model_folder","transcoder_folder"})
   features export DB --out DIR [--format circuit-tracer] [--layout layers|cantor]
                                               one circuit-tracer JSON per feature, DIR/LAYER/FEATURE.json
                                               (cantor: DIR/INDEX.json, INDEX the node "feature" of graphs)
