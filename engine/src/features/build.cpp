@@ -192,25 +192,27 @@ public:
 
 class Reader {
 public:
-    explicit Reader(const std::vector<uint8_t>& bytes)
-        : m_bytes(bytes)
+    // Reads bytes it does not own: they must outlive it.
+    Reader(const uint8_t* data, size_t size)
+        : m_data(data)
+        , m_size(size)
     {
     }
     template<typename T> T get()
     {
         need(sizeof(T));
         T v;
-        std::memcpy(&v, m_bytes.data() + m_at, sizeof(T));
+        std::memcpy(&v, m_data + m_at, sizeof(T));
         m_at += sizeof(T);
         return v;
     }
     template<typename T> std::vector<T> getVector()
     {
         const auto n = get<uint64_t>();
-        if (n > (m_bytes.size() - m_at) / sizeof(T))
+        if (n > (m_size - m_at) / sizeof(T))
             throw Error("the saved build state is damaged (a length runs past its end): delete the store to rebuild");
         std::vector<T> v(static_cast<size_t>(n));
-        std::memcpy(v.data(), m_bytes.data() + m_at, static_cast<size_t>(n) * sizeof(T));
+        std::memcpy(v.data(), m_data + m_at, static_cast<size_t>(n) * sizeof(T));
         m_at += static_cast<size_t>(n) * sizeof(T);
         return v;
     }
@@ -219,15 +221,17 @@ public:
         auto v = getVector<char>();
         return std::string(v.begin(), v.end());
     }
-    bool done() const { return m_at == m_bytes.size(); }
+    bool done() const { return m_at == m_size; }
 
 private:
     void need(size_t n) const
     {
-        if (m_bytes.size() - m_at < n)
+        if (m_size - m_at < n)
             throw Error("the saved build state is damaged (it ends early): delete the store to rebuild");
     }
-    const std::vector<uint8_t>& m_bytes;
+    // A view: a state received from another rank is read where it arrived, not copied.
+    const uint8_t* m_data;
+    size_t m_size;
     size_t m_at = 0;
 };
 
@@ -446,7 +450,7 @@ public:
             throw Error("internal error: a build state loaded into a builder that holds one");
         // Folding a state into an empty builder gives that state: every statistic and list below
         // is its own merge's identity when empty (0, infinity, no items).
-        const int64_t contexts = foldState(bytes);
+        const int64_t contexts = foldState(bytes.data(), bytes.size());
         m_contexts = contexts;
         return contexts;
     }
@@ -456,9 +460,9 @@ public:
     // ranksBefore, the samples keep the smallest keys of both (the items a single build's samples
     // would hold, since keys depend only on (feature, item)), pairs add. Returns the contexts the
     // folded state says it covers.
-    int64_t foldState(const std::vector<uint8_t>& bytes)
+    int64_t foldState(const uint8_t* bytes, size_t size)
     {
-        Reader r(bytes);
+        Reader r(bytes, size);
         if (r.get<uint32_t>() != kStateMagic || r.get<uint32_t>() != kStateVersion)
             throw Error("the saved build state is not one this version reads: delete the store to rebuild");
         const auto contexts = r.get<int64_t>();
@@ -1087,12 +1091,11 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
     bool done = finished; // no batch of this rank is left
     bool stopAsked = false;
     int64_t sinceCheckpoint = 0;
-    const auto save = [&](bool complete) {
+    const auto save = [&] { // a checkpoint: the rounds this rank has done
         if (finished)
             return; // its state is final
         partInfo.tokens = builder.tokens();
-        partInfo.complete = complete;
-        store->saveBuildState(builder.saveState(complete ? next : doneRounds * perRound), partInfo);
+        store->saveBuildState(builder.saveState(doneRounds * perRound), partInfo);
     };
     while (anyLeft) {
         if (!done && round >= doneRounds) {
@@ -1129,7 +1132,7 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
             g.allReduce(sums);
         } catch (const Error&) {
             try { // what this rank did since its last checkpoint is kept
-                save(false);
+                save();
             } catch (const std::exception&) {
             }
             throw;
@@ -1140,11 +1143,11 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
         ++round;
         sinceCheckpoint += perRound;
         if (stop) { // every rank stops after the same round
-            save(false);
+            save();
             throw Cancelled();
         }
         if (anyLeft && sinceCheckpoint >= o.checkpointEvery) {
-            save(false);
+            save();
             sinceCheckpoint = 0;
         }
         if (progress && anyLeft) {
@@ -1161,9 +1164,17 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
     }
     if (jobTokens == 0)
         throw Error("the corpus " + corpusPath + " has no text to build from");
-    // The part is finished: a run of the same command from here goes straight to the merge.
-    save(true);
-    finished = true;
+    // The part is finished: a run of the same command from here goes straight to the merge. Its
+    // bytes are also what goes to rank 0 (rank 0 keeps its own in its builder).
+    std::vector<uint8_t> mine;
+    if (!finished || rank != 0)
+        mine = builder.saveState(next);
+    if (!finished) {
+        partInfo.tokens = builder.tokens();
+        partInfo.complete = true;
+        store->saveBuildState(mine, partInfo);
+        finished = true;
+    }
     if (!o.mergeParts) {
         g.barrier(); // every part is saved when rank 0 reports
         BuildResult r;
@@ -1179,7 +1190,6 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
 
     // Each part's state to rank 0, one rank at a time (a broadcast: the group has no
     // point-to-point send), folded into rank 0's as it arrives.
-    const std::vector<uint8_t> mine = builder.saveState(next);
     const auto sizes = exchange(g, { static_cast<int64_t>(mine.size()) }, {}, "send its part");
     for (int64_t r = 1; r < W; ++r) {
         const int64_t n = sizes[static_cast<size_t>(r)][0];
@@ -1190,7 +1200,7 @@ BuildResult buildDistributed(const model::Model& model, const transcoder::Transc
         g.broadcast(tensors, r);
         if (rank == 0) {
             const at::Tensor got = tensors[0].contiguous();
-            builder.foldState(std::vector<uint8_t>(got.data_ptr<uint8_t>(), got.data_ptr<uint8_t>() + n));
+            builder.foldState(got.data_ptr<uint8_t>(), static_cast<size_t>(n));
         }
     }
     if (rank == 0)
@@ -1380,7 +1390,7 @@ BuildResult merge(std::shared_ptr<const model::Model> model, std::shared_ptr<con
         const auto state = FeatureStore::open(path)->buildState();
         if (!state)
             throw Error(path + " holds no build state");
-        builder.foldState(*state);
+        builder.foldState(state->data(), state->size());
     }
     saveMerged(*db, builder, info, W, o);
     finishStore(*db, builder, *model, info, o);
