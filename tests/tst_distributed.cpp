@@ -1,6 +1,7 @@
 // Jobs over several processes (issue 22): c10d collectives between two ranks on the loopback
 // interface (Gloo), data-parallel transcoder training against one process reading the same
 // shards, a rank that dies mid-job, and ranks started apart.
+#include "cli_job.h"
 #include "cs/distributed.h"
 #include "cs/engine.h"
 #include "cs/error.h"
@@ -12,74 +13,14 @@
 #include <QtTest>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <future>
 #include <thread>
 
 using namespace cs;
+using namespace cs::testing;
 using Json = nlohmann::json;
 
 namespace {
-
-// A port nobody listens on now (the kernel's pick for a socket bound to port 0).
-int freePort()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t length = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
-        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0)
-        qFatal("no free port");
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-struct Finished {
-    int exitCode = -1;
-    QString out, err;
-};
-
-// Starts one process a rank (each with its own environment on top of this one's) and waits for
-// all of them; `during` runs while they do, and may kill one.
-std::vector<Finished> runJob(const std::vector<QStringList>& args, const std::vector<QProcessEnvironment>& envs,
-    const std::function<void(std::vector<std::unique_ptr<QProcess>>&)>& during = {}, int timeoutMs = 240000)
-{
-    std::vector<std::unique_ptr<QProcess>> procs;
-    for (size_t r = 0; r < args.size(); ++r) {
-        auto p = std::make_unique<QProcess>();
-        p->setProcessEnvironment(envs[r]);
-        p->start(QStringLiteral(CS_CLI_PATH), args[r]);
-        procs.push_back(std::move(p));
-    }
-    if (during)
-        during(procs);
-    std::vector<Finished> out;
-    for (auto& p : procs) {
-        p->waitForFinished(timeoutMs);
-        Finished f;
-        f.exitCode = p->exitStatus() == QProcess::NormalExit ? p->exitCode() : -1;
-        f.out = QString::fromUtf8(p->readAllStandardOutput());
-        f.err = QString::fromUtf8(p->readAllStandardError());
-        out.push_back(f);
-    }
-    return out;
-}
-
-QProcessEnvironment quietEnvironment()
-{
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert("OMP_NUM_THREADS", "1"); // two ranks on two cores
-    env.remove("RANK");
-    env.remove("WORLD_SIZE");
-    return env;
-}
 
 double maxRelativeDifference(const transcoder::TranscoderSet& a, const transcoder::TranscoderSet& b)
 {

@@ -2,6 +2,7 @@
 // loopback interface (Gloo) against one process over the same corpus, on every figure of every
 // feature; `features merge` of the parts; a rank that dies mid-build and the job resumed; ranks
 // started apart; a file at the output that is not the build's; merges of parts that do not add up.
+#include "cli_job.h"
 #include "hf_fixtures.h"
 
 #include "cs/error.h"
@@ -14,76 +15,13 @@
 #include <QtTest>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cmath>
 
 using namespace cs;
+using namespace cs::testing;
 using Json = nlohmann::json;
 
 namespace {
-
-// A port nobody listens on now (the kernel's pick for a socket bound to port 0).
-int freePort()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t length = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
-        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0)
-        qFatal("no free port");
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-struct Finished {
-    int exitCode = -1;
-    QString out, err;
-};
-
-QProcessEnvironment quietEnvironment()
-{
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert("OMP_NUM_THREADS", "1"); // two ranks on two cores
-    env.insert("OMP_WAIT_POLICY", "PASSIVE");
-    env.remove("RANK");
-    env.remove("WORLD_SIZE");
-    return env;
-}
-
-// Starts one process per argument list and waits for all; `during` runs while they do, and may
-// kill one.
-std::vector<Finished> runJob(const std::vector<QStringList>& args,
-    const std::function<void(std::vector<std::unique_ptr<QProcess>>&)>& during = {}, int timeoutMs = 120000)
-{
-    std::vector<std::unique_ptr<QProcess>> procs;
-    for (const QStringList& a : args) {
-        auto p = std::make_unique<QProcess>();
-        p->setProcessEnvironment(quietEnvironment());
-        p->start(QStringLiteral(CS_CLI_PATH), a);
-        procs.push_back(std::move(p));
-    }
-    if (during)
-        during(procs);
-    std::vector<Finished> out;
-    for (auto& p : procs) {
-        if (!p->waitForFinished(timeoutMs))
-            p->kill();
-        p->waitForFinished(5000);
-        Finished f;
-        f.exitCode = p->exitStatus() == QProcess::NormalExit ? p->exitCode() : -1;
-        f.out = QString::fromUtf8(p->readAllStandardOutput());
-        f.err = QString::fromUtf8(p->readAllStandardError());
-        out.push_back(f);
-    }
-    return out;
-}
 
 bool close(double a, double b)
 {
@@ -381,7 +319,7 @@ private Q_SLOTS:
         qint64 killedAt = 0;
         QElapsedTimer clock;
         clock.start();
-        const auto killed = runJob(args, [&](std::vector<std::unique_ptr<QProcess>>& procs) {
+        const auto killed = runJob(args, {}, [&](std::vector<std::unique_ptr<QProcess>>& procs) {
             // Once rank 1 saved its first checkpoint.
             const auto hasState = [&] {
                 try {
