@@ -1,7 +1,8 @@
 // The feature store (cs::features::FeatureStore, SQLite): the input is the database file. It is
 // opened read-only as the explorer does, and every read a card needs is made: the store's info,
 // the feature list, each listed feature's card and totals (the first 64), co-activations when
-// the store says it has them, the vocabulary and a label search.
+// the store says it has them, the vocabulary and a label search; then the file as a part of a
+// distributed build.
 #include "fuzz_common.h"
 
 #include <cs/features.h>
@@ -35,6 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
             }
         }
         (void)store->card(0, 0);
+    } catch (const cs::Error& e) {
+        cs::fuzz::refused(e);
+    }
+    try { // as `features merge` and `features info` read a part of a distributed build
+        (void)cs::features::readPart(path);
     } catch (const cs::Error& e) {
         cs::fuzz::refused(e);
     }

@@ -362,6 +362,43 @@ private Q_SLOTS:
         QVERIFY(!QFile::exists(p0) && !QFile::exists(QString::fromStdString(part1)));
     }
 
+    // A part whose record of which part it is makes no sense is refused as damaged, before a
+    // merge would make a slot for each of its ranks.
+    void damagedPartIsRefused_data()
+    {
+        QTest::addColumn<QString>("part");
+        QTest::newRow("a trillion ranks")
+            << R"({"rank": 0, "ranks": 1000000000000, "model_folder": "m", "transcoder_folder": "t"})";
+        QTest::newRow("rank past the end")
+            << R"({"rank": 2, "ranks": 2, "model_folder": "m", "transcoder_folder": "t"})";
+        QTest::newRow("rank as text") << R"({"rank": "0", "ranks": 2, "model_folder": "m", "transcoder_folder": "t"})";
+        QTest::newRow("no folders") << R"({"rank": 0, "ranks": 2})";
+    }
+    void damagedPartIsRefused()
+    {
+        QFETCH(QString, part);
+        const QString file
+            = path("damaged-" + QString::fromLatin1(QTest::currentDataTag()).replace(' ', '-') + ".db.part");
+        features::StoreInfo info;
+        info.model = "m";
+        info.scan = "s";
+        info.nLayers = 1;
+        info.nFeatures = 1;
+        info.contextLength = 8;
+        info.buildOptions = { { "top_k", 3 }, { "part", Json::parse(part.toStdString()) } };
+        features::FeatureStore::create(file.toStdString(), info).reset();
+        try {
+            features::readPart(file.toStdString());
+            QFAIL("a damaged part was read");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("is damaged"), e.what());
+        }
+        const auto merge = runJob({ { "--device", "cpu", "features", "merge", file, "--out", path("never.db") } });
+        QCOMPARE(merge[0].exitCode, 1);
+        QVERIFY2(merge[0].err.contains("is damaged"), qPrintable(merge[0].err));
+        QVERIFY(!QFile::exists(path("never.db")));
+    }
+
     // A file at DB that is not this model's store is refused by rank 0 before any work, and the
     // other rank stops with it, naming rank 0; the file is left as it was.
     void someoneElsesFileIsNotOverwritten()

@@ -1323,7 +1323,8 @@ PartInfo readPart(const std::string& path)
     } catch (const nlohmann::json::exception&) {
         throw Error(path + " is damaged: its record of which part it is cannot be read");
     }
-    if (p.ranks < 1 || p.rank < 0 || p.rank >= p.ranks)
+    // (A job's size is bounded as torchrun's WORLD_SIZE is: a merge makes a slot per rank.)
+    if (p.ranks < 1 || p.ranks > (int64_t(1) << 20) || p.rank < 0 || p.rank >= p.ranks)
         throw Error(
             path + " is damaged: it says it is rank " + std::to_string(p.rank) + " of " + std::to_string(p.ranks));
     p.finished = p.store.complete;
