@@ -18,8 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A store of 2 layers x 4 features holding two cards, a vocabulary and co-activations.
-void writeStore(const std::string& path)
+// A store of 2 layers x 4 features holding two cards, a vocabulary and co-activations; as a part
+// of a distributed build, its options say which (features::readPart).
+void writeStore(const std::string& path, bool asPart = false)
 {
     fs::remove(path);
     cs::features::StoreInfo info;
@@ -30,6 +31,10 @@ void writeStore(const std::string& path)
     info.contextLength = 3;
     info.tokens = 12;
     info.complete = true;
+    if (asPart)
+        info.buildOptions = { { "top_k", 1 },
+            { "part",
+                { { "rank", 1 }, { "ranks", 2 }, { "model_folder", "/m" }, { "transcoder_folder", "/m/clt" } } } };
     auto store = cs::features::FeatureStore::create(path, info);
     std::vector<cs::features::FeatureRecord> records;
     for (int64_t layer = 0; layer < 2; ++layer) {
@@ -116,6 +121,7 @@ int main(int argc, char** argv)
         fs::remove_all(tmp);
 
         writeStore((out / "feature_store" / "small.db").string());
+        writeStore((out / "feature_store" / "part.db").string(), true);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fuzz_make_seeds: %s\n", e.what());
         return 1;
