@@ -478,6 +478,18 @@ void TestModelLoadErrors::intactFolderLoads()
         const QString folder = cs::test::writeTinyModel(m_dir->filePath(QString("intact_") + family), spec);
         const auto model = cs::model::Model::load(folder.toStdString(), { "cpu" });
         QCOMPARE(model->config().nLayers, spec.nLayers);
+        // The configuration alone is the loaded model's, and needs no weights.
+        for (const auto& entry : QDir(folder).entryList({ "*.safetensors*" }, QDir::Files))
+            QVERIFY(QFile::remove(folder + "/" + entry));
+        const cs::model::ModelConfig alone = cs::model::Model::loadConfig(folder.toStdString());
+        const cs::model::ModelConfig& loaded = model->config();
+        QCOMPARE(alone.nLayers, loaded.nLayers);
+        QCOMPARE(alone.dModel, loaded.dModel);
+        QCOMPARE(alone.dMlp, loaded.dMlp);
+        QCOMPARE(alone.nHeads, loaded.nHeads);
+        QCOMPARE(alone.vocabSize, loaded.vocabSize);
+        QCOMPARE(alone.modelType, loaded.modelType);
+        QVERIFY_THROWS_EXCEPTION(cs::Error, cs::model::Model::load(folder.toStdString(), { "cpu" }));
     }
 }
 

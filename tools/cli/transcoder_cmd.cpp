@@ -88,7 +88,13 @@ int cmdTrain(const Args& args, const std::string& device)
     o.device = job.device == "auto" ? model::resolveDevice("auto").str() : job.device;
     const int64_t rank = job.group ? job.group->rank() : 0, ranks = job.group ? job.group->size() : 1;
 
-    auto model = model::Model::load(folder, { job.device, true });
+    // Feature-sharded, rank 0 reads the data for every rank: the others need the model's shape
+    // alone, and leave its weights off their devices.
+    const int64_t dataRanks = o.shardFeatures ? 1 : ranks;
+    std::shared_ptr<const model::Model> model;
+    if (rank < dataRanks)
+        model = model::Model::load(folder, { job.device, true });
+    const model::ModelConfig shape = model ? model->config() : model::Model::loadConfig(folder);
     if (job.group) // every rank must read the same model and corpus
         job.group->checkSame("model or corpus",
             "config.json " + fileFingerprint(folder + "/config.json") + "\ncorpus " + fileFingerprint(corpus) + "\n");
@@ -101,8 +107,6 @@ int cmdTrain(const Args& args, const std::string& device)
     ao.outputHook = transcoder::hookFromConfigName(o.outputHookName);
     ao.seqLen = args.intOr("seq-len", ao.seqLen);
     ao.cacheDir = args.valueOr("cache", "");
-    // Feature-sharded, rank 0 reads the data for every rank.
-    const int64_t dataRanks = o.shardFeatures ? 1 : ranks;
     ao.shards = dataRanks * localShards;
     std::vector<std::unique_ptr<transcoder::ActivationSource>> sources;
     std::vector<transcoder::ActivationSource*> shards;
@@ -111,7 +115,7 @@ int cmdTrain(const Args& args, const std::string& device)
         sources.push_back(transcoder::modelActivations(model, ao));
         shards.push_back(sources.back().get());
     }
-    const auto r = transcoder::trainTranscoder(shards, model->config(), o);
+    const auto r = transcoder::trainTranscoder(shards, shape, o);
     if (rank != 0) // rank 0 speaks for the job
         return 0;
 

@@ -124,6 +124,9 @@ class Model {
 public:
     // Loads a Hugging Face folder (config.json, safetensors, tokenizer.json); throws cs::Error.
     static std::shared_ptr<const Model> load(const std::string& folder, const LoadOptions& options = {});
+    // The configuration of a Hugging Face folder alone (config.json through its family), without
+    // the weights: for a process that needs the model's shape, not the model. Throws cs::Error.
+    static ModelConfig loadConfig(const std::string& folder);
 
     // A model from canonical weights (plugins/common.h names them), e.g. one being trained:
     // tensors already on `device` are used as they are (not copied), so a trainer that updates

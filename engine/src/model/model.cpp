@@ -214,9 +214,11 @@ void initThreads()
         at::set_num_threads(n);
 }
 
-std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOptions& options)
+namespace {
+
+// A folder's config.json and the family plugin that reads it.
+std::pair<std::shared_ptr<const plugins::FamilyPlugin>, nlohmann::json> readConfig(const std::string& folder)
 {
-    initThreads();
     std::error_code ec;
     if (!fs::is_directory(folder, ec))
         throw Error("model folder " + folder + " does not exist");
@@ -235,7 +237,22 @@ std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOp
         throw Error(configPath.string() + " is not a JSON object");
     if (!configJson.contains("model_type") || !configJson["model_type"].is_string())
         throw Error(configPath.string() + " has no \"model_type\", so the model family is unknown");
-    auto plugin = plugins::pluginForModelType(configJson["model_type"].get<std::string>());
+    return { plugins::pluginForModelType(configJson["model_type"].get<std::string>()), std::move(configJson) };
+}
+
+} // namespace
+
+ModelConfig Model::loadConfig(const std::string& folder)
+{
+    auto [plugin, configJson] = readConfig(folder);
+    return plugin->parseConfig(configJson);
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& folder, const LoadOptions& options)
+{
+    initThreads();
+    auto [plugin, configJson] = readConfig(folder);
+    std::error_code ec;
 
     auto model = std::shared_ptr<Model>(new Model());
     model->m_folder = folder;
