@@ -25,28 +25,6 @@ using namespace cs;
 
 namespace {
 
-std::shared_ptr<const transcoder::TranscoderSet> randomClt(const model::ModelConfig& mc, int64_t nFeatures)
-{
-    at::manual_seed(11);
-    transcoder::TranscoderConfig c;
-    c.architecture = transcoder::Architecture::CrossLayer;
-    c.activation = transcoder::Activation::ReLU;
-    c.nLayers = mc.nLayers;
-    c.dModel = mc.dModel;
-    c.nFeatures = nFeatures;
-    c.scan = "test/clt";
-    std::vector<transcoder::LayerWeights> layers;
-    for (int64_t l = 0; l < mc.nLayers; ++l) {
-        transcoder::LayerWeights w;
-        w.encoder = at::randn({ nFeatures, mc.dModel }) / std::sqrt(double(mc.dModel));
-        w.encoderBias = at::randn({ nFeatures }) * 0.3 - 0.6; // most tokens leave a feature off
-        w.decoder = at::randn({ nFeatures, mc.nLayers - l, mc.dModel }) * 0.1;
-        w.decoderBias = at::zeros({ mc.dModel });
-        layers.push_back(w);
-    }
-    return transcoder::TranscoderSet::fromWeights(c, layers, "cpu");
-}
-
 std::string writeCorpus(const QTemporaryDir& dir, int lines)
 {
     return test::writeWordCorpus(dir.filePath("corpus.txt").toStdString(), lines);
@@ -62,7 +40,7 @@ struct Fixture {
         test::TinySpec spec;
         spec.nLayers = layers;
         model = model::Model::load(test::writeTinyModel(dir.filePath("m"), spec).toStdString(), { "cpu", true });
-        tc = randomClt(model->config(), 12);
+        tc = test::randomClt(model->config(), 12);
         corpus = writeCorpus(dir, lines);
     }
     std::string db(const char* name) const { return dir.filePath(name).toStdString(); }
@@ -504,7 +482,8 @@ private Q_SLOTS:
         // A transcoder set of another shape.
         model::ModelConfig other = fx.model->config();
         other.dModel = 16;
-        QVERIFY_THROWS_EXCEPTION(Error, features::build(fx.model, randomClt(other, 4), fx.corpus, fx.db("b4.db"), o));
+        QVERIFY_THROWS_EXCEPTION(
+            Error, features::build(fx.model, test::randomClt(other, 4), fx.corpus, fx.db("b4.db"), o));
     }
 };
 

@@ -175,25 +175,9 @@ private Q_SLOTS:
         m_model = test::writeTinyModel(path("model"), spec);
         const auto model = model::Model::load(m_model.toStdString(), { "cpu", true });
         // A CLT with ReLU features, biased so that a feature fires on some tokens, not all.
-        at::manual_seed(11);
-        transcoder::TranscoderConfig c;
-        c.architecture = transcoder::Architecture::CrossLayer;
-        c.activation = transcoder::Activation::ReLU;
-        c.nLayers = spec.nLayers;
-        c.dModel = spec.dModel;
-        c.nFeatures = 16;
-        c.scan = "test/clt";
-        std::vector<transcoder::LayerWeights> layers;
-        for (int64_t l = 0; l < c.nLayers; ++l) {
-            transcoder::LayerWeights w;
-            w.encoder = at::randn({ c.nFeatures, c.dModel }) / std::sqrt(double(c.dModel));
-            w.encoderBias = at::randn({ c.nFeatures }) * 0.3 - 0.4;
-            w.decoder = at::randn({ c.nFeatures, c.nLayers - l, c.dModel }) * 0.1;
-            w.decoderBias = at::zeros({ c.dModel });
-            layers.push_back(w);
-        }
+        const auto clt = test::randomClt(model->config(), 16, -0.4);
         m_transcoders = path("clt");
-        transcoder::TranscoderSet::fromWeights(c, layers, "cpu")->save(m_transcoders.toStdString());
+        clt->save(m_transcoders.toStdString());
         m_corpus = QString::fromStdString(test::writeWordCorpus(path("corpus.txt").toStdString(), 1500));
 
         m_single = path("single.db").toStdString();
