@@ -715,23 +715,7 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
         at::Tensor fired = terms.acts.detach().gt(0); // [L, batch, F of this rank]
         at::Tensor perLayerL0 = fired.sum(2).to(at::kDouble).mean(1).cpu(); // [L]
         double value = terms.total.item<double>();
-        if (group && !shardFeatures) {
-            // The mean of the ranks' gradients is the gradient of the global batch's loss (each
-            // rank's loss is the mean over its equal share); a rank that diverged stops them all.
-            std::vector<at::Tensor> grads;
-            for (auto& [name, p] : params) {
-                if (!p.grad().defined()) // a parameter this batch did not reach
-                    p.mutable_grad() = at::zeros_like(p);
-                grads.push_back(p.mutable_grad());
-            }
-            grads.push_back(at::full({ 1 }, std::isfinite(value) ? 0.0f : 1.0f, grads[0].options()));
-            group->allReduce(grads);
-            for (size_t i = 0; i + 1 < grads.size(); ++i)
-                grads[i].div_(static_cast<double>(nRanks));
-            if (grads.back().item<float>() > 0)
-                value = NAN;
-            train::clipGradNorm(params, 1.0);
-        } else if (shardFeatures) {
+        if (shardFeatures) {
             // The ranks' shares of the sums over features: the gradient's squares (the parameters
             // every rank holds whole have one gradient, counted once), the sparsity and
             // pre-activation terms and L0.
@@ -750,6 +734,22 @@ TrainResult trainTranscoder(const std::vector<ActivationSource*>& sources, const
                 + w.lambdaPreact * sums[2].item<double>();
             perLayerL0 = sums.narrow(0, 3, L).clone();
         } else {
+            if (group) {
+                // The mean of the ranks' gradients is the gradient of the global batch's loss (each
+                // rank's loss is the mean over its equal share); a rank that diverged stops them all.
+                std::vector<at::Tensor> grads;
+                for (auto& [name, p] : params) {
+                    if (!p.grad().defined()) // a parameter this batch did not reach
+                        p.mutable_grad() = at::zeros_like(p);
+                    grads.push_back(p.mutable_grad());
+                }
+                grads.push_back(at::full({ 1 }, std::isfinite(value) ? 0.0f : 1.0f, grads[0].options()));
+                group->allReduce(grads);
+                for (size_t i = 0; i + 1 < grads.size(); ++i)
+                    grads[i].div_(static_cast<double>(nRanks));
+                if (grads.back().item<float>() > 0)
+                    value = NAN;
+            }
             train::clipGradNorm(params, 1.0);
         }
         optimizer.step(train::warmupCosine(step, warmup, o.steps, o.lr, 0.1));
